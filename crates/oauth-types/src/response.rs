@@ -1,0 +1,50 @@
+//! RFC 6749 §5.1: the successful token response.
+
+use serde::{Deserialize, Serialize};
+
+/// A successful token response (RFC 6749 §5.1). Serve it with `Cache-Control: no-store`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// A refresh token, when the grant allows one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refresh_token: Option<String>,
+    /// The granted scope (RFC 6749 §5.1: required when it differs from the request).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    /// A bearer token response.
+    #[must_use]
+    pub fn bearer(access_token: String, expires_in: u64) -> Self {
+        Self {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in,
+            refresh_token: None,
+            scope: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
