@@ -1,1 +1,183 @@
-//! placeholder
+//! A sans-IO OAuth 2.1 authorization-server engine for MCP.
+//!
+//! The engine implements the protocol: the authorization endpoint (RFC 6749 §4.1 with PKCE
+//! S256, RFC 8707 resources and RFC 9207 `iss`), the token endpoint (authorization code and
+//! refresh token with rotation), dynamic client registration (RFC 7591), revocation
+//! (RFC 7009), RFC 9068 JWT access tokens signed ES256 with a JWK Set, and RFC 8414
+//! metadata. Storage is the [`OAuthServerModel`] trait; [`MemoryModel`] is in-memory.
+//!
+//! It does no I/O of its own: no sockets, no files, no clock, no OS RNG. Every call takes
+//! `now`, randomness comes from the [`SecureRandom`] the caller plugs in, and the only awaits
+//! are model calls. Web adapters call its `http`-level entries
+//! ([`TokenEngine::token_endpoint`] and friends) and stay a few lines of glue.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mcpauth_token_engine::{EngineConfig, MemoryModel, SecureRandom, RandomError, SigningKey, TokenEngine};
+//!
+//! # struct OsRandom;
+//! # impl SecureRandom for OsRandom {
+//! #     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
+//! #         aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
+//! #     }
+//! # }
+//! # fn pkcs8() -> Vec<u8> {
+//! #     use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+//! #         .map(|d| d.as_ref().to_vec()).unwrap_or_default()
+//! # }
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
+//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
+//! assert_eq!(engine.metadata().token_endpoint.as_deref(), Some("https://auth.example.com/token"));
+//! # Ok(()) }
+//! # run().unwrap();
+//! ```
+
+mod access_token;
+mod authorize;
+mod client_auth;
+mod config;
+mod error;
+mod grant;
+mod hash;
+mod http_entry;
+mod keys;
+mod memory;
+mod model;
+mod random;
+mod redirect_uri;
+mod registration;
+mod revocation;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod time;
+
+use std::sync::Arc;
+
+pub use access_token::{AccessTokenClaims, Audience};
+pub use authorize::{AuthorizationRedirect, AuthorizeOutcome, PendingAuthorization};
+pub use config::{ConfigError, EngineConfig, ResourcePolicy};
+pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
+pub use hash::secret_hash;
+pub use http_entry::InternalError;
+pub use keys::{KeyError, SigningKey, jwk_set};
+pub use memory::{MemoryModel, MemoryModelError};
+pub use model::{
+    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode, GrantRecord,
+    GrantStore, ModelBase, OAuthServerModel, RefreshTokenRecord, RefreshTokenStore, RotateRefresh,
+    TokenEndpointAuthMethod,
+};
+pub use random::{RandomError, SecureRandom};
+pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
+pub use registration::RegisteredClient;
+pub use time::UnixTime;
+
+/// The authorization-server engine over a model `M`.
+///
+/// Cheap to share: wrap it in an `Arc` and call it from every request handler.
+pub struct TokenEngine<M: ?Sized> {
+    config: EngineConfig,
+    model: Arc<M>,
+    key: SigningKey,
+    verification_key: jsonwebtoken::DecodingKey,
+    rng: Arc<dyn SecureRandom>,
+}
+
+impl<M: ?Sized> std::fmt::Debug for TokenEngine<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEngine")
+            .field("config", &self.config)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Builds an engine.
+    #[must_use]
+    pub fn new(
+        config: EngineConfig,
+        model: Arc<M>,
+        key: SigningKey,
+        rng: Arc<dyn SecureRandom>,
+    ) -> Self {
+        let verification_key = access_token::decoding_key_for(&key);
+        Self {
+            config,
+            model,
+            key,
+            verification_key,
+            rng,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The model.
+    #[must_use]
+    pub fn model(&self) -> &Arc<M> {
+        &self.model
+    }
+
+    /// RFC 8414 metadata describing exactly what this engine does.
+    #[must_use]
+    pub fn metadata(&self) -> mcpauth_metadata::AuthorizationServerMetadata {
+        let c = &self.config;
+        let mut m = mcpauth_metadata::AuthorizationServerMetadata::new(self.issuer_str());
+        m.authorization_endpoint = Some(c.endpoint_url(paths::AUTHORIZE));
+        m.token_endpoint = Some(c.endpoint_url(paths::TOKEN));
+        m.jwks_uri = Some(c.endpoint_url(paths::JWKS));
+        m.revocation_endpoint = Some(c.endpoint_url(paths::REVOKE));
+        if c.dynamic_registration {
+            m.registration_endpoint = Some(c.endpoint_url(paths::REGISTER));
+        }
+        m.scopes_supported.clone_from(&c.scopes_supported);
+        m.response_types_supported = vec!["code".into()];
+        m.response_modes_supported = vec!["query".into()];
+        m.grant_types_supported = vec!["authorization_code".into(), "refresh_token".into()];
+        let methods: Vec<String> = ["none", "client_secret_basic", "client_secret_post"]
+            .map(String::from)
+            .to_vec();
+        m.token_endpoint_auth_methods_supported.clone_from(&methods);
+        m.revocation_endpoint_auth_methods_supported = methods;
+        m.code_challenge_methods_supported = vec!["S256".into()];
+        m.authorization_response_iss_parameter_supported = true;
+        m
+    }
+
+    /// The JWK Set document to serve at `jwks_uri`.
+    #[must_use]
+    pub fn jwks(&self) -> serde_json::Value {
+        jwk_set(&[&self.key])
+    }
+
+    /// The issuer string as published in metadata, tokens and RFC 9207 `iss`: a bare origin
+    /// has no trailing slash (`https://as.example`), a path is kept as configured.
+    pub(crate) fn issuer_str(&self) -> String {
+        if self.config.issuer.path() == "/" {
+            self.config.issuer.as_str().trim_end_matches('/').to_owned()
+        } else {
+            self.config.issuer.as_str().to_owned()
+        }
+    }
+}
+
+/// Default endpoint paths below the issuer.
+pub mod paths {
+    /// Authorization endpoint.
+    pub const AUTHORIZE: &str = "/authorize";
+    /// Token endpoint.
+    pub const TOKEN: &str = "/token";
+    /// Dynamic client registration endpoint.
+    pub const REGISTER: &str = "/register";
+    /// Revocation endpoint.
+    pub const REVOKE: &str = "/revoke";
+    /// JWK Set document.
+    pub const JWKS: &str = "/jwks.json";
+}

@@ -1,0 +1,128 @@
+//! RFC 9068: JWT access tokens (`typ: at+jwt`), signed with the engine's key.
+//!
+//! `jti` is `<grant_id>.<random>`: the grant id is not a secret, and carrying it lets the
+//! revocation endpoint find the grant of an access token without a table of issued tokens.
+
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::TokenEngine;
+use crate::keys::SigningKey;
+use crate::model::OAuthServerModel;
+use crate::random::{self, RandomError};
+use crate::time::UnixTime;
+
+/// The claims of an access token (RFC 9068 §2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AccessTokenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the user.
+    pub sub: String,
+    /// Audience: the resources (RFC 8707) the token is for.
+    pub aud: Audience,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Space-separated scope.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// Unique token id: `<grant_id>.<random>`.
+    pub jti: String,
+    /// Issued at.
+    pub iat: u64,
+    /// Expires at.
+    pub exp: u64,
+}
+
+/// `aud`: one string, or an array of strings (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn from_resources(resources: &[String]) -> Self {
+        match resources {
+            [one] => Self::One(one.clone()),
+            many => Self::Many(many.to_vec()),
+        }
+    }
+}
+
+impl AccessTokenClaims {
+    /// The grant id carried in `jti`.
+    #[must_use]
+    pub fn grant_id(&self) -> Option<&str> {
+        self.jti.split_once('.').map(|(grant, _)| grant)
+    }
+}
+
+/// Signing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum IssueError {
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    #[error("signing the access token failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+pub(crate) fn decoding_key_for(key: &SigningKey) -> jsonwebtoken::DecodingKey {
+    let jwk = key.public_jwk();
+    let x = jwk.get("x").and_then(|v| v.as_str()).unwrap_or_default();
+    let y = jwk.get("y").and_then(|v| v.as_str()).unwrap_or_default();
+    // The components come from a key that just parsed, so this cannot fail; an empty secret
+    // key (which verifies nothing as ES256) is the inert fallback.
+    jsonwebtoken::DecodingKey::from_ec_components(x, y)
+        .unwrap_or_else(|_| jsonwebtoken::DecodingKey::from_secret(&[]))
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    pub(crate) fn issue_access_token(
+        &self,
+        grant_id: &str,
+        subject: &str,
+        client_id: &str,
+        scope: &str,
+        resources: &[String],
+        now: UnixTime,
+    ) -> Result<String, IssueError> {
+        let claims = AccessTokenClaims {
+            iss: self.issuer_str(),
+            sub: subject.to_owned(),
+            aud: Audience::from_resources(resources),
+            client_id: client_id.to_owned(),
+            scope: scope.to_owned(),
+            jti: format!("{grant_id}.{}", random::identifier(&*self.rng)?),
+            iat: now.0,
+            exp: now.plus(self.config.access_token_ttl).0,
+        };
+        let mut header = Header::new(self.key.algorithm());
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(self.key.kid().to_owned());
+        Ok(jsonwebtoken::encode(
+            &header,
+            &claims,
+            self.key.encoding_key(),
+        )?)
+    }
+
+    /// Verifies an access token this engine issued (signature and issuer only; expiry is
+    /// irrelevant for revocation).
+    pub(crate) fn decode_own_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        let mut validation = Validation::new(self.key.algorithm());
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[self.issuer_str()]);
+        jsonwebtoken::decode::<AccessTokenClaims>(token, &self.verification_key, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}

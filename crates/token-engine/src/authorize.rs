@@ -1,0 +1,355 @@
+//! RFC 6749 §4.1.1–§4.1.2: the authorization endpoint, with PKCE (RFC 7636 §4.3, S256 only),
+//! resource indicators (RFC 8707 §2) and the `iss` response parameter (RFC 9207).
+//!
+//! Until the client and its redirect URI are known to be valid, errors are shown to the user
+//! and never redirected (RFC 6749 §4.1.2.1), so the endpoint cannot be used as an open
+//! redirector. Unknown client and unregistered redirect URI look the same from outside.
+
+use mcpauth_oauth_types::{
+    AuthorizationRequest, AuthorizeErrorCode, FormParams, OAuthError, Scope,
+};
+use mcpauth_pkce::CodeChallenge;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::ResourcePolicy;
+use crate::error::{AuthorizeError, internal};
+use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
+use crate::redirect_uri::redirect_uri_matches;
+use crate::time::UnixTime;
+use crate::{TokenEngine, hash, random};
+
+/// What the caller of [`TokenEngine::authorize`] must do next.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum AuthorizeOutcome {
+    /// The caller MUST redirect the user agent to this location (302/303).
+    Redirect(AuthorizationRedirect),
+    /// The request cannot be redirected safely: the caller MUST show this error to the user
+    /// and MUST NOT redirect.
+    ShowError(AuthorizeError),
+    /// The request is valid: the caller MUST authenticate the user and ask for consent, then
+    /// pass the pending authorization to [`TokenEngine::approve`] or [`TokenEngine::deny`].
+    NeedsConsent(PendingAuthorization),
+}
+
+/// Where to send the user agent after an authorization decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthorizationRedirect {
+    /// The full redirect URI with `code` (or `error`), `state` and `iss`.
+    pub location: String,
+}
+
+/// A validated authorization request waiting for the user's decision.
+///
+/// It is serializable so that a server can keep it between the login and consent pages. It
+/// MUST be stored server-side (or sealed): whoever can edit it can mint codes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use = "a pending authorization must be approved or denied"]
+#[non_exhaustive]
+pub struct PendingAuthorization {
+    /// The client asking.
+    pub client_id: String,
+    /// The client's display name, if it registered one.
+    pub client_name: Option<String>,
+    /// The redirect URI to answer at.
+    pub redirect_uri: String,
+    /// Whether the request carried `redirect_uri` explicitly.
+    pub redirect_uri_in_request: bool,
+    /// The scope requested (after defaults).
+    pub scope: String,
+    /// The resources (RFC 8707) requested.
+    pub resources: Vec<String>,
+    /// The client's `state`, returned untouched.
+    pub state: Option<String>,
+    /// The S256 `code_challenge`.
+    pub code_challenge: String,
+}
+
+impl PendingAuthorization {
+    /// The requested scope as a set.
+    #[must_use]
+    pub fn requested_scope(&self) -> Scope {
+        Scope::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+fn show(code: AuthorizeErrorCode, description: &'static str) -> AuthorizeOutcome {
+    AuthorizeOutcome::ShowError(OAuthError::new(code, description))
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Validates an authorization request from its raw query string (without `?`).
+    pub async fn authorize(&self, query: &[u8]) -> AuthorizeOutcome {
+        let request =
+            match FormParams::parse(query).and_then(|f| AuthorizationRequest::from_form(&f)) {
+                Ok(request) => request,
+                Err(e) => {
+                    return AuthorizeOutcome::ShowError(OAuthError::new(
+                        AuthorizeErrorCode::InvalidRequest,
+                        e.to_string(),
+                    ));
+                }
+            };
+        let Some(client_id) = request.client_id.as_deref() else {
+            return show(AuthorizeErrorCode::InvalidRequest, "client_id is missing");
+        };
+        let client = match self.model.find_client(client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => {
+                return show(
+                    AuthorizeErrorCode::InvalidRequest,
+                    UNKNOWN_CLIENT_OR_REDIRECT,
+                );
+            }
+            Err(e) => return AuthorizeOutcome::ShowError(internal("storage failure", e)),
+        };
+        let registered = &client.metadata.redirect_uris;
+        let (redirect_uri, in_request) = match request.redirect_uri.as_deref() {
+            Some(requested)
+                if registered
+                    .iter()
+                    .any(|r| redirect_uri_matches(r, requested)) =>
+            {
+                (requested.to_owned(), true)
+            }
+            Some(_) => {
+                return show(
+                    AuthorizeErrorCode::InvalidRequest,
+                    UNKNOWN_CLIENT_OR_REDIRECT,
+                );
+            }
+            // OAuth 2.1 §4.1.1: optional only when exactly one URI is registered.
+            None => match registered.as_slice() {
+                [only] => (only.clone(), false),
+                _ => {
+                    return show(
+                        AuthorizeErrorCode::InvalidRequest,
+                        "redirect_uri is required: the client registered more than one",
+                    );
+                }
+            },
+        };
+
+        // From here on the redirect URI is trusted: errors go back to the client.
+        let redirect = |code: AuthorizeErrorCode, description: &str| match self.error_redirect(
+            &redirect_uri,
+            request.state.as_deref(),
+            code,
+            description,
+        ) {
+            Ok(redirect) => AuthorizeOutcome::Redirect(redirect),
+            Err(e) => AuthorizeOutcome::ShowError(e),
+        };
+        match request.response_type.as_deref() {
+            Some("code") => {}
+            None => {
+                return redirect(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "response_type is missing",
+                );
+            }
+            Some(_) => {
+                return redirect(
+                    AuthorizeErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                );
+            }
+        }
+        if !client.allows_grant("authorization_code") {
+            return redirect(
+                AuthorizeErrorCode::UnauthorizedClient,
+                "the client did not register the authorization_code grant",
+            );
+        }
+        let Some(challenge) = request.code_challenge.as_deref() else {
+            return redirect(
+                AuthorizeErrorCode::InvalidRequest,
+                "code_challenge is required (PKCE with S256)",
+            );
+        };
+        let challenge =
+            match CodeChallenge::parse(challenge, request.code_challenge_method.as_deref()) {
+                Ok(challenge) => challenge,
+                Err(e) => return redirect(AuthorizeErrorCode::InvalidRequest, &e.to_string()),
+            };
+        let scope =
+            match self.resolve_scope(request.scope.as_ref(), client.metadata.scope.as_deref()) {
+                Ok(scope) => scope,
+                Err(description) => return redirect(AuthorizeErrorCode::InvalidScope, description),
+            };
+        let resources = match self.resolve_resources(&request.resource) {
+            Ok(resources) => resources,
+            Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
+        };
+        AuthorizeOutcome::NeedsConsent(PendingAuthorization {
+            client_id: client.client_id,
+            client_name: client.metadata.client_name,
+            redirect_uri,
+            redirect_uri_in_request: in_request,
+            scope: scope.to_string(),
+            resources,
+            state: request.state,
+            code_challenge: challenge.as_str().to_owned(),
+        })
+    }
+
+    /// The user approved: issues a code for `subject` and returns the redirect carrying it.
+    ///
+    /// # Errors
+    ///
+    /// `server_error` when storage or randomness fails (show it; do not redirect).
+    pub async fn approve(
+        &self,
+        pending: PendingAuthorization,
+        subject: &str,
+        now: UnixTime,
+    ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        let grant_id =
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let code = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        self.model
+            .insert_grant(GrantRecord {
+                grant_id: grant_id.clone(),
+                client_id: pending.client_id.clone(),
+                subject: subject.to_owned(),
+                scope: pending.scope.clone(),
+                resources: pending.resources.clone(),
+                created_at: now,
+                revoked_at: None,
+            })
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        self.model
+            .insert_code(AuthorizationCodeRecord {
+                code_hash: hash::secret_hash(&code),
+                grant_id,
+                client_id: pending.client_id,
+                redirect_uri: pending.redirect_uri.clone(),
+                redirect_uri_in_request: pending.redirect_uri_in_request,
+                code_challenge: pending.code_challenge,
+                subject: subject.to_owned(),
+                scope: pending.scope,
+                resources: pending.resources,
+                expires_at: now.plus(self.config.code_ttl),
+                consumed_at: None,
+            })
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        let mut location = redirect_base(&pending.redirect_uri)?;
+        {
+            let mut query = location.query_pairs_mut();
+            query.append_pair("code", &code);
+            if let Some(state) = &pending.state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", &self.issuer_str());
+        }
+        Ok(AuthorizationRedirect {
+            location: location.into(),
+        })
+    }
+
+    /// The user denied: returns the `access_denied` redirect (RFC 6749 §4.1.2.1).
+    ///
+    /// # Errors
+    ///
+    /// `server_error` when the stored redirect URI does not parse (show it; do not redirect).
+    pub fn deny(
+        &self,
+        pending: PendingAuthorization,
+    ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        self.error_redirect(
+            &pending.redirect_uri,
+            pending.state.as_deref(),
+            AuthorizeErrorCode::AccessDenied,
+            "the user denied the request",
+        )
+    }
+
+    fn error_redirect(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        code: AuthorizeErrorCode,
+        description: &str,
+    ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        let mut location = redirect_base(redirect_uri)?;
+        {
+            let mut query = location.query_pairs_mut();
+            query.append_pair("error", code.as_str());
+            query.append_pair("error_description", description);
+            if let Some(state) = state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", &self.issuer_str());
+        }
+        Ok(AuthorizationRedirect {
+            location: location.into(),
+        })
+    }
+
+    /// Requested scope, or the default; checked against what the server and client allow.
+    pub(crate) fn resolve_scope(
+        &self,
+        requested: Option<&Scope>,
+        client_scope: Option<&str>,
+    ) -> Result<Scope, &'static str> {
+        let scope = match requested {
+            Some(scope) => scope.clone(),
+            None => Scope::from_tokens(self.config.default_scope.iter().cloned()),
+        };
+        let supported = &self.config.scopes_supported;
+        if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
+            return Err("the request includes a scope this server does not support");
+        }
+        if let Some(allowed) = client_scope.and_then(|s| Scope::parse(s).ok()) {
+            if !scope.is_subset_of(&allowed) {
+                return Err("the request includes a scope the client did not register");
+            }
+        }
+        Ok(scope)
+    }
+
+    /// RFC 8707 §2: each resource is an absolute URI without a fragment that this server
+    /// serves; none given falls back to the configured default.
+    pub(crate) fn resolve_resources(
+        &self,
+        requested: &[String],
+    ) -> Result<Vec<String>, &'static str> {
+        if requested.is_empty() {
+            return match &self.config.default_resource {
+                Some(default) => Ok(vec![default.clone()]),
+                None => {
+                    Err("the resource parameter is required (RFC 8707): send the MCP server's URI")
+                }
+            };
+        }
+        for resource in requested {
+            let acceptable = match &self.config.resources {
+                ResourcePolicy::Allowed(list) => list.iter().any(|r| r == resource),
+                ResourcePolicy::AnyUri => Url::parse(resource).is_ok_and(|u| {
+                    u.fragment().is_none()
+                        && !resource.contains('#')
+                        && (u.scheme() == "https" || mcpauth_metadata::is_loopback_http(&u))
+                        && u.host().is_some()
+                }),
+            };
+            if !acceptable {
+                return Err("the requested resource is not served by this authorization server");
+            }
+        }
+        Ok(requested.to_vec())
+    }
+}
+
+const UNKNOWN_CLIENT_OR_REDIRECT: &str =
+    "unknown client_id, or redirect_uri is not registered for this client";
+
+/// The redirect URI as a `Url` to add parameters to (RFC 6749 §3.1.2: an existing query is
+/// kept). It matched a URI validated at registration, so this fails only on corrupt storage.
+fn redirect_base(redirect_uri: &str) -> Result<Url, AuthorizeError> {
+    Url::parse(redirect_uri).map_err(|e| internal("stored redirect_uri does not parse", e))
+}

@@ -1,0 +1,150 @@
+//! Engine configuration: concrete values with safe defaults and `&mut self` setters.
+
+use url::Url;
+
+/// Which `resource` values (RFC 8707) the server issues tokens for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResourcePolicy {
+    /// Only these resource identifiers (exact string match). Anything else is
+    /// `invalid_target`.
+    Allowed(Vec<String>),
+    /// Any absolute `https` URI, or `http` on a loopback host, without a fragment.
+    ///
+    /// # Background
+    ///
+    /// RFC 8707 §2 lets the server decide which resources it accepts. Accepting any lets one
+    /// server front many MCP servers without configuration, but then audience checks at each
+    /// resource server are the only thing keeping tokens apart; prefer `Allowed` in
+    /// production.
+    AnyUri,
+}
+
+/// Engine settings. Endpoint paths are joined to the issuer's path.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    pub(crate) issuer: Url,
+    pub(crate) access_token_ttl: u64,
+    pub(crate) refresh_token_ttl: u64,
+    pub(crate) code_ttl: u64,
+    pub(crate) refresh_reuse_grace: u64,
+    pub(crate) scopes_supported: Vec<String>,
+    pub(crate) default_scope: Vec<String>,
+    pub(crate) resources: ResourcePolicy,
+    pub(crate) default_resource: Option<String>,
+    pub(crate) dynamic_registration: bool,
+}
+
+/// The configuration is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The issuer is not a valid RFC 8414 issuer.
+    #[error("invalid issuer: {0}")]
+    Issuer(#[from] mcpauth_metadata::WellKnownError),
+}
+
+impl EngineConfig {
+    /// A configuration for `issuer` with the defaults: access tokens live 1 hour, refresh
+    /// tokens 30 days, codes 60 seconds, a reused refresh token within 10 seconds of its
+    /// rotation is refused without revoking the family, any https resource is accepted, and
+    /// dynamic registration is open.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Issuer`] when `issuer` is not https (or loopback http) or has a query.
+    pub fn new(issuer: Url) -> Result<Self, ConfigError> {
+        mcpauth_metadata::validate_issuer(&issuer)?;
+        Ok(Self {
+            issuer,
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            code_ttl: 60,
+            refresh_reuse_grace: 10,
+            scopes_supported: Vec::new(),
+            default_scope: Vec::new(),
+            resources: ResourcePolicy::AnyUri,
+            default_resource: None,
+            dynamic_registration: true,
+        })
+    }
+
+    /// Lifetime of access tokens in seconds.
+    pub fn access_token_ttl(&mut self, seconds: u64) -> &mut Self {
+        self.access_token_ttl = seconds;
+        self
+    }
+
+    /// Lifetime of refresh tokens in seconds.
+    pub fn refresh_token_ttl(&mut self, seconds: u64) -> &mut Self {
+        self.refresh_token_ttl = seconds;
+        self
+    }
+
+    /// Lifetime of authorization codes in seconds (RFC 6749 §4.1.2 recommends at most 600).
+    pub fn code_ttl(&mut self, seconds: u64) -> &mut Self {
+        self.code_ttl = seconds;
+        self
+    }
+
+    /// How long after a refresh token's rotation a second use of it is answered with
+    /// `invalid_grant` *without* revoking the family.
+    ///
+    /// # Background
+    ///
+    /// RFC 9700 §4.14.2 has the server revoke the whole family when a rotated refresh token
+    /// is used again. Clients that refresh from two tasks at once trip that rule and log
+    /// their user out; the grace window tolerates that race. It is fixed from the first
+    /// rotation and never slides. Set it to 0 for strict revocation.
+    pub fn refresh_reuse_grace(&mut self, seconds: u64) -> &mut Self {
+        self.refresh_reuse_grace = seconds;
+        self
+    }
+
+    /// Scopes the server knows. When not empty, requests for other scopes are
+    /// `invalid_scope`, and the list is published in metadata.
+    pub fn scopes_supported(&mut self, scopes: Vec<String>) -> &mut Self {
+        self.scopes_supported = scopes;
+        self
+    }
+
+    /// Scope granted when a request has none.
+    pub fn default_scope(&mut self, scopes: Vec<String>) -> &mut Self {
+        self.default_scope = scopes;
+        self
+    }
+
+    /// Which resources tokens may be issued for.
+    pub fn resources(&mut self, policy: ResourcePolicy) -> &mut Self {
+        self.resources = policy;
+        self
+    }
+
+    /// Audience used when an authorization request has no `resource` (clients older than the
+    /// MCP 2025-06-18 specification). Without it, such requests are `invalid_target`.
+    pub fn default_resource(&mut self, resource: Option<String>) -> &mut Self {
+        self.default_resource = resource;
+        self
+    }
+
+    /// Whether `/register` (RFC 7591) accepts registrations.
+    pub fn dynamic_registration(&mut self, enabled: bool) -> &mut Self {
+        self.dynamic_registration = enabled;
+        self
+    }
+
+    /// The issuer identifier.
+    #[must_use]
+    pub fn issuer(&self) -> &Url {
+        &self.issuer
+    }
+
+    /// The URL of an endpoint at `path` below the issuer (`/token` under
+    /// `https://as.example/tenant` is `https://as.example/tenant/token`).
+    #[must_use]
+    pub fn endpoint_url(&self, path: &str) -> String {
+        let base = self.issuer.as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+}

@@ -1,0 +1,134 @@
+//! RFC 6749 §4.1.3: redeeming an authorization code, with PKCE (RFC 7636 §4.5-§4.6) and
+//! resource indicators (RFC 8707 §2.2).
+//!
+//! Validate before consuming: a wrong verifier, client, redirect URI or resource is refused
+//! and leaves the code usable. Only then is the code consumed, atomically, by the model. A
+//! second redemption revokes the grant and everything issued from it (RFC 6749 §4.1.2).
+
+use mcpauth_oauth_types::{
+    AuthorizationCode, CodeVerifier, OAuthError, TokenErrorCode, TokenResponse,
+};
+use mcpauth_pkce::CodeChallenge;
+
+use crate::error::{TokenError, internal};
+use crate::model::{ClientRecord, ConsumeCode, OAuthServerModel};
+use crate::time::UnixTime;
+use crate::{TokenEngine, hash};
+
+pub(crate) struct CodeRedemption<'a> {
+    pub(crate) code: AuthorizationCode,
+    pub(crate) redirect_uri: Option<&'a str>,
+    pub(crate) code_verifier: Option<CodeVerifier>,
+    pub(crate) resource: &'a [String],
+}
+
+fn invalid_grant(description: &'static str) -> TokenError {
+    OAuthError::new(TokenErrorCode::InvalidGrant, description)
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    pub(crate) async fn redeem_code(
+        &self,
+        client: &ClientRecord,
+        request: CodeRedemption<'_>,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
+        let code_hash = hash::secret_hash(request.code.secret());
+        let record = self
+            .model
+            .find_code(&code_hash)
+            .await
+            .map_err(|e| internal("storage failure", e))?
+            .ok_or_else(|| invalid_grant("the authorization code is invalid"))?;
+        if record.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        if record.expires_at <= now {
+            return Err(invalid_grant("the authorization code has expired"));
+        }
+        let grant = self
+            .model
+            .find_grant(&record.grant_id)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        if grant.is_none_or(|g| g.revoked_at.is_some()) {
+            return Err(invalid_grant("the authorization code has been revoked"));
+        }
+        // RFC 6749 §4.1.3: required, and identical, if it was in the authorization request.
+        match request.redirect_uri {
+            Some(uri) if uri == record.redirect_uri => {}
+            Some(_) => {
+                return Err(invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ));
+            }
+            None if record.redirect_uri_in_request => {
+                return Err(OAuthError::new(
+                    TokenErrorCode::InvalidRequest,
+                    "redirect_uri is required: it was in the authorization request",
+                ));
+            }
+            None => {}
+        }
+        let Some(verifier) = request.code_verifier else {
+            return Err(OAuthError::new(
+                TokenErrorCode::InvalidRequest,
+                "code_verifier is required (PKCE)",
+            ));
+        };
+        CodeChallenge::from_stored(record.code_challenge.clone())
+            .verify(&verifier)
+            .map_err(|e| OAuthError::new(TokenErrorCode::InvalidGrant, e.to_string()))?;
+        // RFC 8707 §2.2: the token may be for fewer resources than the grant, never others.
+        let audience = if request.resource.is_empty() {
+            record.resources.clone()
+        } else if request
+            .resource
+            .iter()
+            .all(|r| record.resources.contains(r))
+        {
+            request.resource.to_vec()
+        } else {
+            return Err(OAuthError::new(
+                TokenErrorCode::InvalidTarget,
+                "resource was not part of the authorization request",
+            ));
+        };
+
+        let record = match self
+            .model
+            .consume_code(&code_hash, now)
+            .await
+            .map_err(|e| internal("storage failure", e))?
+        {
+            ConsumeCode::Fresh(record) => record,
+            ConsumeCode::Reused(record) => {
+                // The code leaked or the client retried a used code: everything issued from it
+                // is suspect.
+                self.model
+                    .revoke_grant(&record.grant_id, now)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?;
+                return Err(invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked",
+                ));
+            }
+            ConsumeCode::NotFound => {
+                return Err(invalid_grant("the authorization code is invalid"));
+            }
+        };
+        self.issue_tokens(
+            client,
+            &record.grant_id,
+            &record.subject,
+            &record.scope,
+            &record.scope,
+            &record.resources,
+            &audience,
+            now,
+        )
+        .await
+    }
+}

@@ -1,0 +1,276 @@
+//! The storage trait, split per concern (fosite style): what a database must do, not how the
+//! protocol works.
+//!
+//! Every state change that must be atomic is one call, so races are decided by the store:
+//! [`CodeStore::consume_code`] and [`RefreshTokenStore::rotate_refresh`]. Secrets arrive
+//! already hashed ([`crate::secret_hash`]); a model never sees a raw code, token or client
+//! secret. Times are absolute [`UnixTime`]s.
+//!
+//! Run [`crate::testing`] (feature `testing`) against your own model.
+
+use async_trait::async_trait;
+use mcpauth_oauth_types::ClientMetadata;
+use serde::{Deserialize, Serialize};
+
+use crate::time::UnixTime;
+
+/// The error type every model concern shares. Never `()` or `String`: keep the source so
+/// the engine can log it when it answers `server_error`.
+pub trait ModelBase: Send + Sync {
+    /// A storage failure.
+    type Error: std::error::Error + Send + Sync + 'static;
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenEndpointAuthMethod {
+    /// A public client: no secret, PKCE proves possession.
+    None,
+    /// `client_secret_basic` (RFC 6749 §2.3.1, HTTP Basic).
+    ClientSecretBasic,
+    /// `client_secret_post` (RFC 6749 §2.3.1, form body).
+    ClientSecretPost,
+}
+
+impl TokenEndpointAuthMethod {
+    /// The RFC 7591 name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parses an RFC 7591 name.
+    #[must_use]
+    pub fn from_wire(value: &str) -> Option<Self> {
+        [Self::None, Self::ClientSecretBasic, Self::ClientSecretPost]
+            .into_iter()
+            .find(|m| m.as_str() == value)
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientRecord {
+    /// The client identifier.
+    pub client_id: String,
+    /// SHA-256 of the client secret, for confidential clients.
+    pub secret_hash: Option<String>,
+    /// When the secret stops working (`None`: never).
+    pub secret_expires_at: Option<UnixTime>,
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: TokenEndpointAuthMethod,
+    /// The registered metadata (redirect URIs, grant types, name, ...), as registered.
+    pub metadata: ClientMetadata,
+    /// When the client was registered.
+    pub created_at: UnixTime,
+}
+
+impl ClientRecord {
+    /// A record for a client with the given metadata.
+    #[must_use]
+    pub fn new(
+        client_id: String,
+        auth_method: TokenEndpointAuthMethod,
+        metadata: ClientMetadata,
+        created_at: UnixTime,
+    ) -> Self {
+        Self {
+            client_id,
+            secret_hash: None,
+            secret_expires_at: None,
+            auth_method,
+            metadata,
+            created_at,
+        }
+    }
+
+    /// Whether the client registered `grant_type` (RFC 7591 §2 default: `authorization_code`).
+    #[must_use]
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        if self.metadata.grant_types.is_empty() {
+            grant_type == "authorization_code"
+        } else {
+            self.metadata.grant_types.iter().any(|g| g == grant_type)
+        }
+    }
+}
+
+/// One authorization a user gave a client. Every code and token carries the `grant_id` it
+/// descends from, so revoking the grant revokes all of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GrantRecord {
+    /// Random identifier (not a secret).
+    pub grant_id: String,
+    /// The client the grant was given to.
+    pub client_id: String,
+    /// The user (subject) who gave it.
+    pub subject: String,
+    /// The scope granted.
+    pub scope: String,
+    /// The resources (RFC 8707) the grant is for.
+    pub resources: Vec<String>,
+    /// When it was given.
+    pub created_at: UnixTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An authorization code, stored by hash (RFC 6749 §4.1.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthorizationCodeRecord {
+    /// SHA-256 of the code.
+    pub code_hash: String,
+    /// The grant it belongs to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI used in the authorization request.
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was in the authorization request, in which case the token
+    /// request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_in_request: bool,
+    /// The S256 `code_challenge`.
+    pub code_challenge: String,
+    /// The user.
+    pub subject: String,
+    /// The granted scope.
+    pub scope: String,
+    /// The granted resources.
+    pub resources: Vec<String>,
+    /// When the code stops working.
+    pub expires_at: UnixTime,
+    /// When the code was redeemed, if it was.
+    pub consumed_at: Option<UnixTime>,
+}
+
+/// A refresh token, stored by hash (RFC 6749 §6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// The grant (family) it belongs to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub subject: String,
+    /// The scope of the grant (a refresh may narrow the access token, never this).
+    pub scope: String,
+    /// The resources of the grant.
+    pub resources: Vec<String>,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it stops working.
+    pub expires_at: UnixTime,
+    /// When it was exchanged for a new one, if it was.
+    pub rotated_at: Option<UnixTime>,
+}
+
+/// The result of [`CodeStore::consume_code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum ConsumeCode {
+    /// The code was unused and is now consumed: the caller MUST issue tokens from it.
+    Fresh(AuthorizationCodeRecord),
+    /// The code had already been consumed: the caller MUST refuse and SHOULD revoke the grant
+    /// (RFC 6749 §4.1.2).
+    Reused(AuthorizationCodeRecord),
+    /// No such code.
+    NotFound,
+}
+
+/// The result of [`RefreshTokenStore::rotate_refresh`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum RotateRefresh {
+    /// The old token was live, is now marked rotated, and the new one is stored.
+    Rotated,
+    /// The old token had already been rotated at `rotated_at`: the new one was NOT stored.
+    Reused {
+        /// The family of the reused token.
+        grant_id: String,
+        /// When it was first rotated.
+        rotated_at: UnixTime,
+    },
+    /// No such token.
+    NotFound,
+}
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: ModelBase {
+    /// Finds a client by id.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, Self::Error>;
+    /// Stores a new client. The id is random and fresh.
+    async fn insert_client(&self, client: ClientRecord) -> Result<(), Self::Error>;
+}
+
+/// Grants: the families codes and tokens descend from.
+#[async_trait]
+pub trait GrantStore: ModelBase {
+    /// Stores a new grant.
+    async fn insert_grant(&self, grant: GrantRecord) -> Result<(), Self::Error>;
+    /// Finds a grant by id.
+    async fn find_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, Self::Error>;
+    /// Marks a grant revoked (idempotent: an earlier `revoked_at` is kept). Every code and
+    /// refresh token of the grant stops working.
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), Self::Error>;
+}
+
+/// Authorization codes.
+#[async_trait]
+pub trait CodeStore: ModelBase {
+    /// Stores a new code.
+    async fn insert_code(&self, code: AuthorizationCodeRecord) -> Result<(), Self::Error>;
+    /// Reads a code without changing it (the engine validates before consuming).
+    async fn find_code(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<AuthorizationCodeRecord>, Self::Error>;
+    /// Atomically marks the code consumed. Of any number of concurrent calls for one code,
+    /// exactly one may return [`ConsumeCode::Fresh`].
+    async fn consume_code(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<ConsumeCode, Self::Error>;
+}
+
+/// Refresh tokens.
+#[async_trait]
+pub trait RefreshTokenStore: ModelBase {
+    /// Stores a new refresh token.
+    async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), Self::Error>;
+    /// Reads a refresh token without changing it.
+    async fn find_refresh(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, Self::Error>;
+    /// Atomically marks `old_hash` rotated at `now` and stores `new`, if and only if
+    /// `old_hash` was not rotated yet. Of any number of concurrent calls for one token,
+    /// exactly one may return [`RotateRefresh::Rotated`].
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new: RefreshTokenRecord,
+        now: UnixTime,
+    ) -> Result<RotateRefresh, Self::Error>;
+}
+
+/// Everything the engine needs from storage. Implemented automatically for any type that
+/// implements every concern; object safe (`Arc<dyn OAuthServerModel<Error = E>>`).
+pub trait OAuthServerModel: ClientStore + GrantStore + CodeStore + RefreshTokenStore {}
+
+impl<T: ClientStore + GrantStore + CodeStore + RefreshTokenStore + ?Sized> OAuthServerModel for T {}

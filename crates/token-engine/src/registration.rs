@@ -1,0 +1,185 @@
+//! RFC 7591: dynamic client registration.
+//!
+//! Validates the metadata (§2), substitutes defaults the server chooses (§3.2.1 lets the
+//! server "replace any of the client's requested metadata values"), stores the client and
+//! answers with the registered metadata. A secret, when the client asks for a confidential
+//! registration, is returned once and stored only as a hash.
+
+use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, Scope};
+use serde::Serialize;
+
+use crate::error::{RegistrationError, internal};
+use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::redirect_uri::validate_redirect_uri;
+use crate::time::UnixTime;
+use crate::{TokenEngine, hash, random};
+
+/// The registration response (RFC 7591 §3.2.1).
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RegisteredClient {
+    /// The new client identifier.
+    pub client_id: String,
+    /// When it was issued (seconds since the epoch).
+    pub client_id_issued_at: u64,
+    /// The client secret, for confidential clients. Shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// 0: the secret does not expire (RFC 7591 §3.2.1). Present with a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    /// The metadata as registered (with defaults filled in).
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredClient")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> RegistrationError {
+    OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, description)
+}
+
+/// Checks an informational URL member (`client_uri`, `logo_uri`, ...).
+fn check_web_url(name: &'static str, value: Option<&str>) -> Result<(), RegistrationError> {
+    match value {
+        Some(v)
+            if !url::Url::parse(v)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some()) =>
+        {
+            Err(metadata_error(format!(
+                "{name} must be an absolute http(s) URL"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+const SUPPORTED_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Validates and registers a client (RFC 7591 §3).
+    ///
+    /// # Errors
+    ///
+    /// An RFC 7591 §3.2.2 error; nothing is stored.
+    pub async fn register_client(
+        &self,
+        mut metadata: ClientMetadata,
+        now: UnixTime,
+    ) -> Result<RegisteredClient, RegistrationError> {
+        // The MCP specification has clients omit this and expect a public client; RFC 7591's
+        // default (client_secret_basic) would hand every such client a secret it never sends.
+        let method = match metadata.token_endpoint_auth_method.as_deref() {
+            None => TokenEndpointAuthMethod::None,
+            Some(m) => TokenEndpointAuthMethod::from_wire(m).ok_or_else(|| {
+                metadata_error("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+            })?,
+        };
+        metadata.token_endpoint_auth_method = Some(method.as_str().to_owned());
+
+        if metadata.grant_types.is_empty() {
+            metadata.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+        }
+        if let Some(unsupported) = metadata
+            .grant_types
+            .iter()
+            .find(|g| !SUPPORTED_GRANTS.contains(&g.as_str()))
+        {
+            return Err(metadata_error(format!(
+                "grant type `{}` is not supported here (supported: authorization_code, refresh_token)",
+                unsupported.chars().take(64).collect::<String>()
+            )));
+        }
+        if metadata.response_types.is_empty() {
+            metadata.response_types = vec!["code".into()];
+        }
+        if metadata.response_types.iter().any(|r| r != "code") {
+            return Err(metadata_error("only the response type `code` is supported"));
+        }
+        // RFC 7591 §2.1: grant_types and response_types must be consistent.
+        if !metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "authorization_code")
+        {
+            return Err(metadata_error(
+                "response type `code` requires the authorization_code grant type",
+            ));
+        }
+        if metadata.redirect_uris.is_empty() {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidRedirectUri,
+                "redirect_uris is required for the authorization_code grant",
+            ));
+        }
+        if metadata.redirect_uris.len() > 16 {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidRedirectUri,
+                "at most 16 redirect_uris may be registered",
+            ));
+        }
+        for uri in &metadata.redirect_uris {
+            validate_redirect_uri(uri).map_err(|reason| {
+                OAuthError::new(RegistrationErrorCode::InvalidRedirectUri, reason)
+            })?;
+        }
+        if let Some(scope) = metadata.scope.as_deref() {
+            let scope = Scope::parse(scope).map_err(|e| metadata_error(format!("scope: {e}")))?;
+            let supported = &self.config.scopes_supported;
+            if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
+                return Err(metadata_error(
+                    "scope includes a scope this server does not support",
+                ));
+            }
+        }
+        check_web_url("client_uri", metadata.client_uri.as_deref())?;
+        check_web_url("logo_uri", metadata.logo_uri.as_deref())?;
+        check_web_url("tos_uri", metadata.tos_uri.as_deref())?;
+        check_web_url("policy_uri", metadata.policy_uri.as_deref())?;
+        for (name, value) in [
+            ("client_name", &metadata.client_name),
+            ("software_id", &metadata.software_id),
+            ("software_version", &metadata.software_version),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+                return Err(metadata_error(format!(
+                    "{name} is longer than 200 characters"
+                )));
+            }
+        }
+
+        let client_id =
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
+        let secret = if method == TokenEndpointAuthMethod::None {
+            None
+        } else {
+            let secret =
+                random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            record.secret_hash = Some(hash::secret_hash(&secret));
+            Some(secret)
+        };
+        self.model
+            .insert_client(record)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Ok(RegisteredClient {
+            client_id,
+            client_id_issued_at: now.0,
+            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret: secret,
+            metadata,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! The model test kit: behavioural tests that every [`OAuthServerModel`] must pass,
+//! concurrency races included. Enable the `testing` feature and call [`run_model_test_kit`]
+//! from a test of your own model:
+//!
+//! ```
+//! # async fn example() {
+//! let model = mcpauth_token_engine::MemoryModel::new();
+//! mcpauth_token_engine::testing::run_model_test_kit(&model).await;
+//! # }
+//! ```
+//!
+//! Each check panics with a message naming the rule broken. Records use fresh random-looking
+//! ids, so the kit can run on a database that already holds data.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mcpauth_oauth_types::ClientMetadata;
+use sha2::{Digest, Sha256};
+
+use crate::model::{
+    AuthorizationCodeRecord, ClientRecord, ConsumeCode, GrantRecord, OAuthServerModel,
+    RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
+};
+use crate::random::{RandomError, SecureRandom};
+use crate::time::UnixTime;
+
+/// A deterministic random source for tests: SHA-256 of a seed and a counter.
+///
+/// # Security Warning
+///
+/// Predictable by design. Never use it outside tests.
+#[derive(Debug)]
+pub struct SeededRandom {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl SeededRandom {
+    /// A source that yields the same bytes for the same seed.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SecureRandom for SeededRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
+        for chunk in dest.chunks_mut(32) {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let block = Sha256::new()
+                .chain_update(self.seed.to_le_bytes())
+                .chain_update(n.to_le_bytes())
+                .finalize();
+            for (d, s) in chunk.iter_mut().zip(block.iter()) {
+                *d = *s;
+            }
+        }
+        Ok(())
+    }
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("kit-{prefix}-{pid}-{n}")
+}
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+
+fn grant(client_id: &str) -> GrantRecord {
+    GrantRecord {
+        grant_id: unique("grant"),
+        client_id: client_id.to_owned(),
+        subject: "user-1".into(),
+        scope: "mcp".into(),
+        resources: vec!["https://mcp.example/mcp".into()],
+        created_at: NOW,
+        revoked_at: None,
+    }
+}
+
+fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        code_hash: unique("code"),
+        grant_id: grant.grant_id.clone(),
+        client_id: grant.client_id.clone(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        redirect_uri_in_request: true,
+        code_challenge: "c".repeat(43),
+        subject: grant.subject.clone(),
+        scope: grant.scope.clone(),
+        resources: grant.resources.clone(),
+        expires_at: NOW.plus(60),
+        consumed_at: None,
+    }
+}
+
+fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: unique("refresh"),
+        grant_id: grant.grant_id.clone(),
+        client_id: grant.client_id.clone(),
+        subject: grant.subject.clone(),
+        scope: grant.scope.clone(),
+        resources: grant.resources.clone(),
+        issued_at: NOW,
+        expires_at: NOW.plus(3600),
+        rotated_at: None,
+    }
+}
+
+/// Runs every check of the kit.
+pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
+    clients_round_trip(model).await;
+    grants_revoke_idempotently(model).await;
+    code_is_consumed_exactly_once(model).await;
+    concurrent_code_redemptions_have_one_winner(model).await;
+    refresh_rotation_marks_old_and_stores_new(model).await;
+    concurrent_refresh_rotations_have_one_winner(model).await;
+}
+
+/// A stored client is found as stored; an unknown id is `None`.
+pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec!["http://127.0.0.1/cb".into()];
+    metadata.client_name = Some("Kit <client> \"quoted\"".into());
+    let mut client = ClientRecord::new(
+        unique("client"),
+        TokenEndpointAuthMethod::ClientSecretBasic,
+        metadata,
+        NOW,
+    );
+    client.secret_hash = Some("hash".into());
+    client.secret_expires_at = Some(NOW.plus(10));
+    assert!(
+        model.insert_client(client.clone()).await.is_ok(),
+        "insert_client failed"
+    );
+    let found = model.find_client(&client.client_id).await.ok().flatten();
+    assert_eq!(
+        found.as_ref(),
+        Some(&client),
+        "find_client must return the client as stored"
+    );
+    assert!(
+        model.insert_client(client.clone()).await.is_err(),
+        "insert_client must refuse a duplicate client_id"
+    );
+    assert!(
+        matches!(model.find_client(&unique("missing")).await, Ok(None)),
+        "an unknown client must be None"
+    );
+}
+
+/// `revoke_grant` sets `revoked_at` once and keeps the first time.
+pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M) {
+    let g = grant("kit-client");
+    assert!(
+        model.insert_grant(g.clone()).await.is_ok(),
+        "insert_grant failed"
+    );
+    assert_eq!(
+        model.find_grant(&g.grant_id).await.ok().flatten().as_ref(),
+        Some(&g)
+    );
+    assert!(model.revoke_grant(&g.grant_id, NOW.plus(5)).await.is_ok());
+    assert!(model.revoke_grant(&g.grant_id, NOW.plus(9)).await.is_ok());
+    let revoked = model
+        .find_grant(&g.grant_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|g| g.revoked_at);
+    assert_eq!(
+        revoked,
+        Some(NOW.plus(5)),
+        "revoke_grant must keep the first revocation time"
+    );
+    assert!(
+        model.revoke_grant(&unique("missing"), NOW).await.is_ok(),
+        "revoking an unknown grant is not an error"
+    );
+}
+
+/// RFC 6749 §4.1.2: a code is consumed once; later attempts see `Reused` with the record.
+pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: &M) {
+    let g = grant("kit-client");
+    let c = code(&g);
+    assert!(
+        model.insert_code(c.clone()).await.is_ok(),
+        "insert_code failed"
+    );
+    assert_eq!(
+        model.find_code(&c.code_hash).await.ok().flatten().as_ref(),
+        Some(&c),
+        "find_code must not change the code"
+    );
+    match model.consume_code(&c.code_hash, NOW.plus(1)).await {
+        Ok(ConsumeCode::Fresh(record)) => assert_eq!(record.grant_id, c.grant_id),
+        other => panic!("first consume_code must be Fresh, got {other:?}"),
+    }
+    match model.consume_code(&c.code_hash, NOW.plus(2)).await {
+        Ok(ConsumeCode::Reused(record)) => {
+            assert_eq!(record.grant_id, c.grant_id, "Reused must carry the grant")
+        }
+        other => panic!("second consume_code must be Reused, got {other:?}"),
+    }
+    let consumed_at = model
+        .find_code(&c.code_hash)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.consumed_at);
+    assert_eq!(
+        consumed_at,
+        Some(NOW.plus(1)),
+        "consumed_at must be the first consumption time"
+    );
+    assert!(matches!(
+        model.consume_code(&unique("missing"), NOW).await,
+        Ok(ConsumeCode::NotFound)
+    ));
+}
+
+/// Of many concurrent redemptions of one code, exactly one is `Fresh`.
+pub async fn concurrent_code_redemptions_have_one_winner<M: OAuthServerModel + ?Sized>(model: &M) {
+    let g = grant("kit-client");
+    let c = code(&g);
+    assert!(
+        model.insert_code(c.clone()).await.is_ok(),
+        "insert_code failed"
+    );
+    let attempts = (0..16).map(|_| model.consume_code(&c.code_hash, NOW));
+    let results = futures::future::join_all(attempts).await;
+    let fresh = results
+        .iter()
+        .filter(|r| matches!(r, Ok(ConsumeCode::Fresh(_))))
+        .count();
+    let reused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(ConsumeCode::Reused(_))))
+        .count();
+    assert_eq!(
+        (fresh, reused),
+        (1, 15),
+        "exactly one concurrent consume_code may win"
+    );
+}
+
+/// Rotation marks the old token rotated and stores the new one; a second rotation of the old
+/// token is `Reused` with its family and first rotation time, and stores nothing.
+pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Sized>(model: &M) {
+    let g = grant("kit-client");
+    let old = refresh(&g);
+    assert!(
+        model.insert_refresh(old.clone()).await.is_ok(),
+        "insert_refresh failed"
+    );
+    assert_eq!(
+        model
+            .find_refresh(&old.token_hash)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&old)
+    );
+    let new = refresh(&g);
+    assert!(matches!(
+        model
+            .rotate_refresh(&old.token_hash, new.clone(), NOW.plus(3))
+            .await,
+        Ok(RotateRefresh::Rotated)
+    ));
+    assert_eq!(
+        model
+            .find_refresh(&new.token_hash)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&new),
+        "the new token must be stored"
+    );
+    let rotated_at = model
+        .find_refresh(&old.token_hash)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.rotated_at);
+    assert_eq!(
+        rotated_at,
+        Some(NOW.plus(3)),
+        "the old token must be marked rotated"
+    );
+    let again = refresh(&g);
+    match model
+        .rotate_refresh(&old.token_hash, again.clone(), NOW.plus(7))
+        .await
+    {
+        Ok(RotateRefresh::Reused {
+            grant_id,
+            rotated_at,
+        }) => {
+            assert_eq!(grant_id, g.grant_id);
+            assert_eq!(
+                rotated_at,
+                NOW.plus(3),
+                "Reused must report the first rotation time"
+            );
+        }
+        other => panic!("rotating a rotated token must be Reused, got {other:?}"),
+    }
+    assert!(
+        matches!(model.find_refresh(&again.token_hash).await, Ok(None)),
+        "a Reused rotation must not store the new token"
+    );
+    assert!(matches!(
+        model
+            .rotate_refresh(&unique("missing"), refresh(&g), NOW)
+            .await,
+        Ok(RotateRefresh::NotFound)
+    ));
+}
+
+/// Of many concurrent rotations of one refresh token, exactly one wins and stores its token.
+pub async fn concurrent_refresh_rotations_have_one_winner<M: OAuthServerModel + ?Sized>(model: &M) {
+    let g = grant("kit-client");
+    let old = refresh(&g);
+    assert!(
+        model.insert_refresh(old.clone()).await.is_ok(),
+        "insert_refresh failed"
+    );
+    let candidates: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
+    let attempts = candidates
+        .iter()
+        .map(|new| model.rotate_refresh(&old.token_hash, new.clone(), NOW));
+    let results = futures::future::join_all(attempts).await;
+    let rotated = results
+        .iter()
+        .filter(|r| matches!(r, Ok(RotateRefresh::Rotated)))
+        .count();
+    assert_eq!(
+        rotated, 1,
+        "exactly one concurrent rotate_refresh may win: {results:?}"
+    );
+    let mut stored = 0;
+    for candidate in &candidates {
+        if matches!(model.find_refresh(&candidate.token_hash).await, Ok(Some(_))) {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "only the winner's new token may be stored");
+}

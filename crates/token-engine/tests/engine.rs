@@ -1,0 +1,744 @@
+//! The engine against the RFCs' MUSTs, on the memory model, with pinned time and a seeded
+//! random source.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use mcpauth_oauth_types::{ClientMetadata, CodeVerifier};
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{
+    AuthorizeOutcome, EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
+    UnixTime,
+};
+use serde_json::Value;
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const REDIRECT: &str = "http://127.0.0.1/callback";
+
+fn signing_key() -> SigningKey {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let der = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap()
+}
+
+struct Harness {
+    engine: TokenEngine<MemoryModel>,
+    client_id: String,
+}
+
+async fn harness_with(configure: impl FnOnce(&mut EngineConfig)) -> Harness {
+    let mut config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
+    configure(&mut config);
+    let engine = TokenEngine::new(
+        config,
+        Arc::new(MemoryModel::new()),
+        signing_key(),
+        Arc::new(SeededRandom::new(7)),
+    );
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec![REDIRECT.into(), "https://app.example.com/cb".into()];
+    metadata.client_name = Some("Test client".into());
+    let registered = engine.register_client(metadata, NOW).await.unwrap();
+    Harness {
+        engine,
+        client_id: registered.client_id,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+fn query(pairs: &[(&str, &str)]) -> Vec<u8> {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+        .into_bytes()
+}
+
+impl Harness {
+    fn authorize_query(&self, redirect_uri: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("response_type", "code".into()),
+            ("client_id", self.client_id.clone()),
+            ("redirect_uri", redirect_uri.into()),
+            ("code_challenge", CHALLENGE.into()),
+            ("code_challenge_method", "S256".into()),
+            ("state", "xyz state".into()),
+            ("scope", "mcp:tools".into()),
+            ("resource", RESOURCE.into()),
+        ]
+    }
+
+    async fn authorize(&self, pairs: &[(&str, String)]) -> AuthorizeOutcome {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.engine.authorize(&query(&pairs)).await
+    }
+
+    async fn pending(&self) -> PendingAuthorization {
+        match self
+            .authorize(&self.authorize_query("http://127.0.0.1:49152/callback"))
+            .await
+        {
+            AuthorizeOutcome::NeedsConsent(p) => p,
+            other => panic!("expected consent, got {other:?}"),
+        }
+    }
+
+    async fn code(&self) -> String {
+        let redirect = self
+            .engine
+            .approve(self.pending().await, "alice", NOW)
+            .await
+            .unwrap();
+        let url = url::Url::parse(&redirect.location).unwrap();
+        url.query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned()
+    }
+
+    async fn token(&self, pairs: &[(&str, &str)]) -> (StatusCode, Value, http::HeaderMap) {
+        let request = Request::post("/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::from(query(pairs)))
+            .unwrap();
+        let response = self.engine.token_endpoint(request, NOW.plus(1)).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            serde_json::from_slice(response.body()).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn redeem(&self, code: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", "http://127.0.0.1:49152/callback"),
+                ("code_verifier", VERIFIER),
+                ("client_id", &self.client_id),
+            ])
+            .await;
+        (status, body)
+    }
+
+    async fn refresh_at(&self, refresh_token: &str, now: UnixTime) -> (StatusCode, Value) {
+        let request = Request::post("/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::from(query(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", &self.client_id),
+            ])))
+            .unwrap();
+        let response = self.engine.token_endpoint(request, now).await;
+        (
+            response.status(),
+            serde_json::from_slice(response.body()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn error_of(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or("")
+}
+
+fn redirect_params(outcome: &AuthorizeOutcome) -> Vec<(String, String)> {
+    match outcome {
+        AuthorizeOutcome::Redirect(r) => url::Url::parse(&r.location)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect(),
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+fn jwt_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+// OAuth 2.1 §4.1.1 / MCP authorization: PKCE with S256; "plain" is refused.
+#[tokio::test]
+async fn rejects_plain_code_challenge_method() {
+    let h = harness().await;
+    let mut q = h.authorize_query(REDIRECT);
+    q.retain(|(k, _)| *k != "code_challenge_method");
+    q.push(("code_challenge_method", "plain".into()));
+    let params = redirect_params(&h.authorize(&q).await);
+    assert!(
+        params.contains(&("error".into(), "invalid_request".into())),
+        "{params:?}"
+    );
+    assert!(params.contains(&("state".into(), "xyz state".into())));
+}
+
+// DESIGN §3b: a challenge without a method would default to plain (RFC 7636 §4.3); refuse.
+#[tokio::test]
+async fn rejects_code_challenge_without_method() {
+    let h = harness().await;
+    let mut q = h.authorize_query(REDIRECT);
+    q.retain(|(k, _)| *k != "code_challenge_method");
+    let params = redirect_params(&h.authorize(&q).await);
+    assert!(params.contains(&("error".into(), "invalid_request".into())));
+}
+
+// OAuth 2.1 §4.1.1: code_challenge is required.
+#[tokio::test]
+async fn rejects_authorization_request_without_code_challenge() {
+    let h = harness().await;
+    let mut q = h.authorize_query(REDIRECT);
+    q.retain(|(k, _)| !k.starts_with("code_challenge"));
+    let params = redirect_params(&h.authorize(&q).await);
+    assert!(params.contains(&("error".into(), "invalid_request".into())));
+}
+
+// RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than once."
+#[tokio::test]
+async fn code_is_single_use() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (status, body) = h.redeem(&code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = h.redeem(&code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&body), "invalid_grant");
+}
+
+// RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
+// server MUST deny the request and SHOULD revoke (when possible) all tokens previously
+// issued based on that authorization code."
+#[tokio::test]
+async fn second_code_redemption_revokes_issued_tokens() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, first) = h.redeem(&code).await;
+    let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+    let (_, second) = h.redeem(&code).await;
+    assert_eq!(error_of(&second), "invalid_grant");
+    let (status, body) = h.refresh_at(&refresh, NOW.plus(2)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+}
+
+// DESIGN §2 "validate before consuming": a wrong verifier changes no state.
+#[tokio::test]
+async fn wrong_code_verifier_leaves_the_code_usable() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:49152/callback"),
+            ("code_verifier", &"x".repeat(43)),
+            ("client_id", &h.client_id),
+        ])
+        .await;
+    assert_eq!(error_of(&body), "invalid_grant");
+    let (status, _) = h.redeem(&code).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+// RFC 6749 §4.1.3: redirect_uri must be identical to the one in the authorization request.
+#[tokio::test]
+async fn token_request_redirect_uri_must_be_identical() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:1/callback"),
+            ("code_verifier", VERIFIER),
+            ("client_id", &h.client_id),
+        ])
+        .await;
+    assert_eq!(error_of(&body), "invalid_grant");
+}
+
+// OAuth 2.1 §4.3.1: refresh tokens for public clients are rotated.
+#[tokio::test]
+async fn refresh_token_rotates() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = h.refresh_at(old, NOW.plus(5)).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let new = refreshed["refresh_token"].as_str().unwrap();
+    assert_ne!(old, new);
+    assert_ne!(tokens["access_token"], refreshed["access_token"]);
+    let (status, _) = h.refresh_at(new, NOW.plus(6)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+// RFC 9700 §4.14.2: reuse of a rotated refresh token revokes the whole family.
+#[tokio::test]
+async fn reused_refresh_token_revokes_family() {
+    let h = harness_with(|c| {
+        c.refresh_reuse_grace(0);
+    })
+    .await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (_, refreshed) = h.refresh_at(old, NOW.plus(5)).await;
+    let new = refreshed["refresh_token"].as_str().unwrap();
+    let (status, body) = h.refresh_at(old, NOW.plus(7)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, body) = h.refresh_at(new, NOW.plus(8)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "the family must be revoked"
+    );
+}
+
+// DESIGN §3b: within the grace window a reuse is refused without revoking the family.
+#[tokio::test]
+async fn reused_refresh_token_within_grace_is_refused_without_revoking() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (_, refreshed) = h.refresh_at(old, NOW.plus(5)).await;
+    let new = refreshed["refresh_token"].as_str().unwrap();
+    let (_, body) = h.refresh_at(old, NOW.plus(10)).await;
+    assert_eq!(error_of(&body), "invalid_grant");
+    let (status, _) = h.refresh_at(new, NOW.plus(11)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a reuse inside the grace window must not revoke the family"
+    );
+}
+
+// RFC 8252 §7.3 and OAuth 2.1 §4.1.1: exact match, except the port of a loopback URI.
+#[tokio::test]
+async fn redirect_uri_must_match_exactly_except_loopback_port() {
+    let h = harness().await;
+    assert!(matches!(
+        h.authorize(&h.authorize_query("http://127.0.0.1:61000/callback"))
+            .await,
+        AuthorizeOutcome::NeedsConsent(_)
+    ));
+    assert!(matches!(
+        h.authorize(&h.authorize_query("https://app.example.com/cb"))
+            .await,
+        AuthorizeOutcome::NeedsConsent(_)
+    ));
+    for bad in [
+        "http://127.0.0.1:61000/callback/",
+        "http://127.0.0.1:61000/Callback",
+        "http://localhost:61000/callback",
+        "https://app.example.com/cb?x=1",
+        "https://app.example.com:444/cb",
+        "https://app.example.com/cb#x",
+        "https://app.example.com.evil.com/cb",
+    ] {
+        assert!(
+            matches!(
+                h.authorize(&h.authorize_query(bad)).await,
+                AuthorizeOutcome::ShowError(_)
+            ),
+            "{bad}"
+        );
+    }
+}
+
+// RFC 8707 §2 and RFC 9068 §2.2: the token's audience is the requested resource.
+#[tokio::test]
+async fn token_audience_is_the_resource_parameter() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let header = jwt_part(token, 0);
+    let claims = jwt_part(token, 1);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(claims["aud"], RESOURCE);
+    assert_eq!(claims["iss"], "https://auth.example.com");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], h.client_id.as_str());
+    assert_eq!(claims["scope"], "mcp:tools");
+    assert_eq!(claims["exp"].as_u64(), Some(NOW.plus(1).0 + 3600));
+}
+
+// RFC 8707 §2.2: a token request may narrow the resources, never name others.
+#[tokio::test]
+async fn token_request_cannot_widen_resources() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:49152/callback"),
+            ("code_verifier", VERIFIER),
+            ("client_id", &h.client_id),
+            ("resource", "https://other.example.com/mcp"),
+        ])
+        .await;
+    assert_eq!(error_of(&body), "invalid_target");
+}
+
+// RFC 6749 §4.1.2.1: "If the request fails due to a missing, invalid, or mismatching
+// redirection URI, or if the client identifier is missing or invalid, the authorization
+// server SHOULD inform the resource owner of the error and MUST NOT automatically redirect".
+#[tokio::test]
+async fn error_before_redirect_validation_is_not_redirected() {
+    let h = harness().await;
+    let mut unknown_client = h.authorize_query(REDIRECT);
+    unknown_client[1].1 = "no-such-client".into();
+    let mut bad_redirect = h.authorize_query("https://evil.example.com/cb");
+    bad_redirect.retain(|(k, _)| *k != "response_type");
+    let mut no_client = h.authorize_query(REDIRECT);
+    no_client.retain(|(k, _)| *k != "client_id");
+    let mut repeated = h.authorize_query("https://evil.example.com/cb");
+    repeated.push(("state", "again".into()));
+    for q in [unknown_client, bad_redirect, no_client, repeated] {
+        let outcome = h.authorize(&q).await;
+        assert!(
+            matches!(outcome, AuthorizeOutcome::ShowError(_)),
+            "{q:?} gave {outcome:?}"
+        );
+    }
+}
+
+// Unknown client and unregistered redirect URI must not be distinguishable.
+#[tokio::test]
+async fn unknown_client_and_bad_redirect_look_the_same() {
+    let h = harness().await;
+    let mut unknown_client = h.authorize_query(REDIRECT);
+    unknown_client[1].1 = "no-such-client".into();
+    let bad_redirect = h.authorize_query("https://evil.example.com/cb");
+    let (AuthorizeOutcome::ShowError(a), AuthorizeOutcome::ShowError(b)) = (
+        h.authorize(&unknown_client).await,
+        h.authorize(&bad_redirect).await,
+    ) else {
+        panic!("both must be shown, not redirected");
+    };
+    assert_eq!((a.code(), a.description()), (b.code(), b.description()));
+}
+
+// RFC 9207 §2: iss in every authorization response; RFC 6749 §4.1.2: state returned as sent.
+#[tokio::test]
+async fn authorization_response_carries_state_and_iss() {
+    let h = harness().await;
+    let redirect = h
+        .engine
+        .approve(h.pending().await, "alice", NOW)
+        .await
+        .unwrap();
+    let url = url::Url::parse(&redirect.location).unwrap();
+    assert!(
+        redirect
+            .location
+            .starts_with("http://127.0.0.1:49152/callback?")
+    );
+    let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    assert!(params.contains(&("state".into(), "xyz state".into())));
+    assert!(params.contains(&("iss".into(), "https://auth.example.com".into())));
+    let denied = h.engine.deny(h.pending().await).unwrap();
+    let params: Vec<(String, String)> = url::Url::parse(&denied.location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(params.contains(&("error".into(), "access_denied".into())));
+    assert!(params.contains(&("iss".into(), "https://auth.example.com".into())));
+}
+
+// RFC 6749 §5.1 / §5.2: no-store on token responses, success and error alike.
+#[tokio::test]
+async fn token_responses_are_not_cacheable() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, _, ok_headers) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:49152/callback"),
+            ("code_verifier", VERIFIER),
+            ("client_id", &h.client_id),
+        ])
+        .await;
+    let (_, _, error_headers) = h.token(&[("grant_type", "password")]).await;
+    for headers in [ok_headers, error_headers] {
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["content-type"], "application/json");
+    }
+}
+
+// RFC 6749 §3.1: repeated parameters are invalid_request.
+#[tokio::test]
+async fn rejects_repeated_token_request_parameters() {
+    let h = harness().await;
+    let (status, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", "a"),
+            ("code", "b"),
+        ])
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+}
+
+// OAuth 2.1: no password or implicit grants.
+#[tokio::test]
+async fn rejects_unsupported_grant_types() {
+    let h = harness().await;
+    let (_, body, _) = h
+        .token(&[("grant_type", "password"), ("client_id", &h.client_id)])
+        .await;
+    assert_eq!(error_of(&body), "unsupported_grant_type");
+}
+
+// RFC 6749 §2.3: a public client cannot authenticate with a made-up secret; unknown client
+// is invalid_client with 401.
+#[tokio::test]
+async fn unknown_client_is_invalid_client() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (status, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+            ("client_id", "nobody"),
+        ])
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+}
+
+// RFC 6749 §5.2: failed Basic authentication is 401 with WWW-Authenticate: Basic.
+#[tokio::test]
+async fn failed_basic_authentication_is_401_with_challenge() {
+    let h = harness().await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:wrong", h.client_id))
+    );
+    let request = Request::post("/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic)
+        .body(Bytes::from_static(
+            b"grant_type=refresh_token&refresh_token=x",
+        ))
+        .unwrap();
+    let response = h.engine.token_endpoint(request, NOW).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+}
+
+// RFC 7009 §2.1: revoking a refresh token revokes its grant; a client revokes only its own.
+#[tokio::test]
+async fn revocation_revokes_the_grant_and_only_for_its_client() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let other = h.engine.register_client(
+        {
+            let mut m = ClientMetadata::default();
+            m.redirect_uris = vec![REDIRECT.into()];
+            m
+        },
+        NOW,
+    );
+    let other = other.await.unwrap();
+    let revoke = |client_id: String, token: String| {
+        let request = Request::post("/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::from(query(&[
+                ("token", &token),
+                ("client_id", &client_id),
+            ])))
+            .unwrap();
+        h.engine.revocation_endpoint(request, NOW.plus(2))
+    };
+    let response = revoke(other.client_id.clone(), refresh.to_owned()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "another client must not revoke the token"
+    );
+    assert_eq!(h.refresh_at(refresh, NOW.plus(3)).await.0, StatusCode::OK);
+    // The refresh above rotated the token; revoke the family through the access token.
+    let response = revoke(
+        h.client_id.clone(),
+        tokens["access_token"].as_str().unwrap().to_owned(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = revoke(h.client_id.clone(), "unknown-token".into()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "RFC 7009 §2.2: unknown tokens answer 200"
+    );
+}
+
+// RFC 7591 §3.2.2: invalid_redirect_uri for a redirect URI the policy refuses.
+#[tokio::test]
+async fn registration_rejects_unsafe_redirect_uris() {
+    let h = harness().await;
+    for bad in [
+        "http://evil.example.com/cb",
+        "https://a.example/cb#frag",
+        "javascript:alert(1)",
+    ] {
+        let request = Request::post("/register")
+            .header("content-type", "application/json")
+            .body(Bytes::from(
+                serde_json::to_vec(&serde_json::json!({ "redirect_uris": [bad] })).unwrap(),
+            ))
+            .unwrap();
+        let response = h.engine.registration_endpoint(request, NOW).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"], "invalid_redirect_uri", "{bad}");
+    }
+}
+
+// RFC 7591 §3.2.1: the response echoes the registered metadata with the new client_id.
+#[tokio::test]
+async fn registration_returns_the_registered_metadata() {
+    let h = harness().await;
+    let request = Request::post("/register")
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(br#"{"redirect_uris":["http://localhost:6274/cb"],"client_name":"Inspector","token_endpoint_auth_method":"none"}"#))
+        .unwrap();
+    let response = h.engine.registration_endpoint(request, NOW).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert!(body["client_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(body["token_endpoint_auth_method"], "none");
+    assert_eq!(
+        body["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert!(body.get("client_secret").is_none());
+}
+
+// A confidential client authenticates with client_secret_basic (form-urlencoded, RFC 6749
+// §2.3.1) and cannot fall back to `none`.
+#[tokio::test]
+async fn confidential_clients_must_use_their_registered_method() {
+    let h = harness().await;
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec![REDIRECT.into()];
+    metadata.token_endpoint_auth_method = Some("client_secret_basic".into());
+    let registered = h.engine.register_client(metadata, NOW).await.unwrap();
+    let secret = registered.client_secret.clone().unwrap();
+    let (_, body, _) = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("client_id", &registered.client_id),
+        ])
+        .await;
+    assert_eq!(
+        error_of(&body),
+        "invalid_client",
+        "a confidential client may not act as public"
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", registered.client_id, secret))
+    );
+    let request = Request::post("/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic)
+        .body(Bytes::from_static(
+            b"grant_type=refresh_token&refresh_token=x",
+        ))
+        .unwrap();
+    let response = h.engine.token_endpoint(request, NOW).await;
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(
+        error_of(&body),
+        "invalid_grant",
+        "authentication must succeed, the token is what is wrong"
+    );
+}
+
+// RFC 8414 §2: metadata advertises only what the engine does; S256 only; RFC 9207 flag.
+#[tokio::test]
+async fn metadata_advertises_s256_and_iss_support() {
+    let h = harness().await;
+    let metadata = h.engine.metadata();
+    assert_eq!(metadata.issuer, "https://auth.example.com");
+    assert_eq!(metadata.code_challenge_methods_supported, ["S256"]);
+    assert!(metadata.authorization_response_iss_parameter_supported);
+    assert_eq!(
+        metadata.registration_endpoint.as_deref(),
+        Some("https://auth.example.com/register")
+    );
+}
+
+#[tokio::test]
+async fn memory_model_passes_the_model_test_kit() {
+    mcpauth_token_engine::testing::run_model_test_kit(&MemoryModel::new()).await;
+}
+
+#[test]
+fn engine_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TokenEngine<MemoryModel>>();
+    assert_send_sync::<
+        TokenEngine<
+            dyn mcpauth_token_engine::OAuthServerModel<
+                    Error = mcpauth_token_engine::MemoryModelError,
+                >,
+        >,
+    >();
+}
+
+#[test]
+fn code_verifier_is_redacted_in_debug_output() {
+    assert_eq!(
+        format!("{:?}", CodeVerifier::new(VERIFIER.into())),
+        "CodeVerifier([redacted])"
+    );
+}
