@@ -1,0 +1,108 @@
+//! RFC 6750 §2.1: the `Authorization: Bearer` request header. The MCP specification forbids
+//! tokens in the query string, and this crate does not read the form body either (§2.2, §2.3).
+
+use http::HeaderMap;
+
+/// The request does not carry a usable bearer token (RFC 6750 §3.1 `invalid_request`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// More than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    Repeated,
+    /// The value after `Bearer` is not RFC 6750 `b64token` syntax.
+    #[error("the bearer token is not valid b64token syntax (RFC 6750 §2.1)")]
+    Malformed,
+}
+
+/// Returns the bearer token of a request, `Ok(None)` if there is no `Authorization: Bearer`
+/// header at all.
+///
+/// # Errors
+///
+/// [`ExtractError`] when the header is repeated or the token is malformed.
+pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, ExtractError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ExtractError::Repeated);
+    }
+    let value = value.to_str().map_err(|_| ExtractError::Malformed)?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    // RFC 7235 §2.1: the scheme is case-insensitive.
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim_start_matches(' ');
+    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let body = token.trim_end_matches('=');
+    if body.is_empty()
+        || body.len() > 16 * 1024
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    {
+        return Err(ExtractError::Malformed);
+    }
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            if let Ok(v) = v.parse() {
+                map.append(http::header::AUTHORIZATION, v);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn extracts_bearer_tokens_case_insensitively() {
+        assert_eq!(
+            extract_bearer(&headers(&["Bearer abc.def-_~+/="])),
+            Ok(Some("abc.def-_~+/="))
+        );
+        assert_eq!(extract_bearer(&headers(&["bearer abc"])), Ok(Some("abc")));
+        assert_eq!(extract_bearer(&headers(&[])), Ok(None));
+        assert_eq!(extract_bearer(&headers(&["Basic abc"])), Ok(None));
+    }
+
+    // RFC 6750 §3.1: invalid_request for "more than one method" or a malformed request.
+    #[test]
+    fn rejects_repeated_headers_and_malformed_tokens() {
+        assert_eq!(
+            extract_bearer(&headers(&["Bearer a", "Bearer b"])),
+            Err(ExtractError::Repeated)
+        );
+        assert_eq!(
+            extract_bearer(&headers(&["Bearer a b"])),
+            Err(ExtractError::Malformed)
+        );
+        assert_eq!(
+            extract_bearer(&headers(&["Bearer "])),
+            Err(ExtractError::Malformed)
+        );
+        assert_eq!(
+            extract_bearer(&headers(&["Bearer a=b"])),
+            Err(ExtractError::Malformed)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn extraction_never_panics(value in "\\PC{0,200}") {
+            let _ = extract_bearer(&headers(&[&value]));
+            let _ = extract_bearer(&headers(&[&format!("Bearer {value}")]));
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! RFC 9068 §4: validating a JWT access token.
+//!
+//! - The key comes from a JWK Set the caller supplies; `jku`/`x5u` headers are never followed.
+//! - Algorithm allowlist per key (a key's `alg`, or the one its curve implies), asymmetric
+//!   only, so an HS256 token signed with a public key is refused.
+//! - `typ` must be `at+jwt` (or `application/at+jwt`).
+//! - `iss` must equal the expected issuer exactly; `aud` must contain this resource.
+//! - `exp` (required), `nbf` and `iat` must be JSON numbers, checked against the caller's
+//!   `now` with at most 60 seconds of leeway. (A string `exp` is refused, not ignored.)
+
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mcpauth_oauth_types::Scope;
+use serde_json::Value;
+
+/// Why a token was refused. Every variant is an `invalid_token` (RFC 6750 §3.1); `Display`
+/// is a safe `error_description`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a JWT, or its header or claims are not the expected JSON.
+    #[error("the access token is not a well-formed JWT")]
+    Malformed,
+    /// The header names a key this verifier does not have. Refresh the JWK Set and retry.
+    #[error("the access token was signed with an unknown key")]
+    UnknownKey,
+    /// The algorithm is not the one allowed for the key.
+    #[error("the access token uses an algorithm not allowed for its key")]
+    AlgorithmNotAllowed,
+    /// The signature does not verify.
+    #[error("the access token signature is invalid")]
+    BadSignature,
+    /// `typ` is not `at+jwt`.
+    #[error("the token is not an RFC 9068 access token (typ must be at+jwt)")]
+    WrongType,
+    /// `iss` is not the expected issuer.
+    #[error("the access token was issued by another authorization server")]
+    WrongIssuer,
+    /// `aud` does not contain this resource.
+    #[error("the access token is not intended for this resource")]
+    WrongAudience,
+    /// `exp` is in the past.
+    #[error("the access token has expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future.
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+}
+
+/// The identity a verified token carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedToken {
+    /// `sub`: the user.
+    pub subject: String,
+    /// `client_id`: the client acting for the user.
+    pub client_id: String,
+    /// `scope`.
+    pub scope: Scope,
+    /// `aud`.
+    pub audience: Vec<String>,
+    /// `exp`.
+    pub expires_at: u64,
+    /// `jti`, if present.
+    pub jti: Option<String>,
+}
+
+struct VerificationKey {
+    key: DecodingKey,
+    algorithm: Algorithm,
+}
+
+/// Verifies access tokens for one resource from one issuer.
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    keys: HashMap<String, VerificationKey>,
+    keyless: Vec<VerificationKey>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn algorithm_for(jwk: &Jwk) -> Option<Algorithm> {
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => Some(Algorithm::ES256),
+            EllipticCurve::P384 => Some(Algorithm::ES384),
+            _ => None,
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
+        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+        _ => None,
+    }?;
+    match jwk.common.key_algorithm.map(|a| a.to_string()) {
+        None => Some(implied),
+        Some(named) if named == format!("{implied:?}") => Some(implied),
+        Some(named) if matches!(implied, Algorithm::RS256) => match named.as_str() {
+            "RS384" => Some(Algorithm::RS384),
+            "RS512" => Some(Algorithm::RS512),
+            "PS256" => Some(Algorithm::PS256),
+            _ => None,
+        },
+        Some(_) => None,
+    }
+}
+
+fn number(claims: &Value, name: &str) -> Result<Option<u64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(VerifyError::Malformed),
+    }
+}
+
+fn string(claims: &Value, name: &str) -> Result<String, VerifyError> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(VerifyError::Malformed)
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens from `issuer` whose audience includes `audience` (the resource
+    /// identifier of this MCP server). It has no keys until [`Self::set_jwks`].
+    #[must_use]
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: 30,
+            keys: HashMap::new(),
+            keyless: Vec::new(),
+        }
+    }
+
+    /// Clock-skew leeway in seconds, capped at 60 (DESIGN §3b).
+    pub fn leeway(&mut self, seconds: u64) -> &mut Self {
+        self.leeway = seconds.min(60);
+        self
+    }
+
+    /// Replaces the keys with the signing keys of a JWK Set document. Keys for encryption,
+    /// symmetric keys and keys of unknown types are skipped. Returns how many were loaded.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::Malformed`] when the document is not a JWK Set.
+    pub fn set_jwks(&mut self, document: &[u8]) -> Result<usize, VerifyError> {
+        let set: JwkSet = serde_json::from_slice(document).map_err(|_| VerifyError::Malformed)?;
+        self.keys.clear();
+        self.keyless.clear();
+        for jwk in &set.keys {
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+            {
+                continue;
+            }
+            let (Some(algorithm), Ok(key)) = (algorithm_for(jwk), DecodingKey::from_jwk(jwk))
+            else {
+                continue;
+            };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    self.keys
+                        .insert(kid.clone(), VerificationKey { key, algorithm });
+                }
+                None => self.keyless.push(VerificationKey { key, algorithm }),
+            }
+        }
+        Ok(self.keys.len() + self.keyless.len())
+    }
+
+    /// Whether a key with this id is loaded.
+    #[must_use]
+    pub fn has_key(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The `kid` of a token's header, to decide whether to refresh the JWK Set.
+    #[must_use]
+    pub fn key_id_of(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
+    }
+
+    /// Verifies `token` at time `now` (seconds since the epoch).
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] naming the first check that failed.
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        let candidates: Vec<&VerificationKey> = match &header.kid {
+            Some(kid) => vec![self.keys.get(kid).ok_or(VerifyError::UnknownKey)?],
+            None => self.keyless.iter().chain(self.keys.values()).collect(),
+        };
+        let mut claims = None;
+        let mut last_error = VerifyError::UnknownKey;
+        for candidate in candidates {
+            if candidate.algorithm != header.alg {
+                last_error = VerifyError::AlgorithmNotAllowed;
+                continue;
+            }
+            let mut validation = Validation::new(candidate.algorithm);
+            // Time, issuer and audience are checked below against the caller's `now`.
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.validate_aud = false;
+            validation.required_spec_claims.clear();
+            match jsonwebtoken::decode::<Value>(token, &candidate.key, &validation) {
+                Ok(data) => {
+                    claims = Some(data.claims);
+                    break;
+                }
+                Err(e) => {
+                    last_error = match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                            VerifyError::BadSignature
+                        }
+                        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                            VerifyError::AlgorithmNotAllowed
+                        }
+                        _ => VerifyError::Malformed,
+                    }
+                }
+            }
+        }
+        let claims = claims.ok_or(last_error)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(VerifyError::WrongIssuer);
+        }
+        let audience: Vec<String> = match claims.get("aud") {
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Array(many)) => many
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => return Err(VerifyError::WrongAudience),
+        };
+        if !audience.iter().any(|a| *a == self.audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+        let exp = number(&claims, "exp")?.ok_or(VerifyError::Malformed)?;
+        if exp.saturating_add(self.leeway) <= now {
+            return Err(VerifyError::Expired);
+        }
+        for name in ["nbf", "iat"] {
+            if number(&claims, name)?.is_some_and(|t| t > now.saturating_add(self.leeway)) {
+                return Err(VerifyError::NotYetValid);
+            }
+        }
+        let scope = match claims.get("scope") {
+            None => Scope::default(),
+            Some(Value::String(s)) if s.is_empty() => Scope::default(),
+            Some(Value::String(s)) => Scope::parse(s).map_err(|_| VerifyError::Malformed)?,
+            Some(_) => return Err(VerifyError::Malformed),
+        };
+        Ok(VerifiedToken {
+            subject: string(&claims, "sub")?,
+            client_id: string(&claims, "client_id")?,
+            scope,
+            audience,
+            expires_at: exp,
+            jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+}

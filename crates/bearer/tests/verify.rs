@@ -1,0 +1,193 @@
+//! Token verification against tokens minted by the real engine (and forged variants).
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use mcpauth_bearer::{TokenVerifier, VerifyError};
+use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{
+    AuthorizeOutcome, EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime,
+};
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const ISSUER: &str = "https://auth.example.com";
+
+fn key() -> SigningKey {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let der = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap()
+}
+
+async fn issue(engine: &TokenEngine<MemoryModel>, resource: &str) -> String {
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec!["http://127.0.0.1/cb".into()];
+    let client = engine.register_client(metadata, NOW).await.unwrap();
+    let verifier = "v".repeat(43);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", resource),
+            ("scope", "mcp:tools"),
+        ])
+        .finish();
+    let AuthorizeOutcome::NeedsConsent(pending) = engine.authorize(query.as_bytes()).await else {
+        panic!()
+    };
+    let redirect = engine.approve(pending, "alice", NOW).await.unwrap();
+    let code = url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let form = mcpauth_oauth_types::FormParams::from_pairs([
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("code_verifier", &verifier),
+        ("client_id", &client.client_id),
+    ]);
+    engine.token(None, &form, NOW).await.unwrap().access_token
+}
+
+fn engine() -> TokenEngine<MemoryModel> {
+    let config = EngineConfig::new(ISSUER.parse().unwrap()).unwrap();
+    TokenEngine::new(
+        config,
+        Arc::new(MemoryModel::new()),
+        key(),
+        Arc::new(SeededRandom::new(1)),
+    )
+}
+
+fn verifier_for(engine: &TokenEngine<MemoryModel>) -> TokenVerifier {
+    let mut verifier = TokenVerifier::new(ISSUER, RESOURCE);
+    verifier
+        .set_jwks(&serde_json::to_vec(&engine.jwks()).unwrap())
+        .unwrap();
+    verifier
+}
+
+#[tokio::test]
+async fn verifies_tokens_issued_by_the_engine() {
+    let engine = engine();
+    let token = issue(&engine, RESOURCE).await;
+    let verified = verifier_for(&engine).verify(&token, NOW.0 + 10).unwrap();
+    assert_eq!(verified.subject, "alice");
+    assert!(verified.scope.contains("mcp:tools"));
+    assert_eq!(verified.audience, [RESOURCE]);
+}
+
+// MCP authorization "Token Audience Binding": a token for another resource is refused.
+#[tokio::test]
+async fn rejects_tokens_for_another_audience() {
+    let engine = engine();
+    let token = issue(&engine, "https://other.example.com/mcp").await;
+    assert_eq!(
+        verifier_for(&engine).verify(&token, NOW.0).unwrap_err(),
+        VerifyError::WrongAudience
+    );
+}
+
+#[tokio::test]
+async fn rejects_expired_tokens_and_wrong_issuers() {
+    let engine = engine();
+    let token = issue(&engine, RESOURCE).await;
+    assert_eq!(
+        verifier_for(&engine)
+            .verify(&token, NOW.0 + 3600 + 31)
+            .unwrap_err(),
+        VerifyError::Expired
+    );
+    let mut other_issuer = TokenVerifier::new("https://evil.example.com", RESOURCE);
+    other_issuer
+        .set_jwks(&serde_json::to_vec(&engine.jwks()).unwrap())
+        .unwrap();
+    assert_eq!(
+        other_issuer.verify(&token, NOW.0).unwrap_err(),
+        VerifyError::WrongIssuer
+    );
+}
+
+#[tokio::test]
+async fn rejects_tokens_signed_by_another_key_or_tampered() {
+    let engine = engine();
+    let token = issue(&engine, RESOURCE).await;
+    let stranger = self::engine();
+    assert_eq!(
+        verifier_for(&stranger).verify(&token, NOW.0).unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sub"] = "mallory".into();
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).unwrap());
+    assert_eq!(
+        verifier_for(&engine)
+            .verify(&parts.join("."), NOW.0)
+            .unwrap_err(),
+        VerifyError::BadSignature
+    );
+}
+
+// jsonwebtoken advisory (string `exp` bypass): a non-numeric exp is refused.
+#[tokio::test]
+async fn rejects_hs256_tokens_and_unsigned_tokens() {
+    let engine = engine();
+    let kid = serde_json::to_value(engine.jwks()).unwrap()["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let encode = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let header = encode(serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}));
+    let claims = encode(
+        serde_json::json!({"iss": ISSUER, "aud": RESOURCE, "sub": "x", "client_id": "c", "exp": "9999999999"}),
+    );
+    let forged = format!("{header}.{claims}.c2ln");
+    assert!(verifier_for(&engine).verify(&forged, NOW.0).is_err());
+    let none = format!(
+        "{}.{claims}.",
+        encode(serde_json::json!({"alg": "none", "typ": "at+jwt"}))
+    );
+    assert!(verifier_for(&engine).verify(&none, NOW.0).is_err());
+}
+
+#[test]
+fn rejects_id_tokens_and_other_jwt_types() {
+    let encode = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let token = format!(
+        "{}.{}.sig",
+        encode(serde_json::json!({"alg": "ES256", "typ": "JWT"})),
+        encode(serde_json::json!({}))
+    );
+    assert_eq!(
+        TokenVerifier::new(ISSUER, RESOURCE)
+            .verify(&token, 0)
+            .unwrap_err(),
+        VerifyError::WrongType
+    );
+}
