@@ -104,8 +104,8 @@ impl ClientRecord {
 
 /// One authorization a user gave a client. Every code and token carries the `grant_id` it
 /// descends from, so revoking the grant revokes all of them.
+// Not `non_exhaustive`: model implementations in other crates build these from rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct GrantRecord {
     /// Random identifier (not a secret).
     pub grant_id: String,
@@ -124,8 +124,8 @@ pub struct GrantRecord {
 }
 
 /// An authorization code, stored by hash (RFC 6749 §4.1.2).
+// Not `non_exhaustive`: model implementations in other crates build these from rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct AuthorizationCodeRecord {
     /// SHA-256 of the code.
     pub code_hash: String,
@@ -153,8 +153,8 @@ pub struct AuthorizationCodeRecord {
 }
 
 /// A refresh token, stored by hash (RFC 6749 §6).
+// Not `non_exhaustive`: model implementations in other crates build these from rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct RefreshTokenRecord {
     /// SHA-256 of the token.
     pub token_hash: String,
