@@ -1,1 +1,238 @@
-//! placeholder
+//! `mcpauth-server`: a runnable OAuth 2.1 authorization server for MCP.
+//!
+//! It wires the [`TokenEngine`] to SQLite storage ([`SqlStore`]), the axum adapter, and
+//! built-in login and consent pages for local users (argon2id passwords). It generates and
+//! persists its ES256 signing key on first start.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = mcpauth_server::Config::default();
+//! mcpauth_server::serve(config, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod interaction;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use mcpauth_adapter_axum::{authorization_server_router, now};
+use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::{
+    EngineConfig, RandomError, ResourcePolicy, SecureRandom, SigningKey, TokenEngine,
+};
+
+pub use config::{Config, ConfigError};
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] mcpauth_store_sql::StoreError),
+    /// The issuer is not valid.
+    #[error("issuer `{issuer}`: {source}")]
+    Issuer {
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The signing key could not be created or loaded.
+    #[error("signing key: {0}")]
+    Key(String),
+    /// Binding or serving failed.
+    #[error("listening on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A user could not be created.
+    #[error("{0}")]
+    User(#[from] users::UserError),
+}
+
+/// The operating system's random source, plugged into the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct OsRandom;
+
+impl SecureRandom for OsRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
+        aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
+    }
+}
+
+/// A built server: its routes, storage and engine.
+#[derive(Debug)]
+pub struct Server {
+    /// All routes (authorization server, pages, health).
+    pub router: Router,
+    /// The storage.
+    pub store: SqlStore,
+    /// The engine.
+    pub engine: Arc<TokenEngine<SqlStore>>,
+}
+
+/// Loads the newest ES256 key, or generates and stores one on first start.
+async fn signing_key(store: &SqlStore) -> Result<SigningKey, StartError> {
+    if store.current_signing_key("ES256").await?.is_none() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let der = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| StartError::Key("key generation failed".into()))?;
+        let key = SigningKey::es256_from_pkcs8_der(der.as_ref())
+            .map_err(|e| StartError::Key(e.to_string()))?;
+        store
+            .insert_signing_key(key.kid(), "ES256", der.as_ref(), now().0)
+            .await?;
+        tracing::info!(kid = key.kid(), "generated a new ES256 signing key");
+    }
+    // Read back the newest: if two instances raced, both now use the same key.
+    let der = store
+        .current_signing_key("ES256")
+        .await?
+        .ok_or_else(|| StartError::Key("no key after creation".into()))?;
+    SigningKey::es256_from_pkcs8_der(&der).map_err(|e| StartError::Key(e.to_string()))
+}
+
+/// Builds the server for `config`: opens the database (running migrations) and loads keys.
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn build(config: &Config) -> Result<Server, StartError> {
+    let issuer = config.issuer();
+    let issuer_url: url::Url = issuer
+        .parse()
+        .map_err(|e: url::ParseError| StartError::Issuer {
+            issuer: issuer.clone(),
+            source: Box::new(e),
+        })?;
+    let mut engine_config = EngineConfig::new(issuer_url).map_err(|e| StartError::Issuer {
+        issuer: issuer.clone(),
+        source: Box::new(e),
+    })?;
+    engine_config
+        .access_token_ttl(config.access_token_ttl)
+        .refresh_token_ttl(config.refresh_token_ttl)
+        .scopes_supported(config.scopes_supported.clone())
+        .default_scope(config.default_scope.clone())
+        .default_resource(config.default_resource.clone())
+        .dynamic_registration(config.dynamic_registration)
+        .resources(if config.resources.is_empty() {
+            ResourcePolicy::AnyUri
+        } else {
+            ResourcePolicy::Allowed(config.resources.clone())
+        });
+    let store = SqlStore::connect(&config.database_url).await?;
+    let key = signing_key(&store).await?;
+    let engine = Arc::new(TokenEngine::new(
+        engine_config,
+        Arc::new(store.clone()),
+        key,
+        Arc::new(OsRandom),
+    ));
+    let pages = Arc::new(interaction::Pages {
+        store: store.clone(),
+        engine: engine.clone(),
+        secure_cookies: issuer.starts_with("https://"),
+        session_ttl: config.session_ttl,
+    });
+    let router = authorization_server_router(
+        engine.clone(),
+        Arc::new(interaction::BuiltInInteraction(pages.clone())),
+    )
+    .merge(interaction::routes(pages))
+    .route("/health", get(|| async { "ok" }));
+    Ok(Server {
+        router,
+        store,
+        engine,
+    })
+}
+
+/// Serves `server` on `listener` until `shutdown` completes, sweeping expired rows every
+/// ten minutes.
+///
+/// # Errors
+///
+/// [`StartError::Io`] when serving fails.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let store = server.store.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            interval.tick().await;
+            match store.sweep_expired(now().0).await {
+                Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+            }
+        }
+    });
+    let result = axum::serve(listener, server.router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sweeper.abort();
+    result.map_err(|source| StartError::Io { addr, source })
+}
+
+/// Builds and serves `config` on its `listen` address until `shutdown` completes.
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let server = build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Io {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, issuer = %config.issuer(), "mcpauth-server is ready");
+    serve_on(listener, server, shutdown).await
+}
+
+/// Creates a user with an argon2id-hashed password. Returns the new user id (the `sub` of
+/// their tokens).
+///
+/// # Errors
+///
+/// [`StartError::User`] for a bad email or weak password, [`StartError::Store`] when the email
+/// is taken or storage fails.
+pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<String, StartError> {
+    let email = users::normalize_email(email)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || users::hash_password(&password))
+        .await
+        .map_err(|e| StartError::User(users::UserError::Hash(e.to_string())))??;
+    let mut id = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| StartError::Key("no randomness".into()))?;
+    let user_id = format!(
+        "user_{}",
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
+    );
+    store.create_user(&user_id, &email, &hash, now().0).await?;
+    Ok(user_id)
+}

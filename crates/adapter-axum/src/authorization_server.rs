@@ -1,0 +1,262 @@
+//! The authorization-server routes: RFC 8414 metadata, `/authorize`, `/token`, `/register`,
+//! `/revoke` and `/jwks.json`, at the paths the engine publishes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
+use mcpauth_token_engine::{
+    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, UnixTime,
+    paths,
+};
+
+/// What happens between a valid authorization request and the user's decision: login and
+/// consent. The server binary renders pages; a library author plugs in their own UI.
+#[async_trait::async_trait]
+pub trait InteractionHandler: Send + Sync + 'static {
+    /// Starts the interaction for `pending` (for example: store it, redirect to a login page).
+    /// The implementation MUST eventually call `approve` or `deny` on the engine.
+    async fn begin(
+        &self,
+        pending: PendingAuthorization,
+        request: &axum::http::request::Parts,
+    ) -> Response;
+}
+
+/// The current time from the system clock: adapters are where the clock is read.
+#[must_use]
+pub fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+struct AppState<M: ?Sized> {
+    engine: Arc<TokenEngine<M>>,
+    interaction: Arc<dyn InteractionHandler>,
+}
+
+/// The routes of an authorization server for `engine`, at the paths its metadata publishes
+/// (below the issuer's path, with the RFC 8414 §3.1 well-known URL).
+pub fn authorization_server_router<M>(
+    engine: Arc<TokenEngine<M>>,
+    interaction: Arc<dyn InteractionHandler>,
+) -> Router
+where
+    M: OAuthServerModel + ?Sized + 'static,
+{
+    let issuer_path = engine
+        .config()
+        .issuer()
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+    let at = |path: &str| format!("{issuer_path}{path}");
+    let state = Arc::new(AppState {
+        engine,
+        interaction,
+    });
+    Router::new()
+        .route(
+            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            get(metadata::<M>).options(preflight),
+        )
+        .route(&at(paths::JWKS), get(jwks::<M>).options(preflight))
+        .route(&at(paths::AUTHORIZE), get(authorize::<M>))
+        .route(&at(paths::TOKEN), post(token::<M>).options(preflight))
+        .route(&at(paths::REGISTER), post(register::<M>).options(preflight))
+        .route(&at(paths::REVOKE), post(revoke::<M>).options(preflight))
+        .layer(DefaultBodyLimit::max(mcpauth_oauth_types::MAX_FORM_BYTES))
+        .layer(axum::middleware::map_response(cors_and_security_headers))
+        .with_state(state)
+}
+
+/// These endpoints carry no cookies and answer any origin: browser-based MCP clients call them
+/// cross-origin (MCP authorization, "CORS" note).
+async fn cors_and_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type, mcp-protocol-version",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+    )
+        .into_response()
+}
+
+fn logged(response: http::Response<Bytes>) -> Response {
+    if let Some(internal) = response.extensions().get::<InternalError>() {
+        tracing::error!(description = %internal.description, cause = %internal.cause, "internal error answered as server_error");
+    }
+    response.map(axum::body::Body::from).into_response()
+}
+
+async fn metadata<M: OAuthServerModel + ?Sized>(State(state): State<Arc<AppState<M>>>) -> Response {
+    logged(state.engine.metadata_endpoint())
+}
+
+async fn jwks<M: OAuthServerModel + ?Sized>(State(state): State<Arc<AppState<M>>>) -> Response {
+    logged(state.engine.jwks_endpoint())
+}
+
+async fn authorize<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
+    match state.engine.authorize(&query).await {
+        AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
+        AuthorizeOutcome::ShowError(error) => show_error_page(&error),
+        AuthorizeOutcome::NeedsConsent(pending) => state.interaction.begin(pending, &parts).await,
+        // The engine may grow outcomes; refusing is the safe default.
+        _ => show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::ServerError,
+            "unsupported authorization outcome",
+        )),
+    }
+}
+
+/// A 303 to `location`, never cached.
+fn redirect_to(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, value),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+        Err(_) => show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::ServerError,
+            "the redirect URI cannot be sent as a header",
+        )),
+    }
+}
+
+/// A plain HTML page for an authorization error that must not be redirected
+/// (RFC 6749 §4.1.2.1). Everything is escaped.
+pub fn show_error_page(error: &OAuthError<AuthorizeErrorCode>) -> Response {
+    if let Some(source) = error.internal_source() {
+        tracing::error!(cause = %source, "authorization endpoint failed");
+    }
+    let status =
+        StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+         <body><main><h1>This authorization request cannot continue</h1><p><code>{}</code>: {}</p>\
+         <p>Return to the application and try again. If this keeps happening, tell its developer.</p></main></body></html>",
+        escape_html(error.code().as_str()),
+        escape_html(error.description())
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn engine_request(request: Request) -> Result<http::Request<Bytes>, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, mcpauth_oauth_types::MAX_FORM_BYTES)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(serde_json::json!({
+                    "error": "invalid_request",
+                    "error_description": "the request body is too large",
+                })),
+            )
+                .into_response()
+        })?;
+    let mut out = http::Request::new(bytes);
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = parts.uri;
+    *out.headers_mut() = parts.headers;
+    Ok(out)
+}
+
+async fn token<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(state.engine.token_endpoint(request, now()).await),
+        Err(response) => response,
+    }
+}
+
+async fn register<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(state.engine.registration_endpoint(request, now()).await),
+        Err(response) => response,
+    }
+}
+
+async fn revoke<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(state.engine.revocation_endpoint(request, now()).await),
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,225 @@
+//! Server configuration: a TOML file (optional) and `MCPAUTH_*` environment variables, which
+//! win over the file. With neither, the server listens on `127.0.0.1:8080`, keeps its data in
+//! `./mcpauth.db`, and accepts tokens for any https or loopback resource.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The server's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Issuer identifier; defaults to `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Database URL (`sqlite://PATH`).
+    pub database_url: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl: u64,
+    /// Login-session lifetime in seconds.
+    pub session_ttl: u64,
+    /// Scopes the server knows (empty: any syntactically valid scope).
+    pub scopes_supported: Vec<String>,
+    /// Scope granted when a client asks for none.
+    pub default_scope: Vec<String>,
+    /// Resources (MCP server URIs) tokens may be issued for (empty: any https or loopback URI).
+    pub resources: Vec<String>,
+    /// Audience for clients that send no `resource` (pre-2025-06-18 MCP clients).
+    pub default_resource: Option<String>,
+    /// Whether RFC 7591 dynamic registration is open.
+    pub dynamic_registration: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            database_url: "sqlite://mcpauth.db".into(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            session_ttl: 12 * 3600,
+            scopes_supported: Vec::new(),
+            default_scope: Vec::new(),
+            resources: Vec::new(),
+            default_resource: None,
+            dynamic_registration: true,
+        }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// An environment variable has an invalid value.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Why, and what is expected.
+        reason: String,
+    },
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Config {
+    /// Reads `path` if given, then applies `MCPAUTH_*` variables from `env`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file or variable that is wrong.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    source: Box::new(source),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn number(name: &'static str, value: &str) -> Result<u64, ConfigError> {
+            value.parse().map_err(|_| ConfigError::Env {
+                name,
+                reason: format!("`{value}` is not a number of seconds"),
+            })
+        }
+        if let Some(v) = env("MCPAUTH_LISTEN") {
+            self.listen = v.parse().map_err(|_| ConfigError::Env {
+                name: "MCPAUTH_LISTEN",
+                reason: format!("`{v}` is not an address like 127.0.0.1:8080"),
+            })?;
+        }
+        if let Some(v) = env("MCPAUTH_ISSUER") {
+            self.issuer = Some(v);
+        }
+        if let Some(v) = env("MCPAUTH_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = env("MCPAUTH_ACCESS_TOKEN_TTL") {
+            self.access_token_ttl = number("MCPAUTH_ACCESS_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_REFRESH_TOKEN_TTL") {
+            self.refresh_token_ttl = number("MCPAUTH_REFRESH_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_SESSION_TTL") {
+            self.session_ttl = number("MCPAUTH_SESSION_TTL", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_SCOPES_SUPPORTED") {
+            self.scopes_supported = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_DEFAULT_SCOPE") {
+            self.default_scope = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_RESOURCES") {
+            self.resources = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_DEFAULT_RESOURCE") {
+            self.default_resource = Some(v);
+        }
+        if let Some(v) = env("MCPAUTH_DYNAMIC_REGISTRATION") {
+            self.dynamic_registration = match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "MCPAUTH_DYNAMIC_REGISTRATION",
+                        reason: "expected true or false".into(),
+                    });
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The issuer: configured, or `http://<listen>`.
+    #[must_use]
+    pub fn issuer(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_with_a_local_sqlite_file() -> Result<(), ConfigError> {
+        let config = Config::load(None, |_| None)?;
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://mcpauth.db");
+        assert_eq!(config.issuer(), "http://127.0.0.1:8080");
+        Ok(())
+    }
+
+    #[test]
+    fn environment_overrides_the_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("mcpauth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("mcpauth.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nresources = [\"https://a.example/mcp\"]\naccess_token_ttl = 60\n",
+        )?;
+        let config = Config::load(Some(&path), |name| {
+            (name == "MCPAUTH_ACCESS_TOKEN_TTL").then(|| "120".to_owned())
+        })?;
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.resources, ["https://a.example/mcp"]);
+        assert_eq!(config.access_token_ttl, 120);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+        assert!(
+            Config::load(None, |n| (n == "MCPAUTH_LISTEN").then(|| "nope".to_owned())).is_err()
+        );
+    }
+}
