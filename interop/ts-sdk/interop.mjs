@@ -1,0 +1,172 @@
+// Interop test: the official MCP TypeScript SDK client against mcpauth.
+//
+// The SDK does everything a real MCP client does: it gets 401 from the MCP server, reads
+// WWW-Authenticate, fetches the RFC 9728 and RFC 8414 metadata, registers dynamically
+// (RFC 7591), and builds the PKCE authorization request. This script plays the user: it logs
+// in and approves through mcpauth's real HTML forms over HTTP, checks the authorization
+// response (state, and the RFC 9207 `iss` the SDK itself does not check), hands the code back
+// to the SDK, lists and calls tools, and finally makes the SDK refresh its token.
+//
+// Usage: node interop.mjs   (MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD in the environment)
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD } = process.env;
+for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD })) {
+  if (!value) throw new Error(`${name} is not set`);
+}
+const REDIRECT_URL = 'http://127.0.0.1:53682/callback';
+const log = (step, detail = '') => console.log(`ok - ${step}${detail ? `: ${detail}` : ''}`);
+
+class InMemoryProvider {
+  constructor() {
+    this.client = undefined;
+    this.savedTokens = undefined;
+    this.verifier = undefined;
+    this.lastState = undefined;
+    this.authorizationUrl = undefined;
+    this.tokenSaves = 0;
+  }
+  get redirectUrl() { return REDIRECT_URL; }
+  get clientMetadata() {
+    return {
+      client_name: 'MCP TypeScript SDK interop client',
+      redirect_uris: [REDIRECT_URL],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() { this.lastState = randomBytes(16).toString('hex'); return this.lastState; }
+  clientInformation() { return this.client; }
+  saveClientInformation(info) { this.client = info; }
+  tokens() { return this.savedTokens; }
+  saveTokens(tokens) { this.savedTokens = tokens; this.tokenSaves += 1; }
+  redirectToAuthorization(url) { this.authorizationUrl = url; }
+  saveCodeVerifier(verifier) { this.verifier = verifier; }
+  codeVerifier() { return this.verifier; }
+}
+
+// A tiny cookie jar: enough for the login pages (names are unique per flow).
+const jar = new Map();
+function remember(response) {
+  for (const line of response.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const eq = pair.indexOf('=');
+    jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+}
+const cookieHeader = () => [...jar].filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join('; ');
+
+async function request(url, options = {}) {
+  const response = await fetch(url, { ...options, redirect: 'manual', headers: { ...(options.headers ?? {}), cookie: cookieHeader() } });
+  remember(response);
+  return response;
+}
+
+function formOf(html) {
+  const action = html.match(/<form method="post" action="([^"]+)"/)?.[1];
+  const csrf = html.match(/name="csrf_token" value="([^"]+)"/)?.[1];
+  assert.ok(action && csrf, `page has no form:\n${html}`);
+  return { action: action.replaceAll('&#x2f;', '/').replaceAll('&#47;', '/'), csrf };
+}
+
+async function post(url, fields) {
+  return request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+}
+
+// The user in the browser: follow the authorization URL, sign in, approve.
+async function loginAndApprove(authorizationUrl) {
+  const start = await request(authorizationUrl);
+  assert.equal(start.status, 303, `authorize answered ${start.status}: ${await start.text()}`);
+  const interaction = new URL(start.headers.get('location'), authorizationUrl);
+  log('authorization request accepted', interaction.pathname);
+
+  const loginPage = await request(interaction);
+  assert.equal(loginPage.status, 200);
+  const login = formOf(await loginPage.text());
+  const wrong = await post(new URL(login.action, interaction), { csrf_token: login.csrf, email: USER_EMAIL, password: 'not-the-password' });
+  assert.equal(wrong.status, 401, 'a wrong password must be refused');
+  const signedIn = await post(new URL(login.action, interaction), { csrf_token: login.csrf, email: USER_EMAIL, password: USER_PASSWORD });
+  assert.equal(signedIn.status, 303, `login answered ${signedIn.status}`);
+  log('signed in through the login form');
+
+  const consentPage = await request(new URL(signedIn.headers.get('location'), interaction));
+  const consentHtml = await consentPage.text();
+  assert.match(consentHtml, /Authorize MCP TypeScript SDK interop client/);
+  const consent = formOf(consentHtml);
+  const approved = await post(new URL(consent.action, interaction), { csrf_token: consent.csrf, decision: 'approve' });
+  assert.equal(approved.status, 303, `consent answered ${approved.status}`);
+  const callback = new URL(approved.headers.get('location'));
+  log('approved on the consent page');
+  return callback;
+}
+
+const provider = new InMemoryProvider();
+const mcpUrl = new URL(MCP_URL);
+
+// 1. Unauthenticated connect: 401 → discovery → registration → authorization URL.
+let transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider });
+let client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
+await assert.rejects(client.connect(transport), UnauthorizedError);
+assert.ok(provider.client?.client_id, 'the SDK must have registered a client');
+assert.ok(provider.authorizationUrl, 'the SDK must have built an authorization URL');
+const authUrl = provider.authorizationUrl;
+assert.equal(`${authUrl.origin}${authUrl.pathname}`, `${ISSUER}/authorize`);
+assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+assert.equal(authUrl.searchParams.get('resource'), MCP_URL);
+log('401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
+
+// 2. The user authorizes; check the authorization response.
+const callback = await loginAndApprove(authUrl);
+assert.equal(`${callback.origin}${callback.pathname}`, REDIRECT_URL);
+assert.equal(callback.searchParams.get('state'), provider.lastState, 'state must come back untouched');
+assert.equal(callback.searchParams.get('iss'), ISSUER, 'RFC 9207 iss must name the issuer');
+const code = callback.searchParams.get('code');
+assert.ok(code);
+log('authorization response carries code, state and iss');
+
+// 3. The SDK exchanges the code (PKCE verifier, resource) and connects.
+await transport.finishAuth(code);
+assert.ok(provider.savedTokens?.access_token && provider.savedTokens?.refresh_token);
+transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider });
+client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
+await client.connect(transport);
+const { tools } = await client.listTools();
+assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+log('code exchanged, connected, tools listed', tools.map((t) => t.name).join(', '));
+
+const who = JSON.parse((await client.callTool({ name: 'whoami', arguments: {} })).content[0].text);
+assert.match(who.sub, /^user_/);
+assert.equal(who.client_id, provider.client.client_id);
+assert.deepEqual(who.aud, [MCP_URL]);
+log('whoami', JSON.stringify(who));
+
+// 4. Refresh: the access token stops working; the SDK must refresh (rotating the refresh
+// token) and retry by itself.
+const before = provider.savedTokens;
+provider.savedTokens = { ...before, access_token: 'revoked-or-expired' };
+const echoed = await client.callTool({ name: 'echo', arguments: { text: 'after refresh' } });
+assert.equal(echoed.content[0].text, 'after refresh');
+assert.notEqual(provider.savedTokens.access_token, 'revoked-or-expired');
+assert.notEqual(provider.savedTokens.refresh_token, before.refresh_token, 'the refresh token must rotate');
+log('SDK refreshed after invalid_token and retried');
+
+// 5. The rotated-out refresh token is dead; the new one is alive (checked at the token endpoint).
+const tokenEndpoint = `${ISSUER}/token`;
+const refreshWith = (token) => fetch(tokenEndpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: provider.client.client_id }),
+});
+const reused = await refreshWith(before.refresh_token);
+assert.equal(reused.status, 400);
+assert.equal((await reused.json()).error, 'invalid_grant');
+log('reusing the rotated refresh token is refused');
+
+await client.close();
+console.log('interop: every step passed');
