@@ -256,7 +256,7 @@ impl TokenVerifier {
                 .collect(),
             _ => return Err(VerifyError::WrongAudience),
         };
-        if !audience.iter().any(|a| *a == self.audience) {
+        if !audience.contains(&self.audience) {
             return Err(VerifyError::WrongAudience);
         }
         let exp = number(&claims, "exp")?.ok_or(VerifyError::Malformed)?;

@@ -1,5 +1,10 @@
 //! Token verification against tokens minted by the real engine (and forged variants).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
 use std::sync::Arc;
 

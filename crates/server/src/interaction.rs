@@ -317,14 +317,13 @@ async fn show(
             .render(),
         ),
         Some(user) => {
-            if row.user_id.is_none() {
-                if let Err(e) = pages
+            if row.user_id.is_none()
+                && let Err(e) = pages
                     .store
                     .set_interaction_user(&secret_hash(&id), &user.id)
                     .await
-                {
-                    return server_error(&e);
-                }
+            {
+                return server_error(&e);
             }
             let redirect_host = url::Url::parse(&pending.redirect_uri)
                 .ok()

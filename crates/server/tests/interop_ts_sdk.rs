@@ -4,7 +4,7 @@
 //! them, and refreshes. The Node side is `interop/ts-sdk/interop.mjs`.
 //!
 //! Needs `node` and `npm` on PATH; installs the SDK with `npm ci` on first run.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
 
 use std::path::PathBuf;
 use std::process::Stdio;

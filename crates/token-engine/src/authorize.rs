@@ -305,10 +305,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
             return Err("the request includes a scope this server does not support");
         }
-        if let Some(allowed) = client_scope.and_then(|s| Scope::parse(s).ok()) {
-            if !scope.is_subset_of(&allowed) {
-                return Err("the request includes a scope the client did not register");
-            }
+        if let Some(allowed) = client_scope.and_then(|s| Scope::parse(s).ok())
+            && !scope.is_subset_of(&allowed)
+        {
+            return Err("the request includes a scope the client did not register");
         }
         Ok(scope)
     }

@@ -1,6 +1,6 @@
 //! The engine against the RFCs' MUSTs, on the memory model, with pinned time and a seeded
 //! random source.
-#![expect(
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
