@@ -284,3 +284,25 @@ impl TokenVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn verification_never_panics_on_arbitrary_tokens(token in "\\PC{0,300}", jwks in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut verifier = TokenVerifier::new("https://as.example", "https://rs.example/mcp");
+            let _ = verifier.set_jwks(&jwks);
+            prop_assert!(verifier.verify(&token, 0).is_err());
+        }
+
+        #[test]
+        fn verification_never_panics_on_jwt_shaped_tokens(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,90}") {
+            let verifier = TokenVerifier::new("https://as.example", "https://rs.example/mcp");
+            let token = format!("{a}.{b}.{c}");
+            prop_assert!(verifier.verify(&token, 0).is_err());
+        }
+    }
+}

@@ -129,4 +129,17 @@ mod tests {
         assert!(validate_issuer(&url("http://localhost:8080")).is_ok());
         assert!(validate_issuer(&url("http://[::1]:8080")).is_ok());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn well_known_urls_never_panic_and_keep_the_origin(input in "\\PC{0,120}") {
+            if let Ok(url) = Url::parse(&input) {
+                if let Ok(out) = authorization_server_metadata_url(&url) {
+                    proptest::prop_assert_eq!(out.origin(), url.origin());
+                    proptest::prop_assert!(out.path().starts_with("/.well-known/oauth-authorization-server"));
+                }
+                let _ = protected_resource_metadata_url(&url);
+            }
+        }
+    }
 }

@@ -195,4 +195,15 @@ mod tests {
             "http://evil@127.0.0.1:1/cb"
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn redirect_uri_policy_never_panics(a in "\\PC{0,80}", b in "\\PC{0,80}") {
+            let _ = validate_redirect_uri(&a);
+            proptest::prop_assert!(redirect_uri_matches(&a, &a));
+            if redirect_uri_matches(&a, &b) && a != b {
+                proptest::prop_assert!(b.starts_with("http://"));
+            }
+        }
+    }
 }

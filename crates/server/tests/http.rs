@@ -1,0 +1,626 @@
+//! mcpauth-server over real HTTP on loopback: pages, CSRF, cookies, headers, metadata, the
+//! binary itself.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
+const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
+
+struct Running {
+    base: String,
+    issuer: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    dir: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mcpauth-http-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn start_with(issuer_path: &str, dir: PathBuf) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let issuer = format!("{base}{issuer_path}");
+    let mut config = mcpauth_server::Config::default();
+    config.listen = addr;
+    config.issuer = Some(issuer.clone());
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let server = mcpauth_server::build(&config).await.unwrap();
+    if server
+        .store
+        .find_user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        mcpauth_server::add_user(&server.store, "alice@example.com", "correct horse battery")
+            .await
+            .unwrap();
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mcpauth_server::serve_on(listener, server, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Running {
+        base,
+        issuer,
+        http,
+        stop: Some(stop),
+        dir,
+    }
+}
+
+async fn start() -> Running {
+    start_with("", temp_dir("server")).await
+}
+
+fn cookies(headers: &HeaderMap) -> String {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+impl Running {
+    async fn register(&self) -> String {
+        let response = self
+            .http
+            .post(format!("{}/register", self.issuer))
+            .json(&serde_json::json!({ "redirect_uris": [REDIRECT], "client_name": "<b>Evil</b> & Co" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn authorize_url(&self, client_id: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("state", "s1"),
+                ("resource", RESOURCE),
+            ])
+            .finish();
+        format!("{}/authorize?{query}", self.issuer)
+    }
+
+    /// Starts an interaction; returns (interaction URL, csrf cookie header).
+    async fn begin(&self) -> (String, String) {
+        let client_id = self.register().await;
+        let response = self
+            .http
+            .get(self.authorize_url(&client_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        (
+            format!("{}{location}", self.base),
+            cookies(response.headers()),
+        )
+    }
+
+    async fn get(&self, url: &str, cookie: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_form(&self, url: &str, cookie: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(url)
+            .header("cookie", cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in; returns the cookie header for the rest of the interaction.
+    async fn sign_in(&self, interaction: &str, csrf_cookie: &str) -> String {
+        let page = self
+            .get(interaction, csrf_cookie)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let csrf = field(&page, "csrf_token");
+        let response = self
+            .post_form(
+                &format!("{interaction}/login"),
+                csrf_cookie,
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", "Alice@Example.com"),
+                    ("password", "correct horse battery"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        format!("{csrf_cookie}; {}", cookies(response.headers()))
+    }
+}
+
+// RFC 6749 §4.1.2.1: errors before the redirect URI is validated are shown, never redirected.
+#[tokio::test]
+async fn authorization_errors_before_redirect_validation_render_a_page() {
+    let server = start().await;
+    let client_id = server.register().await;
+    let url = server
+        .authorize_url(&client_id)
+        .replace("53682", "53683")
+        .replace("callback", "evil");
+    let response = server.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(LOCATION).is_none());
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let unknown = server
+        .http
+        .get(format!(
+            "{}/authorize?client_id=nobody&redirect_uri=https://evil.example/cb",
+            server.issuer
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(unknown.headers().get(LOCATION).is_none());
+}
+
+// CSRF: the form token must match the cookie scoped to this interaction.
+#[tokio::test]
+async fn login_form_requires_the_interactions_csrf_cookie_and_token() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let page = server
+        .get(&interaction, &csrf_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf_token");
+    let login = format!("{interaction}/login");
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("email", "alice@example.com"),
+        ("password", "correct horse battery"),
+    ];
+    assert_eq!(
+        server.post_form(&login, "", &form).await.status(),
+        StatusCode::FORBIDDEN,
+        "no cookie: another browser"
+    );
+    let wrong = [
+        ("csrf_token", "forged"),
+        ("email", "alice@example.com"),
+        ("password", "correct horse battery"),
+    ];
+    assert_eq!(
+        server
+            .post_form(&login, &csrf_cookie, &wrong)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN,
+        "wrong form token"
+    );
+    assert_eq!(
+        server.post_form(&login, &csrf_cookie, &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let page = server
+        .get(&interaction, &csrf_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf_token");
+    let login = format!("{interaction}/login");
+    let a = server
+        .post_form(
+            &login,
+            &csrf_cookie,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "alice@example.com"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await;
+    let b = server
+        .post_form(
+            &login,
+            &csrf_cookie,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "bob@example.com"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (a.status(), b.status()),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    let (a, b) = (a.text().await.unwrap(), b.text().await.unwrap());
+    assert!(a.contains("Wrong email or password.") && b.contains("Wrong email or password."));
+}
+
+// The consent page escapes what the client registered, and a decision is taken once.
+#[tokio::test]
+async fn consent_escapes_client_metadata_and_decides_once() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &csrf_cookie).await;
+    let page = server.get(&interaction, &cookie).await;
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("&#60;b&#62;Evil&#60;/b&#62; &#38; Co")
+            || html.contains("&lt;b&gt;Evil&lt;/b&gt; &amp; Co"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>Evil</b>"));
+    let csrf = field(&html, "csrf_token");
+    let consent = format!("{interaction}/consent");
+    let approved = server
+        .post_form(
+            &consent,
+            &cookie,
+            &[("csrf_token", &csrf), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let location = url::Url::parse(approved.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let params: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    assert!(params.iter().any(|(k, _)| k == "code"));
+    assert!(params.contains(&("state".into(), "s1".into())));
+    assert!(params.contains(&("iss".into(), server.issuer.clone())));
+    let again = server
+        .post_form(
+            &consent,
+            &cookie,
+            &[("csrf_token", &csrf), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(
+        again.status(),
+        StatusCode::BAD_REQUEST,
+        "a decided interaction is gone"
+    );
+}
+
+#[tokio::test]
+async fn denying_redirects_with_access_denied() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &csrf_cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&html, "csrf_token");
+    let denied = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[("csrf_token", &csrf), ("decision", "deny")],
+        )
+        .await;
+    let location = denied.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(REDIRECT)
+            && location.contains("error=access_denied")
+            && location.contains("state=s1"),
+        "{location}"
+    );
+}
+
+// Login session cookie: HttpOnly, SameSite=Lax (Secure only for https issuers).
+#[tokio::test]
+async fn session_cookie_is_httponly_and_samesite_lax() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let page = server
+        .get(&interaction, &csrf_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf_token");
+    let response = server
+        .post_form(
+            &format!("{interaction}/login"),
+            &csrf_cookie,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set_cookie.starts_with("mcpauth_session="), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Lax")
+            && set_cookie.contains("Path=/"),
+        "{set_cookie}"
+    );
+}
+
+// A signed-in browser skips the login form on the next authorization, but still sees consent.
+#[tokio::test]
+async fn a_session_skips_login_but_not_consent() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &csrf_cookie).await;
+    let session = cookie
+        .split("; ")
+        .find(|c| c.starts_with("mcpauth_session="))
+        .unwrap()
+        .to_owned();
+    let client_id = server.register().await;
+    let response = server
+        .get(&server.authorize_url(&client_id), &session)
+        .await;
+    let second = format!(
+        "{}{}",
+        server.base,
+        response.headers()[LOCATION].to_str().unwrap()
+    );
+    let html = server
+        .get(
+            &second,
+            &format!("{session}; {}", cookies(response.headers())),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("decision"), "consent page expected: {html}");
+    assert!(
+        !html.contains("name=\"password\""),
+        "no login form when signed in"
+    );
+}
+
+// RFC 8414 §3.1: an issuer with a path publishes its metadata at the path-inserted URL, and
+// the endpoints live under the issuer's path.
+#[tokio::test]
+async fn issuer_with_a_path_uses_path_inserted_metadata() {
+    let server = start_with("/tenant1", temp_dir("tenant")).await;
+    let response = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server/tenant1",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let metadata: Value = response.json().await.unwrap();
+    assert_eq!(metadata["issuer"], server.issuer.as_str());
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("{}/token", server.issuer)
+    );
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/jwks.json", server.issuer))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+// RFC 6749 §5.1: Cache-Control: no-store on token responses, over HTTP.
+#[tokio::test]
+async fn token_endpoint_answers_no_store_and_json_errors() {
+    let server = start().await;
+    let response = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", "nobody"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    let wrong_type = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
+}
+
+// The signing key is generated once and persisted.
+#[tokio::test]
+async fn signing_key_survives_a_restart() {
+    let dir = temp_dir("restart");
+    let first = start_with("", dir.clone()).await;
+    let kid = first.jwks_kid().await;
+    first.stop_keeping_data();
+    let second = start_with("", dir).await;
+    assert_eq!(second.jwks_kid().await, kid);
+}
+
+impl Running {
+    async fn jwks_kid(&self) -> Value {
+        let jwks: Value = self
+            .http
+            .get(format!("{}/jwks.json", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"][0]["kid"].clone()
+    }
+
+    fn stop_keeping_data(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.dir = PathBuf::new();
+    }
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mcpauth-server")
+}
+
+// `mcpauth-server user add <email>` reads the password from stdin when it is not a terminal.
+#[tokio::test]
+async fn user_add_reads_the_password_from_stdin() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp_dir("cli");
+    let add = || {
+        let mut child = tokio::process::Command::new(binary())
+            .args(["user", "add", "Carol@Example.com"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        async move {
+            stdin.write_all(b"a long enough password\n").await.unwrap();
+            drop(stdin);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let output = add().await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("added carol@example.com as user_"));
+    assert!(
+        dir.join("mcpauth.db").exists(),
+        "the default database is ./mcpauth.db"
+    );
+    let again = add().await;
+    assert!(!again.status.success(), "a taken email must fail");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// `mcpauth-server` with no arguments serves on its SQLite default in the working directory.
+#[tokio::test]
+async fn binary_serves_with_no_arguments() {
+    let dir = temp_dir("bin");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(binary())
+        .current_dir(&dir)
+        .env("MCPAUTH_LISTEN", format!("127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/.well-known/oauth-authorization-server");
+    let mut metadata = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(&url).await {
+            metadata = Some(response.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill().await;
+    let metadata = metadata.expect("the server did not come up");
+    assert_eq!(metadata["issuer"], format!("http://127.0.0.1:{port}"));
+    assert!(dir.join("mcpauth.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
