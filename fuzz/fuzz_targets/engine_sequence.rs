@@ -104,7 +104,8 @@ fuzz_target!(|operations: Vec<Operation>| {
                     let _ = engine.token_endpoint(form_request("/token", "application/x-www-form-urlencoded", body), now).await;
                 }
                 Operation::Redeem(n) => {
-                    let Some(entry) = codes.get_mut(usize::from(n) % codes.len().max(1)) else { continue };
+                    let index = usize::from(n) % codes.len().max(1);
+                    let Some(entry) = codes.get_mut(index) else { continue };
                     let Some((redirect, code)) = entry.0.split_once('|') else { continue };
                     let body = encode(&[
                         ("grant_type", "authorization_code"),

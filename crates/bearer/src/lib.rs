@@ -9,7 +9,7 @@
 //!
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("authorization", "Bearer not-a-jwt".parse()?);
-//! let token = extract_bearer(&headers)?.expect("a token");
+//! let token = extract_bearer(&headers)?.ok_or("no bearer token")?;
 //! let verifier = TokenVerifier::new("https://auth.example.com", "https://mcp.example.com/mcp");
 //! let error = verifier.verify(token, 1_800_000_000).unwrap_err();
 //! let challenge = Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")

@@ -26,13 +26,11 @@
 //! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
 //! #         .map(|d| d.as_ref().to_vec()).unwrap_or_default()
 //! # }
-//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
 //! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
 //! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
 //! assert_eq!(engine.metadata().token_endpoint.as_deref(), Some("https://auth.example.com/token"));
-//! # Ok(()) }
-//! # run().unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod access_token;
