@@ -108,7 +108,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.refresh_token = Some(new_token);
-        response.scope = Some(access_scope);
+        response.scope = (!access_scope.is_empty()).then_some(access_scope);
         Ok(response)
     }
 
@@ -159,7 +159,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             )
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
-        response.scope = Some(access_scope.to_owned());
+        response.scope = (!access_scope.is_empty()).then(|| access_scope.to_owned());
         if client.allows_grant("refresh_token") {
             let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             self.model
