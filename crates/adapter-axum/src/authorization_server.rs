@@ -73,6 +73,11 @@ where
         .route(&at(paths::TOKEN), post(token::<M>).options(preflight))
         .route(&at(paths::REGISTER), post(register::<M>).options(preflight))
         .route(&at(paths::REVOKE), post(revoke::<M>).options(preflight))
+        .route(&at(paths::INTROSPECT), post(introspect::<M>))
+        .route(
+            &at(paths::DEVICE_AUTHORIZATION),
+            post(device_authorization::<M>).options(preflight),
+        )
         .layer(DefaultBodyLimit::max(mcpauth_oauth_types::MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(cors_and_security_headers))
         .with_state(state)
@@ -247,6 +252,31 @@ async fn register<M: OAuthServerModel + ?Sized>(
 ) -> Response {
     match engine_request(request).await {
         Ok(request) => logged(state.engine.registration_endpoint(request, now()).await),
+        Err(response) => response,
+    }
+}
+
+async fn device_authorization<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(
+            state
+                .engine
+                .device_authorization_endpoint(request, now())
+                .await,
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn introspect<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(state.engine.introspection_endpoint(request, now()).await),
         Err(response) => response,
     }
 }

@@ -27,6 +27,9 @@ pub struct AuthorizationServerMetadata {
     /// URL of the introspection endpoint (RFC 7662).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
+    /// URL of the device authorization endpoint (RFC 8628 §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     /// Supported scopes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
@@ -45,6 +48,9 @@ pub struct AuthorizationServerMetadata {
     /// Client authentication methods at the revocation endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication methods at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// PKCE methods (only `S256` here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code_challenge_methods_supported: Vec<String>,

@@ -121,6 +121,18 @@ error_codes! {
 }
 
 error_codes! {
+    /// Errors of the introspection endpoint (RFC 7662 §2.3, with RFC 6749 §5.2 codes).
+    IntrospectionErrorCode {
+        /// The request is malformed (for example, `token` is missing or repeated).
+        InvalidRequest = ("invalid_request", 400),
+        /// The caller did not authenticate, or its credentials are wrong.
+        InvalidClient = ("invalid_client", 401),
+        /// The authorization server encountered an unexpected condition.
+        ServerError = ("server_error", 500),
+    }
+}
+
+error_codes! {
     /// Errors of the dynamic client registration endpoint (RFC 7591 §3.2.2).
     RegistrationErrorCode {
         /// The request body is not a valid registration request.

@@ -27,17 +27,18 @@ mod secret;
 
 pub use client_auth::{BasicCredentials, parse_basic_authorization};
 pub use error::{
-    AuthorizeErrorCode, BearerErrorCode, ErrorBody, OAuthError, RegistrationErrorCode,
-    RevocationErrorCode, TokenErrorCode,
+    AuthorizeErrorCode, BearerErrorCode, ErrorBody, IntrospectionErrorCode, OAuthError,
+    RegistrationErrorCode, RevocationErrorCode, TokenErrorCode,
 };
 pub use form::{FormParams, MAX_FORM_BYTES, ParseError};
 pub use registration::{ClientMetadata, MAX_REGISTRATION_BYTES};
 pub use request::{
-    AuthorizationRequest, BodyCredentials, GrantType, RevocationRequest, TokenRequest,
-    TokenTypeHint,
+    AuthorizationRequest, BodyCredentials, DeviceAuthorizationRequest, GrantType,
+    IntrospectionRequest, RevocationRequest, TokenRequest, TokenTypeHint,
 };
 pub use response::TokenResponse;
 pub use scope::{Scope, ScopeError};
 pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken, constant_time_eq,
+    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
+    constant_time_eq,
 };

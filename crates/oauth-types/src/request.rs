@@ -7,7 +7,7 @@
 
 use crate::form::{FormParams, ParseError};
 use crate::scope::Scope;
-use crate::secret::{AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken};
+use crate::secret::{AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken};
 
 /// Longest value accepted for identifiers and tokens in a request.
 const MAX_VALUE_LEN: usize = 4096;
@@ -173,6 +173,22 @@ pub enum TokenRequest {
         /// Credentials in the body.
         body_credentials: BodyCredentials,
     },
+    /// RFC 6749 §4.4.2 with RFC 8707 §2.
+    ClientCredentials {
+        /// `scope`.
+        scope: Option<Scope>,
+        /// `resource` values.
+        resource: Vec<String>,
+        /// Credentials in the body.
+        body_credentials: BodyCredentials,
+    },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        /// `device_code`.
+        device_code: DeviceCode,
+        /// Credentials in the body.
+        body_credentials: BodyCredentials,
+    },
     /// A grant type this crate knows but whose parameters are read elsewhere, or an
     /// unknown one; the engine answers `unsupported_grant_type` for those it does not serve.
     Other {
@@ -227,6 +243,15 @@ impl TokenRequest {
                 resource: resources(form)?,
                 body_credentials,
             },
+            Some(GrantType::ClientCredentials) => Self::ClientCredentials {
+                scope: scope(form)?,
+                resource: resources(form)?,
+                body_credentials,
+            },
+            Some(GrantType::DeviceCode) => Self::DeviceCode {
+                device_code: DeviceCode::new(required(form, "device_code")?.to_owned()),
+                body_credentials,
+            },
             _ => Self::Other {
                 grant_type: grant_type.chars().take(128).collect(),
                 body_credentials,
@@ -240,6 +265,8 @@ impl TokenRequest {
         match self {
             Self::AuthorizationCode { .. } => Some(GrantType::AuthorizationCode),
             Self::RefreshToken { .. } => Some(GrantType::RefreshToken),
+            Self::ClientCredentials { .. } => Some(GrantType::ClientCredentials),
+            Self::DeviceCode { .. } => Some(GrantType::DeviceCode),
             Self::Other { grant_type, .. } => GrantType::from_wire(grant_type),
         }
     }
@@ -252,6 +279,12 @@ impl TokenRequest {
                 body_credentials, ..
             }
             | Self::RefreshToken {
+                body_credentials, ..
+            }
+            | Self::ClientCredentials {
+                body_credentials, ..
+            }
+            | Self::DeviceCode {
                 body_credentials, ..
             }
             | Self::Other {
@@ -270,6 +303,36 @@ pub enum TokenTypeHint {
     /// `refresh_token`.
     RefreshToken,
 }
+
+/// A device authorization request (RFC 8628 §3.1, with RFC 8707 resources).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeviceAuthorizationRequest {
+    /// `scope`.
+    pub scope: Option<Scope>,
+    /// `resource` values.
+    pub resource: Vec<String>,
+    /// Credentials in the body (`client_id` for public clients).
+    pub body_credentials: BodyCredentials,
+}
+
+impl DeviceAuthorizationRequest {
+    /// Reads a device authorization request from a parsed form body.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseError::Invalid`] for a malformed scope or resource.
+    pub fn from_form(form: &FormParams) -> Result<Self, ParseError> {
+        Ok(Self {
+            scope: scope(form)?,
+            resource: resources(form)?,
+            body_credentials: BodyCredentials::from_form(form)?,
+        })
+    }
+}
+
+/// An introspection request (RFC 7662 §2.1): the same parameters as a revocation request.
+pub type IntrospectionRequest = RevocationRequest;
 
 /// A revocation request (RFC 7009 §2.1).
 #[derive(Debug)]

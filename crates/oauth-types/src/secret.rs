@@ -76,6 +76,11 @@ secret_type!(
     AccessToken
 );
 secret_type!(
+    /// A device code (RFC 8628 §3.2). Polled repeatedly, so it is `Clone`.
+    #[derive(Clone)]
+    DeviceCode
+);
+secret_type!(
     /// A PKCE code verifier (RFC 7636 §4.1). Single use, so it is intentionally not `Clone`.
     CodeVerifier
 );

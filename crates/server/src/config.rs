@@ -30,7 +30,9 @@ pub struct Config {
     pub default_scope: Vec<String>,
     /// Resources (MCP server URIs) tokens may be issued for (empty: any https or loopback URI).
     pub resources: Vec<String>,
-    /// Audience for clients that send no `resource` (pre-2025-06-18 MCP clients).
+    /// Whether clients must send `resource` (RFC 8707); MCP clients since 2025-06-18 do.
+    pub strict_resource: bool,
+    /// Audience for clients that send no `resource`, used when `strict_resource` is off.
     pub default_resource: Option<String>,
     /// Whether RFC 7591 dynamic registration is open.
     pub dynamic_registration: bool,
@@ -43,11 +45,12 @@ impl Default for Config {
             issuer: None,
             database_url: "sqlite://mcpauth.db".into(),
             access_token_ttl: 3600,
-            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_token_ttl: 14 * 24 * 3600,
             session_ttl: 12 * 3600,
             scopes_supported: Vec::new(),
             default_scope: Vec::new(),
             resources: Vec::new(),
+            strict_resource: true,
             default_resource: None,
             dynamic_registration: true,
         }
@@ -82,6 +85,17 @@ pub enum ConfigError {
         /// Why, and what is expected.
         reason: String,
     },
+}
+
+fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Env {
+            name,
+            reason: format!("`{value}` is not true or false"),
+        }),
+    }
 }
 
 fn list(value: &str) -> Vec<String> {
@@ -160,16 +174,10 @@ impl Config {
             self.default_resource = Some(v);
         }
         if let Some(v) = env("MCPAUTH_DYNAMIC_REGISTRATION") {
-            self.dynamic_registration = match v.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "MCPAUTH_DYNAMIC_REGISTRATION",
-                        reason: "expected true or false".into(),
-                    });
-                }
-            };
+            self.dynamic_registration = boolean("MCPAUTH_DYNAMIC_REGISTRATION", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_STRICT_RESOURCE") {
+            self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;
         }
         Ok(())
     }

@@ -127,12 +127,18 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         .scopes_supported(config.scopes_supported.clone())
         .default_scope(config.default_scope.clone())
         .default_resource(config.default_resource.clone())
+        .strict_resource(config.strict_resource)
         .dynamic_registration(config.dynamic_registration)
         .resources(if config.resources.is_empty() {
             ResourcePolicy::AnyUri
         } else {
             ResourcePolicy::Allowed(config.resources.clone())
         });
+    if config.strict_resource && config.default_resource.is_some() {
+        tracing::warn!(
+            "default_resource is ignored while strict_resource is on: clients must send `resource`"
+        );
+    }
     let store = SqlStore::connect(&config.database_url).await?;
     let key = signing_key(&store).await?;
     let engine = Arc::new(TokenEngine::new(

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// A stored integer is out of range.
     #[error("stored time is out of range")]
     TimeOutOfRange,
+    /// A stored state name is unknown (written by a newer version?).
+    #[error("stored state is unknown")]
+    UnknownState,
 }
 
 /// SQL storage (SQLite).

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use mcpauth_token_engine::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode, GrantRecord,
-    GrantStore, ModelBase, RefreshTokenRecord, RefreshTokenStore, RotateRefresh, UnixTime,
+    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
+    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
+    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, RotateRefresh, UnixTime,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -259,4 +260,139 @@ async fn insert_refresh<'e, E: sqlx::SqliteExecutor<'e>>(
     .execute(executor)
     .await?;
     Ok(())
+}
+
+fn device_from(row: &SqliteRow) -> Result<DeviceAuthorizationRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    Ok(DeviceAuthorizationRecord {
+        device_code_hash: row.try_get("device_code_hash")?,
+        user_code_hash: row.try_get("user_code_hash")?,
+        client_id: row.try_get("client_id")?,
+        scope: row.try_get("scope")?,
+        resources: resources(row)?,
+        expires_at: time(row, "expires_at")?,
+        interval: from_db(row.try_get("poll_interval")?)?,
+        last_polled_at: optional_time(row, "last_polled_at")?,
+        state: DeviceState::from_stored(&state).ok_or(StoreError::UnknownState)?,
+        subject: row.try_get("subject")?,
+        grant_id: row.try_get("grant_id")?,
+    })
+}
+
+#[async_trait]
+impl DeviceStore for SqlStore {
+    async fn insert_device(&self, record: DeviceAuthorizationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.device_code_hash)
+        .bind(&record.user_code_hash)
+        .bind(&record.client_id)
+        .bind(&record.scope)
+        .bind(serde_json::to_string(&record.resources)?)
+        .bind(to_db(record.expires_at.0)?)
+        .bind(to_db(record.interval)?)
+        .bind(record.last_polled_at.map(|t| to_db(t.0)).transpose()?)
+        .bind(record.state.as_str())
+        .bind(&record.subject)
+        .bind(&record.grant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_device_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM device_authorizations WHERE user_code_hash = ?")
+            .bind(user_code_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_from).transpose()
+    }
+
+    async fn poll_device(
+        &self,
+        device_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
+        // One statement: SET expressions read the row as it was, so `previous_polled_at`
+        // receives the stamp of the poll before this one, atomically with the new stamp.
+        let row = sqlx::query(
+            "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = ? WHERE device_code_hash = ? RETURNING *",
+        )
+        .bind(to_db(now.0)?)
+        .bind(device_code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record = device_from(&row)?;
+        record.last_polled_at = optional_time(&row, "previous_polled_at")?;
+        Ok(Some(record))
+    }
+
+    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE device_authorizations SET poll_interval = poll_interval + 5 WHERE device_code_hash = ?")
+            .bind(device_code_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn decide_device(
+        &self,
+        user_code_hash: &str,
+        decision: DeviceDecision,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (state, subject, grant_id) = match decision {
+            DeviceDecision::Approve { subject, grant_id } => {
+                (DeviceState::Approved, Some(subject), Some(grant_id))
+            }
+            _ => (DeviceState::Denied, None, None),
+        };
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET state = ?, subject = ?, grant_id = ? WHERE user_code_hash = ? AND state = 'pending' AND expires_at > ?",
+        )
+        .bind(state.as_str())
+        .bind(subject)
+        .bind(grant_id)
+        .bind(user_code_hash)
+        .bind(to_db(now.0)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = ? AND state = 'approved'")
+            .bind(device_code_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for SqlStore {
+    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, StoreError> {
+        let start = to_db(now.0 - now.0 % window.max(1))?;
+        // One statement: a new window resets the count, the same window adds one.
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?, ?, 1) \
+             ON CONFLICT (limit_key) DO UPDATE SET \
+               hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+               window_start = excluded.window_start \
+             RETURNING hits",
+        )
+        .bind(key)
+        .bind(start)
+        .fetch_one(&self.pool)
+        .await?;
+        let hits: i64 = row.try_get("hits")?;
+        Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+    }
 }

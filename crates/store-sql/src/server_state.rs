@@ -279,7 +279,8 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Deletes expired codes, interactions and sessions, and refresh tokens past their expiry.
+    /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens past
+    /// their expiry, and old rate-limit counters.
     /// Returns how many rows went.
     ///
     /// # Errors
@@ -293,6 +294,7 @@ impl SqlStore {
             "DELETE FROM interactions WHERE expires_at <= ?",
             "DELETE FROM sessions WHERE expires_at <= ?",
             "DELETE FROM refresh_tokens WHERE expires_at <= ?",
+            "DELETE FROM device_authorizations WHERE expires_at <= ?",
         ] {
             removed += sqlx::query(sql)
                 .bind(now)

@@ -1,16 +1,20 @@
 //! RFC 9068: JWT access tokens (`typ: at+jwt`), signed with the engine's key.
 //!
 //! `jti` is `<grant_id>.<random>`: the grant id is not a secret, and carrying it lets the
-//! revocation endpoint find the grant of an access token without a table of issued tokens.
+//! revocation and introspection endpoints find the grant of an access token without a table
+//! of issued tokens. Tokens that belong to no grant (`client_credentials`) have a plain
+//! random `jti`.
 
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::TokenEngine;
+use crate::customize::{RESERVED_CLAIMS, TokenContext};
 use crate::keys::SigningKey;
 use crate::model::OAuthServerModel;
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
+use mcpauth_oauth_types::GrantType;
 
 /// The claims of an access token (RFC 9068 §2.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,12 +31,15 @@ pub struct AccessTokenClaims {
     /// Space-separated scope.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
-    /// Unique token id: `<grant_id>.<random>`.
+    /// Unique token id: `<grant_id>.<random>`, or `<random>` without a grant.
     pub jti: String,
     /// Issued at.
     pub iat: u64,
     /// Expires at.
     pub exp: u64,
+    /// Claims added by the application's [`crate::TokenCustomizer`].
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `aud`: one string, or an array of strings (RFC 7519 §4.1.3).
@@ -84,22 +91,42 @@ pub(crate) fn decoding_key_for(key: &SigningKey) -> jsonwebtoken::DecodingKey {
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "private; each argument is one claim"
+    )]
     pub(crate) fn issue_access_token(
         &self,
-        grant_id: &str,
+        grant_type: GrantType,
+        grant_id: Option<&str>,
         subject: &str,
         client_id: &str,
         scope: &str,
         resources: &[String],
         now: UnixTime,
     ) -> Result<String, IssueError> {
+        let mut extra = match &self.config.customizer {
+            Some(customizer) => customizer.extra_claims(&TokenContext {
+                grant_type,
+                subject,
+                client_id,
+                scope,
+                audience: resources,
+            }),
+            None => serde_json::Map::new(),
+        };
+        extra.retain(|name, _| !RESERVED_CLAIMS.contains(&name.as_str()));
         let claims = AccessTokenClaims {
+            extra,
             iss: self.issuer_str(),
             sub: subject.to_owned(),
             aud: Audience::from_resources(resources),
             client_id: client_id.to_owned(),
             scope: scope.to_owned(),
-            jti: format!("{grant_id}.{}", random::identifier(&*self.rng)?),
+            jti: match grant_id {
+                Some(grant_id) => format!("{grant_id}.{}", random::identifier(&*self.rng)?),
+                None => random::identifier(&*self.rng)?,
+            },
             iat: now.0,
             exp: now.plus(self.config.access_token_ttl).0,
         };
@@ -113,8 +140,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         )?)
     }
 
-    /// Verifies an access token this engine issued (signature and issuer only; expiry is
-    /// irrelevant for revocation).
+    /// Verifies an access token this engine issued (signature and issuer only; the caller
+    /// decides what expiry means for it).
     pub(crate) fn decode_own_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
         let mut validation = Validation::new(self.key.algorithm());
         validation.validate_exp = false;

@@ -297,9 +297,16 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         requested: Option<&Scope>,
         client_scope: Option<&str>,
     ) -> Result<Scope, &'static str> {
+        // RFC 6749 §3.3: without `scope`, use a pre-defined default: the server's default
+        // scope if configured, else everything the client registered.
         let scope = match requested {
             Some(scope) => scope.clone(),
-            None => Scope::from_tokens(self.config.default_scope.iter().cloned()),
+            None if !self.config.default_scope.is_empty() => {
+                Scope::from_tokens(self.config.default_scope.iter().cloned())
+            }
+            None => client_scope
+                .and_then(|s| Scope::parse(s).ok())
+                .unwrap_or_default(),
         };
         let supported = &self.config.scopes_supported;
         if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {

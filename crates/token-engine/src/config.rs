@@ -1,6 +1,10 @@
 //! Engine configuration: concrete values with safe defaults and `&mut self` setters.
 
+use std::sync::Arc;
+
 use url::Url;
+
+use crate::customize::TokenCustomizer;
 
 /// Which `resource` values (RFC 8707) the server issues tokens for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,18 +25,24 @@ pub enum ResourcePolicy {
 }
 
 /// Engine settings. Endpoint paths are joined to the issuer's path.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct EngineConfig {
+    pub(crate) customizer: Option<Arc<dyn TokenCustomizer>>,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
     pub(crate) refresh_token_ttl: u64,
     pub(crate) code_ttl: u64,
+    pub(crate) device_code_ttl: u64,
+    pub(crate) device_poll_interval: u64,
+    pub(crate) device_verification_path: String,
+    pub(crate) user_code_attempts_per_minute: u32,
     pub(crate) refresh_reuse_grace: u64,
     pub(crate) scopes_supported: Vec<String>,
     pub(crate) default_scope: Vec<String>,
     pub(crate) resources: ResourcePolicy,
     pub(crate) default_resource: Option<String>,
+    pub(crate) strict_resource: bool,
     pub(crate) dynamic_registration: bool,
 }
 
@@ -47,9 +57,9 @@ pub enum ConfigError {
 
 impl EngineConfig {
     /// A configuration for `issuer` with the defaults: access tokens live 1 hour, refresh
-    /// tokens 30 days, codes 60 seconds, a reused refresh token within 10 seconds of its
-    /// rotation is refused without revoking the family, any https resource is accepted, and
-    /// dynamic registration is open.
+    /// tokens 14 days, codes 60 seconds, a reused refresh token within 10 seconds of its
+    /// rotation is refused without revoking the family, any https resource is accepted and
+    /// required (`strict_resource`), and dynamic registration is open.
     ///
     /// # Errors
     ///
@@ -57,15 +67,21 @@ impl EngineConfig {
     pub fn new(issuer: Url) -> Result<Self, ConfigError> {
         mcpauth_metadata::validate_issuer(&issuer)?;
         Ok(Self {
+            customizer: None,
             issuer,
             access_token_ttl: 3600,
-            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_token_ttl: 14 * 24 * 3600,
             code_ttl: 60,
+            device_code_ttl: 15 * 60,
+            device_poll_interval: 5,
+            device_verification_path: "/device".into(),
+            user_code_attempts_per_minute: 10,
             refresh_reuse_grace: 10,
             scopes_supported: Vec::new(),
             default_scope: Vec::new(),
             resources: ResourcePolicy::AnyUri,
             default_resource: None,
+            strict_resource: true,
             dynamic_registration: true,
         })
     }
@@ -85,6 +101,38 @@ impl EngineConfig {
     /// Lifetime of authorization codes in seconds (RFC 6749 §4.1.2 recommends at most 600).
     pub fn code_ttl(&mut self, seconds: u64) -> &mut Self {
         self.code_ttl = seconds;
+        self
+    }
+
+    /// Application code that adds claims to access tokens.
+    pub fn token_customizer(&mut self, customizer: Arc<dyn TokenCustomizer>) -> &mut Self {
+        self.customizer = Some(customizer);
+        self
+    }
+
+    /// Lifetime of device codes and user codes in seconds (RFC 8628 §3.2 `expires_in`).
+    pub fn device_code_ttl(&mut self, seconds: u64) -> &mut Self {
+        self.device_code_ttl = seconds;
+        self
+    }
+
+    /// Minimum seconds between device-code polls (RFC 8628 §3.2 `interval`, default 5).
+    pub fn device_poll_interval(&mut self, seconds: u64) -> &mut Self {
+        self.device_poll_interval = seconds;
+        self
+    }
+
+    /// Path, below the issuer, of the page where users enter a user code (default `/device`).
+    pub fn device_verification_path(&mut self, path: impl Into<String>) -> &mut Self {
+        self.device_verification_path = path.into();
+        self
+    }
+
+    /// Failed user-code entries allowed per minute and per caller key (RFC 8628 §5.1:
+    /// "the authorization server SHOULD rate-limit user code attempts"), default 10. With 20^8
+    /// possible codes, that makes guessing a live code hopeless.
+    pub fn user_code_attempts_per_minute(&mut self, attempts: u32) -> &mut Self {
+        self.user_code_attempts_per_minute = attempts;
         self
     }
 
@@ -121,10 +169,24 @@ impl EngineConfig {
         self
     }
 
-    /// Audience used when an authorization request has no `resource` (clients older than the
-    /// MCP 2025-06-18 specification). Without it, such requests are `invalid_target`.
+    /// Audience used for requests without `resource` when [`Self::strict_resource`] is off.
     pub fn default_resource(&mut self, resource: Option<String>) -> &mut Self {
         self.default_resource = resource;
+        self
+    }
+
+    /// Whether requests must name their `resource` (default: yes).
+    ///
+    /// # Background
+    ///
+    /// The MCP authorization specification (2025-06-18 and later) says clients MUST send
+    /// `resource` (RFC 8707) in authorization and token requests, so that tokens are bound to
+    /// one MCP server. Clients built before it (early MCP SDK releases and hand-written
+    /// clients for the 2025-03-26 specification) omit it. With `strict_resource` off, such
+    /// requests get the [`Self::default_resource`] (or, when exactly one resource is allowed,
+    /// that one) as their audience instead of `invalid_target`.
+    pub fn strict_resource(&mut self, strict: bool) -> &mut Self {
+        self.strict_resource = strict;
         self
     }
 
@@ -146,5 +208,22 @@ impl EngineConfig {
     pub fn endpoint_url(&self, path: &str) -> String {
         let base = self.issuer.as_str().trim_end_matches('/');
         format!("{base}{path}")
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("issuer", &self.issuer.as_str())
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("code_ttl", &self.code_ttl)
+            .field("device_code_ttl", &self.device_code_ttl)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("resources", &self.resources)
+            .field("strict_resource", &self.strict_resource)
+            .field("dynamic_registration", &self.dynamic_registration)
+            .field("customizer", &self.customizer.is_some())
+            .finish_non_exhaustive()
     }
 }

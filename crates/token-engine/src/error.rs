@@ -2,7 +2,8 @@
 //! `server_error` (the source is kept for logs, never serialized).
 
 use mcpauth_oauth_types::{
-    AuthorizeErrorCode, OAuthError, RegistrationErrorCode, RevocationErrorCode, TokenErrorCode,
+    AuthorizeErrorCode, IntrospectionErrorCode, OAuthError, RegistrationErrorCode,
+    RevocationErrorCode, TokenErrorCode,
 };
 
 /// An error of the authorization endpoint.
@@ -30,6 +31,29 @@ impl HasServerError for RevocationErrorCode {
 }
 impl HasServerError for RegistrationErrorCode {
     const SERVER_ERROR: Self = Self::ServerError;
+}
+impl HasServerError for IntrospectionErrorCode {
+    const SERVER_ERROR: Self = Self::ServerError;
+}
+
+/// Endpoints that authenticate clients (RFC 6749 §2.3) and so answer `invalid_request` and
+/// `invalid_client`.
+pub(crate) trait ClientAuthCodes: HasServerError {
+    const INVALID_REQUEST: Self;
+    const INVALID_CLIENT: Self;
+}
+
+impl ClientAuthCodes for TokenErrorCode {
+    const INVALID_REQUEST: Self = Self::InvalidRequest;
+    const INVALID_CLIENT: Self = Self::InvalidClient;
+}
+impl ClientAuthCodes for RevocationErrorCode {
+    const INVALID_REQUEST: Self = Self::InvalidRequest;
+    const INVALID_CLIENT: Self = Self::InvalidClient;
+}
+impl ClientAuthCodes for IntrospectionErrorCode {
+    const INVALID_REQUEST: Self = Self::InvalidRequest;
+    const INVALID_CLIENT: Self = Self::InvalidClient;
 }
 
 /// A storage, randomness or signing failure: `server_error` with the cause kept for logs.

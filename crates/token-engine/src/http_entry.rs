@@ -10,15 +10,16 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use mcpauth_oauth_types::{
-    ClientMetadata, FormParams, GrantType, OAuthError, RegistrationErrorCode, RevocationErrorCode,
-    RevocationRequest, TokenErrorCode, TokenRequest, TokenResponse,
+    ClientMetadata, DeviceAuthorizationRequest, FormParams, GrantType, IntrospectionErrorCode,
+    OAuthError, RegistrationErrorCode, RevocationErrorCode, RevocationRequest, TokenErrorCode,
+    TokenRequest, TokenResponse,
 };
 
 use crate::TokenEngine;
 use crate::client_auth::ClientAuthError;
-use crate::error::{RegistrationError, RevocationError, TokenError};
+use crate::error::{ClientAuthCodes, RegistrationError, TokenError};
 use crate::grant::authorization_code::CodeRedemption;
-use crate::model::OAuthServerModel;
+use crate::model::{ClientRecord, OAuthServerModel};
 use crate::time::UnixTime;
 
 /// The cause of a `server_error` answer, attached to the response's extensions for logging.
@@ -30,6 +31,10 @@ pub struct InternalError {
     /// The internal cause (may name hosts or files: log it, never send it).
     pub cause: String,
 }
+
+/// An endpoint error, and whether the client tried HTTP Basic (then a failed authentication
+/// is answered 401 with `WWW-Authenticate: Basic`, RFC 6749 §5.2).
+type Failure<C> = (OAuthError<C>, bool);
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
     let bytes = serde_json::to_vec(body)
@@ -48,7 +53,21 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<B
     response
 }
 
-fn error_response<C: Copy + std::fmt::Display>(
+fn error_response<C: ClientAuthCodes + PartialEq + std::fmt::Display>(
+    (error, basic): Failure<C>,
+    status: u16,
+    realm: &'static str,
+) -> Response<Bytes> {
+    let mut response = plain_error_response(&error, status);
+    if basic && error.code() == C::INVALID_CLIENT {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(realm));
+    }
+    response
+}
+
+fn plain_error_response<C: Copy + std::fmt::Display>(
     error: &OAuthError<C>,
     status: u16,
 ) -> Response<Bytes> {
@@ -63,17 +82,16 @@ fn error_response<C: Copy + std::fmt::Display>(
     response
 }
 
-fn is_form(request: &Request<Bytes>) -> bool {
+fn has_content_type(request: &Request<Bytes>, expected: &str) -> bool {
     request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
 }
+
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// At most one `Authorization` header; its value as text.
 fn authorization_header(request: &Request<Bytes>) -> Result<Option<&str>, &'static str> {
@@ -90,37 +108,37 @@ fn authorization_header(request: &Request<Bytes>) -> Result<Option<&str>, &'stat
         .transpose()
 }
 
-fn token_error_from_auth(error: ClientAuthError) -> (TokenError, bool) {
+fn auth_failure<C: ClientAuthCodes>(error: ClientAuthError) -> Failure<C> {
     match error {
-        ClientAuthError::Malformed(d) => {
-            (OAuthError::new(TokenErrorCode::InvalidRequest, d), false)
+        ClientAuthError::Malformed(d) => (OAuthError::new(C::INVALID_REQUEST, d), false),
+        ClientAuthError::Failed { description, basic } => {
+            (OAuthError::new(C::INVALID_CLIENT, description), basic)
         }
-        ClientAuthError::Failed { description, basic } => (
-            OAuthError::new(TokenErrorCode::InvalidClient, description),
-            basic,
-        ),
         ClientAuthError::Storage(e) => (
-            OAuthError::new(TokenErrorCode::ServerError, "storage failure").with_source(e),
+            OAuthError::new(C::SERVER_ERROR, "storage failure").with_source(e),
             false,
         ),
     }
 }
 
-fn revocation_error_from_auth(error: ClientAuthError) -> (RevocationError, bool) {
-    match error {
-        ClientAuthError::Malformed(d) => (
-            OAuthError::new(RevocationErrorCode::InvalidRequest, d),
+/// POST, form body, at most one `Authorization` header, parsed form.
+fn read_form<C: ClientAuthCodes>(
+    request: &Request<Bytes>,
+) -> Result<(Option<&str>, FormParams), Failure<C>> {
+    if request.method() != Method::POST || !has_content_type(request, FORM) {
+        return Err((
+            OAuthError::new(
+                C::INVALID_REQUEST,
+                "POST an application/x-www-form-urlencoded body",
+            ),
             false,
-        ),
-        ClientAuthError::Failed { description, basic } => (
-            OAuthError::new(RevocationErrorCode::InvalidClient, description),
-            basic,
-        ),
-        ClientAuthError::Storage(e) => (
-            OAuthError::new(RevocationErrorCode::ServerError, "storage failure").with_source(e),
-            false,
-        ),
+        ));
     }
+    let authorization = authorization_header(request)
+        .map_err(|d| (OAuthError::new(C::INVALID_REQUEST, d), false))?;
+    let form = FormParams::parse(request.body())
+        .map_err(|e| (OAuthError::new(C::INVALID_REQUEST, e.to_string()), false))?;
+    Ok((authorization, form))
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -143,31 +161,29 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 false,
             )
         })?;
-        let Some(grant_type) = request.grant_type() else {
-            return Err((
+        let unsupported = || {
+            (
                 OAuthError::new(
                     TokenErrorCode::UnsupportedGrantType,
                     "grant_type is not supported by this server",
                 ),
                 false,
-            ));
+            )
         };
+        let grant_type = request.grant_type().ok_or_else(unsupported)?;
         if !matches!(
             grant_type,
-            GrantType::AuthorizationCode | GrantType::RefreshToken
+            GrantType::AuthorizationCode
+                | GrantType::RefreshToken
+                | GrantType::ClientCredentials
+                | GrantType::DeviceCode
         ) {
-            return Err((
-                OAuthError::new(
-                    TokenErrorCode::UnsupportedGrantType,
-                    "grant_type is not supported by this server",
-                ),
-                false,
-            ));
+            return Err(unsupported());
         }
         let client = self
             .authenticate_client(authorization, request.body_credentials(), now)
             .await
-            .map_err(token_error_from_auth)?;
+            .map_err(auth_failure)?;
         if !client.allows_grant(grant_type.as_str()) {
             return Err((
                 OAuthError::new(
@@ -202,10 +218,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 self.refresh(&client, &refresh_token, scope.as_ref(), &resource, now)
                     .await
             }
-            _ => Err(OAuthError::new(
-                TokenErrorCode::UnsupportedGrantType,
-                "grant_type is not supported by this server",
-            )),
+            TokenRequest::ClientCredentials {
+                scope, resource, ..
+            } => self.client_credentials(&client, scope.as_ref(), &resource, now),
+            TokenRequest::DeviceCode { device_code, .. } => {
+                self.redeem_device_code(&client, &device_code, now).await
+            }
+            _ => Err(unsupported().0),
         };
         result.map_err(|e| (e, false))
     }
@@ -213,48 +232,66 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// The token endpoint over HTTP: POST, form-encoded body.
     pub async fn token_endpoint(&self, request: Request<Bytes>, now: UnixTime) -> Response<Bytes> {
         let result = async {
-            if request.method() != Method::POST {
-                return Err((
-                    OAuthError::new(
-                        TokenErrorCode::InvalidRequest,
-                        "the token endpoint accepts POST only",
-                    ),
-                    false,
-                ));
-            }
-            if !is_form(&request) {
-                return Err((
-                    OAuthError::new(
-                        TokenErrorCode::InvalidRequest,
-                        "the body must be application/x-www-form-urlencoded",
-                    ),
-                    false,
-                ));
-            }
-            let authorization = authorization_header(&request)
-                .map_err(|d| (OAuthError::new(TokenErrorCode::InvalidRequest, d), false))?;
-            let form = FormParams::parse(request.body()).map_err(|e| {
-                (
-                    OAuthError::new(TokenErrorCode::InvalidRequest, e.to_string()),
-                    false,
-                )
-            })?;
+            let (authorization, form) = read_form(&request)?;
             self.token(authorization, &form, now).await
         }
         .await;
         match result {
             Ok(tokens) => json_response(StatusCode::OK, &tokens),
-            Err((error, basic)) => {
-                let mut response = error_response(&error, error.code().http_status());
-                if basic && error.code() == TokenErrorCode::InvalidClient {
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"token\""),
-                    );
-                }
-                response
+            Err(failure) => {
+                let status = failure.0.code().http_status();
+                error_response(failure, status, "Basic realm=\"token\"")
             }
         }
+    }
+
+    /// The device authorization endpoint over HTTP (RFC 8628 §3.1–§3.2).
+    pub async fn device_authorization_endpoint(
+        &self,
+        request: Request<Bytes>,
+        now: UnixTime,
+    ) -> Response<Bytes> {
+        let result = async {
+            let (authorization, form) = read_form::<TokenErrorCode>(&request)?;
+            let parsed = DeviceAuthorizationRequest::from_form(&form).map_err(|e| {
+                (
+                    OAuthError::new(TokenErrorCode::InvalidRequest, e.to_string()),
+                    false,
+                )
+            })?;
+            let client = self
+                .authenticate_client(authorization, &parsed.body_credentials, now)
+                .await
+                .map_err(auth_failure)?;
+            self.device_authorization(&client, &parsed, now)
+                .await
+                .map_err(|e| (e, false))
+        }
+        .await;
+        match result {
+            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Err(failure) => {
+                let status = failure.0.code().http_status();
+                error_response(failure, status, "Basic realm=\"device_authorization\"")
+            }
+        }
+    }
+
+    /// Reads a revocation or introspection request (RFC 7009 §2.1, RFC 7662 §2.1) and
+    /// authenticates its client.
+    async fn authenticated_token_request<C: ClientAuthCodes>(
+        &self,
+        request: &Request<Bytes>,
+        now: UnixTime,
+    ) -> Result<(ClientRecord, RevocationRequest), Failure<C>> {
+        let (authorization, form) = read_form(request)?;
+        let parsed = RevocationRequest::from_form(&form)
+            .map_err(|e| (OAuthError::new(C::INVALID_REQUEST, e.to_string()), false))?;
+        let client = self
+            .authenticate_client(authorization, &parsed.body_credentials, now)
+            .await
+            .map_err(auth_failure)?;
+        Ok((client, parsed))
     }
 
     /// The revocation endpoint over HTTP (RFC 7009 §2).
@@ -263,38 +300,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: Request<Bytes>,
         now: UnixTime,
     ) -> Response<Bytes> {
-        let result: Result<(), (RevocationError, bool)> = async {
-            if request.method() != Method::POST || !is_form(&request) {
-                return Err((
-                    OAuthError::new(
-                        RevocationErrorCode::InvalidRequest,
-                        "POST an application/x-www-form-urlencoded body",
-                    ),
-                    false,
-                ));
-            }
-            let authorization = authorization_header(&request).map_err(|d| {
-                (
-                    OAuthError::new(RevocationErrorCode::InvalidRequest, d),
-                    false,
-                )
-            })?;
-            let form = FormParams::parse(request.body()).map_err(|e| {
-                (
-                    OAuthError::new(RevocationErrorCode::InvalidRequest, e.to_string()),
-                    false,
-                )
-            })?;
-            let revocation = RevocationRequest::from_form(&form).map_err(|e| {
-                (
-                    OAuthError::new(RevocationErrorCode::InvalidRequest, e.to_string()),
-                    false,
-                )
-            })?;
-            let client = self
-                .authenticate_client(authorization, &revocation.body_credentials, now)
-                .await
-                .map_err(revocation_error_from_auth)?;
+        let result = async {
+            let (client, revocation) = self
+                .authenticated_token_request::<RevocationErrorCode>(&request, now)
+                .await?;
             self.revoke(&client, &revocation, now)
                 .await
                 .map_err(|e| (e, false))
@@ -308,15 +317,33 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response
             }
-            Err((error, basic)) => {
-                let mut response = error_response(&error, error.code().http_status());
-                if basic && error.code() == RevocationErrorCode::InvalidClient {
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"revocation\""),
-                    );
-                }
-                response
+            Err(failure) => {
+                let status = failure.0.code().http_status();
+                error_response(failure, status, "Basic realm=\"revocation\"")
+            }
+        }
+    }
+
+    /// The introspection endpoint over HTTP (RFC 7662 §2).
+    pub async fn introspection_endpoint(
+        &self,
+        request: Request<Bytes>,
+        now: UnixTime,
+    ) -> Response<Bytes> {
+        let result = async {
+            let (client, introspection) = self
+                .authenticated_token_request::<IntrospectionErrorCode>(&request, now)
+                .await?;
+            self.introspect(&client, &introspection, now)
+                .await
+                .map_err(|e| (e, false))
+        }
+        .await;
+        match result {
+            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Err(failure) => {
+                let status = failure.0.code().http_status();
+                error_response(failure, status, "Basic realm=\"introspection\"")
             }
         }
     }
@@ -334,13 +361,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     "dynamic client registration is disabled on this server",
                 ));
             }
-            let is_json = request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-            if request.method() != Method::POST || !is_json {
+            if request.method() != Method::POST || !has_content_type(&request, "application/json") {
                 return Err(OAuthError::new(
                     RegistrationErrorCode::InvalidRequest,
                     "POST an application/json body",
@@ -354,33 +375,32 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         .await;
         match result {
             Ok(registered) => json_response(StatusCode::CREATED, &registered),
-            Err(error) => error_response(&error, error.code().http_status()),
+            Err(error) => plain_error_response(&error, error.code().http_status()),
         }
     }
 
     /// The RFC 8414 metadata document.
     pub fn metadata_endpoint(&self) -> Response<Bytes> {
-        let mut response = json_response(StatusCode::OK, &self.metadata());
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=300"),
-        );
-        response.headers_mut().remove(header::PRAGMA);
-        response
+        public_document(json_response(StatusCode::OK, &self.metadata()))
     }
 
     /// The JWK Set document.
     pub fn jwks_endpoint(&self) -> Response<Bytes> {
-        let mut response = json_response(StatusCode::OK, &self.jwks());
+        let mut response = public_document(json_response(StatusCode::OK, &self.jwks()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/jwk-set+json"),
         );
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=300"),
-        );
-        response.headers_mut().remove(header::PRAGMA);
         response
     }
+}
+
+/// Public documents may be cached briefly.
+fn public_document(mut response: Response<Bytes>) -> Response<Bytes> {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response.headers_mut().remove(header::PRAGMA);
+    response
 }

@@ -37,13 +37,16 @@ mod access_token;
 mod authorize;
 mod client_auth;
 mod config;
+mod customize;
 mod error;
 mod grant;
 mod hash;
 mod http_entry;
+mod introspection;
 mod keys;
 mod memory;
 mod model;
+mod model_error;
 mod random;
 mod redirect_uri;
 mod registration;
@@ -57,15 +60,21 @@ use std::sync::Arc;
 pub use access_token::{AccessTokenClaims, Audience};
 pub use authorize::{AuthorizationRedirect, AuthorizeOutcome, PendingAuthorization};
 pub use config::{ConfigError, EngineConfig, ResourcePolicy};
+pub use customize::{TokenContext, TokenCustomizer};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
+pub use grant::device_code::{
+    DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
+};
 pub use hash::secret_hash;
 pub use http_entry::InternalError;
+pub use introspection::Introspection;
 pub use keys::{KeyError, SigningKey, jwk_set};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode, GrantRecord,
-    GrantStore, ModelBase, OAuthServerModel, RefreshTokenRecord, RefreshTokenStore, RotateRefresh,
-    TokenEndpointAuthMethod,
+    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
+    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
+    ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
+    RotateRefresh, TokenEndpointAuthMethod,
 };
 pub use random::{RandomError, SecureRandom};
 pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
@@ -132,18 +141,28 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         m.token_endpoint = Some(c.endpoint_url(paths::TOKEN));
         m.jwks_uri = Some(c.endpoint_url(paths::JWKS));
         m.revocation_endpoint = Some(c.endpoint_url(paths::REVOKE));
+        m.introspection_endpoint = Some(c.endpoint_url(paths::INTROSPECT));
         if c.dynamic_registration {
             m.registration_endpoint = Some(c.endpoint_url(paths::REGISTER));
         }
         m.scopes_supported.clone_from(&c.scopes_supported);
         m.response_types_supported = vec!["code".into()];
         m.response_modes_supported = vec!["query".into()];
-        m.grant_types_supported = vec!["authorization_code".into(), "refresh_token".into()];
+        m.device_authorization_endpoint = Some(c.endpoint_url(paths::DEVICE_AUTHORIZATION));
+        m.grant_types_supported = vec![
+            "authorization_code".into(),
+            "refresh_token".into(),
+            "client_credentials".into(),
+            DEVICE_CODE_GRANT.into(),
+        ];
         let methods: Vec<String> = ["none", "client_secret_basic", "client_secret_post"]
             .map(String::from)
             .to_vec();
         m.token_endpoint_auth_methods_supported.clone_from(&methods);
         m.revocation_endpoint_auth_methods_supported = methods;
+        // RFC 7662 §2.1: introspection callers must authenticate; public clients cannot.
+        m.introspection_endpoint_auth_methods_supported =
+            vec!["client_secret_basic".into(), "client_secret_post".into()];
         m.code_challenge_methods_supported = vec!["S256".into()];
         m.authorization_response_iss_parameter_supported = true;
         m
@@ -176,6 +195,10 @@ pub mod paths {
     pub const REGISTER: &str = "/register";
     /// Revocation endpoint.
     pub const REVOKE: &str = "/revoke";
+    /// Introspection endpoint.
+    pub const INTROSPECT: &str = "/introspect";
+    /// Device authorization endpoint (RFC 8628 §3.1).
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// JWK Set document.
     pub const JWKS: &str = "/jwks.json";
 }

@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::model::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode, GrantRecord,
-    GrantStore, ModelBase, RefreshTokenRecord, RefreshTokenStore, RotateRefresh,
+    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
+    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
+    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, RotateRefresh,
 };
 use crate::time::UnixTime;
 
@@ -27,6 +28,11 @@ struct Tables {
     grants: HashMap<String, GrantRecord>,
     codes: HashMap<String, AuthorizationCodeRecord>,
     refresh: HashMap<String, RefreshTokenRecord>,
+    devices: HashMap<String, DeviceAuthorizationRecord>,
+    /// user-code hash → device-code hash
+    user_codes: HashMap<String, String>,
+    /// key → (window start, hits)
+    counters: HashMap<String, (u64, u32)>,
 }
 
 /// An [`crate::OAuthServerModel`] kept in process memory behind one mutex, so every call is
@@ -181,5 +187,115 @@ impl RefreshTokenStore for MemoryModel {
             tables.refresh.insert(new.token_hash.clone(), new);
         }
         Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryModel {
+    async fn insert_device(&self, record: DeviceAuthorizationRecord) -> Result<(), Self::Error> {
+        let mut tables = self.tables();
+        if tables.devices.contains_key(&record.device_code_hash)
+            || tables.user_codes.contains_key(&record.user_code_hash)
+        {
+            return Err(MemoryModelError::Duplicate("device authorization"));
+        }
+        tables.user_codes.insert(
+            record.user_code_hash.clone(),
+            record.device_code_hash.clone(),
+        );
+        tables
+            .devices
+            .insert(record.device_code_hash.clone(), record);
+        Ok(())
+    }
+
+    async fn find_device_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error> {
+        let tables = self.tables();
+        Ok(tables
+            .user_codes
+            .get(user_code_hash)
+            .and_then(|d| tables.devices.get(d))
+            .cloned())
+    }
+
+    async fn poll_device(
+        &self,
+        device_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error> {
+        let mut tables = self.tables();
+        Ok(tables.devices.get_mut(device_code_hash).map(|record| {
+            let before = record.clone();
+            record.last_polled_at = Some(now);
+            before
+        }))
+    }
+
+    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), Self::Error> {
+        if let Some(record) = self.tables().devices.get_mut(device_code_hash) {
+            record.interval = record.interval.saturating_add(5);
+        }
+        Ok(())
+    }
+
+    async fn decide_device(
+        &self,
+        user_code_hash: &str,
+        decision: DeviceDecision,
+        now: UnixTime,
+    ) -> Result<bool, Self::Error> {
+        let mut tables = self.tables();
+        let Some(device_hash) = tables.user_codes.get(user_code_hash).cloned() else {
+            return Ok(false);
+        };
+        let Some(record) = tables.devices.get_mut(&device_hash) else {
+            return Ok(false);
+        };
+        if record.state != DeviceState::Pending || record.expires_at <= now {
+            return Ok(false);
+        }
+        match decision {
+            DeviceDecision::Approve { subject, grant_id } => {
+                record.state = DeviceState::Approved;
+                record.subject = Some(subject);
+                record.grant_id = Some(grant_id);
+            }
+            DeviceDecision::Deny => record.state = DeviceState::Denied,
+        }
+        Ok(true)
+    }
+
+    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error> {
+        let mut tables = self.tables();
+        match tables.devices.get_mut(device_code_hash) {
+            Some(record) if record.state == DeviceState::Approved => {
+                record.state = DeviceState::Consumed;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for MemoryModel {
+    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, Self::Error> {
+        let start = now.0 - now.0 % window.max(1);
+        let mut tables = self.tables();
+        // Keep memory bounded: drop counters of past windows once there are many.
+        if tables.counters.len() > 10_000 {
+            tables
+                .counters
+                .retain(|_, (window_start, _)| *window_start == start);
+        }
+        let entry = tables.counters.entry(key.to_owned()).or_insert((start, 0));
+        if entry.0 != start {
+            *entry = (start, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        Ok(entry.1)
     }
 }

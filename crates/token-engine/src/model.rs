@@ -176,6 +176,85 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<UnixTime>,
 }
 
+/// Where a device authorization stands (RFC 8628 §3.3–§3.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeviceState {
+    /// Waiting for the user.
+    Pending,
+    /// The user approved; tokens not issued yet.
+    Approved,
+    /// The user denied.
+    Denied,
+    /// Tokens were issued.
+    Consumed,
+}
+
+impl DeviceState {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
+
+    /// Parses a stored name.
+    #[must_use]
+    pub fn from_stored(value: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Denied, Self::Consumed]
+            .into_iter()
+            .find(|s| s.as_str() == value)
+    }
+}
+
+/// A device authorization (RFC 8628 §3.2), stored by the hashes of its two codes.
+// Not `non_exhaustive`: model implementations in other crates build these from rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorizationRecord {
+    /// SHA-256 of the device code.
+    pub device_code_hash: String,
+    /// SHA-256 of the normalised user code.
+    pub user_code_hash: String,
+    /// The client polling.
+    pub client_id: String,
+    /// The scope requested.
+    pub scope: String,
+    /// The resources requested.
+    pub resources: Vec<String>,
+    /// When both codes stop working.
+    pub expires_at: UnixTime,
+    /// The minimum polling interval in seconds (grows by 5 on each `slow_down`).
+    pub interval: u64,
+    /// When the client last polled.
+    pub last_polled_at: Option<UnixTime>,
+    /// Where the authorization stands.
+    pub state: DeviceState,
+    /// The user who decided, once approved.
+    pub subject: Option<String>,
+    /// The grant created on approval.
+    pub grant_id: Option<String>,
+}
+
+/// The user's decision on a device authorization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceDecision {
+    /// Approved by `subject`; tokens will descend from `grant_id`.
+    Approve {
+        /// The user.
+        subject: String,
+        /// The grant created for the approval.
+        grant_id: String,
+    },
+    /// Denied.
+    Deny,
+}
+
 /// The result of [`CodeStore::consume_code`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
@@ -269,8 +348,61 @@ pub trait RefreshTokenStore: ModelBase {
     ) -> Result<RotateRefresh, Self::Error>;
 }
 
+/// Device authorizations (RFC 8628).
+#[async_trait]
+pub trait DeviceStore: ModelBase {
+    /// Stores a new device authorization.
+    async fn insert_device(&self, record: DeviceAuthorizationRecord) -> Result<(), Self::Error>;
+    /// Finds a device authorization by the hash of its user code.
+    async fn find_device_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
+    /// Atomically records a poll: returns the record as it was *before* this poll and sets
+    /// `last_polled_at = now`.
+    async fn poll_device(
+        &self,
+        device_code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
+    /// Adds 5 seconds to the polling interval (RFC 8628 §3.5 `slow_down`).
+    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), Self::Error>;
+    /// Atomically records the user's decision, only if the authorization is still pending and
+    /// not expired at `now`. Returns whether it was recorded.
+    async fn decide_device(
+        &self,
+        user_code_hash: &str,
+        decision: DeviceDecision,
+        now: UnixTime,
+    ) -> Result<bool, Self::Error>;
+    /// Atomically moves an approved authorization to consumed. Of any number of concurrent
+    /// calls, exactly one may return `true`.
+    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error>;
+}
+
+/// Counters for rate limits, shared by every instance that uses the store.
+#[async_trait]
+pub trait RateLimitStore: ModelBase {
+    /// Counts one hit for `key` in the fixed window of `window` seconds that contains `now`,
+    /// and returns the number of hits in that window, this one included.
+    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, Self::Error>;
+}
+
 /// Everything the engine needs from storage. Implemented automatically for any type that
 /// implements every concern; object safe (`Arc<dyn OAuthServerModel<Error = E>>`).
-pub trait OAuthServerModel: ClientStore + GrantStore + CodeStore + RefreshTokenStore {}
+pub trait OAuthServerModel:
+    ClientStore + GrantStore + CodeStore + RefreshTokenStore + DeviceStore + RateLimitStore
+{
+}
 
-impl<T: ClientStore + GrantStore + CodeStore + RefreshTokenStore + ?Sized> OAuthServerModel for T {}
+impl<
+    T: ClientStore
+        + GrantStore
+        + CodeStore
+        + RefreshTokenStore
+        + DeviceStore
+        + RateLimitStore
+        + ?Sized,
+> OAuthServerModel for T
+{
+}

@@ -9,6 +9,7 @@ use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, Sco
 use serde::Serialize;
 
 use crate::error::{RegistrationError, internal};
+use crate::grant::device_code::DEVICE_CODE_GRANT;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::redirect_uri::validate_redirect_uri;
 use crate::time::UnixTime;
@@ -65,7 +66,12 @@ fn check_web_url(name: &'static str, value: Option<&str>) -> Result<(), Registra
     }
 }
 
-const SUPPORTED_GRANTS: &[&str] = &["authorization_code", "refresh_token"];
+const SUPPORTED_GRANTS: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+];
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Validates and registers a client (RFC 7591 §3).
@@ -97,27 +103,38 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .find(|g| !SUPPORTED_GRANTS.contains(&g.as_str()))
         {
             return Err(metadata_error(format!(
-                "grant type `{}` is not supported here (supported: authorization_code, refresh_token)",
-                unsupported.chars().take(64).collect::<String>()
+                "grant type `{}` is not supported here (supported: {})",
+                unsupported.chars().take(64).collect::<String>(),
+                SUPPORTED_GRANTS.join(", ")
             )));
         }
-        if metadata.response_types.is_empty() {
+        let has = |grant: &str| metadata.grant_types.iter().any(|g| g == grant);
+        let redirect_based = has("authorization_code");
+        // RFC 7591 §2.1: `code` goes with authorization_code and nothing else does.
+        if metadata.response_types.is_empty() && redirect_based {
             metadata.response_types = vec!["code".into()];
         }
         if metadata.response_types.iter().any(|r| r != "code") {
             return Err(metadata_error("only the response type `code` is supported"));
         }
-        // RFC 7591 §2.1: grant_types and response_types must be consistent.
-        if !metadata
-            .grant_types
-            .iter()
-            .any(|g| g == "authorization_code")
-        {
+        if redirect_based == metadata.response_types.is_empty() {
             return Err(metadata_error(
-                "response type `code` requires the authorization_code grant type",
+                "response type `code` and the authorization_code grant type go together",
             ));
         }
-        if metadata.redirect_uris.is_empty() {
+        if has("refresh_token") && !redirect_based && !has(DEVICE_CODE_GRANT) {
+            return Err(metadata_error(
+                "refresh_token needs a grant that issues refresh tokens (authorization_code or device_code)",
+            ));
+        }
+        // RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
+        // clients."
+        if has("client_credentials") && method == TokenEndpointAuthMethod::None {
+            return Err(metadata_error(
+                "client_credentials needs a confidential client: set token_endpoint_auth_method to client_secret_basic or client_secret_post",
+            ));
+        }
+        if redirect_based && metadata.redirect_uris.is_empty() {
             return Err(OAuthError::new(
                 RegistrationErrorCode::InvalidRedirectUri,
                 "redirect_uris is required for the authorization_code grant",

@@ -29,29 +29,27 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: &RevocationRequest,
         now: UnixTime,
     ) -> Result<(), RevocationError> {
+        // (owner, grant); an access token of no grant (client_credentials) has `None`.
         let as_refresh = || async {
-            self.model
+            let found = self
+                .model
                 .find_refresh(&hash::secret_hash(&request.token))
                 .await
-                .map(|r| r.map(|r| (r.client_id, r.grant_id)))
+                .map_err(|e| internal("storage failure", e))?;
+            Ok::<_, RevocationError>(found.map(|r| (r.client_id, Some(r.grant_id))))
         };
         let as_access = || {
             self.decode_own_access_token(&request.token)
-                .and_then(|c| c.grant_id().map(|g| (c.client_id.clone(), g.to_owned())))
+                .map(|c| (c.client_id.clone(), c.grant_id().map(str::to_owned)))
         };
         // The hint only orders the search (§2.1).
         let found = if request.token_type_hint == Some(TokenTypeHint::AccessToken) {
             match as_access() {
                 Some(found) => Some(found),
-                None => as_refresh()
-                    .await
-                    .map_err(|e| internal("storage failure", e))?,
+                None => as_refresh().await?,
             }
         } else {
-            match as_refresh()
-                .await
-                .map_err(|e| internal("storage failure", e))?
-            {
+            match as_refresh().await? {
                 Some(found) => Some(found),
                 None => as_access(),
             }
@@ -65,6 +63,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "the token was not issued to this client",
             ));
         }
+        let Some(grant_id) = grant_id else {
+            return Err(OAuthError::new(
+                RevocationErrorCode::UnsupportedTokenType,
+                "client_credentials access tokens are self-contained and cannot be revoked; they expire on their own",
+            ));
+        };
         self.model
             .revoke_grant(&grant_id, now)
             .await

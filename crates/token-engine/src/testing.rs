@@ -18,8 +18,9 @@ use mcpauth_oauth_types::ClientMetadata;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    AuthorizationCodeRecord, ClientRecord, ConsumeCode, GrantRecord, OAuthServerModel,
-    RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
+    AuthorizationCodeRecord, ClientRecord, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision,
+    DeviceState, GrantRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh,
+    TokenEndpointAuthMethod,
 };
 use crate::random::{RandomError, SecureRandom};
 use crate::time::UnixTime;
@@ -122,6 +123,175 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     concurrent_code_redemptions_have_one_winner(model).await;
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
+    device_authorizations_move_through_their_states(model).await;
+    concurrent_device_consumptions_have_one_winner(model).await;
+    rate_limit_counters_count_per_window(model).await;
+}
+
+fn device() -> DeviceAuthorizationRecord {
+    DeviceAuthorizationRecord {
+        device_code_hash: unique("device"),
+        user_code_hash: unique("user-code"),
+        client_id: "kit-client".into(),
+        scope: "mcp".into(),
+        resources: vec!["https://mcp.example/mcp".into()],
+        expires_at: NOW.plus(900),
+        interval: 5,
+        last_polled_at: None,
+        state: DeviceState::Pending,
+        subject: None,
+        grant_id: None,
+    }
+}
+
+/// RFC 8628: a poll reports the previous poll time; a decision is taken once, only while
+/// pending and unexpired; an approved authorization is consumed once.
+pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel + ?Sized>(
+    model: &M,
+) {
+    let d = device();
+    assert!(
+        model.insert_device(d.clone()).await.is_ok(),
+        "insert_device failed"
+    );
+    assert_eq!(
+        model
+            .find_device_by_user_code(&d.user_code_hash)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&d)
+    );
+    let first = model
+        .poll_device(&d.device_code_hash, NOW.plus(1))
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(
+        first.and_then(|r| r.last_polled_at),
+        None,
+        "the first poll sees no earlier poll"
+    );
+    let second = model
+        .poll_device(&d.device_code_hash, NOW.plus(7))
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(
+        second.and_then(|r| r.last_polled_at),
+        Some(NOW.plus(1)),
+        "a poll must see the previous poll's time"
+    );
+    assert!(model.slow_down_device(&d.device_code_hash).await.is_ok());
+    let interval = model
+        .find_device_by_user_code(&d.user_code_hash)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.interval);
+    assert_eq!(interval, Some(10), "slow_down adds 5 seconds");
+    assert!(matches!(
+        model.poll_device(&unique("missing"), NOW).await,
+        Ok(None)
+    ));
+    assert!(
+        matches!(model.consume_device(&d.device_code_hash).await, Ok(false)),
+        "a pending authorization cannot be consumed"
+    );
+    let approve = DeviceDecision::Approve {
+        subject: "user-1".into(),
+        grant_id: "g-1".into(),
+    };
+    assert!(matches!(
+        model
+            .decide_device(&d.user_code_hash, approve.clone(), NOW.plus(10))
+            .await,
+        Ok(true)
+    ));
+    assert!(
+        matches!(
+            model
+                .decide_device(&d.user_code_hash, DeviceDecision::Deny, NOW.plus(11))
+                .await,
+            Ok(false)
+        ),
+        "decided once"
+    );
+    let approved = model
+        .find_device_by_user_code(&d.user_code_hash)
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(
+        approved.as_ref().map(|r| r.state),
+        Some(DeviceState::Approved)
+    );
+    assert_eq!(approved.and_then(|r| r.subject), Some("user-1".into()));
+    assert!(matches!(
+        model.consume_device(&d.device_code_hash).await,
+        Ok(true)
+    ));
+    assert!(
+        matches!(model.consume_device(&d.device_code_hash).await, Ok(false)),
+        "consumed once"
+    );
+    let late = device();
+    assert!(model.insert_device(late.clone()).await.is_ok());
+    assert!(
+        matches!(
+            model
+                .decide_device(&late.user_code_hash, approve, NOW.plus(901))
+                .await,
+            Ok(false)
+        ),
+        "no decision after expiry"
+    );
+}
+
+/// Of many concurrent consumptions of one approved device authorization, exactly one wins.
+pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel + ?Sized>(
+    model: &M,
+) {
+    let d = device();
+    assert!(model.insert_device(d.clone()).await.is_ok());
+    let approve = DeviceDecision::Approve {
+        subject: "user-1".into(),
+        grant_id: "g-2".into(),
+    };
+    assert!(matches!(
+        model.decide_device(&d.user_code_hash, approve, NOW).await,
+        Ok(true)
+    ));
+    let attempts = (0..16).map(|_| model.consume_device(&d.device_code_hash));
+    let wins = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(wins, 1, "exactly one concurrent consume_device may win");
+}
+
+/// Fixed windows: hits count up within a window and start over in the next.
+pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(model: &M) {
+    let key = unique("limit");
+    let window_start = UnixTime(NOW.0 - NOW.0 % 60);
+    for expected in 1..=3 {
+        assert_eq!(
+            model.hit(&key, window_start.plus(expected), 60).await.ok(),
+            Some(u32::try_from(expected).unwrap_or(0))
+        );
+    }
+    assert_eq!(
+        model.hit(&key, window_start.plus(60), 60).await.ok(),
+        Some(1),
+        "a new window starts at 1"
+    );
+    assert_eq!(
+        model.hit(&unique("other"), window_start, 60).await.ok(),
+        Some(1),
+        "keys are independent"
+    );
 }
 
 /// A stored client is found as stored; an unknown id is `None`.

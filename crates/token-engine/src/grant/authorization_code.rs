@@ -6,11 +6,12 @@
 //! second redemption revokes the grant and everything issued from it (RFC 6749 §4.1.2).
 
 use mcpauth_oauth_types::{
-    AuthorizationCode, CodeVerifier, OAuthError, TokenErrorCode, TokenResponse,
+    AuthorizationCode, CodeVerifier, GrantType, OAuthError, TokenErrorCode, TokenResponse,
 };
 use mcpauth_pkce::CodeChallenge;
 
 use crate::error::{TokenError, internal};
+use crate::grant::refresh_token::GrantTokens;
 use crate::model::{ClientRecord, ConsumeCode, OAuthServerModel};
 use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
@@ -119,16 +120,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 return Err(invalid_grant("the authorization code is invalid"));
             }
         };
-        self.issue_tokens(
-            client,
-            &record.grant_id,
-            &record.subject,
-            &record.scope,
-            &record.scope,
-            &record.resources,
-            &audience,
-            now,
-        )
-        .await
+        let issue = GrantTokens {
+            grant_type: GrantType::AuthorizationCode,
+            grant_id: &record.grant_id,
+            subject: &record.subject,
+            grant_scope: &record.scope,
+            access_scope: &record.scope,
+            grant_resources: &record.resources,
+            audience: &audience,
+        };
+        self.issue_tokens(client, issue, now).await
     }
 }

@@ -1,4 +1,6 @@
-//! Token-endpoint grants (RFC 6749 §4.1.3, §6).
+//! Token-endpoint grants (RFC 6749 §4.1.3, §4.4, §6; RFC 8628 §3.4).
 
 pub(crate) mod authorization_code;
+pub(crate) mod client_credentials;
+pub(crate) mod device_code;
 pub(crate) mod refresh_token;

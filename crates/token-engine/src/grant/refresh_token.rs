@@ -6,7 +6,9 @@
 //! family, except within a short grace window after the first rotation, where it is only
 //! refused (concurrent refreshes by one client must not log the user out).
 
-use mcpauth_oauth_types::{OAuthError, RefreshToken, Scope, TokenErrorCode, TokenResponse};
+use mcpauth_oauth_types::{
+    GrantType, OAuthError, RefreshToken, Scope, TokenErrorCode, TokenResponse,
+};
 
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
@@ -98,7 +100,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         let access_token = self
             .issue_access_token(
-                &record.grant_id,
+                GrantType::RefreshToken,
+                Some(&record.grant_id),
                 &record.subject,
                 &client.client_id,
                 &access_scope,
@@ -133,43 +136,35 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     }
 
     /// Issues an access token (and, when the client may refresh, a refresh token) for a grant.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one private call site; a struct would only rename the arguments"
-    )]
     pub(crate) async fn issue_tokens(
         &self,
         client: &ClientRecord,
-        grant_id: &str,
-        subject: &str,
-        grant_scope: &str,
-        access_scope: &str,
-        grant_resources: &[String],
-        audience: &[String],
+        issue: GrantTokens<'_>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let access_token = self
             .issue_access_token(
-                grant_id,
-                subject,
+                issue.grant_type,
+                Some(issue.grant_id),
+                issue.subject,
                 &client.client_id,
-                access_scope,
-                audience,
+                issue.access_scope,
+                issue.audience,
                 now,
             )
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
-        response.scope = (!access_scope.is_empty()).then(|| access_scope.to_owned());
+        response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
         if client.allows_grant("refresh_token") {
             let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             self.model
                 .insert_refresh(RefreshTokenRecord {
                     token_hash: hash::secret_hash(&token),
-                    grant_id: grant_id.to_owned(),
+                    grant_id: issue.grant_id.to_owned(),
                     client_id: client.client_id.clone(),
-                    subject: subject.to_owned(),
-                    scope: grant_scope.to_owned(),
-                    resources: grant_resources.to_vec(),
+                    subject: issue.subject.to_owned(),
+                    scope: issue.grant_scope.to_owned(),
+                    resources: issue.grant_resources.to_vec(),
                     issued_at: now,
                     expires_at: now.plus(self.config.refresh_token_ttl),
                     rotated_at: None,
@@ -180,4 +175,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         Ok(response)
     }
+}
+
+/// What [`TokenEngine::issue_tokens`] issues from a grant.
+pub(crate) struct GrantTokens<'a> {
+    pub(crate) grant_type: GrantType,
+    pub(crate) grant_id: &'a str,
+    pub(crate) subject: &'a str,
+    /// The grant's scope, kept by the refresh token.
+    pub(crate) grant_scope: &'a str,
+    /// The access token's scope (may be narrower).
+    pub(crate) access_scope: &'a str,
+    /// The grant's resources, kept by the refresh token.
+    pub(crate) grant_resources: &'a [String],
+    /// The access token's audience (may be narrower).
+    pub(crate) audience: &'a [String],
 }

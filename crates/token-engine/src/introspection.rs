@@ -1,0 +1,170 @@
+//! RFC 7662: token introspection, for resource servers that hold opaque or revocable tokens.
+//!
+//! Only authenticated confidential clients may ask (§2.1: "the endpoint MUST also require
+//! some form of authorization"). Access tokens (our JWTs) are introspectable by any such
+//! caller, since resource servers are the audience; refresh tokens only by the client they
+//! were issued to (§4: do not reveal tokens to parties that need not see them). Anything the
+//! caller may not see, or that is unknown, expired, rotated or revoked, is `{"active":false}`.
+
+use mcpauth_oauth_types::{
+    IntrospectionErrorCode, IntrospectionRequest, OAuthError, TokenTypeHint,
+};
+use serde::Serialize;
+
+use crate::access_token::Audience;
+use crate::error::internal;
+use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::time::UnixTime;
+use crate::{TokenEngine, hash};
+
+/// An introspection response (RFC 7662 §2.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// Its scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client it was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Its audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    /// Its issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// When it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    /// When it was issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Its identifier (access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+impl Introspection {
+    /// `{"active": false}`.
+    #[must_use]
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+type IntrospectionError = OAuthError<IntrospectionErrorCode>;
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    pub(crate) async fn introspect(
+        &self,
+        caller: &ClientRecord,
+        request: &IntrospectionRequest,
+        now: UnixTime,
+    ) -> Result<Introspection, IntrospectionError> {
+        if caller.auth_method == TokenEndpointAuthMethod::None {
+            return Err(OAuthError::new(
+                IntrospectionErrorCode::InvalidClient,
+                "introspection requires client authentication with a secret",
+            ));
+        }
+        let refresh_first = request.token_type_hint != Some(TokenTypeHint::AccessToken);
+        if refresh_first {
+            if let Some(found) = self.introspect_refresh(caller, &request.token, now).await? {
+                return Ok(found);
+            }
+            return self.introspect_access(&request.token, now).await;
+        }
+        match self.introspect_access(&request.token, now).await? {
+            found if found.active => Ok(found),
+            _ => Ok(self
+                .introspect_refresh(caller, &request.token, now)
+                .await?
+                .unwrap_or_default()),
+        }
+    }
+
+    /// `None` when the token is not a refresh token we know.
+    async fn introspect_refresh(
+        &self,
+        caller: &ClientRecord,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Option<Introspection>, IntrospectionError> {
+        let Some(record) = self
+            .model
+            .find_refresh(&hash::secret_hash(token))
+            .await
+            .map_err(|e| internal("storage failure", e))?
+        else {
+            return Ok(None);
+        };
+        if record.client_id != caller.client_id
+            || record.rotated_at.is_some()
+            || record.expires_at <= now
+        {
+            return Ok(Some(Introspection::inactive()));
+        }
+        if !self.grant_is_live(&record.grant_id).await? {
+            return Ok(Some(Introspection::inactive()));
+        }
+        Ok(Some(Introspection {
+            active: true,
+            scope: (!record.scope.is_empty()).then(|| record.scope.clone()),
+            client_id: Some(record.client_id),
+            sub: Some(record.subject),
+            aud: Some(Audience::Many(record.resources)),
+            iss: Some(self.issuer_str()),
+            exp: Some(record.expires_at.0),
+            iat: Some(record.issued_at.0),
+            jti: None,
+            token_type: Some("refresh_token".into()),
+        }))
+    }
+
+    async fn introspect_access(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Introspection, IntrospectionError> {
+        let Some(claims) = self.decode_own_access_token(token) else {
+            return Ok(Introspection::inactive());
+        };
+        if claims.exp <= now.0 {
+            return Ok(Introspection::inactive());
+        }
+        if let Some(grant_id) = claims.grant_id()
+            && !self.grant_is_live(grant_id).await?
+        {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection {
+            active: true,
+            scope: (!claims.scope.is_empty()).then_some(claims.scope),
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            aud: Some(claims.aud),
+            iss: Some(claims.iss),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            jti: Some(claims.jti),
+            token_type: Some("Bearer".into()),
+        })
+    }
+
+    async fn grant_is_live(&self, grant_id: &str) -> Result<bool, IntrospectionError> {
+        let grant = self
+            .model
+            .find_grant(grant_id)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Ok(grant.is_some_and(|g| g.revoked_at.is_none()))
+    }
+}
