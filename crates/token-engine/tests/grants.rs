@@ -461,3 +461,35 @@ async fn more_than_one_authentication_method_is_invalid_request() {
         (StatusCode::BAD_REQUEST, "invalid_request")
     );
 }
+
+struct TenantClaims;
+
+impl mcpauth_token_engine::TokenCustomizer for TenantClaims {
+    fn extra_claims(
+        &self,
+        context: &mcpauth_token_engine::TokenContext<'_>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut claims = serde_json::Map::new();
+        claims.insert("tenant".into(), "acme".into());
+        claims.insert("grant".into(), format!("{:?}", context.grant_type).into());
+        // Attempts to override registered claims are dropped.
+        claims.insert("sub".into(), "mallory".into());
+        claims.insert("aud".into(), "https://evil.example.com".into());
+        claims
+    }
+}
+
+// The application's hook adds claims but cannot replace the RFC 9068 ones.
+#[tokio::test]
+async fn token_customizer_adds_claims_but_cannot_override_registered_ones() {
+    let h = harness_with(|c| {
+        c.token_customizer(std::sync::Arc::new(TenantClaims));
+    })
+    .await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let claims = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["grant"], "AuthorizationCode");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], RESOURCE);
+}
