@@ -53,6 +53,12 @@ pub struct ClientMetadata {
     /// Version of the client software.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The client's public keys, inline (RFC 7591 §2; for `private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// URL of the client's public keys (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientMetadata {

@@ -207,6 +207,10 @@ pub struct BodyCredentials {
     pub client_id: Option<String>,
     /// `client_secret`.
     pub client_secret: Option<ClientSecret>,
+    /// `client_assertion_type` (RFC 7521 §4.2).
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion`: a JWT signed by the client (RFC 7523 §2.2).
+    pub client_assertion: Option<String>,
 }
 
 impl BodyCredentials {
@@ -214,6 +218,8 @@ impl BodyCredentials {
         Ok(Self {
             client_id: bounded(form, "client_id")?.map(str::to_owned),
             client_secret: bounded(form, "client_secret")?.map(|s| ClientSecret::new(s.to_owned())),
+            client_assertion_type: bounded(form, "client_assertion_type")?.map(str::to_owned),
+            client_assertion: bounded(form, "client_assertion")?.map(str::to_owned),
         })
     }
 }

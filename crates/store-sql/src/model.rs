@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use mcpauth_token_engine::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
-    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, RotateRefresh, UnixTime,
+    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh,
+    UnixTime,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -394,5 +395,27 @@ impl RateLimitStore for SqlStore {
         .await?;
         let hits: i64 = row.try_get("hits")?;
         Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl ReplayStore for SqlStore {
+    async fn remember_once(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // Insert, or take over an expired entry; a live entry makes this a no-op (0 rows).
+        let done = sqlx::query(
+            "INSERT INTO replay_cache (cache_key, expires_at) VALUES (?, ?) \
+             ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= ?",
+        )
+        .bind(key)
+        .bind(to_db(expires_at.0)?)
+        .bind(to_db(now.0)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

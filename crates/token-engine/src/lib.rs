@@ -74,7 +74,7 @@ pub use model::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
     ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
-    RotateRefresh, TokenEndpointAuthMethod,
+    ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
 };
 pub use random::{RandomError, SecureRandom};
 pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
@@ -155,14 +155,23 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             "client_credentials".into(),
             DEVICE_CODE_GRANT.into(),
         ];
-        let methods: Vec<String> = ["none", "client_secret_basic", "client_secret_post"]
-            .map(String::from)
-            .to_vec();
+        let secret_and_key = [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut methods = vec!["none".to_owned()];
+        methods.extend(secret_and_key.iter().cloned());
         m.token_endpoint_auth_methods_supported.clone_from(&methods);
         m.revocation_endpoint_auth_methods_supported = methods;
         // RFC 7662 §2.1: introspection callers must authenticate; public clients cannot.
-        m.introspection_endpoint_auth_methods_supported =
-            vec!["client_secret_basic".into(), "client_secret_post".into()];
+        m.introspection_endpoint_auth_methods_supported = secret_and_key;
+        m.token_endpoint_auth_signing_alg_values_supported =
+            ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
+                .map(String::from)
+                .to_vec();
         m.code_challenge_methods_supported = vec!["S256".into()];
         m.authorization_response_iss_parameter_supported = true;
         m

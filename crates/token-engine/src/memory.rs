@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::model::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
-    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, RotateRefresh,
+    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh,
 };
 use crate::time::UnixTime;
 
@@ -33,6 +33,8 @@ struct Tables {
     user_codes: HashMap<String, String>,
     /// key → (window start, hits)
     counters: HashMap<String, (u64, u32)>,
+    /// one-time key → expires at
+    seen: HashMap<String, UnixTime>,
 }
 
 /// An [`crate::OAuthServerModel`] kept in process memory behind one mutex, so every call is
@@ -297,5 +299,27 @@ impl RateLimitStore for MemoryModel {
         }
         entry.1 = entry.1.saturating_add(1);
         Ok(entry.1)
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryModel {
+    async fn remember_once(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, Self::Error> {
+        let mut tables = self.tables();
+        if tables.seen.len() > 10_000 {
+            tables.seen.retain(|_, until| *until > now);
+        }
+        match tables.seen.get(key) {
+            Some(until) if *until > now => Ok(false),
+            _ => {
+                tables.seen.insert(key.to_owned(), expires_at);
+                Ok(true)
+            }
+        }
     }
 }

@@ -32,6 +32,8 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     /// `client_secret_post` (RFC 6749 §2.3.1, form body).
     ClientSecretPost,
+    /// `private_key_jwt` (RFC 7523 §2.2, a JWT signed with the client's key).
+    PrivateKeyJwt,
 }
 
 impl TokenEndpointAuthMethod {
@@ -42,15 +44,21 @@ impl TokenEndpointAuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
     /// Parses an RFC 7591 name.
     #[must_use]
     pub fn from_wire(value: &str) -> Option<Self> {
-        [Self::None, Self::ClientSecretBasic, Self::ClientSecretPost]
-            .into_iter()
-            .find(|m| m.as_str() == value)
+        [
+            Self::None,
+            Self::ClientSecretBasic,
+            Self::ClientSecretPost,
+            Self::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == value)
     }
 }
 
@@ -380,6 +388,19 @@ pub trait DeviceStore: ModelBase {
     async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error>;
 }
 
+/// One-time values (the `jti` of client assertions, RFC 7523 §3 item 7).
+#[async_trait]
+pub trait ReplayStore: ModelBase {
+    /// Records `key` until `expires_at`. Returns `true` the first time, `false` if it was
+    /// already recorded and has not expired: of concurrent calls, exactly one sees `true`.
+    async fn remember_once(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, Self::Error>;
+}
+
 /// Counters for rate limits, shared by every instance that uses the store.
 #[async_trait]
 pub trait RateLimitStore: ModelBase {
@@ -391,18 +412,24 @@ pub trait RateLimitStore: ModelBase {
 /// Everything the engine needs from storage. Implemented automatically for any type that
 /// implements every concern; object safe (`Arc<dyn OAuthServerModel<Error = E>>`).
 pub trait OAuthServerModel:
-    ClientStore + GrantStore + CodeStore + RefreshTokenStore + DeviceStore + RateLimitStore
+    ClientStore
+    + GrantStore
+    + CodeStore
+    + RefreshTokenStore
+    + DeviceStore
+    + RateLimitStore
+    + ReplayStore
 {
 }
 
-impl<
+impl<T> OAuthServerModel for T where
     T: ClientStore
         + GrantStore
         + CodeStore
         + RefreshTokenStore
         + DeviceStore
         + RateLimitStore
-        + ?Sized,
-> OAuthServerModel for T
+        + ReplayStore
+        + ?Sized
 {
 }

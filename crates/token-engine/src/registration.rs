@@ -89,7 +89,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let method = match metadata.token_endpoint_auth_method.as_deref() {
             None => TokenEndpointAuthMethod::None,
             Some(m) => TokenEndpointAuthMethod::from_wire(m).ok_or_else(|| {
-                metadata_error("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+                metadata_error("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
             })?,
         };
         metadata.token_endpoint_auth_method = Some(method.as_str().to_owned());
@@ -160,6 +160,38 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ));
             }
         }
+        // RFC 7591 §2: "The jwks_uri and jwks parameters MUST NOT both be present".
+        if metadata.jwks.is_some() && metadata.jwks_uri.is_some() {
+            return Err(metadata_error("jwks and jwks_uri must not both be present"));
+        }
+        if metadata.jwks_uri.is_some() {
+            return Err(metadata_error(
+                "jwks_uri is not supported by this server: register the public keys inline with jwks",
+            ));
+        }
+        if let Some(jwks) = &metadata.jwks {
+            let usable = serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(jwks.clone())
+                .map(|set| {
+                    set.keys
+                        .iter()
+                        .filter(|k| jsonwebtoken::DecodingKey::from_jwk(k).is_ok())
+                        .count()
+                })
+                .unwrap_or(0);
+            if usable == 0 {
+                return Err(metadata_error(
+                    "jwks must be a JWK Set with at least one public key",
+                ));
+            }
+            if serde_json::to_vec(jwks).map_or(0, |v| v.len()) > 8 * 1024 {
+                return Err(metadata_error("jwks is larger than 8 KiB"));
+            }
+        }
+        if method == TokenEndpointAuthMethod::PrivateKeyJwt && metadata.jwks.is_none() {
+            return Err(metadata_error(
+                "private_key_jwt needs the client's public keys in jwks",
+            ));
+        }
         check_web_url("client_uri", metadata.client_uri.as_deref())?;
         check_web_url("logo_uri", metadata.logo_uri.as_deref())?;
         check_web_url("tos_uri", metadata.tos_uri.as_deref())?;
@@ -179,7 +211,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let client_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
-        let secret = if method == TokenEndpointAuthMethod::None {
+        let secret = if matches!(
+            method,
+            TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt
+        ) {
             None
         } else {
             let secret =

@@ -126,6 +126,45 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     device_authorizations_move_through_their_states(model).await;
     concurrent_device_consumptions_have_one_winner(model).await;
     rate_limit_counters_count_per_window(model).await;
+    one_time_keys_are_remembered_until_they_expire(model).await;
+}
+
+/// RFC 7523 §3 replay protection: a key is new once while it lives, then new again.
+pub async fn one_time_keys_are_remembered_until_they_expire<M: OAuthServerModel + ?Sized>(
+    model: &M,
+) {
+    let key = unique("jti");
+    assert_eq!(
+        model.remember_once(&key, NOW.plus(60), NOW).await.ok(),
+        Some(true)
+    );
+    assert_eq!(
+        model
+            .remember_once(&key, NOW.plus(60), NOW.plus(59))
+            .await
+            .ok(),
+        Some(false),
+        "a live key is not new"
+    );
+    assert_eq!(
+        model
+            .remember_once(&key, NOW.plus(200), NOW.plus(60))
+            .await
+            .ok(),
+        Some(true),
+        "an expired key is new again"
+    );
+    let raced = unique("jti");
+    let attempts = (0..16).map(|_| model.remember_once(&raced, NOW.plus(60), NOW));
+    let firsts = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(
+        firsts, 1,
+        "exactly one concurrent remember_once may see the key as new"
+    );
 }
 
 fn device() -> DeviceAuthorizationRecord {

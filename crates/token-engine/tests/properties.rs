@@ -177,11 +177,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             token: body["access_token"].as_str().unwrap().to_owned(),
                             grant,
                         });
-                    } else if let Some(rotated_at) = entry.rotated_at {
-                        if now.seconds_since(rotated_at) > GRACE {
-                            // RFC 9700 §4.14.2: reuse after the grace window revokes the family.
-                            w.revoked[grant] = true;
-                        }
+                    } else if let Some(rotated_at) = entry.rotated_at
+                        && now.seconds_since(rotated_at) > GRACE
+                    {
+                        // RFC 9700 §4.14.2: reuse after the grace window revokes the family.
+                        w.revoked[grant] = true;
                     }
                 }
                 Op::RevokeRefresh(i) => {
