@@ -1,0 +1,104 @@
+//! Bearer verification on a warm key set, beside raw ES256 verification measured in the same
+//! run.
+//!
+//! `cargo bench -p mcpauth-bearer --bench verify`
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    UnparsedPublicKey,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_lite_block_on::block_on;
+use mcpauth_bearer::{TokenVerifier, extract_bearer};
+use mcpauth_oauth_types::{ClientMetadata, FormParams};
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime};
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+mod futures_lite_block_on {
+    /// The memory model never really waits, so a Tokio current-thread runtime suffices.
+    pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let der = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
+    let engine = TokenEngine::new(
+        config,
+        Arc::new(MemoryModel::new()),
+        SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap(),
+        Arc::new(SeededRandom::new(2)),
+    );
+    let mut machine = ClientMetadata::default();
+    machine.grant_types = vec!["client_credentials".into()];
+    machine.token_endpoint_auth_method = Some("client_secret_post".into());
+    let client = block_on(engine.register_client(machine, NOW)).unwrap();
+    let secret = client.client_secret.unwrap();
+    let form = FormParams::from_pairs([
+        ("grant_type", "client_credentials"),
+        ("resource", RESOURCE),
+        ("client_id", client.client_id.as_str()),
+        ("client_secret", secret.as_str()),
+    ]);
+    let token = block_on(engine.token(None, &form, NOW))
+        .unwrap()
+        .access_token;
+    let mut verifier = TokenVerifier::new("https://auth.example.com", RESOURCE);
+    verifier
+        .set_jwks(&serde_json::to_vec(&engine.jwks()).unwrap())
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref()).unwrap();
+    let message = [7u8; 300];
+    let signature = pair
+        .sign(&aws_lc_rs::rand::SystemRandom::new(), &message)
+        .unwrap();
+    let public = UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_FIXED,
+        pair.public_key().as_ref().to_vec(),
+    );
+
+    let mut group = c.benchmark_group("bearer");
+    group.bench_function("primitive_es256_verify", |b| {
+        b.iter(|| {
+            public
+                .verify(black_box(&message), signature.as_ref())
+                .unwrap()
+        })
+    });
+    group.bench_function("extract_and_verify_jwt", |b| {
+        b.iter(|| {
+            let token = extract_bearer(black_box(&headers)).unwrap().unwrap();
+            verifier.verify(token, NOW.0 + 1).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

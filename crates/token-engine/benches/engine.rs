@@ -1,0 +1,205 @@
+//! Grant throughput on the memory model, each beside the raw cost of the primitives it is
+//! built from (ES256 sign/verify, SHA-256), measured in the same run so figures can be read
+//! as ratios.
+//!
+//! `cargo bench -p mcpauth-token-engine --bench engine`
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark"
+)]
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    UnparsedPublicKey,
+};
+use base64::Engine as _;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
+use mcpauth_oauth_types::{ClientMetadata, FormParams};
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{
+    AuthorizeOutcome, EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime,
+};
+use sha2::Digest as _;
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const REDIRECT: &str = "http://127.0.0.1/cb";
+
+fn pkcs8() -> Vec<u8> {
+    EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap()
+    .as_ref()
+    .to_vec()
+}
+
+fn primitives(c: &mut Criterion) {
+    let der = pkcs8();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let message = [7u8; 300];
+    let signature = pair.sign(&rng, &message).unwrap();
+    let public = UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_FIXED,
+        pair.public_key().as_ref().to_vec(),
+    );
+    let mut group = c.benchmark_group("primitive");
+    group.bench_function("es256_sign", |b| {
+        b.iter(|| pair.sign(&rng, black_box(&message)).unwrap())
+    });
+    group.bench_function("es256_verify", |b| {
+        b.iter(|| {
+            public
+                .verify(black_box(&message), signature.as_ref())
+                .unwrap()
+        })
+    });
+    group.bench_function("sha256_32_bytes", |b| {
+        b.iter(|| sha2::Sha256::digest(black_box([1u8; 32])))
+    });
+    group.finish();
+}
+
+struct Bench {
+    engine: TokenEngine<MemoryModel>,
+    public_client: String,
+    machine_basic: String,
+}
+
+fn setup() -> Bench {
+    let config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
+    let key = SigningKey::es256_from_pkcs8_der(&pkcs8()).unwrap();
+    let engine = TokenEngine::new(
+        config,
+        Arc::new(MemoryModel::new()),
+        key,
+        Arc::new(SeededRandom::new(1)),
+    );
+    let mut public = ClientMetadata::default();
+    public.redirect_uris = vec![REDIRECT.into()];
+    let public_client = block_on(engine.register_client(public, NOW))
+        .unwrap()
+        .client_id;
+    let mut machine = ClientMetadata::default();
+    machine.grant_types = vec!["client_credentials".into()];
+    machine.token_endpoint_auth_method = Some("client_secret_basic".into());
+    let registered = block_on(engine.register_client(machine, NOW)).unwrap();
+    let credentials = format!(
+        "{}:{}",
+        registered.client_id,
+        registered.client_secret.unwrap()
+    );
+    let machine_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    Bench {
+        engine,
+        public_client,
+        machine_basic,
+    }
+}
+
+fn code(bench: &Bench) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", bench.public_client.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("resource", RESOURCE),
+        ])
+        .finish();
+    let AuthorizeOutcome::NeedsConsent(pending) =
+        block_on(bench.engine.authorize(query.as_bytes()))
+    else {
+        panic!("consent expected")
+    };
+    let redirect = block_on(bench.engine.approve(pending, "alice", NOW)).unwrap();
+    url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+fn grants(c: &mut Criterion) {
+    let bench = setup();
+    let mut group = c.benchmark_group("grant");
+
+    let form =
+        FormParams::from_pairs([("grant_type", "client_credentials"), ("resource", RESOURCE)]);
+    group.bench_function("client_credentials", |b| {
+        b.iter(|| {
+            block_on(
+                bench
+                    .engine
+                    .token(Some(&bench.machine_basic), black_box(&form), NOW),
+            )
+            .unwrap()
+        })
+    });
+
+    group.bench_function("authorization_code_redemption", |b| {
+        b.iter_batched(
+            || code(&bench),
+            |code| {
+                let form = FormParams::from_pairs([
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                    ("client_id", bench.public_client.as_str()),
+                ]);
+                block_on(bench.engine.token(None, &form, NOW)).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    let first = {
+        let form = FormParams::from_pairs([
+            ("grant_type", "authorization_code"),
+            ("code", code(&bench).as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", bench.public_client.as_str()),
+        ]);
+        block_on(bench.engine.token(None, &form, NOW))
+            .unwrap()
+            .refresh_token
+            .unwrap()
+    };
+    // Steady-state rotation: every iteration redeems the token the previous one received.
+    let latest = RefCell::new(first);
+    group.bench_function("refresh_rotation", |b| {
+        b.iter(|| {
+            let current = latest.borrow().clone();
+            let form = FormParams::from_pairs([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", current.as_str()),
+                ("client_id", bench.public_client.as_str()),
+            ]);
+            let response = block_on(bench.engine.token(None, &form, NOW)).unwrap();
+            *latest.borrow_mut() = response.refresh_token.unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, primitives, grants);
+criterion_main!(benches);
