@@ -196,3 +196,21 @@ fn rejects_id_tokens_and_other_jwt_types() {
         VerifyError::WrongType
     );
 }
+
+// RFC 8037: EdDSA-signed access tokens verify against an OKP key in the JWK Set.
+#[tokio::test]
+async fn verifies_eddsa_tokens() {
+    let der =
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .unwrap();
+    let config = EngineConfig::new(ISSUER.parse().unwrap()).unwrap();
+    let engine = TokenEngine::new(
+        config,
+        Arc::new(MemoryModel::new()),
+        SigningKey::ed25519_from_pkcs8_der(der.as_ref()).unwrap(),
+        Arc::new(SeededRandom::new(8)),
+    );
+    let token = issue(&engine, RESOURCE).await;
+    let verified = verifier_for(&engine).verify(&token, NOW.0 + 1).unwrap();
+    assert_eq!(verified.subject, "alice");
+}

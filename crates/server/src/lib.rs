@@ -23,7 +23,7 @@ use axum::routing::get;
 use mcpauth_adapter_axum::{authorization_server_router, now};
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{
-    EngineConfig, RandomError, ResourcePolicy, SecureRandom, SigningKey, TokenEngine,
+    EngineConfig, KeySet, RandomError, ResourcePolicy, SecureRandom, SigningKey, TokenEngine,
 };
 
 pub use config::{Config, ConfigError};
@@ -80,9 +80,11 @@ pub struct Server {
     pub engine: Arc<TokenEngine<SqlStore>>,
 }
 
-/// Loads the newest ES256 key, or generates and stores one on first start.
-async fn signing_key(store: &SqlStore) -> Result<SigningKey, StartError> {
-    if store.current_signing_key("ES256").await?.is_none() {
+/// Loads the stored keys (the newest signs, older ones stay published for the tokens they
+/// signed), generating and storing an ES256 key on first start.
+async fn signing_keys(store: &SqlStore) -> Result<KeySet, StartError> {
+    if store.current_signing_key("ES256").await?.is_none() && store.signing_keys().await?.is_empty()
+    {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
         let der = EcdsaKeyPair::generate_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -96,12 +98,25 @@ async fn signing_key(store: &SqlStore) -> Result<SigningKey, StartError> {
             .await?;
         tracing::info!(kid = key.kid(), "generated a new ES256 signing key");
     }
-    // Read back the newest: if two instances raced, both now use the same key.
-    let der = store
-        .current_signing_key("ES256")
-        .await?
+    // Read back: if two instances raced on first start, both now use the same newest key.
+    let mut loaded = Vec::new();
+    for (algorithm, der) in store.signing_keys().await? {
+        let key = match algorithm.as_str() {
+            "ES256" => SigningKey::es256_from_pkcs8_der(&der),
+            "EdDSA" => SigningKey::ed25519_from_pkcs8_der(&der),
+            other => {
+                return Err(StartError::Key(format!(
+                    "stored key has unknown algorithm {other}"
+                )));
+            }
+        };
+        loaded.push(key.map_err(|e| StartError::Key(e.to_string()))?);
+    }
+    let mut keys = loaded.into_iter();
+    let current = keys
+        .next()
         .ok_or_else(|| StartError::Key("no key after creation".into()))?;
-    SigningKey::es256_from_pkcs8_der(&der).map_err(|e| StartError::Key(e.to_string()))
+    Ok(keys.fold(KeySet::new(current), KeySet::with_retired))
 }
 
 /// Builds the server for `config`: opens the database (running migrations) and loads keys.
@@ -140,11 +155,11 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         );
     }
     let store = SqlStore::connect(&config.database_url).await?;
-    let key = signing_key(&store).await?;
+    let keys = signing_keys(&store).await?;
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),
-        key,
+        keys,
         Arc::new(OsRandom),
     ));
     let pages = Arc::new(interaction::Pages {

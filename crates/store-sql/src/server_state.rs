@@ -122,6 +122,22 @@ impl SqlStore {
         Ok(row.map(|r| r.try_get("private_key")).transpose()?)
     }
 
+    /// Every stored signing key as (algorithm, PKCS#8 DER), newest first.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT algorithm, private_key FROM signing_keys ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("algorithm")?, r.try_get("private_key")?)))
+            .collect()
+    }
+
     /// Stores a signing key.
     ///
     /// # Errors

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::TokenEngine;
 use crate::customize::{RESERVED_CLAIMS, TokenContext};
-use crate::keys::SigningKey;
 use crate::model::OAuthServerModel;
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
@@ -80,16 +79,6 @@ pub(crate) enum IssueError {
     Sign(#[from] jsonwebtoken::errors::Error),
 }
 
-pub(crate) fn decoding_key_for(key: &SigningKey) -> jsonwebtoken::DecodingKey {
-    let jwk = key.public_jwk();
-    let x = jwk.get("x").and_then(|v| v.as_str()).unwrap_or_default();
-    let y = jwk.get("y").and_then(|v| v.as_str()).unwrap_or_default();
-    // The components come from a key that just parsed, so this cannot fail; an empty secret
-    // key (which verifies nothing as ES256) is the inert fallback.
-    jsonwebtoken::DecodingKey::from_ec_components(x, y)
-        .unwrap_or_else(|_| jsonwebtoken::DecodingKey::from_secret(&[]))
-}
-
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     #[expect(
         clippy::too_many_arguments,
@@ -130,25 +119,24 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             iat: now.0,
             exp: now.plus(self.config.access_token_ttl).0,
         };
-        let mut header = Header::new(self.key.algorithm());
+        let key = self.keys.current();
+        let mut header = Header::new(key.algorithm());
         header.typ = Some("at+jwt".into());
-        header.kid = Some(self.key.kid().to_owned());
-        Ok(jsonwebtoken::encode(
-            &header,
-            &claims,
-            self.key.encoding_key(),
-        )?)
+        header.kid = Some(key.kid().to_owned());
+        Ok(jsonwebtoken::encode(&header, &claims, key.encoding_key())?)
     }
 
     /// Verifies an access token this engine issued (signature and issuer only; the caller
     /// decides what expiry means for it).
     pub(crate) fn decode_own_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
-        let mut validation = Validation::new(self.key.algorithm());
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.keys.find(header.kid.as_deref()?)?;
+        let mut validation = Validation::new(key.algorithm());
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         validation.set_issuer(&[self.issuer_str()]);
-        jsonwebtoken::decode::<AccessTokenClaims>(token, &self.verification_key, &validation)
+        jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
             .ok()
             .map(|d| d.claims)
     }

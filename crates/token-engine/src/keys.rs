@@ -1,12 +1,16 @@
 //! Signing keys for RFC 9068 JWT access tokens and their RFC 7517 JWK Set.
 //!
 //! Keys are loaded from PKCS#8 DER; generating one needs the OS RNG and so happens at the
-//! edge (the server), not here. The `kid` is the RFC 7638 JWK thumbprint.
+//! edge (the server), not here. The `kid` is the RFC 7638 JWK thumbprint. A [`KeySet`] signs
+//! with its current key and still verifies (and publishes) retired keys, so keys rotate
+//! without invalidating live tokens.
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,12 +21,17 @@ pub enum KeyError {
     /// The bytes are not a PKCS#8 P-256 private key.
     #[error("not a PKCS#8 DER-encoded P-256 (ES256) private key")]
     NotAnEs256Pkcs8Key,
+    /// The bytes are not a PKCS#8 Ed25519 private key.
+    #[error("not a PKCS#8 DER-encoded Ed25519 (EdDSA) private key")]
+    NotAnEd25519Pkcs8Key,
 }
 
-/// An ES256 signing key with its public JWK.
+/// A signing key with its public JWK.
 pub struct SigningKey {
     kid: String,
+    algorithm: Algorithm,
     encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
     public_jwk: Value,
 }
 
@@ -30,12 +39,18 @@ impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
     }
 }
 
+/// RFC 7638 §3.2: the thumbprint of the required members, in lexicographic order.
+fn thumbprint(canonical: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
 impl SigningKey {
-    /// Loads an ES256 key from PKCS#8 DER.
+    /// Loads an ES256 (P-256) key from PKCS#8 DER.
     ///
     /// # Errors
     ///
@@ -51,16 +66,38 @@ impl SigningKey {
             }
             _ => return Err(KeyError::NotAnEs256Pkcs8Key),
         };
-        // RFC 7638 §3.2: required members in lexicographic order, no whitespace.
-        let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
-        let public_jwk = json!({
-            "kty": "EC", "crv": "P-256", "x": x, "y": y,
-            "kid": kid, "use": "sig", "alg": "ES256",
-        });
+        let kid = thumbprint(&format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+        ));
+        let decoding_key =
+            DecodingKey::from_ec_components(&x, &y).map_err(|_| KeyError::NotAnEs256Pkcs8Key)?;
+        let public_jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256" });
         Ok(Self {
             kid,
+            algorithm: Algorithm::ES256,
             encoding_key: EncodingKey::from_ec_der(der),
+            decoding_key,
+            public_jwk,
+        })
+    }
+
+    /// Loads an EdDSA (Ed25519) key from PKCS#8 DER.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAnEd25519Pkcs8Key`].
+    pub fn ed25519_from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|_| KeyError::NotAnEd25519Pkcs8Key)?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
+        let decoding_key =
+            DecodingKey::from_ed_components(&x).map_err(|_| KeyError::NotAnEd25519Pkcs8Key)?;
+        let public_jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA" });
+        Ok(Self {
+            kid,
+            algorithm: Algorithm::EdDSA,
+            encoding_key: EncodingKey::from_ed_der(der),
+            decoding_key,
             public_jwk,
         })
     }
@@ -71,6 +108,15 @@ impl SigningKey {
         &self.kid
     }
 
+    /// The JWS algorithm name (`ES256`, `EdDSA`).
+    #[must_use]
+    pub fn algorithm_name(&self) -> &'static str {
+        match self.algorithm {
+            Algorithm::EdDSA => "EdDSA",
+            _ => "ES256",
+        }
+    }
+
     /// The public key as a JWK.
     #[must_use]
     pub fn public_jwk(&self) -> &Value {
@@ -78,11 +124,72 @@ impl SigningKey {
     }
 
     pub(crate) fn algorithm(&self) -> Algorithm {
-        Algorithm::ES256
+        self.algorithm
     }
 
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.encoding_key
+    }
+
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding_key
+    }
+}
+
+/// The keys of an authorization server: one that signs, and retired ones that still verify
+/// and stay published until the tokens they signed have expired.
+#[derive(Debug)]
+pub struct KeySet {
+    current: SigningKey,
+    retired: Vec<SigningKey>,
+}
+
+impl KeySet {
+    /// A set that signs with `current`.
+    #[must_use]
+    pub fn new(current: SigningKey) -> Self {
+        Self {
+            current,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Adds a retired key: published and accepted, never used to sign.
+    #[must_use]
+    pub fn with_retired(mut self, key: SigningKey) -> Self {
+        if key.kid != self.current.kid && !self.retired.iter().any(|k| k.kid == key.kid) {
+            self.retired.push(key);
+        }
+        self
+    }
+
+    /// The key that signs.
+    #[must_use]
+    pub fn current(&self) -> &SigningKey {
+        &self.current
+    }
+
+    /// Every key, current first.
+    pub fn iter(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.current).chain(self.retired.iter())
+    }
+
+    /// The key with this id.
+    #[must_use]
+    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
+        self.iter().find(|k| k.kid == kid)
+    }
+
+    /// The JWK Set document (RFC 7517 §5).
+    #[must_use]
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": self.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
+    }
+}
+
+impl From<SigningKey> for KeySet {
+    fn from(key: SigningKey) -> Self {
+        Self::new(key)
     }
 }
 

@@ -68,7 +68,7 @@ pub use grant::device_code::{
 pub use hash::secret_hash;
 pub use http_entry::InternalError;
 pub use introspection::Introspection;
-pub use keys::{KeyError, SigningKey, jwk_set};
+pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
@@ -87,8 +87,7 @@ pub use time::UnixTime;
 pub struct TokenEngine<M: ?Sized> {
     config: EngineConfig,
     model: Arc<M>,
-    key: SigningKey,
-    verification_key: jsonwebtoken::DecodingKey,
+    keys: KeySet,
     rng: Arc<dyn SecureRandom>,
 }
 
@@ -96,26 +95,25 @@ impl<M: ?Sized> std::fmt::Debug for TokenEngine<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenEngine")
             .field("config", &self.config)
-            .field("key", &self.key)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    /// Builds an engine.
+    /// Builds an engine that signs with `keys` (a [`SigningKey`], or a [`KeySet`] with
+    /// retired keys that still verify).
     #[must_use]
     pub fn new(
         config: EngineConfig,
         model: Arc<M>,
-        key: SigningKey,
+        keys: impl Into<KeySet>,
         rng: Arc<dyn SecureRandom>,
     ) -> Self {
-        let verification_key = access_token::decoding_key_for(&key);
         Self {
             config,
             model,
-            key,
-            verification_key,
+            keys: keys.into(),
             rng,
         }
     }
@@ -180,7 +178,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// The JWK Set document to serve at `jwks_uri`.
     #[must_use]
     pub fn jwks(&self) -> serde_json::Value {
-        jwk_set(&[&self.key])
+        self.keys.jwks()
     }
 
     /// The issuer string as published in metadata, tokens and RFC 9207 `iss`: a bare origin
