@@ -14,8 +14,8 @@ use std::fmt;
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Most parameters accepted in one form.
 const MAX_PARAMS: usize = 128;
-/// Parameters that RFCs define as repeatable.
-const MULTI_VALUED: &[&str] = &["resource"];
+/// Parameters that RFCs define as repeatable (RFC 8707 `resource`, RFC 8693 `audience`).
+const MULTI_VALUED: &[&str] = &["resource", "audience"];
 
 /// A request could not be parsed. Every variant maps to `invalid_request` (or the endpoint's
 /// equivalent); [`fmt::Display`] is a public `error_description`.

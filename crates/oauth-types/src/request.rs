@@ -7,7 +7,9 @@
 
 use crate::form::{FormParams, ParseError};
 use crate::scope::Scope;
-use crate::secret::{AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken};
+use crate::secret::{
+    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
+};
 
 /// Longest value accepted for identifiers and tokens in a request.
 const MAX_VALUE_LEN: usize = 4096;
@@ -116,6 +118,8 @@ pub enum GrantType {
     ClientCredentials,
     /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4).
     DeviceCode,
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693 §2.1).
+    TokenExchange,
 }
 
 impl GrantType {
@@ -127,6 +131,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -138,6 +143,7 @@ impl GrantType {
             Self::RefreshToken,
             Self::ClientCredentials,
             Self::DeviceCode,
+            Self::TokenExchange,
         ]
         .into_iter()
         .find(|g| g.as_str() == value)
@@ -186,6 +192,27 @@ pub enum TokenRequest {
     DeviceCode {
         /// `device_code`.
         device_code: DeviceCode,
+        /// Credentials in the body.
+        body_credentials: BodyCredentials,
+    },
+    /// RFC 8693 §2.1 token exchange.
+    TokenExchange {
+        /// `subject_token`: the token representing the party on whose behalf the request is.
+        subject_token: AccessToken,
+        /// `subject_token_type`.
+        subject_token_type: String,
+        /// `actor_token`, if the actor presents one.
+        actor_token: Option<AccessToken>,
+        /// `actor_token_type`, required with `actor_token`.
+        actor_token_type: Option<String>,
+        /// `requested_token_type`.
+        requested_token_type: Option<String>,
+        /// `resource` values (RFC 8707).
+        resource: Vec<String>,
+        /// `audience` values (logical names of the target service).
+        audience: Vec<String>,
+        /// `scope`.
+        scope: Option<Scope>,
         /// Credentials in the body.
         body_credentials: BodyCredentials,
     },
@@ -258,6 +285,40 @@ impl TokenRequest {
                 device_code: DeviceCode::new(required(form, "device_code")?.to_owned()),
                 body_credentials,
             },
+            Some(GrantType::TokenExchange) => {
+                let actor_token =
+                    bounded(form, "actor_token")?.map(|t| AccessToken::new(t.to_owned()));
+                let actor_token_type = bounded(form, "actor_token_type")?.map(str::to_owned);
+                // RFC 8693 §2.1: actor_token_type "is REQUIRED when the actor_token parameter
+                // is present in the request but MUST NOT be included otherwise."
+                if actor_token.is_some() != actor_token_type.is_some() {
+                    return Err(ParseError::Invalid {
+                        parameter: "actor_token_type",
+                        reason: "must be sent with actor_token, and only with it",
+                    });
+                }
+                let mut audience = Vec::new();
+                for value in form.get_all("audience").take(17) {
+                    if value.len() > MAX_VALUE_LEN || audience.len() == 16 {
+                        return Err(ParseError::Invalid {
+                            parameter: "audience",
+                            reason: "has too many or too long values",
+                        });
+                    }
+                    audience.push(value.to_owned());
+                }
+                Self::TokenExchange {
+                    subject_token: AccessToken::new(required(form, "subject_token")?.to_owned()),
+                    subject_token_type: required(form, "subject_token_type")?.to_owned(),
+                    actor_token,
+                    actor_token_type,
+                    requested_token_type: bounded(form, "requested_token_type")?.map(str::to_owned),
+                    resource: resources(form)?,
+                    audience,
+                    scope: scope(form)?,
+                    body_credentials,
+                }
+            }
             _ => Self::Other {
                 grant_type: grant_type.chars().take(128).collect(),
                 body_credentials,
@@ -273,6 +334,7 @@ impl TokenRequest {
             Self::RefreshToken { .. } => Some(GrantType::RefreshToken),
             Self::ClientCredentials { .. } => Some(GrantType::ClientCredentials),
             Self::DeviceCode { .. } => Some(GrantType::DeviceCode),
+            Self::TokenExchange { .. } => Some(GrantType::TokenExchange),
             Self::Other { grant_type, .. } => GrantType::from_wire(grant_type),
         }
     }
@@ -291,6 +353,9 @@ impl TokenRequest {
                 body_credentials, ..
             }
             | Self::DeviceCode {
+                body_credentials, ..
+            }
+            | Self::TokenExchange {
                 body_credentials, ..
             }
             | Self::Other {

@@ -18,6 +18,9 @@ pub struct TokenResponse {
     /// The granted scope (RFC 6749 §5.1: required when it differs from the request).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
+    /// The type of the issued token (RFC 8693 §2.2.1; token exchange only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub issued_token_type: Option<String>,
 }
 
 impl TokenResponse {
@@ -30,6 +33,7 @@ impl TokenResponse {
             expires_in,
             refresh_token: None,
             scope: None,
+            issued_token_type: None,
         }
     }
 }

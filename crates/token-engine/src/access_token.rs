@@ -94,6 +94,27 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         resources: &[String],
         now: UnixTime,
     ) -> Result<String, IssueError> {
+        let claims = self.access_token_claims(
+            grant_type, grant_id, subject, client_id, scope, resources, now,
+        )?;
+        self.sign_access_token(&claims)
+    }
+
+    /// The RFC 9068 claims of a new access token, with the application's extra claims.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "private; each argument is one claim"
+    )]
+    pub(crate) fn access_token_claims(
+        &self,
+        grant_type: GrantType,
+        grant_id: Option<&str>,
+        subject: &str,
+        client_id: &str,
+        scope: &str,
+        resources: &[String],
+        now: UnixTime,
+    ) -> Result<AccessTokenClaims, IssueError> {
         let mut extra = match &self.config.customizer {
             Some(customizer) => customizer.extra_claims(&TokenContext {
                 grant_type,
@@ -105,7 +126,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             None => serde_json::Map::new(),
         };
         extra.retain(|name, _| !RESERVED_CLAIMS.contains(&name.as_str()));
-        let claims = AccessTokenClaims {
+        Ok(AccessTokenClaims {
             extra,
             iss: self.issuer_str(),
             sub: subject.to_owned(),
@@ -118,12 +139,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             },
             iat: now.0,
             exp: now.plus(self.config.access_token_ttl).0,
-        };
+        })
+    }
+
+    /// Signs claims with the current key, as `typ: at+jwt` (RFC 9068 §2.1).
+    pub(crate) fn sign_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<String, IssueError> {
         let key = self.keys.current();
         let mut header = Header::new(key.algorithm());
         header.typ = Some("at+jwt".into());
         header.kid = Some(key.kid().to_owned());
-        Ok(jsonwebtoken::encode(&header, &claims, key.encoding_key())?)
+        Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
     }
 
     /// Verifies an access token this engine issued (signature and issuer only; the caller

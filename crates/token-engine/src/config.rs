@@ -5,6 +5,7 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::customize::TokenCustomizer;
+use crate::grant::token_exchange::ExchangeRule;
 
 /// Which `resource` values (RFC 8707) the server issues tokens for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub enum ResourcePolicy {
 #[non_exhaustive]
 pub struct EngineConfig {
     pub(crate) customizer: Option<Arc<dyn TokenCustomizer>>,
+    pub(crate) exchange_rules: Vec<ExchangeRule>,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
     pub(crate) refresh_token_ttl: u64,
@@ -68,6 +70,7 @@ impl EngineConfig {
         mcpauth_metadata::validate_issuer(&issuer)?;
         Ok(Self {
             customizer: None,
+            exchange_rules: Vec::new(),
             issuer,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
@@ -101,6 +104,13 @@ impl EngineConfig {
     /// Lifetime of authorization codes in seconds (RFC 6749 §4.1.2 recommends at most 600).
     pub fn code_ttl(&mut self, seconds: u64) -> &mut Self {
         self.code_ttl = seconds;
+        self
+    }
+
+    /// Who may exchange tokens (RFC 8693) for which downstream resources. Empty (the
+    /// default): token exchange is refused with `invalid_target`.
+    pub fn token_exchange_rules(&mut self, rules: Vec<ExchangeRule>) -> &mut Self {
+        self.exchange_rules = rules;
         self
     }
 

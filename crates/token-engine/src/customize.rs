@@ -22,7 +22,8 @@ pub struct TokenContext<'a> {
 
 /// Adds claims to access tokens.
 ///
-/// The RFC 9068 claims (`iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`) are
+/// The RFC 9068 claims (`iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`) and
+/// the delegation claims (`act`, RFC 8693 §4.1) are
 /// the engine's: a customizer cannot replace them, and such keys are dropped.
 pub trait TokenCustomizer: Send + Sync {
     /// Claims to add to the access token described by `context`.
@@ -40,4 +41,7 @@ pub(crate) const RESERVED_CLAIMS: &[&str] = &[
     "jti",
     "client_id",
     "scope",
+    "act",
+    "may_act",
+    "cnf",
 ];

@@ -19,6 +19,7 @@ use crate::TokenEngine;
 use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, TokenError};
 use crate::grant::authorization_code::CodeRedemption;
+use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel};
 use crate::time::UnixTime;
 
@@ -177,6 +178,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 | GrantType::RefreshToken
                 | GrantType::ClientCredentials
                 | GrantType::DeviceCode
+                | GrantType::TokenExchange
         ) {
             return Err(unsupported());
         }
@@ -223,6 +225,32 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             } => self.client_credentials(&client, scope.as_ref(), &resource, now),
             TokenRequest::DeviceCode { device_code, .. } => {
                 self.redeem_device_code(&client, &device_code, now).await
+            }
+            TokenRequest::TokenExchange {
+                subject_token,
+                subject_token_type,
+                actor_token,
+                requested_token_type,
+                resource,
+                audience,
+                scope,
+                ..
+            } => {
+                let mut targets = resource;
+                for name in audience {
+                    if !targets.contains(&name) {
+                        targets.push(name);
+                    }
+                }
+                let exchange = Exchange {
+                    subject_token: &subject_token,
+                    subject_token_type: &subject_token_type,
+                    has_actor_token: actor_token.is_some(),
+                    requested_token_type: requested_token_type.as_deref(),
+                    targets,
+                    scope: scope.as_ref(),
+                };
+                self.exchange(&client, exchange, now).await
             }
             _ => Err(unsupported().0),
         };

@@ -65,6 +65,7 @@ pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
+pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
 pub use hash::secret_hash;
 pub use http_entry::InternalError;
 pub use introspection::Introspection;
@@ -152,6 +153,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             "refresh_token".into(),
             "client_credentials".into(),
             DEVICE_CODE_GRANT.into(),
+            TOKEN_EXCHANGE_GRANT.into(),
         ];
         let secret_and_key = [
             "client_secret_basic",

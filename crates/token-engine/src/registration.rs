@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{RegistrationError, internal};
 use crate::grant::device_code::DEVICE_CODE_GRANT;
+use crate::grant::token_exchange::TOKEN_EXCHANGE_GRANT;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::redirect_uri::validate_redirect_uri;
 use crate::time::UnixTime;
@@ -71,6 +72,7 @@ const SUPPORTED_GRANTS: &[&str] = &[
     "refresh_token",
     "client_credentials",
     DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE_GRANT,
 ];
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -129,9 +131,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         // RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
         // clients."
-        if has("client_credentials") && method == TokenEndpointAuthMethod::None {
+        if (has("client_credentials") || has(TOKEN_EXCHANGE_GRANT))
+            && method == TokenEndpointAuthMethod::None
+        {
             return Err(metadata_error(
-                "client_credentials needs a confidential client: set token_endpoint_auth_method to client_secret_basic or client_secret_post",
+                "client_credentials and token exchange need a confidential client: set token_endpoint_auth_method to client_secret_basic, client_secret_post or private_key_jwt",
             ));
         }
         if redirect_based && metadata.redirect_uris.is_empty() {

@@ -4,3 +4,4 @@ pub(crate) mod authorization_code;
 pub(crate) mod client_credentials;
 pub(crate) mod device_code;
 pub(crate) mod refresh_token;
+pub(crate) mod token_exchange;

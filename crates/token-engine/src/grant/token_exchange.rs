@@ -1,0 +1,196 @@
+//! RFC 8693: token exchange, so an MCP server can get a narrower token for a downstream API on
+//! the user's behalf instead of passing the user's token through (MCP security best practices,
+//! "token passthrough").
+//!
+//! - The caller is a confidential client, and an [`ExchangeRule`] must allow it to turn a
+//!   token issued for `from_resource` into one for the requested targets.
+//! - The subject token must be an access token this server issued, unexpired, of a live grant.
+//! - Audience and scope only narrow; the new token keeps the user as `sub`, names the caller
+//!   in `act` (RFC 8693 §4.1, nesting any earlier actor), expires no later than the subject
+//!   token, and belongs to the same grant (revoking the user's grant revokes it too).
+//! - `actor_token` is refused: the authenticated client is the actor.
+
+use mcpauth_oauth_types::{
+    AccessToken, GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse,
+};
+
+use crate::TokenEngine;
+use crate::error::{TokenError, internal};
+use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::time::UnixTime;
+
+/// The grant type name registered by RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3: the token type of access tokens.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// One permission to exchange tokens: `client_id` may exchange a token whose audience
+/// includes `from_resource` for tokens whose audience is within `to_resources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExchangeRule {
+    /// The client (typically an MCP server) that exchanges.
+    pub client_id: String,
+    /// The resource the subject token must be for (the MCP server's own URI).
+    pub from_resource: String,
+    /// Downstream resources it may obtain tokens for.
+    pub to_resources: Vec<String>,
+}
+
+impl ExchangeRule {
+    /// A rule for `client_id`.
+    #[must_use]
+    pub fn new(
+        client_id: impl Into<String>,
+        from_resource: impl Into<String>,
+        to_resources: Vec<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            from_resource: from_resource.into(),
+            to_resources,
+        }
+    }
+}
+
+/// What a token-exchange request asks for.
+pub(crate) struct Exchange<'a> {
+    pub(crate) subject_token: &'a AccessToken,
+    pub(crate) subject_token_type: &'a str,
+    pub(crate) has_actor_token: bool,
+    pub(crate) requested_token_type: Option<&'a str>,
+    pub(crate) targets: Vec<String>,
+    pub(crate) scope: Option<&'a Scope>,
+}
+
+fn error(code: TokenErrorCode, description: &'static str) -> TokenError {
+    OAuthError::new(code, description)
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    pub(crate) async fn exchange(
+        &self,
+        client: &ClientRecord,
+        request: Exchange<'_>,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
+        if client.auth_method == TokenEndpointAuthMethod::None {
+            return Err(error(
+                TokenErrorCode::UnauthorizedClient,
+                "token exchange is for confidential clients only",
+            ));
+        }
+        if request.subject_token_type != ACCESS_TOKEN_TYPE {
+            return Err(error(
+                TokenErrorCode::InvalidRequest,
+                "subject_token_type must be urn:ietf:params:oauth:token-type:access_token",
+            ));
+        }
+        if request
+            .requested_token_type
+            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+        {
+            return Err(error(
+                TokenErrorCode::InvalidRequest,
+                "only access tokens can be requested (requested_token_type)",
+            ));
+        }
+        if request.has_actor_token {
+            return Err(error(
+                TokenErrorCode::InvalidRequest,
+                "actor_token is not supported: the authenticated client is the actor",
+            ));
+        }
+        let subject = self
+            .decode_own_access_token(request.subject_token.secret())
+            .ok_or_else(|| {
+                error(
+                    TokenErrorCode::InvalidGrant,
+                    "subject_token is not an access token issued by this server",
+                )
+            })?;
+        if subject.exp <= now.0 {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token has expired",
+            ));
+        }
+        let grant_id = subject.grant_id().map(str::to_owned);
+        if let Some(grant_id) = &grant_id {
+            let grant = self
+                .model
+                .find_grant(grant_id)
+                .await
+                .map_err(|e| internal("storage failure", e))?;
+            if grant.is_none_or(|g| g.revoked_at.is_some()) {
+                return Err(error(
+                    TokenErrorCode::InvalidGrant,
+                    "subject_token has been revoked",
+                ));
+            }
+        }
+        // RFC 8693 §2.2.2: invalid_target when unwilling to issue for the named targets.
+        if request.targets.is_empty() {
+            return Err(error(
+                TokenErrorCode::InvalidTarget,
+                "name the downstream service with resource or audience",
+            ));
+        }
+        let subject_audience: Vec<&str> = match &subject.aud {
+            crate::access_token::Audience::One(one) => vec![one.as_str()],
+            crate::access_token::Audience::Many(many) => many.iter().map(String::as_str).collect(),
+        };
+        let allowed = self.config.exchange_rules.iter().any(|rule| {
+            rule.client_id == client.client_id
+                && subject_audience.contains(&rule.from_resource.as_str())
+                && request
+                    .targets
+                    .iter()
+                    .all(|t| rule.to_resources.contains(t))
+        });
+        if !allowed {
+            return Err(error(
+                TokenErrorCode::InvalidTarget,
+                "no exchange rule lets this client obtain tokens for these targets from this subject token",
+            ));
+        }
+        let subject_scope = Scope::parse(&subject.scope).unwrap_or_default();
+        let scope = match request.scope {
+            Some(requested) if requested.is_subset_of(&subject_scope) => requested.to_string(),
+            Some(_) => {
+                return Err(error(
+                    TokenErrorCode::InvalidScope,
+                    "the requested scope exceeds the subject token's scope",
+                ));
+            }
+            None => subject.scope.clone(),
+        };
+        let mut claims = self
+            .access_token_claims(
+                GrantType::TokenExchange,
+                grant_id.as_deref(),
+                &subject.sub,
+                &client.client_id,
+                &scope,
+                &request.targets,
+                now,
+            )
+            .map_err(|e| internal("signing failure", e))?;
+        claims.exp = claims.exp.min(subject.exp);
+        // RFC 8693 §4.1: the current actor, with earlier actors nested inside.
+        let mut act = serde_json::Map::new();
+        act.insert("sub".into(), client.client_id.clone().into());
+        if let Some(previous) = subject.extra.get("act") {
+            act.insert("act".into(), previous.clone());
+        }
+        claims.extra.insert("act".into(), act.into());
+        let expires_in = claims.exp.saturating_sub(now.0);
+        let access_token = self
+            .sign_access_token(&claims)
+            .map_err(|e| internal("signing failure", e))?;
+        let mut response = TokenResponse::bearer(access_token, expires_in);
+        response.scope = (!scope.is_empty()).then_some(scope);
+        response.issued_token_type = Some(ACCESS_TOKEN_TYPE.into());
+        Ok(response)
+    }
+}
