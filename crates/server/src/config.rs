@@ -36,6 +36,20 @@ pub struct Config {
     pub default_resource: Option<String>,
     /// Whether RFC 7591 dynamic registration is open.
     pub dynamic_registration: bool,
+    /// `jwt` (RFC 9068, verified offline) or `opaque` (checked by introspection).
+    pub access_token_format: TokenFormat,
+}
+
+/// How access tokens are encoded.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TokenFormat {
+    /// RFC 9068 JWTs.
+    #[default]
+    Jwt,
+    /// Opaque tokens stored hashed.
+    Opaque,
 }
 
 impl Default for Config {
@@ -53,6 +67,7 @@ impl Default for Config {
             strict_resource: true,
             default_resource: None,
             dynamic_registration: true,
+            access_token_format: TokenFormat::Jwt,
         }
     }
 }
@@ -175,6 +190,18 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_DYNAMIC_REGISTRATION") {
             self.dynamic_registration = boolean("MCPAUTH_DYNAMIC_REGISTRATION", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_ACCESS_TOKEN_FORMAT") {
+            self.access_token_format = match v.as_str() {
+                "jwt" => TokenFormat::Jwt,
+                "opaque" => TokenFormat::Opaque,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "MCPAUTH_ACCESS_TOKEN_FORMAT",
+                        reason: format!("`{v}` is not jwt or opaque"),
+                    });
+                }
+            };
         }
         if let Some(v) = env("MCPAUTH_STRICT_RESOURCE") {
             self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;

@@ -23,10 +23,11 @@ use axum::routing::get;
 use mcpauth_adapter_axum::{authorization_server_router, now};
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{
-    EngineConfig, KeySet, RandomError, ResourcePolicy, SecureRandom, SigningKey, TokenEngine,
+    AccessTokenFormat, EngineConfig, KeySet, RandomError, ResourcePolicy, SecureRandom, SigningKey,
+    TokenEngine,
 };
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, TokenFormat};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +144,10 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         .default_scope(config.default_scope.clone())
         .default_resource(config.default_resource.clone())
         .strict_resource(config.strict_resource)
+        .access_token_format(match config.access_token_format {
+            config::TokenFormat::Opaque => AccessTokenFormat::Opaque,
+            _ => AccessTokenFormat::Jwt,
+        })
         .dynamic_registration(config.dynamic_registration)
         .resources(if config.resources.is_empty() {
             ResourcePolicy::AnyUri

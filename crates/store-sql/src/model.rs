@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use mcpauth_token_engine::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
-    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
-    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh,
-    UnixTime,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
+    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
+    GrantRecord, GrantStore, ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
+    ReplayStore, RotateRefresh, UnixTime,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -417,5 +417,48 @@ impl ReplayStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for SqlStore {
+    async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&record.token_hash)
+            .bind(&record.grant_id)
+            .bind(&record.client_id)
+            .bind(serde_json::to_string(&record.claims)?)
+            .bind(to_db(record.expires_at.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_access_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(AccessTokenRecord {
+                token_hash: r.try_get("token_hash")?,
+                grant_id: r.try_get("grant_id")?,
+                client_id: r.try_get("client_id")?,
+                claims: serde_json::from_str(r.try_get("claims")?)?,
+                expires_at: time(&r, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_access_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM access_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -312,6 +312,7 @@ impl SqlStore {
             "DELETE FROM refresh_tokens WHERE expires_at <= ?",
             "DELETE FROM device_authorizations WHERE expires_at <= ?",
             "DELETE FROM replay_cache WHERE expires_at <= ?",
+            "DELETE FROM access_tokens WHERE expires_at <= ?",
         ] {
             removed += sqlx::query(sql)
                 .bind(now)

@@ -9,8 +9,10 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::TokenEngine;
+use crate::config::AccessTokenFormat;
 use crate::customize::{RESERVED_CLAIMS, TokenContext};
-use crate::model::OAuthServerModel;
+use crate::hash;
+use crate::model::{AccessTokenRecord, OAuthServerModel};
 use crate::random::{self, RandomError};
 use crate::time::UnixTime;
 use mcpauth_oauth_types::GrantType;
@@ -77,6 +79,10 @@ pub(crate) enum IssueError {
     Random(#[from] RandomError),
     #[error("signing the access token failed: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("storing the access token failed: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    #[error("encoding the access token failed: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -84,7 +90,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         clippy::too_many_arguments,
         reason = "private; each argument is one claim"
     )]
-    pub(crate) fn issue_access_token(
+    pub(crate) async fn issue_access_token(
         &self,
         grant_type: GrantType,
         grant_id: Option<&str>,
@@ -97,7 +103,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let claims = self.access_token_claims(
             grant_type, grant_id, subject, client_id, scope, resources, now,
         )?;
-        self.sign_access_token(&claims)
+        self.encode_access_token(&claims).await
     }
 
     /// The RFC 9068 claims of a new access token, with the application's extra claims.
@@ -142,30 +148,71 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
-    /// Signs claims with the current key, as `typ: at+jwt` (RFC 9068 §2.1).
-    pub(crate) fn sign_access_token(
+    /// Encodes claims as the configured format: a JWT signed with the current key (`typ:
+    /// at+jwt`, RFC 9068 §2.1), or an opaque random token whose claims are stored by hash.
+    pub(crate) async fn encode_access_token(
         &self,
         claims: &AccessTokenClaims,
     ) -> Result<String, IssueError> {
-        let key = self.keys.current();
-        let mut header = Header::new(key.algorithm());
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(key.kid().to_owned());
-        Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
+        match self.config.access_token_format {
+            AccessTokenFormat::Jwt => {
+                let key = self.keys.current();
+                let mut header = Header::new(key.algorithm());
+                header.typ = Some("at+jwt".into());
+                header.kid = Some(key.kid().to_owned());
+                Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
+            }
+            AccessTokenFormat::Opaque => {
+                let token = random::token(&*self.rng)?;
+                let record = AccessTokenRecord {
+                    token_hash: hash::secret_hash(&token),
+                    grant_id: claims.grant_id().map(str::to_owned),
+                    client_id: claims.client_id.clone(),
+                    claims: serde_json::to_value(claims)?,
+                    expires_at: UnixTime(claims.exp),
+                };
+                self.model
+                    .insert_access_token(record)
+                    .await
+                    .map_err(|e| IssueError::Storage(Box::new(e)))?;
+                Ok(token)
+            }
+        }
     }
 
-    /// Verifies an access token this engine issued (signature and issuer only; the caller
-    /// decides what expiry means for it).
-    pub(crate) fn decode_own_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let key = self.keys.find(header.kid.as_deref()?)?;
+    /// The claims of an access token this engine issued: a JWT with a valid signature from one
+    /// of our keys and our issuer, or an opaque token we stored. Expiry and revocation are for
+    /// the caller to judge. `Ok(None)` when the token is not ours.
+    pub(crate) async fn decode_own_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<AccessTokenClaims>, M::Error> {
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            let Some(record) = self
+                .model
+                .find_access_token(&hash::secret_hash(token))
+                .await?
+            else {
+                return Ok(None);
+            };
+            return Ok(serde_json::from_value(record.claims).ok());
+        }
+        let Some(key) = jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .and_then(|kid| self.keys.find(&kid))
+        else {
+            return Ok(None);
+        };
         let mut validation = Validation::new(key.algorithm());
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         validation.set_issuer(&[self.issuer_str()]);
-        jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
-            .ok()
-            .map(|d| d.claims)
+        Ok(
+            jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
+                .ok()
+                .map(|d| d.claims),
+        )
     }
 }

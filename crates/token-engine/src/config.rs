@@ -25,12 +25,25 @@ pub enum ResourcePolicy {
     AnyUri,
 }
 
+/// How access tokens are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AccessTokenFormat {
+    /// RFC 9068 JWTs signed with the current key: resource servers verify them offline.
+    #[default]
+    Jwt,
+    /// Random opaque tokens, stored hashed: resource servers must introspect (RFC 7662), and
+    /// revocation takes effect at once.
+    Opaque,
+}
+
 /// Engine settings. Endpoint paths are joined to the issuer's path.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct EngineConfig {
     pub(crate) customizer: Option<Arc<dyn TokenCustomizer>>,
     pub(crate) exchange_rules: Vec<ExchangeRule>,
+    pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
     pub(crate) refresh_token_ttl: u64,
@@ -71,6 +84,7 @@ impl EngineConfig {
         Ok(Self {
             customizer: None,
             exchange_rules: Vec::new(),
+            access_token_format: AccessTokenFormat::Jwt,
             issuer,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
@@ -111,6 +125,12 @@ impl EngineConfig {
     /// default): token exchange is refused with `invalid_target`.
     pub fn token_exchange_rules(&mut self, rules: Vec<ExchangeRule>) -> &mut Self {
         self.exchange_rules = rules;
+        self
+    }
+
+    /// JWT (default) or opaque access tokens.
+    pub fn access_token_format(&mut self, format: AccessTokenFormat) -> &mut Self {
+        self.access_token_format = format;
         self
     }
 

@@ -222,7 +222,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
             TokenRequest::ClientCredentials {
                 scope, resource, ..
-            } => self.client_credentials(&client, scope.as_ref(), &resource, now),
+            } => {
+                self.client_credentials(&client, scope.as_ref(), &resource, now)
+                    .await
+            }
             TokenRequest::DeviceCode { device_code, .. } => {
                 self.redeem_device_code(&client, &device_code, now).await
             }

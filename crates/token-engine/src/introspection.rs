@@ -134,7 +134,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         token: &str,
         now: UnixTime,
     ) -> Result<Introspection, IntrospectionError> {
-        let Some(claims) = self.decode_own_access_token(token) else {
+        let Some(claims) = self
+            .decode_own_access_token(token)
+            .await
+            .map_err(|e| internal("storage failure", e))?
+        else {
             return Ok(Introspection::inactive());
         };
         if claims.exp <= now.0 {

@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 pub use access_token::{AccessTokenClaims, Audience};
 pub use authorize::{AuthorizationRedirect, AuthorizeOutcome, PendingAuthorization};
-pub use config::{ConfigError, EngineConfig, ResourcePolicy};
+pub use config::{AccessTokenFormat, ConfigError, EngineConfig, ResourcePolicy};
 pub use customize::{TokenContext, TokenCustomizer};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
@@ -72,10 +72,10 @@ pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
-    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
-    ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
-    ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
+    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
+    GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord,
+    RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
 };
 pub use random::{RandomError, SecureRandom};
 pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};

@@ -7,9 +7,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::model::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
-    DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore, GrantRecord, GrantStore,
-    ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
+    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
+    GrantRecord, GrantStore, ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
+    ReplayStore, RotateRefresh,
 };
 use crate::time::UnixTime;
 
@@ -28,6 +29,7 @@ struct Tables {
     grants: HashMap<String, GrantRecord>,
     codes: HashMap<String, AuthorizationCodeRecord>,
     refresh: HashMap<String, RefreshTokenRecord>,
+    access: HashMap<String, AccessTokenRecord>,
     devices: HashMap<String, DeviceAuthorizationRecord>,
     /// user-code hash → device-code hash
     user_codes: HashMap<String, String>,
@@ -321,5 +323,29 @@ impl ReplayStore for MemoryModel {
                 Ok(true)
             }
         }
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for MemoryModel {
+    async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), Self::Error> {
+        let mut tables = self.tables();
+        if tables.access.contains_key(&record.token_hash) {
+            return Err(MemoryModelError::Duplicate("access token"));
+        }
+        tables.access.insert(record.token_hash.clone(), record);
+        Ok(())
+    }
+
+    async fn find_access_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccessTokenRecord>, Self::Error> {
+        Ok(self.tables().access.get(token_hash).cloned())
+    }
+
+    async fn delete_access_token(&self, token_hash: &str) -> Result<(), Self::Error> {
+        self.tables().access.remove(token_hash);
+        Ok(())
     }
 }

@@ -388,6 +388,36 @@ pub trait DeviceStore: ModelBase {
     async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error>;
 }
 
+/// An opaque access token, stored by hash with the claims it stands for.
+// Not `non_exhaustive`: model implementations in other crates build these from rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenRecord {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// The grant it descends from, if any (`client_credentials` tokens have none).
+    pub grant_id: Option<String>,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The RFC 9068 claims the token stands for, as JSON.
+    pub claims: serde_json::Value,
+    /// When it stops working.
+    pub expires_at: UnixTime,
+}
+
+/// Opaque access tokens (when the engine issues them instead of JWTs).
+#[async_trait]
+pub trait AccessTokenStore: ModelBase {
+    /// Stores a new opaque access token.
+    async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), Self::Error>;
+    /// Finds an opaque access token by hash.
+    async fn find_access_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccessTokenRecord>, Self::Error>;
+    /// Deletes an opaque access token (revocation of a token without a grant).
+    async fn delete_access_token(&self, token_hash: &str) -> Result<(), Self::Error>;
+}
+
 /// One-time values (the `jti` of client assertions, RFC 7523 §3 item 7).
 #[async_trait]
 pub trait ReplayStore: ModelBase {
@@ -416,6 +446,7 @@ pub trait OAuthServerModel:
     + GrantStore
     + CodeStore
     + RefreshTokenStore
+    + AccessTokenStore
     + DeviceStore
     + RateLimitStore
     + ReplayStore
@@ -427,6 +458,7 @@ impl<T> OAuthServerModel for T where
         + GrantStore
         + CodeStore
         + RefreshTokenStore
+        + AccessTokenStore
         + DeviceStore
         + RateLimitStore
         + ReplayStore

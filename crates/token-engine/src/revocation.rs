@@ -29,29 +29,33 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: &RevocationRequest,
         now: UnixTime,
     ) -> Result<(), RevocationError> {
+        let storage = |e| internal("storage failure", e);
+        let token = request.token.as_str();
         // (owner, grant); an access token of no grant (client_credentials) has `None`.
         let as_refresh = || async {
             let found = self
                 .model
-                .find_refresh(&hash::secret_hash(&request.token))
+                .find_refresh(&hash::secret_hash(token))
                 .await
-                .map_err(|e| internal("storage failure", e))?;
+                .map_err(storage)?;
             Ok::<_, RevocationError>(found.map(|r| (r.client_id, Some(r.grant_id))))
         };
-        let as_access = || {
-            self.decode_own_access_token(&request.token)
-                .map(|c| (c.client_id.clone(), c.grant_id().map(str::to_owned)))
+        let as_access = || async {
+            let claims = self.decode_own_access_token(token).await.map_err(storage)?;
+            Ok::<_, RevocationError>(
+                claims.map(|c| (c.client_id.clone(), c.grant_id().map(str::to_owned))),
+            )
         };
         // The hint only orders the search (§2.1).
         let found = if request.token_type_hint == Some(TokenTypeHint::AccessToken) {
-            match as_access() {
+            match as_access().await? {
                 Some(found) => Some(found),
                 None => as_refresh().await?,
             }
         } else {
             match as_refresh().await? {
                 Some(found) => Some(found),
-                None => as_access(),
+                None => as_access().await?,
             }
         };
         let Some((owner, grant_id)) = found else {
@@ -63,15 +67,22 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "the token was not issued to this client",
             ));
         }
-        let Some(grant_id) = grant_id else {
-            return Err(OAuthError::new(
+        match grant_id {
+            Some(grant_id) => self
+                .model
+                .revoke_grant(&grant_id, now)
+                .await
+                .map_err(storage),
+            // An opaque token of no grant is deleted; a self-contained JWT cannot be recalled.
+            None if token.bytes().filter(|b| *b == b'.').count() != 2 => self
+                .model
+                .delete_access_token(&hash::secret_hash(token))
+                .await
+                .map_err(storage),
+            None => Err(OAuthError::new(
                 RevocationErrorCode::UnsupportedTokenType,
-                "client_credentials access tokens are self-contained and cannot be revoked; they expire on their own",
-            ));
-        };
-        self.model
-            .revoke_grant(&grant_id, now)
-            .await
-            .map_err(|e| internal("storage failure", e))
+                "client_credentials JWT access tokens are self-contained and cannot be revoked; they expire on their own",
+            )),
+        }
     }
 }

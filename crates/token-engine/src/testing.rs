@@ -18,9 +18,9 @@ use mcpauth_oauth_types::ClientMetadata;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    AuthorizationCodeRecord, ClientRecord, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision,
-    DeviceState, GrantRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh,
-    TokenEndpointAuthMethod,
+    AccessTokenRecord, AuthorizationCodeRecord, ClientRecord, ConsumeCode,
+    DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord, OAuthServerModel,
+    RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
 };
 use crate::random::{RandomError, SecureRandom};
 use crate::time::UnixTime;
@@ -127,6 +127,40 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     concurrent_device_consumptions_have_one_winner(model).await;
     rate_limit_counters_count_per_window(model).await;
     one_time_keys_are_remembered_until_they_expire(model).await;
+    opaque_access_tokens_round_trip(model).await;
+}
+
+/// Opaque access tokens are found by hash as stored, and gone once deleted.
+pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
+    let record = AccessTokenRecord {
+        token_hash: unique("access"),
+        grant_id: Some("g-9".into()),
+        client_id: "kit-client".into(),
+        claims: serde_json::json!({ "sub": "user-1", "scope": "mcp", "exp": NOW.plus(60).0 }),
+        expires_at: NOW.plus(60),
+    };
+    assert!(
+        model.insert_access_token(record.clone()).await.is_ok(),
+        "insert_access_token failed"
+    );
+    assert_eq!(
+        model
+            .find_access_token(&record.token_hash)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&record)
+    );
+    assert!(
+        model.insert_access_token(record.clone()).await.is_err(),
+        "a duplicate hash must be refused"
+    );
+    assert!(model.delete_access_token(&record.token_hash).await.is_ok());
+    assert!(matches!(
+        model.find_access_token(&record.token_hash).await,
+        Ok(None)
+    ));
 }
 
 /// RFC 7523 §3 replay protection: a key is new once while it lives, then new again.

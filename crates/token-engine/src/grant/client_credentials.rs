@@ -14,7 +14,7 @@ use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::time::UnixTime;
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    pub(crate) fn client_credentials(
+    pub(crate) async fn client_credentials(
         &self,
         client: &ClientRecord,
         scope: Option<&Scope>,
@@ -44,6 +44,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 &audience,
                 now,
             )
+            .await
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.scope = (!scope.is_empty()).then_some(scope);

@@ -108,6 +108,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 &audience,
                 now,
             )
+            .await
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.refresh_token = Some(new_token);
@@ -152,6 +153,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 issue.audience,
                 now,
             )
+            .await
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());

@@ -103,6 +103,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         let subject = self
             .decode_own_access_token(request.subject_token.secret())
+            .await
+            .map_err(|e| internal("storage failure", e))?
             .ok_or_else(|| {
                 error(
                     TokenErrorCode::InvalidGrant,
@@ -186,7 +188,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         claims.extra.insert("act".into(), act.into());
         let expires_in = claims.exp.saturating_sub(now.0);
         let access_token = self
-            .sign_access_token(&claims)
+            .encode_access_token(&claims)
+            .await
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, expires_in);
         response.scope = (!scope.is_empty()).then_some(scope);
