@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub(crate) customizer: Option<Arc<dyn TokenCustomizer>>,
     pub(crate) exchange_rules: Vec<ExchangeRule>,
     pub(crate) access_token_format: AccessTokenFormat,
+    pub(crate) public_clients_by_default: bool,
+    pub(crate) allow_localhost_redirect_uris: bool,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
     pub(crate) refresh_token_ttl: u64,
@@ -85,6 +87,8 @@ impl EngineConfig {
             customizer: None,
             exchange_rules: Vec::new(),
             access_token_format: AccessTokenFormat::Jwt,
+            public_clients_by_default: true,
+            allow_localhost_redirect_uris: true,
             issuer,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
@@ -125,6 +129,47 @@ impl EngineConfig {
     /// default): token exchange is refused with `invalid_target`.
     pub fn token_exchange_rules(&mut self, rules: Vec<ExchangeRule>) -> &mut Self {
         self.exchange_rules = rules;
+        self
+    }
+
+    /// A configuration that follows the RFCs to the letter: every compatibility switch off
+    /// (`strict_resource` on, no refresh-reuse grace, RFC 7591's `client_secret_basic`
+    /// default, no `localhost` redirect URIs). See `docs/compatibility.md`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::new`].
+    pub fn strict(issuer: Url) -> Result<Self, ConfigError> {
+        let mut config = Self::new(issuer)?;
+        config.strict_resource = true;
+        config.refresh_reuse_grace = 0;
+        config.public_clients_by_default = false;
+        config.allow_localhost_redirect_uris = false;
+        Ok(config)
+    }
+
+    /// Registrations without `token_endpoint_auth_method` become public clients (default on).
+    ///
+    /// # Background
+    ///
+    /// RFC 7591 §2: "If unspecified or omitted, the default is client_secret_basic". MCP
+    /// clients that omit the member never send a secret and fail at the token endpoint with
+    /// one; RFC 7591 §3.2.1 lets the server substitute a value and report it, which this does.
+    pub fn public_clients_by_default(&mut self, enabled: bool) -> &mut Self {
+        self.public_clients_by_default = enabled;
+        self
+    }
+
+    /// Whether `http://localhost` redirect URIs may be registered (default on).
+    ///
+    /// # Background
+    ///
+    /// RFC 8252 §8.3: "it is NOT RECOMMENDED to use localhost" (the name may not resolve to
+    /// the loopback interface); clients should use `127.0.0.1` or `[::1]`. Widely used MCP
+    /// clients register `http://localhost:PORT/...` callbacks anyway (the MCP Inspector's
+    /// default is `http://localhost:6274/oauth/callback`).
+    pub fn allow_localhost_redirect_uris(&mut self, enabled: bool) -> &mut Self {
+        self.allow_localhost_redirect_uris = enabled;
         self
     }
 

@@ -89,7 +89,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         // The MCP specification has clients omit this and expect a public client; RFC 7591's
         // default (client_secret_basic) would hand every such client a secret it never sends.
         let method = match metadata.token_endpoint_auth_method.as_deref() {
-            None => TokenEndpointAuthMethod::None,
+            None if self.config.public_clients_by_default => TokenEndpointAuthMethod::None,
+            None => TokenEndpointAuthMethod::ClientSecretBasic,
             Some(m) => TokenEndpointAuthMethod::from_wire(m).ok_or_else(|| {
                 metadata_error("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
             })?,
@@ -154,6 +155,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             validate_redirect_uri(uri).map_err(|reason| {
                 OAuthError::new(RegistrationErrorCode::InvalidRedirectUri, reason)
             })?;
+            if !self.config.allow_localhost_redirect_uris
+                && url::Url::parse(uri)
+                    .is_ok_and(|u| u.scheme() == "http" && u.host_str() == Some("localhost"))
+            {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidRedirectUri,
+                    "use http://127.0.0.1 or http://[::1] instead of localhost (RFC 8252 §8.3)",
+                ));
+            }
         }
         if let Some(scope) = metadata.scope.as_deref() {
             let scope = Scope::parse(scope).map_err(|e| metadata_error(format!("scope: {e}")))?;

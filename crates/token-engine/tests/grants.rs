@@ -493,3 +493,57 @@ async fn token_customizer_adds_claims_but_cannot_override_registered_ones() {
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], RESOURCE);
 }
+
+async fn strict() -> Harness {
+    let h = harness().await;
+    let config =
+        mcpauth_token_engine::EngineConfig::strict("https://auth.example.com".parse().unwrap())
+            .unwrap();
+    let engine = mcpauth_token_engine::TokenEngine::new(
+        config,
+        std::sync::Arc::new(mcpauth_token_engine::MemoryModel::new()),
+        signing_key(),
+        std::sync::Arc::new(mcpauth_token_engine::testing::SeededRandom::new(11)),
+    );
+    Harness {
+        engine,
+        client_id: h.client_id,
+    }
+}
+
+// Strict mode, RFC 7591 §2: "If unspecified or omitted, the default is client_secret_basic".
+#[tokio::test]
+async fn strict_mode_registers_client_secret_basic_when_the_method_is_omitted() {
+    let h = strict().await;
+    let (status, body) = axum_free_registration(
+        &h,
+        serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["token_endpoint_auth_method"], "client_secret_basic");
+    assert!(body["client_secret"].is_string());
+    let lenient = harness().await;
+    let (_, body) = axum_free_registration(
+        &lenient,
+        serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] }),
+    )
+    .await;
+    assert_eq!(
+        body["token_endpoint_auth_method"], "none",
+        "the default configuration substitutes a public client"
+    );
+}
+
+// Strict mode, RFC 8252 §8.3: localhost is NOT RECOMMENDED; loopback IP literals only.
+#[tokio::test]
+async fn strict_mode_refuses_localhost_redirect_uris() {
+    let h = strict().await;
+    let (status, body) = axum_free_registration(&h, serde_json::json!({ "redirect_uris": ["http://localhost:6274/oauth/callback"], "token_endpoint_auth_method": "none" })).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri"))
+    );
+    let (status, _) = axum_free_registration(&h, serde_json::json!({ "redirect_uris": ["http://127.0.0.1:6274/oauth/callback"], "token_endpoint_auth_method": "none" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
