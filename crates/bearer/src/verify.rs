@@ -79,6 +79,9 @@ pub struct TokenVerifier {
     leeway: u64,
     keys: HashMap<String, VerificationKey>,
     keyless: Vec<VerificationKey>,
+    /// HS256 secrets shared with the authorization server, by `kid`; kept across JWK Set
+    /// refreshes (they are never published).
+    shared: HashMap<String, VerificationKey>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -141,6 +144,7 @@ impl TokenVerifier {
             leeway: 30,
             keys: HashMap::new(),
             keyless: Vec::new(),
+            shared: HashMap::new(),
         }
     }
 
@@ -184,6 +188,30 @@ impl TokenVerifier {
         Ok(self.keys.len() + self.keyless.len())
     }
 
+    /// Accepts HS256 tokens with header `kid` signed with `secret` (shared with the
+    /// authorization server, which never publishes it).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::Malformed`] for a secret shorter than 32 bytes (RFC 7518 §3.2).
+    pub fn add_shared_secret(
+        &mut self,
+        kid: impl Into<String>,
+        secret: &[u8],
+    ) -> Result<(), VerifyError> {
+        if secret.len() < 32 {
+            return Err(VerifyError::Malformed);
+        }
+        self.shared.insert(
+            kid.into(),
+            VerificationKey {
+                key: DecodingKey::from_secret(secret),
+                algorithm: Algorithm::HS256,
+            },
+        );
+        Ok(())
+    }
+
     /// Whether a key with this id is loaded.
     #[must_use]
     pub fn has_key(&self, kid: &str) -> bool {
@@ -210,7 +238,12 @@ impl TokenVerifier {
             return Err(VerifyError::WrongType);
         }
         let candidates: Vec<&VerificationKey> = match &header.kid {
-            Some(kid) => vec![self.keys.get(kid).ok_or(VerifyError::UnknownKey)?],
+            Some(kid) => vec![
+                self.keys
+                    .get(kid)
+                    .or_else(|| self.shared.get(kid))
+                    .ok_or(VerifyError::UnknownKey)?,
+            ],
             None => self.keyless.iter().chain(self.keys.values()).collect(),
         };
         let mut claims = None;

@@ -214,3 +214,54 @@ async fn verifies_eddsa_tokens() {
     let verified = verifier_for(&engine).verify(&token, NOW.0 + 1).unwrap();
     assert_eq!(verified.subject, "alice");
 }
+
+// RFC 7518 §3.3: RS256 tokens verify against an RSA key in the JWK Set.
+#[tokio::test]
+async fn verifies_rs256_tokens() {
+    let key = SigningKey::rs256_from_pkcs1_der(include_bytes!(
+        "../../token-engine/tests/data/rsa2048-test-key.pkcs1.der"
+    ))
+    .unwrap();
+    let engine = TokenEngine::new(
+        EngineConfig::new(ISSUER.parse().unwrap()).unwrap(),
+        Arc::new(MemoryModel::new()),
+        key,
+        Arc::new(SeededRandom::new(14)),
+    );
+    let token = issue(&engine, RESOURCE).await;
+    assert_eq!(
+        verifier_for(&engine)
+            .verify(&token, NOW.0 + 1)
+            .unwrap()
+            .subject,
+        "alice"
+    );
+}
+
+// RFC 7518 §3.2: HS256 tokens verify with the shared secret, and only with it.
+#[tokio::test]
+async fn verifies_hs256_tokens_with_the_shared_secret() {
+    let secret = [42u8; 32];
+    let key = SigningKey::hs256(&secret).unwrap();
+    let kid = key.kid().to_owned();
+    let engine = TokenEngine::new(
+        EngineConfig::new(ISSUER.parse().unwrap()).unwrap(),
+        Arc::new(MemoryModel::new()),
+        key,
+        Arc::new(SeededRandom::new(15)),
+    );
+    let token = issue(&engine, RESOURCE).await;
+    let mut verifier = verifier_for(&engine);
+    assert_eq!(
+        verifier.verify(&token, NOW.0).unwrap_err(),
+        VerifyError::UnknownKey,
+        "not published, so unknown without the secret"
+    );
+    verifier.add_shared_secret(kid.clone(), &[1u8; 32]).unwrap();
+    assert_eq!(
+        verifier.verify(&token, NOW.0).unwrap_err(),
+        VerifyError::BadSignature
+    );
+    verifier.add_shared_secret(kid, &secret).unwrap();
+    assert_eq!(verifier.verify(&token, NOW.0).unwrap().subject, "alice");
+}

@@ -105,6 +105,7 @@ async fn signing_keys(store: &SqlStore) -> Result<KeySet, StartError> {
         let key = match algorithm.as_str() {
             "ES256" => SigningKey::es256_from_pkcs8_der(&der),
             "EdDSA" => SigningKey::ed25519_from_pkcs8_der(&der),
+            "RS256" => SigningKey::rs256_from_pkcs1_der(&der),
             other => {
                 return Err(StartError::Key(format!(
                     "stored key has unknown algorithm {other}"

@@ -24,6 +24,12 @@ pub enum KeyError {
     /// The bytes are not a PKCS#8 Ed25519 private key.
     #[error("not a PKCS#8 DER-encoded Ed25519 (EdDSA) private key")]
     NotAnEd25519Pkcs8Key,
+    /// The bytes are not a PKCS#1 RSA private key of at least 2048 bits.
+    #[error("not a PKCS#1 DER-encoded RSA private key of at least 2048 bits")]
+    NotAnRsaKey,
+    /// An HS256 secret must have at least 32 bytes (RFC 7518 §3.2: at least the hash size).
+    #[error("an HS256 secret must be at least 32 bytes")]
+    ShortSecret,
 }
 
 /// A signing key with its public JWK.
@@ -32,7 +38,8 @@ pub struct SigningKey {
     algorithm: Algorithm,
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
-    public_jwk: Value,
+    /// `None` for symmetric keys, which are never published.
+    public_jwk: Option<Value>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -77,7 +84,7 @@ impl SigningKey {
             algorithm: Algorithm::ES256,
             encoding_key: EncodingKey::from_ec_der(der),
             decoding_key,
-            public_jwk,
+            public_jwk: Some(public_jwk),
         })
     }
 
@@ -98,7 +105,69 @@ impl SigningKey {
             algorithm: Algorithm::EdDSA,
             encoding_key: EncodingKey::from_ed_der(der),
             decoding_key,
-            public_jwk,
+            public_jwk: Some(public_jwk),
+        })
+    }
+
+    /// Loads an RS256 key from PKCS#1 `RSAPrivateKey` DER (RFC 8017), 2048 bits or more.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAnRsaKey`].
+    pub fn rs256_from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pair =
+            aws_lc_rs::signature::RsaKeyPair::from_der(der).map_err(|_| KeyError::NotAnRsaKey)?;
+        if pair.public_modulus_len() < 256 {
+            return Err(KeyError::NotAnRsaKey);
+        }
+        let public = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let kid = thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
+        let decoding_key =
+            DecodingKey::from_rsa_components(&n, &e).map_err(|_| KeyError::NotAnRsaKey)?;
+        let public_jwk =
+            json!({ "kty": "RSA", "n": n, "e": e, "kid": kid, "use": "sig", "alg": "RS256" });
+        Ok(Self {
+            kid,
+            algorithm: Algorithm::RS256,
+            encoding_key: EncodingKey::from_rsa_der(der),
+            decoding_key,
+            public_jwk: Some(public_jwk),
+        })
+    }
+
+    /// An HS256 key: a secret shared with the resource servers, which verify with the same
+    /// secret. It is never published in the JWK Set.
+    ///
+    /// # Security Warning
+    ///
+    /// Every holder of the secret can mint tokens. Prefer an asymmetric key unless the
+    /// authorization and resource servers are one trust domain.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::ShortSecret`] under 32 bytes.
+    pub fn hs256(secret: &[u8]) -> Result<Self, KeyError> {
+        if secret.len() < 32 {
+            return Err(KeyError::ShortSecret);
+        }
+        // Not a thumbprint of the secret itself: a keyed label that reveals nothing usable.
+        let kid = format!(
+            "hs256-{}",
+            &URL_SAFE_NO_PAD.encode(
+                Sha256::new()
+                    .chain_update(b"mcpauth-kid")
+                    .chain_update(secret)
+                    .finalize()
+            )[..16]
+        );
+        Ok(Self {
+            kid,
+            algorithm: Algorithm::HS256,
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            public_jwk: None,
         })
     }
 
@@ -108,19 +177,21 @@ impl SigningKey {
         &self.kid
     }
 
-    /// The JWS algorithm name (`ES256`, `EdDSA`).
+    /// The JWS algorithm name (`ES256`, `EdDSA`, `RS256`, `HS256`).
     #[must_use]
     pub fn algorithm_name(&self) -> &'static str {
         match self.algorithm {
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::RS256 => "RS256",
+            Algorithm::HS256 => "HS256",
             _ => "ES256",
         }
     }
 
-    /// The public key as a JWK.
+    /// The public key as a JWK; `None` for a shared secret (HS256), which is never published.
     #[must_use]
-    pub fn public_jwk(&self) -> &Value {
-        &self.public_jwk
+    pub fn public_jwk(&self) -> Option<&Value> {
+        self.public_jwk.as_ref()
     }
 
     pub(crate) fn algorithm(&self) -> Algorithm {
@@ -183,7 +254,7 @@ impl KeySet {
     /// The JWK Set document (RFC 7517 §5).
     #[must_use]
     pub fn jwks(&self) -> Value {
-        json!({ "keys": self.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
+        json!({ "keys": self.iter().filter_map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
     }
 }
 
@@ -196,5 +267,5 @@ impl From<SigningKey> for KeySet {
 /// The JWK Set document (RFC 7517 §5) for `keys`.
 #[must_use]
 pub fn jwk_set(keys: &[&SigningKey]) -> Value {
-    json!({ "keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
+    json!({ "keys": keys.iter().filter_map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
 }

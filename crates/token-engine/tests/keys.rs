@@ -147,3 +147,60 @@ fn form_pairs(form: &mcpauth_oauth_types::FormParams) -> Vec<(String, String)> {
         .filter_map(|k| form.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
         .collect()
 }
+
+// RFC 7518 §3.3: RS256 keys sign access tokens and are published as RSA JWKs.
+#[tokio::test]
+async fn rs256_keys_sign_access_tokens() {
+    let key = SigningKey::rs256_from_pkcs1_der(include_bytes!("data/rsa2048-test-key.pkcs1.der"))
+        .unwrap();
+    let engine = TokenEngine::new(
+        EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap(),
+        Arc::new(MemoryModel::new()),
+        key,
+        Arc::new(SeededRandom::new(12)),
+    );
+    let jwks = engine.jwks();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["e"], "AQAB");
+    let mut machine = ClientMetadata::default();
+    machine.grant_types = vec!["client_credentials".into()];
+    machine.token_endpoint_auth_method = Some("client_secret_post".into());
+    let client = engine.register_client(machine, NOW).await.unwrap();
+    let token = cc_token(
+        &engine,
+        &client.client_id,
+        client.client_secret.as_deref().unwrap(),
+    )
+    .await;
+    assert_eq!(jwt_part(&token, 0)["alg"], "RS256");
+    assert!(SigningKey::rs256_from_pkcs1_der(b"not a key").is_err());
+}
+
+// RFC 7518 §3.2: HS256 with a shared secret of at least 32 bytes; never published.
+#[tokio::test]
+async fn hs256_keys_are_never_published() {
+    assert!(
+        SigningKey::hs256(&[7u8; 31]).is_err(),
+        "secrets shorter than the hash are refused"
+    );
+    let key = SigningKey::hs256(&[7u8; 32]).unwrap();
+    assert!(key.public_jwk().is_none());
+    let engine = TokenEngine::new(
+        EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap(),
+        Arc::new(MemoryModel::new()),
+        key,
+        Arc::new(SeededRandom::new(13)),
+    );
+    assert_eq!(engine.jwks()["keys"], serde_json::json!([]));
+    let mut machine = ClientMetadata::default();
+    machine.grant_types = vec!["client_credentials".into()];
+    machine.token_endpoint_auth_method = Some("client_secret_post".into());
+    let client = engine.register_client(machine, NOW).await.unwrap();
+    let token = cc_token(
+        &engine,
+        &client.client_id,
+        client.client_secret.as_deref().unwrap(),
+    )
+    .await;
+    assert_eq!(jwt_part(&token, 0)["alg"], "HS256");
+}

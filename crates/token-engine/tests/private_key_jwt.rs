@@ -32,7 +32,8 @@ fn key_pair() -> KeyPair {
     let public = SigningKey::es256_from_pkcs8_der(der.as_ref())
         .unwrap()
         .public_jwk()
-        .clone();
+        .cloned()
+        .unwrap();
     KeyPair {
         der: der.as_ref().to_vec(),
         public,
