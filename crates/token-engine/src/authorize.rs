@@ -196,6 +196,30 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
+    /// The user approved part of the request: like [`Self::approve`], with the scope narrowed
+    /// to `granted` (the consent page let the user untick scopes).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_scope`, shown to the user, when `granted` is not within the requested scope;
+    /// `server_error` when storage or randomness fails.
+    pub async fn approve_scope(
+        &self,
+        mut pending: PendingAuthorization,
+        subject: &str,
+        granted: &Scope,
+        now: UnixTime,
+    ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        if !granted.is_subset_of(&pending.requested_scope()) {
+            return Err(OAuthError::new(
+                AuthorizeErrorCode::InvalidScope,
+                "the granted scope must be within the requested scope",
+            ));
+        }
+        pending.scope = granted.to_string();
+        self.approve(pending, subject, now).await
+    }
+
     /// The user approved: issues a code for `subject` and returns the redirect carrying it.
     ///
     /// # Errors

@@ -575,3 +575,75 @@ fn code_verifier_is_redacted_in_debug_output() {
         "CodeVerifier([redacted])"
     );
 }
+
+// The consent step may narrow the scope, never widen it.
+#[tokio::test]
+async fn consent_can_narrow_but_not_widen_the_scope() {
+    let h = harness().await;
+    let mut q = h.authorize_query(REDIRECT);
+    q.retain(|(k, _)| *k != "scope");
+    q.push(("scope", "mcp:tools mcp:admin".into()));
+    let AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&q).await else {
+        panic!()
+    };
+    let wider = mcpauth_oauth_types::Scope::parse("mcp:tools mcp:admin mcp:root").unwrap();
+    assert!(
+        h.engine
+            .approve_scope(pending.clone(), "alice", &wider, NOW)
+            .await
+            .is_err()
+    );
+    let narrower = mcpauth_oauth_types::Scope::parse("mcp:tools").unwrap();
+    let redirect = h
+        .engine
+        .approve_scope(pending, "alice", &narrower, NOW)
+        .await
+        .unwrap();
+    let code = url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (_, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &h.client_id),
+        ])
+        .await;
+    assert_eq!(body["scope"], "mcp:tools");
+}
+
+// Concurrent refreshes of one token: exactly one succeeds, the family stays alive (the
+// others land in the grace window), and the winner's token keeps working — never two live
+// families.
+#[tokio::test]
+async fn concurrent_refreshes_leave_exactly_one_live_family() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let attempts = (0..8).map(|_| h.refresh_at(&refresh, NOW.plus(3)));
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|(s, _)| *s != StatusCode::OK)
+            .all(|(_, b)| error_of(b) == "invalid_grant")
+    );
+    let next = winners[0]["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        h.refresh_at(next, NOW.plus(4)).await.0,
+        StatusCode::OK,
+        "the surviving family still works"
+    );
+}
