@@ -174,7 +174,7 @@ impl Pages {
         }
     }
 
-    async fn session_user(&self, headers: &HeaderMap) -> Option<users_row::User> {
+    async fn session_user(&self, headers: &HeaderMap) -> Option<SignedIn> {
         let id = cookie(headers, SESSION_COOKIE)?;
         let user_id = self
             .store
@@ -183,7 +183,7 @@ impl Pages {
             .ok()
             .flatten()?;
         let user = self.store.find_user_by_id(&user_id).await.ok().flatten()?;
-        (!user.disabled).then_some(users_row::User {
+        (!user.disabled).then_some(SignedIn {
             id: user.user_id,
             email: user.email,
         })
@@ -221,11 +221,10 @@ impl Pages {
     }
 }
 
-mod users_row {
-    pub(super) struct User {
-        pub(super) id: String,
-        pub(super) email: String,
-    }
+/// The signed-in user, as the pages need it.
+struct SignedIn {
+    id: String,
+    email: String,
 }
 
 /// The [`InteractionHandler`] the adapter calls for a valid authorization request.
@@ -298,7 +297,7 @@ async fn show(
             .await
             .ok()
             .flatten()
-            .map(|u| users_row::User {
+            .map(|u| SignedIn {
                 id: u.user_id,
                 email: u.email,
             }),
