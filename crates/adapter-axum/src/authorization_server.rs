@@ -72,6 +72,12 @@ where
         .route(&at(paths::AUTHORIZE), get(authorize::<M>))
         .route(&at(paths::TOKEN), post(token::<M>).options(preflight))
         .route(&at(paths::REGISTER), post(register::<M>).options(preflight))
+        .route(
+            &format!("{}/{{client_id}}", at(paths::REGISTER)),
+            get(client_configuration::<M>)
+                .put(client_configuration::<M>)
+                .delete(client_configuration::<M>),
+        )
         .route(&at(paths::REVOKE), post(revoke::<M>).options(preflight))
         .route(&at(paths::INTROSPECT), post(introspect::<M>))
         .route(
@@ -277,6 +283,22 @@ async fn introspect<M: OAuthServerModel + ?Sized>(
 ) -> Response {
     match engine_request(request).await {
         Ok(request) => logged(state.engine.introspection_endpoint(request, now()).await),
+        Err(response) => response,
+    }
+}
+
+async fn client_configuration<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    match engine_request(request).await {
+        Ok(request) => logged(
+            state
+                .engine
+                .client_configuration_endpoint(request, &client_id, now())
+                .await,
+        ),
         Err(response) => response,
     }
 }

@@ -624,3 +624,60 @@ async fn binary_serves_with_no_arguments() {
     assert!(dir.join("mcpauth.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// RFC 7592 over HTTP: the registration_client_uri answers GET with the registration token and
+// DELETE removes the client.
+#[tokio::test]
+async fn registration_management_is_served_at_the_registration_client_uri() {
+    let server = start().await;
+    let registered: Value = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({ "redirect_uris": [REDIRECT], "client_name": "Managed" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uri = registered["registration_client_uri"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let read = server
+        .http
+        .get(uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(
+        read.json::<Value>().await.unwrap()["client_name"],
+        "Managed"
+    );
+    assert_eq!(
+        server.http.get(uri).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .http
+            .delete(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server
+            .http
+            .get(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

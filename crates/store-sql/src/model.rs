@@ -94,6 +94,23 @@ impl ClientStore for SqlStore {
             .await?;
         Ok(())
     }
+
+    async fn update_client(&self, client: ClientRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET record = ? WHERE client_id = ?")
+            .bind(serde_json::to_string(&client)?)
+            .bind(&client.client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 #[async_trait]
@@ -124,6 +141,15 @@ impl GrantStore for SqlStore {
         sqlx::query("UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL")
             .bind(to_db(now.0)?)
             .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_client_grants(&self, client_id: &str, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL")
+            .bind(to_db(now.0)?)
+            .bind(client_id)
             .execute(&self.pool)
             .await?;
         Ok(())

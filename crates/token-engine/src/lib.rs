@@ -36,6 +36,8 @@
 mod access_token;
 mod authorize;
 mod client_auth;
+mod client_management;
+
 mod config;
 mod customize;
 mod error;

@@ -86,6 +86,21 @@ impl ClientStore for MemoryModel {
         tables.clients.insert(client.client_id.clone(), client);
         Ok(())
     }
+
+    async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error> {
+        let mut tables = self.tables();
+        Ok(match tables.clients.get_mut(&client.client_id) {
+            Some(existing) => {
+                *existing = client;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error> {
+        Ok(self.tables().clients.remove(client_id).is_some())
+    }
 }
 
 #[async_trait]
@@ -105,6 +120,22 @@ impl GrantStore for MemoryModel {
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), Self::Error> {
         if let Some(grant) = self.tables().grants.get_mut(grant_id) {
+            grant.revoked_at.get_or_insert(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_client_grants(
+        &self,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<(), Self::Error> {
+        for grant in self
+            .tables()
+            .grants
+            .values_mut()
+            .filter(|g| g.client_id == client_id)
+        {
             grant.revoked_at.get_or_insert(now);
         }
         Ok(())

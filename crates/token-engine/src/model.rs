@@ -78,6 +78,10 @@ pub struct ClientRecord {
     pub metadata: ClientMetadata,
     /// When the client was registered.
     pub created_at: UnixTime,
+    /// SHA-256 of the RFC 7592 registration access token, for dynamically registered
+    /// clients.
+    #[serde(default)]
+    pub registration_token_hash: Option<String>,
 }
 
 impl ClientRecord {
@@ -96,6 +100,7 @@ impl ClientRecord {
             auth_method,
             metadata,
             created_at,
+            registration_token_hash: None,
         }
     }
 
@@ -302,6 +307,10 @@ pub trait ClientStore: ModelBase {
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, Self::Error>;
     /// Stores a new client. The id is random and fresh.
     async fn insert_client(&self, client: ClientRecord) -> Result<(), Self::Error>;
+    /// Replaces a client's record (RFC 7592 §2.2). Returns whether the client existed.
+    async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error>;
+    /// Deletes a client (RFC 7592 §2.3). Returns whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error>;
 }
 
 /// Grants: the families codes and tokens descend from.
@@ -314,6 +323,10 @@ pub trait GrantStore: ModelBase {
     /// Marks a grant revoked (idempotent: an earlier `revoked_at` is kept). Every code and
     /// refresh token of the grant stops working.
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), Self::Error>;
+    /// Marks every grant of a client revoked (RFC 7592 §2.3: a deleted client's grants and
+    /// tokens stop working).
+    async fn revoke_client_grants(&self, client_id: &str, now: UnixTime)
+    -> Result<(), Self::Error>;
 }
 
 /// Authorization codes.

@@ -30,6 +30,12 @@ pub struct RegisteredClient {
     /// 0: the secret does not expire (RFC 7591 §3.2.1). Present with a secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<u64>,
+    /// The RFC 7592 registration access token, for managing this registration. Shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    /// Where to read, update or delete this registration (RFC 7592 §3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
     /// The metadata as registered (with defaults filled in).
     #[serde(flatten)]
     pub metadata: ClientMetadata,
@@ -83,9 +89,65 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// An RFC 7591 §3.2.2 error; nothing is stored.
     pub async fn register_client(
         &self,
-        mut metadata: ClientMetadata,
+        metadata: ClientMetadata,
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
+        let (method, metadata) = self.validate_client_metadata(metadata)?;
+        let client_id =
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let registration_token =
+            random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
+        record.registration_token_hash = Some(hash::secret_hash(&registration_token));
+        let secret = self.new_secret_if_needed(&mut record)?;
+        self.model
+            .insert_client(record)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Ok(RegisteredClient {
+            registration_client_uri: Some(self.registration_client_uri(&client_id)),
+            registration_access_token: Some(registration_token),
+            client_id,
+            client_id_issued_at: now.0,
+            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret: secret,
+            metadata,
+        })
+    }
+
+    /// RFC 7592 §3: `registration_client_uri`.
+    pub(crate) fn registration_client_uri(&self, client_id: &str) -> String {
+        let encoded: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+        self.config
+            .endpoint_url(&format!("{}/{encoded}", crate::paths::REGISTER))
+    }
+
+    /// Gives a client that authenticates with a secret a fresh one (stored hashed) unless it
+    /// has one; drops the secret of clients that do not use one. Returns a new secret.
+    pub(crate) fn new_secret_if_needed(
+        &self,
+        record: &mut ClientRecord,
+    ) -> Result<Option<String>, RegistrationError> {
+        if matches!(
+            record.auth_method,
+            TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt
+        ) {
+            record.secret_hash = None;
+            return Ok(None);
+        }
+        if record.secret_hash.is_some() {
+            return Ok(None);
+        }
+        let secret = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        record.secret_hash = Some(hash::secret_hash(&secret));
+        Ok(Some(secret))
+    }
+
+    /// RFC 7591 §2: validates metadata and fills in the server's defaults.
+    pub(crate) fn validate_client_metadata(
+        &self,
+        mut metadata: ClientMetadata,
+    ) -> Result<(TokenEndpointAuthMethod, ClientMetadata), RegistrationError> {
         // The MCP specification has clients omit this and expect a public client; RFC 7591's
         // default (client_secret_basic) would hand every such client a secret it never sends.
         let method = match metadata.token_endpoint_auth_method.as_deref() {
@@ -222,30 +284,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
         }
 
-        let client_id =
-            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-        let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
-        let secret = if matches!(
-            method,
-            TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt
-        ) {
-            None
-        } else {
-            let secret =
-                random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-            record.secret_hash = Some(hash::secret_hash(&secret));
-            Some(secret)
-        };
-        self.model
-            .insert_client(record)
-            .await
-            .map_err(|e| internal("storage failure", e))?;
-        Ok(RegisteredClient {
-            client_id,
-            client_id_issued_at: now.0,
-            client_secret_expires_at: secret.as_ref().map(|_| 0),
-            client_secret: secret,
-            metadata,
-        })
+        Ok((method, metadata))
     }
 }

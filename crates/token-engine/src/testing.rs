@@ -398,6 +398,41 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
         matches!(model.find_client(&unique("missing")).await, Ok(None)),
         "an unknown client must be None"
     );
+    let mut updated = client.clone();
+    updated.metadata.client_name = Some("Renamed".into());
+    updated.registration_token_hash = Some("rat".into());
+    assert!(matches!(
+        model.update_client(updated.clone()).await,
+        Ok(true)
+    ));
+    assert_eq!(
+        model
+            .find_client(&client.client_id)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&updated),
+        "update_client must replace the record"
+    );
+    let mut ghost = client.clone();
+    ghost.client_id = unique("ghost");
+    assert!(
+        matches!(model.update_client(ghost).await, Ok(false)),
+        "updating an unknown client changes nothing"
+    );
+    assert!(matches!(
+        model.delete_client(&client.client_id).await,
+        Ok(true)
+    ));
+    assert!(matches!(
+        model.delete_client(&client.client_id).await,
+        Ok(false)
+    ));
+    assert!(matches!(
+        model.find_client(&client.client_id).await,
+        Ok(None)
+    ));
 }
 
 /// `revoke_grant` sets `revoked_at` once and keeps the first time.
@@ -428,6 +463,38 @@ pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M)
         model.revoke_grant(&unique("missing"), NOW).await.is_ok(),
         "revoking an unknown grant is not an error"
     );
+    let client_id = unique("client-of-grants");
+    let (a, b) = (grant(&client_id), grant(&client_id));
+    let other = grant("kit-other-client");
+    for g in [&a, &b, &other] {
+        assert!(model.insert_grant(g.clone()).await.is_ok());
+    }
+    assert!(
+        model
+            .revoke_client_grants(&client_id, NOW.plus(20))
+            .await
+            .is_ok()
+    );
+    for g in [&a, &b] {
+        let revoked = model
+            .find_grant(&g.grant_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|g| g.revoked_at);
+        assert_eq!(
+            revoked,
+            Some(NOW.plus(20)),
+            "revoke_client_grants must revoke every grant of the client"
+        );
+    }
+    let untouched = model
+        .find_grant(&other.grant_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|g| g.revoked_at);
+    assert_eq!(untouched, None, "other clients' grants stay live");
 }
 
 /// RFC 6749 §4.1.2: a code is consumed once; later attempts see `Reused` with the record.

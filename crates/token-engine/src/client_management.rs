@@ -1,0 +1,229 @@
+//! RFC 7592: reading, updating and deleting a dynamic registration at its
+//! `registration_client_uri`, authorized by the `registration_access_token` (stored hashed,
+//! compared in constant time).
+//!
+//! - A missing or wrong token, or an unknown client, is 401 with
+//!   `WWW-Authenticate: Bearer error="invalid_token"` (§2, RFC 6750 §3): the two are not told
+//!   apart.
+//! - PUT replaces the metadata (§2.2): the body must carry the same `client_id`, must not carry
+//!   `registration_access_token`, `registration_client_uri`, `client_secret_expires_at` or
+//!   `client_id_issued_at`, and a `client_secret` in it must be the current one. The same
+//!   validation as registration applies.
+//! - DELETE removes the client and revokes its grants, so its tokens stop working (§2.3).
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, constant_time_eq};
+use serde_json::Value;
+
+use crate::error::{RegistrationError, internal};
+use crate::model::{ClientRecord, OAuthServerModel};
+use crate::registration::RegisteredClient;
+use crate::time::UnixTime;
+use crate::{TokenEngine, hash};
+
+/// Members a client must not send in an update (RFC 7592 §2.2).
+const SERVER_OWNED: &[&str] = &[
+    "registration_access_token",
+    "registration_client_uri",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+];
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
+    let mut response = Response::new(
+        serde_json::to_vec(body)
+            .map(Bytes::from)
+            .unwrap_or_default(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn invalid_token() -> Response<Bytes> {
+    let mut response = json(
+        StatusCode::UNAUTHORIZED,
+        &serde_json::json!({ "error": "invalid_token", "error_description": "the registration access token is missing or not valid for this client" }),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+fn registration_error(error: &RegistrationError) -> Response<Bytes> {
+    if let Some(source) = error.internal_source() {
+        let mut response = json(StatusCode::INTERNAL_SERVER_ERROR, &error.body());
+        response.extensions_mut().insert(crate::InternalError {
+            description: error.description().to_owned(),
+            cause: source.to_string(),
+        });
+        return response;
+    }
+    json(
+        StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        &error.body(),
+    )
+}
+
+fn bearer(request: &Request<Bytes>) -> Option<&str> {
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// The client configuration endpoint (RFC 7592 §2) for `client_id`: GET, PUT or DELETE.
+    pub async fn client_configuration_endpoint(
+        &self,
+        request: Request<Bytes>,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Response<Bytes> {
+        let client = match self.model.find_client(client_id).await {
+            Ok(client) => client,
+            Err(e) => return registration_error(&internal("storage failure", e)),
+        };
+        // Unknown client and wrong token look alike (§2: "respond with ... invalid_token").
+        let authorized =
+            match (&client, bearer(&request)) {
+                (Some(client), Some(token)) => client
+                    .registration_token_hash
+                    .as_deref()
+                    .is_some_and(|stored| {
+                        constant_time_eq(hash::secret_hash(token).as_bytes(), stored.as_bytes())
+                    }),
+                _ => false,
+            };
+        let Some(client) = client.filter(|_| authorized) else {
+            return invalid_token();
+        };
+        match *request.method() {
+            Method::GET => json(StatusCode::OK, &self.configuration(&client, None)),
+            Method::PUT => match self.update_registration(client, request.body(), now).await {
+                Ok(view) => json(StatusCode::OK, &view),
+                Err(error) => registration_error(&error),
+            },
+            Method::DELETE => {
+                let deleted = async {
+                    self.model
+                        .revoke_client_grants(&client.client_id, now)
+                        .await?;
+                    self.model.delete_client(&client.client_id).await
+                }
+                .await;
+                match deleted {
+                    Ok(_) => {
+                        let mut response = Response::new(Bytes::new());
+                        *response.status_mut() = StatusCode::NO_CONTENT;
+                        response
+                            .headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                        response
+                    }
+                    Err(e) => registration_error(&internal("storage failure", e)),
+                }
+            }
+            _ => {
+                let mut response = json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &serde_json::json!({ "error": "invalid_request", "error_description": "use GET, PUT or DELETE" }),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
+                response
+            }
+        }
+    }
+
+    /// §3: the client information response (no secret unless a new one was just issued).
+    fn configuration(&self, client: &ClientRecord, new_secret: Option<String>) -> RegisteredClient {
+        RegisteredClient {
+            client_id: client.client_id.clone(),
+            client_id_issued_at: client.created_at.0,
+            client_secret_expires_at: new_secret.as_ref().map(|_| 0),
+            client_secret: new_secret,
+            registration_access_token: None,
+            registration_client_uri: Some(self.registration_client_uri(&client.client_id)),
+            metadata: client.metadata.clone(),
+        }
+    }
+
+    async fn update_registration(
+        &self,
+        mut client: ClientRecord,
+        body: &[u8],
+        _now: UnixTime,
+    ) -> Result<RegisteredClient, RegistrationError> {
+        let raw: Value = serde_json::from_slice(body).map_err(|_| {
+            OAuthError::new(
+                RegistrationErrorCode::InvalidRequest,
+                "the body is not a JSON object",
+            )
+        })?;
+        let Some(object) = raw.as_object() else {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidRequest,
+                "the body is not a JSON object",
+            ));
+        };
+        if object.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidRequest,
+                "client_id must be present and equal to the registered client_id",
+            ));
+        }
+        if let Some(owned) = SERVER_OWNED.iter().find(|name| object.contains_key(**name)) {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidRequest,
+                format!("{owned} is set by the server and must not be sent"),
+            ));
+        }
+        if let Some(secret) = object.get("client_secret") {
+            let matches = secret
+                .as_str()
+                .zip(client.secret_hash.as_deref())
+                .is_some_and(|(given, stored)| {
+                    constant_time_eq(hash::secret_hash(given).as_bytes(), stored.as_bytes())
+                });
+            if !matches {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidRequest,
+                    "client_secret does not match the current secret",
+                ));
+            }
+        }
+        let metadata = ClientMetadata::from_json(body).map_err(|e| {
+            OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, e.to_string())
+        })?;
+        let (method, metadata) = self.validate_client_metadata(metadata)?;
+        client.auth_method = method;
+        client.metadata = metadata;
+        let new_secret = self.new_secret_if_needed(&mut client)?;
+        if !self
+            .model
+            .update_client(client.clone())
+            .await
+            .map_err(|e| internal("storage failure", e))?
+        {
+            return Err(internal(
+                "client vanished during update",
+                crate::model_error::Inconsistent,
+            ));
+        }
+        Ok(self.configuration(&client, new_secret))
+    }
+}
