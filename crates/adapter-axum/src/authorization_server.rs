@@ -239,6 +239,15 @@ async fn engine_request(request: Request) -> Result<http::Request<Bytes>, Respon
     *out.method_mut() = parts.method;
     *out.uri_mut() = parts.uri;
     *out.headers_mut() = parts.headers;
+    // Per-caller limits key on the peer address when the server provides it
+    // (`into_make_service_with_connect_info`); behind a proxy, configure that proxy instead.
+    if let Some(axum::extract::ConnectInfo(peer)) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        out.extensions_mut()
+            .insert(mcpauth_token_engine::CallerKey(peer.ip().to_string()));
+    }
     Ok(out)
 }
 

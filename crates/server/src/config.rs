@@ -38,6 +38,14 @@ pub struct Config {
     pub dynamic_registration: bool,
     /// `jwt` (RFC 9068, verified offline) or `opaque` (checked by introspection).
     pub access_token_format: TokenFormat,
+    /// An initial access token that `/register` requires (RFC 7591 §3); none: open.
+    pub registration_token: Option<String>,
+    /// Most clients that may be registered at once.
+    pub max_clients: Option<u64>,
+    /// Registrations allowed per IP address per hour.
+    pub registrations_per_ip_per_hour: u32,
+    /// Lifetime of issued client secrets in seconds; none: they do not expire.
+    pub client_secret_ttl: Option<u64>,
 }
 
 /// How access tokens are encoded.
@@ -68,6 +76,10 @@ impl Default for Config {
             default_resource: None,
             dynamic_registration: true,
             access_token_format: TokenFormat::Jwt,
+            registration_token: None,
+            max_clients: None,
+            registrations_per_ip_per_hour: 30,
+            client_secret_ttl: None,
         }
     }
 }
@@ -202,6 +214,20 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(v) = env("MCPAUTH_REGISTRATION_TOKEN") {
+            self.registration_token = Some(v);
+        }
+        if let Some(v) = env("MCPAUTH_MAX_CLIENTS") {
+            self.max_clients = Some(number("MCPAUTH_MAX_CLIENTS", &v)?);
+        }
+        if let Some(v) = env("MCPAUTH_REGISTRATIONS_PER_IP_PER_HOUR") {
+            self.registrations_per_ip_per_hour =
+                u32::try_from(number("MCPAUTH_REGISTRATIONS_PER_IP_PER_HOUR", &v)?)
+                    .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_CLIENT_SECRET_TTL") {
+            self.client_secret_ttl = Some(number("MCPAUTH_CLIENT_SECRET_TTL", &v)?);
         }
         if let Some(v) = env("MCPAUTH_STRICT_RESOURCE") {
             self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;

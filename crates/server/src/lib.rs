@@ -23,8 +23,8 @@ use axum::routing::get;
 use mcpauth_adapter_axum::{authorization_server_router, now};
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{
-    AccessTokenFormat, EngineConfig, KeySet, RandomError, ResourcePolicy, SecureRandom, SigningKey,
-    TokenEngine,
+    AccessTokenFormat, EngineConfig, KeySet, RandomError, RegistrationPolicy, ResourcePolicy,
+    SecureRandom, SigningKey, TokenEngine,
 };
 
 pub use config::{Config, ConfigError, TokenFormat};
@@ -145,6 +145,20 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         .default_scope(config.default_scope.clone())
         .default_resource(config.default_resource.clone())
         .strict_resource(config.strict_resource)
+        .registration_policy({
+            let mut policy = RegistrationPolicy::default()
+                .with_per_caller_per_hour(config.registrations_per_ip_per_hour);
+            if let Some(token) = &config.registration_token {
+                policy = policy.with_initial_access_tokens(&[token]);
+            }
+            if let Some(max) = config.max_clients {
+                policy = policy.with_max_clients(max);
+            }
+            if let Some(ttl) = config.client_secret_ttl {
+                policy = policy.with_client_secret_ttl(ttl);
+            }
+            policy
+        })
         .access_token_format(match config.access_token_format {
             config::TokenFormat::Opaque => AccessTokenFormat::Opaque,
             _ => AccessTokenFormat::Jwt,
@@ -214,9 +228,14 @@ pub async fn serve_on(
             }
         }
     });
-    let result = axum::serve(listener, server.router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(
+        listener,
+        server
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     sweeper.abort();
     result.map_err(|source| StartError::Io { addr, source })
 }

@@ -45,6 +45,14 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 async fn start_with(issuer_path: &str, dir: PathBuf) -> Running {
+    start_configured(issuer_path, dir, |_| {}).await
+}
+
+async fn start_configured(
+    issuer_path: &str,
+    dir: PathBuf,
+    configure: impl FnOnce(&mut mcpauth_server::Config),
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
@@ -53,6 +61,7 @@ async fn start_with(issuer_path: &str, dir: PathBuf) -> Running {
     config.listen = addr;
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    configure(&mut config);
     let server = mcpauth_server::build(&config).await.unwrap();
     if server
         .store
@@ -679,5 +688,56 @@ async fn registration_management_is_served_at_the_registration_client_uri() {
             .unwrap()
             .status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+// Registration abuse limits over HTTP: the per-IP limit keys on the peer address the server
+// sees, and the initial access token is required when configured.
+#[tokio::test]
+async fn registration_is_limited_per_ip_and_can_require_a_token() {
+    let server = start_configured("", temp_dir("limits"), |c| {
+        c.registrations_per_ip_per_hour = 1;
+    })
+    .await;
+    let body = serde_json::json!({ "redirect_uris": [REDIRECT] });
+    let register = || {
+        server
+            .http
+            .post(format!("{}/register", server.issuer))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), StatusCode::CREATED);
+    let limited = register().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+
+    let protected = start_configured("", temp_dir("iat"), |c| {
+        c.registration_token = Some("operator-issued".into());
+    })
+    .await;
+    let url = format!("{}/register", protected.issuer);
+    assert_eq!(
+        protected
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        protected
+            .http
+            .post(&url)
+            .bearer_auth("operator-issued")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
     );
 }

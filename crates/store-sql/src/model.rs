@@ -111,6 +111,13 @@ impl ClientStore for SqlStore {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn count_clients(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM clients")
+            .fetch_one(&self.pool)
+            .await?;
+        from_db(row.try_get("n")?)
+    }
 }
 
 #[async_trait]

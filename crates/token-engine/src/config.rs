@@ -25,6 +25,71 @@ pub enum ResourcePolicy {
     AnyUri,
 }
 
+/// Who may register clients dynamically (RFC 7591), and how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistrationPolicy {
+    /// SHA-256 hashes of the initial access tokens that open `/register` (RFC 7591 §3);
+    /// empty means open registration.
+    pub initial_access_token_hashes: Vec<String>,
+    /// Most clients that may exist at once; registrations beyond it are refused.
+    pub max_clients: Option<u64>,
+    /// Registrations allowed per caller (the adapter's [`CallerKey`]) per hour.
+    pub per_caller_per_hour: u32,
+    /// Lifetime of issued client secrets in seconds (`None`: they do not expire).
+    pub client_secret_ttl: Option<u64>,
+}
+
+impl Default for RegistrationPolicy {
+    fn default() -> Self {
+        Self {
+            initial_access_token_hashes: Vec::new(),
+            max_clients: None,
+            per_caller_per_hour: 30,
+            client_secret_ttl: None,
+        }
+    }
+}
+
+impl RegistrationPolicy {
+    /// Requires one of these initial access tokens (hashed here; the tokens are not kept).
+    #[must_use]
+    pub fn with_initial_access_tokens<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
+        self.initial_access_token_hashes = tokens
+            .iter()
+            .map(|t| crate::hash::secret_hash(t.as_ref()))
+            .collect();
+        self
+    }
+
+    /// Caps the number of clients.
+    #[must_use]
+    pub fn with_max_clients(mut self, max: u64) -> Self {
+        self.max_clients = Some(max);
+        self
+    }
+
+    /// Registrations allowed per caller per hour.
+    #[must_use]
+    pub fn with_per_caller_per_hour(mut self, limit: u32) -> Self {
+        self.per_caller_per_hour = limit;
+        self
+    }
+
+    /// Issued client secrets expire after `seconds`.
+    #[must_use]
+    pub fn with_client_secret_ttl(mut self, seconds: u64) -> Self {
+        self.client_secret_ttl = Some(seconds);
+        self
+    }
+}
+
+/// Who is calling, as the adapter sees it (typically the peer IP address), put in the
+/// request extensions so per-caller rate limits work. Without it, all callers share one
+/// budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerKey(pub String);
+
 /// How access tokens are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -45,6 +110,7 @@ pub struct EngineConfig {
     pub(crate) exchange_rules: Vec<ExchangeRule>,
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) public_clients_by_default: bool,
+    pub(crate) registration: RegistrationPolicy,
     pub(crate) allow_localhost_redirect_uris: bool,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
@@ -88,6 +154,7 @@ impl EngineConfig {
             exchange_rules: Vec::new(),
             access_token_format: AccessTokenFormat::Jwt,
             public_clients_by_default: true,
+            registration: RegistrationPolicy::default(),
             allow_localhost_redirect_uris: true,
             issuer,
             access_token_ttl: 3600,
@@ -170,6 +237,12 @@ impl EngineConfig {
     /// default is `http://localhost:6274/oauth/callback`).
     pub fn allow_localhost_redirect_uris(&mut self, enabled: bool) -> &mut Self {
         self.allow_localhost_redirect_uris = enabled;
+        self
+    }
+
+    /// Dynamic registration policy: initial access tokens, caps, rate limits, secret expiry.
+    pub fn registration_policy(&mut self, policy: RegistrationPolicy) -> &mut Self {
+        self.registration = policy;
         self
     }
 

@@ -385,6 +385,59 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: Request<Bytes>,
         now: UnixTime,
     ) -> Response<Bytes> {
+        // RFC 7591 §3: with an initial access token configured, a missing or wrong one is an
+        // RFC 6750 invalid_token.
+        let policy = &self.config.registration;
+        if !policy.initial_access_token_hashes.is_empty() {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| crate::hash::secret_hash(token.trim()));
+            let valid = presented.is_some_and(|hash| {
+                policy.initial_access_token_hashes.iter().any(|known| {
+                    mcpauth_oauth_types::constant_time_eq(known.as_bytes(), hash.as_bytes())
+                })
+            });
+            if !valid {
+                let mut response = json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &serde_json::json!({ "error": "invalid_token", "error_description": "registration needs a valid initial access token (Authorization: Bearer)" }),
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+                return response;
+            }
+        }
+        let caller = request
+            .extensions()
+            .get::<crate::CallerKey>()
+            .map_or("anonymous", |k| k.0.as_str());
+        match self
+            .model
+            .hit(&format!("register:{caller}"), now, 3600)
+            .await
+        {
+            Ok(hits) if hits > policy.per_caller_per_hour => {
+                let mut response = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &serde_json::json!({ "error": "invalid_request", "error_description": "too many registrations from this caller; try again later" }),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(3600 - now.0 % 3600));
+                return response;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let error: RegistrationError = crate::error::internal("storage failure", e);
+                return plain_error_response(&error, error.code().http_status());
+            }
+        }
         let result: Result<_, RegistrationError> = async {
             if !self.config.dynamic_registration {
                 return Err(OAuthError::new(

@@ -61,7 +61,9 @@ use std::sync::Arc;
 
 pub use access_token::{AccessTokenClaims, Audience};
 pub use authorize::{AuthorizationRedirect, AuthorizeOutcome, PendingAuthorization};
-pub use config::{AccessTokenFormat, ConfigError, EngineConfig, ResourcePolicy};
+pub use config::{
+    AccessTokenFormat, CallerKey, ConfigError, EngineConfig, RegistrationPolicy, ResourcePolicy,
+};
 pub use customize::{TokenContext, TokenCustomizer};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{

@@ -101,6 +101,10 @@ impl ClientStore for MemoryModel {
     async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error> {
         Ok(self.tables().clients.remove(client_id).is_some())
     }
+
+    async fn count_clients(&self) -> Result<u64, Self::Error> {
+        Ok(u64::try_from(self.tables().clients.len()).unwrap_or(u64::MAX))
+    }
 }
 
 #[async_trait]

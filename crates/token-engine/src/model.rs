@@ -311,6 +311,8 @@ pub trait ClientStore: ModelBase {
     async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error>;
     /// Deletes a client (RFC 7592 §2.3). Returns whether it existed.
     async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error>;
+    /// How many clients exist (for the registration cap).
+    async fn count_clients(&self) -> Result<u64, Self::Error>;
 }
 
 /// Grants: the families codes and tokens descend from.

@@ -93,6 +93,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
         let (method, metadata) = self.validate_client_metadata(metadata)?;
+        if let Some(max) = self.config.registration.max_clients {
+            let count = self
+                .model
+                .count_clients()
+                .await
+                .map_err(|e| internal("storage failure", e))?;
+            if count >= max {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidRequest,
+                    "this server has reached its limit of registered clients; ask its operator",
+                ));
+            }
+        }
         let client_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let registration_token =
@@ -100,6 +113,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
         record.registration_token_hash = Some(hash::secret_hash(&registration_token));
         let secret = self.new_secret_if_needed(&mut record)?;
+        if secret.is_some() {
+            record.secret_expires_at = self
+                .config
+                .registration
+                .client_secret_ttl
+                .map(|ttl| now.plus(ttl));
+        }
+        let secret_expires_at = record.secret_expires_at.map_or(0, |t| t.0);
         self.model
             .insert_client(record)
             .await
@@ -109,7 +130,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             registration_access_token: Some(registration_token),
             client_id,
             client_id_issued_at: now.0,
-            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret_expires_at: secret.as_ref().map(|_| secret_expires_at),
             client_secret: secret,
             metadata,
         })
