@@ -76,7 +76,7 @@ fuzz_target!(|operations: Vec<Operation>| {
         for operation in operations.into_iter().take(64) {
             match operation {
                 Operation::AuthorizeRaw(query) => {
-                    let _ = engine.authorize(&query).await;
+                    let _ = engine.authorize(&query, now).await;
                 }
                 Operation::AuthorizeAndApprove { loopback_port, state } => {
                     let redirect = format!("http://127.0.0.1:{loopback_port}/cb");
@@ -89,7 +89,7 @@ fuzz_target!(|operations: Vec<Operation>| {
                         ("resource", "https://mcp.example.com/mcp"),
                         ("state", &state),
                     ]);
-                    if let AuthorizeOutcome::NeedsConsent(pending) = engine.authorize(&query).await {
+                    if let AuthorizeOutcome::NeedsConsent(pending) = engine.authorize(&query, now).await {
                         if let Ok(redirect) = engine.approve(pending, "user", now).await {
                             let code = url::Url::parse(&redirect.location)
                                 .ok()

@@ -145,10 +145,16 @@ async fn authorize<M: OAuthServerModel + ?Sized>(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
-    match state.engine.authorize(&query).await {
+    match state.engine.authorize(&query, now()).await {
         AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
         AuthorizeOutcome::ShowError(error) => show_error_page(&error),
         AuthorizeOutcome::NeedsConsent(pending) => state.interaction.begin(pending, &parts).await,
+        // This router has no document fetcher: an engine configured for metadata-document
+        // clients needs an adapter that fetches them.
+        AuthorizeOutcome::NeedsClientMetadata(_) => show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::InvalidRequest,
+            "this server does not accept Client ID Metadata Documents as client_id; register the client instead",
+        )),
         // The engine may grow outcomes; refusing is the safe default.
         _ => show_error_page(&OAuthError::new(
             AuthorizeErrorCode::ServerError,

@@ -48,7 +48,8 @@ async fn issue(engine: &TokenEngine<MemoryModel>, resource: &str) -> String {
             ("scope", "mcp:tools"),
         ])
         .finish();
-    let AuthorizeOutcome::NeedsConsent(pending) = engine.authorize(query.as_bytes()).await else {
+    let AuthorizeOutcome::NeedsConsent(pending) = engine.authorize(query.as_bytes(), NOW).await
+    else {
         panic!()
     };
     let redirect = engine.approve(pending, "alice", NOW).await.unwrap();

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use mcpauth_adapter_axum::{InteractionHandler, now};
 use mcpauth_store_sql::{InteractionRow, SqlStore};
-use mcpauth_token_engine::{PendingAuthorization, TokenEngine, secret_hash};
+use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, TokenEngine, secret_hash};
 use serde::Deserialize;
 
 use crate::users;
@@ -49,6 +49,7 @@ struct LoginPage<'a> {
 struct ConsentPage<'a> {
     client_name: &'a str,
     client_id: &'a str,
+    identity: String,
     user_email: &'a str,
     resources: &'a [String],
     scopes: Vec<&'a str>,
@@ -336,6 +337,13 @@ async fn show(
                 ConsentPage {
                     client_name: &client_name,
                     client_id: &pending.client_id,
+                    identity: match &pending.client_identity {
+                        ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
+                        ClientIdentity::SelfRegistered => {
+                            "unverified: it registered itself".to_owned()
+                        }
+                        _ => "registered by this server's operator".to_owned(),
+                    },
                     user_email: &user.email,
                     resources: &pending.resources,
                     scopes: pending.scope.split(' ').filter(|s| !s.is_empty()).collect(),

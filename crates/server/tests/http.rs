@@ -339,6 +339,10 @@ async fn consent_escapes_client_metadata_and_decides_once() {
         "{html}"
     );
     assert!(!html.contains("<b>Evil</b>"));
+    assert!(
+        html.contains("unverified: it registered itself"),
+        "a self-registered client is labelled unverified"
+    );
     let csrf = field(&html, "csrf_token");
     let consent = format!("{interaction}/consent");
     let approved = server

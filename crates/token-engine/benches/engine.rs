@@ -123,7 +123,7 @@ fn code(bench: &Bench) -> String {
         ])
         .finish();
     let AuthorizeOutcome::NeedsConsent(pending) =
-        block_on(bench.engine.authorize(query.as_bytes()))
+        block_on(bench.engine.authorize(query.as_bytes(), NOW))
     else {
         panic!("consent expected")
     };

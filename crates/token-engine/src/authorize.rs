@@ -12,6 +12,7 @@ use mcpauth_pkce::CodeChallenge;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client_metadata_document::is_client_metadata_document_url;
 use crate::config::ResourcePolicy;
 use crate::error::{AuthorizeError, internal};
 use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
@@ -32,6 +33,26 @@ pub enum AuthorizeOutcome {
     /// The request is valid: the caller MUST authenticate the user and ask for consent, then
     /// pass the pending authorization to [`TokenEngine::approve`] or [`TokenEngine::deny`].
     NeedsConsent(PendingAuthorization),
+    /// The `client_id` is a Client ID Metadata Document URL whose document is not cached (or
+    /// has expired): the caller MUST fetch it SSRF-safely, pass it to
+    /// [`TokenEngine::accept_client_metadata_document`], and call `authorize` again. If the
+    /// fetch fails, the caller MUST show an error and MUST NOT redirect.
+    NeedsClientMetadata(Url),
+}
+
+/// What the consent page can say about who the client is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClientIdentity {
+    /// Registered by the operator.
+    PreRegistered,
+    /// Registered itself (RFC 7591): its name is unverified.
+    SelfRegistered,
+    /// Published a metadata document at a URL on this host: the host is verified by TLS.
+    MetadataDocument {
+        /// The host of the `client_id` URL.
+        host: String,
+    },
 }
 
 /// Where to send the user agent after an authorization decision.
@@ -54,6 +75,8 @@ pub struct PendingAuthorization {
     pub client_id: String,
     /// The client's display name, if it registered one.
     pub client_name: Option<String>,
+    /// How far the client's identity is verified, for the consent page.
+    pub client_identity: ClientIdentity,
     /// The redirect URI to answer at.
     pub redirect_uri: String,
     /// Whether the request carried `redirect_uri` explicitly.
@@ -82,7 +105,7 @@ fn show(code: AuthorizeErrorCode, description: &'static str) -> AuthorizeOutcome
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Validates an authorization request from its raw query string (without `?`).
-    pub async fn authorize(&self, query: &[u8]) -> AuthorizeOutcome {
+    pub async fn authorize(&self, query: &[u8], now: UnixTime) -> AuthorizeOutcome {
         let request =
             match FormParams::parse(query).and_then(|f| AuthorizationRequest::from_form(&f)) {
                 Ok(request) => request,
@@ -96,15 +119,30 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let Some(client_id) = request.client_id.as_deref() else {
             return show(AuthorizeErrorCode::InvalidRequest, "client_id is missing");
         };
-        let client = match self.model.find_client(client_id).await {
-            Ok(Some(client)) => client,
-            Ok(None) => {
-                return show(
+        let document_client =
+            self.config.client_metadata_documents && is_client_metadata_document_url(client_id);
+        let found = match self.model.find_client(client_id).await {
+            Ok(found) => found,
+            Err(e) => return AuthorizeOutcome::ShowError(internal("storage failure", e)),
+        };
+        // A metadata-document client without a fresh cached document: fetch it first.
+        let fresh = found
+            .as_ref()
+            .is_some_and(|c| c.document_expires_at.is_some_and(|until| until > now));
+        if document_client && !fresh {
+            return match Url::parse(client_id) {
+                Ok(url) => AuthorizeOutcome::NeedsClientMetadata(url),
+                Err(_) => show(
                     AuthorizeErrorCode::InvalidRequest,
                     UNKNOWN_CLIENT_OR_REDIRECT,
-                );
-            }
-            Err(e) => return AuthorizeOutcome::ShowError(internal("storage failure", e)),
+                ),
+            };
+        }
+        let Some(client) = found else {
+            return show(
+                AuthorizeErrorCode::InvalidRequest,
+                UNKNOWN_CLIENT_OR_REDIRECT,
+            );
         };
         let registered = &client.metadata.redirect_uris;
         let (redirect_uri, in_request) = match request.redirect_uri.as_deref() {
@@ -185,6 +223,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
         };
         AuthorizeOutcome::NeedsConsent(PendingAuthorization {
+            client_identity: if client.document_expires_at.is_some() {
+                ClientIdentity::MetadataDocument {
+                    host: Url::parse(&client.client_id)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                }
+            } else if client.registration_token_hash.is_some() {
+                ClientIdentity::SelfRegistered
+            } else {
+                ClientIdentity::PreRegistered
+            },
             client_id: client.client_id,
             client_name: client.metadata.client_name,
             redirect_uri,

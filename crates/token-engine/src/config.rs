@@ -111,6 +111,7 @@ pub struct EngineConfig {
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) public_clients_by_default: bool,
     pub(crate) registration: RegistrationPolicy,
+    pub(crate) client_metadata_documents: bool,
     pub(crate) allow_localhost_redirect_uris: bool,
     pub(crate) issuer: Url,
     pub(crate) access_token_ttl: u64,
@@ -155,6 +156,7 @@ impl EngineConfig {
             access_token_format: AccessTokenFormat::Jwt,
             public_clients_by_default: true,
             registration: RegistrationPolicy::default(),
+            client_metadata_documents: false,
             allow_localhost_redirect_uris: true,
             issuer,
             access_token_ttl: 3600,
@@ -237,6 +239,15 @@ impl EngineConfig {
     /// default is `http://localhost:6274/oauth/callback`).
     pub fn allow_localhost_redirect_uris(&mut self, enabled: bool) -> &mut Self {
         self.allow_localhost_redirect_uris = enabled;
+        self
+    }
+
+    /// Whether `https` URLs are accepted as `client_id` (Client ID Metadata Documents, the MCP
+    /// authorization specification's recommended client identity since 2025-11-25). Default
+    /// off: turn it on only when the adapter in front of the engine fetches documents for
+    /// [`crate::AuthorizeOutcome::NeedsClientMetadata`].
+    pub fn client_metadata_documents(&mut self, enabled: bool) -> &mut Self {
+        self.client_metadata_documents = enabled;
         self
     }
 

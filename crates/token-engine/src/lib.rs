@@ -37,6 +37,7 @@ mod access_token;
 mod authorize;
 mod client_auth;
 mod client_management;
+mod client_metadata_document;
 
 mod config;
 mod customize;
@@ -60,7 +61,12 @@ mod time;
 use std::sync::Arc;
 
 pub use access_token::{AccessTokenClaims, Audience};
-pub use authorize::{AuthorizationRedirect, AuthorizeOutcome, PendingAuthorization};
+pub use authorize::{
+    AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
+};
+pub use client_metadata_document::{
+    MAX_CLIENT_METADATA_DOCUMENT_BYTES, is_client_metadata_document_url,
+};
 pub use config::{
     AccessTokenFormat, CallerKey, ConfigError, EngineConfig, RegistrationPolicy, ResourcePolicy,
 };
@@ -178,6 +184,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .to_vec();
         m.code_challenge_methods_supported = vec!["S256".into()];
         m.authorization_response_iss_parameter_supported = true;
+        m.client_id_metadata_document_supported = c.client_metadata_documents;
         m
     }
 

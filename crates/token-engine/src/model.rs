@@ -82,6 +82,10 @@ pub struct ClientRecord {
     /// clients.
     #[serde(default)]
     pub registration_token_hash: Option<String>,
+    /// For a Client ID Metadata Document client: when the cached document must be fetched
+    /// again.
+    #[serde(default)]
+    pub document_expires_at: Option<UnixTime>,
 }
 
 impl ClientRecord {
@@ -101,6 +105,7 @@ impl ClientRecord {
             metadata,
             created_at,
             registration_token_hash: None,
+            document_expires_at: None,
         }
     }
 

@@ -89,7 +89,7 @@ impl Harness {
 
     pub async fn authorize(&self, pairs: &[(&str, String)]) -> AuthorizeOutcome {
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.engine.authorize(&query(&pairs)).await
+        self.engine.authorize(&query(&pairs), NOW).await
     }
 
     pub async fn pending(&self) -> PendingAuthorization {

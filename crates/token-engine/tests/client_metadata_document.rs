@@ -1,0 +1,155 @@
+//! Client ID Metadata Documents: the sans-IO half (the engine asks for the document, the
+//! caller fetches it, the engine validates and caches it).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use mcpauth_token_engine::{AuthorizeOutcome, ClientIdentity, UnixTime};
+use serde_json::json;
+
+const CLIENT_URL: &str = "https://app.example.com/oauth/client.json";
+
+async fn with_documents() -> Harness {
+    harness_with(|c| {
+        c.client_metadata_documents(true);
+    })
+    .await
+}
+
+fn query_for(h: &Harness) -> Vec<(&'static str, String)> {
+    let mut q = h.authorize_query(REDIRECT);
+    q[1].1 = CLIENT_URL.into();
+    q
+}
+
+fn document() -> serde_json::Value {
+    json!({ "client_id": CLIENT_URL, "client_name": "Example App", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" })
+}
+
+async fn accept(h: &Harness, doc: &serde_json::Value, until: UnixTime) -> Result<(), String> {
+    h.engine
+        .accept_client_metadata_document(CLIENT_URL, &serde_json::to_vec(doc).unwrap(), NOW, until)
+        .await
+        .map_err(|e| e.code().as_str().to_owned())
+}
+
+// The engine asks for the document, validates it, caches it, and the flow completes with
+// the URL as client_id.
+#[tokio::test]
+async fn metadata_document_clients_authorize_after_the_document_is_fetched() {
+    let h = with_documents().await;
+    assert!(h.engine.metadata().client_id_metadata_document_supported);
+    let AuthorizeOutcome::NeedsClientMetadata(url) = h.authorize(&query_for(&h)).await else {
+        panic!("the document is needed first")
+    };
+    assert_eq!(url.as_str(), CLIENT_URL);
+    accept(&h, &document(), NOW.plus(300)).await.unwrap();
+    let AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&query_for(&h)).await else {
+        panic!("consent expected")
+    };
+    assert_eq!(
+        pending.client_identity,
+        ClientIdentity::MetadataDocument {
+            host: "app.example.com".into()
+        }
+    );
+    assert_eq!(pending.client_name.as_deref(), Some("Example App"));
+    let redirect = h.engine.approve(pending, "alice", NOW).await.unwrap();
+    let code = url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, body, _) = h
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", CLIENT_URL),
+            ],
+            None,
+            NOW,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["client_id"],
+        CLIENT_URL
+    );
+}
+
+// The cache honours its expiry: after it, the document is fetched again.
+#[tokio::test]
+async fn an_expired_cached_document_is_fetched_again() {
+    let h = with_documents().await;
+    accept(&h, &document(), NOW.plus(1)).await.unwrap();
+    let mut q = query_for(&h);
+    q.push(("prompt", "none".into()));
+    let late = h
+        .engine
+        .authorize(
+            &query(&q.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()),
+            NOW.plus(2),
+        )
+        .await;
+    assert!(matches!(late, AuthorizeOutcome::NeedsClientMetadata(_)));
+}
+
+// The document must name itself, stay public, and follow the redirect-URI policy.
+#[tokio::test]
+async fn invalid_documents_are_refused() {
+    let h = with_documents().await;
+    let mut other_id = document();
+    other_id["client_id"] = "https://evil.example.com/client.json".into();
+    let mut secret = document();
+    secret["client_secret"] = "s".into();
+    let mut basic = document();
+    basic["token_endpoint_auth_method"] = "client_secret_basic".into();
+    let mut bad_redirect = document();
+    bad_redirect["redirect_uris"] = json!(["http://evil.example.com/cb"]);
+    let mut huge = document();
+    huge["client_name"] = "x".repeat(6000).into();
+    for (name, doc, code) in [
+        ("client_id", other_id, "invalid_client_metadata"),
+        ("secret", secret, "invalid_client_metadata"),
+        ("auth method", basic, "invalid_client_metadata"),
+        ("redirect", bad_redirect, "invalid_redirect_uri"),
+        ("size", huge, "invalid_client_metadata"),
+    ] {
+        assert_eq!(
+            accept(&h, &doc, NOW.plus(300)).await.unwrap_err(),
+            code,
+            "{name}"
+        );
+    }
+    assert!(
+        matches!(
+            h.authorize(&query_for(&h)).await,
+            AuthorizeOutcome::NeedsClientMetadata(_)
+        ),
+        "nothing was cached"
+    );
+}
+
+// Off by default: a URL client_id is just an unknown client, shown and not redirected.
+#[tokio::test]
+async fn metadata_documents_are_off_by_default() {
+    let h = harness().await;
+    assert!(!h.engine.metadata().client_id_metadata_document_supported);
+    assert!(matches!(
+        h.authorize(&query_for(&h)).await,
+        AuthorizeOutcome::ShowError(_)
+    ));
+}
