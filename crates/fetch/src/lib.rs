@@ -1,0 +1,329 @@
+//! The one place mcpauth fetches a URL that a peer handed it (a Client ID Metadata Document,
+//! a `jwks_uri`, discovery documents): SSRF-safe by construction.
+//!
+//! - `https` only (plain `http` only to loopback hosts, and only when the policy allows it,
+//!   for tests and development).
+//! - Host names are resolved first and every address is checked; private, loopback,
+//!   link-local, unique-local, CGNAT, multicast, unspecified and reserved ranges are refused.
+//!   The connection goes to a checked address (the resolver hands reqwest only those), so a
+//!   second DNS answer cannot switch it (no DNS rebinding).
+//! - Redirects are never followed.
+//! - The body is size-capped while it streams, and the whole exchange has a time limit.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mcpauth_fetch::FetchError> {
+//! let fetcher = mcpauth_fetch::SafeFetcher::new(mcpauth_fetch::FetchPolicy::default())?;
+//! let url = url::Url::parse("https://app.example.com/oauth/client.json").map_err(|_| mcpauth_fetch::FetchError::BadUrl)?;
+//! let fetched = fetcher.fetch(&url).await?;
+//! println!("{} bytes, cache for {:?} s", fetched.body.len(), fetched.max_age);
+//! # Ok(()) }
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use url::{Host, Url};
+
+/// What a fetch may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchPolicy {
+    /// Largest body accepted, in bytes.
+    pub max_bytes: usize,
+    /// Time limit for the whole exchange.
+    pub timeout: Duration,
+    /// Allow `http` and loopback addresses (127.0.0.0/8, ::1). For tests and local
+    /// development only: it opens the loopback interface to whoever can name a URL.
+    pub insecure_allow_loopback: bool,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            max_bytes: 5 * 1024,
+            timeout: Duration::from_secs(5),
+            insecure_allow_loopback: false,
+        }
+    }
+}
+
+/// Why a fetch was refused or failed. `Display` is safe to show to a client developer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The URL is not https (or allowed loopback http), or has no host.
+    #[error("the URL must be https with a host")]
+    BadUrl,
+    /// The host resolves to (or is) an address that must not be fetched.
+    #[error("the URL's host resolves to a private, loopback or reserved address")]
+    ForbiddenAddress,
+    /// The host does not resolve.
+    #[error("the URL's host does not resolve")]
+    Unresolvable,
+    /// The server answered with a redirect, which is not followed.
+    #[error("the server answered with a redirect; redirects are not followed")]
+    Redirect,
+    /// The server answered with another non-success status.
+    #[error("the server answered with HTTP status {0}")]
+    Status(u16),
+    /// The body is larger than allowed.
+    #[error("the document is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The exchange took too long.
+    #[error("the server did not answer in time")]
+    Timeout,
+    /// Another transport failure.
+    #[error("the document could not be fetched: {0}")]
+    Transport(String),
+}
+
+/// A fetched document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The body.
+    pub body: Bytes,
+    /// `Cache-Control: max-age` in seconds (0 for `no-store`/`no-cache`), if given.
+    pub max_age: Option<u64>,
+}
+
+/// Whether an address may be fetched from.
+#[must_use]
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10 shared address space
+                || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24 protocol assignments
+                || (a == 198 && (b == 18 || b == 19)) // 198.18.0.0/15 benchmarking
+                || a >= 240) // 240.0.0.0/4 reserved
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
+                || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+fn allowed(ip: IpAddr, policy: &FetchPolicy) -> bool {
+    is_public_address(ip) || (policy.insecure_allow_loopback && ip.is_loopback())
+}
+
+/// Resolves names and keeps only allowed addresses, so reqwest connects to checked ones.
+struct CheckedResolver {
+    policy: FetchPolicy,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let checked: Vec<SocketAddr> = resolved
+                .filter(|addr| allowed(addr.ip(), &policy))
+                .collect();
+            if checked.is_empty() {
+                return Err(Box::new(FetchError::ForbiddenAddress)
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(checked.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An HTTP client that fetches only what [`FetchPolicy`] allows.
+#[derive(Clone, Debug)]
+pub struct SafeFetcher {
+    client: reqwest::Client,
+    policy: FetchPolicy,
+}
+
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    let mut max_age = None;
+    for directive in value.split(',').map(str::trim) {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
+            return Some(0);
+        }
+        if let Some(seconds) = directive.strip_prefix("max-age=") {
+            max_age = seconds.trim_matches('"').parse().ok();
+        }
+    }
+    max_age
+}
+
+impl SafeFetcher {
+    /// A fetcher for `policy`.
+    ///
+    /// # Errors
+    ///
+    /// [`FetchError::Transport`] if the HTTP client cannot be built.
+    pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
+            .dns_resolver(Arc::new(CheckedResolver {
+                policy: policy.clone(),
+            }))
+            .no_proxy()
+            .user_agent("mcpauth")
+            .build()
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        Ok(Self { client, policy })
+    }
+
+    /// Fetches `url` under the policy.
+    ///
+    /// # Errors
+    ///
+    /// A [`FetchError`] naming the rule that refused it or the failure.
+    pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let host = url.host().ok_or(FetchError::BadUrl)?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.policy.insecure_allow_loopback => {}
+            _ => return Err(FetchError::BadUrl),
+        }
+        // reqwest does not resolve IP literals: check them here.
+        let literal = match host {
+            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+            Host::Domain(_) => None,
+        };
+        if literal.is_some_and(|ip| !allowed(ip, &self.policy)) {
+            return Err(FetchError::ForbiddenAddress);
+        }
+        if url.scheme() == "http"
+            && !literal.is_some_and(|ip| ip.is_loopback())
+            && url.host_str() != Some("localhost")
+        {
+            return Err(FetchError::BadUrl);
+        }
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(FetchError::Redirect);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.policy.max_bytes as u64)
+        {
+            return Err(FetchError::TooLarge(self.policy.max_bytes));
+        }
+        let max_age = max_age(response.headers());
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > self.policy.max_bytes {
+                return Err(FetchError::TooLarge(self.policy.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            body: body.freeze(),
+            max_age,
+        })
+    }
+}
+
+fn classify(error: reqwest::Error) -> FetchError {
+    if error.is_timeout() {
+        return FetchError::Timeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = source {
+        if let Some(FetchError::ForbiddenAddress) = current.downcast_ref::<FetchError>() {
+            return FetchError::ForbiddenAddress;
+        }
+        if current
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        {
+            return FetchError::Unresolvable;
+        }
+        source = current.source();
+    }
+    FetchError::Transport(error.without_url().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_private_and_reserved_addresses() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "2001:db8::1",
+            "198.18.0.1",
+            "240.0.0.1",
+        ] {
+            assert!(
+                !is_public_address(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+                "{ip}"
+            );
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(
+                is_public_address(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+                "{ip}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_cache_control() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            reqwest::header::HeaderValue::from_static("public, max-age=600"),
+        );
+        assert_eq!(max_age(&headers), Some(600));
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            reqwest::header::HeaderValue::from_static("no-store"),
+        );
+        assert_eq!(max_age(&headers), Some(0));
+    }
+}
