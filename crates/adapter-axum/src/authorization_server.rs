@@ -41,6 +41,7 @@ pub fn now() -> UnixTime {
 struct AppState<M: ?Sized> {
     engine: Arc<TokenEngine<M>>,
     interaction: Arc<dyn InteractionHandler>,
+    fetcher: Option<mcpauth_fetch::SafeFetcher>,
 }
 
 /// The routes of an authorization server for `engine`, at the paths its metadata publishes
@@ -48,6 +49,20 @@ struct AppState<M: ?Sized> {
 pub fn authorization_server_router<M>(
     engine: Arc<TokenEngine<M>>,
     interaction: Arc<dyn InteractionHandler>,
+) -> Router
+where
+    M: OAuthServerModel + ?Sized + 'static,
+{
+    authorization_server_router_with_fetcher(engine, interaction, None)
+}
+
+/// Like [`authorization_server_router`], with a fetcher for Client ID Metadata Documents:
+/// when the engine asks for a client's document, the router fetches it (SSRF-safe), hands it
+/// to the engine, and continues the authorization.
+pub fn authorization_server_router_with_fetcher<M>(
+    engine: Arc<TokenEngine<M>>,
+    interaction: Arc<dyn InteractionHandler>,
+    fetcher: Option<mcpauth_fetch::SafeFetcher>,
 ) -> Router
 where
     M: OAuthServerModel + ?Sized + 'static,
@@ -62,6 +77,7 @@ where
     let state = Arc::new(AppState {
         engine,
         interaction,
+        fetcher,
     });
     Router::new()
         .route(
@@ -145,15 +161,21 @@ async fn authorize<M: OAuthServerModel + ?Sized>(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
-    match state.engine.authorize(&query, now()).await {
+    let mut outcome = state.engine.authorize(&query, now()).await;
+    if let AuthorizeOutcome::NeedsClientMetadata(url) = &outcome {
+        if let Err(page) = fetch_client_document(&state, url).await {
+            return page;
+        }
+        outcome = state.engine.authorize(&query, now()).await;
+    }
+    match outcome {
         AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
         AuthorizeOutcome::ShowError(error) => show_error_page(&error),
         AuthorizeOutcome::NeedsConsent(pending) => state.interaction.begin(pending, &parts).await,
-        // This router has no document fetcher: an engine configured for metadata-document
-        // clients needs an adapter that fetches them.
+        // Still no usable document after a successful fetch: refuse rather than loop.
         AuthorizeOutcome::NeedsClientMetadata(_) => show_error_page(&OAuthError::new(
             AuthorizeErrorCode::InvalidRequest,
-            "this server does not accept Client ID Metadata Documents as client_id; register the client instead",
+            "the client's metadata document could not be used",
         )),
         // The engine may grow outcomes; refusing is the safe default.
         _ => show_error_page(&OAuthError::new(
@@ -161,6 +183,48 @@ async fn authorize<M: OAuthServerModel + ?Sized>(
             "unsupported authorization outcome",
         )),
     }
+}
+
+/// Cache lifetime of a fetched document when it gives none: its `max-age` is kept between
+/// 1 minute and 1 day.
+const DOCUMENT_CACHE_DEFAULT: u64 = 3600;
+
+/// Fetches a Client ID Metadata Document and gives it to the engine; an error page otherwise.
+async fn fetch_client_document<M: OAuthServerModel + ?Sized>(
+    state: &AppState<M>,
+    url: &url::Url,
+) -> Result<(), Response> {
+    let Some(fetcher) = &state.fetcher else {
+        return Err(show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::InvalidRequest,
+            "this server does not fetch Client ID Metadata Documents; register the client instead",
+        )));
+    };
+    let fetched = fetcher.fetch(url).await.map_err(|e| {
+        tracing::info!(%url, error = %e, "client metadata document refused");
+        show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::InvalidRequest,
+            format!("the client's metadata document could not be fetched: {e}"),
+        ))
+    })?;
+    let at = now();
+    let lifetime = fetched
+        .max_age
+        .unwrap_or(DOCUMENT_CACHE_DEFAULT)
+        .clamp(60, 86_400);
+    state
+        .engine
+        .accept_client_metadata_document(url.as_str(), &fetched.body, at, at.plus(lifetime))
+        .await
+        .map_err(|e| {
+            show_error_page(&OAuthError::new(
+                AuthorizeErrorCode::InvalidRequest,
+                format!(
+                    "the client's metadata document is not valid: {}",
+                    e.description()
+                ),
+            ))
+        })
 }
 
 /// A 303 to `location`, never cached.

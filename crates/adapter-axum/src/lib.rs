@@ -28,7 +28,8 @@ mod authorization_server;
 mod resource_server;
 
 pub use authorization_server::{
-    InteractionHandler, authorization_server_router, now, show_error_page,
+    InteractionHandler, authorization_server_router, authorization_server_router_with_fetcher, now,
+    show_error_page,
 };
 pub use resource_server::{
     Authenticated, BearerLayer, BearerService, ResourceServer, ResourceServerConfig,

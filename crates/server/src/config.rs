@@ -46,6 +46,8 @@ pub struct Config {
     pub registrations_per_ip_per_hour: u32,
     /// Lifetime of issued client secrets in seconds; none: they do not expire.
     pub client_secret_ttl: Option<u64>,
+    /// Accept `https` URLs as `client_id` and fetch their Client ID Metadata Documents.
+    pub client_metadata_documents: bool,
 }
 
 /// How access tokens are encoded.
@@ -80,6 +82,7 @@ impl Default for Config {
             max_clients: None,
             registrations_per_ip_per_hour: 30,
             client_secret_ttl: None,
+            client_metadata_documents: true,
         }
     }
 }
@@ -228,6 +231,9 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_CLIENT_SECRET_TTL") {
             self.client_secret_ttl = Some(number("MCPAUTH_CLIENT_SECRET_TTL", &v)?);
+        }
+        if let Some(v) = env("MCPAUTH_CLIENT_METADATA_DOCUMENTS") {
+            self.client_metadata_documents = boolean("MCPAUTH_CLIENT_METADATA_DOCUMENTS", &v)?;
         }
         if let Some(v) = env("MCPAUTH_STRICT_RESOURCE") {
             self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use mcpauth_adapter_axum::{authorization_server_router, now};
+use mcpauth_adapter_axum::{authorization_server_router_with_fetcher, now};
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{
     AccessTokenFormat, EngineConfig, KeySet, RandomError, RegistrationPolicy, ResourcePolicy,
@@ -145,6 +145,7 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         .default_scope(config.default_scope.clone())
         .default_resource(config.default_resource.clone())
         .strict_resource(config.strict_resource)
+        .client_metadata_documents(config.client_metadata_documents)
         .registration_policy({
             let mut policy = RegistrationPolicy::default()
                 .with_per_caller_per_hour(config.registrations_per_ip_per_hour);
@@ -188,9 +189,18 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         secure_cookies: issuer.starts_with("https://"),
         session_ttl: config.session_ttl,
     });
-    let router = authorization_server_router(
+    let fetcher = if config.client_metadata_documents {
+        Some(
+            mcpauth_fetch::SafeFetcher::new(mcpauth_fetch::FetchPolicy::default())
+                .map_err(|e| StartError::Key(format!("HTTP client: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let router = authorization_server_router_with_fetcher(
         engine.clone(),
         Arc::new(interaction::BuiltInInteraction(pages.clone())),
+        fetcher,
     )
     .merge(interaction::routes(pages))
     .route("/health", get(|| async { "ok" }));

@@ -745,3 +745,42 @@ async fn registration_is_limited_per_ip_and_can_require_a_token() {
         StatusCode::CREATED
     );
 }
+
+// Client ID Metadata Documents: advertised, and a document URL that points inside the network
+// is refused by the SSRF-safe fetcher with an error page, never a redirect.
+#[tokio::test]
+async fn metadata_document_urls_pointing_inside_the_network_are_refused() {
+    let server = start().await;
+    let metadata: Value = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+    for client_id in [
+        "https://127.0.0.1:9/client.json",
+        "https://169.254.169.254/latest/client.json",
+        "https://10.0.0.7/client.json",
+    ] {
+        let response = server
+            .http
+            .get(server.authorize_url(client_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(response.headers().get(LOCATION).is_none());
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("private, loopback or reserved address"),
+            "{html}"
+        );
+    }
+}
