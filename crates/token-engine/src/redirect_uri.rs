@@ -32,6 +32,20 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
     if uri.contains('*') {
         return Err("redirect URIs must not contain wildcards");
     }
+    // The WHATWG URL parser repairs `https:///host` and `https:\\host` into a different URL
+    // than the one written; registered strings are compared as written, so refuse them.
+    if uri.contains('\\') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("redirect URIs must not contain backslashes, spaces or control characters");
+    }
+    let lower = uri.to_ascii_lowercase();
+    if (lower.starts_with("http:") || lower.starts_with("https:"))
+        && !(lower.starts_with("http://") || lower.starts_with("https://"))
+    {
+        return Err("http(s) redirect URIs must start with scheme://host");
+    }
+    if lower.starts_with("http:///") || lower.starts_with("https:///") {
+        return Err("redirect URIs must have a host");
+    }
     let url = Url::parse(uri).map_err(|_| "redirect URIs must be absolute URIs")?;
     if url.fragment().is_some() || uri.contains('#') {
         return Err("redirect URIs must not contain a fragment (RFC 6749 §3.1.2)");
