@@ -48,6 +48,9 @@ pub struct Config {
     pub client_secret_ttl: Option<u64>,
     /// Accept `https` URLs as `client_id` and fetch their Client ID Metadata Documents.
     pub client_metadata_documents: bool,
+    /// Delete dynamically registered clients that never completed an authorization after this
+    /// many seconds (none: keep them).
+    pub unused_registration_ttl: Option<u64>,
 }
 
 /// How access tokens are encoded.
@@ -83,6 +86,7 @@ impl Default for Config {
             registrations_per_ip_per_hour: 30,
             client_secret_ttl: None,
             client_metadata_documents: true,
+            unused_registration_ttl: Some(30 * 24 * 3600),
         }
     }
 }
@@ -231,6 +235,10 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_CLIENT_SECRET_TTL") {
             self.client_secret_ttl = Some(number("MCPAUTH_CLIENT_SECRET_TTL", &v)?);
+        }
+        if let Some(v) = env("MCPAUTH_UNUSED_REGISTRATION_TTL") {
+            self.unused_registration_ttl =
+                Some(number("MCPAUTH_UNUSED_REGISTRATION_TTL", &v)?).filter(|ttl| *ttl > 0);
         }
         if let Some(v) = env("MCPAUTH_CLIENT_METADATA_DOCUMENTS") {
             self.client_metadata_documents = boolean("MCPAUTH_CLIENT_METADATA_DOCUMENTS", &v)?;

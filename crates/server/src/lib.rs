@@ -79,6 +79,8 @@ pub struct Server {
     pub store: SqlStore,
     /// The engine.
     pub engine: Arc<TokenEngine<SqlStore>>,
+    /// Age after which never-used dynamic registrations are swept.
+    pub unused_registration_ttl: Option<u64>,
 }
 
 /// Loads the stored keys (the newest signs, older ones stay published for the tokens they
@@ -208,6 +210,7 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
         router,
         store,
         engine,
+        unused_registration_ttl: config.unused_registration_ttl.filter(|ttl| *ttl > 0),
     })
 }
 
@@ -227,6 +230,7 @@ pub async fn serve_on(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let store = server.store.clone();
+    let unused_ttl = server.unused_registration_ttl;
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -235,6 +239,18 @@ pub async fn serve_on(
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+            }
+            if let Some(ttl) = unused_ttl {
+                match store
+                    .delete_unused_registrations(now().0.saturating_sub(ttl))
+                    .await
+                {
+                    Ok(removed) if removed > 0 => {
+                        tracing::info!(removed, "deleted registrations that were never used")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweeping unused registrations failed"),
+                }
             }
         }
     });

@@ -295,6 +295,28 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Deletes dynamically registered clients created before `created_before` that never
+    /// completed an authorization (no grant): abandoned registrations. Pre-registered clients
+    /// and clients in use are kept. Returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn delete_unused_registrations(
+        &self,
+        created_before: u64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM clients WHERE created_at < ? \
+             AND json_extract(record, '$.registration_token_hash') IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)",
+        )
+        .bind(to_db(created_before)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens past
     /// their expiry, and old rate-limit counters.
     /// Returns how many rows went.
