@@ -16,9 +16,9 @@ use crate::client_metadata_document::is_client_metadata_document_url;
 use crate::config::ResourcePolicy;
 use crate::error::{AuthorizeError, internal};
 use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
-use crate::redirect_uri::redirect_uri_matches;
 use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
+use mcpauth_dcr::redirect_uri_matches;
 
 /// What the caller of [`TokenEngine::authorize`] must do next.
 #[derive(Debug)]

@@ -51,7 +51,6 @@ mod memory;
 mod model;
 mod model_error;
 mod random;
-mod redirect_uri;
 mod registration;
 mod revocation;
 #[cfg(any(test, feature = "testing"))]
@@ -80,6 +79,7 @@ pub use hash::secret_hash;
 pub use http_entry::InternalError;
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
+pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
@@ -88,7 +88,6 @@ pub use model::{
     RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
 };
 pub use random::{RandomError, SecureRandom};
-pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
 pub use registration::RegisteredClient;
 pub use time::UnixTime;
 
