@@ -321,49 +321,66 @@ async fn engine_request(request: Request) -> Result<http::Request<Bytes>, Respon
     Ok(out)
 }
 
+/// Runs one engine entry on the request and logs what it hid behind `server_error`.
+async fn through_engine<F, Fut>(request: Request, call: F) -> Response
+where
+    F: FnOnce(http::Request<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = http::Response<Bytes>>,
+{
+    match engine_request(request).await {
+        Ok(request) => logged(call(request).await),
+        Err(response) => response,
+    }
+}
+
 async fn token<M: OAuthServerModel + ?Sized>(
     State(state): State<Arc<AppState<M>>>,
     request: Request,
 ) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(state.engine.token_endpoint(request, now()).await),
-        Err(response) => response,
-    }
+    through_engine(request, |r| async move {
+        state.engine.token_endpoint(r, now()).await
+    })
+    .await
 }
 
 async fn register<M: OAuthServerModel + ?Sized>(
     State(state): State<Arc<AppState<M>>>,
     request: Request,
 ) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(state.engine.registration_endpoint(request, now()).await),
-        Err(response) => response,
-    }
+    through_engine(request, |r| async move {
+        state.engine.registration_endpoint(r, now()).await
+    })
+    .await
 }
 
 async fn device_authorization<M: OAuthServerModel + ?Sized>(
     State(state): State<Arc<AppState<M>>>,
     request: Request,
 ) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(
-            state
-                .engine
-                .device_authorization_endpoint(request, now())
-                .await,
-        ),
-        Err(response) => response,
-    }
+    through_engine(request, |r| async move {
+        state.engine.device_authorization_endpoint(r, now()).await
+    })
+    .await
 }
 
 async fn introspect<M: OAuthServerModel + ?Sized>(
     State(state): State<Arc<AppState<M>>>,
     request: Request,
 ) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(state.engine.introspection_endpoint(request, now()).await),
-        Err(response) => response,
-    }
+    through_engine(request, |r| async move {
+        state.engine.introspection_endpoint(r, now()).await
+    })
+    .await
+}
+
+async fn revoke<M: OAuthServerModel + ?Sized>(
+    State(state): State<Arc<AppState<M>>>,
+    request: Request,
+) -> Response {
+    through_engine(request, |r| async move {
+        state.engine.revocation_endpoint(r, now()).await
+    })
+    .await
 }
 
 async fn client_configuration<M: OAuthServerModel + ?Sized>(
@@ -371,23 +388,11 @@ async fn client_configuration<M: OAuthServerModel + ?Sized>(
     axum::extract::Path(client_id): axum::extract::Path<String>,
     request: Request,
 ) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(
-            state
-                .engine
-                .client_configuration_endpoint(request, &client_id, now())
-                .await,
-        ),
-        Err(response) => response,
-    }
-}
-
-async fn revoke<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    match engine_request(request).await {
-        Ok(request) => logged(state.engine.revocation_endpoint(request, now()).await),
-        Err(response) => response,
-    }
+    through_engine(request, |r| async move {
+        state
+            .engine
+            .client_configuration_endpoint(r, &client_id, now())
+            .await
+    })
+    .await
 }

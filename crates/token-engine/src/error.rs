@@ -41,19 +41,30 @@ impl HasServerError for IntrospectionErrorCode {
 pub(crate) trait ClientAuthCodes: HasServerError {
     const INVALID_REQUEST: Self;
     const INVALID_CLIENT: Self;
+    /// The HTTP status of this code.
+    fn status(self) -> u16;
 }
 
 impl ClientAuthCodes for TokenErrorCode {
     const INVALID_REQUEST: Self = Self::InvalidRequest;
     const INVALID_CLIENT: Self = Self::InvalidClient;
+    fn status(self) -> u16 {
+        self.http_status()
+    }
 }
 impl ClientAuthCodes for RevocationErrorCode {
     const INVALID_REQUEST: Self = Self::InvalidRequest;
     const INVALID_CLIENT: Self = Self::InvalidClient;
+    fn status(self) -> u16 {
+        self.http_status()
+    }
 }
 impl ClientAuthCodes for IntrospectionErrorCode {
     const INVALID_REQUEST: Self = Self::InvalidRequest;
     const INVALID_CLIENT: Self = Self::InvalidClient;
+    fn status(self) -> u16 {
+        self.http_status()
+    }
 }
 
 /// A storage, randomness or signing failure: `server_error` with the cause kept for logs.

@@ -56,10 +56,9 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<B
 
 fn error_response<C: ClientAuthCodes + PartialEq + std::fmt::Display>(
     (error, basic): Failure<C>,
-    status: u16,
     realm: &'static str,
 ) -> Response<Bytes> {
-    let mut response = plain_error_response(&error, status);
+    let mut response = plain_error_response(&error, error.code().status());
     if basic && error.code() == C::INVALID_CLIENT {
         response
             .headers_mut()
@@ -269,10 +268,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         .await;
         match result {
             Ok(tokens) => json_response(StatusCode::OK, &tokens),
-            Err(failure) => {
-                let status = failure.0.code().http_status();
-                error_response(failure, status, "Basic realm=\"token\"")
-            }
+            Err(failure) => error_response(failure, "Basic realm=\"token\""),
         }
     }
 
@@ -301,10 +297,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         .await;
         match result {
             Ok(answer) => json_response(StatusCode::OK, &answer),
-            Err(failure) => {
-                let status = failure.0.code().http_status();
-                error_response(failure, status, "Basic realm=\"device_authorization\"")
-            }
+            Err(failure) => error_response(failure, "Basic realm=\"device_authorization\""),
         }
     }
 
@@ -348,10 +341,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response
             }
-            Err(failure) => {
-                let status = failure.0.code().http_status();
-                error_response(failure, status, "Basic realm=\"revocation\"")
-            }
+            Err(failure) => error_response(failure, "Basic realm=\"revocation\""),
         }
     }
 
@@ -372,10 +362,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         .await;
         match result {
             Ok(answer) => json_response(StatusCode::OK, &answer),
-            Err(failure) => {
-                let status = failure.0.code().http_status();
-                error_response(failure, status, "Basic realm=\"introspection\"")
-            }
+            Err(failure) => error_response(failure, "Basic realm=\"introspection\""),
         }
     }
 
