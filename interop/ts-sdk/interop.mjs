@@ -7,7 +7,9 @@
 // response (state, and the RFC 9207 `iss` the SDK itself does not check), hands the code back
 // to the SDK, lists and calls tools, and finally makes the SDK refresh its token.
 //
-// Usage: node interop.mjs   (MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD in the environment)
+// Usage: node interop.mjs   (MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD in the environment;
+// with CLIENT_METADATA_URL set, the client identifies itself with that Client ID Metadata
+// Document instead of registering dynamically)
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD } = process.env;
+const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD, CLIENT_METADATA_URL } = process.env;
 for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD })) {
   if (!value) throw new Error(`${name} is not set`);
 }
@@ -30,6 +32,7 @@ class InMemoryProvider {
     this.lastState = undefined;
     this.authorizationUrl = undefined;
     this.tokenSaves = 0;
+    if (CLIENT_METADATA_URL) this.clientMetadataUrl = CLIENT_METADATA_URL;
   }
   get redirectUrl() { return REDIRECT_URL; }
   get clientMetadata() {
@@ -113,13 +116,16 @@ const mcpUrl = new URL(MCP_URL);
 let transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider });
 let client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
 await assert.rejects(client.connect(transport), UnauthorizedError);
-assert.ok(provider.client?.client_id, 'the SDK must have registered a client');
+assert.ok(provider.client?.client_id, 'the SDK must have a client identity');
+if (CLIENT_METADATA_URL) {
+  assert.equal(provider.client.client_id, CLIENT_METADATA_URL, 'the metadata document URL is the client_id (no registration)');
+}
 assert.ok(provider.authorizationUrl, 'the SDK must have built an authorization URL');
 const authUrl = provider.authorizationUrl;
 assert.equal(`${authUrl.origin}${authUrl.pathname}`, `${ISSUER}/authorize`);
 assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
 assert.equal(authUrl.searchParams.get('resource'), MCP_URL);
-log('401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
+log(CLIENT_METADATA_URL ? '401 → discovery → Client ID Metadata Document' : '401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
 
 // 2. The user authorizes; check the authorization response.
 const callback = await loginAndApprove(authUrl);

@@ -37,6 +37,9 @@ pub struct FetchPolicy {
     /// Allow `http` and loopback addresses (127.0.0.0/8, ::1). For tests and local
     /// development only: it opens the loopback interface to whoever can name a URL.
     pub insecure_allow_loopback: bool,
+    /// Trust only these root certificates (DER) instead of the platform's (a private PKI,
+    /// or a test's self-signed certificate). Empty: the platform's roots.
+    pub root_certificates_only: Vec<Vec<u8>>,
 }
 
 impl Default for FetchPolicy {
@@ -45,6 +48,7 @@ impl Default for FetchPolicy {
             max_bytes: 5 * 1024,
             timeout: Duration::from_secs(5),
             insecure_allow_loopback: false,
+            root_certificates_only: Vec::new(),
         }
     }
 }
@@ -178,7 +182,17 @@ impl SafeFetcher {
     ///
     /// [`FetchError::Transport`] if the HTTP client cannot be built.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !policy.root_certificates_only.is_empty() {
+            let roots = policy
+                .root_certificates_only
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FetchError::Transport(e.to_string()))?;
+            builder = builder.tls_certs_only(roots);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)

@@ -129,6 +129,19 @@ async fn signing_keys(store: &SqlStore) -> Result<KeySet, StartError> {
 ///
 /// [`StartError`] naming what failed.
 pub async fn build(config: &Config) -> Result<Server, StartError> {
+    build_with_fetch_policy(config, mcpauth_fetch::FetchPolicy::default()).await
+}
+
+/// Like [`build`], fetching Client ID Metadata Documents under `fetch_policy` (tests use it to
+/// reach a document server on loopback with its own certificate).
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn build_with_fetch_policy(
+    config: &Config,
+    fetch_policy: mcpauth_fetch::FetchPolicy,
+) -> Result<Server, StartError> {
     let issuer = config.issuer();
     let issuer_url: url::Url = issuer
         .parse()
@@ -193,7 +206,7 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
     });
     let fetcher = if config.client_metadata_documents {
         Some(
-            mcpauth_fetch::SafeFetcher::new(mcpauth_fetch::FetchPolicy::default())
+            mcpauth_fetch::SafeFetcher::new(fetch_policy)
                 .map_err(|e| StartError::Key(format!("HTTP client: {e}")))?,
         )
     } else {

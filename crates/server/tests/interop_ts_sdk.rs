@@ -1,14 +1,18 @@
 //! Interop with a client no one here wrote: the official MCP TypeScript SDK
 //! (`@modelcontextprotocol/sdk`, from npm) connects to the example MCP server (rmcp) protected
-//! by mcpauth, discovers, registers, logs in through the real login form, lists tools, calls
-//! them, and refreshes. The Node side is `interop/ts-sdk/interop.mjs`.
+//! by mcpauth, discovers, gets a client identity (dynamic registration, or a Client ID
+//! Metadata Document served by the test over HTTPS), logs in through the real login form,
+//! lists tools, calls them, and refreshes. The Node side is `interop/ts-sdk/interop.mjs`.
 //!
 //! Needs `node` and `npm` on PATH; installs the SDK with `npm ci` on first run.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/ts-sdk")
@@ -31,17 +35,28 @@ async fn ensure_node_modules() {
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
-    ensure_node_modules().await;
-    let dir = tempdir();
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mcpauth-interop-{tag}-{}-{}",
+        std::process::id(),
+        mcpauth_adapter_axum::now().0
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
-    // The authorization server, on its SQLite default, on a free loopback port.
+/// Starts the authorization server and the example MCP server, runs the Node script with
+/// `extra_env`, stops everything, and returns the script's output.
+async fn run_interop(
+    tag: &str,
+    fetch_policy: mcpauth_fetch::FetchPolicy,
+    extra_env: &[(&str, String)],
+) -> String {
+    ensure_node_modules().await;
+    let dir = tempdir(tag);
     let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let as_addr = as_listener.local_addr().unwrap();
     let issuer = format!("http://{as_addr}");
-
-    // The MCP server, on another free loopback port.
     let mcp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let resource = format!("http://{}/mcp", mcp_listener.local_addr().unwrap());
 
@@ -50,7 +65,9 @@ async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     config.resources = vec![resource.clone()];
-    let server = mcpauth_server::build(&config).await.unwrap();
+    let server = mcpauth_server::build_with_fetch_policy(&config, fetch_policy)
+        .await
+        .unwrap();
     mcpauth_server::add_user(&server.store, "Alice@Example.com", "correct horse battery")
         .await
         .unwrap();
@@ -58,13 +75,12 @@ async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
     let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
         let _ = stopped_as.await;
     }));
-
     let app = mcpauth_example_mcp_server::app(&resource, &issuer, &format!("{issuer}/jwks.json"))
         .unwrap();
     let mcp_task = tokio::spawn(async move { axum::serve(mcp_listener, app).await });
 
-    let node = tokio::process::Command::new("node")
-        .arg("interop.mjs")
+    let mut node = tokio::process::Command::new("node");
+    node.arg("interop.mjs")
         .current_dir(interop_dir())
         .env("MCP_URL", &resource)
         .env("ISSUER", &issuer)
@@ -72,13 +88,15 @@ async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
         .env("USER_PASSWORD", "correct horse battery")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), node)
+        .kill_on_drop(true);
+    for (name, value) in extra_env {
+        node.env(name, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), node.output())
         .await
         .expect("the interop script timed out")
         .expect("node must be installed");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     let _ = stop_as.send(());
@@ -90,14 +108,78 @@ async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
         "the TypeScript SDK interop script failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("interop: every step passed"), "{stdout}");
+    stdout
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mcpauth-interop-{}-{}",
-        std::process::id(),
-        mcpauth_adapter_axum::now().0
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
+    let stdout = run_interop("dcr", mcpauth_fetch::FetchPolicy::default(), &[]).await;
+    assert!(stdout.contains("dynamic registration"), "{stdout}");
+}
+
+/// Serves one JSON document over HTTPS on loopback with a self-signed certificate; returns
+/// the document's URL and the certificate (DER) to trust.
+async fn serve_document_over_https(
+    build: impl FnOnce(&str) -> serde_json::Value,
+) -> (String, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert_der = certified.cert.der().to_vec();
+    let key_der = certified.signing_key.serialize_der();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert_der.clone().into()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://{}/oauth/client.json",
+        listener.local_addr().unwrap()
+    );
+    let body = serde_json::to_vec(&build(&url)).unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = [0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=300\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(head.as_bytes()).await;
+                let _ = tls.write_all(&body).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (url, cert_der)
+}
+
+// MCP authorization 2025-11-25: the SDK identifies itself with a Client ID Metadata Document;
+// mcpauth fetches it (over HTTPS, SSRF rules relaxed only for this loopback test server) and
+// never sees a registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_uses_a_client_id_metadata_document() {
+    let (url, cert) = serve_document_over_https(|url| {
+        serde_json::json!({
+            "client_id": url,
+            "client_name": "MCP TypeScript SDK interop client",
+            "redirect_uris": ["http://127.0.0.1:53682/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        })
+    })
+    .await;
+    let mut policy = mcpauth_fetch::FetchPolicy::default();
+    policy.insecure_allow_loopback = true;
+    policy.root_certificates_only = vec![cert];
+    let stdout = run_interop("cimd", policy, &[("CLIENT_METADATA_URL", url)]).await;
+    assert!(stdout.contains("Client ID Metadata Document"), "{stdout}");
 }
