@@ -19,6 +19,7 @@
 
 mod auth_method;
 mod redirect_uri;
+mod software_statement;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use auth_method::TokenEndpointAuthMethod;
 pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
+pub use software_statement::{TrustedStatementIssuer, apply_software_statement};
 
 /// An error of the registration endpoint (RFC 7591 §3.2.2).
 pub type RegistrationError = OAuthError<RegistrationErrorCode>;

@@ -59,6 +59,9 @@ pub struct ClientMetadata {
     /// URL of the client's public keys (RFC 7591 §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// A signed JWT asserting metadata about the client software (RFC 7591 §2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_statement: Option<String>,
     /// Members this type does not name. Validation keeps only the RFC 7591 §2.2 language
     /// variants of human-readable members (`client_name#fr`, `logo_uri#ja-Jpan-JP`, ...).
     #[serde(flatten)]

@@ -38,6 +38,10 @@ pub struct RegistrationPolicy {
     pub per_caller_per_hour: u32,
     /// Lifetime of issued client secrets in seconds (`None`: they do not expire).
     pub client_secret_ttl: Option<u64>,
+    /// Issuers whose software statements (RFC 7591 §2.3) are accepted.
+    pub software_statement_issuers: Vec<mcpauth_dcr::TrustedStatementIssuer>,
+    /// Whether registration requires a software statement from one of them.
+    pub require_software_statement: bool,
 }
 
 impl Default for RegistrationPolicy {
@@ -47,6 +51,8 @@ impl Default for RegistrationPolicy {
             max_clients: None,
             per_caller_per_hour: 30,
             client_secret_ttl: None,
+            software_statement_issuers: Vec::new(),
+            require_software_statement: false,
         }
     }
 }
@@ -73,6 +79,18 @@ impl RegistrationPolicy {
     #[must_use]
     pub fn with_per_caller_per_hour(mut self, limit: u32) -> Self {
         self.per_caller_per_hour = limit;
+        self
+    }
+
+    /// Accepts software statements signed by `issuers`; with `required`, registration needs one.
+    #[must_use]
+    pub fn with_software_statements(
+        mut self,
+        issuers: Vec<mcpauth_dcr::TrustedStatementIssuer>,
+        required: bool,
+    ) -> Self {
+        self.software_statement_issuers = issuers;
+        self.require_software_statement = required;
         self
     }
 

@@ -441,6 +441,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let metadata = ClientMetadata::from_json(request.body()).map_err(|e| {
                 OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, e.to_string())
             })?;
+            let metadata = self.apply_registration_policy(metadata, now).await?;
             self.register_client(metadata, now).await
         }
         .await;

@@ -52,7 +52,9 @@ impl std::fmt::Debug for RegisteredClient {
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    /// Validates and registers a client (RFC 7591 §3).
+    /// Validates and registers a client (RFC 7591 §3). This is the trusted, programmatic path
+    /// (an operator or the embedding application): the dynamic-registration policy applies to
+    /// requests at [`Self::registration_endpoint`].
     ///
     /// # Errors
     ///
@@ -63,19 +65,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
         let (method, metadata) = self.validate_client_metadata(metadata)?;
-        if let Some(max) = self.config.registration.max_clients {
-            let count = self
-                .model
-                .count_clients()
-                .await
-                .map_err(|e| internal("storage failure", e))?;
-            if count >= max {
-                return Err(OAuthError::new(
-                    RegistrationErrorCode::InvalidRequest,
-                    "this server has reached its limit of registered clients; ask its operator",
-                ));
-            }
-        }
         let client_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let registration_token =
@@ -104,6 +93,37 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             client_secret: secret,
             metadata,
         })
+    }
+
+    /// The operator's policy for registrations arriving at the endpoint (programmatic
+    /// [`Self::register_client`] calls are trusted and skip it): software statements
+    /// (RFC 7591 §2.3) and the cap on registered clients.
+    pub(crate) async fn apply_registration_policy(
+        &self,
+        metadata: ClientMetadata,
+        now: UnixTime,
+    ) -> Result<ClientMetadata, RegistrationError> {
+        let policy = &self.config.registration;
+        let metadata = mcpauth_dcr::apply_software_statement(
+            metadata,
+            &policy.software_statement_issuers,
+            policy.require_software_statement,
+            now.0,
+        )?;
+        if let Some(max) = self.config.registration.max_clients {
+            let count = self
+                .model
+                .count_clients()
+                .await
+                .map_err(|e| internal("storage failure", e))?;
+            if count >= max {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidRequest,
+                    "this server has reached its limit of registered clients; ask its operator",
+                ));
+            }
+        }
+        Ok(metadata)
     }
 
     /// RFC 7592 §3: `registration_client_uri`.

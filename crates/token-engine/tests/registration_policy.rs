@@ -160,3 +160,145 @@ async fn client_secrets_expire_when_configured() {
         (StatusCode::UNAUTHORIZED, "invalid_client")
     );
 }
+
+struct StatementIssuer {
+    der: Vec<u8>,
+    jwk: Value,
+}
+
+fn statement_issuer() -> StatementIssuer {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let der = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap()
+    .as_ref()
+    .to_vec();
+    let jwk = mcpauth_token_engine::SigningKey::es256_from_pkcs8_der(&der)
+        .unwrap()
+        .public_jwk()
+        .cloned()
+        .unwrap();
+    StatementIssuer { der, jwk }
+}
+
+fn statement(issuer: &StatementIssuer, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = issuer.jwk["kid"].as_str().map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(&issuer.der),
+    )
+    .unwrap()
+}
+
+// RFC 7591 §2.3 / §3.1.1: statements from trusted issuers are verified and their claims take
+// precedence; the response echoes the statement (§3.2.1).
+#[tokio::test]
+async fn software_statements_from_trusted_issuers_take_precedence() {
+    let trusted = statement_issuer();
+    let issuers = vec![mcpauth_dcr::TrustedStatementIssuer::new(
+        "https://vendor.example.com",
+        json!({ "keys": [trusted.jwk.clone()] }),
+    )];
+    let h = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default().with_software_statements(issuers, false),
+        );
+    })
+    .await;
+    let signed = statement(
+        &trusted,
+        &json!({ "iss": "https://vendor.example.com", "client_name": "Vendor App", "software_id": "vendor-app", "exp": NOW.0 + 3600 }),
+    );
+    let (status, body) = register(&h, None, None, json!({ "redirect_uris": [REDIRECT], "client_name": "Spoofed Name", "software_statement": signed }), NOW).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["client_name"], "Vendor App");
+    assert_eq!(body["software_id"], "vendor-app");
+    assert_eq!(body["software_statement"], signed);
+
+    let stranger = statement_issuer();
+    let untrusted = statement(
+        &stranger,
+        &json!({ "iss": "https://other.example.com", "client_name": "X" }),
+    );
+    let (_, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "software_statement": untrusted }),
+        NOW,
+    )
+    .await;
+    assert_eq!(body["error"], "unapproved_software_statement");
+    let forged = statement(
+        &stranger,
+        &json!({ "iss": "https://vendor.example.com", "client_name": "X" }),
+    );
+    let (_, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "software_statement": forged }),
+        NOW,
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_software_statement");
+    let expired = statement(
+        &trusted,
+        &json!({ "iss": "https://vendor.example.com", "exp": NOW.0 - 1 }),
+    );
+    let (_, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "software_statement": expired }),
+        NOW,
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_software_statement");
+    let (_, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "software_statement": "not-a-jwt" }),
+        NOW,
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_software_statement");
+}
+
+// A required statement must be present; without configuration statements are ignored
+// (RFC 7591 §3.1.1).
+#[tokio::test]
+async fn software_statements_can_be_required_and_are_otherwise_ignored() {
+    let trusted = statement_issuer();
+    let issuers = vec![mcpauth_dcr::TrustedStatementIssuer::new(
+        "https://vendor.example.com",
+        json!({ "keys": [trusted.jwk.clone()] }),
+    )];
+    let strict = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default().with_software_statements(issuers, true),
+        );
+    })
+    .await;
+    let (status, body) = register(&strict, None, None, public_client(), NOW).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("unapproved_software_statement")
+        )
+    );
+    let open = harness().await;
+    let unverifiable = statement(
+        &statement_issuer(),
+        &json!({ "iss": "https://anyone.example.com", "client_name": "Ignored" }),
+    );
+    let (status, body) = register(&open, None, None, json!({ "redirect_uris": [REDIRECT], "client_name": "Plain", "software_statement": unverifiable }), NOW).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["client_name"], "Plain");
+}
