@@ -17,7 +17,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD, CLIENT_METADATA_URL } = process.env;
+const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD, CLIENT_METADATA_URL, EXPECT_REGISTRATION } = process.env;
+// The client offers a metadata document; did the server accept it, or did the client register?
+const USES_DOCUMENT = Boolean(CLIENT_METADATA_URL) && !EXPECT_REGISTRATION;
 for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD })) {
   if (!value) throw new Error(`${name} is not set`);
 }
@@ -117,15 +119,17 @@ let transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provid
 let client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
 await assert.rejects(client.connect(transport), UnauthorizedError);
 assert.ok(provider.client?.client_id, 'the SDK must have a client identity');
-if (CLIENT_METADATA_URL) {
+if (USES_DOCUMENT) {
   assert.equal(provider.client.client_id, CLIENT_METADATA_URL, 'the metadata document URL is the client_id (no registration)');
+} else {
+  assert.notEqual(provider.client.client_id, CLIENT_METADATA_URL, 'the client registered dynamically');
 }
 assert.ok(provider.authorizationUrl, 'the SDK must have built an authorization URL');
 const authUrl = provider.authorizationUrl;
 assert.equal(`${authUrl.origin}${authUrl.pathname}`, `${ISSUER}/authorize`);
 assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
 assert.equal(authUrl.searchParams.get('resource'), MCP_URL);
-log(CLIENT_METADATA_URL ? '401 → discovery → Client ID Metadata Document' : '401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
+log(USES_DOCUMENT ? '401 → discovery → Client ID Metadata Document' : '401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
 
 // 2. The user authorizes; check the authorization response.
 const callback = await loginAndApprove(authUrl);

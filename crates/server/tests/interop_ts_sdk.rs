@@ -51,6 +51,7 @@ async fn run_interop(
     tag: &str,
     fetch_policy: mcpauth_fetch::FetchPolicy,
     extra_env: &[(&str, String)],
+    configure: impl FnOnce(&mut mcpauth_server::Config),
 ) -> String {
     ensure_node_modules().await;
     let dir = tempdir(tag);
@@ -65,6 +66,7 @@ async fn run_interop(
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     config.resources = vec![resource.clone()];
+    configure(&mut config);
     let server = mcpauth_server::build_with_fetch_policy(&config, fetch_policy)
         .await
         .unwrap();
@@ -113,7 +115,7 @@ async fn run_interop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
-    let stdout = run_interop("dcr", mcpauth_fetch::FetchPolicy::default(), &[]).await;
+    let stdout = run_interop("dcr", mcpauth_fetch::FetchPolicy::default(), &[], |_| {}).await;
     assert!(stdout.contains("dynamic registration"), "{stdout}");
 }
 
@@ -180,6 +182,26 @@ async fn typescript_sdk_uses_a_client_id_metadata_document() {
     let mut policy = mcpauth_fetch::FetchPolicy::default();
     policy.insecure_allow_loopback = true;
     policy.root_certificates_only = vec![cert];
-    let stdout = run_interop("cimd", policy, &[("CLIENT_METADATA_URL", url)]).await;
+    let stdout = run_interop("cimd", policy, &[("CLIENT_METADATA_URL", url)], |_| {}).await;
     assert!(stdout.contains("Client ID Metadata Document"), "{stdout}");
+}
+
+// A client that prefers a metadata document falls back to dynamic registration when the
+// server does not advertise `client_id_metadata_document_supported`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_falls_back_to_dynamic_registration() {
+    let url = "https://client.example.com/oauth/client.json".to_owned();
+    let stdout = run_interop(
+        "fallback",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[
+            ("CLIENT_METADATA_URL", url),
+            ("EXPECT_REGISTRATION", "1".into()),
+        ],
+        |config| {
+            config.client_metadata_documents = false;
+        },
+    )
+    .await;
+    assert!(stdout.contains("dynamic registration"), "{stdout}");
 }
