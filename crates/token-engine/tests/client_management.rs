@@ -182,20 +182,7 @@ async fn deleting_a_registration_revokes_its_tokens() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut q = h.authorize_query(REDIRECT);
-    q[1].1.clone_from(&id);
-    let mcpauth_token_engine::AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&q).await
-    else {
-        panic!()
-    };
-    let redirect = h.engine.approve(pending, "alice", NOW).await.unwrap();
-    let code = url::Url::parse(&redirect.location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = h.code_for(&id, "alice").await;
     let (_, tokens, _) = h
         .post(
             Endpoint::Token,

@@ -62,13 +62,7 @@ async fn metadata_document_clients_authorize_after_the_document_is_fetched() {
     );
     assert_eq!(pending.client_name.as_deref(), Some("Example App"));
     let redirect = h.engine.approve(pending, "alice", NOW).await.unwrap();
-    let code = url::Url::parse(&redirect.location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&redirect.location);
     let (status, body, _) = h
         .post(
             Endpoint::Token,

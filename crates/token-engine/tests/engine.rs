@@ -599,13 +599,7 @@ async fn consent_can_narrow_but_not_widen_the_scope() {
         .approve_scope(pending, "alice", &narrower, NOW)
         .await
         .unwrap();
-    let code = url::Url::parse(&redirect.location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&redirect.location);
     let (_, body, _) = h
         .token(&[
             ("grant_type", "authorization_code"),

@@ -357,20 +357,7 @@ async fn refresh_tokens_are_introspectable_only_by_their_client() {
         .confidential_client(&["authorization_code", "refresh_token"], None)
         .await;
     let (other_id, other_secret) = h.confidential_client(&["client_credentials"], None).await;
-    let mut q = h.authorize_query(REDIRECT);
-    q[1].1.clone_from(&id);
-    let mcpauth_token_engine::AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&q).await
-    else {
-        panic!()
-    };
-    let redirect = h.engine.approve(pending, "bob", NOW).await.unwrap();
-    let code = url::Url::parse(&redirect.location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = h.code_for(&id, "bob").await;
     let (_, tokens, _) = h
         .post(
             Endpoint::Token,

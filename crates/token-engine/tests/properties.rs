@@ -86,13 +86,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         return Err(TestCaseError::fail("a valid request must need consent"));
                     };
                     let redirect = h.engine.approve(pending, "alice", now).await.unwrap();
-                    let code = url::Url::parse(&redirect.location)
-                        .unwrap()
-                        .query_pairs()
-                        .find(|(k, _)| k == "code")
-                        .unwrap()
-                        .1
-                        .into_owned();
+                    let code = code_of(&redirect.location);
                     w.revoked.push(false);
                     w.codes.push(Code {
                         code,

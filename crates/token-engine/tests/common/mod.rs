@@ -246,3 +246,34 @@ impl Harness {
         )
     }
 }
+
+/// The `code` parameter of an authorization redirect.
+pub fn code_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+impl Harness {
+    /// Runs the authorization request for `client_id` (redirect REDIRECT), approves it for
+    /// `subject`, and returns the code.
+    pub async fn code_for(&self, client_id: &str, subject: &str) -> String {
+        let mut q = self.authorize_query(REDIRECT);
+        q[1].1 = client_id.to_owned();
+        let AuthorizeOutcome::NeedsConsent(pending) = self.authorize(&q).await else {
+            panic!("consent expected for {client_id}");
+        };
+        code_of(
+            &self
+                .engine
+                .approve(pending, subject, NOW)
+                .await
+                .unwrap()
+                .location,
+        )
+    }
+}
