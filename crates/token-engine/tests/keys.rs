@@ -33,6 +33,21 @@ fn es256_der() -> Vec<u8> {
     .to_vec()
 }
 
+/// Registers a `client_secret_post` machine client; returns its id and secret.
+async fn machine_client(engine: &TokenEngine<MemoryModel>) -> (String, String) {
+    let mut machine = ClientMetadata::default();
+    machine.grant_types = vec!["client_credentials".into()];
+    machine.token_endpoint_auth_method = Some("client_secret_post".into());
+    let client = engine.register_client(machine, NOW).await.unwrap();
+    (client.client_id, client.client_secret.unwrap())
+}
+
+/// A client_credentials token from a fresh machine client.
+async fn machine_token(engine: &TokenEngine<MemoryModel>) -> String {
+    let (id, secret) = machine_client(engine).await;
+    cc_token(engine, &id, &secret).await
+}
+
 async fn cc_token(engine: &TokenEngine<MemoryModel>, id: &str, secret: &str) -> String {
     let form = mcpauth_oauth_types::FormParams::from_pairs([
         ("grant_type", "client_credentials"),
@@ -58,16 +73,7 @@ async fn eddsa_keys_sign_access_tokens() {
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
-    let mut machine = ClientMetadata::default();
-    machine.grant_types = vec!["client_credentials".into()];
-    machine.token_endpoint_auth_method = Some("client_secret_post".into());
-    let client = engine.register_client(machine, NOW).await.unwrap();
-    let token = cc_token(
-        &engine,
-        &client.client_id,
-        client.client_secret.as_deref().unwrap(),
-    )
-    .await;
+    let token = machine_token(&engine).await;
     let header = jwt_part(&token, 0);
     assert_eq!(
         (header["alg"].as_str(), header["kid"].as_str()),
@@ -88,12 +94,8 @@ async fn retired_keys_still_verify_and_stay_published() {
         SigningKey::es256_from_pkcs8_der(&old_der).unwrap(),
         Arc::new(SeededRandom::new(5)),
     );
-    let mut machine = ClientMetadata::default();
-    machine.grant_types = vec!["client_credentials".into()];
-    machine.token_endpoint_auth_method = Some("client_secret_post".into());
-    let client = before.register_client(machine, NOW).await.unwrap();
-    let secret = client.client_secret.clone().unwrap();
-    let old_token = cc_token(&before, &client.client_id, &secret).await;
+    let (client_id, secret) = machine_client(&before).await;
+    let old_token = cc_token(&before, &client_id, &secret).await;
 
     let old_key = SigningKey::es256_from_pkcs8_der(&old_der).unwrap();
     let old_kid = old_key.kid().to_owned();
@@ -107,7 +109,7 @@ async fn retired_keys_still_verify_and_stay_published() {
         .collect();
     assert_eq!(kids.len(), 2);
     assert!(kids.contains(&old_kid));
-    let new_token = cc_token(&after, &client.client_id, &secret).await;
+    let new_token = cc_token(&after, &client_id, &secret).await;
     assert_eq!(
         jwt_part(&new_token, 0)["alg"],
         "EdDSA",
@@ -116,7 +118,7 @@ async fn retired_keys_still_verify_and_stay_published() {
     let introspect = |token: String| {
         let form = mcpauth_oauth_types::FormParams::from_pairs([
             ("token", token.as_str()),
-            ("client_id", client.client_id.as_str()),
+            ("client_id", client_id.as_str()),
             ("client_secret", secret.as_str()),
         ]);
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -162,16 +164,7 @@ async fn rs256_keys_sign_access_tokens() {
     let jwks = engine.jwks();
     assert_eq!(jwks["keys"][0]["kty"], "RSA");
     assert_eq!(jwks["keys"][0]["e"], "AQAB");
-    let mut machine = ClientMetadata::default();
-    machine.grant_types = vec!["client_credentials".into()];
-    machine.token_endpoint_auth_method = Some("client_secret_post".into());
-    let client = engine.register_client(machine, NOW).await.unwrap();
-    let token = cc_token(
-        &engine,
-        &client.client_id,
-        client.client_secret.as_deref().unwrap(),
-    )
-    .await;
+    let token = machine_token(&engine).await;
     assert_eq!(jwt_part(&token, 0)["alg"], "RS256");
     assert!(SigningKey::rs256_from_pkcs1_der(b"not a key").is_err());
 }
@@ -192,15 +185,6 @@ async fn hs256_keys_are_never_published() {
         Arc::new(SeededRandom::new(13)),
     );
     assert_eq!(engine.jwks()["keys"], serde_json::json!([]));
-    let mut machine = ClientMetadata::default();
-    machine.grant_types = vec!["client_credentials".into()];
-    machine.token_endpoint_auth_method = Some("client_secret_post".into());
-    let client = engine.register_client(machine, NOW).await.unwrap();
-    let token = cc_token(
-        &engine,
-        &client.client_id,
-        client.client_secret.as_deref().unwrap(),
-    )
-    .await;
+    let token = machine_token(&engine).await;
     assert_eq!(jwt_part(&token, 0)["alg"], "HS256");
 }

@@ -178,35 +178,29 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         w.revoked[grant] = true;
                     }
                 }
-                Op::RevokeRefresh(i) => {
-                    let Some(entry) = w.refresh.get(i % w.refresh.len().max(1)) else {
+                Op::RevokeRefresh(i) | Op::RevokeAccess(i) => {
+                    let picked = if matches!(op, Op::RevokeRefresh(_)) {
+                        w.refresh
+                            .get(i % w.refresh.len().max(1))
+                            .map(|e| (e.token.clone(), e.grant))
+                    } else {
+                        w.access
+                            .get(i % w.access.len().max(1))
+                            .map(|e| (e.token.clone(), e.grant))
+                    };
+                    let Some((token, grant)) = picked else {
                         continue;
                     };
                     let (status, _, _) = h
                         .post(
                             Endpoint::Revoke,
-                            &[("token", &entry.token), ("client_id", &h.client_id)],
+                            &[("token", &token), ("client_id", &h.client_id)],
                             None,
                             now,
                         )
                         .await;
                     prop_assert_eq!(status, StatusCode::OK);
-                    w.revoked[entry.grant] = true;
-                }
-                Op::RevokeAccess(i) => {
-                    let Some(entry) = w.access.get(i % w.access.len().max(1)) else {
-                        continue;
-                    };
-                    let (status, _, _) = h
-                        .post(
-                            Endpoint::Revoke,
-                            &[("token", &entry.token), ("client_id", &h.client_id)],
-                            None,
-                            now,
-                        )
-                        .await;
-                    prop_assert_eq!(status, StatusCode::OK);
-                    w.revoked[entry.grant] = true;
+                    w.revoked[grant] = true;
                 }
                 Op::Introspect(i) => {
                     let Some(entry) = w.access.get(i % w.access.len().max(1)) else {
