@@ -1,14 +1,22 @@
 //! SQL storage for mcpauth: an [`OAuthServerModel`](mcpauth_token_engine::OAuthServerModel) on
-//! SQLite (sqlx, embedded migrations), plus the state of the `mcpauth-server` binary (users,
+//! SQLite (the embedded default) or PostgreSQL (for several server instances on one database),
+//! with embedded migrations per database, plus the state of the `mcpauth-server` binary (users,
 //! signing keys, login interactions, sessions).
 //!
-//! Every atomic model call is one conditional statement or one transaction, so races are
-//! decided by the database, never by process memory:
-//! `UPDATE … SET consumed_at = ? WHERE code_hash = ? AND consumed_at IS NULL RETURNING …`.
+//! Every atomic model call is one conditional statement or one transaction, so races, between
+//! tasks or between server instances, are decided by the database, never by process memory:
+//! `UPDATE … SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING …`.
+//! The SQL text is shared by both databases (`$n` placeholders, `ON CONFLICT`, `RETURNING`);
+//! the few statements that differ say so where they branch.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), mcpauth_store_sql::StoreError> {
+//! // SQLite file, created on first use:
 //! let store = mcpauth_store_sql::SqlStore::connect("sqlite://mcpauth.db").await?;
+//! // PostgreSQL, shared by every instance, with a larger pool:
+//! let options = mcpauth_store_sql::StoreOptions::default().max_connections(32);
+//! let shared =
+//!     mcpauth_store_sql::SqlStore::connect_with("postgres://mcpauth@db/mcpauth", &options).await?;
 //! # Ok(()) }
 //! ```
 
@@ -18,17 +26,20 @@ mod server_state;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 
-pub use server_state::{InteractionRow, UserRow};
+pub use server_state::{InteractionRow, SigningKeyRow, UserRow};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database failed.
+    /// The database failed (or could not be reached in time).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// Migrations failed.
@@ -37,8 +48,11 @@ pub enum StoreError {
     /// A stored JSON column does not parse.
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
-    /// The database URL names an unsupported database.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    /// The database URL names an unsupported database (only its scheme is kept: the rest may
+    /// hold a password).
+    #[error(
+        "unsupported database URL scheme `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// A stored integer is out of range.
     #[error("stored time is out of range")]
@@ -48,35 +62,158 @@ pub enum StoreError {
     UnknownState,
 }
 
-/// SQL storage (SQLite).
+/// Which database a [`SqlStore`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite: one file, one machine.
+    Sqlite,
+    /// PostgreSQL: shared by any number of instances.
+    Postgres,
+}
+
+/// Pool size and timeouts.
+///
+/// The timeouts bound how long a request can wait on the database: when it is down or
+/// saturated, requests fail with `server_error` after at most `acquire_timeout` (+
+/// `statement_timeout`) instead of hanging, and the pool reconnects by itself once the database
+/// is back.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Most connections held open (default 10).
+    pub max_connections: u32,
+    /// How long a request waits for a free or new connection (default 5 s).
+    pub acquire_timeout: Duration,
+    /// Longest a statement may run (default 5 s): PostgreSQL's `statement_timeout`, SQLite's
+    /// busy timeout (how long to wait for another writer).
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets [`max_connections`](Self::max_connections) (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Sets [`acquire_timeout`](Self::acquire_timeout).
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets [`statement_timeout`](Self::statement_timeout).
+    #[must_use]
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has. The body is written once
+/// and compiled once per database, so each arm is fully typed (no runtime type mapping).
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// SQL storage on SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct SqlStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl SqlStore {
-    /// Opens (creating if missing) the database at `url` and applies pending migrations.
+    /// Opens the database at `url` with default [`StoreOptions`] and applies pending
+    /// migrations: `sqlite://PATH` (the file is created if missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (the database must exist).
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the URL is not `sqlite:`, the file cannot be opened, or a migration
-    /// fails.
+    /// [`StoreError`] when the URL names another database, the database cannot be reached, or a
+    /// migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl(url.chars().take(64).collect()));
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with pool size and timeouts.
+    ///
+    /// Several instances may start at once on one PostgreSQL database: migrations run under
+    /// an advisory lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let pool = match scheme {
+            "sqlite" => {
+                let connect = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(options.statement_timeout)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Pool::Sqlite(pool)
+            }
+            "postgres" | "postgresql" => {
+                let timeout_ms = options.statement_timeout.as_millis().to_string();
+                let connect = PgConnectOptions::from_str(url)?
+                    .application_name("mcpauth")
+                    .options([("statement_timeout", timeout_ms.as_str())]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    // A connection broken while the database restarted is found and replaced
+                    // here rather than failing a request.
+                    .test_before_acquire(true)
+                    .connect_with(connect)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Pool::Postgres(pool)
+            }
+            other => return Err(StoreError::UnsupportedUrl(other.chars().take(16).collect())),
+        };
         Ok(Self { pool })
+    }
+
+    /// Which database this store uses.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// Whether the database answers (for readiness checks).
@@ -85,10 +222,65 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await);
+    }
 }
+
+/// Typed column access shared by both databases' rows, so row decoding is written once.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn integer(&self, column: &str) -> Result<i64, StoreError>;
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn boolean(&self, column: &str) -> Result<bool, StoreError>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+
+    fn time(&self, column: &str) -> Result<u64, StoreError> {
+        from_db(self.integer(column)?)
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<u64>, StoreError> {
+        self.optional_integer(column)?.map(from_db).transpose()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, StoreError> {
+        Ok(serde_json::from_str(&self.text(column)?)?)
+    }
+}
+
+macro_rules! impl_columns {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn integer(&self, column: &str) -> Result<i64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    )*};
+}
+impl_columns!(SqliteRow, PgRow);
 
 fn to_db(t: u64) -> Result<i64, StoreError> {
     i64::try_from(t).map_err(|_| StoreError::TimeOutOfRange)

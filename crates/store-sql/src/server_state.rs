@@ -1,9 +1,7 @@
 //! The `mcpauth-server` binary's own state: users, signing keys, login interactions and
 //! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
 
-use sqlx::Row;
-
-use crate::{SqlStore, StoreError, from_db, to_db};
+use crate::{Backend, Columns, SqlStore, StoreError, on_pool, to_db};
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,6 +26,30 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
+/// A stored signing key.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SigningKeyRow {
+    /// Key id.
+    pub kid: String,
+    /// JWS algorithm (`ES256`, `EdDSA`, `RS256`).
+    pub algorithm: String,
+    /// The private key as the server stored it (PKCS#8 DER, or encrypted by the server).
+    pub material: Vec<u8>,
+    /// When it was stored.
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A login/consent interaction in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -42,14 +64,30 @@ pub struct InteractionRow {
     pub expires_at: u64,
 }
 
-fn user_from(r: &sqlx::sqlite::SqliteRow) -> Result<UserRow, StoreError> {
+fn user_from(r: &impl Columns) -> Result<UserRow, StoreError> {
     Ok(UserRow {
-        user_id: r.try_get("user_id")?,
-        email: r.try_get("email")?,
-        password_hash: r.try_get("password_hash")?,
-        disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        user_id: r.text("user_id")?,
+        email: r.text("email")?,
+        password_hash: r.text("password_hash")?,
+        disabled: r.optional_integer("disabled_at")?.is_some(),
     })
 }
+
+/// Rows deleted per statement by the sweep: small enough that no statement holds its locks
+/// for long on a busy database.
+const SWEEP_BATCH: u64 = 500;
+
+/// One batched delete per table with an expiry (the primary key picks the batch, which works
+/// the same on both databases).
+const SWEEPS: [&str; 7] = [
+    "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM interactions WHERE id_hash IN (SELECT id_hash FROM interactions WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM device_authorizations WHERE device_code_hash IN (SELECT device_code_hash FROM device_authorizations WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM replay_cache WHERE cache_key IN (SELECT cache_key FROM replay_cache WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE expires_at <= $1 LIMIT 500)",
+];
 
 impl SqlStore {
     /// Creates a user. Fails if the email is taken.
@@ -64,15 +102,18 @@ impl SqlStore {
         password_hash: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (user_id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(user_id)
-        .bind(email)
-        .bind(password_hash)
-        .bind(to_db(now)?)
-        .execute(&self.pool)
-        .await?;
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO users (user_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(user_id)
+            .bind(email)
+            .bind(password_hash)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -82,13 +123,15 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT user_id, email, password_hash, disabled_at FROM users WHERE email = ?",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| user_from(&r)).transpose()
+        on_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT user_id, email, password_hash, disabled_at FROM users WHERE email = $1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(user_from).transpose()
+        })
     }
 
     /// Finds a user by id.
@@ -97,48 +140,44 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn find_user_by_id(&self, user_id: &str) -> Result<Option<UserRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT user_id, email, password_hash, disabled_at FROM users WHERE user_id = ?",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| user_from(&r)).transpose()
-    }
-
-    /// The newest signing key (PKCS#8 DER) for `algorithm`, if any.
-    ///
-    /// # Errors
-    ///
-    /// The database error.
-    pub async fn current_signing_key(
-        &self,
-        algorithm: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT private_key FROM signing_keys WHERE algorithm = ? ORDER BY created_at DESC, kid LIMIT 1")
-            .bind(algorithm)
-            .fetch_optional(&self.pool)
+        on_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT user_id, email, password_hash, disabled_at FROM users WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(pool)
             .await?;
-        Ok(row.map(|r| r.try_get("private_key")).transpose()?)
+            row.as_ref().map(user_from).transpose()
+        })
     }
 
-    /// Every stored signing key as (algorithm, PKCS#8 DER), newest first.
+    /// Every stored signing key, newest first (the first one signs).
     ///
     /// # Errors
     ///
     /// The database error.
-    pub async fn signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT algorithm, private_key FROM signing_keys ORDER BY created_at DESC, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("algorithm")?, r.try_get("private_key")?)))
-            .collect()
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT kid, algorithm, private_key, created_at FROM signing_keys ORDER BY created_at DESC, kid",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SigningKeyRow {
+                        kid: r.text("kid")?,
+                        algorithm: r.text("algorithm")?,
+                        material: r.bytes("private_key")?,
+                        created_at: r.time("created_at")?,
+                    })
+                })
+                .collect()
+        })
     }
 
-    /// Stores a signing key.
+    /// Stores a signing key (a rotation: it becomes the newest, so it signs from the next
+    /// start or reload on).
     ///
     /// # Errors
     ///
@@ -147,17 +186,83 @@ impl SqlStore {
         &self,
         kid: &str,
         algorithm: &str,
-        pkcs8_der: &[u8],
+        material: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES (?, ?, ?, ?)")
-            .bind(kid)
-            .bind(algorithm)
-            .bind(pkcs8_der)
-            .bind(to_db(now)?)
-            .execute(&self.pool)
-            .await?;
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(kid)
+                .bind(algorithm)
+                .bind(material)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
+    }
+
+    /// Stores `material` as the first signing key unless some key is already stored, and says
+    /// whether it did. Instances starting at once on one database serialise on a lock row, so
+    /// exactly one first key is ever created and every instance signs with it.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn insert_first_signing_key(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        material: &[u8],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Writing the lock row blocks the other instances' transactions until this one
+            // ends (a row lock on PostgreSQL, the write lock on SQLite).
+            sqlx::query("UPDATE store_locks SET name = name WHERE name = 'signing_keys'")
+                .execute(&mut *tx)
+                .await?;
+            let existing = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
+                .fetch_one(&mut *tx)
+                .await?
+                .integer("n")?;
+            if existing > 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(kid)
+                .bind(algorithm)
+                .bind(material)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Replaces the stored material of key `kid` (to encrypt a key stored in plain text).
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn replace_signing_key_material(
+        &self,
+        kid: &str,
+        material: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+                .bind(material)
+                .bind(kid)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Stores a new interaction.
@@ -172,13 +277,16 @@ impl SqlStore {
         csrf_hash: &str,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO interactions (id_hash, pending, csrf_hash, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(id_hash)
-            .bind(pending)
-            .bind(csrf_hash)
-            .bind(to_db(expires_at)?)
-            .execute(&self.pool)
-            .await?;
+        let expires_at = to_db(expires_at)?;
+        on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO interactions (id_hash, pending, csrf_hash, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(id_hash)
+                .bind(pending)
+                .bind(csrf_hash)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -192,20 +300,23 @@ impl SqlStore {
         id_hash: &str,
         now: u64,
     ) -> Result<Option<InteractionRow>, StoreError> {
-        let row = sqlx::query("SELECT pending, csrf_hash, user_id, expires_at FROM interactions WHERE id_hash = ? AND expires_at > ?")
-            .bind(id_hash)
-            .bind(to_db(now)?)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(InteractionRow {
-                pending: r.try_get("pending")?,
-                csrf_hash: r.try_get("csrf_hash")?,
-                user_id: r.try_get("user_id")?,
-                expires_at: from_db(r.try_get("expires_at")?)?,
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            let row = sqlx::query("SELECT pending, csrf_hash, user_id, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2")
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| {
+                Ok(InteractionRow {
+                    pending: r.text("pending")?,
+                    csrf_hash: r.text("csrf_hash")?,
+                    user_id: r.optional_text("user_id")?,
+                    expires_at: r.time("expires_at")?,
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Records who logged in for an interaction.
@@ -218,26 +329,31 @@ impl SqlStore {
         id_hash: &str,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE interactions SET user_id = ? WHERE id_hash = ?")
-            .bind(user_id)
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE interactions SET user_id = $1 WHERE id_hash = $2")
+                .bind(user_id)
+                .bind(id_hash)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Deletes an interaction; `true` only for the one caller that deleted it, so a decision
-    /// is taken once even if the form is posted twice.
+    /// is taken once even if the form is posted twice (to two instances).
     ///
     /// # Errors
     ///
     /// The database error.
     pub async fn take_interaction(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM interactions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM interactions WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Stores a browser session.
@@ -252,15 +368,19 @@ impl SqlStore {
         now: u64,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id_hash)
-        .bind(user_id)
-        .bind(to_db(now)?)
-        .bind(to_db(expires_at)?)
-        .execute(&self.pool)
-        .await?;
+        let now = to_db(now)?;
+        let expires_at = to_db(expires_at)?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -274,12 +394,16 @@ impl SqlStore {
         id_hash: &str,
         now: u64,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT user_id FROM sessions WHERE id_hash = ? AND expires_at > ?")
-            .bind(id_hash)
-            .bind(to_db(now)?)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            let row =
+                sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(|r| r.text("user_id")).transpose()
+        })
     }
 
     /// Ends a session.
@@ -288,10 +412,12 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -306,20 +432,32 @@ impl SqlStore {
         &self,
         created_before: u64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM clients WHERE created_at < ? \
-             AND json_extract(record, '$.registration_token_hash') IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)",
-        )
-        .bind(to_db(created_before)?)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        // The one statement whose SQL differs: reading a field of the JSON record.
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "DELETE FROM clients WHERE created_at < $1 \
+                 AND json_extract(record, '$.registration_token_hash') IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
+            }
+            Backend::Postgres => {
+                "DELETE FROM clients WHERE created_at < $1 \
+                 AND (record::jsonb ->> 'registration_token_hash') IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
+            }
+        };
+        let created_before = to_db(created_before)?;
+        Ok(on_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(created_before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
-    /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens past
-    /// their expiry, and old rate-limit counters.
-    /// Returns how many rows went.
+    /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens,
+    /// one-time values and opaque access tokens, in batches of a few hundred rows per
+    /// statement so that no lock is held for long. Returns how many rows went.
     ///
     /// # Errors
     ///
@@ -327,20 +465,21 @@ impl SqlStore {
     pub async fn sweep_expired(&self, now: u64) -> Result<u64, StoreError> {
         let now = to_db(now)?;
         let mut removed = 0;
-        for sql in [
-            "DELETE FROM authorization_codes WHERE expires_at <= ?",
-            "DELETE FROM interactions WHERE expires_at <= ?",
-            "DELETE FROM sessions WHERE expires_at <= ?",
-            "DELETE FROM refresh_tokens WHERE expires_at <= ?",
-            "DELETE FROM device_authorizations WHERE expires_at <= ?",
-            "DELETE FROM replay_cache WHERE expires_at <= ?",
-            "DELETE FROM access_tokens WHERE expires_at <= ?",
-        ] {
-            removed += sqlx::query(sql)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        for sql in SWEEPS {
+            loop {
+                let batch = on_pool!(self, |pool| {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .execute(pool)
+                        .await?
+                        .rows_affected()
+                });
+                removed += batch;
+                // Each batch commits on its own; requests run in between.
+                if batch < SWEEP_BATCH {
+                    break;
+                }
+            }
         }
         Ok(removed)
     }

@@ -1,0 +1,168 @@
+//! The server's own state on both databases: sweeping abandoned registrations and expired
+//! rows, and the first signing key decided once between instances.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_store_sql::SqlStore;
+use mcpauth_test_postgres::TempPostgres;
+use mcpauth_token_engine::{
+    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, GrantRecord, GrantStore,
+    TokenEndpointAuthMethod, UnixTime,
+};
+
+/// Runs `check` on a fresh SQLite file and on a fresh PostgreSQL database.
+async fn on_both_databases<F, Fut>(name: &str, check: F)
+where
+    F: Fn(SqlStore, SqlStore) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = std::env::temp_dir().join(format!("mcpauth-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("state.db").display());
+    let first = SqlStore::connect(&url).await.unwrap();
+    let second = SqlStore::connect(&url).await.unwrap();
+    check(first, second).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let pg = TempPostgres::start().unwrap();
+    let url = pg.create_database(name).unwrap();
+    let first = SqlStore::connect(&url).await.unwrap();
+    let second = SqlStore::connect(&url).await.unwrap();
+    check(first.clone(), second.clone()).await;
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn unused_dynamic_registrations_are_deleted_and_others_kept() {
+    on_both_databases("unused", |store, _| unused_registrations(store)).await;
+}
+
+async fn unused_registrations(store: SqlStore) {
+    let client = |id: &str, dynamic: bool, created: u64| {
+        let mut record = ClientRecord::new(
+            id.into(),
+            TokenEndpointAuthMethod::None,
+            ClientMetadata::default(),
+            UnixTime(created),
+        );
+        if dynamic {
+            record.registration_token_hash = Some("h".into());
+        }
+        record
+    };
+    store
+        .insert_client(client("abandoned", true, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(client("in-use", true, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(client("operator", false, 100))
+        .await
+        .unwrap();
+    store
+        .insert_client(client("fresh", true, 10_000))
+        .await
+        .unwrap();
+    store
+        .insert_grant(GrantRecord {
+            grant_id: "g".into(),
+            client_id: "in-use".into(),
+            subject: "u".into(),
+            scope: String::new(),
+            resources: vec![],
+            created_at: UnixTime(200),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delete_unused_registrations(5_000).await.unwrap(), 1);
+    assert!(store.find_client("abandoned").await.unwrap().is_none());
+    for kept in ["in-use", "operator", "fresh"] {
+        assert!(store.find_client(kept).await.unwrap().is_some(), "{kept}");
+    }
+}
+
+fn code(hash: String, expires_at: u64) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        code_hash: hash,
+        grant_id: "g".into(),
+        client_id: "c".into(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        redirect_uri_in_request: true,
+        code_challenge: "x".into(),
+        subject: "u".into(),
+        scope: String::new(),
+        resources: vec![],
+        expires_at: UnixTime(expires_at),
+        consumed_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_deletes_every_expired_row_in_batches_and_keeps_live_ones() {
+    on_both_databases("sweep", |store, _| async move {
+        // More than two batches of expired codes, and live ones beside them.
+        for i in 0..1_234 {
+            store
+                .insert_code(code(format!("old{i}"), 100))
+                .await
+                .unwrap();
+        }
+        for i in 0..10 {
+            store
+                .insert_code(code(format!("live{i}"), 10_000))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.sweep_expired(5_000).await.unwrap(), 1_234);
+        assert!(store.find_code("old0").await.unwrap().is_none());
+        assert!(store.find_code("old1233").await.unwrap().is_none());
+        assert!(store.find_code("live9").await.unwrap().is_some());
+        assert_eq!(store.sweep_expired(5_000).await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_at_once_create_exactly_one_first_signing_key() {
+    on_both_databases("firstkey", |first, second| async move {
+        let (a, b) = tokio::join!(
+            first.insert_first_signing_key("kid-a", "ES256", b"key a", 1),
+            second.insert_first_signing_key("kid-b", "ES256", b"key b", 1),
+        );
+        assert!(
+            a.unwrap() ^ b.unwrap(),
+            "exactly one instance stores its key"
+        );
+        let keys = first.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(second.signing_keys().await.unwrap(), keys);
+        // Later calls never add a second "first" key.
+        assert!(
+            !first
+                .insert_first_signing_key("kid-c", "ES256", b"key c", 2)
+                .await
+                .unwrap()
+        );
+        // Rotation adds the newest key, which sorts first.
+        first
+            .insert_signing_key("kid-d", "ES256", b"key d", 3)
+            .await
+            .unwrap();
+        assert!(
+            first
+                .replace_signing_key_material("kid-d", b"sealed d")
+                .await
+                .unwrap()
+        );
+        let keys = second.signing_keys().await.unwrap();
+        assert_eq!(keys[0].kid, "kid-d");
+        assert_eq!(keys[0].material, b"sealed d");
+        assert_eq!(keys.len(), 2);
+    })
+    .await;
+}
