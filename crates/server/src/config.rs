@@ -16,8 +16,18 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Issuer identifier; defaults to `http://<listen>`.
     pub issuer: Option<String>,
-    /// Database URL (`sqlite://PATH`).
+    /// Database URL: `sqlite://PATH` (one instance) or `postgres://USER@HOST/DATABASE` (any
+    /// number of instances sharing it).
     pub database_url: String,
+    /// Most database connections per instance.
+    pub database_max_connections: u32,
+    /// Seconds a request may wait for a database connection, and a statement may run, before
+    /// it fails with `server_error` (so an unreachable database fails requests fast).
+    pub database_timeout: u64,
+    /// 32 bytes, base64: the AES-256-GCM key that encrypts the signing keys stored in the
+    /// database. Required with PostgreSQL (the keys then sit on a shared server); optional with
+    /// SQLite. Keys stored in plain text are encrypted at the next start once it is set.
+    pub signing_key_encryption_key: Option<Secret>,
     /// Access-token lifetime in seconds.
     pub access_token_ttl: u64,
     /// Refresh-token lifetime in seconds.
@@ -39,7 +49,7 @@ pub struct Config {
     /// `jwt` (RFC 9068, verified offline) or `opaque` (checked by introspection).
     pub access_token_format: TokenFormat,
     /// An initial access token that `/register` requires (RFC 7591 §3); none: open.
-    pub registration_token: Option<String>,
+    pub registration_token: Option<Secret>,
     /// Most clients that may be registered at once.
     pub max_clients: Option<u64>,
     /// Registrations allowed per IP address per hour.
@@ -51,6 +61,37 @@ pub struct Config {
     /// Delete dynamically registered clients that never completed an authorization after this
     /// many seconds (none: keep them).
     pub unused_registration_ttl: Option<u64>,
+}
+
+/// A configured secret: readable through [`expose`](Self::expose), never printed by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
 }
 
 /// How access tokens are encoded.
@@ -71,6 +112,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             database_url: "sqlite://mcpauth.db".into(),
+            database_max_connections: 10,
+            database_timeout: 5,
+            signing_key_encryption_key: None,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
             session_ttl: 12 * 3600,
@@ -186,6 +230,16 @@ impl Config {
         if let Some(v) = env("MCPAUTH_DATABASE_URL") {
             self.database_url = v;
         }
+        if let Some(v) = env("MCPAUTH_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections =
+                u32::try_from(number("MCPAUTH_DATABASE_MAX_CONNECTIONS", &v)?).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_DATABASE_TIMEOUT") {
+            self.database_timeout = number("MCPAUTH_DATABASE_TIMEOUT", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY") {
+            self.signing_key_encryption_key = Some(Secret(v));
+        }
         if let Some(v) = env("MCPAUTH_ACCESS_TOKEN_TTL") {
             self.access_token_ttl = number("MCPAUTH_ACCESS_TOKEN_TTL", &v)?;
         }
@@ -223,7 +277,7 @@ impl Config {
             };
         }
         if let Some(v) = env("MCPAUTH_REGISTRATION_TOKEN") {
-            self.registration_token = Some(v);
+            self.registration_token = Some(Secret(v));
         }
         if let Some(v) = env("MCPAUTH_MAX_CLIENTS") {
             self.max_clients = Some(number("MCPAUTH_MAX_CLIENTS", &v)?);

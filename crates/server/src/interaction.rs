@@ -17,7 +17,9 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use mcpauth_adapter_axum::{InteractionHandler, now};
 use mcpauth_store_sql::{InteractionRow, SqlStore};
-use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, TokenEngine, secret_hash};
+use mcpauth_token_engine::{
+    ClientIdentity, PendingAuthorization, RateLimitStore, TokenEngine, secret_hash,
+};
 use serde::Deserialize;
 
 use crate::users;
@@ -25,6 +27,11 @@ use crate::users;
 const INTERACTION_TTL: u64 = 600;
 const SESSION_COOKIE: &str = "mcpauth_session";
 const CSRF_COOKIE: &str = "mcpauth_csrf";
+/// Sign-in attempts allowed per account and per address in a window. The counters live in the
+/// database, so every instance behind a load balancer counts the same attempts.
+const LOGIN_WINDOW: u64 = 900;
+const LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
+const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 50;
 
 /// Shared state of the pages.
 pub(crate) struct Pages {
@@ -364,9 +371,48 @@ struct LoginForm {
     password: String,
 }
 
+/// Counts this attempt against the account and the caller's address; `Some` refusal once
+/// either is over its limit, until the window ends.
+async fn throttle_login(
+    store: &SqlStore,
+    email: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Option<Response> {
+    let now = now();
+    // The email only as a hash: the counters table holds no personal data.
+    let mut keys = vec![(
+        format!("login-account:{}", secret_hash(email)),
+        LOGIN_ATTEMPTS_PER_ACCOUNT,
+    )];
+    if let Some(peer) = peer {
+        keys.push((format!("login-address:{peer}"), LOGIN_ATTEMPTS_PER_ADDRESS));
+    }
+    for (key, limit) in keys {
+        match store.hit(&key, now, LOGIN_WINDOW).await {
+            Ok(hits) if hits > limit => {
+                tracing::warn!("sign-in attempts over the limit");
+                let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
+                let mut response = message(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts",
+                    &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
+                );
+                if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Some(response);
+            }
+            Ok(_) => {}
+            Err(e) => return Some(server_error(&e)),
+        }
+    }
+    None
+}
+
 async fn login(
     State(pages): State<Arc<Pages>>,
     Path(id): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
@@ -382,6 +428,10 @@ async fn login(
         );
     }
     let email = users::normalize_email(&form.email).unwrap_or_default();
+    let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    if let Some(refusal) = throttle_login(&pages.store, &email, peer).await {
+        return refusal;
+    }
     let user = match pages.store.find_user_by_email(&email).await {
         Ok(user) => user,
         Err(e) => return server_error(&e),

@@ -13,6 +13,7 @@
 
 mod config;
 mod interaction;
+mod keys;
 pub mod users;
 
 use std::future::Future;
@@ -21,13 +22,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use mcpauth_adapter_axum::{authorization_server_router_with_fetcher, now};
-use mcpauth_store_sql::SqlStore;
+use mcpauth_store_sql::{Backend, SqlStore, StoreOptions};
 use mcpauth_token_engine::{
-    AccessTokenFormat, EngineConfig, KeySet, RandomError, RegistrationPolicy, ResourcePolicy,
-    SecureRandom, SigningKey, TokenEngine,
+    AccessTokenFormat, EngineConfig, RandomError, RegistrationPolicy, ResourcePolicy, SecureRandom,
+    TokenEngine,
 };
 
-pub use config::{Config, ConfigError, TokenFormat};
+pub use config::{Config, ConfigError, Secret, TokenFormat};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,44 +84,19 @@ pub struct Server {
     pub unused_registration_ttl: Option<u64>,
 }
 
-/// Loads the stored keys (the newest signs, older ones stay published for the tokens they
-/// signed), generating and storing an ES256 key on first start.
-async fn signing_keys(store: &SqlStore) -> Result<KeySet, StartError> {
-    if store.current_signing_key("ES256").await?.is_none() && store.signing_keys().await?.is_empty()
-    {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let der = EcdsaKeyPair::generate_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &aws_lc_rs::rand::SystemRandom::new(),
-        )
-        .map_err(|_| StartError::Key("key generation failed".into()))?;
-        let key = SigningKey::es256_from_pkcs8_der(der.as_ref())
-            .map_err(|e| StartError::Key(e.to_string()))?;
-        store
-            .insert_signing_key(key.kid(), "ES256", der.as_ref(), now().0)
-            .await?;
-        tracing::info!(kid = key.kid(), "generated a new ES256 signing key");
-    }
-    // Read back: if two instances raced on first start, both now use the same newest key.
-    let mut loaded = Vec::new();
-    for (algorithm, der) in store.signing_keys().await? {
-        let key = match algorithm.as_str() {
-            "ES256" => SigningKey::es256_from_pkcs8_der(&der),
-            "EdDSA" => SigningKey::ed25519_from_pkcs8_der(&der),
-            "RS256" => SigningKey::rs256_from_pkcs1_der(&der),
-            other => {
-                return Err(StartError::Key(format!(
-                    "stored key has unknown algorithm {other}"
-                )));
-            }
-        };
-        loaded.push(key.map_err(|e| StartError::Key(e.to_string()))?);
-    }
-    let mut keys = loaded.into_iter();
-    let current = keys
-        .next()
-        .ok_or_else(|| StartError::Key("no key after creation".into()))?;
-    Ok(keys.fold(KeySet::new(current), KeySet::with_retired))
+/// Opens the configured database with the configured pool size and timeouts, running
+/// migrations.
+///
+/// # Errors
+///
+/// [`StartError::Store`] when the database is unreachable or the URL unsupported.
+pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
+    let timeout = std::time::Duration::from_secs(config.database_timeout.max(1));
+    let options = StoreOptions::default()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(timeout)
+        .statement_timeout(timeout);
+    Ok(SqlStore::connect_with(&config.database_url, &options).await?)
 }
 
 /// Builds the server for `config`: opens the database (running migrations) and loads keys.
@@ -165,7 +141,7 @@ pub async fn build_with_fetch_policy(
             let mut policy = RegistrationPolicy::default()
                 .with_per_caller_per_hour(config.registrations_per_ip_per_hour);
             if let Some(token) = &config.registration_token {
-                policy = policy.with_initial_access_tokens(&[token]);
+                policy = policy.with_initial_access_tokens(&[token.expose()]);
             }
             if let Some(max) = config.max_clients {
                 policy = policy.with_max_clients(max);
@@ -190,8 +166,19 @@ pub async fn build_with_fetch_policy(
             "default_resource is ignored while strict_resource is on: clients must send `resource`"
         );
     }
-    let store = SqlStore::connect(&config.database_url).await?;
-    let keys = signing_keys(&store).await?;
+    let encryption = config
+        .signing_key_encryption_key
+        .as_ref()
+        .map(|key| keys::KeyEncryption::from_base64(key.expose()))
+        .transpose()?;
+    let store = open_store(config).await?;
+    if store.backend() == Backend::Postgres && encryption.is_none() {
+        return Err(StartError::Key(
+            "signing_key_encryption_key (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) is required with              PostgreSQL: the signing keys are shared through the database and must not sit there              in plain text; generate one with `openssl rand -base64 32`"
+                .into(),
+        ));
+    }
+    let keys = keys::load_signing_keys(&store, encryption.as_ref()).await?;
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),

@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             command: UserCommand::Add { email },
         } => {
             let password = read_password()?;
-            let store = mcpauth_store_sql::SqlStore::connect(&config.database_url)
+            let store = mcpauth_server::open_store(&config)
                 .await
                 .map_err(|e| e.to_string())?;
             let user_id = mcpauth_server::add_user(&store, &email, &password)

@@ -15,6 +15,24 @@ use mcpauth_token_engine::{
 
 use crate::{Columns, SqlStore, StoreError, from_db, on_pool, to_db};
 
+/// The insert of a refresh token, bound; used alone and inside the rotation transaction.
+macro_rules! insert_refresh {
+    ($token:expr, $resources:expr, $times:expr) => {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&$token.token_hash)
+        .bind(&$token.grant_id)
+        .bind(&$token.client_id)
+        .bind(&$token.subject)
+        .bind(&$token.scope)
+        .bind(&$resources)
+        .bind($times.0)
+        .bind($times.1)
+        .bind($times.2)
+    };
+}
+
 impl ModelBase for SqlStore {
     type Error = StoreError;
 }
@@ -259,16 +277,31 @@ impl CodeStore for SqlStore {
         &self,
         code_hash: &str,
         now: UnixTime,
+        refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, StoreError> {
         let now = to_db(now.0)?;
-        // One conditional statement: of concurrent callers, only one sees its row come back.
+        let refresh = refresh.map(bound_refresh).transpose()?;
+        // One transaction: the conditional UPDATE lets only one of concurrent callers see its
+        // row come back, and the refresh token commits with the consumption or not at all.
         let fresh = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
             let row = sqlx::query("UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *")
                 .bind(now)
                 .bind(code_hash)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-            row.as_ref().map(code_from).transpose()?
+            let record = row.as_ref().map(code_from).transpose()?;
+            if record.is_some() {
+                if let Some((token, resources, times)) = &refresh {
+                    insert_refresh!(token, resources, times)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            record
         });
         if let Some(record) = fresh {
             return Ok(ConsumeCode::Fresh(record));
@@ -280,30 +313,21 @@ impl CodeStore for SqlStore {
     }
 }
 
-/// The insert of a refresh token, bound; used alone and inside the rotation transaction.
-macro_rules! insert_refresh {
-    ($token:expr, $resources:expr, $times:expr) => {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&$token.token_hash)
-        .bind(&$token.grant_id)
-        .bind(&$token.client_id)
-        .bind(&$token.subject)
-        .bind(&$token.scope)
-        .bind(&$resources)
-        .bind($times.0)
-        .bind($times.1)
-        .bind($times.2)
-    };
-}
-
 fn refresh_times(token: &RefreshTokenRecord) -> Result<(i64, i64, Option<i64>), StoreError> {
     Ok((
         to_db(token.issued_at.0)?,
         to_db(token.expires_at.0)?,
         token.rotated_at.map(|t| to_db(t.0)).transpose()?,
     ))
+}
+
+/// A refresh token with its columns converted, ready for `insert_refresh!`.
+type BoundRefresh = (RefreshTokenRecord, String, (i64, i64, Option<i64>));
+
+fn bound_refresh(token: RefreshTokenRecord) -> Result<BoundRefresh, StoreError> {
+    let resources = serde_json::to_string(&token.resources)?;
+    let times = refresh_times(&token)?;
+    Ok((token, resources, times))
 }
 
 #[async_trait]
@@ -490,15 +514,33 @@ impl DeviceStore for SqlStore {
         Ok(done == 1)
     }
 
-    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |pool| {
-            sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
+    async fn consume_device(
+        &self,
+        device_code_hash: &str,
+        refresh: Option<RefreshTokenRecord>,
+    ) -> Result<bool, StoreError> {
+        let refresh = refresh.map(bound_refresh).transpose()?;
+        // As for codes: one transaction, the refresh token stored only with the consumption.
+        Ok(on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
                 .bind(device_code_hash)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
+                .rows_affected();
+            if done == 1 {
+                if let Some((token, resources, times)) = &refresh {
+                    insert_refresh!(token, resources, times)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                true
+            } else {
+                tx.rollback().await?;
+                false
+            }
+        }))
     }
 }
 

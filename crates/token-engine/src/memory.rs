@@ -168,12 +168,21 @@ impl CodeStore for MemoryModel {
         &self,
         code_hash: &str,
         now: UnixTime,
+        refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, Self::Error> {
         let mut tables = self.tables();
+        let tables = &mut *tables;
         Ok(match tables.codes.get_mut(code_hash) {
             None => ConsumeCode::NotFound,
             Some(code) if code.consumed_at.is_some() => ConsumeCode::Reused(code.clone()),
             Some(code) => {
+                // Check before changing anything: all or nothing, as in a transaction.
+                if let Some(token) = refresh {
+                    if tables.refresh.contains_key(&token.token_hash) {
+                        return Err(MemoryModelError::Duplicate("refresh token"));
+                    }
+                    tables.refresh.insert(token.token_hash.clone(), token);
+                }
                 code.consumed_at = Some(now);
                 ConsumeCode::Fresh(code.clone())
             }
@@ -307,10 +316,21 @@ impl DeviceStore for MemoryModel {
         Ok(true)
     }
 
-    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error> {
+    async fn consume_device(
+        &self,
+        device_code_hash: &str,
+        refresh: Option<RefreshTokenRecord>,
+    ) -> Result<bool, Self::Error> {
         let mut tables = self.tables();
+        let tables = &mut *tables;
         match tables.devices.get_mut(device_code_hash) {
             Some(record) if record.state == DeviceState::Approved => {
+                if let Some(token) = refresh {
+                    if tables.refresh.contains_key(&token.token_hash) {
+                        return Err(MemoryModelError::Duplicate("refresh token"));
+                    }
+                    tables.refresh.insert(token.token_hash.clone(), token);
+                }
                 record.state = DeviceState::Consumed;
                 Ok(true)
             }

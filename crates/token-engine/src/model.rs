@@ -307,12 +307,16 @@ pub trait CodeStore: ModelBase {
         &self,
         code_hash: &str,
     ) -> Result<Option<AuthorizationCodeRecord>, Self::Error>;
-    /// Atomically marks the code consumed. Of any number of concurrent calls for one code,
-    /// exactly one may return [`ConsumeCode::Fresh`].
+    /// Atomically marks the code consumed and, only if it was unused, stores `refresh` (the
+    /// refresh token issued from it) in the same atomic step: an outage or crash leaves either
+    /// the code unused and no token, or the code consumed and its token stored, never one
+    /// without the other. Of any number of concurrent calls for one code, exactly one may
+    /// return [`ConsumeCode::Fresh`].
     async fn consume_code(
         &self,
         code_hash: &str,
         now: UnixTime,
+        refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, Self::Error>;
 }
 
@@ -364,9 +368,14 @@ pub trait DeviceStore: ModelBase {
         decision: DeviceDecision,
         now: UnixTime,
     ) -> Result<bool, Self::Error>;
-    /// Atomically moves an approved authorization to consumed. Of any number of concurrent
-    /// calls, exactly one may return `true`.
-    async fn consume_device(&self, device_code_hash: &str) -> Result<bool, Self::Error>;
+    /// Atomically moves an approved authorization to consumed and, only then, stores
+    /// `refresh` (the refresh token issued from it) in the same atomic step. Of any number of
+    /// concurrent calls, exactly one may return `true`.
+    async fn consume_device(
+        &self,
+        device_code_hash: &str,
+        refresh: Option<RefreshTokenRecord>,
+    ) -> Result<bool, Self::Error>;
 }
 
 /// An opaque access token, stored by hash with the claims it stands for.

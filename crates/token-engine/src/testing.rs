@@ -115,6 +115,25 @@ fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
     }
 }
 
+async fn stored_refresh_tokens<M: OAuthServerModel + ?Sized>(
+    model: &M,
+    tokens: &[RefreshTokenRecord],
+) -> usize {
+    let mut stored = 0;
+    for token in tokens {
+        if model
+            .find_refresh(&token.token_hash)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            stored += 1;
+        }
+    }
+    stored
+}
+
 /// Runs every check of the kit.
 pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     clients_round_trip(model).await;
@@ -269,7 +288,10 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         Ok(None)
     ));
     assert!(
-        matches!(model.consume_device(&d.device_code_hash).await, Ok(false)),
+        matches!(
+            model.consume_device(&d.device_code_hash, None).await,
+            Ok(false)
+        ),
         "a pending authorization cannot be consumed"
     );
     let approve = DeviceDecision::Approve {
@@ -301,13 +323,32 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         Some(DeviceState::Approved)
     );
     assert_eq!(approved.and_then(|r| r.subject), Some("user-1".into()));
+    let device_grant = grant("kit-client");
+    let (first, second) = (refresh(&device_grant), refresh(&device_grant));
     assert!(matches!(
-        model.consume_device(&d.device_code_hash).await,
+        model
+            .consume_device(&d.device_code_hash, Some(first.clone()))
+            .await,
         Ok(true)
     ));
     assert!(
-        matches!(model.consume_device(&d.device_code_hash).await, Ok(false)),
+        matches!(
+            model
+                .consume_device(&d.device_code_hash, Some(second.clone()))
+                .await,
+            Ok(false)
+        ),
         "consumed once"
+    );
+    assert_eq!(
+        model.find_refresh(&first.token_hash).await.ok().flatten(),
+        Some(first),
+        "the refresh token is stored with the consumption"
+    );
+    assert_eq!(
+        model.find_refresh(&second.token_hash).await.ok().flatten(),
+        None,
+        "a refused consumption stores no refresh token"
     );
     let late = device();
     assert!(model.insert_device(late.clone()).await.is_ok());
@@ -336,13 +377,22 @@ pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel 
         model.decide_device(&d.user_code_hash, approve, NOW).await,
         Ok(true)
     ));
-    let attempts = (0..16).map(|_| model.consume_device(&d.device_code_hash));
+    let g = grant("kit-client");
+    let tokens: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
+    let attempts = tokens
+        .iter()
+        .map(|t| model.consume_device(&d.device_code_hash, Some(t.clone())));
     let wins = futures::future::join_all(attempts)
         .await
         .into_iter()
         .filter(|r| matches!(r, Ok(true)))
         .count();
     assert_eq!(wins, 1, "exactly one concurrent consume_device may win");
+    assert_eq!(
+        stored_refresh_tokens(model, &tokens).await,
+        1,
+        "only the winner's refresh token is stored"
+    );
 }
 
 /// Fixed windows: hits count up within a window and start over in the next.
@@ -510,16 +560,33 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         Some(&c),
         "find_code must not change the code"
     );
-    match model.consume_code(&c.code_hash, NOW.plus(1)).await {
+    let (first, second) = (refresh(&g), refresh(&g));
+    match model
+        .consume_code(&c.code_hash, NOW.plus(1), Some(first.clone()))
+        .await
+    {
         Ok(ConsumeCode::Fresh(record)) => assert_eq!(record.grant_id, c.grant_id),
         other => panic!("first consume_code must be Fresh, got {other:?}"),
     }
-    match model.consume_code(&c.code_hash, NOW.plus(2)).await {
+    assert_eq!(
+        model.find_refresh(&first.token_hash).await.ok().flatten(),
+        Some(first),
+        "the refresh token is stored with the consumption"
+    );
+    match model
+        .consume_code(&c.code_hash, NOW.plus(2), Some(second.clone()))
+        .await
+    {
         Ok(ConsumeCode::Reused(record)) => {
             assert_eq!(record.grant_id, c.grant_id, "Reused must carry the grant")
         }
         other => panic!("second consume_code must be Reused, got {other:?}"),
     }
+    assert_eq!(
+        model.find_refresh(&second.token_hash).await.ok().flatten(),
+        None,
+        "a Reused consumption stores no refresh token"
+    );
     let consumed_at = model
         .find_code(&c.code_hash)
         .await
@@ -532,7 +599,7 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         "consumed_at must be the first consumption time"
     );
     assert!(matches!(
-        model.consume_code(&unique("missing"), NOW).await,
+        model.consume_code(&unique("missing"), NOW, None).await,
         Ok(ConsumeCode::NotFound)
     ));
 }
@@ -545,7 +612,10 @@ pub async fn concurrent_code_redemptions_have_one_winner<M: OAuthServerModel + ?
         model.insert_code(c.clone()).await.is_ok(),
         "insert_code failed"
     );
-    let attempts = (0..16).map(|_| model.consume_code(&c.code_hash, NOW));
+    let tokens: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
+    let attempts = tokens
+        .iter()
+        .map(|t| model.consume_code(&c.code_hash, NOW, Some(t.clone())));
     let results = futures::future::join_all(attempts).await;
     let fresh = results
         .iter()
@@ -559,6 +629,11 @@ pub async fn concurrent_code_redemptions_have_one_winner<M: OAuthServerModel + ?
         (fresh, reused),
         (1, 15),
         "exactly one concurrent consume_code may win"
+    );
+    assert_eq!(
+        stored_refresh_tokens(model, &tokens).await,
+        1,
+        "only the winner's refresh token is stored"
     );
 }
 

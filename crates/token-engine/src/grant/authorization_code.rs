@@ -2,8 +2,10 @@
 //! resource indicators (RFC 8707 §2.2).
 //!
 //! Validate before consuming: a wrong verifier, client, redirect URI or resource is refused
-//! and leaves the code usable. Only then is the code consumed, atomically, by the model. A
-//! second redemption revokes the grant and everything issued from it (RFC 6749 §4.1.2).
+//! and leaves the code usable. Only then is the code consumed, atomically, by the model,
+//! together with storing the refresh token issued from it, so an outage never leaves a code
+//! consumed with no token to show for it. A second redemption revokes the grant and
+//! everything issued from it (RFC 6749 §4.1.2).
 
 use mcpauth_oauth_types::{
     AuthorizationCode, CodeVerifier, GrantType, OAuthError, TokenErrorCode, TokenResponse,
@@ -98,28 +100,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         };
 
-        let record = match self
-            .model
-            .consume_code(&code_hash, now)
-            .await
-            .map_err(|e| internal("storage failure", e))?
-        {
-            ConsumeCode::Fresh(record) => record,
-            ConsumeCode::Reused(record) => {
-                // The code leaked or the client retried a used code: everything issued from it
-                // is suspect.
-                self.model
-                    .revoke_grant(&record.grant_id, now)
-                    .await
-                    .map_err(|e| internal("storage failure", e))?;
-                return Err(invalid_grant(
-                    "the authorization code was already used; tokens issued from it are revoked",
-                ));
-            }
-            ConsumeCode::NotFound => {
-                return Err(invalid_grant("the authorization code is invalid"));
-            }
-        };
+        // Codes never change but for `consumed_at`: the tokens can be made from the record
+        // read above, and are committed with the consumption or not at all.
         let issue = GrantTokens {
             grant_type: GrantType::AuthorizationCode,
             grant_id: &record.grant_id,
@@ -129,6 +111,26 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             grant_resources: &record.resources,
             audience: &audience,
         };
-        self.issue_tokens(client, issue, now).await
+        let prepared = self.prepare_tokens(client, issue, now).await?;
+        match self
+            .model
+            .consume_code(&code_hash, now, prepared.refresh)
+            .await
+            .map_err(|e| internal("storage failure", e))?
+        {
+            ConsumeCode::Fresh(_) => Ok(prepared.response),
+            ConsumeCode::Reused(record) => {
+                // The code leaked or the client retried a used code: everything issued from it
+                // is suspect.
+                self.model
+                    .revoke_grant(&record.grant_id, now)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?;
+                Err(invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked",
+                ))
+            }
+            ConsumeCode::NotFound => Err(invalid_grant("the authorization code is invalid")),
+        }
     }
 }

@@ -248,17 +248,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                         crate::model_error::Inconsistent,
                     ));
                 };
-                if !self
-                    .model
-                    .consume_device(&device_hash)
-                    .await
-                    .map_err(|e| internal("storage failure", e))?
-                {
-                    return Err(OAuthError::new(
-                        TokenErrorCode::InvalidGrant,
-                        "the device code was already used",
-                    ));
-                }
                 let issue = GrantTokens {
                     grant_type: GrantType::DeviceCode,
                     grant_id,
@@ -268,7 +257,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     grant_resources: &before.resources,
                     audience: &before.resources,
                 };
-                self.issue_tokens(client, issue, now).await
+                // Consumed together with storing the refresh token, or not at all.
+                let prepared = self.prepare_tokens(client, issue, now).await?;
+                if !self
+                    .model
+                    .consume_device(&device_hash, prepared.refresh)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?
+                {
+                    return Err(OAuthError::new(
+                        TokenErrorCode::InvalidGrant,
+                        "the device code was already used",
+                    ));
+                }
+                Ok(prepared.response)
             }
         }
     }

@@ -136,13 +136,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         )
     }
 
-    /// Issues an access token (and, when the client may refresh, a refresh token) for a grant.
-    pub(crate) async fn issue_tokens(
+    /// Prepares the tokens for a grant: the access token, and, when the client may refresh, a
+    /// refresh token whose record the caller stores in the same atomic step that consumes the
+    /// code or device authorization it comes from.
+    pub(crate) async fn prepare_tokens(
         &self,
         client: &ClientRecord,
         issue: GrantTokens<'_>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<PreparedTokens, TokenError> {
         let access_token = self
             .issue_access_token(
                 issue.grant_type,
@@ -157,26 +159,31 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
+        let mut refresh = None;
         if client.allows_grant("refresh_token") {
             let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-            self.model
-                .insert_refresh(RefreshTokenRecord {
-                    token_hash: hash::secret_hash(&token),
-                    grant_id: issue.grant_id.to_owned(),
-                    client_id: client.client_id.clone(),
-                    subject: issue.subject.to_owned(),
-                    scope: issue.grant_scope.to_owned(),
-                    resources: issue.grant_resources.to_vec(),
-                    issued_at: now,
-                    expires_at: now.plus(self.config.refresh_token_ttl),
-                    rotated_at: None,
-                })
-                .await
-                .map_err(|e| internal("storage failure", e))?;
+            refresh = Some(RefreshTokenRecord {
+                token_hash: hash::secret_hash(&token),
+                grant_id: issue.grant_id.to_owned(),
+                client_id: client.client_id.clone(),
+                subject: issue.subject.to_owned(),
+                scope: issue.grant_scope.to_owned(),
+                resources: issue.grant_resources.to_vec(),
+                issued_at: now,
+                expires_at: now.plus(self.config.refresh_token_ttl),
+                rotated_at: None,
+            });
             response.refresh_token = Some(token);
         }
-        Ok(response)
+        Ok(PreparedTokens { response, refresh })
     }
+}
+
+/// Tokens issued from a grant, before the step that commits them: the response is sent only
+/// once `refresh` is stored.
+pub(crate) struct PreparedTokens {
+    pub(crate) response: TokenResponse,
+    pub(crate) refresh: Option<RefreshTokenRecord>,
 }
 
 /// What [`TokenEngine::issue_tokens`] issues from a grant.

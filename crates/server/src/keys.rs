@@ -1,0 +1,199 @@
+//! Signing keys: created once per deployment, shared by every instance through the database,
+//! and encrypted there with AES-256-GCM under the configured `signing_key_encryption_key`.
+//!
+//! A stored key is either PKCS#8/PKCS#1 DER (plain, SQLite without an encryption key) or
+//! `SEALED_PREFIX || nonce || ciphertext+tag`, sealed with the key's id and algorithm as
+//! associated data so a sealed key cannot be moved to another row. DER always starts with
+//! `0x30`, so the prefix cannot be mistaken for a plain key.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use mcpauth_adapter_axum::now;
+use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::{KeySet, SigningKey};
+
+use crate::StartError;
+
+const SEALED_PREFIX: &[u8] = b"mcpauth-sealed-key-v1:";
+
+/// The AES-256-GCM key that seals signing keys at rest.
+pub(crate) struct KeyEncryption(LessSafeKey);
+
+impl std::fmt::Debug for KeyEncryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryption(<redacted>)")
+    }
+}
+
+fn associated_data(kid: &str, algorithm: &str) -> Vec<u8> {
+    format!("{kid}\n{algorithm}").into_bytes()
+}
+
+impl KeyEncryption {
+    /// Reads 32 bytes of base64 (standard or URL-safe, padded or not).
+    pub(crate) fn from_base64(text: &str) -> Result<Self, StartError> {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let text = text.trim();
+        let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .filter(|bytes| bytes.len() == 32)
+            .ok_or_else(|| {
+                StartError::Key(
+                    "signing_key_encryption_key must be 32 random bytes in base64 \
+                     (for example the output of `openssl rand -base64 32`)"
+                        .into(),
+                )
+            })?;
+        let key = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| StartError::Key("signing_key_encryption_key is unusable".into()))?;
+        Ok(Self(LessSafeKey::new(key)))
+    }
+
+    fn seal(&self, kid: &str, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, StartError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| StartError::Key("no randomness".into()))?;
+        let mut in_out = der.to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(associated_data(kid, algorithm).as_slice()),
+                &mut in_out,
+            )
+            .map_err(|_| StartError::Key("encrypting a signing key failed".into()))?;
+        let mut sealed = Vec::with_capacity(SEALED_PREFIX.len() + NONCE_LEN + in_out.len());
+        sealed.extend_from_slice(SEALED_PREFIX);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    fn open(&self, kid: &str, algorithm: &str, sealed: &[u8]) -> Result<Vec<u8>, StartError> {
+        let wrong = || {
+            StartError::Key(format!(
+                "cannot decrypt stored signing key {kid}: signing_key_encryption_key is not the \
+                 key it was encrypted with"
+            ))
+        };
+        let body = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(wrong)?;
+        let (nonce, ciphertext) = body.split_at_checked(NONCE_LEN).ok_or_else(wrong)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+        let mut in_out = ciphertext.to_vec();
+        let plain = self
+            .0
+            .open_in_place(
+                nonce,
+                Aad::from(associated_data(kid, algorithm).as_slice()),
+                &mut in_out,
+            )
+            .map_err(|_| wrong())?;
+        Ok(plain.to_vec())
+    }
+}
+
+fn parse(algorithm: &str, der: &[u8]) -> Result<SigningKey, StartError> {
+    let key = match algorithm {
+        "ES256" => SigningKey::es256_from_pkcs8_der(der),
+        "EdDSA" => SigningKey::ed25519_from_pkcs8_der(der),
+        "RS256" => SigningKey::rs256_from_pkcs1_der(der),
+        other => {
+            return Err(StartError::Key(format!(
+                "stored key has unknown algorithm {other}"
+            )));
+        }
+    };
+    key.map_err(|e| StartError::Key(e.to_string()))
+}
+
+/// Loads the stored keys (the newest signs, older ones stay published for the tokens they
+/// signed), creating an ES256 key on the deployment's first start. Instances starting together
+/// agree on one first key (the store decides). With `encryption`, plain stored keys are
+/// encrypted in place.
+pub(crate) async fn load_signing_keys(
+    store: &SqlStore,
+    encryption: Option<&KeyEncryption>,
+) -> Result<KeySet, StartError> {
+    if store.signing_keys().await?.is_empty() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let der = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| StartError::Key("key generation failed".into()))?;
+        let kid = parse("ES256", der.as_ref())?.kid().to_owned();
+        let material = match encryption {
+            Some(encryption) => encryption.seal(&kid, "ES256", der.as_ref())?,
+            None => der.as_ref().to_vec(),
+        };
+        if store
+            .insert_first_signing_key(&kid, "ES256", &material, now().0)
+            .await?
+        {
+            tracing::info!(%kid, encrypted = encryption.is_some(), "generated a new ES256 signing key");
+        }
+    }
+    let mut loaded = Vec::new();
+    for row in store.signing_keys().await? {
+        let der = if row.material.starts_with(SEALED_PREFIX) {
+            let encryption = encryption.ok_or_else(|| {
+                StartError::Key(
+                    "the stored signing keys are encrypted: set signing_key_encryption_key \
+                     (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) to the key they were encrypted with"
+                        .into(),
+                )
+            })?;
+            encryption.open(&row.kid, &row.algorithm, &row.material)?
+        } else {
+            if let Some(encryption) = encryption {
+                let sealed = encryption.seal(&row.kid, &row.algorithm, &row.material)?;
+                store
+                    .replace_signing_key_material(&row.kid, &sealed)
+                    .await?;
+                tracing::info!(kid = %row.kid, "encrypted a signing key stored in plain text");
+            }
+            row.material
+        };
+        loaded.push(parse(&row.algorithm, &der)?);
+    }
+    let mut keys = loaded.into_iter();
+    let current = keys
+        .next()
+        .ok_or_else(|| StartError::Key("no key after creation".into()))?;
+    Ok(keys.fold(KeySet::new(current), KeySet::with_retired))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encryption() -> KeyEncryption {
+        KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_for_their_own_row() {
+        let encryption = encryption();
+        let sealed = encryption.seal("kid-1", "ES256", b"0\x82der").unwrap();
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert!(!sealed.windows(6).any(|w| w == b"0\x82der"));
+        assert_eq!(
+            encryption.open("kid-1", "ES256", &sealed).unwrap(),
+            b"0\x82der"
+        );
+        assert!(encryption.open("kid-2", "ES256", &sealed).is_err());
+        assert!(encryption.open("kid-1", "EdDSA", &sealed).is_err());
+        let other = KeyEncryption::from_base64(&"A".repeat(43)).unwrap();
+        assert!(other.open("kid-1", "ES256", &sealed).is_err());
+        assert!(encryption.open("kid-1", "ES256", SEALED_PREFIX).is_err());
+    }
+
+    #[test]
+    fn the_encryption_key_must_be_32_bytes_of_base64() {
+        assert!(KeyEncryption::from_base64("c2hvcnQ=").is_err());
+        assert!(KeyEncryption::from_base64("not base64 at all!").is_err());
+        // URL-safe without padding is accepted too.
+        assert!(KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_ok());
+    }
+}
