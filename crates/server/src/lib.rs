@@ -205,7 +205,31 @@ pub async fn build_with_fetch_policy(
         fetcher,
     )
     .merge(interaction::routes(pages))
-    .route("/health", get(|| async { "ok" }));
+    // Liveness: the process serves. Readiness: it can also reach the database (keys are
+    // loaded before the server starts), so a load balancer stops sending it traffic while
+    // the database is away and resumes when it is back.
+    .route("/health", get(|| async { "ok" }))
+    .route(
+        "/ready",
+        get({
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (axum::http::StatusCode::OK, "ready"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "not ready: the database does not answer");
+                            (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                "the database does not answer",
+                            )
+                        }
+                    }
+                }
+            }
+        }),
+    );
     Ok(Server {
         router,
         store,

@@ -318,6 +318,65 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert!(a.contains("Wrong email or password.") && b.contains("Wrong email or password."));
 }
 
+// Sign-in attempts per account are counted in the shared store: over the limit, even the right
+// password is refused until the window ends, with a Retry-After.
+#[tokio::test]
+async fn repeated_sign_in_attempts_for_one_account_are_refused_for_a_while() {
+    let server = start().await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let page = server
+        .get(&interaction, &csrf_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf_token");
+    let login = format!("{interaction}/login");
+    let attempt = |password: &'static str| {
+        let form = [
+            ("csrf_token", csrf.clone()),
+            ("email", "alice@example.com".to_owned()),
+            ("password", password.to_owned()),
+        ];
+        let request = server
+            .http
+            .post(&login)
+            .header("cookie", &csrf_cookie)
+            .form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    // Counters use fixed 15-minute windows: don't straddle a boundary.
+    let into_window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 900;
+    if into_window > 890 {
+        tokio::time::sleep(Duration::from_secs(901 - into_window)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            attempt("wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = attempt("correct horse battery").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many sign-in attempts")
+    );
+}
+
 // The consent page escapes what the client registered, and a decision is taken once.
 #[tokio::test]
 async fn consent_escapes_client_metadata_and_decides_once() {

@@ -140,6 +140,15 @@ impl Deployment {
         &self.instances[i % self.instances.len()].base
     }
 
+    async fn ready(&self, on: usize) -> StatusCode {
+        self.http
+            .get(format!("{}/ready", self.base(on)))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     async fn database(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.database_url).await.unwrap()
     }
@@ -595,6 +604,7 @@ async fn a_database_outage_fails_requests_cleanly_and_heals_without_restart() {
         .await
         .unwrap();
     assert_eq!(registration.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(deployment.ready(0).await, StatusCode::SERVICE_UNAVAILABLE);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     deployment.pg.start_again().unwrap();
@@ -612,6 +622,7 @@ async fn a_database_outage_fails_requests_cleanly_and_heals_without_restart() {
         StatusCode::OK,
         "the code whose redemptions failed during the outage is still unused: {tokens}"
     );
+    assert_eq!(deployment.ready(1).await, StatusCode::OK);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed, lost, last) = refresher.await.unwrap();
     assert!(ok > 0, "refreshes succeeded before the outage");
