@@ -602,6 +602,72 @@ async fn signing_key_survives_a_restart() {
     assert_eq!(second.jwks_kid().await, kid);
 }
 
+// Signing keys at rest: once an encryption key is configured, a key stored in plain text is
+// sealed in place (same key, same kid); without the encryption key it cannot be loaded.
+#[tokio::test]
+async fn stored_signing_keys_are_encrypted_once_an_encryption_key_is_set() {
+    let dir = temp_dir("sealed");
+    let first = start_with("", dir.clone()).await;
+    let kid = first.jwks_kid().await;
+    first.stop_keeping_data();
+    let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let stored = |url: String| async move {
+        let store = mcpauth_store_sql::SqlStore::connect(&url).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        store.close().await;
+        keys
+    };
+    let plain = stored(url.clone()).await;
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].material[0], 0x30, "PKCS#8 DER in plain text");
+
+    let sealed_config = |key: Option<&str>| {
+        let mut config = mcpauth_server::Config::default();
+        config.database_url = url.clone();
+        config.signing_key_encryption_key = key.map(Into::into);
+        config
+    };
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    mcpauth_server::build(&sealed_config(Some(key)))
+        .await
+        .unwrap();
+    let sealed = stored(url.clone()).await;
+    assert_eq!(sealed[0].kid, plain[0].kid);
+    assert_ne!(sealed[0].material, plain[0].material);
+    assert!(
+        !sealed[0]
+            .material
+            .windows(plain[0].material.len())
+            .any(|w| w == plain[0].material.as_slice()),
+        "the plain key is gone from the database"
+    );
+    let second = start_configured("", dir.clone(), |c| {
+        c.signing_key_encryption_key = Some(key.into());
+    })
+    .await;
+    assert_eq!(second.jwks_kid().await, kid, "same key after sealing");
+    second.stop_keeping_data();
+
+    let without = mcpauth_server::build(&sealed_config(None))
+        .await
+        .unwrap_err();
+    assert!(
+        without.to_string().contains("signing_key_encryption_key"),
+        "{without}"
+    );
+    let wrong = mcpauth_server::build(&sealed_config(Some(
+        "BwECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )))
+    .await
+    .unwrap_err();
+    assert!(wrong.to_string().contains("cannot decrypt"), "{wrong}");
+    let short = mcpauth_server::build(&sealed_config(Some("c2hvcnQ=")))
+        .await
+        .unwrap_err();
+    assert!(short.to_string().contains("32 random bytes"), "{short}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 impl Running {
     async fn jwks_kid(&self) -> Value {
         let jwks: Value = self

@@ -745,3 +745,18 @@ async fn an_instance_killed_mid_burst_loses_no_committed_grant() {
     );
     assert_consistent(&deployment).await;
 }
+
+// Keys shared through a database server must not sit there in plain text.
+#[tokio::test]
+async fn postgres_requires_a_signing_key_encryption_key() {
+    let pg = TempPostgres::start().unwrap();
+    let mut config = mcpauth_server::Config::default();
+    config.database_url = pg.create_database("nokey").unwrap();
+    let error = mcpauth_server::build(&config).await.unwrap_err();
+    assert!(
+        error.to_string().contains("signing_key_encryption_key"),
+        "{error}"
+    );
+    config.signing_key_encryption_key = Some(ENCRYPTION_KEY.into());
+    mcpauth_server::build(&config).await.unwrap();
+}
