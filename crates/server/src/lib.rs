@@ -1,8 +1,8 @@
 //! `mcpauth-server`: a runnable OAuth 2.1 authorization server for MCP.
 //!
-//! It wires the [`TokenEngine`] to SQLite storage ([`SqlStore`]), the axum adapter, and
-//! built-in login and consent pages for local users (argon2id passwords). It generates and
-//! persists its ES256 signing key on first start.
+//! It wires the [`TokenEngine`] to SQL storage ([`SqlStore`]: SQLite, or PostgreSQL for several
+//! instances), the axum adapter, and built-in login and consent pages for local users
+//! (argon2id passwords). It generates and persists its ES256 signing key on first start.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
