@@ -77,6 +77,10 @@ fn user_from(r: &impl Columns) -> Result<UserRow, StoreError> {
 /// for long on a busy database.
 const SWEEP_BATCH: u64 = 500;
 
+/// Rate-limit counters older than this are stale for every window in use (the longest is an
+/// hour).
+const RATE_LIMIT_RETENTION: u64 = 24 * 3600;
+
 /// One batched delete per table with an expiry (the primary key picks the batch, which works
 /// the same on both databases).
 const SWEEPS: [&str; 7] = [
@@ -456,16 +460,22 @@ impl SqlStore {
     }
 
     /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens,
-    /// one-time values and opaque access tokens, in batches of a few hundred rows per
+    /// one-time values, opaque access tokens and day-old rate-limit counters, in batches of a few hundred rows per
     /// statement so that no lock is held for long. Returns how many rows went.
     ///
     /// # Errors
     ///
     /// The database error.
     pub async fn sweep_expired(&self, now: u64) -> Result<u64, StoreError> {
+        let stale_counters = to_db(now.saturating_sub(RATE_LIMIT_RETENTION))?;
         let now = to_db(now)?;
         let mut removed = 0;
-        for sql in SWEEPS {
+        let counters = "DELETE FROM rate_limits WHERE limit_key IN (SELECT limit_key FROM rate_limits WHERE window_start <= $1 LIMIT 500)";
+        let batches = SWEEPS
+            .iter()
+            .map(|sql| (*sql, now))
+            .chain([(counters, stale_counters)]);
+        for (sql, now) in batches {
             loop {
                 let batch = on_pool!(self, |pool| {
                     sqlx::query(sql)

@@ -7,7 +7,7 @@ use mcpauth_store_sql::SqlStore;
 use mcpauth_test_postgres::TempPostgres;
 use mcpauth_token_engine::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, GrantRecord, GrantStore,
-    TokenEndpointAuthMethod, UnixTime,
+    RateLimitStore, TokenEndpointAuthMethod, UnixTime,
 };
 
 /// Runs `check` on a fresh SQLite file and on a fresh PostgreSQL database.
@@ -118,11 +118,34 @@ async fn the_sweep_deletes_every_expired_row_in_batches_and_keeps_live_ones() {
                 .await
                 .unwrap();
         }
+        // Rate-limit counters go a day after their window started.
+        store.hit("old-counter", UnixTime(100), 60).await.unwrap();
+        store
+            .hit("new-counter", UnixTime(90_000), 60)
+            .await
+            .unwrap();
         assert_eq!(store.sweep_expired(5_000).await.unwrap(), 1_234);
         assert!(store.find_code("old0").await.unwrap().is_none());
         assert!(store.find_code("old1233").await.unwrap().is_none());
         assert!(store.find_code("live9").await.unwrap().is_some());
-        assert_eq!(store.sweep_expired(5_000).await.unwrap(), 0);
+        assert_eq!(
+            store.sweep_expired(100_000).await.unwrap(),
+            11,
+            "the ten other codes have expired by now, and one counter is a day old"
+        );
+        assert_eq!(
+            store.hit("old-counter", UnixTime(100), 60).await.unwrap(),
+            1,
+            "swept: counting starts over"
+        );
+        assert_eq!(
+            store
+                .hit("new-counter", UnixTime(90_000), 60)
+                .await
+                .unwrap(),
+            2,
+            "kept"
+        );
     })
     .await;
 }
