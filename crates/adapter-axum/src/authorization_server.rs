@@ -1,19 +1,21 @@
-//! The authorization-server routes: RFC 8414 metadata, `/authorize`, `/token`, `/register`,
-//! `/revoke` and `/jwks.json`, at the paths the engine publishes.
+//! The authorization-server routes, mounted in axum: every path of
+//! [`AuthorizationServer::route_paths`] goes to one handler that converts the request, calls
+//! the framework-neutral service and converts the answer back.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
-use mcpauth_token_engine::{
-    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, UnixTime,
-    paths,
+use axum::routing::any;
+use bytes::Bytes;
+use mcpauth_http::{
+    AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, body_too_large,
 };
+use mcpauth_token_engine::{CallerKey, OAuthServerModel, PendingAuthorization, TokenEngine};
+
+pub use mcpauth_http::now;
 
 /// What happens between a valid authorization request and the user's decision: login and
 /// consent. The server binary renders pages; a library author plugs in their own UI.
@@ -28,20 +30,27 @@ pub trait InteractionHandler: Send + Sync + 'static {
     ) -> Response;
 }
 
-/// The current time from the system clock: adapters are where the clock is read.
-#[must_use]
-pub fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
+/// Lets an axum [`InteractionHandler`] answer with any axum response.
+struct AxumInteraction(Arc<dyn InteractionHandler>);
 
-struct AppState<M: ?Sized> {
-    engine: Arc<TokenEngine<M>>,
-    interaction: Arc<dyn InteractionHandler>,
-    fetcher: Option<mcpauth_fetch::SafeFetcher>,
+#[async_trait::async_trait]
+impl Interaction for AxumInteraction {
+    async fn begin(
+        &self,
+        pending: PendingAuthorization,
+        request: &http::request::Parts,
+    ) -> HttpResponse {
+        let (parts, body) = self.0.begin(pending, request).await.into_parts();
+        match axum::body::to_bytes(body, 1 << 20).await {
+            Ok(bytes) => http::Response::from_parts(parts, bytes),
+            Err(e) => {
+                tracing::error!(error = %e, "interaction response body failed");
+                let mut failed = http::Response::new(Bytes::new());
+                *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                failed
+            }
+        }
+    }
 }
 
 /// The routes of an authorization server for `engine`, at the paths its metadata publishes
@@ -67,332 +76,58 @@ pub fn authorization_server_router_with_fetcher<M>(
 where
     M: OAuthServerModel + ?Sized + 'static,
 {
-    let issuer_path = engine
-        .config()
-        .issuer()
-        .path()
-        .trim_end_matches('/')
-        .to_owned();
-    let at = |path: &str| format!("{issuer_path}{path}");
-    let state = Arc::new(AppState {
-        engine,
-        interaction,
-        fetcher,
-    });
-    Router::new()
-        .route(
-            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
-            get(metadata::<M>).options(preflight),
-        )
-        .route(&at(paths::JWKS), get(jwks::<M>).options(preflight))
-        .route(&at(paths::AUTHORIZE), get(authorize::<M>))
-        .route(&at(paths::TOKEN), post(token::<M>).options(preflight))
-        .route(&at(paths::REGISTER), post(register::<M>).options(preflight))
-        .route(
-            &format!("{}/{{client_id}}", at(paths::REGISTER)),
-            get(client_configuration::<M>)
-                .put(client_configuration::<M>)
-                .delete(client_configuration::<M>),
-        )
-        .route(&at(paths::REVOKE), post(revoke::<M>).options(preflight))
-        .route(&at(paths::INTROSPECT), post(introspect::<M>))
-        .route(
-            &at(paths::DEVICE_AUTHORIZATION),
-            post(device_authorization::<M>).options(preflight),
-        )
-        .layer(DefaultBodyLimit::max(mcpauth_oauth_types::MAX_FORM_BYTES))
-        .layer(axum::middleware::map_response(cors_and_security_headers))
-        .with_state(state)
-}
-
-/// These endpoints carry no cookies and answer any origin: browser-based MCP clients call them
-/// cross-origin (MCP authorization, "CORS" note).
-async fn cors_and_security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
-}
-
-async fn preflight() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
-            (
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "authorization, content-type, mcp-protocol-version",
-            ),
-            (header::ACCESS_CONTROL_MAX_AGE, "600"),
-        ],
-    )
-        .into_response()
-}
-
-fn logged(response: http::Response<Bytes>) -> Response {
-    if let Some(internal) = response.extensions().get::<InternalError>() {
-        tracing::error!(description = %internal.description, cause = %internal.cause, "internal error answered as server_error");
+    let mut server = AuthorizationServer::new(engine, Arc::new(AxumInteraction(interaction)));
+    if let Some(fetcher) = fetcher {
+        server = server.with_client_metadata_fetcher(fetcher);
     }
+    router(Arc::new(server))
+}
+
+/// Mounts an [`AuthorizationServer`] built by hand.
+pub fn router<M>(server: Arc<AuthorizationServer<M>>) -> Router
+where
+    M: OAuthServerModel + ?Sized + 'static,
+{
+    server
+        .route_paths()
+        .iter()
+        .fold(Router::new(), |router, path| {
+            router.route(path, any(handle::<M>))
+        })
+        .with_state(server)
+}
+
+async fn handle<M: OAuthServerModel + ?Sized + 'static>(
+    State(server): State<Arc<AuthorizationServer<M>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return into_axum(body_too_large());
+    };
+    let mut request = http::Request::from_parts(parts, body);
+    // Per-caller limits key on the peer address when the server provides it
+    // (`into_make_service_with_connect_info`); behind a proxy, configure that proxy instead.
+    if let Some(axum::extract::ConnectInfo(peer)) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .cloned()
+    {
+        request
+            .extensions_mut()
+            .insert(CallerKey(peer.ip().to_string()));
+    }
+    into_axum(server.handle(request).await)
+}
+
+fn into_axum(response: HttpResponse) -> Response {
     response.map(axum::body::Body::from).into_response()
 }
 
-async fn metadata<M: OAuthServerModel + ?Sized>(State(state): State<Arc<AppState<M>>>) -> Response {
-    logged(state.engine.metadata_endpoint())
-}
-
-async fn jwks<M: OAuthServerModel + ?Sized>(State(state): State<Arc<AppState<M>>>) -> Response {
-    logged(state.engine.jwks_endpoint())
-}
-
-async fn authorize<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
-    let mut outcome = state.engine.authorize(&query, now()).await;
-    if let AuthorizeOutcome::NeedsClientMetadata(url) = &outcome {
-        if let Err(page) = fetch_client_document(&state, url).await {
-            return page;
-        }
-        outcome = state.engine.authorize(&query, now()).await;
-    }
-    match outcome {
-        AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
-        AuthorizeOutcome::ShowError(error) => show_error_page(&error),
-        AuthorizeOutcome::NeedsConsent(pending) => state.interaction.begin(pending, &parts).await,
-        // Still no usable document after a successful fetch: refuse rather than loop.
-        AuthorizeOutcome::NeedsClientMetadata(_) => show_error_page(&OAuthError::new(
-            AuthorizeErrorCode::InvalidRequest,
-            "the client's metadata document could not be used",
-        )),
-        // The engine may grow outcomes; refusing is the safe default.
-        _ => show_error_page(&OAuthError::new(
-            AuthorizeErrorCode::ServerError,
-            "unsupported authorization outcome",
-        )),
-    }
-}
-
-/// Cache lifetime of a fetched document when it gives none: its `max-age` is kept between
-/// 1 minute and 1 day.
-const DOCUMENT_CACHE_DEFAULT: u64 = 3600;
-
-/// Fetches a Client ID Metadata Document and gives it to the engine; an error page otherwise.
-async fn fetch_client_document<M: OAuthServerModel + ?Sized>(
-    state: &AppState<M>,
-    url: &url::Url,
-) -> Result<(), Response> {
-    let Some(fetcher) = &state.fetcher else {
-        return Err(show_error_page(&OAuthError::new(
-            AuthorizeErrorCode::InvalidRequest,
-            "this server does not fetch Client ID Metadata Documents; register the client instead",
-        )));
-    };
-    let fetched = fetcher.fetch(url).await.map_err(|e| {
-        tracing::info!(%url, error = %e, "client metadata document refused");
-        show_error_page(&OAuthError::new(
-            AuthorizeErrorCode::InvalidRequest,
-            format!("the client's metadata document could not be fetched: {e}"),
-        ))
-    })?;
-    let at = now();
-    let lifetime = fetched
-        .max_age
-        .unwrap_or(DOCUMENT_CACHE_DEFAULT)
-        .clamp(60, 86_400);
-    state
-        .engine
-        .accept_client_metadata_document(url.as_str(), &fetched.body, at, at.plus(lifetime))
-        .await
-        .map_err(|e| {
-            show_error_page(&OAuthError::new(
-                AuthorizeErrorCode::InvalidRequest,
-                format!(
-                    "the client's metadata document is not valid: {}",
-                    e.description()
-                ),
-            ))
-        })
-}
-
-/// A 303 to `location`, never cached.
-fn redirect_to(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, value),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-        )
-            .into_response(),
-        Err(_) => show_error_page(&OAuthError::new(
-            AuthorizeErrorCode::ServerError,
-            "the redirect URI cannot be sent as a header",
-        )),
-    }
-}
-
 /// A plain HTML page for an authorization error that must not be redirected
-/// (RFC 6749 §4.1.2.1). Everything is escaped.
-pub fn show_error_page(error: &OAuthError<AuthorizeErrorCode>) -> Response {
-    if let Some(source) = error.internal_source() {
-        tracing::error!(cause = %source, "authorization endpoint failed");
-    }
-    let status =
-        StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
-         <body><main><h1>This authorization request cannot continue</h1><p><code>{}</code>: {}</p>\
-         <p>Return to the application and try again. If this keeps happening, tell its developer.</p></main></body></html>",
-        escape_html(error.code().as_str()),
-        escape_html(error.description())
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; frame-ancestors 'none'",
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-async fn engine_request(request: Request) -> Result<http::Request<Bytes>, Response> {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, mcpauth_oauth_types::MAX_FORM_BYTES)
-        .await
-        .map_err(|_| {
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                [(header::CACHE_CONTROL, "no-store")],
-                axum::Json(serde_json::json!({
-                    "error": "invalid_request",
-                    "error_description": "the request body is too large",
-                })),
-            )
-                .into_response()
-        })?;
-    let mut out = http::Request::new(bytes);
-    *out.method_mut() = parts.method;
-    *out.uri_mut() = parts.uri;
-    *out.headers_mut() = parts.headers;
-    // Per-caller limits key on the peer address when the server provides it
-    // (`into_make_service_with_connect_info`); behind a proxy, configure that proxy instead.
-    if let Some(axum::extract::ConnectInfo(peer)) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        out.extensions_mut()
-            .insert(mcpauth_token_engine::CallerKey(peer.ip().to_string()));
-    }
-    Ok(out)
-}
-
-/// Runs one engine entry on the request and logs what it hid behind `server_error`.
-async fn through_engine<F, Fut>(request: Request, call: F) -> Response
-where
-    F: FnOnce(http::Request<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = http::Response<Bytes>>,
-{
-    match engine_request(request).await {
-        Ok(request) => logged(call(request).await),
-        Err(response) => response,
-    }
-}
-
-async fn token<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
+/// (RFC 6749 §4.1.2.1).
+pub fn show_error_page(
+    error: &mcpauth_oauth_types::OAuthError<mcpauth_oauth_types::AuthorizeErrorCode>,
 ) -> Response {
-    through_engine(request, |r| async move {
-        state.engine.token_endpoint(r, now()).await
-    })
-    .await
-}
-
-async fn register<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    through_engine(request, |r| async move {
-        state.engine.registration_endpoint(r, now()).await
-    })
-    .await
-}
-
-async fn device_authorization<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    through_engine(request, |r| async move {
-        state.engine.device_authorization_endpoint(r, now()).await
-    })
-    .await
-}
-
-async fn introspect<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    through_engine(request, |r| async move {
-        state.engine.introspection_endpoint(r, now()).await
-    })
-    .await
-}
-
-async fn revoke<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    request: Request,
-) -> Response {
-    through_engine(request, |r| async move {
-        state.engine.revocation_endpoint(r, now()).await
-    })
-    .await
-}
-
-async fn client_configuration<M: OAuthServerModel + ?Sized>(
-    State(state): State<Arc<AppState<M>>>,
-    axum::extract::Path(client_id): axum::extract::Path<String>,
-    request: Request,
-) -> Response {
-    through_engine(request, |r| async move {
-        state
-            .engine
-            .client_configuration_endpoint(r, &client_id, now())
-            .await
-    })
-    .await
+    into_axum(mcpauth_http::show_error_page(error))
 }

@@ -29,8 +29,9 @@ mod resource_server;
 
 pub use authorization_server::{
     InteractionHandler, authorization_server_router, authorization_server_router_with_fetcher, now,
-    show_error_page,
+    router, show_error_page,
 };
+pub use mcpauth_http::AuthorizationServer;
 pub use resource_server::{
     Authenticated, BearerLayer, BearerService, ResourceServer, ResourceServerConfig,
     ResourceServerError,

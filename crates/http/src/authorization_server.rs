@@ -1,0 +1,454 @@
+//! The authorization-server endpoints: RFC 8414 metadata, `/authorize`, `/token`,
+//! `/register` (and RFC 7592 `/register/{client_id}`), `/revoke`, `/introspect`,
+//! `/device_authorization` and `/jwks.json`, at the paths the engine publishes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
+use mcpauth_token_engine::{
+    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, UnixTime,
+    paths,
+};
+
+/// The response type of every service here.
+pub type HttpResponse = http::Response<Bytes>;
+
+/// Largest request body the endpoints accept; adapters read at most this much and answer
+/// [`body_too_large`] beyond it.
+pub const MAX_BODY_BYTES: usize = mcpauth_oauth_types::MAX_FORM_BYTES;
+
+/// What happens between a valid authorization request and the user's decision: login and
+/// consent. The server binary renders pages; a library author plugs in their own UI.
+#[async_trait::async_trait]
+pub trait Interaction: Send + Sync + 'static {
+    /// Starts the interaction for `pending` (for example: store it, redirect to a login page).
+    /// The implementation MUST eventually call `approve` or `deny` on the engine.
+    async fn begin(
+        &self,
+        pending: PendingAuthorization,
+        request: &http::request::Parts,
+    ) -> HttpResponse;
+}
+
+/// The current time from the system clock: the HTTP edge is where the clock is read.
+#[must_use]
+pub fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Metadata,
+    Jwks,
+    Authorize,
+    Token,
+    Register,
+    ClientConfiguration(String),
+    Revoke,
+    Introspect,
+    DeviceAuthorization,
+}
+
+impl Endpoint {
+    /// The methods it answers, besides `OPTIONS` where browsers need CORS.
+    fn methods(&self) -> &'static [Method] {
+        match self {
+            Self::Metadata | Self::Jwks | Self::Authorize => &[Method::GET, Method::HEAD],
+            Self::ClientConfiguration(_) => &[Method::GET, Method::PUT, Method::DELETE],
+            _ => &[Method::POST],
+        }
+    }
+
+    /// Browser-based MCP clients call these cross-origin (MCP authorization, CORS note);
+    /// `/authorize` is a navigation and `/introspect` is for servers.
+    fn allows_cors(&self) -> bool {
+        !matches!(self, Self::Authorize | Self::Introspect)
+    }
+}
+
+/// The authorization server's HTTP surface over `engine`. Share it in an `Arc`.
+pub struct AuthorizationServer<M: ?Sized> {
+    engine: Arc<TokenEngine<M>>,
+    interaction: Arc<dyn Interaction>,
+    fetcher: Option<mcpauth_fetch::SafeFetcher>,
+    issuer_path: String,
+    metadata_path: String,
+}
+
+impl<M: ?Sized> std::fmt::Debug for AuthorizationServer<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationServer")
+            .field("issuer_path", &self.issuer_path)
+            .field("fetches_client_metadata", &self.fetcher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
+    /// Serves `engine`, handing valid authorization requests to `interaction`.
+    pub fn new(engine: Arc<TokenEngine<M>>, interaction: Arc<dyn Interaction>) -> Self {
+        let issuer_path = engine
+            .config()
+            .issuer()
+            .path()
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            metadata_path: format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            issuer_path,
+            engine,
+            interaction,
+            fetcher: None,
+        }
+    }
+
+    /// Fetches Client ID Metadata Documents with `fetcher` (SSRF-safe) when the engine asks
+    /// for one; without it, `https` client ids are refused with an explanation.
+    #[must_use]
+    pub fn with_client_metadata_fetcher(mut self, fetcher: mcpauth_fetch::SafeFetcher) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn engine(&self) -> &Arc<TokenEngine<M>> {
+        &self.engine
+    }
+
+    /// The paths to route here, in the `{name}` pattern syntax axum and actix-web share: the
+    /// exact endpoint paths, and `…/register/{client_id}` for RFC 7592 management.
+    #[must_use]
+    pub fn route_paths(&self) -> Vec<String> {
+        let at = |path: &str| format!("{}{path}", self.issuer_path);
+        vec![
+            self.metadata_path.clone(),
+            at(paths::JWKS),
+            at(paths::AUTHORIZE),
+            at(paths::TOKEN),
+            at(paths::REGISTER),
+            format!("{}/{{client_id}}", at(paths::REGISTER)),
+            at(paths::REVOKE),
+            at(paths::INTROSPECT),
+            at(paths::DEVICE_AUTHORIZATION),
+        ]
+    }
+
+    fn endpoint(&self, path: &str) -> Option<Endpoint> {
+        if path == self.metadata_path {
+            return Some(Endpoint::Metadata);
+        }
+        let rest = path.strip_prefix(&self.issuer_path)?;
+        Some(match rest {
+            paths::JWKS => Endpoint::Jwks,
+            paths::AUTHORIZE => Endpoint::Authorize,
+            paths::TOKEN => Endpoint::Token,
+            paths::REGISTER => Endpoint::Register,
+            paths::REVOKE => Endpoint::Revoke,
+            paths::INTROSPECT => Endpoint::Introspect,
+            paths::DEVICE_AUTHORIZATION => Endpoint::DeviceAuthorization,
+            _ => {
+                let id = rest
+                    .strip_prefix(paths::REGISTER)?
+                    .strip_prefix('/')
+                    .filter(|id| !id.is_empty() && !id.contains('/'))?;
+                let id = percent_encoding::percent_decode_str(id)
+                    .decode_utf8()
+                    .ok()?
+                    .into_owned();
+                Endpoint::ClientConfiguration(id)
+            }
+        })
+    }
+
+    /// Answers `request`: any path of [`route_paths`](Self::route_paths), `404` for others.
+    /// Adapters put the caller's address in the request's extensions as a
+    /// [`CallerKey`](mcpauth_token_engine::CallerKey) for the per-caller limits.
+    pub async fn handle(&self, request: http::Request<Bytes>) -> HttpResponse {
+        let Some(endpoint) = self.endpoint(request.uri().path()) else {
+            return json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        };
+        let cors = endpoint.allows_cors();
+        let mut response = if request.method() == Method::OPTIONS && cors {
+            preflight(endpoint.methods())
+        } else if !endpoint.methods().contains(request.method()) {
+            method_not_allowed(endpoint.methods())
+        } else {
+            let head = request.method() == Method::HEAD;
+            let mut response = self.dispatch(endpoint, request).await;
+            if head {
+                *response.body_mut() = Bytes::new();
+            }
+            response
+        };
+        security_headers(&mut response, cors);
+        response
+    }
+
+    async fn dispatch(&self, endpoint: Endpoint, request: http::Request<Bytes>) -> HttpResponse {
+        let engine = &self.engine;
+        logged(match endpoint {
+            Endpoint::Metadata => engine.metadata_endpoint(),
+            Endpoint::Jwks => engine.jwks_endpoint(),
+            Endpoint::Authorize => return self.authorize(request).await,
+            Endpoint::Token => engine.token_endpoint(request, now()).await,
+            Endpoint::Register => engine.registration_endpoint(request, now()).await,
+            Endpoint::ClientConfiguration(client_id) => {
+                engine
+                    .client_configuration_endpoint(request, &client_id, now())
+                    .await
+            }
+            Endpoint::Revoke => engine.revocation_endpoint(request, now()).await,
+            Endpoint::Introspect => engine.introspection_endpoint(request, now()).await,
+            Endpoint::DeviceAuthorization => {
+                engine.device_authorization_endpoint(request, now()).await
+            }
+        })
+    }
+
+    async fn authorize(&self, request: http::Request<Bytes>) -> HttpResponse {
+        let (parts, _) = request.into_parts();
+        let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
+        let mut outcome = self.engine.authorize(&query, now()).await;
+        if let AuthorizeOutcome::NeedsClientMetadata(url) = &outcome {
+            if let Err(page) = self.fetch_client_document(url).await {
+                return page;
+            }
+            outcome = self.engine.authorize(&query, now()).await;
+        }
+        match outcome {
+            AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
+            AuthorizeOutcome::ShowError(error) => show_error_page(&error),
+            AuthorizeOutcome::NeedsConsent(pending) => {
+                self.interaction.begin(pending, &parts).await
+            }
+            // Still no usable document after a successful fetch: refuse rather than loop.
+            AuthorizeOutcome::NeedsClientMetadata(_) => show_error_page(&OAuthError::new(
+                AuthorizeErrorCode::InvalidRequest,
+                "the client's metadata document could not be used",
+            )),
+            // The engine may grow outcomes; refusing is the safe default.
+            _ => show_error_page(&OAuthError::new(
+                AuthorizeErrorCode::ServerError,
+                "unsupported authorization outcome",
+            )),
+        }
+    }
+
+    /// Fetches a Client ID Metadata Document and gives it to the engine; an error page
+    /// otherwise.
+    async fn fetch_client_document(&self, url: &url::Url) -> Result<(), HttpResponse> {
+        let Some(fetcher) = &self.fetcher else {
+            return Err(show_error_page(&OAuthError::new(
+                AuthorizeErrorCode::InvalidRequest,
+                "this server does not fetch Client ID Metadata Documents; register the client instead",
+            )));
+        };
+        let fetched = fetcher.fetch(url).await.map_err(|e| {
+            tracing::info!(%url, error = %e, "client metadata document refused");
+            show_error_page(&OAuthError::new(
+                AuthorizeErrorCode::InvalidRequest,
+                format!("the client's metadata document could not be fetched: {e}"),
+            ))
+        })?;
+        let at = now();
+        let lifetime = fetched
+            .max_age
+            .unwrap_or(DOCUMENT_CACHE_DEFAULT)
+            .clamp(60, 86_400);
+        self.engine
+            .accept_client_metadata_document(url.as_str(), &fetched.body, at, at.plus(lifetime))
+            .await
+            .map_err(|e| {
+                show_error_page(&OAuthError::new(
+                    AuthorizeErrorCode::InvalidRequest,
+                    format!(
+                        "the client's metadata document is not valid: {}",
+                        e.description()
+                    ),
+                ))
+            })
+    }
+}
+
+/// Cache lifetime of a fetched document when it gives none: its `max-age` is kept between
+/// 1 minute and 1 day.
+const DOCUMENT_CACHE_DEFAULT: u64 = 3600;
+
+/// Logs the internal cause the engine attached to a `server_error` answer.
+fn logged(response: HttpResponse) -> HttpResponse {
+    if let Some(internal) = response.extensions().get::<InternalError>() {
+        tracing::error!(description = %internal.description, cause = %internal.cause, "internal error answered as server_error");
+    }
+    response
+}
+
+fn response(
+    status: StatusCode,
+    headers: &[(header::HeaderName, &str)],
+    body: Bytes,
+) -> HttpResponse {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name.clone(), value);
+        }
+    }
+    response
+}
+
+fn json_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    response(
+        status,
+        &[
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Bytes::from(body.to_string()),
+    )
+}
+
+/// `413` for a body over [`MAX_BODY_BYTES`], in the endpoints' JSON error shape.
+#[must_use]
+pub fn body_too_large() -> HttpResponse {
+    let mut response = json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        "the request body is too large",
+    );
+    security_headers(&mut response, true);
+    response
+}
+
+fn allow_list(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn method_not_allowed(methods: &[Method]) -> HttpResponse {
+    let allow = allow_list(methods);
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        &format!("this endpoint answers {allow}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+fn preflight(methods: &[Method]) -> HttpResponse {
+    let allow = format!("{}, OPTIONS", allow_list(methods));
+    response(
+        StatusCode::NO_CONTENT,
+        &[
+            (header::ACCESS_CONTROL_ALLOW_METHODS, allow.as_str()),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type, mcp-protocol-version",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+        Bytes::new(),
+    )
+}
+
+/// These endpoints carry no cookies, so CORS answers any origin; nothing here may be framed or
+/// sniffed, and no referrer leaks codes.
+fn security_headers(response: &mut HttpResponse, cors: bool) {
+    let headers = response.headers_mut();
+    if cors {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("www-authenticate"),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// A 303 to `location`, never cached.
+fn redirect_to(location: &str) -> HttpResponse {
+    if HeaderValue::from_str(location).is_err() {
+        return show_error_page(&OAuthError::new(
+            AuthorizeErrorCode::ServerError,
+            "the redirect URI cannot be sent as a header",
+        ));
+    }
+    response(
+        StatusCode::SEE_OTHER,
+        &[
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Bytes::new(),
+    )
+}
+
+/// A plain HTML page for an authorization error that must not be redirected
+/// (RFC 6749 §4.1.2.1). Everything is escaped.
+#[must_use]
+pub fn show_error_page(error: &OAuthError<AuthorizeErrorCode>) -> HttpResponse {
+    if let Some(source) = error.internal_source() {
+        tracing::error!(cause = %source, "authorization endpoint failed");
+    }
+    let status =
+        StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+         <body><main><h1>This authorization request cannot continue</h1><p><code>{}</code>: {}</p>\
+         <p>Return to the application and try again. If this keeps happening, tell its developer.</p></main></body></html>",
+        escape_html(error.code().as_str()),
+        escape_html(error.description())
+    );
+    response(
+        status,
+        &[
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        Bytes::from(body),
+    )
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
