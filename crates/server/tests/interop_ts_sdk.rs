@@ -19,6 +19,10 @@ fn interop_dir() -> PathBuf {
 }
 
 async fn ensure_node_modules() {
+    // The tests of this file run at once: one `npm ci`, the others wait for it (concurrent
+    // installs into one node_modules corrupt each other).
+    static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _installing = INSTALL.lock().await;
     let dir = interop_dir();
     if dir
         .join("node_modules/@modelcontextprotocol/sdk/package.json")
