@@ -1,0 +1,695 @@
+//! One black-box HTTP conformance suite for every web-framework adapter, the way
+//! node-oidc-provider runs its suite under several frameworks: each adapter's test mounts the
+//! same [`Fixture`] in its framework, serves it on loopback, and calls [`run`]. The suite sends
+//! real HTTP requests and checks exact answers: status, headers, JSON error bodies.
+//!
+//! ```no_run
+//! # async fn run_it() {
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! let base = format!("http://{}", listener.local_addr().unwrap());
+//! let fixture = mcpauth_conformance::Fixture::new(&format!("{base}/tenant")).await;
+//! // … mount `fixture.server()` in your framework and serve it on `listener` …
+//! mcpauth_conformance::run(&base, &fixture).await;
+//! # }
+//! ```
+
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value indexing never panics (a missing key is Null); slices are indexed after a length check"
+)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, now};
+use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{
+    EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The redirect URI of the fixture's clients.
+pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+/// The resource tokens are asked for.
+pub const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
+
+/// Approves every authorization as user `alice`, at once: the suite tests the HTTP surface,
+/// not pages.
+struct ApproveAsAlice(Arc<TokenEngine<MemoryModel>>);
+
+#[async_trait::async_trait]
+impl Interaction for ApproveAsAlice {
+    async fn begin(
+        &self,
+        pending: PendingAuthorization,
+        _request: &http::request::Parts,
+    ) -> HttpResponse {
+        let mut response = http::Response::new(Bytes::new());
+        match self.0.approve(pending, "alice", now()).await {
+            Ok(redirect) => {
+                *response.status_mut() = http::StatusCode::SEE_OTHER;
+                if let Ok(location) = http::HeaderValue::from_str(&redirect.location) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::LOCATION, location);
+                }
+            }
+            Err(_) => *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+        response
+    }
+}
+
+/// An engine on the memory model with a public and a confidential client, behind an
+/// [`AuthorizationServer`] whose interaction approves at once.
+pub struct Fixture {
+    server: Arc<AuthorizationServer<MemoryModel>>,
+    issuer: String,
+    public_client: String,
+    confidential_client: (String, String),
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fixture {
+    /// A fixture for `issuer` (where the test will serve it, with or without a path).
+    ///
+    /// # Panics
+    ///
+    /// When `issuer` is not a valid issuer or the key cannot be made: a broken test setup.
+    #[allow(clippy::expect_used, reason = "test setup")]
+    pub async fn new(issuer: &str) -> Self {
+        let mut config = EngineConfig::new(issuer.parse().expect("issuer URL")).expect("issuer");
+        config.scopes_supported(vec!["mcp".into(), "admin".into()]);
+        let der = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .expect("key generation");
+        let key = SigningKey::es256_from_pkcs8_der(der.as_ref()).expect("key");
+        let engine = Arc::new(TokenEngine::new(
+            config,
+            Arc::new(MemoryModel::new()),
+            key,
+            Arc::new(SeededRandom::new(11)),
+        ));
+        let mut public = ClientMetadata::default();
+        public.redirect_uris = vec![REDIRECT.into()];
+        public.token_endpoint_auth_method = Some("none".into());
+        public.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+        let public = engine
+            .register_client(public, now())
+            .await
+            .expect("public client");
+        let mut confidential = ClientMetadata::default();
+        confidential.token_endpoint_auth_method = Some("client_secret_basic".into());
+        confidential.grant_types = vec!["client_credentials".into()];
+        let confidential = engine
+            .register_client(confidential, now())
+            .await
+            .expect("confidential client");
+        let server = AuthorizationServer::new(engine.clone(), Arc::new(ApproveAsAlice(engine)));
+        Self {
+            server: Arc::new(server),
+            issuer: issuer.to_owned(),
+            public_client: public.client_id,
+            confidential_client: (
+                confidential.client_id,
+                confidential.client_secret.expect("secret"),
+            ),
+        }
+    }
+
+    /// The service to mount in the framework under test.
+    #[must_use]
+    pub fn server(&self) -> Arc<AuthorizationServer<MemoryModel>> {
+        self.server.clone()
+    }
+}
+
+/// A request and what must come back.
+struct Check {
+    name: &'static str,
+    failures: Vec<String>,
+}
+
+impl Check {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            failures: Vec::new(),
+        }
+    }
+
+    fn expect(&mut self, ok: bool, what: impl std::fmt::Display) {
+        if !ok {
+            self.failures.push(format!("{}: {what}", self.name));
+        }
+    }
+
+    fn status(&mut self, response: &Answer, expected: StatusCode) {
+        self.expect(
+            response.status == expected,
+            format!(
+                "status {} (expected {expected}); body {}",
+                response.status, response.text
+            ),
+        );
+    }
+
+    fn header(&mut self, response: &Answer, name: &str, expected: &str) {
+        let actual = response.header(name);
+        self.expect(
+            actual.as_deref() == Some(expected),
+            format!("header {name}: {actual:?} (expected {expected:?})"),
+        );
+    }
+
+    fn json_error(&mut self, response: &Answer, status: StatusCode, error: &str) {
+        self.status(response, status);
+        self.header(response, "cache-control", "no-store");
+        self.expect(
+            response
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            format!(
+                "content-type {:?} (expected JSON)",
+                response.header("content-type")
+            ),
+        );
+        let body = response.json();
+        self.expect(
+            body["error"] == error,
+            format!("error {} (expected {error})", body["error"]),
+        );
+        self.expect(
+            body["error_description"].is_string(),
+            "an error_description says what was wrong",
+        );
+    }
+
+    fn common_headers(&mut self, response: &Answer, cors: bool) {
+        self.header(response, "x-content-type-options", "nosniff");
+        self.header(response, "x-frame-options", "DENY");
+        self.header(response, "referrer-policy", "no-referrer");
+        if cors {
+            self.header(response, "access-control-allow-origin", "*");
+        }
+    }
+}
+
+/// A response, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    async fn from(response: reqwest::Response) -> Self {
+        Self {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap_or_default(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+struct Suite<'a> {
+    http: reqwest::Client,
+    base: &'a str,
+    fixture: &'a Fixture,
+    issuer_path: String,
+}
+
+impl Suite<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}{path}", self.base, self.issuer_path)
+    }
+
+    fn authorize_url(&self, pairs: &[(&str, &str)]) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}?{query}", self.url("/authorize"))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        match request.send().await {
+            Ok(response) => Answer::from(response).await,
+            Err(e) => Answer {
+                status: StatusCode::IM_A_TEAPOT,
+                headers: reqwest::header::HeaderMap::new(),
+                text: format!("no answer: {e}"),
+            },
+        }
+    }
+
+    async fn metadata(&self) -> Check {
+        let mut check = Check::new("RFC 8414 §3: metadata at the path-inserted well-known URL");
+        let url = format!(
+            "{}/.well-known/oauth-authorization-server{}",
+            self.base, self.issuer_path
+        );
+        let answer = self.send(self.http.get(&url)).await;
+        check.status(&answer, StatusCode::OK);
+        check.common_headers(&answer, true);
+        let metadata = answer.json();
+        check.expect(
+            metadata["issuer"] == self.fixture.issuer.as_str(),
+            format!(
+                "issuer {} (expected {})",
+                metadata["issuer"], self.fixture.issuer
+            ),
+        );
+        check.expect(
+            metadata["token_endpoint"] == self.url("/token").as_str(),
+            format!("token_endpoint {}", metadata["token_endpoint"]),
+        );
+        check.expect(
+            metadata["code_challenge_methods_supported"] == serde_json::json!(["S256"]),
+            "code_challenge_methods_supported is exactly [\"S256\"]",
+        );
+        let head = self.send(self.http.head(&url)).await;
+        check.status(&head, StatusCode::OK);
+        check.expect(head.text.is_empty(), "HEAD has no body");
+        let preflight = self
+            .send(
+                self.http
+                    .request(reqwest::Method::OPTIONS, &url)
+                    .header("origin", "http://localhost:6274")
+                    .header("access-control-request-method", "GET"),
+            )
+            .await;
+        check.status(&preflight, StatusCode::NO_CONTENT);
+        check.header(&preflight, "access-control-allow-origin", "*");
+        check
+    }
+
+    async fn jwks(&self) -> Check {
+        let mut check = Check::new("RFC 7517: the JWK Set publishes the signing key");
+        let answer = self.send(self.http.get(self.url("/jwks.json"))).await;
+        check.status(&answer, StatusCode::OK);
+        check.common_headers(&answer, true);
+        let keys = answer.json()["keys"].clone();
+        check.expect(
+            keys.as_array()
+                .is_some_and(|k| k.len() == 1 && k[0]["d"].is_null()),
+            format!("one public key, no private part: {keys}"),
+        );
+        check
+    }
+
+    async fn token_preflight_and_methods(&self) -> Check {
+        let mut check = Check::new("CORS preflight and methods of the token endpoint");
+        let preflight = self
+            .send(
+                self.http
+                    .request(reqwest::Method::OPTIONS, self.url("/token"))
+                    .header("origin", "http://localhost:6274")
+                    .header("access-control-request-method", "POST"),
+            )
+            .await;
+        check.status(&preflight, StatusCode::NO_CONTENT);
+        check.header(&preflight, "access-control-allow-origin", "*");
+        check.header(&preflight, "access-control-allow-methods", "POST, OPTIONS");
+        let get = self.send(self.http.get(self.url("/token"))).await;
+        check.json_error(&get, StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
+        check.header(&get, "allow", "POST");
+        check
+    }
+
+    async fn token_errors(&self) -> Check {
+        let mut check = Check::new("RFC 6749 §5.2: token endpoint errors");
+        let unsupported = self
+            .send(self.http.post(self.url("/token")).form(&[
+                ("grant_type", "password"),
+                ("client_id", &self.fixture.public_client),
+            ]))
+            .await;
+        check.json_error(
+            &unsupported,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        );
+        check.common_headers(&unsupported, true);
+        let (id, _) = &self.fixture.confidential_client;
+        let wrong_secret = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .basic_auth(id, Some("not-the-secret"))
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+        check.json_error(&wrong_secret, StatusCode::UNAUTHORIZED, "invalid_client");
+        check.expect(
+            wrong_secret
+                .header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Basic")),
+            "a failed Basic authentication is challenged (RFC 6749 §5.2)",
+        );
+        let repeated = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials&grant_type=client_credentials"),
+            )
+            .await;
+        check.json_error(&repeated, StatusCode::BAD_REQUEST, "invalid_request");
+        let too_large = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "grant_type=client_credentials&scope={}",
+                        "a".repeat(mcpauth_http::MAX_BODY_BYTES + 1)
+                    )),
+            )
+            .await;
+        check.json_error(&too_large, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
+        check
+    }
+
+    async fn client_credentials(&self) -> Check {
+        let mut check = Check::new("RFC 6749 §4.4: client credentials");
+        let (id, secret) = &self.fixture.confidential_client;
+        let answer = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+            )
+            .await;
+        check.status(&answer, StatusCode::OK);
+        check.header(&answer, "cache-control", "no-store");
+        check.common_headers(&answer, true);
+        let body = answer.json();
+        check.expect(
+            body["token_type"] == "Bearer",
+            format!("token_type {}", body["token_type"]),
+        );
+        check.expect(body["access_token"].is_string(), "an access token");
+        check.expect(
+            body["refresh_token"].is_null(),
+            "no refresh token for client credentials",
+        );
+        check
+    }
+
+    async fn authorization_code(&self) -> Check {
+        let mut check = Check::new("RFC 6749 §4.1 + RFC 7636 + RFC 9207: authorization code");
+        let client_id = &self.fixture.public_client;
+        let authorize = self
+            .send(self.http.get(self.authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("state", "xyz"),
+                ("resource", RESOURCE),
+            ])))
+            .await;
+        check.status(&authorize, StatusCode::SEE_OTHER);
+        let location = authorize
+            .header("location")
+            .and_then(|l| url::Url::parse(&l).ok());
+        let params: Vec<(String, String)> = location
+            .map(|l| l.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        check.expect(param("state").as_deref() == Some("xyz"), "state comes back");
+        check.expect(
+            param("iss").as_deref() == Some(self.fixture.issuer.as_str()),
+            format!("iss {:?} (RFC 9207)", param("iss")),
+        );
+        let code = param("code").unwrap_or_default();
+        let redeem = [
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ];
+        let wrong_verifier = self
+            .send(self.http.post(self.url("/token")).form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id.as_str()),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &"x".repeat(43)),
+            ]))
+            .await;
+        check.json_error(&wrong_verifier, StatusCode::BAD_REQUEST, "invalid_grant");
+        let tokens = self
+            .send(self.http.post(self.url("/token")).form(&redeem))
+            .await;
+        check.status(&tokens, StatusCode::OK);
+        check.header(&tokens, "cache-control", "no-store");
+        check.expect(
+            tokens.json()["refresh_token"].is_string(),
+            "a refresh token",
+        );
+        let replay = self
+            .send(self.http.post(self.url("/token")).form(&redeem))
+            .await;
+        check.json_error(&replay, StatusCode::BAD_REQUEST, "invalid_grant");
+        let refresh_token = tokens.json()["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let refreshed = self
+            .send(self.http.post(self.url("/token")).form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id.as_str()),
+                ("refresh_token", refresh_token.as_str()),
+            ]))
+            .await;
+        check.json_error(&refreshed, StatusCode::BAD_REQUEST, "invalid_grant");
+        check
+    }
+
+    async fn authorization_errors(&self) -> Check {
+        let mut check =
+            Check::new("RFC 6749 §4.1.2.1: errors before redirect validation are shown");
+        let answer = self
+            .send(self.http.get(self.authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", self.fixture.public_client.as_str()),
+                ("redirect_uri", "https://evil.example/cb"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ])))
+            .await;
+        check.status(&answer, StatusCode::BAD_REQUEST);
+        check.expect(answer.header("location").is_none(), "never redirected");
+        check.expect(
+            answer
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("text/html")),
+            "an HTML page",
+        );
+        check.expect(!answer.text.contains("<script"), "escaped");
+        let redirected = self
+            .send(self.http.get(self.authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", self.fixture.public_client.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("state", "s"),
+            ])))
+            .await;
+        check.status(&redirected, StatusCode::SEE_OTHER);
+        check.expect(
+            redirected
+                .header("location")
+                .is_some_and(|l| l.starts_with(REDIRECT) && l.contains("error=invalid_request")),
+            format!(
+                "PKCE missing: redirected with invalid_request, got {:?}",
+                redirected.header("location")
+            ),
+        );
+        check
+    }
+
+    async fn registration(&self) -> Check {
+        let mut check = Check::new("RFC 7591 / RFC 7592: registration and its management");
+        let created = self
+            .send(
+                self.http
+                    .post(self.url("/register"))
+                    .json(&serde_json::json!({
+                        "redirect_uris": [REDIRECT],
+                        "client_name": "conformance",
+                        "token_endpoint_auth_method": "none",
+                    })),
+            )
+            .await;
+        check.status(&created, StatusCode::CREATED);
+        check.header(&created, "cache-control", "no-store");
+        check.common_headers(&created, true);
+        let client = created.json();
+        let (Some(uri), Some(token)) = (
+            client["registration_client_uri"].as_str(),
+            client["registration_access_token"].as_str(),
+        ) else {
+            check.expect(false, format!("management fields missing: {client}"));
+            return check;
+        };
+        let read = self.send(self.http.get(uri).bearer_auth(token)).await;
+        check.status(&read, StatusCode::OK);
+        check.expect(
+            read.json()["client_id"] == client["client_id"],
+            "reads itself",
+        );
+        let wrong = self.send(self.http.get(uri).bearer_auth("wrong")).await;
+        check.status(&wrong, StatusCode::UNAUTHORIZED);
+        let deleted = self.send(self.http.delete(uri).bearer_auth(token)).await;
+        check.status(&deleted, StatusCode::NO_CONTENT);
+        let bad = self
+            .send(
+                self.http
+                    .post(self.url("/register"))
+                    .json(&serde_json::json!({
+                        "redirect_uris": ["javascript:alert(1)"],
+                    })),
+            )
+            .await;
+        check.json_error(&bad, StatusCode::BAD_REQUEST, "invalid_redirect_uri");
+        check
+    }
+
+    async fn revocation_and_introspection(&self) -> Check {
+        let mut check = Check::new("RFC 7009 / RFC 7662: revocation and introspection");
+        let (id, secret) = &self.fixture.confidential_client;
+        let token = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+            )
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let introspect = |token: String| {
+            self.http
+                .post(self.url("/introspect"))
+                .basic_auth(id, Some(secret))
+                .form(&[("token", token)])
+        };
+        let active = self.send(introspect(token.clone())).await;
+        check.status(&active, StatusCode::OK);
+        check.expect(
+            active.json()["active"] == true,
+            format!("active: {}", active.text),
+        );
+        let unknown = self.send(introspect("nonsense".into())).await;
+        check.expect(
+            unknown.json()["active"] == false,
+            "unknown tokens are inactive",
+        );
+        let anonymous = self
+            .send(
+                self.http
+                    .post(self.url("/introspect"))
+                    .form(&[("token", token.as_str())]),
+            )
+            .await;
+        check.status(&anonymous, StatusCode::UNAUTHORIZED);
+        let revoked = self
+            .send(
+                self.http
+                    .post(self.url("/revoke"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", "not-a-token")]),
+            )
+            .await;
+        check.status(&revoked, StatusCode::OK);
+        check
+    }
+
+    async fn unknown_client_config_path(&self) -> Check {
+        let mut check = Check::new("RFC 7592: unknown registrations look like a wrong token");
+        let answer = self
+            .send(
+                self.http
+                    .get(self.url("/register/nobody"))
+                    .bearer_auth("whatever"),
+            )
+            .await;
+        check.status(&answer, StatusCode::UNAUTHORIZED);
+        check
+    }
+}
+
+/// Runs every check against the server mounted at `base` (scheme, host and port; the issuer's
+/// path comes from the fixture) and panics listing every mismatch.
+///
+/// # Panics
+///
+/// When any answer differs from what the suite expects.
+pub async fn run(base: &str, fixture: &Fixture) {
+    let issuer_path = url::Url::parse(&fixture.issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let suite = Suite {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default(),
+        base,
+        fixture,
+        issuer_path,
+    };
+    let checks = [
+        suite.metadata().await,
+        suite.jwks().await,
+        suite.token_preflight_and_methods().await,
+        suite.token_errors().await,
+        suite.client_credentials().await,
+        suite.authorization_code().await,
+        suite.authorization_errors().await,
+        suite.registration().await,
+        suite.revocation_and_introspection().await,
+        suite.unknown_client_config_path().await,
+    ];
+    let failures: Vec<String> = checks.into_iter().flat_map(|c| c.failures).collect();
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
