@@ -1,0 +1,97 @@
+//! actix-web glue for mcpauth: the authorization-server routes over
+//! [`TokenEngine`](mcpauth_token_engine::TokenEngine), mounted from the framework-neutral
+//! [`AuthorizationServer`]. Each request is converted to an `http::Request<Bytes>`, answered by
+//! the service, and converted back; the protocol lives in the engine.
+//!
+//! Mount it at the root of the app: the routes sit below the issuer's path, and the RFC 8414
+//! metadata at `/.well-known/oauth-authorization-server{issuer path}` (RFC 8414 §3.1), so an
+//! issuer with a path is served correctly without a scope.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mcpauth_adapter_actix::authorization_server;
+//! use mcpauth_http::AuthorizationServer;
+//! # use mcpauth_token_engine::MemoryModel;
+//!
+//! # async fn run(server: Arc<AuthorizationServer<MemoryModel>>) -> std::io::Result<()> {
+//! actix_web::HttpServer::new(move || {
+//!     actix_web::App::new().configure(authorization_server(server.clone()))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, web};
+use bytes::Bytes;
+use mcpauth_http::{AuthorizationServer, HttpResponse, MAX_BODY_BYTES, body_too_large};
+use mcpauth_token_engine::{CallerKey, OAuthServerModel};
+
+pub use mcpauth_http::{Interaction, now};
+
+/// Registers every route of `server` (see [`AuthorizationServer::route_paths`]); pass it to
+/// [`App::configure`](actix_web::App::configure).
+pub fn authorization_server<M>(
+    server: Arc<AuthorizationServer<M>>,
+) -> impl FnOnce(&mut web::ServiceConfig)
+where
+    M: OAuthServerModel + ?Sized + 'static,
+{
+    move |config| {
+        let data = web::Data::from(server.clone());
+        for path in server.route_paths() {
+            config.service(
+                web::resource(path)
+                    .app_data(data.clone())
+                    .route(web::route().to(handle::<M>)),
+            );
+        }
+    }
+}
+
+async fn handle<M: OAuthServerModel + ?Sized + 'static>(
+    request: HttpRequest,
+    payload: web::Payload,
+    server: web::Data<AuthorizationServer<M>>,
+) -> actix_web::HttpResponse {
+    let Ok(Ok(body)) = payload.to_bytes_limited(MAX_BODY_BYTES).await else {
+        return into_actix(body_too_large());
+    };
+    let Some(request) = into_http(&request, body) else {
+        return actix_web::HttpResponse::BadRequest().finish();
+    };
+    into_actix(server.handle(request).await)
+}
+
+/// actix-web speaks `http` 0.2 types; the engine speaks `http` 1: convert through their wire
+/// forms.
+fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>> {
+    let mut builder = http::Request::builder()
+        .method(request.method().as_str())
+        .uri(request.uri().to_string());
+    for (name, value) in request.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    let mut converted = builder.body(body).ok()?;
+    // Per-caller limits key on the peer address; behind a proxy, configure that proxy instead.
+    if let Some(peer) = request.peer_addr() {
+        converted
+            .extensions_mut()
+            .insert(CallerKey(peer.ip().to_string()));
+    }
+    Some(converted)
+}
+
+fn into_actix(response: HttpResponse) -> actix_web::HttpResponse {
+    let (parts, body) = response.into_parts();
+    let status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut converted = actix_web::HttpResponse::build(status);
+    for (name, value) in &parts.headers {
+        converted.append_header((name.as_str(), value.as_bytes()));
+    }
+    converted.body(body)
+}
