@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use mcpauth_adapter_axum::{BearerLayer, ResourceServer, ResourceServerConfig};
+//! use mcpauth_adapter_axum::{BearerLayer, MetadataRouter, ResourceServer, ResourceServerConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ResourceServerConfig::new(
@@ -32,7 +32,5 @@ pub use authorization_server::{
     router, show_error_page,
 };
 pub use mcpauth_http::AuthorizationServer;
-pub use resource_server::{
-    Authenticated, BearerLayer, BearerService, ResourceServer, ResourceServerConfig,
-    ResourceServerError,
-};
+pub use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError};
+pub use resource_server::{Authenticated, BearerLayer, BearerService, MetadataRouter};

@@ -135,6 +135,18 @@ impl Fixture {
     pub fn server(&self) -> Arc<AuthorizationServer<MemoryModel>> {
         self.server.clone()
     }
+
+    /// The issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The confidential client (`client_credentials`, `client_secret_basic`): id and secret.
+    #[must_use]
+    pub fn confidential_client(&self) -> (&str, &str) {
+        (&self.confidential_client.0, &self.confidential_client.1)
+    }
 }
 
 /// A request and what must come back.

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use mcpauth_adapter_axum::{Authenticated, BearerLayer, ResourceServer, ResourceServerConfig};
+use mcpauth_adapter_axum::{
+    Authenticated, BearerLayer, MetadataRouter, ResourceServer, ResourceServerConfig,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;

@@ -1,6 +1,7 @@
 //! Framework-neutral HTTP services for mcpauth, so that each web-framework adapter is only
 //! glue: convert the framework's request to an [`http::Request<Bytes>`], call
-//! [`AuthorizationServer::handle`], convert the [`http::Response<Bytes>`] back.
+//! [`AuthorizationServer::handle`] (or [`ResourceServer::authenticate`] for a protected MCP
+//! server), convert the [`http::Response<Bytes>`] back.
 //!
 //! [`AuthorizationServer`] answers every authorization-server endpoint the engine publishes,
 //! below the issuer's path, and the RFC 8414 §3.1 metadata URL (the well-known segment goes
@@ -40,8 +41,11 @@
 //! ```
 
 mod authorization_server;
+mod resource_server;
 
 pub use authorization_server::{
     AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, body_too_large, now,
     show_error_page,
 };
+pub use mcpauth_bearer::VerifiedToken;
+pub use resource_server::{ResourceServer, ResourceServerConfig, ResourceServerError};

@@ -1,0 +1,319 @@
+//! Protecting an MCP server (the resource server), framework-neutral: bearer tokens verified
+//! (RFC 6750, RFC 9068) against the authorization server's keys, RFC 6750 §3 / RFC 9728 §5.1
+//! challenges, per-route scopes with `insufficient_scope` for step-up, and the RFC 9728
+//! protected-resource metadata document.
+//!
+//! Keys come from the authorization server's `jwks_uri`, fetched on first use and again when a
+//! token names an unknown `kid` (at most once every 30 seconds, so garbage tokens cannot make
+//! us hammer the authorization server).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use mcpauth_bearer::{Challenge, TokenVerifier, VerifiedToken, VerifyError, extract_bearer};
+use mcpauth_metadata::ProtectedResourceMetadata;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::HttpResponse;
+
+const ROOT_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// How a resource server is protected.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ResourceServerConfig {
+    /// This server's resource identifier (its canonical URI), the `aud` tokens must carry.
+    pub resource: String,
+    /// The authorization server's issuer identifier.
+    pub issuer: String,
+    /// The authorization server's JWK Set URL.
+    pub jwks_uri: String,
+    /// Scopes every request needs.
+    pub required_scopes: Vec<String>,
+    /// Scopes published in the metadata.
+    pub scopes_supported: Vec<String>,
+    /// Human-readable name published in the metadata.
+    pub resource_name: Option<String>,
+}
+
+impl ResourceServerConfig {
+    /// Protection of `resource` by the authorization server `issuer`, whose keys are at
+    /// `jwks_uri`. No scope is required.
+    pub fn new(
+        resource: impl Into<String>,
+        issuer: impl Into<String>,
+        jwks_uri: impl Into<String>,
+    ) -> Self {
+        Self {
+            resource: resource.into(),
+            issuer: issuer.into(),
+            jwks_uri: jwks_uri.into(),
+            required_scopes: Vec::new(),
+            scopes_supported: Vec::new(),
+            resource_name: None,
+        }
+    }
+}
+
+/// The configuration cannot protect a resource.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceServerError {
+    /// The resource identifier is not an https (or loopback http) URL without fragment.
+    #[error("resource identifier: {0}")]
+    Resource(#[from] mcpauth_metadata::WellKnownError),
+    /// The resource identifier does not parse.
+    #[error("resource identifier is not a URL: {0}")]
+    Url(#[from] url::ParseError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A protected resource: verifier, key cache and metadata. Share it in an `Arc`.
+pub struct ResourceServer {
+    config: ResourceServerConfig,
+    metadata_url: String,
+    metadata_path: String,
+    verifier: RwLock<TokenVerifier>,
+    last_fetch: Mutex<Option<Instant>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for ResourceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+impl ResourceServer {
+    /// Builds the protection for `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`ResourceServerError`] when the resource identifier is unusable.
+    pub fn new(config: ResourceServerConfig) -> Result<Self, ResourceServerError> {
+        let resource = url::Url::parse(&config.resource)?;
+        let metadata_url = mcpauth_metadata::protected_resource_metadata_url(&resource)?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            metadata_path: metadata_url.path().to_owned(),
+            metadata_url: metadata_url.into(),
+            verifier: RwLock::new(TokenVerifier::new(
+                config.issuer.clone(),
+                config.resource.clone(),
+            )),
+            last_fetch: Mutex::new(None),
+            config,
+            http,
+        })
+    }
+
+    /// The RFC 9728 document.
+    #[must_use]
+    pub fn metadata(&self) -> ProtectedResourceMetadata {
+        let mut metadata = ProtectedResourceMetadata::new(
+            self.config.resource.clone(),
+            self.config.issuer.clone(),
+        );
+        metadata
+            .scopes_supported
+            .clone_from(&self.config.scopes_supported);
+        metadata
+            .resource_name
+            .clone_from(&self.config.resource_name);
+        metadata
+    }
+
+    /// The URL of the metadata document (what `resource_metadata` in challenges points to).
+    #[must_use]
+    pub fn metadata_url(&self) -> &str {
+        &self.metadata_url
+    }
+
+    /// The paths to serve [`metadata_response`](Self::metadata_response) at: the
+    /// path-inserted well-known URL (RFC 9728 §3.1) and the root well-known URL that older
+    /// clients try.
+    #[must_use]
+    pub fn metadata_paths(&self) -> Vec<String> {
+        let mut paths = vec![self.metadata_path.clone()];
+        if self.metadata_path != ROOT_METADATA_PATH {
+            paths.push(ROOT_METADATA_PATH.to_owned());
+        }
+        paths
+    }
+
+    /// The RFC 9728 document as a response: public, cacheable, readable cross-origin.
+    #[must_use]
+    pub fn metadata_response(&self) -> HttpResponse {
+        let body = serde_json::to_vec(&self.metadata()).unwrap_or_default();
+        let mut response = http::Response::new(Bytes::from(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        );
+        response
+    }
+
+    fn challenge(&self, scopes: &[&str]) -> Challenge {
+        Challenge::new(self.metadata_url.clone()).with_scope(&scopes.join(" "))
+    }
+
+    /// The `403 insufficient_scope` answer naming `scopes`: for a handler that finds, while
+    /// serving, that it needs more than the token grants.
+    #[must_use]
+    pub fn insufficient_scope(&self, scopes: &[&str]) -> HttpResponse {
+        challenge_response(
+            &Challenge::new(self.metadata_url.clone()).insufficient_scope(&scopes.join(" ")),
+        )
+    }
+
+    /// Verifies the request's bearer token and the configured required scopes, or returns the
+    /// 401/403 answer to send.
+    ///
+    /// # Errors
+    ///
+    /// The challenge response.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<VerifiedToken, HttpResponse> {
+        let required: Vec<&str> = self
+            .config
+            .required_scopes
+            .iter()
+            .map(String::as_str)
+            .collect();
+        self.authenticate_with_scopes(headers, &required).await
+    }
+
+    /// Like [`authenticate`](Self::authenticate), requiring `scopes` (a route's own needs)
+    /// instead of the configured ones. A token without them gets `403` with
+    /// `error="insufficient_scope"` and `scope` naming every scope needed, so MCP clients can
+    /// step up (MCP authorization, scope challenge handling).
+    ///
+    /// # Errors
+    ///
+    /// The challenge response.
+    pub async fn authenticate_with_scopes(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[&str],
+    ) -> Result<VerifiedToken, HttpResponse> {
+        let token = match extract_bearer(headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Err(challenge_response(&self.challenge(scopes))),
+            Err(e) => {
+                return Err(challenge_response(
+                    &self.challenge(scopes).invalid_request(&e.to_string()),
+                ));
+            }
+        };
+        let verified = match self.verify(token).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                return Err(challenge_response(
+                    &self.challenge(scopes).invalid_token(&e.to_string()),
+                ));
+            }
+        };
+        if scopes.iter().any(|s| !verified.scope.contains(s)) {
+            // Name everything needed: the client asks for the union of held and needed.
+            return Err(self.insufficient_scope(scopes));
+        }
+        Ok(verified)
+    }
+
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let first = self.verifier.read().await.verify(token, now);
+        match first {
+            Err(VerifyError::UnknownKey) if self.refresh_keys().await => {
+                self.verifier.read().await.verify(token, now)
+            }
+            other => other,
+        }
+    }
+
+    /// Fetches the JWK Set unless it was fetched within the last 30 seconds. Returns whether
+    /// new keys were loaded.
+    async fn refresh_keys(&self) -> bool {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        let body = async {
+            let response = self
+                .http
+                .get(&self.config.jwks_uri)
+                .send()
+                .await?
+                .error_for_status()?;
+            response.bytes().await
+        }
+        .await;
+        match body {
+            Ok(bytes) if bytes.len() <= 64 * 1024 => {
+                match self.verifier.write().await.set_jwks(&bytes) {
+                    Ok(count) => {
+                        tracing::debug!(count, jwks_uri = %self.config.jwks_uri, "loaded signing keys");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, jwks_uri = %self.config.jwks_uri, "JWK Set does not parse");
+                        false
+                    }
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(jwks_uri = %self.config.jwks_uri, "JWK Set is larger than 64 KiB");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jwks_uri = %self.config.jwks_uri, "fetching the JWK Set failed");
+                false
+            }
+        }
+    }
+}
+
+fn challenge_response(challenge: &Challenge) -> HttpResponse {
+    let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let value = HeaderValue::from_str(&challenge.header_value())
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    let body = serde_json::json!({
+        "error": challenge.error().map_or("invalid_token", |e| e.as_str()),
+        "error_description": "authorization is required: see the WWW-Authenticate header",
+    });
+    let mut response = http::Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::WWW_AUTHENTICATE, value);
+    // Browser-based MCP clients must be able to read the challenge.
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("www-authenticate"),
+    );
+    response
+}
