@@ -1,7 +1,9 @@
 //! actix-web glue for mcpauth: the authorization-server routes over
 //! [`TokenEngine`](mcpauth_token_engine::TokenEngine), mounted from the framework-neutral
-//! [`AuthorizationServer`]. Each request is converted to an `http::Request<Bytes>`, answered by
-//! the service, and converted back; the protocol lives in the engine.
+//! [`AuthorizationServer`], and a [`BearerGuard`] middleware protecting an MCP server with the
+//! framework-neutral [`ResourceServer`]. Each request is converted to an
+//! `http::Request<Bytes>`, answered by the service, and converted back; the protocol lives in
+//! the engine.
 //!
 //! Mount it at the root of the app: the routes sit below the issuer's path, and the RFC 8414
 //! metadata at `/.well-known/oauth-authorization-server{issuer path}` (RFC 8414 §3.1), so an
@@ -23,6 +25,8 @@
 //! # }
 //! ```
 
+mod resource_server;
+
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, web};
@@ -30,7 +34,10 @@ use bytes::Bytes;
 use mcpauth_http::{AuthorizationServer, HttpResponse, MAX_BODY_BYTES, body_too_large};
 use mcpauth_token_engine::{CallerKey, OAuthServerModel};
 
-pub use mcpauth_http::{Interaction, now};
+pub use mcpauth_http::{Interaction, ResourceServer, ResourceServerConfig, now};
+pub use resource_server::{
+    Authenticated, BearerGuard, BearerGuardService, protected_resource_metadata,
+};
 
 /// Registers every route of `server` (see [`AuthorizationServer::route_paths`]); pass it to
 /// [`App::configure`](actix_web::App::configure).
@@ -69,13 +76,12 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
 /// actix-web speaks `http` 0.2 types; the engine speaks `http` 1: convert through their wire
 /// forms.
 fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>> {
-    let mut builder = http::Request::builder()
+    let mut converted = http::Request::builder()
         .method(request.method().as_str())
-        .uri(request.uri().to_string());
-    for (name, value) in request.headers() {
-        builder = builder.header(name.as_str(), value.as_bytes());
-    }
-    let mut converted = builder.body(body).ok()?;
+        .uri(request.uri().to_string())
+        .body(body)
+        .ok()?;
+    *converted.headers_mut() = http_headers(request.headers());
     // Per-caller limits key on the peer address; behind a proxy, configure that proxy instead.
     if let Some(peer) = request.peer_addr() {
         converted
@@ -83,6 +89,19 @@ fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>>
             .insert(CallerKey(peer.ip().to_string()));
     }
     Some(converted)
+}
+
+fn http_headers(headers: &actix_web::http::header::HeaderMap) -> http::HeaderMap {
+    let mut converted = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            converted.append(name, value);
+        }
+    }
+    converted
 }
 
 fn into_actix(response: HttpResponse) -> actix_web::HttpResponse {

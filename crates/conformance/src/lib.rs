@@ -666,6 +666,136 @@ impl Suite<'_> {
     }
 }
 
+async fn client_credentials_token(
+    http: &reqwest::Client,
+    fixture: &Fixture,
+    scope: &str,
+    resource: &str,
+) -> String {
+    let (id, secret) = fixture.confidential_client();
+    let answer = http
+        .post(format!("{}/token", fixture.issuer()))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+            ("resource", resource),
+        ])
+        .send()
+        .await;
+    match answer {
+        Ok(response) => Answer::from(response).await.json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Checks a protected MCP endpoint mounted at `base` the way every adapter's test mounts it:
+/// the authorization server of `fixture` at the root (issuer = `base`), `POST /mcp` requiring
+/// scope `mcp` and answering the token's subject, `POST /mcp/admin` requiring `mcp admin`, and
+/// the RFC 9728 document at its well-known URLs. Panics listing every mismatch.
+///
+/// # Panics
+///
+/// When any answer differs from what the suite expects.
+pub async fn run_resource_server(base: &str, fixture: &Fixture) {
+    let http = reqwest::Client::new();
+    let resource = format!("{base}/mcp");
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    let suite = Suite {
+        http: http.clone(),
+        base,
+        fixture,
+        issuer_path: String::new(),
+    };
+    let mut check = Check::new("RFC 6750 §3 / RFC 9728 §5.1 / MCP step-up: a protected endpoint");
+
+    let anonymous = suite.send(http.post(&resource)).await;
+    check.status(&anonymous, StatusCode::UNAUTHORIZED);
+    check.header(
+        &anonymous,
+        "www-authenticate",
+        &format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"mcp\""),
+    );
+    check.header(
+        &anonymous,
+        "access-control-expose-headers",
+        "www-authenticate",
+    );
+
+    let basic = client_credentials_token(&http, fixture, "mcp", &resource).await;
+    let allowed = suite.send(http.post(&resource).bearer_auth(&basic)).await;
+    check.status(&allowed, StatusCode::OK);
+    check.expect(
+        allowed.text == fixture.confidential_client().0,
+        format!(
+            "the handler sees the verified subject, got {:?}",
+            allowed.text
+        ),
+    );
+
+    let short = suite
+        .send(http.post(format!("{resource}/admin")).bearer_auth(&basic))
+        .await;
+    check.status(&short, StatusCode::FORBIDDEN);
+    let challenge = short.header("www-authenticate").unwrap_or_default();
+    check.expect(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp admin\"")
+            && challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        format!("insufficient_scope naming every scope needed: {challenge}"),
+    );
+
+    let stepped_up = client_credentials_token(&http, fixture, "mcp admin", &resource).await;
+    let admin = suite
+        .send(
+            http.post(format!("{resource}/admin"))
+                .bearer_auth(&stepped_up),
+        )
+        .await;
+    check.status(&admin, StatusCode::OK);
+
+    let garbage = suite
+        .send(http.post(&resource).bearer_auth("not.a.jwt"))
+        .await;
+    check.status(&garbage, StatusCode::UNAUTHORIZED);
+    check.expect(
+        garbage
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("error=\"invalid_token\"")),
+        "a bad token is invalid_token",
+    );
+    let other_audience =
+        client_credentials_token(&http, fixture, "mcp", "http://127.0.0.1:1/other").await;
+    let refused = suite
+        .send(http.post(&resource).bearer_auth(&other_audience))
+        .await;
+    check.status(&refused, StatusCode::UNAUTHORIZED);
+
+    for url in [
+        metadata_url.clone(),
+        format!("{base}/.well-known/oauth-protected-resource"),
+    ] {
+        let document = suite.send(http.get(&url)).await;
+        check.status(&document, StatusCode::OK);
+        check.header(&document, "access-control-allow-origin", "*");
+        let json = document.json();
+        check.expect(
+            json["resource"] == resource.as_str()
+                && json["authorization_servers"][0] == fixture.issuer(),
+            format!("RFC 9728 document at {url}: {json}"),
+        );
+    }
+    assert!(
+        check.failures.is_empty(),
+        "{} conformance failures:\n{}",
+        check.failures.len(),
+        check.failures.join("\n")
+    );
+}
+
 /// Runs every check against the server mounted at `base` (scheme, host and port; the issuer's
 /// path comes from the fixture) and panics listing every mismatch.
 ///

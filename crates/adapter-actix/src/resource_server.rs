@@ -1,0 +1,155 @@
+//! Protecting an MCP server in actix-web: a middleware over the framework-neutral
+//! [`ResourceServer`] that lets a request through only with a valid bearer token, an
+//! [`Authenticated`] extractor, and routes for the RFC 9728 metadata document.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use mcpauth_http::{ResourceServer, VerifiedToken};
+
+use crate::into_actix;
+
+/// The verified token of the current request, put in the request extensions by
+/// [`BearerGuard`]; handlers behind the guard take it as an argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated(pub VerifiedToken);
+
+impl FromRequest for Authenticated {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        // Only missing without the guard in front: a wiring mistake, not the client's.
+        ready(
+            request
+                .extensions()
+                .get::<Authenticated>()
+                .cloned()
+                .ok_or_else(|| {
+                    actix_web::error::ErrorInternalServerError("no BearerGuard on this route")
+                }),
+        )
+    }
+}
+
+/// Serves a [`ResourceServer`]'s RFC 9728 document at its well-known URLs; pass it to
+/// [`App::configure`](actix_web::App::configure), outside the [`BearerGuard`].
+pub fn protected_resource_metadata(
+    resource: Arc<ResourceServer>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        for path in resource.metadata_paths() {
+            let resource = resource.clone();
+            config.route(
+                &path,
+                web::get().to(move || {
+                    let response = into_actix(resource.metadata_response());
+                    async move { response }
+                }),
+            );
+        }
+    }
+}
+
+/// Middleware that lets a request through only with a valid bearer token carrying `scopes`
+/// (by default the resource's required scopes), and puts the [`Authenticated`] token in its
+/// extensions. Wrap scopes or resources separately to require more on some routes.
+#[derive(Clone, Debug)]
+pub struct BearerGuard {
+    resource: Arc<ResourceServer>,
+    scopes: Option<Arc<[String]>>,
+}
+
+impl BearerGuard {
+    /// A guard enforcing `resource`'s rules.
+    #[must_use]
+    pub fn new(resource: Arc<ResourceServer>) -> Self {
+        Self {
+            resource,
+            scopes: None,
+        }
+    }
+
+    /// Requires `scopes` on the routes this guard wraps instead of the configured ones.
+    #[must_use]
+    pub fn requiring(mut self, scopes: &[&str]) -> Self {
+        self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for BearerGuard
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = BearerGuardService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(BearerGuardService {
+            service: Rc::new(service),
+            guard: self.clone(),
+        }))
+    }
+}
+
+/// The service made by [`BearerGuard`].
+#[derive(Debug)]
+pub struct BearerGuardService<S> {
+    service: Rc<S>,
+    guard: BearerGuard,
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl<S, B> Service<ServiceRequest> for BearerGuardService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            // CORS preflights carry no credentials and must pass.
+            if request.method() == actix_web::http::Method::OPTIONS {
+                return Ok(service.call(request).await?.map_into_left_body());
+            }
+            let headers = crate::http_headers(request.headers());
+            let verified = match &guard.scopes {
+                Some(scopes) => {
+                    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                    guard
+                        .resource
+                        .authenticate_with_scopes(&headers, &scopes)
+                        .await
+                }
+                None => guard.resource.authenticate(&headers).await,
+            };
+            match verified {
+                Ok(verified) => {
+                    request.extensions_mut().insert(Authenticated(verified));
+                    Ok(service.call(request).await?.map_into_left_body())
+                }
+                Err(challenge) => Ok(request
+                    .into_response(into_actix(challenge))
+                    .map_into_right_body()),
+            }
+        })
+    }
+}

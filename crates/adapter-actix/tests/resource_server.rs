@@ -1,0 +1,49 @@
+//! A protected MCP endpoint in actix-web, checked by the shared resource-server conformance
+//! suite.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use actix_web::web;
+use mcpauth_adapter_actix::{
+    Authenticated, BearerGuard, ResourceServer, ResourceServerConfig, authorization_server,
+    protected_resource_metadata,
+};
+
+#[actix_web::test]
+async fn routes_require_their_scopes_and_challenge_for_step_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fixture = mcpauth_conformance::Fixture::new(&base).await;
+    let resource = format!("{base}/mcp");
+    let mut config = ResourceServerConfig::new(&resource, &base, format!("{base}/jwks.json"));
+    config.required_scopes = vec!["mcp".into()];
+    let protection = Arc::new(ResourceServer::new(config).unwrap());
+    let server = fixture.server();
+    let running = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .configure(authorization_server(server.clone()))
+            .configure(protected_resource_metadata(protection.clone()))
+            .service(
+                web::resource("/mcp/admin")
+                    .wrap(BearerGuard::new(protection.clone()).requiring(&["mcp", "admin"]))
+                    .route(web::post().to(|| async { "admin" })),
+            )
+            .service(
+                web::resource("/mcp")
+                    .wrap(BearerGuard::new(protection.clone()))
+                    .route(
+                        web::post()
+                            .to(|Authenticated(token): Authenticated| async move { token.subject }),
+                    ),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = running.handle();
+    actix_web::rt::spawn(running);
+    mcpauth_conformance::run_resource_server(&base, &fixture).await;
+    handle.stop(false).await;
+}
