@@ -21,8 +21,10 @@
 
 mod challenge;
 mod extract;
+mod introspection;
 mod verify;
 
 pub use challenge::Challenge;
 pub use extract::{ExtractError, extract_bearer};
+pub use introspection::verify_introspection;
 pub use verify::{TokenVerifier, VerifiedToken, VerifyError};

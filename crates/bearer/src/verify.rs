@@ -47,6 +47,10 @@ pub enum VerifyError {
     /// `nbf` or `iat` is in the future.
     #[error("the access token is not valid yet")]
     NotYetValid,
+    /// The authorization server's introspection says the token is not active (unknown,
+    /// expired or revoked; RFC 7662 §2.2).
+    #[error("the access token is not active")]
+    Inactive,
 }
 
 /// The identity a verified token carries.
@@ -118,14 +122,14 @@ fn algorithm_for(jwk: &Jwk) -> Option<Algorithm> {
     }
 }
 
-fn number(claims: &Value, name: &str) -> Result<Option<u64>, VerifyError> {
+pub(crate) fn number(claims: &Value, name: &str) -> Result<Option<u64>, VerifyError> {
     match claims.get(name) {
         None => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or(VerifyError::Malformed),
     }
 }
 
-fn string(claims: &Value, name: &str) -> Result<String, VerifyError> {
+pub(crate) fn string(claims: &Value, name: &str) -> Result<String, VerifyError> {
     claims
         .get(name)
         .and_then(Value::as_str)
