@@ -110,8 +110,14 @@ mod tests {
 
     #[test]
     fn inactive_and_malformed_answers_are_refused() {
-        assert_eq!(check(serde_json::json!({"active": false})), Err(VerifyError::Inactive));
-        assert_eq!(check(serde_json::json!({"active": "true"})), Err(VerifyError::Inactive));
+        assert_eq!(
+            check(serde_json::json!({"active": false})),
+            Err(VerifyError::Inactive)
+        );
+        assert_eq!(
+            check(serde_json::json!({"active": "true"})),
+            Err(VerifyError::Inactive)
+        );
         assert_eq!(
             verify_introspection(b"not json", ISS, AUD, NOW),
             Err(VerifyError::Malformed)
@@ -128,7 +134,11 @@ mod tests {
         assert_eq!(check(other), Err(VerifyError::WrongAudience));
         let mut other = active();
         other.as_object_mut().unwrap().remove("aud");
-        assert_eq!(check(other), Err(VerifyError::WrongAudience), "no audience is not ours");
+        assert_eq!(
+            check(other),
+            Err(VerifyError::WrongAudience),
+            "no audience is not ours"
+        );
         let mut other = active();
         other["token_type"] = "refresh_token".into();
         assert_eq!(check(other), Err(VerifyError::WrongType));

@@ -25,7 +25,7 @@ use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, now};
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
-    EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
+    AccessTokenFormat, EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -87,10 +87,24 @@ impl Fixture {
     /// # Panics
     ///
     /// When `issuer` is not a valid issuer or the key cannot be made: a broken test setup.
-    #[allow(clippy::expect_used, reason = "test setup")]
     pub async fn new(issuer: &str) -> Self {
+        Self::build(issuer, AccessTokenFormat::Jwt).await
+    }
+
+    /// Like [`new`](Self::new), issuing opaque access tokens (checked by introspection).
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    pub async fn with_opaque_tokens(issuer: &str) -> Self {
+        Self::build(issuer, AccessTokenFormat::Opaque).await
+    }
+
+    #[allow(clippy::expect_used, reason = "test setup")]
+    async fn build(issuer: &str, format: AccessTokenFormat) -> Self {
         let mut config = EngineConfig::new(issuer.parse().expect("issuer URL")).expect("issuer");
         config.scopes_supported(vec!["mcp".into(), "admin".into()]);
+        config.access_token_format(format);
         let der = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
             &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
             &aws_lc_rs::rand::SystemRandom::new(),

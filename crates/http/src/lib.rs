@@ -48,4 +48,6 @@ pub use authorization_server::{
     show_error_page,
 };
 pub use mcpauth_bearer::VerifiedToken;
-pub use resource_server::{ResourceServer, ResourceServerConfig, ResourceServerError};
+pub use resource_server::{
+    IntrospectionClient, ResourceServer, ResourceServerConfig, ResourceServerError,
+};

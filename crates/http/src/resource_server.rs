@@ -35,6 +35,34 @@ pub struct ResourceServerConfig {
     pub scopes_supported: Vec<String>,
     /// Human-readable name published in the metadata.
     pub resource_name: Option<String>,
+    /// Checks tokens that are not JWTs (opaque tokens) at the authorization server's RFC 7662
+    /// introspection endpoint.
+    pub introspection: Option<IntrospectionClient>,
+    /// Seconds an introspection result is reused (never past the token's `exp`); a
+    /// revocation takes effect here within this time. 0 asks every time. Default 30.
+    pub introspection_cache_ttl: u64,
+}
+
+/// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
+/// must; `client_secret_basic`).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct IntrospectionClient {
+    /// The introspection endpoint URL.
+    pub endpoint: String,
+    /// This resource server's client id at the authorization server.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for IntrospectionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionClient")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResourceServerConfig {
@@ -52,8 +80,54 @@ impl ResourceServerConfig {
             required_scopes: Vec::new(),
             scopes_supported: Vec::new(),
             resource_name: None,
+            introspection: None,
+            introspection_cache_ttl: 30,
         }
     }
+
+    /// Checks opaque tokens at `endpoint`, authenticating as `client_id` / `client_secret`.
+    #[must_use]
+    pub fn with_introspection(
+        mut self,
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.introspection = Some(IntrospectionClient {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        });
+        self
+    }
+}
+
+/// Why a token was not accepted.
+enum Refusal {
+    /// The token is bad: `401 invalid_token`.
+    Invalid(VerifyError),
+    /// The authorization server could not be asked: `503`, try again.
+    Unavailable,
+}
+
+impl From<VerifyError> for Refusal {
+    fn from(e: VerifyError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// Most introspection results kept at once.
+const CACHE_CAPACITY: usize = 1024;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A JWT has three base64url segments; anything else is opaque.
+fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
 }
 
 /// The configuration cannot protect a resource.
@@ -77,6 +151,7 @@ pub struct ResourceServer {
     metadata_url: String,
     metadata_path: String,
     verifier: RwLock<TokenVerifier>,
+    introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
     last_fetch: Mutex<Option<Instant>>,
     http: reqwest::Client,
 }
@@ -112,6 +187,7 @@ impl ResourceServer {
                 config.resource.clone(),
             )),
             last_fetch: Mutex::new(None),
+            introspected: Mutex::new(std::collections::HashMap::new()),
             config,
             http,
         })
@@ -225,11 +301,12 @@ impl ResourceServer {
         };
         let verified = match self.verify(token).await {
             Ok(verified) => verified,
-            Err(e) => {
+            Err(Refusal::Invalid(e)) => {
                 return Err(challenge_response(
                     &self.challenge(scopes).invalid_token(&e.to_string()),
                 ));
             }
+            Err(Refusal::Unavailable) => return Err(unavailable()),
         };
         if scopes.iter().any(|s| !verified.scope.contains(s)) {
             // Name everything needed: the client asks for the union of held and needed.
@@ -238,17 +315,85 @@ impl ResourceServer {
         Ok(verified)
     }
 
-    async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, Refusal> {
+        let now = unix_now();
+        if let Some(client) = &self.config.introspection
+            && !looks_like_jwt(token)
+        {
+            return self.introspect(client, token, now).await;
+        }
         let first = self.verifier.read().await.verify(token, now);
-        match first {
+        Ok(match first {
             Err(VerifyError::UnknownKey) if self.refresh_keys().await => {
                 self.verifier.read().await.verify(token, now)
             }
             other => other,
+        }?)
+    }
+
+    /// RFC 7662: asks the authorization server, reusing a recent answer for the same token
+    /// (kept by the token's SHA-256, never past its `exp`).
+    async fn introspect(
+        &self,
+        client: &IntrospectionClient,
+        token: &str,
+        now: u64,
+    ) -> Result<VerifiedToken, Refusal> {
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some((verified, until)) = self.introspected.lock().await.get(&key)
+            && *until > now
+        {
+            return Ok(verified.clone());
         }
+        // RFC 6749 §2.3.1: the credentials are form-encoded before Basic encoding.
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let answer = async {
+            let response = self
+                .http
+                .post(&client.endpoint)
+                .basic_auth(
+                    encode(&client.client_id),
+                    Some(encode(&client.client_secret)),
+                )
+                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .send()
+                .await?
+                .error_for_status()?;
+            response.bytes().await
+        }
+        .await;
+        let body = match answer {
+            Ok(body) if body.len() <= 64 * 1024 => body,
+            Ok(_) => {
+                tracing::warn!(endpoint = %client.endpoint, "introspection answer is larger than 64 KiB");
+                return Err(Refusal::Unavailable);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %client.endpoint, "introspection failed");
+                return Err(Refusal::Unavailable);
+            }
+        };
+        let verified = mcpauth_bearer::verify_introspection(
+            &body,
+            &self.config.issuer,
+            &self.config.resource,
+            now,
+        )?;
+        let ttl = self.config.introspection_cache_ttl;
+        if ttl > 0 {
+            let until = verified.expires_at.min(now.saturating_add(ttl));
+            let mut cache = self.introspected.lock().await;
+            if cache.len() >= CACHE_CAPACITY {
+                cache.retain(|_, (_, until)| *until > now);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (verified.clone(), until));
+        }
+        Ok(verified)
     }
 
     /// Fetches the JWK Set unless it was fetched within the last 30 seconds. Returns whether
@@ -292,6 +437,24 @@ impl ResourceServer {
             }
         }
     }
+}
+
+/// `503` when the authorization server cannot be asked: the token may be fine, so no
+/// challenge that would send the client back to authorize.
+fn unavailable() -> HttpResponse {
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": "the authorization server could not be reached to check the token; try again",
+    });
+    let mut response = http::Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 fn challenge_response(challenge: &Challenge) -> HttpResponse {
