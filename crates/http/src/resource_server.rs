@@ -252,6 +252,24 @@ impl ResourceServer {
         Challenge::new(self.metadata_url.clone()).with_scope(&scopes.join(" "))
     }
 
+    /// A tool result that asks the MCP client for more authorization from inside a tool
+    /// call, for servers whose HTTP answer is already `200`: `isError`, `message` as text, and
+    /// the `insufficient_scope` challenge naming `scopes` under
+    /// `_meta["mcp/www_authenticate"]` (the tool-level counterpart of the `403` challenge that
+    /// MCP clients such as ChatGPT act on). Deserialize it into your MCP SDK's tool result
+    /// type (for `rmcp`, `CallToolResult`).
+    #[must_use]
+    pub fn tool_authorization_required(&self, scopes: &[&str], message: &str) -> serde_json::Value {
+        let challenge = Challenge::new(self.metadata_url.clone())
+            .insufficient_scope(&scopes.join(" "))
+            .header_value();
+        serde_json::json!({
+            "content": [{ "type": "text", "text": message }],
+            "isError": true,
+            "_meta": { "mcp/www_authenticate": [challenge] },
+        })
+    }
+
     /// The `403 insufficient_scope` answer naming `scopes`: for a handler that finds, while
     /// serving, that it needs more than the token grants.
     #[must_use]
@@ -479,4 +497,35 @@ fn challenge_response(challenge: &Challenge) -> HttpResponse {
         HeaderValue::from_static("www-authenticate"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_results_carry_the_insufficient_scope_challenge_in_meta() {
+        let resource = ResourceServer::new(ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        ))
+        .unwrap();
+        let result = resource.tool_authorization_required(&["mcp", "admin"], "Allow admin access");
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["content"][0]["text"], "Allow admin access");
+        let challenge = result["_meta"]["mcp/www_authenticate"][0].as_str().unwrap();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert!(challenge.contains("scope=\"mcp admin\""), "{challenge}");
+        assert!(
+            challenge.contains(
+                "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+            ),
+            "{challenge}"
+        );
+    }
 }
