@@ -7,6 +7,7 @@ use axum::routing::post;
 use mcpauth_adapter_axum::{
     Authenticated, BearerLayer, MetadataRouter, ResourceServer, ResourceServerConfig,
 };
+use mcpauth_conformance::client_credentials_token;
 
 #[tokio::test]
 async fn routes_require_their_scopes_and_challenge_for_step_up() {
@@ -59,26 +60,6 @@ async fn serve_opaque(
     (base, fixture)
 }
 
-async fn opaque_token(
-    http: &reqwest::Client,
-    base: &str,
-    fixture: &mcpauth_conformance::Fixture,
-    resource: &str,
-) -> String {
-    let (id, secret) = fixture.confidential_client();
-    let body: serde_json::Value = http
-        .post(format!("{base}/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials"), ("resource", resource)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 // RFC 7662 for opaque tokens: accepted while active for this resource, refused once revoked
 // (at once without a cache), 503 rather than a challenge when the server cannot be asked.
 #[tokio::test]
@@ -86,7 +67,7 @@ async fn opaque_tokens_are_checked_by_introspection() {
     let http = reqwest::Client::new();
     let (base, fixture) = serve_opaque(0, None).await;
     let resource = format!("{base}/mcp");
-    let token = opaque_token(&http, &base, &fixture, &resource).await;
+    let token = client_credentials_token(&http, &fixture, "", &resource).await;
     assert!(!token.contains('.'), "an opaque token");
     let call = |token: String| http.post(&resource).bearer_auth(token).send();
     let accepted = call(token.clone()).await.unwrap();
@@ -96,7 +77,7 @@ async fn opaque_tokens_are_checked_by_introspection() {
         fixture.confidential_client().0
     );
 
-    let elsewhere = opaque_token(&http, &base, &fixture, "http://127.0.0.1:1/other").await;
+    let elsewhere = client_credentials_token(&http, &fixture, "", "http://127.0.0.1:1/other").await;
     let refused = call(elsewhere).await.unwrap();
     assert_eq!(refused.status(), 401, "a token for another resource");
 
@@ -122,7 +103,7 @@ async fn opaque_tokens_are_checked_by_introspection() {
     let nowhere = format!("http://{}/introspect", closed.local_addr().unwrap());
     drop(closed);
     let (base, fixture) = serve_opaque(30, Some(&nowhere)).await;
-    let token = opaque_token(&http, &base, &fixture, &format!("{base}/mcp")).await;
+    let token = client_credentials_token(&http, &fixture, "", &format!("{base}/mcp")).await;
     let unavailable = http
         .post(format!("{base}/mcp"))
         .bearer_auth(token)
@@ -144,7 +125,7 @@ async fn introspection_answers_are_cached_for_the_configured_time() {
     let http = reqwest::Client::new();
     let (base, fixture) = serve_opaque(30, None).await;
     let resource = format!("{base}/mcp");
-    let token = opaque_token(&http, &base, &fixture, &resource).await;
+    let token = client_credentials_token(&http, &fixture, "", &resource).await;
     assert_eq!(
         http.post(&resource)
             .bearer_auth(&token)

@@ -680,7 +680,9 @@ impl Suite<'_> {
     }
 }
 
-async fn client_credentials_token(
+/// A `client_credentials` access token for the fixture's confidential client, for `scope`
+/// (empty: the default) and `resource`; empty when none comes back.
+pub async fn client_credentials_token(
     http: &reqwest::Client,
     fixture: &Fixture,
     scope: &str,

@@ -119,12 +119,6 @@ impl From<VerifyError> for Refusal {
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: usize = 1024;
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A JWT has three base64url segments; anything else is opaque.
 fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
@@ -334,7 +328,7 @@ impl ResourceServer {
     }
 
     async fn verify(&self, token: &str) -> Result<VerifiedToken, Refusal> {
-        let now = unix_now();
+        let now = crate::now().0;
         if let Some(client) = &self.config.introspection
             && !looks_like_jwt(token)
         {

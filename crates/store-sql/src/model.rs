@@ -313,28 +313,24 @@ impl CodeStore for SqlStore {
     }
 }
 
-fn refresh_times(token: &RefreshTokenRecord) -> Result<(i64, i64, Option<i64>), StoreError> {
-    Ok((
-        to_db(token.issued_at.0)?,
-        to_db(token.expires_at.0)?,
-        token.rotated_at.map(|t| to_db(t.0)).transpose()?,
-    ))
-}
-
-/// A refresh token with its columns converted, ready for `insert_refresh!`.
+/// A refresh token with its columns converted (resources as JSON; issued, expires and
+/// rotated times), ready for `insert_refresh!`.
 type BoundRefresh = (RefreshTokenRecord, String, (i64, i64, Option<i64>));
 
 fn bound_refresh(token: RefreshTokenRecord) -> Result<BoundRefresh, StoreError> {
     let resources = serde_json::to_string(&token.resources)?;
-    let times = refresh_times(&token)?;
+    let times = (
+        to_db(token.issued_at.0)?,
+        to_db(token.expires_at.0)?,
+        token.rotated_at.map(|t| to_db(t.0)).transpose()?,
+    );
     Ok((token, resources, times))
 }
 
 #[async_trait]
 impl RefreshTokenStore for SqlStore {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), StoreError> {
-        let resources = serde_json::to_string(&token.resources)?;
-        let times = refresh_times(&token)?;
+        let (token, resources, times) = bound_refresh(token)?;
         on_pool!(self, |pool| {
             insert_refresh!(token, resources, times)
                 .execute(pool)
@@ -362,8 +358,7 @@ impl RefreshTokenStore for SqlStore {
         new: RefreshTokenRecord,
         now: UnixTime,
     ) -> Result<RotateRefresh, StoreError> {
-        let resources = serde_json::to_string(&new.resources)?;
-        let times = refresh_times(&new)?;
+        let (new, resources, times) = bound_refresh(new)?;
         let now = to_db(now.0)?;
         // One transaction: the conditional UPDATE locks the old row (PostgreSQL) or takes the
         // write lock (SQLite), so the new token commits together with the rotation or not at

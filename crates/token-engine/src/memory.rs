@@ -39,6 +39,18 @@ struct Tables {
     seen: HashMap<String, UnixTime>,
 }
 
+/// Stores a new refresh token, refusing a duplicate hash without changing anything.
+fn insert_new_refresh(
+    refresh: &mut HashMap<String, RefreshTokenRecord>,
+    token: RefreshTokenRecord,
+) -> Result<(), MemoryModelError> {
+    if refresh.contains_key(&token.token_hash) {
+        return Err(MemoryModelError::Duplicate("refresh token"));
+    }
+    refresh.insert(token.token_hash.clone(), token);
+    Ok(())
+}
+
 /// An [`crate::OAuthServerModel`] kept in process memory behind one mutex, so every call is
 /// atomic.
 #[derive(Default)]
@@ -176,12 +188,10 @@ impl CodeStore for MemoryModel {
             None => ConsumeCode::NotFound,
             Some(code) if code.consumed_at.is_some() => ConsumeCode::Reused(code.clone()),
             Some(code) => {
-                // Check before changing anything: all or nothing, as in a transaction.
+                // The token first: a refused insert leaves the code unused, as a rolled-back
+                // transaction would.
                 if let Some(token) = refresh {
-                    if tables.refresh.contains_key(&token.token_hash) {
-                        return Err(MemoryModelError::Duplicate("refresh token"));
-                    }
-                    tables.refresh.insert(token.token_hash.clone(), token);
+                    insert_new_refresh(&mut tables.refresh, token)?;
                 }
                 code.consumed_at = Some(now);
                 ConsumeCode::Fresh(code.clone())
@@ -193,12 +203,7 @@ impl CodeStore for MemoryModel {
 #[async_trait]
 impl RefreshTokenStore for MemoryModel {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), Self::Error> {
-        let mut tables = self.tables();
-        if tables.refresh.contains_key(&token.token_hash) {
-            return Err(MemoryModelError::Duplicate("refresh token"));
-        }
-        tables.refresh.insert(token.token_hash.clone(), token);
-        Ok(())
+        insert_new_refresh(&mut self.tables().refresh, token)
     }
 
     async fn find_refresh(
@@ -326,10 +331,7 @@ impl DeviceStore for MemoryModel {
         match tables.devices.get_mut(device_code_hash) {
             Some(record) if record.state == DeviceState::Approved => {
                 if let Some(token) = refresh {
-                    if tables.refresh.contains_key(&token.token_hash) {
-                        return Err(MemoryModelError::Duplicate("refresh token"));
-                    }
-                    tables.refresh.insert(token.token_hash.clone(), token);
+                    insert_new_refresh(&mut tables.refresh, token)?;
                 }
                 record.state = DeviceState::Consumed;
                 Ok(true)
