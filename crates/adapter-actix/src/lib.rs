@@ -77,7 +77,7 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
 /// forms.
 fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>> {
     let mut converted = http::Request::builder()
-        .method(request.method().as_str())
+        .method(http_method(request.method()))
         .uri(request.uri().to_string())
         .body(body)
         .ok()?;
@@ -89,6 +89,10 @@ fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>>
             .insert(CallerKey(peer.ip().to_string()));
     }
     Some(converted)
+}
+
+fn http_method(method: &actix_web::http::Method) -> http::Method {
+    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
 }
 
 fn http_headers(headers: &actix_web::http::header::HeaderMap) -> http::HeaderMap {

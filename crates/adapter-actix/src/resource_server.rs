@@ -10,12 +10,13 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use mcpauth_http::{ResourceServer, VerifiedToken};
+use mcpauth_http::{HttpResponse, ResourceServer, VerifiedToken, body_too_large};
 
-use crate::into_actix;
+use crate::{http_method, into_actix};
 
-/// The verified token of the current request, put in the request extensions by
-/// [`BearerGuard`]; handlers behind the guard take it as an argument.
+/// The verified token of the current request, as an extractor: handlers behind a
+/// [`BearerGuard`] take it as an argument. (The guard puts the [`VerifiedToken`] itself in the
+/// request extensions.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub VerifiedToken);
 
@@ -28,8 +29,9 @@ impl FromRequest for Authenticated {
         ready(
             request
                 .extensions()
-                .get::<Authenticated>()
+                .get::<VerifiedToken>()
                 .cloned()
+                .map(Authenticated)
                 .ok_or_else(|| {
                     actix_web::error::ErrorInternalServerError("no BearerGuard on this route")
                 }),
@@ -57,8 +59,11 @@ pub fn protected_resource_metadata(
 }
 
 /// Middleware that lets a request through only with a valid bearer token carrying `scopes`
-/// (by default the resource's required scopes), and puts the [`Authenticated`] token in its
-/// extensions. Wrap scopes or resources separately to require more on some routes.
+/// (by default the resource's required scopes) and the scopes of the MCP tools it calls
+/// ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a body
+/// no larger than the configured limit (by `Content-Length`; handlers' extractors cap the
+/// rest), and puts the [`VerifiedToken`] in its extensions. Wrap scopes or resources
+/// separately to require more on some routes.
 #[derive(Clone, Debug)]
 pub struct BearerGuard {
     resource: Arc<ResourceServer>,
@@ -111,6 +116,12 @@ pub struct BearerGuardService<S> {
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
+fn refuse<B>(request: ServiceRequest, answer: HttpResponse) -> ServiceResponse<EitherBody<B>> {
+    request
+        .into_response(into_actix(answer))
+        .map_into_right_body()
+}
+
 impl<S, B> Service<ServiceRequest> for BearerGuardService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -122,7 +133,7 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, request: ServiceRequest) -> Self::Future {
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
         let guard = self.guard.clone();
         Box::pin(async move {
@@ -141,15 +152,26 @@ where
                 }
                 None => guard.resource.authenticate(&headers).await,
             };
-            match verified {
-                Ok(verified) => {
-                    request.extensions_mut().insert(Authenticated(verified));
-                    Ok(service.call(request).await?.map_into_left_body())
-                }
-                Err(challenge) => Ok(request
-                    .into_response(into_actix(challenge))
-                    .map_into_right_body()),
+            let resource = &guard.resource;
+            let verified = match verified {
+                Ok(verified) => verified,
+                Err(refusal) => return Ok(refuse(request, refusal)),
+            };
+            if let Some(refusal) = resource.refuse_declared_length(&headers) {
+                return Ok(refuse(request, refusal));
             }
+            if resource.reads_body(&http_method(request.method())) {
+                let payload = request.extract::<web::Payload>().await?;
+                let Ok(Ok(body)) = payload.to_bytes_limited(resource.max_body_bytes()).await else {
+                    return Ok(refuse(request, body_too_large()));
+                };
+                if let Some(refusal) = resource.refuse_tool_calls(&verified, &body) {
+                    return Ok(refuse(request, refusal));
+                }
+                request.set_payload(actix_web::dev::Payload::from(body));
+            }
+            request.extensions_mut().insert(verified);
+            Ok(service.call(request).await?.map_into_left_body())
         })
     }
 }

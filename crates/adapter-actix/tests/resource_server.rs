@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use mcpauth_adapter_actix::{
-    Authenticated, BearerGuard, ResourceServer, ResourceServerConfig, authorization_server,
-    protected_resource_metadata,
+    Authenticated, BearerGuard, ResourceServer, authorization_server, protected_resource_metadata,
 };
 
 #[actix_web::test]
@@ -15,9 +14,7 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let fixture = mcpauth_conformance::Fixture::new(&base).await;
-    let resource = format!("{base}/mcp");
-    let mut config = ResourceServerConfig::new(&resource, &base, format!("{base}/jwks.json"));
-    config.required_scopes = vec!["mcp".into()];
+    let config = mcpauth_conformance::protected_mcp_config(&base);
     let protection = Arc::new(ResourceServer::new(config).unwrap());
     let server = fixture.server();
     let running = actix_web::HttpServer::new(move || {
@@ -32,10 +29,15 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
             .service(
                 web::resource("/mcp")
                     .wrap(BearerGuard::new(protection.clone()))
-                    .route(
-                        web::post()
-                            .to(|Authenticated(token): Authenticated| async move { token.subject }),
-                    ),
+                    .route(web::post().to(
+                        |Authenticated(token): Authenticated, body: String| async move {
+                            if body.is_empty() {
+                                token.subject
+                            } else {
+                                format!("{}\n{body}", token.subject)
+                            }
+                        },
+                    )),
             )
     })
     .workers(1)

@@ -8,19 +8,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcpauth_http::{HttpResponse, ResourceServer, VerifiedToken};
+use mcpauth_http::{HttpResponse, ResourceServer, VerifiedToken, body_too_large};
 
 fn into_axum(response: HttpResponse) -> Response {
     response.map(axum::body::Body::from).into_response()
 }
 
-/// The verified token of the current request, put in the request extensions by
-/// [`BearerLayer`]. Also an extractor: handlers behind the layer take it as an argument.
+/// The verified token of the current request, as an extractor: handlers behind a
+/// [`BearerLayer`] take it as an argument. (The layer puts the [`VerifiedToken`] itself in the
+/// request extensions, where framework-neutral code such as `rmcp` tools finds it.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub VerifiedToken);
 
@@ -31,8 +33,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
         // Only reachable without the layer in front: a wiring mistake, not the client's.
         parts
             .extensions
-            .get::<Authenticated>()
+            .get::<VerifiedToken>()
             .cloned()
+            .map(Authenticated)
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
@@ -58,8 +61,10 @@ impl MetadataRouter for Arc<ResourceServer> {
 }
 
 /// A tower layer that lets a request through only with a valid bearer token carrying
-/// `scopes` (by default the resource's required scopes), and puts the [`Authenticated`] token
-/// in its extensions. Layer routes separately to require more scopes on some of them.
+/// `scopes` (by default the resource's required scopes) and the scopes of the MCP tools it
+/// calls ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a
+/// body no larger than the configured limit, and puts the [`VerifiedToken`] in its
+/// extensions. Layer routes separately to require more scopes on some of them.
 #[derive(Clone, Debug)]
 pub struct BearerLayer {
     resource: Arc<ResourceServer>,
@@ -115,7 +120,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         // The clone is not ready; call the instance that is (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -135,13 +140,30 @@ where
                 }
                 None => layer.resource.authenticate(request.headers()).await,
             };
-            match verified {
-                Ok(verified) => {
-                    request.extensions_mut().insert(Authenticated(verified));
-                    inner.call(request).await
-                }
-                Err(response) => Ok(into_axum(response)),
+            let verified = match verified {
+                Ok(verified) => verified,
+                Err(response) => return Ok(into_axum(response)),
+            };
+            let resource = &layer.resource;
+            if let Some(response) = resource.refuse_declared_length(request.headers()) {
+                return Ok(into_axum(response));
             }
+            let limit = resource.max_body_bytes();
+            let (mut parts, body) = request.into_parts();
+            let body = if resource.reads_body(&parts.method) {
+                let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+                    return Ok(into_axum(body_too_large()));
+                };
+                if let Some(response) = resource.refuse_tool_calls(&verified, &bytes) {
+                    return Ok(into_axum(response));
+                }
+                Body::from(bytes)
+            } else {
+                // Bodies without a declared length are cut off at the limit as they stream.
+                Body::new(http_body_util::Limited::new(body, limit))
+            };
+            parts.extensions.insert(verified);
+            inner.call(Request::from_parts(parts, body)).await
         })
     }
 }

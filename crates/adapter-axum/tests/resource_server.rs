@@ -14,15 +14,21 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let fixture = mcpauth_conformance::Fixture::new(&base).await;
-    let resource = format!("{base}/mcp");
-    let mut config = ResourceServerConfig::new(&resource, &base, format!("{base}/jwks.json"));
-    config.required_scopes = vec!["mcp".into()];
+    let config = mcpauth_conformance::protected_mcp_config(&base);
     let protection = Arc::new(ResourceServer::new(config).unwrap());
     let app = mcpauth_adapter_axum::router(fixture.server())
         .route(
             "/mcp",
-            post(|Authenticated(token): Authenticated| async move { token.subject })
-                .layer(BearerLayer::new(protection.clone())),
+            post(
+                |Authenticated(token): Authenticated, body: String| async move {
+                    if body.is_empty() {
+                        token.subject
+                    } else {
+                        format!("{}\n{body}", token.subject)
+                    }
+                },
+            )
+            .layer(BearerLayer::new(protection.clone())),
         )
         .route(
             "/mcp/admin",

@@ -708,10 +708,30 @@ pub async fn client_credentials_token(
     }
 }
 
+/// Largest body the protected endpoint of [`run_resource_server`] accepts.
+pub const PROTECTED_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The protection every adapter's test puts in front of `/mcp` for [`run_resource_server`]:
+/// resource `{base}/mcp`, issuer `base`, scope `mcp` required, the tool `admin_report` needing
+/// `admin` as well, bodies up to [`PROTECTED_MAX_BODY_BYTES`].
+#[must_use]
+pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
+    let mut config = mcpauth_http::ResourceServerConfig::new(
+        format!("{base}/mcp"),
+        base,
+        format!("{base}/jwks.json"),
+    )
+    .tool_requires("admin_report", &["admin"]);
+    config.required_scopes = vec!["mcp".into()];
+    config.max_body_bytes = PROTECTED_MAX_BODY_BYTES;
+    config
+}
+
 /// Checks a protected MCP endpoint mounted at `base` the way every adapter's test mounts it:
-/// the authorization server of `fixture` at the root (issuer = `base`), `POST /mcp` requiring
-/// scope `mcp` and answering the token's subject, `POST /mcp/admin` requiring `mcp admin`, and
-/// the RFC 9728 document at its well-known URLs. Panics listing every mismatch.
+/// the authorization server of `fixture` at the root (issuer = `base`), `POST /mcp` protected
+/// by [`protected_mcp_config`] and answering the token's subject followed by a newline and the
+/// request body when there is one, `POST /mcp/admin` requiring `mcp admin`, and the RFC 9728
+/// document at its well-known URLs. Panics listing every mismatch.
 ///
 /// # Panics
 ///
@@ -772,6 +792,53 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         )
         .await;
     check.status(&admin, StatusCode::OK);
+
+    // Step-up for a tool: the JSON-RPC body names a tool that needs more than the route.
+    let call = |tool: &str| {
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": tool, "arguments": {} },
+        })
+        .to_string()
+    };
+    let post_json = |token: &str, body: String| {
+        http.post(&resource)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let echo = suite.send(post_json(&basic, call("echo"))).await;
+    check.status(&echo, StatusCode::OK);
+    check.expect(
+        echo.text == format!("{}\n{}", fixture.confidential_client().0, call("echo")),
+        format!(
+            "the handler gets the body the protection read, got {:?}",
+            echo.text
+        ),
+    );
+    let tool_short = suite.send(post_json(&basic, call("admin_report"))).await;
+    check.status(&tool_short, StatusCode::FORBIDDEN);
+    let challenge = tool_short.header("www-authenticate").unwrap_or_default();
+    check.expect(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp admin\""),
+        format!("a call of a tool needing more names the scopes held and needed: {challenge}"),
+    );
+    let tool_allowed = suite
+        .send(post_json(&stepped_up, call("admin_report")))
+        .await;
+    check.status(&tool_allowed, StatusCode::OK);
+    let batch = format!("[{},{}]", call("echo"), call("admin_report"));
+    let batch_short = suite.send(post_json(&basic, batch)).await;
+    check.status(&batch_short, StatusCode::FORBIDDEN);
+    let too_large = suite
+        .send(post_json(&basic, " ".repeat(PROTECTED_MAX_BODY_BYTES + 1)))
+        .await;
+    check.status(&too_large, StatusCode::PAYLOAD_TOO_LARGE);
+    check.expect(
+        too_large.json()["error"] == "invalid_request",
+        format!("413 in the JSON error shape: {}", too_large.text),
+    );
 
     let garbage = suite
         .send(http.post(&resource).bearer_auth("not.a.jwt"))

@@ -42,6 +42,7 @@
 
 mod authorization_server;
 mod resource_server;
+mod tool_scopes;
 
 pub use authorization_server::{
     AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, body_too_large, now,
@@ -49,5 +50,7 @@ pub use authorization_server::{
 };
 pub use mcpauth_bearer::VerifiedToken;
 pub use resource_server::{
-    IntrospectionClient, ResourceServer, ResourceServerConfig, ResourceServerError,
+    DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
+    ResourceServerError,
 };
+pub use tool_scopes::ToolScopes;

@@ -16,6 +16,10 @@ use mcpauth_metadata::ProtectedResourceMetadata;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::HttpResponse;
+use crate::tool_scopes::ToolScopes;
+
+/// Default for [`ResourceServerConfig::max_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 const ROOT_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
@@ -41,6 +45,13 @@ pub struct ResourceServerConfig {
     /// Seconds an introspection result is reused (never past the token's `exp`); a
     /// revocation takes effect here within this time. 0 asks every time. Default 30.
     pub introspection_cache_ttl: u64,
+    /// Scopes that calls of particular MCP tools need beyond the route's: a `tools/call`
+    /// naming one is answered `403 insufficient_scope` before it reaches the MCP server, so
+    /// the client can step up. Empty by default (bodies are then never read).
+    pub tool_scopes: ToolScopes,
+    /// Largest request body the protection lets through, in bytes (`413` above it).
+    /// Default 4 MiB: MCP messages are JSON and most SDKs read them whole.
+    pub max_body_bytes: usize,
 }
 
 /// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
@@ -82,7 +93,16 @@ impl ResourceServerConfig {
             resource_name: None,
             introspection: None,
             introspection_cache_ttl: 30,
+            tool_scopes: ToolScopes::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
+    }
+
+    /// Calls of the MCP tool `tool` need `scopes` as well as the route's.
+    #[must_use]
+    pub fn tool_requires(mut self, tool: &str, scopes: &[&str]) -> Self {
+        self.tool_scopes.require(tool, scopes);
+        self
     }
 
     /// Checks opaque tokens at `endpoint`, authenticating as `client_id` / `client_secret`.
@@ -321,10 +341,61 @@ impl ResourceServer {
             Err(Refusal::Unavailable) => return Err(unavailable()),
         };
         if scopes.iter().any(|s| !verified.scope.contains(s)) {
-            // Name everything needed: the client asks for the union of held and needed.
-            return Err(self.insufficient_scope(scopes));
+            return Err(self.step_up(&verified, scopes));
         }
         Ok(verified)
+    }
+
+    /// Whether adapters must read the body of a request with `method` before letting it
+    /// through: a `POST` (a JSON-RPC message) when some tool has scopes of its own.
+    #[must_use]
+    pub fn reads_body(&self, method: &http::Method) -> bool {
+        method == http::Method::POST && !self.config.tool_scopes.is_empty()
+    }
+
+    /// [`ResourceServerConfig::max_body_bytes`].
+    #[must_use]
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
+    /// The `413` answer for a request that declares a body larger than
+    /// [`max_body_bytes`](Self::max_body_bytes) in `Content-Length`, if it does; adapters
+    /// also cap bodies that do not declare their length.
+    #[must_use]
+    pub fn refuse_declared_length(&self, headers: &HeaderMap) -> Option<HttpResponse> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())?;
+        (declared > self.config.max_body_bytes as u64).then(crate::body_too_large)
+    }
+
+    /// Checks the tool calls in a request `body` (read because
+    /// [`reads_body`](Self::reads_body) said so) against the verified token: the
+    /// `403 insufficient_scope` answer when it calls a tool with scopes the token lacks.
+    #[must_use]
+    pub fn refuse_tool_calls(&self, verified: &VerifiedToken, body: &[u8]) -> Option<HttpResponse> {
+        let needed = self.config.tool_scopes.required_by(body);
+        needed
+            .iter()
+            .any(|s| !verified.scope.contains(s))
+            .then(|| self.step_up(verified, &needed))
+    }
+
+    /// The `403 insufficient_scope` for a token that lacks some of `needed`. The challenge
+    /// names the scopes the token holds and the ones it lacks: MCP clients of the
+    /// 2025-06-18 and 2025-11-25 revisions ask for exactly the challenge's scopes (and would
+    /// lose what they hold otherwise), clients of 2026-07-28 ask for the union of what they
+    /// hold and the challenge, which comes to the same set.
+    fn step_up(&self, verified: &VerifiedToken, needed: &[&str]) -> HttpResponse {
+        let mut scopes: Vec<&str> = verified.scope.iter().collect();
+        for scope in needed {
+            if !scopes.contains(scope) {
+                scopes.push(scope);
+            }
+        }
+        self.insufficient_scope(&scopes)
     }
 
     async fn verify(&self, token: &str) -> Result<VerifiedToken, Refusal> {

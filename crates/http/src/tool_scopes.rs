@@ -1,0 +1,159 @@
+//! Scopes per MCP tool, checked at the HTTP layer so a client can step up.
+//!
+//! MCP authorization (scope challenge handling) asks a server to answer an operation the
+//! token is not scoped for with `403` and `WWW-Authenticate: Bearer error="insufficient_scope"`,
+//! which MCP clients turn into a new authorization request. For a tool call that means
+//! reading the JSON-RPC body: `{"method": "tools/call", "params": {"name": …}}`.
+//!
+//! This check is for the client's benefit (a challenge it can act on). It is not the only
+//! guard a tool should have: a body this module cannot read (not JSON, an unknown shape) is
+//! let through to the MCP server, which answers it, so tools that need a scope also check
+//! the verified token themselves (see
+//! [`ResourceServer::tool_authorization_required`](crate::ResourceServer::tool_authorization_required)).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Which scopes calls of particular tools need, beyond the route's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolScopes {
+    tools: BTreeMap<String, Vec<String>>,
+}
+
+impl ToolScopes {
+    /// No tool needs anything beyond the route's scopes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls of `tool` need `scopes` (added to what was set before for it).
+    #[must_use]
+    pub fn tool(mut self, tool: &str, scopes: &[&str]) -> Self {
+        self.require(tool, scopes);
+        self
+    }
+
+    /// Calls of `tool` need `scopes` (added to what was set before for it).
+    pub fn require(&mut self, tool: &str, scopes: &[&str]) {
+        let needed = self.tools.entry(tool.to_owned()).or_default();
+        for scope in scopes {
+            if !needed.iter().any(|s| s == scope) {
+                needed.push((*scope).to_owned());
+            }
+        }
+    }
+
+    /// Whether no tool has scopes of its own (bodies need not be read).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// The scopes the tool calls in `body` need, without repeats: one JSON-RPC message or a
+    /// batch (an array, as protocol 2025-03-26 allowed). Nothing for a body that is not
+    /// JSON-RPC: the MCP server rejects it itself.
+    #[must_use]
+    pub fn required_by(&self, body: &[u8]) -> Vec<&str> {
+        let mut needed: Vec<&str> = Vec::new();
+        if self.tools.is_empty() {
+            return needed;
+        }
+        // `Value` keeps the last of duplicated keys, as the MCP SDKs' JSON parsers do, so the
+        // tool named here is the tool the server would call.
+        let Ok(message) = serde_json::from_slice::<Value>(body) else {
+            return needed;
+        };
+        let messages = match &message {
+            Value::Array(batch) => batch.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        for message in messages {
+            if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+                continue;
+            }
+            let Some(tool) = message
+                .get("params")
+                .and_then(|params| params.get("name"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            for scope in self.tools.get(tool).into_iter().flatten() {
+                if !needed.contains(&scope.as_str()) {
+                    needed.push(scope);
+                }
+            }
+        }
+        needed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ToolScopes {
+        ToolScopes::new()
+            .tool("admin_report", &["mcp:admin"])
+            .tool("delete", &["mcp:admin", "mcp:write"])
+    }
+
+    #[test]
+    fn a_call_of_a_scoped_tool_needs_its_scopes() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report","arguments":{}}}"#;
+        assert_eq!(policy().required_by(body), ["mcp:admin"]);
+    }
+
+    #[test]
+    fn other_tools_and_other_methods_need_nothing_more() {
+        let policy = policy();
+        let echo = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let list =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"admin_report"}}"#;
+        assert!(policy.required_by(echo).is_empty());
+        assert!(policy.required_by(list).is_empty());
+    }
+
+    #[test]
+    fn a_batch_needs_the_union_of_its_calls() {
+        let body = br#"[
+            {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report"}},
+            {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete"}}
+        ]"#;
+        assert_eq!(policy().required_by(body), ["mcp:admin", "mcp:write"]);
+    }
+
+    #[test]
+    fn a_duplicated_name_is_read_as_the_server_reads_it_the_last_one() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"admin_report"}}"#;
+        assert_eq!(policy().required_by(body), ["mcp:admin"]);
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_rpc_need_nothing_and_do_not_panic() {
+        let policy = policy();
+        for body in [
+            &b""[..],
+            b"not json",
+            b"[]",
+            b"null",
+            b"{\"method\":7}",
+            b"{\"method\":\"tools/call\",\"params\":[1]}",
+            b"[1,\"x\",{\"method\":\"tools/call\",\"params\":{\"name\":null}}]",
+        ] {
+            assert!(policy.required_by(body).is_empty(), "{body:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_needs_only_configured_scopes(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let policy = policy();
+            for scope in policy.required_by(&body) {
+                proptest::prop_assert!(["mcp:admin", "mcp:write"].contains(&scope));
+            }
+        }
+    }
+}
