@@ -213,11 +213,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 Ok(challenge) => challenge,
                 Err(e) => return redirect(AuthorizeErrorCode::InvalidRequest, &e.to_string()),
             };
-        let scope =
-            match self.resolve_scope(request.scope.as_ref(), client.metadata.scope.as_deref()) {
-                Ok(scope) => scope,
-                Err(description) => return redirect(AuthorizeErrorCode::InvalidScope, description),
-            };
+        let scope = match self.resolve_scope(request.scope.as_ref(), &client, true) {
+            Ok(scope) => scope,
+            Err(description) => return redirect(AuthorizeErrorCode::InvalidScope, description),
+        };
         let resources = match self.resolve_resources(&request.resource) {
             Ok(resources) => resources,
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
@@ -230,7 +229,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                         .and_then(|u| u.host_str().map(str::to_owned))
                         .unwrap_or_default(),
                 }
-            } else if client.registration_token_hash.is_some() {
+            } else if client.is_self_registered() {
                 ClientIdentity::SelfRegistered
             } else {
                 ClientIdentity::PreRegistered
@@ -366,11 +365,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     }
 
     /// Requested scope, or the default; checked against what the server and client allow.
+    ///
+    /// The client's registered `scope` bounds the request when an administrator registered
+    /// the client, or when no user approves the grant (`user_approves` false). A client that
+    /// registered itself chose that scope itself (RFC 7591 §2) and could widen it by
+    /// registering again, so for a grant a user approves the bound is the server's scopes and
+    /// the user's consent: that keeps MCP step-up working, where a client registered with the
+    /// scope it first needed later asks for one more (`403 insufficient_scope`).
     pub(crate) fn resolve_scope(
         &self,
         requested: Option<&Scope>,
-        client_scope: Option<&str>,
+        client: &crate::model::ClientRecord,
+        user_approves: bool,
     ) -> Result<Scope, &'static str> {
+        let client_scope = client.metadata.scope.as_deref();
         // RFC 6749 §3.3: without `scope`, use a pre-defined default: the server's default
         // scope if configured, else everything the client registered.
         let scope = match requested {
@@ -386,7 +394,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
             return Err("the request includes a scope this server does not support");
         }
+        let bounded_by_registration = !(user_approves && client.is_self_registered());
         if let Some(allowed) = client_scope.and_then(|s| Scope::parse(s).ok())
+            && bounded_by_registration
             && !scope.is_subset_of(&allowed)
         {
             return Err("the request includes a scope the client did not register");

@@ -50,6 +50,14 @@ pub struct ClientRecord {
 }
 
 impl ClientRecord {
+    /// Whether the client registered itself, through RFC 7591 registration (it holds a
+    /// registration access token) or a Client ID Metadata Document: its metadata is its own
+    /// claim, not an administrator's decision.
+    #[must_use]
+    pub fn is_self_registered(&self) -> bool {
+        self.registration_token_hash.is_some() || self.document_expires_at.is_some()
+    }
+
     /// A record for a client with the given metadata.
     #[must_use]
     pub fn new(

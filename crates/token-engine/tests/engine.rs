@@ -641,3 +641,61 @@ async fn concurrent_refreshes_leave_exactly_one_live_family() {
         "the surviving family still works"
     );
 }
+
+async fn authorize_for_scope(h: &Harness, client_id: &str, scope: &str) -> AuthorizeOutcome {
+    let mut q = h.authorize_query(REDIRECT);
+    for (name, value) in &mut q {
+        match *name {
+            "client_id" => *value = client_id.to_owned(),
+            "scope" => *value = scope.to_owned(),
+            _ => {}
+        }
+    }
+    h.authorize(&q).await
+}
+
+// MCP authorization, step-up: a client that registered itself with the scope it first needed
+// later asks the user for one more (after 403 insufficient_scope). Its registered scope is its
+// own claim (RFC 7591 §2), so the user's consent decides, not the registration.
+#[tokio::test]
+async fn a_self_registered_client_may_ask_the_user_for_more_than_it_registered() {
+    let h = harness().await;
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec![REDIRECT.into()];
+    metadata.scope = Some("mcp:tools".into());
+    let client = h.engine.register_client(metadata, NOW).await.unwrap();
+    match authorize_for_scope(&h, &client.client_id, "mcp:tools mcp:admin").await {
+        AuthorizeOutcome::NeedsConsent(pending) => {
+            assert_eq!(pending.scope.to_string(), "mcp:tools mcp:admin");
+        }
+        other => panic!("expected consent for the wider scope, got {other:?}"),
+    }
+}
+
+// RFC 6749 §3.3 / §5.2 invalid_scope: an administrator's registration bounds what the client
+// may ask for.
+#[tokio::test]
+async fn a_pre_registered_clients_scope_bounds_its_authorization_requests() {
+    use mcpauth_token_engine::{ClientRecord, ClientStore as _, TokenEndpointAuthMethod};
+    let h = harness().await;
+    let mut metadata = ClientMetadata::default();
+    metadata.redirect_uris = vec![REDIRECT.into()];
+    metadata.scope = Some("mcp:tools".into());
+    let record = ClientRecord::new(
+        "pre-registered".into(),
+        TokenEndpointAuthMethod::None,
+        metadata,
+        NOW,
+    );
+    h.engine.model().insert_client(record).await.unwrap();
+    let outcome = authorize_for_scope(&h, "pre-registered", "mcp:tools mcp:admin").await;
+    let params = redirect_params(&outcome);
+    assert!(
+        params.contains(&("error".into(), "invalid_scope".into())),
+        "{params:?}"
+    );
+    assert!(matches!(
+        authorize_for_scope(&h, "pre-registered", "mcp:tools").await,
+        AuthorizeOutcome::NeedsConsent(_)
+    ));
+}

@@ -28,7 +28,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         }
         let scope = self
-            .resolve_scope(scope, client.metadata.scope.as_deref())
+            .resolve_scope(scope, client, false)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidScope, d))?
             .to_string();
         let audience = self

@@ -120,7 +120,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         }
         let scope = self
-            .resolve_scope(request.scope.as_ref(), client.metadata.scope.as_deref())
+            .resolve_scope(request.scope.as_ref(), client, true)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidScope, d))?;
         let resources = self
             .resolve_resources(&request.resource)
