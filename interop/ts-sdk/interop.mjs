@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { log, loginAndApprove } from './user.mjs';
 
 const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD, CLIENT_METADATA_URL, EXPECT_REGISTRATION } = process.env;
 // The client offers a metadata document; did the server accept it, or did the client register?
@@ -24,7 +25,6 @@ for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_P
   if (!value) throw new Error(`${name} is not set`);
 }
 const REDIRECT_URL = 'http://127.0.0.1:53682/callback';
-const log = (step, detail = '') => console.log(`ok - ${step}${detail ? `: ${detail}` : ''}`);
 
 class InMemoryProvider {
   constructor() {
@@ -56,61 +56,6 @@ class InMemoryProvider {
   codeVerifier() { return this.verifier; }
 }
 
-// A tiny cookie jar: enough for the login pages (names are unique per flow).
-const jar = new Map();
-function remember(response) {
-  for (const line of response.headers.getSetCookie()) {
-    const [pair] = line.split(';');
-    const eq = pair.indexOf('=');
-    jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-  }
-}
-const cookieHeader = () => [...jar].filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join('; ');
-
-async function request(url, options = {}) {
-  const response = await fetch(url, { ...options, redirect: 'manual', headers: { ...(options.headers ?? {}), cookie: cookieHeader() } });
-  remember(response);
-  return response;
-}
-
-function formOf(html) {
-  const action = html.match(/<form method="post" action="([^"]+)"/)?.[1];
-  const csrf = html.match(/name="csrf_token" value="([^"]+)"/)?.[1];
-  assert.ok(action && csrf, `page has no form:\n${html}`);
-  return { action: action.replaceAll('&#x2f;', '/').replaceAll('&#47;', '/'), csrf };
-}
-
-async function post(url, fields) {
-  return request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
-}
-
-// The user in the browser: follow the authorization URL, sign in, approve.
-async function loginAndApprove(authorizationUrl) {
-  const start = await request(authorizationUrl);
-  assert.equal(start.status, 303, `authorize answered ${start.status}: ${await start.text()}`);
-  const interaction = new URL(start.headers.get('location'), authorizationUrl);
-  log('authorization request accepted', interaction.pathname);
-
-  const loginPage = await request(interaction);
-  assert.equal(loginPage.status, 200);
-  const login = formOf(await loginPage.text());
-  const wrong = await post(new URL(login.action, interaction), { csrf_token: login.csrf, email: USER_EMAIL, password: 'not-the-password' });
-  assert.equal(wrong.status, 401, 'a wrong password must be refused');
-  const signedIn = await post(new URL(login.action, interaction), { csrf_token: login.csrf, email: USER_EMAIL, password: USER_PASSWORD });
-  assert.equal(signedIn.status, 303, `login answered ${signedIn.status}`);
-  log('signed in through the login form');
-
-  const consentPage = await request(new URL(signedIn.headers.get('location'), interaction));
-  const consentHtml = await consentPage.text();
-  assert.match(consentHtml, /Authorize MCP TypeScript SDK interop client/);
-  const consent = formOf(consentHtml);
-  const approved = await post(new URL(consent.action, interaction), { csrf_token: consent.csrf, decision: 'approve' });
-  assert.equal(approved.status, 303, `consent answered ${approved.status}`);
-  const callback = new URL(approved.headers.get('location'));
-  log('approved on the consent page');
-  return callback;
-}
-
 const provider = new InMemoryProvider();
 const mcpUrl = new URL(MCP_URL);
 
@@ -132,7 +77,12 @@ assert.equal(authUrl.searchParams.get('resource'), MCP_URL);
 log(USES_DOCUMENT ? '401 → discovery → Client ID Metadata Document' : '401 → discovery → dynamic registration', `client_id ${provider.client.client_id}`);
 
 // 2. The user authorizes; check the authorization response.
-const callback = await loginAndApprove(authUrl);
+const callback = await loginAndApprove(authUrl, {
+  email: USER_EMAIL,
+  password: USER_PASSWORD,
+  tryWrongPassword: true,
+  expectOnConsent: /Authorize MCP TypeScript SDK interop client/,
+});
 assert.equal(`${callback.origin}${callback.pathname}`, REDIRECT_URL);
 assert.equal(callback.searchParams.get('state'), provider.lastState, 'state must come back untouched');
 assert.equal(callback.searchParams.get('iss'), ISSUER, 'RFC 9207 iss must name the issuer');
@@ -147,7 +97,7 @@ transport = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider }
 client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
 await client.connect(transport);
 const { tools } = await client.listTools();
-assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+assert.deepEqual(tools.map((t) => t.name).sort(), ['admin_report', 'echo', 'whoami']);
 log('code exchanged, connected, tools listed', tools.map((t) => t.name).join(', '));
 
 const who = JSON.parse((await client.callTool({ name: 'whoami', arguments: {} })).content[0].text);

@@ -1,10 +1,13 @@
-//! Interop with a client no one here wrote: the official MCP TypeScript SDK
-//! (`@modelcontextprotocol/sdk`, from npm) connects to the example MCP server (rmcp) protected
-//! by mcpauth, discovers, gets a client identity (dynamic registration, or a Client ID
-//! Metadata Document served by the test over HTTPS), logs in through the real login form,
-//! lists tools, calls them, and refreshes. The Node side is `interop/ts-sdk/interop.mjs`.
+//! Interop with clients no one here wrote: the official MCP TypeScript SDK, 1.x
+//! (`@modelcontextprotocol/sdk`) and 2.x (`@modelcontextprotocol/client`), from npm, connect to
+//! the example MCP servers (rmcp in axum, rmcp in actix-web, each run as the real example
+//! binary) protected by mcpauth-server: they discover, get a client identity (dynamic
+//! registration, or a Client ID Metadata Document served by the test over HTTPS), log in
+//! through the real login form, list and call tools, step up on `insufficient_scope`, and
+//! refresh. The Node side is `interop/ts-sdk/*.mjs`.
 //!
-//! Needs `node` and `npm` on PATH; installs the SDK with `npm ci` on first run.
+//! Needs `node` and `npm` on PATH; installs the SDKs with `npm ci` on first run. The example
+//! binaries are built by `cargo test` (examples are built with the tests).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
 
 use std::path::PathBuf;
@@ -12,10 +15,62 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+/// The example MCP servers.
+#[derive(Clone, Copy, Debug)]
+enum Example {
+    Axum,
+    Actix,
+}
+
+impl Example {
+    fn binary(self) -> PathBuf {
+        let name = match self {
+            Self::Axum => "axum_mcp_server",
+            Self::Actix => "actix_mcp_server",
+        };
+        // Test binaries live in target/<profile>/deps, examples in target/<profile>/examples.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+        let binary = profile_dir
+            .join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo test -p mcpauth-examples`, which builds the examples",
+            binary.display()
+        );
+        binary
+    }
+
+    /// Starts the example on a free loopback port; returns the process and its resource URL.
+    async fn start(self, issuer: &str) -> (tokio::process::Child, String) {
+        let mut child = tokio::process::Command::new(self.binary())
+            .env("MCPAUTH_ISSUER", issuer)
+            .env("EXAMPLE_LISTEN", "127.0.0.1:0")
+            .env("MCPAUTH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let resource = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(resource) = line.strip_prefix("listening on ") {
+                    return resource.to_owned();
+                }
+            }
+            panic!("{self:?} example exited before listening");
+        })
+        .await
+        .expect("the example did not start");
+        (child, resource)
+    }
+}
 
 fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/ts-sdk")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/ts-sdk")
 }
 
 async fn ensure_node_modules() {
@@ -24,10 +79,13 @@ async fn ensure_node_modules() {
     static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _installing = INSTALL.lock().await;
     let dir = interop_dir();
-    if dir
-        .join("node_modules/@modelcontextprotocol/sdk/package.json")
-        .exists()
-    {
+    let installed = |package: &str| {
+        dir.join("node_modules")
+            .join(package)
+            .join("package.json")
+            .exists()
+    };
+    if installed("@modelcontextprotocol/sdk") && installed("@modelcontextprotocol/client") {
         return;
     }
     let status = tokio::process::Command::new("npm")
@@ -43,15 +101,17 @@ fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mcpauth-interop-{tag}-{}-{}",
         std::process::id(),
-        mcpauth_adapter_axum::now().0
+        mcpauth_http::now().0
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// Starts the authorization server and the example MCP server, runs the Node script with
-/// `extra_env`, stops everything, and returns the script's output.
+/// Starts the authorization server and `example`, runs the Node `script` with `extra_env`,
+/// stops everything, and returns the script's output.
 async fn run_interop(
+    example: Example,
+    script: &str,
     tag: &str,
     fetch_policy: mcpauth_fetch::FetchPolicy,
     extra_env: &[(&str, String)],
@@ -62,8 +122,7 @@ async fn run_interop(
     let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let as_addr = as_listener.local_addr().unwrap();
     let issuer = format!("http://{as_addr}");
-    let mcp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resource = format!("http://{}/mcp", mcp_listener.local_addr().unwrap());
+    let (mut mcp_server, resource) = example.start(&issuer).await;
 
     let mut config = mcpauth_server::Config::default();
     config.listen = as_addr;
@@ -81,12 +140,9 @@ async fn run_interop(
     let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
         let _ = stopped_as.await;
     }));
-    let app = mcpauth_example_mcp_server::app(&resource, &issuer, &format!("{issuer}/jwks.json"))
-        .unwrap();
-    let mcp_task = tokio::spawn(async move { axum::serve(mcp_listener, app).await });
 
     let mut node = tokio::process::Command::new("node");
-    node.arg("interop.mjs")
+    node.arg(script)
         .current_dir(interop_dir())
         .env("MCP_URL", &resource)
         .env("ISSUER", &issuer)
@@ -106,7 +162,7 @@ async fn run_interop(
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     let _ = stop_as.send(());
-    mcp_task.abort();
+    let _ = mcp_server.kill().await;
     let _ = as_task.await;
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
@@ -119,8 +175,66 @@ async fn run_interop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_authorizes_lists_tools_and_refreshes() {
-    let stdout = run_interop("dcr", mcpauth_fetch::FetchPolicy::default(), &[], |_| {}).await;
+    let stdout = run_interop(
+        Example::Axum,
+        "interop.mjs",
+        "dcr",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[],
+        |_| {},
+    )
+    .await;
     assert!(stdout.contains("dynamic registration"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_authorizes_against_the_actix_example() {
+    let stdout = run_interop(
+        Example::Actix,
+        "interop.mjs",
+        "dcr-actix",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert!(stdout.contains("SDK refreshed"), "{stdout}");
+}
+
+// MCP authorization, scope challenge handling: a tool that needs a scope the first token
+// lacks is answered 403 insufficient_scope; the client obtains a token with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_2_steps_up_against_the_axum_example() {
+    let stdout = run_interop(
+        Example::Axum,
+        "step-up.mjs",
+        "step-up-axum",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert!(
+        stdout.contains("the retried admin_report call succeeds"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_2_steps_up_against_the_actix_example() {
+    let stdout = run_interop(
+        Example::Actix,
+        "step-up.mjs",
+        "step-up-actix",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert!(
+        stdout.contains("the retried admin_report call succeeds"),
+        "{stdout}"
+    );
 }
 
 /// Serves one JSON document over HTTPS on loopback with a self-signed certificate; returns
@@ -186,7 +300,15 @@ async fn typescript_sdk_uses_a_client_id_metadata_document() {
     let mut policy = mcpauth_fetch::FetchPolicy::default();
     policy.insecure_allow_loopback = true;
     policy.root_certificates_only = vec![cert];
-    let stdout = run_interop("cimd", policy, &[("CLIENT_METADATA_URL", url)], |_| {}).await;
+    let stdout = run_interop(
+        Example::Axum,
+        "interop.mjs",
+        "cimd",
+        policy,
+        &[("CLIENT_METADATA_URL", url)],
+        |_| {},
+    )
+    .await;
     assert!(stdout.contains("Client ID Metadata Document"), "{stdout}");
 }
 
@@ -196,6 +318,8 @@ async fn typescript_sdk_uses_a_client_id_metadata_document() {
 async fn typescript_sdk_falls_back_to_dynamic_registration() {
     let url = "https://client.example.com/oauth/client.json".to_owned();
     let stdout = run_interop(
+        Example::Axum,
+        "interop.mjs",
         "fallback",
         mcpauth_fetch::FetchPolicy::default(),
         &[

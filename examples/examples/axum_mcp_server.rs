@@ -1,0 +1,68 @@
+//! An MCP server in axum, protected by mcpauth.
+//!
+//! ```text
+//! cargo run -p mcpauth-server                  # the authorization server on :8080
+//! cargo run --example axum_mcp_server          # this MCP server on http://127.0.0.1:3000/mcp
+//! ```
+//!
+//! `MCPAUTH_ISSUER` names the authorization server (default `http://127.0.0.1:8080`),
+//! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`). The server prints
+//! `listening on <resource>` once it accepts connections.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mcpauth_adapter_axum::{BearerLayer, MetadataRouter};
+use mcpauth_examples::{Settings, mcp_service, protection};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCPAUTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let settings = Settings::from_env();
+    let listener = match tokio::net::TcpListener::bind(&settings.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", settings.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(address) = listener.local_addr() else {
+        return ExitCode::FAILURE;
+    };
+    // The resource identifier is this server's URL: what tokens must name as their audience.
+    let resource = format!("http://{address}/mcp");
+    let protection = match protection(&resource, &settings.issuer) {
+        Ok(protection) => Arc::new(protection),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let app = axum::Router::new()
+        // The MCP endpoint, behind the bearer layer: 401/403 challenges, tool scopes, limits.
+        .nest_service("/mcp", mcp_service(protection.clone(), &resource))
+        .layer(BearerLayer::new(protection.clone()))
+        // The RFC 9728 document MCP clients discover the authorization server from; public.
+        .merge(protection.metadata_router());
+
+    println!("listening on {resource}");
+    tracing::info!(%resource, issuer = %settings.issuer, "axum MCP server is ready");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

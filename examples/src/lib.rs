@@ -1,0 +1,208 @@
+//! The MCP server both examples serve (the official Rust MCP SDK, `rmcp`), and the protection
+//! they put in front of it. The framework wiring is in `examples/axum_mcp_server.rs` and
+//! `examples/actix_mcp_server.rs`:
+//!
+//! ```text
+//! cargo run -p mcpauth-server                       # the authorization server, :8080
+//! cargo run --example axum_mcp_server               # or actix_mcp_server; :3000/mcp
+//! ```
+//!
+//! Every request to `/mcp` needs a token for this resource with scope `mcp:tools`; calling the
+//! `admin_report` tool needs `mcp:admin` as well, so a client that connected with the first
+//! scope steps up: the call is answered `403` with `error="insufficient_scope"` and the
+//! client asks the user for more.
+
+use std::sync::Arc;
+
+use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError, VerifiedToken};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+
+/// The scope every request needs.
+pub const TOOLS_SCOPE: &str = "mcp:tools";
+/// The scope the `admin_report` tool needs as well.
+pub const ADMIN_SCOPE: &str = "mcp:admin";
+
+/// Where the example listens and which authorization server it trusts, from the environment:
+/// `MCPAUTH_ISSUER` (default `http://127.0.0.1:8080`) and `EXAMPLE_LISTEN` (default
+/// `127.0.0.1:3000`; port 0 picks a free one).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// The address to listen on.
+    pub listen: String,
+}
+
+impl Settings {
+    /// Reads the environment.
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self {
+            issuer: std::env::var("MCPAUTH_ISSUER")
+                .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+            listen: std::env::var("EXAMPLE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
+        }
+    }
+}
+
+/// The protection of the MCP server at `resource` (its canonical URI, such as
+/// `http://127.0.0.1:3000/mcp`) by the authorization server `issuer`.
+///
+/// # Errors
+///
+/// When `resource` is not an https or loopback http URL.
+pub fn protection(resource: &str, issuer: &str) -> Result<ResourceServer, ResourceServerError> {
+    let issuer = issuer.trim_end_matches('/');
+    let mut config = ResourceServerConfig::new(resource, issuer, format!("{issuer}/jwks.json"))
+        .tool_requires("admin_report", &[ADMIN_SCOPE]);
+    config.required_scopes = vec![TOOLS_SCOPE.into()];
+    config.scopes_supported = vec![TOOLS_SCOPE.into(), ADMIN_SCOPE.into()];
+    config.resource_name = Some("mcpauth example MCP server".into());
+    ResourceServer::new(config)
+}
+
+/// The streamable-HTTP MCP service for the tools below, answering requests for `resource`'s
+/// host (rmcp refuses other `Host` headers, against DNS rebinding).
+#[must_use]
+pub fn mcp_service(
+    protection: Arc<ResourceServer>,
+    resource: &str,
+) -> StreamableHttpService<ExampleServer, LocalSessionManager> {
+    let host = url::Url::parse(resource)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    StreamableHttpService::new(
+        move || Ok(ExampleServer::new(protection.clone())),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_allowed_hosts([
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            host,
+        ]),
+    )
+}
+
+/// Arguments of the `echo` tool.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct EchoRequest {
+    /// Text to send back.
+    pub text: String,
+}
+
+/// The example MCP server: three tools.
+#[derive(Debug, Clone)]
+pub struct ExampleServer {
+    protection: Arc<ResourceServer>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl ExampleServer {
+    /// The server, checking tokens with `protection`.
+    #[must_use]
+    pub fn new(protection: Arc<ResourceServer>) -> Self {
+        Self {
+            protection,
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+/// The token the bearer layer or guard verified, from the HTTP request rmcp hands the tool.
+fn token(parts: &http::request::Parts) -> Option<&VerifiedToken> {
+    parts.extensions.get::<VerifiedToken>()
+}
+
+#[tool_router]
+impl ExampleServer {
+    /// Who the access token says is calling.
+    #[tool(
+        description = "Tell who is calling: the user (sub), the client and the granted scope, from the verified access token"
+    )]
+    fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
+        match token(&parts) {
+            Some(token) => serde_json::json!({
+                "sub": token.subject,
+                "client_id": token.client_id,
+                "scope": token.scope.to_string(),
+                "aud": token.audience,
+            })
+            .to_string(),
+            None => "unauthenticated".into(),
+        }
+    }
+
+    /// Echo.
+    #[tool(description = "Send the text back")]
+    fn echo(&self, Parameters(EchoRequest { text }): Parameters<EchoRequest>) -> String {
+        text
+    }
+
+    /// A tool that needs more than the connection's scope.
+    #[tool(description = "An administrator's report; needs the mcp:admin scope")]
+    fn admin_report(&self, Extension(parts): Extension<http::request::Parts>) -> CallToolResult {
+        // The layer already refused calls without the scope (403, so the client steps up);
+        // the tool checks again, because only it knows for sure which tool runs.
+        match token(&parts) {
+            Some(token) if token.scope.contains(ADMIN_SCOPE) => {
+                CallToolResult::success(vec![ContentBlock::text(format!(
+                    "report for {}: all systems nominal",
+                    token.subject
+                ))])
+            }
+            _ => {
+                let asked = self
+                    .protection
+                    .tool_authorization_required(&[ADMIN_SCOPE], "this tool needs mcp:admin");
+                serde_json::from_value(asked).unwrap_or_else(|_| {
+                    CallToolResult::error(vec![ContentBlock::text("this tool needs mcp:admin")])
+                })
+            }
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ExampleServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("An example MCP server protected by mcpauth")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    fn server() -> ExampleServer {
+        let protection = protection("http://127.0.0.1:3000/mcp", "http://127.0.0.1:8080").unwrap();
+        ExampleServer::new(Arc::new(protection))
+    }
+
+    // Defence in depth: should a call reach the tool without the scope (a body the layer could
+    // not read), the tool itself asks for it, in the tool result's `_meta`.
+    #[test]
+    fn admin_report_without_the_admin_scope_asks_for_it_in_the_result() {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let result = server().admin_report(Extension(parts));
+        assert_eq!(result.is_error, Some(true));
+        let value = serde_json::to_value(&result).unwrap();
+        let challenge = value["_meta"]["mcp/www_authenticate"][0].as_str().unwrap();
+        assert!(
+            challenge.contains("error=\"insufficient_scope\"")
+                && challenge.contains("scope=\"mcp:admin\"")
+                && challenge.contains(
+                    "resource_metadata=\"http://127.0.0.1:3000/.well-known/oauth-protected-resource/mcp\""
+                ),
+            "{challenge}"
+        );
+    }
+}
