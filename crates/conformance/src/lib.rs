@@ -755,6 +755,7 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         "www-authenticate",
         &format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"mcp\""),
     );
+    check.header(&anonymous, "access-control-allow-origin", "*");
     check.header(
         &anonymous,
         "access-control-expose-headers",

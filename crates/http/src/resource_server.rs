@@ -556,7 +556,13 @@ fn challenge_response(challenge: &Challenge) -> HttpResponse {
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::WWW_AUTHENTICATE, value);
-    // Browser-based MCP clients must be able to read the challenge.
+    // Browser-based MCP clients must be able to read the challenge. It holds nothing secret,
+    // so any origin may; a CORS layer the application wraps around this replaces the
+    // headers with its own.
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("www-authenticate"),

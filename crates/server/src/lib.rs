@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod config;
 mod interaction;
 mod keys;
@@ -56,9 +57,12 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// A user could not be created.
+    /// A user could not be created or changed.
     #[error("{0}")]
     User(#[from] users::UserError),
+    /// A client could not be registered.
+    #[error("client: {0}")]
+    Client(String),
 }
 
 /// The operating system's random source, plugged into the engine.
@@ -319,10 +323,8 @@ pub async fn serve(
 /// is taken or storage fails.
 pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<String, StartError> {
     let email = users::normalize_email(email)?;
-    let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || users::hash_password(&password))
-        .await
-        .map_err(|e| StartError::User(users::UserError::Hash(e.to_string())))??;
+    users::check_password_policy(password, &email)?;
+    let hash = admin::hash_off_thread(password).await?;
     let mut id = [0u8; 16];
     aws_lc_rs::rand::fill(&mut id).map_err(|_| StartError::Key("no randomness".into()))?;
     let user_id = format!(

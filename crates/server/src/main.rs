@@ -22,20 +22,74 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Manage users.
+    /// Manage users (who can sign in).
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage pre-registered clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Add a user. The password is read from standard input when it is not a terminal,
-    /// otherwise prompted for twice.
+    /// otherwise prompted for twice. At least 8 characters, not a common password, not the
+    /// email address.
     Add {
+        /// The user's email address (case and surrounding spaces do not matter).
+        email: String,
+    },
+    /// List users: email, subject identifier, state, creation date.
+    List,
+    /// Disable a user: it can no longer sign in, its sessions end, its grants are revoked.
+    Disable {
         /// The user's email address.
         email: String,
+    },
+    /// Let a disabled user sign in again (revoked grants stay revoked).
+    Enable {
+        /// The user's email address.
+        email: String,
+    },
+    /// Set a new password (read like `add` does); signs the user out everywhere.
+    Passwd {
+        /// The user's email address.
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Register a client. A confidential client's secret is printed once: store it now.
+    Add {
+        /// The name shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for several). With one, the client uses the authorization
+        /// code grant.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE only), such as a desktop or browser app.
+        #[arg(long)]
+        public: bool,
+        /// A grant type (repeat for several); by default `authorization_code` and
+        /// `refresh_token` with redirect URIs, `client_credentials` without.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// The most this client may ask for (space-separated scopes).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// List clients: id, name, kind, grant types.
+    List,
+    /// Remove a client and revoke every grant it holds.
+    Remove {
+        /// The client id.
+        client_id: String,
     },
 }
 
@@ -86,13 +140,23 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => mcpauth_server::serve(config, shutdown_signal())
             .await
             .map_err(|e| e.to_string()),
-        Command::User {
-            command: UserCommand::Add { email },
-        } => {
+        Command::User { command } => user_command(&config, command).await,
+        Command::Client { command } => client_command(&config, command).await,
+    }
+}
+
+async fn open_store(config: &Config) -> Result<mcpauth_store_sql::SqlStore, String> {
+    mcpauth_server::open_store(config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn user_command(config: &Config, command: UserCommand) -> Result<(), String> {
+    use mcpauth_server::admin;
+    let store = open_store(config).await?;
+    let done = match command {
+        UserCommand::Add { email } => {
             let password = read_password()?;
-            let store = mcpauth_server::open_store(&config)
-                .await
-                .map_err(|e| e.to_string())?;
             let user_id = mcpauth_server::add_user(&store, &email, &password)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -100,7 +164,113 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("added {email} as {user_id}");
             Ok(())
         }
+        UserCommand::List => {
+            let users = admin::list_users(&store).await.map_err(|e| e.to_string())?;
+            println!("{:<40} {:<30} {:<9} created", "email", "subject", "state");
+            for user in users {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!(
+                    "{:<40} {:<30} {state:<9} {}",
+                    user.email,
+                    user.user_id,
+                    format_date(user.created_at)
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Disable { email } => admin::disable_user(&store, &email)
+            .await
+            .map(|()| println!("disabled {email}: signed out, grants revoked"))
+            .map_err(|e| e.to_string()),
+        UserCommand::Enable { email } => admin::enable_user(&store, &email)
+            .await
+            .map(|()| println!("enabled {email}"))
+            .map_err(|e| e.to_string()),
+        UserCommand::Passwd { email } => {
+            let password = read_password()?;
+            admin::change_password(&store, &email, &password)
+                .await
+                .map(|()| println!("changed the password of {email}; its sessions ended"))
+                .map_err(|e| e.to_string())
+        }
+    };
+    store.close().await;
+    done
+}
+
+async fn client_command(config: &Config, command: ClientCommand) -> Result<(), String> {
+    use mcpauth_server::admin;
+    match command {
+        ClientCommand::Add {
+            name,
+            redirect_uris,
+            public,
+            grant_types,
+            scope,
+        } => {
+            let server = mcpauth_server::build(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut client = admin::NewClient::new(name);
+            client.redirect_uris = redirect_uris;
+            client.public = public;
+            client.grant_types = grant_types;
+            client.scope = scope;
+            let registered = admin::add_client(&server.engine, client).await;
+            server.store.close().await;
+            let registered = registered.map_err(|e| e.to_string())?;
+            println!("client_id:     {}", registered.client_id);
+            if let Some(secret) = &registered.client_secret {
+                println!("client_secret: {secret}");
+                println!("(the secret is shown only now; mcpauth keeps only its hash)");
+            }
+            Ok(())
+        }
+        ClientCommand::List => {
+            let store = open_store(config).await?;
+            let clients = admin::list_clients(&store).await;
+            store.close().await;
+            println!(
+                "{:<36} {:<30} {:<16} grant types",
+                "client_id", "name", "kind"
+            );
+            for client in clients.map_err(|e| e.to_string())? {
+                let kind = if client.document_expires_at.is_some() {
+                    "metadata-doc"
+                } else if client.is_self_registered() {
+                    "self-registered"
+                } else {
+                    "pre-registered"
+                };
+                println!(
+                    "{:<36} {:<30} {kind:<16} {}",
+                    client.client_id,
+                    client.metadata.client_name.as_deref().unwrap_or("-"),
+                    client.metadata.grant_types.join(" ")
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::Remove { client_id } => {
+            let store = open_store(config).await?;
+            let removed = admin::remove_client(&store, &client_id).await;
+            store.close().await;
+            if removed.map_err(|e| e.to_string())? {
+                println!("removed {client_id}; its grants are revoked");
+                Ok(())
+            } else {
+                Err(format!("no client has the id `{client_id}`"))
+            }
+        }
     }
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time.
+fn format_date(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or_else(|| unix.to_string(), |t| t.date().to_string())
 }
 
 fn main() -> ExitCode {

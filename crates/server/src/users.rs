@@ -3,8 +3,88 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-/// Passwords shorter than this are refused.
+/// Passwords shorter than this are refused (NIST SP 800-63B §3.1.1.2: at least 8).
 pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Passwords longer than this are refused: far beyond any passphrase, and it bounds the work
+/// one login attempt can cause.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The most common passwords of breach corpora that are 8 characters or longer: refused
+/// (NIST SP 800-63B §3.1.1.2 asks to check passwords against such a list; composition rules
+/// are not asked for, and not imposed).
+const COMMON_PASSWORDS: &[&str] = &[
+    "12345678",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "password!",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "qwertyuiop",
+    "qwerty123",
+    "qwerty12",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "iloveyou",
+    "iloveyou1",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "abc12345",
+    "abcd1234",
+    "11111111",
+    "00000000",
+    "88888888",
+    "87654321",
+    "123123123",
+    "987654321",
+    "changeme",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "computer",
+    "michelle",
+    "jennifer",
+    "corvette",
+    "mercedes",
+    "master123",
+    "admin123",
+    "administrator",
+    "secret123",
+    "aa123456",
+    "asdfghjkl",
+    "asdf1234",
+    "q1w2e3r4",
+    "q1w2e3r4t5",
+    "1234qwer",
+    "qwer1234",
+    "password1234",
+    "monkey123",
+    "dragon123",
+    "shadow123",
+    "liverpool",
+    "chocolate",
+    "butterfly",
+    "passwort",
+    "motdepasse",
+    "contraseña",
+    "00000000000",
+    "123454321",
+    "zxcvbnm1",
+];
 
 /// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +96,17 @@ pub enum UserError {
     /// The password is too short.
     #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
     WeakPassword,
+    /// The password is longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes long")]
+    LongPassword,
+    /// The password is one of the most common ones, or made of the email address.
+    #[error(
+        "the password is too easy to guess: it is a common password or contains the email address"
+    )]
+    GuessablePassword,
+    /// No user has this email.
+    #[error("no user has the email `{0}`")]
+    UnknownUser(String),
     /// Hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -41,6 +132,32 @@ pub fn normalize_email(email: &str) -> Result<String, UserError> {
     } else {
         Err(UserError::BadEmail(email.chars().take(64).collect()))
     }
+}
+
+/// The password policy: at least [`MIN_PASSWORD_CHARS`] characters, at most
+/// [`MAX_PASSWORD_BYTES`] bytes, not a common password, and not the email address or its
+/// local part (case-insensitively). No composition rules.
+///
+/// # Errors
+///
+/// [`UserError::WeakPassword`], [`UserError::LongPassword`] or
+/// [`UserError::GuessablePassword`].
+pub fn check_password_policy(password: &str, email: &str) -> Result<(), UserError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(UserError::WeakPassword);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(UserError::LongPassword);
+    }
+    let lowered = password.to_lowercase();
+    let email = email.trim().to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    let contains_identity =
+        lowered.contains(&email) || (local.chars().count() >= 4 && lowered.contains(local));
+    if COMMON_PASSWORDS.contains(&lowered.as_str()) || contains_identity {
+        return Err(UserError::GuessablePassword);
+    }
+    Ok(())
 }
 
 /// Hashes a password with argon2id (OWASP parameters: the `argon2` crate's defaults, 19 MiB,
@@ -93,6 +210,40 @@ mod tests {
         assert!(normalize_email("alice@localhost").is_err());
         assert!(normalize_email("a b@example.com").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn the_password_policy_refuses_short_long_common_and_identity_passwords() {
+        let email = "alice.smith@example.com";
+        assert!(check_password_policy("correct horse battery", email).is_ok());
+        assert!(matches!(
+            check_password_policy("short", email),
+            Err(UserError::WeakPassword)
+        ));
+        assert!(matches!(
+            check_password_policy(&"x".repeat(MAX_PASSWORD_BYTES + 1), email),
+            Err(UserError::LongPassword)
+        ));
+        for guessable in [
+            "Password123",
+            "12345678",
+            "alice.smith2024",
+            "ALICE.SMITH@EXAMPLE.COM!",
+        ] {
+            assert!(
+                matches!(
+                    check_password_policy(guessable, email),
+                    Err(UserError::GuessablePassword)
+                ),
+                "{guessable}"
+            );
+        }
+        // Every listed password is long enough to pass the length rule: the list is what refuses it.
+        assert!(
+            COMMON_PASSWORDS
+                .iter()
+                .all(|p| p.chars().count() >= MIN_PASSWORD_CHARS)
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct UserRow {
     pub password_hash: String,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// When the account was created.
+    pub created_at: u64,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -70,6 +72,7 @@ fn user_from(r: &impl Columns) -> Result<UserRow, StoreError> {
         email: r.text("email")?,
         password_hash: r.text("password_hash")?,
         disabled: r.optional_integer("disabled_at")?.is_some(),
+        created_at: u64::try_from(r.integer("created_at")?).unwrap_or_default(),
     })
 }
 
@@ -129,7 +132,7 @@ impl SqlStore {
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query(
-                "SELECT user_id, email, password_hash, disabled_at FROM users WHERE email = $1",
+                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE email = $1",
             )
             .bind(email)
             .fetch_optional(pool)
@@ -146,12 +149,110 @@ impl SqlStore {
     pub async fn find_user_by_id(&self, user_id: &str) -> Result<Option<UserRow>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query(
-                "SELECT user_id, email, password_hash, disabled_at FROM users WHERE user_id = $1",
+                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE user_id = $1",
             )
             .bind(user_id)
             .fetch_optional(pool)
             .await?;
             row.as_ref().map(user_from).transpose()
+        })
+    }
+
+    /// Every user, by email.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users ORDER BY email",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(user_from).collect()
+        })
+    }
+
+    /// Disables user `user_id` at `now` and, in the same transaction, cuts off everything it
+    /// holds: its browser sessions are deleted and every grant made to it is revoked (refresh
+    /// tokens and opaque access tokens stop working; JWT access tokens run out at their
+    /// `exp`). Returns whether the user exists.
+    ///
+    /// # Errors
+    ///
+    /// The database error; nothing is changed.
+    pub async fn disable_user(&self, user_id: &str, now: u64) -> Result<bool, StoreError> {
+        let now = to_db(now)?;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query(
+                "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE grants SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(found)
+        })
+    }
+
+    /// Enables user `user_id` again (its revoked grants stay revoked). Returns whether the
+    /// user exists.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn enable_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| {
+            let done = sqlx::query("UPDATE users SET disabled_at = NULL WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// Replaces user `user_id`'s password hash and signs it out everywhere (its sessions are
+    /// deleted in the same transaction). Returns whether the user exists.
+    ///
+    /// # Errors
+    ///
+    /// The database error; nothing is changed.
+    pub async fn set_user_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(found)
         })
     }
 
@@ -423,6 +524,22 @@ impl SqlStore {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Every registered client, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database error, or a record that does not parse.
+    pub async fn list_clients(
+        &self,
+    ) -> Result<Vec<mcpauth_token_engine::ClientRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query("SELECT record FROM clients ORDER BY created_at, client_id")
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| row.json("record")).collect()
+        })
     }
 
     /// Deletes dynamically registered clients created before `created_before` that never

@@ -189,3 +189,85 @@ async fn instances_starting_at_once_create_exactly_one_first_signing_key() {
     })
     .await;
 }
+
+// Disabling a user cuts off everything it holds at once: sessions and grants (so refresh
+// tokens stop working); a password change ends its sessions. Other users keep theirs.
+#[tokio::test]
+async fn disabling_a_user_ends_its_sessions_and_revokes_its_grants() {
+    on_both_databases("disable", |store, _| disable_user(store)).await;
+}
+
+async fn disable_user(store: SqlStore) {
+    for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
+        store
+            .create_user(id, email, "$argon2id$x", 10)
+            .await
+            .unwrap();
+        store
+            .insert_session(&format!("s-{id}"), id, 10, 1_000)
+            .await
+            .unwrap();
+        store
+            .insert_grant(GrantRecord {
+                grant_id: format!("g-{id}"),
+                client_id: "c".into(),
+                subject: id.into(),
+                scope: "mcp".into(),
+                resources: vec![],
+                created_at: UnixTime(10),
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.disable_user("u1", 20).await.unwrap());
+    assert!(!store.disable_user("nobody", 20).await.unwrap());
+    let users = store.list_users().await.unwrap();
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| (u.email.as_str(), u.disabled))
+            .collect::<Vec<_>>(),
+        [("one@example.com", true), ("two@example.com", false)]
+    );
+    assert_eq!(store.session_user("s-u1", 30).await.unwrap(), None);
+    assert_eq!(
+        store.session_user("s-u2", 30).await.unwrap().as_deref(),
+        Some("u2")
+    );
+    let revoked = store.find_grant("g-u1").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(UnixTime(20)));
+    assert_eq!(
+        store.find_grant("g-u2").await.unwrap().unwrap().revoked_at,
+        None
+    );
+
+    assert!(store.enable_user("u1").await.unwrap());
+    assert!(!store.find_user_by_id("u1").await.unwrap().unwrap().disabled);
+    assert!(
+        store
+            .find_grant("g-u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+
+    assert!(
+        store
+            .set_user_password("u2", "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.session_user("s-u2", 30).await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_user_by_id("u2")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+}

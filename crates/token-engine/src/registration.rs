@@ -54,7 +54,8 @@ impl std::fmt::Debug for RegisteredClient {
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Validates and registers a client (RFC 7591 §3). This is the trusted, programmatic path
     /// (an operator or the embedding application): the dynamic-registration policy applies to
-    /// requests at [`Self::registration_endpoint`].
+    /// requests at [`Self::registration_endpoint`]. The client gets an RFC 7592 registration
+    /// access token, and counts as self-registered: its registered `scope` is its own claim.
     ///
     /// # Errors
     ///
@@ -64,15 +65,44 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         metadata: ClientMetadata,
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
+        self.register(metadata, now, true).await
+    }
+
+    /// Registers a client an operator vouches for (`mcpauth-server client add`): validated like
+    /// any registration, but without a registration access token (it cannot manage itself
+    /// over RFC 7592), with a secret that does not expire, and with its registered `scope` as
+    /// the ceiling of what it may ask for.
+    ///
+    /// # Errors
+    ///
+    /// An RFC 7591 §3.2.2 error; nothing is stored.
+    pub async fn preregister_client(
+        &self,
+        metadata: ClientMetadata,
+        now: UnixTime,
+    ) -> Result<RegisteredClient, RegistrationError> {
+        self.register(metadata, now, false).await
+    }
+
+    async fn register(
+        &self,
+        metadata: ClientMetadata,
+        now: UnixTime,
+        self_registered: bool,
+    ) -> Result<RegisteredClient, RegistrationError> {
         let (method, metadata) = self.validate_client_metadata(metadata)?;
         let client_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-        let registration_token =
-            random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
-        record.registration_token_hash = Some(hash::secret_hash(&registration_token));
+        let registration_token = if self_registered {
+            let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            record.registration_token_hash = Some(hash::secret_hash(&token));
+            Some(token)
+        } else {
+            None
+        };
         let secret = self.new_secret_if_needed(&mut record)?;
-        if secret.is_some() {
+        if secret.is_some() && self_registered {
             record.secret_expires_at = self
                 .config
                 .registration
@@ -85,8 +115,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .await
             .map_err(|e| internal("storage failure", e))?;
         Ok(RegisteredClient {
-            registration_client_uri: Some(self.registration_client_uri(&client_id)),
-            registration_access_token: Some(registration_token),
+            registration_client_uri: registration_token
+                .as_ref()
+                .map(|_| self.registration_client_uri(&client_id)),
+            registration_access_token: registration_token,
             client_id,
             client_id_issued_at: now.0,
             client_secret_expires_at: secret.as_ref().map(|_| secret_expires_at),

@@ -673,29 +673,27 @@ async fn a_self_registered_client_may_ask_the_user_for_more_than_it_registered()
 }
 
 // RFC 6749 §3.3 / §5.2 invalid_scope: an administrator's registration bounds what the client
-// may ask for.
+// may ask for; it has no RFC 7592 registration access token to manage itself with.
 #[tokio::test]
 async fn a_pre_registered_clients_scope_bounds_its_authorization_requests() {
-    use mcpauth_token_engine::{ClientRecord, ClientStore as _, TokenEndpointAuthMethod};
     let h = harness().await;
     let mut metadata = ClientMetadata::default();
     metadata.redirect_uris = vec![REDIRECT.into()];
     metadata.scope = Some("mcp:tools".into());
-    let record = ClientRecord::new(
-        "pre-registered".into(),
-        TokenEndpointAuthMethod::None,
-        metadata,
-        NOW,
-    );
-    h.engine.model().insert_client(record).await.unwrap();
-    let outcome = authorize_for_scope(&h, "pre-registered", "mcp:tools mcp:admin").await;
+    let client = h.engine.preregister_client(metadata, NOW).await.unwrap();
+    assert!(client.registration_access_token.is_none());
+    assert!(client.registration_client_uri.is_none());
+    let outcome = authorize_for_scope(&h, &client.client_id, "mcp:tools mcp:admin").await;
     let params = redirect_params(&outcome);
     assert!(
         params.contains(&("error".into(), "invalid_scope".into())),
         "{params:?}"
     );
-    assert!(matches!(
-        authorize_for_scope(&h, "pre-registered", "mcp:tools").await,
-        AuthorizeOutcome::NeedsConsent(_)
-    ));
+    match authorize_for_scope(&h, &client.client_id, "mcp:tools").await {
+        AuthorizeOutcome::NeedsConsent(pending) => assert_eq!(
+            pending.client_identity,
+            mcpauth_token_engine::ClientIdentity::PreRegistered
+        ),
+        other => panic!("expected consent, got {other:?}"),
+    }
 }

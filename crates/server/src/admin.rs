@@ -1,0 +1,171 @@
+//! The operator's commands (`mcpauth-server user …` and `client …`): user accounts and
+//! pre-registered clients, straight on the store.
+
+use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_store_sql::{SqlStore, UserRow};
+use mcpauth_token_engine::{ClientRecord, ClientStore as _, GrantStore as _, RegisteredClient};
+
+use crate::{StartError, now, users};
+
+/// Every user, by email.
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn list_users(store: &SqlStore) -> Result<Vec<UserRow>, StartError> {
+    Ok(store.list_users().await?)
+}
+
+async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartError> {
+    let email = users::normalize_email(email)?;
+    store
+        .find_user_by_email(&email)
+        .await?
+        .ok_or(StartError::User(users::UserError::UnknownUser(email)))
+}
+
+/// Disables the user with `email`: it can no longer sign in, its sessions end and every
+/// grant it made is revoked, at once.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown email, [`StartError::Store`].
+pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    store.disable_user(&user.user_id, now().0).await?;
+    Ok(())
+}
+
+/// Lets the disabled user with `email` sign in again (revoked grants stay revoked).
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown email, [`StartError::Store`].
+pub async fn enable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    store.enable_user(&user.user_id).await?;
+    Ok(())
+}
+
+/// Sets a new password (checked against the policy) for the user with `email`, and signs it
+/// out of every browser session.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown email or a password the policy refuses,
+/// [`StartError::Store`].
+pub async fn change_password(
+    store: &SqlStore,
+    email: &str,
+    password: &str,
+) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    users::check_password_policy(password, &user.email)?;
+    let hash = hash_off_thread(password).await?;
+    store.set_user_password(&user.user_id, &hash).await?;
+    Ok(())
+}
+
+/// argon2id takes tens of milliseconds: off the async threads.
+pub(crate) async fn hash_off_thread(password: &str) -> Result<String, StartError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || users::hash_password(&password))
+        .await
+        .map_err(|e| StartError::User(users::UserError::Hash(e.to_string())))?
+        .map_err(StartError::User)
+}
+
+/// A client the operator registers.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct NewClient {
+    /// Shown on the consent page.
+    pub name: String,
+    /// Redirect URIs, for the authorization code grant.
+    pub redirect_uris: Vec<String>,
+    /// A public client (no secret: native and browser apps, with PKCE); otherwise a
+    /// confidential one authenticating with `client_secret_basic`.
+    pub public: bool,
+    /// Grant types; empty means `authorization_code` and `refresh_token` when there are
+    /// redirect URIs, `client_credentials` otherwise.
+    pub grant_types: Vec<String>,
+    /// The most it may ask for (space-separated); none: any scope the server supports.
+    pub scope: Option<String>,
+}
+
+impl NewClient {
+    /// A client named `name`.
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Registers a client the operator vouches for: validated like any registration (RFC 7591
+/// rules for redirect URIs, grants and auth method), bounded by its `scope`, without a
+/// registration access token. A confidential client's secret is in the answer, once.
+///
+/// # Errors
+///
+/// [`StartError::Client`] with the RFC 7591 reason.
+pub async fn add_client(
+    engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
+    client: NewClient,
+) -> Result<RegisteredClient, StartError> {
+    let mut metadata = ClientMetadata::default();
+    metadata.client_name = Some(client.name);
+    metadata.grant_types = if client.grant_types.is_empty() {
+        if client.redirect_uris.is_empty() {
+            vec!["client_credentials".into()]
+        } else {
+            vec!["authorization_code".into(), "refresh_token".into()]
+        }
+    } else {
+        client.grant_types
+    };
+    if metadata
+        .grant_types
+        .iter()
+        .any(|g| g == "authorization_code")
+    {
+        metadata.response_types = vec!["code".into()];
+    }
+    metadata.redirect_uris = client.redirect_uris;
+    metadata.scope = client.scope;
+    metadata.token_endpoint_auth_method = Some(
+        if client.public {
+            "none"
+        } else {
+            "client_secret_basic"
+        }
+        .into(),
+    );
+    engine
+        .preregister_client(metadata, now())
+        .await
+        .map_err(|e| StartError::Client(e.to_string()))
+}
+
+/// Every registered client, oldest first (pre-registered, dynamically registered and
+/// metadata-document clients alike).
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn list_clients(store: &SqlStore) -> Result<Vec<ClientRecord>, StartError> {
+    Ok(store.list_clients().await?)
+}
+
+/// Removes a client and revokes every grant it holds, so its refresh tokens (and opaque
+/// access tokens) stop working at once. Returns whether it existed.
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn remove_client(store: &SqlStore, client_id: &str) -> Result<bool, StartError> {
+    store.revoke_client_grants(client_id, now()).await?;
+    Ok(store.delete_client(client_id).await?)
+}

@@ -1,0 +1,241 @@
+//! The operator's commands, run as the real `mcpauth-server` binary on a throwaway SQLite
+//! database: users (add, list, disable, enable, passwd, with the password policy) and
+//! pre-registered clients (add with the secret shown once, list, remove), checked against the
+//! running server.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcpauth-admin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `mcpauth-server ARGS` on the database in `dir`, with `stdin` as its input; returns
+/// (success, stdout, stderr).
+fn run(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+        .args(args)
+        .env(
+            "MCPAUTH_DATABASE_URL",
+            format!("sqlite://{}", dir.join("mcpauth.db").display()),
+        )
+        .env("MCPAUTH_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let dir = temp_dir("help");
+    let (ok, top, _) = run(&dir, &["--help"], "");
+    assert!(ok);
+    for command in ["serve", "user", "client"] {
+        assert!(top.contains(command), "{top}");
+    }
+    let (_, user, _) = run(&dir, &["user", "--help"], "");
+    for command in ["add", "list", "disable", "enable", "passwd"] {
+        assert!(user.contains(command), "{user}");
+    }
+    let (_, client, _) = run(&dir, &["client", "--help"], "");
+    for command in ["add", "list", "remove"] {
+        assert!(client.contains(command), "{client}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn users_are_added_listed_disabled_enabled_and_get_new_passwords() {
+    let dir = temp_dir("users");
+    let (ok, out, err) = run(
+        &dir,
+        &["user", "add", " Alice@Example.com "],
+        "correct horse battery\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("added alice@example.com as user_"), "{out}");
+
+    let (ok, _, err) = run(
+        &dir,
+        &["user", "add", "alice@example.com"],
+        "another good one\n",
+    );
+    assert!(!ok, "a taken email must be refused");
+    assert!(err.starts_with("error:"), "{err}");
+    let (ok, _, err) = run(&dir, &["user", "add", "bob@example.com"], "password123\n");
+    assert!(!ok);
+    assert!(err.contains("too easy to guess"), "{err}");
+    let (ok, _, err) = run(&dir, &["user", "add", "bob@example.com"], "short\n");
+    assert!(!ok);
+    assert!(err.contains("at least 8 characters"), "{err}");
+
+    let (ok, out, _) = run(&dir, &["user", "list"], "");
+    assert!(ok);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("alice@example.com"))
+        .unwrap();
+    assert!(line.contains("active"), "{out}");
+    assert!(
+        !out.contains("bob@example.com"),
+        "refused users are not created: {out}"
+    );
+
+    let (ok, out, err) = run(&dir, &["user", "disable", "ALICE@example.com"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("grants revoked"), "{out}");
+    let (_, out, _) = run(&dir, &["user", "list"], "");
+    assert!(out.contains("disabled"), "{out}");
+    let (ok, _, err) = run(&dir, &["user", "disable", "nobody@example.com"], "");
+    assert!(!ok);
+    assert!(
+        err.contains("no user has the email `nobody@example.com`"),
+        "{err}"
+    );
+
+    let (ok, _, _) = run(&dir, &["user", "enable", "alice@example.com"], "");
+    assert!(ok);
+    let (ok, _, err) = run(
+        &dir,
+        &["user", "passwd", "alice@example.com"],
+        "alice@example.com\n",
+    );
+    assert!(!ok, "the policy applies to new passwords");
+    assert!(err.contains("too easy to guess"), "{err}");
+    let (ok, _, err) = run(
+        &dir,
+        &["user", "passwd", "alice@example.com"],
+        "a brand new passphrase\n",
+    );
+    assert!(ok, "{err}");
+
+    let store = mcpauth_store_sql::SqlStore::connect(&format!(
+        "sqlite://{}",
+        dir.join("mcpauth.db").display()
+    ))
+    .await
+    .unwrap();
+    let alice = store
+        .find_user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!alice.disabled);
+    assert!(alice.password_hash.starts_with("$argon2id$"));
+    assert!(mcpauth_server::users::verify_password(
+        "a brand new passphrase",
+        &alice.password_hash
+    ));
+    assert!(!mcpauth_server::users::verify_password(
+        "correct horse battery",
+        &alice.password_hash
+    ));
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_registered_client_works_until_removed() {
+    let dir = temp_dir("clients");
+    let (ok, out, err) = run(
+        &dir,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Nightly robot",
+            "--scope",
+            "mcp:tools",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap()
+    };
+    let (client_id, secret) = (field("client_id:"), field("client_secret:"));
+    assert!(out.contains("shown only now"), "{out}");
+
+    let (ok, out, _) = run(&dir, &["client", "list"], "");
+    assert!(ok);
+    let line = out.lines().find(|l| l.starts_with(&client_id)).unwrap();
+    assert!(
+        line.contains("Nightly robot")
+            && line.contains("pre-registered")
+            && line.contains("client_credentials"),
+        "{line}"
+    );
+    assert!(!out.contains(&secret), "the secret is never shown again");
+
+    // The server on the same database issues tokens to it, within its scope only.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = mcpauth_server::Config::default();
+    config.listen = addr;
+    config.issuer = Some(format!("http://{addr}"));
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let server = mcpauth_server::build(&config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(mcpauth_server::serve_on(listener, server, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let token = |scope: &'static str| {
+        http.post(format!("http://{addr}/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", "http://127.0.0.1:3000/mcp"),
+            ])
+            .send()
+    };
+    let issued = token("mcp:tools").await.unwrap();
+    assert_eq!(issued.status(), 200);
+    let wider = token("mcp:tools mcp:admin").await.unwrap();
+    assert_eq!(wider.status(), 400);
+    assert_eq!(
+        wider.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_scope"
+    );
+
+    let (ok, out, err) = run(&dir, &["client", "remove", &client_id], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("grants are revoked"), "{out}");
+    let refused = token("mcp:tools").await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let (ok, _, err) = run(&dir, &["client", "remove", &client_id], "");
+    assert!(!ok);
+    assert!(err.contains("no client has the id"), "{err}");
+
+    let _ = stop.send(());
+    let _ = serving.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
