@@ -34,6 +34,12 @@ pub struct Config {
     pub refresh_token_ttl: u64,
     /// Login-session lifetime in seconds.
     pub session_ttl: u64,
+    /// Wrong passwords in a row that lock an account.
+    pub login_lockout_after: u32,
+    /// Seconds the first lock lasts; each further lock lasts twice as long.
+    pub login_lockout_seconds: u64,
+    /// Seconds the longest lock lasts (at most a day).
+    pub login_lockout_max_seconds: u64,
     /// Scopes the server knows (empty: any syntactically valid scope).
     pub scopes_supported: Vec<String>,
     /// Scope granted when a client asks for none.
@@ -118,6 +124,9 @@ impl Default for Config {
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
             session_ttl: 12 * 3600,
+            login_lockout_after: 6,
+            login_lockout_seconds: 60,
+            login_lockout_max_seconds: 3600,
             scopes_supported: Vec::new(),
             default_scope: Vec::new(),
             resources: Vec::new(),
@@ -248,6 +257,16 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_SESSION_TTL") {
             self.session_ttl = number("MCPAUTH_SESSION_TTL", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_LOGIN_LOCKOUT_AFTER") {
+            let after = number("MCPAUTH_LOGIN_LOCKOUT_AFTER", &v)?;
+            self.login_lockout_after = u32::try_from(after).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_LOGIN_LOCKOUT_SECONDS") {
+            self.login_lockout_seconds = number("MCPAUTH_LOGIN_LOCKOUT_SECONDS", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_LOGIN_LOCKOUT_MAX_SECONDS") {
+            self.login_lockout_max_seconds = number("MCPAUTH_LOGIN_LOCKOUT_MAX_SECONDS", &v)?;
         }
         if let Some(v) = env("MCPAUTH_SCOPES_SUPPORTED") {
             self.scopes_supported = list(&v);

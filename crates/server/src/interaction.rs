@@ -30,7 +30,6 @@ const CSRF_COOKIE: &str = "mcpauth_csrf";
 /// Sign-in attempts allowed per account and per address in a window. The counters live in the
 /// database, so every instance behind a load balancer counts the same attempts.
 const LOGIN_WINDOW: u64 = 900;
-const LOGIN_ATTEMPTS_PER_ACCOUNT: u32 = 10;
 const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 50;
 
 /// Shared state of the pages.
@@ -39,6 +38,7 @@ pub(crate) struct Pages {
     pub(crate) engine: Arc<TokenEngine<SqlStore>>,
     pub(crate) secure_cookies: bool,
     pub(crate) session_ttl: u64,
+    pub(crate) lockout: mcpauth_store_sql::LockoutPolicy,
 }
 
 #[derive(Template)]
@@ -371,42 +371,48 @@ struct LoginForm {
     password: String,
 }
 
-/// Counts this attempt against the account and the caller's address; `Some` refusal once
-/// either is over its limit, until the window ends.
-async fn throttle_login(
-    store: &SqlStore,
-    email: &str,
-    peer: Option<std::net::IpAddr>,
-) -> Option<Response> {
+/// `429` for a locked account, with `Retry-After` until the lock ends.
+fn locked(until: u64) -> Response {
+    let wait = until.saturating_sub(now().0).max(1);
+    let mut response = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "This account is locked",
+        &format!(
+            "Too many wrong passwords in a row. Try again in {} minute(s).",
+            wait.div_ceil(60)
+        ),
+    );
+    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Counts this attempt against the caller's address; `Some` refusal once it is over its
+/// limit, until the window ends.
+async fn throttle_login(store: &SqlStore, peer: Option<std::net::IpAddr>) -> Option<Response> {
+    // Per account, the lockout (after the password check) bounds guessing; per address, this
+    // window bounds one caller spraying many accounts.
+    let peer = peer?;
     let now = now();
-    // The email only as a hash: the counters table holds no personal data.
-    let mut keys = vec![(
-        format!("login-account:{}", secret_hash(email)),
-        LOGIN_ATTEMPTS_PER_ACCOUNT,
-    )];
-    if let Some(peer) = peer {
-        keys.push((format!("login-address:{peer}"), LOGIN_ATTEMPTS_PER_ADDRESS));
-    }
-    for (key, limit) in keys {
-        match store.hit(&key, now, LOGIN_WINDOW).await {
-            Ok(hits) if hits > limit => {
-                tracing::warn!("sign-in attempts over the limit");
-                let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
-                let mut response = message(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many sign-in attempts",
-                    &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
-                );
-                if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                return Some(response);
+    let key = format!("login-address:{peer}");
+    match store.hit(&key, now, LOGIN_WINDOW).await {
+        Ok(hits) if hits > LOGIN_ATTEMPTS_PER_ADDRESS => {
+            tracing::warn!("sign-in attempts over the limit");
+            let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
+            let mut response = message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts",
+                &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
+            );
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            Ok(_) => {}
-            Err(e) => return Some(server_error(&e)),
+            Some(response)
         }
+        Ok(_) => None,
+        Err(e) => Some(server_error(&e)),
     }
-    None
 }
 
 async fn login(
@@ -429,8 +435,17 @@ async fn login(
     }
     let email = users::normalize_email(&form.email).unwrap_or_default();
     let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
-    if let Some(refusal) = throttle_login(&pages.store, &email, peer).await {
+    if let Some(refusal) = throttle_login(&pages.store, peer).await {
         return refusal;
+    }
+    // A locked account is refused before its password is checked, so guessing stops for the
+    // lock's duration. Unknown emails lock the same way: the answer tells nothing about which
+    // accounts exist.
+    let account = secret_hash(&email);
+    match pages.store.login_locked_until(&account, now().0).await {
+        Ok(Some(until)) => return locked(until),
+        Ok(None) => {}
+        Err(e) => return server_error(&e),
     }
     let user = match pages.store.find_user_by_email(&email).await {
         Ok(user) => user,
@@ -450,6 +465,18 @@ async fn login(
         Some(user) if verified && !user.disabled => user,
         _ => {
             tracing::info!("failed login attempt");
+            match pages
+                .store
+                .record_login_failure(&account, now().0, &pages.lockout)
+                .await
+            {
+                Ok(Some(until)) => {
+                    tracing::warn!("account locked after repeated wrong passwords");
+                    return locked(until);
+                }
+                Ok(None) => {}
+                Err(e) => return server_error(&e),
+            }
             let client_name = serde_json::from_str::<PendingAuthorization>(&row.pending)
                 .ok()
                 .and_then(|p| p.client_name)
@@ -467,6 +494,9 @@ async fn login(
             );
         }
     };
+    if let Err(e) = pages.store.clear_login_failures(&account).await {
+        return server_error(&e);
+    }
     if let Err(e) = pages
         .store
         .set_interaction_user(&secret_hash(&id), &user.user_id)

@@ -194,6 +194,11 @@ pub async fn build_with_fetch_policy(
         engine: engine.clone(),
         secure_cookies: issuer.starts_with("https://"),
         session_ttl: config.session_ttl,
+        lockout: mcpauth_store_sql::LockoutPolicy {
+            after_failures: config.login_lockout_after.max(1),
+            first_lock: config.login_lockout_seconds,
+            longest_lock: config.login_lockout_max_seconds,
+        },
     });
     let fetcher = if config.client_metadata_documents {
         Some(

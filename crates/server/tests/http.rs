@@ -318,10 +318,11 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert!(a.contains("Wrong email or password.") && b.contains("Wrong email or password."));
 }
 
-// Sign-in attempts per account are counted in the shared store: over the limit, even the right
-// password is refused until the window ends, with a Retry-After.
+// Sign-in attempts per address are counted in the shared store: over the limit (50 in 15
+// minutes), even the right password is refused until the window ends, with a Retry-After.
+// Each attempt names another account, as a password-spraying caller would.
 #[tokio::test]
-async fn repeated_sign_in_attempts_for_one_account_are_refused_for_a_while() {
+async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
     let server = start().await;
     let (interaction, csrf_cookie) = server.begin().await;
     let page = server
@@ -332,10 +333,10 @@ async fn repeated_sign_in_attempts_for_one_account_are_refused_for_a_while() {
         .unwrap();
     let csrf = field(&page, "csrf_token");
     let login = format!("{interaction}/login");
-    let attempt = |password: &'static str| {
+    let attempt = |email: String, password: &'static str| {
         let form = [
             ("csrf_token", csrf.clone()),
-            ("email", "alice@example.com".to_owned()),
+            ("email", email),
             ("password", password.to_owned()),
         ];
         let request = server
@@ -354,13 +355,15 @@ async fn repeated_sign_in_attempts_for_one_account_are_refused_for_a_while() {
     if into_window > 890 {
         tokio::time::sleep(Duration::from_secs(901 - into_window)).await;
     }
-    for _ in 0..10 {
+    for n in 0..50 {
         assert_eq!(
-            attempt("wrong password").await.status(),
+            attempt(format!("user{n}@example.com"), "wrong password")
+                .await
+                .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    let refused = attempt("correct horse battery").await;
+    let refused = attempt("alice@example.com".into(), "correct horse battery").await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -374,6 +377,91 @@ async fn repeated_sign_in_attempts_for_one_account_are_refused_for_a_while() {
             .await
             .unwrap()
             .contains("Too many sign-in attempts")
+    );
+}
+
+// Per-account lockout with progressive backoff: the sixth wrong password in a row locks the
+// account (429 + Retry-After, even for the right password, which is not checked), the lock
+// expires, the next lock lasts twice as long, and a success starts afresh.
+#[tokio::test]
+async fn the_sixth_wrong_password_locks_the_account_until_the_lock_expires() {
+    let server = start_configured("", temp_dir("lockout"), |c| {
+        c.login_lockout_seconds = 2;
+        c.login_lockout_max_seconds = 60;
+    })
+    .await;
+    let (interaction, csrf_cookie) = server.begin().await;
+    let page = server
+        .get(&interaction, &csrf_cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&page, "csrf_token");
+    let login = format!("{interaction}/login");
+    let attempt = |email: &'static str, password: &'static str| {
+        let form = [
+            ("csrf_token", csrf.clone()),
+            ("email", email.to_owned()),
+            ("password", password.to_owned()),
+        ];
+        let request = server
+            .http
+            .post(&login)
+            .header("cookie", &csrf_cookie)
+            .form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    let retry_after = |response: &reqwest::Response| -> u64 {
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        let wrong = attempt("alice@example.com", "wrong password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let sixth = attempt("alice@example.com", "wrong password").await;
+    assert_eq!(sixth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=2).contains(&retry_after(&sixth)));
+    assert!(
+        sixth
+            .text()
+            .await
+            .unwrap()
+            .contains("This account is locked")
+    );
+    let right_while_locked = attempt("alice@example.com", "correct horse battery").await;
+    assert_eq!(right_while_locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Unknown accounts lock the same way: the answer does not reveal which emails exist.
+    for _ in 0..5 {
+        let unknown = attempt("nobody@example.com", "wrong password").await;
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    }
+    let unknown_sixth = attempt("nobody@example.com", "wrong password").await;
+    assert_eq!(unknown_sixth.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The lock expires; six more wrong passwords lock again, for twice as long.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        let wrong = attempt("alice@example.com", "wrong password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let second_lock = attempt("alice@example.com", "wrong password").await;
+    assert_eq!(second_lock.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        (3..=4).contains(&retry_after(&second_lock)),
+        "{:?}",
+        second_lock.headers()
+    );
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let signed_in = attempt("alice@example.com", "correct horse battery").await;
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::SEE_OTHER,
+        "the lock has expired"
     );
 }
 

@@ -33,7 +33,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-pub use server_state::{InteractionRow, SigningKeyRow, UserRow};
+pub use server_state::{InteractionRow, LockoutPolicy, SigningKeyRow, UserRow};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

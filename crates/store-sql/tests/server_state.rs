@@ -271,3 +271,61 @@ async fn disable_user(store: SqlStore) {
         "$argon2id$new"
     );
 }
+
+// The lockout across instances: concurrent wrong passwords through two pools count once each,
+// and exactly one of them turns the count into a lock; locks double and are capped.
+#[tokio::test]
+async fn concurrent_failed_sign_ins_lock_an_account_exactly_once() {
+    on_both_databases("lockout", lockout).await;
+}
+
+async fn lockout(first: SqlStore, second: SqlStore) {
+    use mcpauth_store_sql::LockoutPolicy;
+    let policy = LockoutPolicy {
+        after_failures: 6,
+        first_lock: 60,
+        longest_lock: 200,
+    };
+    assert_eq!(
+        [0, 1, 2, 3].map(|n| policy.lock_duration(n)),
+        [60, 120, 200, 200]
+    );
+    let attempts = (0..6).map(|n| {
+        let store = if n % 2 == 0 { &first } else { &second };
+        store.record_login_failure("acct", 1_000, &policy)
+    });
+    let results = futures::future::join_all(attempts).await;
+    let locks: Vec<u64> = results.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(locks, [1_060], "one lock, of the first length");
+    assert_eq!(
+        first.login_locked_until("acct", 1_030).await.unwrap(),
+        Some(1_060)
+    );
+    assert_eq!(
+        second.login_locked_until("acct", 1_060).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        first.login_locked_until("other", 1_030).await.unwrap(),
+        None
+    );
+    // After the lock, six more wrong passwords lock for twice as long.
+    let mut last = None;
+    for _ in 0..6 {
+        last = second
+            .record_login_failure("acct", 1_100, &policy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(last, Some(1_220));
+    // A success forgets everything.
+    first.clear_login_failures("acct").await.unwrap();
+    assert_eq!(first.login_locked_until("acct", 1_150).await.unwrap(), None);
+    assert_eq!(
+        first
+            .record_login_failure("acct", 1_150, &policy)
+            .await
+            .unwrap(),
+        None
+    );
+}
