@@ -239,6 +239,21 @@ pub async fn build_with_fetch_policy(
             }
         }),
     );
+    // RFC 6797: over https, browsers must never come back over plain http (login pages and
+    // session cookies). Not for loopback http development issuers.
+    let router = if issuer.starts_with("https://") {
+        router.layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.headers_mut().insert(
+                    axum::http::header::STRICT_TRANSPORT_SECURITY,
+                    axum::http::HeaderValue::from_static("max-age=31536000"),
+                );
+                response
+            },
+        ))
+    } else {
+        router
+    };
     Ok(Server {
         router,
         store,

@@ -997,3 +997,39 @@ async fn metadata_document_urls_pointing_inside_the_network_are_refused() {
         );
     }
 }
+
+// RFC 6797: an https issuer's responses tell browsers to stay on https; a loopback http
+// development issuer's do not (HSTS there would break other local servers on that host).
+#[tokio::test]
+async fn https_issuers_send_strict_transport_security() {
+    let https = start_configured("", temp_dir("hsts"), |c| {
+        c.issuer = Some("https://auth.example.test".into());
+    })
+    .await;
+    for path in ["/health", "/.well-known/oauth-authorization-server"] {
+        let response = https
+            .http
+            .get(format!("{}{path}", https.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+    let http = start().await;
+    let response = http
+        .http
+        .get(format!("{}/health", http.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+}
