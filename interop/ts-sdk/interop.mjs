@@ -12,10 +12,10 @@
 // Document instead of registering dynamically)
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { InMemoryProvider } from './provider.mjs';
 import { log, loginAndApprove } from './user.mjs';
 
 const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD, CLIENT_METADATA_URL, EXPECT_REGISTRATION } = process.env;
@@ -26,37 +26,7 @@ for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_P
 }
 const REDIRECT_URL = 'http://127.0.0.1:53682/callback';
 
-class InMemoryProvider {
-  constructor() {
-    this.client = undefined;
-    this.savedTokens = undefined;
-    this.verifier = undefined;
-    this.lastState = undefined;
-    this.authorizationUrl = undefined;
-    this.tokenSaves = 0;
-    if (CLIENT_METADATA_URL) this.clientMetadataUrl = CLIENT_METADATA_URL;
-  }
-  get redirectUrl() { return REDIRECT_URL; }
-  get clientMetadata() {
-    return {
-      client_name: 'MCP TypeScript SDK interop client',
-      redirect_uris: [REDIRECT_URL],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  state() { this.lastState = randomBytes(16).toString('hex'); return this.lastState; }
-  clientInformation() { return this.client; }
-  saveClientInformation(info) { this.client = info; }
-  tokens() { return this.savedTokens; }
-  saveTokens(tokens) { this.savedTokens = tokens; this.tokenSaves += 1; }
-  redirectToAuthorization(url) { this.authorizationUrl = url; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
-}
-
-const provider = new InMemoryProvider();
+const provider = new InMemoryProvider({ clientName: 'MCP TypeScript SDK interop client', redirectUrl: REDIRECT_URL, clientMetadataUrl: CLIENT_METADATA_URL });
 const mcpUrl = new URL(MCP_URL);
 
 // 1. Unauthenticated connect: 401 → discovery → registration → authorization URL.

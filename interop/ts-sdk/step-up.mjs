@@ -11,8 +11,8 @@
 // Usage: node step-up.mjs   (MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD in the environment)
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { Client, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client';
+import { InMemoryProvider } from './provider.mjs';
 import { log, loginAndApprove } from './user.mjs';
 
 const { MCP_URL, ISSUER, USER_EMAIL, USER_PASSWORD } = process.env;
@@ -22,38 +22,7 @@ for (const [name, value] of Object.entries({ MCP_URL, ISSUER, USER_EMAIL, USER_P
 const REDIRECT_URL = 'http://127.0.0.1:53683/callback';
 const user = { email: USER_EMAIL, password: USER_PASSWORD };
 
-class InMemoryProvider {
-  constructor() {
-    this.client = undefined;
-    this.savedTokens = undefined;
-    this.verifier = undefined;
-    this.lastState = undefined;
-    this.authorizationUrl = undefined;
-    this.discovery = undefined;
-  }
-  get redirectUrl() { return REDIRECT_URL; }
-  get clientMetadata() {
-    return {
-      client_name: 'MCP TypeScript SDK 2 interop client',
-      redirect_uris: [REDIRECT_URL],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  state() { this.lastState = randomBytes(16).toString('hex'); return this.lastState; }
-  clientInformation() { return this.client; }
-  saveClientInformation(info) { this.client = info; }
-  tokens() { return this.savedTokens; }
-  saveTokens(tokens) { this.savedTokens = tokens; }
-  redirectToAuthorization(url) { this.authorizationUrl = url; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
-  discoveryState() { return this.discovery; }
-  saveDiscoveryState(state) { this.discovery = state; }
-}
-
-const provider = new InMemoryProvider();
+const provider = new InMemoryProvider({ clientName: 'MCP TypeScript SDK 2 interop client', redirectUrl: REDIRECT_URL, cacheDiscovery: true });
 const mcpUrl = new URL(MCP_URL);
 const scopesOf = (url) => new Set((url.searchParams.get('scope') ?? '').split(' ').filter(Boolean));
 

@@ -3,7 +3,7 @@
 
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_store_sql::{SqlStore, UserRow};
-use mcpauth_token_engine::{ClientRecord, ClientStore as _, GrantStore as _, RegisteredClient};
+use mcpauth_token_engine::{ClientRecord, RegisteredClient};
 
 use crate::{StartError, now, users};
 
@@ -165,7 +165,9 @@ pub async fn list_clients(store: &SqlStore) -> Result<Vec<ClientRecord>, StartEr
 /// # Errors
 ///
 /// [`StartError::Store`].
-pub async fn remove_client(store: &SqlStore, client_id: &str) -> Result<bool, StartError> {
-    store.revoke_client_grants(client_id, now()).await?;
-    Ok(store.delete_client(client_id).await?)
+pub async fn remove_client(
+    engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
+    client_id: &str,
+) -> Result<bool, StartError> {
+    Ok(engine.remove_client(client_id, now()).await?)
 }

@@ -252,9 +252,11 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             Ok(())
         }
         ClientCommand::Remove { client_id } => {
-            let store = open_store(config).await?;
-            let removed = admin::remove_client(&store, &client_id).await;
-            store.close().await;
+            let server = mcpauth_server::build(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let removed = admin::remove_client(&server.engine, &client_id).await;
+            server.store.close().await;
             if removed.map_err(|e| e.to_string())? {
                 println!("removed {client_id}; its grants are revoked");
                 Ok(())

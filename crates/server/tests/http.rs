@@ -19,6 +19,13 @@ const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
 
+/// A login form ready to post.
+struct LoginForm {
+    action: String,
+    csrf: String,
+    cookie: String,
+}
+
 struct Running {
     base: String,
     issuer: String,
@@ -157,6 +164,36 @@ impl Running {
             format!("{}{location}", self.base),
             cookies(response.headers()),
         )
+    }
+
+    /// A fresh interaction's login form: where it posts, its CSRF token and cookie.
+    async fn login_form(&self) -> LoginForm {
+        let (interaction, cookie) = self.begin().await;
+        let page = self.get(&interaction, &cookie).await.text().await.unwrap();
+        LoginForm {
+            action: format!("{interaction}/login"),
+            csrf: field(&page, "csrf_token"),
+            cookie,
+        }
+    }
+
+    /// Posts `email` and `password` to `form`.
+    async fn attempt_sign_in(
+        &self,
+        form: &LoginForm,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.post_form(
+            &form.action,
+            &form.cookie,
+            &[
+                ("csrf_token", form.csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await
     }
 
     async fn get(&self, url: &str, cookie: &str) -> reqwest::Response {
@@ -324,28 +361,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
 #[tokio::test]
 async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
     let server = start().await;
-    let (interaction, csrf_cookie) = server.begin().await;
-    let page = server
-        .get(&interaction, &csrf_cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let csrf = field(&page, "csrf_token");
-    let login = format!("{interaction}/login");
-    let attempt = |email: String, password: &'static str| {
-        let form = [
-            ("csrf_token", csrf.clone()),
-            ("email", email),
-            ("password", password.to_owned()),
-        ];
-        let request = server
-            .http
-            .post(&login)
-            .header("cookie", &csrf_cookie)
-            .form(&form);
-        async move { request.send().await.unwrap() }
-    };
+    let form = server.login_form().await;
     // Counters use fixed 15-minute windows: don't straddle a boundary.
     let into_window = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -357,13 +373,16 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
     }
     for n in 0..50 {
         assert_eq!(
-            attempt(format!("user{n}@example.com"), "wrong password")
+            server
+                .attempt_sign_in(&form, &format!("user{n}@example.com"), "wrong password")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    let refused = attempt("alice@example.com".into(), "correct horse battery").await;
+    let refused = server
+        .attempt_sign_in(&form, "alice@example.com", "correct horse battery")
+        .await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -390,27 +409,9 @@ async fn the_sixth_wrong_password_locks_the_account_until_the_lock_expires() {
         c.login_lockout_max_seconds = 60;
     })
     .await;
-    let (interaction, csrf_cookie) = server.begin().await;
-    let page = server
-        .get(&interaction, &csrf_cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let csrf = field(&page, "csrf_token");
-    let login = format!("{interaction}/login");
+    let form = server.login_form().await;
     let attempt = |email: &'static str, password: &'static str| {
-        let form = [
-            ("csrf_token", csrf.clone()),
-            ("email", email.to_owned()),
-            ("password", password.to_owned()),
-        ];
-        let request = server
-            .http
-            .post(&login)
-            .header("cookie", &csrf_cookie)
-            .form(&form);
-        async move { request.send().await.unwrap() }
+        server.attempt_sign_in(&form, email, password)
     };
     let retry_after = |response: &reqwest::Response| -> u64 {
         response.headers()["retry-after"]

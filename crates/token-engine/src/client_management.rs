@@ -85,6 +85,18 @@ fn bearer(request: &Request<Bytes>) -> Option<&str> {
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Removes client `client_id` after revoking every grant it holds, so its refresh tokens
+    /// (and opaque access tokens) stop working at once (RFC 7592 §2.3). Returns whether it
+    /// existed. Used by the DELETE below and by operators' tools.
+    ///
+    /// # Errors
+    ///
+    /// The storage error.
+    pub async fn remove_client(&self, client_id: &str, now: UnixTime) -> Result<bool, M::Error> {
+        self.model.revoke_client_grants(client_id, now).await?;
+        self.model.delete_client(client_id).await
+    }
+
     /// The client configuration endpoint (RFC 7592 §2) for `client_id`: GET, PUT or DELETE.
     pub async fn client_configuration_endpoint(
         &self,
@@ -117,13 +129,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 Err(error) => registration_error(&error),
             },
             Method::DELETE => {
-                let deleted = async {
-                    self.model
-                        .revoke_client_grants(&client.client_id, now)
-                        .await?;
-                    self.model.delete_client(&client.client_id).await
-                }
-                .await;
+                let deleted = self.remove_client(&client.client_id, now).await;
                 match deleted {
                     Ok(_) => {
                         let mut response = Response::new(Bytes::new());
