@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod consent;
 mod model;
 mod server_state;
 
@@ -33,6 +34,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+pub use consent::ConsentRow;
 pub use server_state::{InteractionRow, LockoutPolicy, SigningKeyRow, UserRow};
 
 /// A storage failure.

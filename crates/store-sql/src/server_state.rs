@@ -29,7 +29,7 @@ impl std::fmt::Debug for UserRow {
 }
 
 /// A stored signing key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SigningKeyRow {
     /// Key id.
@@ -307,7 +307,7 @@ impl SqlStore {
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StoreError> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT kid, algorithm, private_key, created_at FROM signing_keys ORDER BY created_at DESC, kid",
+                "SELECT kid, algorithm, private_key, created_at FROM signing_keys ORDER BY created_at DESC, seq DESC, kid",
             )
             .fetch_all(pool)
             .await?;
@@ -339,7 +339,7 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         let now = to_db(now)?;
         on_pool!(self, |pool| {
-            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at, seq) VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys))")
                 .bind(kid)
                 .bind(algorithm)
                 .bind(material)
@@ -348,6 +348,23 @@ impl SqlStore {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Deletes signing key `kid` (it is no longer published: tokens it signed stop
+    /// verifying). Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Stores `material` as the first signing key unless some key is already stored, and says
@@ -380,7 +397,7 @@ impl SqlStore {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at, seq) VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys))")
                 .bind(kid)
                 .bind(algorithm)
                 .bind(material)
@@ -480,6 +497,21 @@ impl SqlStore {
         on_pool!(self, |pool| {
             sqlx::query("UPDATE interactions SET user_id = $1 WHERE id_hash = $2")
                 .bind(user_id)
+                .bind(id_hash)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets who logged in for an interaction (they signed out: someone else may sign in).
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn clear_interaction_user(&self, id_hash: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE interactions SET user_id = NULL WHERE id_hash = $1")
                 .bind(id_hash)
                 .execute(pool)
                 .await?;

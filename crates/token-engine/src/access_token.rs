@@ -156,7 +156,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<String, IssueError> {
         match self.config.access_token_format {
             AccessTokenFormat::Jwt => {
-                let key = self.keys.current();
+                let keys = self.keys();
+                let key = keys.current();
                 let mut header = Header::new(key.algorithm());
                 header.typ = Some("at+jwt".into());
                 header.kid = Some(key.kid().to_owned());
@@ -197,10 +198,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             };
             return Ok(serde_json::from_value(record.claims).ok());
         }
+        let keys = self.keys();
         let Some(key) = jsonwebtoken::decode_header(token)
             .ok()
             .and_then(|h| h.kid)
-            .and_then(|kid| self.keys.find(&kid))
+            .and_then(|kid| keys.find(&kid))
         else {
             return Ok(None);
         };

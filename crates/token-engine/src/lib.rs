@@ -97,7 +97,9 @@ pub use time::UnixTime;
 pub struct TokenEngine<M: ?Sized> {
     config: EngineConfig,
     model: Arc<M>,
-    keys: KeySet,
+    /// Swapped whole on rotation ([`replace_keys`](TokenEngine::replace_keys)); requests
+    /// clone the `Arc` under a read lock held for nanoseconds.
+    keys: std::sync::RwLock<Arc<KeySet>>,
     rng: Arc<dyn SecureRandom>,
 }
 
@@ -123,9 +125,28 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Self {
             config,
             model,
-            keys: keys.into(),
+            keys: std::sync::RwLock::new(Arc::new(keys.into())),
             rng,
         }
+    }
+
+    /// The keys in use now.
+    #[must_use]
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the keys (a rotation, or keys reloaded from shared storage): tokens are
+    /// signed with the new current key from the next request on, and verified and published
+    /// with every key of the new set.
+    pub fn replace_keys(&self, keys: impl Into<KeySet>) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys.into());
     }
 
     /// The configuration.
@@ -190,7 +211,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// The JWK Set document to serve at `jwks_uri`.
     #[must_use]
     pub fn jwks(&self) -> serde_json::Value {
-        self.keys.jwks()
+        self.keys().jwks()
     }
 
     /// The issuer string as published in metadata, tokens and RFC 9207 `iss`: a bare origin
