@@ -1,0 +1,84 @@
+// Drives headless Chromium (Debian's /usr/bin/chromium, through playwright-core) through
+// mcpauth-server's pages, the way a person would: reads the page, fills the form, clicks.
+//
+//   node browser.mjs authorize '<json>'   an authorization request: sign in if asked,
+//                                         approve or deny on the consent page if shown
+//   node browser.mjs device '<json>'      the device page: sign in if asked, approve the code
+//
+// The JSON names the URL to open, the user's email and password, the profile directory (one
+// per "browser", so sessions persist between runs) and where screenshots go. The script
+// prints one JSON line describing what it saw; the Rust test (crates/server/tests/browser.rs)
+// decides whether that is right.
+import { chromium } from "playwright-core";
+
+const [command, json] = process.argv.slice(2);
+const input = JSON.parse(json);
+
+// Flags that keep Chromium from reaching out to the network at start-up (closed here).
+const context = await chromium.launchPersistentContext(input.profile, {
+  executablePath: input.chromium ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  viewport: { width: 720, height: 900 },
+});
+
+const page = context.pages()[0] ?? (await context.newPage());
+const seen = { pages: [] };
+
+async function remember(name) {
+  const heading = (await page.locator("h1").first().textContent().catch(() => null)) ?? "";
+  seen.pages.push({ name, heading: heading.trim(), text: await page.locator("body").innerText() });
+  if (input.screenshots) {
+    await page.screenshot({ path: `${input.screenshots}/${input.prefix ?? ""}${name}.png`, fullPage: true });
+  }
+}
+
+async function signInIfAsked(name) {
+  if ((await page.locator('input[name="password"]').count()) === 0) return false;
+  await remember(name);
+  await page.getByLabel("Email").fill(input.email);
+  await page.getByLabel("Password").fill(input.password);
+  await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Sign in" }).click()]);
+  return true;
+}
+
+try {
+  await page.goto(input.url);
+  if (command === "authorize") {
+    // The client's redirect URI is a loopback listener of the test; the final page is its.
+    const atClient = () => page.url().startsWith(input.redirect_uri);
+    seen.signedIn = await signInIfAsked("login");
+    if (!atClient()) {
+      await remember("consent");
+      seen.consent = true;
+      if (input.remember) await page.getByLabel(/Remember this decision/).check();
+      const button = input.approve ? "Approve" : "Deny";
+      await Promise.all([
+        page.waitForURL((url) => url.href.startsWith(input.redirect_uri)),
+        page.getByRole("button", { name: button, exact: true }).click(),
+      ]);
+    } else {
+      seen.consent = false;
+    }
+    seen.final_url = page.url();
+    seen.final_text = await page.locator("body").innerText();
+  } else if (command === "device") {
+    seen.signedIn = await signInIfAsked("device-login");
+    await remember("device-confirm");
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
+    await remember("device-done");
+  } else {
+    throw new Error(`unknown command ${command}`);
+  }
+  console.log(JSON.stringify(seen));
+} finally {
+  await context.close();
+}
