@@ -2,6 +2,7 @@
 //! win over the file. With neither, the server listens on `127.0.0.1:8080`, keeps its data in
 //! `./mcpauth.db`, and accepts tokens for any https or loopback resource.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -28,6 +29,9 @@ pub struct Config {
     /// database. Required with PostgreSQL (the keys then sit on a shared server); optional with
     /// SQLite. Keys stored in plain text are encrypted at the next start once it is set.
     pub signing_key_encryption_key: Option<Secret>,
+    /// Seconds a rotated-in signing key is published before it signs, so every instance and
+    /// every resource server's JWKS cache knows it first.
+    pub key_rotation_lead: u64,
     /// Access-token lifetime in seconds.
     pub access_token_ttl: u64,
     /// Refresh-token lifetime in seconds.
@@ -42,6 +46,9 @@ pub struct Config {
     pub login_lockout_max_seconds: u64,
     /// Scopes the server knows (empty: any syntactically valid scope).
     pub scopes_supported: Vec<String>,
+    /// Human descriptions of scopes, shown on the consent and device pages beside the scope
+    /// name (TOML table `[scope_descriptions]`, `"mcp:tools" = "Use the tools"`).
+    pub scope_descriptions: BTreeMap<String, String>,
     /// Scope granted when a client asks for none.
     pub default_scope: Vec<String>,
     /// Resources (MCP server URIs) tokens may be issued for (empty: any https or loopback URI).
@@ -60,6 +67,20 @@ pub struct Config {
     pub max_clients: Option<u64>,
     /// Registrations allowed per IP address per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Token requests allowed per IP address per minute (0: no limit).
+    pub token_requests_per_ip_per_minute: u32,
+    /// Device authorization requests allowed per IP address per minute (0: no limit).
+    pub device_authorizations_per_ip_per_minute: u32,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
+    /// A bearer token `/metrics` requires (`Authorization: Bearer …`); none: open to anyone
+    /// who can reach it (restrict it at your proxy).
+    pub metrics_token: Option<Secret>,
+    /// Log format on standard error: `text` (human) or `json` (one object per line).
+    pub log_format: LogFormat,
+    /// Production mode: refuse to start with a non-https issuer, a default database location,
+    /// a missing or weak signing-key encryption key, or a short registration token.
+    pub production: bool,
     /// Lifetime of issued client secrets in seconds; none: they do not expire.
     pub client_secret_ttl: Option<u64>,
     /// Accept `https` URLs as `client_id` and fetch their Client ID Metadata Documents.
@@ -100,6 +121,18 @@ impl From<&str> for Secret {
     }
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// How access tokens are encoded.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +154,7 @@ impl Default for Config {
             database_max_connections: 10,
             database_timeout: 5,
             signing_key_encryption_key: None,
+            key_rotation_lead: 600,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
             session_ttl: 12 * 3600,
@@ -128,6 +162,7 @@ impl Default for Config {
             login_lockout_seconds: 60,
             login_lockout_max_seconds: 3600,
             scopes_supported: Vec::new(),
+            scope_descriptions: BTreeMap::new(),
             default_scope: Vec::new(),
             resources: Vec::new(),
             strict_resource: true,
@@ -137,6 +172,12 @@ impl Default for Config {
             registration_token: None,
             max_clients: None,
             registrations_per_ip_per_hour: 30,
+            token_requests_per_ip_per_minute: 600,
+            device_authorizations_per_ip_per_minute: 30,
+            metrics: true,
+            metrics_token: None,
+            log_format: LogFormat::Text,
+            production: false,
             client_secret_ttl: None,
             client_metadata_documents: true,
             unused_registration_ttl: Some(30 * 24 * 3600),
@@ -172,6 +213,39 @@ pub enum ConfigError {
         /// Why, and what is expected.
         reason: String,
     },
+}
+
+/// Shortest bearer secret production mode accepts.
+const MIN_SECRET_LENGTH: usize = 32;
+
+/// The file of a `sqlite:` URL (`None` for other databases and in-memory SQLite).
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// A 32-byte key with fewer than 12 distinct byte values is not random (a random one has
+/// about 31): `AAAA…`, a repeated word, a counting sequence's first bytes.
+fn looks_like_a_placeholder(base64_key: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let Some(bytes) = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(base64_key.trim()).ok())
+    else {
+        // Not base64 at all: the key loader refuses it with its own message.
+        return false;
+    };
+    let mut seen = [false; 256];
+    for b in &bytes {
+        if let Some(slot) = seen.get_mut(usize::from(*b)) {
+            *slot = true;
+        }
+    }
+    seen.iter().filter(|s| **s).count() < 12
 }
 
 fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -249,6 +323,9 @@ impl Config {
         if let Some(v) = env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY") {
             self.signing_key_encryption_key = Some(Secret(v));
         }
+        if let Some(v) = env("MCPAUTH_KEY_ROTATION_LEAD") {
+            self.key_rotation_lead = number("MCPAUTH_KEY_ROTATION_LEAD", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_ACCESS_TOKEN_TTL") {
             self.access_token_ttl = number("MCPAUTH_ACCESS_TOKEN_TTL", &v)?;
         }
@@ -306,6 +383,39 @@ impl Config {
                 u32::try_from(number("MCPAUTH_REGISTRATIONS_PER_IP_PER_HOUR", &v)?)
                     .unwrap_or(u32::MAX);
         }
+        if let Some(v) = env("MCPAUTH_TOKEN_REQUESTS_PER_IP_PER_MINUTE") {
+            self.token_requests_per_ip_per_minute =
+                u32::try_from(number("MCPAUTH_TOKEN_REQUESTS_PER_IP_PER_MINUTE", &v)?)
+                    .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_DEVICE_AUTHORIZATIONS_PER_IP_PER_MINUTE") {
+            self.device_authorizations_per_ip_per_minute = u32::try_from(number(
+                "MCPAUTH_DEVICE_AUTHORIZATIONS_PER_IP_PER_MINUTE",
+                &v,
+            )?)
+            .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_METRICS") {
+            self.metrics = boolean("MCPAUTH_METRICS", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_METRICS_TOKEN") {
+            self.metrics_token = Some(Secret(v));
+        }
+        if let Some(v) = env("MCPAUTH_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "MCPAUTH_LOG_FORMAT",
+                        reason: format!("`{v}` is not text or json"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("MCPAUTH_PRODUCTION") {
+            self.production = boolean("MCPAUTH_PRODUCTION", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_CLIENT_SECRET_TTL") {
             self.client_secret_ttl = Some(number("MCPAUTH_CLIENT_SECRET_TTL", &v)?);
         }
@@ -320,6 +430,71 @@ impl Config {
             self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;
         }
         Ok(())
+    }
+
+    /// What production mode refuses in this configuration, each with how to fix it; empty
+    /// when it may start. `database_exists` tells whether a SQLite database file is present.
+    #[must_use]
+    pub fn production_problems(&self, database_exists: impl Fn(&Path) -> bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        match &self.issuer {
+            None => problems.push(
+                "issuer is not set: set it to the public https URL clients reach this server at"
+                    .to_owned(),
+            ),
+            Some(issuer) if !issuer.starts_with("https://") => problems.push(format!(
+                "issuer `{issuer}` is not https: tokens, codes and passwords would cross the network in clear"
+            )),
+            Some(_) => {}
+        }
+        if self.database_url == Config::default().database_url {
+            problems.push(
+                "database_url is the default `sqlite://mcpauth.db`, relative to the working directory: \
+                 set an absolute sqlite path or a postgres URL"
+                    .to_owned(),
+            );
+        } else if let Some(path) = sqlite_path(&self.database_url) {
+            if !path.is_absolute() {
+                problems.push(format!(
+                    "database_url `{}` is relative to the working directory: use an absolute path",
+                    self.database_url
+                ));
+            } else if !database_exists(path) {
+                problems.push(format!(
+                    "the database {} does not exist: production mode does not create an empty one \
+                     (a typo would lose every user and key). Create it with \
+                     `mcpauth-server user add <email>`, or start once without production mode",
+                    path.display()
+                ));
+            }
+        }
+        match &self.signing_key_encryption_key {
+            None => problems.push(
+                "signing_key_encryption_key is not set: signing keys would sit in the database \
+                 in plain text; generate one with `openssl rand -base64 32`"
+                    .to_owned(),
+            ),
+            Some(key) if looks_like_a_placeholder(key.expose()) => problems.push(
+                "signing_key_encryption_key looks like a placeholder (too few distinct bytes): \
+                 generate one with `openssl rand -base64 32`"
+                    .to_owned(),
+            ),
+            Some(_) => {}
+        }
+        for (name, secret) in [
+            ("registration_token", &self.registration_token),
+            ("metrics_token", &self.metrics_token),
+        ] {
+            if let Some(secret) = secret
+                && secret.expose().len() < MIN_SECRET_LENGTH
+            {
+                problems.push(format!(
+                    "{name} is shorter than {MIN_SECRET_LENGTH} characters: use a random value, \
+                     for example `openssl rand -base64 32`"
+                ));
+            }
+        }
+        problems
     }
 
     /// The issuer: configured, or `http://<listen>`.
@@ -361,6 +536,44 @@ mod tests {
         assert_eq!(config.access_token_ttl, 120);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
+    }
+
+    #[test]
+    fn production_mode_refuses_http_default_database_and_weak_secrets() {
+        let mut config = Config {
+            production: true,
+            ..Config::default()
+        };
+        let problems = config.production_problems(|_| true);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("issuer is not set"));
+        assert!(problems[1].contains("database_url is the default"));
+        assert!(problems[2].contains("signing_key_encryption_key is not set"));
+
+        config.issuer = Some("http://as.example".into());
+        config.database_url = "sqlite:///var/lib/mcpauth/mcpauth.db".into();
+        config.signing_key_encryption_key = Some(Secret::new("A".repeat(43)));
+        config.registration_token = Some(Secret::new("changeme"));
+        let problems = config.production_problems(|_| false);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("is not https"));
+        assert!(problems[1].contains("does not exist"));
+        assert!(problems[2].contains("placeholder"));
+        assert!(problems[3].contains("registration_token is shorter"));
+
+        config.issuer = Some("https://as.example".into());
+        config.registration_token = Some(Secret::new("x".repeat(40)));
+        config.signing_key_encryption_key =
+            Some(Secret::new("0J8vTqf2m1Lx5aZ9cWkR3eHn7uYbVs4dGpQ6tXiC2oE="));
+        assert!(
+            config.production_problems(|_| true).is_empty(),
+            "{:?}",
+            config.production_problems(|_| true)
+        );
+        config.database_url = "sqlite://data/mcpauth.db".into();
+        assert!(config.production_problems(|_| true)[0].contains("relative"));
+        config.database_url = "postgres://mcpauth@db/mcpauth".into();
+        assert!(config.production_problems(|_| false).is_empty());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::StartError;
 const SEALED_PREFIX: &[u8] = b"mcpauth-sealed-key-v1:";
 
 /// The AES-256-GCM key that seals signing keys at rest.
-pub(crate) struct KeyEncryption(LessSafeKey);
+pub struct KeyEncryption(LessSafeKey);
 
 impl std::fmt::Debug for KeyEncryption {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,25 +107,110 @@ fn parse(algorithm: &str, der: &[u8]) -> Result<SigningKey, StartError> {
     key.map_err(|e| StartError::Key(e.to_string()))
 }
 
-/// Loads the stored keys (the newest signs, older ones stay published for the tokens they
-/// signed), creating an ES256 key on the deployment's first start. Instances starting together
-/// agree on one first key (the store decides). With `encryption`, plain stored keys are
-/// encrypted in place.
+/// A new key of `algorithm` (`ES256` or `EdDSA`) as PKCS#8 DER, with its kid.
+fn generate(algorithm: &str) -> Result<(String, Vec<u8>), StartError> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let der = match algorithm {
+        "ES256" => {
+            use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| StartError::Key("key generation failed".into()))?
+                .as_ref()
+                .to_vec()
+        }
+        "EdDSA" => aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| StartError::Key("key generation failed".into()))?
+            .as_ref()
+            .to_vec(),
+        other => {
+            return Err(StartError::Key(format!(
+                "cannot generate {other} keys: choose ES256 or EdDSA"
+            )));
+        }
+    };
+    let kid = parse(algorithm, &der)?.kid().to_owned();
+    Ok((kid, der))
+}
+
+/// Which stored key signs at `now`: the newest one published for at least `lead` seconds
+/// (so every instance and every resource server's JWKS cache knows it before tokens carry
+/// it), or the oldest key while none is (the deployment's first key signs at once).
+/// `rows` are newest first.
+fn signer_index(rows: &[mcpauth_store_sql::SigningKeyRow], lead: u64, now: u64) -> usize {
+    rows.iter()
+        .position(|row| row.created_at.saturating_add(lead) <= now)
+        .unwrap_or(rows.len().saturating_sub(1))
+}
+
+/// The state of a stored key, as `key list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet (within the rotation lead).
+    Next,
+    /// Signs new tokens.
+    Signing,
+    /// Published and accepted, no longer signing.
+    Retired,
+}
+
+/// Every stored key with its state at `now`, newest first.
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn list_signing_keys(
+    store: &SqlStore,
+    lead: u64,
+    now: u64,
+) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, KeyState)>, StartError> {
+    let rows = store.signing_keys().await?;
+    let signer = signer_index(&rows, lead, now);
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let state = match i.cmp(&signer) {
+                std::cmp::Ordering::Less => KeyState::Next,
+                std::cmp::Ordering::Equal => KeyState::Signing,
+                std::cmp::Ordering::Greater => KeyState::Retired,
+            };
+            (row, state)
+        })
+        .collect())
+}
+
+/// Stores a new key of `algorithm`: published at once, signing after `lead` seconds.
+pub(crate) async fn rotate_signing_key(
+    store: &SqlStore,
+    encryption: Option<&KeyEncryption>,
+    algorithm: &str,
+) -> Result<String, StartError> {
+    let (kid, der) = generate(algorithm)?;
+    let material = match encryption {
+        Some(encryption) => encryption.seal(&kid, algorithm, &der)?,
+        None => der,
+    };
+    store
+        .insert_signing_key(&kid, algorithm, &material, now().0)
+        .await?;
+    tracing::info!(%kid, algorithm, "stored a new signing key");
+    Ok(kid)
+}
+
+/// Loads the stored keys ([`signer_index`] decides which signs; the others stay published
+/// for the tokens they signed or will sign), creating an ES256 key on the deployment's first
+/// start when `create` is set. Instances starting together agree on one first key (the store
+/// decides). With `encryption`, plain stored keys are encrypted in place.
 pub(crate) async fn load_signing_keys(
     store: &SqlStore,
     encryption: Option<&KeyEncryption>,
+    lead: u64,
 ) -> Result<KeySet, StartError> {
     if store.signing_keys().await?.is_empty() {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let der = EcdsaKeyPair::generate_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &aws_lc_rs::rand::SystemRandom::new(),
-        )
-        .map_err(|_| StartError::Key("key generation failed".into()))?;
-        let kid = parse("ES256", der.as_ref())?.kid().to_owned();
+        let (kid, der) = generate("ES256")?;
         let material = match encryption {
-            Some(encryption) => encryption.seal(&kid, "ES256", der.as_ref())?,
-            None => der.as_ref().to_vec(),
+            Some(encryption) => encryption.seal(&kid, "ES256", &der)?,
+            None => der,
         };
         if store
             .insert_first_signing_key(&kid, "ES256", &material, now().0)
@@ -134,8 +219,10 @@ pub(crate) async fn load_signing_keys(
             tracing::info!(%kid, encrypted = encryption.is_some(), "generated a new ES256 signing key");
         }
     }
-    let mut loaded = Vec::new();
-    for row in store.signing_keys().await? {
+    let rows = store.signing_keys().await?;
+    let signer = signer_index(&rows, lead, now().0);
+    let mut loaded = Vec::with_capacity(rows.len());
+    for row in rows {
         let der = if row.material.starts_with(SEALED_PREFIX) {
             let encryption = encryption.ok_or_else(|| {
                 StartError::Key(
@@ -157,11 +244,13 @@ pub(crate) async fn load_signing_keys(
         };
         loaded.push(parse(&row.algorithm, &der)?);
     }
-    let mut keys = loaded.into_iter();
-    let current = keys
-        .next()
-        .ok_or_else(|| StartError::Key("no key after creation".into()))?;
-    Ok(keys.fold(KeySet::new(current), KeySet::with_retired))
+    if signer >= loaded.len() {
+        return Err(StartError::Key("no key after creation".into()));
+    }
+    let current = loaded.remove(signer);
+    Ok(loaded
+        .into_iter()
+        .fold(KeySet::new(current), KeySet::with_retired))
 }
 
 #[cfg(test)]
@@ -187,6 +276,36 @@ mod tests {
         let other = KeyEncryption::from_base64(&"A".repeat(43)).unwrap();
         assert!(other.open("kid-1", "ES256", &sealed).is_err());
         assert!(encryption.open("kid-1", "ES256", SEALED_PREFIX).is_err());
+    }
+
+    fn row(kid: &str, created_at: u64) -> mcpauth_store_sql::SigningKeyRow {
+        let mut row = mcpauth_store_sql::SigningKeyRow::default();
+        row.kid = kid.into();
+        row.created_at = created_at;
+        row
+    }
+
+    #[test]
+    fn a_new_key_signs_only_after_the_rotation_lead() {
+        // Newest first.
+        let rows = [row("new", 1_000), row("old", 100)];
+        assert_eq!(
+            signer_index(&rows, 600, 1_200),
+            1,
+            "published, not signing yet"
+        );
+        assert_eq!(
+            signer_index(&rows, 600, 1_600),
+            0,
+            "lead over: the new key signs"
+        );
+        assert_eq!(signer_index(&rows, 0, 1_000), 0);
+        // The deployment's first key signs at once.
+        assert_eq!(signer_index(&[row("first", 1_000)], 600, 1_000), 0);
+        // Two keys both within the lead: the older one still signs.
+        let rows = [row("c", 1_100), row("b", 1_000), row("a", 0)];
+        assert_eq!(signer_index(&rows, 600, 1_200), 2);
+        assert_eq!(signer_index(&rows, 600, 1_650), 1);
     }
 
     #[test]

@@ -13,8 +13,10 @@
 
 pub mod admin;
 mod config;
-mod interaction;
-mod keys;
+pub mod keys;
+mod metrics;
+mod pages;
+mod rate_limit;
 pub mod users;
 
 use std::future::Future;
@@ -29,7 +31,7 @@ use mcpauth_token_engine::{
     TokenEngine,
 };
 
-pub use config::{Config, ConfigError, Secret, TokenFormat};
+pub use config::{Config, ConfigError, LogFormat, Secret, TokenFormat};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +62,24 @@ pub enum StartError {
     /// A user could not be created or changed.
     #[error("{0}")]
     User(#[from] users::UserError),
+    /// Production mode refused the configuration.
+    #[error("production mode refuses this configuration:\n  - {}", .0.join("\n  - "))]
+    Production(Vec<String>),
     /// A client could not be registered.
     #[error("client: {0}")]
     Client(String),
+}
+
+/// Where the device flow's verification page lives, below the issuer (RFC 8628 §3.2
+/// `verification_uri`).
+const DEVICE_PATH: &str = "/device";
+
+/// The issuer's path without a trailing slash: empty for `https://as.example/`, `/tenant`
+/// for `https://as.example/tenant`. The pages live below it, like the endpoints.
+fn engine_config_issuer_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }
 
 /// The operating system's random source, plugged into the engine.
@@ -86,6 +103,82 @@ pub struct Server {
     pub engine: Arc<TokenEngine<SqlStore>>,
     /// Age after which never-used dynamic registrations are swept.
     pub unused_registration_ttl: Option<u64>,
+    key_encryption: Option<Arc<keys::KeyEncryption>>,
+    key_rotation_lead: u64,
+}
+
+/// How often a running server reloads its signing keys from the database, so a rotation
+/// made by `mcpauth-server key rotate` (or another instance) is picked up.
+const KEY_RELOAD_INTERVAL: u64 = 60;
+
+impl Server {
+    /// Reloads the signing keys from the database: a key stored by a rotation is published
+    /// at once and signs once it is `key_rotation_lead` seconds old.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Store`] or [`StartError::Key`]; the keys in use are kept.
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let keys = keys::load_signing_keys(
+            &self.store,
+            self.key_encryption.as_deref(),
+            self.key_rotation_lead,
+        )
+        .await?;
+        self.engine.replace_keys(keys);
+        Ok(())
+    }
+
+    /// Stores a new signing key of `algorithm` (`ES256` or `EdDSA`) and returns its kid.
+    /// Running instances publish it within a minute; it signs after the rotation lead.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Store`] or [`StartError::Key`].
+    pub async fn rotate_key(&self, algorithm: &str) -> Result<String, StartError> {
+        let kid = keys::rotate_signing_key(&self.store, self.key_encryption.as_deref(), algorithm)
+            .await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+
+    /// Every stored key with its state now, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Store`].
+    pub async fn list_keys(
+        &self,
+    ) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, keys::KeyState)>, StartError> {
+        keys::list_signing_keys(&self.store, self.key_rotation_lead, now().0).await
+    }
+
+    /// Deletes retired key `kid`: it is no longer published, so tokens it signed stop
+    /// verifying. Refuses the signing key and keys waiting to sign.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Key`] for an unknown or non-retired key, [`StartError::Store`].
+    pub async fn remove_key(&self, kid: &str) -> Result<(), StartError> {
+        let keys = self.list_keys().await?;
+        match keys.iter().find(|(row, _)| row.kid == kid) {
+            None => Err(StartError::Key(format!(
+                "no stored key has the kid `{kid}`"
+            ))),
+            Some((_, keys::KeyState::Retired)) => {
+                self.store.delete_signing_key(kid).await?;
+                self.reload_keys().await
+            }
+            Some((_, state)) => Err(StartError::Key(format!(
+                "key `{kid}` is {}: only retired keys can be removed",
+                if *state == keys::KeyState::Signing {
+                    "the signing key"
+                } else {
+                    "waiting to sign"
+                }
+            ))),
+        }
+    }
 }
 
 /// Opens the configured database with the configured pool size and timeouts, running
@@ -122,6 +215,12 @@ pub async fn build_with_fetch_policy(
     config: &Config,
     fetch_policy: mcpauth_fetch::FetchPolicy,
 ) -> Result<Server, StartError> {
+    if config.production {
+        let problems = config.production_problems(std::path::Path::exists);
+        if !problems.is_empty() {
+            return Err(StartError::Production(problems));
+        }
+    }
     let issuer = config.issuer();
     let issuer_url: url::Url = issuer
         .parse()
@@ -160,6 +259,7 @@ pub async fn build_with_fetch_policy(
             _ => AccessTokenFormat::Jwt,
         })
         .dynamic_registration(config.dynamic_registration)
+        .device_verification_path(DEVICE_PATH)
         .resources(if config.resources.is_empty() {
             ResourcePolicy::AnyUri
         } else {
@@ -182,14 +282,17 @@ pub async fn build_with_fetch_policy(
                 .into(),
         ));
     }
-    let keys = keys::load_signing_keys(&store, encryption.as_ref()).await?;
+    let keys =
+        keys::load_signing_keys(&store, encryption.as_ref(), config.key_rotation_lead).await?;
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),
         keys,
         Arc::new(OsRandom),
     ));
-    let pages = Arc::new(interaction::Pages {
+    let base = engine_config_issuer_path(&issuer);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let pages = Arc::new(pages::Pages {
         store: store.clone(),
         engine: engine.clone(),
         secure_cookies: issuer.starts_with("https://"),
@@ -199,6 +302,9 @@ pub async fn build_with_fetch_policy(
             first_lock: config.login_lockout_seconds,
             longest_lock: config.login_lockout_max_seconds,
         },
+        base: base.clone(),
+        device_path: DEVICE_PATH.to_owned(),
+        scope_descriptions: config.scope_descriptions.clone(),
     });
     let fetcher = if config.client_metadata_documents {
         Some(
@@ -210,10 +316,10 @@ pub async fn build_with_fetch_policy(
     };
     let router = authorization_server_router_with_fetcher(
         engine.clone(),
-        Arc::new(interaction::BuiltInInteraction(pages.clone())),
+        Arc::new(pages::BuiltInInteraction(pages.clone())),
         fetcher,
     )
-    .merge(interaction::routes(pages))
+    .merge(pages::routes(pages))
     // Liveness: the process serves. Readiness: it can also reach the database (keys are
     // loaded before the server starts), so a load balancer stops sending it traffic while
     // the database is away and resumes when it is back.
@@ -239,6 +345,40 @@ pub async fn build_with_fetch_policy(
             }
         }),
     );
+    let router = if config.metrics {
+        router.route(
+            "/metrics",
+            get({
+                let metrics = metrics.clone();
+                let token = config.metrics_token.clone();
+                move |headers: axum::http::HeaderMap| {
+                    let metrics = metrics.clone();
+                    let token = token.clone();
+                    async move { serve_metrics(&metrics, token.as_ref(), &headers) }
+                }
+            }),
+        )
+    } else {
+        router
+    };
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(rate_limit::RateLimiter {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                base: base.clone(),
+                limits: rate_limit::Limits {
+                    token: config.token_requests_per_ip_per_minute,
+                    device_authorization: config.device_authorizations_per_ip_per_minute,
+                },
+            }),
+            rate_limit::limit,
+        ))
+        // Outermost: counts everything, rate-limited answers included.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(metrics::Observed { metrics, base }),
+            metrics::track,
+        ));
     // RFC 6797: over https, browsers must never come back over plain http (login pages and
     // session cookies). Not for loopback http development issuers.
     let router = if issuer.starts_with("https://") {
@@ -259,7 +399,54 @@ pub async fn build_with_fetch_policy(
         store,
         engine,
         unused_registration_ttl: config.unused_registration_ttl.filter(|ttl| *ttl > 0),
+        key_encryption: encryption.map(Arc::new),
+        key_rotation_lead: config.key_rotation_lead,
     })
+}
+
+/// `/metrics`: the Prometheus exposition, behind the configured bearer token if any.
+fn serve_metrics(
+    metrics: &metrics::Metrics,
+    token: Option<&Secret>,
+    headers: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    if let Some(token) = token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !mcpauth_oauth_types::constant_time_eq(
+            sha2_digest(presented).as_slice(),
+            sha2_digest(token.expose()).as_slice(),
+        ) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "metrics need the configured metrics_token",
+            )
+                .into_response();
+        }
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// SHA-256, so tokens of different lengths compare in constant time.
+fn sha2_digest(text: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 /// Serves `server` on `listener` until `shutdown` completes, sweeping expired rows every
@@ -302,15 +489,32 @@ pub async fn serve_on(
             }
         }
     });
+    let server = Arc::new(server);
+    let reloader = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut interval =
+                tokio::time::interval(std::time::Duration::from_secs(KEY_RELOAD_INTERVAL));
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if let Err(e) = server.reload_keys().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+                }
+            }
+        }
+    });
     let result = axum::serve(
         listener,
         server
             .router
+            .clone()
             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
     sweeper.abort();
+    reloader.abort();
     result.map_err(|source| StartError::Io { addr, source })
 }
 

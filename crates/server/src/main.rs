@@ -32,6 +32,31 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Manage token-signing keys (rotation).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// List signing keys: kid, algorithm, creation time, state (next, signing, retired).
+    List,
+    /// Add a new signing key. It is published in the JWKS at once (running instances reload
+    /// keys every minute) and signs new tokens after `key_rotation_lead` seconds; the old key
+    /// stays published, so tokens it signed keep verifying.
+    Rotate {
+        /// The new key's algorithm.
+        #[arg(long, default_value = "ES256", value_parser = ["ES256", "EdDSA"])]
+        algorithm: String,
+    },
+    /// Remove a retired key. Tokens it signed stop verifying: wait until they have expired
+    /// (`access_token_ttl` after the key stopped signing).
+    Remove {
+        /// The key's id (`kid`).
+        kid: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,15 +158,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())
-        .map_err(|e| e.to_string())?;
+async fn run(cli: Cli, config: Config) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => mcpauth_server::serve(config, shutdown_signal())
             .await
             .map_err(|e| e.to_string()),
         Command::User { command } => user_command(&config, command).await,
         Command::Client { command } => client_command(&config, command).await,
+        Command::Key { command } => key_command(&config, command).await,
     }
 }
 
@@ -267,6 +291,63 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
     }
 }
 
+async fn key_command(config: &Config, command: KeyCommand) -> Result<(), String> {
+    use mcpauth_server::keys::KeyState;
+    let server = mcpauth_server::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = match command {
+        KeyCommand::List => server.list_keys().await.map(|keys| {
+            println!("{:<45} {:<9} {:<20} state", "kid", "algorithm", "created");
+            for (row, state) in keys {
+                let state = match state {
+                    KeyState::Next => "next (published, signs after the lead)",
+                    KeyState::Signing => "signing",
+                    KeyState::Retired => "retired (published, verifying)",
+                };
+                println!(
+                    "{:<45} {:<9} {:<20} {state}",
+                    row.kid,
+                    row.algorithm,
+                    format_time(row.created_at)
+                );
+            }
+        }),
+        KeyCommand::Rotate { algorithm } => server.rotate_key(&algorithm).await.map(|kid| {
+            println!("added {algorithm} key {kid}");
+            println!(
+                "it is published now and signs new tokens in {} seconds; running instances pick it up within a minute",
+                config.key_rotation_lead
+            );
+        }),
+        KeyCommand::Remove { kid } => server
+            .remove_key(&kid)
+            .await
+            .map(|()| println!("removed key {kid}")),
+    };
+    server.store.close().await;
+    done.map_err(|e| e.to_string())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.
+fn format_time(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or_else(
+            || unix.to_string(),
+            |t| {
+                format!(
+                    "{} {:02}:{:02}:{:02}",
+                    t.date(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                )
+            },
+        )
+}
+
 /// `YYYY-MM-DD` (UTC) of a Unix time.
 fn format_date(unix: u64) -> String {
     i64::try_from(unix)
@@ -275,15 +356,31 @@ fn format_date(unix: u64) -> String {
         .map_or_else(|| unix.to_string(), |t| t.date().to_string())
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+/// Logs to standard error, as text or JSON lines; `MCPAUTH_LOG` filters (default `info`).
+/// Nothing secret is logged: tokens, codes, secrets and passwords never reach a log call.
+fn init_logging(format: mcpauth_server::LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MCPAUTH_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        mcpauth_server::LogFormat::Json => builder.json().flatten_event(true).init(),
+        _ => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -294,7 +391,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -54,7 +54,7 @@ fn help_documents_every_subcommand() {
     let dir = temp_dir("help");
     let (ok, top, _) = run(&dir, &["--help"], "");
     assert!(ok);
-    for command in ["serve", "user", "client"] {
+    for command in ["serve", "user", "client", "key"] {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
@@ -65,6 +65,78 @@ fn help_documents_every_subcommand() {
     for command in ["add", "list", "remove"] {
         assert!(client.contains(command), "{client}");
     }
+    let (_, key, _) = run(&dir, &["key", "--help"], "");
+    for command in ["list", "rotate", "remove"] {
+        assert!(key.contains(command), "{key}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn kids(listing: &str, state: &str) -> Vec<String> {
+    listing
+        .lines()
+        .skip(1)
+        .filter(|line| line.contains(state))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+// Rotation: the new key is published at once and signs after the lead; the old one stays
+// published until removed; the signing key and a waiting key cannot be removed.
+#[test]
+fn keys_rotate_with_a_publication_lead_and_only_retired_keys_are_removed() {
+    let dir = temp_dir("keys");
+    let (ok, listing, err) = run(&dir, &["key", "list"], "");
+    assert!(ok, "{err}");
+    let first = kids(&listing, "signing");
+    assert_eq!(first.len(), 1, "{listing}");
+    let (ok, out, err) = run(&dir, &["key", "rotate"], "");
+    assert!(
+        ok && out.contains("signs new tokens in 600 seconds"),
+        "{out}{err}"
+    );
+    let (_, listing, _) = run(&dir, &["key", "list"], "");
+    assert_eq!(kids(&listing, "signing"), first, "{listing}");
+    let next = kids(&listing, "next");
+    assert_eq!(next.len(), 1, "{listing}");
+    let (ok, _, err) = run(&dir, &["key", "remove", &next[0]], "");
+    assert!(!ok && err.contains("waiting to sign"), "{err}");
+    let (ok, _, err) = run(&dir, &["key", "remove", &first[0]], "");
+    assert!(!ok && err.contains("the signing key"), "{err}");
+
+    // Once the lead has passed (here: a lead of 0), the new key signs and the old retires.
+    let with_no_lead = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+            .args(args)
+            .env(
+                "MCPAUTH_DATABASE_URL",
+                format!("sqlite://{}", dir.join("mcpauth.db").display()),
+            )
+            .env("MCPAUTH_KEY_ROTATION_LEAD", "0")
+            .env("MCPAUTH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (_, listing) = with_no_lead(&["key", "list"]);
+    assert_eq!(kids(&listing, "signing"), next, "{listing}");
+    assert_eq!(kids(&listing, "retired"), first, "{listing}");
+    let (ok, _) = with_no_lead(&["key", "remove", &first[0]]);
+    assert!(ok);
+    let (_, listing) = with_no_lead(&["key", "list"]);
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    let (ok, _) = with_no_lead(&["key", "rotate", "--algorithm", "EdDSA"]);
+    assert!(ok);
+    let (_, listing) = with_no_lead(&["key", "list"]);
+    assert!(listing.contains("EdDSA"), "{listing}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

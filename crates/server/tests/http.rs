@@ -135,6 +135,10 @@ impl Running {
     }
 
     fn authorize_url(&self, client_id: &str) -> String {
+        self.authorize_url_with(client_id, "s1", None)
+    }
+
+    fn authorize_url_with(&self, client_id: &str, state: &str, scope: Option<&str>) -> String {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([
                 ("response_type", "code"),
@@ -142,9 +146,10 @@ impl Running {
                 ("redirect_uri", REDIRECT),
                 ("code_challenge", CHALLENGE),
                 ("code_challenge_method", "S256"),
-                ("state", "s1"),
+                ("state", state),
                 ("resource", RESOURCE),
             ])
+            .extend_pairs(scope.map(|scope| ("scope", scope)))
             .finish();
         format!("{}/authorize?{query}", self.issuer)
     }
@@ -1033,4 +1038,590 @@ async fn https_issuers_send_strict_transport_security() {
             .get("strict-transport-security")
             .is_none()
     );
+}
+
+/// The value of cookie `name` in a `cookie` header.
+fn cookie_named(cookie: &str, name: &str) -> String {
+    cookie
+        .split("; ")
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookie}"))
+        .to_owned()
+}
+
+impl Running {
+    /// Starts an authorization for `url` in a browser holding `cookie`; returns the
+    /// response to the authorization request and the cookie header extended with what it set.
+    async fn start_authorization(&self, url: &str, cookie: &str) -> (reqwest::Response, String) {
+        let response = self.get(url, cookie).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = format!("{cookie}; {}", cookies(response.headers()));
+        (response, cookie)
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+// Remembered consent is per user and client: approving with "remember" skips the consent
+// page next time; withdrawing it on the account page asks again.
+#[tokio::test]
+async fn remembered_consent_skips_the_page_until_it_is_withdrawn() {
+    let server = start().await;
+    let client_id = server.register().await;
+    let (first, cookie) = server
+        .start_authorization(&server.authorize_url(&client_id), "")
+        .await;
+    let interaction = format!("{}{}", server.base, location(&first));
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"remember\""), "{html}");
+    let approved = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("decision", "approve"),
+                ("remember", "yes"),
+            ],
+        )
+        .await;
+    assert!(location(&approved).starts_with(REDIRECT));
+    let session = cookie_named(&cookie, "mcpauth_session");
+
+    // Same user, same client, same request: straight back to the client with a code.
+    let (second, cookie) = server
+        .start_authorization(&server.authorize_url(&client_id), &session)
+        .await;
+    let interaction = format!("{}{}", server.base, location(&second));
+    let skipped = server.get(&interaction, &cookie).await;
+    assert_eq!(skipped.status(), StatusCode::SEE_OTHER);
+    let back = location(&skipped);
+    assert!(
+        back.starts_with(REDIRECT) && back.contains("code=") && back.contains("state=s1"),
+        "{back}"
+    );
+
+    // Another client is still asked.
+    let other = server.register().await;
+    let (third, cookie) = server
+        .start_authorization(&server.authorize_url(&other), &session)
+        .await;
+    let html = server
+        .get(&format!("{}{}", server.base, location(&third)), &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"decision\""), "{html}");
+
+    // The account page lists the decision; withdrawing it asks again.
+    let account = server
+        .get(&format!("{}/account", server.base), &session)
+        .await;
+    let cookie = format!("{session}; {}", cookies(account.headers()));
+    let html = account.text().await.unwrap();
+    assert!(html.contains(&client_id), "{html}");
+    let withdrawn = server
+        .post_form(
+            &format!("{}/account/withdraw", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+    let html = server
+        .get(&format!("{}/account", server.base), &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&client_id), "{html}");
+    let (fourth, cookie) = server
+        .start_authorization(&server.authorize_url(&client_id), &session)
+        .await;
+    let asked = server
+        .get(&format!("{}{}", server.base, location(&fourth)), &cookie)
+        .await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(asked.text().await.unwrap().contains("name=\"decision\""));
+}
+
+// Forms outside an interaction (withdraw, sign-out, device) need the browser's form cookie
+// and the matching hidden token.
+#[tokio::test]
+async fn account_forms_without_the_csrf_token_are_refused() {
+    let server = start().await;
+    let (interaction, cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let session = cookie_named(&cookie, "mcpauth_session");
+    for (path, form) in [
+        ("/account/withdraw", vec![("client_id", "x")]),
+        ("/sign-out", vec![]),
+        (
+            "/device",
+            vec![("user_code", "BCDF-GHJK"), ("decision", "approve")],
+        ),
+    ] {
+        let mut with_token = form.clone();
+        with_token.push(("csrf_token", "forged"));
+        let refused = server
+            .post_form(
+                &format!("{}{path}", server.base),
+                &format!("{session}; mcpauth_form={}", "A".repeat(43)),
+                &with_token,
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    // The session survived the forged sign-out.
+    let html = server
+        .get(&format!("{}/account", server.base), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("alice@example.com"), "{html}");
+}
+
+// "Signed in as … / Sign out" on the consent page: signing out ends the session (the cookie
+// no longer works) and shows the sign-in form for the same request.
+#[tokio::test]
+async fn signing_out_from_the_consent_page_ends_the_session() {
+    let server = start().await;
+    let (interaction, cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Signed in as <strong>alice@example.com</strong>"),
+        "{html}"
+    );
+    let signed_out = server
+        .post_form(
+            &format!("{interaction}/sign-out"),
+            &cookie,
+            &[("csrf_token", &field(&html, "csrf_token"))],
+        )
+        .await;
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        signed_out.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("mcpauth_session=;")
+    );
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"password\""), "{html}");
+    let account = server
+        .get(
+            &format!("{}/account", server.base),
+            &cookie_named(&cookie, "mcpauth_session"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("name=\"password\""),
+        "the old session is gone"
+    );
+}
+
+// XSS: `scope` and `client_name` are shown escaped; `state` only ever travels URL-encoded
+// in the redirect.
+#[tokio::test]
+async fn scope_and_state_are_escaped() {
+    let server = start_configured("", temp_dir("xss"), |config| {
+        config
+            .scope_descriptions
+            .insert("mcp:tools".into(), "Use <i>all</i> tools".into());
+    })
+    .await;
+    let client_id = server.register().await;
+    let state = "\"><script>alert(1)</script>";
+    let url = server.authorize_url_with(
+        &client_id,
+        state,
+        Some("<img/src=x/onerror=alert(1)> mcp:tools"),
+    );
+    let (response, cookie) = server.start_authorization(&url, "").await;
+    let interaction = format!("{}{}", server.base, location(&response));
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<img"), "{html}");
+    assert!(!html.contains("<i>all</i>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        html.contains("&#60;img/src=x/onerror=alert(1)&#62;")
+            || html.contains("&lt;img/src=x/onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    let decided = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    let back = location(&decided);
+    assert!(!back.contains('<') && !back.contains('"'), "{back}");
+    let back = url::Url::parse(&back).unwrap();
+    assert!(back.query_pairs().any(|(k, v)| k == "state" && v == state));
+}
+
+// Pages take their style from one stylesheet on this origin; the CSP allows nothing else.
+#[tokio::test]
+async fn pages_use_one_stylesheet_from_this_origin() {
+    let server = start_with("/tenant", temp_dir("css")).await;
+    let css = server
+        .get(&format!("{}/static/mcpauth.css", server.issuer), "")
+        .await;
+    assert_eq!(css.status(), StatusCode::OK);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    let page = server.get(&format!("{}/device", server.issuer), "").await;
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'; style-src 'self';")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("href=\"/tenant/static/mcpauth.css\""),
+        "{html}"
+    );
+}
+
+// RFC 8628 §3.3: the user opens `verification_uri_complete`, signs in, confirms the code
+// and approves; the device's next poll gets tokens. Wrong codes are refused with the form
+// shown again.
+#[tokio::test]
+async fn the_device_page_signs_in_and_approves_a_device_code() {
+    let server = start().await;
+    let client: Value = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({
+            "client_name": "Kitchen <TV>",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let device: Value = server
+        .http
+        .post(format!("{}/device_authorization", server.issuer))
+        .form(&[("client_id", client_id.as_str()), ("resource", RESOURCE)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        device["verification_uri"],
+        format!("{}/device", server.issuer)
+    );
+    let complete = device["verification_uri_complete"].as_str().unwrap();
+    let user_code = device["user_code"].as_str().unwrap();
+
+    // Signed out: the sign-in form, carrying the code through.
+    let page = server.get(complete, "").await;
+    let cookie = cookies(page.headers());
+    assert!(cookie.starts_with("mcpauth_form="), "{cookie}");
+    let html = page.text().await.unwrap();
+    assert_eq!(field(&html, "user_code"), user_code);
+    let signed_in = server
+        .post_form(
+            &format!("{}/sign-in", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("next", "device"),
+                ("user_code", user_code),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = format!("{cookie}; {}", cookies(signed_in.headers()));
+    let confirm = format!("{}{}", server.base, location(&signed_in));
+
+    // The confirmation shows the code and the client, escaped.
+    let html = server.get(&confirm, &cookie).await.text().await.unwrap();
+    assert!(html.contains(user_code), "{html}");
+    assert!(html.contains("Kitchen &#60;TV&#62;") || html.contains("Kitchen &lt;TV&gt;"));
+
+    // A mistyped code: the entry form again, with an error.
+    let wrong = server
+        .get(
+            &format!("{}/device?user_code=BBBB-BBBB", server.base),
+            &cookie,
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(wrong.text().await.unwrap().contains("not valid"));
+
+    let poll = || {
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device["device_code"].as_str().unwrap()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send()
+    };
+    let pending: Value = poll().await.unwrap().json().await.unwrap();
+    assert_eq!(pending["error"], "authorization_pending");
+
+    let approved = server
+        .post_form(
+            &format!("{}/device", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("user_code", user_code),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert!(approved.text().await.unwrap().contains("Device connected"));
+
+    // Polling too soon after the first poll is slow_down; wait out the interval.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let tokens = poll().await.unwrap();
+    assert_eq!(tokens.status(), StatusCode::OK);
+    let tokens: Value = tokens.json().await.unwrap();
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+}
+
+// Per-address limits on the token and device-authorization endpoints, counted in the
+// database: over the limit, 429 with Retry-After and an RFC 6749-shaped JSON error.
+#[tokio::test]
+async fn token_and_device_requests_are_limited_per_address() {
+    let server = start_configured("", temp_dir("limits"), |config| {
+        config.token_requests_per_ip_per_minute = 3;
+        config.device_authorizations_per_ip_per_minute = 2;
+    })
+    .await;
+    let token = || {
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+            ])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(token().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = token().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    assert_eq!(limited.headers()["cache-control"], "no-store");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    let device = || {
+        server
+            .http
+            .post(format!("{}/device_authorization", server.issuer))
+            .form(&[("client_id", "nobody")])
+            .send()
+    };
+    for _ in 0..2 {
+        assert_ne!(
+            device().await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(
+        device().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let metrics = server
+        .get(&format!("{}/metrics", server.base), "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcpauth_rate_limited_total{endpoint=\"token\"} 1"),
+        "{metrics}"
+    );
+}
+
+// /metrics: requests and latencies per endpoint, tokens issued per grant type, OAuth errors
+// per error code; behind a bearer token when one is configured.
+#[tokio::test]
+async fn metrics_count_requests_grants_and_errors() {
+    let server = start_configured("", temp_dir("metrics"), |config| {
+        config.metrics_token = Some("metrics-secret-of-enough-length-here".into());
+    })
+    .await;
+    let client: Value = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issue = |secret: &str| {
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client["client_id"].as_str().unwrap()),
+                ("client_secret", secret),
+                ("resource", RESOURCE),
+            ])
+            .send()
+    };
+    assert_eq!(
+        issue(client["client_secret"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        issue("wrong").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let url = format!("{}/metrics", server.base);
+    assert_eq!(
+        server.get(&url, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = server
+        .http
+        .get(&url)
+        .bearer_auth("metrics-secret-of-enough-length-here")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    for expected in [
+        "mcpauth_tokens_issued_total{grant_type=\"client_credentials\"} 1",
+        "mcpauth_oauth_errors_total{endpoint=\"token\",error=\"invalid_client\"} 1",
+        "mcpauth_http_requests_total{endpoint=\"token\",status=\"2xx\"} 1",
+        "mcpauth_http_requests_total{endpoint=\"token\",status=\"4xx\"} 1",
+        "mcpauth_http_requests_total{endpoint=\"register\",status=\"2xx\"} 1",
+        "mcpauth_http_request_duration_seconds_count{endpoint=\"token\"} 2",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    // Nothing secret reaches the metrics.
+    assert!(!text.contains(client["client_secret"].as_str().unwrap()));
+}
+
+// Production mode refuses to start on an http issuer or without an encryption key, naming
+// each problem.
+#[tokio::test]
+async fn production_mode_refuses_an_unsafe_configuration() {
+    let dir = temp_dir("production");
+    let mut config = mcpauth_server::Config::default();
+    config.production = true;
+    config.issuer = Some("http://127.0.0.1:9".into());
+    config.database_url = format!("sqlite://{}", dir.join("absent.db").display());
+    let error = mcpauth_server::build(&config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("is not https"), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains("signing_key_encryption_key"), "{error}");
+    assert!(
+        !dir.join("absent.db").exists(),
+        "no empty database is created"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A rotated-in key is published in the JWKS of a running server at once and signs only
+// after the lead; tokens signed by the old key keep verifying.
+#[tokio::test]
+async fn a_rotated_key_is_published_before_it_signs() {
+    let dir = temp_dir("rotate");
+    let mut config = mcpauth_server::Config::default();
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let server = mcpauth_server::build(&config).await.unwrap();
+    let first = server.engine.keys().current().kid().to_owned();
+    let new = server.rotate_key("ES256").await.unwrap();
+    assert_eq!(server.engine.keys().current().kid(), first);
+    let published: Vec<String> = server.engine.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        published.contains(&new) && published.contains(&first),
+        "{published:?}"
+    );
+    server.store.close().await;
+    // Another instance (or this one, after the lead) signs with the new key.
+    config.key_rotation_lead = 0;
+    let later = mcpauth_server::build(&config).await.unwrap();
+    assert_eq!(later.engine.keys().current().kid(), new);
+    assert!(later.engine.keys().find(&first).is_some());
+    later.store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

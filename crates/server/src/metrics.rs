@@ -1,0 +1,467 @@
+//! Prometheus metrics at `/metrics` (text exposition format 0.0.4): requests and latencies per
+//! endpoint, tokens issued per grant type, OAuth errors per endpoint and error code.
+//!
+//! Labels come from fixed sets (the endpoint is classified from the path, grant types outside
+//! the known ones count as `other`, error codes outside RFC 6749/7591/8628/6750's as `other`),
+//! so no request can grow the number of series. Counters are lock-free except the error
+//! table, taken once per failed request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// What a request was for, from its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Endpoint {
+    Authorize,
+    Token,
+    Register,
+    DeviceAuthorization,
+    Introspect,
+    Revoke,
+    Jwks,
+    Metadata,
+    Interaction,
+    Device,
+    Account,
+    SignIn,
+    Static,
+    Health,
+    Metrics,
+    Other,
+}
+
+const ENDPOINTS: [Endpoint; 16] = [
+    Endpoint::Authorize,
+    Endpoint::Token,
+    Endpoint::Register,
+    Endpoint::DeviceAuthorization,
+    Endpoint::Introspect,
+    Endpoint::Revoke,
+    Endpoint::Jwks,
+    Endpoint::Metadata,
+    Endpoint::Interaction,
+    Endpoint::Device,
+    Endpoint::Account,
+    Endpoint::SignIn,
+    Endpoint::Static,
+    Endpoint::Health,
+    Endpoint::Metrics,
+    Endpoint::Other,
+];
+
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Token => "token",
+            Self::Register => "register",
+            Self::DeviceAuthorization => "device_authorization",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
+            Self::Jwks => "jwks",
+            Self::Metadata => "metadata",
+            Self::Interaction => "interaction",
+            Self::Device => "device",
+            Self::Account => "account",
+            Self::SignIn => "sign_in",
+            Self::Static => "static",
+            Self::Health => "health",
+            Self::Metrics => "metrics",
+            Self::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        ENDPOINTS
+            .iter()
+            .position(|e| *e == self)
+            .unwrap_or(ENDPOINTS.len() - 1)
+    }
+
+    /// Classifies `path` for a server whose pages and endpoints live below `base`.
+    pub(crate) fn of(path: &str, base: &str) -> Self {
+        if path.starts_with("/.well-known/") {
+            return Self::Metadata;
+        }
+        match path {
+            "/health" | "/ready" => return Self::Health,
+            "/metrics" => return Self::Metrics,
+            _ => {}
+        }
+        let Some(rest) = path.strip_prefix(base) else {
+            return Self::Other;
+        };
+        match rest {
+            "/authorize" => Self::Authorize,
+            "/token" => Self::Token,
+            "/device_authorization" => Self::DeviceAuthorization,
+            "/introspect" => Self::Introspect,
+            "/revoke" => Self::Revoke,
+            "/jwks.json" => Self::Jwks,
+            "/device" => Self::Device,
+            "/sign-in" | "/sign-out" => Self::SignIn,
+            _ if rest == "/register" || rest.starts_with("/register/") => Self::Register,
+            _ if rest.starts_with("/interaction/") => Self::Interaction,
+            _ if rest.starts_with("/account") => Self::Account,
+            _ if rest.starts_with("/static/") => Self::Static,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    /// Cumulative counts are computed at render time; each slot counts its own bucket, the
+    /// last one everything above the largest bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+const GRANT_TYPES: [&str; 6] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "other",
+];
+
+const ERROR_CODES: [&str; 20] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "access_denied",
+    "unsupported_response_type",
+    "server_error",
+    "temporarily_unavailable",
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
+    "invalid_software_statement",
+    "authorization_pending",
+    "slow_down",
+    "expired_token",
+    "invalid_token",
+    "insufficient_scope",
+    "unsupported_token_type",
+];
+
+/// The server's counters.
+pub(crate) struct Metrics {
+    started: Instant,
+    /// Requests per endpoint and status class (1xx..5xx).
+    requests: [[AtomicU64; 5]; ENDPOINTS.len()],
+    latency: [Histogram; ENDPOINTS.len()],
+    tokens_issued: [AtomicU64; GRANT_TYPES.len()],
+    errors: Mutex<BTreeMap<(Endpoint, &'static str), u64>>,
+    rate_limited: [AtomicU64; ENDPOINTS.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            requests: Default::default(),
+            latency: Default::default(),
+            tokens_issued: Default::default(),
+            errors: Mutex::new(BTreeMap::new()),
+            rate_limited: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    fn observe(&self, endpoint: Endpoint, status: StatusCode, elapsed: std::time::Duration) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        let index = endpoint.index();
+        if let Some(slot) = self.requests.get(index).and_then(|row| row.get(class)) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(histogram) = self.latency.get(index) {
+            let seconds = elapsed.as_secs_f64();
+            let bucket = BUCKETS
+                .iter()
+                .position(|bound| seconds <= *bound)
+                .unwrap_or(BUCKETS.len());
+            if let Some(slot) = histogram.buckets.get(bucket) {
+                slot.fetch_add(1, Ordering::Relaxed);
+            }
+            histogram.sum_micros.fetch_add(
+                u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn token_issued(&self, grant_type: &str) {
+        let index = GRANT_TYPES
+            .iter()
+            .position(|g| *g == grant_type)
+            .unwrap_or(GRANT_TYPES.len() - 1);
+        if let Some(slot) = self.tokens_issued.get(index) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn error(&self, endpoint: Endpoint, code: &str) {
+        let code = ERROR_CODES
+            .iter()
+            .find(|c| **c == code)
+            .copied()
+            .unwrap_or("other");
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *errors.entry((endpoint, code)).or_default() += 1;
+    }
+
+    /// Counts a request refused by a rate limit.
+    pub(crate) fn rate_limited(&self, endpoint: Endpoint) {
+        if let Some(slot) = self.rate_limited.get(endpoint.index()) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_http_requests_total HTTP requests answered, by endpoint and status class.\n# TYPE mcpauth_http_requests_total counter"
+        );
+        for (endpoint, row) in ENDPOINTS.iter().zip(&self.requests) {
+            for (class, count) in row.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "mcpauth_http_requests_total{{endpoint=\"{}\",status=\"{}xx\"}} {count}",
+                        endpoint.label(),
+                        class + 1
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_http_request_duration_seconds Time to answer, by endpoint.\n# TYPE mcpauth_http_request_duration_seconds histogram"
+        );
+        for (endpoint, histogram) in ENDPOINTS.iter().zip(&self.latency) {
+            let counts: Vec<u64> = histogram
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+            let total: u64 = counts.iter().sum();
+            if total == 0 {
+                continue;
+            }
+            let label = endpoint.label();
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&counts) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "mcpauth_http_request_duration_seconds_bucket{{endpoint=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "mcpauth_http_request_duration_seconds_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {total}\nmcpauth_http_request_duration_seconds_sum{{endpoint=\"{label}\"}} {sum}\nmcpauth_http_request_duration_seconds_count{{endpoint=\"{label}\"}} {total}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_tokens_issued_total Successful token responses, by grant type.\n# TYPE mcpauth_tokens_issued_total counter"
+        );
+        for (grant_type, count) in GRANT_TYPES.iter().zip(&self.tokens_issued) {
+            let _ = writeln!(
+                out,
+                "mcpauth_tokens_issued_total{{grant_type=\"{grant_type}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_oauth_errors_total OAuth error responses, by endpoint and error code.\n# TYPE mcpauth_oauth_errors_total counter"
+        );
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for ((endpoint, code), count) in errors {
+            let _ = writeln!(
+                out,
+                "mcpauth_oauth_errors_total{{endpoint=\"{}\",error=\"{code}\"}} {count}",
+                endpoint.label()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_rate_limited_total Requests refused by a per-address rate limit.\n# TYPE mcpauth_rate_limited_total counter"
+        );
+        for (endpoint, count) in ENDPOINTS.iter().zip(&self.rate_limited) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let _ = writeln!(
+                    out,
+                    "mcpauth_rate_limited_total{{endpoint=\"{}\"}} {count}",
+                    endpoint.label()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_uptime_seconds Seconds since this instance started.\n# TYPE mcpauth_uptime_seconds gauge\nmcpauth_uptime_seconds {}",
+            self.started.elapsed().as_secs()
+        );
+        out
+    }
+}
+
+/// What the metrics layer needs.
+pub(crate) struct Observed {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) base: String,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The `grant_type` of a form-encoded token request, without copying the form.
+fn grant_type(form: &[u8]) -> String {
+    url::form_urlencoded::parse(form)
+        .find(|(k, _)| k == "grant_type")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The metrics layer: counts and times every request; for the token endpoint, reads the
+/// grant type of the request; for JSON error answers, reads the `error` code. Both bodies
+/// are small and already bounded by the endpoint's own limit.
+pub(crate) async fn track(
+    State(observed): State<Arc<Observed>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let endpoint = Endpoint::of(request.uri().path(), &observed.base);
+    let (request, grant) = if endpoint == Endpoint::Token && request.method() == Method::POST {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, mcpauth_http::MAX_BODY_BYTES).await else {
+            let response = (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+                .into_response();
+            observed
+                .metrics
+                .observe(endpoint, response.status(), started.elapsed());
+            return response;
+        };
+        let grant = grant_type(&bytes);
+        (Request::from_parts(parts, Body::from(bytes)), Some(grant))
+    } else {
+        (request, None)
+    };
+    let response = next.run(request).await;
+    let status = response.status();
+    let response = if status.is_client_error() || status.is_server_error() {
+        if is_json(response.headers()) {
+            let (parts, body) = response.into_parts();
+            match axum::body::to_bytes(body, 64 * 1024).await {
+                Ok(bytes) => {
+                    if let Some(code) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .as_ref()
+                        .and_then(|v| v.get("error"))
+                        .and_then(serde_json::Value::as_str)
+                    {
+                        observed.metrics.error(endpoint, code);
+                    }
+                    Response::from_parts(parts, Body::from(bytes))
+                }
+                Err(_) => Response::from_parts(parts, Body::empty()),
+            }
+        } else {
+            // Resource-server style errors live in WWW-Authenticate; pages are HTML.
+            response
+        }
+    } else {
+        if status == StatusCode::OK
+            && let Some(grant) = &grant
+        {
+            observed.metrics.token_issued(grant);
+        }
+        response
+    };
+    observed
+        .metrics
+        .observe(endpoint, status, started.elapsed());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_classified_below_the_issuer_path() {
+        assert_eq!(Endpoint::of("/t/token", "/t"), Endpoint::Token);
+        assert_eq!(Endpoint::of("/t/register/abc", "/t"), Endpoint::Register);
+        assert_eq!(Endpoint::of("/token", "/t"), Endpoint::Other);
+        assert_eq!(
+            Endpoint::of("/.well-known/oauth-authorization-server/t", "/t"),
+            Endpoint::Metadata
+        );
+        assert_eq!(
+            Endpoint::of("/interaction/x/login", ""),
+            Endpoint::Interaction
+        );
+    }
+
+    #[test]
+    fn unknown_labels_collapse_so_series_stay_bounded() {
+        let metrics = Metrics::default();
+        metrics.token_issued("made-up-grant");
+        metrics.error(Endpoint::Token, "<script>");
+        metrics.observe(
+            Endpoint::Token,
+            StatusCode::OK,
+            std::time::Duration::from_millis(2),
+        );
+        let text = metrics.render();
+        assert!(text.contains("mcpauth_tokens_issued_total{grant_type=\"other\"} 1"));
+        assert!(text.contains("mcpauth_oauth_errors_total{endpoint=\"token\",error=\"other\"} 1"));
+        assert!(!text.contains("<script>"));
+        assert!(text.contains(
+            "mcpauth_http_request_duration_seconds_bucket{endpoint=\"token\",le=\"0.0025\"} 1"
+        ));
+        assert!(text.contains("mcpauth_http_requests_total{endpoint=\"token\",status=\"2xx\"} 1"));
+    }
+}

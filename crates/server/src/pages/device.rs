@@ -1,0 +1,243 @@
+//! RFC 8628 §3.3: the verification page of the device flow, at the `verification_uri` the
+//! device authorization endpoint publishes (`{issuer}/device`).
+//!
+//! The user signs in, types the code the device shows (or arrives with it filled in through
+//! `verification_uri_complete`), sees which client asks for what, and approves or denies.
+//! The confirmation is always shown, even with remembered consent: §5.4 (remote phishing)
+//! asks that the user check the code against their device before approving. Wrong codes count
+//! against the caller (§5.1), in the database.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use mcpauth_adapter_axum::now;
+use mcpauth_token_engine::{DeviceUserError, PendingDevice};
+use serde::Deserialize;
+
+use super::sign_in::{Next, Peer, peer_ip, sign_in_page};
+use super::{Pages, ScopeLine, SessionBar, page, see_other};
+
+#[derive(Template)]
+#[template(path = "device_entry.html")]
+struct EntryPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    action: String,
+    user_code: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct ConfirmPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    client_name: &'a str,
+    client_id: &'a str,
+    user_code: &'a str,
+    resources: &'a [String],
+    scopes: Vec<ScopeLine<'a>>,
+    action: String,
+}
+
+impl Pages {
+    /// The device page, with `user_code` filled in when given.
+    pub(super) fn device_page_url(&self, user_code: Option<&str>) -> String {
+        let path = format!("{}{}", self.base, self.device_path);
+        match user_code {
+            Some(code) => format!(
+                "{path}?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("user_code", code)
+                    .finish()
+            ),
+            None => path,
+        }
+    }
+
+    pub(super) fn session_bar<'a>(&self, email: &'a str, csrf_token: &'a str) -> SessionBar<'a> {
+        SessionBar {
+            email,
+            sign_out_action: format!("{}/sign-out", self.base),
+            csrf_token,
+        }
+    }
+
+    fn device_entry(
+        &self,
+        status: StatusCode,
+        bar: SessionBar<'_>,
+        user_code: &str,
+        error: Option<&str>,
+    ) -> Response {
+        page(
+            status,
+            EntryPage {
+                base: &self.base,
+                signed_in: bar,
+                action: self.device_page_url(None),
+                user_code,
+                error,
+            }
+            .render(),
+        )
+    }
+
+    /// The answer to a user code the engine refused.
+    fn device_code_refused(
+        &self,
+        error: &DeviceUserError,
+        bar: SessionBar<'_>,
+        user_code: &str,
+    ) -> Response {
+        match error {
+            DeviceUserError::UnknownCode => self.device_entry(
+                StatusCode::BAD_REQUEST,
+                bar,
+                user_code,
+                Some("This code is not valid, has expired, or was already used. Check it against your device and try again."),
+            ),
+            DeviceUserError::TooManyAttempts => self.too_many(
+                "Too many attempts",
+                "Too many wrong codes. Wait a minute, then try again.",
+                60,
+            ),
+            other => self.server_error(other),
+        }
+    }
+}
+
+/// Who is typing codes, for the per-caller limit: the address, else the account.
+fn caller_key(peer: Peer, user_id: &str) -> String {
+    peer_ip(peer).map_or_else(|| format!("user:{user_id}"), |ip| ip.to_string())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeviceQuery {
+    #[serde(default)]
+    user_code: Option<String>,
+}
+
+/// `GET {base}/device[?user_code=…]`.
+pub(super) async fn show(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(query): Query<DeviceQuery>,
+) -> Response {
+    let Some((csrf, new)) = Pages::form_csrf(&headers) else {
+        return pages.server_error(&"no randomness");
+    };
+    let user_code = query
+        .user_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let response = match pages.session_user(&headers).await {
+        None => sign_in_page(
+            &pages,
+            StatusCode::OK,
+            &csrf,
+            Next::Device,
+            user_code,
+            "",
+            None,
+        ),
+        Some(user) => {
+            let bar = pages.session_bar(&user.email, &csrf);
+            match user_code {
+                None => pages.device_entry(StatusCode::OK, bar, "", None),
+                Some(code) => match pages
+                    .engine
+                    .device_lookup(code, &caller_key(peer, &user.id), now())
+                    .await
+                {
+                    Ok(pending) => confirm_page(&pages, bar, &pending),
+                    Err(e) => pages.device_code_refused(&e, bar, code),
+                },
+            }
+        }
+    };
+    pages.with_form_csrf(response, &csrf, new)
+}
+
+fn confirm_page(pages: &Pages, bar: SessionBar<'_>, pending: &PendingDevice) -> Response {
+    let client_name = pending.client_name.as_deref().unwrap_or("A device");
+    page(
+        StatusCode::OK,
+        ConfirmPage {
+            base: &pages.base,
+            signed_in: bar,
+            client_name,
+            client_id: &pending.client_id,
+            user_code: &pending.user_code,
+            resources: &pending.resources,
+            scopes: pages.scope_lines(&pending.scope),
+            action: pages.device_page_url(None),
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct DecisionForm {
+    csrf_token: String,
+    user_code: String,
+    decision: String,
+}
+
+/// `POST {base}/device`: the user's decision on a code they confirmed.
+pub(super) async fn decide(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+        return pages.form_expired();
+    }
+    let Some(user) = pages.session_user(&headers).await else {
+        return see_other(&pages.device_page_url(Some(&form.user_code)));
+    };
+    // Through the rate-limited lookup first, so posting decisions cannot try codes faster
+    // than typing them.
+    if let Err(e) = pages
+        .engine
+        .device_lookup(&form.user_code, &caller_key(peer, &user.id), now())
+        .await
+    {
+        let bar = pages.session_bar(&user.email, &form.csrf_token);
+        return pages.device_code_refused(&e, bar, &form.user_code);
+    }
+    let decided = if form.decision == "approve" {
+        pages
+            .engine
+            .approve_device(&form.user_code, &user.id, now())
+            .await
+    } else {
+        pages.engine.deny_device(&form.user_code, now()).await
+    };
+    match decided {
+        Ok(()) if form.decision == "approve" => {
+            tracing::info!("device authorization approved");
+            pages.message(
+                StatusCode::OK,
+                "Device connected",
+                "You can return to your device: it will continue on its own.",
+            )
+        }
+        Ok(()) => pages.message(
+            StatusCode::OK,
+            "Request denied",
+            "The device was refused access. You can close this page.",
+        ),
+        Err(e) => {
+            let bar = pages.session_bar(&user.email, &form.csrf_token);
+            pages.device_code_refused(&e, bar, &form.user_code)
+        }
+    }
+}

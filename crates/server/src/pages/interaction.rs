@@ -1,0 +1,414 @@
+//! Sign-in and consent for an authorization request: the server's [`InteractionHandler`].
+//!
+//! An interaction is the pending authorization stored server-side under a random id (hashed
+//! at rest), for ten minutes. Its forms carry a CSRF token that must equal both the one whose
+//! hash is stored and a cookie scoped to the interaction's path, so the decision is bound to
+//! the browser that started it and an attacker cannot post it cross-site. A decision is taken
+//! once: the interaction is deleted atomically before the code is issued.
+//!
+//! When the user already approved at least the requested scopes and resources for this
+//! client and asked to remember it, the consent page is skipped.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use mcpauth_adapter_axum::{InteractionHandler, now};
+use mcpauth_store_sql::InteractionRow;
+use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, secret_hash};
+use serde::Deserialize;
+
+use super::sign_in::{PasswordCheck, Peer, check_password, peer_ip, start_session};
+use super::{
+    LoginPage, Pages, ScopeLine, SessionBar, SignedIn, cookie, page, random_token, see_other,
+};
+
+const INTERACTION_TTL: u64 = 600;
+const CSRF_COOKIE: &str = "mcpauth_csrf";
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    client_name: &'a str,
+    client_id: &'a str,
+    identity: String,
+    resources: &'a [String],
+    scopes: Vec<ScopeLine<'a>>,
+    redirect_host: String,
+    action: String,
+    csrf_token: &'a str,
+}
+
+impl Pages {
+    fn interaction_path(&self, id: &str) -> String {
+        format!("{}/interaction/{id}", self.base)
+    }
+
+    fn expired(&self) -> Response {
+        self.message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request has expired",
+            "It was already completed, or it is more than ten minutes old. Return to the application and start again.",
+        )
+    }
+
+    /// Loads the interaction and checks that the browser holds its CSRF cookie.
+    async fn load(
+        &self,
+        id: &str,
+        headers: &HeaderMap,
+    ) -> Result<(InteractionRow, String), Response> {
+        let row = match self.store.find_interaction(&secret_hash(id), now().0).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Err(self.expired()),
+            Err(e) => return Err(self.server_error(&e)),
+        };
+        let Some(csrf) = cookie(headers, CSRF_COOKIE) else {
+            return Err(self.message(
+                StatusCode::FORBIDDEN,
+                "Open this page in the browser that started sign-in",
+                "This sign-in request belongs to another browser session (or cookies are blocked). Return to the application and start again.",
+            ));
+        };
+        if !mcpauth_oauth_types::constant_time_eq(
+            secret_hash(csrf).as_bytes(),
+            row.csrf_hash.as_bytes(),
+        ) {
+            return Err(self.message(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Return to the application and start again.",
+            ));
+        }
+        Ok((row, csrf.to_owned()))
+    }
+
+    /// Like [`load`](Self::load), for a posted form: its token must match too.
+    async fn load_posted(
+        &self,
+        id: &str,
+        headers: &HeaderMap,
+        submitted: &str,
+    ) -> Result<(InteractionRow, String), Response> {
+        let (row, csrf) = self.load(id, headers).await?;
+        if !mcpauth_oauth_types::constant_time_eq(submitted.as_bytes(), csrf.as_bytes()) {
+            return Err(self.message(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Return to the application and start again.",
+            ));
+        }
+        Ok((row, csrf))
+    }
+
+    fn login_page(
+        &self,
+        status: StatusCode,
+        id: &str,
+        pending: &str,
+        csrf: &str,
+        email: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let client_name = serde_json::from_str::<PendingAuthorization>(pending)
+            .ok()
+            .and_then(|p| p.client_name)
+            .unwrap_or_else(|| "An application".into());
+        page(
+            status,
+            LoginPage {
+                base: &self.base,
+                client_name: Some(&client_name),
+                purpose: "",
+                action: format!("{}/login", self.interaction_path(id)),
+                csrf_token: csrf,
+                hidden: Vec::new(),
+                email,
+                error,
+            }
+            .render(),
+        )
+    }
+
+    /// Decides the interaction `id` once: deletes it, then approves or denies, and sends the
+    /// browser back to the client.
+    async fn decide(
+        &self,
+        id: &str,
+        pending: PendingAuthorization,
+        user_id: &str,
+        approve: bool,
+    ) -> Response {
+        // Only the request that deletes the interaction may decide.
+        match self.store.take_interaction(&secret_hash(id)).await {
+            Ok(true) => {}
+            Ok(false) => return self.expired(),
+            Err(e) => return self.server_error(&e),
+        }
+        let decided = if approve {
+            self.engine.approve(pending, user_id, now()).await
+        } else {
+            self.engine.deny(pending)
+        };
+        let mut response = match decided {
+            Ok(redirect) => see_other(&redirect.location),
+            Err(e) => mcpauth_adapter_axum::show_error_page(&e),
+        };
+        self.set_cookie(
+            &mut response,
+            CSRF_COOKIE,
+            "",
+            &self.interaction_path(id),
+            0,
+        );
+        response
+    }
+}
+
+/// The [`InteractionHandler`] the adapter calls for a valid authorization request.
+pub(crate) struct BuiltInInteraction(pub(crate) Arc<Pages>);
+
+#[async_trait::async_trait]
+impl InteractionHandler for BuiltInInteraction {
+    async fn begin(
+        &self,
+        pending: PendingAuthorization,
+        _request: &axum::http::request::Parts,
+    ) -> Response {
+        let pages = &self.0;
+        let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
+            return pages.server_error(&"no randomness");
+        };
+        let stored = match serde_json::to_string(&pending) {
+            Ok(json) => {
+                pages
+                    .store
+                    .insert_interaction(
+                        &secret_hash(&id),
+                        &json,
+                        &secret_hash(&csrf),
+                        now().plus(INTERACTION_TTL).0,
+                    )
+                    .await
+            }
+            Err(e) => return pages.server_error(&e),
+        };
+        if let Err(e) = stored {
+            return pages.server_error(&e);
+        }
+        let path = pages.interaction_path(&id);
+        let mut response = see_other(&path);
+        // Scoped to this interaction's path: concurrent sign-ins in one browser do not clash.
+        pages.set_cookie(&mut response, CSRF_COOKIE, &csrf, &path, INTERACTION_TTL);
+        response
+    }
+}
+
+/// `GET {base}/interaction/{id}`: the sign-in page, the consent page, or (consent
+/// remembered) straight back to the client.
+pub(super) async fn show(
+    State(pages): State<Arc<Pages>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (row, csrf) = match pages.load(&id, &headers).await {
+        Ok(loaded) => loaded,
+        Err(response) => return response,
+    };
+    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+        return pages.server_error(&"stored interaction does not parse");
+    };
+    let user = match &row.user_id {
+        Some(user_id) => pages
+            .store
+            .find_user_by_id(user_id)
+            .await
+            .ok()
+            .flatten()
+            .filter(|u| !u.disabled)
+            .map(|u| SignedIn {
+                id: u.user_id,
+                email: u.email,
+            }),
+        None => pages.session_user(&headers).await,
+    };
+    let Some(user) = user else {
+        return pages.login_page(StatusCode::OK, &id, &row.pending, &csrf, "", None);
+    };
+    if row.user_id.is_none()
+        && let Err(e) = pages
+            .store
+            .set_interaction_user(&secret_hash(&id), &user.id)
+            .await
+    {
+        return pages.server_error(&e);
+    }
+    match pages
+        .store
+        .remembered_consent(&user.id, &pending.client_id)
+        .await
+    {
+        Ok(Some(consent)) if consent.covers(&pending.scope, &pending.resources) => {
+            tracing::debug!(client_id = %pending.client_id, "consent remembered: not asking again");
+            return pages.decide(&id, pending, &user.id, true).await;
+        }
+        Ok(_) => {}
+        Err(e) => return pages.server_error(&e),
+    }
+    let client_name = pending
+        .client_name
+        .clone()
+        .unwrap_or_else(|| "An application".into());
+    let redirect_host = url::Url::parse(&pending.redirect_uri)
+        .ok()
+        .map(|u| {
+            u.host_str()
+                .map_or_else(|| u.scheme().to_owned(), str::to_owned)
+        })
+        .unwrap_or_default();
+    page(
+        StatusCode::OK,
+        ConsentPage {
+            base: &pages.base,
+            signed_in: SessionBar {
+                email: &user.email,
+                sign_out_action: format!("{}/sign-out", pages.interaction_path(&id)),
+                csrf_token: &csrf,
+            },
+            client_name: &client_name,
+            client_id: &pending.client_id,
+            identity: match &pending.client_identity {
+                ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
+                ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
+                _ => "registered by this server's operator".to_owned(),
+            },
+            resources: &pending.resources,
+            scopes: pages.scope_lines(&pending.scope),
+            redirect_host,
+            action: format!("{}/consent", pages.interaction_path(&id)),
+            csrf_token: &csrf,
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    csrf_token: String,
+    email: String,
+    password: String,
+}
+
+/// `POST {base}/interaction/{id}/login`.
+pub(super) async fn login(
+    State(pages): State<Arc<Pages>>,
+    Path(id): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let (row, csrf) = match pages.load_posted(&id, &headers, &form.csrf_token).await {
+        Ok(loaded) => loaded,
+        Err(response) => return response,
+    };
+    let user = match check_password(&pages, peer_ip(peer), &form.email, form.password).await {
+        PasswordCheck::Accepted(user) => user,
+        PasswordCheck::Wrong(email) => {
+            return pages.login_page(
+                StatusCode::UNAUTHORIZED,
+                &id,
+                &row.pending,
+                &csrf,
+                &email,
+                Some("Wrong email or password."),
+            );
+        }
+        PasswordCheck::Refused(response) => return response,
+    };
+    if let Err(e) = pages
+        .store
+        .set_interaction_user(&secret_hash(&id), &user.user_id)
+        .await
+    {
+        return pages.server_error(&e);
+    }
+    start_session(
+        &pages,
+        &user.user_id,
+        see_other(&pages.interaction_path(&id)),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConsentForm {
+    csrf_token: String,
+    decision: String,
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+/// `POST {base}/interaction/{id}/consent`: approve or deny, optionally remembered.
+pub(super) async fn consent(
+    State(pages): State<Arc<Pages>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let (row, _) = match pages.load_posted(&id, &headers, &form.csrf_token).await {
+        Ok(loaded) => loaded,
+        Err(response) => return response,
+    };
+    let Some(user_id) = row.user_id else {
+        return see_other(&pages.interaction_path(&id));
+    };
+    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+        return pages.server_error(&"stored interaction does not parse");
+    };
+    let approve = form.decision == "approve";
+    if approve
+        && form.remember.is_some()
+        && let Err(e) = pages
+            .store
+            .remember_consent(
+                &user_id,
+                &pending.client_id,
+                &pending.scope,
+                &pending.resources,
+                now().0,
+            )
+            .await
+    {
+        return pages.server_error(&e);
+    }
+    pages.decide(&id, pending, &user_id, approve).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignOutForm {
+    csrf_token: String,
+}
+
+/// `POST {base}/interaction/{id}/sign-out`: "not you?" — ends the session and shows the
+/// sign-in page for the same request.
+pub(super) async fn sign_out(
+    State(pages): State<Arc<Pages>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    if let Err(response) = pages.load_posted(&id, &headers, &form.csrf_token).await {
+        return response;
+    }
+    if let Err(e) = pages.store.clear_interaction_user(&secret_hash(&id)).await {
+        return pages.server_error(&e);
+    }
+    let mut response = see_other(&pages.interaction_path(&id));
+    pages.end_session(&headers, &mut response).await;
+    response
+}

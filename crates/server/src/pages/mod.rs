@@ -1,0 +1,317 @@
+//! The server's own pages, rendered on the server by auto-escaping templates (askama), with
+//! no JavaScript: sign-in and consent for authorization requests ([`interaction`]), code
+//! entry and confirmation for the device flow ([`device`], RFC 8628 §3.3), and the account
+//! page where remembered consent is withdrawn ([`account`]).
+//!
+//! Every page is served with `no-store`, `X-Frame-Options: DENY`, a CSP with
+//! `frame-ancestors 'none'` (clickjacking), no referrer, and `nosniff`. Every form carries a
+//! CSRF token that must match a cookie only this site can set (`SameSite=Lax; HttpOnly`).
+
+mod account;
+mod device;
+mod interaction;
+mod sign_in;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use mcpauth_adapter_axum::now;
+use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::{TokenEngine, secret_hash};
+
+pub(crate) use interaction::BuiltInInteraction;
+
+const SESSION_COOKIE: &str = "mcpauth_session";
+/// The CSRF cookie of forms outside an interaction (device, account, sign-out): one per
+/// browser, compared with the form's hidden field (double submit).
+const FORM_CSRF_COOKIE: &str = "mcpauth_form";
+const FORM_CSRF_TTL: u64 = 24 * 3600;
+const STYLESHEET: &str = include_str!("../../static/mcpauth.css");
+
+/// Shared state of the pages.
+pub(crate) struct Pages {
+    pub(crate) store: SqlStore,
+    pub(crate) engine: Arc<TokenEngine<SqlStore>>,
+    pub(crate) secure_cookies: bool,
+    pub(crate) session_ttl: u64,
+    pub(crate) lockout: mcpauth_store_sql::LockoutPolicy,
+    /// The issuer's path (empty, or `/tenant`): every page lives below it.
+    pub(crate) base: String,
+    /// The device verification page's path below `base`.
+    pub(crate) device_path: String,
+    /// Human descriptions of scopes, shown beside the scope names.
+    pub(crate) scope_descriptions: BTreeMap<String, String>,
+}
+
+/// A scope as the consent and device pages list it.
+struct ScopeLine<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+}
+
+impl Pages {
+    fn scope_lines<'a>(&'a self, scope: &'a str) -> Vec<ScopeLine<'a>> {
+        scope
+            .split_ascii_whitespace()
+            .map(|name| ScopeLine {
+                name,
+                description: self.scope_descriptions.get(name).map(String::as_str),
+            })
+            .collect()
+    }
+}
+
+/// The "signed in as … / sign out" bar.
+struct SessionBar<'a> {
+    email: &'a str,
+    sign_out_action: String,
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    base: &'a str,
+    heading: &'a str,
+    message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    base: &'a str,
+    client_name: Option<&'a str>,
+    purpose: &'a str,
+    action: String,
+    csrf_token: &'a str,
+    hidden: Vec<(&'static str, String)>,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+pub(crate) fn random_token() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Headers every page carries: no caching, no framing (clickjacking), no referrer leaks,
+/// styles only from this origin.
+fn page(status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let Ok(html) = html else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response();
+    };
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // No form-action: Chrome applies it to the redirect to the client after a POST.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+impl Pages {
+    fn message(&self, status: StatusCode, heading: &str, text: &str) -> Response {
+        page(
+            status,
+            MessagePage {
+                base: &self.base,
+                heading,
+                message: text,
+            }
+            .render(),
+        )
+    }
+
+    fn server_error(&self, cause: &dyn std::fmt::Display) -> Response {
+        tracing::error!(%cause, "page failed");
+        self.message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The server could not complete this step. Try again in a moment.",
+        )
+    }
+
+    fn form_expired(&self) -> Response {
+        self.message(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back, reload the page and try again.",
+        )
+    }
+
+    /// `429` with `Retry-After`.
+    fn too_many(&self, heading: &str, text: &str, retry_after: u64) -> Response {
+        let mut response = self.message(StatusCode::TOO_MANY_REQUESTS, heading, text);
+        if let Ok(value) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+
+    fn cookie_attributes(&self) -> &'static str {
+        if self.secure_cookies {
+            "; HttpOnly; SameSite=Lax; Secure"
+        } else {
+            "; HttpOnly; SameSite=Lax"
+        }
+    }
+
+    fn set_cookie(
+        &self,
+        response: &mut Response,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: u64,
+    ) {
+        let text = format!(
+            "{name}={value}; Path={path}; Max-Age={max_age}{}",
+            self.cookie_attributes()
+        );
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+
+    fn cookie_path(&self) -> &str {
+        if self.base.is_empty() {
+            "/"
+        } else {
+            &self.base
+        }
+    }
+
+    /// The signed-in user of this browser, if its session is live and the user enabled.
+    async fn session_user(&self, headers: &HeaderMap) -> Option<SignedIn> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let user_id = self
+            .store
+            .session_user(&secret_hash(id), now().0)
+            .await
+            .ok()
+            .flatten()?;
+        let user = self.store.find_user_by_id(&user_id).await.ok().flatten()?;
+        (!user.disabled).then_some(SignedIn {
+            id: user.user_id,
+            email: user.email,
+        })
+    }
+
+    /// Ends this browser's session (server-side too) and clears its cookie on `response`.
+    async fn end_session(&self, headers: &HeaderMap, response: &mut Response) {
+        if let Some(id) = cookie(headers, SESSION_COOKIE)
+            && let Err(e) = self.store.delete_session(&secret_hash(id)).await
+        {
+            tracing::warn!(error = %e, "deleting a session failed");
+        }
+        self.set_cookie(response, SESSION_COOKIE, "", "/", 0);
+    }
+
+    /// This browser's form CSRF token, and whether the cookie must be set on the response.
+    fn form_csrf(headers: &HeaderMap) -> Option<(String, bool)> {
+        match cookie(headers, FORM_CSRF_COOKIE).filter(|v| v.len() == 43) {
+            Some(token) => Some((token.to_owned(), false)),
+            None => random_token().map(|token| (token, true)),
+        }
+    }
+
+    fn with_form_csrf(&self, mut response: Response, token: &str, new: bool) -> Response {
+        if new {
+            let path = self.cookie_path().to_owned();
+            self.set_cookie(&mut response, FORM_CSRF_COOKIE, token, &path, FORM_CSRF_TTL);
+        }
+        response
+    }
+
+    /// Whether a posted form's token matches this browser's form CSRF cookie.
+    fn form_csrf_matches(headers: &HeaderMap, submitted: &str) -> bool {
+        cookie(headers, FORM_CSRF_COOKIE).is_some_and(|expected| {
+            !expected.is_empty()
+                && mcpauth_oauth_types::constant_time_eq(expected.as_bytes(), submitted.as_bytes())
+        })
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, value),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "the redirect address is not valid").into_response(),
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The signed-in user, as the pages need it.
+struct SignedIn {
+    id: String,
+    email: String,
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Every page route, below the issuer's path.
+pub(crate) fn routes(pages: Arc<Pages>) -> Router {
+    let base = pages.base.clone();
+    let at = |path: &str| format!("{base}{path}");
+    Router::new()
+        .route(&at("/interaction/{id}"), get(interaction::show))
+        .route(&at("/interaction/{id}/login"), post(interaction::login))
+        .route(&at("/interaction/{id}/consent"), post(interaction::consent))
+        .route(
+            &at("/interaction/{id}/sign-out"),
+            post(interaction::sign_out),
+        )
+        .route(
+            &at(&pages.device_path),
+            get(device::show).post(device::decide),
+        )
+        .route(&at("/account"), get(account::show))
+        .route(&at("/account/withdraw"), post(account::withdraw))
+        .route(&at("/sign-in"), post(sign_in::sign_in))
+        .route(&at("/sign-out"), post(sign_in::sign_out))
+        .route(&at("/static/mcpauth.css"), get(stylesheet))
+        .with_state(pages)
+}

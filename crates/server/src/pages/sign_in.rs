@@ -1,0 +1,283 @@
+//! Password sign-in, shared by every page that asks for it, and browser sessions.
+//!
+//! Guessing is bounded twice, with the counters in the database so every instance counts the
+//! same attempts: per account, a lock with progressive backoff after repeated wrong passwords
+//! ([`LockoutPolicy`](mcpauth_store_sql::LockoutPolicy)); per address, a window of attempts
+//! (one caller spraying many accounts).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::{Extension, Form};
+use mcpauth_adapter_axum::now;
+use mcpauth_store_sql::UserRow;
+use mcpauth_token_engine::{RateLimitStore, secret_hash};
+use serde::Deserialize;
+
+use super::{LoginPage, Pages, SESSION_COOKIE, page, random_token, see_other};
+use crate::users;
+
+/// Sign-in attempts allowed per address in a window.
+const LOGIN_WINDOW: u64 = 900;
+const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 50;
+
+/// The caller's address, when the server was started with connect info.
+pub(super) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+pub(super) fn peer_ip(peer: Peer) -> Option<IpAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+/// How a password check ended.
+pub(super) enum PasswordCheck {
+    /// The password is right and the account enabled.
+    Accepted(UserRow),
+    /// Wrong email or password (the answer does not say which); the normalised email.
+    Wrong(String),
+    /// Refused before or after checking (locked, throttled, storage failure): send this.
+    Refused(Response),
+}
+
+/// Checks `email` and `password`, counting failures toward the account's lock and the
+/// address's window.
+pub(super) async fn check_password(
+    pages: &Pages,
+    peer: Option<IpAddr>,
+    email: &str,
+    password: String,
+) -> PasswordCheck {
+    let email = users::normalize_email(email).unwrap_or_default();
+    if let Some(refusal) = throttle_address(pages, peer).await {
+        return PasswordCheck::Refused(refusal);
+    }
+    // A locked account is refused before its password is checked, so guessing stops for the
+    // lock's duration. Unknown emails lock the same way: the answer tells nothing about which
+    // accounts exist.
+    let account = secret_hash(&email);
+    match pages.store.login_locked_until(&account, now().0).await {
+        Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
+        Ok(None) => {}
+        Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
+    }
+    let user = match pages.store.find_user_by_email(&email).await {
+        Ok(user) => user,
+        Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
+    };
+    // Verify against a dummy hash when there is no usable account, so timing does not tell
+    // which emails are registered. argon2 is CPU-bound: keep it off the async workers.
+    let stored = user.as_ref().filter(|u| !u.disabled).map_or_else(
+        || users::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let verified = tokio::task::spawn_blocking(move || users::verify_password(&password, &stored))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(user) if verified && !user.disabled => {
+            if let Err(e) = pages.store.clear_login_failures(&account).await {
+                return PasswordCheck::Refused(pages.server_error(&e));
+            }
+            PasswordCheck::Accepted(user)
+        }
+        _ => {
+            tracing::info!("failed sign-in attempt");
+            match pages
+                .store
+                .record_login_failure(&account, now().0, &pages.lockout)
+                .await
+            {
+                Ok(Some(until)) => {
+                    tracing::warn!("account locked after repeated wrong passwords");
+                    PasswordCheck::Refused(locked(pages, until))
+                }
+                Ok(None) => PasswordCheck::Wrong(email),
+                Err(e) => PasswordCheck::Refused(pages.server_error(&e)),
+            }
+        }
+    }
+}
+
+/// `429` for a locked account, with `Retry-After` until the lock ends.
+fn locked(pages: &Pages, until: u64) -> Response {
+    let wait = until.saturating_sub(now().0).max(1);
+    pages.too_many(
+        "This account is locked",
+        &format!(
+            "Too many wrong passwords in a row. Try again in {} minute(s).",
+            wait.div_ceil(60)
+        ),
+        wait,
+    )
+}
+
+/// Counts this attempt against the caller's address; `Some` refusal once it is over its
+/// limit, until the window ends.
+async fn throttle_address(pages: &Pages, peer: Option<IpAddr>) -> Option<Response> {
+    let peer = peer?;
+    let now = now();
+    let key = format!("login-address:{peer}");
+    match pages.store.hit(&key, now, LOGIN_WINDOW).await {
+        Ok(hits) if hits > LOGIN_ATTEMPTS_PER_ADDRESS => {
+            tracing::warn!("sign-in attempts over the limit");
+            let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
+            Some(pages.too_many(
+                "Too many sign-in attempts",
+                &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
+                wait,
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(pages.server_error(&e)),
+    }
+}
+
+/// Starts a session for `user_id` and sets its cookie on `response`.
+pub(super) async fn start_session(
+    pages: &Pages,
+    user_id: &str,
+    mut response: Response,
+) -> Response {
+    let Some(session) = random_token() else {
+        return pages.server_error(&"no randomness");
+    };
+    let now = now().0;
+    if let Err(e) = pages
+        .store
+        .insert_session(
+            &secret_hash(&session),
+            user_id,
+            now,
+            now + pages.session_ttl,
+        )
+        .await
+    {
+        return pages.server_error(&e);
+    }
+    pages.set_cookie(
+        &mut response,
+        SESSION_COOKIE,
+        &session,
+        "/",
+        pages.session_ttl,
+    );
+    response
+}
+
+/// Where a stand-alone sign-in returns to.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Next {
+    /// The device page.
+    Device,
+    /// The account page.
+    Account,
+}
+
+/// The sign-in form of the device and account pages.
+pub(super) fn sign_in_page(
+    pages: &Pages,
+    status: StatusCode,
+    csrf_token: &str,
+    next: Next,
+    user_code: Option<&str>,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let mut hidden = vec![(
+        "next",
+        match next {
+            Next::Device => "device",
+            Next::Account => "account",
+        }
+        .to_owned(),
+    )];
+    if let Some(code) = user_code {
+        hidden.push(("user_code", code.to_owned()));
+    }
+    page(
+        status,
+        LoginPage {
+            base: &pages.base,
+            client_name: None,
+            purpose: match next {
+                Next::Device => "Sign in to connect a device to your account.",
+                Next::Account => "Sign in to see the applications you allowed.",
+            },
+            action: format!("{}/sign-in", pages.base),
+            csrf_token,
+            hidden,
+            email,
+            error,
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignInForm {
+    csrf_token: String,
+    email: String,
+    password: String,
+    next: Next,
+    #[serde(default)]
+    user_code: Option<String>,
+}
+
+/// `POST {base}/sign-in`: the device and account pages' sign-in.
+pub(super) async fn sign_in(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+        return pages.form_expired();
+    }
+    let user_code = form.user_code.as_deref().filter(|c| !c.trim().is_empty());
+    match check_password(&pages, peer_ip(peer), &form.email, form.password).await {
+        PasswordCheck::Accepted(user) => {
+            let next = match form.next {
+                Next::Device => pages.device_page_url(user_code),
+                Next::Account => format!("{}/account", pages.base),
+            };
+            start_session(&pages, &user.user_id, see_other(&next)).await
+        }
+        PasswordCheck::Wrong(email) => sign_in_page(
+            &pages,
+            StatusCode::UNAUTHORIZED,
+            &form.csrf_token,
+            form.next,
+            user_code,
+            &email,
+            Some("Wrong email or password."),
+        ),
+        PasswordCheck::Refused(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfOnly {
+    csrf_token: String,
+}
+
+/// `POST {base}/sign-out`: ends this browser's session.
+pub(super) async fn sign_out(
+    State(pages): State<Arc<Pages>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+        return pages.form_expired();
+    }
+    let mut response = pages.message(
+        StatusCode::OK,
+        "You are signed out",
+        "This browser no longer has a session. Applications you allowed keep their access until you withdraw it.",
+    );
+    pages.end_session(&headers, &mut response).await;
+    response
+}

@@ -1,0 +1,104 @@
+//! Per-address rate limits on the token and device-authorization endpoints, counted in the database (fixed one-minute windows, [`RateLimitStore::hit`]) so
+//! every instance behind a load balancer counts the same requests. Over the limit: `429` with
+//! `Retry-After` and an RFC 6749 §5.2-shaped JSON body. Sign-in (per account and per address)
+//! and registration (per address per hour) have their own limits; device user codes are
+//! limited per caller by the engine (RFC 8628 §5.1).
+//!
+//! The key is the peer address of the connection: behind a reverse proxy, every request
+//! comes from the proxy, so limit at the proxy instead (or set the limits to 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mcpauth_adapter_axum::now;
+use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::RateLimitStore;
+
+use crate::metrics::{Endpoint, Metrics};
+
+const WINDOW: u64 = 60;
+
+/// Requests allowed per address per minute, per endpoint; 0 turns a limit off.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) token: u32,
+    pub(crate) device_authorization: u32,
+}
+
+/// What the rate-limit layer needs.
+pub(crate) struct RateLimiter {
+    pub(crate) store: SqlStore,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) base: String,
+    pub(crate) limits: Limits,
+}
+
+impl RateLimiter {
+    fn limit(&self, endpoint: Endpoint) -> Option<(u32, &'static str)> {
+        let (limit, name) = match endpoint {
+            Endpoint::Token => (self.limits.token, "token"),
+            Endpoint::DeviceAuthorization => {
+                (self.limits.device_authorization, "device_authorization")
+            }
+            _ => return None,
+        };
+        (limit > 0).then_some((limit, name))
+    }
+}
+
+fn too_many(retry_after: u64) -> Response {
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!(
+            "too many requests from this address: retry after {retry_after} seconds"
+        ),
+    });
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The rate-limit layer.
+pub(crate) async fn limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let endpoint = Endpoint::of(request.uri().path(), &limiter.base);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let (Some((limit, name)), Some(peer)) = (limiter.limit(endpoint), peer) {
+        let now = now();
+        match limiter
+            .store
+            .hit(&format!("{name}-address:{peer}"), now, WINDOW)
+            .await
+        {
+            Ok(hits) if hits > limit => {
+                tracing::warn!(endpoint = name, "requests over the per-address limit");
+                limiter.metrics.rate_limited(endpoint);
+                return too_many((WINDOW - now.0 % WINDOW).max(1));
+            }
+            Ok(_) => {}
+            // Fail open: the endpoint itself needs the database and answers server_error.
+            Err(e) => tracing::warn!(error = %e, "rate-limit counter failed"),
+        }
+    }
+    next.run(request).await
+}
