@@ -583,4 +583,56 @@ mod tests {
             Config::load(None, |n| (n == "MCPAUTH_LISTEN").then(|| "nope".to_owned())).is_err()
         );
     }
+
+    // docs/configuration.md is the operator's reference: every variable this file reads and
+    // every key of the TOML file must be in it.
+    #[test]
+    fn the_configuration_reference_lists_every_option() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(dir.join("src/config.rs"))?;
+        let reference = std::fs::read_to_string(dir.join("../../docs/configuration.md"))?;
+        let mut variables: Vec<&str> = source
+            .match_indices("\"MCPAUTH_")
+            .filter_map(|(at, _)| source.get(at + 1..)?.split('"').next())
+            .collect();
+        variables.dedup();
+        assert!(variables.len() > 30, "{variables:?}");
+        for variable in variables {
+            assert!(
+                reference.contains(variable),
+                "docs/configuration.md lacks {variable}"
+            );
+        }
+        let struct_body = source
+            .split("pub struct Config {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .ok_or("no Config struct")?;
+        for line in struct_body.lines() {
+            if let Some(key) = line
+                .trim()
+                .strip_prefix("pub ")
+                .and_then(|l| l.split(':').next())
+            {
+                assert!(
+                    reference.contains(&format!("`{key}`")),
+                    "docs/configuration.md lacks the key `{key}`"
+                );
+            }
+        }
+        // Its example file, every default spelled out, is a valid configuration.
+        let example = reference
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .ok_or("no TOML example")?;
+        let path = std::env::temp_dir().join(format!("mcpauth-config-{}.toml", std::process::id()));
+        std::fs::write(&path, example)?;
+        let loaded = Config::load(Some(&path), |_| None);
+        std::fs::remove_file(&path)?;
+        let loaded = loaded?;
+        let defaults = Config::default();
+        assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+        Ok(())
+    }
 }

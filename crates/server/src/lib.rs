@@ -105,6 +105,10 @@ pub struct Server {
     pub unused_registration_ttl: Option<u64>,
     key_encryption: Option<Arc<keys::KeyEncryption>>,
     key_rotation_lead: u64,
+    /// Cleared when the stored keys could not be loaded (a key this instance cannot decrypt
+    /// or parse): `/ready` then answers 503, as this instance no longer publishes every key
+    /// its peers may sign with.
+    keys_loaded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -119,14 +123,27 @@ impl Server {
     ///
     /// [`StartError::Store`] or [`StartError::Key`]; the keys in use are kept.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
-        let keys = keys::load_signing_keys(
+        use std::sync::atomic::Ordering;
+        match keys::load_signing_keys(
             &self.store,
             self.key_encryption.as_deref(),
             self.key_rotation_lead,
         )
-        .await?;
-        self.engine.replace_keys(keys);
-        Ok(())
+        .await
+        {
+            Ok(keys) => {
+                self.engine.replace_keys(keys);
+                self.keys_loaded.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // A database outage is `/ready`'s other check; only a key problem is ours.
+                if matches!(e, StartError::Key(_)) {
+                    self.keys_loaded.store(false, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Stores a new signing key of `algorithm` (`ES256` or `EdDSA`) and returns its kid.
@@ -278,7 +295,9 @@ pub async fn build_with_fetch_policy(
     let store = open_store(config).await?;
     if store.backend() == Backend::Postgres && encryption.is_none() {
         return Err(StartError::Key(
-            "signing_key_encryption_key (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) is required with              PostgreSQL: the signing keys are shared through the database and must not sit there              in plain text; generate one with `openssl rand -base64 32`"
+            "signing_key_encryption_key (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) is required with \
+             PostgreSQL: the signing keys are shared through the database and must not sit \
+             there in plain text; generate one with `openssl rand -base64 32`"
                 .into(),
         ));
     }
@@ -290,6 +309,7 @@ pub async fn build_with_fetch_policy(
         keys,
         Arc::new(OsRandom),
     ));
+    let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let base = engine_config_issuer_path(&issuer);
     let metrics = Arc::new(metrics::Metrics::default());
     let pages = Arc::new(pages::Pages {
@@ -320,27 +340,34 @@ pub async fn build_with_fetch_policy(
         fetcher,
     )
     .merge(pages::routes(pages))
-    // Liveness: the process serves. Readiness: it can also reach the database (keys are
-    // loaded before the server starts), so a load balancer stops sending it traffic while
-    // the database is away and resumes when it is back.
+    // Liveness: the process serves. Readiness: it can also reach the database and holds
+    // every stored signing key, so a load balancer stops sending it traffic while either
+    // fails and resumes when both are back.
     .route("/health", get(|| async { "ok" }))
     .route(
         "/ready",
         get({
             let store = store.clone();
+            let keys_loaded = keys_loaded.clone();
             move || {
                 let store = store.clone();
+                let keys_loaded = keys_loaded.clone();
                 async move {
-                    match store.ping().await {
-                        Ok(()) => (axum::http::StatusCode::OK, "ready"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "not ready: the database does not answer");
-                            (
-                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                                "the database does not answer",
-                            )
-                        }
+                    use axum::http::StatusCode;
+                    if let Err(e) = store.ping().await {
+                        tracing::warn!(error = %e, "not ready: the database does not answer");
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the database does not answer",
+                        );
                     }
+                    if !keys_loaded.load(std::sync::atomic::Ordering::Relaxed) {
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the stored signing keys could not be loaded (see the logs)",
+                        );
+                    }
+                    (StatusCode::OK, "ready")
                 }
             }
         }),
@@ -401,6 +428,7 @@ pub async fn build_with_fetch_policy(
         unused_registration_ttl: config.unused_registration_ttl.filter(|ttl| *ttl > 0),
         key_encryption: encryption.map(Arc::new),
         key_rotation_lead: config.key_rotation_lead,
+        keys_loaded,
     })
 }
 

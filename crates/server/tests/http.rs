@@ -1598,7 +1598,7 @@ async fn production_mode_refuses_an_unsafe_configuration() {
 // A rotated-in key is published in the JWKS of a running server at once and signs only
 // after the lead; tokens signed by the old key keep verifying.
 #[tokio::test]
-async fn a_rotated_key_is_published_before_it_signs() {
+async fn a_rotated_key_is_published_before_it_signs_and_an_unreadable_one_fails_readiness() {
     let dir = temp_dir("rotate");
     let mut config = mcpauth_server::Config::default();
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
@@ -1616,6 +1616,33 @@ async fn a_rotated_key_is_published_before_it_signs() {
         published.contains(&new) && published.contains(&first),
         "{published:?}"
     );
+
+    // A stored key this instance cannot read: the keys in use stay, and `/ready` says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ready_url = format!("http://{}/ready", listener.local_addr().unwrap());
+    let router = server.router.clone();
+    let serving = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let ready = || async { reqwest::get(&ready_url).await.unwrap().status() };
+    assert_eq!(ready().await, StatusCode::OK);
+    server
+        .store
+        .insert_signing_key("unreadable", "ES256", b"not a key", 1)
+        .await
+        .unwrap();
+    assert!(server.reload_keys().await.is_err());
+    assert_eq!(server.engine.keys().current().kid(), first);
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(server.store.delete_signing_key("unreadable").await.unwrap());
+    server.reload_keys().await.unwrap();
+    assert_eq!(ready().await, StatusCode::OK);
+    serving.abort();
+
     server.store.close().await;
     // Another instance (or this one, after the lead) signs with the new key.
     config.key_rotation_lead = 0;
