@@ -1652,3 +1652,163 @@ async fn a_rotated_key_is_published_before_it_signs_and_an_unreadable_one_fails_
     later.store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Logs carry no secrets: a whole flow through the binary at debug level, logging JSON, and
+// not one line holds the password, the code, a token, the session or a CSRF token.
+#[tokio::test]
+async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp_dir("logs");
+    let password = "correct horse battery";
+    let mut add = tokio::process::Command::new(binary())
+        .args(["user", "add", "alice@example.com"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = add.stdin.take().unwrap();
+    stdin.write_all(password.as_bytes()).await.unwrap();
+    drop(stdin);
+    assert!(add.wait().await.unwrap().success());
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.join("server.log");
+    let mut child = tokio::process::Command::new(binary())
+        .current_dir(&dir)
+        .env("MCPAUTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MCPAUTH_LOG", "debug")
+        .env("MCPAUTH_LOG_FORMAT", "json")
+        .kill_on_drop(true)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Running {
+        base: base.clone(),
+        issuer: base.clone(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        stop: None,
+        dir: dir.clone(),
+    };
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/health")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A wrong password first, then the whole flow.
+    let form = server.login_form().await;
+    let wrong = server
+        .attempt_sign_in(&form, "alice@example.com", "wrong horse battery")
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let client_id = server.register().await;
+    let (started, cookie) = server
+        .start_authorization(&server.authorize_url(&client_id), "")
+        .await;
+    let interaction = format!("{base}{}", location(&started));
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = field(&html, "csrf_token");
+    let approved = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[("csrf_token", &csrf), ("decision", "approve")],
+        )
+        .await;
+    let redirect = url::Url::parse(&location(&approved)).unwrap();
+    let code = redirect
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = server
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed: Value = server
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("client_id", &client_id),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    // A replayed code (which also revokes the grant) is logged, without the code.
+    let replay = server
+        .http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let session = cookie_named(&cookie, "mcpauth_session");
+    let session_value = session.split_once('=').unwrap().1.to_owned();
+    let _ = child.kill().await;
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.lines().count() > 5, "{logs}");
+    for line in logs.lines() {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON line: {line}");
+    }
+    for (what, secret) in [
+        ("the password", password),
+        ("the wrong password", "wrong horse battery"),
+        ("the code", code.as_str()),
+        ("the access token", access_token.as_str()),
+        ("the refresh token", refresh_token.as_str()),
+        ("the rotated refresh token", second_refresh.as_str()),
+        ("the session cookie", session_value.as_str()),
+        ("the CSRF token", csrf.as_str()),
+        ("the code verifier", VERIFIER),
+    ] {
+        assert!(!logs.contains(secret), "the logs hold {what}");
+    }
+}
