@@ -4,6 +4,8 @@
 //   node browser.mjs authorize '<json>'   an authorization request: sign in if asked,
 //                                         approve or deny on the consent page if shown
 //   node browser.mjs device '<json>'      the device page: sign in if asked, approve the code
+//   node browser.mjs framed '<json>'      another site's page that frames one of ours: what
+//                                         the frame shows and what the console says
 //
 // The JSON names the URL to open, the user's email and password, the profile directory (one
 // per "browser", so sessions persist between runs) and where screenshots go. The script
@@ -31,7 +33,8 @@ const context = await chromium.launchPersistentContext(input.profile, {
 });
 
 const page = context.pages()[0] ?? (await context.newPage());
-const seen = { pages: [] };
+const seen = { pages: [], console: [] };
+page.on("console", (message) => seen.console.push(message.text()));
 
 async function remember(name) {
   const heading = (await page.locator("h1").first().textContent().catch(() => null)) ?? "";
@@ -75,6 +78,13 @@ try {
     await remember("device-confirm");
     await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
     await remember("device-done");
+  } else if (command === "framed") {
+    await page.locator("iframe").waitFor();
+    const frame = page.frames().find((f) => f !== page.mainFrame());
+    await frame.waitForLoadState("load").catch(() => {});
+    seen.frame_url = frame.url();
+    seen.frame_inputs = await frame.locator("input").count().catch(() => 0);
+    await remember("framed");
   } else {
     throw new Error(`unknown command ${command}`);
   }

@@ -5,7 +5,8 @@
 //! loopback like a CLI does, opens its authorization request in the browser, and exchanges
 //! the code it receives (PKCE S256) for tokens. The browser signs in, reads the consent page,
 //! approves or denies; a second request with the consent remembered skips the page; the
-//! device page approves a device code. Screenshots of every page land in
+//! device page approves a device code; another site framing a page gets an empty frame.
+//! Screenshots of every page land in
 //! `target/tmp/browser-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `npm`; `.ci/run` installs them.
@@ -368,5 +369,36 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
         .await
         .unwrap();
     assert_eq!(tokens["scope"], "mcp:tools", "{tokens}");
+
+    // Clickjacking: another origin's page framing our sign-in page gets nothing to click.
+    let framing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let framing_url = format!("http://{}/", framing.local_addr().unwrap());
+    let framed = format!("{}/device", server.issuer);
+    let attacker = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move {
+            axum::response::Html(format!(
+                "<!doctype html><title>Win a prize</title><iframe src=\"{framed}\" width=600 height=600></iframe>"
+            ))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(framing, attacker).await });
+    let seen = browse(
+        "framed",
+        json!({
+            "url": framing_url, "profile": dir.join("framing-profile"), "chromium": chromium,
+            "screenshots": shots,
+        }),
+    )
+    .await;
+    assert_eq!(seen["frame_inputs"], 0, "{seen}");
+    assert!(
+        seen["console"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line.as_str().unwrap().contains("frame-ancestors 'none'")),
+        "Chromium must say it refused the frame: {seen}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
