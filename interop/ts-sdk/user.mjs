@@ -21,11 +21,14 @@ async function request(url, options = {}) {
   return response;
 }
 
-function formOf(html) {
-  const action = html.match(/<form method="post" action="([^"]+)"/)?.[1];
-  const csrf = html.match(/name="csrf_token" value="([^"]+)"/)?.[1];
-  assert.ok(action && csrf, `page has no form:\n${html}`);
-  return { action: action.replaceAll('&#x2f;', '/').replaceAll('&#47;', '/'), csrf };
+/** The page's form posting to a URL ending in `suffix` (pages also carry a sign-out form). */
+function formOf(html, suffix) {
+  const decode = (action) => action.replaceAll('&#x2f;', '/').replaceAll('&#47;', '/');
+  const forms = [...html.matchAll(/<form method="post" action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
+  const form = forms.find(([, action]) => decode(action).endsWith(suffix));
+  const csrf = form?.[2].match(/name="csrf_token" value="([^"]+)"/)?.[1];
+  assert.ok(form && csrf, `page has no form posting to …${suffix}:\n${html}`);
+  return { action: decode(form[1]), csrf };
 }
 
 async function post(url, fields) {
@@ -51,7 +54,7 @@ export async function loginAndApprove(authorizationUrl, { email, password, tryWr
   assert.equal(response.status, 200);
   let html = await response.text();
   if (/name="password"/.test(html)) {
-    const login = formOf(html);
+    const login = formOf(html, '/login');
     if (tryWrongPassword) {
       const wrong = await post(new URL(login.action, page), { csrf_token: login.csrf, email, password: 'not-the-password' });
       assert.equal(wrong.status, 401, 'a wrong password must be refused');
@@ -66,7 +69,7 @@ export async function loginAndApprove(authorizationUrl, { email, password, tryWr
     log('already signed in: straight to consent');
   }
   if (expectOnConsent) assert.match(html, expectOnConsent);
-  const consent = formOf(html);
+  const consent = formOf(html, '/consent');
   const approved = await post(new URL(consent.action, page), { csrf_token: consent.csrf, decision: 'approve' });
   assert.equal(approved.status, 303, `consent answered ${approved.status}`);
   log('approved on the consent page');
