@@ -342,6 +342,28 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         )
     }
 
+    /// Ends `pending` with an error for the client (RFC 6749 §4.1.2.1): `access_denied`,
+    /// `server_error` or `temporarily_unavailable` when something between the request and
+    /// the user's decision failed (a federated sign-in the upstream refused, for one), so
+    /// the client hears of it rather than waiting.
+    ///
+    /// # Errors
+    ///
+    /// `server_error` when the stored redirect URI does not parse (show it; do not redirect).
+    pub fn fail(
+        &self,
+        pending: PendingAuthorization,
+        code: AuthorizeErrorCode,
+        description: &str,
+    ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        self.error_redirect(
+            &pending.redirect_uri,
+            pending.state.as_deref(),
+            code,
+            description,
+        )
+    }
+
     fn error_redirect(
         &self,
         redirect_uri: &str,

@@ -1,0 +1,39 @@
+//! Federated login for mcpauth: the MCP client's user signs in at an upstream identity
+//! provider, and the MCP client gets mcpauth's own code and tokens.
+//!
+//! ```text
+//!  MCP client ──/authorize──▶ mcpauth ──(our state, nonce, PKCE)──▶ upstream IdP
+//!       ▲                        │  ◀──── /upstream/{provider}/callback ────┘
+//!       └── our code ◀── TokenMapper(upstream identity) → local subject
+//! ```
+//!
+//! - [`provider`]: presets for Google, GitHub, Microsoft Entra ID (a tenant or `common`),
+//!   GitLab (gitlab.com or self-hosted), Slack and Discord, with their quirks; any OpenID
+//!   Connect provider from its discovery document; any OAuth 2.0 provider from explicit
+//!   endpoints and a userinfo mapping.
+//! - [`upstream`]: the authorization request we send (fresh `state`, `nonce`, PKCE S256),
+//!   the callback checks (single use, bound to the browser, RFC 9207 `iss`, one callback URL
+//!   per provider), the code exchange through the `oauth2` crate, the identity requests.
+//! - [`id_token`]: OpenID Connect Core §3.1.3.7 ID-token validation.
+//! - [`identity`]: the upstream's user as an [`UpstreamIdentity`].
+//! - [`flow`]: [`FederatedLogin`] ties them to the engine: `begin` holds the MCP client's
+//!   request and redirects upstream with a browser-binding cookie; `callback` checks,
+//!   exchanges, validates, asks the application's [`TokenMapper`] for the local subject and
+//!   finishes the MCP client's authorization with the engine's own code.
+//!
+//! Upstream tokens never reach the MCP client (no token passthrough): the MCP client's
+//! authorization is finished with the engine's own code.
+
+pub mod flow;
+pub mod id_token;
+pub mod identity;
+pub mod provider;
+pub mod upstream;
+
+pub use flow::{
+    CallbackOutcome, FederatedLogin, Mapping, MemoryUpstreamRequests, ProviderSubject, TokenMapper,
+    UpstreamRequestStore, resolve_provider,
+};
+pub use identity::{ClaimMapping, UpstreamIdentity};
+pub use provider::{Preset, Provider, ProviderConfig, ProviderError};
+pub use upstream::{Callback, CallbackError, ProxyError, Transport, UpstreamRequest};
