@@ -23,6 +23,7 @@
 mod consent;
 mod model;
 mod server_state;
+mod upstream;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -129,7 +129,7 @@ const RATE_LIMIT_RETENTION: u64 = 24 * 3600;
 
 /// One batched delete per table with an expiry (the primary key picks the batch, which works
 /// the same on both databases).
-const SWEEPS: [&str; 7] = [
+const SWEEPS: [&str; 8] = [
     "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT 500)",
     "DELETE FROM interactions WHERE id_hash IN (SELECT id_hash FROM interactions WHERE expires_at <= $1 LIMIT 500)",
     "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT 500)",
@@ -137,6 +137,7 @@ const SWEEPS: [&str; 7] = [
     "DELETE FROM device_authorizations WHERE device_code_hash IN (SELECT device_code_hash FROM device_authorizations WHERE expires_at <= $1 LIMIT 500)",
     "DELETE FROM replay_cache WHERE cache_key IN (SELECT cache_key FROM replay_cache WHERE expires_at <= $1 LIMIT 500)",
     "DELETE FROM access_tokens WHERE token_hash IN (SELECT token_hash FROM access_tokens WHERE expires_at <= $1 LIMIT 500)",
+    "DELETE FROM upstream_requests WHERE state_hash IN (SELECT state_hash FROM upstream_requests WHERE expires_at <= $1 LIMIT 500)",
 ];
 
 impl SqlStore {

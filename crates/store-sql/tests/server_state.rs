@@ -329,3 +329,45 @@ async fn lockout(first: SqlStore, second: SqlStore) {
         None
     );
 }
+
+// Federated sign-ins waiting for their upstream callback: taken once, by exactly one of two
+// instances racing for the same callback; expired ones are not taken and are swept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_upstream_sign_in_is_taken_exactly_once() {
+    on_both_databases("upstream", upstream_requests).await;
+}
+
+async fn upstream_requests(first: SqlStore, second: SqlStore) {
+    first
+        .save_upstream_request("state-hash", r#"{"provider":"corp"}"#, 1_000)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        first.take_upstream_request("state-hash", 900),
+        second.take_upstream_request("state-hash", 900)
+    );
+    let taken: Vec<String> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken, vec![r#"{"provider":"corp"}"#.to_owned()]);
+    assert_eq!(
+        first
+            .take_upstream_request("state-hash", 900)
+            .await
+            .unwrap(),
+        None
+    );
+
+    first
+        .save_upstream_request("old", "{}", 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.take_upstream_request("old", 1_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert!(first.sweep_expired(1_000).await.unwrap() >= 1);
+    first
+        .save_upstream_request("old", "{}", 2_000)
+        .await
+        .expect("the swept key can be used again");
+}
