@@ -13,6 +13,7 @@
 
 pub mod admin;
 mod config;
+pub mod federation;
 pub mod keys;
 mod metrics;
 mod pages;
