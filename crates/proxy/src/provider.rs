@@ -242,12 +242,19 @@ impl IssuerRule {
             Self::AzureAnyTenant => claims
                 .get("tid")
                 .and_then(serde_json::Value::as_str)
-                .filter(|tid| {
-                    !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                })
-                .is_some_and(|tid| iss == format!("https://login.microsoftonline.com/{tid}/v2.0")),
+                .is_some_and(|tid| azure_tenant_of(iss) == Some(tid)),
         }
     }
+}
+
+/// The tenant id in an Azure v2.0 issuer, `https://login.microsoftonline.com/{tid}/v2.0`, if
+/// `iss` has that form with a plausible tenant id.
+pub(crate) fn azure_tenant_of(iss: &str) -> Option<&str> {
+    iss.strip_prefix("https://login.microsoftonline.com/")
+        .and_then(|rest| rest.strip_suffix("/v2.0"))
+        .filter(|tid| {
+            !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Where the signed-in user's identity comes from.

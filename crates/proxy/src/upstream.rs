@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use mcpauth_token_engine::{PendingAuthorization, SecureRandom};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
@@ -71,9 +70,7 @@ pub fn state_key(state: &str) -> String {
 ///
 /// [`ProxyError::Random`] when the random source fails.
 pub fn random_value(rng: &dyn SecureRandom) -> Result<String, ProxyError> {
-    let mut bytes = [0u8; 32];
-    rng.fill(&mut bytes).map_err(|_| ProxyError::Random)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    mcpauth_token_engine::random_token(rng).map_err(|_| ProxyError::Random)
 }
 
 /// Why a federated sign-in failed.
@@ -234,16 +231,10 @@ pub fn check_issuer(provider: &Provider, iss: Option<&str>) -> Result<(), Callba
         (None, _, _) if provider.requires_iss => Err(CallbackError::WrongIssuer),
         (None, _, _) => Ok(()),
         (Some(iss), Some(issuer), _) if iss == issuer => Ok(()),
-        (Some(iss), None, Some(IssuerRule::AzureAnyTenant)) => {
-            let tid = iss
-                .strip_prefix("https://login.microsoftonline.com/")
-                .and_then(|rest| rest.strip_suffix("/v2.0"))
-                .unwrap_or("");
-            if IssuerRule::AzureAnyTenant.accepts(iss, &serde_json::json!({ "tid": tid })) {
-                Ok(())
-            } else {
-                Err(CallbackError::WrongIssuer)
-            }
+        (Some(iss), None, Some(IssuerRule::AzureAnyTenant))
+            if crate::provider::azure_tenant_of(iss).is_some() =>
+        {
+            Ok(())
         }
         // An `iss` from a provider with no known issuer (GitHub, Discord, plain OAuth 2.0)
         // cannot be checked against anything: refuse rather than guess.

@@ -206,7 +206,8 @@ pub(crate) async fn load_signing_keys(
     encryption: Option<&KeyEncryption>,
     lead: u64,
 ) -> Result<KeySet, StartError> {
-    if store.signing_keys().await?.is_empty() {
+    let mut rows = store.signing_keys().await?;
+    if rows.is_empty() {
         let (kid, der) = generate("ES256")?;
         let material = match encryption {
             Some(encryption) => encryption.seal(&kid, "ES256", &der)?,
@@ -218,8 +219,9 @@ pub(crate) async fn load_signing_keys(
         {
             tracing::info!(%kid, encrypted = encryption.is_some(), "generated a new ES256 signing key");
         }
+        // Another instance may have stored the first key instead of this one.
+        rows = store.signing_keys().await?;
     }
-    let rows = store.signing_keys().await?;
     let signer = signer_index(&rows, lead, now().0);
     let mut loaded = Vec::with_capacity(rows.len());
     for row in rows {

@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use mcpauth_token_engine::IssuedForGrantType;
 
 /// What a request was for, from its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -353,17 +354,9 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
-/// The `grant_type` of a form-encoded token request, without copying the form.
-fn grant_type(form: &[u8]) -> String {
-    url::form_urlencoded::parse(form)
-        .find(|(k, _)| k == "grant_type")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// The metrics layer: counts and times every request; for the token endpoint, reads the
-/// grant type of the request; for JSON error answers, reads the `error` code. Both bodies
-/// are small and already bounded by the endpoint's own limit.
+/// The metrics layer: counts and times every request; reads the grant type of issued
+/// tokens from the engine's response extension, and the `error` code of JSON error answers
+/// (small, and only on errors).
 pub(crate) async fn track(
     State(observed): State<Arc<Observed>>,
     request: Request,
@@ -371,24 +364,6 @@ pub(crate) async fn track(
 ) -> Response {
     let started = Instant::now();
     let endpoint = Endpoint::of(request.uri().path(), &observed.base);
-    let (request, grant) = if endpoint == Endpoint::Token && request.method() == Method::POST {
-        let (parts, body) = request.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, mcpauth_http::MAX_BODY_BYTES).await else {
-            let response = (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large",
-            )
-                .into_response();
-            observed
-                .metrics
-                .observe(endpoint, response.status(), started.elapsed());
-            return response;
-        };
-        let grant = grant_type(&bytes);
-        (Request::from_parts(parts, Body::from(bytes)), Some(grant))
-    } else {
-        (request, None)
-    };
     let response = next.run(request).await;
     let status = response.status();
     let response = if status.is_client_error() || status.is_server_error() {
@@ -414,9 +389,10 @@ pub(crate) async fn track(
         }
     } else {
         if status == StatusCode::OK
-            && let Some(grant) = &grant
+            && endpoint == Endpoint::Token
+            && let Some(issued) = response.extensions().get::<IssuedForGrantType>()
         {
-            observed.metrics.token_issued(grant);
+            observed.metrics.token_issued(&issued.0);
         }
         response
     };

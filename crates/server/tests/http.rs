@@ -1739,10 +1739,10 @@ async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
         .unwrap()
         .1
         .into_owned();
-    let tokens: Value = server
-        .http
-        .post(format!("{base}/token"))
-        .form(&[
+    let post_token =
+        |form: &[(&str, &str)]| server.http.post(format!("{base}/token")).form(form).send();
+    let redeem_code = || {
+        post_token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
@@ -1750,43 +1750,23 @@ async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
             ("code_verifier", VERIFIER),
             ("resource", RESOURCE),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    };
+    let tokens: Value = redeem_code().await.unwrap().json().await.unwrap();
     let access_token = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let refreshed: Value = server
-        .http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_token),
-            ("client_id", &client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refreshed: Value = post_token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh_token),
+        ("client_id", &client_id),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let second_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
     // A replayed code (which also revokes the grant) is logged, without the code.
-    let replay = server
-        .http
-        .post(format!("{base}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client_id),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let replay = redeem_code().await.unwrap();
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     let session = cookie_named(&cookie, "mcpauth_session");
     let session_value = session.split_once('=').unwrap().1.to_owned();

@@ -164,7 +164,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
             }
             AccessTokenFormat::Opaque => {
-                let token = random::token(&*self.rng)?;
+                let token = random::random_token(&*self.rng)?;
                 let record = AccessTokenRecord {
                     token_hash: hash::secret_hash(&token),
                     grant_id: claims.grant_id().map(str::to_owned),

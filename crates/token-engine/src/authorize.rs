@@ -282,7 +282,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<AuthorizationRedirect, AuthorizeError> {
         let grant_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-        let code = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let code =
+            random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         self.model
             .insert_grant(GrantRecord {
                 grant_id: grant_id.clone(),

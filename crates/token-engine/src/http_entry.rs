@@ -33,6 +33,12 @@ pub struct InternalError {
     pub cause: String,
 }
 
+/// The `grant_type` a successful token response answered, attached to its extensions so
+/// that the layers around the engine (metrics) need not read the request body again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuedForGrantType(pub String);
+
 /// An endpoint error, and whether the client tried HTTP Basic (then a failed authentication
 /// is answered 401 with `WWW-Authenticate: Basic`, RFC 6749 §5.2).
 type Failure<C> = (OAuthError<C>, bool);
@@ -263,11 +269,21 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub async fn token_endpoint(&self, request: Request<Bytes>, now: UnixTime) -> Response<Bytes> {
         let result = async {
             let (authorization, form) = read_form(&request)?;
-            self.token(authorization, &form, now).await
+            let tokens = self.token(authorization, &form, now).await?;
+            Ok((
+                tokens,
+                form.get("grant_type").unwrap_or_default().to_owned(),
+            ))
         }
         .await;
         match result {
-            Ok(tokens) => json_response(StatusCode::OK, &tokens),
+            Ok((tokens, grant_type)) => {
+                let mut response = json_response(StatusCode::OK, &tokens);
+                response
+                    .extensions_mut()
+                    .insert(IssuedForGrantType(grant_type));
+                response
+            }
             Err(failure) => error_response(failure, "Basic realm=\"token\""),
         }
     }

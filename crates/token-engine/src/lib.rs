@@ -76,7 +76,7 @@ pub use grant::device_code::{
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
 pub use hash::secret_hash;
-pub use http_entry::InternalError;
+pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
@@ -87,7 +87,7 @@ pub use model::{
     GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord,
     RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
 };
-pub use random::{RandomError, SecureRandom};
+pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
 pub use time::UnixTime;
 

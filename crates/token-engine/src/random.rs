@@ -20,7 +20,11 @@ pub trait SecureRandom: Send + Sync {
 }
 
 /// 32 random bytes, base64url without padding (256 bits: codes, tokens, secrets).
-pub(crate) fn token(rng: &dyn SecureRandom) -> Result<String, RandomError> {
+///
+/// # Errors
+///
+/// [`RandomError`] when `rng` fails.
+pub fn random_token(rng: &dyn SecureRandom) -> Result<String, RandomError> {
     let mut bytes = [0u8; 32];
     rng.fill(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))

@@ -95,7 +95,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
         let registration_token = if self_registered {
-            let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            let token =
+                random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             record.registration_token_hash = Some(hash::secret_hash(&token));
             Some(token)
         } else {
@@ -181,7 +182,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if record.secret_hash.is_some() {
             return Ok(None);
         }
-        let secret = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let secret =
+            random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         record.secret_hash = Some(hash::secret_hash(&secret));
         Ok(Some(secret))
     }

@@ -126,7 +126,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .resolve_resources(&request.resource)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidTarget, d))?;
         let device_code =
-            random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let user_code = self
             .new_user_code()
             .map_err(|e| internal("randomness failure", e))?;

@@ -77,7 +77,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         };
 
-        let new_token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let new_token =
+            random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let new_record = RefreshTokenRecord {
             token_hash: hash::secret_hash(&new_token),
             issued_at: now,
@@ -161,7 +162,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
         let mut refresh = None;
         if client.allows_grant("refresh_token") {
-            let token = random::token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            let token =
+                random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             refresh = Some(RefreshTokenRecord {
                 token_hash: hash::secret_hash(&token),
                 grant_id: issue.grant_id.to_owned(),
