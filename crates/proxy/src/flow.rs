@@ -158,6 +158,9 @@ pub enum CallbackOutcome {
         /// What went wrong, when the client gets an error (for the log, never the client's
         /// secret).
         failure: Option<String>,
+        /// The local subject the mapper chose, when the sign-in succeeded (to start the
+        /// application's own session for the browser).
+        subject: Option<String>,
     },
     /// The callback cannot be tied to a sign-in this browser started (forged, replayed,
     /// expired, from another browser, unknown provider): show an error page, redirect
@@ -398,22 +401,32 @@ where
         // From here the request is this browser's own: whatever happens, its MCP client
         // hears the outcome.
         let pending = record.pending.clone();
-        let (redirect, failure) = match self.sign_in(provider, &record, &callback, now).await {
-            Ok(subject) => (self.engine.approve(pending, &subject, now).await, None),
-            Err((code, why)) => {
-                let description = if code == AuthorizeErrorCode::AccessDenied {
-                    "the sign-in was refused"
-                } else {
-                    "the sign-in at the identity provider failed"
-                };
-                (self.engine.fail(pending, code, description), Some(why))
-            }
-        };
+        let (redirect, failure, subject) =
+            match self.sign_in(provider, &record, &callback, now).await {
+                Ok(subject) => (
+                    self.engine.approve(pending, &subject, now).await,
+                    None,
+                    Some(subject),
+                ),
+                Err((code, why)) => {
+                    let description = if code == AuthorizeErrorCode::AccessDenied {
+                        "the sign-in was refused"
+                    } else {
+                        "the sign-in at the identity provider failed"
+                    };
+                    (
+                        self.engine.fail(pending, code, description),
+                        Some(why),
+                        None,
+                    )
+                }
+            };
         match redirect {
             Ok(redirect) => CallbackOutcome::ToClient {
                 location: redirect.location,
                 clear_cookie,
                 failure,
+                subject,
             },
             Err(e) => CallbackOutcome::Failed(format!("finishing the authorization failed: {e}")),
         }

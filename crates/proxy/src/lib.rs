@@ -16,6 +16,8 @@
 //!   per provider), the code exchange through the `oauth2` crate, the identity requests.
 //! - [`id_token`]: OpenID Connect Core §3.1.3.7 ID-token validation.
 //! - [`identity`]: the upstream's user as an [`UpstreamIdentity`].
+//! - [`vault`]: upstream tokens kept for the application, sealed with AES-256-GCM, refreshed
+//!   when they run out.
 //! - [`flow`]: [`FederatedLogin`] ties them to the engine: `begin` holds the MCP client's
 //!   request and redirects upstream with a browser-binding cookie; `callback` checks,
 //!   exchanges, validates, asks the application's [`TokenMapper`] for the local subject and
@@ -29,6 +31,7 @@ pub mod id_token;
 pub mod identity;
 pub mod provider;
 pub mod upstream;
+pub mod vault;
 
 pub use flow::{
     CallbackOutcome, FederatedLogin, Mapping, MemoryUpstreamRequests, ProviderSubject, TokenMapper,
@@ -36,4 +39,7 @@ pub use flow::{
 };
 pub use identity::{ClaimMapping, UpstreamIdentity};
 pub use provider::{Preset, Provider, ProviderConfig, ProviderError};
-pub use upstream::{Callback, CallbackError, ProxyError, Transport, UpstreamRequest};
+pub use upstream::{
+    Callback, CallbackError, ProxyError, Transport, UpstreamRequest, UpstreamTokens,
+};
+pub use vault::{KeptTokens, TokenVault, VaultError};

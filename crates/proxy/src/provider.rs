@@ -52,7 +52,7 @@ impl Preset {
 }
 
 /// One upstream provider as configured.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderConfig {

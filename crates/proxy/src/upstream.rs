@@ -545,17 +545,59 @@ pub async fn exchange_code(
             .await
             .map(|response| normalize_token_response(provider, response))
     };
-    let response = request.request_async(&send).await.map_err(|e| {
-        ProxyError::Token(match e {
-            oauth2::RequestTokenError::ServerResponse(error) => {
-                format!("it answered `{}`", error.error().as_ref())
-            }
-            oauth2::RequestTokenError::Request(e) => e.to_string(),
-            oauth2::RequestTokenError::Parse(_, _) => "its response does not parse".into(),
-            oauth2::RequestTokenError::Other(reason) => reason,
-        })
-    })?;
-    Ok(UpstreamTokens {
+    let response = request.request_async(&send).await.map_err(token_error)?;
+    Ok(tokens_from(&response))
+}
+
+/// Trades `refresh_token` at `provider` for new tokens (RFC 6749 §6) through the `oauth2`
+/// crate. A response without a new refresh token keeps `refresh_token` (the provider does
+/// not rotate it).
+///
+/// # Errors
+///
+/// [`ProxyError::Token`] with the upstream's error code (`invalid_grant`: the user must sign
+/// in again), or [`ProxyError::Transport`].
+pub async fn refresh_tokens(
+    provider: &Provider,
+    refresh_token: &str,
+    transport: &dyn Transport,
+) -> Result<UpstreamTokens, ProxyError> {
+    // The refresh request sends no redirect URI; the client type needs one.
+    let client = oauth_client(provider, &provider.token_endpoint);
+    let refresh_token = oauth2::RefreshToken::new(refresh_token.to_owned());
+    let send = |request: http::Request<Vec<u8>>| async move {
+        transport
+            .send(request)
+            .await
+            .map(|response| normalize_token_response(provider, response))
+    };
+    let response = client
+        .exchange_refresh_token(&refresh_token)
+        .request_async(&send)
+        .await
+        .map_err(token_error)?;
+    let mut tokens = tokens_from(&response);
+    if tokens.refresh_token.is_none() {
+        tokens.refresh_token = Some(refresh_token.into_secret());
+    }
+    Ok(tokens)
+}
+
+fn token_error<E: std::error::Error + 'static>(
+    e: oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+) -> ProxyError {
+    ProxyError::Token(match e {
+        oauth2::RequestTokenError::ServerResponse(error) => {
+            format!("it answered `{}`", error.error().as_ref())
+        }
+        oauth2::RequestTokenError::Request(e) => e.to_string(),
+        oauth2::RequestTokenError::Parse(_, _) => "its response does not parse".into(),
+        oauth2::RequestTokenError::Other(reason) => reason,
+    })
+}
+
+fn tokens_from(response: &UpstreamTokenResponse) -> UpstreamTokens {
+    UpstreamTokens {
         access_token: response.access_token().secret().clone(),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         expires_in: response.expires_in().map(|d| d.as_secs()),
@@ -567,7 +609,7 @@ pub async fn exchange_code(
                 .join(" ")
         }),
         id_token: response.extra_fields().id_token.clone(),
-    })
+    }
 }
 
 /// A GET with the upstream access token, returning the JSON body.

@@ -1079,3 +1079,93 @@ fn debug_output_hides_client_secrets_and_upstream_tokens() {
     let provider = Provider::from_config(&config).unwrap();
     assert!(!format!("{provider:?}").contains("top-secret"));
 }
+
+// Kept upstream tokens are refreshed through the token endpoint (RFC 6749 §6): Google does
+// not rotate its refresh token, so the one held is kept; GitHub's expiring user tokens come
+// back form-encoded with a new refresh token, which replaces the old one.
+#[tokio::test]
+async fn kept_tokens_refresh_keeping_or_rotating_the_refresh_token_as_the_provider_does() {
+    use mcpauth_proxy::KeptTokens;
+
+    let google = preset("google", Preset::Google);
+    let transport = Recording::default();
+    let token_url = "https://oauth2.googleapis.com/token";
+    transport.answer(
+        token_url,
+        200,
+        "application/json",
+        recorded("google_refresh.json"),
+    );
+    let kept = KeptTokens::new("old-access", Some("1//held-refresh"), Some(3600), None, NOW);
+    assert!(!kept.needs_refresh(NOW + 3000, 60));
+    assert!(kept.needs_refresh(NOW + 3550, 60));
+    let fresh = kept.refresh(&google, &transport, NOW + 3550).await.unwrap();
+    assert_eq!(fresh.access_token, "1/fFAGRNJru1FTz70BzhT3Zg");
+    assert_eq!(fresh.refresh_token.as_deref(), Some("1//held-refresh"));
+    assert_eq!(fresh.expires_at, Some(NOW + 3550 + 3920));
+    let sent = transport.sent(token_url);
+    let form: HashMap<String, String> = url::form_urlencoded::parse(sent.body())
+        .into_owned()
+        .collect();
+    assert_eq!(form["grant_type"], "refresh_token");
+    assert_eq!(form["refresh_token"], "1//held-refresh");
+    assert!(!form.contains_key("redirect_uri"));
+
+    let github = preset("github", Preset::GitHub);
+    let transport = Recording::default();
+    transport.answer(
+        "https://github.com/login/oauth/access_token",
+        200,
+        "application/x-www-form-urlencoded",
+        recorded("github_refresh.form"),
+    );
+    let kept = KeptTokens::new("ghu_old", Some("ghr_old"), Some(28800), Some("repo"), NOW);
+    let fresh = kept.refresh(&github, &transport, NOW).await.unwrap();
+    assert_eq!(
+        fresh.access_token,
+        "ghu_16C7e42F292c6912E7710c838347Ae178B4a"
+    );
+    assert!(
+        fresh
+            .refresh_token
+            .as_deref()
+            .unwrap()
+            .starts_with("ghr_1B4a")
+    );
+
+    // Without a refresh token there is nothing to refresh: the user signs in again.
+    let kept = KeptTokens::new("a", None, Some(1), None, NOW);
+    assert!(matches!(
+        kept.refresh(&github, &transport, NOW).await,
+        Err(ProxyError::Token(_))
+    ));
+}
+
+// Sealed tokens open only under the same key and for the same account.
+#[test]
+fn sealed_tokens_open_only_with_their_key_and_account() {
+    use mcpauth_proxy::{KeptTokens, TokenVault};
+    let tokens = KeptTokens::new("access", Some("refresh"), Some(60), Some("repo"), NOW);
+    let vault = TokenVault::new(&[1; 32]);
+    let sealed = vault
+        .seal(&tokens, "github\n1", &Counting::default())
+        .unwrap();
+    assert!(!sealed.contains("access") && !sealed.contains("refresh"));
+    assert_eq!(vault.open(&sealed, "github\n1").unwrap(), tokens);
+    assert!(vault.open(&sealed, "github\n2").is_err(), "another account");
+    assert!(
+        TokenVault::new(&[2; 32])
+            .open(&sealed, "github\n1")
+            .is_err(),
+        "another key"
+    );
+    let mut damaged = sealed.clone();
+    damaged.pop();
+    assert!(vault.open(&damaged, "github\n1").is_err(), "damaged");
+    assert!(vault.open("v1.", "github\n1").is_err(), "too short");
+    assert!(vault.open("", "github\n1").is_err(), "empty");
+    assert!(
+        format!("{tokens:?}").find("access\"").is_none(),
+        "Debug redacts"
+    );
+}

@@ -21,6 +21,7 @@
 //! ```
 
 mod consent;
+mod federated;
 mod model;
 mod server_state;
 mod upstream;
@@ -36,6 +37,7 @@ use sqlx::sqlite::{
 };
 
 pub use consent::ConsentRow;
+pub use federated::{FederatedIdentityRow, NO_PASSWORD};
 pub use server_state::{InteractionRow, LockoutPolicy, SigningKeyRow, UserRow};
 
 /// A storage failure.
@@ -63,6 +65,9 @@ pub enum StoreError {
     /// A stored state name is unknown (written by a newer version?).
     #[error("stored state is unknown")]
     UnknownState,
+    /// A write could not be made consistent with rows another request wrote at the same time.
+    #[error("conflicting write: {0}")]
+    Conflict(&'static str),
 }
 
 /// Which database a [`SqlStore`] talks to.

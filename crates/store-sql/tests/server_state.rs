@@ -371,3 +371,73 @@ async fn upstream_requests(first: SqlStore, second: SqlStore) {
         .await
         .expect("the swept key can be used again");
 }
+
+// Upstream accounts: linked once (two racing first sign-ins end as one user), never merged
+// into another account by email, no password verifies, sealed tokens replaced only by the
+// request that read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_account_is_linked_to_exactly_one_local_user() {
+    on_both_databases("federated", federated_identities).await;
+}
+
+async fn federated_identities(first: SqlStore, second: SqlStore) {
+    first
+        .create_user("user_local", "ada@example.com", "$argon2id$x", 1)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        first.create_federated_user("user_a", Some("ada@example.com"), "google", "123", 10),
+        second.create_federated_user("user_b", Some("ada@example.com"), "google", "123", 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b, "both first sign-ins end as the same user");
+    let user = first.find_user_by_id(&a).await.unwrap().unwrap();
+    assert_eq!(
+        user.email, "google:123",
+        "the email of another account is not taken over"
+    );
+    assert_eq!(user.password_hash, mcpauth_store_sql::NO_PASSWORD);
+    let identity = first
+        .find_federated_identity("google", "123")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(identity.user_id, a);
+    assert_eq!(identity.upstream_tokens, None);
+
+    let other = first
+        .create_federated_user("user_c", Some("grace@example.com"), "github", "9", 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.find_user_by_id(&other).await.unwrap().unwrap().email,
+        "grace@example.com"
+    );
+    assert_eq!(
+        first
+            .find_federated_identity_of_user(&other, "github")
+            .await
+            .unwrap()
+            .unwrap()
+            .subject,
+        "9"
+    );
+
+    first
+        .set_federated_tokens("github", "9", Some("sealed-1"), 30)
+        .await
+        .unwrap();
+    let (x, y) = tokio::join!(
+        first.replace_federated_tokens("github", "9", "sealed-1", "sealed-2", 40),
+        second.replace_federated_tokens("github", "9", "sealed-1", "sealed-3", 40)
+    );
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one refresh wins");
+    let kept = first
+        .find_federated_identity("github", "9")
+        .await
+        .unwrap()
+        .unwrap()
+        .upstream_tokens
+        .unwrap();
+    assert!(kept == "sealed-2" || kept == "sealed-3");
+}
