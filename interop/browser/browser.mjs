@@ -6,6 +6,9 @@
 //   node browser.mjs device '<json>'      the device page: sign in if asked, approve the code
 //   node browser.mjs framed '<json>'      another site's page that frames one of ours: what
 //                                         the frame shows and what the console says
+//   node browser.mjs federated '<json>'   an authorization request at a server with upstream
+//                                         providers: continue with one on the chooser, sign
+//                                         in and consent on the upstream's own pages
 //
 // The JSON names the URL to open, the user's email and password, the profile directory (one
 // per "browser", so sessions persist between runs) and where screenshots go. The script
@@ -35,12 +38,22 @@ const context = await chromium.launchPersistentContext(input.profile, {
 const page = context.pages()[0] ?? (await context.newPage());
 const seen = { pages: [], console: [] };
 page.on("console", (message) => seen.console.push(message.text()));
+// What failed to load, for the test's failure message.
+page.on("requestfailed", (request) =>
+  console.error(`request failed: ${request.url()} ${request.failure()?.errorText ?? ""}`),
+);
+page.on("framenavigated", (frame) => {
+  if (frame === page.mainFrame()) console.error(`at ${frame.url()}`);
+});
 
 async function remember(name) {
-  const heading = (await page.locator("h1").first().textContent().catch(() => null)) ?? "";
+  // Pages without a heading (another site's) must not wait out the default 30 s.
+  const headings = page.locator("h1");
+  const heading = (await headings.count()) > 0 ? ((await headings.first().textContent()) ?? "") : "";
   seen.pages.push({ name, heading: heading.trim(), text: await page.locator("body").innerText() });
   if (input.screenshots) {
-    await page.screenshot({ path: `${input.screenshots}/${input.prefix ?? ""}${name}.png`, fullPage: true });
+    const path = `${input.screenshots}/${input.prefix ?? ""}${name}.png`;
+    await page.screenshot({ path, fullPage: true });
   }
 }
 
@@ -78,10 +91,47 @@ try {
     await remember("device-confirm");
     await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
     await remember("device-done");
+  } else if (command === "federated") {
+    const atClient = () => page.url().startsWith(input.redirect_uri);
+    // The upstream's redirect back to mcpauth, which the test replays.
+    page.on("request", (request) => {
+      if (request.url().includes("/upstream/") && request.url().includes("/callback?")) {
+        seen.callback_url = request.url();
+      }
+    });
+    await remember("chooser");
+    await Promise.all([
+      page.waitForURL((url) => !url.href.startsWith(input.url)),
+      page.getByRole("button", { name: `Continue with ${input.provider}` }).click(),
+    ]);
+    // The upstream's own pages (oidc-provider's development sign-in and consent): fill what
+    // is asked, submit, until the browser is back at the client.
+    for (let step = 0; step < 6 && !atClient(); step += 1) {
+      await page.waitForLoadState("load");
+      if (atClient()) break;
+      await remember(`upstream-${step}`);
+      const login = page.locator('input[name="login"]');
+      if ((await login.count()) > 0) {
+        await login.fill(input.upstream_login);
+        await page.locator('input[name="password"]').fill("any password");
+      }
+      const before = page.url();
+      await Promise.all([
+        page.waitForURL((url) => url.href !== before),
+        page.locator('button[type="submit"]').first().click(),
+      ]);
+    }
+    await page.waitForURL((url) => url.href.startsWith(input.redirect_uri));
+    seen.final_url = page.url();
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());
-    await frame.waitForLoadState("load").catch(() => {});
+    // A refused frame never fires `load`: wait for Chromium's refusal message instead.
+    if (!seen.console.some((line) => line.includes("frame-ancestors"))) {
+      await page
+        .waitForEvent("console", { predicate: (m) => m.text().includes("frame-ancestors"), timeout: 10000 })
+        .catch(() => {});
+    }
     seen.frame_url = frame.url();
     seen.frame_inputs = await frame.locator("input").count().catch(() => 0);
     await remember("framed");

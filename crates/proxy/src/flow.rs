@@ -99,6 +99,9 @@ pub enum Mapping {
     Subject(String),
     /// Refuse: the MCP client gets `access_denied`, the user sees `message`.
     Refuse(String),
+    /// The application failed (its storage, say): the MCP client gets `server_error`;
+    /// `reason` goes to the log.
+    Fail(String),
 }
 
 /// Maps an upstream identity to a local subject: look up or create the local user, or
@@ -487,6 +490,7 @@ where
             Mapping::Subject(subject) if !subject.is_empty() => Ok(subject),
             Mapping::Subject(_) => Err(server_error("the mapper chose an empty subject".into())),
             Mapping::Refuse(message) => Err((AuthorizeErrorCode::AccessDenied, message)),
+            Mapping::Fail(reason) => Err(server_error(reason)),
         }
     }
 

@@ -539,13 +539,13 @@ pub async fn exchange_code(
     if let Some(verifier) = pkce_verifier {
         request = request.set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.to_owned()));
     }
-    let send = |request: http::Request<Vec<u8>>| async move {
-        transport
-            .send(request)
-            .await
-            .map(|response| normalize_token_response(provider, response))
-    };
-    let response = request.request_async(&send).await.map_err(token_error)?;
+    let response = request
+        .request_async(&Via {
+            provider,
+            transport,
+        })
+        .await
+        .map_err(token_error)?;
     Ok(tokens_from(&response))
 }
 
@@ -565,15 +565,12 @@ pub async fn refresh_tokens(
     // The refresh request sends no redirect URI; the client type needs one.
     let client = oauth_client(provider, &provider.token_endpoint);
     let refresh_token = oauth2::RefreshToken::new(refresh_token.to_owned());
-    let send = |request: http::Request<Vec<u8>>| async move {
-        transport
-            .send(request)
-            .await
-            .map(|response| normalize_token_response(provider, response))
-    };
     let response = client
         .exchange_refresh_token(&refresh_token)
-        .request_async(&send)
+        .request_async(&Via {
+            provider,
+            transport,
+        })
         .await
         .map_err(token_error)?;
     let mut tokens = tokens_from(&response);
@@ -581,6 +578,30 @@ pub async fn refresh_tokens(
         tokens.refresh_token = Some(refresh_token.into_secret());
     }
     Ok(tokens)
+}
+
+/// The `oauth2` crate's HTTP client: our [`Transport`], with the provider's token-response
+/// quirks smoothed. A named type rather than a closure, so the futures stay `Send` (a
+/// closure returning a borrowing future defeats the compiler's `Send` inference).
+struct Via<'a> {
+    provider: &'a Provider,
+    transport: &'a dyn Transport,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Via<'_> {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<oauth2::HttpResponse, TransportError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            self.transport
+                .send(request)
+                .await
+                .map(|response| normalize_token_response(self.provider, response))
+        })
+    }
 }
 
 fn token_error<E: std::error::Error + 'static>(

@@ -450,3 +450,23 @@ async fn an_id_token_for_another_sign_in_is_refused() {
     };
     assert!(failure.unwrap().contains("nonce"));
 }
+
+// Web frameworks run handlers on a multi-threaded runtime: the futures must be `Send`.
+#[test]
+fn the_flow_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    async fn check(login: &FederatedLogin<MemoryModel, MemoryUpstreamRequests>) {
+        let callback = login.callback("p", "", "", mcpauth_token_engine::UnixTime(0));
+        send(&callback);
+        let pending = serde_json::from_value(json!({
+            "client_id": "c", "client_name": null, "client_identity": "SelfRegistered",
+            "redirect_uri": "http://127.0.0.1/cb", "redirect_uri_in_request": true,
+            "scope": "", "resources": [], "state": null,
+            "code_challenge": "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"
+        }))
+        .unwrap();
+        let begin = login.begin("p", pending, mcpauth_token_engine::UnixTime(0));
+        send(&begin);
+    }
+    let _ = check;
+}

@@ -88,6 +88,28 @@ pub struct Config {
     /// Delete dynamically registered clients that never completed an authorization after this
     /// many seconds (none: keep them).
     pub unused_registration_ttl: Option<u64>,
+    /// Upstream identity providers users may sign in with (TOML `[[providers]]`): Google,
+    /// GitHub, Microsoft Entra ID, GitLab, Slack, Discord, any OpenID Connect or OAuth 2.0
+    /// provider. Each client secret may come from `MCPAUTH_PROVIDER_<ID>_CLIENT_SECRET`.
+    pub providers: Vec<mcpauth_proxy::ProviderConfig>,
+    /// Whether local users may sign in with a password (turn off to offer only the providers).
+    pub password_login: bool,
+    /// Email domains whose users may sign in through the providers (empty: anyone the
+    /// provider signs in). Only verified addresses count.
+    pub federated_email_domains: Vec<String>,
+    /// Keep each federated user's upstream tokens, sealed with a key derived from
+    /// `signing_key_encryption_key` (required then), for the application's own calls upstream.
+    pub keep_upstream_tokens: bool,
+}
+
+/// The variable holding provider `id`'s client secret: `MCPAUTH_PROVIDER_<ID>_CLIENT_SECRET`,
+/// the id upper-cased with `-` as `_`.
+#[must_use]
+pub fn provider_secret_variable(id: &str) -> String {
+    let mut name = String::from("MCPAUTH_PROVIDER_");
+    name.push_str(&id.to_ascii_uppercase().replace('-', "_"));
+    name.push_str("_CLIENT_SECRET");
+    name
 }
 
 /// A configured secret: readable through [`expose`](Self::expose), never printed by `Debug`.
@@ -181,6 +203,10 @@ impl Default for Config {
             client_secret_ttl: None,
             client_metadata_documents: true,
             unused_registration_ttl: Some(30 * 24 * 3600),
+            providers: Vec::new(),
+            password_login: true,
+            federated_email_domains: Vec::new(),
+            keep_upstream_tokens: false,
         }
     }
 }
@@ -428,6 +454,21 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_STRICT_RESOURCE") {
             self.strict_resource = boolean("MCPAUTH_STRICT_RESOURCE", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_PASSWORD_LOGIN") {
+            self.password_login = boolean("MCPAUTH_PASSWORD_LOGIN", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_FEDERATED_EMAIL_DOMAINS") {
+            self.federated_email_domains = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_KEEP_UPSTREAM_TOKENS") {
+            self.keep_upstream_tokens = boolean("MCPAUTH_KEEP_UPSTREAM_TOKENS", &v)?;
+        }
+        // Provider secrets stay out of the file: `MCPAUTH_PROVIDER_<ID>_CLIENT_SECRET`.
+        for provider in &mut self.providers {
+            if let Some(v) = env(&provider_secret_variable(&provider.id)) {
+                provider.client_secret = Some(v);
+            }
         }
         Ok(())
     }

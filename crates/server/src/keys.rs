@@ -29,24 +29,27 @@ fn associated_data(kid: &str, algorithm: &str) -> Vec<u8> {
     format!("{kid}\n{algorithm}").into_bytes()
 }
 
+/// The 32 bytes of `signing_key_encryption_key`: base64, standard or URL-safe, padded or not.
+pub(crate) fn key_bytes(text: &str) -> Result<[u8; 32], StartError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| {
+            StartError::Key(
+                "signing_key_encryption_key must be 32 random bytes in base64 \
+                 (for example the output of `openssl rand -base64 32`)"
+                    .into(),
+            )
+        })
+}
+
 impl KeyEncryption {
     /// Reads 32 bytes of base64 (standard or URL-safe, padded or not).
     pub(crate) fn from_base64(text: &str) -> Result<Self, StartError> {
-        use base64::engine::general_purpose::{
-            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
-        };
-        let text = text.trim();
-        let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
-            .filter(|bytes| bytes.len() == 32)
-            .ok_or_else(|| {
-                StartError::Key(
-                    "signing_key_encryption_key must be 32 random bytes in base64 \
-                     (for example the output of `openssl rand -base64 32`)"
-                        .into(),
-                )
-            })?;
+        let bytes = key_bytes(text)?;
         let key = UnboundKey::new(&AES_256_GCM, &bytes)
             .map_err(|_| StartError::Key("signing_key_encryption_key is unusable".into()))?;
         Ok(Self(LessSafeKey::new(key)))

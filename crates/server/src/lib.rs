@@ -32,7 +32,7 @@ use mcpauth_token_engine::{
     TokenEngine,
 };
 
-pub use config::{Config, ConfigError, LogFormat, Secret, TokenFormat};
+pub use config::{Config, ConfigError, LogFormat, Secret, TokenFormat, provider_secret_variable};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,9 @@ pub enum StartError {
     /// A client could not be registered.
     #[error("client: {0}")]
     Client(String),
+    /// An upstream identity provider is misconfigured or unreachable.
+    #[error("provider: {0}")]
+    Provider(String),
 }
 
 /// Where the device flow's verification page lives, below the issuer (RFC 8628 §3.2
@@ -110,6 +113,7 @@ pub struct Server {
     /// or parse): `/ready` then answers 503, as this instance no longer publishes every key
     /// its peers may sign with.
     keys_loaded: Arc<std::sync::atomic::AtomicBool>,
+    federation: Option<Arc<federation::Federation>>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -117,6 +121,28 @@ pub struct Server {
 const KEY_RELOAD_INTERVAL: u64 = 60;
 
 impl Server {
+    /// `user_id`'s upstream tokens at `provider`, kept since their last federated sign-in
+    /// (`keep_upstream_tokens`) and refreshed first when they run out within a minute: for
+    /// the application's own calls to the provider, never for MCP clients. `None`: the user
+    /// never signed in there.
+    ///
+    /// # Errors
+    ///
+    /// [`UpstreamTokenError`](federation::UpstreamTokenError): no such provider, tokens not
+    /// kept, storage, or the provider refused the refresh (the user must sign in again).
+    pub async fn upstream_tokens(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<mcpauth_proxy::KeptTokens>, federation::UpstreamTokenError> {
+        match &self.federation {
+            Some(federation) => federation.upstream_tokens(user_id, provider, now().0).await,
+            None => Err(federation::UpstreamTokenError::UnknownProvider(
+                provider.to_owned(),
+            )),
+        }
+    }
+
     /// Reloads the signing keys from the database: a key stored by a rotation is published
     /// at once and signs once it is `key_rotation_lead` seconds old.
     ///
@@ -239,6 +265,11 @@ pub async fn build_with_fetch_policy(
             return Err(StartError::Production(problems));
         }
     }
+    if !config.password_login && config.providers.is_empty() {
+        return Err(StartError::Provider(
+            "password_login is off and no providers are configured: nobody could sign in".into(),
+        ));
+    }
     let issuer = config.issuer();
     let issuer_url: url::Url = issuer
         .parse()
@@ -310,6 +341,17 @@ pub async fn build_with_fetch_policy(
         keys,
         Arc::new(OsRandom),
     ));
+    let federation = federation::build(
+        config,
+        engine.clone(),
+        &store,
+        config
+            .signing_key_encryption_key
+            .as_ref()
+            .map(|key| keys::key_bytes(key.expose()))
+            .transpose()?,
+    )
+    .await?;
     let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let base = engine_config_issuer_path(&issuer);
     let metrics = Arc::new(metrics::Metrics::default());
@@ -326,6 +368,8 @@ pub async fn build_with_fetch_policy(
         base: base.clone(),
         device_path: DEVICE_PATH.to_owned(),
         scope_descriptions: config.scope_descriptions.clone(),
+        federation: federation.clone(),
+        password_login: config.password_login,
     });
     let fetcher = if config.client_metadata_documents {
         Some(
@@ -430,6 +474,7 @@ pub async fn build_with_fetch_policy(
         key_encryption: encryption.map(Arc::new),
         key_rotation_lead: config.key_rotation_lead,
         keys_loaded,
+        federation,
     })
 }
 

@@ -17,105 +17,15 @@
     reason = "tests"
 )]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
-const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "analytical engine 1843";
 
-fn chromium() -> String {
-    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&path).exists(),
-        "the browser test needs Chromium at {path} (Debian: apt-get install chromium; or set CHROMIUM)"
-    );
-    path
-}
-
-fn driver_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/browser")
-}
-
-async fn ensure_node_modules() {
-    let dir = driver_dir();
-    if dir.join("node_modules/playwright-core").exists() {
-        return;
-    }
-    let status = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .await
-        .expect("npm must be installed to run the browser test");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-}
-
-/// Runs one browser step; returns what the script saw.
-async fn browse(command: &str, input: Value) -> Value {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new("node")
-            .arg("browser.mjs")
-            .arg(command)
-            .arg(input.to_string())
-            .current_dir(driver_dir())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser step took over two minutes")
-    .expect("node must be installed to run the browser test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser step `{command}` failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("browser step printed no JSON ({e}): {stdout}"))
-}
-
-/// The MCP client's loopback redirect listener: answers "you can close this window" and
-/// passes on each callback's query.
-async fn callback_listener() -> (String, mpsc::UnboundedReceiver<Vec<(String, String)>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirect_uri = format!("http://{}/callback", listener.local_addr().unwrap());
-    let (sender, received) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/callback",
-        axum::routing::get(move |uri: axum::http::Uri| {
-            let sender = sender.clone();
-            async move {
-                let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-                    .into_owned()
-                    .collect();
-                let _ = sender.send(query);
-                "Signed in. You can close this window."
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (redirect_uri, received)
-}
-
-fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-struct Server {
-    issuer: String,
-    http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+mod support;
+use support::*;
 
 async fn start(dir: &Path) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -132,94 +42,18 @@ async fn start(dir: &Path) -> Server {
     mcpauth_server::add_user(&server.store, EMAIL, PASSWORD)
         .await
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(mcpauth_server::serve_on(listener, server, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        issuer: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        _stop: stop,
-    }
-}
-
-impl Server {
-    async fn register(&self, body: Value) -> String {
-        let response: Value = self
-            .http
-            .post(format!("{}/register", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["client_id"].as_str().unwrap().to_owned()
-    }
-
-    fn authorize_url(&self, client_id: &str, redirect_uri: &str, state: &str) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs([
-                ("response_type", "code"),
-                ("client_id", client_id),
-                ("redirect_uri", redirect_uri),
-                ("code_challenge", CHALLENGE),
-                ("code_challenge_method", "S256"),
-                ("state", state),
-                ("scope", "mcp:tools"),
-                ("resource", RESOURCE),
-            ])
-            .finish();
-        format!("{}/authorize?{query}", self.issuer)
-    }
-
-    async fn redeem(&self, client_id: &str, redirect_uri: &str, code: &str) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/token", self.issuer))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("client_id", client_id),
-                ("code_verifier", VERIFIER),
-                ("resource", RESOURCE),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-}
-
-/// The screenshots folder, emptied.
-fn screenshots() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn assert_png(path: &Path) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000,
-        "{} is not a screenshot",
-        path.display()
-    );
+    serve(listener, server)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     let chromium = chromium();
-    ensure_node_modules().await;
+    ensure_npm("browser", "playwright-core").await;
     let dir = std::env::temp_dir().join(format!("mcpauth-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let profile = dir.join("profile");
-    let shots = screenshots();
+    let shots = screenshots("browser-screenshots");
     let server = start(&dir).await;
     let (redirect_uri, mut callbacks) = callback_listener().await;
     let client_id = server

@@ -1792,3 +1792,192 @@ async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
         assert!(!logs.contains(secret), "the logs hold {what}");
     }
 }
+
+// With providers: the chooser is the consent (before anyone is sent upstream), password
+// sign-in can be off, continuing takes the interaction once and sends the browser upstream
+// with our own state and PKCE and a cookie binding the callback to it, Deny needs no
+// sign-in, and a callback with a forged state is refused with a page, redirecting nowhere.
+#[tokio::test]
+async fn the_provider_chooser_consents_before_sending_the_user_upstream() {
+    let server = start_configured("", temp_dir("chooser"), |config| {
+        config.providers = vec![
+            mcpauth_proxy::ProviderConfig::new("github", mcpauth_proxy::Preset::GitHub, "gh-id")
+                .client_secret("gh-secret"),
+        ];
+        config.password_login = false;
+    })
+    .await;
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Authorize &#60;b&#62;Evil&#60;/b&#62; &#38; Co?"),
+        "{html}"
+    );
+    assert!(html.contains("Continue with GitHub"), "{html}");
+    assert!(
+        !html.contains("type=\"password\""),
+        "password sign-in is off: {html}"
+    );
+    let csrf = field(&html, "csrf_token");
+
+    // Password sign-in is refused outright.
+    let refused = server
+        .post_form(
+            &format!("{interaction}/login"),
+            &cookie,
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Without the form's token: refused, nothing taken.
+    let forged = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let upstream = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(upstream.status(), StatusCode::SEE_OTHER);
+    let sent_to = url::Url::parse(&location(&upstream)).unwrap();
+    assert_eq!(
+        sent_to.as_str().split('?').next().unwrap(),
+        "https://github.com/login/oauth/authorize"
+    );
+    let query: std::collections::HashMap<String, String> =
+        sent_to.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "gh-id");
+    assert_eq!(
+        query["redirect_uri"],
+        format!("{}/upstream/github/callback", server.issuer)
+    );
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_ne!(query["state"], "s1", "our own state, not the client's");
+    let binding = upstream
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("mcpauth_upstream_"))
+        .expect("a binding cookie");
+    assert!(
+        binding.contains("Path=/upstream/github/callback") && binding.contains("HttpOnly"),
+        "{binding}"
+    );
+
+    // The interaction was taken: continuing twice does not start two sign-ins.
+    let again = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+
+    // A callback whose state no sign-in is waiting for: a page, no redirect.
+    let forged = server
+        .get(
+            &format!(
+                "{}/upstream/github/callback?code=attacker-code&state=forged",
+                server.issuer
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.headers().get(LOCATION).is_none());
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("This sign-in cannot be completed")
+    );
+
+    // Deny on the chooser: the client hears access_denied, nobody signed in.
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let denied = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", field(&html, "csrf_token").as_str()),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    let back = location(&denied);
+    assert!(
+        back.starts_with(REDIRECT) && back.contains("error=access_denied"),
+        "{back}"
+    );
+    // Approving needs a signed-in user: without one it is not an approval.
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let approve = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", field(&html, "csrf_token").as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert!(!location(&approve).contains("code="));
+}
+
+// Accounts created by federated sign-in have no password: no password opens them, not even
+// the one the dummy hash was made from.
+#[tokio::test]
+async fn a_federated_account_cannot_sign_in_with_a_password() {
+    let dir = temp_dir("nopassword");
+    let server = start_with("", dir.clone()).await;
+    let store = mcpauth_store_sql::SqlStore::connect(&format!(
+        "sqlite://{}",
+        dir.join("mcpauth.db").display()
+    ))
+    .await
+    .unwrap();
+    store
+        .create_federated_user("user_fed", Some("fed@example.com"), "github", "42", 1)
+        .await
+        .unwrap();
+    for password in ["", "!federated", "dummy-password-never-matches"] {
+        let form = server.login_form().await;
+        let response = server
+            .attempt_sign_in(&form, "fed@example.com", password)
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{password:?}");
+    }
+}

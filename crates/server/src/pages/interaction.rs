@@ -44,7 +44,99 @@ struct ConsentPage<'a> {
     csrf_token: &'a str,
 }
 
+/// A provider button on the chooser.
+struct ProviderButton<'a> {
+    name: &'a str,
+    action: String,
+}
+
+/// The chooser of a server with upstream providers: the MCP client's request, and a button
+/// per provider that approves it and signs in there. Consent comes first, before the user
+/// is sent upstream (the MCP confused-deputy rule: the upstream may remember an earlier
+/// sign-in and answer at once, so its consent says nothing about this client).
+#[derive(Template)]
+#[template(path = "choose.html")]
+struct ChooserPage<'a> {
+    base: &'a str,
+    client_name: &'a str,
+    client_id: &'a str,
+    identity: String,
+    resources: &'a [String],
+    scopes: Vec<ScopeLine<'a>>,
+    redirect_host: String,
+    providers: Vec<ProviderButton<'a>>,
+    deny_action: String,
+    password_login: bool,
+    login_action: String,
+    csrf_token: &'a str,
+}
+
+/// How the pages describe the client of a request.
+struct ClientDescription {
+    name: String,
+    identity: String,
+    redirect_host: String,
+}
+
+fn describe_client(pending: &PendingAuthorization) -> ClientDescription {
+    ClientDescription {
+        name: pending
+            .client_name
+            .clone()
+            .unwrap_or_else(|| "An application".into()),
+        identity: match &pending.client_identity {
+            ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
+            ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
+            _ => "registered by this server's operator".to_owned(),
+        },
+        redirect_host: url::Url::parse(&pending.redirect_uri)
+            .ok()
+            .map(|u| {
+                u.host_str()
+                    .map_or_else(|| u.scheme().to_owned(), str::to_owned)
+            })
+            .unwrap_or_default(),
+    }
+}
+
 impl Pages {
+    fn chooser_page(
+        &self,
+        id: &str,
+        pending: &PendingAuthorization,
+        federation: &crate::federation::Federation,
+        csrf: &str,
+    ) -> Response {
+        let client = describe_client(pending);
+        let path = self.interaction_path(id);
+        page(
+            StatusCode::OK,
+            ChooserPage {
+                base: &self.base,
+                client_name: &client.name,
+                client_id: &pending.client_id,
+                identity: client.identity,
+                resources: &pending.resources,
+                scopes: self.scope_lines(&pending.scope),
+                redirect_host: client.redirect_host,
+                providers: federation
+                    .login
+                    .providers()
+                    .iter()
+                    .map(|p| ProviderButton {
+                        name: &p.display_name,
+                        action: format!("{path}/upstream/{}", p.id),
+                    })
+                    .collect(),
+                deny_action: format!("{path}/consent"),
+                password_login: self.password_login,
+                login_action: format!("{path}/login"),
+                csrf_token: csrf,
+            }
+            .render(),
+        )
+    }
+
     fn interaction_path(&self, id: &str) -> String {
         format!("{}/interaction/{id}", self.base)
     }
@@ -238,6 +330,9 @@ pub(super) async fn show(
         None => pages.session_user(&headers).await,
     };
     let Some(user) = user else {
+        if let Some(federation) = &pages.federation {
+            return pages.chooser_page(&id, &pending, federation, &csrf);
+        }
         return pages.login_page(StatusCode::OK, &id, &row.pending, &csrf, "", None);
     };
     if row.user_id.is_none()
@@ -260,17 +355,7 @@ pub(super) async fn show(
         Ok(_) => {}
         Err(e) => return pages.server_error(&e),
     }
-    let client_name = pending
-        .client_name
-        .clone()
-        .unwrap_or_else(|| "An application".into());
-    let redirect_host = url::Url::parse(&pending.redirect_uri)
-        .ok()
-        .map(|u| {
-            u.host_str()
-                .map_or_else(|| u.scheme().to_owned(), str::to_owned)
-        })
-        .unwrap_or_default();
+    let client = describe_client(&pending);
     page(
         StatusCode::OK,
         ConsentPage {
@@ -280,16 +365,12 @@ pub(super) async fn show(
                 sign_out_action: format!("{}/sign-out", pages.interaction_path(&id)),
                 csrf_token: &csrf,
             },
-            client_name: &client_name,
+            client_name: &client.name,
             client_id: &pending.client_id,
-            identity: match &pending.client_identity {
-                ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
-                ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
-                _ => "registered by this server's operator".to_owned(),
-            },
+            identity: client.identity,
             resources: &pending.resources,
             scopes: pages.scope_lines(&pending.scope),
-            redirect_host,
+            redirect_host: client.redirect_host,
             action: format!("{}/consent", pages.interaction_path(&id)),
             csrf_token: &csrf,
         }
@@ -312,6 +393,9 @@ pub(super) async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !pages.password_login {
+        return pages.password_login_off();
+    }
     let (row, csrf) = match pages.load_posted(&id, &headers, &form.csrf_token).await {
         Ok(loaded) => loaded,
         Err(response) => return response,
@@ -364,13 +448,17 @@ pub(super) async fn consent(
         Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let Some(user_id) = row.user_id else {
-        return see_other(&pages.interaction_path(&id));
-    };
     let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
         return pages.server_error(&"stored interaction does not parse");
     };
     let approve = form.decision == "approve";
+    let Some(user_id) = row.user_id else {
+        // Anyone holding the form may refuse (the chooser's Deny); approving needs a user.
+        if approve {
+            return see_other(&pages.interaction_path(&id));
+        }
+        return pages.decide(&id, pending, "", false).await;
+    };
     if approve
         && form.remember.is_some()
         && let Err(e) = pages
@@ -410,5 +498,61 @@ pub(super) async fn sign_out(
     }
     let mut response = see_other(&pages.interaction_path(&id));
     pages.end_session(&headers, &mut response).await;
+    response
+}
+
+/// `POST {base}/interaction/{id}/upstream/{provider}`: the user approved the request on the
+/// chooser and picked `provider`. The interaction is taken (once), its request is held by
+/// the federated sign-in, and the browser goes upstream with a cookie binding the callback
+/// to it.
+pub(super) async fn upstream(
+    State(pages): State<Arc<Pages>>,
+    Path((id, provider)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    let Some(federation) = pages.federation.clone() else {
+        return pages.message(
+            StatusCode::NOT_FOUND,
+            "No identity providers",
+            "This server signs users in with a password only.",
+        );
+    };
+    let (row, _) = match pages.load_posted(&id, &headers, &form.csrf_token).await {
+        Ok(loaded) => loaded,
+        Err(response) => return response,
+    };
+    if federation.login.provider(&provider).is_none() {
+        return pages.message(
+            StatusCode::NOT_FOUND,
+            "Unknown identity provider",
+            "Go back and choose one of the providers listed.",
+        );
+    }
+    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+        return pages.server_error(&"stored interaction does not parse");
+    };
+    match pages.store.take_interaction(&secret_hash(&id)).await {
+        Ok(true) => {}
+        Ok(false) => return pages.expired(),
+        Err(e) => return pages.server_error(&e),
+    }
+    let redirect = match federation.login.begin(&provider, pending, now()).await {
+        Ok(redirect) => redirect,
+        Err(e) => return pages.server_error(&e),
+    };
+    let mut response = see_other(&redirect.location);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&redirect.set_cookie) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    pages.set_cookie(
+        &mut response,
+        CSRF_COOKIE,
+        "",
+        &pages.interaction_path(&id),
+        0,
+    );
     response
 }

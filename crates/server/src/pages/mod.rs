@@ -9,6 +9,7 @@
 
 mod account;
 mod device;
+mod federated;
 mod interaction;
 mod sign_in;
 
@@ -47,6 +48,10 @@ pub(crate) struct Pages {
     pub(crate) device_path: String,
     /// Human descriptions of scopes, shown beside the scope names.
     pub(crate) scope_descriptions: BTreeMap<String, String>,
+    /// Federated sign-in through upstream providers, when configured.
+    pub(crate) federation: Option<Arc<crate::federation::Federation>>,
+    /// Whether local users may sign in with a password.
+    pub(crate) password_login: bool,
 }
 
 /// A scope as the consent and device pages list it.
@@ -145,6 +150,14 @@ impl Pages {
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The server could not complete this step. Try again in a moment.",
+        )
+    }
+
+    fn password_login_off(&self) -> Response {
+        self.message(
+            StatusCode::FORBIDDEN,
+            "Password sign-in is off",
+            "This server signs users in through their identity provider only. Return to the application and start again.",
         )
     }
 
@@ -303,6 +316,14 @@ pub(crate) fn routes(pages: Arc<Pages>) -> Router {
         .route(
             &at("/interaction/{id}/sign-out"),
             post(interaction::sign_out),
+        )
+        .route(
+            &at("/interaction/{id}/upstream/{provider}"),
+            post(interaction::upstream),
+        )
+        .route(
+            &at("/upstream/{provider}/callback"),
+            get(federated::callback),
         )
         .route(
             &at(&pages.device_path),

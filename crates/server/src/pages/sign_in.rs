@@ -69,15 +69,21 @@ pub(super) async fn check_password(
     };
     // Verify against a dummy hash when there is no usable account, so timing does not tell
     // which emails are registered. argon2 is CPU-bound: keep it off the async workers.
-    let stored = user.as_ref().filter(|u| !u.disabled).map_or_else(
+    // Accounts that sign in only upstream have no password: they are checked against the
+    // dummy too, and never accepted.
+    let usable = user
+        .as_ref()
+        .filter(|u| !u.disabled && u.password_hash != mcpauth_store_sql::NO_PASSWORD);
+    let stored = usable.map_or_else(
         || users::dummy_hash().to_owned(),
         |u| u.password_hash.clone(),
     );
+    let has_password = usable.is_some();
     let verified = tokio::task::spawn_blocking(move || users::verify_password(&password, &stored))
         .await
         .unwrap_or(false);
     match user {
-        Some(user) if verified && !user.disabled => {
+        Some(user) if verified && has_password => {
             if let Err(e) = pages.store.clear_login_failures(&account).await {
                 return PasswordCheck::Refused(pages.server_error(&e));
             }
@@ -234,6 +240,9 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
+    if !pages.password_login {
+        return pages.password_login_off();
+    }
     if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }

@@ -1,0 +1,88 @@
+//! `GET {base}/upstream/{provider}/callback`: the upstream identity provider sends the user
+//! back here. The proxy checks the callback (single use, this browser's, RFC 9207 `iss`),
+//! exchanges the code, maps the upstream user to a local one, and finishes the MCP client's
+//! authorization with our own code; the browser gets a session, so later requests in it go
+//! straight to the consent page.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+use mcpauth_adapter_axum::now;
+use mcpauth_proxy::CallbackOutcome;
+
+use super::sign_in::start_session;
+use super::{Pages, see_other};
+
+pub(super) async fn callback(
+    State(pages): State<Arc<Pages>>,
+    Path(provider): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(federation) = pages.federation.clone() else {
+        return pages.message(
+            StatusCode::NOT_FOUND,
+            "No identity providers",
+            "This server signs users in with a password only.",
+        );
+    };
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let outcome = federation
+        .login
+        .callback(&provider, uri.query().unwrap_or_default(), &cookies, now())
+        .await;
+    match outcome {
+        CallbackOutcome::ToClient {
+            location,
+            clear_cookie,
+            failure,
+            subject,
+        } => {
+            let mut response = see_other(&location);
+            if let Ok(value) = HeaderValue::from_str(&clear_cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            match (failure, subject) {
+                (None, Some(user_id)) => {
+                    tracing::info!(%provider, %user_id, "federated sign-in");
+                    start_session(&pages, &user_id, response).await
+                }
+                (failure, _) => {
+                    tracing::info!(
+                        %provider,
+                        reason = failure.as_deref().unwrap_or("unknown"),
+                        "federated sign-in failed; the client hears it"
+                    );
+                    response
+                }
+            }
+        }
+        CallbackOutcome::Refused(e) => {
+            tracing::warn!(%provider, error = %e, "upstream callback refused");
+            pages.message(
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                &format!(
+                    "{}. Return to the application and start again.",
+                    capitalized(&e.to_string())
+                ),
+            )
+        }
+        CallbackOutcome::Failed(e) => pages.server_error(&e),
+        _ => pages.server_error(&"unknown callback outcome"),
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
