@@ -22,11 +22,9 @@
 )]
 
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 mod support;
 use support::*;
@@ -34,47 +32,6 @@ use support::*;
 const UPSTREAM_CLIENT_ID: &str = "mcpauth";
 const UPSTREAM_CLIENT_SECRET: &str = "a-client-secret-for-the-loopback-test-idp";
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-/// oidc-provider on loopback until dropped.
-struct Upstream {
-    issuer: String,
-    _process: tokio::process::Child,
-}
-
-async fn start_upstream(redirect_uri: &str) -> Upstream {
-    ensure_npm("oidc-provider", "oidc-provider").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let input = json!({
-        "port": port, "client_id": UPSTREAM_CLIENT_ID, "client_secret": UPSTREAM_CLIENT_SECRET,
-        "redirect_uri": redirect_uri,
-    });
-    let mut process = tokio::process::Command::new("node")
-        .arg("upstream.mjs")
-        .arg(input.to_string())
-        .current_dir(interop_dir("oidc-provider"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed to run the federated sign-in test");
-    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("oidc-provider did not start within 30 s")
-        .unwrap()
-        .expect("oidc-provider exited");
-    let issuer = line.strip_prefix("ready ").unwrap().to_owned();
-    // Keep reading: oidc-provider logs to stdout, and dies of EPIPE when nobody listens.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Upstream {
-        issuer,
-        _process: process,
-    }
-}
 
 /// The operator's configuration: the provider in the TOML file, its secret and the key
 /// encryption key from the environment.
@@ -143,7 +100,7 @@ async fn a_user_signs_in_at_a_real_openid_provider_and_the_mcp_client_gets_mcpau
         "http://{}/upstream/test-idp/callback",
         listener.local_addr().unwrap()
     );
-    let upstream = start_upstream(&callback).await;
+    let upstream = start_upstream(UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET, &callback).await;
     let config = config(&listener, &dir, &upstream.issuer);
     let built = mcpauth_server::build(&config).await.unwrap();
     let store = built.store.clone();

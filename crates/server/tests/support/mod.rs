@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -24,9 +25,13 @@ pub fn chromium() -> String {
     path
 }
 
+/// `interop/{folder}` of the workspace (this file serves tests of several crates).
 pub fn interop_dir(folder: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../interop")
+        .ancestors()
+        .map(|dir| dir.join("interop"))
+        .find(|dir| dir.is_dir())
+        .expect("the workspace's interop folder")
         .join(folder)
 }
 
@@ -196,4 +201,47 @@ pub fn assert_png(path: &Path) {
         "{} is not a screenshot",
         path.display()
     );
+}
+
+/// oidc-provider on loopback until dropped.
+pub struct Upstream {
+    pub issuer: String,
+    _process: tokio::process::Child,
+}
+
+/// Starts panva's oidc-provider (`interop/oidc-provider/upstream.mjs`) on a free loopback
+/// port with one confidential client.
+pub async fn start_upstream(client_id: &str, client_secret: &str, redirect_uri: &str) -> Upstream {
+    ensure_npm("oidc-provider", "oidc-provider").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let input = serde_json::json!({
+        "port": port, "client_id": client_id, "client_secret": client_secret,
+        "redirect_uri": redirect_uri,
+    });
+    let mut process = tokio::process::Command::new("node")
+        .arg("upstream.mjs")
+        .arg(input.to_string())
+        .current_dir(interop_dir("oidc-provider"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed to run this test");
+    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("oidc-provider did not start within 30 s")
+        .unwrap()
+        .expect("oidc-provider exited");
+    let issuer = line.strip_prefix("ready ").unwrap().to_owned();
+    // Keep reading: oidc-provider logs to stdout, and dies of EPIPE when nobody listens.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Upstream {
+        issuer,
+        _process: process,
+    }
 }
