@@ -17,11 +17,25 @@ pub async fn list_users(store: &SqlStore) -> Result<Vec<UserRow>, StartError> {
 }
 
 async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartError> {
-    let email = users::normalize_email(email)?;
-    store
-        .find_user_by_email(&email)
-        .await?
-        .ok_or(StartError::User(users::UserError::UnknownUser(email)))
+    let normalized = users::normalize_email(email);
+    if let Ok(email) = &normalized
+        && let Some(user) = store.find_user_by_email(email).await?
+    {
+        return Ok(user);
+    }
+    // Federated users may have no email of their own: they are named by their subject
+    // (`user_…`) or by `provider:upstream-id`, as `user list` shows them.
+    let raw = email.trim();
+    if let Some(user) = store.find_user_by_id(raw).await? {
+        return Ok(user);
+    }
+    if let Some(user) = store.find_user_by_email(raw).await? {
+        return Ok(user);
+    }
+    Err(StartError::User(match normalized {
+        Ok(email) => users::UserError::UnknownUser(email),
+        Err(bad) => bad,
+    }))
 }
 
 /// Disables the user with `email`: it can no longer sign in, its sessions end and every

@@ -72,12 +72,13 @@ enum UserCommand {
     List,
     /// Disable a user: it can no longer sign in, its sessions end, its grants are revoked.
     Disable {
-        /// The user's email address.
+        /// The user's email address, or its subject (`user_…`); federated users without an
+        /// email of their own are also named `provider:upstream-id`.
         email: String,
     },
     /// Let a disabled user sign in again (revoked grants stay revoked).
     Enable {
-        /// The user's email address.
+        /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
         email: String,
     },
     /// Set a new password (read like `add` does); signs the user out everywhere.

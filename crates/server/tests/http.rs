@@ -1973,6 +1973,22 @@ async fn a_federated_account_cannot_sign_in_with_a_password() {
         .create_federated_user("user_fed", Some("fed@example.com"), "github", "42", 1)
         .await
         .unwrap();
+    // The operator names federated users by subject or `provider:upstream-id`.
+    store
+        .create_federated_user("user_fed2", None, "github", "43", 1)
+        .await
+        .unwrap();
+    mcpauth_server::admin::disable_user(&store, "github:43")
+        .await
+        .unwrap();
+    mcpauth_server::admin::enable_user(&store, "user_fed2")
+        .await
+        .unwrap();
+    assert!(
+        mcpauth_server::admin::disable_user(&store, "github:44")
+            .await
+            .is_err()
+    );
     for password in ["", "!federated", "dummy-password-never-matches"] {
         let form = server.login_form().await;
         let response = server
