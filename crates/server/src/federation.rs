@@ -18,6 +18,9 @@ use crate::{Config, OsRandom, StartError};
 
 /// Refresh kept upstream tokens this long before they run out.
 const REFRESH_LEEWAY: u64 = 60;
+/// Seconds one instance may take to refresh an account's upstream tokens before another may
+/// try (the upstream call times out after 10 s).
+const REFRESH_LEASE: u64 = 15;
 
 /// [`UpstreamRequestStore`] over [`SqlStore`].
 #[derive(Debug, Clone)]
@@ -183,6 +186,9 @@ pub enum UpstreamTokenError {
     /// The upstream refused the refresh: the user must sign in again.
     #[error("refreshing at the provider failed: {0}")]
     Refresh(#[from] mcpauth_proxy::ProxyError),
+    /// Another request has been refreshing these tokens for the whole lease; try again.
+    #[error("another request is refreshing these upstream tokens; try again")]
+    RefreshInProgress,
 }
 
 impl Federation {
@@ -214,22 +220,64 @@ impl Federation {
         if !kept.needs_refresh(now, REFRESH_LEEWAY) {
             return Ok(Some(kept));
         }
-        let fresh = kept.refresh(provider, &*self.transport, now).await?;
-        let resealed = vault.seal(&fresh, &binding, &OsRandom)?;
-        if self
+        // One refresh per account across instances: a rotating refresh token is spent once.
+        if !self
             .store
-            .replace_federated_tokens(provider_id, &row.subject, &sealed, &resealed, now)
+            .claim_federated_refresh(
+                provider_id,
+                &row.subject,
+                &sealed,
+                now,
+                now.saturating_add(REFRESH_LEASE),
+            )
             .await?
         {
-            return Ok(Some(fresh));
+            return self
+                .refreshed_elsewhere(provider_id, &row.subject, &sealed, &binding, vault)
+                .await;
         }
-        // Another instance refreshed first: its tokens are the current ones.
-        let current = self
-            .store
-            .find_federated_identity(provider_id, &row.subject)
-            .await?
-            .and_then(|row| row.upstream_tokens);
-        Ok(current.map(|s| vault.open(&s, &binding)).transpose()?)
+        let fresh = match kept.refresh(provider, &*self.transport, now).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // Let the next request try at once rather than wait out the lease.
+                self.store
+                    .release_federated_refresh(provider_id, &row.subject)
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        let resealed = vault.seal(&fresh, &binding, &OsRandom)?;
+        self.store
+            .replace_federated_tokens(provider_id, &row.subject, &sealed, &resealed, now)
+            .await?;
+        Ok(Some(fresh))
+    }
+
+    /// Another request holds the refresh claim: waits (up to the lease) for its tokens.
+    async fn refreshed_elsewhere(
+        &self,
+        provider: &str,
+        subject: &str,
+        stale: &str,
+        binding: &str,
+        vault: &TokenVault,
+    ) -> Result<Option<KeptTokens>, UpstreamTokenError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(REFRESH_LEASE);
+        loop {
+            let current = self
+                .store
+                .find_federated_identity(provider, subject)
+                .await?
+                .and_then(|row| row.upstream_tokens);
+            match current {
+                None => return Ok(None),
+                Some(sealed) if sealed != stale => return Ok(Some(vault.open(&sealed, binding)?)),
+                Some(_) if std::time::Instant::now() >= deadline => {
+                    return Err(UpstreamTokenError::RefreshInProgress);
+                }
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
     }
 }
 

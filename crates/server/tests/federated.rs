@@ -8,9 +8,9 @@
 //! pages, and comes back through `/upstream/test-idp/callback`; the client redeems mcpauth's
 //! code and gets mcpauth's tokens, whose `sub` is the local user the server's mapper linked
 //! to the upstream account. Then: the upstream callback replayed is refused; the same browser
-//! asks again and sees mcpauth's consent page without going upstream (its session); a second
-//! instance on the same database hands the application the kept upstream tokens, refreshed
-//! at oidc-provider, and they work at its userinfo endpoint. Screenshots land in
+//! asks again and sees mcpauth's consent page without going upstream (its session); two more
+//! instances on the same database, asked at once, hand the application the kept upstream
+//! tokens, refreshed once at oidc-provider, and they work at its userinfo endpoint. Screenshots land in
 //! `target/tmp/federated-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node` and `npm`; `.ci/run` installs them.
@@ -228,12 +228,17 @@ async fn a_user_signs_in_at_a_real_openid_provider_and_the_mcp_client_gets_mcpau
     // The application's side: another instance on the same database opens the kept upstream
     // tokens. They live 5 s at oidc-provider, so they are refreshed there first, and the
     // fresh access token works at its userinfo endpoint.
+    // Two instances asking at once refresh once: oidc-provider rotates refresh tokens, so a
+    // second refresh with the same one would fail (and revoke the family).
     let second_instance = mcpauth_server::build(&config).await.unwrap();
-    let kept = second_instance
-        .upstream_tokens(&identity.user_id, "test-idp")
-        .await
-        .unwrap()
-        .expect("kept tokens");
+    let third_instance = mcpauth_server::build(&config).await.unwrap();
+    let (kept, also) = tokio::join!(
+        second_instance.upstream_tokens(&identity.user_id, "test-idp"),
+        third_instance.upstream_tokens(&identity.user_id, "test-idp"),
+    );
+    let kept = kept.unwrap().expect("kept tokens");
+    let also = also.unwrap().expect("kept tokens");
+    assert_eq!(kept.access_token, also.access_token, "one refresh, shared");
     let resealed = store
         .find_federated_identity("test-idp", "alice")
         .await

@@ -184,8 +184,8 @@ impl SqlStore {
         let now = to_db(now)?;
         on_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE federated_identities SET upstream_tokens = $3, updated_at = $4 \
-                 WHERE provider = $1 AND subject = $2",
+                "UPDATE federated_identities SET upstream_tokens = $3, updated_at = $4, \
+                 refresh_lease_until = NULL WHERE provider = $1 AND subject = $2",
             )
             .bind(provider)
             .bind(subject)
@@ -215,7 +215,8 @@ impl SqlStore {
         let now = to_db(now)?;
         on_pool!(self, |pool| {
             let done = sqlx::query(
-                "UPDATE federated_identities SET upstream_tokens = $4, updated_at = $5 \
+                "UPDATE federated_identities SET upstream_tokens = $4, updated_at = $5, \
+                 refresh_lease_until = NULL \
                  WHERE provider = $1 AND subject = $2 AND upstream_tokens = $3",
             )
             .bind(provider)
@@ -227,5 +228,62 @@ impl SqlStore {
             .await?;
             Ok(done.rows_affected() > 0)
         })
+    }
+
+    /// Claims the refresh of `provider`'s user `subject`'s tokens until `until`, if they are
+    /// still `expected` and no other live claim holds them. Exactly one of several instances
+    /// gets it, so a rotating upstream refresh token is spent once; the others wait for the
+    /// winner's tokens. Returns whether this call claimed it.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn claim_federated_refresh(
+        &self,
+        provider: &str,
+        subject: &str,
+        expected: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        let (now, until) = (to_db(now)?, to_db(until)?);
+        on_pool!(self, |pool| {
+            let done = sqlx::query(
+                "UPDATE federated_identities SET refresh_lease_until = $5 \
+                 WHERE provider = $1 AND subject = $2 AND upstream_tokens = $3 \
+                 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $4)",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(expected)
+            .bind(now)
+            .bind(until)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// Gives up a refresh claim (the refresh failed), so another request may try at once.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn release_federated_refresh(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE federated_identities SET refresh_lease_until = NULL \
+                 WHERE provider = $1 AND subject = $2",
+            )
+            .bind(provider)
+            .bind(subject)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 }

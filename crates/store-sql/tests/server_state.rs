@@ -427,6 +427,36 @@ async fn federated_identities(first: SqlStore, second: SqlStore) {
         .set_federated_tokens("github", "9", Some("sealed-1"), 30)
         .await
         .unwrap();
+    // One refresh claim at a time, only on the tokens the claimant read; it lapses.
+    let (x, y) = tokio::join!(
+        first.claim_federated_refresh("github", "9", "sealed-1", 30, 60),
+        second.claim_federated_refresh("github", "9", "sealed-1", 30, 60)
+    );
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one instance refreshes");
+    assert!(
+        !first
+            .claim_federated_refresh("github", "9", "sealed-1", 59, 89)
+            .await
+            .unwrap()
+    );
+    assert!(
+        first
+            .claim_federated_refresh("github", "9", "sealed-1", 60, 90)
+            .await
+            .unwrap(),
+        "a lapsed claim is taken over"
+    );
+    first
+        .release_federated_refresh("github", "9")
+        .await
+        .unwrap();
+    assert!(
+        !first
+            .claim_federated_refresh("github", "9", "stale", 61, 91)
+            .await
+            .unwrap(),
+        "tokens someone else replaced are not refreshed again"
+    );
     let (x, y) = tokio::join!(
         first.replace_federated_tokens("github", "9", "sealed-1", "sealed-2", 40),
         second.replace_federated_tokens("github", "9", "sealed-1", "sealed-3", 40)

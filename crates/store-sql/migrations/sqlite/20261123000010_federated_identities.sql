@@ -5,6 +5,7 @@ CREATE TABLE federated_identities (
     subject         TEXT NOT NULL,
     user_id         TEXT NOT NULL,
     upstream_tokens TEXT,           -- AES-256-GCM sealed JSON; only when the operator keeps them
+    refresh_lease_until BIGINT,     -- an instance is refreshing the tokens until then
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
     PRIMARY KEY (provider, subject)
