@@ -9,6 +9,7 @@
 //   node browser.mjs federated '<json>'   an authorization request at a server with upstream
 //                                         providers: continue with one on the chooser, sign
 //                                         in and consent on the upstream's own pages
+//   node browser.mjs device-federated '<json>'  the device page, signing in upstream
 //
 // The JSON names the URL to open, the user's email and password, the profile directory (one
 // per "browser", so sessions persist between runs) and where screenshots go. The script
@@ -91,24 +92,29 @@ try {
     await remember("device-confirm");
     await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
     await remember("device-done");
-  } else if (command === "federated") {
-    const atClient = () => page.url().startsWith(input.redirect_uri);
+  } else if (command === "federated" || command === "device-federated") {
+    // `federated`: an authorization request; ends at the client's redirect URI.
+    // `device-federated`: the device page without a session; ends at the device page, where
+    // the code is approved.
+    const back = command === "federated" ? input.redirect_uri : input.return_to;
+    const isBack = () => page.url().startsWith(back);
     // The upstream's redirect back to mcpauth, which the test replays.
     page.on("request", (request) => {
       if (request.url().includes("/upstream/") && request.url().includes("/callback?")) {
         seen.callback_url = request.url();
       }
     });
-    await remember("chooser");
+    await remember(command === "federated" ? "chooser" : "device-sign-in");
+    const first = page.url();
     await Promise.all([
-      page.waitForURL((url) => !url.href.startsWith(input.url)),
+      page.waitForURL((url) => url.href !== first),
       page.getByRole("button", { name: `Continue with ${input.provider}` }).click(),
     ]);
     // The upstream's own pages (oidc-provider's development sign-in and consent): fill what
-    // is asked, submit, until the browser is back at the client.
-    for (let step = 0; step < 6 && !atClient(); step += 1) {
+    // is asked, submit, until the browser is back.
+    for (let step = 0; step < 6 && !isBack(); step += 1) {
       await page.waitForLoadState("load");
-      if (atClient()) break;
+      if (isBack()) break;
       await remember(`upstream-${step}`);
       const login = page.locator('input[name="login"]');
       if ((await login.count()) > 0) {
@@ -121,8 +127,14 @@ try {
         page.locator('button[type="submit"]').first().click(),
       ]);
     }
-    await page.waitForURL((url) => url.href.startsWith(input.redirect_uri));
+    await page.waitForURL((url) => url.href.startsWith(back));
     seen.final_url = page.url();
+    if (command === "device-federated") {
+      await page.waitForLoadState("load");
+      await remember("device-federated-confirm");
+      await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
+      await remember("device-federated-done");
+    }
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());

@@ -21,7 +21,7 @@ use crate::id_token::{self, IdTokenError};
 use crate::identity::UpstreamIdentity;
 use crate::provider::{Preset, Provider, ProviderConfig, ProviderError};
 use crate::upstream::{
-    self, Callback, CallbackError, ProxyError, Transport, UpstreamRequest, UpstreamTokens,
+    self, Callback, CallbackError, ProxyError, Purpose, Transport, UpstreamRequest, UpstreamTokens,
 };
 
 /// Seconds a user may take at the upstream before the held request expires.
@@ -109,12 +109,13 @@ pub enum Mapping {
 /// to the upstream; they are never given to the MCP client.
 #[async_trait::async_trait]
 pub trait TokenMapper: Send + Sync {
-    /// Decides who `identity` is here, for `client`'s request.
+    /// Decides who `identity` is here, for `client`'s request (`None`: a plain sign-in to
+    /// the application, from its device or account page).
     async fn map(
         &self,
         identity: &UpstreamIdentity,
         tokens: &UpstreamTokens,
-        client: &PendingAuthorization,
+        client: Option<&PendingAuthorization>,
     ) -> Mapping;
 }
 
@@ -129,7 +130,7 @@ impl TokenMapper for ProviderSubject {
         &self,
         identity: &UpstreamIdentity,
         _tokens: &UpstreamTokens,
-        _client: &PendingAuthorization,
+        _client: Option<&PendingAuthorization>,
     ) -> Mapping {
         Mapping::Subject(format!("{}:{}", identity.provider, identity.subject))
     }
@@ -164,6 +165,18 @@ pub enum CallbackOutcome {
         /// The local subject the mapper chose, when the sign-in succeeded (to start the
         /// application's own session for the browser).
         subject: Option<String>,
+    },
+    /// A plain sign-in ([`FederatedLogin::begin_sign_in`]) ended: start the application's
+    /// session for `subject` and send the browser to `return_to`, or show `failure`.
+    SignedIn {
+        /// The local subject, when the sign-in succeeded.
+        subject: Option<String>,
+        /// Where the sign-in was started to return (a path on this server).
+        return_to: String,
+        /// The `Set-Cookie` value that deletes the binding cookie.
+        clear_cookie: String,
+        /// Why it failed (for the log and the page; never a secret).
+        failure: Option<String>,
     },
     /// The callback cannot be tied to a sign-in this browser started (forged, replayed,
     /// expired, from another browser, unknown provider): show an error page, redirect
@@ -336,13 +349,46 @@ where
         pending: PendingAuthorization,
         now: UnixTime,
     ) -> Result<UpstreamRedirect, ProxyError> {
+        self.start(provider, Purpose::Authorize(pending), now).await
+    }
+
+    /// Sends the user to `provider` only to sign in to the application (its device or account
+    /// page), coming back to `return_to`, a path on this server.
+    ///
+    /// # Errors
+    ///
+    /// [`ProxyError`] for an unknown provider, a `return_to` that is not a local path (it
+    /// would be an open redirect), randomness or storage failure.
+    pub async fn begin_sign_in(
+        &self,
+        provider: &str,
+        return_to: &str,
+        now: UnixTime,
+    ) -> Result<UpstreamRedirect, ProxyError> {
+        if !upstream::is_local_path(return_to) {
+            return Err(ProxyError::Callback(CallbackError::Malformed(
+                "return_to must be a path on this server",
+            )));
+        }
+        let purpose = Purpose::SignIn {
+            return_to: return_to.to_owned(),
+        };
+        self.start(provider, purpose, now).await
+    }
+
+    async fn start(
+        &self,
+        provider: &str,
+        purpose: Purpose,
+        now: UnixTime,
+    ) -> Result<UpstreamRedirect, ProxyError> {
         let provider = self
             .provider(provider)
             .ok_or(ProxyError::Callback(CallbackError::WrongProvider))?;
         let started = upstream::start(
             provider,
             &self.callback_url(&provider.id),
-            pending,
+            purpose,
             &*self.rng,
             now.0,
             UPSTREAM_REQUEST_TTL,
@@ -401,29 +447,43 @@ where
             self.callback_path(&provider.id),
             if self.secure_cookies { "; Secure" } else { "" },
         );
-        // From here the request is this browser's own: whatever happens, its MCP client
-        // hears the outcome.
-        let pending = record.pending.clone();
-        let (redirect, failure, subject) =
-            match self.sign_in(provider, &record, &callback, now).await {
-                Ok(subject) => (
-                    self.engine.approve(pending, &subject, now).await,
+        // From here the request is this browser's own: whatever happens, its MCP client (or
+        // the application's page) hears the outcome.
+        let signed_in = self.sign_in(provider, &record, &callback, now).await;
+        let pending = match record.purpose {
+            Purpose::Authorize(pending) => pending,
+            Purpose::SignIn { return_to } => {
+                let (subject, failure) = match signed_in {
+                    Ok(subject) => (Some(subject), None),
+                    Err((_, why)) => (None, Some(why)),
+                };
+                return CallbackOutcome::SignedIn {
+                    subject,
+                    return_to,
+                    clear_cookie,
+                    failure,
+                };
+            }
+        };
+        let (redirect, failure, subject) = match signed_in {
+            Ok(subject) => (
+                self.engine.approve(pending, &subject, now).await,
+                None,
+                Some(subject),
+            ),
+            Err((code, why)) => {
+                let description = if code == AuthorizeErrorCode::AccessDenied {
+                    "the sign-in was refused"
+                } else {
+                    "the sign-in at the identity provider failed"
+                };
+                (
+                    self.engine.fail(pending, code, description),
+                    Some(why),
                     None,
-                    Some(subject),
-                ),
-                Err((code, why)) => {
-                    let description = if code == AuthorizeErrorCode::AccessDenied {
-                        "the sign-in was refused"
-                    } else {
-                        "the sign-in at the identity provider failed"
-                    };
-                    (
-                        self.engine.fail(pending, code, description),
-                        Some(why),
-                        None,
-                    )
-                }
-            };
+                )
+            }
+        };
         match redirect {
             Ok(redirect) => CallbackOutcome::ToClient {
                 location: redirect.location,
@@ -486,7 +546,11 @@ where
             upstream::fetch_identity(provider, &tokens, claims.as_ref(), &*self.transport)
                 .await
                 .map_err(|e| server_error(e.to_string()))?;
-        match self.mapper.map(&identity, &tokens, &record.pending).await {
+        match self
+            .mapper
+            .map(&identity, &tokens, record.purpose.pending())
+            .await
+        {
             Mapping::Subject(subject) if !subject.is_empty() => Ok(subject),
             Mapping::Subject(_) => Err(server_error("the mapper chose an empty subject".into())),
             Mapping::Refuse(message) => Err((AuthorizeErrorCode::AccessDenied, message)),

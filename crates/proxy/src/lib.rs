@@ -40,6 +40,6 @@ pub use flow::{
 pub use identity::{ClaimMapping, UpstreamIdentity};
 pub use provider::{Preset, Provider, ProviderConfig, ProviderError};
 pub use upstream::{
-    Callback, CallbackError, ProxyError, Transport, UpstreamRequest, UpstreamTokens,
+    Callback, CallbackError, ProxyError, Purpose, Transport, UpstreamRequest, UpstreamTokens,
 };
 pub use vault::{KeptTokens, TokenVault, VaultError};

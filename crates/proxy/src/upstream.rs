@@ -37,10 +37,52 @@ pub struct UpstreamRequest {
     /// SHA-256 of the browser-binding cookie set with the redirect: the callback must come
     /// from the same browser (login CSRF defence).
     pub browser_binding_hash: String,
-    /// The MCP client's authorization request, finished after the callback.
-    pub pending: PendingAuthorization,
+    /// What the sign-in is for: an MCP client's authorization request, finished after the
+    /// callback, or a plain sign-in to the application.
+    pub purpose: Purpose,
     /// When this request stops being accepted.
     pub expires_at: u64,
+}
+
+/// What a federated sign-in is for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Finish this MCP client's authorization request with the engine's code.
+    Authorize(PendingAuthorization),
+    /// Only sign the user in to the application (its device or account page), then send the
+    /// browser to `return_to`, a path on this server.
+    SignIn {
+        /// Where to go afterwards: an absolute path (`/device?user_code=…`).
+        return_to: String,
+    },
+}
+
+impl From<PendingAuthorization> for Purpose {
+    fn from(pending: PendingAuthorization) -> Self {
+        Self::Authorize(pending)
+    }
+}
+
+impl Purpose {
+    /// The MCP client's request, for an authorization.
+    #[must_use]
+    pub fn pending(&self) -> Option<&PendingAuthorization> {
+        match self {
+            Self::Authorize(pending) => Some(pending),
+            Self::SignIn { .. } => None,
+        }
+    }
+}
+
+/// Whether `path` is a path on this server (`/x`), never another site (`//evil`, `/\evil`,
+/// `https://…`): the only places a plain sign-in returns to.
+#[must_use]
+pub fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
 }
 
 /// The redirect that sends the user upstream.
@@ -243,7 +285,7 @@ pub fn check_issuer(provider: &Provider, iss: Option<&str>) -> Result<(), Callba
 }
 
 /// Builds the redirect that sends the user to `provider`, returning to `callback_url`, for
-/// the MCP client's `pending` request. Fresh `state`, browser binding, and (as the
+/// `purpose` (an MCP client's request, or a plain sign-in). Fresh `state`, browser binding, and (as the
 /// provider supports them) `nonce` and PKCE S256; the record expires after `ttl` seconds.
 ///
 /// # Errors
@@ -252,7 +294,7 @@ pub fn check_issuer(provider: &Provider, iss: Option<&str>) -> Result<(), Callba
 pub fn start(
     provider: &Provider,
     callback_url: &Url,
-    pending: PendingAuthorization,
+    purpose: impl Into<Purpose>,
     rng: &dyn SecureRandom,
     now: u64,
     ttl: u64,
@@ -283,7 +325,7 @@ pub fn start(
             nonce,
             pkce_verifier: verifier,
             browser_binding_hash: mcpauth_token_engine::secret_hash(&browser_binding),
-            pending,
+            purpose: purpose.into(),
             expires_at: now.saturating_add(ttl),
         },
         state,

@@ -122,7 +122,7 @@ impl TokenMapper for Mapper {
         &self,
         identity: &UpstreamIdentity,
         tokens: &UpstreamTokens,
-        _client: &PendingAuthorization,
+        _client: Option<&PendingAuthorization>,
     ) -> Mapping {
         self.0
             .lock()
@@ -469,4 +469,66 @@ fn the_flow_futures_are_send() {
         send(&begin);
     }
     let _ = check;
+}
+
+// A plain sign-in (the application's device or account page): the same checks, the
+// mapper's subject, no code for anyone, back to a path on this server only.
+#[tokio::test]
+async fn a_plain_sign_in_returns_the_subject_to_a_local_path_only() {
+    let setup = setup().await;
+    for bad in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "device",
+    ] {
+        assert!(
+            setup.login.begin_sign_in("corp", bad, NOW).await.is_err(),
+            "{bad}"
+        );
+    }
+    let redirect = setup
+        .login
+        .begin_sign_in("corp", "/tenant/device?user_code=WDJB-MJHT", NOW)
+        .await
+        .unwrap();
+    let location = Url::parse(&redirect.location).unwrap();
+    let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    setup.upstream.next.lock().unwrap().0 = q["nonce"].clone();
+    let cookie = redirect.set_cookie.split(';').next().unwrap().to_owned();
+
+    // Another browser cannot finish it.
+    let other = setup
+        .callback(&ok_query(&q["state"]), "mcpauth_upstream_x=y")
+        .await;
+    assert!(matches!(
+        other,
+        CallbackOutcome::Refused(CallbackError::WrongBrowser | CallbackError::UnknownState)
+    ));
+
+    let redirect = setup
+        .login
+        .begin_sign_in("corp", "/tenant/account", NOW)
+        .await
+        .unwrap();
+    let location = Url::parse(&redirect.location).unwrap();
+    let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    setup.upstream.next.lock().unwrap().0 = q["nonce"].clone();
+    let cookie_2 = redirect.set_cookie.split(';').next().unwrap().to_owned();
+    let outcome = setup.callback(&ok_query(&q["state"]), &cookie_2).await;
+    match outcome {
+        CallbackOutcome::SignedIn {
+            subject,
+            return_to,
+            failure,
+            clear_cookie,
+        } => {
+            assert_eq!(subject.as_deref(), Some("local-upstream-user-7"));
+            assert_eq!(return_to, "/tenant/account");
+            assert_eq!(failure, None);
+            assert!(clear_cookie.contains("Max-Age=0"));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(cookie);
 }

@@ -356,7 +356,7 @@ impl TokenMapper for LocalUsers {
         &self,
         identity: &UpstreamIdentity,
         tokens: &UpstreamTokens,
-        _client: &PendingAuthorization,
+        _client: Option<&PendingAuthorization>,
     ) -> Mapping {
         if !self.domain_allowed(identity) {
             tracing::info!(provider = %identity.provider, "federated sign-in refused: email domain not allowed");
@@ -421,13 +421,14 @@ mod tests {
             "client",
         ))
         .unwrap();
-        let pending = serde_json::from_value(serde_json::json!({
-            "client_id": "c", "client_name": null, "client_identity": "SelfRegistered",
-            "redirect_uri": "http://127.0.0.1/cb", "redirect_uri_in_request": true,
-            "scope": "mcp:tools", "resources": [], "state": null,
-            "code_challenge": "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"
-        }))
-        .unwrap();
+        let pending: mcpauth_token_engine::PendingAuthorization =
+            serde_json::from_value(serde_json::json!({
+                "client_id": "c", "client_name": null, "client_identity": "SelfRegistered",
+                "redirect_uri": "http://127.0.0.1/cb", "redirect_uri_in_request": true,
+                "scope": "mcp:tools", "resources": [], "state": null,
+                "code_challenge": "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"
+            }))
+            .unwrap();
         let started = mcpauth_proxy::upstream::start(
             &provider,
             &"https://as.example/upstream/google/callback"

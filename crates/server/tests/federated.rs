@@ -8,7 +8,8 @@
 //! pages, and comes back through `/upstream/test-idp/callback`; the client redeems mcpauth's
 //! code and gets mcpauth's tokens, whose `sub` is the local user the server's mapper linked
 //! to the upstream account. Then: the upstream callback replayed is refused; the same browser
-//! asks again and sees mcpauth's consent page without going upstream (its session); two more
+//! asks again and sees mcpauth's consent page without going upstream (its session); a
+//! device code is approved on the device page by a browser that signs in upstream; two more
 //! instances on the same database, asked at once, hand the application the kept upstream
 //! tokens, refreshed once at oidc-provider, and they work at its userinfo endpoint. Screenshots land in
 //! `target/tmp/federated-screenshots/`.
@@ -224,6 +225,77 @@ async fn a_user_signs_in_at_a_real_openid_provider_and_the_mcp_client_gets_mcpau
         claims(tokens["access_token"].as_str().unwrap())["sub"],
         identity.user_id.as_str()
     );
+
+    // The device flow on a server without passwords: the device page offers the provider,
+    // the person signs in there (a browser with no session), comes back to the same code,
+    // and approves it; the device gets tokens for the same local user.
+    let device_client = server
+        .register(json!({
+            "client_name": "Kitchen Display",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    let device: Value = server
+        .http
+        .post(format!("{}/device_authorization", server.issuer))
+        .form(&[
+            ("client_id", device_client.as_str()),
+            ("scope", "mcp:tools"),
+            ("resource", RESOURCE),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen = browse(
+        "device-federated",
+        json!({
+            "url": device["verification_uri_complete"],
+            "return_to": format!("{}/device", server.issuer), "provider": "Test IdP",
+            "upstream_login": "alice", "profile": dir.join("device-profile"),
+            "chromium": chromium, "screenshots": shots,
+        }),
+    )
+    .await;
+    let sign_in = seen["pages"][0]["text"].as_str().unwrap();
+    assert!(sign_in.contains("Continue with Test IdP"), "{sign_in}");
+    assert!(!sign_in.contains("Password"), "{sign_in}");
+    let confirm = seen["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["text"].as_str().unwrap().contains("Kitchen Display"))
+        .expect("the confirmation page names the device's client");
+    assert!(
+        confirm["text"]
+            .as_str()
+            .unwrap()
+            .contains(device["user_code"].as_str().unwrap()),
+        "{confirm}"
+    );
+    let tokens: Value = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device["device_code"].as_str().unwrap()),
+            ("client_id", device_client.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["sub"],
+        identity.user_id.as_str(),
+        "{tokens}"
+    );
+    assert_png(&shots.join("device-federated-done.png"));
 
     // The application's side: another instance on the same database opens the kept upstream
     // tokens. They live 5 s at oidc-provider, so they are refreshed there first, and the

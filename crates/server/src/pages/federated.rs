@@ -64,6 +64,37 @@ pub(super) async fn callback(
                 }
             }
         }
+        CallbackOutcome::SignedIn {
+            subject,
+            return_to,
+            clear_cookie,
+            failure,
+        } => match (subject, failure) {
+            (Some(user_id), None) => {
+                tracing::info!(%provider, %user_id, "federated sign-in to a page");
+                let mut response = see_other(&return_to);
+                if let Ok(value) = HeaderValue::from_str(&clear_cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                start_session(&pages, &user_id, response).await
+            }
+            (_, failure) => {
+                tracing::info!(
+                    %provider,
+                    reason = failure.as_deref().unwrap_or("unknown"),
+                    "federated sign-in to a page failed"
+                );
+                let mut response = pages.message(
+                    StatusCode::FORBIDDEN,
+                    "You could not be signed in",
+                    "The identity provider did not sign you in, or this server does not accept your account there. Go back and try again, or ask the operator.",
+                );
+                if let Ok(value) = HeaderValue::from_str(&clear_cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                response
+            }
+        },
         CallbackOutcome::Refused(e) => {
             tracing::warn!(%provider, error = %e, "upstream callback refused");
             pages.message(

@@ -23,7 +23,8 @@ use serde::Deserialize;
 
 use super::sign_in::{PasswordCheck, Peer, check_password, peer_ip, start_session};
 use super::{
-    LoginPage, Pages, ScopeLine, SessionBar, SignedIn, cookie, page, random_token, see_other,
+    LoginPage, Pages, ProviderButton, ScopeLine, SessionBar, SignedIn, cookie, page, random_token,
+    see_other,
 };
 
 const INTERACTION_TTL: u64 = 600;
@@ -42,12 +43,6 @@ struct ConsentPage<'a> {
     redirect_host: String,
     action: String,
     csrf_token: &'a str,
-}
-
-/// A provider button on the chooser.
-struct ProviderButton<'a> {
-    name: &'a str,
-    action: String,
 }
 
 /// The chooser of a server with upstream providers: the MCP client's request, and a button
@@ -222,6 +217,9 @@ impl Pages {
                 hidden: Vec::new(),
                 email,
                 error,
+                // Shown only without providers (which get the chooser instead).
+                providers: Vec::new(),
+                password_login: true,
             }
             .render(),
         )

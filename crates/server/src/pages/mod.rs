@@ -98,6 +98,15 @@ struct LoginPage<'a> {
     hidden: Vec<(&'static str, String)>,
     email: &'a str,
     error: Option<&'a str>,
+    /// "Continue with …" buttons (federated sign-in), each its own form.
+    providers: Vec<ProviderButton<'a>>,
+    password_login: bool,
+}
+
+/// A "Continue with …" button: the provider's name and where its form posts.
+struct ProviderButton<'a> {
+    name: &'a str,
+    action: String,
 }
 
 pub(crate) fn random_token() -> Option<String> {
@@ -332,6 +341,10 @@ pub(crate) fn routes(pages: Arc<Pages>) -> Router {
         .route(&at("/account"), get(account::show))
         .route(&at("/account/withdraw"), post(account::withdraw))
         .route(&at("/sign-in"), post(sign_in::sign_in))
+        .route(
+            &at("/sign-in/upstream/{provider}"),
+            post(sign_in::sign_in_upstream),
+        )
         .route(&at("/sign-out"), post(sign_in::sign_out))
         .route(&at("/static/mcpauth.css"), get(stylesheet))
         .with_state(pages)

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Form};
@@ -18,7 +18,7 @@ use mcpauth_store_sql::UserRow;
 use mcpauth_token_engine::{RateLimitStore, secret_hash};
 use serde::Deserialize;
 
-use super::{LoginPage, Pages, SESSION_COOKIE, page, random_token, see_other};
+use super::{LoginPage, Pages, ProviderButton, SESSION_COOKIE, page, random_token, see_other};
 use crate::users;
 
 /// Sign-in attempts allowed per address in a window.
@@ -204,6 +204,21 @@ pub(super) fn sign_in_page(
     if let Some(code) = user_code {
         hidden.push(("user_code", code.to_owned()));
     }
+    let providers = pages
+        .federation
+        .as_ref()
+        .map(|federation| {
+            federation
+                .login
+                .providers()
+                .iter()
+                .map(|p| ProviderButton {
+                    name: &p.display_name,
+                    action: format!("{}/sign-in/upstream/{}", pages.base, p.id),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     page(
         status,
         LoginPage {
@@ -218,6 +233,8 @@ pub(super) fn sign_in_page(
             hidden,
             email,
             error,
+            providers,
+            password_login: pages.password_login,
         }
         .render(),
     )
@@ -265,6 +282,60 @@ pub(super) async fn sign_in(
             Some("Wrong email or password."),
         ),
         PasswordCheck::Refused(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UpstreamSignInForm {
+    csrf_token: String,
+    next: Next,
+    #[serde(default)]
+    user_code: Option<String>,
+}
+
+/// `POST {base}/sign-in/upstream/{provider}`: the device and account pages' sign-in through
+/// an upstream provider; the callback starts the session and comes back to the page.
+pub(super) async fn sign_in_upstream(
+    State(pages): State<Arc<Pages>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<UpstreamSignInForm>,
+) -> Response {
+    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+        return pages.form_expired();
+    }
+    let Some(federation) = pages.federation.clone() else {
+        return pages.message(
+            StatusCode::NOT_FOUND,
+            "No identity providers",
+            "This server signs users in with a password only.",
+        );
+    };
+    let user_code = form.user_code.as_deref().filter(|c| !c.trim().is_empty());
+    let return_to = match form.next {
+        Next::Device => pages.device_page_url(user_code),
+        Next::Account => format!("{}/account", pages.base),
+    };
+    match federation
+        .login
+        .begin_sign_in(&provider, &return_to, now())
+        .await
+    {
+        Ok(upstream) => {
+            let mut response = see_other(&upstream.location);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&upstream.set_cookie) {
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(mcpauth_proxy::ProxyError::Callback(_)) => pages.message(
+            StatusCode::NOT_FOUND,
+            "Unknown identity provider",
+            "Go back and choose one of the providers listed.",
+        ),
+        Err(e) => pages.server_error(&e),
     }
 }
 
