@@ -1,0 +1,214 @@
+//! How the client talks HTTP: a small trait over `http` types (tests and embedders plug in
+//! their own), the reqwest implementation (rustls, no redirects, a time limit, a size cap),
+//! and the URL policy every discovered URL must pass.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::Error;
+
+/// The most bytes read from any response: metadata documents and token responses are small.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Sends requests.
+#[async_trait::async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends `request`; any status is a response, only a failure to get one is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Network`] naming the URL.
+    async fn send(&self, request: http::Request<Vec<u8>>)
+    -> Result<http::Response<Vec<u8>>, Error>;
+}
+
+/// Which URLs the client accepts from discovery and registration: https, and plain http only
+/// on loopback when allowed (development servers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UrlPolicy {
+    /// Accept `http://127.0.0.1`, `http://[::1]` and `http://localhost` URLs.
+    pub allow_loopback_http: bool,
+}
+
+impl UrlPolicy {
+    /// https only.
+    #[must_use]
+    pub fn https_only() -> Self {
+        Self::default()
+    }
+
+    /// https, and http on loopback hosts (development).
+    #[must_use]
+    pub fn allowing_loopback_http() -> Self {
+        Self {
+            allow_loopback_http: true,
+        }
+    }
+
+    /// Parses `url` and checks it against the policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Insecure`] saying why.
+    pub fn check(&self, url: &str) -> Result<Url, Error> {
+        let parsed = Url::parse(url).map_err(|e| Error::Insecure {
+            url: url.to_owned(),
+            reason: format!("not a URL: {e}"),
+        })?;
+        let fine = parsed.scheme() == "https"
+            || (self.allow_loopback_http && mcpauth_metadata::is_loopback_http(&parsed));
+        if !fine {
+            return Err(Error::Insecure {
+                url: url.to_owned(),
+                reason: if mcpauth_metadata::is_loopback_http(&parsed) {
+                    "plain http; allow loopback http for development servers".into()
+                } else {
+                    "only https URLs are accepted (http only on loopback, for development)".into()
+                },
+            });
+        }
+        if parsed.fragment().is_some() || !parsed.username().is_empty() {
+            return Err(Error::Insecure {
+                url: url.to_owned(),
+                reason: "no fragment or user name is allowed".into(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// The real client: rustls, no redirects (a redirect could move a token request elsewhere),
+/// [`REQUEST_TIMEOUT`], at most [`MAX_RESPONSE_BYTES`].
+#[derive(Debug, Clone)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+}
+
+impl ReqwestClient {
+    /// A client with the defaults above.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Network`] when the TLS backend cannot start.
+    pub fn new() -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("mcpauth-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Network {
+                url: String::new(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, Error> {
+        let url = request.uri().to_string();
+        let fail = |reason: String| Error::Network {
+            url: url.clone(),
+            reason,
+        };
+        let (parts, body) = request.into_parts();
+        let mut response = self
+            .client
+            .request(parts.method, url.as_str())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?
+        {
+            if body.len().saturating_add(chunk.len()) > MAX_RESPONSE_BYTES {
+                return Err(fail(format!(
+                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder.body(body).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// A GET asking for JSON.
+pub(crate) fn get_json(url: &Url) -> Result<http::Request<Vec<u8>>, Error> {
+    http::Request::get(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::Network {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// A form POST (RFC 6749 §3.2: `application/x-www-form-urlencoded`).
+pub(crate) fn post_form(
+    url: &Url,
+    pairs: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Result<http::Request<Vec<u8>>, Error> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let mut request = http::Request::post(url.as_str())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json");
+    if let Some((id, secret)) = basic {
+        // RFC 6749 §2.3.1: each part form-urlencoded before base64.
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let credentials = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:{}", encode(id), encode(secret)),
+        );
+        request = request.header(http::header::AUTHORIZATION, format!("Basic {credentials}"));
+    }
+    request.body(body.into_bytes()).map_err(|e| Error::Network {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_policy_takes_https_and_opt_in_loopback_http() {
+        let strict = UrlPolicy::https_only();
+        assert!(strict.check("https://as.example/x").is_ok());
+        assert!(strict.check("http://127.0.0.1:8080/").is_err());
+        assert!(strict.check("http://as.example/").is_err());
+        assert!(strict.check("javascript:alert(1)").is_err());
+        assert!(strict.check("https://user@as.example/").is_err());
+        assert!(strict.check("https://as.example/#f").is_err());
+        let dev = UrlPolicy::allowing_loopback_http();
+        assert!(dev.check("http://127.0.0.1:8080/").is_ok());
+        assert!(dev.check("http://[::1]:8080/").is_ok());
+        assert!(dev.check("http://localhost/").is_ok());
+        assert!(dev.check("http://10.0.0.1/").is_err());
+    }
+}

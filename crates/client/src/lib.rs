@@ -1,0 +1,35 @@
+//! The MCP client's side of OAuth 2.1, as the MCP authorization specification prescribes
+//! (2026-07-28, and servers of 2025-06-18 and 2025-11-25): from a `401` to a token.
+//!
+//! - [`challenge`]: the `WWW-Authenticate: Bearer` challenge (RFC 6750 §3, RFC 9728 §5.1).
+//! - [`discovery`]: protected-resource metadata, then authorization-server metadata in the
+//!   specification's order, with its checks (resource, issuer, PKCE S256), and the
+//!   2025-03-26 fallbacks.
+//! - [`http`]: the [`HttpClient`](http::HttpClient) trait, its reqwest implementation and the
+//!   URL policy (https, loopback http only when allowed).
+//! - [`registration`]: the client's identity per authorization server (pre-registered,
+//!   Client ID Metadata Document, RFC 7591 dynamic registration).
+//! - [`authorize`], [`loopback`], [`token`]: the authorization code flow with PKCE S256,
+//!   `resource` and RFC 9207 `iss`, the loopback redirect listener, token requests.
+//! - [`store`]: [`TokenStore`], where identities and tokens are kept.
+//! - [`OAuthClient`]: all of it for one MCP server, with [`OAuthClient::get_valid_token`].
+
+pub mod authorize;
+pub mod challenge;
+pub mod discovery;
+mod error;
+pub mod http;
+pub mod loopback;
+pub mod registration;
+mod session;
+pub mod store;
+pub mod token;
+
+pub use challenge::BearerChallenge;
+pub use discovery::{Discovered, discover};
+pub use error::Error;
+pub use http::{HttpClient, ReqwestClient, UrlPolicy};
+pub use registration::ClientCredentials;
+pub use session::{Browser, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
+pub use store::{MemoryStore, TokenStore};
+pub use token::TokenSet;

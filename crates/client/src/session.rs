@@ -1,0 +1,607 @@
+//! [`OAuthClient`]: one MCP server, start to finish. Discovers once, gets a client identity
+//! (pre-registered, metadata document, or dynamic registration kept per authorization
+//! server), authorizes in the browser through the loopback listener, keeps tokens in a
+//! [`TokenStore`], refreshes them shortly before they expire (one refresh at a time, shared
+//! by every concurrent caller), steps up on `insufficient_scope`, and revokes on logout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::Error;
+use crate::authorize::{authorization_request, read_authorization_response};
+use crate::challenge::BearerChallenge;
+use crate::discovery::{Discovered, discover};
+use crate::http::{HttpClient, ReqwestClient, UrlPolicy, post_form};
+use crate::loopback::LoopbackListener;
+use crate::registration::{ClientCredentials, RegistrationRequest, register};
+use crate::store::{MemoryStore, TokenStore};
+use crate::token::{TokenSet, exchange_code, refresh};
+
+/// Refresh this long before the access token expires.
+pub const REFRESH_LEEWAY: u64 = 60;
+
+/// Opens the authorization URL for the user.
+#[async_trait::async_trait]
+pub trait Browser: Send + Sync {
+    /// Opens `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Browser`] when it cannot.
+    async fn open(&self, url: &Url) -> Result<(), Error>;
+}
+
+/// The desktop's browser, started without a shell (a URL is never parsed as a command:
+/// mcp-remote's remote code execution came from that).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemBrowser;
+
+#[async_trait::async_trait]
+impl Browser for SystemBrowser {
+    async fn open(&self, url: &Url) -> Result<(), Error> {
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(Error::Browser(format!("refusing to open {url}")));
+        }
+        let (program, args): (&str, Vec<&str>) = if cfg!(target_os = "macos") {
+            ("open", vec![url.as_str()])
+        } else if cfg!(target_os = "windows") {
+            (
+                "rundll32",
+                vec!["url.dll,FileProtocolHandler", url.as_str()],
+            )
+        } else {
+            ("xdg-open", vec![url.as_str()])
+        };
+        tokio::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Browser(format!("cannot start {program}: {e}; open {url} yourself"))
+            })
+    }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds an [`OAuthClient`].
+#[derive(Debug)]
+#[must_use]
+pub struct OAuthClientBuilder {
+    server: String,
+    client_name: String,
+    policy: UrlPolicy,
+    pre_registered: Option<(String, Option<String>)>,
+    metadata_document_url: Option<String>,
+    scope: Option<String>,
+    authorization_timeout: Duration,
+    http: Option<Arc<dyn HttpClient>>,
+    store: Option<Arc<dyn TokenStore>>,
+    browser: Option<Arc<dyn Browser>>,
+}
+
+impl std::fmt::Debug for dyn HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl std::fmt::Debug for dyn Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Browser")
+    }
+}
+
+impl OAuthClientBuilder {
+    /// The name shown on the authorization server's consent page (dynamic registration).
+    pub fn client_name(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.client_name);
+        self
+    }
+
+    /// Accepts plain-http URLs on loopback hosts (development servers).
+    pub fn allow_loopback_http(mut self) -> Self {
+        self.policy = UrlPolicy::allowing_loopback_http();
+        self
+    }
+
+    /// Uses a client registered beforehand at the authorization server (first in the
+    /// specification's order of preference).
+    pub fn pre_registered(mut self, client_id: &str, client_secret: Option<&str>) -> Self {
+        self.pre_registered = Some((client_id.to_owned(), client_secret.map(str::to_owned)));
+        self
+    }
+
+    /// Uses this Client ID Metadata Document URL as the client id where the authorization
+    /// server accepts them (`client_id_metadata_document_supported`).
+    pub fn metadata_document(mut self, url: &str) -> Self {
+        self.metadata_document_url = Some(url.to_owned());
+        self
+    }
+
+    /// Asks for this scope (space-separated) beside what the server says it needs.
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// How long the user may take in the browser (default five minutes).
+    pub fn authorization_timeout(mut self, timeout: Duration) -> Self {
+        self.authorization_timeout = timeout;
+        self
+    }
+
+    /// Sends requests through `http` (default: [`ReqwestClient`]).
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Keeps identities and tokens in `store` (default: memory).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Opens authorization URLs with `browser` (default: [`SystemBrowser`]).
+    pub fn browser(mut self, browser: Arc<dyn Browser>) -> Self {
+        self.browser = Some(browser);
+        self
+    }
+
+    /// The client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Insecure`] for a server URL the policy refuses; [`Error::Network`] when the
+    /// HTTP client cannot start.
+    pub fn build(self) -> Result<OAuthClient, Error> {
+        self.policy.check(&self.server)?;
+        let http: Arc<dyn HttpClient> = match self.http {
+            Some(http) => http,
+            None => Arc::new(ReqwestClient::new()?),
+        };
+        Ok(OAuthClient {
+            server: self.server,
+            client_name: self.client_name,
+            policy: self.policy,
+            pre_registered: self.pre_registered,
+            metadata_document_url: self.metadata_document_url,
+            scope: self.scope,
+            authorization_timeout: self.authorization_timeout,
+            http,
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryStore::default())),
+            browser: self.browser.unwrap_or_else(|| Arc::new(SystemBrowser)),
+            discovered: Mutex::new(None),
+            flight: Mutex::new(()),
+        })
+    }
+}
+
+/// An MCP server's OAuth, from the client's seat.
+#[derive(Debug)]
+pub struct OAuthClient {
+    server: String,
+    client_name: String,
+    policy: UrlPolicy,
+    pre_registered: Option<(String, Option<String>)>,
+    metadata_document_url: Option<String>,
+    scope: Option<String>,
+    authorization_timeout: Duration,
+    http: Arc<dyn HttpClient>,
+    store: Arc<dyn TokenStore>,
+    browser: Arc<dyn Browser>,
+    discovered: Mutex<Option<Discovered>>,
+    /// Held while tokens are refreshed or obtained: concurrent callers wait, then use the
+    /// result, so one expiring token causes one refresh.
+    flight: Mutex<()>,
+}
+
+impl OAuthClient {
+    /// A builder for the MCP server at `server` (its full URL, e.g. `https://mcp.example/mcp`).
+    pub fn builder(server: &str) -> OAuthClientBuilder {
+        OAuthClientBuilder {
+            server: server.to_owned(),
+            client_name: "mcpauth".into(),
+            policy: UrlPolicy::https_only(),
+            pre_registered: None,
+            metadata_document_url: None,
+            scope: None,
+            authorization_timeout: Duration::from_secs(300),
+            http: None,
+            store: None,
+            browser: None,
+        }
+    }
+
+    /// The MCP server's URL.
+    #[must_use]
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Discovers the authorization server (once; later calls reuse the result): asks the MCP
+    /// server without a token and follows its `401`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] naming the URL that failed, [`Error::Network`], [`Error::Insecure`].
+    pub async fn discover(&self) -> Result<Discovered, Error> {
+        let mut cached = self.discovered.lock().await;
+        if let Some(discovered) = cached.as_ref() {
+            return Ok(discovered.clone());
+        }
+        let challenge = self.probe().await?;
+        let discovered =
+            discover(&*self.http, &self.server, challenge.as_ref(), self.policy).await?;
+        *cached = Some(discovered.clone());
+        Ok(discovered)
+    }
+
+    /// Rediscovers on the next call (the server moved to another authorization server).
+    pub async fn forget_discovery(&self) {
+        *self.discovered.lock().await = None;
+    }
+
+    /// An unauthenticated request to the MCP server: its `401` challenge, if any.
+    async fn probe(&self) -> Result<Option<BearerChallenge>, Error> {
+        let request = http::Request::post(self.server.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream")
+            .body(
+                br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcpauth","version":"0"}}}"#
+                    .to_vec(),
+            )
+            .map_err(|e| Error::Network {
+                url: self.server.clone(),
+                reason: e.to_string(),
+            })?;
+        let response = self.http.send(request).await?;
+        if response.status() != http::StatusCode::UNAUTHORIZED {
+            return Ok(None);
+        }
+        Ok(BearerChallenge::from_headers(
+            response
+                .headers()
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        ))
+    }
+
+    /// The client's identity at the discovered authorization server, registering when it
+    /// has none (with `redirect_uri` as its redirect URI).
+    async fn credentials(
+        &self,
+        discovered: &Discovered,
+        redirect_uri: &str,
+    ) -> Result<ClientCredentials, Error> {
+        let issuer = discovered.issuer();
+        if let Some((id, secret)) = &self.pre_registered {
+            return Ok(ClientCredentials::pre_registered(
+                issuer,
+                id,
+                secret.as_deref(),
+            ));
+        }
+        if let Some(stored) = self.store.load_credentials(issuer).await?
+            && !stored.expired(now())
+        {
+            return Ok(stored);
+        }
+        if let Some(document) = &self.metadata_document_url
+            && discovered
+                .authorization_server
+                .client_id_metadata_document_supported
+        {
+            return Ok(ClientCredentials::pre_registered(issuer, document, None));
+        }
+        let request = RegistrationRequest::native(
+            &self.client_name,
+            vec![redirect_uri.to_owned()],
+            discovered
+                .authorization_server
+                .device_authorization_endpoint
+                .is_some(),
+        );
+        let credentials = register(
+            &*self.http,
+            &discovered.authorization_server,
+            &request,
+            self.policy,
+        )
+        .await?;
+        self.store.save_credentials(&credentials).await?;
+        Ok(credentials)
+    }
+
+    fn token_endpoint(&self, discovered: &Discovered) -> Result<Url, Error> {
+        let endpoint = discovered
+            .authorization_server
+            .token_endpoint
+            .as_deref()
+            .ok_or_else(|| Error::Discovery {
+                url: discovered.issuer().to_owned(),
+                reason: "no token_endpoint".into(),
+            })?;
+        self.policy.check(endpoint)
+    }
+
+    /// The scope to ask for: what discovery found, what the builder added, and `more`.
+    fn wanted_scope(&self, discovered: &Discovered, more: Option<&str>) -> Option<String> {
+        let mut scopes: Vec<&str> = Vec::new();
+        for part in [discovered.scope.as_deref(), self.scope.as_deref(), more]
+            .into_iter()
+            .flatten()
+        {
+            for scope in part.split_ascii_whitespace() {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        (!scopes.is_empty()).then(|| scopes.join(" "))
+    }
+
+    /// Authorizes in the browser (authorization code + PKCE through the loopback listener),
+    /// asking for `scope` on top of what the server needs; keeps and returns the tokens.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`]: discovery, registration, the user's refusal, the time limit, the code
+    /// exchange, storage.
+    pub async fn authorize(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        let _flight = self.flight.lock().await;
+        self.authorize_locked(scope).await
+    }
+
+    async fn authorize_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let stored = self.store.load_credentials(&issuer).await?;
+        let preferred_port = stored
+            .as_ref()
+            .and_then(|c| c.redirect_uris.first())
+            .and_then(|u| Url::parse(u).ok())
+            .and_then(|u| u.port());
+        let listener = LoopbackListener::bind(preferred_port).await?;
+        let redirect_uri = listener.redirect_uri();
+        let credentials = self.credentials(&discovered, &redirect_uri).await?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let request = authorization_request(
+            &discovered.authorization_server,
+            &credentials.client_id,
+            &redirect_uri,
+            wanted.as_deref(),
+            &discovered.resource,
+        )?;
+        self.browser.open(&request.url).await?;
+        let query = listener.wait(self.authorization_timeout).await?;
+        let code =
+            read_authorization_response(&query, &request.state, &discovered.authorization_server)?;
+        let tokens = exchange_code(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            &code,
+            &request.redirect_uri,
+            &request.verifier,
+            &discovered.resource,
+            wanted.as_deref(),
+            now(),
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// The tokens held for this server, if any (no network).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], or discovery's errors (the issuer names the entry).
+    pub async fn held_tokens(&self) -> Result<Option<TokenSet>, Error> {
+        let discovered = self.discover().await?;
+        self.store
+            .load_tokens(discovered.issuer(), &discovered.resource)
+            .await
+    }
+
+    /// An access token good for at least [`REFRESH_LEEWAY`] more seconds: the one held,
+    /// else a refreshed one, else (no tokens, or the refresh token refused) a new
+    /// authorization in the browser. Concurrent callers share one refresh.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`].
+    pub async fn get_valid_token(&self) -> Result<String, Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let held = self
+            .store
+            .load_tokens(&issuer, &discovered.resource)
+            .await?;
+        let now = now();
+        match held {
+            Some(tokens) if !tokens.expires_within(now, REFRESH_LEEWAY) => Ok(tokens.access_token),
+            Some(tokens) if tokens.refresh_token.is_some() => {
+                match self.refresh_locked(&discovered, &tokens).await {
+                    Ok(fresh) => Ok(fresh.access_token),
+                    Err(Error::Refresh { .. }) => {
+                        // The refresh token is dead: forget it and ask the user again.
+                        self.store
+                            .delete_tokens(&issuer, &discovered.resource)
+                            .await?;
+                        Ok(self.authorize_locked(None).await?.access_token)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(self.authorize_locked(None).await?.access_token),
+        }
+    }
+
+    /// Refreshes `held`, retrying network failures (not refusals) with backoff.
+    async fn refresh_locked(
+        &self,
+        discovered: &Discovered,
+        held: &TokenSet,
+    ) -> Result<TokenSet, Error> {
+        let credentials = match &self.pre_registered {
+            Some((id, secret)) => {
+                ClientCredentials::pre_registered(discovered.issuer(), id, secret.as_deref())
+            }
+            None => self
+                .store
+                .load_credentials(discovered.issuer())
+                .await?
+                .ok_or_else(|| Error::Refresh {
+                    url: discovered.issuer().to_owned(),
+                    error: "no client identity is kept for this server".into(),
+                })?,
+        };
+        let endpoint = self.token_endpoint(discovered)?;
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        let fresh = loop {
+            attempt += 1;
+            match refresh(
+                &*self.http,
+                &endpoint,
+                &credentials,
+                held,
+                &discovered.resource,
+                now(),
+            )
+            .await
+            {
+                Err(e) if e.is_transient() && attempt < 3 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => break other?,
+            }
+        };
+        self.store
+            .save_tokens(discovered.issuer(), &discovered.resource, &fresh)
+            .await?;
+        Ok(fresh)
+    }
+
+    /// Step-up (RFC 6750 §3.1 `insufficient_scope`): authorizes again for the union of the
+    /// scope held and the scope the challenge names. Callers stop after a few attempts (the
+    /// MCP specification's conformance suite expects at most three).
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`] of [`authorize`](Self::authorize).
+    pub async fn step_up(&self, challenge: &BearerChallenge) -> Result<String, Error> {
+        let _flight = self.flight.lock().await;
+        let held = self.held_tokens().await?;
+        let mut union: Vec<String> = held
+            .as_ref()
+            .map(|t| t.scopes().map(str::to_owned).collect())
+            .unwrap_or_default();
+        for scope in challenge
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split_ascii_whitespace()
+        {
+            if !union.iter().any(|s| s == scope) {
+                union.push(scope.to_owned());
+            }
+        }
+        let scope = union.join(" ");
+        Ok(self
+            .authorize_locked(Some(&scope).filter(|s| !s.is_empty()).map(String::as_str))
+            .await?
+            .access_token)
+    }
+
+    /// Logs out: revokes the refresh token and the access token where the server offers
+    /// revocation (RFC 7009), then forgets them. Revocation failures do not keep the tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], discovery's errors.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        if let Some(tokens) = self
+            .store
+            .load_tokens(&issuer, &discovered.resource)
+            .await?
+            && let Some(endpoint) = discovered
+                .authorization_server
+                .revocation_endpoint
+                .as_deref()
+                .map(|e| self.policy.check(e))
+                .transpose()?
+        {
+            let credentials = match &self.pre_registered {
+                Some((id, secret)) => Some(ClientCredentials::pre_registered(
+                    &issuer,
+                    id,
+                    secret.as_deref(),
+                )),
+                None => self.store.load_credentials(&issuer).await?,
+            };
+            if let Some(credentials) = credentials {
+                let hints = [
+                    (tokens.refresh_token.as_deref(), "refresh_token"),
+                    (Some(tokens.access_token.as_str()), "access_token"),
+                ];
+                for (token, hint) in hints {
+                    if let Some(token) = token {
+                        self.revoke(&endpoint, &credentials, token, hint).await;
+                    }
+                }
+            }
+        }
+        self.store
+            .delete_tokens(&issuer, &discovered.resource)
+            .await
+    }
+
+    async fn revoke(&self, endpoint: &Url, client: &ClientCredentials, token: &str, hint: &str) {
+        let mut pairs = vec![("token", token), ("token_type_hint", hint)];
+        let basic = match (
+            client.token_endpoint_auth_method.as_str(),
+            client.client_secret.as_deref(),
+        ) {
+            ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
+            ("client_secret_post", Some(secret)) => {
+                pairs.push(("client_id", &client.client_id));
+                pairs.push(("client_secret", secret));
+                None
+            }
+            _ => {
+                pairs.push(("client_id", &client.client_id));
+                None
+            }
+        };
+        if let Ok(request) = post_form(endpoint, &pairs, basic) {
+            // RFC 7009 §2.2: 200 whether or not the token was valid; nothing to do on failure
+            // but forget the token anyway.
+            let _ = self.http.send(request).await;
+        }
+    }
+}

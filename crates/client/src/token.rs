@@ -1,0 +1,221 @@
+//! Token requests (RFC 6749 §4.1.3 code, §6 refresh) with `resource` on each (RFC 8707),
+//! client authentication as registered, and responses read per §5.1 / §5.2.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::Error;
+use crate::http::{HttpClient, post_form};
+use crate::registration::ClientCredentials;
+
+/// Tokens for one resource, as kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, if issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the access token expires (seconds since the epoch), if said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The scope granted (space-separated), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The token type (`Bearer`).
+    pub token_type: String,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSet {
+    /// Whether the access token expires within `leeway` seconds of `now`.
+    #[must_use]
+    pub fn expires_within(&self, now: u64, leeway: u64) -> bool {
+        self.expires_at
+            .is_some_and(|at| at <= now.saturating_add(leeway))
+    }
+
+    /// The granted scope tokens.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.as_deref().unwrap_or("").split_ascii_whitespace()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// An OAuth error from the token endpoint (RFC 6749 §5.2), or a response that is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenFailure {
+    pub(crate) error: String,
+    pub(crate) description: Option<String>,
+}
+
+/// Sends a token request with `params`, authenticating as `client`; `requested_scope` fills
+/// in the scope when the response omits it (RFC 6749 §5.1: then it is the one requested).
+pub(crate) async fn token_request(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    params: &[(&str, &str)],
+    requested_scope: Option<&str>,
+    now: u64,
+) -> Result<Result<TokenSet, TokenFailure>, Error> {
+    let mut pairs: Vec<(&str, &str)> = params.to_vec();
+    let secret = client.client_secret.as_deref();
+    let basic = match (client.token_endpoint_auth_method.as_str(), secret) {
+        ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
+        ("client_secret_post", Some(secret)) => {
+            pairs.push(("client_id", &client.client_id));
+            pairs.push(("client_secret", secret));
+            None
+        }
+        _ => {
+            pairs.push(("client_id", &client.client_id));
+            None
+        }
+    };
+    let response = http.send(post_form(endpoint, &pairs, basic)?).await?;
+    let status = response.status();
+    if status.is_success() {
+        let parsed: TokenResponse = match serde_json::from_slice(response.body()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Ok(Err(TokenFailure {
+                    error: format!("the response does not parse: {e}"),
+                    description: None,
+                }));
+            }
+        };
+        if !parsed.token_type.eq_ignore_ascii_case("bearer") {
+            return Ok(Err(TokenFailure {
+                error: format!("unsupported token_type `{}`", parsed.token_type),
+                description: None,
+            }));
+        }
+        return Ok(Ok(TokenSet {
+            access_token: parsed.access_token,
+            refresh_token: parsed.refresh_token,
+            expires_at: parsed.expires_in.map(|s| now.saturating_add(s)),
+            scope: parsed.scope.or_else(|| requested_scope.map(str::to_owned)),
+            token_type: "Bearer".into(),
+        }));
+    }
+    Ok(Err(
+        match serde_json::from_slice::<ErrorResponse>(response.body()) {
+            Ok(e) => TokenFailure {
+                error: e.error.chars().take(64).collect(),
+                description: e.error_description.map(|d| d.chars().take(200).collect()),
+            },
+            Err(_) => TokenFailure {
+                error: format!("status {status}"),
+                description: None,
+            },
+        },
+    ))
+}
+
+/// RFC 6749 §4.1.3: the code for tokens.
+///
+/// # Errors
+///
+/// [`Error::Token`] with the server's error; [`Error::Network`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one parameter of the request"
+)]
+pub async fn exchange_code(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    resource: &str,
+    requested_scope: Option<&str>,
+    now: u64,
+) -> Result<TokenSet, Error> {
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+        ("resource", resource),
+    ];
+    token_request(http, endpoint, client, &params, requested_scope, now)
+        .await?
+        .map_err(|f| Error::Token {
+            url: endpoint.to_string(),
+            error: f.error,
+            description: f.description,
+        })
+}
+
+/// RFC 6749 §6: a refresh. A response without a refresh token keeps the one held (the
+/// server does not rotate it); without a scope, the scope held.
+///
+/// # Errors
+///
+/// [`Error::Refresh`] when the server refuses the refresh token (authorize again);
+/// [`Error::Network`].
+pub async fn refresh(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    held: &TokenSet,
+    resource: &str,
+    now: u64,
+) -> Result<TokenSet, Error> {
+    let refresh_token = held
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| Error::Refresh {
+            url: endpoint.to_string(),
+            error: "no refresh token is held".into(),
+        })?;
+    let params = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("resource", resource),
+    ];
+    let mut fresh = token_request(http, endpoint, client, &params, held.scope.as_deref(), now)
+        .await?
+        .map_err(|f| Error::Refresh {
+            url: endpoint.to_string(),
+            error: f.error,
+        })?;
+    if fresh.refresh_token.is_none() {
+        fresh.refresh_token = held.refresh_token.clone();
+    }
+    Ok(fresh)
+}
