@@ -31,5 +31,5 @@ pub use error::Error;
 pub use http::{HttpClient, ReqwestClient, UrlPolicy};
 pub use registration::ClientCredentials;
 pub use session::{Browser, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
-pub use store::{MemoryStore, TokenStore};
+pub use store::{FileStore, KeySource, MemoryStore, StoreLock, TokenStore};
 pub use token::TokenSet;

@@ -437,9 +437,25 @@ impl OAuthClient {
             .store
             .load_tokens(&issuer, &discovered.resource)
             .await?;
-        let now = now();
+        if let Some(tokens) = &held
+            && !tokens.expires_within(now(), REFRESH_LEEWAY)
+        {
+            return Ok(tokens.access_token.clone());
+        }
+        // Other processes sharing the store wait here; after the wait the tokens may be
+        // fresh already (another process refreshed them), so read them again.
+        let _entry = self
+            .store
+            .lock_tokens(&issuer, &discovered.resource)
+            .await?;
+        let held = self
+            .store
+            .load_tokens(&issuer, &discovered.resource)
+            .await?;
         match held {
-            Some(tokens) if !tokens.expires_within(now, REFRESH_LEEWAY) => Ok(tokens.access_token),
+            Some(tokens) if !tokens.expires_within(now(), REFRESH_LEEWAY) => {
+                Ok(tokens.access_token)
+            }
             Some(tokens) if tokens.refresh_token.is_some() => {
                 match self.refresh_locked(&discovered, &tokens).await {
                     Ok(fresh) => Ok(fresh.access_token),

@@ -432,3 +432,119 @@ async fn the_client_discovers_registers_authorizes_refreshes_once_steps_up_and_l
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The child side of the multi-process test: one `get_valid_token()` on the shared store,
+/// printing the token and how many refresh requests this process sent.
+async fn child(store_dir: &str, resource: &str) {
+    let http = Arc::new(Counting {
+        inner: ReqwestClient::new().unwrap(),
+        refreshes: AtomicUsize::new(0),
+    });
+    let client = OAuthClient::builder(resource)
+        .allow_loopback_http()
+        .http(http.clone())
+        .store(Arc::new(
+            mcpauth_client::FileStore::open(store_dir, mcpauth_client::KeySource::Key([9; 32]))
+                .unwrap(),
+        ))
+        .browser(Arc::new(NoBrowser))
+        .build()
+        .unwrap();
+    let token = client.get_valid_token().await.unwrap();
+    // On lines of their own: libtest prints the test's name first.
+    println!("\nTOKEN={token}");
+    println!("REFRESHES={}", http.refreshes.load(Ordering::SeqCst));
+}
+
+struct NoBrowser;
+
+#[async_trait::async_trait]
+impl Browser for NoBrowser {
+    async fn open(&self, url: &Url) -> Result<(), Error> {
+        panic!("a child process must not need the browser: {url}");
+    }
+}
+
+// Several processes sharing one encrypted file store, each asking for a token that is about
+// to expire: exactly one refresh request in all (the store's per-entry lock), and every
+// process ends with the same fresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_file_store_refresh_once() {
+    if let (Ok(dir), Ok(resource)) = (
+        std::env::var("MCPAUTH_CLIENT_TEST_CHILD_STORE"),
+        std::env::var("MCPAUTH_CLIENT_TEST_CHILD_RESOURCE"),
+    ) {
+        child(&dir, &resource).await;
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mcpauth-client-procs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let store = Arc::new(
+        mcpauth_client::FileStore::open(&store_dir, mcpauth_client::KeySource::Key([9; 32]))
+            .unwrap(),
+    );
+    let person = Arc::new(FormFillingBrowser::default());
+    let client = OAuthClient::builder(&servers.resource)
+        .allow_loopback_http()
+        .store(store.clone())
+        .browser(Arc::new(SharedBrowser(person)))
+        .build()
+        .unwrap();
+    let first = client.get_valid_token().await.unwrap();
+    let mut held = store
+        .load_tokens(&servers.issuer, &servers.resource)
+        .await
+        .unwrap()
+        .unwrap();
+    held.expires_at = Some(0);
+    store
+        .save_tokens(&servers.issuer, &servers.resource, &held)
+        .await
+        .unwrap();
+
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "processes_sharing_a_file_store_refresh_once",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("MCPAUTH_CLIENT_TEST_CHILD_STORE", &store_dir)
+                .env("MCPAUTH_CLIENT_TEST_CHILD_RESOURCE", &servers.resource)
+                .kill_on_drop(true)
+                .output()
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    let mut refreshes = 0;
+    let mut outputs = Vec::new();
+    for child in children {
+        let output = child.await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        outputs.push(format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in stdout.lines() {
+            if let Some(token) = line.strip_prefix("TOKEN=") {
+                tokens.push(token.to_owned());
+            }
+            if let Some(n) = line.strip_prefix("REFRESHES=") {
+                refreshes += n.parse::<usize>().unwrap();
+            }
+        }
+    }
+    assert_eq!(tokens.len(), 4, "{outputs:?}");
+    assert_eq!(refreshes, 1, "one refresh across four processes");
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+    assert_ne!(tokens[0], first);
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}

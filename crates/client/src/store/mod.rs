@@ -9,6 +9,36 @@ use crate::Error;
 use crate::registration::ClientCredentials;
 use crate::token::TokenSet;
 
+pub mod file;
+
+pub use file::{FileStore, KeySource};
+
+/// A lock on one entry's tokens, held until dropped (see [`TokenStore::lock_tokens`]).
+#[must_use = "the lock is released when this is dropped"]
+pub struct StoreLock(Option<Box<dyn Send + Sync>>);
+
+impl std::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StoreLock(held)"
+        } else {
+            "StoreLock(none)"
+        })
+    }
+}
+
+impl StoreLock {
+    /// No lock: stores used by one process only.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// A lock released when `guard` drops.
+    pub fn holding(guard: impl Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(guard)))
+    }
+}
+
 /// Storage for client identities and tokens.
 #[async_trait::async_trait]
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
@@ -51,6 +81,25 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     ///
     /// [`Error::Storage`].
     async fn delete_tokens(&self, issuer: &str, resource: &str) -> Result<(), Error>;
+
+    /// Every kept token set, with its issuer and resource.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`].
+    async fn list_tokens(&self) -> Result<Vec<(String, String, TokenSet)>, Error>;
+
+    /// Locks the tokens of `resource` from `issuer` against other *processes* sharing the
+    /// store, until the returned lock drops: a refresh holds it, so two processes never spend
+    /// the same rotating refresh token. Stores used by one process need not lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`].
+    async fn lock_tokens(&self, issuer: &str, resource: &str) -> Result<StoreLock, Error> {
+        let _ = (issuer, resource);
+        Ok(StoreLock::none())
+    }
 }
 
 /// Everything in memory: tests, and processes that authorize every time they start.
@@ -96,5 +145,12 @@ impl TokenStore for MemoryStore {
     async fn delete_tokens(&self, issuer: &str, resource: &str) -> Result<(), Error> {
         locked(&self.tokens).remove(&(issuer.to_owned(), resource.to_owned()));
         Ok(())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<(String, String, TokenSet)>, Error> {
+        Ok(locked(&self.tokens)
+            .iter()
+            .map(|((issuer, resource), tokens)| (issuer.clone(), resource.clone(), tokens.clone()))
+            .collect())
     }
 }
