@@ -11,11 +11,13 @@
 //!   Client ID Metadata Document, RFC 7591 dynamic registration).
 //! - [`authorize`], [`loopback`], [`token`]: the authorization code flow with PKCE S256,
 //!   `resource` and RFC 9207 `iss`, the loopback redirect listener, token requests.
+//! - [`device`]: the device authorization grant (RFC 8628) for clients without a browser.
 //! - [`store`]: [`TokenStore`], where identities and tokens are kept.
 //! - [`OAuthClient`]: all of it for one MCP server, with [`OAuthClient::get_valid_token`].
 
 pub mod authorize;
 pub mod challenge;
+pub mod device;
 pub mod discovery;
 mod error;
 pub mod http;

@@ -410,6 +410,67 @@ impl OAuthClient {
         Ok(tokens)
     }
 
+    /// Authorizes with the device flow (RFC 8628), for when there is no browser here: `show`
+    /// gets the user code and where to enter it, then the client polls until the user
+    /// decides. Keeps and returns the tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when the server offers no device flow; the user's refusal
+    /// ([`Error::Denied`]), the code's expiry ([`Error::Timeout`]), and the other steps'.
+    pub async fn authorize_device(
+        &self,
+        scope: Option<&str>,
+        show: &(dyn Fn(&crate::device::DeviceCode) + Send + Sync),
+    ) -> Result<TokenSet, Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let endpoint = discovered
+            .authorization_server
+            .device_authorization_endpoint
+            .as_deref()
+            .ok_or_else(|| Error::Discovery {
+                url: discovered
+                    .metadata_url
+                    .clone()
+                    .unwrap_or_else(|| issuer.clone()),
+                reason: "the authorization server offers no device flow \
+                         (no device_authorization_endpoint): authorize in a browser"
+                    .into(),
+            })?;
+        let endpoint = self.policy.check(endpoint)?;
+        // Registered with a loopback redirect URI too (any port, RFC 8252 §7.3), so the same
+        // identity serves browser authorizations later.
+        let credentials = self
+            .credentials(&discovered, "http://127.0.0.1/callback")
+            .await?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let code = crate::device::request_device_code(
+            &*self.http,
+            &endpoint,
+            &credentials,
+            wanted.as_deref(),
+            &discovered.resource,
+        )
+        .await?;
+        show(&code);
+        let tokens = crate::device::poll_for_tokens(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            &code,
+            &discovered.resource,
+            wanted.as_deref(),
+            now,
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
     /// The tokens held for this server, if any (no network).
     ///
     /// # Errors

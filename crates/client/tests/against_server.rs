@@ -526,7 +526,10 @@ async fn processes_sharing_a_file_store_refresh_once() {
     for child in children {
         let output = child.await.unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        outputs.push(format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+        outputs.push(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
         assert!(
             output.status.success(),
             "{stdout}\n{}",
@@ -545,6 +548,104 @@ async fn processes_sharing_a_file_store_refresh_once() {
     assert_eq!(refreshes, 1, "one refresh across four processes");
     assert!(tokens.iter().all(|t| *t == tokens[0]));
     assert_ne!(tokens[0], first);
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl FormFillingBrowser {
+    /// A person at another device: opens the verification URI, signs in, approves the code.
+    async fn approve_device_code(&self, verification_uri_complete: String) {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let start = Url::parse(&verification_uri_complete).unwrap();
+        let origin = start.origin().ascii_serialization();
+        let user_code = start
+            .query_pairs()
+            .find(|(k, _)| k == "user_code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let mut page = self
+            .go(&http, http.get(start.as_str()))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if page.contains("type=\"password\"") {
+            self.sign_ins.fetch_add(1, Ordering::SeqCst);
+            let signed_in = self
+                .go(
+                    &http,
+                    http.post(format!("{origin}/sign-in")).form(&[
+                        ("csrf_token", field(&page, "csrf_token").as_str()),
+                        ("next", "device"),
+                        ("user_code", user_code.as_str()),
+                        ("email", EMAIL),
+                        ("password", PASSWORD),
+                    ]),
+                )
+                .await;
+            let location = signed_in.headers()["location"].to_str().unwrap().to_owned();
+            page = self
+                .go(&http, http.get(format!("{origin}{location}")))
+                .await
+                .text()
+                .await
+                .unwrap();
+        }
+        assert!(page.contains(&user_code), "{page}");
+        let done = self
+            .go(
+                &http,
+                http.post(format!("{origin}/device")).form(&[
+                    ("csrf_token", field(&page, "csrf_token").as_str()),
+                    ("user_code", user_code.as_str()),
+                    ("decision", "approve"),
+                ]),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(done.contains("Device connected"), "{done}");
+    }
+}
+
+// RFC 8628 end to end: the client shows the code, a person approves it on the device page,
+// the client's polling gets tokens for the resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_flow_gets_tokens_once_the_code_is_approved() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-client-device-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let person = Arc::new(FormFillingBrowser::default());
+    let client = OAuthClient::builder(&servers.resource)
+        .client_name("Device Test")
+        .allow_loopback_http()
+        .browser(Arc::new(NoBrowser))
+        .build()
+        .unwrap();
+    let shown = Arc::new(Mutex::new(None));
+    let show = {
+        let person = person.clone();
+        let shown = shown.clone();
+        move |code: &mcpauth_client::device::DeviceCode| {
+            *shown.lock().unwrap() = Some(code.user_code.clone());
+            let complete = code.verification_uri_complete.clone().unwrap();
+            let person = person.clone();
+            tokio::spawn(async move { person.approve_device_code(complete).await });
+        }
+    };
+    let tokens = client.authorize_device(None, &show).await.unwrap();
+    assert!(shown.lock().unwrap().is_some());
+    let access = claims(&tokens.access_token);
+    assert_eq!(access["aud"], servers.resource.as_str());
+    assert_eq!(access["scope"], "mcp:tools");
+    assert!(tokens.refresh_token.is_some());
+    // Held now: no further authorization needed.
+    assert_eq!(client.get_valid_token().await.unwrap(), tokens.access_token);
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,165 @@
+//! The device authorization grant (RFC 8628), for clients without a browser: ask for a code,
+//! show it to the user with the verification URI, and poll the token endpoint at the
+//! interval the server sets (§3.4), slowing down when told (§3.5), until the user decides or
+//! the code expires.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::Error;
+use crate::http::{HttpClient, post_form};
+use crate::registration::ClientCredentials;
+use crate::token::{TokenSet, token_request};
+
+/// The RFC 8628 grant type.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// What the user needs: the code and where to enter it (RFC 8628 §3.2).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct DeviceCode {
+    /// The code the device polls with (secret).
+    pub device_code: String,
+    /// The code the user types.
+    pub user_code: String,
+    /// Where the user types it.
+    pub verification_uri: String,
+    /// The same with the code filled in, when the server offers it.
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    /// Seconds the codes live.
+    pub expires_in: u64,
+    /// Seconds between polls (default 5).
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+impl std::fmt::Debug for DeviceCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCode")
+            .field("device_code", &"[redacted]")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks for a device code (RFC 8628 §3.1), with `resource` (RFC 8707).
+///
+/// # Errors
+///
+/// [`Error::Token`] with the server's error, [`Error::Network`].
+pub async fn request_device_code(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    scope: Option<&str>,
+    resource: &str,
+) -> Result<DeviceCode, Error> {
+    let mut pairs = vec![
+        ("client_id", client.client_id.as_str()),
+        ("resource", resource),
+    ];
+    if let Some(scope) = scope {
+        pairs.push(("scope", scope));
+    }
+    let basic = match (
+        client.token_endpoint_auth_method.as_str(),
+        client.client_secret.as_deref(),
+    ) {
+        ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
+        ("client_secret_post", Some(secret)) => {
+            pairs.push(("client_secret", secret));
+            None
+        }
+        _ => None,
+    };
+    let response = http.send(post_form(endpoint, &pairs, basic)?).await?;
+    let fail = |error: String, description: Option<String>| Error::Token {
+        url: endpoint.to_string(),
+        error,
+        description,
+    };
+    if !response.status().is_success() {
+        #[derive(Deserialize)]
+        struct OAuthError {
+            error: String,
+            #[serde(default)]
+            error_description: Option<String>,
+        }
+        return Err(
+            match serde_json::from_slice::<OAuthError>(response.body()) {
+                Ok(e) => fail(e.error, e.error_description),
+                Err(_) => fail(format!("status {}", response.status()), None),
+            },
+        );
+    }
+    serde_json::from_slice(response.body())
+        .map_err(|e| fail(format!("the response does not parse: {e}"), None))
+}
+
+/// Polls the token endpoint until the user approves or denies, or the code expires.
+///
+/// # Errors
+///
+/// [`Error::Denied`] (`access_denied`), [`Error::Timeout`] (`expired_token`, or the code's
+/// lifetime passed), [`Error::Token`] for anything else, [`Error::Network`].
+pub async fn poll_for_tokens(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    code: &DeviceCode,
+    resource: &str,
+    scope: Option<&str>,
+    now: impl Fn() -> u64,
+) -> Result<TokenSet, Error> {
+    let started = now();
+    let deadline = started.saturating_add(code.expires_in);
+    let mut interval = code.interval.max(1);
+    loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        let params = [
+            ("grant_type", DEVICE_CODE_GRANT),
+            ("device_code", code.device_code.as_str()),
+            ("resource", resource),
+        ];
+        match token_request(http, endpoint, client, &params, scope, now()).await? {
+            Ok(tokens) => return Ok(tokens),
+            Err(failure) => match failure.error.as_str() {
+                "authorization_pending" => {}
+                // RFC 8628 §3.5: add five seconds to this and every later poll.
+                "slow_down" => interval = interval.saturating_add(5),
+                "access_denied" => {
+                    return Err(Error::Denied {
+                        error: failure.error,
+                        description: failure.description,
+                    });
+                }
+                "expired_token" => {
+                    return Err(Error::Timeout {
+                        seconds: code.expires_in,
+                    });
+                }
+                _ => {
+                    return Err(Error::Token {
+                        url: endpoint.to_string(),
+                        error: failure.error,
+                        description: failure.description,
+                    });
+                }
+            },
+        }
+        if now() >= deadline {
+            return Err(Error::Timeout {
+                seconds: code.expires_in,
+            });
+        }
+    }
+}
