@@ -79,6 +79,13 @@ pub enum Error {
     /// The browser could not be opened, or the loopback listener could not start.
     #[error("browser: {0}")]
     Browser(String),
+    /// No usable tokens are held and this client may not ask the user (it was built
+    /// non-interactive).
+    #[error("not authorized for {server}: authorize first (for example `mcpauth auth`)")]
+    NotAuthorized {
+        /// The MCP server.
+        server: String,
+    },
 }
 
 fn description_suffix(description: &Option<String>) -> String {

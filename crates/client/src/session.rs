@@ -89,6 +89,7 @@ pub struct OAuthClientBuilder {
     http: Option<Arc<dyn HttpClient>>,
     store: Option<Arc<dyn TokenStore>>,
     browser: Option<Arc<dyn Browser>>,
+    interactive: bool,
 }
 
 impl std::fmt::Debug for dyn HttpClient {
@@ -160,6 +161,14 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Never asks the user: [`OAuthClient::get_valid_token`] refreshes but fails with
+    /// [`Error::NotAuthorized`] instead of starting a new authorization (scripts, `mcpauth
+    /// get`).
+    pub fn non_interactive(mut self) -> Self {
+        self.interactive = false;
+        self
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -185,6 +194,7 @@ impl OAuthClientBuilder {
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryStore::default())),
             browser: self.browser.unwrap_or_else(|| Arc::new(SystemBrowser)),
+            interactive: self.interactive,
             discovered: Mutex::new(None),
             flight: Mutex::new(()),
         })
@@ -204,6 +214,7 @@ pub struct OAuthClient {
     http: Arc<dyn HttpClient>,
     store: Arc<dyn TokenStore>,
     browser: Arc<dyn Browser>,
+    interactive: bool,
     discovered: Mutex<Option<Discovered>>,
     /// Held while tokens are refreshed or obtained: concurrent callers wait, then use the
     /// result, so one expiring token causes one refresh.
@@ -224,6 +235,7 @@ impl OAuthClient {
             http: None,
             store: None,
             browser: None,
+            interactive: true,
         }
     }
 
@@ -369,6 +381,11 @@ impl OAuthClient {
     }
 
     async fn authorize_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        if !self.interactive {
+            return Err(Error::NotAuthorized {
+                server: self.server.clone(),
+            });
+        }
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let stored = self.store.load_credentials(&issuer).await?;

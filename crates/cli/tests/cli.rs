@@ -1,0 +1,210 @@
+//! The `mcpauth` binary against mcpauth-server and the example MCP server (rmcp) on
+//! loopback: `auth` (browser step played over HTTP from the URL the CLI prints; and the
+//! device flow), `list`, `get` (redacted, then `--show`), `test`, `logout`, `clear`,
+//! `completions`, `--json`, and the encrypted file store on disk.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+
+#[path = "../../client/tests/support/mod.rs"]
+mod support;
+use support::*;
+
+const PASSPHRASE: &str = "a passphrase for the CLI test";
+
+fn mcpauth(store_dir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpauth"));
+    command
+        .arg("--store")
+        .arg("file")
+        .arg("--store-dir")
+        .arg(store_dir)
+        .env("MCPAUTH_STORE_PASSPHRASE", PASSPHRASE)
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(store_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        mcpauth(store_dir).args(args).output(),
+    )
+    .await
+    .expect("mcpauth took over a minute")
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `mcpauth auth …`, waits for the line after `marker` on stderr, hands it to `act`,
+/// and returns the command's stdout.
+async fn auth_with(
+    store_dir: &Path,
+    args: &[&str],
+    marker: &str,
+    act: impl FnOnce(String) -> tokio::task::JoinHandle<()>,
+) -> String {
+    let mut child = mcpauth(store_dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.trim().strip_prefix(marker) {
+                return rest.trim().trim_end_matches(')').to_owned();
+            }
+        }
+        panic!("mcpauth never printed `{marker}`");
+    })
+    .await
+    .unwrap();
+    let acting = act(line);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    acting.await.unwrap();
+    assert!(status.success(), "{stdout}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let person = Arc::new(FormFillingBrowser::default());
+
+    // auth: the CLI prints the URL (--no-browser); the person signs in and approves.
+    let stdout = auth_with(
+        &store_dir,
+        &[
+            "auth",
+            "work",
+            &servers.resource,
+            "--allow-http",
+            "--no-browser",
+        ],
+        "http://",
+        {
+            let person = person.clone();
+            move |rest| {
+                tokio::spawn(
+                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
+                )
+            }
+        },
+    )
+    .await;
+    assert!(stdout.contains("✓ authorized work"), "{stdout}");
+    assert!(stdout.contains("mcp:tools"), "{stdout}");
+
+    // list, as text and JSON.
+    let (ok, stdout, _) = run(&store_dir, &["list"]).await;
+    assert!(
+        ok && stdout.contains("work") && stdout.contains("expires in"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run(&store_dir, &["--json", "list"]).await;
+    assert!(ok);
+    let listed: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(listed[0]["name"], "work");
+    assert_eq!(listed[0]["issuer"], servers.issuer.as_str());
+
+    // get: redacted, then shown.
+    let (ok, redacted, _) = run(&store_dir, &["get", "work"]).await;
+    assert!(ok && redacted.contains("[redacted"), "{redacted}");
+    assert!(!redacted.contains("eyJ"), "{redacted}");
+    let (ok, shown, _) = run(&store_dir, &["get", "work", "--show"]).await;
+    assert!(ok);
+    let token = shown.trim();
+    assert_eq!(claims(token)["aud"], servers.resource.as_str());
+    assert!(
+        !std::fs::read(store_dir.join("store.enc"))
+            .unwrap()
+            .windows(20)
+            .any(|w| token.as_bytes().starts_with(w))
+    );
+
+    // test: an authorized initialize.
+    let (ok, stdout, stderr) = run(&store_dir, &["test", "work"]).await;
+    assert!(ok && stdout.contains("work answered"), "{stdout}{stderr}");
+
+    // logout revokes and forgets: get no longer works and does not open a browser.
+    let (ok, stdout, _) = run(&store_dir, &["logout", "work"]).await;
+    assert!(ok && stdout.contains("logged out"), "{stdout}");
+    let (ok, _, stderr) = run(&store_dir, &["get", "work"]).await;
+    assert!(!ok && stderr.contains("not authorized"), "{stderr}");
+
+    // The device flow: the CLI shows the code; the person approves it on the device page.
+    let stdout = auth_with(
+        &store_dir,
+        &[
+            "auth",
+            "kitchen",
+            &servers.resource,
+            "--allow-http",
+            "--device",
+        ],
+        "(or open",
+        {
+            let person = person.clone();
+            move |url| tokio::spawn(async move { person.approve_device_code(url).await })
+        },
+    )
+    .await;
+    assert!(stdout.contains("✓ authorized kitchen"), "{stdout}");
+
+    // clear forgets without revoking; an unknown name says what to do.
+    let (ok, stdout, _) = run(&store_dir, &["clear", "kitchen"]).await;
+    assert!(ok && stdout.contains("forgot kitchen"), "{stdout}");
+    let (ok, _, stderr) = run(&store_dir, &["test", "kitchen"]).await;
+    assert!(
+        !ok && stderr.contains("mcpauth auth kitchen URL"),
+        "{stderr}"
+    );
+
+    // A wrong passphrase opens nothing.
+    let output = mcpauth(&store_dir)
+        .env("MCPAUTH_STORE_PASSPHRASE", "not the passphrase")
+        .args(["list"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be decrypted"));
+
+    // Completions.
+    let (ok, stdout, _) = run(&store_dir, &["completions", "bash"]).await;
+    assert!(ok && stdout.contains("mcpauth"));
+
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
