@@ -13,6 +13,8 @@
 //!   `resource` and RFC 9207 `iss`, the loopback redirect listener, token requests.
 //! - [`device`]: the device authorization grant (RFC 8628) for clients without a browser.
 //! - [`store`]: [`TokenStore`], where identities and tokens are kept.
+//! - `rmcp` (feature `rmcp`): the official Rust MCP SDK's streamable-HTTP client on these
+//!   tokens, with refresh and step-up.
 //! - [`OAuthClient`]: all of it for one MCP server, with [`OAuthClient::get_valid_token`].
 
 pub mod authorize;
@@ -23,6 +25,8 @@ mod error;
 pub mod http;
 pub mod loopback;
 pub mod registration;
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
 mod session;
 pub mod store;
 pub mod token;

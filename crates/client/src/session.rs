@@ -598,6 +598,29 @@ impl OAuthClient {
         Ok(fresh)
     }
 
+    /// Marks the held access token as expired, so the next
+    /// [`get_valid_token`](Self::get_valid_token) refreshes it: for when the MCP server
+    /// refused it (`401 invalid_token`) before its time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`], discovery's errors.
+    pub async fn expire_access_token(&self) -> Result<(), Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = self.discover().await?;
+        if let Some(mut tokens) = self
+            .store
+            .load_tokens(discovered.issuer(), &discovered.resource)
+            .await?
+        {
+            tokens.expires_at = Some(0);
+            self.store
+                .save_tokens(discovered.issuer(), &discovered.resource, &tokens)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Step-up (RFC 6750 §3.1 `insufficient_scope`): authorizes again for the union of the
     /// scope held and the scope the challenge names. Callers stop after a few attempts (the
     /// MCP specification's conformance suite expects at most three).

@@ -416,3 +416,42 @@ async fn the_device_flow_gets_tokens_once_the_code_is_approved() {
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// The official Rust MCP SDK's client on mcpauth's tokens: it connects (the first request
+// authorizes), lists the tools, and calling the admin tool steps up by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rmcp_client_connects_and_steps_up_through_the_wrapper() {
+    use rmcp::ServiceExt as _;
+
+    let dir = std::env::temp_dir().join(format!("mcpauth-client-rmcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let person = Arc::new(FormFillingBrowser::default());
+    let auth = Arc::new(
+        OAuthClient::builder(&servers.resource)
+            .client_name("rmcp over mcpauth")
+            .allow_loopback_http()
+            .browser(Arc::new(SharedBrowser(person.clone())))
+            .build()
+            .unwrap(),
+    );
+    let client = ().serve(mcpauth_client::rmcp::transport(auth.clone())).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "admin_report"), "{tools:?}");
+    assert_eq!(person.visits.load(Ordering::SeqCst), 1);
+    let report = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("admin_report"))
+        .await
+        .unwrap();
+    assert_ne!(report.is_error, Some(true), "{report:?}");
+    assert_eq!(person.visits.load(Ordering::SeqCst), 2, "one step-up");
+    let scope = auth.held_tokens().await.unwrap().unwrap().scope.unwrap();
+    assert!(
+        scope.contains("mcp:admin") && scope.contains("mcp:tools"),
+        "{scope}"
+    );
+    client.cancel().await.unwrap();
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
