@@ -14,6 +14,7 @@
 //! passphrase-encrypted file (`--store file`, passphrase from `MCPAUTH_STORE_PASSPHRASE` or
 //! asked for), or nowhere (`--store memory`).
 
+mod conformance;
 mod registry;
 mod stores;
 
@@ -124,6 +125,17 @@ enum Command {
         /// The server's name.
         name: String,
     },
+    /// The MCP conformance suite's client under test: authorize at the server the suite
+    /// starts (its authorization endpoint approves at once), then initialize, list the tools
+    /// and call each one. Reads `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT`.
+    #[command(hide = true)]
+    Conformance {
+        /// The MCP server's URL (the suite appends it).
+        url: String,
+        /// The Client ID Metadata Document URL to offer where the server accepts them.
+        #[arg(long, env = "MCPAUTH_METADATA_DOCUMENT")]
+        metadata_document: Option<String>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -187,7 +199,7 @@ impl Browser for OpenAndPrint {
 
 /// Fetches the authorization URL and follows its redirects to the loopback listener, with
 /// no person involved (conformance and test servers that approve at once).
-struct FollowRedirects;
+pub(crate) struct FollowRedirects;
 
 #[async_trait::async_trait]
 impl Browser for FollowRedirects {
@@ -484,6 +496,12 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Conformance {
+            url,
+            metadata_document,
+        } => conformance::run(url, metadata_document.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

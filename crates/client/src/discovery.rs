@@ -143,14 +143,15 @@ pub fn check_protected_resource(
 }
 
 /// RFC 8414 §3.3 and the MCP specification's PKCE rule, and the URL policy for every
-/// endpoint the client will use.
+/// endpoint the client will use. `issuer` is the one asked for; `None` for a 2025-03-26
+/// server, whose metadata is found at its own origin and may name another issuer.
 ///
 /// # Errors
 ///
 /// [`Error::Discovery`] or [`Error::Insecure`] naming the problem.
 pub fn check_authorization_server(
     metadata: &AuthorizationServerMetadata,
-    issuer: &Url,
+    issuer: Option<&Url>,
     metadata_url: &Url,
     policy: UrlPolicy,
 ) -> Result<(), Error> {
@@ -158,7 +159,9 @@ pub fn check_authorization_server(
         url: metadata_url.to_string(),
         reason,
     };
-    if !same_issuer(&metadata.issuer, issuer.as_str()) {
+    if let Some(issuer) = issuer
+        && !same_issuer(&metadata.issuer, issuer.as_str())
+    {
         return Err(fail(format!(
             "the metadata names issuer `{}`, not `{issuer}` (RFC 8414 §3.3: a mix-up defence)",
             metadata.issuer
@@ -278,7 +281,10 @@ pub async fn discover(
         if let Fetched::Found(metadata) =
             fetch_document::<AuthorizationServerMetadata>(http, &url).await?
         {
-            check_authorization_server(&metadata, &issuer, &url, policy)?;
+            // A 2025-03-26 server's origin is not an issuer it was asked for by a
+            // protected-resource document: nothing to hold the metadata's issuer against.
+            let asked = protected_resource.is_some().then_some(&issuer);
+            check_authorization_server(&metadata, asked, &url, policy)?;
             found = Some((metadata, url));
             break;
         }
@@ -428,15 +434,15 @@ mod tests {
         doc.authorization_endpoint = Some("https://as.example/tenant/authorize".into());
         doc.code_challenge_methods_supported = vec!["S256".into()];
         let policy = UrlPolicy::https_only();
-        assert!(check_authorization_server(&doc, &issuer, &meta_url, policy).is_ok());
+        assert!(check_authorization_server(&doc, Some(&issuer), &meta_url, policy).is_ok());
 
         let mut other = doc.clone();
         other.issuer = "https://evil.example/tenant".into();
-        assert!(check_authorization_server(&other, &issuer, &meta_url, policy).is_err());
+        assert!(check_authorization_server(&other, Some(&issuer), &meta_url, policy).is_err());
 
         let mut no_pkce = doc.clone();
         no_pkce.code_challenge_methods_supported = vec![];
-        let refused = check_authorization_server(&no_pkce, &issuer, &meta_url, policy)
+        let refused = check_authorization_server(&no_pkce, Some(&issuer), &meta_url, policy)
             .unwrap_err()
             .to_string();
         assert!(
@@ -445,12 +451,12 @@ mod tests {
         );
         let mut plain_only = doc.clone();
         plain_only.code_challenge_methods_supported = vec!["plain".into()];
-        assert!(check_authorization_server(&plain_only, &issuer, &meta_url, policy).is_err());
+        assert!(check_authorization_server(&plain_only, Some(&issuer), &meta_url, policy).is_err());
 
         let mut http_endpoint = doc;
         http_endpoint.token_endpoint = Some("http://as.example/token".into());
         assert!(matches!(
-            check_authorization_server(&http_endpoint, &issuer, &meta_url, policy),
+            check_authorization_server(&http_endpoint, Some(&issuer), &meta_url, policy),
             Err(Error::Insecure { .. })
         ));
     }

@@ -34,6 +34,12 @@ pub struct ClientCredentials {
     /// RFC 7592 registration access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
+    /// For `private_key_jwt` (RFC 7523): the private key, PEM (PKCS#8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_pem: Option<String>,
+    /// For `private_key_jwt`: the signing algorithm (`ES256`, `EdDSA`, `RS256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -72,7 +78,25 @@ impl ClientCredentials {
             redirect_uris: Vec::new(),
             registration_client_uri: None,
             registration_access_token: None,
+            private_key_pem: None,
+            signing_algorithm: None,
         }
+    }
+
+    /// A client registered beforehand at `issuer` that authenticates with `private_key_jwt`
+    /// (RFC 7523 §2.2): assertions signed by `private_key_pem` with `algorithm`.
+    #[must_use]
+    pub fn private_key_jwt(
+        issuer: &str,
+        client_id: &str,
+        private_key_pem: &str,
+        algorithm: &str,
+    ) -> Self {
+        let mut credentials = Self::pre_registered(issuer, client_id, None);
+        credentials.token_endpoint_auth_method = "private_key_jwt".into();
+        credentials.private_key_pem = Some(private_key_pem.to_owned());
+        credentials.signing_algorithm = Some(algorithm.to_owned());
+        credentials
     }
 
     /// Whether a dynamically issued secret has expired by `now` (register again).
@@ -227,5 +251,7 @@ pub async fn register(
         },
         registration_client_uri: registered.registration_client_uri,
         registration_access_token: registered.registration_access_token,
+        private_key_pem: None,
+        signing_algorithm: None,
     })
 }

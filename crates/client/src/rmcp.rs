@@ -32,9 +32,10 @@ use sse_stream::Sse;
 use crate::challenge::BearerChallenge;
 use crate::session::OAuthClient;
 
-/// Step-ups allowed per client before an `insufficient_scope` is returned to the caller (the
-/// MCP conformance suite's limit: a server that keeps asking must not loop the user).
-pub const MAX_STEP_UPS: usize = 3;
+/// Step-ups allowed per client before an `insufficient_scope` is returned to the caller:
+/// with the first authorization, three in all (the MCP conformance suite's limit: a server
+/// that keeps asking must not loop the user).
+pub const MAX_STEP_UPS: usize = 2;
 
 /// An rmcp HTTP client that authorizes its requests with an [`OAuthClient`].
 #[derive(Clone, Debug)]

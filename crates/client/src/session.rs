@@ -83,6 +83,8 @@ pub struct OAuthClientBuilder {
     client_name: String,
     policy: UrlPolicy,
     pre_registered: Option<(String, Option<String>)>,
+    private_key: Option<(String, String, String)>,
+    machine: bool,
     metadata_document_url: Option<String>,
     scope: Option<String>,
     authorization_timeout: Duration,
@@ -121,6 +123,30 @@ impl OAuthClientBuilder {
     /// specification's order of preference).
     pub fn pre_registered(mut self, client_id: &str, client_secret: Option<&str>) -> Self {
         self.pre_registered = Some((client_id.to_owned(), client_secret.map(str::to_owned)));
+        self
+    }
+
+    /// Authenticates as `client_id` with `private_key_jwt` (RFC 7523): assertions signed by
+    /// `private_key_pem` (PKCS#8) with `algorithm` (`ES256`, `EdDSA`, `RS256`).
+    pub fn private_key_jwt(
+        mut self,
+        client_id: &str,
+        private_key_pem: &str,
+        algorithm: &str,
+    ) -> Self {
+        self.private_key = Some((
+            client_id.to_owned(),
+            private_key_pem.to_owned(),
+            algorithm.to_owned(),
+        ));
+        self
+    }
+
+    /// A machine client: tokens come from the `client_credentials` grant (RFC 6749 §4.4)
+    /// with the pre-registered client (`client_secret_basic`) or `private_key_jwt`; no user,
+    /// no browser.
+    pub fn client_credentials(mut self) -> Self {
+        self.machine = true;
         self
     }
 
@@ -186,6 +212,8 @@ impl OAuthClientBuilder {
             client_name: self.client_name,
             policy: self.policy,
             pre_registered: self.pre_registered,
+            private_key: self.private_key,
+            machine: self.machine,
             metadata_document_url: self.metadata_document_url,
             scope: self.scope,
             authorization_timeout: self.authorization_timeout,
@@ -208,6 +236,8 @@ pub struct OAuthClient {
     client_name: String,
     policy: UrlPolicy,
     pre_registered: Option<(String, Option<String>)>,
+    private_key: Option<(String, String, String)>,
+    machine: bool,
     metadata_document_url: Option<String>,
     scope: Option<String>,
     authorization_timeout: Duration,
@@ -229,6 +259,8 @@ impl OAuthClient {
             client_name: "mcpauth".into(),
             policy: UrlPolicy::https_only(),
             pre_registered: None,
+            private_key: None,
+            machine: false,
             metadata_document_url: None,
             scope: None,
             authorization_timeout: Duration::from_secs(300),
@@ -294,6 +326,18 @@ impl OAuthClient {
         ))
     }
 
+    /// The identity configured on the builder (pre-registered or `private_key_jwt`), if any.
+    fn configured_credentials(&self, issuer: &str) -> Option<ClientCredentials> {
+        if let Some((id, pem, algorithm)) = &self.private_key {
+            return Some(ClientCredentials::private_key_jwt(
+                issuer, id, pem, algorithm,
+            ));
+        }
+        self.pre_registered
+            .as_ref()
+            .map(|(id, secret)| ClientCredentials::pre_registered(issuer, id, secret.as_deref()))
+    }
+
     /// The client's identity at the discovered authorization server, registering when it
     /// has none (with `redirect_uri` as its redirect URI).
     async fn credentials(
@@ -302,12 +346,8 @@ impl OAuthClient {
         redirect_uri: &str,
     ) -> Result<ClientCredentials, Error> {
         let issuer = discovered.issuer();
-        if let Some((id, secret)) = &self.pre_registered {
-            return Ok(ClientCredentials::pre_registered(
-                issuer,
-                id,
-                secret.as_deref(),
-            ));
+        if let Some(configured) = self.configured_credentials(issuer) {
+            return Ok(configured);
         }
         if let Some(stored) = self.store.load_credentials(issuer).await?
             && !stored.expired(now())
@@ -381,6 +421,9 @@ impl OAuthClient {
     }
 
     async fn authorize_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        if self.machine {
+            return self.client_credentials_locked(scope).await;
+        }
         if !self.interactive {
             return Err(Error::NotAuthorized {
                 server: self.server.clone(),
@@ -418,6 +461,35 @@ impl OAuthClient {
             &request.verifier,
             &discovered.resource,
             wanted.as_deref(),
+            now(),
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// The `client_credentials` grant for a machine client.
+    async fn client_credentials_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let credentials =
+            self.configured_credentials(&issuer)
+                .ok_or_else(|| Error::Registration {
+                    url: issuer.clone(),
+                    reason:
+                        "the client_credentials grant needs a pre-registered client (a secret or \
+                         a private key)"
+                            .into(),
+                })?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let tokens = crate::token::client_credentials(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            wanted.as_deref(),
+            &discovered.resource,
             now(),
         )
         .await?;
@@ -557,10 +629,8 @@ impl OAuthClient {
         discovered: &Discovered,
         held: &TokenSet,
     ) -> Result<TokenSet, Error> {
-        let credentials = match &self.pre_registered {
-            Some((id, secret)) => {
-                ClientCredentials::pre_registered(discovered.issuer(), id, secret.as_deref())
-            }
+        let credentials = match self.configured_credentials(discovered.issuer()) {
+            Some(configured) => configured,
             None => self
                 .store
                 .load_credentials(discovered.issuer())
@@ -673,12 +743,8 @@ impl OAuthClient {
                 .map(|e| self.policy.check(e))
                 .transpose()?
         {
-            let credentials = match &self.pre_registered {
-                Some((id, secret)) => Some(ClientCredentials::pre_registered(
-                    &issuer,
-                    id,
-                    secret.as_deref(),
-                )),
+            let credentials = match self.configured_credentials(&issuer) {
+                Some(configured) => Some(configured),
                 None => self.store.load_credentials(&issuer).await?,
             };
             if let Some(credentials) = credentials {

@@ -93,7 +93,15 @@ pub(crate) async fn token_request(
 ) -> Result<Result<TokenSet, TokenFailure>, Error> {
     let mut pairs: Vec<(&str, &str)> = params.to_vec();
     let secret = client.client_secret.as_deref();
+    let assertion;
+    if client.token_endpoint_auth_method == "private_key_jwt" {
+        assertion = client_assertion(client, now)?;
+        pairs.push(("client_id", &client.client_id));
+        pairs.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+        pairs.push(("client_assertion", &assertion));
+    }
     let basic = match (client.token_endpoint_auth_method.as_str(), secret) {
+        ("private_key_jwt", _) => None,
         ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
         ("client_secret_post", Some(secret)) => {
             pairs.push(("client_id", &client.client_id));
@@ -143,6 +151,74 @@ pub(crate) async fn token_request(
             },
         },
     ))
+}
+
+/// RFC 7523 §2.2.
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A `private_key_jwt` client assertion (RFC 7523 §3): `iss` and `sub` the client, `aud` the
+/// authorization server's issuer, a minute to live, a fresh `jti`.
+fn client_assertion(client: &ClientCredentials, now: u64) -> Result<String, Error> {
+    let fail = |reason: String| Error::Token {
+        url: client.issuer.clone(),
+        error: format!("cannot sign the client assertion: {reason}"),
+        description: None,
+    };
+    let pem = client
+        .private_key_pem
+        .as_deref()
+        .ok_or_else(|| fail("no private key is configured".into()))?;
+    let algorithm = match client.signing_algorithm.as_deref().unwrap_or("ES256") {
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        "ES384" => jsonwebtoken::Algorithm::ES384,
+        "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+        "RS256" => jsonwebtoken::Algorithm::RS256,
+        other => return Err(fail(format!("unsupported algorithm {other}"))),
+    };
+    let key = match algorithm {
+        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+            jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
+        }
+        jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()),
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()),
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    let claims = serde_json::json!({
+        "iss": client.client_id,
+        "sub": client.client_id,
+        "aud": client.issuer,
+        "iat": now,
+        "exp": now.saturating_add(60),
+        "jti": crate::authorize::random_value()?,
+    });
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key)
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// RFC 6749 §4.4: tokens for the client itself (machine clients), with `resource`.
+///
+/// # Errors
+///
+/// [`Error::Token`] with the server's error; [`Error::Network`].
+pub async fn client_credentials(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    scope: Option<&str>,
+    resource: &str,
+    now: u64,
+) -> Result<TokenSet, Error> {
+    let mut params = vec![("grant_type", "client_credentials"), ("resource", resource)];
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
+    }
+    token_request(http, endpoint, client, &params, scope, now)
+        .await?
+        .map_err(|f| Error::Token {
+            url: endpoint.to_string(),
+            error: f.error,
+            description: f.description,
+        })
 }
 
 /// RFC 6749 §4.1.3: the code for tokens.

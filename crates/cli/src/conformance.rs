@@ -1,0 +1,78 @@
+//! `mcpauth conformance URL`: the client under test of the official MCP conformance suite
+//! (`@modelcontextprotocol/conformance`). The suite starts an MCP server and an
+//! authorization server per scenario, and runs this with the server's URL; its
+//! authorization endpoint approves at once, so the "browser" only follows redirects.
+
+use std::sync::Arc;
+
+use mcpauth_client::{MemoryStore, OAuthClient};
+use rmcp::ServiceExt as _;
+use serde::Deserialize;
+
+use crate::FollowRedirects;
+
+/// What the suite passes in `MCP_CONFORMANCE_CONTEXT` for some scenarios.
+#[derive(Debug, Default, Deserialize)]
+struct Context {
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    private_key_pem: Option<String>,
+    #[serde(default)]
+    signing_algorithm: Option<String>,
+}
+
+pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<(), String> {
+    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
+    let context: Context = std::env::var("MCP_CONFORMANCE_CONTEXT")
+        .ok()
+        .map(|c| serde_json::from_str(&c).map_err(|e| format!("MCP_CONFORMANCE_CONTEXT: {e}")))
+        .transpose()?
+        .unwrap_or_default();
+    eprintln!("conformance scenario `{scenario}` at {url}");
+    let mut builder = OAuthClient::builder(url)
+        .client_name("mcpauth conformance client")
+        .allow_loopback_http()
+        .store(Arc::new(MemoryStore::default()))
+        .browser(Arc::new(FollowRedirects));
+    if let Some(client_id) = &context.client_id {
+        builder = match &context.private_key_pem {
+            Some(pem) => builder.private_key_jwt(
+                client_id,
+                pem,
+                context.signing_algorithm.as_deref().unwrap_or("ES256"),
+            ),
+            None => builder.pre_registered(client_id, context.client_secret.as_deref()),
+        };
+    }
+    // The suite's machine-client scenarios (the client-credentials extension, SEP-1046).
+    if scenario.starts_with("auth/client-credentials") {
+        builder = builder.client_credentials();
+    }
+    if let Some(document) = metadata_document {
+        builder = builder.metadata_document(document);
+    }
+    let auth = Arc::new(builder.build().map_err(|e| e.to_string())?);
+    let client =
+        ().serve(mcpauth_client::rmcp::transport(auth))
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
+    let tools = client
+        .list_all_tools()
+        .await
+        .map_err(|e| format!("listing tools: {e}"))?;
+    for tool in tools {
+        let result = client
+            .call_tool(rmcp::model::CallToolRequestParams::new(tool.name.clone()))
+            .await;
+        eprintln!(
+            "called {}: {}",
+            tool.name,
+            if result.is_ok() { "ok" } else { "failed" }
+        );
+    }
+    let _ = client.cancel().await;
+    Ok(())
+}
