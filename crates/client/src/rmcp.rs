@@ -1,7 +1,8 @@
 //! The official Rust MCP SDK (`rmcp`) on mcpauth's tokens: [`AuthorizedHttpClient`] wraps
-//! any rmcp streamable-HTTP client, puts a valid access token on every request (refreshed
-//! before it expires), refreshes once and retries when the server answers `401`, and steps
-//! up on `403 insufficient_scope` (at most [`MAX_STEP_UPS`] times per client).
+//! any rmcp streamable-HTTP client, puts the held access token on every request (refreshed
+//! before it expires), answers a `401` once (rediscovering from its challenge, then
+//! refreshing or authorizing for the scope it names), and steps up on
+//! `403 insufficient_scope` (at most [`MAX_STEP_UPS`] times per client).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -72,10 +73,20 @@ fn auth_error<E: std::error::Error + Send + Sync + 'static>(
     StreamableHttpError::UnexpectedServerResponse(format!("authorization failed: {e}").into())
 }
 
+/// The protocol version an `initialize` request proposes.
+fn initialize_version(message: &ClientJsonRpcMessage) -> Option<HeaderValue> {
+    let value = serde_json::to_value(message).ok()?;
+    if value.get("method")?.as_str()? != "initialize" {
+        return None;
+    }
+    HeaderValue::from_str(value.pointer("/params/protocolVersion")?.as_str()?).ok()
+}
+
 impl<C: StreamableHttpClient + Sync> AuthorizedHttpClient<C> {
-    async fn token(&self) -> Result<String, StreamableHttpError<C::Error>> {
+    /// The held token (refreshed when needed), without starting an authorization.
+    async fn token(&self) -> Result<Option<String>, StreamableHttpError<C::Error>> {
         self.auth
-            .get_valid_token()
+            .held_or_refreshed_token()
             .await
             .map_err(|e| auth_error(&e))
     }
@@ -92,8 +103,21 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let mut token = self.token().await?;
-        let mut refreshed = false;
+        // rmcp adds MCP-Protocol-Version after initialization; servers of the 2026-07-28
+        // revision want it on `initialize` too: the version the request proposes.
+        let mut custom_headers = custom_headers;
+        if let Some(version) = initialize_version(&message) {
+            custom_headers
+                .entry(HeaderName::from_static("mcp-protocol-version"))
+                .or_insert(version);
+        }
+        // The first request may go without a token: the server's 401 says what it needs.
+        let mut token = self
+            .auth
+            .held_or_refreshed_token()
+            .await
+            .map_err(|e| auth_error(&e))?;
+        let mut answered = false;
         loop {
             let sent = self
                 .inner
@@ -101,19 +125,24 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
                     uri.clone(),
                     message.clone(),
                     session_id.clone(),
-                    Some(token.clone()),
+                    token.clone(),
                     custom_headers.clone(),
                 )
                 .await;
             match sent {
-                // The server no longer takes the token (revoked, keys rotated): refresh once.
-                Err(StreamableHttpError::AuthRequired(_)) if !refreshed => {
-                    refreshed = true;
-                    self.auth
-                        .expire_access_token()
-                        .await
-                        .map_err(|e| auth_error(&e))?;
-                    token = self.token().await?;
+                // No token, or the server no longer takes it (revoked, expired early, the
+                // server moved to another authorization server): answer its challenge once.
+                Err(StreamableHttpError::AuthRequired(e)) if !answered => {
+                    answered = true;
+                    let challenge =
+                        BearerChallenge::from_headers([e.www_authenticate_header.as_str()])
+                            .unwrap_or_default();
+                    token = Some(
+                        self.auth
+                            .answer_unauthorized(&challenge, token.as_deref())
+                            .await
+                            .map_err(|e| auth_error(&e))?,
+                    );
                 }
                 Err(StreamableHttpError::InsufficientScope(e))
                     if self.step_ups.fetch_add(1, Ordering::SeqCst) < MAX_STEP_UPS =>
@@ -121,11 +150,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
                     let challenge =
                         BearerChallenge::from_headers([e.www_authenticate_header.as_str()])
                             .unwrap_or_default();
-                    token = self
-                        .auth
-                        .step_up(&challenge)
-                        .await
-                        .map_err(|e| auth_error(&e))?;
+                    token = Some(
+                        self.auth
+                            .step_up(&challenge)
+                            .await
+                            .map_err(|e| auth_error(&e))?,
+                    );
                 }
                 other => return other,
             }
@@ -141,7 +171,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
     ) -> Result<(), StreamableHttpError<Self::Error>> {
         let token = self.token().await?;
         self.inner
-            .delete_session(uri, session_id, Some(token), custom_headers)
+            .delete_session(uri, session_id, token, custom_headers)
             .await
     }
 
@@ -155,7 +185,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
         let token = self.token().await?;
         self.inner
-            .get_stream(uri, session_id, last_event_id, Some(token), custom_headers)
+            .get_stream(uri, session_id, last_event_id, token, custom_headers)
             .await
     }
 }

@@ -581,6 +581,69 @@ impl OAuthClient {
     /// Any [`Error`].
     pub async fn get_valid_token(&self) -> Result<String, Error> {
         let _flight = self.flight.lock().await;
+        self.valid_token_locked(true)
+            .await?
+            .ok_or_else(|| Error::NotAuthorized {
+                server: self.server.clone(),
+            })
+    }
+
+    /// Like [`get_valid_token`](Self::get_valid_token), but never starts a new
+    /// authorization: the held token (refreshed if needed), or `None`. An MCP client sends
+    /// its first request with this and lets the server's `401` say what it needs.
+    ///
+    /// # Errors
+    ///
+    /// Discovery, storage and network errors.
+    pub async fn held_or_refreshed_token(&self) -> Result<Option<String>, Error> {
+        let _flight = self.flight.lock().await;
+        self.valid_token_locked(false).await
+    }
+
+    /// Answers an MCP server's `401` (RFC 6750 §3 / RFC 9728 §5.1): rediscovers from its
+    /// challenge (the server may have moved to another authorization server: credentials
+    /// and tokens are never carried across), then refreshes the refused token `sent` or
+    /// authorizes for the challenge's scope.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`].
+    pub async fn answer_unauthorized(
+        &self,
+        challenge: &BearerChallenge,
+        sent: Option<&str>,
+    ) -> Result<String, Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = discover(&*self.http, &self.server, Some(challenge), self.policy).await?;
+        *self.discovered.lock().await = Some(discovered.clone());
+        let issuer = discovered.issuer().to_owned();
+        if let Some(mut tokens) = self
+            .store
+            .load_tokens(&issuer, &discovered.resource)
+            .await?
+        {
+            if Some(tokens.access_token.as_str()) != sent {
+                // Another caller got a new token meanwhile.
+                return Ok(tokens.access_token);
+            }
+            // Refused before its time: refresh it (or authorize again).
+            tokens.expires_at = Some(0);
+            self.store
+                .save_tokens(&issuer, &discovered.resource, &tokens)
+                .await?;
+            return self
+                .valid_token_locked(true)
+                .await?
+                .ok_or_else(|| Error::NotAuthorized {
+                    server: self.server.clone(),
+                });
+        }
+        Ok(self.authorize_locked(None).await?.access_token)
+    }
+
+    /// The held token, refreshed when it is about to expire; `authorize`: a new
+    /// authorization when there is none (or the refresh token is dead).
+    async fn valid_token_locked(&self, authorize: bool) -> Result<Option<String>, Error> {
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let held = self
@@ -590,7 +653,7 @@ impl OAuthClient {
         if let Some(tokens) = &held
             && !tokens.expires_within(now(), REFRESH_LEEWAY)
         {
-            return Ok(tokens.access_token.clone());
+            return Ok(Some(tokens.access_token.clone()));
         }
         // Other processes sharing the store wait here; after the wait the tokens may be
         // fresh already (another process refreshed them), so read them again.
@@ -602,25 +665,29 @@ impl OAuthClient {
             .store
             .load_tokens(&issuer, &discovered.resource)
             .await?;
-        match held {
+        let refreshed = match held {
             Some(tokens) if !tokens.expires_within(now(), REFRESH_LEEWAY) => {
-                Ok(tokens.access_token)
+                return Ok(Some(tokens.access_token));
             }
             Some(tokens) if tokens.refresh_token.is_some() => {
                 match self.refresh_locked(&discovered, &tokens).await {
-                    Ok(fresh) => Ok(fresh.access_token),
+                    Ok(fresh) => return Ok(Some(fresh.access_token)),
                     Err(Error::Refresh { .. }) => {
                         // The refresh token is dead: forget it and ask the user again.
                         self.store
                             .delete_tokens(&issuer, &discovered.resource)
                             .await?;
-                        Ok(self.authorize_locked(None).await?.access_token)
+                        false
                     }
-                    Err(e) => Err(e),
+                    Err(e) => return Err(e),
                 }
             }
-            _ => Ok(self.authorize_locked(None).await?.access_token),
+            _ => false,
+        };
+        if authorize && !refreshed {
+            return Ok(Some(self.authorize_locked(None).await?.access_token));
         }
+        Ok(None)
     }
 
     /// Refreshes `held`, retrying network failures (not refusals) with backoff.
