@@ -10,6 +10,8 @@
 //                                         providers: continue with one on the chooser, sign
 //                                         in and consent on the upstream's own pages
 //   node browser.mjs device-federated '<json>'  the device page, signing in upstream
+//   node browser.mjs walk '<json>'        another server's sign-in and consent pages, until
+//                                         the browser reaches `until`
 //
 // The JSON names the URL to open, the user's email and password, the profile directory (one
 // per "browser", so sessions persist between runs) and where screenshots go. The script
@@ -135,6 +137,27 @@ try {
       await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
       await remember("device-federated-done");
     }
+  } else if (command === "walk") {
+    // Another authorization server's own pages (oidc-provider's development sign-in and
+    // consent): fill what is asked, submit, until the browser reaches `until`.
+    const done = () => page.url().startsWith(input.until);
+    for (let step = 0; step < 8 && !done(); step += 1) {
+      await page.waitForLoadState("load");
+      if (done()) break;
+      await remember(`walk-${step}`);
+      const login = page.locator('input[name="login"]');
+      if ((await login.count()) > 0) {
+        await login.fill(input.login);
+        await page.locator('input[name="password"]').fill("any password");
+      }
+      const before = page.url();
+      await Promise.all([
+        page.waitForURL((url) => url.href !== before),
+        page.locator('button[type="submit"]').first().click(),
+      ]);
+    }
+    await page.waitForURL((url) => url.href.startsWith(input.until));
+    seen.final_url = page.url();
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());
