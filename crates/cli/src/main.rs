@@ -85,6 +85,16 @@ enum Command {
         /// accepts them.
         #[arg(long)]
         metadata_document: Option<String>,
+        /// A machine client: tokens from the client_credentials grant with --client-id and
+        /// its secret (MCPAUTH_CLIENT_SECRET) or --private-key; no user, no browser.
+        #[arg(long, requires = "client_id")]
+        client_credentials: bool,
+        /// A PEM (PKCS#8) private key to authenticate --client-id with private_key_jwt.
+        #[arg(long, requires = "client_id")]
+        private_key: Option<PathBuf>,
+        /// The private key's algorithm: ES256, EdDSA or RS256.
+        #[arg(long, default_value = "ES256")]
+        signing_algorithm: String,
         /// Accept plain http on loopback (development servers).
         #[arg(long)]
         allow_http: bool,
@@ -267,8 +277,24 @@ fn client_for(
         builder = builder.allow_loopback_http();
     }
     if let Some(id) = &entry.client_id {
-        builder =
-            builder.pre_registered(id, std::env::var("MCPAUTH_CLIENT_SECRET").ok().as_deref());
+        builder = match &entry.private_key {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Storage(format!("reading the private key {}: {e}", path.display()))
+                })?;
+                builder.private_key_jwt(
+                    id,
+                    &pem,
+                    entry.signing_algorithm.as_deref().unwrap_or("ES256"),
+                )
+            }
+            None => {
+                builder.pre_registered(id, std::env::var("MCPAUTH_CLIENT_SECRET").ok().as_deref())
+            }
+        };
+    }
+    if entry.client_credentials {
+        builder = builder.client_credentials();
     }
     if let Some(document) = &entry.metadata_document {
         builder = builder.metadata_document(document);
@@ -322,6 +348,9 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             scope,
             client_id,
             client_secret: _,
+            client_credentials,
+            private_key,
+            signing_algorithm,
             metadata_document,
             allow_http,
             no_browser,
@@ -334,6 +363,9 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 client_id: client_id.clone(),
                 metadata_document: metadata_document.clone(),
                 scope: scope.clone(),
+                client_credentials: *client_credentials,
+                private_key: private_key.clone(),
+                signing_algorithm: private_key.as_ref().map(|_| signing_algorithm.clone()),
                 issuer: None,
                 resource: None,
             };
@@ -348,17 +380,41 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 client_for(&entry, store.clone(), browser, true).map_err(|e| e.to_string())?;
             let discovered = client.discover().await.map_err(|e| e.to_string())?;
             let tokens = if *device {
-                let show = |code: &mcpauth_client::device::DeviceCode| {
-                    eprintln!(
-                        "To authorize, visit {} and enter the code\n\n    {}\n",
-                        code.verification_uri, code.user_code
-                    );
-                    if let Some(complete) = &code.verification_uri_complete {
-                        eprintln!("(or open {complete})");
+                // A spinner on a terminal while the client polls, once the code is shown.
+                let spinner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> =
+                    Arc::default();
+                let show = {
+                    let spinner = spinner.clone();
+                    move |code: &mcpauth_client::device::DeviceCode| {
+                        eprintln!(
+                            "To authorize, visit {} and enter the code\n\n    {}\n",
+                            code.verification_uri, code.user_code
+                        );
+                        if let Some(complete) = &code.verification_uri_complete {
+                            eprintln!("(or open {complete})");
+                        }
+                        if std::io::stderr().is_terminal() {
+                            let task = tokio::spawn(async {
+                                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                                for frame in frames.iter().cycle() {
+                                    eprint!("\r{frame} waiting for you to approve…");
+                                    tokio::time::sleep(Duration::from_millis(120)).await;
+                                }
+                            });
+                            if let Ok(mut slot) = spinner.lock() {
+                                *slot = Some(task);
+                            }
+                        } else {
+                            eprintln!("Waiting for you to approve…");
+                        }
                     }
-                    eprintln!("Waiting for you to approve…");
                 };
-                client.authorize_device(None, &show).await
+                let result = client.authorize_device(None, &show).await;
+                if let Some(task) = spinner.lock().ok().and_then(|mut slot| slot.take()) {
+                    task.abort();
+                    eprint!("\r\x1b[2K");
+                }
+                result
             } else {
                 tokio::time::timeout(Duration::from_secs(*timeout + 5), client.authorize(None))
                     .await

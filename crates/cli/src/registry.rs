@@ -21,6 +21,15 @@ pub(crate) struct ServerEntry {
     pub(crate) metadata_document: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<String>,
+    /// A machine client (the client_credentials grant).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) client_credentials: bool,
+    /// The private key file for private_key_jwt (the path, never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) private_key: Option<std::path::PathBuf>,
+    /// Its algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) signing_algorithm: Option<String>,
     /// The authorization server the tokens came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) issuer: Option<String>,

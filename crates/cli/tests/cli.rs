@@ -182,6 +182,44 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     .await;
     assert!(stdout.contains("✓ authorized kitchen"), "{stdout}");
 
+    // A machine client: the client_credentials grant with a client the operator registered.
+    let second_instance = mcpauth_server::build(&servers.config).await.unwrap();
+    let mut job = mcpauth_server::admin::NewClient::default();
+    job.name = "Nightly job".into();
+    let job = mcpauth_server::admin::add_client(&second_instance.engine, job)
+        .await
+        .unwrap();
+    let secret = job.client_secret.unwrap();
+    let output = mcpauth(&store_dir)
+        .env("MCPAUTH_CLIENT_SECRET", &secret)
+        .args([
+            "auth",
+            "nightly",
+            &servers.resource,
+            "--allow-http",
+            "--client-credentials",
+            "--client-id",
+            &job.client_id,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("✓ authorized nightly"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = mcpauth(&store_dir)
+        .env("MCPAUTH_CLIENT_SECRET", &secret)
+        .args(["get", "nightly", "--show"])
+        .output()
+        .await
+        .unwrap();
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(claims(&token)["client_id"], job.client_id.as_str());
+    assert_eq!(claims(&token)["aud"], servers.resource.as_str());
+
     // clear forgets without revoking; an unknown name says what to do.
     let (ok, stdout, _) = run(&store_dir, &["clear", "kitchen"]).await;
     assert!(ok && stdout.contains("forgot kitchen"), "{stdout}");

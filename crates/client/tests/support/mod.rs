@@ -18,6 +18,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct Servers {
     pub issuer: String,
     pub resource: String,
+    /// The authorization server's configuration (a second instance can be built from it).
+    pub config: mcpauth_server::Config,
     _stop: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -61,6 +63,7 @@ pub async fn start(dir: &std::path::Path) -> Servers {
     Servers {
         issuer,
         resource,
+        config,
         _stop: vec![stop_as, stop_mcp],
     }
 }
