@@ -215,13 +215,11 @@ pub(crate) struct FollowRedirects;
 impl Browser for FollowRedirects {
     async fn open(&self, url: &Url) -> Result<(), Error> {
         let url = url.clone();
+        let client = mcpauth_client::ReqwestClient::new()?;
         tokio::spawn(async move {
             let mut next = url;
             for _ in 0..10 {
                 let Ok(request) = http::Request::get(next.as_str()).body(Vec::new()) else {
-                    return;
-                };
-                let Ok(client) = mcpauth_client::ReqwestClient::new() else {
                     return;
                 };
                 let Ok(response) = mcpauth_client::HttpClient::send(&client, request).await else {

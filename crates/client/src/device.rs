@@ -9,9 +9,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::Error;
-use crate::http::{HttpClient, post_form};
+use crate::http::HttpClient;
 use crate::registration::ClientCredentials;
-use crate::token::{TokenSet, token_request};
+use crate::token::{TokenSet, authenticated_form, token_request};
 
 /// The RFC 8628 grant type.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -62,26 +62,15 @@ pub async fn request_device_code(
     client: &ClientCredentials,
     scope: Option<&str>,
     resource: &str,
+    now: u64,
 ) -> Result<DeviceCode, Error> {
-    let mut pairs = vec![
-        ("client_id", client.client_id.as_str()),
-        ("resource", resource),
-    ];
+    let mut params = vec![("resource", resource)];
     if let Some(scope) = scope {
-        pairs.push(("scope", scope));
+        params.push(("scope", scope));
     }
-    let basic = match (
-        client.token_endpoint_auth_method.as_str(),
-        client.client_secret.as_deref(),
-    ) {
-        ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
-        ("client_secret_post", Some(secret)) => {
-            pairs.push(("client_secret", secret));
-            None
-        }
-        _ => None,
-    };
-    let response = http.send(post_form(endpoint, &pairs, basic)?).await?;
+    let response = http
+        .send(authenticated_form(endpoint, client, &params, now)?)
+        .await?;
     let fail = |error: String, description: Option<String>| Error::Token {
         url: endpoint.to_string(),
         error,

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::authorize::{authorization_request, read_authorization_response};
 use crate::challenge::BearerChallenge;
 use crate::discovery::{Discovered, discover};
-use crate::http::{HttpClient, ReqwestClient, UrlPolicy, post_form};
+use crate::http::{HttpClient, ReqwestClient, UrlPolicy};
 use crate::loopback::LoopbackListener;
 use crate::registration::{ClientCredentials, RegistrationRequest, register};
 use crate::store::{MemoryStore, TokenStore};
@@ -541,6 +541,7 @@ impl OAuthClient {
             &credentials,
             wanted.as_deref(),
             &discovered.resource,
+            now(),
         )
         .await?;
         show(&code);
@@ -832,23 +833,8 @@ impl OAuthClient {
     }
 
     async fn revoke(&self, endpoint: &Url, client: &ClientCredentials, token: &str, hint: &str) {
-        let mut pairs = vec![("token", token), ("token_type_hint", hint)];
-        let basic = match (
-            client.token_endpoint_auth_method.as_str(),
-            client.client_secret.as_deref(),
-        ) {
-            ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
-            ("client_secret_post", Some(secret)) => {
-                pairs.push(("client_id", &client.client_id));
-                pairs.push(("client_secret", secret));
-                None
-            }
-            _ => {
-                pairs.push(("client_id", &client.client_id));
-                None
-            }
-        };
-        if let Ok(request) = post_form(endpoint, &pairs, basic) {
+        let params = [("token", token), ("token_type_hint", hint)];
+        if let Ok(request) = crate::token::authenticated_form(endpoint, client, &params, now()) {
             // RFC 7009 §2.2: 200 whether or not the token was valid; nothing to do on failure
             // but forget the token anyway.
             let _ = self.http.send(request).await;

@@ -81,27 +81,27 @@ pub(crate) struct TokenFailure {
     pub(crate) description: Option<String>,
 }
 
-/// Sends a token request with `params`, authenticating as `client`; `requested_scope` fills
-/// in the scope when the response omits it (RFC 6749 §5.1: then it is the one requested).
-pub(crate) async fn token_request(
-    http: &dyn HttpClient,
+/// A form POST of `params` to `endpoint`, authenticated as `client` registered (RFC 6749
+/// §2.3.1 `client_secret_basic` or `client_secret_post`, RFC 7523 `private_key_jwt`, or
+/// `client_id` alone for a public client): the one place the token, device and revocation
+/// requests get their client authentication.
+pub(crate) fn authenticated_form(
     endpoint: &Url,
     client: &ClientCredentials,
     params: &[(&str, &str)],
-    requested_scope: Option<&str>,
     now: u64,
-) -> Result<Result<TokenSet, TokenFailure>, Error> {
+) -> Result<http::Request<Vec<u8>>, Error> {
     let mut pairs: Vec<(&str, &str)> = params.to_vec();
     let secret = client.client_secret.as_deref();
     let assertion;
-    if client.token_endpoint_auth_method == "private_key_jwt" {
-        assertion = client_assertion(client, now)?;
-        pairs.push(("client_id", &client.client_id));
-        pairs.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
-        pairs.push(("client_assertion", &assertion));
-    }
     let basic = match (client.token_endpoint_auth_method.as_str(), secret) {
-        ("private_key_jwt", _) => None,
+        ("private_key_jwt", _) => {
+            assertion = client_assertion(client, now)?;
+            pairs.push(("client_id", &client.client_id));
+            pairs.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+            pairs.push(("client_assertion", &assertion));
+            None
+        }
         ("client_secret_basic", Some(secret)) => Some((client.client_id.as_str(), secret)),
         ("client_secret_post", Some(secret)) => {
             pairs.push(("client_id", &client.client_id));
@@ -113,7 +113,22 @@ pub(crate) async fn token_request(
             None
         }
     };
-    let response = http.send(post_form(endpoint, &pairs, basic)?).await?;
+    post_form(endpoint, &pairs, basic)
+}
+
+/// Sends a token request with `params`, authenticating as `client`; `requested_scope` fills
+/// in the scope when the response omits it (RFC 6749 §5.1: then it is the one requested).
+pub(crate) async fn token_request(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: &ClientCredentials,
+    params: &[(&str, &str)],
+    requested_scope: Option<&str>,
+    now: u64,
+) -> Result<Result<TokenSet, TokenFailure>, Error> {
+    let response = http
+        .send(authenticated_form(endpoint, client, params, now)?)
+        .await?;
     let status = response.status();
     if status.is_success() {
         let parsed: TokenResponse = match serde_json::from_slice(response.body()) {

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "analytical engine 1843";
@@ -152,27 +152,7 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     assert_png(&shots.join("deny-consent.png"));
 
     // The device flow: a device asks, the person approves the code in the browser.
-    let device_client = server
-        .register(json!({
-            "client_name": "Kitchen Display",
-            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
-            "token_endpoint_auth_method": "none",
-        }))
-        .await;
-    let device: Value = server
-        .http
-        .post(format!("{}/device_authorization", server.issuer))
-        .form(&[
-            ("client_id", device_client.as_str()),
-            ("scope", "mcp:tools"),
-            ("resource", RESOURCE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (device_client, device) = server.device_authorization("Kitchen Display").await;
     let user_code = device["user_code"].as_str().unwrap();
     let seen = browse(
         "device",
@@ -188,20 +168,7 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     assert!(confirm.contains("Kitchen Display"), "{confirm}");
     assert_eq!(seen["pages"][2]["heading"], "Device connected", "{seen}");
     assert_png(&shots.join("device-confirm.png"));
-    let tokens: Value = server
-        .http
-        .post(format!("{}/token", server.issuer))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device["device_code"].as_str().unwrap()),
-            ("client_id", device_client.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = server.device_token(&device_client, &device).await;
     assert_eq!(tokens["scope"], "mcp:tools", "{tokens}");
 
     // Clickjacking: another origin's page framing our sign-in page gets nothing to click.

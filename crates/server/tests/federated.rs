@@ -229,27 +229,7 @@ async fn a_user_signs_in_at_a_real_openid_provider_and_the_mcp_client_gets_mcpau
     // The device flow on a server without passwords: the device page offers the provider,
     // the person signs in there (a browser with no session), comes back to the same code,
     // and approves it; the device gets tokens for the same local user.
-    let device_client = server
-        .register(json!({
-            "client_name": "Kitchen Display",
-            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
-            "token_endpoint_auth_method": "none",
-        }))
-        .await;
-    let device: Value = server
-        .http
-        .post(format!("{}/device_authorization", server.issuer))
-        .form(&[
-            ("client_id", device_client.as_str()),
-            ("scope", "mcp:tools"),
-            ("resource", RESOURCE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (device_client, device) = server.device_authorization("Kitchen Display").await;
     let seen = browse(
         "device-federated",
         json!({
@@ -276,20 +256,7 @@ async fn a_user_signs_in_at_a_real_openid_provider_and_the_mcp_client_gets_mcpau
             .contains(device["user_code"].as_str().unwrap()),
         "{confirm}"
     );
-    let tokens: Value = server
-        .http
-        .post(format!("{}/token", server.issuer))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device["device_code"].as_str().unwrap()),
-            ("client_id", device_client.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = server.device_token(&device_client, &device).await;
     assert_eq!(
         claims(tokens["access_token"].as_str().unwrap())["sub"],
         identity.user_id.as_str(),

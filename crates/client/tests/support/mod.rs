@@ -102,18 +102,13 @@ impl FormFillingBrowser {
         }
     }
 
-    async fn go(
-        &self,
-        http: &reqwest::Client,
-        request: reqwest::RequestBuilder,
-    ) -> reqwest::Response {
+    async fn go(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
         let response = request
             .header("cookie", self.cookie_header())
             .send()
             .await
             .unwrap();
         self.keep_cookies(&response);
-        let _ = http;
         response
     }
 
@@ -126,7 +121,7 @@ impl FormFillingBrowser {
             + &start.port().map(|p| format!(":{p}")).unwrap_or_default();
         let mut url = start.to_string();
         for _ in 0..10 {
-            let response = self.go(&http, http.get(&url)).await;
+            let response = self.go(http.get(&url)).await;
             if response.status().is_redirection() {
                 let location = response.headers()["location"].to_str().unwrap().to_owned();
                 url = if location.starts_with('/') {
@@ -140,23 +135,18 @@ impl FormFillingBrowser {
             let next = if page.contains("type=\"password\"") {
                 let csrf = field(&page, "csrf_token");
                 self.sign_ins.fetch_add(1, Ordering::SeqCst);
-                self.go(
-                    &http,
-                    http.post(format!("{url}/login")).form(&[
-                        ("csrf_token", csrf.as_str()),
-                        ("email", EMAIL),
-                        ("password", PASSWORD),
-                    ]),
-                )
+                self.go(http.post(format!("{url}/login")).form(&[
+                    ("csrf_token", csrf.as_str()),
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                ]))
                 .await
             } else if page.contains("value=\"approve\"") {
                 let csrf = field(&page, "csrf_token");
-                self.go(
-                    &http,
-                    http.post(format!("{url}/consent"))
-                        .form(&[("csrf_token", csrf.as_str()), ("decision", "approve")]),
-                )
-                .await
+                self.go(http
+                    .post(format!("{url}/consent"))
+                    .form(&[("csrf_token", csrf.as_str()), ("decision", "approve")]))
+                    .await
             } else {
                 // The client's loopback page: done.
                 assert!(page.contains("You can close this window"), "{page}");
@@ -203,7 +193,7 @@ impl FormFillingBrowser {
             .map(|(_, v)| v.into_owned())
             .unwrap();
         let mut page = self
-            .go(&http, http.get(start.as_str()))
+            .go(http.get(start.as_str()))
             .await
             .text()
             .await
@@ -211,20 +201,17 @@ impl FormFillingBrowser {
         if page.contains("type=\"password\"") {
             self.sign_ins.fetch_add(1, Ordering::SeqCst);
             let signed_in = self
-                .go(
-                    &http,
-                    http.post(format!("{origin}/sign-in")).form(&[
-                        ("csrf_token", field(&page, "csrf_token").as_str()),
-                        ("next", "device"),
-                        ("user_code", user_code.as_str()),
-                        ("email", EMAIL),
-                        ("password", PASSWORD),
-                    ]),
-                )
+                .go(http.post(format!("{origin}/sign-in")).form(&[
+                    ("csrf_token", field(&page, "csrf_token").as_str()),
+                    ("next", "device"),
+                    ("user_code", user_code.as_str()),
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                ]))
                 .await;
             let location = signed_in.headers()["location"].to_str().unwrap().to_owned();
             page = self
-                .go(&http, http.get(format!("{origin}{location}")))
+                .go(http.get(format!("{origin}{location}")))
                 .await
                 .text()
                 .await
@@ -232,14 +219,11 @@ impl FormFillingBrowser {
         }
         assert!(page.contains(&user_code), "{page}");
         let done = self
-            .go(
-                &http,
-                http.post(format!("{origin}/device")).form(&[
-                    ("csrf_token", field(&page, "csrf_token").as_str()),
-                    ("user_code", user_code.as_str()),
-                    ("decision", "approve"),
-                ]),
-            )
+            .go(http.post(format!("{origin}/device")).form(&[
+                ("csrf_token", field(&page, "csrf_token").as_str()),
+                ("user_code", user_code.as_str()),
+                ("decision", "approve"),
+            ]))
             .await
             .text()
             .await

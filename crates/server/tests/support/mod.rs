@@ -166,6 +166,50 @@ impl Server {
         format!("{}/authorize?{query}", self.issuer)
     }
 
+    /// Registers a public device client named `name` and starts a device authorization
+    /// (RFC 8628 §3.1) for `mcp:tools` at [`RESOURCE`]: the client id and the response.
+    pub async fn device_authorization(&self, name: &str) -> (String, Value) {
+        let client_id = self
+            .register(serde_json::json!({
+                "client_name": name,
+                "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+                "token_endpoint_auth_method": "none",
+            }))
+            .await;
+        let device = self
+            .http
+            .post(format!("{}/device_authorization", self.issuer))
+            .form(&[
+                ("client_id", client_id.as_str()),
+                ("scope", "mcp:tools"),
+                ("resource", RESOURCE),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (client_id, device)
+    }
+
+    /// The device's token request (RFC 8628 §3.4) for `device`, once approved.
+    pub async fn device_token(&self, client_id: &str, device: &Value) -> Value {
+        self.http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device["device_code"].as_str().unwrap()),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn redeem(&self, client_id: &str, redirect_uri: &str, code: &str) -> Value {
         let response = self
             .http
