@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use mcpauth_client::{MemoryStore, OAuthClient};
-use rmcp::ServiceExt as _;
 use serde::Deserialize;
 
 use crate::FollowRedirects;
@@ -55,10 +54,10 @@ pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<()
         builder = builder.metadata_document(document);
     }
     let auth = Arc::new(builder.build().map_err(|e| e.to_string())?);
-    let client =
-        ().serve(mcpauth_client::rmcp::transport(auth))
-            .await
-            .map_err(|e| format!("connecting: {e}"))?;
+    // `server/discover` first (2026-07-28), `initialize` for the older revisions' servers.
+    let client = mcpauth_client::rmcp::connect((), auth)
+        .await
+        .map_err(|e| format!("connecting: {e}"))?;
     let tools = client
         .list_all_tools()
         .await

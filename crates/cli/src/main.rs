@@ -120,7 +120,8 @@ enum Command {
         #[arg(long)]
         show: bool,
     },
-    /// Call the server with its token (an MCP `initialize`) and say what it answered.
+    /// Call the server with its token (MCP `server/discover`, or `initialize` for servers
+    /// of revisions before 2026-07-28) and say what it answered.
     Test {
         /// The server's name.
         name: String,
@@ -136,7 +137,7 @@ enum Command {
         name: String,
     },
     /// The MCP conformance suite's client under test: authorize at the server the suite
-    /// starts (its authorization endpoint approves at once), then initialize, list the tools
+    /// starts (its authorization endpoint approves at once), then connect, list the tools
     /// and call each one. Reads `MCP_CONFORMANCE_SCENARIO` and `MCP_CONFORMANCE_CONTEXT`.
     #[command(hide = true)]
     Conformance {
@@ -507,7 +508,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             let client = client_for(entry, store.clone(), Arc::new(PrintUrl), false)
                 .map_err(|e| e.to_string())?;
             let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
-            let (status, server) = initialize(&entry.url, &token).await?;
+            let (status, server) = probe(&entry.url, &token).await?;
             if status == 200 {
                 out.ok(
                     &format!(
@@ -519,7 +520,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 Ok(ExitCode::SUCCESS)
             } else {
                 Err(format!(
-                    "{name} answered HTTP {status} to an authorized initialize"
+                    "{name} answered HTTP {status} to an authorized request"
                 ))
             }
         }
@@ -560,38 +561,80 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
     }
 }
 
-/// An MCP `initialize` with `token`: the HTTP status and the server's name.
-async fn initialize(url: &str, token: &str) -> Result<(u16, Option<String>), String> {
+/// The revision `mcpauth test` asks for first.
+const MODERN_REVISION: &str = "2026-07-28";
+
+/// Asks the MCP server at `url` who it is, with `token`: `server/discover` (2026-07-28),
+/// then the `initialize` handshake when the server answers as an older revision would.
+/// Returns the HTTP status and the server's name.
+async fn probe(url: &str, token: &str) -> Result<(u16, Option<String>), String> {
     let client = mcpauth_client::ReqwestClient::new().map_err(|e| e.to_string())?;
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": { "name": "mcpauth", "version": env!("CARGO_PKG_VERSION") }
-        }
+    let client_info = json!({ "name": "mcpauth", "version": env!("CARGO_PKG_VERSION") });
+    let discover = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "server/discover",
+        "params": { "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN_REVISION,
+            "io.modelcontextprotocol/clientInfo": client_info,
+            "io.modelcontextprotocol/clientCapabilities": {}
+        } }
     });
-    let request = http::Request::post(url)
+    let (status, body) = post_json(&client, url, token, &discover, Some(MODERN_REVISION)).await?;
+    if status == 200 && body.as_ref().is_some_and(|b| b.get("result").is_some()) {
+        let name = body.as_ref().and_then(|b| {
+            b.pointer("/result/_meta/io.modelcontextprotocol~1serverInfo/name")
+                .or_else(|| b.pointer("/result/serverInfo/name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+        });
+        return Ok((status, name));
+    }
+    // The token was refused: no point asking again in another revision.
+    if status == 401 || status == 403 {
+        return Ok((status, None));
+    }
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client_info }
+    });
+    let (status, body) = post_json(&client, url, token, &initialize, None).await?;
+    let name = body.and_then(|v| {
+        v.pointer("/result/serverInfo/name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+    });
+    Ok((status, name))
+}
+
+/// One JSON-RPC POST with `token`: the status and the JSON answer (plain, or the first
+/// server-sent event carrying it).
+async fn post_json(
+    client: &mcpauth_client::ReqwestClient,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+    revision: Option<&str>,
+) -> Result<(u16, Option<serde_json::Value>), String> {
+    let mut request = http::Request::post(url)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::ACCEPT, "application/json, text/event-stream");
+    if let Some(revision) = revision {
+        request = request.header("MCP-Protocol-Version", revision);
+        if let Some(method) = body.get("method").and_then(|m| m.as_str()) {
+            request = request.header("Mcp-Method", method);
+        }
+    }
+    let request = request
         .body(body.to_string().into_bytes())
         .map_err(|e| e.to_string())?;
-    let response = mcpauth_client::HttpClient::send(&client, request)
+    let response = mcpauth_client::HttpClient::send(client, request)
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let text = String::from_utf8_lossy(response.body());
-    // JSON, or one server-sent event carrying it.
     let json_text = text
         .lines()
         .find_map(|l| l.strip_prefix("data:"))
         .unwrap_or(&text);
-    let name = serde_json::from_str::<serde_json::Value>(json_text.trim())
-        .ok()
-        .and_then(|v| {
-            v.pointer("/result/serverInfo/name")
-                .and_then(|n| n.as_str())
-                .map(str::to_owned)
-        });
-    Ok((status, name))
+    Ok((status, serde_json::from_str(json_text.trim()).ok()))
 }

@@ -155,7 +155,10 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
 
     // test: an authorized initialize.
     let (ok, stdout, stderr) = run(&store_dir, &["test", "work"]).await;
-    assert!(ok && stdout.contains("work answered"), "{stdout}{stderr}");
+    assert!(
+        ok && stdout.contains("work answered: rmcp"),
+        "{stdout}{stderr}"
+    );
 
     // logout revokes and forgets: get no longer works and does not open a browser.
     let (ok, stdout, _) = run(&store_dir, &["logout", "work"]).await;

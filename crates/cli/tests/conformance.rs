@@ -36,8 +36,11 @@ const SCENARIOS: &[&str] = &[
 ];
 
 /// The 2026-07-28 revision's client authorization scenarios, from the suite's 0.2.0
-/// prerelease (`conformance-next`): RFC 9207 `iss` handling, the metadata issuer check, and
-/// the 2025-11-25 ones re-run under the new revision.
+/// prerelease (`conformance-next`): RFC 9207 `iss` handling, the metadata issuer check,
+/// offline access, authorization-server migration, and the 2025-11-25 ones re-run under
+/// the new revision. Their MCP servers speak the stateless revision (`server/discover`,
+/// `_meta` on every request): the CLI's rmcp client probes for it and falls back to
+/// `initialize` on the older servers.
 const SCENARIOS_2026: &[&str] = &[
     "auth/metadata-default",
     "auth/metadata-var1",
@@ -61,15 +64,14 @@ const SCENARIOS_2026: &[&str] = &[
     "auth/iss-unexpected",
     "auth/iss-normalized",
     "auth/metadata-issuer-mismatch",
+    "auth/iss-supported",
+    "auth/iss-not-advertised",
+    "auth/offline-access-scope",
+    "auth/offline-access-not-supported",
+    "auth/authorization-server-migration",
     "auth/client-credentials-jwt",
     "auth/client-credentials-basic",
 ];
-
-// Not run: `auth/iss-supported`, `auth/iss-not-advertised`, `auth/offline-access-scope`,
-// `auth/offline-access-not-supported` and `auth/authorization-server-migration` of the
-// prerelease pass every authorization check but then fail at the MCP layer: their servers
-// require the 2026-07-28 stateless `initialize` (`_meta` protocolVersion and capabilities),
-// which rmcp 3.11 does not send yet.
 
 /// The metadata-document URL the suite's CIMD scenario expects.
 const METADATA_DOCUMENT: &str = "https://conformance-test.local/client-metadata.json";

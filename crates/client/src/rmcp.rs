@@ -4,14 +4,16 @@
 //! refreshing or authorizing for the scope it names), and steps up on
 //! `403 insufficient_scope` (at most [`MAX_STEP_UPS`] times per client).
 //!
+//! [`connect`] starts the client the way the 2026-07-28 revision asks (`server/discover`,
+//! then self-contained requests), falling back to the `initialize` handshake for servers
+//! of earlier revisions ([`lifecycle`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use rmcp::ServiceExt as _;
 //!
 //! let auth = Arc::new(mcpauth_client::OAuthClient::builder("https://mcp.example.com/mcp").build()?);
-//! let transport = mcpauth_client::rmcp::transport(auth);
-//! let client = ().serve(transport).await?;
+//! let client = mcpauth_client::rmcp::connect((), auth).await?;
 //! let tools = client.list_all_tools().await?;
 //! # Ok(()) }
 //! ```
@@ -20,12 +22,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ::rmcp::model::ClientJsonRpcMessage;
+use ::rmcp::model::{ClientJsonRpcMessage, ProtocolVersion};
+use ::rmcp::service::{ClientInitializeError, RunningService};
 use ::rmcp::transport::StreamableHttpClientTransport;
 use ::rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
     StreamableHttpPostResponse,
 };
+use ::rmcp::{ClientLifecycleMode, ClientServiceExt as _, RoleClient, Service};
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use sse_stream::Sse;
@@ -65,6 +69,31 @@ pub fn transport(auth: Arc<OAuthClient>) -> StreamableHttpClientTransport<Author
         AuthorizedHttpClient::new(reqwest::Client::new(), auth),
         StreamableHttpClientTransportConfig::with_uri(uri),
     )
+}
+
+/// The lifecycle [`connect`] uses: `server/discover` at the 2026-07-28 revision, and the
+/// `initialize` handshake of the server's own revision when it answers as an older server.
+#[must_use]
+pub fn lifecycle() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    }
+}
+
+/// Starts `service` (`()` for a plain client) on [`transport`]`(auth)` with [`lifecycle`]:
+/// the first request gets the server's `401`, which `auth` answers by discovering and
+/// authorizing (or by using the tokens it holds).
+///
+/// # Errors
+/// When neither lifecycle starts; an authorization failure shows in its message.
+pub async fn connect<S: Service<RoleClient>>(
+    service: S,
+    auth: Arc<OAuthClient>,
+) -> Result<RunningService<RoleClient, S>, ClientInitializeError> {
+    service
+        .serve_with_lifecycle(transport(auth), lifecycle())
+        .await
 }
 
 fn auth_error<E: std::error::Error + Send + Sync + 'static>(

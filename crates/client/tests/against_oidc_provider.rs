@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use mcpauth_adapter_axum::{BearerLayer, MetadataRouter};
 use mcpauth_client::{Browser, Error, OAuthClient, TokenStore};
-use rmcp::ServiceExt as _;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 use url::Url;
@@ -117,7 +116,9 @@ async fn the_client_and_rmcp_work_with_oidc_provider_as_the_authorization_server
     );
 
     // rmcp on the wrapper: the first request's 401 leads to oidc-provider and back.
-    let client = ().serve(mcpauth_client::rmcp::transport(auth.clone())).await.unwrap();
+    let client = mcpauth_client::rmcp::connect((), auth.clone())
+        .await
+        .unwrap();
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "whoami"), "{tools:?}");
     let whoami = client

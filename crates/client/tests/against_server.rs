@@ -421,8 +421,6 @@ async fn the_device_flow_gets_tokens_once_the_code_is_approved() {
 // authorizes), lists the tools, and calling the admin tool steps up by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rmcp_client_connects_and_steps_up_through_the_wrapper() {
-    use rmcp::ServiceExt as _;
-
     let dir = std::env::temp_dir().join(format!("mcpauth-client-rmcp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -436,7 +434,14 @@ async fn an_rmcp_client_connects_and_steps_up_through_the_wrapper() {
             .build()
             .unwrap(),
     );
-    let client = ().serve(mcpauth_client::rmcp::transport(auth.clone())).await.unwrap();
+    let client = mcpauth_client::rmcp::connect((), auth.clone())
+        .await
+        .unwrap();
+    // The example server (rmcp) speaks the stateless revision: no `initialize` fallback.
+    assert_eq!(
+        client.peer_info().unwrap().protocol_version,
+        rmcp::model::ProtocolVersion::V_2026_07_28
+    );
     let tools = client.list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "admin_report"), "{tools:?}");
     assert_eq!(person.visits.load(Ordering::SeqCst), 1);
