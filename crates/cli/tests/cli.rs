@@ -223,6 +223,65 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     assert_eq!(claims(&token)["client_id"], job.client_id.as_str());
     assert_eq!(claims(&token)["aud"], servers.resource.as_str());
 
+    // `--store keychain`: the store key lives in the OS keychain where one is reachable, else
+    // the CLI says so and falls back to the passphrase; either way the tokens are encrypted on
+    // disk and a later process reads them back.
+    let keychain_dir = dir.join("keychain-store");
+    let keychain = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpauth"));
+        command
+            .args(["--store", "keychain", "--store-dir"])
+            .arg(&keychain_dir)
+            .args(args)
+            .env("MCPAUTH_STORE_PASSPHRASE", PASSPHRASE)
+            .env("MCPAUTH_CLIENT_SECRET", &secret)
+            .kill_on_drop(true);
+        command
+    };
+    let output = keychain(&[
+        "auth",
+        "nightly",
+        &servers.resource,
+        "--allow-http",
+        "--client-credentials",
+        "--client-id",
+        &job.client_id,
+    ])
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let fell_back = stderr.contains("no OS keychain is reachable here");
+    eprintln!(
+        "keychain store: {}",
+        if fell_back {
+            "passphrase fallback"
+        } else {
+            "OS keychain key"
+        }
+    );
+    let output = keychain(&["get", "nightly", "--show"])
+        .output()
+        .await
+        .unwrap();
+    let kept = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(claims(&kept)["client_id"], job.client_id.as_str());
+    let on_disk: Vec<u8> = std::fs::read_dir(&keychain_dir)
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.unwrap().path()).ok())
+        .flatten()
+        .collect();
+    assert!(
+        !on_disk.windows(kept.len()).any(|w| w == kept.as_bytes()),
+        "the token is on disk in the clear"
+    );
+
     // clear forgets without revoking; an unknown name says what to do.
     let (ok, stdout, _) = run(&store_dir, &["clear", "kitchen"]).await;
     assert!(ok && stdout.contains("forgot kitchen"), "{stdout}");
