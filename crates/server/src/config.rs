@@ -25,6 +25,10 @@ pub struct Config {
     /// Seconds a request may wait for a database connection, and a statement may run, before
     /// it fails with `server_error` (so an unreachable database fails requests fast).
     pub database_timeout: u64,
+    /// Seconds a client's registration is reused from memory instead of read per request (0:
+    /// read every time). Another instance sees a client removed or a secret rotated within
+    /// this time; the instance that made the change, at once.
+    pub client_cache_ttl: u64,
     /// 32 bytes, base64: the AES-256-GCM key that encrypts the signing keys stored in the
     /// database. Required with PostgreSQL (the keys then sit on a shared server); optional with
     /// SQLite. Keys stored in plain text are encrypted at the next start once it is set.
@@ -175,6 +179,7 @@ impl Default for Config {
             database_url: "sqlite://mcpauth.db".into(),
             database_max_connections: 10,
             database_timeout: 5,
+            client_cache_ttl: 5,
             signing_key_encryption_key: None,
             key_rotation_lead: 600,
             access_token_ttl: 3600,
@@ -345,6 +350,9 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_DATABASE_TIMEOUT") {
             self.database_timeout = number("MCPAUTH_DATABASE_TIMEOUT", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_CLIENT_CACHE_TTL") {
+            self.client_cache_ttl = number("MCPAUTH_CLIENT_CACHE_TTL", &v)?;
         }
         if let Some(v) = env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY") {
             self.signing_key_encryption_key = Some(Secret(v));

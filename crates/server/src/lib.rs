@@ -236,7 +236,8 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
     let options = StoreOptions::default()
         .max_connections(config.database_max_connections)
         .acquire_timeout(timeout)
-        .statement_timeout(timeout);
+        .statement_timeout(timeout)
+        .client_cache_ttl(std::time::Duration::from_secs(config.client_cache_ttl));
     Ok(SqlStore::connect_with(&config.database_url, &options).await?)
 }
 
@@ -577,6 +578,11 @@ pub async fn serve_on(
                 }
             }
         }
+    });
+    // Small responses go out at once: without TCP_NODELAY a response written in pieces can
+    // wait for the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     let result = axum::serve(
         listener,

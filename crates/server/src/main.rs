@@ -283,7 +283,9 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             let removed = admin::remove_client(&server.engine, &client_id).await;
             server.store.close().await;
             if removed.map_err(|e| e.to_string())? {
-                println!("removed {client_id}; its grants are revoked");
+                println!(
+                    "removed {client_id}; its grants are revoked (running servers refuse it within client_cache_ttl seconds)"
+                );
                 Ok(())
             } else {
                 Err(format!("no client has the id `{client_id}`"))

@@ -273,6 +273,8 @@ async fn a_pre_registered_client_works_until_removed() {
     config.listen = addr;
     config.issuer = Some(format!("http://{addr}"));
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    // A running server reads client records again after `client_cache_ttl` seconds.
+    config.client_cache_ttl = 1;
     let server = mcpauth_server::build(&config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(mcpauth_server::serve_on(listener, server, async {
@@ -301,6 +303,7 @@ async fn a_pre_registered_client_works_until_removed() {
     let (ok, out, err) = run(&dir, &["client", "remove", &client_id], "");
     assert!(ok, "{err}");
     assert!(out.contains("grants are revoked"), "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let refused = token("mcp:tools").await.unwrap();
     assert_eq!(refused.status(), 401);
     let (ok, _, err) = run(&dir, &["client", "remove", &client_id], "");

@@ -1,7 +1,7 @@
 //! Remembered consent: what each user approved for each client, so the consent page is shown
 //! again only when a client asks for more.
 
-use crate::{Columns, SqlStore, StoreError, on_pool, to_db};
+use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
 
 /// What a user has approved for one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl SqlStore {
         let scope = scopes.join(" ");
         let resources = serde_json::to_string(&all_resources)?;
         let (created_at, now) = (to_db(created_at)?, to_db(now)?);
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scope, resources, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
@@ -157,7 +157,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<bool, StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let forgotten =
                 sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")

@@ -1,7 +1,7 @@
 //! Local accounts of users who sign in at an upstream identity provider: which local user each
 //! upstream account is, and (when the operator keeps them) its sealed upstream tokens.
 
-use crate::{Columns, SqlStore, StoreError, on_pool, to_db};
+use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
 
 /// The password hash of accounts that sign in only upstream: not a PHC string, so no
 /// password ever verifies against it.
@@ -118,7 +118,7 @@ impl SqlStore {
     ) -> Result<String, StoreError> {
         let now = to_db(now)?;
         let fallback = format!("{provider}:{subject}");
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let linked = sqlx::query(
                 "INSERT INTO federated_identities (provider, subject, user_id, created_at, updated_at) \
@@ -182,7 +182,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE federated_identities SET upstream_tokens = $3, updated_at = $4, \
                  refresh_lease_until = NULL WHERE provider = $1 AND subject = $2",
@@ -213,7 +213,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<bool, StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let done = sqlx::query(
                 "UPDATE federated_identities SET upstream_tokens = $4, updated_at = $5, \
                  refresh_lease_until = NULL \
@@ -247,7 +247,7 @@ impl SqlStore {
         until: u64,
     ) -> Result<bool, StoreError> {
         let (now, until) = (to_db(now)?, to_db(until)?);
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let done = sqlx::query(
                 "UPDATE federated_identities SET refresh_lease_until = $5 \
                  WHERE provider = $1 AND subject = $2 AND upstream_tokens = $3 \
@@ -274,7 +274,7 @@ impl SqlStore {
         provider: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE federated_identities SET refresh_lease_until = NULL \
                  WHERE provider = $1 AND subject = $2",

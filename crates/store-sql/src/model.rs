@@ -13,7 +13,7 @@ use mcpauth_token_engine::{
     ReplayStore, RotateRefresh, UnixTime,
 };
 
-use crate::{Columns, SqlStore, StoreError, from_db, on_pool, to_db};
+use crate::{Columns, SqlStore, StoreError, from_db, on_pool, on_pool_write, to_db};
 
 /// The insert of a refresh token, bound; used alone and inside the rotation transaction.
 macro_rules! insert_refresh {
@@ -116,19 +116,26 @@ fn access_token_from(row: &impl Columns) -> Result<AccessTokenRecord, StoreError
 #[async_trait]
 impl ClientStore for SqlStore {
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        on_pool!(self, |pool| {
+        if let Some(cached) = self.clients.get(client_id) {
+            return Ok(Some(cached));
+        }
+        let found: Option<ClientRecord> = on_pool!(self, |pool| {
             let row = sqlx::query("SELECT record FROM clients WHERE client_id = $1")
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await?;
-            row.map(|r| r.json("record")).transpose()
-        })
+            row.map(|r| r.json("record")).transpose()?
+        });
+        if let Some(client) = &found {
+            self.clients.put(client);
+        }
+        Ok(found)
     }
 
     async fn insert_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         let record = serde_json::to_string(&client)?;
         let created_at = to_db(client.created_at.0)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO clients (client_id, record, created_at) VALUES ($1, $2, $3)")
                 .bind(&client.client_id)
                 .bind(&record)
@@ -141,7 +148,8 @@ impl ClientStore for SqlStore {
 
     async fn update_client(&self, client: ClientRecord) -> Result<bool, StoreError> {
         let record = serde_json::to_string(&client)?;
-        let done = on_pool!(self, |pool| {
+        self.clients.forget(&client.client_id);
+        let done = on_pool_write!(self, |pool| {
             sqlx::query("UPDATE clients SET record = $1 WHERE client_id = $2")
                 .bind(&record)
                 .bind(&client.client_id)
@@ -153,7 +161,8 @@ impl ClientStore for SqlStore {
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |pool| {
+        self.clients.forget(client_id);
+        let done = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM clients WHERE client_id = $1")
                 .bind(client_id)
                 .execute(pool)
@@ -179,7 +188,7 @@ impl GrantStore for SqlStore {
         let resources = serde_json::to_string(&grant.resources)?;
         let created_at = to_db(grant.created_at.0)?;
         let revoked_at = grant.revoked_at.map(|t| to_db(t.0)).transpose()?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO grants (grant_id, client_id, subject, scope, resources, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&grant.grant_id)
                 .bind(&grant.client_id)
@@ -206,7 +215,7 @@ impl GrantStore for SqlStore {
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
             )
@@ -220,7 +229,7 @@ impl GrantStore for SqlStore {
 
     async fn revoke_client_grants(&self, client_id: &str, now: UnixTime) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
             )
@@ -239,7 +248,7 @@ impl CodeStore for SqlStore {
         let resources = serde_json::to_string(&code.resources)?;
         let expires_at = to_db(code.expires_at.0)?;
         let consumed_at = code.consumed_at.map(|t| to_db(t.0)).transpose()?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
@@ -283,7 +292,7 @@ impl CodeStore for SqlStore {
         let refresh = refresh.map(bound_refresh).transpose()?;
         // One transaction: the conditional UPDATE lets only one of concurrent callers see its
         // row come back, and the refresh token commits with the consumption or not at all.
-        let fresh = on_pool!(self, |pool| {
+        let fresh = on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let row = sqlx::query("UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *")
                 .bind(now)
@@ -363,7 +372,7 @@ impl RefreshTokenStore for SqlStore {
         // One transaction: the conditional UPDATE locks the old row (PostgreSQL) or takes the
         // write lock (SQLite), so the new token commits together with the rotation or not at
         // all, and a concurrent rotation of the same token waits, then matches nothing.
-        let previous = on_pool!(self, |pool| {
+        let previous = on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
@@ -409,7 +418,7 @@ impl DeviceStore for SqlStore {
         let expires_at = to_db(record.expires_at.0)?;
         let interval = to_db(record.interval)?;
         let last_polled_at = record.last_polled_at.map(|t| to_db(t.0)).transpose()?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
@@ -451,7 +460,7 @@ impl DeviceStore for SqlStore {
         let now = to_db(now.0)?;
         // One statement: SET expressions read the row as it was, so `previous_polled_at`
         // receives the stamp of the poll before this one, atomically with the new stamp.
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let row = sqlx::query(
                 "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = $1 WHERE device_code_hash = $2 RETURNING *",
             )
@@ -471,7 +480,7 @@ impl DeviceStore for SqlStore {
     }
 
     async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("UPDATE device_authorizations SET poll_interval = poll_interval + 5 WHERE device_code_hash = $1")
                 .bind(device_code_hash)
                 .execute(pool)
@@ -493,7 +502,7 @@ impl DeviceStore for SqlStore {
             _ => (DeviceState::Denied, None, None),
         };
         let now = to_db(now.0)?;
-        let done = on_pool!(self, |pool| {
+        let done = on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE device_authorizations SET state = $1, subject = $2, grant_id = $3 WHERE user_code_hash = $4 AND state = 'pending' AND expires_at > $5",
             )
@@ -516,7 +525,7 @@ impl DeviceStore for SqlStore {
     ) -> Result<bool, StoreError> {
         let refresh = refresh.map(bound_refresh).transpose()?;
         // As for codes: one transaction, the refresh token stored only with the consumption.
-        Ok(on_pool!(self, |pool| {
+        Ok(on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
                 .bind(device_code_hash)
@@ -544,7 +553,7 @@ impl RateLimitStore for SqlStore {
     async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, StoreError> {
         let start = to_db(now.0 - now.0 % window.max(1))?;
         // One statement: a new window resets the count, the same window adds one.
-        let hits = on_pool!(self, |pool| {
+        let hits = on_pool_write!(self, |pool| {
             let row = sqlx::query(
                 "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, 1) \
                  ON CONFLICT (limit_key) DO UPDATE SET \
@@ -573,7 +582,7 @@ impl ReplayStore for SqlStore {
         let expires_at = to_db(expires_at.0)?;
         let now = to_db(now.0)?;
         // Insert, or take over an expired entry; a live entry makes this a no-op (0 rows).
-        let done = on_pool!(self, |pool| {
+        let done = on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO replay_cache (cache_key, expires_at) VALUES ($1, $2) \
                  ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= $3",
@@ -594,7 +603,7 @@ impl AccessTokenStore for SqlStore {
     async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
         let claims = serde_json::to_string(&record.claims)?;
         let expires_at = to_db(record.expires_at.0)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&record.token_hash)
                 .bind(&record.grant_id)
@@ -621,7 +630,7 @@ impl AccessTokenStore for SqlStore {
     }
 
     async fn delete_access_token(&self, token_hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(pool)

@@ -1,7 +1,7 @@
 //! The `mcpauth-server` binary's own state: users, signing keys, login interactions and
 //! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
 
-use crate::{Backend, Columns, SqlStore, StoreError, on_pool, to_db};
+use crate::{Backend, Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO users (user_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -228,7 +228,7 @@ impl SqlStore {
     /// The database error; nothing is changed.
     pub async fn disable_user(&self, user_id: &str, now: u64) -> Result<bool, StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let found = sqlx::query(
                 "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE user_id = $1",
@@ -262,7 +262,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn enable_user(&self, user_id: &str) -> Result<bool, StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let done = sqlx::query("UPDATE users SET disabled_at = NULL WHERE user_id = $1")
                 .bind(user_id)
                 .execute(pool)
@@ -282,7 +282,7 @@ impl SqlStore {
         user_id: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let found = sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
                 .bind(user_id)
@@ -339,7 +339,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at, seq) VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys))")
                 .bind(kid)
                 .bind(algorithm)
@@ -358,7 +358,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |pool| {
+        let done = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
                 .bind(kid)
                 .execute(pool)
@@ -383,7 +383,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<bool, StoreError> {
         let now = to_db(now)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Writing the lock row blocks the other instances' transactions until this one
             // ends (a row lock on PostgreSQL, the write lock on SQLite).
@@ -420,7 +420,7 @@ impl SqlStore {
         kid: &str,
         material: &[u8],
     ) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |pool| {
+        let done = on_pool_write!(self, |pool| {
             sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
                 .bind(material)
                 .bind(kid)
@@ -444,7 +444,7 @@ impl SqlStore {
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let expires_at = to_db(expires_at)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO interactions (id_hash, pending, csrf_hash, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(id_hash)
                 .bind(pending)
@@ -495,7 +495,7 @@ impl SqlStore {
         id_hash: &str,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("UPDATE interactions SET user_id = $1 WHERE id_hash = $2")
                 .bind(user_id)
                 .bind(id_hash)
@@ -511,7 +511,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn clear_interaction_user(&self, id_hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("UPDATE interactions SET user_id = NULL WHERE id_hash = $1")
                 .bind(id_hash)
                 .execute(pool)
@@ -527,7 +527,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn take_interaction(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |pool| {
+        let done = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM interactions WHERE id_hash = $1")
                 .bind(id_hash)
                 .execute(pool)
@@ -551,7 +551,7 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         let now = to_db(now)?;
         let expires_at = to_db(expires_at)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             )
@@ -593,7 +593,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
                 .bind(id_hash)
                 .execute(pool)
@@ -642,7 +642,7 @@ impl SqlStore {
     ) -> Result<Option<u64>, StoreError> {
         let quiet_since = to_db(now.saturating_sub(policy.forget_after()))?;
         let db_now = to_db(now)?;
-        let (failures, lockouts) = on_pool!(self, |pool| {
+        let (failures, lockouts) = on_pool_write!(self, |pool| {
             // After a quiet day the account starts afresh: earlier locks no longer lengthen the
             // next one.
             let row = sqlx::query(
@@ -667,7 +667,7 @@ impl SqlStore {
         let until =
             now.saturating_add(policy.lock_duration(u32::try_from(lockouts).unwrap_or(u32::MAX)));
         let db_until = to_db(until)?;
-        let locked = on_pool!(self, |pool| {
+        let locked = on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE login_failures SET failures = 0, lockouts = lockouts + 1, locked_until = $2 \
                  WHERE account_hash = $1 AND failures >= $3 AND lockouts = $4",
@@ -689,7 +689,7 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn clear_login_failures(&self, account_hash: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM login_failures WHERE account_hash = $1")
                 .bind(account_hash)
                 .execute(pool)
@@ -739,13 +739,17 @@ impl SqlStore {
             }
         };
         let created_before = to_db(created_before)?;
-        Ok(on_pool!(self, |pool| {
+        let deleted = on_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(created_before)
                 .execute(pool)
                 .await?
                 .rows_affected()
-        }))
+        });
+        if deleted > 0 {
+            self.clients.clear();
+        }
+        Ok(deleted)
     }
 
     /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens,

@@ -1,7 +1,7 @@
 //! Federated sign-ins waiting for their upstream callback (the `mcpauth-proxy` crate's
 //! upstream requests), kept as opaque JSON: single use, shared by every instance.
 
-use crate::{SqlStore, StoreError, on_pool, to_db};
+use crate::{SqlStore, StoreError, on_pool_write, to_db};
 
 impl SqlStore {
     /// Stores a waiting sign-in under `state_hash` until `expires_at`.
@@ -16,7 +16,7 @@ impl SqlStore {
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let expires_at = to_db(expires_at)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO upstream_requests (state_hash, record, expires_at) VALUES ($1, $2, $3)",
             )
@@ -42,7 +42,7 @@ impl SqlStore {
         now: u64,
     ) -> Result<Option<String>, StoreError> {
         let now = to_db(now)?;
-        let record: Option<String> = on_pool!(self, |pool| {
+        let record: Option<String> = on_pool_write!(self, |pool| {
             sqlx::query_scalar(
                 "DELETE FROM upstream_requests WHERE state_hash = $1 AND expires_at > $2 RETURNING record",
             )

@@ -1,0 +1,112 @@
+//! Registered clients kept in memory for a few seconds.
+//!
+//! Every token, introspection and revocation request authenticates a client, and a client
+//! record changes rarely; without a cache, each request is a database round trip (on SQLite, a
+//! hop to the connection's worker thread and a file lock). Entries live at most the store's
+//! `client_cache_ttl`: a change made through this store is seen at once (the entry is dropped),
+//! a change made by another instance within that time. Unknown client ids are never cached, so
+//! a client registered on another instance is found at once.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use mcpauth_token_engine::ClientRecord;
+
+/// Entries beyond this are not added (a flood of distinct client ids cannot grow memory).
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+pub(crate) struct ClientCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, ClientRecord)>>,
+}
+
+impl ClientCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The cached record, if fresh.
+    pub(crate) fn get(&self, client_id: &str) -> Option<ClientRecord> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let (stored, record) = entries.get(client_id)?;
+        (stored.elapsed() < self.ttl).then(|| record.clone())
+    }
+
+    pub(crate) fn put(&self, record: &ClientRecord) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        entries.insert(record.client_id.clone(), (Instant::now(), record.clone()));
+    }
+
+    pub(crate) fn forget(&self, client_id: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(client_id);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    fn client(id: &str) -> ClientRecord {
+        serde_json::from_value(serde_json::json!({
+            "client_id": id,
+            "metadata": {},
+            "auth_method": "none",
+            "created_at": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cached_client_expires_after_the_ttl() {
+        let cache = ClientCache::new(Duration::from_millis(30));
+        cache.put(&client("a"));
+        assert!(cache.get("a").is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("a").is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
+        let cache = ClientCache::new(Duration::ZERO);
+        cache.put(&client("a"));
+        assert!(cache.get("a").is_none());
+    }
+
+    #[test]
+    fn forgetting_drops_the_entry_at_once() {
+        let cache = ClientCache::new(Duration::from_secs(60));
+        cache.put(&client("a"));
+        cache.forget("a");
+        assert!(cache.get("a").is_none());
+    }
+}
