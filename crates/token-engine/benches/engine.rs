@@ -15,7 +15,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+    Ed25519KeyPair, KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
     UnparsedPublicKey,
 };
 use base64::Engine as _;
@@ -33,6 +34,8 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const REDIRECT: &str = "http://127.0.0.1/cb";
+/// A 2048-bit test key (generating one per run would take seconds).
+const RSA_PKCS1_DER: &[u8] = include_bytes!("../tests/data/rsa2048-test-key.pkcs1.der");
 
 fn pkcs8() -> Vec<u8> {
     EcdsaKeyPair::generate_pkcs8(
@@ -68,6 +71,80 @@ fn primitives(c: &mut Criterion) {
     group.bench_function("sha256_32_bytes", |b| {
         b.iter(|| sha2::Sha256::digest(black_box([1u8; 32])))
     });
+
+    let ed_der = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let ed = Ed25519KeyPair::from_pkcs8(ed_der.as_ref()).unwrap();
+    let ed_signature = ed.sign(&message);
+    let ed_public = UnparsedPublicKey::new(&ED25519, ed.public_key().as_ref().to_vec());
+    group.bench_function("eddsa_sign", |b| b.iter(|| ed.sign(black_box(&message))));
+    group.bench_function("eddsa_verify", |b| {
+        b.iter(|| {
+            ed_public
+                .verify(black_box(&message), ed_signature.as_ref())
+                .unwrap()
+        })
+    });
+
+    let rsa = RsaKeyPair::from_der(RSA_PKCS1_DER).unwrap();
+    let mut rsa_signature = vec![0u8; rsa.public_modulus_len()];
+    rsa.sign(&RSA_PKCS1_SHA256, &rng, &message, &mut rsa_signature)
+        .unwrap();
+    let rsa_public = UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        rsa.public_key().as_ref().to_vec(),
+    );
+    group.bench_function("rs256_sign", |b| {
+        let mut out = vec![0u8; rsa.public_modulus_len()];
+        b.iter(|| {
+            rsa.sign(&RSA_PKCS1_SHA256, &rng, black_box(&message), &mut out)
+                .unwrap()
+        })
+    });
+    group.bench_function("rs256_verify", |b| {
+        b.iter(|| {
+            rsa_public
+                .verify(black_box(&message), &rsa_signature)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// The checks and parsers on every token request, each a small fraction of a signature.
+fn checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    let challenge = mcpauth_pkce::CodeChallenge::parse(CHALLENGE, Some("S256")).unwrap();
+    let verifier = mcpauth_oauth_types::CodeVerifier::new(VERIFIER.into());
+    group.bench_function("pkce_s256_verify", |b| {
+        b.iter(|| black_box(&challenge).verify(black_box(&verifier)).unwrap())
+    });
+    // What a client-secret check is: SHA-256 of the presented secret, compared in constant
+    // time with the stored hash (never a slow password hash per request).
+    let secret = "7uab1HRNWxwbY9U9xmjWtr6NGgb3MmZG6dJ5P_GYyHY";
+    let stored = mcpauth_token_engine::secret_hash(secret);
+    group.bench_function("client_secret_check", |b| {
+        b.iter(|| {
+            assert!(mcpauth_oauth_types::constant_time_eq(
+                mcpauth_token_engine::secret_hash(black_box(secret)).as_bytes(),
+                stored.as_bytes(),
+            ))
+        })
+    });
+    let body = format!(
+        "grant_type=authorization_code&code=SplxlOBeZQQYbYS6WxSbIA&redirect_uri={}&code_verifier={VERIFIER}&client_id=s6BhdRkqt3&resource={}",
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>(),
+        url::form_urlencoded::byte_serialize(RESOURCE.as_bytes()).collect::<String>(),
+    );
+    group.bench_function("parse_token_request", |b| {
+        b.iter(|| {
+            let form = FormParams::parse(black_box(body.as_bytes())).unwrap();
+            mcpauth_oauth_types::TokenRequest::from_form(&form).unwrap()
+        })
+    });
+    let registration = br#"{"client_name":"Example MCP client","redirect_uris":["http://127.0.0.1:53682/callback"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"],"token_endpoint_auth_method":"none","application_type":"native","scope":"mcp:tools"}"#;
+    group.bench_function("parse_registration_request", |b| {
+        b.iter(|| serde_json::from_slice::<ClientMetadata>(black_box(registration)).unwrap())
+    });
     group.finish();
 }
 
@@ -78,8 +155,11 @@ struct Bench {
 }
 
 fn setup() -> Bench {
+    setup_with(SigningKey::es256_from_pkcs8_der(&pkcs8()).unwrap())
+}
+
+fn setup_with(key: SigningKey) -> Bench {
     let config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
-    let key = SigningKey::es256_from_pkcs8_der(&pkcs8()).unwrap();
     let engine = TokenEngine::new(
         config,
         Arc::new(MemoryModel::new()),
@@ -135,6 +215,43 @@ fn code(bench: &Bench) -> String {
         .unwrap()
         .1
         .into_owned()
+}
+
+/// JWT issuance per algorithm: a `client_credentials` grant is one signature, so each is
+/// read beside the primitive sign of the same algorithm.
+fn signing_per_algorithm(c: &mut Criterion) {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let keys = [
+        ("es256", SigningKey::es256_from_pkcs8_der(&pkcs8()).unwrap()),
+        (
+            "eddsa",
+            SigningKey::ed25519_from_pkcs8_der(
+                Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref(),
+            )
+            .unwrap(),
+        ),
+        (
+            "rs256",
+            SigningKey::rs256_from_pkcs1_der(RSA_PKCS1_DER).unwrap(),
+        ),
+    ];
+    let mut group = c.benchmark_group("jwt_issue");
+    for (name, key) in keys {
+        let bench = setup_with(key);
+        let form =
+            FormParams::from_pairs([("grant_type", "client_credentials"), ("resource", RESOURCE)]);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                block_on(
+                    bench
+                        .engine
+                        .token(Some(&bench.machine_basic), black_box(&form), NOW),
+                )
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
 }
 
 fn grants(c: &mut Criterion) {
@@ -201,5 +318,5 @@ fn grants(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, primitives, grants);
+criterion_group!(benches, primitives, checks, grants, signing_per_algorithm);
 criterion_main!(benches);
