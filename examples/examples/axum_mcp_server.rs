@@ -53,6 +53,11 @@ async fn main() -> ExitCode {
 
     println!("listening on {resource}");
     tracing::info!(%resource, issuer = %settings.issuer, "axum MCP server is ready");
+    // rmcp answers in server-sent events, written in pieces: without TCP_NODELAY the last piece
+    // can wait for the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

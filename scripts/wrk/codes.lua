@@ -1,0 +1,27 @@
+-- Authorization-code redemption: each code in BENCH_TOKENS (a file, one per line) once; the
+-- thread stops when its codes run out, so the run's rate covers redemptions only.
+-- BENCH_BODY is the form without the code (`grant_type=authorization_code&…`).
+dofile("report.lua")
+
+local queue = {}
+local body = os.getenv("BENCH_BODY")
+local last
+
+-- At load time, before wrk adds `Host` to these headers.
+wrk.method = "POST"
+wrk.headers = bench_headers()
+
+function init(args)
+  queue = share_of(os.getenv("BENCH_TOKENS"), index, threads)
+end
+
+function request()
+  -- Out of codes before the stop takes effect: a used code (counted as non-2xx).
+  last = table.remove(queue, 1) or last
+  return wrk.format(nil, nil, nil, body .. "&code=" .. last)
+end
+
+function response(status, headers, response_body)
+  show_failure(status, response_body)
+  if #queue == 0 then wrk.thread:stop() end
+end
