@@ -78,7 +78,7 @@ pub(crate) enum IssueError {
     #[error(transparent)]
     Random(#[from] RandomError),
     #[error("signing the access token failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(#[from] crate::keys::SignError),
     #[error("storing the access token failed: {0}")]
     Storage(Box<dyn std::error::Error + Send + Sync>),
     #[error("encoding the access token failed: {0}")]
@@ -161,7 +161,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 let mut header = Header::new(key.algorithm());
                 header.typ = Some("at+jwt".into());
                 header.kid = Some(key.kid().to_owned());
-                Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
+                Ok(key.sign_jwt(&header, claims)?)
             }
             AccessTokenFormat::Opaque => {
                 let token = random::random_token(&*self.rng)?;

@@ -6,7 +6,8 @@
 //! without invalidating live tokens.
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,10 +33,33 @@ pub enum KeyError {
     ShortSecret,
 }
 
+/// The private key, parsed once. `jsonwebtoken::encode` parses the PKCS#8 key on every call
+/// (for P-256 that includes a scalar multiplication to check the public key), which cost as
+/// much again as the signature itself: issuance signs with these instead.
+enum PrivateKey {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+    Rs256(RsaKeyPair),
+    /// HMAC is cheap to key: `jsonwebtoken` signs.
+    Hs256,
+}
+
+/// Signing a JWT failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignError {
+    #[error("the claims or header do not serialize: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the signature failed")]
+    Crypto,
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
 /// A signing key with its public JWK.
 pub struct SigningKey {
     kid: String,
     algorithm: Algorithm,
+    private_key: PrivateKey,
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
     /// `None` for symmetric keys, which are never published.
@@ -82,6 +106,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             algorithm: Algorithm::ES256,
+            private_key: PrivateKey::Es256(pair),
             encoding_key: EncodingKey::from_ec_der(der),
             decoding_key,
             public_jwk: Some(public_jwk),
@@ -103,6 +128,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             algorithm: Algorithm::EdDSA,
+            private_key: PrivateKey::EdDsa(pair),
             encoding_key: EncodingKey::from_ed_der(der),
             decoding_key,
             public_jwk: Some(public_jwk),
@@ -131,6 +157,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             algorithm: Algorithm::RS256,
+            private_key: PrivateKey::Rs256(pair),
             encoding_key: EncodingKey::from_rsa_der(der),
             decoding_key,
             public_jwk: Some(public_jwk),
@@ -165,6 +192,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             algorithm: Algorithm::HS256,
+            private_key: PrivateKey::Hs256,
             encoding_key: EncodingKey::from_secret(secret),
             decoding_key: DecodingKey::from_secret(secret),
             public_jwk: None,
@@ -198,8 +226,41 @@ impl SigningKey {
         self.algorithm
     }
 
-    pub(crate) fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding_key
+    /// A JWS in compact serialization (RFC 7515 §7.1) of `claims` under `header`, as
+    /// `jsonwebtoken::encode` would make it, signed with the key parsed at load time.
+    pub(crate) fn sign_jwt<T: serde::Serialize>(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &T,
+    ) -> Result<String, SignError> {
+        let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
+        let signature = match &self.private_key {
+            PrivateKey::Es256(pair) => pair
+                .sign(&aws_lc_rs::rand::SystemRandom::new(), jws.as_bytes())
+                .map_err(|_| SignError::Crypto)?
+                .as_ref()
+                .to_vec(),
+            PrivateKey::EdDsa(pair) => pair.sign(jws.as_bytes()).as_ref().to_vec(),
+            PrivateKey::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    jws.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| SignError::Crypto)?;
+                signature
+            }
+            PrivateKey::Hs256 => {
+                return Ok(jsonwebtoken::encode(header, claims, &self.encoding_key)?);
+            }
+        };
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
     }
 
     pub(crate) fn decoding_key(&self) -> &DecodingKey {
@@ -268,4 +329,54 @@ impl From<SigningKey> for KeySet {
 #[must_use]
 pub fn jwk_set(keys: &[&SigningKey]) -> Value {
     json!({ "keys": keys.iter().filter_map(|k| k.public_jwk.clone()).collect::<Vec<_>>() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    fn keys() -> Vec<SigningKey> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        vec![
+            SigningKey::es256_from_pkcs8_der(
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .unwrap()
+                    .as_ref(),
+            )
+            .unwrap(),
+            SigningKey::ed25519_from_pkcs8_der(
+                Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref(),
+            )
+            .unwrap(),
+            SigningKey::rs256_from_pkcs1_der(include_bytes!(
+                "../tests/data/rsa2048-test-key.pkcs1.der"
+            ))
+            .unwrap(),
+            SigningKey::hs256(&[7; 32]).unwrap(),
+        ]
+    }
+
+    // RFC 7515 §7.1: the compact serialization `jsonwebtoken` makes and verifies, signed with the
+    // key parsed once.
+    #[test]
+    fn signed_tokens_match_jsonwebtoken_and_verify() {
+        let claims =
+            json!({ "sub": "alice", "exp": 4_000_000_000_u64, "aud": "https://mcp.example" });
+        for key in keys() {
+            let mut header = jsonwebtoken::Header::new(key.algorithm());
+            header.typ = Some("at+jwt".into());
+            header.kid = Some(key.kid().to_owned());
+            let ours = key.sign_jwt(&header, &claims).unwrap();
+            let theirs = jsonwebtoken::encode(&header, &claims, &key.encoding_key).unwrap();
+            let prefix = |jws: &str| jws.rsplit_once('.').unwrap().0.to_owned();
+            assert_eq!(prefix(&ours), prefix(&theirs), "{}", key.algorithm_name());
+            let mut validation = jsonwebtoken::Validation::new(key.algorithm());
+            validation.set_audience(&["https://mcp.example"]);
+            let decoded =
+                jsonwebtoken::decode::<Value>(&ours, key.decoding_key(), &validation).unwrap();
+            assert_eq!(decoded.claims["sub"], "alice", "{}", key.algorithm_name());
+        }
+    }
 }
