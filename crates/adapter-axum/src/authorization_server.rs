@@ -117,7 +117,17 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
             .extensions_mut()
             .insert(CallerKey(peer.ip().to_string()));
     }
-    into_axum(server.handle(request).await)
+    // In its own task: a client that hangs up drops this future, and a request dropped inside
+    // a database transaction (between `BEGIN` and the transaction's own drop guard, in sqlx)
+    // returns its connection to the pool mid-transaction, row locks held. The task always
+    // finishes what it started.
+    match tokio::spawn(async move { server.handle(request).await }).await {
+        Ok(response) => into_axum(response),
+        Err(e) => {
+            tracing::error!(error = %e, "the request's task failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn into_axum(response: HttpResponse) -> Response {

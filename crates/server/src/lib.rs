@@ -435,6 +435,9 @@ pub async fn build_with_fetch_policy(
         router
     };
     let router = router
+        // Innermost: pages and endpoints run to completion even when the client hangs up (see
+        // `run_to_completion`).
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(rate_limit::RateLimiter {
                 store: store.clone(),
@@ -596,6 +599,25 @@ pub async fn serve_on(
     sweeper.abort();
     reloader.abort();
     result.map_err(|source| StartError::Io { addr, source })
+}
+
+/// Runs the request in its own task. A client that hangs up drops the request's future; one
+/// dropped inside a database transaction (between sqlx's `BEGIN` and its drop guard) would
+/// return the connection to the pool still in the transaction, holding row locks that stall
+/// every later request touching those rows (seen under load on PostgreSQL: sign-ins waiting
+/// on an interaction row until the statement timeout).
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "the request's task failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Builds and serves `config` on its `listen` address until `shutdown` completes.

@@ -233,9 +233,15 @@ impl SqlStore {
             }
             "postgres" | "postgresql" => {
                 let timeout_ms = options.statement_timeout.as_millis().to_string();
+                // A session left inside a transaction (a caller cancelled between statements)
+                // is ended by the server after twice the statement timeout, releasing its locks.
+                let idle_ms = (options.statement_timeout.as_millis() * 2).to_string();
                 let connect = PgConnectOptions::from_str(url)?
                     .application_name("mcpauth")
-                    .options([("statement_timeout", timeout_ms.as_str())]);
+                    .options([
+                        ("statement_timeout", timeout_ms.as_str()),
+                        ("idle_in_transaction_session_timeout", idle_ms.as_str()),
+                    ]);
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
