@@ -59,7 +59,8 @@ enum KeyCommand {
     /// Remove a retired key. Tokens it signed stop verifying: wait until they have expired
     /// (`access_token_ttl` after the key stopped signing).
     Remove {
-        /// The key's id (`kid`).
+        /// The key's id (`kid`). It may start with `-` (base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -119,7 +120,8 @@ enum ClientCommand {
     List,
     /// Remove a client and revoke every grant it holds.
     Remove {
-        /// The client id.
+        /// The client id. It may start with `-` (generated ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }
@@ -405,5 +407,35 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    // Generated client ids and key ids are base64url, so one in 32 starts with `-`: the
+    // commands that take them must not read it as an option.
+    #[test]
+    fn ids_starting_with_a_hyphen_are_accepted() {
+        let cli = Cli::try_parse_from([
+            "mcpauth-server",
+            "client",
+            "remove",
+            "-acOz4IQb4pIS05sEyWQA",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Client { command: ClientCommand::Remove { client_id } })
+                if client_id == "-acOz4IQb4pIS05sEyWQA"
+        ));
+        let cli = Cli::try_parse_from(["mcpauth-server", "key", "remove", "-kid"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Key { command: KeyCommand::Remove { kid } }) if kid == "-kid"
+        ));
     }
 }
