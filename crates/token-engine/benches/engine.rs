@@ -315,6 +315,44 @@ fn grants(c: &mut Criterion) {
             *latest.borrow_mut() = response.refresh_token.unwrap();
         })
     });
+
+    // RFC 8628: a device code approved on the verification page, redeemed by the device.
+    let mut device = ClientMetadata::default();
+    device.grant_types = vec![mcpauth_token_engine::DEVICE_CODE_GRANT.into()];
+    device.token_endpoint_auth_method = Some("none".into());
+    let device_client = block_on(bench.engine.register_client(device, NOW))
+        .unwrap()
+        .client_id;
+    group.bench_function("device_code_redemption", |b| {
+        b.iter_batched(
+            || {
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("client_id", device_client.as_str()),
+                        ("resource", RESOURCE),
+                    ])
+                    .finish();
+                let request = http::Request::post("/device_authorization")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(bytes::Bytes::from(body))
+                    .unwrap();
+                let response = block_on(bench.engine.device_authorization_endpoint(request, NOW));
+                let started: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                let user_code = started["user_code"].as_str().unwrap();
+                block_on(bench.engine.approve_device(user_code, "alice", NOW)).unwrap();
+                started["device_code"].as_str().unwrap().to_owned()
+            },
+            |device_code| {
+                let form = FormParams::from_pairs([
+                    ("grant_type", mcpauth_token_engine::DEVICE_CODE_GRANT),
+                    ("device_code", device_code.as_str()),
+                    ("client_id", device_client.as_str()),
+                ]);
+                block_on(bench.engine.token(None, &form, NOW)).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 
