@@ -67,7 +67,7 @@ enum Command {
     Auth {
         /// A short name for the server (used by the other commands).
         name: String,
-        /// The MCP server's URL, for example https://mcp.example.com/mcp.
+        /// The MCP server's URL, for example `https://mcp.example.com/mcp`.
         url: String,
         /// Use the device flow (RFC 8628): show a code to enter on another device.
         #[arg(long)]

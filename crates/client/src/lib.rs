@@ -5,7 +5,7 @@
 //! - [`discovery`]: protected-resource metadata, then authorization-server metadata in the
 //!   specification's order, with its checks (resource, issuer, PKCE S256), and the
 //!   2025-03-26 fallbacks.
-//! - [`http`]: the [`HttpClient`](http::HttpClient) trait, its reqwest implementation and the
+//! - [`http`]: the [`HttpClient`] trait, its reqwest implementation and the
 //!   URL policy (https, loopback http only when allowed).
 //! - [`registration`]: the client's identity per authorization server (pre-registered,
 //!   Client ID Metadata Document, RFC 7591 dynamic registration).
