@@ -46,31 +46,8 @@ fn bench(c: &mut Criterion) {
         &aws_lc_rs::rand::SystemRandom::new(),
     )
     .unwrap();
-    let config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
-    let engine = TokenEngine::new(
-        config,
-        Arc::new(MemoryModel::new()),
-        SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap(),
-        Arc::new(SeededRandom::new(2)),
-    );
-    let mut machine = ClientMetadata::default();
-    machine.grant_types = vec!["client_credentials".into()];
-    machine.token_endpoint_auth_method = Some("client_secret_post".into());
-    let client = block_on(engine.register_client(machine, NOW)).unwrap();
-    let secret = client.client_secret.unwrap();
-    let form = FormParams::from_pairs([
-        ("grant_type", "client_credentials"),
-        ("resource", RESOURCE),
-        ("client_id", client.client_id.as_str()),
-        ("client_secret", secret.as_str()),
-    ]);
-    let token = block_on(engine.token(None, &form, NOW))
-        .unwrap()
-        .access_token;
-    let mut verifier = TokenVerifier::new("https://auth.example.com", RESOURCE);
-    verifier
-        .set_jwks(&serde_json::to_vec(&engine.jwks()).unwrap())
-        .unwrap();
+    let (token, verifier) =
+        token_and_verifier(SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap());
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::AUTHORIZATION,

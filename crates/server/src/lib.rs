@@ -385,7 +385,8 @@ pub async fn build_with_fetch_policy(
         Arc::new(pages::BuiltInInteraction(pages.clone())),
         fetcher,
     )
-    .merge(pages::routes(pages))
+    // The authorization-server routes run to completion in the adapter; the pages here.
+    .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
     // Liveness: the process serves. Readiness: it can also reach the database and holds
     // every stored signing key, so a load balancer stops sending it traffic while either
     // fails and resumes when both are back.
@@ -435,9 +436,6 @@ pub async fn build_with_fetch_policy(
         router
     };
     let router = router
-        // Innermost: pages and endpoints run to completion even when the client hangs up (see
-        // `run_to_completion`).
-        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(rate_limit::RateLimiter {
                 store: store.clone(),
