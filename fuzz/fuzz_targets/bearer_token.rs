@@ -13,7 +13,8 @@ fuzz_target!(|input: (&[u8], &str)| {
         headers.insert(http::header::AUTHORIZATION, value);
         let _ = extract_bearer(&headers);
     }
-    let mut verifier = TokenVerifier::new("https://auth.example.com", "https://mcp.example.com/mcp");
+    let mut verifier =
+        TokenVerifier::new("https://auth.example.com", "https://mcp.example.com/mcp");
     let _ = verifier.set_jwks(jwks);
     let _ = verifier.verify(token, 1_800_000_000);
     let _ = verifier.set_jwks(JWKS);

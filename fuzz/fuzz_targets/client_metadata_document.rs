@@ -14,11 +14,19 @@ fn engine() -> Option<&'static TokenEngine<MemoryModel>> {
     static ENGINE: OnceLock<Option<TokenEngine<MemoryModel>>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let der = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).ok()?;
+            let der = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .ok()?;
             let key = SigningKey::ed25519_from_pkcs8_der(der.as_ref()).ok()?;
             let mut config = EngineConfig::new("https://auth.example.com".parse().ok()?).ok()?;
             config.client_metadata_documents(true);
-            Some(TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(SeededRandom::new(10))))
+            Some(TokenEngine::new(
+                config,
+                Arc::new(MemoryModel::new()),
+                key,
+                Arc::new(SeededRandom::new(10)),
+            ))
         })
         .as_ref()
 }
@@ -26,5 +34,10 @@ fn engine() -> Option<&'static TokenEngine<MemoryModel>> {
 fuzz_target!(|document: &[u8]| {
     let Some(engine) = engine() else { return };
     let now = UnixTime(1_800_000_000);
-    let _ = futures::executor::block_on(engine.accept_client_metadata_document(CLIENT_URL, document, now, now.plus(60)));
+    let _ = futures::executor::block_on(engine.accept_client_metadata_document(
+        CLIENT_URL,
+        document,
+        now,
+        now.plus(60),
+    ));
 });

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcpauth_oauth_types::{AuthorizationRequest, DeviceAuthorizationRequest, FormParams, RevocationRequest, TokenRequest};
+use mcpauth_oauth_types::{
+    AuthorizationRequest, DeviceAuthorizationRequest, FormParams, RevocationRequest, TokenRequest,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(form) = FormParams::parse(data) {
