@@ -28,24 +28,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mcpauth_adapter_axum::{InteractionHandler, authorization_server_router, now};
+use mcpauth_http::OsRandom;
 use mcpauth_proxy::upstream::ReqwestTransport;
 use mcpauth_proxy::{
     CallbackOutcome, FederatedLogin, MemoryUpstreamRequests, Preset, ProviderConfig,
     ProviderSubject,
 };
 use mcpauth_token_engine::{
-    EngineConfig, MemoryModel, PendingAuthorization, RandomError, SecureRandom, SigningKey,
-    TokenEngine,
+    EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
 };
-
-/// The operating system's random source.
-struct OsRandom;
-
-impl SecureRandom for OsRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-        aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
-    }
-}
 
 type Federation = FederatedLogin<MemoryModel, MemoryUpstreamRequests>;
 

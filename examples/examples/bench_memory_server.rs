@@ -19,19 +19,11 @@ use std::sync::Arc;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpauth_adapter_axum::{InteractionHandler, authorization_server_router, now};
+use mcpauth_http::OsRandom;
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::{
-    EngineConfig, MemoryModel, PendingAuthorization, RandomError, SecureRandom, SigningKey,
-    TokenEngine,
+    EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
 };
-
-struct OsRandom;
-
-impl SecureRandom for OsRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-        aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
-    }
-}
 
 /// Approves every request for `bench-user` (like the TypeScript SDK's demo provider).
 struct ApproveEverything(Arc<TokenEngine<MemoryModel>>);

@@ -206,3 +206,15 @@ mod tests {
         );
     }
 }
+
+/// The guides in `docs/`, whose Rust blocks run as this crate's doc tests
+/// (`cargo test --doc -p mcpauth-examples`), so the code they show keeps compiling.
+#[cfg(doctest)]
+pub mod guides {
+    #[doc = include_str!("../../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../docs/embedding.md")]
+    pub struct Embedding;
+    #[doc = include_str!("../../docs/custom-model.md")]
+    pub struct CustomModel;
+}

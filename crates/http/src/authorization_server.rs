@@ -32,6 +32,17 @@ pub trait Interaction: Send + Sync + 'static {
     ) -> HttpResponse;
 }
 
+/// The operating system's random source (aws-lc's), for [`TokenEngine::new`]: the HTTP edge
+/// is where the OS is reached, as for the clock ([`now`]); the engine only sees the trait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl mcpauth_token_engine::SecureRandom for OsRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
+        aws_lc_rs::rand::fill(dest).map_err(|_| mcpauth_token_engine::RandomError)
+    }
+}
+
 /// The current time from the system clock: the HTTP edge is where the clock is read.
 #[must_use]
 pub fn now() -> UnixTime {

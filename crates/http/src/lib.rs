@@ -45,7 +45,7 @@ mod resource_server;
 mod tool_scopes;
 
 pub use authorization_server::{
-    AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, body_too_large, now,
+    AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, OsRandom, body_too_large, now,
     show_error_page,
 };
 pub use mcpauth_bearer::VerifiedToken;

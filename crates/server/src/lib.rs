@@ -28,8 +28,7 @@ use axum::routing::get;
 use mcpauth_adapter_axum::{authorization_server_router_with_fetcher, now};
 use mcpauth_store_sql::{Backend, SqlStore, StoreOptions};
 use mcpauth_token_engine::{
-    AccessTokenFormat, EngineConfig, RandomError, RegistrationPolicy, ResourcePolicy, SecureRandom,
-    TokenEngine,
+    AccessTokenFormat, EngineConfig, RegistrationPolicy, ResourcePolicy, TokenEngine,
 };
 
 pub use config::{Config, ConfigError, LogFormat, Secret, TokenFormat, provider_secret_variable};
@@ -87,14 +86,7 @@ fn engine_config_issuer_path(issuer: &str) -> String {
 }
 
 /// The operating system's random source, plugged into the engine.
-#[derive(Debug, Clone, Copy)]
-pub struct OsRandom;
-
-impl SecureRandom for OsRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-        aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
-    }
-}
+pub use mcpauth_http::OsRandom;
 
 /// A built server: its routes, storage and engine.
 #[derive(Debug)]
