@@ -160,6 +160,9 @@ where
             if let Some(refusal) = resource.refuse_declared_length(&headers) {
                 return Ok(refuse(request, refusal));
             }
+            if let Some(refusal) = resource.refuse_foreign_session(&headers, &verified) {
+                return Ok(refuse(request, refusal));
+            }
             if resource.reads_body(&http_method(request.method())) {
                 let payload = request.extract::<web::Payload>().await?;
                 let Ok(Ok(body)) = payload.to_bytes_limited(resource.max_body_bytes()).await else {
@@ -170,8 +173,18 @@ where
                 }
                 request.set_payload(actix_web::dev::Payload::from(body));
             }
-            request.extensions_mut().insert(verified);
-            Ok(service.call(request).await?.map_into_left_body())
+            let method = http_method(request.method());
+            request.extensions_mut().insert(verified.clone());
+            let response = service.call(request).await?;
+            resource.record_session(
+                &method,
+                &headers,
+                http::StatusCode::from_u16(response.status().as_u16())
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                &crate::http_headers(response.headers()),
+                &verified,
+            );
+            Ok(response.map_into_left_body())
         })
     }
 }

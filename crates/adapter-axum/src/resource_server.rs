@@ -148,6 +148,9 @@ where
             if let Some(response) = resource.refuse_declared_length(request.headers()) {
                 return Ok(into_axum(response));
             }
+            if let Some(response) = resource.refuse_foreign_session(request.headers(), &verified) {
+                return Ok(into_axum(response));
+            }
             let limit = resource.max_body_bytes();
             let (mut parts, body) = request.into_parts();
             let body = if resource.reads_body(&parts.method) {
@@ -162,8 +165,17 @@ where
                 // Bodies without a declared length are cut off at the limit as they stream.
                 Body::new(http_body_util::Limited::new(body, limit))
             };
-            parts.extensions.insert(verified);
-            inner.call(Request::from_parts(parts, body)).await
+            let (method, headers) = (parts.method.clone(), parts.headers.clone());
+            parts.extensions.insert(verified.clone());
+            let response = inner.call(Request::from_parts(parts, body)).await?;
+            resource.record_session(
+                &method,
+                &headers,
+                response.status(),
+                response.headers(),
+                &verified,
+            );
+            Ok(response)
         })
     }
 }

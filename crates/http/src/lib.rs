@@ -42,6 +42,7 @@
 
 mod authorization_server;
 mod resource_server;
+mod session_binding;
 mod tool_scopes;
 
 pub use authorization_server::{
@@ -53,4 +54,5 @@ pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
     ResourceServerError,
 };
+pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};
 pub use tool_scopes::ToolScopes;

@@ -16,6 +16,7 @@ use mcpauth_metadata::ProtectedResourceMetadata;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::HttpResponse;
+use crate::session_binding::{Owner, SESSION_HEADER, SessionOwners};
 use crate::tool_scopes::ToolScopes;
 
 /// Default for [`ResourceServerConfig::max_body_bytes`].
@@ -52,6 +53,13 @@ pub struct ResourceServerConfig {
     /// Largest request body the protection lets through, in bytes (`413` above it).
     /// Default 4 MiB: MCP messages are JSON and most SDKs read them whole.
     pub max_body_bytes: usize,
+    /// Binds each MCP session (`Mcp-Session-Id`) to the subject and client of the token that
+    /// opened it, and answers a request naming another's session `404`, as for an unknown
+    /// session (MCP security best practices, "Session Hijacking"). Default on. The bindings
+    /// live in this process, like rmcp's sessions: with several instances behind a load
+    /// balancer, keep a session on one instance (or an id unknown here is bound to the first
+    /// token that names it).
+    pub bind_sessions: bool,
 }
 
 /// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
@@ -95,6 +103,7 @@ impl ResourceServerConfig {
             introspection_cache_ttl: 30,
             tool_scopes: ToolScopes::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            bind_sessions: true,
         }
     }
 
@@ -168,6 +177,7 @@ pub struct ResourceServer {
     introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
     last_fetch: Mutex<Option<Instant>>,
     http: reqwest::Client,
+    sessions: SessionOwners,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -204,6 +214,7 @@ impl ResourceServer {
             introspected: Mutex::new(std::collections::HashMap::new()),
             config,
             http,
+            sessions: SessionOwners::default(),
         })
     }
 
@@ -369,6 +380,68 @@ impl ResourceServer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())?;
         (declared > self.config.max_body_bytes as u64).then(crate::body_too_large)
+    }
+
+    /// The `404` answer for a request naming an MCP session (`Mcp-Session-Id`) that another
+    /// user or client opened, if it does (see [`ResourceServerConfig::bind_sessions`]). The
+    /// answer is the one rmcp gives for an unknown session, so it tells nothing about others'
+    /// sessions; the client starts a session of its own.
+    #[must_use]
+    pub fn refuse_foreign_session(
+        &self,
+        headers: &HeaderMap,
+        verified: &VerifiedToken,
+    ) -> Option<HttpResponse> {
+        if !self.config.bind_sessions {
+            return None;
+        }
+        let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
+        if self.sessions.admit(id, &owner_of(verified)) {
+            return None;
+        }
+        tracing::info!(
+            client_id = %verified.client_id,
+            "refused a request naming an MCP session another user or client opened"
+        );
+        let mut response = http::Response::new(Bytes::from_static(b"Not Found: Session not found"));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Some(response)
+    }
+
+    /// Records what the MCP server's answer did to sessions: a session it opened (its
+    /// `Mcp-Session-Id` response header) belongs to `verified`'s subject and client; a
+    /// session a `DELETE` ended successfully is forgotten. Adapters call it with every
+    /// answer that passed [`refuse_foreign_session`](Self::refuse_foreign_session).
+    pub fn record_session(
+        &self,
+        request_method: &http::Method,
+        request_headers: &HeaderMap,
+        response_status: StatusCode,
+        response_headers: &HeaderMap,
+        verified: &VerifiedToken,
+    ) {
+        if !self.config.bind_sessions {
+            return;
+        }
+        if request_method == http::Method::DELETE && response_status.is_success() {
+            if let Some(id) = request_headers
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                self.sessions.ended(id);
+            }
+            return;
+        }
+        if let Some(id) = response_headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.sessions.opened(id, &owner_of(verified));
+        }
     }
 
     /// Checks the tool calls in a request `body` (read because
@@ -568,6 +641,13 @@ fn challenge_response(challenge: &Challenge) -> HttpResponse {
         HeaderValue::from_static("www-authenticate"),
     );
     response
+}
+
+fn owner_of(verified: &VerifiedToken) -> Owner {
+    Owner {
+        subject: verified.subject.clone(),
+        client_id: verified.client_id.clone(),
+    }
 }
 
 #[cfg(test)]
