@@ -773,6 +773,20 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         ),
     );
 
+    // RFC 9700 §4.3 and OAuth 2.1 §5.1: a token in the URI ends up in logs and histories;
+    // only the Authorization header is read (RFC 6750's query and form methods are gone).
+    let in_query = suite
+        .send(http.post(format!("{resource}?access_token={basic}")))
+        .await;
+    check.status(&in_query, StatusCode::UNAUTHORIZED);
+    let in_form = suite
+        .send(
+            http.post(&resource)
+                .form(&[("access_token", basic.as_str())]),
+        )
+        .await;
+    check.status(&in_form, StatusCode::UNAUTHORIZED);
+
     let short = suite
         .send(http.post(format!("{resource}/admin")).bearer_auth(&basic))
         .await;

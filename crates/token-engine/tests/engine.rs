@@ -52,6 +52,78 @@ async fn rejects_authorization_request_without_code_challenge() {
     assert!(params.contains(&("error".into(), "invalid_request".into())));
 }
 
+// RFC 9700 §2.1.2 and OAuth 2.1: the implicit grant (and any response type that puts a token
+// in the front channel) is gone; the error goes to the client, never a token.
+#[tokio::test]
+async fn implicit_and_hybrid_response_types_are_refused() {
+    let h = harness().await;
+    for response_type in ["token", "code token", "id_token token"] {
+        let mut q = h.authorize_query(REDIRECT);
+        q.retain(|(k, _)| *k != "response_type");
+        q.push(("response_type", response_type.into()));
+        let params = redirect_params(&h.authorize(&q).await);
+        assert!(
+            params.contains(&("error".into(), "unsupported_response_type".into())),
+            "{response_type}: {params:?}"
+        );
+        assert!(
+            !params
+                .iter()
+                .any(|(k, _)| k == "access_token" || k == "code")
+        );
+    }
+}
+
+// RFC 9700 §2.1.1 and §4.8.2 (PKCE downgrade): a code issued for a challenge is redeemed
+// only with its verifier; a request without one changes nothing.
+#[tokio::test]
+async fn a_token_request_without_the_code_verifier_is_refused_and_leaves_the_code_usable() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (status, body, _) = h
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &h.client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        ["invalid_request", "invalid_grant"].contains(&error_of(&body)),
+        "{body}"
+    );
+    let (status, body) = h.redeem(&code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+// RFC 6749 §6 and RFC 9700 §4.14: a refresh token works only for the client it was issued to;
+// another client's attempt is invalid_grant and changes nothing.
+#[tokio::test]
+async fn a_refresh_token_works_only_for_its_client() {
+    let h = harness().await;
+    let code = h.code().await;
+    let (_, tokens) = h.redeem(&code).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let mut other = ClientMetadata::default();
+    other.redirect_uris = vec![REDIRECT.into()];
+    other.token_endpoint_auth_method = Some("none".into());
+    let other = h.engine.register_client(other, NOW).await.unwrap();
+    let (status, body, _) = h
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &other.client_id),
+        ])
+        .await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, body) = h.refresh_at(&refresh, NOW.plus(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 // RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than once."
 #[tokio::test]
 async fn code_is_single_use() {
