@@ -9,19 +9,40 @@
 //! metadata at `/.well-known/oauth-authorization-server{issuer path}` (RFC 8414 §3.1), so an
 //! issuer with a path is served correctly without a scope.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
+//! use actix_web::{App, test};
 //! use mcpauth_adapter_actix::authorization_server;
-//! use mcpauth_http::AuthorizationServer;
-//! # use mcpauth_token_engine::MemoryModel;
+//! use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
+//! use mcpauth_token_engine::{EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
 //!
-//! # async fn run(server: Arc<AuthorizationServer<MemoryModel>>) -> std::io::Result<()> {
-//! actix_web::HttpServer::new(move || {
-//!     actix_web::App::new().configure(authorization_server(server.clone()))
-//! })
-//! .bind(("127.0.0.1", 8080))?
-//! .run()
-//! .await
+//! struct ConsentPage;
+//!
+//! #[async_trait::async_trait]
+//! impl Interaction for ConsentPage {
+//!     async fn begin(&self, _: PendingAuthorization, _: &http::request::Parts) -> HttpResponse {
+//!         http::Response::new(bytes::Bytes::from_static(b"sign in"))
+//!     }
+//! }
+//! # fn pkcs8() -> Vec<u8> {
+//! #     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+//! #     let rng = aws_lc_rs::rand::SystemRandom::new();
+//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec()
+//! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
+//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let engine = Arc::new(TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom)));
+//! let server = Arc::new(AuthorizationServer::new(engine, Arc::new(ConsentPage)));
+//!
+//! actix_web::rt::System::new().block_on(async move {
+//!     // In production: HttpServer::new(move || App::new().configure(authorization_server(server.clone())))
+//!     let app = test::init_service(App::new().configure(authorization_server(server))).await;
+//!     let request = test::TestRequest::get().uri("/.well-known/oauth-authorization-server").to_request();
+//!     let response = test::call_service(&app, request).await;
+//!     assert!(response.status().is_success());
+//! });
+//! # Ok(())
 //! # }
 //! ```
 

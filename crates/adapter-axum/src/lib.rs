@@ -6,14 +6,16 @@
 //! protocol lives in the engine. The adapter reads the clock (it is the I/O edge) and logs
 //! internal errors the engine attached to its responses.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use mcpauth_adapter_axum::{BearerLayer, MetadataRouter, ResourceServer, ResourceServerConfig};
+//! use tower::ServiceExt as _;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ResourceServerConfig::new(
-//!     "http://127.0.0.1:3000/mcp",
-//!     "http://127.0.0.1:8080",
+//!     "http://127.0.0.1:3000/mcp",     // this MCP server: the audience tokens must name
+//!     "http://127.0.0.1:8080",         // the authorization server it trusts
 //!     "http://127.0.0.1:8080/jwks.json",
 //! );
 //! let resource = Arc::new(ResourceServer::new(config)?);
@@ -21,7 +23,20 @@
 //!     .route("/mcp", axum::routing::post(|| async { "protected" }))
 //!     .layer(BearerLayer::new(resource.clone()))
 //!     .merge(resource.metadata_router());
-//! # let _ = app; Ok(()) }
+//!
+//! // No token: 401 with the challenge MCP clients discover the authorization server from.
+//! let request = axum::http::Request::post("/mcp").body(axum::body::Body::empty())?;
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), 401);
+//! let challenge = response.headers()["www-authenticate"].to_str()?;
+//! assert!(challenge.contains("resource_metadata=\"http://127.0.0.1:3000/.well-known/oauth-protected-resource/mcp\""));
+//!
+//! // The RFC 9728 document is public.
+//! let request = axum::http::Request::get("/.well-known/oauth-protected-resource/mcp")
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(app.oneshot(request).await?.status(), 200);
+//! # Ok(())
+//! # }
 //! ```
 
 mod authorization_server;

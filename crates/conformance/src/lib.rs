@@ -3,13 +3,18 @@
 //! same [`Fixture`] in its framework, serves it on loopback, and calls [`run`]. The suite sends
 //! real HTTP requests and checks exact answers: status, headers, JSON error bodies.
 //!
-//! ```no_run
-//! # async fn run_it() {
-//! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! let base = format!("http://{}", listener.local_addr().unwrap());
 //! let fixture = mcpauth_conformance::Fixture::new(&format!("{base}/tenant")).await;
-//! // … mount `fixture.server()` in your framework and serve it on `listener` …
-//! mcpauth_conformance::run(&base, &fixture).await;
+//! // Mount `fixture.server()` in the framework under test (here axum) and serve it:
+//! let app = mcpauth_adapter_axum::router(fixture.server())
+//!     .into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! let server = tokio::spawn(async move { axum::serve(listener, app).await });
+//! mcpauth_conformance::run(&base, &fixture).await; // panics listing every mismatch
+//! server.abort();
 //! # }
 //! ```
 

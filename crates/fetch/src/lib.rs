@@ -10,13 +10,21 @@
 //! - Redirects are never followed.
 //! - The body is size-capped while it streams, and the whole exchange has a time limit.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), mcpauth_fetch::FetchError> {
-//! let fetcher = mcpauth_fetch::SafeFetcher::new(mcpauth_fetch::FetchPolicy::default())?;
-//! let url = url::Url::parse("https://app.example.com/oauth/client.json").map_err(|_| mcpauth_fetch::FetchError::BadUrl)?;
-//! let fetched = fetcher.fetch(&url).await?;
-//! println!("{} bytes, cache for {:?} s", fetched.body.len(), fetched.max_age);
-//! # Ok(()) }
+//! ```
+//! use mcpauth_fetch::{FetchError, FetchPolicy, SafeFetcher};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), FetchError> {
+//! let fetcher = SafeFetcher::new(FetchPolicy::default())?;
+//! // A URL a peer handed us that points inside the network is refused before any connection:
+//! for inside in ["https://127.0.0.1/client.json", "https://169.254.169.254/latest/meta-data", "http://app.example.com/x"] {
+//!     let url = url::Url::parse(inside).map_err(|_| FetchError::BadUrl)?;
+//!     assert!(fetcher.fetch(&url).await.is_err(), "{inside}");
+//! }
+//! // A public https URL is fetched, capped in size and time, without following redirects:
+//! // let fetched = fetcher.fetch(&url::Url::parse("https://app.example.com/client.json")?).await?;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::net::{IpAddr, SocketAddr};

@@ -12,31 +12,41 @@
 //! that must not be redirected (RFC 6749 §4.1.2.1), and logs the internal causes the engine
 //! hid behind `server_error`. The protocol itself stays in the engine.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use bytes::Bytes;
-//! use mcpauth_http::{AuthorizationServer, Interaction, HttpResponse};
-//! use mcpauth_token_engine::{MemoryModel, PendingAuthorization, TokenEngine};
+//! use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
+//! use mcpauth_token_engine::{EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
 //!
 //! struct ConsentPage;
 //!
 //! #[async_trait::async_trait]
 //! impl Interaction for ConsentPage {
 //!     async fn begin(&self, pending: PendingAuthorization, _: &http::request::Parts) -> HttpResponse {
-//!         // Store `pending`, send the user to your login/consent page, and later call
-//!         // `engine.approve(...)` or `engine.deny(...)`.
+//!         // Keep `pending`, send the user to your sign-in and consent page, and later call
+//!         // `engine.approve(pending, subject, now)` or `engine.deny(pending)`.
 //!         http::Response::new(Bytes::from_static(b"sign in"))
 //!     }
 //! }
+//! # fn pkcs8() -> Vec<u8> {
+//! #     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+//! #     let rng = aws_lc_rs::rand::SystemRandom::new();
+//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec()
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
+//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
+//! let server = AuthorizationServer::new(Arc::new(engine), Arc::new(ConsentPage));
 //!
-//! # async fn run(engine: Arc<TokenEngine<MemoryModel>>) {
-//! let server = AuthorizationServer::new(engine, Arc::new(ConsentPage));
 //! // In your framework's handler, for each of `server.route_paths()`:
-//! let request = http::Request::get("/.well-known/oauth-authorization-server")
-//!     .body(Bytes::new())
-//!     .unwrap();
+//! let request = http::Request::get("/.well-known/oauth-authorization-server").body(Bytes::new())?;
 //! let response = server.handle(request).await;
 //! assert_eq!(response.status(), 200);
+//! let metadata: serde_json::Value = serde_json::from_slice(response.body())?;
+//! assert_eq!(metadata["token_endpoint"], "https://auth.example.com/token");
+//! # Ok(())
 //! # }
 //! ```
 

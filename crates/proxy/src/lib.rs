@@ -23,6 +23,39 @@
 //!   exchanges, validates, asks the application's [`TokenMapper`] for the local subject and
 //!   finishes the MCP client's authorization with the engine's own code.
 //!
+//! The first leg, with the Google preset: the redirect upstream carries our own `state`, a
+//! `nonce` and a PKCE S256 challenge, and the callback is parsed strictly:
+//!
+//! ```
+//! use mcpauth_proxy::upstream::{self, Purpose};
+//! use mcpauth_proxy::{Preset, Provider, ProviderConfig};
+//! # struct OsRandom;
+//! # impl mcpauth_token_engine::SecureRandom for OsRandom {
+//! #     fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
+//! #         aws_lc_rs::rand::fill(dest).map_err(|_| mcpauth_token_engine::RandomError)
+//! #     }
+//! # }
+//!
+//! let mut config = ProviderConfig::new("google", Preset::Google, "1234.apps.googleusercontent.com");
+//! config.client_secret = Some("from MCPAUTH_PROVIDER_GOOGLE_CLIENT_SECRET".into());
+//! let google = Provider::from_config(&config)?;
+//! let callback = url::Url::parse("https://auth.example.com/upstream/google/callback")?;
+//! let purpose = Purpose::SignIn { return_to: "/account".into() };
+//! let started = upstream::start(&google, &callback, purpose, &OsRandom, 1_800_000_000, 600)?;
+//! // Store `started.record` under `upstream::state_key(&started.state)`, set the
+//! // `started.browser_binding` cookie, and redirect the browser to `started.location`:
+//! let sent: std::collections::HashMap<_, _> = started.location.query_pairs().into_owned().collect();
+//! assert_eq!(sent.get("state"), Some(&started.state));
+//! assert_eq!(sent.get("code_challenge_method").map(String::as_str), Some("S256"));
+//! assert!(sent.contains_key("nonce"));
+//!
+//! // Google sends the browser back with the code and our state:
+//! let back = upstream::parse_callback(&format!("code=4%2F0Ad&state={}", started.state))?;
+//! assert_eq!(back.state(), started.state);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//!
 //! Upstream tokens never reach the MCP client (no token passthrough): the MCP client's
 //! authorization is finished with the engine's own code.
 

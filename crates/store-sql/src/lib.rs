@@ -9,15 +9,28 @@
 //! The SQL text is shared by both databases (`$n` placeholders, `ON CONFLICT`, `RETURNING`);
 //! the few statements that differ say so where they branch.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), mcpauth_store_sql::StoreError> {
-//! // SQLite file, created on first use:
-//! let store = mcpauth_store_sql::SqlStore::connect("sqlite://mcpauth.db").await?;
+//! ```
+//! use mcpauth_store_sql::{SqlStore, StoreOptions};
+//! use mcpauth_token_engine::ClientStore as _;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("mcpauth-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let path = dir.join("mcpauth.db");
+//! // SQLite, the file created and migrated on first use (`sqlite://mcpauth.db` in a deployment):
+//! let store = SqlStore::connect(&format!("sqlite://{}", path.display())).await?;
+//! assert!(store.find_client("nobody").await?.is_none());
 //! // PostgreSQL, shared by every instance, with a larger pool:
-//! let options = mcpauth_store_sql::StoreOptions::default().max_connections(32);
-//! let shared =
-//!     mcpauth_store_sql::SqlStore::connect_with("postgres://mcpauth@db/mcpauth", &options).await?;
-//! # Ok(()) }
+//! let options = StoreOptions::default().max_connections(32);
+//! # if false {
+//! let shared = SqlStore::connect_with("postgres://mcpauth@db/mcpauth", &options).await?;
+//! # let _ = shared;
+//! # }
+//! # drop(store);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
 //! ```
 
 mod client_cache;

@@ -14,9 +14,11 @@
 //! Binaries are looked up in `MCPAUTH_PG_BIN`, then the newest `/usr/lib/postgresql/*/bin`,
 //! then `PATH`.
 //!
-//! ```no_run
-//! let pg = mcpauth_test_postgres::TempPostgres::start()?;
-//! let url = pg.create_database("kit")?; // postgres://postgres@127.0.0.1:PORT/kit
+//! ```
+//! let pg = mcpauth_test_postgres::TempPostgres::start()?; // initdb + pg_ctl on loopback
+//! let url = pg.create_database("kit")?;
+//! assert!(url.starts_with("postgres://postgres@127.0.0.1:") && url.ends_with("/kit"));
+//! // Dropping `pg` stops the cluster and deletes its directory.
 //! # Ok::<(), mcpauth_test_postgres::PgError>(())
 //! ```
 

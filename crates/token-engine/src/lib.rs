@@ -1,10 +1,15 @@
 //! A sans-IO OAuth 2.1 authorization-server engine for MCP.
 //!
 //! The engine implements the protocol: the authorization endpoint (RFC 6749 §4.1 with PKCE
-//! S256, RFC 8707 resources and RFC 9207 `iss`), the token endpoint (authorization code and
-//! refresh token with rotation), dynamic client registration (RFC 7591), revocation
-//! (RFC 7009), RFC 9068 JWT access tokens signed ES256 with a JWK Set, and RFC 8414
-//! metadata. Storage is the [`OAuthServerModel`] trait; [`MemoryModel`] is in-memory.
+//! S256, RFC 8707 resources and RFC 9207 `iss`, Client ID Metadata Documents); the token
+//! endpoint with every grant (authorization code, refresh token with rotation and reuse
+//! detection, client credentials, device code per RFC 8628, token exchange per RFC 8693),
+//! client authentication (`client_secret_basic`/`post`, RFC 7523 `private_key_jwt`);
+//! dynamic client registration and its management (RFC 7591, RFC 7592); revocation
+//! (RFC 7009); introspection (RFC 7662); RFC 9068 JWT access tokens (ES256, EdDSA, RS256) with
+//! their JWK Set, or opaque tokens; RFC 8414 metadata. Storage is the [`OAuthServerModel`]
+//! trait; [`MemoryModel`] is in-memory, and [`testing`] (feature `testing`) is the kit every
+//! model must pass.
 //!
 //! It does no I/O of its own: no sockets, no files, no clock, no OS RNG. Every call takes
 //! `now`, randomness comes from the [`SecureRandom`] the caller plugs in, and the only awaits
