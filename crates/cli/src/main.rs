@@ -98,6 +98,11 @@ enum Command {
         /// Accept plain http on loopback (development servers).
         #[arg(long)]
         allow_http: bool,
+        /// Let the authorization server (and whatever discovery finds) be on a private
+        /// network. By default only the MCP server's own host may resolve to a private or
+        /// reserved address, so a server cannot send this client into your network.
+        #[arg(long)]
+        allow_private_network: bool,
         /// Print the authorization URL instead of opening a browser.
         #[arg(long)]
         no_browser: bool,
@@ -275,6 +280,9 @@ fn client_for(
     if entry.allow_http {
         builder = builder.allow_loopback_http();
     }
+    if entry.allow_private_network {
+        builder = builder.allow_private_network();
+    }
     if let Some(id) = &entry.client_id {
         builder = match &entry.private_key {
             Some(path) => {
@@ -352,6 +360,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             signing_algorithm,
             metadata_document,
             allow_http,
+            allow_private_network,
             no_browser,
             non_interactive,
             timeout,
@@ -359,6 +368,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             let entry = ServerEntry {
                 url: url.clone(),
                 allow_http: *allow_http,
+                allow_private_network: *allow_private_network,
                 client_id: client_id.clone(),
                 metadata_document: metadata_document.clone(),
                 scope: scope.clone(),

@@ -15,6 +15,9 @@ pub(crate) struct ServerEntry {
     pub(crate) url: String,
     #[serde(default)]
     pub(crate) allow_http: bool,
+    /// The authorization server may be on a private network (see `--allow-private-network`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) allow_private_network: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,10 @@
 //! How the client talks HTTP: a small trait over `http` types (tests and embedders plug in
-//! their own), the reqwest implementation (rustls, no redirects, a time limit, a size cap),
-//! and the URL policy every discovered URL must pass.
+//! their own), the reqwest implementation (rustls, no redirects, a time limit, a size cap,
+//! no private addresses but the MCP server's own), and the URL policy every discovered URL
+//! must pass.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -31,8 +34,14 @@ pub trait HttpClient: Send + Sync {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UrlPolicy {
-    /// Accept `http://127.0.0.1`, `http://[::1]` and `http://localhost` URLs.
+    /// Accept `http://127.0.0.1`, `http://[::1]` and `http://localhost` URLs (and loopback
+    /// addresses in general).
     pub allow_loopback_http: bool,
+    /// Let discovered URLs (the authorization server, its endpoints, the metadata URL a
+    /// `401` names) reach private, link-local and other non-public addresses. Off, only the
+    /// MCP server's own host may be on such an address: a server the user did not run
+    /// cannot send the client into the user's network (MCP security best practices, SSRF).
+    pub allow_private_network: bool,
 }
 
 impl UrlPolicy {
@@ -47,7 +56,16 @@ impl UrlPolicy {
     pub fn allowing_loopback_http() -> Self {
         Self {
             allow_loopback_http: true,
+            allow_private_network: false,
         }
+    }
+
+    /// Whether the client may connect to `ip` for a host other than the MCP server's.
+    #[must_use]
+    pub fn allows_address(&self, ip: IpAddr) -> bool {
+        mcpauth_fetch::is_public_address(ip)
+            || (self.allow_loopback_http && ip.is_loopback())
+            || self.allow_private_network
     }
 
     /// Parses `url` and checks it against the policy.
@@ -83,30 +101,134 @@ impl UrlPolicy {
 }
 
 /// The real client: rustls, no redirects (a redirect could move a token request elsewhere),
-/// [`REQUEST_TIMEOUT`], at most [`MAX_RESPONSE_BYTES`].
+/// [`REQUEST_TIMEOUT`], at most [`MAX_RESPONSE_BYTES`]. Built [`for_server`](Self::for_server)
+/// (what [`OAuthClient`](crate::OAuthClient) does), it connects to non-public addresses only
+/// for the MCP server's own host, as [`UrlPolicy::allow_private_network`] says: every name is
+/// resolved and checked before connecting, and the connection goes to a checked address (no
+/// DNS rebinding between check and use). Behind an HTTP proxy (`HTTPS_PROXY`) the proxy
+/// resolves names, so only IP-literal URLs are checked here.
 #[derive(Debug, Clone)]
 pub struct ReqwestClient {
     client: reqwest::Client,
+    guard: Option<AddressGuard>,
+}
+
+/// The MCP server's host (trusted: the user chose it) and what other hosts may resolve to.
+#[derive(Debug, Clone)]
+struct AddressGuard {
+    server_host: String,
+    policy: UrlPolicy,
+}
+
+impl AddressGuard {
+    fn refusal(&self, host: &str, addresses: &[IpAddr]) -> String {
+        let listed: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        format!(
+            "{host} is not the MCP server's host and resolves only to private or reserved \
+             addresses ({}): an MCP server may not send the client into your network. If this \
+             authorization server is on your own network, allow private networks \
+             (`allow_private_network`, `mcpauth auth --allow-private-network`)",
+            listed.join(", ")
+        )
+    }
+}
+
+impl reqwest::dns::Resolve for AddressGuard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if host.eq_ignore_ascii_case(&guard.server_host) {
+                return Ok(Box::new(resolved.into_iter()) as reqwest::dns::Addrs);
+            }
+            let checked: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|addr| guard.policy.allows_address(addr.ip()))
+                .collect();
+            if checked.is_empty() {
+                let ips: Vec<IpAddr> = resolved.iter().map(SocketAddr::ip).collect();
+                return Err(guard.refusal(&host, &ips).into());
+            }
+            Ok(Box::new(checked.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 impl ReqwestClient {
-    /// A client with the defaults above.
+    /// A client with the defaults above and no address checks (for a caller that checks
+    /// URLs itself).
     ///
     /// # Errors
     ///
     /// [`Error::Network`] when the TLS backend cannot start.
     pub fn new() -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
+        Self::build(None)
+    }
+
+    /// A client for the MCP server at `server`: any address for its host; for every other
+    /// host, only addresses `policy` allows ([`UrlPolicy::allows_address`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Network`] when the TLS backend cannot start.
+    pub fn for_server(server: &Url, policy: UrlPolicy) -> Result<Self, Error> {
+        Self::build(Some(AddressGuard {
+            server_host: server.host_str().unwrap_or_default().to_owned(),
+            policy,
+        }))
+    }
+
+    fn build(guard: Option<AddressGuard>) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("mcpauth-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Network {
-                url: String::new(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self { client })
+            .user_agent(concat!("mcpauth-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(guard) = &guard {
+            builder = builder.dns_resolver(Arc::new(guard.clone()));
+        }
+        let client = builder.build().map_err(|e| Error::Network {
+            url: String::new(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { client, guard })
     }
+
+    /// The refusal for an IP-literal URL the guard does not allow (names are checked when
+    /// they are resolved).
+    fn refuse_literal(&self, url: &Url) -> Option<Error> {
+        let guard = self.guard.as_ref()?;
+        let host = url.host_str()?;
+        if host.eq_ignore_ascii_case(&guard.server_host) {
+            return None;
+        }
+        let ip = match url.host()? {
+            url::Host::Ipv4(ip) => IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        (!guard.policy.allows_address(ip)).then(|| Error::Insecure {
+            url: url.to_string(),
+            reason: guard.refusal(host, &[ip]),
+        })
+    }
+}
+
+/// An error's message with its causes (reqwest's own message omits them).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 #[async_trait::async_trait]
@@ -120,6 +242,9 @@ impl HttpClient for ReqwestClient {
             url: url.clone(),
             reason,
         };
+        if let Some(refusal) = Url::parse(&url).ok().and_then(|u| self.refuse_literal(&u)) {
+            return Err(refusal);
+        }
         let (parts, body) = request.into_parts();
         let mut response = self
             .client
@@ -128,7 +253,7 @@ impl HttpClient for ReqwestClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(with_causes(&e.without_url())))?;
         let mut builder = http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
@@ -137,7 +262,7 @@ impl HttpClient for ReqwestClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?
+            .map_err(|e| fail(with_causes(&e.without_url())))?
         {
             if body.len().saturating_add(chunk.len()) > MAX_RESPONSE_BYTES {
                 return Err(fail(format!(

@@ -115,7 +115,15 @@ impl OAuthClientBuilder {
 
     /// Accepts plain-http URLs on loopback hosts (development servers).
     pub fn allow_loopback_http(mut self) -> Self {
-        self.policy = UrlPolicy::allowing_loopback_http();
+        self.policy.allow_loopback_http = true;
+        self
+    }
+
+    /// Lets the authorization server and the URLs discovery finds be on private networks
+    /// ([`UrlPolicy::allow_private_network`]); by default only the MCP server's own host may
+    /// resolve to a private or reserved address.
+    pub fn allow_private_network(mut self) -> Self {
+        self.policy.allow_private_network = true;
         self
     }
 
@@ -202,10 +210,10 @@ impl OAuthClientBuilder {
     /// [`Error::Insecure`] for a server URL the policy refuses; [`Error::Network`] when the
     /// HTTP client cannot start.
     pub fn build(self) -> Result<OAuthClient, Error> {
-        self.policy.check(&self.server)?;
+        let server = self.policy.check(&self.server)?;
         let http: Arc<dyn HttpClient> = match self.http {
             Some(http) => http,
-            None => Arc::new(ReqwestClient::new()?),
+            None => Arc::new(ReqwestClient::for_server(&server, self.policy)?),
         };
         Ok(OAuthClient {
             server: self.server,
