@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use mcpauth_http::{HttpResponse, ResourceServer, VerifiedToken, body_too_large};
+use mcpauth_http::{HttpResponse, ResourceServer, SESSION_HEADER, VerifiedToken, body_too_large};
 
 use crate::{http_method, into_actix};
 
@@ -160,9 +160,11 @@ where
             if let Some(refusal) = resource.refuse_declared_length(&headers) {
                 return Ok(refuse(request, refusal));
             }
-            if let Some(refusal) = resource.refuse_foreign_session(&headers, &verified) {
-                return Ok(refuse(request, refusal));
-            }
+            let session =
+                match resource.check_session(&http_method(request.method()), &headers, &verified) {
+                    Ok(session) => session,
+                    Err(refusal) => return Ok(refuse(request, refusal)),
+                };
             if resource.reads_body(&http_method(request.method())) {
                 let payload = request.extract::<web::Payload>().await?;
                 let Ok(Ok(body)) = payload.to_bytes_limited(resource.max_body_bytes()).await else {
@@ -173,16 +175,17 @@ where
                 }
                 request.set_payload(actix_web::dev::Payload::from(body));
             }
-            let method = http_method(request.method());
-            request.extensions_mut().insert(verified.clone());
+            request.extensions_mut().insert(verified);
             let response = service.call(request).await?;
+            let opened = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok());
             resource.record_session(
-                &method,
-                &headers,
+                session,
                 http::StatusCode::from_u16(response.status().as_u16())
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-                &crate::http_headers(response.headers()),
-                &verified,
+                opened,
             );
             Ok(response.map_into_left_body())
         })

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcpauth_http::{HttpResponse, ResourceServer, VerifiedToken, body_too_large};
+use mcpauth_http::{HttpResponse, ResourceServer, SESSION_HEADER, VerifiedToken, body_too_large};
 
 fn into_axum(response: HttpResponse) -> Response {
     response.map(axum::body::Body::from).into_response()
@@ -148,9 +148,11 @@ where
             if let Some(response) = resource.refuse_declared_length(request.headers()) {
                 return Ok(into_axum(response));
             }
-            if let Some(response) = resource.refuse_foreign_session(request.headers(), &verified) {
-                return Ok(into_axum(response));
-            }
+            let session =
+                match resource.check_session(request.method(), request.headers(), &verified) {
+                    Ok(session) => session,
+                    Err(response) => return Ok(into_axum(response)),
+                };
             let limit = resource.max_body_bytes();
             let (mut parts, body) = request.into_parts();
             let body = if resource.reads_body(&parts.method) {
@@ -165,16 +167,13 @@ where
                 // Bodies without a declared length are cut off at the limit as they stream.
                 Body::new(http_body_util::Limited::new(body, limit))
             };
-            let (method, headers) = (parts.method.clone(), parts.headers.clone());
-            parts.extensions.insert(verified.clone());
+            parts.extensions.insert(verified);
             let response = inner.call(Request::from_parts(parts, body)).await?;
-            resource.record_session(
-                &method,
-                &headers,
-                response.status(),
-                response.headers(),
-                &verified,
-            );
+            let opened = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok());
+            resource.record_session(session, response.status(), opened);
             Ok(response)
         })
     }

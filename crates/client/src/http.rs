@@ -198,8 +198,9 @@ impl ReqwestClient {
 
     /// The refusal for an IP-literal URL the guard does not allow (names are checked when
     /// they are resolved).
-    fn refuse_literal(&self, url: &Url) -> Option<Error> {
+    fn refuse_literal(&self, url: &str) -> Option<Error> {
         let guard = self.guard.as_ref()?;
+        let url = Url::parse(url).ok()?;
         let host = url.host_str()?;
         if host.eq_ignore_ascii_case(&guard.server_host) {
             return None;
@@ -242,7 +243,7 @@ impl HttpClient for ReqwestClient {
             url: url.clone(),
             reason,
         };
-        if let Some(refusal) = Url::parse(&url).ok().and_then(|u| self.refuse_literal(&u)) {
+        if let Some(refusal) = self.refuse_literal(&url) {
             return Err(refusal);
         }
         let (parts, body) = request.into_parts();

@@ -64,5 +64,5 @@ pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
     ResourceServerError,
 };
-pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};
+pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER, SessionTicket};
 pub use tool_scopes::ToolScopes;

@@ -16,7 +16,7 @@ use mcpauth_metadata::ProtectedResourceMetadata;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::HttpResponse;
-use crate::session_binding::{Owner, SESSION_HEADER, SessionOwners};
+use crate::session_binding::{Owner, SESSION_HEADER, SessionOwners, SessionTicket};
 use crate::tool_scopes::ToolScopes;
 
 /// Default for [`ResourceServerConfig::max_body_bytes`].
@@ -382,22 +382,40 @@ impl ResourceServer {
         (declared > self.config.max_body_bytes as u64).then(crate::body_too_large)
     }
 
-    /// The `404` answer for a request naming an MCP session (`Mcp-Session-Id`) that another
-    /// user or client opened, if it does (see [`ResourceServerConfig::bind_sessions`]). The
-    /// answer is the one rmcp gives for an unknown session, so it tells nothing about others'
-    /// sessions; the client starts a session of its own.
-    #[must_use]
-    pub fn refuse_foreign_session(
+    /// Checks the MCP session a request names (`Mcp-Session-Id`) against the token that
+    /// sent it (see [`ResourceServerConfig::bind_sessions`]): the `404` answer when another
+    /// user or client opened it (rmcp's answer for an unknown session, so it tells nothing
+    /// about others' sessions; the client starts one of its own), else what to remember
+    /// until the MCP server answers, for [`record_session`](Self::record_session).
+    ///
+    /// # Errors
+    ///
+    /// The `404` answer, for a session that is not this token's.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refusal is the response adapters send as is, as with authenticate"
+    )]
+    pub fn check_session(
         &self,
+        method: &http::Method,
         headers: &HeaderMap,
         verified: &VerifiedToken,
-    ) -> Option<HttpResponse> {
+    ) -> Result<SessionTicket, HttpResponse> {
         if !self.config.bind_sessions {
-            return None;
+            return Ok(SessionTicket::default());
         }
-        let id = headers.get(SESSION_HEADER)?.to_str().ok()?;
+        let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+            // Only a request outside a session can open one: keep who sent it.
+            return Ok(SessionTicket {
+                ends: None,
+                opener: Some(owner_of(verified)),
+            });
+        };
         if self.sessions.admit(id, &owner_of(verified)) {
-            return None;
+            return Ok(SessionTicket {
+                ends: (method == http::Method::DELETE).then(|| id.to_owned()),
+                opener: None,
+            });
         }
         tracing::info!(
             client_id = %verified.client_id,
@@ -409,38 +427,26 @@ impl ResourceServer {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        Some(response)
+        Err(response)
     }
 
-    /// Records what the MCP server's answer did to sessions: a session it opened (its
-    /// `Mcp-Session-Id` response header) belongs to `verified`'s subject and client; a
-    /// session a `DELETE` ended successfully is forgotten. Adapters call it with every
-    /// answer that passed [`refuse_foreign_session`](Self::refuse_foreign_session).
+    /// Records what the MCP server's answer did to sessions: the session it opened (its
+    /// `Mcp-Session-Id` response header, `response_session`) belongs to the subject and
+    /// client that sent the request; a session a `DELETE` ended successfully is forgotten.
+    /// Adapters call it with every answer to a request [`check_session`](Self::check_session)
+    /// let through.
     pub fn record_session(
         &self,
-        request_method: &http::Method,
-        request_headers: &HeaderMap,
+        ticket: SessionTicket,
         response_status: StatusCode,
-        response_headers: &HeaderMap,
-        verified: &VerifiedToken,
+        response_session: Option<&str>,
     ) {
-        if !self.config.bind_sessions {
-            return;
-        }
-        if request_method == http::Method::DELETE && response_status.is_success() {
-            if let Some(id) = request_headers
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                self.sessions.ended(id);
+        if let Some(id) = ticket.ends {
+            if response_status.is_success() {
+                self.sessions.ended(&id);
             }
-            return;
-        }
-        if let Some(id) = response_headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            self.sessions.opened(id, &owner_of(verified));
+        } else if let (Some(owner), Some(id)) = (ticket.opener, response_session) {
+            self.sessions.opened(id, &owner);
         }
     }
 
