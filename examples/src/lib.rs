@@ -10,7 +10,8 @@
 //! Every request to `/mcp` needs a token for this resource with scope `mcp:tools`; calling the
 //! `admin_report` tool needs `mcp:admin` as well, so a client that connected with the first
 //! scope steps up: the call is answered `403` with `error="insufficient_scope"` and the
-//! client asks the user for more.
+//! client asks the user for more. It also needs a user behind the token: a client's own
+//! `client_credentials` token is refused (`401 insufficient_user_authentication`).
 
 use std::sync::Arc;
 
@@ -60,7 +61,10 @@ impl Settings {
 pub fn protection(resource: &str, issuer: &str) -> Result<ResourceServer, ResourceServerError> {
     let issuer = issuer.trim_end_matches('/');
     let mut config = ResourceServerConfig::new(resource, issuer, format!("{issuer}/jwks.json"))
-        .tool_requires("admin_report", &[ADMIN_SCOPE]);
+        .tool_requires("admin_report", &[ADMIN_SCOPE])
+        // An administrator's report is for a person who signed in and agreed, never for a
+        // client's own (client_credentials) token, whatever its scope.
+        .tool_requires_user("admin_report");
     config.required_scopes = vec![TOOLS_SCOPE.into()];
     config.scopes_supported = vec![TOOLS_SCOPE.into(), ADMIN_SCOPE.into()];
     config.resource_name = Some("mcpauth example MCP server".into());
@@ -150,7 +154,7 @@ impl ExampleServer {
         // The layer already refused calls without the scope (403, so the client steps up);
         // the tool checks again, because only it knows for sure which tool runs.
         match token(&parts) {
-            Some(token) if token.scope.contains(ADMIN_SCOPE) => {
+            Some(token) if token.scope.contains(ADMIN_SCOPE) && token.has_user() => {
                 CallToolResult::success(vec![ContentBlock::text(format!(
                     "report for {}: all systems nominal",
                     token.subject

@@ -68,6 +68,7 @@ pub fn protected_resource_metadata(
 pub struct BearerGuard {
     resource: Arc<ResourceServer>,
     scopes: Option<Arc<[String]>>,
+    user: bool,
 }
 
 impl BearerGuard {
@@ -77,6 +78,7 @@ impl BearerGuard {
         Self {
             resource,
             scopes: None,
+            user: false,
         }
     }
 
@@ -84,6 +86,14 @@ impl BearerGuard {
     #[must_use]
     pub fn requiring(mut self, scopes: &[&str]) -> Self {
         self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    /// Requires a user behind the token on the routes this wraps: a client's own token
+    /// (`client_credentials`) is answered `401 insufficient_user_authentication` (RFC 9470).
+    #[must_use]
+    pub fn requiring_user(mut self) -> Self {
+        self.user = true;
         self
     }
 }
@@ -157,6 +167,11 @@ where
                 Ok(verified) => verified,
                 Err(refusal) => return Ok(refuse(request, refusal)),
             };
+            if guard.user
+                && let Some(refusal) = resource.refuse_without_user(&verified)
+            {
+                return Ok(refuse(request, refusal));
+            }
             if let Some(refusal) = resource.refuse_declared_length(&headers) {
                 return Ok(refuse(request, refusal));
             }

@@ -69,6 +69,7 @@ impl MetadataRouter for Arc<ResourceServer> {
 pub struct BearerLayer {
     resource: Arc<ResourceServer>,
     scopes: Option<Arc<[String]>>,
+    user: bool,
 }
 
 impl BearerLayer {
@@ -78,6 +79,7 @@ impl BearerLayer {
         Self {
             resource,
             scopes: None,
+            user: false,
         }
     }
 
@@ -85,6 +87,14 @@ impl BearerLayer {
     #[must_use]
     pub fn requiring(mut self, scopes: &[&str]) -> Self {
         self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    /// Requires a user behind the token on the routes this wraps: a client's own token
+    /// (`client_credentials`) is answered `401 insufficient_user_authentication` (RFC 9470).
+    #[must_use]
+    pub fn requiring_user(mut self) -> Self {
+        self.user = true;
         self
     }
 }
@@ -145,6 +155,11 @@ where
                 Err(response) => return Ok(into_axum(response)),
             };
             let resource = &layer.resource;
+            if layer.user
+                && let Some(response) = resource.refuse_without_user(&verified)
+            {
+                return Ok(into_axum(response));
+            }
             if let Some(response) = resource.refuse_declared_length(request.headers()) {
                 return Ok(into_axum(response));
             }

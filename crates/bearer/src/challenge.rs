@@ -72,6 +72,15 @@ impl Challenge {
         self
     }
 
+    /// `insufficient_user_authentication` (401, RFC 9470 §3): the token has no user behind
+    /// it (a client's own `client_credentials` token) where a user must have authorized the
+    /// request.
+    pub fn insufficient_user_authentication(mut self, description: &str) -> Self {
+        self.error = Some(BearerErrorCode::InsufficientUserAuthentication);
+        self.description = Some(sanitize(description));
+        self
+    }
+
     /// The HTTP status to answer with.
     #[must_use]
     pub fn status(&self) -> u16 {

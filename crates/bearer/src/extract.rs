@@ -13,6 +13,9 @@ pub enum ExtractError {
     /// The value after `Bearer` is not RFC 6750 `b64token` syntax.
     #[error("the bearer token is not valid b64token syntax (RFC 6750 §2.1)")]
     Malformed,
+    /// `Authorization: Bearer` with no token after it.
+    #[error("the Authorization header names the Bearer scheme but carries no token")]
+    Empty,
 }
 
 /// Returns the bearer token of a request, `Ok(None)` if there is no `Authorization: Bearer`
@@ -31,6 +34,11 @@ pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, ExtractError>
     }
     let value = value.to_str().map_err(|_| ExtractError::Malformed)?;
     let Some((scheme, token)) = value.split_once(' ') else {
+        // RFC 6750 §3.1: a request naming the scheme without a token is malformed, not
+        // unauthenticated.
+        if value.trim().eq_ignore_ascii_case("bearer") {
+            return Err(ExtractError::Empty);
+        }
         return Ok(None);
     };
     // RFC 7235 §2.1: the scheme is case-insensitive.
@@ -38,6 +46,9 @@ pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, ExtractError>
         return Ok(None);
     }
     let token = token.trim_start_matches(' ');
+    if token.trim_end().is_empty() {
+        return Err(ExtractError::Empty);
+    }
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
     if body.is_empty()
@@ -89,13 +100,22 @@ mod tests {
             Err(ExtractError::Malformed)
         );
         assert_eq!(
-            extract_bearer(&headers(&["Bearer "])),
-            Err(ExtractError::Malformed)
-        );
-        assert_eq!(
             extract_bearer(&headers(&["Bearer a=b"])),
             Err(ExtractError::Malformed)
         );
+    }
+
+    // RFC 6750 §3.1: a request that names the Bearer scheme without a token is malformed
+    // (invalid_request, 400), not unauthenticated.
+    #[test]
+    fn bearer_with_no_token_is_invalid_request() {
+        for value in ["Bearer", "bearer", "Bearer ", "Bearer    "] {
+            assert_eq!(
+                extract_bearer(&headers(&[value])),
+                Err(ExtractError::Empty),
+                "{value:?}"
+            );
+        }
     }
 
     proptest! {

@@ -7,7 +7,7 @@
 use mcpauth_oauth_types::Scope;
 use serde_json::Value;
 
-use crate::verify::{VerifiedToken, VerifyError, number, string};
+use crate::verify::{SubjectType, VerifiedToken, VerifyError, number, string};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, as for JWTs.
 const LEEWAY: u64 = 60;
@@ -76,6 +76,7 @@ pub fn verify_introspection(
         audience: audiences,
         expires_at: exp,
         jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+        subject_type: SubjectType::from_claims(&claims),
     })
 }
 

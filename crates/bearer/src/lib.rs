@@ -27,4 +27,4 @@ mod verify;
 pub use challenge::Challenge;
 pub use extract::{ExtractError, extract_bearer};
 pub use introspection::verify_introspection;
-pub use verify::{TokenVerifier, VerifiedToken, VerifyError};
+pub use verify::{SubjectType, TokenVerifier, VerifiedToken, VerifyError};

@@ -69,6 +69,42 @@ pub struct VerifiedToken {
     pub expires_at: u64,
     /// `jti`, if present.
     pub jti: Option<String>,
+    /// Who stands behind the token: its `sub_type` claim (or introspection member).
+    pub subject_type: SubjectType,
+}
+
+/// Who stands behind an access token: a user who authorized it, or the client acting for
+/// itself (`client_credentials`). mcpauth's authorization server says so in the `sub_type`
+/// claim; other servers may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubjectType {
+    /// `sub_type: user`: a user authorized it; `sub` is the user.
+    User,
+    /// `sub_type: client`: no user; the client acts for itself.
+    Client,
+    /// No (known) `sub_type`: the authorization server does not say.
+    Unstated,
+}
+
+impl SubjectType {
+    pub(crate) fn from_claims(claims: &Value) -> Self {
+        match claims.get("sub_type").and_then(Value::as_str) {
+            Some("user") => Self::User,
+            Some("client") => Self::Client,
+            _ => Self::Unstated,
+        }
+    }
+}
+
+impl VerifiedToken {
+    /// Whether the authorization server says a user stands behind the token. `false` for
+    /// machine tokens and for tokens whose issuer does not say: where a person must have
+    /// agreed, refuse both.
+    #[must_use]
+    pub fn has_user(&self) -> bool {
+        self.subject_type == SubjectType::User
+    }
 }
 
 struct VerificationKey {
@@ -318,6 +354,7 @@ impl TokenVerifier {
             audience,
             expires_at: exp,
             jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
+            subject_type: SubjectType::from_claims(&claims),
         })
     }
 }

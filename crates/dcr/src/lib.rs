@@ -28,7 +28,9 @@ use serde_json::Value;
 
 pub use auth_method::TokenEndpointAuthMethod;
 pub use redirect_uri::{redirect_uri_matches, validate_redirect_uri};
-pub use software_statement::{TrustedStatementIssuer, apply_software_statement};
+pub use software_statement::{
+    TrustedStatementIssuer, apply_software_statement, verify_software_statement,
+};
 
 /// An error of the registration endpoint (RFC 7591 §3.2.2).
 pub type RegistrationError = OAuthError<RegistrationErrorCode>;

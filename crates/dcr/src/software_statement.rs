@@ -45,33 +45,49 @@ fn unapproved(description: &'static str) -> RegistrationError {
 }
 
 /// Verifies `metadata.software_statement` against `issuers` at `now` and overlays its claims
-/// on the metadata. Without trusted issuers a statement is ignored (§3.1.1: a server that
-/// does not support them "MUST ignore the software statement"), unless `required`.
+/// on the metadata, like [`verify_software_statement`], without saying who signed it.
 ///
 /// # Errors
 ///
-/// `invalid_software_statement` for a malformed, badly signed or expired statement;
-/// `unapproved_software_statement` for an untrusted issuer or a missing required statement.
+/// As [`verify_software_statement`].
 pub fn apply_software_statement(
     metadata: ClientMetadata,
     issuers: &[TrustedStatementIssuer],
     required: bool,
     now: u64,
 ) -> Result<ClientMetadata, RegistrationError> {
+    verify_software_statement(metadata, issuers, required, now).map(|(metadata, _)| metadata)
+}
+
+/// Verifies `metadata.software_statement` against `issuers` at `now` and overlays its claims
+/// on the metadata, returning it with the issuer of a verified statement (`None` when no
+/// statement was verified). Without trusted issuers a statement is ignored (§3.1.1: a server that
+/// does not support them "MUST ignore the software statement"), unless `required`.
+///
+/// # Errors
+///
+/// `invalid_software_statement` for a malformed, badly signed or expired statement;
+/// `unapproved_software_statement` for an untrusted issuer or a missing required statement.
+pub fn verify_software_statement(
+    metadata: ClientMetadata,
+    issuers: &[TrustedStatementIssuer],
+    required: bool,
+    now: u64,
+) -> Result<(ClientMetadata, Option<String>), RegistrationError> {
     let Some(statement) = metadata.software_statement.clone() else {
         return if required {
             Err(unapproved(
                 "a software statement from a trusted issuer is required",
             ))
         } else {
-            Ok(metadata)
+            Ok((metadata, None))
         };
     };
     if issuers.is_empty() {
         return if required {
             Err(unapproved("no software statement issuer is trusted"))
         } else {
-            Ok(metadata)
+            Ok((metadata, None))
         };
     }
     let unverified = jsonwebtoken::dangerous::insecure_decode::<Value>(&statement)
@@ -80,10 +96,11 @@ pub fn apply_software_statement(
         .claims
         .get("iss")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid("the software statement has no iss"))?;
+        .ok_or_else(|| invalid("the software statement has no iss"))?
+        .to_owned();
     let trusted = issuers
         .iter()
-        .find(|t| t.issuer == issuer)
+        .find(|t| t.issuer == issuer.as_str())
         .ok_or_else(|| unapproved("the software statement's issuer is not trusted here"))?;
     let alg = unverified.header.alg;
     if !matches!(
@@ -133,6 +150,7 @@ pub fn apply_software_statement(
             }
         }
     }
-    serde_json::from_value(Value::Object(merged))
-        .map_err(|_| invalid("the software statement's claims are not valid client metadata"))
+    let metadata = serde_json::from_value(Value::Object(merged))
+        .map_err(|_| invalid("the software statement's claims are not valid client metadata"))?;
+    Ok((metadata, Some(issuer)))
 }

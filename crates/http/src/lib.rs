@@ -59,10 +59,10 @@ pub use authorization_server::{
     AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, OsRandom, body_too_large, now,
     show_error_page,
 };
-pub use mcpauth_bearer::VerifiedToken;
+pub use mcpauth_bearer::{SubjectType, VerifiedToken};
 pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
     ResourceServerError,
 };
 pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER, SessionTicket};
-pub use tool_scopes::ToolScopes;
+pub use tool_scopes::{ToolNeeds, ToolScopes};

@@ -53,6 +53,13 @@ pub struct ResourceServerConfig {
     /// Largest request body the protection lets through, in bytes (`413` above it).
     /// Default 4 MiB: MCP messages are JSON and most SDKs read them whole.
     pub max_body_bytes: usize,
+    /// Whether every request needs a user behind its token: a token a client obtained for
+    /// itself (`client_credentials`, `sub_type: client`), or one whose authorization server
+    /// does not say (`sub_type` absent), is answered `401 insufficient_user_authentication`
+    /// (RFC 9470 §3). Default off; per tool, see
+    /// [`tool_requires_user`](Self::tool_requires_user); per route, the adapters'
+    /// `requiring_user`.
+    pub require_user: bool,
     /// Binds each MCP session (`Mcp-Session-Id`) to the subject and client of the token that
     /// opened it, and answers a request naming another's session `404`, as for an unknown
     /// session (MCP security best practices, "Session Hijacking"). Default on. The bindings
@@ -103,6 +110,7 @@ impl ResourceServerConfig {
             introspection_cache_ttl: 30,
             tool_scopes: ToolScopes::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            require_user: false,
             bind_sessions: true,
         }
     }
@@ -111,6 +119,15 @@ impl ResourceServerConfig {
     #[must_use]
     pub fn tool_requires(mut self, tool: &str, scopes: &[&str]) -> Self {
         self.tool_scopes.require(tool, scopes);
+        self
+    }
+
+    /// Calls of the MCP tool `tool` need a user behind the token: a machine token (or one
+    /// whose issuer does not say who stands behind it) is answered `401
+    /// insufficient_user_authentication` before the call reaches the MCP server.
+    #[must_use]
+    pub fn tool_requires_user(mut self, tool: &str) -> Self {
+        self.tool_scopes.require_user(tool);
         self
     }
 
@@ -354,7 +371,31 @@ impl ResourceServer {
         if scopes.iter().any(|s| !verified.scope.contains(s)) {
             return Err(self.step_up(&verified, scopes));
         }
+        if self.config.require_user
+            && let Some(refusal) = self.refuse_without_user(&verified)
+        {
+            return Err(refusal);
+        }
         Ok(verified)
+    }
+
+    /// The `401 insufficient_user_authentication` answer (RFC 9470 §3) for a token with no
+    /// user behind it, if `verified` is one: for routes and handlers where a person must
+    /// have agreed.
+    #[must_use]
+    pub fn refuse_without_user(&self, verified: &VerifiedToken) -> Option<HttpResponse> {
+        if verified.has_user() {
+            return None;
+        }
+        tracing::info!(
+            client_id = %verified.client_id,
+            "refused a token with no user behind it where a user is required"
+        );
+        Some(challenge_response(
+            &Challenge::new(self.metadata_url.clone()).insufficient_user_authentication(
+                "this request needs a token a user authorized; a client's own token (client_credentials) is not enough",
+            ),
+        ))
     }
 
     /// Whether adapters must read the body of a request with `method` before letting it
@@ -452,14 +493,22 @@ impl ResourceServer {
 
     /// Checks the tool calls in a request `body` (read because
     /// [`reads_body`](Self::reads_body) said so) against the verified token: the
-    /// `403 insufficient_scope` answer when it calls a tool with scopes the token lacks.
+    /// `403 insufficient_scope` answer when it calls a tool with scopes the token lacks, the
+    /// `401 insufficient_user_authentication` answer when it calls a tool that needs a user
+    /// with a token that has none.
     #[must_use]
     pub fn refuse_tool_calls(&self, verified: &VerifiedToken, body: &[u8]) -> Option<HttpResponse> {
-        let needed = self.config.tool_scopes.required_by(body);
-        needed
+        let needs = self.config.tool_scopes.needs_of(body);
+        if needs.user
+            && let Some(refusal) = self.refuse_without_user(verified)
+        {
+            return Some(refusal);
+        }
+        needs
+            .scopes
             .iter()
             .any(|s| !verified.scope.contains(s))
-            .then(|| self.step_up(verified, &needed))
+            .then(|| self.step_up(verified, &needs.scopes))
     }
 
     /// The `403 insufficient_scope` for a token that lacks some of `needed`. The challenge

@@ -15,10 +15,22 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// Which scopes calls of particular tools need, beyond the route's.
+/// Which scopes calls of particular tools need, beyond the route's, and which tools need a
+/// user behind the token (no machine token may call them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ToolScopes {
     tools: BTreeMap<String, Vec<String>>,
+    user_only: std::collections::BTreeSet<String>,
+}
+
+/// What the tool calls of one request need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolNeeds<'a> {
+    /// Scopes, without repeats.
+    pub scopes: Vec<&'a str>,
+    /// Whether some called tool needs a user behind the token.
+    pub user: bool,
 }
 
 impl ToolScopes {
@@ -45,10 +57,16 @@ impl ToolScopes {
         }
     }
 
-    /// Whether no tool has scopes of its own (bodies need not be read).
+    /// Calls of `tool` need a user behind the token: a token the client obtained for itself
+    /// (`client_credentials`), or one whose issuer does not say, is refused.
+    pub fn require_user(&mut self, tool: &str) {
+        self.user_only.insert(tool.to_owned());
+    }
+
+    /// Whether no tool has needs of its own (bodies need not be read).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.tools.is_empty() && self.user_only.is_empty()
     }
 
     /// The scopes the tool calls in `body` need, without repeats: one JSON-RPC message or a
@@ -56,14 +74,22 @@ impl ToolScopes {
     /// JSON-RPC: the MCP server rejects it itself.
     #[must_use]
     pub fn required_by(&self, body: &[u8]) -> Vec<&str> {
-        let mut needed: Vec<&str> = Vec::new();
-        if self.tools.is_empty() {
-            return needed;
+        self.needs_of(body).scopes
+    }
+
+    /// What the tool calls in `body` need: their scopes and whether a user must stand
+    /// behind the token. Nothing for a body that is not JSON-RPC.
+    #[must_use]
+    pub fn needs_of(&self, body: &[u8]) -> ToolNeeds<'_> {
+        let mut needs = ToolNeeds::default();
+        if self.is_empty() {
+            return needs;
         }
+        let needed = &mut needs.scopes;
         // `Value` keeps the last of duplicated keys, as the MCP SDKs' JSON parsers do, so the
         // tool named here is the tool the server would call.
         let Ok(message) = serde_json::from_slice::<Value>(body) else {
-            return needed;
+            return needs;
         };
         let messages = match &message {
             Value::Array(batch) => batch.as_slice(),
@@ -85,8 +111,9 @@ impl ToolScopes {
                     needed.push(scope);
                 }
             }
+            needs.user |= self.user_only.contains(tool);
         }
-        needed
+        needs
     }
 }
 
@@ -104,6 +131,27 @@ mod tests {
     fn a_call_of_a_scoped_tool_needs_its_scopes() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report","arguments":{}}}"#;
         assert_eq!(policy().required_by(body), ["mcp:admin"]);
+    }
+
+    #[test]
+    fn a_call_of_a_user_only_tool_needs_a_user() {
+        let mut policy = policy();
+        policy.require_user("admin_report");
+        let admin =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report"}}"#;
+        let echo = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        assert!(policy.needs_of(admin).user);
+        assert!(!policy.needs_of(echo).user);
+        let mut only_user = ToolScopes::new();
+        only_user.require_user("echo");
+        assert!(!only_user.is_empty(), "bodies must be read for it");
+        assert_eq!(
+            only_user.needs_of(echo),
+            ToolNeeds {
+                scopes: vec![],
+                user: true
+            }
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct BasicCredentials {
 /// [`ParseError::BadBasicCredentials`] when the scheme is Basic but the value is not valid.
 pub fn parse_basic_authorization(header: &str) -> Result<Option<BasicCredentials>, ParseError> {
     let Some((scheme, rest)) = header.split_once(' ') else {
+        // `Basic` with nothing after it is Basic without credentials, not another scheme.
+        if header.trim().eq_ignore_ascii_case("basic") {
+            return Err(ParseError::BadBasicCredentials("no credentials"));
+        }
         return Ok(None);
     };
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -127,6 +127,10 @@ error_codes! {
         InvalidRequest = ("invalid_request", 400),
         /// The caller did not authenticate, or its credentials are wrong.
         InvalidClient = ("invalid_client", 401),
+        /// The caller authenticated but may not introspect: it is not a resource server
+        /// (RFC 7662 §2.3: 403 for insufficient privileges; §4: tokens are revealed only to
+        /// those that need them).
+        UnauthorizedClient = ("unauthorized_client", 403),
         /// The authorization server encountered an unexpected condition.
         ServerError = ("server_error", 500),
     }
@@ -160,6 +164,9 @@ error_codes! {
         InvalidToken = ("invalid_token", 401),
         /// The request requires higher privileges than provided by the access token.
         InsufficientScope = ("insufficient_scope", 403),
+        /// The authentication behind the token does not meet the resource's requirements
+        /// (RFC 9470 §3): here, no user stands behind it where one must.
+        InsufficientUserAuthentication = ("insufficient_user_authentication", 401),
     }
 }
 

@@ -80,6 +80,11 @@ impl ClientMetadata {
                 limit: MAX_REGISTRATION_BYTES,
             });
         }
+        if json_depth_exceeds(body, MAX_REGISTRATION_DEPTH) {
+            return Err(ParseError::Json(format!(
+                "the document nests objects and arrays deeper than {MAX_REGISTRATION_DEPTH} levels"
+            )));
+        }
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|_| ParseError::Json("not a JSON document".into()))?;
         if !value.is_object() {
@@ -89,6 +94,41 @@ impl ClientMetadata {
         }
         serde_json::from_value(value).map_err(|e| ParseError::Json(classify(&e)))
     }
+}
+
+/// Deepest nesting of objects and arrays a registration may have: client metadata is flat
+/// but for `jwks` (a set of keys, each an object: four levels).
+const MAX_REGISTRATION_DEPTH: usize = 8;
+
+/// Whether `body` nests `{`/`[` deeper than `limit`, counting outside strings only. A cheap
+/// scan before parsing, so a deeply nested document costs nothing to refuse.
+fn json_depth_exceeds(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// serde's messages can quote input; keep only the shape of the problem.

@@ -81,6 +81,9 @@ pub struct AuthorizationRequest {
     pub code_challenge_method: Option<String>,
     /// `resource` values (RFC 8707 §2), deduplicated, in order.
     pub resource: Vec<String>,
+    /// `response_mode` (OAuth 2.0 Multiple Response Type Encoding Practices §2.1); the
+    /// engine answers only in the query.
+    pub response_mode: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -102,6 +105,7 @@ impl AuthorizationRequest {
             code_challenge: bounded(form, "code_challenge")?.map(str::to_owned),
             code_challenge_method: bounded(form, "code_challenge_method")?.map(str::to_owned),
             resource: resources(form)?,
+            response_mode: bounded(form, "response_mode")?.map(str::to_owned),
         })
     }
 }

@@ -105,6 +105,8 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     /// The most it may ask for (space-separated); none: any scope the server supports.
     pub scope: Option<String>,
+    /// A resource server (an MCP server): it may introspect tokens (RFC 7662).
+    pub resource_server: bool,
 }
 
 impl NewClient {
@@ -157,10 +159,21 @@ pub async fn add_client(
         }
         .into(),
     );
-    engine
+    let registered = engine
         .preregister_client(metadata, now())
         .await
-        .map_err(|e| StartError::Client(e.to_string()))
+        .map_err(|e| StartError::Client(e.to_string()))?;
+    if client.resource_server {
+        use mcpauth_token_engine::ClientStore as _;
+        let model = engine.model();
+        let mut record = model
+            .find_client(&registered.client_id)
+            .await?
+            .ok_or_else(|| StartError::Client("the client vanished after registering".into()))?;
+        record.resource_server = true;
+        model.update_client(record).await?;
+    }
+    Ok(registered)
 }
 
 /// Every registered client, oldest first (pre-registered, dynamically registered and

@@ -57,7 +57,9 @@ pub struct Config {
     pub default_scope: Vec<String>,
     /// Resources (MCP server URIs) tokens may be issued for (empty: any https or loopback URI).
     pub resources: Vec<String>,
-    /// Whether clients must send `resource` (RFC 8707); MCP clients since 2025-06-18 do.
+    /// Whether clients must send `resource` (RFC 8707); MCP clients since 2025-06-18 do. Off
+    /// (the default), a request without it gets `default_resource`, else the only entry of
+    /// `resources` when there is exactly one, else `invalid_target`.
     pub strict_resource: bool,
     /// Audience for clients that send no `resource`, used when `strict_resource` is off.
     pub default_resource: Option<String>,
@@ -67,6 +69,23 @@ pub struct Config {
     pub access_token_format: TokenFormat,
     /// An initial access token that `/register` requires (RFC 7591 §3); none: open.
     pub registration_token: Option<Secret>,
+    /// Grant types a client may give itself at `/register` or in a Client ID Metadata
+    /// Document: the grants through which a user delegates authority. Others are refused
+    /// with `invalid_client_metadata`.
+    pub self_registration_grant_types: Vec<String>,
+    /// Grant types a self-registered client may also have when it presents the
+    /// `registration_token` (typically `client_credentials`): the opt-in to machine clients
+    /// that register themselves. Empty (the default): only `mcpauth-server client add` makes
+    /// machine clients.
+    pub vouched_registration_grant_types: Vec<String>,
+    /// The `client_credentials` scope ceiling of such clients; never their own registration.
+    pub vouched_client_scope: Vec<String>,
+    /// Client ids that may introspect tokens (RFC 7662), besides clients added with
+    /// `mcpauth-server client add --resource-server`.
+    pub introspection_clients: Vec<String>,
+    /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL or an
+    /// array (RFC 7523's older forms); off: the issuer identifier alone.
+    pub legacy_assertion_audience: bool,
     /// Most clients that may be registered at once.
     pub max_clients: Option<u64>,
     /// Registrations allowed per IP address per hour.
@@ -192,11 +211,19 @@ impl Default for Config {
             scope_descriptions: BTreeMap::new(),
             default_scope: Vec::new(),
             resources: Vec::new(),
-            strict_resource: true,
+            strict_resource: false,
             default_resource: None,
             dynamic_registration: true,
             access_token_format: TokenFormat::Jwt,
             registration_token: None,
+            self_registration_grant_types: mcpauth_token_engine::USER_DELEGATED_GRANT_TYPES
+                .iter()
+                .map(|g| (*g).to_owned())
+                .collect(),
+            vouched_registration_grant_types: Vec::new(),
+            vouched_client_scope: Vec::new(),
+            introspection_clients: Vec::new(),
+            legacy_assertion_audience: false,
             max_clients: None,
             registrations_per_ip_per_hour: 30,
             token_requests_per_ip_per_minute: 600,
@@ -408,6 +435,21 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_REGISTRATION_TOKEN") {
             self.registration_token = Some(Secret(v));
+        }
+        if let Some(v) = env("MCPAUTH_SELF_REGISTRATION_GRANT_TYPES") {
+            self.self_registration_grant_types = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_VOUCHED_REGISTRATION_GRANT_TYPES") {
+            self.vouched_registration_grant_types = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_VOUCHED_CLIENT_SCOPE") {
+            self.vouched_client_scope = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_INTROSPECTION_CLIENTS") {
+            self.introspection_clients = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_LEGACY_ASSERTION_AUDIENCE") {
+            self.legacy_assertion_audience = boolean("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", &v)?;
         }
         if let Some(v) = env("MCPAUTH_MAX_CLIENTS") {
             self.max_clients = Some(number("MCPAUTH_MAX_CLIENTS", &v)?);

@@ -266,6 +266,13 @@ pub async fn build_with_fetch_policy(
     config: &Config,
     fetch_policy: mcpauth_fetch::FetchPolicy,
 ) -> Result<Server, StartError> {
+    if !config.vouched_registration_grant_types.is_empty() && config.registration_token.is_none() {
+        return Err(StartError::Client(
+            "vouched_registration_grant_types needs registration_token: only a registration \
+             that presents it may have those grant types"
+                .into(),
+        ));
+    }
     if config.production {
         let problems = config.production_problems(std::path::Path::exists);
         if !problems.is_empty() {
@@ -309,7 +316,14 @@ pub async fn build_with_fetch_policy(
                 policy = policy.with_client_secret_ttl(ttl);
             }
             policy
+                .with_grant_types(&config.self_registration_grant_types)
+                .with_vouched_grant_types(
+                    &config.vouched_registration_grant_types,
+                    &config.vouched_client_scope,
+                )
         })
+        .introspection_clients(config.introspection_clients.clone())
+        .legacy_assertion_audience(config.legacy_assertion_audience)
         .access_token_format(match config.access_token_format {
             config::TokenFormat::Opaque => AccessTokenFormat::Opaque,
             _ => AccessTokenFormat::Jwt,
@@ -321,10 +335,26 @@ pub async fn build_with_fetch_policy(
         } else {
             ResourcePolicy::Allowed(config.resources.clone())
         });
-    if config.strict_resource && config.default_resource.is_some() {
-        tracing::warn!(
-            "default_resource is ignored while strict_resource is on: clients must send `resource`"
-        );
+    match (
+        config.strict_resource,
+        &config.default_resource,
+        config.resources.as_slice(),
+    ) {
+        (true, Some(_), _) => tracing::warn!(
+            "default_resource is ignored while strict_resource is on: requests without `resource` are refused with invalid_target"
+        ),
+        (true, None, _) => {}
+        (false, Some(default), _) => tracing::info!(
+            default_resource = %default,
+            "requests without `resource` get tokens for default_resource"
+        ),
+        (false, None, [only]) => tracing::info!(
+            resource = %only,
+            "requests without `resource` get tokens for the only configured resource"
+        ),
+        (false, None, _) => tracing::info!(
+            "requests without `resource` are refused with invalid_target: set default_resource to serve clients that omit it"
+        ),
     }
     let encryption = config
         .signing_key_encryption_key
@@ -342,6 +372,8 @@ pub async fn build_with_fetch_policy(
     }
     let keys =
         keys::load_signing_keys(&store, encryption.as_ref(), config.key_rotation_lead).await?;
+    // Decisions and first issuance re-check that the user is still enabled.
+    engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),
@@ -571,6 +603,24 @@ pub async fn serve_on(
             }
         }
     });
+    // A rotated refresh token's successor is kept (sealed) for the reuse grace window only.
+    let successors = tokio::spawn({
+        let store = server.store.clone();
+        let grace = server.engine.config().refresh_reuse_grace_seconds();
+        async move {
+            let mut interval =
+                tokio::time::interval(std::time::Duration::from_secs(grace.clamp(1, 60)));
+            loop {
+                interval.tick().await;
+                if let Err(e) = store
+                    .forget_refresh_successors(now().0.saturating_sub(grace))
+                    .await
+                {
+                    tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
+                }
+            }
+        }
+    });
     let server = Arc::new(server);
     let reloader = tokio::spawn({
         let server = server.clone();
@@ -601,6 +651,7 @@ pub async fn serve_on(
     .with_graceful_shutdown(shutdown)
     .await;
     sweeper.abort();
+    successors.abort();
     reloader.abort();
     result.map_err(|source| StartError::Io { addr, source })
 }

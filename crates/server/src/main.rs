@@ -115,6 +115,10 @@ enum ClientCommand {
         /// The most this client may ask for (space-separated scopes).
         #[arg(long)]
         scope: Option<String>,
+        /// A resource server (an MCP server checking opaque tokens): it may introspect
+        /// tokens. Other clients may not.
+        #[arg(long)]
+        resource_server: bool,
     },
     /// List clients: id, name, kind, grant types.
     List,
@@ -239,6 +243,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             public,
             grant_types,
             scope,
+            resource_server,
         } => {
             let server = mcpauth_server::build(config)
                 .await
@@ -248,6 +253,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             client.public = public;
             client.grant_types = grant_types;
             client.scope = scope;
+            client.resource_server = resource_server;
             let registered = admin::add_client(&server.engine, client).await;
             server.store.close().await;
             let registered = registered.map_err(|e| e.to_string())?;
@@ -271,6 +277,8 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
                     "metadata-doc"
                 } else if client.is_self_registered() {
                     "self-registered"
+                } else if client.resource_server {
+                    "resource-server"
                 } else {
                     "pre-registered"
                 };

@@ -196,6 +196,25 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("dummy-password-never-matches").unwrap_or_default())
 }
 
+/// The engine's view of the server's users ([`mcpauth_token_engine::SubjectStatus`]): a
+/// subject is active while its account exists and is not disabled.
+#[derive(Debug, Clone)]
+pub struct ActiveUsers(pub mcpauth_store_sql::SqlStore);
+
+#[async_trait::async_trait]
+impl mcpauth_token_engine::SubjectStatus for ActiveUsers {
+    async fn is_active(
+        &self,
+        subject: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self
+            .0
+            .find_user_by_id(subject)
+            .await?
+            .is_some_and(|user| !user.disabled))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,33 @@ macro_rules! insert_refresh {
     };
 }
 
+/// The insert of a grant, bound; used alone and inside the device-approval transaction.
+macro_rules! insert_grant {
+    ($grant:expr, $resources:expr, $times:expr) => {
+        sqlx::query("INSERT INTO grants (grant_id, client_id, subject, scope, resources, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&$grant.grant_id)
+            .bind(&$grant.client_id)
+            .bind(&$grant.subject)
+            .bind(&$grant.scope)
+            .bind(&$resources)
+            .bind($times.0)
+            .bind($times.1)
+    };
+}
+
+/// A grant with its columns converted (resources as JSON; created and revoked times), ready
+/// for `insert_grant!`.
+type BoundGrant = (GrantRecord, String, (i64, Option<i64>));
+
+fn bound_grant(grant: GrantRecord) -> Result<BoundGrant, StoreError> {
+    let resources = serde_json::to_string(&grant.resources)?;
+    let times = (
+        to_db(grant.created_at.0)?,
+        grant.revoked_at.map(|t| to_db(t.0)).transpose()?,
+    );
+    Ok((grant, resources, times))
+}
+
 impl ModelBase for SqlStore {
     type Error = StoreError;
 }
@@ -84,6 +111,7 @@ fn refresh_from(row: &impl Columns) -> Result<RefreshTokenRecord, StoreError> {
         issued_at: time(row, "issued_at")?,
         expires_at: time(row, "expires_at")?,
         rotated_at: optional_time(row, "rotated_at")?,
+        sealed_successor: row.optional_text("sealed_successor")?,
     })
 }
 
@@ -185,20 +213,9 @@ impl ClientStore for SqlStore {
 #[async_trait]
 impl GrantStore for SqlStore {
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), StoreError> {
-        let resources = serde_json::to_string(&grant.resources)?;
-        let created_at = to_db(grant.created_at.0)?;
-        let revoked_at = grant.revoked_at.map(|t| to_db(t.0)).transpose()?;
+        let (grant, resources, times) = bound_grant(grant)?;
         on_pool_write!(self, |pool| {
-            sqlx::query("INSERT INTO grants (grant_id, client_id, subject, scope, resources, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(&grant.grant_id)
-                .bind(&grant.client_id)
-                .bind(&grant.subject)
-                .bind(&grant.scope)
-                .bind(&resources)
-                .bind(created_at)
-                .bind(revoked_at)
-                .execute(pool)
-                .await?;
+            insert_grant!(grant, resources, times).execute(pool).await?;
         });
         Ok(())
     }
@@ -365,6 +382,7 @@ impl RefreshTokenStore for SqlStore {
         &self,
         old_hash: &str,
         new: RefreshTokenRecord,
+        sealed_successor: Option<String>,
         now: UnixTime,
     ) -> Result<RotateRefresh, StoreError> {
         let (new, resources, times) = bound_refresh(new)?;
@@ -375,10 +393,11 @@ impl RefreshTokenStore for SqlStore {
         let previous = on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
+                "UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 WHERE token_hash = $2 AND rotated_at IS NULL",
             )
             .bind(now)
             .bind(old_hash)
+            .bind(&sealed_successor)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 1 {
@@ -495,15 +514,18 @@ impl DeviceStore for SqlStore {
         decision: DeviceDecision,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let (state, subject, grant_id) = match decision {
-            DeviceDecision::Approve { subject, grant_id } => {
-                (DeviceState::Approved, Some(subject), Some(grant_id))
-            }
-            _ => (DeviceState::Denied, None, None),
+        let (state, grant) = match decision {
+            DeviceDecision::Approve { grant } => (DeviceState::Approved, Some(grant)),
+            _ => (DeviceState::Denied, None),
         };
+        let subject = grant.as_ref().map(|g| g.subject.clone());
+        let grant_id = grant.as_ref().map(|g| g.grant_id.clone());
+        let grant = grant.map(bound_grant).transpose()?;
         let now = to_db(now.0)?;
-        let done = on_pool_write!(self, |pool| {
-            sqlx::query(
+        // One transaction: the grant is stored only with a decision that was recorded.
+        Ok(on_pool_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
                 "UPDATE device_authorizations SET state = $1, subject = $2, grant_id = $3 WHERE user_code_hash = $4 AND state = 'pending' AND expires_at > $5",
             )
             .bind(state.as_str())
@@ -511,11 +533,22 @@ impl DeviceStore for SqlStore {
             .bind(&grant_id)
             .bind(user_code_hash)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
-        });
-        Ok(done == 1)
+            .rows_affected();
+            if done == 1 {
+                if let Some((grant, resources, times)) = &grant {
+                    insert_grant!(grant, resources, times)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                true
+            } else {
+                tx.rollback().await?;
+                false
+            }
+        }))
     }
 
     async fn consume_device(

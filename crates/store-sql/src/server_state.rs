@@ -219,7 +219,8 @@ impl SqlStore {
     }
 
     /// Disables user `user_id` at `now` and, in the same transaction, cuts off everything it
-    /// holds: its browser sessions are deleted and every grant made to it is revoked (refresh
+    /// holds: its browser sessions and sign-ins in progress are deleted and every grant made
+    /// to it is revoked (refresh
     /// tokens and opaque access tokens stop working; JWT access tokens run out at their
     /// `exp`). Returns whether the user exists.
     ///
@@ -240,6 +241,11 @@ impl SqlStore {
             .rows_affected()
                 > 0;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            // Sign-ins in progress end too: no consent page left open can approve.
+            sqlx::query("DELETE FROM interactions WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
@@ -271,8 +277,8 @@ impl SqlStore {
         })
     }
 
-    /// Replaces user `user_id`'s password hash and signs it out everywhere (its sessions are
-    /// deleted in the same transaction). Returns whether the user exists.
+    /// Replaces user `user_id`'s password hash and signs it out everywhere (its sessions and
+    /// sign-ins in progress are deleted in the same transaction). Returns whether the user exists.
     ///
     /// # Errors
     ///
@@ -292,6 +298,10 @@ impl SqlStore {
                 .rows_affected()
                 > 0;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM interactions WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
@@ -750,6 +760,27 @@ impl SqlStore {
             self.clients.clear();
         }
         Ok(deleted)
+    }
+
+    /// Forgets the sealed successors of refresh tokens rotated at or before `rotated_before`
+    /// (now minus the refresh-reuse grace window): after the window a replay revokes the
+    /// family instead, so nothing needs them. Returns how many were forgotten.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn forget_refresh_successors(&self, rotated_before: u64) -> Result<u64, StoreError> {
+        let rotated_before = to_db(rotated_before)?;
+        Ok(on_pool_write!(self, |pool| {
+            sqlx::query(
+                "UPDATE refresh_tokens SET sealed_successor = NULL \
+                 WHERE sealed_successor IS NOT NULL AND rotated_at <= $1",
+            )
+            .bind(rotated_before)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
     }
 
     /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens,

@@ -471,3 +471,53 @@ async fn federated_identities(first: SqlStore, second: SqlStore) {
         .unwrap();
     assert!(kept == "sealed-2" || kept == "sealed-3");
 }
+
+// DESIGN §3b: a rotated refresh token's sealed successor is kept for the grace window only;
+// the sweep forgets it once the window has closed and keeps the rest of the row.
+#[tokio::test]
+async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
+    use mcpauth_token_engine::{RefreshTokenRecord, RefreshTokenStore, RotateRefresh};
+    on_both_databases("successors", |store, _| async move {
+        let token = |hash: &str| RefreshTokenRecord {
+            token_hash: hash.into(),
+            grant_id: "g".into(),
+            client_id: "c".into(),
+            subject: "alice".into(),
+            scope: "mcp".into(),
+            resources: vec!["https://mcp.example/mcp".into()],
+            issued_at: UnixTime(100),
+            expires_at: UnixTime(100_000),
+            rotated_at: None,
+            sealed_successor: None,
+        };
+        store.insert_refresh(token("first")).await.unwrap();
+        store.insert_refresh(token("late")).await.unwrap();
+        let rotated = store
+            .rotate_refresh(
+                "first",
+                token("second"),
+                Some("sealed-1".into()),
+                UnixTime(200),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotated, RotateRefresh::Rotated);
+        let rotated = store
+            .rotate_refresh(
+                "late",
+                token("third"),
+                Some("sealed-2".into()),
+                UnixTime(300),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotated, RotateRefresh::Rotated);
+        assert_eq!(store.forget_refresh_successors(250).await.unwrap(), 1);
+        let first = store.find_refresh("first").await.unwrap().unwrap();
+        assert_eq!(first.sealed_successor, None, "its window closed");
+        assert_eq!(first.rotated_at, Some(UnixTime(200)), "the row stays");
+        let late = store.find_refresh("late").await.unwrap().unwrap();
+        assert_eq!(late.sealed_successor.as_deref(), Some("sealed-2"));
+    })
+    .await;
+}

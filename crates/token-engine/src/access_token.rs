@@ -38,6 +38,11 @@ pub struct AccessTokenClaims {
     pub iat: u64,
     /// Expires at.
     pub exp: u64,
+    /// Whether a user stands behind the token (`user`) or the client acts for itself
+    /// (`client`, as with `client_credentials`), so a resource server can refuse user-less
+    /// tokens where a person must have agreed. Absent only in tokens from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_type: Option<SubjectType>,
     /// Claims added by the application's [`crate::TokenCustomizer`].
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -63,7 +68,40 @@ impl Audience {
     }
 }
 
+/// Who the subject of an access token is (its `sub_type` claim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SubjectType {
+    /// A user authorized the token (authorization code, device flow, and what descends from
+    /// them): `sub` is the user.
+    User,
+    /// The client acts for itself (`client_credentials`): `sub` is the client.
+    Client,
+}
+
+impl SubjectType {
+    /// The claim value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Client => "client",
+        }
+    }
+}
+
 impl AccessTokenClaims {
+    /// Whether a user stands behind the token. Tokens without `sub_type` (issued before the
+    /// claim existed) count as a user's exactly when they descend from a grant.
+    #[must_use]
+    pub fn has_user(&self) -> bool {
+        match self.sub_type {
+            Some(kind) => kind == SubjectType::User,
+            None => self.grant_id().is_some(),
+        }
+    }
+
     /// The grant id carried in `jti`.
     #[must_use]
     pub fn grant_id(&self) -> Option<&str> {
@@ -145,6 +183,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             },
             iat: now.0,
             exp: now.plus(self.config.access_token_ttl).0,
+            sub_type: Some(if grant_type == GrantType::ClientCredentials {
+                SubjectType::Client
+            } else {
+                SubjectType::User
+            }),
         })
     }
 

@@ -196,6 +196,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 );
             }
         }
+        // The code goes back in the query only: a client asking for another mode (form_post,
+        // fragment, jwt) would not find it where it looks, or could leak it (a fragment
+        // survives redirects). Refused before anything is issued.
+        if let Some(mode) = request.response_mode.as_deref()
+            && mode != "query"
+        {
+            return redirect(
+                AuthorizeErrorCode::InvalidRequest,
+                "response_mode is not supported: this server answers in the query only",
+            );
+        }
         if !client.allows_grant("authorization_code") {
             return redirect(
                 AuthorizeErrorCode::UnauthorizedClient,
@@ -273,13 +284,24 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ///
     /// # Errors
     ///
-    /// `server_error` when storage or randomness fails (show it; do not redirect).
+    /// `access_denied`, shown to the user, when `subject` is not active
+    /// ([`EngineConfig::subject_status`](crate::EngineConfig::subject_status)); nothing is
+    /// written. `server_error` when storage or randomness fails (show it; do not redirect).
     pub async fn approve(
         &self,
         pending: PendingAuthorization,
         subject: &str,
         now: UnixTime,
     ) -> Result<AuthorizationRedirect, AuthorizeError> {
+        let active = self.subject_is_active(subject).await.map_err(|e| {
+            OAuthError::new(AuthorizeErrorCode::ServerError, "storage failure").with_source(e)
+        })?;
+        if !active {
+            return Err(OAuthError::new(
+                AuthorizeErrorCode::AccessDenied,
+                "this account cannot approve requests: it is disabled or was removed",
+            ));
+        }
         let grant_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let code =
@@ -428,17 +450,26 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     }
 
     /// RFC 8707 §2: each resource is an absolute URI without a fragment that this server
-    /// serves; none given falls back to the configured default.
+    /// serves. None given: `invalid_target` with `strict_resource` on; otherwise the
+    /// configured `default_resource`, else the only allowed resource when exactly one is.
     pub(crate) fn resolve_resources(
         &self,
         requested: &[String],
     ) -> Result<Vec<String>, &'static str> {
         if requested.is_empty() {
-            return match &self.config.default_resource {
-                Some(default) => Ok(vec![default.clone()]),
-                None => {
-                    Err("the resource parameter is required (RFC 8707): send the MCP server's URI")
-                }
+            if self.config.strict_resource {
+                return Err(
+                    "the resource parameter is required (RFC 8707): send the MCP server's URI",
+                );
+            }
+            if let Some(default) = &self.config.default_resource {
+                return Ok(vec![default.clone()]);
+            }
+            return match &self.config.resources {
+                ResourcePolicy::Allowed(list) if list.len() == 1 => Ok(list.clone()),
+                _ => Err(
+                    "the resource parameter is required (RFC 8707): send the MCP server's URI (this server has no default resource)",
+                ),
             };
         }
         for resource in requested {

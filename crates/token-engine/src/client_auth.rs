@@ -19,6 +19,15 @@ use crate::{TokenEngine, hash, paths};
 /// RFC 7523 §2.2.
 pub(crate) const JWT_BEARER_ASSERTION: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The signing algorithms accepted for client assertions, as advertised in
+/// `token_endpoint_auth_signing_alg_values_supported` (RFC 8414 §2): asymmetric only.
+pub(crate) const ASSERTION_ALGORITHMS: &[(&str, Algorithm)] = &[
+    ("ES256", Algorithm::ES256),
+    ("ES384", Algorithm::ES384),
+    ("RS256", Algorithm::RS256),
+    ("PS256", Algorithm::PS256),
+    ("EdDSA", Algorithm::EdDSA),
+];
 /// Assertions may not live longer than this, so the replay cache stays small.
 const MAX_ASSERTION_LIFETIME: u64 = 600;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -224,19 +233,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .and_then(|jwks| serde_json::from_value(jwks).ok())
             .ok_or_else(|| failed("the client registered no usable jwks"))?;
         let header = unverified.header;
-        // Asymmetric algorithms only: an HS256 "assertion" would be signed with public data.
-        if !matches!(
-            header.alg,
-            Algorithm::ES256
-                | Algorithm::ES384
-                | Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-                | Algorithm::EdDSA
-        ) {
+        // Exactly the advertised algorithms (`token_endpoint_auth_signing_alg_values_supported`),
+        // all asymmetric: an HS256 "assertion" would be signed with public data.
+        if !ASSERTION_ALGORITHMS
+            .iter()
+            .any(|(_, alg)| *alg == header.alg)
+        {
             return Err(failed(BAD_ASSERTION));
         }
         let candidates = keys
@@ -247,13 +249,26 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
-        // §3 item 3: the audience identifies this server: its issuer or its token endpoint.
-        validation.set_audience(&[self.issuer_str(), self.config.endpoint_url(paths::TOKEN)]);
+        // §3 item 3: the audience identifies this server. It is the issuer identifier as a
+        // single string (draft-ietf-oauth-rfc7523bis §4: an array, or the token endpoint URL,
+        // lets an assertion meant for one server be replayed at another); RFC 7523's older
+        // forms only behind the `legacy_assertion_audience` switch.
+        let legacy = self.config.legacy_assertion_audience;
+        let mut audiences = vec![self.issuer_str()];
+        if legacy {
+            audiences.push(self.config.endpoint_url(paths::TOKEN));
+        }
+        validation.set_audience(&audiences);
         let claims = candidates
             .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
             .find_map(|key| jsonwebtoken::decode::<Value>(assertion, &key, &validation).ok())
             .ok_or_else(|| failed(BAD_ASSERTION))?
             .claims;
+        if !legacy && !claims.get("aud").is_some_and(Value::is_string) {
+            return Err(failed(
+                "the client assertion's aud must be the issuer identifier, as a single string",
+            ));
+        }
         // §3 items 4-7: numeric exp in the future and not too far, nbf/iat not in the future, jti.
         let number = |name: &str| {
             claims

@@ -8,7 +8,8 @@
 //! - PUT replaces the metadata (§2.2): the body must carry the same `client_id`, must not carry
 //!   `registration_access_token`, `registration_client_uri`, `client_secret_expires_at` or
 //!   `client_id_issued_at`, and a `client_secret` in it must be the current one. The same
-//!   validation as registration applies.
+//!   validation and policy as registration apply: software statements, the grant-type
+//!   allow-list, and the lifetime of a secret issued on update.
 //! - DELETE removes the client and revokes its grants, so its tokens stop working (§2.3).
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, con
 use serde_json::Value;
 
 use crate::error::{RegistrationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel};
+use crate::model::{ClientRecord, OAuthServerModel, Voucher};
 use crate::registration::RegisteredClient;
 use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
@@ -160,7 +161,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         RegisteredClient {
             client_id: client.client_id.clone(),
             client_id_issued_at: client.created_at.0,
-            client_secret_expires_at: new_secret.as_ref().map(|_| 0),
+            client_secret_expires_at: new_secret
+                .as_ref()
+                .map(|_| client.secret_expires_at.map_or(0, |t| t.0)),
             client_secret: new_secret,
             registration_access_token: None,
             registration_client_uri: Some(self.registration_client_uri(&client.client_id)),
@@ -172,7 +175,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         &self,
         mut client: ClientRecord,
         body: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
         let raw: Value = serde_json::from_slice(body).map_err(|_| {
             OAuthError::new(
@@ -215,10 +218,30 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let metadata = ClientMetadata::from_json(body).map_err(|e| {
             OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, e.to_string())
         })?;
+        // The same policy as registration: a software statement is verified (and required if
+        // registration requires one), and the grant types stay within what a self-registered
+        // client may have. A client someone vouched for stays vouched for; a new statement
+        // from a trusted issuer vouches anew.
+        let policy = &self.config.registration;
+        let (metadata, statement_issuer) = mcpauth_dcr::verify_software_statement(
+            metadata,
+            &policy.software_statement_issuers,
+            policy.require_software_statement,
+            now.0,
+        )?;
+        if let Some(issuer) = statement_issuer {
+            client.vouched = Some(Voucher::SoftwareStatement { issuer });
+        }
         let (method, metadata) = self.validate_client_metadata(metadata)?;
+        if client.vouched != Some(Voucher::Application) {
+            self.check_self_registered_grants(&metadata, client.vouched.is_some())?;
+        }
         client.auth_method = method;
         client.metadata = metadata;
         let new_secret = self.new_secret_if_needed(&mut client)?;
+        if new_secret.is_some() {
+            client.secret_expires_at = self.secret_expiry(now);
+        }
         if !self
             .model
             .update_client(client.clone())

@@ -97,6 +97,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         }
         let (method, metadata) = self.validate_client_metadata(metadata)?;
+        // Anyone can publish a document: it gets user-delegated grants only, never vouched.
+        self.check_self_registered_grants(&metadata, false)?;
         let mut record = ClientRecord::new(client_id.to_owned(), method, metadata, now);
         debug_assert!(matches!(
             method,

@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::customize::TokenCustomizer;
 use crate::grant::token_exchange::ExchangeRule;
+use crate::subject::SubjectStatus;
 
 /// Which `resource` values (RFC 8707) the server issues tokens for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +43,30 @@ pub struct RegistrationPolicy {
     pub software_statement_issuers: Vec<mcpauth_dcr::TrustedStatementIssuer>,
     /// Whether registration requires a software statement from one of them.
     pub require_software_statement: bool,
+    /// Grant types a client may give itself at `/register` or in a Client ID Metadata
+    /// Document. Default: `authorization_code`, `refresh_token` and the device grant, the
+    /// grants through which a user delegates authority; anything else is refused with
+    /// `invalid_client_metadata`.
+    pub grant_types: Vec<String>,
+    /// Grant types a self-registered client may have *beyond* [`Self::grant_types`] when its
+    /// registration was vouched for: it presented one of the initial access tokens, or a
+    /// software statement from a trusted issuer (never a metadata document). Default: none.
+    /// Listing `client_credentials` or token exchange here is the operator's opt-in to
+    /// machine clients that register themselves.
+    pub vouched_grant_types: Vec<String>,
+    /// The scope ceiling of `client_credentials` for vouched self-registered clients: the
+    /// operator's choice, never the client's own registration. Default empty (such clients
+    /// get tokens with no scope).
+    pub vouched_scope: Vec<String>,
 }
+
+/// The grants through which a user delegates authority: what any self-registered client may
+/// have ([`RegistrationPolicy::grant_types`]'s default).
+pub const USER_DELEGATED_GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    crate::grant::device_code::DEVICE_CODE_GRANT,
+];
 
 impl Default for RegistrationPolicy {
     fn default() -> Self {
@@ -53,6 +77,12 @@ impl Default for RegistrationPolicy {
             client_secret_ttl: None,
             software_statement_issuers: Vec::new(),
             require_software_statement: false,
+            grant_types: USER_DELEGATED_GRANT_TYPES
+                .iter()
+                .map(|g| (*g).to_owned())
+                .collect(),
+            vouched_grant_types: Vec::new(),
+            vouched_scope: Vec::new(),
         }
     }
 }
@@ -100,6 +130,27 @@ impl RegistrationPolicy {
         self.client_secret_ttl = Some(seconds);
         self
     }
+
+    /// The grant types any self-registered client may have (see [`Self::grant_types`]).
+    #[must_use]
+    pub fn with_grant_types<S: AsRef<str>>(mut self, grant_types: &[S]) -> Self {
+        self.grant_types = grant_types.iter().map(|g| g.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Opts in to self-registered machine clients: a registration that presents an initial
+    /// access token or a trusted software statement may also have `grant_types` (typically
+    /// `client_credentials`), and gets `client_credentials` tokens of at most `scope`.
+    #[must_use]
+    pub fn with_vouched_grant_types<S: AsRef<str>, T: AsRef<str>>(
+        mut self,
+        grant_types: &[S],
+        scope: &[T],
+    ) -> Self {
+        self.vouched_grant_types = grant_types.iter().map(|g| g.as_ref().to_owned()).collect();
+        self.vouched_scope = scope.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
 }
 
 /// Who is calling, as the adapter sees it (typically the peer IP address), put in the
@@ -125,6 +176,7 @@ pub enum AccessTokenFormat {
 #[non_exhaustive]
 pub struct EngineConfig {
     pub(crate) customizer: Option<Arc<dyn TokenCustomizer>>,
+    pub(crate) subject_status: Option<Arc<dyn SubjectStatus>>,
     pub(crate) exchange_rules: Vec<ExchangeRule>,
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) public_clients_by_default: bool,
@@ -146,6 +198,8 @@ pub struct EngineConfig {
     pub(crate) default_resource: Option<String>,
     pub(crate) strict_resource: bool,
     pub(crate) dynamic_registration: bool,
+    pub(crate) legacy_assertion_audience: bool,
+    pub(crate) introspection_clients: Vec<String>,
 }
 
 /// The configuration is not usable.
@@ -159,9 +213,11 @@ pub enum ConfigError {
 
 impl EngineConfig {
     /// A configuration for `issuer` with the defaults: access tokens live 1 hour, refresh
-    /// tokens 14 days, codes 60 seconds, a reused refresh token within 10 seconds of its
-    /// rotation is refused without revoking the family, any https resource is accepted and
-    /// required (`strict_resource`), and dynamic registration is open.
+    /// tokens 14 days, codes 60 seconds, a rotated refresh token presented again within 10
+    /// seconds gets the same successor again (an idempotent retry; after that it revokes the
+    /// family), any https or loopback resource is accepted, a request without `resource` gets
+    /// the `default_resource` or the only allowed resource (`strict_resource` off), and
+    /// dynamic registration is open to user-delegated grants only.
     ///
     /// # Errors
     ///
@@ -170,6 +226,7 @@ impl EngineConfig {
         mcpauth_metadata::validate_issuer(&issuer)?;
         Ok(Self {
             customizer: None,
+            subject_status: None,
             exchange_rules: Vec::new(),
             access_token_format: AccessTokenFormat::Jwt,
             public_clients_by_default: true,
@@ -189,8 +246,10 @@ impl EngineConfig {
             default_scope: Vec::new(),
             resources: ResourcePolicy::AnyUri,
             default_resource: None,
-            strict_resource: true,
+            strict_resource: false,
             dynamic_registration: true,
+            legacy_assertion_audience: false,
+            introspection_clients: Vec::new(),
         })
     }
 
@@ -287,6 +346,15 @@ impl EngineConfig {
         self
     }
 
+    /// The application's users: consulted when consent or a device approval is recorded and
+    /// when tokens are first issued from it, so a user disabled in between gets nothing.
+    /// Without it, every subject counts as active (the application checks its users before
+    /// calling [`crate::TokenEngine::approve`]).
+    pub fn subject_status(&mut self, status: Arc<dyn SubjectStatus>) -> &mut Self {
+        self.subject_status = Some(status);
+        self
+    }
+
     /// Lifetime of device codes and user codes in seconds (RFC 8628 §3.2 `expires_in`).
     pub fn device_code_ttl(&mut self, seconds: u64) -> &mut Self {
         self.device_code_ttl = seconds;
@@ -313,15 +381,23 @@ impl EngineConfig {
         self
     }
 
-    /// How long after a refresh token's rotation a second use of it is answered with
-    /// `invalid_grant` *without* revoking the family.
+    /// How long after a refresh token's rotation a second use of it is taken for a retry
+    /// (default 10 seconds; 0 turns retries off).
+    ///
+    /// Inside the window, a replay of the token just rotated (its successor not rotated yet)
+    /// gets the *same* successor again, with a fresh access token; the successor is kept for
+    /// the window only, sealed with a key derived from the rotated token. After the window, or
+    /// once the successor has itself been rotated, any replay revokes the family and every
+    /// token issued from it (RFC 9700 §4.14.2).
     ///
     /// # Background
     ///
-    /// RFC 9700 §4.14.2 has the server revoke the whole family when a rotated refresh token
-    /// is used again. Clients that refresh from two tasks at once trip that rule and log
-    /// their user out; the grace window tolerates that race. It is fixed from the first
-    /// rotation and never slides. Set it to 0 for strict revocation.
+    /// Clients whose refresh response is lost (a timeout, a crash before the new token is
+    /// saved) retry with the old token; strict reuse detection logs their user out. What a
+    /// thief who replays a stolen token inside the window gains is what the legitimate
+    /// client holds: the same successor, whose next use by one of them and later use by the
+    /// other (after that rotation's own window) is caught as a replay, revoking the family.
+    /// The window is fixed from the first rotation and never slides.
     pub fn refresh_reuse_grace(&mut self, seconds: u64) -> &mut Self {
         self.refresh_reuse_grace = seconds;
         self
@@ -347,23 +423,51 @@ impl EngineConfig {
     }
 
     /// Audience used for requests without `resource` when [`Self::strict_resource`] is off.
+    /// Ignored while it is on.
     pub fn default_resource(&mut self, resource: Option<String>) -> &mut Self {
         self.default_resource = resource;
         self
     }
 
-    /// Whether requests must name their `resource` (default: yes).
+    /// Whether requests must name their `resource` (default: no).
+    ///
+    /// On: an authorization, device or `client_credentials` request without `resource` is
+    /// `invalid_target`, whatever else is configured. Off: such a request gets the
+    /// [`Self::default_resource`], else the only resource of [`ResourcePolicy::Allowed`] when
+    /// exactly one is listed, else `invalid_target`. Either way every token is bound to a
+    /// resource this server serves.
     ///
     /// # Background
     ///
     /// The MCP authorization specification (2025-06-18 and later) says clients MUST send
     /// `resource` (RFC 8707) in authorization and token requests, so that tokens are bound to
     /// one MCP server. Clients built before it (early MCP SDK releases and hand-written
-    /// clients for the 2025-03-26 specification) omit it. With `strict_resource` off, such
-    /// requests get the [`Self::default_resource`] (or, when exactly one resource is allowed,
-    /// that one) as their audience instead of `invalid_target`.
+    /// clients for the 2025-03-26 specification) omit it; a server fronting one MCP server
+    /// can still bind their tokens to it.
     pub fn strict_resource(&mut self, strict: bool) -> &mut Self {
         self.strict_resource = strict;
+        self
+    }
+
+    /// Whether `private_key_jwt` assertions may name the token endpoint URL as `aud`, or
+    /// carry `aud` as an array (default off: the issuer identifier, as a single string).
+    ///
+    /// # Background
+    ///
+    /// RFC 7523 §3 let the audience be the token endpoint URL, and JWT `aud` may be an array.
+    /// Both let an assertion a client made for one server be accepted by another that shares
+    /// an endpoint URL or appears in the array (the 2025 audience-injection findings behind
+    /// draft-ietf-oauth-rfc7523bis, which requires the issuer identifier alone). Turn this on
+    /// only for clients whose libraries still send the older forms.
+    pub fn legacy_assertion_audience(&mut self, enabled: bool) -> &mut Self {
+        self.legacy_assertion_audience = enabled;
+        self
+    }
+
+    /// Clients that may introspect tokens (RFC 7662), besides those whose record is marked
+    /// [`resource_server`](crate::ClientRecord::resource_server). Default none.
+    pub fn introspection_clients(&mut self, client_ids: Vec<String>) -> &mut Self {
+        self.introspection_clients = client_ids;
         self
     }
 
@@ -371,6 +475,13 @@ impl EngineConfig {
     pub fn dynamic_registration(&mut self, enabled: bool) -> &mut Self {
         self.dynamic_registration = enabled;
         self
+    }
+
+    /// The refresh-reuse grace window in seconds ([`Self::refresh_reuse_grace`]): a store
+    /// may forget sealed successors of tokens rotated longer ago than this.
+    #[must_use]
+    pub fn refresh_reuse_grace_seconds(&self) -> u64 {
+        self.refresh_reuse_grace
     }
 
     /// The issuer identifier.
@@ -401,6 +512,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("strict_resource", &self.strict_resource)
             .field("dynamic_registration", &self.dynamic_registration)
             .field("customizer", &self.customizer.is_some())
+            .field("subject_status", &self.subject_status.is_some())
             .finish_non_exhaustive()
     }
 }

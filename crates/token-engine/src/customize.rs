@@ -44,4 +44,5 @@ pub(crate) const RESERVED_CLAIMS: &[&str] = &[
     "act",
     "may_act",
     "cnf",
+    "sub_type",
 ];

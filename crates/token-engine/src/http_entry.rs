@@ -21,6 +21,7 @@ use crate::error::{ClientAuthCodes, RegistrationError, TokenError};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel};
+use crate::registration::Registrant;
 use crate::time::UnixTime;
 
 /// The cause of a `server_error` answer, attached to the response's extensions for logging.
@@ -196,6 +197,21 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 OAuthError::new(
                     TokenErrorCode::UnauthorizedClient,
                     "the client did not register this grant type",
+                ),
+                false,
+            ));
+        }
+        // A client that registered itself without anyone vouching for it gets user-delegated
+        // authority only, whatever its record says (records from before this rule included).
+        if matches!(
+            grant_type,
+            GrantType::ClientCredentials | GrantType::TokenExchange
+        ) && !client.may_act_for_itself()
+        {
+            return Err((
+                OAuthError::new(
+                    TokenErrorCode::UnauthorizedClient,
+                    "client_credentials and token exchange are for clients the operator registered or vouched for; this client registered itself",
                 ),
                 false,
             ));
@@ -391,7 +407,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         // RFC 7591 §3: with an initial access token configured, a missing or wrong one is an
         // RFC 6750 invalid_token.
         let policy = &self.config.registration;
-        if !policy.initial_access_token_hashes.is_empty() {
+        let initial_access_token = if policy.initial_access_token_hashes.is_empty() {
+            false
+        } else {
             let presented = request
                 .headers()
                 .get(header::AUTHORIZATION)
@@ -415,7 +433,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 );
                 return response;
             }
-        }
+            true
+        };
         let caller = request
             .extensions()
             .get::<crate::CallerKey>()
@@ -457,8 +476,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let metadata = ClientMetadata::from_json(request.body()).map_err(|e| {
                 OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, e.to_string())
             })?;
-            let metadata = self.apply_registration_policy(metadata, now).await?;
-            self.register_client(metadata, now).await
+            let (metadata, vouched) = self
+                .apply_registration_policy(metadata, initial_access_token, now)
+                .await?;
+            self.register(metadata, now, Registrant::Endpoint { vouched })
+                .await
         }
         .await;
         match result {

@@ -1,10 +1,13 @@
 //! RFC 7662: token introspection, for resource servers that hold opaque or revocable tokens.
 //!
-//! Only authenticated confidential clients may ask (§2.1: "the endpoint MUST also require
-//! some form of authorization"). Access tokens (our JWTs) are introspectable by any such
-//! caller, since resource servers are the audience; refresh tokens only by the client they
-//! were issued to (§4: do not reveal tokens to parties that need not see them). Anything the
-//! caller may not see, or that is unknown, expired, rotated or revoked, is `{"active":false}`.
+//! Only resource servers may ask (§2.1: "the endpoint MUST also require some form of
+//! authorization"; §4: tokens are revealed only to parties that need them): authenticated
+//! confidential clients the operator marked as resource servers
+//! ([`ClientRecord::resource_server`]) or listed
+//! ([`EngineConfig::introspection_clients`](crate::EngineConfig::introspection_clients)).
+//! Any other client gets `403 unauthorized_client` and learns nothing. Refresh tokens are
+//! introspectable only by the client they were issued to. Anything the caller may not see,
+//! or that is unknown, expired, rotated or revoked, is `{"active":false}`.
 
 use mcpauth_oauth_types::{
     IntrospectionErrorCode, IntrospectionRequest, OAuthError, TokenTypeHint,
@@ -50,6 +53,10 @@ pub struct Introspection {
     /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// `user` when a user stands behind the token, `client` when the client acts for itself
+    /// (the access token's `sub_type` claim; an RFC 7662 §2.2 extension member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_type: Option<crate::SubjectType>,
 }
 
 impl Introspection {
@@ -73,6 +80,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err(OAuthError::new(
                 IntrospectionErrorCode::InvalidClient,
                 "introspection requires client authentication with a secret",
+            ));
+        }
+        if !caller.resource_server
+            && !self
+                .config
+                .introspection_clients
+                .iter()
+                .any(|id| *id == caller.client_id)
+        {
+            return Err(OAuthError::new(
+                IntrospectionErrorCode::UnauthorizedClient,
+                "only resource servers may introspect tokens: the operator marks a client as one (mcpauth-server client add --resource-server)",
             ));
         }
         let refresh_first = request.token_type_hint != Some(TokenTypeHint::AccessToken);
@@ -126,6 +145,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             iat: Some(record.issued_at.0),
             jti: None,
             token_type: Some("refresh_token".into()),
+            sub_type: Some(crate::SubjectType::User),
         }))
     }
 
@@ -149,6 +169,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             return Ok(Introspection::inactive());
         }
+        let sub_type = Some(if claims.has_user() {
+            crate::SubjectType::User
+        } else {
+            crate::SubjectType::Client
+        });
         Ok(Introspection {
             active: true,
             scope: (!claims.scope.is_empty()).then_some(claims.scope),
@@ -158,6 +183,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             iss: Some(claims.iss),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
+            sub_type,
             jti: Some(claims.jti),
             token_type: Some("Bearer".into()),
         })

@@ -58,13 +58,14 @@ mod model_error;
 mod random;
 mod registration;
 mod revocation;
+mod subject;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod time;
 
 use std::sync::Arc;
 
-pub use access_token::{AccessTokenClaims, Audience};
+pub use access_token::{AccessTokenClaims, Audience, SubjectType};
 pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
 };
@@ -73,6 +74,7 @@ pub use client_metadata_document::{
 };
 pub use config::{
     AccessTokenFormat, CallerKey, ConfigError, EngineConfig, RegistrationPolicy, ResourcePolicy,
+    USER_DELEGATED_GRANT_TYPES,
 };
 pub use customize::{TokenContext, TokenCustomizer};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
@@ -90,10 +92,11 @@ pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
     CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
     GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord,
-    RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod,
+    RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod, Voucher,
 };
 pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
+pub use subject::SubjectStatus;
 pub use time::UnixTime;
 
 /// The authorization-server engine over a model `M`.
@@ -203,10 +206,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         m.revocation_endpoint_auth_methods_supported = methods;
         // RFC 7662 §2.1: introspection callers must authenticate; public clients cannot.
         m.introspection_endpoint_auth_methods_supported = secret_and_key;
-        m.token_endpoint_auth_signing_alg_values_supported =
-            ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
-                .map(String::from)
-                .to_vec();
+        m.token_endpoint_auth_signing_alg_values_supported = client_auth::ASSERTION_ALGORITHMS
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
         m.code_challenge_methods_supported = vec!["S256".into()];
         m.authorization_response_iss_parameter_supported = true;
         m.client_id_metadata_document_supported = c.client_metadata_documents;
@@ -217,6 +220,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     #[must_use]
     pub fn jwks(&self) -> serde_json::Value {
         self.keys().jwks()
+    }
+
+    /// Whether `subject` may still hold authority ([`EngineConfig::subject_status`]).
+    pub(crate) async fn subject_is_active(
+        &self,
+        subject: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        match &self.config.subject_status {
+            Some(status) => status.is_active(subject).await,
+            None => Ok(true),
+        }
     }
 
     /// The issuer string as published in metadata, tokens and RFC 9207 `iss`: a bare origin

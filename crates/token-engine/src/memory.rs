@@ -217,6 +217,7 @@ impl RefreshTokenStore for MemoryModel {
         &self,
         old_hash: &str,
         new: RefreshTokenRecord,
+        sealed_successor: Option<String>,
         now: UnixTime,
     ) -> Result<RotateRefresh, Self::Error> {
         let mut tables = self.tables();
@@ -232,6 +233,7 @@ impl RefreshTokenStore for MemoryModel {
                 },
                 None => {
                     old.rotated_at = Some(now);
+                    old.sealed_successor = sealed_successor;
                     RotateRefresh::Rotated
                 }
             },
@@ -301,6 +303,7 @@ impl DeviceStore for MemoryModel {
         now: UnixTime,
     ) -> Result<bool, Self::Error> {
         let mut tables = self.tables();
+        let tables = &mut *tables;
         let Some(device_hash) = tables.user_codes.get(user_code_hash).cloned() else {
             return Ok(false);
         };
@@ -311,10 +314,14 @@ impl DeviceStore for MemoryModel {
             return Ok(false);
         }
         match decision {
-            DeviceDecision::Approve { subject, grant_id } => {
+            DeviceDecision::Approve { grant } => {
+                if tables.grants.contains_key(&grant.grant_id) {
+                    return Err(MemoryModelError::Duplicate("grant"));
+                }
                 record.state = DeviceState::Approved;
-                record.subject = Some(subject);
-                record.grant_id = Some(grant_id);
+                record.subject = Some(grant.subject.clone());
+                record.grant_id = Some(grant.grant_id.clone());
+                tables.grants.insert(grant.grant_id.clone(), grant);
             }
             DeviceDecision::Deny => record.state = DeviceState::Denied,
         }

@@ -47,6 +47,32 @@ pub struct ClientRecord {
     /// again.
     #[serde(default)]
     pub document_expires_at: Option<UnixTime>,
+    /// Who vouched for a self-registered client, if anyone did: only then may it use the
+    /// grants in which it acts for itself (`client_credentials`, token exchange).
+    #[serde(default)]
+    pub vouched: Option<Voucher>,
+    /// The operator marked it as a resource server: it may introspect tokens (RFC 7662 §4).
+    /// Never set by registration.
+    #[serde(default)]
+    pub resource_server: bool,
+}
+
+/// Who vouched for a self-registered client (see [`ClientRecord::vouched`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Voucher {
+    /// The application embedding the engine registered it through
+    /// [`TokenEngine::register_client`](crate::TokenEngine::register_client).
+    Application,
+    /// Its registration presented one of the operator's initial access tokens (RFC 7591 §3).
+    InitialAccessToken,
+    /// Its registration carried a software statement signed by this trusted issuer
+    /// (RFC 7591 §2.3).
+    SoftwareStatement {
+        /// The statement's `iss`.
+        issuer: String,
+    },
 }
 
 impl ClientRecord {
@@ -56,6 +82,15 @@ impl ClientRecord {
     #[must_use]
     pub fn is_self_registered(&self) -> bool {
         self.registration_token_hash.is_some() || self.document_expires_at.is_some()
+    }
+
+    /// Whether the client may use the grants in which it acts for itself, with no user
+    /// behind the token (`client_credentials`, token exchange): the operator registered it,
+    /// or someone the operator trusts vouched for its registration. An anonymous
+    /// registration or a metadata document never may.
+    #[must_use]
+    pub fn may_act_for_itself(&self) -> bool {
+        !self.is_self_registered() || (self.vouched.is_some() && self.document_expires_at.is_none())
     }
 
     /// A record for a client with the given metadata.
@@ -75,6 +110,8 @@ impl ClientRecord {
             created_at,
             registration_token_hash: None,
             document_expires_at: None,
+            vouched: None,
+            resource_server: false,
         }
     }
 
@@ -161,6 +198,11 @@ pub struct RefreshTokenRecord {
     pub expires_at: UnixTime,
     /// When it was exchanged for a new one, if it was.
     pub rotated_at: Option<UnixTime>,
+    /// The token that replaced it, sealed with a key derived from *this* token (which is
+    /// stored only as a hash, so only its holder can open it). Kept from the rotation until
+    /// the refresh-reuse grace window closes, so that a retry inside the window gets the same
+    /// successor again; `None` before rotation, with no grace window, and once swept.
+    pub sealed_successor: Option<String>,
 }
 
 /// Where a device authorization stands (RFC 8628 §3.3–§3.5).
@@ -231,12 +273,11 @@ pub struct DeviceAuthorizationRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceDecision {
-    /// Approved by `subject`; tokens will descend from `grant_id`.
+    /// Approved by `grant.subject`: the model stores `grant` in the same atomic step that
+    /// records the approval (and only if it is recorded); tokens will descend from it.
     Approve {
-        /// The user.
-        subject: String,
-        /// The grant created for the approval.
-        grant_id: String,
+        /// The grant the approval creates.
+        grant: GrantRecord,
     },
     /// Denied.
     Deny,
@@ -338,13 +379,15 @@ pub trait RefreshTokenStore: ModelBase {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshTokenRecord>, Self::Error>;
-    /// Atomically marks `old_hash` rotated at `now` and stores `new`, if and only if
-    /// `old_hash` was not rotated yet. Of any number of concurrent calls for one token,
-    /// exactly one may return [`RotateRefresh::Rotated`].
+    /// Atomically marks `old_hash` rotated at `now`, keeps `sealed_successor` on it (see
+    /// [`RefreshTokenRecord::sealed_successor`]) and stores `new`, if and only if `old_hash`
+    /// was not rotated yet. Of any number of concurrent calls for one token, exactly one may
+    /// return [`RotateRefresh::Rotated`].
     async fn rotate_refresh(
         &self,
         old_hash: &str,
         new: RefreshTokenRecord,
+        sealed_successor: Option<String>,
         now: UnixTime,
     ) -> Result<RotateRefresh, Self::Error>;
 }
@@ -369,7 +412,8 @@ pub trait DeviceStore: ModelBase {
     /// Adds 5 seconds to the polling interval (RFC 8628 §3.5 `slow_down`).
     async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), Self::Error>;
     /// Atomically records the user's decision, only if the authorization is still pending and
-    /// not expired at `now`. Returns whether it was recorded.
+    /// not expired at `now`; an approval stores its grant in the same atomic step. Returns
+    /// whether it was recorded: when not, nothing was written.
     async fn decide_device(
         &self,
         user_code_hash: &str,

@@ -9,7 +9,7 @@ use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode};
 use serde::Serialize;
 
 use crate::error::{RegistrationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod, Voucher};
 use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
 
@@ -51,11 +51,26 @@ impl std::fmt::Debug for RegisteredClient {
     }
 }
 
+/// Who is registering a client, which decides what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Registrant {
+    /// The operator (`mcpauth-server client add`): no RFC 7592 token, registered scope is
+    /// the ceiling.
+    Operator,
+    /// The embedding application, through [`TokenEngine::register_client`].
+    Application,
+    /// The client itself at the registration endpoint; `vouched` says who vouched for it, if
+    /// anyone. The grant-type allow-list applies.
+    Endpoint { vouched: Option<Voucher> },
+}
+
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Validates and registers a client (RFC 7591 §3). This is the trusted, programmatic path
-    /// (an operator or the embedding application): the dynamic-registration policy applies to
-    /// requests at [`Self::registration_endpoint`]. The client gets an RFC 7592 registration
-    /// access token, and counts as self-registered: its registered `scope` is its own claim.
+    /// (the embedding application): the dynamic-registration policy applies to requests at
+    /// [`Self::registration_endpoint`]. The client gets an RFC 7592 registration access token
+    /// and counts as self-registered (its registered `scope` is its own claim), vouched for
+    /// by the application ([`Voucher::Application`]), so it may use `client_credentials`
+    /// within its registered scope.
     ///
     /// # Errors
     ///
@@ -65,7 +80,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         metadata: ClientMetadata,
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
-        self.register(metadata, now, true).await
+        self.register(metadata, now, Registrant::Application).await
     }
 
     /// Registers a client an operator vouches for (`mcpauth-server client add`): validated like
@@ -81,34 +96,41 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         metadata: ClientMetadata,
         now: UnixTime,
     ) -> Result<RegisteredClient, RegistrationError> {
-        self.register(metadata, now, false).await
+        self.register(metadata, now, Registrant::Operator).await
     }
 
-    async fn register(
+    pub(crate) async fn register(
         &self,
         metadata: ClientMetadata,
         now: UnixTime,
-        self_registered: bool,
+        registrant: Registrant,
     ) -> Result<RegisteredClient, RegistrationError> {
         let (method, metadata) = self.validate_client_metadata(metadata)?;
+        // After validation, so the defaults it fills in (grant types) are checked too.
+        if let Registrant::Endpoint { vouched } = &registrant {
+            self.check_self_registered_grants(&metadata, vouched.is_some())?;
+        }
         let client_id =
             random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
-        let registration_token = if self_registered {
+        let vouched = match registrant {
+            Registrant::Operator => None,
+            Registrant::Application => Some(Some(Voucher::Application)),
+            Registrant::Endpoint { vouched } => Some(vouched),
+        };
+        let self_registered = vouched.is_some();
+        let registration_token = if let Some(vouched) = vouched {
             let token =
                 random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             record.registration_token_hash = Some(hash::secret_hash(&token));
+            record.vouched = vouched;
             Some(token)
         } else {
             None
         };
         let secret = self.new_secret_if_needed(&mut record)?;
         if secret.is_some() && self_registered {
-            record.secret_expires_at = self
-                .config
-                .registration
-                .client_secret_ttl
-                .map(|ttl| now.plus(ttl));
+            record.secret_expires_at = self.secret_expiry(now);
         }
         let secret_expires_at = record.secret_expires_at.map_or(0, |t| t.0);
         self.model
@@ -128,21 +150,42 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
+    /// When a secret issued now to a self-registered client expires (`client_secret_ttl`).
+    pub(crate) fn secret_expiry(&self, now: UnixTime) -> Option<UnixTime> {
+        self.config
+            .registration
+            .client_secret_ttl
+            .map(|ttl| now.plus(ttl))
+    }
+
     /// The operator's policy for registrations arriving at the endpoint (programmatic
     /// [`Self::register_client`] calls are trusted and skip it): software statements
-    /// (RFC 7591 §2.3) and the cap on registered clients.
+    /// (RFC 7591 §2.3), the grant-type allow-list and the cap on registered clients.
+    /// `initial_access_token` says whether the request presented a valid one. Returns the
+    /// metadata (with the statement's claims overlaid) and who vouched for the client.
     pub(crate) async fn apply_registration_policy(
         &self,
         metadata: ClientMetadata,
+        initial_access_token: bool,
         now: UnixTime,
-    ) -> Result<ClientMetadata, RegistrationError> {
+    ) -> Result<(ClientMetadata, Option<Voucher>), RegistrationError> {
         let policy = &self.config.registration;
-        let metadata = mcpauth_dcr::apply_software_statement(
+        let (metadata, statement_issuer) = mcpauth_dcr::verify_software_statement(
             metadata,
             &policy.software_statement_issuers,
             policy.require_software_statement,
             now.0,
         )?;
+        let vouched = match statement_issuer {
+            Some(issuer) => Some(Voucher::SoftwareStatement { issuer }),
+            None => initial_access_token.then_some(Voucher::InitialAccessToken),
+        };
+        self.check_client_capacity().await?;
+        Ok((metadata, vouched))
+    }
+
+    /// The cap on registered clients (`max_clients`).
+    pub(crate) async fn check_client_capacity(&self) -> Result<(), RegistrationError> {
         if let Some(max) = self.config.registration.max_clients {
             let count = self
                 .model
@@ -156,7 +199,39 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ));
             }
         }
-        Ok(metadata)
+        Ok(())
+    }
+
+    /// The grant-type allow-list for clients that register themselves (RFC 7591 §2 lets the
+    /// server refuse grant types; §3.2.2 `invalid_client_metadata`), checked on validated
+    /// metadata (defaults filled in). `vouched`: the registration presented an initial
+    /// access token or a trusted software statement.
+    pub(crate) fn check_self_registered_grants(
+        &self,
+        metadata: &ClientMetadata,
+        vouched: bool,
+    ) -> Result<(), RegistrationError> {
+        let policy = &self.config.registration;
+        let requested = metadata.grant_types.as_slice();
+        let allowed = |grant: &str| {
+            policy.grant_types.iter().any(|g| g == grant)
+                || (vouched && policy.vouched_grant_types.iter().any(|g| g == grant))
+        };
+        if let Some(refused) = requested.iter().find(|g| !allowed(g)) {
+            let how = if policy.vouched_grant_types.iter().any(|g| g == refused) {
+                "present the operator's initial access token or a trusted software statement, or ask the operator to register the client (mcpauth-server client add)"
+            } else {
+                "ask the operator to register the client (mcpauth-server client add)"
+            };
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidClientMetadata,
+                format!(
+                    "grant type `{}` is not available to clients that register themselves; {how}",
+                    refused.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// RFC 7592 §3: `registration_client_uri`.

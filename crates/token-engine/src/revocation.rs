@@ -6,6 +6,10 @@
 //! based on the same authorization grant"). JWT access tokens stay valid at resource servers
 //! that do not introspect until they expire; keep their lifetime short.
 //!
+//! A token obtained by token exchange (RFC 8693) descends from the grant a user gave another
+//! client: revoking it never revokes that grant (an opaque one is deleted; a JWT one is
+//! `unsupported_token_type`).
+//!
 //! An unknown or already-invalid token is answered with 200 (§2.2). A storage failure is
 //! `server_error`, never 200.
 
@@ -67,14 +71,35 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "the token was not issued to this client",
             ));
         }
-        match grant_id {
+        // A token this client obtained by exchange (RFC 8693) descends from a grant the user
+        // gave *another* client: revoking it must not end that client's access.
+        let own_grant = match &grant_id {
             Some(grant_id) => self
+                .model
+                .find_grant(grant_id)
+                .await
+                .map_err(storage)?
+                .is_none_or(|grant| grant.client_id == client.client_id),
+            None => false,
+        };
+        let opaque = token.bytes().filter(|b| *b == b'.').count() != 2;
+        match grant_id {
+            Some(grant_id) if own_grant => self
                 .model
                 .revoke_grant(&grant_id, now)
                 .await
                 .map_err(storage),
+            Some(_) if opaque => self
+                .model
+                .delete_access_token(&hash::secret_hash(token))
+                .await
+                .map_err(storage),
+            Some(_) => Err(OAuthError::new(
+                RevocationErrorCode::UnsupportedTokenType,
+                "a JWT access token obtained by token exchange is self-contained and cannot be revoked without revoking the user's grant to another client; it expires on its own",
+            )),
             // An opaque token of no grant is deleted; a self-contained JWT cannot be recalled.
-            None if token.bytes().filter(|b| *b == b'.').count() != 2 => self
+            None if opaque => self
                 .model
                 .delete_access_token(&hash::secret_hash(token))
                 .await

@@ -112,6 +112,7 @@ fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
         issued_at: NOW,
         expires_at: NOW.plus(3600),
         rotated_at: None,
+        sealed_successor: None,
     }
 }
 
@@ -294,9 +295,9 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         ),
         "a pending authorization cannot be consumed"
     );
+    let approved_grant = grant("kit-client");
     let approve = DeviceDecision::Approve {
-        subject: "user-1".into(),
-        grant_id: "g-1".into(),
+        grant: approved_grant.clone(),
     };
     assert!(matches!(
         model
@@ -304,6 +305,38 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
             .await,
         Ok(true)
     ));
+    assert_eq!(
+        model
+            .find_grant(&approved_grant.grant_id)
+            .await
+            .ok()
+            .flatten()
+            .as_ref(),
+        Some(&approved_grant),
+        "an approval stores its grant"
+    );
+    let refused_grant = grant("kit-client");
+    let approve_again = DeviceDecision::Approve {
+        grant: refused_grant.clone(),
+    };
+    assert!(
+        matches!(
+            model
+                .decide_device(&d.user_code_hash, approve_again, NOW.plus(11))
+                .await,
+            Ok(false)
+        ),
+        "decided once"
+    );
+    assert_eq!(
+        model
+            .find_grant(&refused_grant.grant_id)
+            .await
+            .ok()
+            .flatten(),
+        None,
+        "an approval that is not recorded stores no grant"
+    );
     assert!(
         matches!(
             model
@@ -352,15 +385,28 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     );
     let late = device();
     assert!(model.insert_device(late.clone()).await.is_ok());
+    let late_grant = grant("kit-client");
     assert!(
         matches!(
             model
-                .decide_device(&late.user_code_hash, approve, NOW.plus(901))
+                .decide_device(
+                    &late.user_code_hash,
+                    DeviceDecision::Approve {
+                        grant: late_grant.clone()
+                    },
+                    NOW.plus(901)
+                )
                 .await,
             Ok(false)
         ),
         "no decision after expiry"
     );
+    assert_eq!(
+        model.find_grant(&late_grant.grant_id).await.ok().flatten(),
+        None,
+        "an expired authorization's approval stores no grant"
+    );
+    drop(approve);
 }
 
 /// Of many concurrent consumptions of one approved device authorization, exactly one wins.
@@ -370,8 +416,7 @@ pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel 
     let d = device();
     assert!(model.insert_device(d.clone()).await.is_ok());
     let approve = DeviceDecision::Approve {
-        subject: "user-1".into(),
-        grant_id: "g-2".into(),
+        grant: grant("kit-client"),
     };
     assert!(matches!(
         model.decide_device(&d.user_code_hash, approve, NOW).await,
@@ -658,7 +703,12 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
     let new = refresh(&g);
     assert!(matches!(
         model
-            .rotate_refresh(&old.token_hash, new.clone(), NOW.plus(3))
+            .rotate_refresh(
+                &old.token_hash,
+                new.clone(),
+                Some("sealed-successor".into()),
+                NOW.plus(3)
+            )
             .await,
         Ok(RotateRefresh::Rotated)
     ));
@@ -672,20 +722,25 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
         Some(&new),
         "the new token must be stored"
     );
-    let rotated_at = model
-        .find_refresh(&old.token_hash)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|r| r.rotated_at);
+    let rotated = model.find_refresh(&old.token_hash).await.ok().flatten();
     assert_eq!(
-        rotated_at,
+        rotated.as_ref().and_then(|r| r.rotated_at),
         Some(NOW.plus(3)),
         "the old token must be marked rotated"
     );
+    assert_eq!(
+        rotated.and_then(|r| r.sealed_successor).as_deref(),
+        Some("sealed-successor"),
+        "the old token must keep its sealed successor"
+    );
     let again = refresh(&g);
     match model
-        .rotate_refresh(&old.token_hash, again.clone(), NOW.plus(7))
+        .rotate_refresh(
+            &old.token_hash,
+            again.clone(),
+            Some("other".into()),
+            NOW.plus(7),
+        )
         .await
     {
         Ok(RotateRefresh::Reused {
@@ -705,9 +760,20 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
         matches!(model.find_refresh(&again.token_hash).await, Ok(None)),
         "a Reused rotation must not store the new token"
     );
+    assert_eq!(
+        model
+            .find_refresh(&old.token_hash)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.sealed_successor)
+            .as_deref(),
+        Some("sealed-successor"),
+        "a Reused rotation must not replace the sealed successor"
+    );
     assert!(matches!(
         model
-            .rotate_refresh(&unique("missing"), refresh(&g), NOW)
+            .rotate_refresh(&unique("missing"), refresh(&g), None, NOW)
             .await,
         Ok(RotateRefresh::NotFound)
     ));
@@ -724,7 +790,7 @@ pub async fn concurrent_refresh_rotations_have_one_winner<M: OAuthServerModel + 
     let candidates: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
     let attempts = candidates
         .iter()
-        .map(|new| model.rotate_refresh(&old.token_hash, new.clone(), NOW));
+        .map(|new| model.rotate_refresh(&old.token_hash, new.clone(), None, NOW));
     let results = futures::future::join_all(attempts).await;
     let rotated = results
         .iter()

@@ -218,7 +218,7 @@ async fn deleting_a_registration_revokes_its_tokens() {
         (status, error_of(&body)),
         (StatusCode::UNAUTHORIZED, "invalid_client")
     );
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, introspection, _) = h
         .post(
             Endpoint::Introspect,

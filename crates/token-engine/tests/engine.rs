@@ -229,21 +229,122 @@ async fn reused_refresh_token_revokes_family() {
     );
 }
 
-// DESIGN §3b: within the grace window a reuse is refused without revoking the family.
+// DESIGN §3b: within the grace window a replay of the token just rotated is a retry: it
+// gets the same successor again (one chain), with a fresh access token.
 #[tokio::test]
-async fn reused_refresh_token_within_grace_is_refused_without_revoking() {
+async fn a_retry_within_the_grace_window_gets_the_same_successor() {
     let h = harness().await;
     let (_, tokens) = h.redeem(&h.code().await).await;
     let old = tokens["refresh_token"].as_str().unwrap();
     let (_, refreshed) = h.refresh_at(old, NOW.plus(5)).await;
     let new = refreshed["refresh_token"].as_str().unwrap();
-    let (_, body) = h.refresh_at(old, NOW.plus(10)).await;
-    assert_eq!(error_of(&body), "invalid_grant");
-    let (status, _) = h.refresh_at(new, NOW.plus(11)).await;
+    let (status, retried) = h.refresh_at(old, NOW.plus(10)).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(
+        retried["refresh_token"], new,
+        "the retry gets the same successor"
+    );
+    assert_ne!(
+        retried["access_token"], refreshed["access_token"],
+        "with a fresh access token"
+    );
+    let (status, next) = h.refresh_at(new, NOW.plus(11)).await;
+    assert_eq!(status, StatusCode::OK, "the family lives on as one chain");
+    // Whoever uses the successor again after its own window is caught.
+    let (status, body) = h.refresh_at(new, NOW.plus(30)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, _) = h
+        .refresh_at(next["refresh_token"].as_str().unwrap(), NOW.plus(31))
+        .await;
     assert_eq!(
         status,
-        StatusCode::OK,
-        "a reuse inside the grace window must not revoke the family"
+        StatusCode::BAD_REQUEST,
+        "the replay after the window revoked the family"
+    );
+}
+
+// RFC 9700 §4.14.2: once the successor has been rotated itself, the old token is no longer
+// the one just rotated: a replay, even inside its window, revokes the family.
+#[tokio::test]
+async fn a_replay_after_the_successor_moved_on_revokes_the_family() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (_, first) = h.refresh_at(old, NOW.plus(1)).await;
+    let (_, second) = h
+        .refresh_at(first["refresh_token"].as_str().unwrap(), NOW.plus(2))
+        .await;
+    let (status, body) = h.refresh_at(old, NOW.plus(3)).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, _) = h
+        .refresh_at(second["refresh_token"].as_str().unwrap(), NOW.plus(4))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the family is revoked");
+}
+
+// With no grace window (strict), any replay revokes the family at once.
+#[tokio::test]
+async fn without_a_grace_window_any_replay_revokes_the_family() {
+    let h = harness_with(|c| {
+        c.refresh_reuse_grace(0);
+    })
+    .await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (_, refreshed) = h.refresh_at(old, NOW.plus(1)).await;
+    let (status, _) = h.refresh_at(old, NOW.plus(1)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = h
+        .refresh_at(refreshed["refresh_token"].as_str().unwrap(), NOW.plus(2))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the family is revoked");
+}
+
+// The successor is kept sealed: the stored record does not hold it in the clear, and only
+// the rotated token opens it.
+#[tokio::test]
+async fn the_kept_successor_is_sealed_with_the_rotated_token() {
+    use mcpauth_token_engine::RefreshTokenStore as _;
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let (_, refreshed) = h.refresh_at(old, NOW.plus(1)).await;
+    let new = refreshed["refresh_token"].as_str().unwrap();
+    let record = h
+        .engine
+        .model()
+        .find_refresh(&mcpauth_token_engine::secret_hash(old))
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = record.sealed_successor.unwrap();
+    assert!(
+        !sealed.contains(new),
+        "the successor is not stored in the clear"
+    );
+    let strict = harness_with(|c| {
+        c.refresh_reuse_grace(0);
+    })
+    .await;
+    let (_, tokens) = strict.redeem(&strict.code().await).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    strict.refresh_at(old, NOW.plus(1)).await;
+    let record = strict
+        .engine
+        .model()
+        .find_refresh(&mcpauth_token_engine::secret_hash(old))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.sealed_successor, None,
+        "without a grace window nothing is kept"
     );
 }
 
@@ -684,9 +785,8 @@ async fn consent_can_narrow_but_not_widen_the_scope() {
     assert_eq!(body["scope"], "mcp:tools");
 }
 
-// Concurrent refreshes of one token: exactly one succeeds, the family stays alive (the
-// others land in the grace window), and the winner's token keeps working — never two live
-// families.
+// Concurrent refreshes of one token: one rotates, the others are retries inside the grace
+// window and get the same successor, so there is one chain and never two live families.
 #[tokio::test]
 async fn concurrent_refreshes_leave_exactly_one_live_family() {
     let h = harness().await;
@@ -694,19 +794,16 @@ async fn concurrent_refreshes_leave_exactly_one_live_family() {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let attempts = (0..8).map(|_| h.refresh_at(&refresh, NOW.plus(3)));
     let results = futures::future::join_all(attempts).await;
-    let winners: Vec<&Value> = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::OK)
-        .map(|(_, b)| b)
-        .collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
     assert!(
-        results
-            .iter()
-            .filter(|(s, _)| *s != StatusCode::OK)
-            .all(|(_, b)| error_of(b) == "invalid_grant")
+        results.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{results:?}"
     );
-    let next = winners[0]["refresh_token"].as_str().unwrap();
+    let successors: std::collections::BTreeSet<&str> = results
+        .iter()
+        .map(|(_, b)| b["refresh_token"].as_str().unwrap())
+        .collect();
+    assert_eq!(successors.len(), 1, "one successor for every caller");
+    let next = successors.first().unwrap();
     assert_eq!(
         h.refresh_at(next, NOW.plus(4)).await.0,
         StatusCode::OK,

@@ -9,6 +9,8 @@
 
 mod common;
 
+use mcpauth_token_engine::ClientStore as _;
+
 use common::*;
 use http::StatusCode;
 
@@ -79,7 +81,19 @@ async fn axum_free_registration(
     h: &Harness,
     body: serde_json::Value,
 ) -> (StatusCode, serde_json::Value) {
-    let request = http::Request::post("/register")
+    registration_with_token(h, body, None).await
+}
+
+async fn registration_with_token(
+    h: &Harness,
+    body: serde_json::Value,
+    initial_access_token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = http::Request::post("/register");
+    if let Some(token) = initial_access_token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
         .header("content-type", "application/json")
         .body(bytes::Bytes::from(serde_json::to_vec(&body).unwrap()))
         .unwrap();
@@ -91,11 +105,19 @@ async fn axum_free_registration(
 }
 
 // RFC 7591 §2.1: a client_credentials-only client needs no redirect URI and gets no
-// response types.
+// response types (registered with the operator's initial access token, which the policy
+// requires for machine grants).
 #[tokio::test]
 async fn machine_clients_register_without_redirect_uris() {
-    let h = harness().await;
-    let (status, body) = axum_free_registration(&h, serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"})).await;
+    let h = harness_with(|c| {
+        c.registration_policy(
+            mcpauth_token_engine::RegistrationPolicy::default()
+                .with_initial_access_tokens(&["operator-iat"])
+                .with_vouched_grant_types(&["client_credentials"], &["mcp:tools"]),
+        );
+    })
+    .await;
+    let (status, body) = registration_with_token(&h, serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}), Some("operator-iat")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(
         body["client_secret"]
@@ -104,7 +126,7 @@ async fn machine_clients_register_without_redirect_uris() {
     );
     assert_eq!(body["client_secret_expires_at"], 0);
     assert!(body.get("response_types").is_none());
-    let (status, _) = axum_free_registration(&h, serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"], "token_endpoint_auth_method": "client_secret_post"})).await;
+    let (status, _) = registration_with_token(&h, serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"], "token_endpoint_auth_method": "client_secret_post"}), Some("operator-iat")).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -234,7 +256,7 @@ async fn unknown_resources_are_invalid_target() {
 #[tokio::test]
 async fn introspection_describes_active_access_tokens() {
     let h = harness().await;
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, tokens) = h.redeem(&h.code().await).await;
     let access = tokens["access_token"].as_str().unwrap();
     let (status, body, headers) = h
@@ -295,7 +317,7 @@ async fn introspection_requires_an_authenticated_confidential_caller() {
         (status, error_of(&body)),
         (StatusCode::UNAUTHORIZED, "invalid_client")
     );
-    let (rs_id, _) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, _) = h.resource_server().await;
     let (status, _, headers) = h
         .post(
             Endpoint::Introspect,
@@ -311,7 +333,7 @@ async fn introspection_requires_an_authenticated_confidential_caller() {
             .unwrap()
             .starts_with("Basic")
     );
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (status, body, _) = h
         .post(Endpoint::Introspect, &[], Some((&rs_id, &rs_secret)), NOW)
         .await;
@@ -325,7 +347,7 @@ async fn introspection_requires_an_authenticated_confidential_caller() {
 #[tokio::test]
 async fn introspection_reports_revoked_grants_inactive() {
     let h = harness().await;
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, tokens) = h.redeem(&h.code().await).await;
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -349,14 +371,15 @@ async fn introspection_reports_revoked_grants_inactive() {
     assert_eq!(body, serde_json::json!({ "active": false }));
 }
 
-// RFC 7662 §4: refresh tokens are described only to the client that holds them.
+// RFC 7662 §4: refresh tokens are described only to the client that holds them, and only
+// when it is a resource server; a client that is not one learns nothing at all.
 #[tokio::test]
 async fn refresh_tokens_are_introspectable_only_by_their_client() {
     let h = harness().await;
     let (id, secret) = h
         .confidential_client(&["authorization_code", "refresh_token"], None)
         .await;
-    let (other_id, other_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (other_id, other_secret) = h.resource_server().await;
     let code = h.code_for(&id, "bob").await;
     let (_, tokens, _) = h
         .post(
@@ -372,6 +395,18 @@ async fn refresh_tokens_are_introspectable_only_by_their_client() {
         )
         .await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (_, foreign, _) = h
+        .post(
+            Endpoint::Introspect,
+            &[("token", refresh)],
+            Some((&other_id, &other_secret)),
+            NOW,
+        )
+        .await;
+    assert_eq!(foreign, serde_json::json!({ "active": false }));
+    let mut record = h.engine.model().find_client(&id).await.unwrap().unwrap();
+    record.resource_server = true;
+    assert!(h.engine.model().update_client(record).await.unwrap());
     let (_, own, _) = h
         .post(
             Endpoint::Introspect,
@@ -383,15 +418,51 @@ async fn refresh_tokens_are_introspectable_only_by_their_client() {
     assert_eq!(own["active"], true);
     assert_eq!(own["token_type"], "refresh_token");
     assert_eq!(own["sub"], "bob");
-    let (_, foreign, _) = h
+}
+
+// RFC 7662 §2.3 and §4: a client the operator did not make a resource server gets 403 and
+// learns nothing about any token, its own included.
+#[tokio::test]
+async fn only_resource_servers_may_introspect() {
+    let h = harness().await;
+    let (_, tokens) = h.redeem(&h.code().await).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let (id, secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (status, body, _) = h
         .post(
             Endpoint::Introspect,
-            &[("token", refresh)],
-            Some((&other_id, &other_secret)),
+            &[("token", access)],
+            Some((&id, &secret)),
             NOW,
         )
         .await;
-    assert_eq!(foreign, serde_json::json!({ "active": false }));
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::FORBIDDEN, "unauthorized_client")
+    );
+    assert!(body.get("active").is_none(), "{body}");
+    // Listed by id in the configuration instead of marked.
+    let listed = harness_with(|c| {
+        c.introspection_clients(vec![id.clone()]);
+    })
+    .await;
+    let (_, tokens) = listed.redeem(&listed.code().await).await;
+    let (listed_id, listed_secret) = listed
+        .confidential_client(&["client_credentials"], None)
+        .await;
+    assert_eq!(listed_id, id, "same seed and steps, same client id");
+    let (status, body, _) = listed
+        .post(
+            Endpoint::Introspect,
+            &[("token", tokens["access_token"].as_str().unwrap())],
+            Some((&listed_id, &listed_secret)),
+            NOW,
+        )
+        .await;
+    assert_eq!(
+        (status, body["active"].clone()),
+        (StatusCode::OK, true.into())
+    );
 }
 
 // RFC 7009 §2.2.1 unsupported_token_type: a self-contained client_credentials token has no

@@ -8,6 +8,8 @@
 
 mod common;
 
+use mcpauth_token_engine::ClientStore as _;
+
 use std::sync::Arc;
 
 use common::*;
@@ -95,6 +97,10 @@ async fn retired_keys_still_verify_and_stay_published() {
         Arc::new(SeededRandom::new(5)),
     );
     let (client_id, secret) = machine_client(&before).await;
+    // It introspects its own tokens below, as a resource server would.
+    let mut record = model.find_client(&client_id).await.unwrap().unwrap();
+    record.resource_server = true;
+    assert!(model.update_client(record).await.unwrap());
     let old_token = cc_token(&before, &client_id, &secret).await;
 
     let old_key = SigningKey::es256_from_pkcs8_der(&old_der).unwrap();

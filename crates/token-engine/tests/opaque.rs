@@ -23,7 +23,7 @@ async fn opaque() -> Harness {
 #[tokio::test]
 async fn opaque_access_tokens_are_not_jwts_and_introspect_active() {
     let h = opaque().await;
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, tokens) = h.redeem(&h.code().await).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert!(
@@ -67,11 +67,12 @@ async fn opaque_client_credentials_tokens_are_revocable() {
         )
         .await;
     let access = tokens["access_token"].as_str().unwrap();
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, before, _) = h
         .post(
             Endpoint::Introspect,
             &[("token", access)],
-            Some((&id, &secret)),
+            Some((&rs_id, &rs_secret)),
             NOW,
         )
         .await;
@@ -89,7 +90,7 @@ async fn opaque_client_credentials_tokens_are_revocable() {
         .post(
             Endpoint::Introspect,
             &[("token", access)],
-            Some((&id, &secret)),
+            Some((&rs_id, &rs_secret)),
             NOW,
         )
         .await;
@@ -100,7 +101,7 @@ async fn opaque_client_credentials_tokens_are_revocable() {
 #[tokio::test]
 async fn opaque_tokens_die_with_their_grant() {
     let h = opaque().await;
-    let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+    let (rs_id, rs_secret) = h.resource_server().await;
     let (_, tokens) = h.redeem(&h.code().await).await;
     let (status, _, _) = h
         .post(

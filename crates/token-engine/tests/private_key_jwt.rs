@@ -65,7 +65,7 @@ fn assertion(key: &KeyPair, claims: &Value) -> String {
 }
 
 fn claims(client_id: &str, jti: &str, now: UnixTime) -> Value {
-    json!({ "iss": client_id, "sub": client_id, "aud": "https://auth.example.com/token", "jti": jti, "exp": now.0 + 60, "iat": now.0 })
+    json!({ "iss": client_id, "sub": client_id, "aud": "https://auth.example.com", "jti": jti, "exp": now.0 + 60, "iat": now.0 })
 }
 
 async fn token_with(h: &Harness, assertion: &str, now: UnixTime) -> (StatusCode, Value) {
@@ -97,14 +97,74 @@ async fn signed_assertion_authenticates_the_client() {
         jwt_part(body["access_token"].as_str().unwrap(), 1)["sub"],
         id.as_str()
     );
-    let mut issuer_audience = claims(&id, "a-2", NOW);
-    issuer_audience["aud"] = "https://auth.example.com".into();
+}
+
+// draft-ietf-oauth-rfc7523bis §4: the audience is the issuer identifier as a single string;
+// the token endpoint URL, or an array, only behind `legacy_assertion_audience`.
+#[tokio::test]
+async fn the_assertion_audience_must_be_the_issuer_alone() {
+    for legacy in [false, true] {
+        let h = harness_with(|c| {
+            c.legacy_assertion_audience(legacy);
+        })
+        .await;
+        let key = key_pair();
+        let id = register(&h, &key).await;
+        let forms = [
+            ("token endpoint", json!("https://auth.example.com/token")),
+            ("array", json!(["https://auth.example.com"])),
+            (
+                "array with another server",
+                json!(["https://auth.example.com", "https://other.example.com"]),
+            ),
+        ];
+        for (n, (name, aud)) in forms.into_iter().enumerate() {
+            let mut c = claims(&id, &format!("legacy-{legacy}-{n}"), NOW);
+            c["aud"] = aud;
+            let (status, body) = token_with(&h, &assertion(&key, &c), NOW).await;
+            let expected = if legacy {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(status, expected, "{name}, legacy {legacy}: {body}");
+        }
+        let (status, _) = token_with(
+            &h,
+            &assertion(&key, &claims(&id, &format!("issuer-{legacy}"), NOW)),
+            NOW,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "the issuer, legacy {legacy}");
+    }
+}
+
+// RFC 8414 §2: the algorithms accepted are exactly those advertised in
+// token_endpoint_auth_signing_alg_values_supported.
+#[tokio::test]
+async fn accepted_assertion_algorithms_are_the_advertised_ones() {
+    let h = harness().await;
+    let advertised = h
+        .engine
+        .metadata()
+        .token_endpoint_auth_signing_alg_values_supported;
+    assert_eq!(advertised, ["ES256", "ES384", "RS256", "PS256", "EdDSA"]);
+    let key = key_pair();
+    let id = register(&h, &key).await;
+    // RS384 is not advertised: refused before any key is tried.
+    let c = claims(&id, "rs384", NOW);
+    let header = json!({ "alg": "RS384", "typ": "JWT" });
+    let b64 = |v: &Value| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            serde_json::to_vec(v).unwrap(),
+        )
+    };
+    let forged = format!("{}.{}.c2ln", b64(&header), b64(&c));
+    let (status, body) = token_with(&h, &forged, NOW).await;
     assert_eq!(
-        token_with(&h, &assertion(&key, &issuer_audience), NOW)
-            .await
-            .0,
-        StatusCode::OK,
-        "the issuer is an accepted audience"
+        (status, error_of(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
     );
 }
 

@@ -51,6 +51,8 @@ struct Refresh {
     token: String,
     grant: usize,
     rotated_at: Option<UnixTime>,
+    /// The entry that replaced it.
+    successor: Option<usize>,
 }
 
 struct Access {
@@ -74,7 +76,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             c.refresh_reuse_grace(GRACE);
         })
         .await;
-        let (rs_id, rs_secret) = h.confidential_client(&["client_credentials"], None).await;
+        let (rs_id, rs_secret) = h.resource_server().await;
         let mut now = NOW;
         let mut w = World::default();
         for op in ops {
@@ -135,6 +137,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             token: body["refresh_token"].as_str().unwrap().to_owned(),
                             grant,
                             rotated_at: None,
+                            successor: None,
                         });
                         w.access.push(Access {
                             token: body["access_token"].as_str().unwrap().to_owned(),
@@ -157,24 +160,41 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             !w.revoked[grant],
                             "a refresh token of a revoked grant worked"
                         );
-                        prop_assert!(
-                            entry.rotated_at.is_none(),
-                            "a rotated refresh token worked again"
-                        );
-                        w.refresh[index].rotated_at = Some(now);
-                        w.refresh.push(Refresh {
-                            token: body["refresh_token"].as_str().unwrap().to_owned(),
-                            grant,
-                            rotated_at: None,
-                        });
+                        let returned = body["refresh_token"].as_str().unwrap().to_owned();
+                        match (entry.rotated_at, entry.successor) {
+                            (Some(rotated_at), Some(successor)) => {
+                                // DESIGN §3b: a retry inside the window gets the same successor.
+                                prop_assert!(
+                                    now.seconds_since(rotated_at) <= GRACE,
+                                    "a rotated refresh token worked after the grace window"
+                                );
+                                prop_assert!(
+                                    w.refresh[successor].rotated_at.is_none(),
+                                    "a replay worked after its successor was rotated"
+                                );
+                                prop_assert_eq!(
+                                    &returned,
+                                    &w.refresh[successor].token,
+                                    "a retry got another successor"
+                                );
+                            }
+                            _ => {
+                                w.refresh[index].rotated_at = Some(now);
+                                w.refresh[index].successor = Some(w.refresh.len());
+                                w.refresh.push(Refresh {
+                                    token: returned,
+                                    grant,
+                                    rotated_at: None,
+                                    successor: None,
+                                });
+                            }
+                        }
                         w.access.push(Access {
                             token: body["access_token"].as_str().unwrap().to_owned(),
                             grant,
                         });
-                    } else if let Some(rotated_at) = entry.rotated_at
-                        && now.seconds_since(rotated_at) > GRACE
-                    {
-                        // RFC 9700 §4.14.2: reuse after the grace window revokes the family.
+                    } else if entry.rotated_at.is_some() {
+                        // RFC 9700 §4.14.2: a replay not taken for a retry revokes the family.
                         w.revoked[grant] = true;
                     }
                 }

@@ -137,22 +137,33 @@ async fn client_secrets_expire_when_configured() {
         c.registration_policy(RegistrationPolicy::default().with_client_secret_ttl(3600));
     })
     .await;
-    let (status, body) = register(&h, None, None, json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post" }), NOW).await;
+    let (status, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post" }),
+        NOW,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["client_secret_expires_at"], NOW.0 + 3600);
     let (id, secret) = (
         body["client_id"].as_str().unwrap(),
         body["client_secret"].as_str().unwrap(),
     );
+    // A code that does not exist: a client that authenticates hears invalid_grant.
     let form = [
-        ("grant_type", "client_credentials"),
-        ("resource", RESOURCE),
+        ("grant_type", "authorization_code"),
+        ("code", "no-such-code"),
+        ("code_verifier", VERIFIER),
         ("client_id", id),
         ("client_secret", secret),
     ];
+    let (status, body, _) = h.post(Endpoint::Token, &form, None, NOW.plus(3599)).await;
     assert_eq!(
-        h.post(Endpoint::Token, &form, None, NOW.plus(3599)).await.0,
-        StatusCode::OK
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "the secret still works"
     );
     let (status, body, _) = h.post(Endpoint::Token, &form, None, NOW.plus(3600)).await;
     assert_eq!(
@@ -301,4 +312,254 @@ async fn software_statements_can_be_required_and_are_otherwise_ignored() {
     let (status, body) = register(&open, None, None, json!({ "redirect_uris": [REDIRECT], "client_name": "Plain", "software_statement": unverifiable }), NOW).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["client_name"], "Plain");
+}
+
+fn machine_client() -> Value {
+    json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post", "scope": "mcp:tools mcp:admin" })
+}
+
+async fn client_credentials(
+    h: &Harness,
+    registered: &Value,
+    scope: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("resource", RESOURCE),
+        ("client_id", registered["client_id"].as_str().unwrap()),
+        (
+            "client_secret",
+            registered["client_secret"].as_str().unwrap(),
+        ),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let (status, body, _) = h.post(Endpoint::Token, &form, None, NOW).await;
+    (status, body)
+}
+
+// DESIGN §3c: an anonymous caller gets user-delegated authority only. The attack:
+// register a client_credentials client with an admin scope, then mint a token.
+#[tokio::test]
+async fn a_self_registered_client_cannot_use_client_credentials() {
+    let h = harness().await;
+    let (status, body) = register(&h, None, None, machine_client(), NOW).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("mcpauth-server client add"),
+        "the refusal says how to get such a client: {body}"
+    );
+    for grant in [
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "client_credentials",
+    ] {
+        let (status, _) = register(
+            &h,
+            None,
+            None,
+            json!({ "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", grant], "token_endpoint_auth_method": "client_secret_post" }),
+            NOW,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{grant}");
+    }
+    // The user-delegated grants stay open.
+    let (status, body) = register(&h, None, None, json!({ "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"], "token_endpoint_auth_method": "none" }), NOW).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+// A record from before the allow-list (or written by hand) that claims client_credentials
+// still gets nothing at the token endpoint unless someone vouched for it.
+#[tokio::test]
+async fn a_self_registered_record_with_client_credentials_is_unauthorized_at_the_token_endpoint() {
+    use mcpauth_token_engine::ClientStore as _;
+    let h = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default()
+                .with_initial_access_tokens(&["operator-iat"])
+                .with_vouched_grant_types(&["client_credentials"], &["mcp:tools"]),
+        );
+    })
+    .await;
+    let (status, registered) =
+        register(&h, Some("operator-iat"), None, machine_client(), NOW).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let id = registered["client_id"].as_str().unwrap();
+    let mut record = h.engine.model().find_client(id).await.unwrap().unwrap();
+    record.vouched = None;
+    assert!(h.engine.model().update_client(record).await.unwrap());
+    let (status, body) = client_credentials(&h, &registered, None).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "unauthorized_client")
+    );
+}
+
+// The operator's opt-in: with an initial access token, a self-registered machine client may
+// use client_credentials, within the operator's scope ceiling, never its own registration's.
+#[tokio::test]
+async fn the_client_credentials_scope_ceiling_is_the_operators_not_the_registrations() {
+    let h = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default()
+                .with_initial_access_tokens(&["operator-iat"])
+                .with_vouched_grant_types(&["client_credentials"], &["mcp:tools"]),
+        );
+    })
+    .await;
+    let (status, registered) =
+        register(&h, Some("operator-iat"), None, machine_client(), NOW).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let (status, body) = client_credentials(&h, &registered, Some("mcp:tools mcp:admin")).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_scope"),
+        "mcp:admin is in the registration, not in the operator's ceiling"
+    );
+    let (status, body) = client_credentials(&h, &registered, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools", "the ceiling is the default");
+    let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub_type"], "client", "no user stands behind it");
+}
+
+// Vouched grants need a voucher even when the operator opted in: an open registration (no
+// initial access tokens configured, no statement) still cannot have them.
+#[tokio::test]
+async fn vouched_grant_types_need_an_initial_access_token_or_a_software_statement() {
+    let issuer = statement_issuer();
+    let issuers = vec![mcpauth_dcr::TrustedStatementIssuer::new(
+        "https://vendor.example.com",
+        json!({ "keys": [issuer.jwk] }),
+    )];
+    let h = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default()
+                .with_software_statements(issuers, false)
+                .with_vouched_grant_types(&["client_credentials"], &["mcp:tools"]),
+        );
+    })
+    .await;
+    let (status, body) = register(&h, None, None, machine_client(), NOW).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("software statement"),
+        "{body}"
+    );
+    let signed = statement(
+        &issuer,
+        &json!({ "iss": "https://vendor.example.com", "software_id": "vendor-bot", "exp": NOW.0 + 3600 }),
+    );
+    let mut with_statement = machine_client();
+    with_statement["software_statement"] = signed.into();
+    let (status, registered) = register(&h, None, None, with_statement, NOW).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let (status, body) = client_credentials(&h, &registered, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+// The allow-list itself is the operator's: a list without the device grant refuses it.
+#[tokio::test]
+async fn the_self_registration_grant_types_are_configurable() {
+    let h = harness_with(|c| {
+        c.registration_policy(
+            RegistrationPolicy::default()
+                .with_grant_types(&["authorization_code", "refresh_token"]),
+        );
+    })
+    .await;
+    let (status, _) = register(&h, None, None, json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "token_endpoint_auth_method": "none" }), NOW).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = register(&h, None, None, public_client(), NOW).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+// RFC 7592 §2.2: an update is held to the same policy as the registration.
+#[tokio::test]
+async fn an_update_applies_the_registration_policy() {
+    let h = harness_with(|c| {
+        c.registration_policy(RegistrationPolicy::default().with_client_secret_ttl(3600));
+    })
+    .await;
+    let (status, registered) = register(&h, None, None, public_client(), NOW).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = registered["client_id"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let put = |body: Value| {
+        let request = Request::put(format!("/register/{id}"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Bytes::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        let engine = &h.engine;
+        async move {
+            let response = engine
+                .client_configuration_endpoint(request, id, NOW.plus(10))
+                .await;
+            (
+                response.status(),
+                serde_json::from_slice::<Value>(response.body()).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = put(json!({ "client_id": id, "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post" })).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+        "an update cannot add client_credentials"
+    );
+    let (status, body) = put(
+        json!({ "client_id": id, "redirect_uris": [REDIRECT], "software_statement": "not-a-jwt" }),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "statements are ignored without trusted issuers: {body}"
+    );
+    let (status, body) = put(json!({ "client_id": id, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["client_secret"].is_string());
+    assert_eq!(
+        body["client_secret_expires_at"],
+        NOW.0 + 10 + 3600,
+        "a secret issued on update honours client_secret_ttl"
+    );
+}
+
+// RFC 7591 §3.2.2: a registration document nested beyond what client metadata needs is
+// refused with invalid_client_metadata before it is parsed.
+#[tokio::test]
+async fn deeply_nested_registration_json_is_invalid_client_metadata() {
+    let h = harness().await;
+    let mut nested = json!("leaf");
+    for _ in 0..40 {
+        nested = json!([nested]);
+    }
+    let (status, body) = register(
+        &h,
+        None,
+        None,
+        json!({ "redirect_uris": [REDIRECT], "x-deep": nested }),
+        NOW,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
+    );
 }

@@ -88,9 +88,14 @@ async fn client_metadata_table() {
             Ok(()),
         ),
         (
-            "machine client",
+            "anonymous machine client",
             json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post" }),
-            Ok(()),
+            Err("invalid_client_metadata"),
+        ),
+        (
+            "anonymous token exchange",
+            json!({ "redirect_uris": r, "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"], "token_endpoint_auth_method": "client_secret_post" }),
+            Err("invalid_client_metadata"),
         ),
         (
             "device client",

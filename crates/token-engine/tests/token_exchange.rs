@@ -8,6 +8,8 @@
 
 mod common;
 
+use mcpauth_token_engine::ClientStore as _;
+
 use common::*;
 use http::StatusCode;
 use mcpauth_token_engine::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
@@ -35,6 +37,16 @@ async fn setup() -> (Harness, (String, String), Value) {
     .await;
     let server = h.confidential_client(&[TOKEN_EXCHANGE_GRANT], None).await;
     assert_eq!(server.0, server_id, "same seed, same client id");
+    // The MCP server is a resource server too: it may introspect.
+    let mut record = h
+        .engine
+        .model()
+        .find_client(&server.0)
+        .await
+        .unwrap()
+        .unwrap();
+    record.resource_server = true;
+    assert!(h.engine.model().update_client(record).await.unwrap());
     let (_, user_tokens) = h.redeem(&h.code().await).await;
     (h, server, user_tokens)
 }

@@ -106,6 +106,11 @@ impl Pages {
                 "Too many wrong codes. Wait a minute, then try again.",
                 60,
             ),
+            DeviceUserError::InactiveUser => self.message(
+                StatusCode::FORBIDDEN,
+                "This account cannot approve requests",
+                "It is disabled or was removed. Ask the server's operator.",
+            ),
             other => self.server_error(other),
         }
     }

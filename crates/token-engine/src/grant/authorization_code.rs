@@ -59,6 +59,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if grant.is_none_or(|g| g.revoked_at.is_some()) {
             return Err(invalid_grant("the authorization code has been revoked"));
         }
+        self.refuse_inactive_subject(&record.subject, &record.grant_id, now)
+            .await?;
         // RFC 6749 §4.1.3: required, and identical, if it was in the authorization request.
         match request.redirect_uri {
             Some(uri) if uri == record.redirect_uri => {}
@@ -132,5 +134,30 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
             ConsumeCode::NotFound => Err(invalid_grant("the authorization code is invalid")),
         }
+    }
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Refuses to issue tokens to a user who was disabled or removed after deciding, and
+    /// revokes the grant their decision created.
+    pub(crate) async fn refuse_inactive_subject(
+        &self,
+        subject: &str,
+        grant_id: &str,
+        now: UnixTime,
+    ) -> Result<(), TokenError> {
+        let active = self.subject_is_active(subject).await.map_err(|e| {
+            OAuthError::new(TokenErrorCode::ServerError, "storage failure").with_source(e)
+        })?;
+        if active {
+            return Ok(());
+        }
+        self.model
+            .revoke_grant(grant_id, now)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Err(invalid_grant(
+            "the user who authorized this grant is disabled or was removed",
+        ))
     }
 }

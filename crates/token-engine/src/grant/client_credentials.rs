@@ -3,13 +3,19 @@
 //! Only confidential clients may use it (§4.4: "MUST only be used by confidential clients").
 //! The token has no user: its `sub` is the client id (RFC 9068 §2.2: "the value of sub SHOULD
 //! correspond to an identifier the authorization server uses to indicate the client
-//! application"). No refresh token is issued (§4.4.3), and no grant is stored, so issuing
-//! is one signature and no write.
+//! application"), and `sub_type` is `client`: no user stands behind it. No refresh token is
+//! issued (§4.4.3), and no grant is stored, so issuing is one signature and no write.
+//!
+//! The scope ceiling is the operator's: the scope an operator registered the client with
+//! (any supported scope if none), or for a self-registered client someone vouched for, the
+//! policy's [`vouched_scope`](crate::RegistrationPolicy::vouched_scope); never a scope the
+//! client registered for itself.
 
 use mcpauth_oauth_types::{GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse};
 
 use crate::TokenEngine;
 use crate::error::{TokenError, internal};
+use crate::model::Voucher;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::time::UnixTime;
 
@@ -28,7 +34,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ));
         }
         let scope = self
-            .resolve_scope(scope, client, false)
+            .machine_scope(scope, client)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidScope, d))?
             .to_string();
         let audience = self
@@ -49,5 +55,33 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.scope = (!scope.is_empty()).then_some(scope);
         Ok(response)
+    }
+}
+
+impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// The scope of a token a client obtains for itself: the request (or, without one, the
+    /// ceiling, RFC 6749 §3.3's pre-defined default), within the operator's ceiling.
+    fn machine_scope(
+        &self,
+        requested: Option<&Scope>,
+        client: &ClientRecord,
+    ) -> Result<Scope, &'static str> {
+        let operator_ceiling = match &client.vouched {
+            // The application that registered it stands where an operator would.
+            Some(Voucher::Application) | None => None,
+            Some(_) => Some(Scope::from_tokens(
+                self.config.registration.vouched_scope.iter().cloned(),
+            )),
+        };
+        let Some(ceiling) = operator_ceiling.filter(|_| client.is_self_registered()) else {
+            return self.resolve_scope(requested, client, false);
+        };
+        let scope = requested.cloned().unwrap_or_else(|| ceiling.clone());
+        if !scope.is_subset_of(&ceiling) {
+            return Err(
+                "the requested scope exceeds what the operator allows self-registered machine clients",
+            );
+        }
+        Ok(scope)
     }
 }

@@ -84,6 +84,9 @@ pub enum DeviceUserError {
     /// Too many wrong codes from this caller; wait a minute.
     #[error("too many attempts: wait a minute before trying again")]
     TooManyAttempts,
+    /// The user deciding is disabled or no longer exists.
+    #[error("this account cannot approve requests: it is disabled or was removed")]
+    InactiveUser,
     /// Storage or randomness failed.
     #[error("the server failed: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -248,6 +251,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                         crate::model_error::Inconsistent,
                     ));
                 };
+                // The user may have been disabled, or the grant revoked, since approving.
+                let grant = self
+                    .model
+                    .find_grant(grant_id)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?;
+                if grant.is_none_or(|g| g.revoked_at.is_some()) {
+                    return Err(OAuthError::new(
+                        TokenErrorCode::InvalidGrant,
+                        "the device authorization has been revoked",
+                    ));
+                }
+                self.refuse_inactive_subject(subject, grant_id, now).await?;
                 let issue = GrantTokens {
                     grant_type: GrantType::DeviceCode,
                     grant_id,
@@ -319,11 +335,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
-    /// The user approved the device authorization behind `user_code`.
+    /// The user approved the device authorization behind `user_code`: one atomic model call
+    /// records the approval and the grant it creates, only while the authorization is
+    /// pending and unexpired and the user is active. Nothing is written otherwise.
     ///
     /// # Errors
     ///
-    /// [`DeviceUserError::UnknownCode`] when it is no longer pending.
+    /// [`DeviceUserError::UnknownCode`] when it is no longer pending (expired, denied or
+    /// already decided); [`DeviceUserError::InactiveUser`] when `subject` is disabled or gone.
     pub async fn approve_device(
         &self,
         user_code: &str,
@@ -337,28 +356,29 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .find_device_by_user_code(&user_code_hash)
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
+            .filter(|r| r.state == DeviceState::Pending && r.expires_at > now)
             .ok_or(DeviceUserError::UnknownCode)?;
+        if !self
+            .subject_is_active(subject)
+            .await
+            .map_err(DeviceUserError::Internal)?
+        {
+            return Err(DeviceUserError::InactiveUser);
+        }
         let grant_id =
             random::identifier(&*self.rng).map_err(|e| DeviceUserError::Internal(Box::new(e)))?;
-        self.model
-            .insert_grant(GrantRecord {
-                grant_id: grant_id.clone(),
-                client_id: record.client_id,
-                subject: subject.to_owned(),
-                scope: record.scope,
-                resources: record.resources,
-                created_at: now,
-                revoked_at: None,
-            })
-            .await
-            .map_err(|e| DeviceUserError::Internal(Box::new(e)))?;
-        let decision = DeviceDecision::Approve {
-            subject: subject.to_owned(),
+        let grant = GrantRecord {
             grant_id,
+            client_id: record.client_id,
+            subject: subject.to_owned(),
+            scope: record.scope,
+            resources: record.resources,
+            created_at: now,
+            revoked_at: None,
         };
         match self
             .model
-            .decide_device(&user_code_hash, decision, now)
+            .decide_device(&user_code_hash, DeviceDecision::Approve { grant }, now)
             .await
         {
             Ok(true) => Ok(()),

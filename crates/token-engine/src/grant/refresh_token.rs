@@ -2,13 +2,24 @@
 //! §4.14.2) and resource indicators (RFC 8707 §2.2).
 //!
 //! Client, scope and resource are checked before rotating, so a bad request changes nothing.
-//! The rotation itself is one atomic model call. Reuse of a rotated token revokes the whole
-//! family, except within a short grace window after the first rotation, where it is only
-//! refused (concurrent refreshes by one client must not log the user out).
+//! The rotation itself is one atomic model call.
+//!
+//! A rotated token presented again is a replay. Within the grace window after its rotation
+//! (`refresh_reuse_grace`, fixed from the first rotation, never sliding) and while its
+//! successor has not been rotated itself, the replay is taken for a retry of a request whose
+//! answer was lost: it gets the *same* successor again, with a fresh access token. The
+//! successor is kept for that window only, sealed with a key derived from the rotated token
+//! (stored only as a hash, so the database alone cannot open it). The family stays one
+//! chain, so whichever of two holders uses the successor second after its own window is
+//! caught. Any other replay revokes the family and everything issued from it.
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth_oauth_types::{
     GrantType, OAuthError, RefreshToken, Scope, TokenErrorCode, TokenResponse,
 };
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
@@ -17,6 +28,49 @@ use crate::{TokenEngine, hash, random};
 
 fn invalid_grant(description: &'static str) -> TokenError {
     OAuthError::new(TokenErrorCode::InvalidGrant, description)
+}
+
+/// The AES-256-GCM key that seals the successor of `token`: derived from the token, which
+/// the store keeps only as a hash.
+fn successor_key(token: &str) -> Option<LessSafeKey> {
+    let mut digest = Sha256::new();
+    digest.update(b"mcpauth refresh successor v1\0");
+    digest.update(token.as_bytes());
+    let key = UnboundKey::new(&AES_256_GCM, &digest.finalize()).ok()?;
+    Some(LessSafeKey::new(key))
+}
+
+/// Seals `successor` for the holder of `token`: base64url of nonce and ciphertext.
+fn seal_successor(
+    rng: &dyn random::SecureRandom,
+    token: &str,
+    successor: &str,
+) -> Result<String, random::RandomError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce)?;
+    let key = successor_key(token).ok_or(random::RandomError)?;
+    let mut sealed = successor.as_bytes().to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::empty(),
+        &mut sealed,
+    )
+    .map_err(|_| random::RandomError)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens what [`seal_successor`] sealed for `token`; `None` if it was not sealed for it.
+fn open_successor(token: &str, sealed: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    let (nonce, ciphertext) = bytes.split_at_checked(NONCE_LEN)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buffer = ciphertext.to_vec();
+    let plain = successor_key(token)?
+        .open_in_place(nonce, Aad::empty(), &mut buffer)
+        .ok()?;
+    String::from_utf8(plain.to_vec()).ok()
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -43,16 +97,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if record.expires_at <= now {
             return Err(invalid_grant("the refresh token has expired"));
         }
-        let grant = self
-            .model
-            .find_grant(&record.grant_id)
-            .await
-            .map_err(|e| internal("storage failure", e))?;
-        if grant.is_none_or(|g| g.revoked_at.is_some()) {
+        if !self.refresh_grant_is_live(&record.grant_id).await? {
             return Err(invalid_grant("the refresh token has been revoked"));
-        }
-        if let Some(rotated_at) = record.rotated_at {
-            return Err(self.refresh_reused(&record.grant_id, rotated_at, now).await);
         }
         // RFC 6749 §6: the scope may narrow, never widen.
         let granted = Scope::parse(&record.scope).unwrap_or_default();
@@ -76,65 +122,128 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "resource was not part of the grant",
             ));
         };
+        let answer = Refreshed {
+            record: &record,
+            client,
+            access_scope: &access_scope,
+            audience: &audience,
+        };
+        if record.rotated_at.is_some() {
+            let successor = self.replayed(token, &record, now).await?;
+            return self.refreshed(&answer, successor, now).await;
+        }
 
         let new_token =
             random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let sealed = if self.config.refresh_reuse_grace > 0 {
+            Some(
+                seal_successor(&*self.rng, token.secret(), &new_token)
+                    .map_err(|e| internal("sealing the successor failed", e))?,
+            )
+        } else {
+            None
+        };
         let new_record = RefreshTokenRecord {
             token_hash: hash::secret_hash(&new_token),
             issued_at: now,
             expires_at: now.plus(self.config.refresh_token_ttl),
             rotated_at: None,
+            sealed_successor: None,
             ..record.clone()
         };
         match self
             .model
-            .rotate_refresh(&old_hash, new_record, now)
+            .rotate_refresh(&old_hash, new_record, sealed, now)
             .await
             .map_err(|e| internal("storage failure", e))?
         {
-            RotateRefresh::Rotated => {}
-            RotateRefresh::Reused {
-                grant_id,
-                rotated_at,
-            } => return Err(self.refresh_reused(&grant_id, rotated_at, now).await),
-            RotateRefresh::NotFound => return Err(invalid_grant("the refresh token is invalid")),
+            RotateRefresh::Rotated => self.refreshed(&answer, new_token, now).await,
+            RotateRefresh::Reused { .. } => {
+                // A concurrent request rotated it first: this one is its replay.
+                let rotated = self
+                    .model
+                    .find_refresh(&old_hash)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?
+                    .ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
+                let successor = self.replayed(token, &rotated, now).await?;
+                self.refreshed(&answer, successor, now).await
+            }
+            RotateRefresh::NotFound => Err(invalid_grant("the refresh token is invalid")),
         }
+    }
+
+    /// The token response of a refresh: a fresh access token and `refresh_token`.
+    async fn refreshed(
+        &self,
+        answer: &Refreshed<'_>,
+        refresh_token: String,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
         let access_token = self
             .issue_access_token(
                 GrantType::RefreshToken,
-                Some(&record.grant_id),
-                &record.subject,
-                &client.client_id,
-                &access_scope,
-                &audience,
+                Some(&answer.record.grant_id),
+                &answer.record.subject,
+                &answer.client.client_id,
+                answer.access_scope,
+                answer.audience,
                 now,
             )
             .await
             .map_err(|e| internal("signing failure", e))?;
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
-        response.refresh_token = Some(new_token);
-        response.scope = (!access_scope.is_empty()).then_some(access_scope);
+        response.refresh_token = Some(refresh_token);
+        response.scope = (!answer.access_scope.is_empty()).then(|| answer.access_scope.to_owned());
         Ok(response)
     }
 
-    /// A rotated token came back: within the grace window refuse; after it, revoke the family.
-    async fn refresh_reused(
+    async fn refresh_grant_is_live(&self, grant_id: &str) -> Result<bool, TokenError> {
+        let grant = self
+            .model
+            .find_grant(grant_id)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Ok(grant.is_some_and(|g| g.revoked_at.is_none()))
+    }
+
+    /// `token` (whose `record` says it was rotated) came back. Inside the grace window, while
+    /// its successor is still the family's live token, answers with that successor (the
+    /// caller issues a fresh access token with it); otherwise revokes the family.
+    async fn replayed(
         &self,
-        grant_id: &str,
-        rotated_at: UnixTime,
+        token: &RefreshToken,
+        record: &RefreshTokenRecord,
         now: UnixTime,
-    ) -> TokenError {
-        if now.seconds_since(rotated_at) <= self.config.refresh_reuse_grace {
-            return invalid_grant(
-                "the refresh token was just rotated: use the refresh token from the latest response",
-            );
+    ) -> Result<String, TokenError> {
+        let within_grace = record
+            .rotated_at
+            .is_some_and(|at| now.seconds_since(at) <= self.config.refresh_reuse_grace);
+        if within_grace
+            && let Some(successor) = record
+                .sealed_successor
+                .as_deref()
+                .and_then(|sealed| open_successor(token.secret(), sealed))
+        {
+            let live = self
+                .model
+                .find_refresh(&hash::secret_hash(&successor))
+                .await
+                .map_err(|e| internal("storage failure", e))?
+                .is_some_and(|s| {
+                    s.rotated_at.is_none() && s.expires_at > now && s.grant_id == record.grant_id
+                });
+            if live {
+                return Ok(successor);
+            }
         }
-        if let Err(e) = self.model.revoke_grant(grant_id, now).await {
-            return internal("storage failure", e);
-        }
-        invalid_grant(
+        self.model
+            .revoke_grant(&record.grant_id, now)
+            .await
+            .map_err(|e| internal("storage failure", e))?;
+        Err(invalid_grant(
             "the refresh token was already used; the grant is revoked and the user must authorize again",
-        )
+        ))
     }
 
     /// Prepares the tokens for a grant: the access token, and, when the client may refresh, a
@@ -174,11 +283,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 issued_at: now,
                 expires_at: now.plus(self.config.refresh_token_ttl),
                 rotated_at: None,
+                sealed_successor: None,
             });
             response.refresh_token = Some(token);
         }
         Ok(PreparedTokens { response, refresh })
     }
+}
+
+/// What a refresh answers with, validated before any rotation.
+struct Refreshed<'a> {
+    record: &'a RefreshTokenRecord,
+    client: &'a ClientRecord,
+    access_scope: &'a str,
+    audience: &'a [String],
 }
 
 /// Tokens issued from a grant, before the step that commits them: the response is sent only

@@ -15,6 +15,7 @@ use mcpauth_oauth_types::{
 };
 
 use crate::TokenEngine;
+use crate::access_token::SubjectType;
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::time::UnixTime;
@@ -179,6 +180,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             )
             .map_err(|e| internal("signing failure", e))?;
         claims.exp = claims.exp.min(subject.exp);
+        // The new token stands for whoever the subject token stood for.
+        claims.sub_type = Some(if subject.has_user() {
+            SubjectType::User
+        } else {
+            SubjectType::Client
+        });
         // RFC 8693 §4.1: the current actor, with earlier actors nested inside.
         let mut act = serde_json::Map::new();
         act.insert("sub".into(), client.client_id.clone().into());

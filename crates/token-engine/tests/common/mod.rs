@@ -15,6 +15,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_token_engine::ClientStore as _;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
     AuthorizeOutcome, EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
@@ -210,6 +211,18 @@ impl Harness {
         }
         let registered = self.engine.register_client(metadata, NOW).await.unwrap();
         (registered.client_id, registered.client_secret.unwrap())
+    }
+
+    /// A resource server: a confidential client the operator marked as one, so it may
+    /// introspect (RFC 7662 §4).
+    pub async fn resource_server(&self) -> (String, String) {
+        let (id, secret) = self
+            .confidential_client(&["client_credentials"], None)
+            .await;
+        let mut record = self.engine.model().find_client(&id).await.unwrap().unwrap();
+        record.resource_server = true;
+        assert!(self.engine.model().update_client(record).await.unwrap());
+        (id, secret)
     }
 
     /// Posts a form to an endpoint, with Basic credentials when given.
