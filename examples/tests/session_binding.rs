@@ -17,10 +17,15 @@ use support::{Example, tempdir};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
 
+/// The initial access token that lets the test register machine clients (the operator's
+/// opt-in, `vouched_registration_grant_types`).
+const REGISTRATION_TOKEN: &str = "session-test-initial-access-token-0123456789";
+
 /// A self-registered confidential client's `client_credentials` token for `resource`.
 async fn machine_token(http: &reqwest::Client, issuer: &str, resource: &str) -> String {
     let registered: Value = http
         .post(format!("{issuer}/register"))
+        .bearer_auth(REGISTRATION_TOKEN)
         .json(&json!({
             "client_name": "session test",
             "grant_types": ["client_credentials"],
@@ -86,6 +91,9 @@ async fn a_session_serves_only_its_owner(example: Example) {
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     config.resources = vec![resource.clone()];
     config.scopes_supported = vec!["mcp:tools".into(), "mcp:admin".into()];
+    config.registration_token = Some(REGISTRATION_TOKEN.into());
+    config.vouched_registration_grant_types = vec!["client_credentials".into()];
+    config.vouched_client_scope = vec!["mcp:tools".into()];
     let server = mcpauth_server::build(&config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {

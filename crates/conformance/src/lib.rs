@@ -76,6 +76,8 @@ pub struct Fixture {
     issuer: String,
     public_client: String,
     confidential_client: (String, String),
+    /// A confidential client that is not a resource server.
+    bystander: (String, String),
 }
 
 impl std::fmt::Debug for Fixture {
@@ -137,6 +139,25 @@ impl Fixture {
             .register_client(confidential, now())
             .await
             .expect("confidential client");
+        // The confidential client is also a resource server: it may introspect (RFC 7662 §4).
+        {
+            use mcpauth_token_engine::ClientStore as _;
+            let model = engine.model();
+            let mut record = model
+                .find_client(&confidential.client_id)
+                .await
+                .expect("storage")
+                .expect("the confidential client");
+            record.resource_server = true;
+            model.update_client(record).await.expect("storage");
+        }
+        let mut bystander = ClientMetadata::default();
+        bystander.token_endpoint_auth_method = Some("client_secret_basic".into());
+        bystander.grant_types = vec!["client_credentials".into()];
+        let bystander = engine
+            .register_client(bystander, now())
+            .await
+            .expect("bystander client");
         let server = AuthorizationServer::new(engine.clone(), Arc::new(ApproveAsAlice(engine)));
         Self {
             server: Arc::new(server),
@@ -145,6 +166,10 @@ impl Fixture {
             confidential_client: (
                 confidential.client_id,
                 confidential.client_secret.expect("secret"),
+            ),
+            bystander: (
+                bystander.client_id,
+                bystander.client_secret.expect("secret"),
             ),
         }
     }
@@ -671,6 +696,171 @@ impl Suite<'_> {
         check
     }
 
+    /// A user's access token for `scope` at `resource`, through the authorization code flow
+    /// of the public client (the fixture approves as `alice`); empty when the flow fails.
+    async fn user_token(&self, scope: &str, resource: &str) -> String {
+        let authorize = self
+            .send(self.http.get(self.authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", self.fixture.public_client.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("scope", scope),
+                ("resource", resource),
+            ])))
+            .await;
+        let code = authorize
+            .header("location")
+            .and_then(|l| url::Url::parse(&l).ok())
+            .and_then(|l| {
+                l.query_pairs()
+                    .find(|(k, _)| k == "code")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default();
+        self.send(self.http.post(self.url("/token")).form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", self.fixture.public_client.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ]))
+        .await
+        .json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The issue-21 rules every adapter must carry to the wire unchanged.
+    async fn safe_defaults(&self) -> Check {
+        let mut check = Check::new("DESIGN §3c: what an anonymous or unprivileged caller gets");
+        // A self-registered client gets user-delegated grants only.
+        let machine = self
+            .send(
+                self.http
+                    .post(self.url("/register"))
+                    .json(&serde_json::json!({
+                        "grant_types": ["client_credentials"],
+                        "token_endpoint_auth_method": "client_secret_post",
+                        "scope": "mcp admin",
+                    })),
+            )
+            .await;
+        check.json_error(&machine, StatusCode::BAD_REQUEST, "invalid_client_metadata");
+        // RFC 7591 §3.2.2: a registration nested beyond client metadata's needs is refused.
+        let mut nested = serde_json::json!("leaf");
+        for _ in 0..40 {
+            nested = serde_json::json!({ "a": nested });
+        }
+        let deep = self
+            .send(
+                self.http
+                    .post(self.url("/register"))
+                    .json(&serde_json::json!({
+                        "redirect_uris": [REDIRECT],
+                        "x-deep": nested,
+                    })),
+            )
+            .await;
+        check.json_error(&deep, StatusCode::BAD_REQUEST, "invalid_client_metadata");
+        // RFC 6749 §5.2: a malformed Basic header is a failed Basic authentication.
+        for value in ["Basic", "Basic !!!not-base64", "Basic bm8tY29sb24="] {
+            let answer = self
+                .send(
+                    self.http
+                        .post(self.url("/token"))
+                        .header("authorization", value)
+                        .form(&[("grant_type", "client_credentials")]),
+                )
+                .await;
+            check.json_error(&answer, StatusCode::UNAUTHORIZED, "invalid_client");
+            check.expect(
+                answer
+                    .header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Basic")),
+                format!("`{value}` is challenged with WWW-Authenticate: Basic"),
+            );
+        }
+        // An unsupported response_mode is refused before any code is issued.
+        let fragment = self
+            .send(self.http.get(self.authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", self.fixture.public_client.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("response_mode", "fragment"),
+                ("resource", RESOURCE),
+            ])))
+            .await;
+        check.status(&fragment, StatusCode::SEE_OTHER);
+        let location = fragment.header("location").unwrap_or_default();
+        check.expect(
+            location.contains("error=invalid_request") && !location.contains("code="),
+            format!("response_mode=fragment: an error and no code, got {location}"),
+        );
+        // RFC 7662 §4: only resource servers introspect; others learn nothing.
+        let (id, secret) = &self.fixture.confidential_client;
+        let token = self
+            .send(
+                self.http
+                    .post(self.url("/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+            )
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (bystander, bystander_secret) = &self.fixture.bystander;
+        let nosy = self
+            .send(
+                self.http
+                    .post(self.url("/introspect"))
+                    .basic_auth(bystander, Some(bystander_secret))
+                    .form(&[("token", token.as_str())]),
+            )
+            .await;
+        check.json_error(&nosy, StatusCode::FORBIDDEN, "unauthorized_client");
+        check.expect(
+            nosy.json().get("active").is_none(),
+            "a refused introspection says nothing about the token",
+        );
+        // Tokens say whether a user stands behind them.
+        let described = self
+            .send(
+                self.http
+                    .post(self.url("/introspect"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", token.as_str())]),
+            )
+            .await;
+        check.expect(
+            described.json()["sub_type"] == "client",
+            format!(
+                "a client_credentials token is sub_type client: {}",
+                described.text
+            ),
+        );
+        let user = self.user_token("mcp", RESOURCE).await;
+        let described = self
+            .send(
+                self.http
+                    .post(self.url("/introspect"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", user.as_str())]),
+            )
+            .await;
+        check.expect(
+            described.json()["sub_type"] == "user",
+            format!("a user's token is sub_type user: {}", described.text),
+        );
+        check
+    }
+
     async fn unknown_client_config_path(&self) -> Check {
         let mut check = Check::new("RFC 7592: unknown registrations look like a wrong token");
         let answer = self
@@ -718,7 +908,8 @@ pub const PROTECTED_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The protection every adapter's test puts in front of `/mcp` for [`run_resource_server`]:
 /// resource `{base}/mcp`, issuer `base`, scope `mcp` required, the tool `admin_report` needing
-/// `admin` as well, bodies up to [`PROTECTED_MAX_BODY_BYTES`].
+/// `admin` as well, the tool `user_report` a user behind the token, bodies up to
+/// [`PROTECTED_MAX_BODY_BYTES`].
 #[must_use]
 pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
     let mut config = mcpauth_http::ResourceServerConfig::new(
@@ -726,7 +917,8 @@ pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
         base,
         format!("{base}/jwks.json"),
     )
-    .tool_requires("admin_report", &["admin"]);
+    .tool_requires("admin_report", &["admin"])
+    .tool_requires_user("user_report");
     config.required_scopes = vec!["mcp".into()];
     config.max_body_bytes = PROTECTED_MAX_BODY_BYTES;
     config
@@ -742,7 +934,11 @@ pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
 ///
 /// When any answer differs from what the suite expects.
 pub async fn run_resource_server(base: &str, fixture: &Fixture) {
-    let http = reqwest::Client::new();
+    // Redirects are read, not followed (the authorization code comes back in one).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
     let resource = format!("{base}/mcp");
     let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
     let suite = Suite {
@@ -860,6 +1056,36 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         format!("413 in the JSON error shape: {}", too_large.text),
     );
 
+    // A tool that needs a user refuses a client's own token, whatever its scope (RFC 9470).
+    let machine_call = suite
+        .send(post_json(&stepped_up, call("user_report")))
+        .await;
+    check.status(&machine_call, StatusCode::UNAUTHORIZED);
+    check.expect(
+        machine_call
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("error=\"insufficient_user_authentication\"")),
+        format!(
+            "a user-only tool refuses a client_credentials token: {:?}",
+            machine_call.header("www-authenticate")
+        ),
+    );
+    let user = suite.user_token("mcp", &resource).await;
+    let user_call = suite.send(post_json(&user, call("user_report"))).await;
+    check.status(&user_call, StatusCode::OK);
+
+    // RFC 6750 §3.1: the Bearer scheme with no token is a malformed request.
+    let empty = suite
+        .send(http.post(&resource).header("authorization", "Bearer"))
+        .await;
+    check.status(&empty, StatusCode::BAD_REQUEST);
+    check.expect(
+        empty
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("error=\"invalid_request\"")),
+        "Authorization: Bearer with no token is invalid_request",
+    );
+
     let garbage = suite
         .send(http.post(&resource).bearer_auth("not.a.jwt"))
         .await;
@@ -928,6 +1154,7 @@ pub async fn run(base: &str, fixture: &Fixture) {
         suite.authorization_errors().await,
         suite.registration().await,
         suite.revocation_and_introspection().await,
+        suite.safe_defaults().await,
         suite.unknown_client_config_path().await,
     ];
     let failures: Vec<String> = checks.into_iter().flat_map(|c| c.failures).collect();

@@ -121,17 +121,47 @@ pub fn is_public_address(ip: IpAddr) -> bool {
                 || a >= 240) // 240.0.0.0/4 reserved
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_address(IpAddr::V4(v4));
+            if v6.is_loopback() || v6.is_unspecified() {
+                return false;
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            // Addresses that carry an IPv4 address reach it: judge them by it.
+            let embedded = embedded_ipv4(v6);
+            if !embedded.is_empty() {
+                return embedded
+                    .into_iter()
+                    .all(|v4| is_public_address(IpAddr::V4(v4)));
+            }
+            let [first, second, third, fourth, ..] = v6.segments();
+            !(v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
                 || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || (first & 0xffc0) == 0xfec0 // fec0::/10 site local (deprecated, still private)
+                || (first == 0x0100 && second == 0 && third == 0 && fourth == 0) // 100::/64 discard
+                || (first == 0x2001 && second == 0x0db8)) // 2001:db8::/32 documentation
         }
+    }
+}
+
+/// The IPv4 addresses an IPv6 address embeds, by the transition mechanisms that route to
+/// them: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (deprecated), NAT64
+/// `64:ff9b::/96` (RFC 6052) and `64:ff9b:1::/48` (RFC 8215, with the /96 layout), 6to4
+/// `2002::/16` (RFC 3056), and Teredo `2001::/32` (RFC 4380: its server and its obfuscated
+/// client). Empty for every other address.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let segments = v6.segments();
+    let octets = v6.octets();
+    let last32 = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    match segments {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => vec![last32],
+        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] | [0x0064, 0xff9b, 0x0001, ..] => vec![last32],
+        [0x2002, ..] => vec![Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])],
+        [0x2001, 0, ..] => {
+            let server = Ipv4Addr::new(octets[4], octets[5], octets[6], octets[7]);
+            let client = Ipv4Addr::from(!u32::from(last32));
+            vec![server, client]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -320,18 +350,53 @@ mod tests {
             "2001:db8::1",
             "198.18.0.1",
             "240.0.0.1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(
                 !is_public_address(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
                 "{ip}"
             );
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::5db8:d822",   // NAT64 of 93.184.216.34
+            "2002:5db8:d822::1",    // 6to4 of 93.184.216.34
+            "::ffff:93.184.216.34", // IPv4-mapped
+        ] {
             assert!(
                 is_public_address(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
                 "{ip}"
             );
         }
+    }
+
+    // SSRF: an IPv6 address that embeds an IPv4 address reaches that address, so it is
+    // judged by it (NAT64, IPv4-compatible, IPv4-mapped, 6to4, Teredo).
+    #[test]
+    fn addresses_embedding_ipv4_are_judged_by_the_embedded_address() {
+        let private =
+            |ip: &str| !is_public_address(ip.parse().unwrap_or(IpAddr::from([1, 1, 1, 1])));
+        for ip in [
+            "64:ff9b::7f00:1",             // NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe",          // NAT64 of 169.254.169.254
+            "64:ff9b:1::a00:1",            // local-use NAT64 of 10.0.0.1
+            "::7f00:1",                    // IPv4-compatible 127.0.0.1
+            "::a9fe:a9fe",                 // IPv4-compatible 169.254.169.254
+            "::ffff:169.254.169.254",      // IPv4-mapped
+            "2002:7f00:1::1",              // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1",            // 6to4 of 192.168.1.1
+            "2001:0:5db8:d822::3fff:fffe", // Teredo, client 192.0.0.1 (obfuscated)
+            "2001:0:a00:1::1",             // Teredo, server 10.0.0.1
+        ] {
+            assert!(private(ip), "{ip} must be refused");
+        }
+        assert!(
+            !private("2001:0:5db8:d822::a247:27dd"),
+            "Teredo with a public server and client (93.184.216.34) is public"
+        );
     }
 
     #[test]

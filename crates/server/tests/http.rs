@@ -1501,11 +1501,14 @@ async fn token_and_device_requests_are_limited_per_address() {
 async fn metrics_count_requests_grants_and_errors() {
     let server = start_configured("", temp_dir("metrics"), |config| {
         config.metrics_token = Some("metrics-secret-of-enough-length-here".into());
+        config.registration_token = Some("metrics-test-initial-access-token".into());
+        config.vouched_registration_grant_types = vec!["client_credentials".into()];
     })
     .await;
     let client: Value = server
         .http
         .post(format!("{}/register", server.issuer))
+        .bearer_auth("metrics-test-initial-access-token")
         .json(&serde_json::json!({
             "grant_types": ["client_credentials"],
             "token_endpoint_auth_method": "client_secret_post",

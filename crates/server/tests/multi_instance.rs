@@ -165,6 +165,38 @@ impl Deployment {
         response.json().await.unwrap()
     }
 
+    /// `mcpauth-server client add --resource-server` on the shared database: its id and
+    /// secret as JSON, like a registration response.
+    fn add_resource_server(&self) -> Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+            .current_dir(self.pg.directory())
+            .args([
+                "client",
+                "add",
+                "--name",
+                "resource server",
+                "--resource-server",
+            ])
+            .env("MCPAUTH_ISSUER", &self.issuer)
+            .env("MCPAUTH_DATABASE_URL", &self.database_url)
+            .env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY", ENCRYPTION_KEY)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|value| value.trim().to_owned())
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+        };
+        serde_json::json!({
+            "client_id": field("client_id:"),
+            "client_secret": field("client_secret:"),
+        })
+    }
+
     async fn register_public_client(&self, on: usize) -> String {
         let client = self
             .register(
@@ -405,7 +437,9 @@ async fn three_instances_share_registration_authorization_refresh_and_revocation
         .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
 
-    // Parallel refreshes of one token, spread across the instances: one wins.
+    // Parallel refreshes of one token, spread across the instances: one rotates it, and the
+    // others, retries inside the grace window, get the same successor (one chain, never two
+    // live families).
     let current = refreshed["refresh_token"].as_str().unwrap().to_owned();
     let attempts = (0..12).map(|i| {
         let http = deployment.http.clone();
@@ -427,10 +461,14 @@ async fn three_instances_share_registration_authorization_refresh_and_revocation
             other => panic!("unexpected {other}: {body}"),
         }
     }
+    let successors: std::collections::BTreeSet<&str> = winners
+        .iter()
+        .map(|body| body["refresh_token"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        winners.len(),
+        successors.len(),
         1,
-        "exactly one parallel refresh rotates the token"
+        "every parallel refresh of one token gets the same successor: {winners:?}"
     );
     assert_consistent(&deployment).await;
     let latest = winners[0]["refresh_token"].as_str().unwrap().to_owned();
@@ -443,17 +481,8 @@ async fn three_instances_share_registration_authorization_refresh_and_revocation
     let access_token = body["access_token"].as_str().unwrap().to_owned();
     let latest = body["refresh_token"].as_str().unwrap().to_owned();
 
-    // A resource server (confidential client) introspects on every instance.
-    let resource_server = deployment
-        .register(
-            1,
-            serde_json::json!({
-                "client_name": "resource server",
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-            }),
-        )
-        .await;
+    // A resource server, added by the operator, introspects on every instance.
+    let resource_server = deployment.add_resource_server();
     let introspect = |on: usize, token: String| {
         let http = deployment.http.clone();
         let base = deployment.base(on).to_owned();
