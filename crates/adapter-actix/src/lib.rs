@@ -103,11 +103,13 @@ fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>>
         .body(body)
         .ok()?;
     *converted.headers_mut() = http_headers(request.headers());
-    // Per-caller limits key on the peer address; behind a proxy, configure that proxy instead.
+    // Per-caller limits key on the peer address (an IPv6 one by its /64); behind a reverse
+    // proxy, actix-web's `peer_addr` is the proxy: resolve the client with
+    // `mcpauth_http::TrustedProxies` in a middleware of your own.
     if let Some(peer) = request.peer_addr() {
         converted
             .extensions_mut()
-            .insert(CallerKey(peer.ip().to_string()));
+            .insert(CallerKey(mcpauth_http::caller_key(peer.ip())));
     }
     Some(converted)
 }

@@ -106,8 +106,9 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
         return into_axum(body_too_large());
     };
     let mut request = http::Request::from_parts(parts, body);
-    // Per-caller limits key on the peer address when the server provides it
-    // (`into_make_service_with_connect_info`); behind a proxy, configure that proxy instead.
+    // Per-caller limits key on the peer address (an IPv6 one by its /64) when the server
+    // provides it (`into_make_service_with_connect_info`); behind a reverse proxy, put the
+    // client's address there first (`mcpauth_http::TrustedProxies`, as mcpauth-server does).
     if let Some(axum::extract::ConnectInfo(peer)) = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -115,7 +116,7 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
     {
         request
             .extensions_mut()
-            .insert(CallerKey(peer.ip().to_string()));
+            .insert(CallerKey(mcpauth_http::caller_key(peer.ip())));
     }
     // In its own task: a client that hangs up drops this future, and a request dropped inside
     // a database transaction (between `BEGIN` and the transaction's own drop guard, in sqlx)

@@ -51,6 +51,7 @@
 //! ```
 
 mod authorization_server;
+mod client_address;
 mod resource_server;
 mod session_binding;
 mod tool_scopes;
@@ -59,6 +60,7 @@ pub use authorization_server::{
     AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, OsRandom, body_too_large, now,
     show_error_page,
 };
+pub use client_address::{ForwardedHeader, InvalidProxy, TrustedProxies, caller_key};
 pub use mcpauth_bearer::{SubjectType, VerifiedToken};
 pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,

@@ -90,6 +90,17 @@ pub struct Config {
     pub max_clients: Option<u64>,
     /// Registrations allowed per IP address per hour.
     pub registrations_per_ip_per_hour: u32,
+    /// Reverse proxies (addresses or CIDR networks) whose `forwarded_header` names the
+    /// client: only requests from them are read for it, so every per-address limit counts the
+    /// real client. Empty: the TCP peer is the client, whatever headers say.
+    pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write the client in: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239).
+    pub forwarded_header: ForwardedHeaderName,
+    /// Sign-in attempts allowed per IP address (an IPv6 /64) per hour, across accounts.
+    pub sign_in_attempts_per_ip_per_hour: u32,
+    /// Wrong device user codes allowed per IP address (an IPv6 /64) per minute (RFC 8628 §5.1).
+    pub user_code_attempts_per_ip_per_minute: u32,
     /// Token requests allowed per IP address per minute (0: no limit).
     pub token_requests_per_ip_per_minute: u32,
     /// Device authorization requests allowed per IP address per minute (0: no limit).
@@ -178,6 +189,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// The header trusted proxies name the client in.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ForwardedHeaderName {
+    /// `X-Forwarded-For` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
 /// How access tokens are encoded.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +249,10 @@ impl Default for Config {
             legacy_assertion_audience: false,
             max_clients: None,
             registrations_per_ip_per_hour: 30,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeaderName::XForwardedFor,
+            sign_in_attempts_per_ip_per_hour: 200,
+            user_code_attempts_per_ip_per_minute: 10,
             token_requests_per_ip_per_minute: 600,
             device_authorizations_per_ip_per_minute: 30,
             metrics: true,
@@ -457,6 +484,31 @@ impl Config {
         if let Some(v) = env("MCPAUTH_REGISTRATIONS_PER_IP_PER_HOUR") {
             self.registrations_per_ip_per_hour =
                 u32::try_from(number("MCPAUTH_REGISTRATIONS_PER_IP_PER_HOUR", &v)?)
+                    .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_TRUSTED_PROXIES") {
+            self.trusted_proxies = list(&v);
+        }
+        if let Some(v) = env("MCPAUTH_FORWARDED_HEADER") {
+            self.forwarded_header = match v.as_str() {
+                "x-forwarded-for" => ForwardedHeaderName::XForwardedFor,
+                "forwarded" => ForwardedHeaderName::Forwarded,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "MCPAUTH_FORWARDED_HEADER",
+                        reason: format!("`{v}` is not x-forwarded-for or forwarded"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR") {
+            self.sign_in_attempts_per_ip_per_hour =
+                u32::try_from(number("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", &v)?)
+                    .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE") {
+            self.user_code_attempts_per_ip_per_minute =
+                u32::try_from(number("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE", &v)?)
                     .unwrap_or(u32::MAX);
         }
         if let Some(v) = env("MCPAUTH_TOKEN_REQUESTS_PER_IP_PER_MINUTE") {

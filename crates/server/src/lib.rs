@@ -45,7 +45,10 @@ use mcpauth_token_engine::{
     AccessTokenFormat, EngineConfig, RegistrationPolicy, ResourcePolicy, TokenEngine,
 };
 
-pub use config::{Config, ConfigError, LogFormat, Secret, TokenFormat, provider_secret_variable};
+pub use config::{
+    Config, ConfigError, ForwardedHeaderName, LogFormat, Secret, TokenFormat,
+    provider_secret_variable,
+};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,9 @@ pub enum StartError {
     /// An upstream identity provider is misconfigured or unreachable.
     #[error("provider: {0}")]
     Provider(String),
+    /// A setting is not valid.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Where the device flow's verification page lives, below the issuer (RFC 8628 §3.2
@@ -266,12 +272,25 @@ pub async fn build_with_fetch_policy(
     config: &Config,
     fetch_policy: mcpauth_fetch::FetchPolicy,
 ) -> Result<Server, StartError> {
+    let trusted_proxies = mcpauth_http::TrustedProxies::new(
+        &config.trusted_proxies,
+        match config.forwarded_header {
+            config::ForwardedHeaderName::Forwarded => mcpauth_http::ForwardedHeader::Forwarded,
+            _ => mcpauth_http::ForwardedHeader::XForwardedFor,
+        },
+    )
+    .map_err(|e| StartError::Config(format!("trusted_proxies: {e}")))?;
     if !config.vouched_registration_grant_types.is_empty() && config.registration_token.is_none() {
-        return Err(StartError::Client(
+        return Err(StartError::Config(
             "vouched_registration_grant_types needs registration_token: only a registration \
              that presents it may have those grant types"
                 .into(),
         ));
+    }
+    if config.forwarded_header != config::ForwardedHeaderName::default()
+        && config.trusted_proxies.is_empty()
+    {
+        tracing::warn!("forwarded_header is set but trusted_proxies is empty: no header is read");
     }
     if config.production {
         let problems = config.production_problems(std::path::Path::exists);
@@ -330,6 +349,7 @@ pub async fn build_with_fetch_policy(
         })
         .dynamic_registration(config.dynamic_registration)
         .device_verification_path(DEVICE_PATH)
+        .user_code_attempts_per_minute(config.user_code_attempts_per_ip_per_minute)
         .resources(if config.resources.is_empty() {
             ResourcePolicy::AnyUri
         } else {
@@ -409,6 +429,7 @@ pub async fn build_with_fetch_policy(
         scope_descriptions: config.scope_descriptions.clone(),
         federation: federation.clone(),
         password_login: config.password_login,
+        sign_in_attempts_per_hour: config.sign_in_attempts_per_ip_per_hour,
     });
     let fetcher = if config.client_metadata_documents {
         Some(
@@ -486,10 +507,15 @@ pub async fn build_with_fetch_policy(
             }),
             rate_limit::limit,
         ))
-        // Outermost: counts everything, rate-limited answers included.
+        // Counts everything, rate-limited answers included.
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(metrics::Observed { metrics, base }),
             metrics::track,
+        ))
+        // Outermost: every layer inside sees the client's real address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(trusted_proxies),
+            rate_limit::client_address,
         ));
     // RFC 6797: over https, browsers must never come back over plain http (login pages and
     // session cookies). Not for loopback http development issuers.

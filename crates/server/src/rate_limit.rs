@@ -4,8 +4,8 @@
 //! and registration (per address per hour) have their own limits; device user codes are
 //! limited per caller by the engine (RFC 8628 §5.1).
 //!
-//! The key is the peer address of the connection: behind a reverse proxy, every request
-//! comes from the proxy, so limit at the proxy instead (or set the limits to 0).
+//! The key is the client's address (an IPv6 one by its /64): the connection's peer, or,
+//! behind the configured `trusted_proxies`, the client they name ([`client_address`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,7 +87,11 @@ pub(crate) async fn limit(
         let now = now();
         match limiter
             .store
-            .hit(&format!("{name}-address:{peer}"), now, WINDOW)
+            .hit(
+                &format!("{name}-address:{}", mcpauth_http::caller_key(peer)),
+                now,
+                WINDOW,
+            )
             .await
         {
             Ok(hits) if hits > limit => {
@@ -98,6 +102,26 @@ pub(crate) async fn limit(
             Ok(_) => {}
             // Fail open: the endpoint itself needs the database and answers server_error.
             Err(e) => tracing::warn!(error = %e, "rate-limit counter failed"),
+        }
+    }
+    next.run(request).await
+}
+
+/// The outermost layer: behind `trusted_proxies`, replaces the connection's peer address
+/// with the client's that the proxies name, so every per-address limit, the engine's
+/// per-caller limits and the logs see the real client. Requests from any other peer keep
+/// their peer address, whatever headers they carry.
+pub(crate) async fn client_address(
+    State(proxies): State<Arc<mcpauth_http::TrustedProxies>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        let client = proxies.client_address(peer.ip(), request.headers());
+        if client != peer.ip() {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(client, 0)));
         }
     }
     next.run(request).await

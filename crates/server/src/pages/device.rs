@@ -118,7 +118,7 @@ impl Pages {
 
 /// Who is typing codes, for the per-caller limit: the address, else the account.
 fn caller_key(peer: Peer, user_id: &str) -> String {
-    peer_ip(peer).map_or_else(|| format!("user:{user_id}"), |ip| ip.to_string())
+    peer_ip(peer).map_or_else(|| format!("user:{user_id}"), mcpauth_http::caller_key)
 }
 
 #[derive(Deserialize)]

@@ -52,6 +52,8 @@ pub(crate) struct Pages {
     pub(crate) federation: Option<Arc<crate::federation::Federation>>,
     /// Whether local users may sign in with a password.
     pub(crate) password_login: bool,
+    /// Sign-in attempts allowed per address per hour.
+    pub(crate) sign_in_attempts_per_hour: u32,
 }
 
 /// A scope as the consent and device pages list it.

@@ -21,9 +21,8 @@ use serde::Deserialize;
 use super::{LoginPage, Pages, ProviderButton, SESSION_COOKIE, page, random_token, see_other};
 use crate::users;
 
-/// Sign-in attempts allowed per address in a window.
-const LOGIN_WINDOW: u64 = 900;
-const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 50;
+/// The window of the per-address sign-in limit (`sign_in_attempts_per_ip_per_hour`).
+const LOGIN_WINDOW: u64 = 3600;
 
 /// The caller's address, when the server was started with connect info.
 pub(super) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
@@ -56,8 +55,11 @@ pub(super) async fn check_password(
     }
     // A locked account is refused before its password is checked, so guessing stops for the
     // lock's duration. Unknown emails lock the same way: the answer tells nothing about which
-    // accounts exist.
-    let account = secret_hash(&email);
+    // accounts exist. The lock is per account *and* caller (an address, an IPv6 /64): one
+    // abusive client locks the account for itself, never for its owner elsewhere, and the
+    // per-address limit above caps how many accounts one caller can try.
+    let caller = peer.map_or_else(|| "unknown".to_owned(), mcpauth_http::caller_key);
+    let account = secret_hash(&format!("{email}\n{caller}"));
     match pages.store.login_locked_until(&account, now().0).await {
         Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
         Ok(None) => {}
@@ -125,9 +127,9 @@ fn locked(pages: &Pages, until: u64) -> Response {
 async fn throttle_address(pages: &Pages, peer: Option<IpAddr>) -> Option<Response> {
     let peer = peer?;
     let now = now();
-    let key = format!("login-address:{peer}");
+    let key = format!("login-address:{}", mcpauth_http::caller_key(peer));
     match pages.store.hit(&key, now, LOGIN_WINDOW).await {
-        Ok(hits) if hits > LOGIN_ATTEMPTS_PER_ADDRESS => {
+        Ok(hits) if hits > pages.sign_in_attempts_per_hour => {
             tracing::warn!("sign-in attempts over the limit");
             let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
             Some(pages.too_many(
