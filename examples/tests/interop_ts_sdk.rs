@@ -12,13 +12,10 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 mod support;
-use support::{Example, tempdir};
+use support::{Example, serve_document_over_https, tempdir};
 
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/ts-sdk")
@@ -176,50 +173,6 @@ async fn typescript_sdk_2_steps_up_against_the_actix_example() {
         stdout.contains("the retried admin_report call succeeds"),
         "{stdout}"
     );
-}
-
-/// Serves one JSON document over HTTPS on loopback with a self-signed certificate; returns
-/// the document's URL and the certificate (DER) to trust.
-async fn serve_document_over_https(
-    build: impl FnOnce(&str) -> serde_json::Value,
-) -> (String, Vec<u8>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert_der = certified.cert.der().to_vec();
-    let key_der = certified.signing_key.serialize_der();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert_der.clone().into()],
-            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://{}/oauth/client.json",
-        listener.local_addr().unwrap()
-    );
-    let body = serde_json::to_vec(&build(&url)).unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let (acceptor, body) = (acceptor.clone(), body.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(socket).await else {
-                    return;
-                };
-                let mut request = [0u8; 4096];
-                let _ = tls.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=300\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = tls.write_all(head.as_bytes()).await;
-                let _ = tls.write_all(&body).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (url, cert_der)
 }
 
 // MCP authorization 2025-11-25: the SDK identifies itself with a Client ID Metadata Document;

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use mcpauth_token_engine::testing::SeededRandom;
-use mcpauth_token_engine::{EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime};
+use mcpauth_token_engine::{
+    DocumentFetch, EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime,
+};
 
 const CLIENT_URL: &str = "https://app.example.com/oauth/client.json";
 
@@ -34,8 +36,10 @@ fn engine() -> Option<&'static TokenEngine<MemoryModel>> {
 fuzz_target!(|document: &[u8]| {
     let Some(engine) = engine() else { return };
     let now = UnixTime(1_800_000_000);
+    let Ok(url) = CLIENT_URL.parse() else { return };
+    let fetch = DocumentFetch::for_authorization(url, Some("http://127.0.0.1/callback".into()));
     let _ = futures::executor::block_on(engine.accept_client_metadata_document(
-        CLIENT_URL,
+        &fetch,
         document,
         now,
         now.plus(60),

@@ -69,6 +69,16 @@ async function signInIfAsked(name) {
   return true;
 }
 
+// The device page's code form (filled in from verification_uri_complete): check the code is
+// there and continue to the confirmation.
+async function continueWithCode(name) {
+  const code = page.locator('input[name="user_code"][type="text"]');
+  if ((await code.count()) === 0) return;
+  await remember(name);
+  seen.prefilled_code = await code.inputValue();
+  await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Continue", exact: true }).click()]);
+}
+
 try {
   await page.goto(input.url);
   if (command === "authorize") {
@@ -91,6 +101,7 @@ try {
     seen.final_text = await page.locator("body").innerText();
   } else if (command === "device") {
     seen.signedIn = await signInIfAsked("device-login");
+    await continueWithCode("device-entry");
     await remember("device-confirm");
     await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
     await remember("device-done");
@@ -133,6 +144,7 @@ try {
     seen.final_url = page.url();
     if (command === "device-federated") {
       await page.waitForLoadState("load");
+      await continueWithCode("device-federated-entry");
       await remember("device-federated-confirm");
       await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Approve", exact: true }).click()]);
       await remember("device-federated-done");

@@ -208,7 +208,12 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             Endpoint::Metadata => engine.metadata_endpoint(),
             Endpoint::Jwks => engine.jwks_endpoint(),
             Endpoint::Authorize => return self.authorize(request).await,
-            Endpoint::Token => engine.token_endpoint(request, now()).await,
+            Endpoint::Token => {
+                if let Err(refusal) = self.refresh_stale_document(&request).await {
+                    return refusal;
+                }
+                engine.token_endpoint(request, now()).await
+            }
             Endpoint::Register => engine.registration_endpoint(request, now()).await,
             Endpoint::ClientConfiguration(client_id) => {
                 engine
@@ -218,6 +223,9 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             Endpoint::Revoke => engine.revocation_endpoint(request, now()).await,
             Endpoint::Introspect => engine.introspection_endpoint(request, now()).await,
             Endpoint::DeviceAuthorization => {
+                if let Err(refusal) = self.refresh_stale_document(&request).await {
+                    return refusal;
+                }
                 engine.device_authorization_endpoint(request, now()).await
             }
         })
@@ -227,8 +235,29 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
         let (parts, _) = request.into_parts();
         let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
         let mut outcome = self.engine.authorize(&query, now()).await;
-        if let AuthorizeOutcome::NeedsClientMetadata(url) = &outcome {
-            if let Err(page) = self.fetch_client_document(url).await {
+        if let AuthorizeOutcome::NeedsClientMetadata(fetch) = &outcome {
+            // Each fetch can make the server store a client: limited per caller.
+            let caller = parts
+                .extensions
+                .get::<mcpauth_token_engine::CallerKey>()
+                .map_or("anonymous", |k| k.0.as_str());
+            match self.engine.allow_client_metadata_fetch(caller, now()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return show_error_page(&OAuthError::new(
+                        AuthorizeErrorCode::TemporarilyUnavailable,
+                        "too many client metadata documents fetched for this caller: try again later",
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "counting a document fetch failed");
+                    return show_error_page(&OAuthError::new(
+                        AuthorizeErrorCode::ServerError,
+                        "storage failure",
+                    ));
+                }
+            }
+            if let Err(page) = self.fetch_client_document(fetch).await {
                 return page;
             }
             outcome = self.engine.authorize(&query, now()).await;
@@ -252,21 +281,74 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
         }
     }
 
+    /// At the token and device-authorization endpoints: a metadata-document client whose
+    /// cached document went stale has it fetched again before the engine sees the request,
+    /// so a client whose publisher withdrew or changed its document (its keys, its grant
+    /// types) is held to the new one. A document that cannot be fetched again refuses the
+    /// client.
+    async fn refresh_stale_document(
+        &self,
+        request: &http::Request<Bytes>,
+    ) -> Result<(), HttpResponse> {
+        let Ok(form) = mcpauth_oauth_types::FormParams::parse(request.body()) else {
+            return Ok(());
+        };
+        let Some(client_id) = form
+            .get("client_id")
+            .map(str::to_owned)
+            .or_else(|| form.get("client_assertion").and_then(assertion_subject))
+        else {
+            return Ok(());
+        };
+        let fetch = match self
+            .engine
+            .stale_client_metadata_document(&client_id, now())
+            .await
+        {
+            Ok(Some(fetch)) => fetch,
+            Ok(None) => return Ok(()),
+            // The engine reads the client again and answers server_error itself.
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a client for a stale document failed");
+                return Ok(());
+            }
+        };
+        self.fetch_document(&fetch).await.map_err(|reason| {
+            tracing::info!(url = %fetch.url(), %reason, "a stale client metadata document could not be refreshed");
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                &format!("the client's metadata document could not be fetched again: {reason}"),
+            )
+        })
+    }
+
     /// Fetches a Client ID Metadata Document and gives it to the engine; an error page
     /// otherwise.
-    async fn fetch_client_document(&self, url: &url::Url) -> Result<(), HttpResponse> {
+    async fn fetch_client_document(
+        &self,
+        fetch: &mcpauth_token_engine::DocumentFetch,
+    ) -> Result<(), HttpResponse> {
+        self.fetch_document(fetch).await.map_err(|reason| {
+            show_error_page(&OAuthError::new(AuthorizeErrorCode::InvalidRequest, reason))
+        })
+    }
+
+    /// Fetches the document of `fetch` and hands it to the engine; why not, otherwise.
+    async fn fetch_document(
+        &self,
+        fetch: &mcpauth_token_engine::DocumentFetch,
+    ) -> Result<(), String> {
+        let url = fetch.url();
         let Some(fetcher) = &self.fetcher else {
-            return Err(show_error_page(&OAuthError::new(
-                AuthorizeErrorCode::InvalidRequest,
-                "this server does not fetch Client ID Metadata Documents; register the client instead",
-            )));
+            return Err(
+                "this server does not fetch Client ID Metadata Documents; register the client instead"
+                    .into(),
+            );
         };
         let fetched = fetcher.fetch(url).await.map_err(|e| {
             tracing::info!(%url, error = %e, "client metadata document refused");
-            show_error_page(&OAuthError::new(
-                AuthorizeErrorCode::InvalidRequest,
-                format!("the client's metadata document could not be fetched: {e}"),
-            ))
+            format!("the client's metadata document could not be fetched: {e}")
         })?;
         let at = now();
         let lifetime = fetched
@@ -274,18 +356,27 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             .unwrap_or(DOCUMENT_CACHE_DEFAULT)
             .clamp(60, 86_400);
         self.engine
-            .accept_client_metadata_document(url.as_str(), &fetched.body, at, at.plus(lifetime))
+            .accept_client_metadata_document(fetch, &fetched.body, at, at.plus(lifetime))
             .await
             .map_err(|e| {
-                show_error_page(&OAuthError::new(
-                    AuthorizeErrorCode::InvalidRequest,
-                    format!(
-                        "the client's metadata document is not valid: {}",
-                        e.description()
-                    ),
-                ))
+                format!(
+                    "the client's metadata document is not valid: {}",
+                    e.description()
+                )
             })
     }
+}
+
+/// The `sub` of a client assertion (RFC 7523 §3: the client id), read without verifying it:
+/// only to find which client's document to refresh; the engine verifies the assertion.
+fn assertion_subject(assertion: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
 }
 
 /// Cache lifetime of a fetched document when it gives none: its `max-age` is kept between

@@ -30,9 +30,7 @@ pub enum ForwardedHeader {
 
 /// A `trusted_proxies` entry is not an address or CIDR network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not an IP address or CIDR network (like 10.0.0.0/8, 127.0.0.1 or fd00::/8)"
-)]
+#[error("`{0}` is not an IP address or CIDR network (like 10.0.0.0/8, 127.0.0.1 or fd00::/8)")]
 pub struct InvalidProxy(pub String);
 
 /// The reverse proxies whose forwarding headers are believed.
@@ -55,7 +53,10 @@ impl TrustedProxies {
     /// # Errors
     ///
     /// [`InvalidProxy`] naming the first entry that does not parse.
-    pub fn new<S: AsRef<str>>(entries: &[S], header: ForwardedHeader) -> Result<Self, InvalidProxy> {
+    pub fn new<S: AsRef<str>>(
+        entries: &[S],
+        header: ForwardedHeader,
+    ) -> Result<Self, InvalidProxy> {
         let networks = entries
             .iter()
             .map(|entry| {
@@ -110,9 +111,7 @@ impl TrustedProxies {
 /// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -172,7 +171,9 @@ fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .map(|element| {
             element.split(';').find_map(|pair| {
                 let (name, value) = pair.split_once('=')?;
-                name.trim().eq_ignore_ascii_case("for").then(|| address(value))?
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| address(value))?
             })
         })
         .collect()
@@ -203,7 +204,10 @@ mod tests {
     fn without_trusted_proxies_the_peer_is_the_client_whatever_the_headers_say() {
         let none = TrustedProxies::none();
         let forged = headers("x-forwarded-for", &["203.0.113.9"]);
-        assert_eq!(none.client_address(ip("198.51.100.1"), &forged), ip("198.51.100.1"));
+        assert_eq!(
+            none.client_address(ip("198.51.100.1"), &forged),
+            ip("198.51.100.1")
+        );
         let proxies = TrustedProxies::new(&["10.0.0.0/8"], ForwardedHeader::XForwardedFor).unwrap();
         assert_eq!(
             proxies.client_address(ip("198.51.100.1"), &forged),

@@ -328,6 +328,18 @@ where
         )
     }
 
+    /// The name and path of the cookie binding sign-in `key` at `provider` to the browser:
+    /// on an https issuer a `__Host-` cookie at `Path=/` (no other host or plain-http page
+    /// can set it), else scoped to the provider's callback path.
+    fn binding_cookie(&self, key: &str, provider: &str) -> (String, String) {
+        let name = binding_cookie_name(key);
+        if self.secure_cookies {
+            (format!("__Host-{name}"), "/".to_owned())
+        } else {
+            (name, self.callback_path(provider))
+        }
+    }
+
     /// The redirect URI to register at `provider`.
     #[must_use]
     pub fn callback_url(&self, provider: &str) -> Url {
@@ -398,11 +410,10 @@ where
             .save_upstream_request(&key, &started.record)
             .await
             .map_err(|e| ProxyError::Token(format!("storing the sign-in failed: {e}")))?;
+        let (name, path) = self.binding_cookie(&key, &provider.id);
         let set_cookie = format!(
-            "{}={}; Path={}; Max-Age={UPSTREAM_REQUEST_TTL}; HttpOnly; SameSite=Lax{}",
-            binding_cookie_name(&key),
+            "{name}={}; Path={path}; Max-Age={UPSTREAM_REQUEST_TTL}; HttpOnly; SameSite=Lax{}",
             started.browser_binding,
-            self.callback_path(&provider.id),
             if self.secure_cookies { "; Secure" } else { "" },
         );
         Ok(UpstreamRedirect {
@@ -433,7 +444,7 @@ where
             Ok(None) => return CallbackOutcome::Refused(CallbackError::UnknownState),
             Err(e) => return CallbackOutcome::Failed(format!("reading the sign-in failed: {e}")),
         };
-        let cookie_name = binding_cookie_name(&key);
+        let (cookie_name, cookie_path) = self.binding_cookie(&key, &provider.id);
         if let Err(e) = upstream::check_record(
             &record,
             provider,
@@ -443,8 +454,7 @@ where
             return CallbackOutcome::Refused(e);
         }
         let clear_cookie = format!(
-            "{cookie_name}=; Path={}; Max-Age=0; HttpOnly; SameSite=Lax{}",
-            self.callback_path(&provider.id),
+            "{cookie_name}=; Path={cookie_path}; Max-Age=0; HttpOnly; SameSite=Lax{}",
             if self.secure_cookies { "; Secure" } else { "" },
         );
         // From here the request is this browser's own: whatever happens, its MCP client (or

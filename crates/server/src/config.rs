@@ -719,6 +719,86 @@ mod tests {
         assert!(config.production_problems(|_| false).is_empty());
     }
 
+    // The quick start's configuration (examples/mcpauth.toml) loads, and serves a client that
+    // names neither scope nor resource a token the example MCP server accepts: the example
+    // requires `mcp:tools` at `http://127.0.0.1:3000/mcp`.
+    #[test]
+    fn the_example_configuration_gives_scopeless_clients_what_the_example_server_requires()
+    -> Result<(), ConfigError> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mcpauth.toml");
+        let config = Config::load(Some(&path), |_| None)?;
+        assert_eq!(config.default_scope, ["mcp:tools"]);
+        assert_eq!(config.resources, ["http://127.0.0.1:3000/mcp"]);
+        assert!(!config.strict_resource, "the only resource is the default");
+        assert_eq!(config.database_url, Config::default().database_url);
+        Ok(())
+    }
+
+    // Every value of every switch added for the safe defaults parses from the environment.
+    #[test]
+    fn the_safe_default_switches_read_each_of_their_values() -> Result<(), ConfigError> {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let defaults = Config::load(None, |_| None)?;
+        assert_eq!(
+            defaults.self_registration_grant_types,
+            [
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code"
+            ]
+        );
+        assert!(defaults.vouched_registration_grant_types.is_empty());
+        assert!(!defaults.legacy_assertion_audience);
+        assert!(!defaults.strict_resource);
+        assert_eq!(
+            defaults.forwarded_header,
+            ForwardedHeaderName::XForwardedFor
+        );
+        let set = Config::load(
+            None,
+            env(&[
+                (
+                    "MCPAUTH_SELF_REGISTRATION_GRANT_TYPES",
+                    "authorization_code",
+                ),
+                (
+                    "MCPAUTH_VOUCHED_REGISTRATION_GRANT_TYPES",
+                    "client_credentials",
+                ),
+                ("MCPAUTH_VOUCHED_CLIENT_SCOPE", "mcp:tools"),
+                ("MCPAUTH_INTROSPECTION_CLIENTS", "rs-1 rs-2"),
+                ("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", "true"),
+                ("MCPAUTH_STRICT_RESOURCE", "true"),
+                ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
+                ("MCPAUTH_FORWARDED_HEADER", "forwarded"),
+                ("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", "7"),
+                ("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE", "3"),
+            ]),
+        )?;
+        assert_eq!(set.self_registration_grant_types, ["authorization_code"]);
+        assert_eq!(set.vouched_registration_grant_types, ["client_credentials"]);
+        assert_eq!(set.vouched_client_scope, ["mcp:tools"]);
+        assert_eq!(set.introspection_clients, ["rs-1", "rs-2"]);
+        assert!(set.legacy_assertion_audience);
+        assert!(set.strict_resource);
+        assert_eq!(set.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(set.forwarded_header, ForwardedHeaderName::Forwarded);
+        assert_eq!(set.sign_in_attempts_per_ip_per_hour, 7);
+        assert_eq!(set.user_code_attempts_per_ip_per_minute, 3);
+        assert!(
+            Config::load(None, env(&[("MCPAUTH_FORWARDED_HEADER", "x-real-ip")])).is_err(),
+            "an unknown header is refused by name"
+        );
+        Ok(())
+    }
+
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());

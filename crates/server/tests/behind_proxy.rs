@@ -245,7 +245,13 @@ async fn abuse(setup: &Setup) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_one_abusive_client_cannot_lock_anyone_else_out() {
-    let setup = start("trusted", &["127.0.0.1"], "x-forwarded-for", Writes::XForwardedFor).await;
+    let setup = start(
+        "trusted",
+        &["127.0.0.1"],
+        "x-forwarded-for",
+        Writes::XForwardedFor,
+    )
+    .await;
     abuse(&setup).await;
     // Alice, from her own host, and Bob, from his, sign in.
     let alice = client_at("127.0.0.3");

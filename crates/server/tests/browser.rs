@@ -4,7 +4,8 @@
 //! The test plays the MCP client: it registers itself (RFC 7591), listens for its redirect on
 //! loopback like a CLI does, opens its authorization request in the browser, and exchanges
 //! the code it receives (PKCE S256) for tokens. The browser signs in, reads the consent page,
-//! approves or denies; a second request with the consent remembered skips the page; the
+//! approves or denies; a second request is asked again when the client cannot prove who it
+//! is, and skips the page with consent remembered when it can; the
 //! device page approves a device code; another site framing a page gets an empty frame.
 //! Screenshots of every page land in
 //! `target/tmp/browser-screenshots/`.
@@ -71,13 +72,15 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
         })
     };
 
-    // First visit: sign in, consent shows the client and the scope with its description.
+    // First visit: sign in, consent shows the client and the scope with its description. A
+    // public client on a loopback redirect cannot prove who it is (RFC 8252 §8.6): the page
+    // says where the answer goes and does not offer to remember.
     let seen = browse(
         "authorize",
         step(
             server.authorize_url(&client_id, &redirect_uri, "first"),
             true,
-            true,
+            false,
         ),
     )
     .await;
@@ -95,6 +98,11 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
         "{consent}"
     );
     assert!(
+        consent.contains("a program on this computer (localhost)"),
+        "{consent}"
+    );
+    assert!(!consent.contains("Remember this decision"), "{consent}");
+    assert!(
         seen["final_text"]
             .as_str()
             .unwrap()
@@ -111,22 +119,70 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     assert_png(&shots.join("login.png"));
     assert_png(&shots.join("consent.png"));
 
-    // Second visit, same browser: signed in and consent remembered, straight back.
+    // Second visit, same browser: signed in, asked again, one click.
+    let mut again = step(
+        server.authorize_url(&client_id, &redirect_uri, "second"),
+        true,
+        false,
+    );
+    again["prefix"] = json!("again-");
+    let seen = browse("authorize", again).await;
+    assert_eq!(seen["signedIn"], false, "{seen}");
+    assert_eq!(seen["consent"], true, "{seen}");
+    let callback = callbacks.recv().await.unwrap();
+    assert_eq!(param(&callback, "state"), Some("second"));
+    server
+        .redeem(&client_id, &redirect_uri, param(&callback, "code").unwrap())
+        .await;
+
+    // A confidential client (its identity assured by its secret): remembered, then skipped.
+    let confidential = server
+        .register_full(json!({
+            "client_name": "Confidential Browser Client",
+            "redirect_uris": [redirect_uri],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }))
+        .await;
+    let (confidential_id, secret) = (
+        confidential["client_id"].as_str().unwrap(),
+        confidential["client_secret"].as_str().unwrap(),
+    );
+    let mut remembered = step(
+        server.authorize_url(confidential_id, &redirect_uri, "remembered"),
+        true,
+        true,
+    );
+    remembered["prefix"] = json!("remember-");
+    let seen = browse("authorize", remembered).await;
+    assert_eq!(seen["consent"], true, "{seen}");
+    let callback = callbacks.recv().await.unwrap();
+    server
+        .redeem_as(
+            confidential_id,
+            Some(secret),
+            &redirect_uri,
+            param(&callback, "code").unwrap(),
+        )
+        .await;
     let seen = browse(
         "authorize",
         step(
-            server.authorize_url(&client_id, &redirect_uri, "second"),
+            server.authorize_url(confidential_id, &redirect_uri, "skipped"),
             true,
             false,
         ),
     )
     .await;
-    assert_eq!(seen["signedIn"], false, "{seen}");
     assert_eq!(seen["consent"], false, "{seen}");
     let callback = callbacks.recv().await.unwrap();
-    assert_eq!(param(&callback, "state"), Some("second"));
+    assert_eq!(param(&callback, "state"), Some("skipped"));
     server
-        .redeem(&client_id, &redirect_uri, param(&callback, "code").unwrap())
+        .redeem_as(
+            confidential_id,
+            Some(secret),
+            &redirect_uri,
+            param(&callback, "code").unwrap(),
+        )
         .await;
 
     // Another client, denied: the client hears access_denied with its state.
@@ -163,10 +219,15 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     )
     .await;
     assert_eq!(seen["signedIn"], true, "{seen}");
-    let confirm = seen["pages"][1]["text"].as_str().unwrap();
+    assert_eq!(seen["prefilled_code"], user_code, "{seen}");
+    let confirm = seen["pages"][2]["text"].as_str().unwrap();
     assert!(confirm.contains(user_code), "{confirm}");
     assert!(confirm.contains("Kitchen Display"), "{confirm}");
-    assert_eq!(seen["pages"][2]["heading"], "Device connected", "{seen}");
+    assert!(
+        confirm.contains("unverified: it registered itself"),
+        "{confirm}"
+    );
+    assert_eq!(seen["pages"][3]["heading"], "Device connected", "{seen}");
     assert_png(&shots.join("device-confirm.png"));
     let tokens = server.device_token(&device_client, &device).await;
     assert_eq!(tokens["scope"], "mcp:tools", "{tokens}");

@@ -360,23 +360,27 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert!(a.contains("Wrong email or password.") && b.contains("Wrong email or password."));
 }
 
-// Sign-in attempts per address are counted in the shared store: over the limit (50 in 15
-// minutes), even the right password is refused until the window ends, with a Retry-After.
-// Each attempt names another account, as a password-spraying caller would.
+// Sign-in attempts per address are counted in the shared store: over the configured limit
+// (`sign_in_attempts_per_ip_per_hour`), even the right password is refused until the window
+// ends, with a Retry-After. Each attempt names another account, as a password-spraying caller
+// would.
 #[tokio::test]
 async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
-    let server = start().await;
+    let server = start_configured("", temp_dir("spray"), |config| {
+        config.sign_in_attempts_per_ip_per_hour = 20;
+    })
+    .await;
     let form = server.login_form().await;
-    // Counters use fixed 15-minute windows: don't straddle a boundary.
+    // Counters use fixed one-hour windows: don't straddle a boundary.
     let into_window = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        % 900;
-    if into_window > 890 {
-        tokio::time::sleep(Duration::from_secs(901 - into_window)).await;
+        % 3600;
+    if into_window > 3590 {
+        tokio::time::sleep(Duration::from_secs(3601 - into_window)).await;
     }
-    for n in 0..50 {
+    for n in 0..20 {
         assert_eq!(
             server
                 .attempt_sign_in(&form, &format!("user{n}@example.com"), "wrong password")
@@ -394,7 +398,7 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=900).contains(&retry_after));
+    assert!((1..=3600).contains(&retry_after));
     assert!(
         refused
             .text()
@@ -1064,12 +1068,182 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()[LOCATION].to_str().unwrap().to_owned()
 }
 
+impl Running {
+    /// A confidential client (its identity is assured: consent may be remembered) with
+    /// `redirect_uris`.
+    async fn register_confidential(&self, redirect_uris: &[&str]) -> String {
+        let response = self
+            .http
+            .post(format!("{}/register", self.issuer))
+            .json(&serde_json::json!({
+                "redirect_uris": redirect_uris,
+                "client_name": "Confidential app",
+                "token_endpoint_auth_method": "client_secret_basic",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn authorize_url_for(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        resource: &str,
+        scope: &str,
+    ) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", redirect_uri),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+                ("state", "s1"),
+                ("resource", resource),
+                ("scope", scope),
+            ])
+            .finish();
+        format!("{}/authorize?{query}", self.issuer)
+    }
+
+    /// Opens `url` with `session`: `Ok(location)` when the consent page was skipped,
+    /// `Err((consent page html, cookie))` when it is shown.
+    async fn open_with_session(
+        &self,
+        url: &str,
+        session: &str,
+    ) -> Result<String, (String, String)> {
+        let (first, cookie) = self.start_authorization(url, session).await;
+        let interaction = format!("{}{}", self.base, location(&first));
+        let page = self.get(&interaction, &cookie).await;
+        if page.status() == StatusCode::SEE_OTHER {
+            return Ok(location(&page));
+        }
+        let html = page.text().await.unwrap();
+        assert!(html.contains("name=\"decision\""), "{html}");
+        Err((format!("{interaction}|{html}"), cookie))
+    }
+
+    /// Approves the consent page `shown` (from [`Self::open_with_session`]), remembering it
+    /// when `remember`.
+    async fn approve_shown(&self, shown: (String, String), remember: bool) -> String {
+        let (page, cookie) = shown;
+        let (interaction, html) = page.split_once('|').unwrap();
+        let mut form = vec![
+            ("csrf_token", field(html, "csrf_token")),
+            ("decision", "approve".to_owned()),
+        ];
+        if remember {
+            form.push(("remember", "yes".to_owned()));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let approved = self
+            .post_form(&format!("{interaction}/consent"), &cookie, &form)
+            .await;
+        assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+        location(&approved)
+    }
+}
+
+// RFC 8252 §8.6: remembered consent covers exactly what the user saw: the redirect URI, and
+// per resource the scopes approved for it. Anything else asks again.
+#[tokio::test]
+async fn remembered_consent_covers_exactly_what_the_user_saw() {
+    const OTHER_REDIRECT: &str = "http://127.0.0.1:53682/other";
+    const OTHER_RESOURCE: &str = "http://127.0.0.1:3001/mcp";
+    let server = start().await;
+    let (interaction, cookie) = server.begin().await;
+    let session = cookie_named(
+        &server.sign_in(&interaction, &cookie).await,
+        "mcpauth_session",
+    );
+    let client_id = server
+        .register_confidential(&[REDIRECT, OTHER_REDIRECT])
+        .await;
+    let url = |redirect: &str, resource: &str, scope: &str| {
+        server.authorize_url_for(&client_id, redirect, resource, scope)
+    };
+    // Approved and remembered: mcp:tools at RESOURCE, mcp:admin at OTHER_RESOURCE.
+    let shown = server
+        .open_with_session(&url(REDIRECT, RESOURCE, "mcp:tools"), &session)
+        .await
+        .unwrap_err();
+    server.approve_shown(shown, true).await;
+    let shown = server
+        .open_with_session(&url(REDIRECT, OTHER_RESOURCE, "mcp:admin"), &session)
+        .await
+        .unwrap_err();
+    server.approve_shown(shown, true).await;
+
+    // The same request, or a narrower one, skips the page.
+    assert!(
+        server
+            .open_with_session(&url(REDIRECT, RESOURCE, "mcp:tools"), &session)
+            .await
+            .is_ok_and(|back| back.starts_with(REDIRECT) && back.contains("code="))
+    );
+    // mcp:admin was approved for the other resource only: no union across resources.
+    assert!(
+        server
+            .open_with_session(&url(REDIRECT, RESOURCE, "mcp:admin"), &session)
+            .await
+            .is_err(),
+        "a scope approved for another resource asks again"
+    );
+    // Another redirect URI than the one approved asks again.
+    assert!(
+        server
+            .open_with_session(&url(OTHER_REDIRECT, RESOURCE, "mcp:tools"), &session)
+            .await
+            .is_err(),
+        "another redirect URI asks again"
+    );
+}
+
+// RFC 8252 §8.6: a public client whose redirect is a loopback URI cannot prove who it is; it
+// is asked every time, the page does not offer to remember, and says plainly where the answer
+// goes. A signed-in user still approves with one click.
+#[tokio::test]
+async fn a_public_loopback_client_is_asked_every_time() {
+    let server = start().await;
+    let client_id = server.register().await;
+    let (interaction, cookie) = server.begin().await;
+    let session = cookie_named(
+        &server.sign_in(&interaction, &cookie).await,
+        "mcpauth_session",
+    );
+    let url = server.authorize_url(&client_id);
+    let shown = server.open_with_session(&url, &session).await.unwrap_err();
+    assert!(!shown.0.contains("name=\"remember\""), "{}", shown.0);
+    assert!(
+        shown.0.contains("a program on this computer (localhost)"),
+        "{}",
+        shown.0
+    );
+    // Posting "remember" anyway remembers nothing.
+    let back = server.approve_shown(shown, true).await;
+    assert!(
+        back.starts_with(REDIRECT) && back.contains("code="),
+        "{back}"
+    );
+    assert!(
+        server.open_with_session(&url, &session).await.is_err(),
+        "asked again"
+    );
+}
+
 // Remembered consent is per user and client: approving with "remember" skips the consent
 // page next time; withdrawing it on the account page asks again.
 #[tokio::test]
 async fn remembered_consent_skips_the_page_until_it_is_withdrawn() {
     let server = start().await;
-    let client_id = server.register().await;
+    let client_id = server.register_confidential(&[REDIRECT]).await;
     let (first, cookie) = server
         .start_authorization(&server.authorize_url(&client_id), "")
         .await;
@@ -1110,7 +1284,7 @@ async fn remembered_consent_skips_the_page_until_it_is_withdrawn() {
     );
 
     // Another client is still asked.
-    let other = server.register().await;
+    let other = server.register_confidential(&[REDIRECT]).await;
     let (third, cookie) = server
         .start_authorization(&server.authorize_url(&other), &session)
         .await;
@@ -1381,18 +1555,38 @@ async fn the_device_page_signs_in_and_approves_a_device_code() {
     let cookie = format!("{cookie}; {}", cookies(signed_in.headers()));
     let confirm = format!("{}{}", server.base, location(&signed_in));
 
-    // The confirmation shows the code and the client, escaped.
-    let html = server.get(&confirm, &cookie).await.text().await.unwrap();
+    // Back with a session: the code-entry form, filled in; nothing looked up yet.
+    let entry = server.get(&confirm, &cookie).await;
+    assert_eq!(entry.status(), StatusCode::OK);
+    let entry = entry.text().await.unwrap();
+    assert_eq!(field(&entry, "user_code"), user_code);
+    let csrf = field(&entry, "csrf_token");
+    let lookup = |code: &str, token: &str| {
+        let (code, token) = (code.to_owned(), token.to_owned());
+        let cookie = cookie.clone();
+        let server = &server;
+        async move {
+            server
+                .post_form(
+                    &format!("{}/device/code", server.base),
+                    &cookie,
+                    &[("csrf_token", &token), ("user_code", &code)],
+                )
+                .await
+        }
+    };
+    // The code form carries a CSRF token: without it, nothing is looked up.
+    let forged = lookup(user_code, "not-the-token").await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The confirmation shows the code, the client (escaped) and how verified it is.
+    let html = lookup(user_code, &csrf).await.text().await.unwrap();
     assert!(html.contains(user_code), "{html}");
     assert!(html.contains("Kitchen &#60;TV&#62;") || html.contains("Kitchen &lt;TV&gt;"));
+    assert!(html.contains("unverified: it registered itself"), "{html}");
 
     // A mistyped code: the entry form again, with an error.
-    let wrong = server
-        .get(
-            &format!("{}/device?user_code=BBBB-BBBB", server.base),
-            &cookie,
-        )
-        .await;
+    let wrong = lookup("BBBB-BBBB", &csrf).await;
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
     assert!(wrong.text().await.unwrap().contains("not valid"));
 
@@ -1999,4 +2193,114 @@ async fn a_federated_account_cannot_sign_in_with_a_password() {
             .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{password:?}");
     }
+}
+
+// On an https issuer every cookie of the pages is a `__Host-` cookie: `Secure`, `Path=/`, no
+// `Domain`, so no other host and no plain-http page can set or overwrite it.
+#[tokio::test]
+async fn on_an_https_issuer_session_and_csrf_cookies_use_the_host_prefix() {
+    let server = start_configured("", temp_dir("host-prefix"), |config| {
+        config.issuer = Some("https://auth.example.test".into());
+    })
+    .await;
+    let account = server.get(&format!("{}/account", server.base), "").await;
+    let form_cookie = account.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        form_cookie.starts_with("__Host-mcpauth_form=")
+            && form_cookie.contains("; Path=/;")
+            && form_cookie.contains("; Secure")
+            && !form_cookie.contains("Domain"),
+        "{form_cookie}"
+    );
+    let html = account.text().await.unwrap();
+    let cookie = form_cookie.split(';').next().unwrap().to_owned();
+    let signed_in = server
+        .post_form(
+            &format!("{}/sign-in", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("next", "account"),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = signed_in.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        session.starts_with("__Host-mcpauth_session=")
+            && session.contains("; Path=/;")
+            && session.contains("; Secure"),
+        "{session}"
+    );
+    // The unprefixed name a plain-http page could set is not read.
+    let unprefixed = format!("mcpauth_form={}", field(&html, "csrf_token"));
+    let refused = server
+        .post_form(
+            &format!("{}/sign-in", server.base),
+            &unprefixed,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("next", "account"),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // The interaction's CSRF cookie too.
+    let client_id = server.register().await;
+    let started = server.get(&server.authorize_url(&client_id), "").await;
+    let interaction_cookie = started.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        interaction_cookie.starts_with("__Host-mcpauth_csrf_")
+            && interaction_cookie.contains("; Path=/;")
+            && interaction_cookie.contains("; Secure"),
+        "{interaction_cookie}"
+    );
+}
+
+// Decisions re-check the user: `user disable` ends the user's sign-ins in progress, so a
+// consent page left open approves nothing.
+#[tokio::test]
+async fn disabling_a_user_ends_their_pending_interactions() {
+    let dir = temp_dir("disable-pending");
+    let database = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let server = start_with("", dir).await;
+    let (interaction, cookie) = server.begin().await;
+    let cookie = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"decision\""), "{html}");
+    let mut config = mcpauth_server::Config::default();
+    config.database_url = database;
+    let store = mcpauth_server::open_store(&config).await.unwrap();
+    mcpauth_server::admin::disable_user(&store, "alice@example.com")
+        .await
+        .unwrap();
+    store.close().await;
+    let approved = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::BAD_REQUEST);
+    assert!(approved.headers().get(LOCATION).is_none(), "no code");
+    assert!(
+        approved
+            .text()
+            .await
+            .unwrap()
+            .contains("This sign-in request has expired")
+    );
 }

@@ -1,73 +1,106 @@
 //! Remembered consent: what each user approved for each client, so the consent page is shown
 //! again only when a client asks for more.
+//!
+//! A decision covers exactly what the user saw: the client, the redirect URI the code went
+//! to, and per resource the scopes approved for it. A request naming another redirect URI,
+//! another resource, or a scope not approved *for that resource*, asks again; approving
+//! scope A for one MCP server and scope B for another never approves B for the first.
 
 use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
 
-/// What a user has approved for one client.
+/// The scopes approved for one resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceApproval {
+    /// The resource (RFC 8707).
+    pub resource: String,
+    /// The scope tokens approved for it, space-separated.
+    pub scope: String,
+}
+
+/// What a user has approved for one client, across its redirect URIs, for the account page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConsentRow {
     /// The client.
     pub client_id: String,
-    /// The scope tokens approved so far, space-separated.
-    pub scope: String,
-    /// The resources approved so far.
-    pub resources: Vec<String>,
+    /// Per resource, the scopes approved (a resource approved through two redirect URIs is
+    /// listed once, with every scope approved through either).
+    pub approvals: Vec<ResourceApproval>,
     /// When the user first approved this client.
     pub created_at: u64,
     /// When the user last widened the approval.
     pub updated_at: u64,
 }
 
-impl ConsentRow {
-    /// Whether this approval already covers `scope` (space-separated) at `resources`: every
-    /// requested scope token and resource was approved before.
-    #[must_use]
-    pub fn covers(&self, scope: &str, resources: &[String]) -> bool {
-        let approved: Vec<&str> = self.scope.split_ascii_whitespace().collect();
-        scope
-            .split_ascii_whitespace()
-            .all(|token| approved.contains(&token))
-            && resources.iter().all(|r| self.resources.contains(r))
-    }
+fn has_all(approved: &str, requested: &str) -> bool {
+    let approved: Vec<&str> = approved.split_ascii_whitespace().collect();
+    requested
+        .split_ascii_whitespace()
+        .all(|token| approved.contains(&token))
 }
 
-fn consent_from(row: &impl Columns) -> Result<ConsentRow, StoreError> {
-    Ok(ConsentRow {
-        client_id: row.text("client_id")?,
-        scope: row.text("scope")?,
-        resources: row.json("resources")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
+fn union(first: &str, second: &str) -> String {
+    let mut tokens: Vec<&str> = Vec::new();
+    for token in first
+        .split_ascii_whitespace()
+        .chain(second.split_ascii_whitespace())
+    {
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+    }
+    tokens.join(" ")
+}
+
+/// Whether `approved` (resource, scope) pairs cover `scope` at every one of `resources`: each
+/// requested resource was approved with every requested scope token. Nothing is covered
+/// without a resource.
+#[must_use]
+pub fn approvals_cover(approved: &[(String, String)], scope: &str, resources: &[String]) -> bool {
+    !resources.is_empty()
+        && resources.iter().all(|resource| {
+            approved
+                .iter()
+                .any(|(r, approved_scope)| r == resource && has_all(approved_scope, scope))
+        })
 }
 
 impl SqlStore {
-    /// What `user_id` approved for `client_id`, if anything is remembered.
+    /// Whether `user_id` already approved `scope` at each of `resources` for `client_id` at
+    /// `redirect_uri`.
     ///
     /// # Errors
     ///
     /// The database error.
-    pub async fn remembered_consent(
+    pub async fn consent_covers(
         &self,
         user_id: &str,
         client_id: &str,
-    ) -> Result<Option<ConsentRow>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT client_id, scope, resources, created_at, updated_at FROM consents \
-                 WHERE user_id = $1 AND client_id = $2",
+        redirect_uri: &str,
+        scope: &str,
+        resources: &[String],
+    ) -> Result<bool, StoreError> {
+        let approved: Vec<(String, String)> = on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT resource, scope FROM consent_approvals \
+                 WHERE user_id = $1 AND client_id = $2 AND redirect_uri = $3",
             )
             .bind(user_id)
             .bind(client_id)
-            .fetch_optional(pool)
+            .bind(redirect_uri)
+            .fetch_all(pool)
             .await?;
-            row.as_ref().map(consent_from).transpose()
-        })
+            rows.iter()
+                .map(|row| Ok((row.text("resource")?, row.text("scope")?)))
+                .collect::<Result<_, StoreError>>()
+        })?;
+        Ok(approvals_cover(&approved, scope, resources))
     }
 
-    /// Remembers that `user_id` approved `scope` at `resources` for `client_id`, adding to
-    /// what was approved before (so approving a narrower request never forgets a wider one).
+    /// Remembers that `user_id` approved `scope` at each of `resources` for `client_id` at
+    /// `redirect_uri`, adding to what was approved before for the same resource (approving a
+    /// narrower request never forgets a wider one).
     ///
     /// # Errors
     ///
@@ -76,70 +109,108 @@ impl SqlStore {
         &self,
         user_id: &str,
         client_id: &str,
+        redirect_uri: &str,
         scope: &str,
         resources: &[String],
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut scopes: Vec<String> = Vec::new();
-        let mut all_resources: Vec<String> = Vec::new();
-        let previous = self.remembered_consent(user_id, client_id).await?;
-        let created_at = previous.as_ref().map_or(now, |p| p.created_at);
-        for token in previous
-            .iter()
-            .flat_map(|p| p.scope.split_ascii_whitespace())
-            .chain(scope.split_ascii_whitespace())
-        {
-            if !scopes.iter().any(|s| s == token) {
-                scopes.push(token.to_owned());
-            }
-        }
-        for resource in previous
-            .iter()
-            .flat_map(|p| p.resources.iter())
-            .chain(resources)
-        {
-            if !all_resources.contains(resource) {
-                all_resources.push(resource.clone());
-            }
-        }
-        let scope = scopes.join(" ");
-        let resources = serde_json::to_string(&all_resources)?;
-        let (created_at, now) = (to_db(created_at)?, to_db(now)?);
+        let now = to_db(now)?;
         on_pool_write!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO consents (user_id, client_id, scope, resources, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, \
-                 resources = excluded.resources, updated_at = excluded.updated_at",
-            )
-            .bind(user_id)
-            .bind(client_id)
-            .bind(&scope)
-            .bind(&resources)
-            .bind(created_at)
-            .bind(now)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin().await?;
+            for resource in resources {
+                let previous = sqlx::query(
+                    "SELECT scope FROM consent_approvals WHERE user_id = $1 AND client_id = $2 \
+                     AND redirect_uri = $3 AND resource = $4",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .bind(redirect_uri)
+                .bind(resource)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let previous = previous.map(|row| row.text("scope")).transpose()?;
+                let merged = union(previous.as_deref().unwrap_or_default(), scope);
+                sqlx::query(
+                    "INSERT INTO consent_approvals \
+                     (user_id, client_id, redirect_uri, resource, scope, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (user_id, client_id, redirect_uri, resource) \
+                     DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .bind(redirect_uri)
+                .bind(resource)
+                .bind(&merged)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
 
-    /// Everything `user_id` approved, most recent first.
+    /// Everything `user_id` approved, one row per client, most recently widened first.
     ///
     /// # Errors
     ///
     /// The database error.
     pub async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRow>, StoreError> {
-        on_pool!(self, |pool| {
+        let rows: Vec<(String, String, String, u64, u64)> = on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT client_id, scope, resources, created_at, updated_at FROM consents \
-                 WHERE user_id = $1 ORDER BY updated_at DESC, client_id",
+                "SELECT client_id, resource, scope, created_at, updated_at FROM consent_approvals \
+                 WHERE user_id = $1 ORDER BY client_id, resource",
             )
             .bind(user_id)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(consent_from).collect()
-        })
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.text("client_id")?,
+                        row.text("resource")?,
+                        row.text("scope")?,
+                        row.time("created_at")?,
+                        row.time("updated_at")?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()
+        })?;
+        let mut consents: Vec<ConsentRow> = Vec::new();
+        for (client_id, resource, scope, created_at, updated_at) in rows {
+            let consent = match consents.iter_mut().find(|c| c.client_id == client_id) {
+                Some(consent) => consent,
+                None => {
+                    consents.push(ConsentRow {
+                        client_id,
+                        approvals: Vec::new(),
+                        created_at,
+                        updated_at,
+                    });
+                    let Some(last) = consents.last_mut() else {
+                        continue;
+                    };
+                    last
+                }
+            };
+            consent.created_at = consent.created_at.min(created_at);
+            consent.updated_at = consent.updated_at.max(updated_at);
+            match consent
+                .approvals
+                .iter_mut()
+                .find(|a| a.resource == resource)
+            {
+                Some(approval) => approval.scope = union(&approval.scope, &scope),
+                None => consent.approvals.push(ResourceApproval { resource, scope }),
+            }
+        }
+        consents.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then_with(|| a.client_id.cmp(&b.client_id))
+        });
+        Ok(consents)
     }
 
     /// Withdraws `user_id`'s consent for `client_id`: forgets it, so the consent page is shown
@@ -160,7 +231,7 @@ impl SqlStore {
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let forgotten =
-                sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                sqlx::query("DELETE FROM consent_approvals WHERE user_id = $1 AND client_id = $2")
                     .bind(user_id)
                     .bind(client_id)
                     .execute(&mut *tx)
@@ -186,25 +257,48 @@ impl SqlStore {
 mod tests {
     use super::*;
 
-    fn row(scope: &str, resources: &[&str]) -> ConsentRow {
-        ConsentRow {
-            client_id: "c".into(),
-            scope: scope.into(),
-            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
-            created_at: 0,
-            updated_at: 0,
-        }
+    fn approved(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(r, s)| ((*r).to_owned(), (*s).to_owned()))
+            .collect()
     }
+
+    const A: &str = "https://a.example/mcp";
+    const B: &str = "https://b.example/mcp";
 
     #[test]
     fn remembered_consent_covers_only_subsets_of_what_was_approved() {
-        let approved = row("mcp:tools mcp:read", &["https://mcp.example/"]);
-        assert!(approved.covers("mcp:tools", &["https://mcp.example/".into()]));
-        assert!(approved.covers("mcp:read mcp:tools", &[]));
-        assert!(approved.covers("", &[]));
-        assert!(!approved.covers("mcp:tools mcp:admin", &[]));
-        assert!(!approved.covers("mcp:tools", &["https://other.example/".into()]));
+        let approvals = approved(&[(A, "mcp:tools mcp:read")]);
+        assert!(approvals_cover(&approvals, "mcp:tools", &[A.into()]));
+        assert!(approvals_cover(
+            &approvals,
+            "mcp:read mcp:tools",
+            &[A.into()]
+        ));
+        assert!(approvals_cover(&approvals, "", &[A.into()]));
+        assert!(!approvals_cover(
+            &approvals,
+            "mcp:tools mcp:admin",
+            &[A.into()]
+        ));
+        assert!(!approvals_cover(&approvals, "mcp:tools", &[B.into()]));
+        assert!(!approvals_cover(&approvals, "mcp:tools", &[]));
         // A prefix of an approved token is a different scope.
-        assert!(!approved.covers("mcp:tool", &[]));
+        assert!(!approvals_cover(&approvals, "mcp:tool", &[A.into()]));
+    }
+
+    // Scopes approved for one resource are not approved for another.
+    #[test]
+    fn remembered_consent_is_per_resource_with_no_union_across_resources() {
+        let approvals = approved(&[(A, "mcp:read"), (B, "mcp:admin")]);
+        assert!(approvals_cover(&approvals, "mcp:read", &[A.into()]));
+        assert!(approvals_cover(&approvals, "mcp:admin", &[B.into()]));
+        assert!(!approvals_cover(&approvals, "mcp:admin", &[A.into()]));
+        assert!(!approvals_cover(
+            &approvals,
+            "mcp:read",
+            &[A.into(), B.into()]
+        ));
     }
 }

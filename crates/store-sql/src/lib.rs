@@ -50,7 +50,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-pub use consent::ConsentRow;
+pub use consent::{ConsentRow, ResourceApproval, approvals_cover};
 pub use federated::{FederatedIdentityRow, NO_PASSWORD};
 pub use server_state::{InteractionRow, LockoutPolicy, SigningKeyRow, UserRow};
 

@@ -201,10 +201,21 @@ impl ClientStore for SqlStore {
     }
 
     async fn count_clients(&self) -> Result<u64, StoreError> {
+        // Metadata-document clients count once they completed an authorization.
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM clients \
+                 WHERE json_extract(record, '$.document_expires_at') IS NULL \
+                 OR EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
+            }
+            crate::Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM clients \
+                 WHERE (record::jsonb ->> 'document_expires_at') IS NULL \
+                 OR EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
+            }
+        };
         on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM clients")
-                .fetch_one(pool)
-                .await?;
+            let row = sqlx::query(sql).fetch_one(pool).await?;
             from_db(row.integer("n")?)
         })
     }

@@ -724,9 +724,10 @@ impl SqlStore {
         })
     }
 
-    /// Deletes dynamically registered clients created before `created_before` that never
-    /// completed an authorization (no grant): abandoned registrations. Pre-registered clients
-    /// and clients in use are kept. Returns how many went.
+    /// Deletes dynamically registered and metadata-document clients created before
+    /// `created_before` that never completed an authorization (no grant): abandoned
+    /// registrations and documents fetched for sign-ins nobody finished. Pre-registered
+    /// clients and clients in use are kept. Returns how many went.
     ///
     /// # Errors
     ///
@@ -739,12 +740,14 @@ impl SqlStore {
         let sql = match self.backend() {
             Backend::Sqlite => {
                 "DELETE FROM clients WHERE created_at < $1 \
-                 AND json_extract(record, '$.registration_token_hash') IS NOT NULL \
+                 AND (json_extract(record, '$.registration_token_hash') IS NOT NULL \
+                   OR json_extract(record, '$.document_expires_at') IS NOT NULL) \
                  AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
             }
             Backend::Postgres => {
                 "DELETE FROM clients WHERE created_at < $1 \
-                 AND (record::jsonb ->> 'registration_token_hash') IS NOT NULL \
+                 AND ((record::jsonb ->> 'registration_token_hash') IS NOT NULL \
+                   OR (record::jsonb ->> 'document_expires_at') IS NOT NULL) \
                  AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.client_id)"
             }
         };

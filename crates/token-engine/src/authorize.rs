@@ -12,7 +12,9 @@ use mcpauth_pkce::CodeChallenge;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client_metadata_document::is_client_metadata_document_url;
+use crate::client_metadata_document::{
+    DocumentFetch, is_client_metadata_document_url, on_origin_of,
+};
 use crate::config::ResourcePolicy;
 use crate::error::{AuthorizeError, internal};
 use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
@@ -34,10 +36,11 @@ pub enum AuthorizeOutcome {
     /// pass the pending authorization to [`TokenEngine::approve`] or [`TokenEngine::deny`].
     NeedsConsent(PendingAuthorization),
     /// The `client_id` is a Client ID Metadata Document URL whose document is not cached (or
-    /// has expired): the caller MUST fetch it SSRF-safely, pass it to
+    /// has expired): the caller MUST fetch it SSRF-safely (within its per-caller limit,
+    /// [`TokenEngine::allow_client_metadata_fetch`]), pass it to
     /// [`TokenEngine::accept_client_metadata_document`], and call `authorize` again. If the
     /// fetch fails, the caller MUST show an error and MUST NOT redirect.
-    NeedsClientMetadata(Url),
+    NeedsClientMetadata(crate::DocumentFetch),
 }
 
 /// What the consent page can say about who the client is.
@@ -53,6 +56,25 @@ pub enum ClientIdentity {
         /// The host of the `client_id` URL.
         host: String,
     },
+}
+
+impl ClientIdentity {
+    /// How far `client`'s identity is verified.
+    #[must_use]
+    pub fn of(client: &crate::model::ClientRecord) -> Self {
+        if client.document_expires_at.is_some() {
+            Self::MetadataDocument {
+                host: Url::parse(&client.client_id)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            }
+        } else if client.is_self_registered() {
+            Self::SelfRegistered
+        } else {
+            Self::PreRegistered
+        }
+    }
 }
 
 /// Where to send the user agent after an authorization decision.
@@ -89,6 +111,13 @@ pub struct PendingAuthorization {
     pub state: Option<String>,
     /// The S256 `code_challenge`.
     pub code_challenge: String,
+    /// Whether the client's identity is assured, so that a consent page may remember the
+    /// decision and skip itself next time: the client authenticates at the token endpoint,
+    /// or its redirect URI is an `https` URL only it receives. Never for a public client
+    /// whose redirect is a loopback or private-use URI, which any local program can claim
+    /// (RFC 8252 §8.6).
+    #[serde(default)]
+    pub consent_may_be_remembered: bool,
 }
 
 impl PendingAuthorization {
@@ -131,7 +160,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .is_some_and(|c| c.document_expires_at.is_some_and(|until| until > now));
         if document_client && !fresh {
             return match Url::parse(client_id) {
-                Ok(url) => AuthorizeOutcome::NeedsClientMetadata(url),
+                Ok(url) if on_origin_of(&url, &self.config.issuer) => show(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "a client_id on this server's own origin is not a client metadata document",
+                ),
+                Ok(url) => AuthorizeOutcome::NeedsClientMetadata(DocumentFetch::for_authorization(
+                    url,
+                    request.redirect_uri.clone(),
+                )),
                 Err(_) => show(
                     AuthorizeErrorCode::InvalidRequest,
                     UNKNOWN_CLIENT_OR_REDIRECT,
@@ -232,19 +268,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             Ok(resources) => resources,
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
         };
+        let consent_may_be_remembered = client.auth_method
+            != crate::model::TokenEndpointAuthMethod::None
+            || Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "https");
         AuthorizeOutcome::NeedsConsent(PendingAuthorization {
-            client_identity: if client.document_expires_at.is_some() {
-                ClientIdentity::MetadataDocument {
-                    host: Url::parse(&client.client_id)
-                        .ok()
-                        .and_then(|u| u.host_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                }
-            } else if client.is_self_registered() {
-                ClientIdentity::SelfRegistered
-            } else {
-                ClientIdentity::PreRegistered
-            },
+            client_identity: ClientIdentity::of(&client),
+            consent_may_be_remembered,
             client_id: client.client_id,
             client_name: client.metadata.client_name,
             redirect_uri,

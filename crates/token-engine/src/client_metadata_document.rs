@@ -47,9 +47,48 @@ fn refuse(description: impl Into<std::borrow::Cow<'static, str>>) -> Registratio
     OAuthError::new(RegistrationErrorCode::InvalidClientMetadata, description)
 }
 
+/// A Client ID Metadata Document the caller must fetch before the engine can go on: for an
+/// authorization request (with the `redirect_uri` it named, checked against the document
+/// before anything is stored), or at the token endpoint for a client whose cached document
+/// went stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct DocumentFetch {
+    url: Url,
+    redirect_uri: Option<String>,
+    authorization: bool,
+}
+
+impl DocumentFetch {
+    /// The document's URL (the `client_id`): fetch it SSRF-safely.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The document of an authorization request for `url` that named `redirect_uri` (the
+    /// engine's [`NeedsClientMetadata`](crate::AuthorizeOutcome::NeedsClientMetadata)
+    /// carries one; build one yourself only to hand the engine a document fetched ahead).
+    pub fn for_authorization(url: Url, redirect_uri: Option<String>) -> Self {
+        Self {
+            url,
+            redirect_uri,
+            authorization: true,
+        }
+    }
+}
+
+/// Whether `client_id` names a document on the issuer's own origin, which is never a client
+/// (the server would fetch from itself).
+pub(crate) fn on_origin_of(client_id: &Url, issuer: &Url) -> bool {
+    client_id.origin() == issuer.origin()
+}
+
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    /// Validates a fetched Client ID Metadata Document for `client_id` and caches it as a
-    /// client until `cache_until` (derive it from the response's caching headers, bounded).
+    /// Validates a fetched Client ID Metadata Document for `fetch` and caches it as a client
+    /// until `cache_until` (derive it from the response's caching headers, bounded). For an
+    /// authorization request the document must list the `redirect_uri` the request named
+    /// (or, when it named none, exactly one): otherwise nothing is stored.
     ///
     /// # Errors
     ///
@@ -57,11 +96,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// stored. `server_error` on storage failure.
     pub async fn accept_client_metadata_document(
         &self,
-        client_id: &str,
+        fetch: &DocumentFetch,
         document: &[u8],
         now: UnixTime,
         cache_until: UnixTime,
     ) -> Result<(), RegistrationError> {
+        let client_id = fetch.url.as_str();
         if !self.config.client_metadata_documents {
             return Err(refuse(
                 "this server does not accept Client ID Metadata Documents",
@@ -70,6 +110,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !is_client_metadata_document_url(client_id) {
             return Err(refuse(
                 "a metadata-document client_id must be an https URL with a path",
+            ));
+        }
+        if on_origin_of(&fetch.url, &self.config.issuer) {
+            return Err(refuse(
+                "a client_id on this server's own origin is not a client metadata document",
             ));
         }
         if document.len() > MAX_CLIENT_METADATA_DOCUMENT_BYTES {
@@ -99,6 +144,21 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let (method, metadata) = self.validate_client_metadata(metadata)?;
         // Anyone can publish a document: it gets user-delegated grants only, never vouched.
         self.check_self_registered_grants(&metadata, false)?;
+        if fetch.authorization {
+            let registered = &metadata.redirect_uris;
+            let listed = match fetch.redirect_uri.as_deref() {
+                Some(requested) => registered
+                    .iter()
+                    .any(|r| mcpauth_dcr::redirect_uri_matches(r, requested)),
+                None => registered.len() == 1,
+            };
+            if !listed {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidRedirectUri,
+                    "the document does not list the redirect_uri of the authorization request",
+                ));
+            }
+        }
         let mut record = ClientRecord::new(client_id.to_owned(), method, metadata, now);
         debug_assert!(matches!(
             method,
@@ -115,6 +175,59 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             false => self.model.insert_client(record).await,
         };
         stored.map_err(|e| internal("storage failure", e))
+    }
+
+    /// For the token endpoint (and the others a client authenticates at): the document to
+    /// fetch again first, when `client_id` is a metadata-document client whose cached
+    /// document has gone stale. Give the fetched bytes to
+    /// [`Self::accept_client_metadata_document`]; when the fetch fails, the client's stale
+    /// record is refused like an unknown client.
+    ///
+    /// # Errors
+    ///
+    /// The storage error.
+    pub async fn stale_client_metadata_document(
+        &self,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<DocumentFetch>, M::Error> {
+        if !self.config.client_metadata_documents || !is_client_metadata_document_url(client_id) {
+            return Ok(None);
+        }
+        let stale = self
+            .model
+            .find_client(client_id)
+            .await?
+            .and_then(|c| c.document_expires_at)
+            .is_some_and(|until| until <= now);
+        Ok(stale
+            .then(|| Url::parse(client_id).ok())
+            .flatten()
+            .map(|url| DocumentFetch {
+                url,
+                redirect_uri: None,
+                authorization: false,
+            }))
+    }
+
+    /// Counts one document fetch for `caller` (its [`CallerKey`](crate::CallerKey)) and says
+    /// whether it is within the per-caller limit: the registration policy's
+    /// `per_caller_per_hour`, counted apart from registrations (a fetch makes the server
+    /// store a client just as a registration does).
+    ///
+    /// # Errors
+    ///
+    /// The storage error.
+    pub async fn allow_client_metadata_fetch(
+        &self,
+        caller: &str,
+        now: UnixTime,
+    ) -> Result<bool, M::Error> {
+        let hits = self
+            .model
+            .hit(&format!("document-fetch:{caller}"), now, 3600)
+            .await?;
+        Ok(hits <= self.config.registration.per_caller_per_hour)
     }
 }
 

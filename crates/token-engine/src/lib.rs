@@ -70,7 +70,7 @@ pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
 };
 pub use client_metadata_document::{
-    MAX_CLIENT_METADATA_DOCUMENT_BYTES, is_client_metadata_document_url,
+    DocumentFetch, MAX_CLIENT_METADATA_DOCUMENT_BYTES, is_client_metadata_document_url,
 };
 pub use config::{
     AccessTokenFormat, CallerKey, ConfigError, EngineConfig, RegistrationPolicy, ResourcePolicy,

@@ -115,7 +115,16 @@ impl ClientStore for MemoryModel {
     }
 
     async fn count_clients(&self) -> Result<u64, Self::Error> {
-        Ok(u64::try_from(self.tables().clients.len()).unwrap_or(u64::MAX))
+        let tables = self.tables();
+        let counted = tables
+            .clients
+            .values()
+            .filter(|c| {
+                c.document_expires_at.is_none()
+                    || tables.grants.values().any(|g| g.client_id == c.client_id)
+            })
+            .count();
+        Ok(u64::try_from(counted).unwrap_or(u64::MAX))
     }
 }
 

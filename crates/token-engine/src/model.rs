@@ -326,7 +326,9 @@ pub trait ClientStore: ModelBase {
     async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error>;
     /// Deletes a client (RFC 7592 §2.3). Returns whether it existed.
     async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error>;
-    /// How many clients exist (for the registration cap).
+    /// How many clients count toward the registration cap: every client but
+    /// metadata-document clients that never completed an authorization (no grant), which
+    /// anyone can make the server store by starting one.
     async fn count_clients(&self) -> Result<u64, Self::Error>;
 }
 

@@ -281,3 +281,113 @@ async fn clients_without_the_device_grant_are_unauthorized_client() {
     let body: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(error_of(&body), "unauthorized_client");
 }
+
+/// Users the application disabled, as the engine's `SubjectStatus` sees them.
+#[derive(Default)]
+struct Users {
+    disabled: std::sync::Mutex<Vec<String>>,
+}
+
+impl Users {
+    fn disable(&self, subject: &str) {
+        self.disabled.lock().unwrap().push(subject.to_owned());
+    }
+}
+
+#[async_trait::async_trait]
+impl mcpauth_token_engine::SubjectStatus for Users {
+    async fn is_active(
+        &self,
+        subject: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(!self.disabled.lock().unwrap().iter().any(|d| d == subject))
+    }
+}
+
+async fn harness_with_users() -> (Harness, std::sync::Arc<Users>) {
+    let users = std::sync::Arc::new(Users::default());
+    let status = users.clone();
+    let h = harness_with(move |c| {
+        c.subject_status(status);
+    })
+    .await;
+    (h, users)
+}
+
+// Decisions re-check the user: a disabled user cannot approve a device code.
+#[tokio::test]
+async fn a_disabled_user_cannot_approve_a_device_code() {
+    let (h, users) = harness_with_users().await;
+    let d = start(&h).await;
+    users.disable("mallory");
+    assert!(matches!(
+        h.engine.approve_device(&d.user_code, "mallory", NOW).await,
+        Err(DeviceUserError::InactiveUser)
+    ));
+    let (_, body) = poll(&h, &d, NOW.plus(5)).await;
+    assert_eq!(
+        body["error"], "authorization_pending",
+        "nothing was decided"
+    );
+}
+
+// Redeeming an approved device code re-checks the user: disabled after approving, nothing is
+// issued, and the approval's grant is revoked.
+#[tokio::test]
+async fn an_approved_device_code_of_a_user_disabled_since_yields_no_tokens() {
+    let (h, users) = harness_with_users().await;
+    let d = start(&h).await;
+    h.engine
+        .approve_device(&d.user_code, "alice", NOW)
+        .await
+        .unwrap();
+    users.disable("alice");
+    let (status, body) = poll(&h, &d, NOW.plus(5)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+// approve_device writes nothing for a code that is expired, denied or already decided.
+#[tokio::test]
+async fn approving_an_expired_denied_or_decided_code_changes_nothing() {
+    let h = harness().await;
+    let denied = start(&h).await;
+    h.engine.deny_device(&denied.user_code, NOW).await.unwrap();
+    assert!(matches!(
+        h.engine
+            .approve_device(&denied.user_code, "alice", NOW)
+            .await,
+        Err(DeviceUserError::UnknownCode)
+    ));
+    let (_, body) = poll(&h, &denied, NOW.plus(5)).await;
+    assert_eq!(body["error"], "access_denied", "still denied");
+
+    let decided = start(&h).await;
+    h.engine
+        .approve_device(&decided.user_code, "alice", NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.engine
+            .approve_device(&decided.user_code, "mallory", NOW)
+            .await,
+        Err(DeviceUserError::UnknownCode)
+    ));
+    let (status, tokens) = poll(&h, &decided, NOW.plus(5)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        jwt_part(tokens["access_token"].as_str().unwrap(), 1)["sub"],
+        "alice",
+        "the first decision stands"
+    );
+
+    let expired = start(&h).await;
+    assert!(matches!(
+        h.engine
+            .approve_device(&expired.user_code, "alice", NOW.plus(15 * 60))
+            .await,
+        Err(DeviceUserError::UnknownCode)
+    ));
+}

@@ -866,3 +866,42 @@ async fn a_pre_registered_clients_scope_bounds_its_authorization_requests() {
         other => panic!("expected consent, got {other:?}"),
     }
 }
+
+/// Users the application disabled, as the engine's `SubjectStatus` sees them.
+#[derive(Default)]
+struct DisabledUsers(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl mcpauth_token_engine::SubjectStatus for DisabledUsers {
+    async fn is_active(
+        &self,
+        subject: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(!self.0.lock().unwrap().iter().any(|d| d == subject))
+    }
+}
+
+// Decisions re-check the user: consent by a disabled user issues no code, and a code approved
+// before the user was disabled yields no tokens (its grant is revoked).
+#[tokio::test]
+async fn approving_consent_and_redeeming_the_code_re_check_the_user() {
+    let users = std::sync::Arc::new(DisabledUsers::default());
+    let status = users.clone();
+    let h = harness_with(move |c| {
+        c.subject_status(status);
+    })
+    .await;
+    let code = h.code().await;
+    users.0.lock().unwrap().push("alice".into());
+    let (status, body) = h.redeem(&code).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let pending = h.pending().await;
+    let refused = h.engine.approve(pending, "alice", NOW).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        mcpauth_oauth_types::AuthorizeErrorCode::AccessDenied
+    );
+}

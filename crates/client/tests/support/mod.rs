@@ -217,7 +217,21 @@ impl FormFillingBrowser {
                 .await
                 .unwrap();
         }
+        // The code-entry form, filled in: continue with it (a POST with the form's token).
         assert!(page.contains(&user_code), "{page}");
+        page = self
+            .go(http.post(format!("{origin}/device/code")).form(&[
+                ("csrf_token", field(&page, "csrf_token").as_str()),
+                ("user_code", user_code.as_str()),
+            ]))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Connect") && page.contains(&user_code),
+            "{page}"
+        );
         let done = self
             .go(http.post(format!("{origin}/device")).form(&[
                 ("csrf_token", field(&page, "csrf_token").as_str()),

@@ -20,7 +20,8 @@ use super::{Pages, SessionBar, page, see_other};
 struct ConsentLine {
     client_id: String,
     client_name: String,
-    scopes: Vec<String>,
+    /// Per resource, the scopes approved for it.
+    approvals: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Template)]
@@ -34,7 +35,7 @@ struct AccountPage<'a> {
 
 /// `GET {base}/account`.
 pub(super) async fn show(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response {
-    let Some((csrf, new)) = Pages::form_csrf(&headers) else {
+    let Some((csrf, new)) = pages.form_csrf(&headers) else {
         return pages.server_error(&"no randomness");
     };
     let response = match pages.session_user(&headers).await {
@@ -54,10 +55,18 @@ pub(super) async fn show(State(pages): State<Arc<Pages>>, headers: HeaderMap) ->
                     consents.push(ConsentLine {
                         client_id: row.client_id,
                         client_name,
-                        scopes: row
-                            .scope
-                            .split_ascii_whitespace()
-                            .map(str::to_owned)
+                        approvals: row
+                            .approvals
+                            .into_iter()
+                            .map(|a| {
+                                (
+                                    a.resource,
+                                    a.scope
+                                        .split_ascii_whitespace()
+                                        .map(str::to_owned)
+                                        .collect(),
+                                )
+                            })
                             .collect(),
                     });
                 }
@@ -90,7 +99,7 @@ pub(super) async fn withdraw(
     headers: HeaderMap,
     Form(form): Form<WithdrawForm>,
 ) -> Response {
-    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }
     let account = format!("{}/account", pages.base);

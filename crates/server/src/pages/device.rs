@@ -2,7 +2,8 @@
 //! device authorization endpoint publishes (`{issuer}/device`).
 //!
 //! The user signs in, types the code the device shows (or arrives with it filled in through
-//! `verification_uri_complete`), sees which client asks for what, and approves or denies.
+//! `verification_uri_complete`) and posts it with the form's CSRF token, sees which client
+//! asks for what and how far its identity is verified, and approves or denies.
 //! The confirmation is always shown, even with remembered consent: §5.4 (remote phishing)
 //! asks that the user check the code against their device before approving. Wrong codes count
 //! against the caller (§5.1), in the database.
@@ -15,7 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mcpauth_adapter_axum::now;
-use mcpauth_token_engine::{DeviceUserError, PendingDevice};
+use mcpauth_token_engine::{ClientIdentity, DeviceUserError, PendingDevice};
 use serde::Deserialize;
 
 use super::sign_in::{Next, Peer, peer_ip, sign_in_page};
@@ -31,6 +32,10 @@ struct EntryPage<'a> {
     error: Option<&'a str>,
 }
 
+/// The path the code-entry form posts to: a lookup is a POST with the form's CSRF token, so
+/// another site cannot make a signed-in browser try codes (and spend its attempts).
+const CODE_PATH: &str = "/code";
+
 #[derive(Template)]
 #[template(path = "device_confirm.html")]
 struct ConfirmPage<'a> {
@@ -38,6 +43,7 @@ struct ConfirmPage<'a> {
     signed_in: SessionBar<'a>,
     client_name: &'a str,
     client_id: &'a str,
+    identity: &'a str,
     user_code: &'a str,
     resources: &'a [String],
     scopes: Vec<ScopeLine<'a>>,
@@ -79,7 +85,7 @@ impl Pages {
             EntryPage {
                 base: &self.base,
                 signed_in: bar,
-                action: self.device_page_url(None),
+                action: format!("{}{CODE_PATH}", self.device_page_url(None)),
                 user_code,
                 error,
             }
@@ -127,14 +133,14 @@ pub(super) struct DeviceQuery {
     user_code: Option<String>,
 }
 
-/// `GET {base}/device[?user_code=…]`.
+/// `GET {base}/device[?user_code=…]`: the sign-in form, or the code-entry form (filled in
+/// from `verification_uri_complete`). Nothing is looked up: that takes the form's POST.
 pub(super) async fn show(
     State(pages): State<Arc<Pages>>,
-    peer: Peer,
     headers: HeaderMap,
     Query(query): Query<DeviceQuery>,
 ) -> Response {
-    let Some((csrf, new)) = Pages::form_csrf(&headers) else {
+    let Some((csrf, new)) = pages.form_csrf(&headers) else {
         return pages.server_error(&"no randomness");
     };
     let user_code = query
@@ -154,24 +160,51 @@ pub(super) async fn show(
         ),
         Some(user) => {
             let bar = pages.session_bar(&user.email, &csrf);
-            match user_code {
-                None => pages.device_entry(StatusCode::OK, bar, "", None),
-                Some(code) => match pages
-                    .engine
-                    .device_lookup(code, &caller_key(peer, &user.id), now())
-                    .await
-                {
-                    Ok(pending) => confirm_page(&pages, bar, &pending),
-                    Err(e) => pages.device_code_refused(&e, bar, code),
-                },
-            }
+            pages.device_entry(StatusCode::OK, bar, user_code.unwrap_or_default(), None)
         }
     };
     pages.with_form_csrf(response, &csrf, new)
 }
 
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    csrf_token: String,
+    user_code: String,
+}
+
+/// `POST {base}/device/code`: the code the user typed (rate-limited per caller, RFC 8628
+/// §5.1), answered with the confirmation page.
+pub(super) async fn lookup(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
+        return pages.form_expired();
+    }
+    let code = form.user_code.trim();
+    let Some(user) = pages.session_user(&headers).await else {
+        return see_other(&pages.device_page_url(Some(code).filter(|c| !c.is_empty())));
+    };
+    let bar = pages.session_bar(&user.email, &form.csrf_token);
+    match pages
+        .engine
+        .device_lookup(code, &caller_key(peer, &user.id), now())
+        .await
+    {
+        Ok(pending) => confirm_page(&pages, bar, &pending),
+        Err(e) => pages.device_code_refused(&e, bar, code),
+    }
+}
+
 fn confirm_page(pages: &Pages, bar: SessionBar<'_>, pending: &PendingDevice) -> Response {
     let client_name = pending.client_name.as_deref().unwrap_or("A device");
+    let identity = match &pending.client_identity {
+        ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
+        ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
+        _ => "registered by this server's operator".to_owned(),
+    };
     page(
         StatusCode::OK,
         ConfirmPage {
@@ -179,6 +212,7 @@ fn confirm_page(pages: &Pages, bar: SessionBar<'_>, pending: &PendingDevice) -> 
             signed_in: bar,
             client_name,
             client_id: &pending.client_id,
+            identity: &identity,
             user_code: &pending.user_code,
             resources: &pending.resources,
             scopes: pages.scope_lines(&pending.scope),
@@ -202,7 +236,7 @@ pub(super) async fn decide(
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }
     let Some(user) = pages.session_user(&headers).await else {

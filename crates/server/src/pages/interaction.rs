@@ -28,7 +28,12 @@ use super::{
 };
 
 const INTERACTION_TTL: u64 = 600;
-const CSRF_COOKIE: &str = "mcpauth_csrf";
+/// The interaction's CSRF cookie: one per interaction (named after it), so concurrent
+/// sign-ins in one browser do not clash.
+fn csrf_cookie(id: &str) -> String {
+    let key = secret_hash(id);
+    format!("mcpauth_csrf_{}", key.get(..16).unwrap_or(&key))
+}
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -41,6 +46,10 @@ struct ConsentPage<'a> {
     resources: &'a [String],
     scopes: Vec<ScopeLine<'a>>,
     redirect_host: String,
+    redirect_warning: Option<String>,
+    /// Whether the page offers to remember the decision (RFC 8252 §8.6: not for a client
+    /// whose identity cannot be assured).
+    remember_offered: bool,
     action: String,
     csrf_token: &'a str,
 }
@@ -59,6 +68,7 @@ struct ChooserPage<'a> {
     resources: &'a [String],
     scopes: Vec<ScopeLine<'a>>,
     redirect_host: String,
+    redirect_warning: Option<String>,
     providers: Vec<ProviderButton<'a>>,
     deny_action: String,
     password_login: bool,
@@ -71,6 +81,27 @@ struct ClientDescription {
     name: String,
     identity: String,
     redirect_host: String,
+    /// Said plainly when the answer goes to a program on this device, which any program
+    /// could be (a loopback or private-use redirect URI).
+    redirect_warning: Option<String>,
+}
+
+/// The warning for a redirect URI that any local program could receive, if it is one.
+fn redirect_warning(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    if url.scheme() == "http" && mcpauth_metadata::is_loopback_http(&url) {
+        return Some(
+            "The answer goes to a program on this computer (localhost), not to a website: any program running here could be the one listening. Approve only if you just started this from an application you trust."
+                .to_owned(),
+        );
+    }
+    if url.scheme() != "https" {
+        return Some(format!(
+            "The answer goes to an application on this device through the `{}:` link type, which any installed application can claim. Approve only if you just started this from an application you trust.",
+            url.scheme()
+        ));
+    }
+    None
 }
 
 fn describe_client(pending: &PendingAuthorization) -> ClientDescription {
@@ -91,6 +122,7 @@ fn describe_client(pending: &PendingAuthorization) -> ClientDescription {
                     .map_or_else(|| u.scheme().to_owned(), str::to_owned)
             })
             .unwrap_or_default(),
+        redirect_warning: redirect_warning(&pending.redirect_uri),
     }
 }
 
@@ -114,6 +146,7 @@ impl Pages {
                 resources: &pending.resources,
                 scopes: self.scope_lines(&pending.scope),
                 redirect_host: client.redirect_host,
+                redirect_warning: client.redirect_warning,
                 providers: federation
                     .login
                     .providers()
@@ -155,7 +188,7 @@ impl Pages {
             Ok(None) => return Err(self.expired()),
             Err(e) => return Err(self.server_error(&e)),
         };
-        let Some(csrf) = cookie(headers, CSRF_COOKIE) else {
+        let Some(csrf) = cookie(headers, &self.cookie_name(&csrf_cookie(id))) else {
             return Err(self.message(
                 StatusCode::FORBIDDEN,
                 "Open this page in the browser that started sign-in",
@@ -251,7 +284,7 @@ impl Pages {
         };
         self.set_cookie(
             &mut response,
-            CSRF_COOKIE,
+            &csrf_cookie(id),
             "",
             &self.interaction_path(id),
             0,
@@ -294,7 +327,13 @@ impl InteractionHandler for BuiltInInteraction {
         let path = pages.interaction_path(&id);
         let mut response = see_other(&path);
         // Scoped to this interaction's path: concurrent sign-ins in one browser do not clash.
-        pages.set_cookie(&mut response, CSRF_COOKIE, &csrf, &path, INTERACTION_TTL);
+        pages.set_cookie(
+            &mut response,
+            &csrf_cookie(&id),
+            &csrf,
+            &path,
+            INTERACTION_TTL,
+        );
         response
     }
 }
@@ -341,17 +380,27 @@ pub(super) async fn show(
     {
         return pages.server_error(&e);
     }
-    match pages
-        .store
-        .remembered_consent(&user.id, &pending.client_id)
-        .await
-    {
-        Ok(Some(consent)) if consent.covers(&pending.scope, &pending.resources) => {
-            tracing::debug!(client_id = %pending.client_id, "consent remembered: not asking again");
-            return pages.decide(&id, pending, &user.id, true).await;
+    // RFC 8252 §8.6: only a client whose identity is assured may skip the page, and only for
+    // exactly what the user approved before at the same redirect URI.
+    if pending.consent_may_be_remembered {
+        match pages
+            .store
+            .consent_covers(
+                &user.id,
+                &pending.client_id,
+                &pending.redirect_uri,
+                &pending.scope,
+                &pending.resources,
+            )
+            .await
+        {
+            Ok(true) => {
+                tracing::debug!(client_id = %pending.client_id, "consent remembered: not asking again");
+                return pages.decide(&id, pending, &user.id, true).await;
+            }
+            Ok(false) => {}
+            Err(e) => return pages.server_error(&e),
         }
-        Ok(_) => {}
-        Err(e) => return pages.server_error(&e),
     }
     let client = describe_client(&pending);
     page(
@@ -369,6 +418,8 @@ pub(super) async fn show(
             resources: &pending.resources,
             scopes: pages.scope_lines(&pending.scope),
             redirect_host: client.redirect_host,
+            redirect_warning: client.redirect_warning,
+            remember_offered: pending.consent_may_be_remembered,
             action: format!("{}/consent", pages.interaction_path(&id)),
             csrf_token: &csrf,
         }
@@ -459,11 +510,13 @@ pub(super) async fn consent(
     };
     if approve
         && form.remember.is_some()
+        && pending.consent_may_be_remembered
         && let Err(e) = pages
             .store
             .remember_consent(
                 &user_id,
                 &pending.client_id,
+                &pending.redirect_uri,
                 &pending.scope,
                 &pending.resources,
                 now().0,
@@ -547,7 +600,7 @@ pub(super) async fn upstream(
     }
     pages.set_cookie(
         &mut response,
-        CSRF_COOKIE,
+        &csrf_cookie(&id),
         "",
         &pages.interaction_path(&id),
         0,

@@ -197,6 +197,19 @@ impl Pages {
         }
     }
 
+    /// A cookie's name as set and read: on an https issuer with the `__Host-` prefix, which
+    /// browsers accept only with `Secure`, `Path=/` and no `Domain`, so no other host of the
+    /// site and no plain-http page can set or overwrite it (cookie tossing).
+    fn cookie_name(&self, name: &str) -> String {
+        if self.secure_cookies {
+            format!("__Host-{name}")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// Sets cookie `name` (a `__Host-` one on an https issuer, at `Path=/`; `path` applies
+    /// on a development http issuer).
     fn set_cookie(
         &self,
         response: &mut Response,
@@ -205,6 +218,8 @@ impl Pages {
         path: &str,
         max_age: u64,
     ) {
+        let name = self.cookie_name(name);
+        let path = if self.secure_cookies { "/" } else { path };
         let text = format!(
             "{name}={value}; Path={path}; Max-Age={max_age}{}",
             self.cookie_attributes()
@@ -224,7 +239,7 @@ impl Pages {
 
     /// The signed-in user of this browser, if its session is live and the user enabled.
     async fn session_user(&self, headers: &HeaderMap) -> Option<SignedIn> {
-        let id = cookie(headers, SESSION_COOKIE)?;
+        let id = cookie(headers, &self.cookie_name(SESSION_COOKIE))?;
         let user_id = self
             .store
             .session_user(&secret_hash(id), now().0)
@@ -240,7 +255,7 @@ impl Pages {
 
     /// Ends this browser's session (server-side too) and clears its cookie on `response`.
     async fn end_session(&self, headers: &HeaderMap, response: &mut Response) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE)
+        if let Some(id) = cookie(headers, &self.cookie_name(SESSION_COOKIE))
             && let Err(e) = self.store.delete_session(&secret_hash(id)).await
         {
             tracing::warn!(error = %e, "deleting a session failed");
@@ -249,8 +264,8 @@ impl Pages {
     }
 
     /// This browser's form CSRF token, and whether the cookie must be set on the response.
-    fn form_csrf(headers: &HeaderMap) -> Option<(String, bool)> {
-        match cookie(headers, FORM_CSRF_COOKIE).filter(|v| v.len() == 43) {
+    fn form_csrf(&self, headers: &HeaderMap) -> Option<(String, bool)> {
+        match cookie(headers, &self.cookie_name(FORM_CSRF_COOKIE)).filter(|v| v.len() == 43) {
             Some(token) => Some((token.to_owned(), false)),
             None => random_token().map(|token| (token, true)),
         }
@@ -265,8 +280,8 @@ impl Pages {
     }
 
     /// Whether a posted form's token matches this browser's form CSRF cookie.
-    fn form_csrf_matches(headers: &HeaderMap, submitted: &str) -> bool {
-        cookie(headers, FORM_CSRF_COOKIE).is_some_and(|expected| {
+    fn form_csrf_matches(&self, headers: &HeaderMap, submitted: &str) -> bool {
+        cookie(headers, &self.cookie_name(FORM_CSRF_COOKIE)).is_some_and(|expected| {
             !expected.is_empty()
                 && mcpauth_oauth_types::constant_time_eq(expected.as_bytes(), submitted.as_bytes())
         })
@@ -339,6 +354,10 @@ pub(crate) fn routes(pages: Arc<Pages>) -> Router {
         .route(
             &at(&pages.device_path),
             get(device::show).post(device::decide),
+        )
+        .route(
+            &at(&format!("{}/code", pages.device_path)),
+            post(device::lookup),
         )
         .route(&at("/account"), get(account::show))
         .route(&at("/account/withdraw"), post(account::withdraw))

@@ -262,7 +262,7 @@ pub(super) async fn sign_in(
     if !pages.password_login {
         return pages.password_login_off();
     }
-    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }
     let user_code = form.user_code.as_deref().filter(|c| !c.trim().is_empty());
@@ -303,7 +303,7 @@ pub(super) async fn sign_in_upstream(
     headers: HeaderMap,
     Form(form): Form<UpstreamSignInForm>,
 ) -> Response {
-    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }
     let Some(federation) = pages.federation.clone() else {
@@ -352,7 +352,7 @@ pub(super) async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if !Pages::form_csrf_matches(&headers, &form.csrf_token) {
+    if !pages.form_csrf_matches(&headers, &form.csrf_token) {
         return pages.form_expired();
     }
     let mut response = pages.message(

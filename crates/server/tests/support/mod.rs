@@ -211,20 +211,44 @@ impl Server {
     }
 
     pub async fn redeem(&self, client_id: &str, redirect_uri: &str, code: &str) -> Value {
+        self.redeem_as(client_id, None, redirect_uri, code).await
+    }
+
+    /// Registers `body`; returns the whole registration response (with any secret).
+    #[allow(dead_code, reason = "not every test binary uses every helper")]
+    pub async fn register_full(&self, body: Value) -> Value {
         let response = self
             .http
-            .post(format!("{}/token", self.issuer))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("client_id", client_id),
-                ("code_verifier", VERIFIER),
-                ("resource", RESOURCE),
-            ])
+            .post(format!("{}/register", self.issuer))
+            .json(&body)
             .send()
             .await
             .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Redeems `code`, authenticating with `secret` (HTTP Basic) when given.
+    pub async fn redeem_as(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+        redirect_uri: &str,
+        code: &str,
+    ) -> Value {
+        let mut request = self.http.post(format!("{}/token", self.issuer));
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", VERIFIER),
+            ("resource", RESOURCE),
+        ];
+        match secret {
+            Some(secret) => request = request.basic_auth(client_id, Some(secret)),
+            None => form.push(("client_id", client_id)),
+        }
+        let response = request.form(&form).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }

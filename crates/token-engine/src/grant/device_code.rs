@@ -68,6 +68,8 @@ pub struct PendingDevice {
     pub client_id: String,
     /// Its display name, if registered.
     pub client_name: Option<String>,
+    /// How far the client's identity is verified, for the confirmation page.
+    pub client_identity: crate::ClientIdentity,
     /// The scope requested.
     pub scope: String,
     /// The resources requested.
@@ -320,16 +322,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
             .filter(|r| r.state == DeviceState::Pending && r.expires_at > now)
             .ok_or(DeviceUserError::UnknownCode)?;
-        let client_name = self
+        let client = self
             .model
             .find_client(&record.client_id)
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
-            .and_then(|c| c.metadata.client_name);
+            .ok_or(DeviceUserError::UnknownCode)?;
         Ok(PendingDevice {
             user_code: display_user_code(&code),
             client_id: record.client_id,
-            client_name,
+            client_identity: crate::ClientIdentity::of(&client),
+            client_name: client.metadata.client_name,
             scope: record.scope,
             resources: record.resources,
         })
