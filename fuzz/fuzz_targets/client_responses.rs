@@ -6,7 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 use mcpauth_client::UrlPolicy;
 use mcpauth_client::challenge::{self, BearerChallenge};
-use mcpauth_client::discovery::{check_authorization_server, check_protected_resource};
+use mcpauth_client::discovery::{
+    ExpectedIssuer, check_authorization_server, check_protected_resource,
+};
 use mcpauth_metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 
 // Four parts separated by NUL bytes, so the seeds in `fuzz/seeds/client_responses` stay
@@ -41,9 +43,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(metadata) = serde_json::from_slice::<ProtectedResourceMetadata>(resource_metadata) {
         if let Ok(resource) = check_protected_resource(&metadata, &server, &metadata_url) {
-            // RFC 9728 §3.3: the accepted resource is on the server's own origin.
-            let resource = url::Url::parse(&resource).ok();
-            assert_eq!(resource.map(|r| r.origin()), Some(server.origin()));
+            // RFC 9728 §3.3: the accepted resource is the server's own URL, identical (the
+            // path-inserted document names nothing else).
+            assert_eq!(resource, server.as_str());
         }
     }
     let Ok(issuer) = url::Url::parse("https://auth.example.com") else {
@@ -52,9 +54,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(metadata) = serde_json::from_slice::<AuthorizationServerMetadata>(server_metadata) {
         if check_authorization_server(
             &metadata,
-            Some(&issuer),
+            ExpectedIssuer::Exactly(&issuer),
             &metadata_url,
             UrlPolicy::default(),
+            &server,
         )
         .is_ok()
         {
@@ -66,6 +69,28 @@ fuzz_target!(|data: &[u8]| {
                     .any(|m| m == "S256")
             );
         }
-        let _ = check_authorization_server(&metadata, None, &metadata_url, UrlPolicy::default());
+        let loopback = UrlPolicy::allowing_loopback_http();
+        if let Ok(local) = url::Url::parse("http://127.0.0.1:8080")
+            && check_authorization_server(
+                &metadata,
+                ExpectedIssuer::Exactly(&local),
+                &metadata_url,
+                loopback,
+                &server,
+            )
+            .is_ok()
+        {
+            // With loopback allowed, no accepted endpoint is on another local origin.
+            for endpoint in [&metadata.token_endpoint, &metadata.authorization_endpoint]
+                .into_iter()
+                .flatten()
+            {
+                if let Ok(url) = url::Url::parse(endpoint)
+                    && url.host_str().is_some_and(|h| h.starts_with("127."))
+                {
+                    assert_eq!(url.origin(), local.origin());
+                }
+            }
+        }
     }
 });

@@ -31,19 +31,33 @@ pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<()
         .transpose()?
         .unwrap_or_default();
     eprintln!("conformance scenario `{scenario}` at {url}");
-    let mut builder = OAuthClient::builder(url)
-        .client_name("mcpauth conformance client")
-        .allow_loopback_http()
-        .store(Arc::new(MemoryStore::default()))
-        .browser(Arc::new(FollowRedirects));
+    let start = || {
+        OAuthClient::builder(url)
+            .client_name("mcpauth conformance client")
+            .allow_loopback_http()
+            .store(Arc::new(MemoryStore::default()))
+            .browser(Arc::new(FollowRedirects))
+    };
+    let mut builder = start();
     if let Some(client_id) = &context.client_id {
+        // The suite's credentials are for the authorization server it started: the one
+        // its MCP server names, bound before they are used.
+        let issuer = start()
+            .build()
+            .map_err(|e| e.to_string())?
+            .discover()
+            .await
+            .map_err(|e| format!("discovering the authorization server: {e}"))?
+            .issuer()
+            .to_owned();
         builder = match &context.private_key_pem {
             Some(pem) => builder.private_key_jwt(
+                &issuer,
                 client_id,
                 pem,
                 context.signing_algorithm.as_deref().unwrap_or("ES256"),
             ),
-            None => builder.pre_registered(client_id, context.client_secret.as_deref()),
+            None => builder.pre_registered(&issuer, client_id, context.client_secret.as_deref()),
         };
     }
     // The suite's machine-client scenarios (the client-credentials extension, SEP-1046).

@@ -78,9 +78,15 @@ enum Command {
         /// A client id registered beforehand at the authorization server.
         #[arg(long)]
         client_id: Option<String>,
-        /// Its secret, if it has one (better from the environment).
+        /// Its secret, if it has one (better from the environment). Kept encrypted in the
+        /// token store for later commands.
         #[arg(long, env = "MCPAUTH_CLIENT_SECRET", hide_env_values = true)]
         client_secret: Option<String>,
+        /// The authorization server --client-id was registered at (its issuer). Without
+        /// it, the one the MCP server names now; either way the client id and its secret are
+        /// only ever sent there.
+        #[arg(long, requires = "client_id")]
+        issuer: Option<String>,
         /// A Client ID Metadata Document URL to use as the client id where the server
         /// accepts them.
         #[arg(long)]
@@ -267,15 +273,19 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn client_for(
+/// The client for `entry`. A configured client id is bound to the authorization server it
+/// was configured for (`entry.issuer`); its secret comes from `secret` (the command line or
+/// `MCPAUTH_CLIENT_SECRET`), else from the encrypted store, where `auth` kept it.
+async fn client_for(
     entry: &ServerEntry,
     store: Arc<dyn TokenStore>,
     browser: Arc<dyn Browser>,
     interactive: bool,
+    secret: Option<&str>,
 ) -> Result<OAuthClient, Error> {
     let mut builder = OAuthClient::builder(&entry.url)
         .client_name("mcpauth CLI")
-        .store(store)
+        .store(store.clone())
         .browser(browser);
     if entry.allow_http {
         builder = builder.allow_loopback_http();
@@ -284,19 +294,33 @@ fn client_for(
         builder = builder.allow_private_network();
     }
     if let Some(id) = &entry.client_id {
+        let issuer = entry.issuer.as_deref().ok_or_else(|| {
+            Error::Storage(format!(
+                "the client id {id} is not bound to an authorization server yet: run `mcpauth auth` again"
+            ))
+        })?;
         builder = match &entry.private_key {
             Some(path) => {
                 let pem = std::fs::read_to_string(path).map_err(|e| {
                     Error::Storage(format!("reading the private key {}: {e}", path.display()))
                 })?;
                 builder.private_key_jwt(
+                    issuer,
                     id,
                     &pem,
                     entry.signing_algorithm.as_deref().unwrap_or("ES256"),
                 )
             }
             None => {
-                builder.pre_registered(id, std::env::var("MCPAUTH_CLIENT_SECRET").ok().as_deref())
+                let kept = match secret {
+                    Some(secret) => Some(secret.to_owned()),
+                    None => store
+                        .load_credentials(issuer)
+                        .await?
+                        .filter(|c| c.client_id == *id)
+                        .and_then(|c| c.client_secret),
+                };
+                builder.pre_registered(issuer, id, kept.as_deref())
             }
         };
     }
@@ -313,6 +337,13 @@ fn client_for(
         builder = builder.non_interactive();
     }
     builder.build()
+}
+
+/// `MCPAUTH_CLIENT_SECRET`, when set.
+fn secret_from_environment() -> Option<String> {
+    std::env::var("MCPAUTH_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 #[tokio::main]
@@ -338,13 +369,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
+    // Commands that keep nothing open no store (and never ask for its passphrase).
+    match &cli.command {
+        Command::Conformance {
+            url,
+            metadata_document,
+        } => {
+            return conformance::run(url, metadata_document.as_deref())
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Command::Completions { .. } => return Ok(ExitCode::SUCCESS),
+        _ => {}
+    }
     let dir = match &cli.store_dir {
         Some(dir) => dir.clone(),
         None => {
             mcpauth_client::FileStore::default_dir().ok_or("no home directory: pass --store-dir")?
         }
     };
-    let store = stores::open(cli.store, &dir).map_err(|e| e.to_string())?;
+    let store = stores::open(cli.store, &dir).await?;
     let mut registry =
         Registry::load(&dir, cli.store == StoreKind::Memory).map_err(|e| e.to_string())?;
     match &cli.command {
@@ -354,7 +398,8 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             device,
             scope,
             client_id,
-            client_secret: _,
+            client_secret,
+            issuer,
             client_credentials,
             private_key,
             signing_algorithm,
@@ -365,7 +410,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             non_interactive,
             timeout,
         } => {
-            let entry = ServerEntry {
+            let mut entry = ServerEntry {
                 url: url.clone(),
                 allow_http: *allow_http,
                 allow_private_network: *allow_private_network,
@@ -375,7 +420,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 client_credentials: *client_credentials,
                 private_key: private_key.clone(),
                 signing_algorithm: private_key.as_ref().map(|_| signing_algorithm.clone()),
-                issuer: None,
+                issuer: issuer.clone(),
                 resource: None,
             };
             let browser: Arc<dyn Browser> = if *non_interactive {
@@ -385,8 +430,32 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             } else {
                 Arc::new(OpenAndPrint)
             };
-            let client =
-                client_for(&entry, store.clone(), browser, true).map_err(|e| e.to_string())?;
+            // A configured client id belongs to one authorization server: the one named with
+            // --issuer, else the one this server names now, kept from here on.
+            if let (Some(id), None) = (client_id, &entry.issuer) {
+                let mut probe = entry.clone();
+                probe.client_id = None;
+                let found = client_for(&probe, store.clone(), browser.clone(), true, None)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .discover()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "client {id} is bound to the authorization server {}",
+                    found.issuer()
+                );
+                entry.issuer = Some(found.issuer().to_owned());
+            }
+            let client = client_for(
+                &entry,
+                store.clone(),
+                browser,
+                true,
+                client_secret.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let discovered = client.discover().await.map_err(|e| e.to_string())?;
             let tokens = if *device {
                 // A spinner on a terminal while the client polls, once the code is shown.
@@ -430,7 +499,18 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     .map_err(|_| format!("no answer within {timeout} s"))?
             }
             .map_err(|e| e.to_string())?;
-            let mut entry = entry;
+            // The secret of a configured client is kept encrypted in the store, bound to its
+            // issuer, for the commands that come later.
+            if let (Some(id), Some(secret), None) = (client_id, client_secret, private_key) {
+                store
+                    .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
+                        discovered.issuer(),
+                        id,
+                        Some(secret),
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             entry.issuer = Some(discovered.issuer().to_owned());
             entry.resource = Some(discovered.resource.clone());
             registry.insert(name, entry);
@@ -483,8 +563,15 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Get { name, show } => {
             let entry = registry.get(name)?;
-            let client = client_for(entry, store.clone(), Arc::new(PrintUrl), false)
-                .map_err(|e| e.to_string())?;
+            let client = client_for(
+                entry,
+                store.clone(),
+                Arc::new(PrintUrl),
+                false,
+                secret_from_environment().as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
             let tokens = client
                 .held_tokens()
@@ -515,8 +602,15 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Test { name } => {
             let entry = registry.get(name)?;
-            let client = client_for(entry, store.clone(), Arc::new(PrintUrl), false)
-                .map_err(|e| e.to_string())?;
+            let client = client_for(
+                entry,
+                store.clone(),
+                Arc::new(PrintUrl),
+                false,
+                secret_from_environment().as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
             let (status, server) = probe(&entry.url, &token).await?;
             if status == 200 {
@@ -536,8 +630,15 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Logout { name } => {
             let entry = registry.get(name)?;
-            let client = client_for(entry, store.clone(), Arc::new(PrintUrl), false)
-                .map_err(|e| e.to_string())?;
+            let client = client_for(
+                entry,
+                store.clone(),
+                Arc::new(PrintUrl),
+                false,
+                secret_from_environment().as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             client.logout().await.map_err(|e| e.to_string())?;
             out.ok(
                 &format!("logged out of {name}: tokens revoked and forgotten"),
@@ -561,13 +662,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Conformance {
-            url,
-            metadata_document,
-        } => conformance::run(url, metadata_document.as_deref())
-            .await
-            .map(|()| ExitCode::SUCCESS),
-        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        Command::Conformance { .. } | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -1,5 +1,19 @@
-//! Opening the store the user chose: the OS keychain's key over an encrypted file (falling
-//! back to a passphrase where there is no keychain), a passphrase-encrypted file, or memory.
+//! Opening the store the user chose: an encrypted file keyed from the OS keychain
+//! (`keychain`), a passphrase-encrypted file (`file`), or memory.
+//!
+//! A store's key must outlive the machine's restarts, and must never be replaced while the
+//! store holds data: a new key over an existing store loses every token in it. So:
+//!
+//! - How a store is keyed is written beside it (`store.keying`) when it is created, and a
+//!   store whose key cannot be found is refused with what happened and how to recover; no
+//!   command makes a new key over it.
+//! - On Linux the kernel keyring (the only keychain reachable without a desktop session) is
+//!   emptied at every reboot, so it cannot hold a store's only key: there the `keychain` store
+//!   is keyed from a passphrase, and the kernel keyring only remembers the passphrase until
+//!   the next reboot, so it is asked once per boot. Stores an earlier version keyed with a
+//!   random key in the kernel keyring still open while that key is there.
+//! - Elsewhere (macOS, Windows) the OS keychain keeps a random key, as before; where no
+//!   keychain is reachable, the passphrase is used instead.
 
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -11,19 +25,66 @@ use mcpauth_client::{FileStore, KeySource, MemoryStore, TokenStore};
 use crate::StoreKind;
 
 const KEYCHAIN_SERVICE: &str = "mcpauth";
+/// Beside the store: how it is keyed (`keychain` or `passphrase`).
+const KEYING_FILE: &str = "store.keying";
 
-/// The passphrase: `MCPAUTH_STORE_PASSPHRASE`, or asked for on the terminal.
-fn passphrase() -> Result<String, String> {
+/// How a store is keyed, as recorded beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keying {
+    /// A random key kept in the OS keychain.
+    KeychainKey,
+    /// A key derived from a passphrase (argon2id with the store's salt).
+    Passphrase,
+}
+
+fn recorded_keying(dir: &Path) -> Option<Keying> {
+    match std::fs::read_to_string(dir.join(KEYING_FILE)).ok()?.trim() {
+        "keychain" => Some(Keying::KeychainKey),
+        "passphrase" => Some(Keying::Passphrase),
+        _ => None,
+    }
+}
+
+fn record_keying(dir: &Path, keying: Keying) -> Result<(), String> {
+    let text = match keying {
+        Keying::KeychainKey => "keychain\n",
+        Keying::Passphrase => "passphrase\n",
+    };
+    std::fs::write(dir.join(KEYING_FILE), text)
+        .map_err(|e| format!("recording how the token store is keyed: {e}"))
+}
+
+fn entry(dir: &Path, what: &str) -> Option<keyring::Entry> {
+    keyring::Entry::new(KEYCHAIN_SERVICE, &format!("{what}:{}", dir.display())).ok()
+}
+
+/// The passphrase: `MCPAUTH_STORE_PASSPHRASE`, else `cached` (the keyring's, this boot),
+/// else asked for on the terminal (twice for a new store).
+fn passphrase(cached: Option<String>, new_store: bool) -> Result<String, String> {
     if let Ok(passphrase) = std::env::var("MCPAUTH_STORE_PASSPHRASE")
         && !passphrase.is_empty()
     {
         return Ok(passphrase);
     }
+    if let Some(cached) = cached.filter(|c| !c.is_empty()) {
+        return Ok(cached);
+    }
     if std::io::stdin().is_terminal() {
-        let passphrase = rpassword::prompt_password("Passphrase for the token store: ")
-            .map_err(|e| e.to_string())?;
+        let prompt = if new_store {
+            "Passphrase for the new token store: "
+        } else {
+            "Passphrase for the token store: "
+        };
+        let passphrase = rpassword::prompt_password(prompt).map_err(|e| e.to_string())?;
         if passphrase.is_empty() {
             return Err("an empty passphrase protects nothing".into());
+        }
+        if new_store {
+            let again = rpassword::prompt_password("The same passphrase again: ")
+                .map_err(|e| e.to_string())?;
+            if again != passphrase {
+                return Err("the two passphrases differ; nothing was created".into());
+            }
         }
         return Ok(passphrase);
     }
@@ -34,48 +95,145 @@ fn passphrase() -> Result<String, String> {
     )
 }
 
-/// The store key kept in the OS keychain for the store in `dir`, created on first use;
-/// `None` where no keychain is reachable.
-fn keychain_key(dir: &Path) -> Option<[u8; 32]> {
-    let entry =
-        keyring::Entry::new(KEYCHAIN_SERVICE, &format!("store-key:{}", dir.display())).ok()?;
+/// A passphrase-keyed store in `dir`, its passphrase checked against the file before use.
+/// `cache` names the keyring entry that remembers the passphrase (this boot, on Linux).
+async fn passphrase_store(dir: &Path, cache: Option<&keyring::Entry>) -> Result<FileStore, String> {
+    let cached = cache.and_then(|c| c.get_password().ok());
+    let from_cache = cached.is_some();
+    let new_store = !dir.join("store.enc").exists();
+    let passphrase = passphrase(cached, new_store)?;
+    let store = FileStore::open(dir, KeySource::Passphrase(passphrase.clone()))
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = store.check_key().await {
+        if from_cache && let Some(cache) = cache {
+            // A remembered passphrase that no longer opens the store is forgotten.
+            let _ = cache.delete_credential();
+        }
+        return Err(e.to_string());
+    }
+    if new_store {
+        record_keying(dir, Keying::Passphrase)?;
+    }
+    if let Some(cache) = cache {
+        let _ = cache.set_password(&passphrase);
+    }
+    Ok(store)
+}
+
+/// The store key of `dir` in the OS keychain, if there is one; `Err` when no keychain is
+/// reachable at all.
+fn keychain_key(dir: &Path) -> Result<Option<[u8; 32]>, ()> {
+    let entry = entry(dir, "store-key").ok_or(())?;
     match entry.get_password() {
-        Ok(text) => base64::engine::general_purpose::STANDARD
+        Ok(text) => Ok(base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()),
-        Err(keyring::Error::NoEntry) => {
-            let mut key = [0u8; 32];
-            aws_lc_rs::rand::fill(&mut key).ok()?;
-            entry
-                .set_password(&base64::engine::general_purpose::STANDARD.encode(key))
-                .ok()?;
-            // Read back: some backends accept a write they cannot keep.
-            (entry.get_password().ok()? == base64::engine::general_purpose::STANDARD.encode(key))
-                .then_some(key)
-        }
-        Err(_) => None,
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())),
+        Err(keyring::Error::NoEntry) => Ok(None),
+        Err(_) => Err(()),
     }
 }
 
-pub(crate) fn open(kind: StoreKind, dir: &Path) -> Result<Arc<dyn TokenStore>, String> {
+/// A new random store key for `dir`, kept in the OS keychain (read back: some backends
+/// accept a write they cannot keep).
+fn new_keychain_key(dir: &Path) -> Option<[u8; 32]> {
+    let entry = entry(dir, "store-key")?;
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut key).ok()?;
+    let text = base64::engine::general_purpose::STANDARD.encode(key);
+    entry.set_password(&text).ok()?;
+    (entry.get_password().ok()? == text).then_some(key)
+}
+
+/// Why a keychain-keyed store cannot be opened, and how to recover.
+fn lost_key(dir: &Path) -> String {
+    let file = dir.join("store.enc");
+    format!(
+        "the token store {} was encrypted with a key kept in the OS keychain, and the keychain \
+         no longer has it{}. Its tokens cannot be read; nothing was changed. To start over, move \
+         {} away (the servers stay named; authorize them again with `mcpauth auth`). A store \
+         keyed from a passphrase (--store file, or --store keychain on Linux) survives this",
+        file.display(),
+        if cfg!(target_os = "linux") {
+            " (the Linux kernel keyring is emptied at every reboot)"
+        } else {
+            ""
+        },
+        file.display()
+    )
+}
+
+/// A store keyed by a random key from the OS keychain, created with the store and never
+/// replaced while the store exists.
+async fn keychain_key_store(dir: &Path) -> Result<Option<FileStore>, String> {
+    let exists = dir.join("store.enc").exists();
+    let key = match keychain_key(dir) {
+        Ok(Some(key)) => key,
+        Ok(None) if exists => return Err(lost_key(dir)),
+        Ok(None) => match new_keychain_key(dir) {
+            Some(key) => {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                record_keying(dir, Keying::KeychainKey)?;
+                key
+            }
+            None => return Ok(None),
+        },
+        Err(()) if exists => return Err(lost_key(dir)),
+        Err(()) => return Ok(None),
+    };
+    let store = FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
+    store.check_key().await.map_err(|e| e.to_string())?;
+    Ok(Some(store))
+}
+
+pub(crate) async fn open(kind: StoreKind, dir: &Path) -> Result<Arc<dyn TokenStore>, String> {
     Ok(match kind {
         StoreKind::Memory => Arc::new(MemoryStore::default()),
-        StoreKind::File => Arc::new(
-            FileStore::open(dir, KeySource::Passphrase(passphrase()?))
-                .map_err(|e| e.to_string())?,
-        ),
+        StoreKind::File => Arc::new(passphrase_store(dir, None).await?),
         StoreKind::Keychain => {
-            let key = match keychain_key(dir) {
-                Some(key) => KeySource::Key(key),
+            let exists = dir.join("store.enc").exists();
+            let recorded = recorded_keying(dir);
+            // A store made with a passphrase stays so, wherever it is.
+            if recorded == Some(Keying::Passphrase) {
+                return Ok(Arc::new(
+                    passphrase_store(dir, entry(dir, "store-passphrase").as_ref()).await?,
+                ));
+            }
+            if cfg!(target_os = "linux") {
+                // An earlier version's store, keyed in the kernel keyring: readable while the
+                // key is there, refused (never re-keyed) once a reboot took it.
+                if exists {
+                    if let Ok(Some(key)) = keychain_key(dir) {
+                        let store =
+                            FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
+                        store.check_key().await.map_err(|e| e.to_string())?;
+                        return Ok(Arc::new(store));
+                    }
+                    // Or an earlier version fell back to a passphrase for it.
+                    return match passphrase_store(dir, None).await {
+                        Ok(store) => {
+                            record_keying(dir, Keying::Passphrase)?;
+                            Ok(Arc::new(store))
+                        }
+                        Err(e) => Err(format!(
+                            "{}; or it was made with a passphrase: {e}",
+                            lost_key(dir)
+                        )),
+                    };
+                }
+                return Ok(Arc::new(
+                    passphrase_store(dir, entry(dir, "store-passphrase").as_ref()).await?,
+                ));
+            }
+            match keychain_key_store(dir).await? {
+                Some(store) => Arc::new(store),
                 None => {
                     eprintln!(
                         "note: no OS keychain is reachable here; the token store is encrypted with a passphrase instead"
                     );
-                    KeySource::Passphrase(passphrase()?)
+                    Arc::new(passphrase_store(dir, None).await?)
                 }
-            };
-            Arc::new(FileStore::open(dir, key).map_err(|e| e.to_string())?)
+            }
         }
     })
 }

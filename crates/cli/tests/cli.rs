@@ -308,3 +308,167 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mcpauth` with no passphrase anywhere and no terminal to ask on.
+fn bare(store: &str, store_dir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpauth"));
+    command
+        .args(["--store", store, "--store-dir"])
+        .arg(store_dir)
+        .env_remove("MCPAUTH_STORE_PASSPHRASE")
+        .env_remove("MCPAUTH_CLIENT_SECRET")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+// `--client-secret` is used (not dropped): kept encrypted in the store, bound to the
+// authorization server, so later commands work without it; a client configured for another
+// authorization server never sends its secret to this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_given_at_auth_is_kept_encrypted_and_bound_to_its_issuer() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-secret-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let instance = mcpauth_server::build(&servers.config).await.unwrap();
+    let mut job = mcpauth_server::admin::NewClient::default();
+    job.name = "Nightly job".into();
+    let job = mcpauth_server::admin::add_client(&instance.engine, job)
+        .await
+        .unwrap();
+    let secret = job.client_secret.unwrap();
+
+    let output = mcpauth(&store_dir)
+        .env_remove("MCPAUTH_CLIENT_SECRET")
+        .args([
+            "auth",
+            "nightly",
+            &servers.resource,
+            "--allow-http",
+            "--client-credentials",
+            "--client-id",
+            &job.client_id,
+            "--client-secret",
+            &secret,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "client {} is bound to the authorization server {}",
+            job.client_id, servers.issuer
+        )),
+        "{stderr}"
+    );
+
+    // A later command, with no secret given: the store's.
+    let output = mcpauth(&store_dir)
+        .env_remove("MCPAUTH_CLIENT_SECRET")
+        .args(["get", "nightly", "--show"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(claims(&token)["client_id"], job.client_id.as_str());
+    for file in ["store.enc", "servers.json"] {
+        let bytes = std::fs::read(store_dir.join(file)).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is in {file} in the clear"
+        );
+    }
+
+    // Configured for another authorization server: refused before anything is sent.
+    let output = mcpauth(&store_dir)
+        .args([
+            "auth",
+            "elsewhere",
+            &servers.resource,
+            "--allow-http",
+            "--client-credentials",
+            "--client-id",
+            &job.client_id,
+            "--client-secret",
+            &secret,
+            "--issuer",
+            "https://auth.elsewhere.example",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("configured for the authorization server https://auth.elsewhere.example"),
+        "{stderr}"
+    );
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A store's key is never replaced while the store exists: a store keyed in the OS keychain
+// whose key is gone (the Linux kernel keyring after a reboot) is refused with what happened
+// and how to recover, and the file is left as it was. A memory store needs no passphrase.
+#[tokio::test]
+async fn a_store_whose_key_is_lost_is_refused_and_left_untouched() {
+    use mcpauth_client::TokenStore as _;
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // As an earlier version made it: a random key, kept only in the (now emptied) keyring.
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut key).unwrap();
+    let legacy =
+        mcpauth_client::FileStore::open(&dir, mcpauth_client::KeySource::Key(key)).unwrap();
+    legacy
+        .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
+            "https://as.example",
+            "client-1",
+            None,
+        ))
+        .await
+        .unwrap();
+    let before = std::fs::read(dir.join("store.enc")).unwrap();
+
+    let output = bare("keychain", &dir).arg("list").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot be read") && stderr.contains("move"),
+        "{stderr}"
+    );
+    let output = bare("keychain", &dir)
+        .env("MCPAUTH_STORE_PASSPHRASE", "a guess")
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        std::fs::read(dir.join("store.enc")).unwrap(),
+        before,
+        "no new key was made over the store"
+    );
+
+    // Nothing kept, nothing asked.
+    let output = bare("memory", &dir.join("memory"))
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -86,8 +86,9 @@ async fn ensure_node_modules(dir: &Path) {
 /// Runs one scenario of `package` (`@modelcontextprotocol/conformance` or
 /// `conformance-next`); returns whether it passed and the suite's summary lines.
 async fn scenario(dir: &Path, results: &Path, package: &str, name: &str) -> (bool, String) {
+    // The default store: `conformance` keeps nothing and never asks for a passphrase.
     let command = format!(
-        "{} --store memory conformance --metadata-document {METADATA_DOCUMENT}",
+        "{} conformance --metadata-document {METADATA_DOCUMENT}",
         env!("CARGO_BIN_EXE_mcpauth")
     );
     let output = tokio::time::timeout(

@@ -10,10 +10,12 @@
 //!    `/.well-known/openid-configuration/{path}`, `/{path}/.well-known/openid-configuration`;
 //!    without one `/.well-known/oauth-authorization-server`, `/.well-known/openid-configuration`.
 //!    Its `issuer` must be the one asked for (RFC 8414 §3.3), and it must list `S256` in
-//!    `code_challenge_methods_supported`: the specification says to refuse otherwise.
+//!    `code_challenge_methods_supported`: the specification says to refuse otherwise. With
+//!    loopback http allowed, its endpoints must sit on its own origin or the MCP server's.
 //! 4. Servers of the 2025-03-26 revision publish no protected-resource metadata: the
-//!    authorization server is then the MCP server's origin, and when it publishes no metadata
-//!    either, its endpoints are `/authorize`, `/token` and `/register`.
+//!    authorization server is then the MCP server's origin (the metadata's `issuer` must be
+//!    that origin, RFC 8414 §3.3), and when it publishes no metadata either, its endpoints are
+//!    `/authorize`, `/token` and `/register`.
 //!
 //! The candidate lists and the checks are pure functions; [`discover`] runs them over an
 //! [`HttpClient`].
@@ -45,15 +47,35 @@ pub struct Discovered {
     /// The scope to ask for: the challenge's `scope`, else the metadata's
     /// `scopes_supported`, else none.
     pub scope: Option<String>,
+    /// What credentials and tokens are kept under (see [`Self::issuer`]).
+    #[serde(default)]
+    pub kept_under: String,
 }
 
 impl Discovered {
     /// The issuer credentials and tokens are kept under: client ids are unique per
-    /// authorization server (RFC 6749 §2.2).
+    /// authorization server (RFC 6749 §2.2). The metadata's `issuer`; for a 2025-03-26
+    /// server, the origin its metadata was actually fetched from, whatever path the metadata
+    /// names, so a server cannot file what it gets under another server's name.
     #[must_use]
     pub fn issuer(&self) -> &str {
-        &self.authorization_server.issuer
+        if self.kept_under.is_empty() {
+            &self.authorization_server.issuer
+        } else {
+            &self.kept_under
+        }
     }
+}
+
+/// Which issuer authorization-server metadata must name (RFC 8414 §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExpectedIssuer<'a> {
+    /// Exactly this one: the issuer a protected-resource document listed.
+    Exactly(&'a Url),
+    /// One on this origin: a 2025-03-26 server's metadata, fetched from the MCP server's
+    /// origin (its issuer may carry a path, never another origin).
+    OnOrigin(&'a Url),
 }
 
 /// RFC 9728 §3.1 and the MCP specification: where to look for protected-resource metadata.
@@ -101,37 +123,38 @@ pub fn authorization_server_candidates(issuer: &Url) -> Vec<Url> {
     }
 }
 
-/// RFC 9728 §3.3 / §7.3: the metadata's `resource` must name this server: the same origin,
-/// and the server's path at or below the resource's (so one origin-wide resource may cover
-/// `/mcp`). Returns the resource to send.
+/// RFC 9728 §3.3: the metadata's `resource` must be identical to the resource identifier the
+/// metadata URL was derived from: this server's URL (a trailing slash, another path, another
+/// origin: all refused), or, for the document at the origin's root well-known URL (no path
+/// inserted), the origin itself. A server cannot hand the client another resource's metadata.
+/// Returns the `resource` to send: the server's own URL, or that origin.
 ///
 /// # Errors
 ///
-/// [`Error::Discovery`] when it names another resource.
+/// [`Error::Discovery`] when it names another resource, or lists no authorization server.
 pub fn check_protected_resource(
     metadata: &ProtectedResourceMetadata,
     server: &Url,
     metadata_url: &Url,
 ) -> Result<String, Error> {
-    let mismatch = || Error::Discovery {
-        url: metadata_url.to_string(),
-        reason: format!(
-            "the metadata is for resource `{}`, not for {server} (RFC 9728 §3.3)",
-            metadata.resource
-        ),
-    };
-    let resource = Url::parse(&metadata.resource).map_err(|_| mismatch())?;
-    if resource.origin() != server.origin() || resource.query().is_some() {
-        return Err(mismatch());
-    }
-    let resource_path = resource.path().trim_end_matches('/');
-    let server_path = server.path().trim_end_matches('/');
-    let covered = server_path == resource_path
-        || server_path
-            .strip_prefix(resource_path)
-            .is_some_and(|rest| rest.starts_with('/'));
-    if !covered {
-        return Err(mismatch());
+    let mut origin = server.clone();
+    origin.set_path("/");
+    origin.set_query(None);
+    origin.set_fragment(None);
+    let mut root_document = origin.clone();
+    root_document.set_path("/.well-known/oauth-protected-resource");
+    let resource = Url::parse(&metadata.resource).ok();
+    let identical = resource.as_ref().is_some_and(|r| {
+        r == server || (*metadata_url == root_document && *r == origin && r.query().is_none())
+    });
+    if !identical {
+        return Err(Error::Discovery {
+            url: metadata_url.to_string(),
+            reason: format!(
+                "the metadata is for resource `{}`, not for {server}: RFC 9728 §3.3 requires it identical to the resource the metadata URL names",
+                metadata.resource
+            ),
+        });
     }
     if metadata.authorization_servers.is_empty() {
         return Err(Error::Discovery {
@@ -139,34 +162,57 @@ pub fn check_protected_resource(
             reason: "the metadata lists no authorization_servers".into(),
         });
     }
-    Ok(metadata.resource.clone())
+    Ok(match resource {
+        Some(r) if r == *server => server.to_string(),
+        _ => metadata.resource.clone(),
+    })
 }
 
 /// RFC 8414 §3.3 and the MCP specification's PKCE rule, and the URL policy for every
-/// endpoint the client will use. `issuer` is the one asked for; `None` for a 2025-03-26
-/// server, whose metadata is found at its own origin and may name another issuer.
+/// endpoint the client will use. `expected` says which issuer the metadata must name: the one
+/// the protected-resource document listed, or for a 2025-03-26 server one on the origin the
+/// metadata was fetched from. `server` is the MCP server the user named: with loopback http allowed,
+/// an endpoint on a loopback host must be on the issuer's origin or the server's, never on
+/// another local port (a local service a hostile server would point the client at).
 ///
 /// # Errors
 ///
 /// [`Error::Discovery`] or [`Error::Insecure`] naming the problem.
 pub fn check_authorization_server(
     metadata: &AuthorizationServerMetadata,
-    issuer: Option<&Url>,
+    expected: ExpectedIssuer<'_>,
     metadata_url: &Url,
     policy: UrlPolicy,
+    server: &Url,
 ) -> Result<(), Error> {
     let fail = |reason: String| Error::Discovery {
         url: metadata_url.to_string(),
         reason,
     };
-    if let Some(issuer) = issuer
-        && !same_issuer(&metadata.issuer, issuer.as_str())
-    {
-        return Err(fail(format!(
-            "the metadata names issuer `{}`, not `{issuer}` (RFC 8414 §3.3: a mix-up defence)",
-            metadata.issuer
-        )));
-    }
+    let named = Url::parse(&metadata.issuer).ok();
+    let issuer = match expected {
+        ExpectedIssuer::Exactly(issuer) => {
+            if !same_issuer(&metadata.issuer, issuer.as_str()) {
+                return Err(fail(format!(
+                    "the metadata names issuer `{}`, not `{issuer}` (RFC 8414 §3.3: a mix-up defence)",
+                    metadata.issuer
+                )));
+            }
+            issuer.clone()
+        }
+        ExpectedIssuer::OnOrigin(origin) => match named {
+            Some(named) if named.origin() == origin.origin() => named,
+            _ => {
+                return Err(fail(format!(
+                    "the metadata names issuer `{}`, which is not on {} where it was fetched \
+                     (RFC 8414 §3.3)",
+                    metadata.issuer,
+                    origin.origin().ascii_serialization()
+                )));
+            }
+        },
+    };
+    let issuer = &issuer;
     if !metadata
         .code_challenge_methods_supported
         .iter()
@@ -188,12 +234,36 @@ pub fn check_authorization_server(
     .into_iter()
     .flatten()
     {
-        policy.check(endpoint)?;
+        let url = policy.check(endpoint)?;
+        let origin = url.origin();
+        if is_loopback_host(&url) && origin != issuer.origin() && origin != server.origin() {
+            return Err(Error::Insecure {
+                url: endpoint.clone(),
+                reason: format!(
+                    "a loopback endpoint on another origin than the authorization server's ({}) \
+                     or the MCP server's: it could be any local service",
+                    issuer.origin().ascii_serialization()
+                ),
+            });
+        }
     }
     if metadata.token_endpoint.is_none() {
         return Err(fail("the metadata has no token_endpoint".into()));
     }
     Ok(())
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// Issuers compare as strings, forgiving only a trailing slash on a bare origin (`url`
@@ -281,10 +351,14 @@ pub async fn discover(
         if let Fetched::Found(metadata) =
             fetch_document::<AuthorizationServerMetadata>(http, &url).await?
         {
-            // A 2025-03-26 server's origin is not an issuer it was asked for by a
-            // protected-resource document: nothing to hold the metadata's issuer against.
-            let asked = protected_resource.is_some().then_some(&issuer);
-            check_authorization_server(&metadata, asked, &url, policy)?;
+            // For a 2025-03-26 server the issuer must be on the origin the metadata came
+            // from: credentials are kept per issuer, and a server must not claim another's.
+            let expected = if protected_resource.is_some() {
+                ExpectedIssuer::Exactly(&issuer)
+            } else {
+                ExpectedIssuer::OnOrigin(&issuer)
+            };
+            check_authorization_server(&metadata, expected, &url, policy, &server_url)?;
             found = Some((metadata, url));
             break;
         }
@@ -316,6 +390,12 @@ pub async fn discover(
                 .filter(|m| !m.scopes_supported.is_empty())
                 .map(|m| m.scopes_supported.join(" "))
         });
+    // A 2025-03-26 server's credentials and tokens are kept under the origin fetched.
+    let kept_under = if protected_resource.is_none() {
+        issuer.as_str().trim_end_matches('/').to_owned()
+    } else {
+        authorization_server.issuer.clone()
+    };
     Ok(Discovered {
         server: server.to_owned(),
         resource,
@@ -323,6 +403,7 @@ pub async fn discover(
         authorization_server,
         metadata_url,
         scope,
+        kept_under,
     })
 }
 
@@ -396,23 +477,35 @@ mod tests {
         );
     }
 
-    // RFC 9728 §3.3: metadata for another resource is not used.
+    // RFC 9728 §3.3: metadata for another resource is not used; "identical" means identical.
     #[test]
-    fn protected_resource_metadata_must_name_this_server() {
+    fn protected_resource_metadata_must_name_this_server_exactly() {
         let meta_url = url("https://mcp.example/.well-known/oauth-protected-resource/mcp");
         let server = url("https://mcp.example/mcp");
         let doc = |resource: &str| ProtectedResourceMetadata::new(resource, "https://as.example");
-        assert!(
-            check_protected_resource(&doc("https://mcp.example/mcp"), &server, &meta_url).is_ok()
+        assert_eq!(
+            check_protected_resource(&doc("https://mcp.example/mcp"), &server, &meta_url).unwrap(),
+            "https://mcp.example/mcp",
+            "the resource sent is the server's own"
         );
-        assert!(check_protected_resource(&doc("https://mcp.example"), &server, &meta_url).is_ok());
+        // The root document (no path inserted) is for the origin.
+        let root_url = url("https://mcp.example/.well-known/oauth-protected-resource");
+        assert_eq!(
+            check_protected_resource(&doc("https://mcp.example"), &server, &root_url).unwrap(),
+            "https://mcp.example"
+        );
         assert!(
-            check_protected_resource(&doc("https://mcp.example/mcp/"), &server, &meta_url).is_ok()
+            check_protected_resource(&doc("https://mcp.example/other"), &server, &root_url)
+                .is_err()
         );
         for other in [
+            "https://mcp.example/mcp/",
+            "https://mcp.example",
+            "https://mcp.example/",
             "https://evil.example/mcp",
             "https://mcp.example/other",
             "https://mcp.example/mc",
+            "https://mcp.example/mcp?x=1",
             "http://mcp.example/mcp",
             "https://mcp.example:8443/mcp",
             "not a url",
@@ -428,36 +521,105 @@ mod tests {
     #[test]
     fn authorization_server_metadata_is_checked() {
         let issuer = url("https://as.example/tenant");
+        let server = url("https://mcp.example/mcp");
         let meta_url = url("https://as.example/.well-known/oauth-authorization-server/tenant");
         let mut doc = AuthorizationServerMetadata::new("https://as.example/tenant");
         doc.token_endpoint = Some("https://as.example/tenant/token".into());
         doc.authorization_endpoint = Some("https://as.example/tenant/authorize".into());
         doc.code_challenge_methods_supported = vec!["S256".into()];
         let policy = UrlPolicy::https_only();
-        assert!(check_authorization_server(&doc, Some(&issuer), &meta_url, policy).is_ok());
+        let check = |doc: &AuthorizationServerMetadata, policy| {
+            check_authorization_server(
+                doc,
+                ExpectedIssuer::Exactly(&issuer),
+                &meta_url,
+                policy,
+                &server,
+            )
+        };
+        assert!(check(&doc, policy).is_ok());
 
         let mut other = doc.clone();
         other.issuer = "https://evil.example/tenant".into();
-        assert!(check_authorization_server(&other, Some(&issuer), &meta_url, policy).is_err());
+        assert!(check(&other, policy).is_err());
 
         let mut no_pkce = doc.clone();
         no_pkce.code_challenge_methods_supported = vec![];
-        let refused = check_authorization_server(&no_pkce, Some(&issuer), &meta_url, policy)
-            .unwrap_err()
-            .to_string();
+        let refused = check(&no_pkce, policy).unwrap_err().to_string();
         assert!(
             refused.contains("S256") && refused.contains(meta_url.as_str()),
             "{refused}"
         );
         let mut plain_only = doc.clone();
         plain_only.code_challenge_methods_supported = vec!["plain".into()];
-        assert!(check_authorization_server(&plain_only, Some(&issuer), &meta_url, policy).is_err());
+        assert!(check(&plain_only, policy).is_err());
 
         let mut http_endpoint = doc;
         http_endpoint.token_endpoint = Some("http://as.example/token".into());
         assert!(matches!(
-            check_authorization_server(&http_endpoint, Some(&issuer), &meta_url, policy),
+            check(&http_endpoint, policy),
             Err(Error::Insecure { .. })
         ));
+    }
+
+    // RFC 8414 §3.3 for a 2025-03-26 server: the metadata found at the MCP server's origin
+    // must name an issuer on that origin, so credentials are never kept under another's.
+    #[test]
+    fn legacy_metadata_must_name_an_issuer_on_the_origin_it_came_from() {
+        let origin = url("https://mcp.example/");
+        let server = url("https://mcp.example/mcp");
+        let meta_url = url("https://mcp.example/.well-known/oauth-authorization-server");
+        let mut doc = AuthorizationServerMetadata::new("https://mcp.example");
+        doc.token_endpoint = Some("https://mcp.example/token".into());
+        doc.code_challenge_methods_supported = vec!["S256".into()];
+        let policy = UrlPolicy::https_only();
+        let check = |doc: &AuthorizationServerMetadata| {
+            check_authorization_server(
+                doc,
+                ExpectedIssuer::OnOrigin(&origin),
+                &meta_url,
+                policy,
+                &server,
+            )
+        };
+        assert!(check(&doc).is_ok());
+        doc.issuer = "https://mcp.example/oauth".into();
+        assert!(check(&doc).is_ok(), "a path on the same origin");
+        doc.issuer = "https://accounts.example".into();
+        assert!(check(&doc).is_err());
+    }
+
+    // With loopback http allowed, an endpoint on a loopback host must be on the issuer's or
+    // the MCP server's origin, never on another local port.
+    #[test]
+    fn loopback_endpoints_stay_on_the_origins_the_user_reached() {
+        let issuer = url("http://127.0.0.1:8080");
+        let server = url("http://127.0.0.1:3000/mcp");
+        let meta_url = url("http://127.0.0.1:8080/.well-known/oauth-authorization-server");
+        let policy = UrlPolicy::allowing_loopback_http();
+        let with = |endpoint: &str| {
+            let mut doc = AuthorizationServerMetadata::new("http://127.0.0.1:8080");
+            doc.code_challenge_methods_supported = vec!["S256".into()];
+            doc.token_endpoint = Some(endpoint.into());
+            check_authorization_server(
+                &doc,
+                ExpectedIssuer::Exactly(&issuer),
+                &meta_url,
+                policy,
+                &server,
+            )
+        };
+        assert!(with("http://127.0.0.1:8080/token").is_ok());
+        assert!(with("http://127.0.0.1:3000/token").is_ok());
+        for elsewhere in [
+            "http://127.0.0.1:6379/token",
+            "http://localhost:8080/token",
+            "http://[::1]:8080/token",
+        ] {
+            assert!(
+                matches!(with(elsewhere), Err(Error::Insecure { .. })),
+                "{elsewhere}"
+            );
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The loopback redirect listener (RFC 8252 §7.3): `http://127.0.0.1:{port}/callback`, on
-//! a random port unless a preferred one is free. It answers one callback, whose `Host` must
-//! be its own address (a DNS-rebinding page cannot reach it through another name), with a
-//! "you can close this window" page, and stops; it gives up after a time limit.
+//! a random port unless a preferred one is free. It answers the one callback that carries
+//! the `state` of the sign-in in progress, whose `Host` must be its own address (a
+//! DNS-rebinding page cannot reach it through another name), with a "you can close this
+//! window" page, and stops; anything else (a stray request, a page that guesses the port) is
+//! refused and the listener keeps waiting, until its time limit.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +32,7 @@ pub struct LoopbackListener {
 
 struct Waiting {
     host: String,
+    state: String,
     sender: Mutex<Option<oneshot::Sender<String>>>,
 }
 
@@ -72,15 +75,17 @@ impl LoopbackListener {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
 
-    /// Waits up to `timeout` for the callback; returns its raw query.
+    /// Waits up to `timeout` for the callback carrying `state` (the authorization request's);
+    /// returns its raw query. Requests without it are refused and do not end the wait.
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] when nothing came in time; [`Error::Browser`] when serving failed.
-    pub async fn wait(self, timeout: Duration) -> Result<String, Error> {
+    pub async fn wait(self, state: &str, timeout: Duration) -> Result<String, Error> {
         let (sender, received) = oneshot::channel();
         let waiting = Arc::new(Waiting {
             host: format!("127.0.0.1:{}", self.port),
+            state: state.to_owned(),
             sender: Mutex::new(Some(sender)),
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -121,6 +126,20 @@ async fn callback(
         return (StatusCode::MISDIRECTED_REQUEST, "wrong host").into_response();
     }
     let query = query.unwrap_or_default();
+    // Only the response to this sign-in ends the wait: its `state` (RFC 6749 §10.12).
+    let states: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let ours = matches!(states.as_slice(), [state] if mcpauth_oauth_types::constant_time_eq(state.as_bytes(), waiting.state.as_bytes()));
+    if !ours {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CACHE_CONTROL, "no-store")],
+            "this is not the answer to the sign-in in progress",
+        )
+            .into_response();
+    }
     let failed = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "error");
     let sender = waiting
         .sender
@@ -139,4 +158,54 @@ async fn callback(
         Html(if failed { FAILED_PAGE } else { DONE_PAGE }),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    // A stray request (a wrong or missing state, a scanner) is refused and does not end the
+    // sign-in: the listener keeps waiting for the answer with the expected state.
+    #[tokio::test]
+    async fn a_stray_request_does_not_abort_the_sign_in() {
+        let listener = LoopbackListener::bind(None).await.unwrap();
+        let base = listener.redirect_uri();
+        let waiting = tokio::spawn(listener.wait("expected-state", Duration::from_secs(20)));
+        let http = reqwest::Client::new();
+        let get = |query: &str| {
+            let url = format!("{base}?{query}");
+            let http = http.clone();
+            async move { http.get(url).send().await.unwrap().status() }
+        };
+        // The listener may need a moment to start serving.
+        let mut first = None;
+        for _ in 0..50 {
+            match http.get(format!("{base}?code=x")).send().await {
+                Ok(response) => {
+                    first = Some(response.status());
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        assert_eq!(first, Some(reqwest::StatusCode::BAD_REQUEST), "no state");
+        assert_eq!(
+            get("code=x&state=guess").await,
+            reqwest::StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get("code=x&state=expected-state&state=expected-state").await,
+            reqwest::StatusCode::BAD_REQUEST,
+            "a repeated state is not ours"
+        );
+        assert!(!waiting.is_finished(), "still waiting");
+        assert_eq!(
+            get("code=the-code&state=expected-state").await,
+            reqwest::StatusCode::OK
+        );
+        let query = waiting.await.unwrap().unwrap();
+        assert!(query.contains("code=the-code"), "{query}");
+    }
 }

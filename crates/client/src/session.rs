@@ -68,11 +68,73 @@ impl Browser for SystemBrowser {
     }
 }
 
+/// Issuers compare as strings, forgiving only a trailing slash on a bare origin.
+fn same_issuer(a: &str, b: &str) -> bool {
+    a == b || a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A client identity configured on the builder, bound to the one authorization server it
+/// was registered at: its credentials are never sent to another.
+#[derive(Clone)]
+enum Configured {
+    /// `client_id` and, for a confidential client, its secret.
+    Secret {
+        issuer: String,
+        client_id: String,
+        secret: Option<String>,
+    },
+    /// `client_id` authenticating with `private_key_jwt`: the PEM and the algorithm.
+    PrivateKey {
+        issuer: String,
+        client_id: String,
+        pem: String,
+        algorithm: String,
+    },
+}
+
+impl Configured {
+    fn issuer(&self) -> &str {
+        match self {
+            Self::Secret { issuer, .. } | Self::PrivateKey { issuer, .. } => issuer,
+        }
+    }
+}
+
+// Never the secret or the private key.
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret {
+                issuer,
+                client_id,
+                secret,
+            } => f
+                .debug_struct("PreRegistered")
+                .field("issuer", issuer)
+                .field("client_id", client_id)
+                .field("secret", &secret.as_ref().map(|_| "[redacted]"))
+                .finish(),
+            Self::PrivateKey {
+                issuer,
+                client_id,
+                algorithm,
+                ..
+            } => f
+                .debug_struct("PrivateKeyJwt")
+                .field("issuer", issuer)
+                .field("client_id", client_id)
+                .field("algorithm", algorithm)
+                .field("private_key", &"[redacted]")
+                .finish(),
+        }
+    }
 }
 
 /// Builds an [`OAuthClient`].
@@ -82,8 +144,7 @@ pub struct OAuthClientBuilder {
     server: String,
     client_name: String,
     policy: UrlPolicy,
-    pre_registered: Option<(String, Option<String>)>,
-    private_key: Option<(String, String, String)>,
+    configured: Option<Configured>,
     machine: bool,
     metadata_document_url: Option<String>,
     scope: Option<String>,
@@ -127,26 +188,40 @@ impl OAuthClientBuilder {
         self
     }
 
-    /// Uses a client registered beforehand at the authorization server (first in the
-    /// specification's order of preference).
-    pub fn pre_registered(mut self, client_id: &str, client_secret: Option<&str>) -> Self {
-        self.pre_registered = Some((client_id.to_owned(), client_secret.map(str::to_owned)));
+    /// Uses a client registered beforehand at the authorization server `issuer` (first in
+    /// the specification's order of preference). Its credentials are bound to that issuer:
+    /// when discovery finds another, the client refuses to go on rather than send them there.
+    pub fn pre_registered(
+        mut self,
+        issuer: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Self {
+        self.configured = Some(Configured::Secret {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            secret: client_secret.map(str::to_owned),
+        });
         self
     }
 
-    /// Authenticates as `client_id` with `private_key_jwt` (RFC 7523): assertions signed by
-    /// `private_key_pem` (PKCS#8) with `algorithm` (`ES256`, `EdDSA`, `RS256`).
+    /// Authenticates as `client_id`, registered at the authorization server `issuer`, with
+    /// `private_key_jwt` (RFC 7523): assertions signed by `private_key_pem` (PKCS#8) with
+    /// `algorithm` (`ES256`, `EdDSA`, `RS256`). Bound to `issuer` like
+    /// [`pre_registered`](Self::pre_registered).
     pub fn private_key_jwt(
         mut self,
+        issuer: &str,
         client_id: &str,
         private_key_pem: &str,
         algorithm: &str,
     ) -> Self {
-        self.private_key = Some((
-            client_id.to_owned(),
-            private_key_pem.to_owned(),
-            algorithm.to_owned(),
-        ));
+        self.configured = Some(Configured::PrivateKey {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            pem: private_key_pem.to_owned(),
+            algorithm: algorithm.to_owned(),
+        });
         self
     }
 
@@ -219,8 +294,7 @@ impl OAuthClientBuilder {
             server: self.server,
             client_name: self.client_name,
             policy: self.policy,
-            pre_registered: self.pre_registered,
-            private_key: self.private_key,
+            configured: self.configured,
             machine: self.machine,
             metadata_document_url: self.metadata_document_url,
             scope: self.scope,
@@ -243,8 +317,7 @@ pub struct OAuthClient {
     server: String,
     client_name: String,
     policy: UrlPolicy,
-    pre_registered: Option<(String, Option<String>)>,
-    private_key: Option<(String, String, String)>,
+    configured: Option<Configured>,
     machine: bool,
     metadata_document_url: Option<String>,
     scope: Option<String>,
@@ -266,8 +339,7 @@ impl OAuthClient {
             server: server.to_owned(),
             client_name: "mcpauth".into(),
             policy: UrlPolicy::https_only(),
-            pre_registered: None,
-            private_key: None,
+            configured: None,
             machine: false,
             metadata_document_url: None,
             scope: None,
@@ -334,16 +406,38 @@ impl OAuthClient {
         ))
     }
 
-    /// The identity configured on the builder (pre-registered or `private_key_jwt`), if any.
-    fn configured_credentials(&self, issuer: &str) -> Option<ClientCredentials> {
-        if let Some((id, pem, algorithm)) = &self.private_key {
-            return Some(ClientCredentials::private_key_jwt(
-                issuer, id, pem, algorithm,
-            ));
+    /// The identity configured on the builder (pre-registered or `private_key_jwt`), if any,
+    /// for the authorization server `issuer`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when it was configured for another issuer: its credentials are
+    /// not sent to this one.
+    fn configured_credentials(&self, issuer: &str) -> Result<Option<ClientCredentials>, Error> {
+        let Some(configured) = &self.configured else {
+            return Ok(None);
+        };
+        if !same_issuer(configured.issuer(), issuer) {
+            return Err(Error::Discovery {
+                url: self.server.clone(),
+                reason: format!(
+                    "the client is configured for the authorization server {}, but this MCP \
+                     server names {issuer}: its credentials are not sent there",
+                    configured.issuer()
+                ),
+            });
         }
-        self.pre_registered
-            .as_ref()
-            .map(|(id, secret)| ClientCredentials::pre_registered(issuer, id, secret.as_deref()))
+        Ok(Some(match configured {
+            Configured::Secret {
+                client_id, secret, ..
+            } => ClientCredentials::pre_registered(issuer, client_id, secret.as_deref()),
+            Configured::PrivateKey {
+                client_id,
+                pem,
+                algorithm,
+                ..
+            } => ClientCredentials::private_key_jwt(issuer, client_id, pem, algorithm),
+        }))
     }
 
     /// The client's identity at the discovered authorization server, registering when it
@@ -354,7 +448,7 @@ impl OAuthClient {
         redirect_uri: &str,
     ) -> Result<ClientCredentials, Error> {
         let issuer = discovered.issuer();
-        if let Some(configured) = self.configured_credentials(issuer) {
+        if let Some(configured) = self.configured_credentials(issuer)? {
             return Ok(configured);
         }
         if let Some(stored) = self.store.load_credentials(issuer).await?
@@ -457,7 +551,9 @@ impl OAuthClient {
             &discovered.resource,
         )?;
         self.browser.open(&request.url).await?;
-        let query = listener.wait(self.authorization_timeout).await?;
+        let query = listener
+            .wait(&request.state, self.authorization_timeout)
+            .await?;
         let code =
             read_authorization_response(&query, &request.state, &discovered.authorization_server)?;
         let tokens = exchange_code(
@@ -483,7 +579,7 @@ impl OAuthClient {
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let credentials =
-            self.configured_credentials(&issuer)
+            self.configured_credentials(&issuer)?
                 .ok_or_else(|| Error::Registration {
                     url: issuer.clone(),
                     reason:
@@ -705,7 +801,7 @@ impl OAuthClient {
         discovered: &Discovered,
         held: &TokenSet,
     ) -> Result<TokenSet, Error> {
-        let credentials = match self.configured_credentials(discovered.issuer()) {
+        let credentials = match self.configured_credentials(discovered.issuer())? {
             Some(configured) => configured,
             None => self
                 .store
@@ -819,7 +915,7 @@ impl OAuthClient {
                 .map(|e| self.policy.check(e))
                 .transpose()?
         {
-            let credentials = match self.configured_credentials(&issuer) {
+            let credentials = match self.configured_credentials(&issuer)? {
                 Some(configured) => Some(configured),
                 None => self.store.load_credentials(&issuer).await?,
             };
@@ -846,6 +942,43 @@ impl OAuthClient {
             // RFC 7009 §2.2: 200 whether or not the token was valid; nothing to do on failure
             // but forget the token anyway.
             let _ = self.http.send(request).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-client-secret-value";
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+
+    // Never leak secrets in Debug: neither the builder nor the client prints a client secret
+    // or a private key.
+    #[test]
+    fn no_debug_output_shows_a_secret_or_a_private_key() {
+        let with_secret = OAuthClient::builder("https://mcp.example/mcp").pre_registered(
+            "https://as.example",
+            "client-1",
+            Some(SECRET),
+        );
+        let with_key = OAuthClient::builder("https://mcp.example/mcp").private_key_jwt(
+            "https://as.example",
+            "client-2",
+            PEM,
+            "ES256",
+        );
+        for text in [
+            format!("{with_secret:?}"),
+            format!("{with_key:?}"),
+            format!("{:?}", with_secret.build().unwrap()),
+            format!("{:?}", with_key.build().unwrap()),
+        ] {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(!text.contains("MIGHAgEA"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
         }
     }
 }

@@ -133,6 +133,22 @@ impl FileStore {
         &self.0.dir
     }
 
+    /// Whether the store's file exists yet (a new store has none until the first write).
+    #[must_use]
+    pub fn exists(&self) -> bool {
+        self.0.path().exists()
+    }
+
+    /// Checks that the key opens the store's file, if there is one: call it before trusting a
+    /// passphrase or key, so a wrong one is refused at once rather than at the first read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the file does not open with this key.
+    pub async fn check_key(&self) -> Result<(), Error> {
+        self.blocking(|inner| inner.read().map(|_| ())).await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Inner) -> Result<T, Error> + Send + 'static,
