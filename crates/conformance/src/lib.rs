@@ -3,6 +3,9 @@
 //! same [`Fixture`] in its framework, serves it on loopback, and calls [`run`]. The suite sends
 //! real HTTP requests and checks exact answers: status, headers, JSON error bodies.
 //!
+//! [`attacker`] is the other side: a suite that attacks a deployed server (the real
+//! `mcpauth-server` in its tests) and the resource server that trusts it.
+//!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() {
@@ -22,6 +25,8 @@
     clippy::indexing_slicing,
     reason = "serde_json::Value indexing never panics (a missing key is Null); slices are indexed after a length check"
 )]
+
+pub mod attacker;
 
 use std::sync::Arc;
 

@@ -40,6 +40,10 @@ pub struct Config {
     pub access_token_ttl: u64,
     /// Refresh-token lifetime in seconds.
     pub refresh_token_ttl: u64,
+    /// Seconds after a refresh token's rotation during which presenting it again is taken for
+    /// a retry (the same successor again); after that any replay revokes the family. 0: every
+    /// replay revokes at once.
+    pub refresh_reuse_grace: u64,
     /// Login-session lifetime in seconds.
     pub session_ttl: u64,
     /// Wrong passwords in a row that lock an account.
@@ -226,6 +230,7 @@ impl Default for Config {
             key_rotation_lead: 600,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
+            refresh_reuse_grace: 10,
             session_ttl: 12 * 3600,
             login_lockout_after: 6,
             login_lockout_seconds: 60,
@@ -419,6 +424,9 @@ impl Config {
         }
         if let Some(v) = env("MCPAUTH_REFRESH_TOKEN_TTL") {
             self.refresh_token_ttl = number("MCPAUTH_REFRESH_TOKEN_TTL", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_REFRESH_REUSE_GRACE") {
+            self.refresh_reuse_grace = number("MCPAUTH_REFRESH_REUSE_GRACE", &v)?;
         }
         if let Some(v) = env("MCPAUTH_SESSION_TTL") {
             self.session_ttl = number("MCPAUTH_SESSION_TTL", &v)?;
@@ -780,6 +788,7 @@ mod tests {
                 ("MCPAUTH_FORWARDED_HEADER", "forwarded"),
                 ("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", "7"),
                 ("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE", "3"),
+                ("MCPAUTH_REFRESH_REUSE_GRACE", "0"),
             ]),
         )?;
         assert_eq!(set.self_registration_grant_types, ["authorization_code"]);
@@ -792,6 +801,8 @@ mod tests {
         assert_eq!(set.forwarded_header, ForwardedHeaderName::Forwarded);
         assert_eq!(set.sign_in_attempts_per_ip_per_hour, 7);
         assert_eq!(set.user_code_attempts_per_ip_per_minute, 3);
+        assert_eq!(set.refresh_reuse_grace, 0);
+        assert_eq!(defaults.refresh_reuse_grace, 10);
         assert!(
             Config::load(None, env(&[("MCPAUTH_FORWARDED_HEADER", "x-real-ip")])).is_err(),
             "an unknown header is refused by name"

@@ -317,6 +317,7 @@ pub async fn build_with_fetch_policy(
     engine_config
         .access_token_ttl(config.access_token_ttl)
         .refresh_token_ttl(config.refresh_token_ttl)
+        .refresh_reuse_grace(config.refresh_reuse_grace)
         .scopes_supported(config.scopes_supported.clone())
         .default_scope(config.default_scope.clone())
         .default_resource(config.default_resource.clone())
