@@ -12,6 +12,9 @@
 //   node browser.mjs device-federated '<json>'  the device page, signing in upstream
 //   node browser.mjs walk '<json>'        another server's sign-in and consent pages, until
 //                                         the browser reaches `until`
+//   node browser.mjs inspector '<json>'   the MCP Inspector's web UI: connect to the server
+//                                         it was started for, through its OAuth flow (sign in
+//                                         and consent at mcpauth), then list the tools
 //
 // The JSON names the URL to open, the user's email and password, the profile directory (one
 // per "browser", so sessions persist between runs) and where screenshots go. The script
@@ -170,6 +173,32 @@ try {
     }
     await page.waitForURL((url) => url.href.startsWith(input.until));
     seen.final_url = page.url();
+  } else if (command === "inspector") {
+    // The Inspector's own page: its server card's switch connects, which sends the browser
+    // to the authorization server when the MCP server answers 401.
+    await page.waitForLoadState("load");
+    await remember("inspector");
+    await page.locator('input[type="checkbox"]').first().click({ force: true });
+    await page.waitForURL((url) => url.href.startsWith(input.issuer), { timeout: 30000 });
+    seen.authorization_url = page.url();
+    seen.signedIn = await signInIfAsked("inspector-login");
+    await remember("inspector-consent");
+    await Promise.all([
+      page.waitForURL((url) => url.href.startsWith(input.url), { timeout: 30000 }),
+      page.getByRole("button", { name: "Approve", exact: true }).click(),
+    ]);
+    seen.back_at = page.url();
+    await page.getByText("Connected", { exact: true }).first().waitFor({ timeout: 30000 });
+    await remember("inspector-connected");
+    await page.getByText("Tools", { exact: true }).first().click();
+    for (const name of input.expect_tools) {
+      await page.getByText(name, { exact: true }).first().waitFor({ timeout: 30000 });
+    }
+    await remember("inspector-tools");
+    seen.tools = [];
+    for (const name of input.expect_tools) {
+      if ((await page.getByText(name, { exact: true }).count()) > 0) seen.tools.push(name);
+    }
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());

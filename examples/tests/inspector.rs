@@ -1,0 +1,164 @@
+//! The MCP Inspector (`@modelcontextprotocol/inspector` from npm, its web UI) in headless
+//! Chromium, as a person uses it: it connects to the example MCP server, gets `401`, discovers
+//! mcpauth-server, registers itself, sends the browser to mcpauth's sign-in and consent pages
+//! with its `http://localhost` redirect URI, comes back with the code, connects, and lists the
+//! server's tools. The Inspector runs on Node 22, from `interop/inspector` (npm package `node`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod support;
+
+#[path = "../../crates/server/tests/support/mod.rs"]
+mod pages;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Example, tempdir};
+
+const EMAIL: &str = "grace@example.com";
+const PASSWORD: &str = "a compiler for every language";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Inspector's web server, stopped when dropped.
+struct Inspector(tokio::process::Child);
+
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+async fn start_inspector(server_url: &str, port: u16, dir: &std::path::Path) -> Inspector {
+    let folder = pages::interop_dir("inspector");
+    pages::ensure_npm("inspector", "@modelcontextprotocol/inspector").await;
+    let child = tokio::process::Command::new(folder.join("node_modules/.bin/node"))
+        .arg(folder.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"))
+        .args(["--web", "--transport", "http", "--server-url", server_url])
+        .env("CLIENT_PORT", port.to_string())
+        .env("MCP_SANDBOX_PORT", free_port().to_string())
+        .env("HOST", "127.0.0.1")
+        .env("DANGEROUSLY_OMIT_AUTH", "true")
+        .env("MCP_AUTO_OPEN_ENABLED", "false")
+        .env("MCP_INSPECTOR_SECRET_STORE", "memory")
+        .env("MCP_STORAGE_DIR", dir.join("inspector-storage"))
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node from interop/inspector");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "the Inspector did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Inspector(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_inspector_signs_in_through_mcpauth_and_lists_the_tools() {
+    let chromium = pages::chromium();
+    pages::ensure_npm("browser", "playwright-core").await;
+    let dir = tempdir("inspector");
+    let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", as_listener.local_addr().unwrap());
+    let (mut mcp_server, resource) = Example::Axum.start(&issuer).await;
+
+    // The quick start's configuration, but for the addresses.
+    let mut config = mcpauth_server::Config::load(
+        Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mcpauth.toml")),
+        |_| None,
+    )
+    .unwrap();
+    config.listen = as_listener.local_addr().unwrap();
+    config.issuer = Some(issuer.clone());
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    config.resources = vec![resource.clone()];
+    let server = mcpauth_server::build(&config).await.unwrap();
+    mcpauth_server::add_user(&server.store, EMAIL, PASSWORD)
+        .await
+        .unwrap();
+    let store = server.store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
+        let _ = stopped.await;
+    }));
+
+    let port = free_port();
+    let inspector = start_inspector(&resource, port, &dir).await;
+    let url = format!("http://localhost:{port}/");
+    let shots = pages::screenshots("inspector-screenshots");
+    let seen = pages::browse(
+        "inspector",
+        json!({
+            "url": url, "issuer": issuer, "email": EMAIL, "password": PASSWORD,
+            "profile": dir.join("profile"), "chromium": chromium, "screenshots": shots,
+            "expect_tools": ["whoami", "echo", "admin_report"],
+        }),
+    )
+    .await;
+    assert_eq!(seen["signedIn"], true, "{seen}");
+    let consent = seen["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "inspector-consent")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(consent.contains("Authorize MCP Inspector?"), "{consent}");
+    assert!(consent.contains(&resource), "{consent}");
+    assert!(
+        consent.contains("a program on this computer (localhost)"),
+        "the Inspector's localhost redirect is named plainly: {consent}"
+    );
+    assert!(
+        seen["back_at"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://localhost:{port}")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["tools"],
+        json!(["whoami", "echo", "admin_report"]),
+        "{seen}"
+    );
+    // It registered itself (RFC 7591) with its localhost callback.
+    let clients = store.list_clients().await.unwrap();
+    let inspector_client = clients
+        .iter()
+        .find(|c| c.metadata.client_name.as_deref() == Some("MCP Inspector"))
+        .expect("the Inspector registered");
+    assert!(
+        inspector_client
+            .metadata
+            .redirect_uris
+            .iter()
+            .any(|uri| uri.starts_with(&format!("http://localhost:{port}/"))),
+        "{:?}",
+        inspector_client.metadata.redirect_uris
+    );
+    pages::assert_png(&shots.join("inspector-tools.png"));
+
+    drop(inspector);
+    let _ = stop.send(());
+    let _ = mcp_server.kill().await;
+    let _ = as_task.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,150 @@
+//! The official MCP Python SDK (`mcp` from PyPI, in a virtual environment under
+//! `interop/python/.venv`) as the MCP client: it gets the example MCP server's `401`,
+//! discovers mcpauth-server, registers, sends `resource` and the challenge's scope in the
+//! authorization request; the script plays the user at mcpauth's pages and hands the code
+//! back; the SDK lists the tools and calls one. The authorization server runs the quick
+//! start's configuration (`examples/mcpauth.toml`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Example, tempdir};
+
+const EMAIL: &str = "barbara@example.com";
+const PASSWORD: &str = "abstract data types";
+
+fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("interop/python"))
+        .find(|dir| dir.is_dir())
+        .expect("the workspace's interop/python folder")
+}
+
+/// The virtual environment's Python, with the pinned SDK installed on first use.
+async fn python() -> PathBuf {
+    let dir = python_dir();
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && tokio::process::Command::new(&python)
+            .args(["-c", "import mcp, httpx2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+    if ready {
+        return python;
+    }
+    let created = tokio::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .await
+        .expect("python3 must be installed to run the Python SDK interop test");
+    assert!(created.success(), "python3 -m venv failed (Debian: python3-venv)");
+    let installed = tokio::process::Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(dir.join("requirements.txt"))
+        .status()
+        .await
+        .unwrap();
+    assert!(installed.success(), "pip install -r requirements.txt failed");
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_sends_resource_reads_the_challenge_and_calls_a_tool() {
+    let python = python().await;
+    let dir = tempdir("python-sdk");
+    let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", as_listener.local_addr().unwrap());
+    let (mut mcp_server, resource) = Example::Axum.start(&issuer).await;
+    let mut config = mcpauth_server::Config::load(
+        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("mcpauth.toml")),
+        |_| None,
+    )
+    .unwrap();
+    config.listen = as_listener.local_addr().unwrap();
+    config.issuer = Some(issuer.clone());
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    config.resources = vec![resource.clone()];
+    let server = mcpauth_server::build(&config).await.unwrap();
+    mcpauth_server::add_user(&server.store, EMAIL, PASSWORD)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
+        let _ = stopped.await;
+    }));
+
+    let run = |script: &'static str| {
+        let (python, resource, issuer) = (python.clone(), resource.clone(), issuer.clone());
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                tokio::process::Command::new(&python)
+                    .arg(python_dir().join(script))
+                    .env("MCP_URL", &resource)
+                    .env("ISSUER", &issuer)
+                    .env("USER_EMAIL", EMAIL)
+                    .env("USER_PASSWORD", PASSWORD)
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("the Python client took over two minutes")
+            .unwrap()
+        }
+    };
+    let output = run("client.py").await;
+    // A hand-written client that names neither scope nor resource and ignores the challenge:
+    // the quick start's default_scope (and its only resource) still get it a token the example
+    // MCP server accepts.
+    let legacy = run("legacy_client.py").await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = stop.send(());
+    let _ = mcp_server.kill().await;
+    let _ = as_task.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["resource"], serde_json::json!([resource]), "{seen}");
+    assert_eq!(
+        seen["scope"],
+        serde_json::json!(["mcp:tools"]),
+        "the scope of the 401's challenge: {seen}"
+    );
+    assert_eq!(seen["code_challenge_method"], serde_json::json!(["S256"]));
+    assert_eq!(seen["consent_page"], true);
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["admin_report", "echo", "whoami"])
+    );
+    let whoami: serde_json::Value =
+        serde_json::from_str(seen["whoami"][0].as_str().unwrap()).unwrap();
+    assert_eq!(whoami["aud"], serde_json::json!([resource]));
+    assert_eq!(whoami["scope"], "mcp:tools");
+
+    let legacy_out = String::from_utf8_lossy(&legacy.stdout).into_owned();
+    assert!(
+        legacy.status.success(),
+        "{legacy_out}\n{}",
+        String::from_utf8_lossy(&legacy.stderr)
+    );
+    let legacy: serde_json::Value = serde_json::from_str(legacy_out.trim()).unwrap();
+    assert_eq!(legacy["scope"], "mcp:tools", "{legacy}");
+    assert_eq!(legacy["consent_showed_the_default_scope"], true, "{legacy}");
+    assert_eq!(legacy["mcp_status"], 200, "{legacy}");
+}
