@@ -287,6 +287,18 @@ fuzz_target!(|operations: Vec<Operation>| {
         ) else {
             return;
         };
+        // It is a resource server too, so introspection answers it (RFC 7662 §4).
+        {
+            use mcpauth_token_engine::ClientStore as _;
+            let Ok(Some(mut record)) = engine.model().find_client(&registered.client_id).await
+            else {
+                return;
+            };
+            record.resource_server = true;
+            if engine.model().update_client(record).await.is_err() {
+                return;
+            }
+        }
         let mut confidential = Confidential {
             id: registered.client_id,
             secret,
