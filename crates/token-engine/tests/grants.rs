@@ -175,11 +175,15 @@ async fn client_credentials_scope_cannot_exceed_the_registered_scope() {
     assert_eq!(error_of(&body), "invalid_scope");
 }
 
-// RFC 8707 §2 + MCP authorization: clients MUST send resource; in strict mode (the default)
-// a request without it is invalid_target.
+// RFC 8707 §2 + MCP authorization: clients MUST send resource. With strict_resource on, a
+// request without it is invalid_target, even when a default resource is configured.
 #[tokio::test]
 async fn strict_resource_requires_the_resource_parameter() {
-    let h = harness().await;
+    let h = harness_with(|c| {
+        c.strict_resource(true)
+            .default_resource(Some(MACHINE_RESOURCE.into()));
+    })
+    .await;
     let (id, secret) = h.confidential_client(&["client_credentials"], None).await;
     let (_, body, _) = h
         .post(
@@ -196,14 +200,7 @@ async fn strict_resource_requires_the_resource_parameter() {
     assert!(params.contains(&("error".into(), "invalid_target".into())));
 }
 
-// Compatibility switch: with strict_resource off, the default resource is the audience.
-#[tokio::test]
-async fn relaxed_resource_falls_back_to_the_default_resource() {
-    let h = harness_with(|c| {
-        c.strict_resource(false)
-            .default_resource(Some(MACHINE_RESOURCE.into()));
-    })
-    .await;
+async fn audience_without_resource(h: &Harness) -> Result<String, String> {
     let (id, secret) = h.confidential_client(&["client_credentials"], None).await;
     let (_, body, _) = h
         .post(
@@ -213,9 +210,52 @@ async fn relaxed_resource_falls_back_to_the_default_resource() {
             NOW,
         )
         .await;
+    match body["access_token"].as_str() {
+        Some(token) => Ok(jwt_part(token, 1)["aud"].as_str().unwrap().to_owned()),
+        None => Err(error_of(&body).to_owned()),
+    }
+}
+
+// Compatibility switch, off (the default): the default resource is the audience.
+#[tokio::test]
+async fn relaxed_resource_falls_back_to_the_default_resource() {
+    let h = harness_with(|c| {
+        c.strict_resource(false)
+            .default_resource(Some(MACHINE_RESOURCE.into()));
+    })
+    .await;
     assert_eq!(
-        jwt_part(body["access_token"].as_str().unwrap(), 1)["aud"],
-        MACHINE_RESOURCE
+        audience_without_resource(&h).await.as_deref(),
+        Ok(MACHINE_RESOURCE)
+    );
+}
+
+// Off, no default resource: the only allowed resource; with several, or any URI allowed,
+// there is no resource to bind the token to, so invalid_target.
+#[tokio::test]
+async fn relaxed_resource_falls_back_to_the_only_allowed_resource_and_no_further() {
+    let single = harness_with(|c| {
+        c.resources(mcpauth_token_engine::ResourcePolicy::Allowed(vec![
+            RESOURCE.into(),
+        ]));
+    })
+    .await;
+    assert_eq!(audience_without_resource(&single).await.as_deref(), Ok(RESOURCE));
+    let several = harness_with(|c| {
+        c.resources(mcpauth_token_engine::ResourcePolicy::Allowed(vec![
+            RESOURCE.into(),
+            MACHINE_RESOURCE.into(),
+        ]));
+    })
+    .await;
+    assert_eq!(
+        audience_without_resource(&several).await,
+        Err("invalid_target".to_owned())
+    );
+    let any = harness().await;
+    assert_eq!(
+        audience_without_resource(&any).await,
+        Err("invalid_target".to_owned())
     );
 }
 

@@ -192,6 +192,46 @@ async fn exchanged_tokens_die_with_the_users_grant() {
     );
 }
 
+// RFC 7009 §2.1 revokes "the grant" a token came from; an exchanged token comes from the
+// grant the user gave *another* client. The exchanging MCP server revoking what it got must
+// not end the user's session with their own client.
+#[tokio::test]
+async fn revoking_an_exchanged_token_leaves_the_users_grant_alone() {
+    let (h, server, user) = setup().await;
+    let subject = user["access_token"].as_str().unwrap();
+    let (_, body) = exchange(
+        &h,
+        &server,
+        &[("subject_token", subject), ("resource", DOWNSTREAM)],
+    )
+    .await;
+    let exchanged = body["access_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = h
+        .post(
+            Endpoint::Revoke,
+            &[("token", &exchanged)],
+            Some((&server.0, &server.1)),
+            NOW.plus(11),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&body), "unsupported_token_type");
+    // The user's own client still refreshes: its grant is untouched.
+    let (status, refreshed, _) = h
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", user["refresh_token"].as_str().unwrap()),
+                ("client_id", &h.client_id),
+            ],
+            None,
+            NOW.plus(12),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+}
+
 // RFC 8693 §2.1 parameters: unsupported token types and actor tokens are invalid_request.
 #[tokio::test]
 async fn malformed_exchange_requests_are_invalid_request() {
