@@ -272,6 +272,109 @@ async fn disable_user(store: SqlStore) {
     );
 }
 
+// Remembered consent covers exactly what the user saw, on both databases: per redirect URI
+// and per resource (no union across resources); approving less never forgets more.
+#[tokio::test]
+async fn remembered_consent_is_per_redirect_uri_and_resource() {
+    on_both_databases("consent", |store, _| async move {
+        const APP: &str = "https://app.example/cb";
+        const OTHER: &str = "https://app.example/other";
+        let (a, b) = (
+            "https://a.example/mcp".to_owned(),
+            "https://b.example/mcp".to_owned(),
+        );
+        store
+            .remember_consent("u", "c", APP, "mcp:read", std::slice::from_ref(&a), 10)
+            .await
+            .unwrap();
+        store
+            .remember_consent("u", "c", APP, "mcp:admin", std::slice::from_ref(&b), 11)
+            .await
+            .unwrap();
+        let covers = |redirect: &'static str, scope: &'static str, resources: Vec<String>| {
+            let store = store.clone();
+            async move {
+                store
+                    .consent_covers("u", "c", redirect, scope, &resources)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(covers(APP, "mcp:read", vec![a.clone()]).await);
+        assert!(covers(APP, "mcp:admin", vec![b.clone()]).await);
+        assert!(!covers(APP, "mcp:admin", vec![a.clone()]).await, "no union");
+        assert!(!covers(APP, "mcp:read", vec![a.clone(), b.clone()]).await);
+        assert!(
+            !covers(OTHER, "mcp:read", vec![a.clone()]).await,
+            "another redirect"
+        );
+        assert!(!covers(APP, "", vec![]).await, "no resource, no cover");
+        // A narrower approval later keeps the wider one.
+        store
+            .remember_consent(
+                "u",
+                "c",
+                APP,
+                "mcp:read mcp:write",
+                std::slice::from_ref(&a),
+                12,
+            )
+            .await
+            .unwrap();
+        store
+            .remember_consent("u", "c", APP, "mcp:read", std::slice::from_ref(&a), 13)
+            .await
+            .unwrap();
+        assert!(covers(APP, "mcp:write", vec![a.clone()]).await);
+        assert!(
+            !store
+                .consent_covers("other-user", "c", APP, "mcp:read", std::slice::from_ref(&a))
+                .await
+                .unwrap()
+        );
+        let listed = store.list_consents("u").await.unwrap();
+        assert_eq!(listed.len(), 1, "one row per client");
+        assert_eq!(listed[0].approvals.len(), 2, "{listed:?}");
+    })
+    .await;
+}
+
+// Decisions re-check the user: disabling a user, or changing their password, ends the sign-ins and
+// consents they have pending, on both databases; other users' stay.
+#[tokio::test]
+async fn disabling_a_user_or_changing_the_password_ends_pending_interactions() {
+    on_both_databases("pending", |store, _| async move {
+        for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
+            store
+                .create_user(id, email, "$argon2id$x", 10)
+                .await
+                .unwrap();
+        }
+        for (interaction, user) in [("i1", "u1"), ("i2", "u2"), ("i3", "u2"), ("i4", "u1")] {
+            store
+                .insert_interaction(interaction, "{}", "csrf", 1_000)
+                .await
+                .unwrap();
+            store.set_interaction_user(interaction, user).await.unwrap();
+        }
+        let live = |id: &'static str| {
+            let store = store.clone();
+            async move { store.find_interaction(id, 20).await.unwrap().is_some() }
+        };
+        assert!(store.disable_user("u1", 20).await.unwrap());
+        assert!(!live("i1").await && !live("i4").await);
+        assert!(live("i2").await && live("i3").await);
+        assert!(
+            store
+                .set_user_password("u2", "$argon2id$new")
+                .await
+                .unwrap()
+        );
+        assert!(!live("i2").await && !live("i3").await);
+    })
+    .await;
+}
+
 // The lockout across instances: concurrent wrong passwords through two pools count once each,
 // and exactly one of them turns the count into a lock; locks double and are capped.
 #[tokio::test]
