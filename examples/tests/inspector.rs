@@ -44,25 +44,31 @@ impl Drop for Inspector {
 async fn start_inspector(server_url: &str, port: u16, dir: &std::path::Path) -> Inspector {
     let folder = pages::interop_dir("inspector");
     pages::ensure_npm("inspector", "@modelcontextprotocol/inspector").await;
-    let child = tokio::process::Command::new(folder.join("node_modules/.bin/node"))
-        .arg(folder.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"))
-        .args(["--web", "--transport", "http", "--server-url", server_url])
-        .env("CLIENT_PORT", port.to_string())
-        .env("MCP_SANDBOX_PORT", free_port().to_string())
-        .env("HOST", "127.0.0.1")
-        .env("DANGEROUSLY_OMIT_AUTH", "true")
-        .env("MCP_AUTO_OPEN_ENABLED", "false")
-        .env("MCP_INSPECTOR_SECRET_STORE", "memory")
-        .env("MCP_STORAGE_DIR", dir.join("inspector-storage"))
-        .env("HOME", dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node from interop/inspector");
+    let child =
+        tokio::process::Command::new(folder.join("node_modules/.bin/node"))
+            .arg(folder.join(
+                "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+            ))
+            .args(["--web", "--transport", "http", "--server-url", server_url])
+            .env("CLIENT_PORT", port.to_string())
+            .env("MCP_SANDBOX_PORT", free_port().to_string())
+            .env("HOST", "127.0.0.1")
+            .env("DANGEROUSLY_OMIT_AUTH", "true")
+            .env("MCP_AUTO_OPEN_ENABLED", "false")
+            .env("MCP_INSPECTOR_SECRET_STORE", "memory")
+            .env("MCP_STORAGE_DIR", dir.join("inspector-storage"))
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node from interop/inspector");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "the Inspector did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -52,14 +52,27 @@ async fn python() -> PathBuf {
         .status()
         .await
         .expect("python3 must be installed to run the Python SDK interop test");
-    assert!(created.success(), "python3 -m venv failed (Debian: python3-venv)");
+    assert!(
+        created.success(),
+        "python3 -m venv failed (Debian: python3-venv)"
+    );
     let installed = tokio::process::Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(dir.join("requirements.txt"))
         .status()
         .await
         .unwrap();
-    assert!(installed.success(), "pip install -r requirements.txt failed");
+    assert!(
+        installed.success(),
+        "pip install -r requirements.txt failed"
+    );
     python
 }
 

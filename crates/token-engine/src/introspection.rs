@@ -86,8 +86,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             && !self
                 .config
                 .introspection_clients
-                .iter()
-                .any(|id| *id == caller.client_id)
+                .contains(&caller.client_id)
         {
             return Err(OAuthError::new(
                 IntrospectionErrorCode::UnauthorizedClient,

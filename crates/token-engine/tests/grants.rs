@@ -240,7 +240,10 @@ async fn relaxed_resource_falls_back_to_the_only_allowed_resource_and_no_further
         ]));
     })
     .await;
-    assert_eq!(audience_without_resource(&single).await.as_deref(), Ok(RESOURCE));
+    assert_eq!(
+        audience_without_resource(&single).await.as_deref(),
+        Ok(RESOURCE)
+    );
     let several = harness_with(|c| {
         c.resources(mcpauth_token_engine::ResourcePolicy::Allowed(vec![
             RESOURCE.into(),
