@@ -95,7 +95,7 @@ async fn cache_stale(
 // A stale document is fetched again at the token endpoint: served, the request goes on to
 // the engine; gone, the client is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_document_is_fetched_again_at_the_token_endpoint() {
+async fn a_stale_document_is_fetched_again_at_the_token_endpoint_a_few_times_a_minute() {
     let (url, cert) = serve_document_over_https(document).await;
     let mut policy = mcpauth_fetch::FetchPolicy::default();
     policy.insecure_allow_loopback = true;
@@ -117,6 +117,21 @@ async fn a_stale_document_is_fetched_again_at_the_token_endpoint() {
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
+    // A publisher that fails is not asked again on every request naming the client: a few
+    // fetches a minute, then the server answers without fetching.
+    for _ in 1..mcpauth_token_engine::DOCUMENT_REFETCHES_PER_MINUTE {
+        let (status, _) = token_request(&issuer, gone).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = token_request(&issuer, gone).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("temporarily_unavailable")
+        ),
         "{body}"
     );
 }

@@ -185,7 +185,7 @@ where
                 let Ok(Ok(body)) = payload.to_bytes_limited(resource.max_body_bytes()).await else {
                     return Ok(refuse(request, body_too_large()));
                 };
-                if let Some(refusal) = resource.refuse_tool_calls(&verified, &body) {
+                if let Some(refusal) = resource.refuse_tool_calls(&verified, &headers, &body) {
                     return Ok(refuse(request, refusal));
                 }
                 request.set_payload(actix_web::dev::Payload::from(body));

@@ -174,7 +174,9 @@ where
                 let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
                     return Ok(into_axum(body_too_large()));
                 };
-                if let Some(response) = resource.refuse_tool_calls(&verified, &bytes) {
+                if let Some(response) =
+                    resource.refuse_tool_calls(&verified, &parts.headers, &bytes)
+                {
                     return Ok(into_axum(response));
                 }
                 Body::from(bytes)

@@ -273,6 +273,14 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Where the secret of a client configured with `--client-id` is kept in the store: beside
+/// the issuer's own slot (which holds the identity registered there for entries without a
+/// client id), keyed by issuer and client id. An issuer identifier has no fragment (RFC 8414
+/// §2), so no issuer's slot can have this name.
+fn configured_secret_key(issuer: &str, client_id: &str) -> String {
+    format!("{issuer}#client_id={client_id}")
+}
+
 /// The client for `entry`. A configured client id is bound to the authorization server it
 /// was configured for (`entry.issuer`); its secret comes from `secret` (the command line or
 /// `MCPAUTH_CLIENT_SECRET`), else from the encrypted store, where `auth` kept it.
@@ -315,7 +323,7 @@ async fn client_for(
                 let kept = match secret {
                     Some(secret) => Some(secret.to_owned()),
                     None => store
-                        .load_credentials(issuer)
+                        .load_credentials(&configured_secret_key(issuer, id))
                         .await?
                         .filter(|c| c.client_id == *id)
                         .and_then(|c| c.client_secret),
@@ -500,11 +508,12 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             }
             .map_err(|e| e.to_string())?;
             // The secret of a configured client is kept encrypted in the store, bound to its
-            // issuer, for the commands that come later.
+            // issuer, for the commands that come later: under a key of its own, never in the
+            // slot of the identity the client registered there for other entries.
             if let (Some(id), Some(secret), None) = (client_id, client_secret, private_key) {
                 store
                     .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
-                        discovered.issuer(),
+                        &configured_secret_key(discovered.issuer(), id),
                         id,
                         Some(secret),
                     ))
@@ -662,6 +671,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        // Answered before any store is opened (they need none); never reached here.
         Command::Conformance { .. } | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

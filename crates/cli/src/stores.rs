@@ -100,7 +100,7 @@ fn passphrase(cached: Option<String>, new_store: bool) -> Result<String, String>
 async fn passphrase_store(dir: &Path, cache: Option<&keyring::Entry>) -> Result<FileStore, String> {
     let cached = cache.and_then(|c| c.get_password().ok());
     let from_cache = cached.is_some();
-    let new_store = !dir.join("store.enc").exists();
+    let new_store = !FileStore::exists_in(dir);
     let passphrase = passphrase(cached, new_store)?;
     let store = FileStore::open(dir, KeySource::Passphrase(passphrase.clone()))
         .map_err(|e| e.to_string())?;
@@ -163,24 +163,14 @@ fn lost_key(dir: &Path) -> String {
     )
 }
 
-/// A store keyed by a random key from the OS keychain, created with the store and never
-/// replaced while the store exists.
-async fn keychain_key_store(dir: &Path) -> Result<Option<FileStore>, String> {
-    let exists = dir.join("store.enc").exists();
-    let key = match keychain_key(dir) {
-        Ok(Some(key)) => key,
-        Ok(None) if exists => return Err(lost_key(dir)),
-        Ok(None) => match new_keychain_key(dir) {
-            Some(key) => {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                record_keying(dir, Keying::KeychainKey)?;
-                key
-            }
-            None => return Ok(None),
-        },
-        Err(()) if exists => return Err(lost_key(dir)),
-        Err(()) => return Ok(None),
+/// A new store keyed by a random key kept in the OS keychain (never replaced while the store
+/// exists); `None` when no keychain can keep one.
+async fn new_keychain_key_store(dir: &Path) -> Result<Option<FileStore>, String> {
+    let Some(key) = new_keychain_key(dir) else {
+        return Ok(None);
     };
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    record_keying(dir, Keying::KeychainKey)?;
     let store = FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
     store.check_key().await.map_err(|e| e.to_string())?;
     Ok(Some(store))
@@ -191,7 +181,7 @@ pub(crate) async fn open(kind: StoreKind, dir: &Path) -> Result<Arc<dyn TokenSto
         StoreKind::Memory => Arc::new(MemoryStore::default()),
         StoreKind::File => Arc::new(passphrase_store(dir, None).await?),
         StoreKind::Keychain => {
-            let exists = dir.join("store.enc").exists();
+            let exists = FileStore::exists_in(dir);
             let recorded = recorded_keying(dir);
             // A store made with a passphrase stays so, wherever it is.
             if recorded == Some(Keying::Passphrase) {
@@ -199,33 +189,38 @@ pub(crate) async fn open(kind: StoreKind, dir: &Path) -> Result<Arc<dyn TokenSto
                     passphrase_store(dir, entry(dir, "store-passphrase").as_ref()).await?,
                 ));
             }
-            if cfg!(target_os = "linux") {
-                // An earlier version's store, keyed in the kernel keyring: readable while the
-                // key is there, refused (never re-keyed) once a reboot took it.
-                if exists {
-                    if let Ok(Some(key)) = keychain_key(dir) {
-                        let store =
-                            FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
-                        store.check_key().await.map_err(|e| e.to_string())?;
-                        return Ok(Arc::new(store));
-                    }
-                    // Or an earlier version fell back to a passphrase for it.
-                    return match passphrase_store(dir, None).await {
-                        Ok(store) => {
-                            record_keying(dir, Keying::Passphrase)?;
-                            Ok(Arc::new(store))
-                        }
-                        Err(e) => Err(format!(
-                            "{}; or it was made with a passphrase: {e}",
-                            lost_key(dir)
-                        )),
-                    };
+            if exists {
+                // A key in the keychain opens it: a keychain-keyed store, or (on Linux) one an
+                // earlier version keyed in the kernel keyring, readable until a reboot took
+                // the key. A store is never re-keyed.
+                if let Ok(Some(key)) = keychain_key(dir) {
+                    let store =
+                        FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
+                    store.check_key().await.map_err(|e| e.to_string())?;
+                    return Ok(Arc::new(store));
                 }
+                if recorded == Some(Keying::KeychainKey) {
+                    return Err(lost_key(dir));
+                }
+                // Not recorded: an earlier version made it, with a keychain key or, where no
+                // keychain was reachable, a passphrase.
+                return match passphrase_store(dir, None).await {
+                    Ok(store) => {
+                        record_keying(dir, Keying::Passphrase)?;
+                        Ok(Arc::new(store))
+                    }
+                    Err(e) => Err(format!(
+                        "{}; or it was made with a passphrase: {e}",
+                        lost_key(dir)
+                    )),
+                };
+            }
+            if cfg!(target_os = "linux") {
                 return Ok(Arc::new(
                     passphrase_store(dir, entry(dir, "store-passphrase").as_ref()).await?,
                 ));
             }
-            match keychain_key_store(dir).await? {
+            match new_keychain_key_store(dir).await? {
                 Some(store) => Arc::new(store),
                 None => {
                     eprintln!(

@@ -380,6 +380,23 @@ async fn a_client_secret_given_at_auth_is_kept_encrypted_and_bound_to_its_issuer
     );
     let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     assert_eq!(claims(&token)["client_id"], job.client_id.as_str());
+    // Kept beside the issuer's own slot, which other entries use for the identity they
+    // register there: the configured client never takes their place.
+    {
+        use mcpauth_client::TokenStore as _;
+        let store = mcpauth_client::FileStore::open(
+            &store_dir,
+            mcpauth_client::KeySource::Passphrase(PASSPHRASE.into()),
+        )
+        .unwrap();
+        assert_eq!(store.load_credentials(&servers.issuer).await.unwrap(), None);
+        let kept = store
+            .load_credentials(&format!("{}#client_id={}", servers.issuer, job.client_id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.client_secret.as_deref(), Some(secret.as_str()));
+    }
     for file in ["store.enc", "servers.json"] {
         let bytes = std::fs::read(store_dir.join(file)).unwrap();
         assert!(

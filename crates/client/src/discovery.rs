@@ -47,23 +47,17 @@ pub struct Discovered {
     /// The scope to ask for: the challenge's `scope`, else the metadata's
     /// `scopes_supported`, else none.
     pub scope: Option<String>,
-    /// What credentials and tokens are kept under (see [`Self::issuer`]).
-    #[serde(default)]
-    pub kept_under: String,
 }
 
 impl Discovered {
     /// The issuer credentials and tokens are kept under: client ids are unique per
-    /// authorization server (RFC 6749 §2.2). The metadata's `issuer`; for a 2025-03-26
-    /// server, the origin its metadata was actually fetched from, whatever path the metadata
-    /// names, so a server cannot file what it gets under another server's name.
+    /// authorization server (RFC 6749 §2.2). The metadata's `issuer`, checked against where
+    /// the metadata came from: the issuer the protected-resource document named, or for a
+    /// 2025-03-26 server one on the origin its metadata was fetched from, so a server cannot
+    /// file what it gets under another origin's name.
     #[must_use]
     pub fn issuer(&self) -> &str {
-        if self.kept_under.is_empty() {
-            &self.authorization_server.issuer
-        } else {
-            &self.kept_under
-        }
+        &self.authorization_server.issuer
     }
 }
 
@@ -268,7 +262,7 @@ fn is_loopback_host(url: &Url) -> bool {
 
 /// Issuers compare as strings, forgiving only a trailing slash on a bare origin (`url`
 /// adds one when parsing `https://as.example`).
-fn same_issuer(a: &str, b: &str) -> bool {
+pub(crate) fn same_issuer(a: &str, b: &str) -> bool {
     a == b || a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
@@ -390,12 +384,6 @@ pub async fn discover(
                 .filter(|m| !m.scopes_supported.is_empty())
                 .map(|m| m.scopes_supported.join(" "))
         });
-    // A 2025-03-26 server's credentials and tokens are kept under the origin fetched.
-    let kept_under = if protected_resource.is_none() {
-        issuer.as_str().trim_end_matches('/').to_owned()
-    } else {
-        authorization_server.issuer.clone()
-    };
     Ok(Discovered {
         server: server.to_owned(),
         resource,
@@ -403,7 +391,6 @@ pub async fn discover(
         authorization_server,
         metadata_url,
         scope,
-        kept_under,
     })
 }
 

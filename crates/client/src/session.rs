@@ -68,11 +68,6 @@ impl Browser for SystemBrowser {
     }
 }
 
-/// Issuers compare as strings, forgiving only a trailing slash on a bare origin.
-fn same_issuer(a: &str, b: &str) -> bool {
-    a == b || a.trim_end_matches('/') == b.trim_end_matches('/')
-}
-
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
@@ -84,8 +79,8 @@ pub(crate) fn now() -> u64 {
 /// was registered at: its credentials are never sent to another.
 #[derive(Clone)]
 enum Configured {
-    /// `client_id` and, for a confidential client, its secret.
-    Secret {
+    /// A pre-registered `client_id` and, for a confidential client, its secret.
+    PreRegistered {
         issuer: String,
         client_id: String,
         secret: Option<String>,
@@ -102,7 +97,7 @@ enum Configured {
 impl Configured {
     fn issuer(&self) -> &str {
         match self {
-            Self::Secret { issuer, .. } | Self::PrivateKey { issuer, .. } => issuer,
+            Self::PreRegistered { issuer, .. } | Self::PrivateKey { issuer, .. } => issuer,
         }
     }
 }
@@ -111,7 +106,7 @@ impl Configured {
 impl std::fmt::Debug for Configured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Secret {
+            Self::PreRegistered {
                 issuer,
                 client_id,
                 secret,
@@ -197,7 +192,7 @@ impl OAuthClientBuilder {
         client_id: &str,
         client_secret: Option<&str>,
     ) -> Self {
-        self.configured = Some(Configured::Secret {
+        self.configured = Some(Configured::PreRegistered {
             issuer: issuer.to_owned(),
             client_id: client_id.to_owned(),
             secret: client_secret.map(str::to_owned),
@@ -417,7 +412,7 @@ impl OAuthClient {
         let Some(configured) = &self.configured else {
             return Ok(None);
         };
-        if !same_issuer(configured.issuer(), issuer) {
+        if !crate::discovery::same_issuer(configured.issuer(), issuer) {
             return Err(Error::Discovery {
                 url: self.server.clone(),
                 reason: format!(
@@ -428,7 +423,7 @@ impl OAuthClient {
             });
         }
         Ok(Some(match configured {
-            Configured::Secret {
+            Configured::PreRegistered {
                 client_id, secret, ..
             } => ClientCredentials::pre_registered(issuer, client_id, secret.as_deref()),
             Configured::PrivateKey {

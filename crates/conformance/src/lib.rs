@@ -1079,6 +1079,27 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
     let user_call = suite.send(post_json(&user, call("user_report"))).await;
     check.status(&user_call, StatusCode::OK);
 
+    // A body the check cannot read is refused, not waved through to a parser that might read
+    // it (a lone surrogate JavaScript's JSON.parse takes, a byte-order mark Python takes).
+    for body in [
+        call("user_report").replace("{}", r#"{"x":"\ud800"}"#),
+        format!("\u{feff}{}", call("admin_report")),
+    ] {
+        let unread = suite.send(post_json(&stepped_up, body.clone())).await;
+        check.status(&unread, StatusCode::BAD_REQUEST);
+        check.expect(
+            unread.json()["error"]["code"] == -32700,
+            format!(
+                "an unreadable body is a JSON-RPC parse error: {body} -> {}",
+                unread.text
+            ),
+        );
+    }
+    let compressed = suite
+        .send(post_json(&stepped_up, call("user_report")).header("content-encoding", "gzip"))
+        .await;
+    check.status(&compressed, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
     // RFC 6750 §3.1: the Bearer scheme with no token is a malformed request.
     let empty = suite
         .send(http.post(&resource).header("authorization", "Bearer"))

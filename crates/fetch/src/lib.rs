@@ -121,7 +121,13 @@ pub fn is_public_address(ip: IpAddr) -> bool {
                 || a >= 240) // 240.0.0.0/4 reserved
         }
         IpAddr::V6(v6) => {
-            if v6.is_loopback() || v6.is_unspecified() {
+            // 64:ff9b:1::/48 is local-use NAT64 space (RFC 8215): a site may place the IPv4
+            // address anywhere in it (RFC 6052 §2.2 layouts), and it routes inside the site.
+            let [first, second, third, fourth, ..] = v6.segments();
+            if v6.is_loopback()
+                || v6.is_unspecified()
+                || (first, second, third) == (0x64, 0xff9b, 1)
+            {
                 return false;
             }
             // Addresses that carry an IPv4 address reach it: judge them by it.
@@ -131,7 +137,6 @@ pub fn is_public_address(ip: IpAddr) -> bool {
                     .into_iter()
                     .all(|v4| is_public_address(IpAddr::V4(v4)));
             }
-            let [first, second, third, fourth, ..] = v6.segments();
             !(v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
                 || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
@@ -144,7 +149,7 @@ pub fn is_public_address(ip: IpAddr) -> bool {
 
 /// The IPv4 addresses an IPv6 address embeds, by the transition mechanisms that route to
 /// them: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (deprecated), NAT64
-/// `64:ff9b::/96` (RFC 6052) and `64:ff9b:1::/48` (RFC 8215, with the /96 layout), 6to4
+/// `64:ff9b::/96` (RFC 6052; the local-use `64:ff9b:1::/48` is refused whole), 6to4
 /// `2002::/16` (RFC 3056), and Teredo `2001::/32` (RFC 4380: its server and its obfuscated
 /// client). Empty for every other address.
 fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
@@ -154,7 +159,7 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
     let last32 = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
     match segments {
         [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => vec![last32],
-        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] | [0x0064, 0xff9b, 0x0001, ..] => vec![last32],
+        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] => vec![last32],
         [0x2002, ..] => vec![Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])],
         [0x2001, 0, ..] => {
             let server = Ipv4Addr::new(octets[4], octets[5], octets[6], octets[7]);
@@ -383,6 +388,8 @@ mod tests {
             "64:ff9b::7f00:1",             // NAT64 of 127.0.0.1
             "64:ff9b::a9fe:a9fe",          // NAT64 of 169.254.169.254
             "64:ff9b:1::a00:1",            // local-use NAT64 of 10.0.0.1
+            "64:ff9b:1:a00:1::",           // local-use NAT64, /64 layout (RFC 6052 §2.2)
+            "64:ff9b:1::5db8:d822",        // local-use NAT64 of a public address: still local
             "::7f00:1",                    // IPv4-compatible 127.0.0.1
             "::a9fe:a9fe",                 // IPv4-compatible 169.254.169.254
             "::ffff:169.254.169.254",      // IPv4-mapped

@@ -300,6 +300,14 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
         else {
             return Ok(());
         };
+        let storage_failure = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "checking a client's metadata document failed");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "storage failure",
+            )
+        };
         let fetch = match self
             .engine
             .stale_client_metadata_document(&client_id, now())
@@ -307,12 +315,37 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
         {
             Ok(Some(fetch)) => fetch,
             Ok(None) => return Ok(()),
-            // The engine reads the client again and answers server_error itself.
-            Err(e) => {
-                tracing::warn!(error = %e, "reading a client for a stale document failed");
-                return Ok(());
-            }
+            Err(e) => return Err(storage_failure(&e)),
         };
+        // Anyone can name a client id, so the fetches it causes are limited like those at the
+        // authorization endpoint (per caller), and per document, so a publisher that hangs
+        // or fails is not asked again on every request.
+        let caller = request
+            .extensions()
+            .get::<mcpauth_token_engine::CallerKey>()
+            .map_or("anonymous", |k| k.0.as_str());
+        let allowed = async {
+            Ok::<_, M::Error>(
+                self.engine
+                    .allow_client_metadata_fetch(caller, now())
+                    .await?
+                    && self
+                        .engine
+                        .allow_client_metadata_refetch(fetch.url(), now())
+                        .await?,
+            )
+        };
+        match allowed.await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the client's metadata document was fetched too often: try again later",
+                ));
+            }
+            Err(e) => return Err(storage_failure(&e)),
+        }
         self.fetch_document(&fetch).await.map_err(|reason| {
             tracing::info!(url = %fetch.url(), %reason, "a stale client metadata document could not be refreshed");
             json_error(

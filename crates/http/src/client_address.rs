@@ -130,14 +130,15 @@ pub fn caller_key(ip: IpAddr) -> String {
     }
 }
 
-/// Every value of header `name`, in order, split at commas.
+/// Every value of header `name`, in order, split at commas. An element that is not text
+/// stays in its place (as one that names no address), so bytes a client put in front cannot
+/// hide the hops its proxies appended after them.
 fn elements<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|element| std::str::from_utf8(element).unwrap_or("\u{fffd}").trim())
         .filter(|v| !v.is_empty())
         .collect()
 }
@@ -242,6 +243,16 @@ mod tests {
             proxies.client_address(ip("::ffff:127.0.0.1"), &chain),
             ip("203.0.113.9"),
             "an IPv4-mapped peer is its IPv4 address"
+        );
+        // Bytes that are not text in the client's part hide nothing the proxy appended.
+        let mut binary = HeaderMap::new();
+        binary.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            proxies.client_address(ip("127.0.0.1"), &binary),
+            ip("198.51.100.7")
         );
     }
 

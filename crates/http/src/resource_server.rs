@@ -462,13 +462,10 @@ impl ResourceServer {
             client_id = %verified.client_id,
             "refused a request naming an MCP session another user or client opened"
         );
-        let mut response = http::Response::new(Bytes::from_static(b"Not Found: Session not found"));
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Err(response)
+        Err(plain_refusal(
+            StatusCode::NOT_FOUND,
+            "Not Found: Session not found",
+        ))
     }
 
     /// Records what the MCP server's answer did to sessions: the session it opened (its
@@ -495,10 +492,31 @@ impl ResourceServer {
     /// [`reads_body`](Self::reads_body) said so) against the verified token: the
     /// `403 insufficient_scope` answer when it calls a tool with scopes the token lacks, the
     /// `401 insufficient_user_authentication` answer when it calls a tool that needs a user
-    /// with a token that has none.
+    /// with a token that has none. A body the check cannot read is refused rather than let
+    /// through unchecked: `415` for a `Content-Encoding` other than `identity` (the MCP
+    /// server might decompress what this check saw compressed), and a JSON-RPC parse error
+    /// (`400`, code -32700) for a body that is not JSON here, whatever another parser makes
+    /// of it.
     #[must_use]
-    pub fn refuse_tool_calls(&self, verified: &VerifiedToken, body: &[u8]) -> Option<HttpResponse> {
-        let needs = self.config.tool_scopes.needs_of(body);
+    pub fn refuse_tool_calls(
+        &self,
+        verified: &VerifiedToken,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<HttpResponse> {
+        if headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
+        {
+            return Some(plain_refusal(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Media Type: send MCP messages without Content-Encoding",
+            ));
+        }
+        let Some(needs) = self.config.tool_scopes.needs_of(body) else {
+            return Some(json_rpc_parse_error());
+        };
         if needs.user
             && let Some(refusal) = self.refuse_without_user(verified)
         {
@@ -703,6 +721,31 @@ fn owner_of(verified: &VerifiedToken) -> Owner {
         subject: verified.subject.clone(),
         client_id: verified.client_id.clone(),
     }
+}
+
+/// A plain-text refusal.
+fn plain_refusal(status: StatusCode, text: &'static str) -> HttpResponse {
+    let mut response = http::Response::new(Bytes::from_static(text.as_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// JSON-RPC 2.0's answer to a body that is not JSON (§5.1, code -32700), as MCP servers send
+/// it, with `400`.
+fn json_rpc_parse_error() -> HttpResponse {
+    let mut response = http::Response::new(Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: the body is not a JSON-RPC message"}}"#,
+    ));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! which MCP clients turn into a new authorization request. For a tool call that means
 //! reading the JSON-RPC body: `{"method": "tools/call", "params": {"name": …}}`.
 //!
-//! This check is for the client's benefit (a challenge it can act on). It is not the only
-//! guard a tool should have: a body this module cannot read (not JSON, an unknown shape) is
-//! let through to the MCP server, which answers it, so tools that need a scope also check
-//! the verified token themselves (see
+//! A body that is not JSON to this module's parser is refused, never let through: the MCP
+//! server's own parser may read what this one cannot (a lone surrogate escape, a byte-order
+//! mark, nesting past serde's limit), and would then call a tool nobody checked. Bodies that
+//! are JSON but not a tool call (other methods, unknown shapes) need nothing here; the MCP
+//! server answers them. Tools that need a scope should still check the verified token
+//! themselves (see
 //! [`ResourceServer::tool_authorization_required`](crate::ResourceServer::tool_authorization_required)).
 
 use std::collections::BTreeMap;
@@ -70,27 +72,28 @@ impl ToolScopes {
     }
 
     /// The scopes the tool calls in `body` need, without repeats: one JSON-RPC message or a
-    /// batch (an array, as protocol 2025-03-26 allowed). Nothing for a body that is not
-    /// JSON-RPC: the MCP server rejects it itself.
+    /// batch (an array, as protocol 2025-03-26 allowed). Nothing for JSON that is not a tool
+    /// call; `None` for a body that is not JSON at all, which must be refused.
     #[must_use]
-    pub fn required_by(&self, body: &[u8]) -> Vec<&str> {
-        self.needs_of(body).scopes
+    pub fn required_by(&self, body: &[u8]) -> Option<Vec<&str>> {
+        self.needs_of(body).map(|needs| needs.scopes)
     }
 
     /// What the tool calls in `body` need: their scopes and whether a user must stand
-    /// behind the token. Nothing for a body that is not JSON-RPC.
+    /// behind the token. Nothing for an empty body or JSON that is not a tool call; `None`
+    /// for a body that is not JSON (UTF-8, RFC 8259) to this parser, which the caller must
+    /// refuse rather than let through unchecked.
     #[must_use]
-    pub fn needs_of(&self, body: &[u8]) -> ToolNeeds<'_> {
+    pub fn needs_of(&self, body: &[u8]) -> Option<ToolNeeds<'_>> {
         let mut needs = ToolNeeds::default();
-        if self.is_empty() {
-            return needs;
+        // An empty body calls nothing, whoever parses it.
+        if self.is_empty() || body.trim_ascii().is_empty() {
+            return Some(needs);
         }
         let needed = &mut needs.scopes;
         // `Value` keeps the last of duplicated keys, as the MCP SDKs' JSON parsers do, so the
         // tool named here is the tool the server would call.
-        let Ok(message) = serde_json::from_slice::<Value>(body) else {
-            return needs;
-        };
+        let message = serde_json::from_slice::<Value>(body).ok()?;
         let messages = match &message {
             Value::Array(batch) => batch.as_slice(),
             single => std::slice::from_ref(single),
@@ -113,7 +116,7 @@ impl ToolScopes {
             }
             needs.user |= self.user_only.contains(tool);
         }
-        needs
+        Some(needs)
     }
 }
 
@@ -130,7 +133,7 @@ mod tests {
     #[test]
     fn a_call_of_a_scoped_tool_needs_its_scopes() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report","arguments":{}}}"#;
-        assert_eq!(policy().required_by(body), ["mcp:admin"]);
+        assert_eq!(policy().required_by(body).unwrap(), ["mcp:admin"]);
     }
 
     #[test]
@@ -140,17 +143,17 @@ mod tests {
         let admin =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report"}}"#;
         let echo = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
-        assert!(policy.needs_of(admin).user);
-        assert!(!policy.needs_of(echo).user);
+        assert!(policy.needs_of(admin).unwrap().user);
+        assert!(!policy.needs_of(echo).unwrap().user);
         let mut only_user = ToolScopes::new();
         only_user.require_user("echo");
         assert!(!only_user.is_empty(), "bodies must be read for it");
         assert_eq!(
             only_user.needs_of(echo),
-            ToolNeeds {
+            Some(ToolNeeds {
                 scopes: vec![],
                 user: true
-            }
+            })
         );
     }
 
@@ -160,8 +163,8 @@ mod tests {
         let echo = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
         let list =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"admin_report"}}"#;
-        assert!(policy.required_by(echo).is_empty());
-        assert!(policy.required_by(list).is_empty());
+        assert_eq!(policy.required_by(echo), Some(vec![]));
+        assert_eq!(policy.required_by(list), Some(vec![]));
     }
 
     #[test]
@@ -170,36 +173,68 @@ mod tests {
             {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report"}},
             {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete"}}
         ]"#;
-        assert_eq!(policy().required_by(body), ["mcp:admin", "mcp:write"]);
+        assert_eq!(
+            policy().required_by(body).unwrap(),
+            ["mcp:admin", "mcp:write"]
+        );
     }
 
     #[test]
     fn a_duplicated_name_is_read_as_the_server_reads_it_the_last_one() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"admin_report"}}"#;
-        assert_eq!(policy().required_by(body), ["mcp:admin"]);
+        assert_eq!(policy().required_by(body).unwrap(), ["mcp:admin"]);
     }
 
     #[test]
-    fn bodies_that_are_not_json_rpc_need_nothing_and_do_not_panic() {
+    fn json_that_is_not_a_tool_call_needs_nothing() {
         let policy = policy();
         for body in [
             &b""[..],
-            b"not json",
+            b" \r\n",
             b"[]",
             b"null",
             b"{\"method\":7}",
             b"{\"method\":\"tools/call\",\"params\":[1]}",
             b"[1,\"x\",{\"method\":\"tools/call\",\"params\":{\"name\":null}}]",
         ] {
-            assert!(policy.required_by(body).is_empty(), "{body:?}");
+            assert_eq!(policy.required_by(body), Some(vec![]), "{body:?}");
         }
+    }
+
+    // A body another JSON parser might read (the MCP server's) but this one cannot is not
+    // waved through: it is refused, so no tool call escapes the check.
+    #[test]
+    fn a_body_that_is_not_json_here_is_refused_not_let_through() {
+        let policy = policy();
+        let deep = format!(
+            "{}{{\"method\":\"tools/call\",\"params\":{{\"name\":\"admin_report\"}}}}{}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for body in [
+            &b"not json"[..],
+            // A lone surrogate: JavaScript's JSON.parse takes it.
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report","arguments":{"x":"\ud800"}}}"#,
+            // A byte-order mark: Python's json.loads takes it on bytes.
+            b"\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"admin_report\"}}",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_report","arguments":{"x":NaN}}}"#,
+            b"\xff\xfe{\x00",
+            deep.as_bytes(),
+        ] {
+            assert_eq!(policy.needs_of(body), None, "{body:?}");
+        }
+        assert_eq!(
+            ToolScopes::new().needs_of(b"not json"),
+            Some(ToolNeeds::default()),
+            "with no tool policy, bodies are not read at all"
+        );
     }
 
     proptest::proptest! {
         #[test]
         fn any_body_needs_only_configured_scopes(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let policy = policy();
-            for scope in policy.required_by(&body) {
+            for scope in policy.required_by(&body).unwrap_or_default() {
                 proptest::prop_assert!(["mcp:admin", "mcp:write"].contains(&scope));
             }
         }

@@ -240,10 +240,11 @@ impl Setup {
             "https://auth.example.com/tenant/upstream/corp/callback"
         );
         self.upstream.next.lock().unwrap().0 = q["nonce"].clone();
+        // On an https issuer the binding cookie is a `__Host-` cookie: Secure, this host only,
+        // and so at Path=/ (the prefix requires it).
         assert!(
-            redirect
-                .set_cookie
-                .contains("Path=/tenant/upstream/corp/callback")
+            redirect.set_cookie.starts_with("__Host-mcpauth_upstream_")
+                && redirect.set_cookie.contains("; Path=/;")
                 && redirect.set_cookie.contains("HttpOnly")
                 && redirect.set_cookie.contains("Secure")
                 && redirect.set_cookie.contains("SameSite=Lax"),

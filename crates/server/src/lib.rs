@@ -131,6 +131,9 @@ pub struct Server {
 /// How often a running server reloads its signing keys from the database, so a rotation
 /// made by `mcpauth-server key rotate` (or another instance) is picked up.
 const KEY_RELOAD_INTERVAL: u64 = 60;
+/// Seconds past the refresh-reuse grace window a rotated token's sealed successor is kept,
+/// so retries at the window's edge and small clock differences between instances are safe.
+const SUCCESSOR_MARGIN: u64 = 5;
 
 impl Server {
     /// `user_id`'s upstream tokens at `provider`, kept since their last federated sign-in
@@ -431,6 +434,7 @@ pub async fn build_with_fetch_policy(
         federation: federation.clone(),
         password_login: config.password_login,
         sign_in_attempts_per_hour: config.sign_in_attempts_per_ip_per_hour,
+        sign_in_attempts_per_account_per_hour: config.sign_in_attempts_per_account_per_hour,
     });
     let fetcher = if config.client_metadata_documents {
         Some(
@@ -635,14 +639,18 @@ pub async fn serve_on(
         let store = server.store.clone();
         let grace = server.engine.config().refresh_reuse_grace_seconds();
         async move {
+            // Without a grace window no successor is ever kept.
+            if grace == 0 {
+                return;
+            }
             let mut interval =
                 tokio::time::interval(std::time::Duration::from_secs(grace.clamp(1, 60)));
             loop {
                 interval.tick().await;
-                if let Err(e) = store
-                    .forget_refresh_successors(now().0.saturating_sub(grace))
-                    .await
-                {
+                // A margin past the window, so a retry in its last second (or on an
+                // instance whose clock is a little behind) still finds the successor.
+                let closed = now().0.saturating_sub(grace + SUCCESSOR_MARGIN);
+                if let Err(e) = store.forget_refresh_successors(closed).await {
                     tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
                 }
             }

@@ -408,6 +408,78 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
     );
 }
 
+// The lockout is per account and address, so one account guessed from many addresses meets
+// the per-account ceiling instead (`sign_in_attempts_per_account_per_hour`), for each value:
+// at 5, the sixth attempt is refused from anywhere, even with the right password; at the
+// default, the same spread of wrong passwords leaves the owner free to sign in.
+#[tokio::test]
+async fn guessing_one_account_from_many_addresses_meets_the_per_account_ceiling() {
+    async fn attempts(server: &Running, ceiling_hit_expected: bool) {
+        let form = server.login_form().await;
+        let from = |address: String, password: &'static str| {
+            let form = &form;
+            async move {
+                server
+                    .http
+                    .post(&form.action)
+                    .header("cookie", &form.cookie)
+                    .header("x-forwarded-for", address)
+                    .form(&[
+                        ("csrf_token", form.csrf.as_str()),
+                        ("email", "alice@example.com"),
+                        ("password", password),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        for n in 1..=5 {
+            let wrong = from(format!("198.51.100.{n}"), "wrong password").await;
+            assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+        }
+        let owner = from("203.0.113.9".into(), "correct horse battery").await;
+        if ceiling_hit_expected {
+            assert_eq!(owner.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(owner.text().await.unwrap().contains("for this account"));
+            let other = server
+                .attempt_sign_in(&form, "bob@example.com", "wrong password")
+                .await;
+            assert_eq!(
+                other.status(),
+                StatusCode::UNAUTHORIZED,
+                "other accounts are not held"
+            );
+        } else {
+            assert_eq!(owner.status(), StatusCode::SEE_OTHER);
+        }
+    }
+    // Counters use fixed one-hour windows: don't straddle a boundary.
+    let into_window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into_window > 3590 {
+        tokio::time::sleep(Duration::from_secs(3601 - into_window)).await;
+    }
+    let trusting_loopback = |config: &mut mcpauth_server::Config| {
+        config.trusted_proxies = vec!["127.0.0.1".into()];
+    };
+    let low = start_configured("", temp_dir("account-ceiling"), |config| {
+        trusting_loopback(config);
+        config.sign_in_attempts_per_account_per_hour = 5;
+    })
+    .await;
+    attempts(&low, true).await;
+    let default = start_configured("", temp_dir("account-ceiling-default"), |config| {
+        trusting_loopback(config);
+        assert_eq!(config.sign_in_attempts_per_account_per_hour, 100);
+    })
+    .await;
+    attempts(&default, false).await;
+}
+
 // Per-account lockout with progressive backoff: the sixth wrong password in a row locks the
 // account (429 + Retry-After, even for the right password, which is not checked), the lock
 // expires, the next lock lasts twice as long, and a success starts afresh.

@@ -765,8 +765,8 @@ impl SqlStore {
         Ok(deleted)
     }
 
-    /// Forgets the sealed successors of refresh tokens rotated at or before `rotated_before`
-    /// (now minus the refresh-reuse grace window): after the window a replay revokes the
+    /// Forgets the sealed successors of refresh tokens rotated before `rotated_before` (now
+    /// minus the refresh-reuse grace window, and a margin): after the window a replay revokes the
     /// family instead, so nothing needs them. Returns how many were forgotten.
     ///
     /// # Errors
@@ -777,7 +777,7 @@ impl SqlStore {
         Ok(on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE refresh_tokens SET sealed_successor = NULL \
-                 WHERE sealed_successor IS NOT NULL AND rotated_at <= $1",
+                 WHERE sealed_successor IS NOT NULL AND rotated_at < $1",
             )
             .bind(rotated_before)
             .execute(pool)

@@ -615,6 +615,11 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
             .await
             .unwrap();
         assert_eq!(rotated, RotateRefresh::Rotated);
+        assert_eq!(
+            store.forget_refresh_successors(200).await.unwrap(),
+            0,
+            "rotated exactly at the bound: kept (strictly before only)"
+        );
         assert_eq!(store.forget_refresh_successors(250).await.unwrap(), 1);
         let first = store.find_refresh("first").await.unwrap().unwrap();
         assert_eq!(first.sealed_successor, None, "its window closed");

@@ -171,6 +171,43 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
     }
 
+    /// RFC 7592 §2.2 for a client the application registered: grant types beyond those it
+    /// was registered with (other than those any self-registered client may have), or a
+    /// scope beyond its registered scope, are `invalid_client_metadata`. Its registered scope
+    /// is its ceiling (`client_credentials` included), so the client may not raise it.
+    fn check_no_wider_than_registered(
+        registered: &ClientMetadata,
+        requested: &ClientMetadata,
+        policy: &crate::RegistrationPolicy,
+    ) -> Result<(), RegistrationError> {
+        let allowed = |grant: &String| {
+            registered.grant_types.contains(grant) || policy.grant_types.contains(grant)
+        };
+        if let Some(added) = requested.grant_types.iter().find(|g| !allowed(g)) {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidClientMetadata,
+                format!(
+                    "grant type `{}` was not registered for this client; ask the operator to change its registration",
+                    added.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if let Some(ceiling) = &registered.scope {
+            let ceiling: Vec<&str> = ceiling.split(' ').collect();
+            let widened = match &requested.scope {
+                None => true,
+                Some(scope) => scope.split(' ').any(|s| !ceiling.contains(&s)),
+            };
+            if widened {
+                return Err(OAuthError::new(
+                    RegistrationErrorCode::InvalidClientMetadata,
+                    "scope may only keep or narrow the registered scope; ask the operator to widen it",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn update_registration(
         &self,
         mut client: ClientRecord,
@@ -233,7 +270,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             client.vouched = Some(Voucher::SoftwareStatement { issuer });
         }
         let (method, metadata) = self.validate_client_metadata(metadata)?;
-        if client.vouched != Some(Voucher::Application) {
+        if client.vouched == Some(Voucher::Application) {
+            // The application chose this client's grants and scope when it registered it;
+            // the client itself may keep or drop them, never add to them.
+            Self::check_no_wider_than_registered(&client.metadata, &metadata, policy)?;
+        } else {
             self.check_self_registered_grants(&metadata, client.vouched.is_some())?;
         }
         client.auth_method = method;

@@ -229,7 +229,31 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .await?;
         Ok(hits <= self.config.registration.per_caller_per_hour)
     }
+
+    /// Counts one fetch of the stale document at `url` and says whether it is within
+    /// [`DOCUMENT_REFETCHES_PER_MINUTE`]: a publisher that hangs or fails leaves its document
+    /// stale, and without this every request naming the client would fetch it again.
+    ///
+    /// # Errors
+    ///
+    /// The storage error.
+    pub async fn allow_client_metadata_refetch(
+        &self,
+        url: &Url,
+        now: UnixTime,
+    ) -> Result<bool, M::Error> {
+        let hits = self
+            .model
+            .hit(&format!("document-refetch:{url}"), now, 60)
+            .await?;
+        Ok(hits <= DOCUMENT_REFETCHES_PER_MINUTE)
+    }
 }
+
+/// How often one stale Client ID Metadata Document may be fetched again per minute, whoever
+/// asks ([`TokenEngine::allow_client_metadata_refetch`]): enough for a client's concurrent
+/// requests when its document expires, too few to hammer its publisher.
+pub const DOCUMENT_REFETCHES_PER_MINUTE: u32 = 6;
 
 #[cfg(test)]
 mod tests {

@@ -70,7 +70,8 @@ pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
 };
 pub use client_metadata_document::{
-    DocumentFetch, MAX_CLIENT_METADATA_DOCUMENT_BYTES, is_client_metadata_document_url,
+    DOCUMENT_REFETCHES_PER_MINUTE, DocumentFetch, MAX_CLIENT_METADATA_DOCUMENT_BYTES,
+    is_client_metadata_document_url,
 };
 pub use config::{
     AccessTokenFormat, CallerKey, ConfigError, EngineConfig, RegistrationPolicy, ResourcePolicy,

@@ -12,6 +12,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
+use mcpauth_token_engine::ClientStore as _;
 use mcpauth_token_engine::{CallerKey, RegistrationPolicy, UnixTime};
 use serde_json::{Value, json};
 
@@ -538,6 +539,73 @@ async fn an_update_applies_the_registration_policy() {
         body["client_secret_expires_at"],
         NOW.0 + 10 + 3600,
         "a secret issued on update honours client_secret_ttl"
+    );
+}
+
+// RFC 7592 §2.2 for a client the application registered (register_client): its registered
+// grants and scope are its ceiling, chosen by the application; the client may keep or narrow
+// them by update, never add client_credentials or widen the scope.
+#[tokio::test]
+async fn an_application_registered_client_cannot_widen_its_grants_or_scope_by_update() {
+    let h = harness().await;
+    let mut metadata = mcpauth_oauth_types::ClientMetadata::default();
+    metadata.redirect_uris = vec![REDIRECT.into()];
+    metadata.scope = Some("mcp:tools".into());
+    metadata.token_endpoint_auth_method = Some("client_secret_basic".into());
+    let registered = h.engine.register_client(metadata, NOW).await.unwrap();
+    let id = registered.client_id.clone();
+    let token = registered.registration_access_token.clone().unwrap();
+    let put = |body: Value| {
+        let request = Request::put(format!("/register/{id}"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Bytes::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        let engine = &h.engine;
+        let id = id.clone();
+        async move {
+            let response = engine
+                .client_configuration_endpoint(request, &id, NOW.plus(10))
+                .await;
+            (
+                response.status(),
+                serde_json::from_slice::<Value>(response.body()).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let refused = |(status, body): (StatusCode, Value)| {
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+            "{body}"
+        );
+    };
+    let base = json!({ "client_id": id, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic" });
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    refused(
+        put(with(
+            json!({ "grant_types": ["client_credentials"], "scope": "mcp:tools" }),
+        ))
+        .await,
+    );
+    refused(put(with(json!({ "scope": "mcp:tools mcp:admin" }))).await);
+    refused(put(with(json!({}))).await);
+    let (status, body) = put(with(json!({ "scope": "mcp:tools" }))).await;
+    assert_eq!(status, StatusCode::OK, "keeping the scope is fine: {body}");
+    let stored = h.engine.model().find_client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.metadata.scope.as_deref(), Some("mcp:tools"));
+    assert!(
+        !stored
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "client_credentials")
     );
 }
 

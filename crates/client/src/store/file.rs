@@ -133,10 +133,11 @@ impl FileStore {
         &self.0.dir
     }
 
-    /// Whether the store's file exists yet (a new store has none until the first write).
+    /// Whether a store in `dir` has its file yet (a new store has none until the first
+    /// write): whether opening it means reading what is there, with its own key.
     #[must_use]
-    pub fn exists(&self) -> bool {
-        self.0.path().exists()
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(STORE_FILE).exists()
     }
 
     /// Checks that the key opens the store's file, if there is one: call it before trusting a

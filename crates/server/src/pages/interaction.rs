@@ -259,13 +259,14 @@ impl Pages {
     }
 
     /// Decides the interaction `id` once: deletes it, then approves or denies, and sends the
-    /// browser back to the client.
+    /// browser back to the client. An approval the user asked to remember is remembered only
+    /// once the engine granted it (not for a user disabled meanwhile, nor twice).
     async fn decide(
         &self,
         id: &str,
         pending: PendingAuthorization,
         user_id: &str,
-        approve: bool,
+        decision: Decision,
     ) -> Response {
         // Only the request that deletes the interaction may decide.
         match self.store.take_interaction(&secret_hash(id)).await {
@@ -273,11 +274,35 @@ impl Pages {
             Ok(false) => return self.expired(),
             Err(e) => return self.server_error(&e),
         }
-        let decided = if approve {
-            self.engine.approve(pending, user_id, now()).await
-        } else {
+        let remembered = (decision == Decision::ApproveAndRemember).then(|| {
+            (
+                pending.client_id.clone(),
+                pending.redirect_uri.clone(),
+                pending.scope.clone(),
+                pending.resources.clone(),
+            )
+        });
+        let decided = if decision == Decision::Deny {
             self.engine.deny(pending)
+        } else {
+            self.engine.approve(pending, user_id, now()).await
         };
+        if let (Ok(_), Some((client_id, redirect_uri, scope, resources))) = (&decided, remembered)
+            && let Err(e) = self
+                .store
+                .remember_consent(
+                    user_id,
+                    &client_id,
+                    &redirect_uri,
+                    &scope,
+                    &resources,
+                    now().0,
+                )
+                .await
+        {
+            // The client has its code; only the shortcut next time is lost.
+            tracing::warn!(error = %e, "remembering a consent failed");
+        }
         let mut response = match decided {
             Ok(redirect) => see_other(&redirect.location),
             Err(e) => mcpauth_adapter_axum::show_error_page(&e),
@@ -396,7 +421,9 @@ pub(super) async fn show(
         {
             Ok(true) => {
                 tracing::debug!(client_id = %pending.client_id, "consent remembered: not asking again");
-                return pages.decide(&id, pending, &user.id, true).await;
+                return pages
+                    .decide(&id, pending, &user.id, Decision::Approve)
+                    .await;
             }
             Ok(false) => {}
             Err(e) => return pages.server_error(&e),
@@ -506,26 +533,25 @@ pub(super) async fn consent(
         if approve {
             return see_other(&pages.interaction_path(&id));
         }
-        return pages.decide(&id, pending, "", false).await;
+        return pages.decide(&id, pending, "", Decision::Deny).await;
     };
-    if approve
-        && form.remember.is_some()
-        && pending.consent_may_be_remembered
-        && let Err(e) = pages
-            .store
-            .remember_consent(
-                &user_id,
-                &pending.client_id,
-                &pending.redirect_uri,
-                &pending.scope,
-                &pending.resources,
-                now().0,
-            )
-            .await
-    {
-        return pages.server_error(&e);
-    }
-    pages.decide(&id, pending, &user_id, approve).await
+    let decision = match (
+        approve,
+        form.remember.is_some() && pending.consent_may_be_remembered,
+    ) {
+        (false, _) => Decision::Deny,
+        (true, false) => Decision::Approve,
+        (true, true) => Decision::ApproveAndRemember,
+    };
+    pages.decide(&id, pending, &user_id, decision).await
+}
+
+/// What the user decided on the consent page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    Approve,
+    ApproveAndRemember,
+    Deny,
 }
 
 #[derive(Deserialize)]

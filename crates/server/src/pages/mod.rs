@@ -54,6 +54,8 @@ pub(crate) struct Pages {
     pub(crate) password_login: bool,
     /// Sign-in attempts allowed per address per hour.
     pub(crate) sign_in_attempts_per_hour: u32,
+    /// `sign_in_attempts_per_account_per_hour`.
+    pub(crate) sign_in_attempts_per_account_per_hour: u32,
 }
 
 /// A scope as the consent and device pages list it.

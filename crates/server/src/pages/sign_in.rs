@@ -57,7 +57,11 @@ pub(super) async fn check_password(
     // lock's duration. Unknown emails lock the same way: the answer tells nothing about which
     // accounts exist. The lock is per account *and* caller (an address, an IPv6 /64): one
     // abusive client locks the account for itself, never for its owner elsewhere, and the
-    // per-address limit above caps how many accounts one caller can try.
+    // per-address limit above caps how many accounts one caller can try. Guessing one
+    // account from many addresses meets the per-account ceiling below instead.
+    if let Some(refusal) = throttle_account(pages, &email).await {
+        return PasswordCheck::Refused(refusal);
+    }
     let caller = peer.map_or_else(|| "unknown".to_owned(), mcpauth_http::caller_key);
     let account = secret_hash(&format!("{email}\n{caller}"));
     match pages.store.login_locked_until(&account, now().0).await {
@@ -120,6 +124,30 @@ fn locked(pages: &Pages, until: u64) -> Response {
         ),
         wait,
     )
+}
+
+/// Counts this attempt against the account, from whatever address
+/// (`sign_in_attempts_per_account_per_hour`); `Some` refusal once it is over the ceiling,
+/// until the window ends. Unknown emails count alike, so the answer reveals no account.
+async fn throttle_account(pages: &Pages, email: &str) -> Option<Response> {
+    let now = now();
+    let key = format!("login-account:{}", secret_hash(email));
+    match pages.store.hit(&key, now, LOGIN_WINDOW).await {
+        Ok(hits) if hits > pages.sign_in_attempts_per_account_per_hour => {
+            tracing::warn!("sign-in attempts for one account over the limit");
+            let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
+            Some(pages.too_many(
+                "This account is locked",
+                &format!(
+                    "Too many sign-in attempts for this account. Try again in {} minute(s).",
+                    wait.div_ceil(60).max(1)
+                ),
+                wait,
+            ))
+        }
+        Ok(_) => None,
+        Err(e) => Some(pages.server_error(&e)),
+    }
 }
 
 /// Counts this attempt against the caller's address; `Some` refusal once it is over its
