@@ -44,7 +44,10 @@ impl Drop for Inspector {
 async fn start_inspector(server_url: &str, port: u16, dir: &std::path::Path) -> Inspector {
     let folder = pages::interop_dir("inspector");
     pages::ensure_npm("inspector", "@modelcontextprotocol/inspector").await;
-    let child =
+    // Its output is kept, and shown if it does not start.
+    let log = dir.join("inspector.log");
+    let output = std::fs::File::create(&log).unwrap();
+    let mut child =
         tokio::process::Command::new(folder.join("node_modules/.bin/node"))
             .arg(folder.join(
                 "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
@@ -59,8 +62,8 @@ async fn start_inspector(server_url: &str, port: u16, dir: &std::path::Path) -> 
             .env("MCP_STORAGE_DIR", dir.join("inspector-storage"))
             .env("HOME", dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
             .kill_on_drop(true)
             .spawn()
             .expect("node from interop/inspector");
@@ -69,7 +72,17 @@ async fn start_inspector(server_url: &str, port: u16, dir: &std::path::Path) -> 
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "the Inspector did not start");
+        let said = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the Inspector exited (port {port} taken?):\n{}",
+            said()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the Inspector did not start:\n{}",
+            said()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Inspector(child)
@@ -118,15 +131,18 @@ async fn the_mcp_inspector_signs_in_through_mcpauth_and_lists_the_tools() {
     )
     .await;
     assert_eq!(seen["signedIn"], true, "{seen}");
-    let consent = seen["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "inspector-consent")
-        .unwrap()["text"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let page_text = |name: &str| {
+        seen["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no page {name}: {seen}"))["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let consent = page_text("inspector-consent");
     assert!(consent.contains("Authorize MCP Inspector?"), "{consent}");
     assert!(consent.contains(&resource), "{consent}");
     assert!(
@@ -140,11 +156,20 @@ async fn the_mcp_inspector_signs_in_through_mcpauth_and_lists_the_tools() {
             .starts_with(&format!("http://localhost:{port}")),
         "{seen}"
     );
-    assert_eq!(
-        seen["tools"],
-        json!(["whoami", "echo", "admin_report"]),
-        "{seen}"
-    );
+    // The tool list came from the MCP server through the Inspector: each tool is a line of
+    // the Tools tab, and none of them was on the page before it was listed.
+    let connected = page_text("inspector-connected");
+    let listed = page_text("inspector-tools");
+    for tool in ["whoami", "echo", "admin_report"] {
+        assert!(
+            listed.lines().any(|line| line.trim() == tool),
+            "{tool} is not listed: {listed}"
+        );
+        assert!(
+            !connected.lines().any(|line| line.trim() == tool),
+            "{tool} was shown before the tools were listed: {connected}"
+        );
+    }
     // It registered itself (RFC 7591) with its localhost callback.
     let clients = store.list_clients().await.unwrap();
     let inspector_client = clients

@@ -35,7 +35,11 @@ async fn python() -> PathBuf {
     let dir = python_dir();
     let venv = dir.join(".venv");
     let python = venv.join("bin/python");
+    // The environment is current when it was installed from this very requirements.txt.
+    let requirements = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
+    let stamp = venv.join("installed-requirements.txt");
     let ready = python.exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == requirements)
         && tokio::process::Command::new(&python)
             .args(["-c", "import mcp, httpx2"])
             .stdout(Stdio::null())
@@ -73,6 +77,7 @@ async fn python() -> PathBuf {
         installed.success(),
         "pip install -r requirements.txt failed"
     );
+    std::fs::write(&stamp, requirements).unwrap();
     python
 }
 

@@ -195,10 +195,6 @@ try {
       await page.getByText(name, { exact: true }).first().waitFor({ timeout: 30000 });
     }
     await remember("inspector-tools");
-    seen.tools = [];
-    for (const name of input.expect_tools) {
-      if ((await page.getByText(name, { exact: true }).count()) > 0) seen.tools.push(name);
-    }
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());

@@ -489,3 +489,59 @@ async fn a_store_whose_key_is_lost_is_refused_and_left_untouched() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A store made with a passphrase stays so, on every OS: an earlier version's passphrase store
+// (no `store.keying`) opens with its passphrase under `--store keychain` and is recorded as
+// passphrase-keyed; a wrong passphrase is refused and changes nothing.
+#[tokio::test]
+async fn a_passphrase_store_opens_only_with_its_passphrase_and_is_never_rekeyed() {
+    use mcpauth_client::TokenStore as _;
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-passphrase-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let earlier = mcpauth_client::FileStore::open(
+        &dir,
+        mcpauth_client::KeySource::Passphrase("the old passphrase".into()),
+    )
+    .unwrap();
+    earlier
+        .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
+            "https://as.example",
+            "client-1",
+            None,
+        ))
+        .await
+        .unwrap();
+    let before = std::fs::read(dir.join("store.enc")).unwrap();
+    assert!(!dir.join("store.keying").exists());
+
+    let output = bare("keychain", &dir)
+        .env("MCPAUTH_STORE_PASSPHRASE", "a guess")
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("passphrase"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("store.enc")).unwrap(), before);
+
+    let output = bare("keychain", &dir)
+        .env("MCPAUTH_STORE_PASSPHRASE", "the old passphrase")
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("store.keying"))
+            .unwrap()
+            .trim(),
+        "passphrase"
+    );
+    assert_eq!(std::fs::read(dir.join("store.enc")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -911,6 +911,21 @@ pub async fn client_credentials_token(
 /// Largest body the protected endpoint of [`run_resource_server`] accepts.
 pub const PROTECTED_MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// An HTTP client that reads redirects instead of following them: every "no `Location`"
+/// check depends on it, so a client that cannot be built so stops the suite (a silently
+/// redirect-following default would turn those checks green).
+///
+/// # Panics
+///
+/// When the TLS backend cannot be initialised.
+#[allow(clippy::expect_used, reason = "the suite cannot run without it")]
+pub(crate) fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client that does not follow redirects")
+}
+
 /// The protection every adapter's test puts in front of `/mcp` for [`run_resource_server`]:
 /// resource `{base}/mcp`, issuer `base`, scope `mcp` required, the tool `admin_report` needing
 /// `admin` as well, the tool `user_report` a user behind the token, bodies up to
@@ -940,10 +955,7 @@ pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
 /// When any answer differs from what the suite expects.
 pub async fn run_resource_server(base: &str, fixture: &Fixture) {
     // Redirects are read, not followed (the authorization code comes back in one).
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default();
+    let http = no_redirects();
     let resource = format!("{base}/mcp");
     let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
     let suite = Suite {
@@ -1162,10 +1174,7 @@ pub async fn run(base: &str, fixture: &Fixture) {
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
     let suite = Suite {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default(),
+        http: no_redirects(),
         base,
         fixture,
         issuer_path,

@@ -2,7 +2,9 @@
 //! binary on its defaults (but for the resources and scopes it serves), and a resource
 //! server that trusts it, all on loopback: what an anonymous caller, a self-registered
 //! client or a stolen token gets. A second deployment with `refresh_reuse_grace = 0` checks
-//! the replay rules after the grace window.
+//! the replay rules without a grace window (every replay is outside it). The suite registers
+//! about twenty clients from 127.0.0.1, within the default `registrations_per_ip_per_hour`
+//! (30): checks added later must stay within it, or the server's `429` hides what they test.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -117,9 +119,15 @@ async fn deploy(tag: &str, resource: &str, other: &str, grace: u64) -> Deploymen
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Running(child);
+    let mut server = Running(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while reqwest::get(format!("{issuer}/health")).await.is_err() {
+        // The port was free a moment ago; if another process took it, this server exits
+        // rather than the suite testing someone else.
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "mcpauth-server exited (port {port} taken?)"
+        );
         assert!(Instant::now() < deadline, "mcpauth-server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

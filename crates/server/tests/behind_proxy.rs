@@ -111,8 +111,9 @@ http {{
     );
     let path = format!("{dir}/nginx.conf");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new(nginx_binary())
-        .args(["-p", &dir.to_string(), "-c", &path])
+    // `-e stderr`: nginx opens its default error log before reading the configuration.
+    let mut child = Command::new(nginx_binary())
+        .args(["-p", &dir.to_string(), "-e", "stderr", "-c", &path])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -120,6 +121,11 @@ http {{
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // The port was free a moment ago; if something took it, nginx exits.
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "nginx exited (port {port} taken?)"
+        );
         assert!(Instant::now() < deadline, "nginx did not start on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
