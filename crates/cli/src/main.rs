@@ -273,6 +273,23 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The client of an entry `auth` set up, for commands that use what it holds and never sign
+/// anyone in (a URL to open is printed, not opened).
+async fn authorized_client(
+    entry: &ServerEntry,
+    store: Arc<dyn TokenStore>,
+) -> Result<OAuthClient, String> {
+    client_for(
+        entry,
+        store,
+        Arc::new(PrintUrl),
+        false,
+        secret_from_environment().as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
 /// Where the secret of a client configured with `--client-id` is kept in the store: beside
 /// the issuer's own slot (which holds the identity registered there for entries without a
 /// client id), keyed by issuer and client id. An issuer identifier has no fragment (RFC 8414
@@ -572,15 +589,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Get { name, show } => {
             let entry = registry.get(name)?;
-            let client = client_for(
-                entry,
-                store.clone(),
-                Arc::new(PrintUrl),
-                false,
-                secret_from_environment().as_deref(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let client = authorized_client(entry, store.clone()).await?;
             let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
             let tokens = client
                 .held_tokens()
@@ -611,15 +620,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Test { name } => {
             let entry = registry.get(name)?;
-            let client = client_for(
-                entry,
-                store.clone(),
-                Arc::new(PrintUrl),
-                false,
-                secret_from_environment().as_deref(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let client = authorized_client(entry, store.clone()).await?;
             let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
             let (status, server) = probe(&entry.url, &token).await?;
             if status == 200 {
@@ -639,15 +640,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Logout { name } => {
             let entry = registry.get(name)?;
-            let client = client_for(
-                entry,
-                store.clone(),
-                Arc::new(PrintUrl),
-                false,
-                secret_from_environment().as_deref(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let client = authorized_client(entry, store.clone()).await?;
             client.logout().await.map_err(|e| e.to_string())?;
             out.ok(
                 &format!("logged out of {name}: tokens revoked and forgotten"),

@@ -181,7 +181,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// fetch again first, when `client_id` is a metadata-document client whose cached
     /// document has gone stale. Give the fetched bytes to
     /// [`Self::accept_client_metadata_document`]; when the fetch fails, the client's stale
-    /// record is refused like an unknown client.
+    /// record is refused like an unknown client. Limit the fetches with
+    /// [`Self::allow_client_metadata_fetch`] (per caller) and
+    /// [`Self::allow_client_metadata_refetch`] (per document). `mcpauth-http` does all of this
+    /// before the token and device-authorization endpoints; an adapter that calls the engine's
+    /// endpoints directly must do it itself, or stale documents go on being trusted.
     ///
     /// # Errors
     ///

@@ -397,7 +397,9 @@ pub trait RefreshTokenStore: ModelBase {
 /// Device authorizations (RFC 8628).
 #[async_trait]
 pub trait DeviceStore: ModelBase {
-    /// Stores a new device authorization.
+    /// Stores a new device authorization. User codes are unique: a record whose
+    /// `user_code_hash` is already held must be refused with an error (the engine then draws
+    /// another code), never stored over the other.
     async fn insert_device(&self, record: DeviceAuthorizationRecord) -> Result<(), Self::Error>;
     /// Finds a device authorization by the hash of its user code.
     async fn find_device_by_user_code(

@@ -391,3 +391,44 @@ async fn approving_an_expired_denied_or_decided_code_changes_nothing() {
         Err(DeviceUserError::UnknownCode)
     ));
 }
+
+// RFC 8628 §6.1: user codes are short, so a fresh one may already be held; the store refuses
+// it (user codes are unique) and the server draws another rather than failing the request.
+#[tokio::test]
+async fn a_user_code_already_held_is_drawn_again() {
+    use mcpauth_token_engine::{DeviceAuthorizationRecord, DeviceState, DeviceStore as _};
+    // Same seed, same draws: the first engine shows which user code the second will draw.
+    let first = harness().await;
+    let taken = start(&first).await.user_code;
+    let h = harness().await;
+    let client_id = device_client(&h).await;
+    h.engine
+        .model()
+        .insert_device(DeviceAuthorizationRecord {
+            device_code_hash: "another device".into(),
+            user_code_hash: mcpauth_token_engine::secret_hash(&taken.replace('-', "")),
+            client_id: client_id.clone(),
+            scope: "mcp:tools".into(),
+            resources: vec![RESOURCE.into()],
+            expires_at: NOW.plus(600),
+            interval: 5,
+            last_polled_at: None,
+            state: DeviceState::Pending,
+            subject: None,
+            grant_id: None,
+        })
+        .await
+        .unwrap();
+    let request = Request::post("/device_authorization")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Bytes::from(query(&[
+            ("client_id", &client_id),
+            ("resource", RESOURCE),
+        ])))
+        .unwrap();
+    let response = h.engine.device_authorization_endpoint(request, NOW).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    let drawn = body["user_code"].as_str().unwrap();
+    assert_ne!(drawn, taken, "a fresh code, not the one held");
+}

@@ -27,6 +27,9 @@ use crate::{TokenEngine, hash, random};
 /// RFC 8628 §6.1: "BCDFGHJKLMNPQRSTVWXZ" — consonants only.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LENGTH: usize = 8;
+/// How many user codes are drawn before a device authorization fails: the store refuses a
+/// code already held, which a random draw hits with a probability of held codes / 20⁸.
+const USER_CODE_ATTEMPTS: u32 = 4;
 /// The grant type name registered by RFC 8628 §3.4.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -130,27 +133,41 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let resources = self
             .resolve_resources(&request.resource)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidTarget, d))?;
-        let device_code =
-            random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-        let user_code = self
-            .new_user_code()
-            .map_err(|e| internal("randomness failure", e))?;
-        self.model
-            .insert_device(DeviceAuthorizationRecord {
-                device_code_hash: hash::secret_hash(&device_code),
-                user_code_hash: hash::secret_hash(&user_code),
-                client_id: client.client_id.clone(),
-                scope: scope.to_string(),
-                resources,
-                expires_at: now.plus(self.config.device_code_ttl),
-                interval: self.config.device_poll_interval,
-                last_polled_at: None,
-                state: DeviceState::Pending,
-                subject: None,
-                grant_id: None,
-            })
-            .await
-            .map_err(|e| internal("storage failure", e))?;
+        // A user code has about 34 bits (RFC 8628 §6.1), so among the codes a busy server holds
+        // a new one may already be taken: the store refuses it (user codes are unique), and a
+        // fresh pair is drawn. A storage failure fails every attempt alike.
+        let mut attempt = 0;
+        let (device_code, user_code) = loop {
+            attempt += 1;
+            let device_code =
+                random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+            let user_code = self
+                .new_user_code()
+                .map_err(|e| internal("randomness failure", e))?;
+            let inserted = self
+                .model
+                .insert_device(DeviceAuthorizationRecord {
+                    device_code_hash: hash::secret_hash(&device_code),
+                    user_code_hash: hash::secret_hash(&user_code),
+                    client_id: client.client_id.clone(),
+                    scope: scope.to_string(),
+                    resources: resources.clone(),
+                    expires_at: now.plus(self.config.device_code_ttl),
+                    interval: self.config.device_poll_interval,
+                    last_polled_at: None,
+                    state: DeviceState::Pending,
+                    subject: None,
+                    grant_id: None,
+                })
+                .await;
+            match inserted {
+                Ok(()) => break (device_code, user_code),
+                Err(e) if attempt >= USER_CODE_ATTEMPTS => {
+                    return Err(internal("storage failure", e));
+                }
+                Err(_) => {}
+            }
+        };
         let verification_uri = self
             .config
             .endpoint_url(&self.config.device_verification_path);
