@@ -50,8 +50,9 @@ async fn python() -> PathBuf {
     if ready {
         return python;
     }
+    // Made afresh (`--clear`), so nothing the requirements no longer name stays installed.
     let created = tokio::process::Command::new("python3")
-        .args(["-m", "venv"])
+        .args(["-m", "venv", "--clear"])
         .arg(&venv)
         .status()
         .await

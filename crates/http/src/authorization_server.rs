@@ -324,25 +324,34 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             .extensions()
             .get::<mcpauth_token_engine::CallerKey>()
             .map_or("anonymous", |k| k.0.as_str());
-        let allowed = async {
-            Ok::<_, M::Error>(
-                self.engine
-                    .allow_client_metadata_fetch(caller, now())
-                    .await?
-                    && self
-                        .engine
-                        .allow_client_metadata_refetch(fetch.url(), now())
-                        .await?,
-            )
-        };
-        match allowed.await {
+        match self
+            .engine
+            .allow_client_metadata_refetch(fetch.url(), caller, now())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
-                return Err(json_error(
+                // Another request may have refreshed it meanwhile: then there is nothing to
+                // wait for.
+                match self
+                    .engine
+                    .stale_client_metadata_document(&client_id, now())
+                    .await
+                {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Err(e) => return Err(storage_failure(&e)),
+                }
+                let mut refusal = json_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
-                    "the client's metadata document was fetched too often: try again later",
-                ));
+                    "the client's metadata document was fetched too often: try again in a minute",
+                );
+                refusal.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("60"),
+                );
+                return Err(refusal);
             }
             Err(e) => return Err(storage_failure(&e)),
         }

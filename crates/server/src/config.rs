@@ -103,10 +103,10 @@ pub struct Config {
     pub forwarded_header: ForwardedHeaderName,
     /// Sign-in attempts allowed per IP address (an IPv6 /64) per hour, across accounts.
     pub sign_in_attempts_per_ip_per_hour: u32,
-    /// Sign-in attempts allowed per account per hour, from every address together: the
-    /// ceiling on guessing one account from many addresses, which the per-address lockout
-    /// alone does not stop.
-    pub sign_in_attempts_per_account_per_hour: u32,
+    /// Wrong passwords in a row for one account, from every address together, that lock it
+    /// for everyone for `login_lockout_max_seconds`: the ceiling on guessing one account from
+    /// many addresses, which the lockout per account and address alone does not stop.
+    pub login_lockout_account_after: u32,
     /// Wrong device user codes allowed per IP address (an IPv6 /64) per minute (RFC 8628 §5.1).
     pub user_code_attempts_per_ip_per_minute: u32,
     /// Token requests allowed per IP address per minute (0: no limit).
@@ -261,7 +261,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeaderName::XForwardedFor,
             sign_in_attempts_per_ip_per_hour: 200,
-            sign_in_attempts_per_account_per_hour: 100,
+            login_lockout_account_after: 100,
             user_code_attempts_per_ip_per_minute: 10,
             token_requests_per_ip_per_minute: 600,
             device_authorizations_per_ip_per_minute: 30,
@@ -519,9 +519,9 @@ impl Config {
                 u32::try_from(number("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", &v)?)
                     .unwrap_or(u32::MAX);
         }
-        if let Some(v) = env("MCPAUTH_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_HOUR") {
-            self.sign_in_attempts_per_account_per_hour =
-                u32::try_from(number("MCPAUTH_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_HOUR", &v)?)
+        if let Some(v) = env("MCPAUTH_LOGIN_LOCKOUT_ACCOUNT_AFTER") {
+            self.login_lockout_account_after =
+                u32::try_from(number("MCPAUTH_LOGIN_LOCKOUT_ACCOUNT_AFTER", &v)?)
                     .unwrap_or(u32::MAX);
         }
         if let Some(v) = env("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE") {
@@ -797,7 +797,7 @@ mod tests {
                 ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
                 ("MCPAUTH_FORWARDED_HEADER", "forwarded"),
                 ("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", "7"),
-                ("MCPAUTH_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_HOUR", "5"),
+                ("MCPAUTH_LOGIN_LOCKOUT_ACCOUNT_AFTER", "5"),
                 ("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE", "3"),
                 ("MCPAUTH_REFRESH_REUSE_GRACE", "0"),
             ]),
@@ -811,8 +811,8 @@ mod tests {
         assert_eq!(set.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
         assert_eq!(set.forwarded_header, ForwardedHeaderName::Forwarded);
         assert_eq!(set.sign_in_attempts_per_ip_per_hour, 7);
-        assert_eq!(set.sign_in_attempts_per_account_per_hour, 5);
-        assert_eq!(defaults.sign_in_attempts_per_account_per_hour, 100);
+        assert_eq!(set.login_lockout_account_after, 5);
+        assert_eq!(defaults.login_lockout_account_after, 100);
         assert_eq!(set.user_code_attempts_per_ip_per_minute, 3);
         assert_eq!(set.refresh_reuse_grace, 0);
         assert_eq!(defaults.refresh_reuse_grace, 10);

@@ -434,7 +434,11 @@ pub async fn build_with_fetch_policy(
         federation: federation.clone(),
         password_login: config.password_login,
         sign_in_attempts_per_hour: config.sign_in_attempts_per_ip_per_hour,
-        sign_in_attempts_per_account_per_hour: config.sign_in_attempts_per_account_per_hour,
+        account_lockout: mcpauth_store_sql::LockoutPolicy {
+            after_failures: config.login_lockout_account_after.max(1),
+            first_lock: config.login_lockout_max_seconds,
+            longest_lock: config.login_lockout_max_seconds,
+        },
     });
     let fetcher = if config.client_metadata_documents {
         Some(
@@ -639,8 +643,12 @@ pub async fn serve_on(
         let store = server.store.clone();
         let grace = server.engine.config().refresh_reuse_grace_seconds();
         async move {
-            // Without a grace window no successor is ever kept.
+            // Without a grace window no successor is kept: forget any an earlier configuration
+            // (or another instance) left, once.
             if grace == 0 {
+                if let Err(e) = store.forget_refresh_successors(now().0).await {
+                    tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
+                }
                 return;
             }
             let mut interval =
@@ -649,7 +657,9 @@ pub async fn serve_on(
                 interval.tick().await;
                 // A margin past the window, so a retry in its last second (or on an
                 // instance whose clock is a little behind) still finds the successor.
-                let closed = now().0.saturating_sub(grace + SUCCESSOR_MARGIN);
+                let closed = now()
+                    .0
+                    .saturating_sub(grace.saturating_add(SUCCESSOR_MARGIN));
                 if let Err(e) = store.forget_refresh_successors(closed).await {
                     tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
                 }

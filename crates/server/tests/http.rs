@@ -409,39 +409,31 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
 }
 
 // The lockout is per account and address, so one account guessed from many addresses meets
-// the per-account ceiling instead (`sign_in_attempts_per_account_per_hour`), for each value:
-// at 5, the sixth attempt is refused from anywhere, even with the right password; at the
-// default, the same spread of wrong passwords leaves the owner free to sign in.
+// the account's own lock (`login_lockout_account_after` wrong passwords in a row, from any
+// address), for each value: at 5, the fifth wrong password from the fifth address locks the
+// account for everyone, the owner's right password included; at the default, the same spread
+// of wrong passwords leaves the owner free to sign in.
 #[tokio::test]
-async fn guessing_one_account_from_many_addresses_meets_the_per_account_ceiling() {
-    async fn attempts(server: &Running, ceiling_hit_expected: bool) {
+async fn guessing_one_account_from_many_addresses_locks_it_for_everyone() {
+    async fn attempts(server: &Running, lock_expected: bool) {
         let form = server.login_form().await;
-        let from = |address: String, password: &'static str| {
-            let form = &form;
-            async move {
-                server
-                    .http
-                    .post(&form.action)
-                    .header("cookie", &form.cookie)
-                    .header("x-forwarded-for", address)
-                    .form(&[
-                        ("csrf_token", form.csrf.as_str()),
-                        ("email", "alice@example.com"),
-                        ("password", password),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        };
-        for n in 1..=5 {
-            let wrong = from(format!("198.51.100.{n}"), "wrong password").await;
+        for n in 1..=4 {
+            let wrong =
+                sign_in_from(server, &form, &format!("198.51.100.{n}"), "wrong password").await;
             assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
         }
-        let owner = from("203.0.113.9".into(), "correct horse battery").await;
-        if ceiling_hit_expected {
+        let fifth = sign_in_from(server, &form, "198.51.100.5", "wrong password").await;
+        let owner = sign_in_from(server, &form, "203.0.113.9", "correct horse battery").await;
+        if lock_expected {
+            assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
             assert_eq!(owner.status(), StatusCode::TOO_MANY_REQUESTS);
-            assert!(owner.text().await.unwrap().contains("for this account"));
+            assert!(
+                owner
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("This account is locked")
+            );
             let other = server
                 .attempt_sign_in(&form, "bob@example.com", "wrong password")
                 .await;
@@ -451,33 +443,79 @@ async fn guessing_one_account_from_many_addresses_meets_the_per_account_ceiling(
                 "other accounts are not held"
             );
         } else {
+            assert_eq!(fifth.status(), StatusCode::UNAUTHORIZED);
             assert_eq!(owner.status(), StatusCode::SEE_OTHER);
         }
-    }
-    // Counters use fixed one-hour windows: don't straddle a boundary.
-    let into_window = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 3600;
-    if into_window > 3590 {
-        tokio::time::sleep(Duration::from_secs(3601 - into_window)).await;
     }
     let trusting_loopback = |config: &mut mcpauth_server::Config| {
         config.trusted_proxies = vec!["127.0.0.1".into()];
     };
-    let low = start_configured("", temp_dir("account-ceiling"), |config| {
+    let low = start_configured("", temp_dir("account-lock"), |config| {
         trusting_loopback(config);
-        config.sign_in_attempts_per_account_per_hour = 5;
+        config.login_lockout_account_after = 5;
     })
     .await;
     attempts(&low, true).await;
-    let default = start_configured("", temp_dir("account-ceiling-default"), |config| {
+    let default = start_configured("", temp_dir("account-lock-default"), |config| {
         trusting_loopback(config);
-        assert_eq!(config.sign_in_attempts_per_account_per_hour, 100);
+        assert_eq!(config.login_lockout_account_after, 100);
     })
     .await;
     attempts(&default, false).await;
+}
+
+// Only wrong passwords that were checked count toward the account's own lock: one address,
+// locked out after its third, adds nothing more however often it tries, so it cannot lock
+// the account for its owner elsewhere.
+#[tokio::test]
+async fn one_address_cannot_lock_an_account_for_everyone() {
+    let server = start_configured("", temp_dir("account-lock-one"), |config| {
+        config.trusted_proxies = vec!["127.0.0.1".into()];
+        config.login_lockout_after = 3;
+        config.login_lockout_account_after = 5;
+    })
+    .await;
+    let form = server.login_form().await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            sign_in_from(&server, &form, "198.51.100.66", "wrong password")
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        2,
+        "two wrong passwords, the third locks this address out: {statuses:?}"
+    );
+    let owner = sign_in_from(&server, &form, "203.0.113.9", "correct horse battery").await;
+    assert_eq!(owner.status(), StatusCode::SEE_OTHER);
+}
+
+/// A sign-in for alice@example.com as if from `address` (behind a trusted proxy).
+async fn sign_in_from(
+    server: &Running,
+    form: &LoginForm,
+    address: &str,
+    password: &str,
+) -> reqwest::Response {
+    server
+        .http
+        .post(&form.action)
+        .header("cookie", &form.cookie)
+        .header("x-forwarded-for", address)
+        .form(&[
+            ("csrf_token", form.csrf.as_str()),
+            ("email", "alice@example.com"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 // Per-account lockout with progressive backoff: the sixth wrong password in a row locks the

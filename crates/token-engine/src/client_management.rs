@@ -266,11 +266,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             policy.require_software_statement,
             now.0,
         )?;
-        if let Some(issuer) = statement_issuer {
+        // The application's voucher is the stronger: a statement never replaces it.
+        let by_application = client.vouched == Some(Voucher::Application);
+        if let Some(issuer) = statement_issuer
+            && !by_application
+        {
             client.vouched = Some(Voucher::SoftwareStatement { issuer });
         }
         let (method, metadata) = self.validate_client_metadata(metadata)?;
-        if client.vouched == Some(Voucher::Application) {
+        if by_application {
             // The application chose this client's grants and scope when it registered it;
             // the client itself may keep or drop them, never add to them.
             Self::check_no_wider_than_registered(&client.metadata, &metadata, policy)?;

@@ -234,9 +234,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Ok(hits <= self.config.registration.per_caller_per_hour)
     }
 
-    /// Counts one fetch of the stale document at `url` and says whether it is within
-    /// [`DOCUMENT_REFETCHES_PER_MINUTE`]: a publisher that hangs or fails leaves its document
-    /// stale, and without this every request naming the client would fetch it again.
+    /// Counts one fetch of the stale document at `url`, asked for by `caller` (its
+    /// [`CallerKey`](crate::CallerKey)), and says whether it is within
+    /// [`DOCUMENT_REFETCHES_PER_MINUTE`] for the document and the registration policy's
+    /// `per_caller_per_hour` for the caller (counted apart from first fetches): a publisher
+    /// that hangs or fails leaves its document stale, and without this every request naming
+    /// the client would fetch it again.
     ///
     /// # Errors
     ///
@@ -244,13 +247,21 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub async fn allow_client_metadata_refetch(
         &self,
         url: &Url,
+        caller: &str,
         now: UnixTime,
     ) -> Result<bool, M::Error> {
-        let hits = self
+        let for_document = self
             .model
             .hit(&format!("document-refetch:{url}"), now, 60)
             .await?;
-        Ok(hits <= DOCUMENT_REFETCHES_PER_MINUTE)
+        if for_document > DOCUMENT_REFETCHES_PER_MINUTE {
+            return Ok(false);
+        }
+        let for_caller = self
+            .model
+            .hit(&format!("document-refetch-caller:{caller}"), now, 3600)
+            .await?;
+        Ok(for_caller <= self.config.registration.per_caller_per_hour)
     }
 }
 

@@ -431,4 +431,15 @@ async fn a_user_code_already_held_is_drawn_again() {
     let body: Value = serde_json::from_slice(response.body()).unwrap();
     let drawn = body["user_code"].as_str().unwrap();
     assert_ne!(drawn, taken, "a fresh code, not the one held");
+    let held = h
+        .engine
+        .model()
+        .find_device_by_user_code(&mcpauth_token_engine::secret_hash(&taken.replace('-', "")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        held.device_code_hash, "another device",
+        "the held one is untouched"
+    );
 }

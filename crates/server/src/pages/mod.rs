@@ -54,8 +54,9 @@ pub(crate) struct Pages {
     pub(crate) password_login: bool,
     /// Sign-in attempts allowed per address per hour.
     pub(crate) sign_in_attempts_per_hour: u32,
-    /// `sign_in_attempts_per_account_per_hour`.
-    pub(crate) sign_in_attempts_per_account_per_hour: u32,
+    /// The lock of an account for everyone (`login_lockout_account_after` wrong passwords in
+    /// a row, from any address), for `login_lockout_max_seconds`.
+    pub(crate) account_lockout: mcpauth_store_sql::LockoutPolicy,
 }
 
 /// A scope as the consent and device pages list it.

@@ -58,16 +58,19 @@ pub(super) async fn check_password(
     // accounts exist. The lock is per account *and* caller (an address, an IPv6 /64): one
     // abusive client locks the account for itself, never for its owner elsewhere, and the
     // per-address limit above caps how many accounts one caller can try. Guessing one
-    // account from many addresses meets the per-account ceiling below instead.
-    if let Some(refusal) = throttle_account(pages, &email).await {
-        return PasswordCheck::Refused(refusal);
-    }
+    // account from many addresses meets the account's own lock (`account_lockout`), which
+    // counts only wrong passwords that were checked: a caller already locked out adds
+    // nothing to it, so no one address can lock an account for everyone.
     let caller = peer.map_or_else(|| "unknown".to_owned(), mcpauth_http::caller_key);
     let account = secret_hash(&format!("{email}\n{caller}"));
-    match pages.store.login_locked_until(&account, now().0).await {
-        Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
-        Ok(None) => {}
-        Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
+    // No address is "*", so this key is the account's alone.
+    let whole_account = secret_hash(&format!("{email}\n*"));
+    for key in [&account, &whole_account] {
+        match pages.store.login_locked_until(key, now().0).await {
+            Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
+            Ok(None) => {}
+            Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
+        }
     }
     let user = match pages.store.find_user_by_email(&email).await {
         Ok(user) => user,
@@ -90,24 +93,37 @@ pub(super) async fn check_password(
         .unwrap_or(false);
     match user {
         Some(user) if verified && has_password => {
-            if let Err(e) = pages.store.clear_login_failures(&account).await {
-                return PasswordCheck::Refused(pages.server_error(&e));
+            for key in [&account, &whole_account] {
+                if let Err(e) = pages.store.clear_login_failures(key).await {
+                    return PasswordCheck::Refused(pages.server_error(&e));
+                }
             }
             PasswordCheck::Accepted(user)
         }
         _ => {
             tracing::info!("failed sign-in attempt");
-            match pages
+            let now = now().0;
+            let here = pages
                 .store
-                .record_login_failure(&account, now().0, &pages.lockout)
-                .await
-            {
-                Ok(Some(until)) => {
-                    tracing::warn!("account locked after repeated wrong passwords");
+                .record_login_failure(&account, now, &pages.lockout)
+                .await;
+            let everywhere = pages
+                .store
+                .record_login_failure(&whole_account, now, &pages.account_lockout)
+                .await;
+            match (here, everywhere) {
+                (Err(e), _) | (_, Err(e)) => PasswordCheck::Refused(pages.server_error(&e)),
+                (Ok(Some(until)), _) => {
+                    tracing::warn!("account locked for one caller after repeated wrong passwords");
                     PasswordCheck::Refused(locked(pages, until))
                 }
-                Ok(None) => PasswordCheck::Wrong(email),
-                Err(e) => PasswordCheck::Refused(pages.server_error(&e)),
+                (Ok(None), Ok(Some(until))) => {
+                    tracing::warn!(
+                        "account locked for everyone after repeated wrong passwords from many addresses"
+                    );
+                    PasswordCheck::Refused(locked(pages, until))
+                }
+                (Ok(None), Ok(None)) => PasswordCheck::Wrong(email),
             }
         }
     }
@@ -124,30 +140,6 @@ fn locked(pages: &Pages, until: u64) -> Response {
         ),
         wait,
     )
-}
-
-/// Counts this attempt against the account, from whatever address
-/// (`sign_in_attempts_per_account_per_hour`); `Some` refusal once it is over the ceiling,
-/// until the window ends. Unknown emails count alike, so the answer reveals no account.
-async fn throttle_account(pages: &Pages, email: &str) -> Option<Response> {
-    let now = now();
-    let key = format!("login-account:{}", secret_hash(email));
-    match pages.store.hit(&key, now, LOGIN_WINDOW).await {
-        Ok(hits) if hits > pages.sign_in_attempts_per_account_per_hour => {
-            tracing::warn!("sign-in attempts for one account over the limit");
-            let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
-            Some(pages.too_many(
-                "This account is locked",
-                &format!(
-                    "Too many sign-in attempts for this account. Try again in {} minute(s).",
-                    wait.div_ceil(60).max(1)
-                ),
-                wait,
-            ))
-        }
-        Ok(_) => None,
-        Err(e) => Some(pages.server_error(&e)),
-    }
 }
 
 /// Counts this attempt against the caller's address; `Some` refusal once it is over its

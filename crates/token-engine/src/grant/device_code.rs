@@ -160,12 +160,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     grant_id: None,
                 })
                 .await;
-            match inserted {
+            let error = match inserted {
                 Ok(()) => break (device_code, user_code),
-                Err(e) if attempt >= USER_CODE_ATTEMPTS => {
-                    return Err(internal("storage failure", e));
-                }
-                Err(_) => {}
+                Err(e) => e,
+            };
+            // Only a code already held is worth another draw; any other failure is final.
+            let held = self
+                .model
+                .find_device_by_user_code(&hash::secret_hash(&user_code))
+                .await
+                .map_err(|e| internal("storage failure", e))?
+                .is_some();
+            if !held || attempt >= USER_CODE_ATTEMPTS {
+                return Err(internal("storage failure", error));
             }
         };
         let verification_uri = self
