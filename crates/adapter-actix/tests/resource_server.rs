@@ -16,6 +16,8 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
     let fixture = mcpauth_conformance::Fixture::new(&base).await;
     let config = mcpauth_conformance::protected_mcp_config(&base);
     let protection = Arc::new(ResourceServer::new(config).unwrap());
+    let people =
+        Arc::new(ResourceServer::new(mcpauth_conformance::people_only_mcp_config(&base)).unwrap());
     let server = fixture.server();
     let running = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -25,6 +27,16 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
                 web::resource("/mcp/admin")
                     .wrap(BearerGuard::new(protection.clone()).requiring(&["mcp", "admin"]))
                     .route(web::post().to(|| async { "admin" })),
+            )
+            .service(
+                web::resource("/mcp/user")
+                    .wrap(BearerGuard::new(protection.clone()).requiring_user())
+                    .route(web::post().to(|| async { "user" })),
+            )
+            .service(
+                web::resource("/mcp/people")
+                    .wrap(BearerGuard::new(people.clone()))
+                    .route(web::post().to(|| async { "people" })),
             )
             .service(
                 web::resource("/mcp")

@@ -35,6 +35,16 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
             post(|| async { "admin" })
                 .layer(BearerLayer::new(protection.clone()).requiring(&["mcp", "admin"])),
         )
+        .route(
+            "/mcp/user",
+            post(|| async { "user" }).layer(BearerLayer::new(protection.clone()).requiring_user()),
+        )
+        .route(
+            "/mcp/people",
+            post(|| async { "people" }).layer(BearerLayer::new(Arc::new(
+                ResourceServer::new(mcpauth_conformance::people_only_mcp_config(&base)).unwrap(),
+            ))),
+        )
         .merge(protection.metadata_router());
     tokio::spawn(async move { axum::serve(listener, app).await });
     mcpauth_conformance::run_resource_server(&base, &fixture).await;

@@ -944,10 +944,22 @@ pub fn protected_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
     config
 }
 
+/// [`protected_mcp_config`] with [`require_user`](mcpauth_http::ResourceServerConfig::require_user)
+/// on: the protection every adapter's test puts in front of `/mcp/people`, where every request
+/// needs a user behind its token.
+#[must_use]
+pub fn people_only_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig {
+    let mut config = protected_mcp_config(base);
+    config.require_user = true;
+    config
+}
+
 /// Checks a protected MCP endpoint mounted at `base` the way every adapter's test mounts it:
 /// the authorization server of `fixture` at the root (issuer = `base`), `POST /mcp` protected
 /// by [`protected_mcp_config`] and answering the token's subject followed by a newline and the
-/// request body when there is one, `POST /mcp/admin` requiring `mcp admin`, and the RFC 9728
+/// request body when there is one, `POST /mcp/admin` requiring `mcp admin`, `POST /mcp/user`
+/// requiring a user with the adapter's `requiring_user`, `POST /mcp/people` protected by
+/// [`people_only_mcp_config`], and the RFC 9728
 /// document at its well-known URLs. Panics listing every mismatch.
 ///
 /// # Panics
@@ -1090,6 +1102,25 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
     let user = suite.user_token("mcp", &resource).await;
     let user_call = suite.send(post_json(&user, call("user_report"))).await;
     check.status(&user_call, StatusCode::OK);
+
+    // Routes where every request needs a user: the adapter's per-route `requiring_user`, and
+    // a protection whose configuration says `require_user`.
+    for route in ["/mcp/user", "/mcp/people"] {
+        let url = format!("{base}{route}");
+        let machine = suite.send(http.post(&url).bearer_auth(&stepped_up)).await;
+        check.status(&machine, StatusCode::UNAUTHORIZED);
+        check.expect(
+            machine
+                .header("www-authenticate")
+                .is_some_and(|c| c.contains("error=\"insufficient_user_authentication\"")),
+            format!(
+                "{route} refuses a client_credentials token: {:?}",
+                machine.header("www-authenticate")
+            ),
+        );
+        let person = suite.send(http.post(&url).bearer_auth(&user)).await;
+        check.status(&person, StatusCode::OK);
+    }
 
     // A body the check cannot read is refused, not waved through to a parser that might read
     // it (a lone surrogate JavaScript's JSON.parse takes, a byte-order mark Python takes).

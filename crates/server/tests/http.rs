@@ -2414,3 +2414,182 @@ async fn disabling_a_user_ends_their_pending_interactions() {
             .contains("This sign-in request has expired")
     );
 }
+
+/// An ES256 JWT over `claims`, signed with the PKCS#8 key `der` (JWS compact form).
+fn es256_jwt(der: &[u8], kid: &str, claims: &Value) -> String {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).unwrap();
+    let signature = key
+        .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+        .unwrap();
+    format!("{input}.{}", b64(signature.as_ref()))
+}
+
+// Each operator switch mcpauth-server hands to the engine takes effect in the running server
+// at the value other than its default (every other test runs the defaults):
+// `self_registration_grant_types`, `introspection_clients`, `legacy_assertion_audience` and
+// `user_code_attempts_per_ip_per_minute`. Two instances share one database: clients
+// registered at the first, on the defaults, meet the second, switched.
+#[tokio::test]
+async fn the_operator_switches_take_effect_in_the_running_server() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let dir = temp_dir("switches");
+    let defaults = start_configured("", dir.clone(), |_| {}).await;
+    let register = |server: &Running, body: Value| {
+        let request = server
+            .http
+            .post(format!("{}/register", server.issuer))
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let with_refresh = serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let (status, confidential) = register(&defaults, with_refresh.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{confidential}");
+    let key = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let signing = mcpauth_token_engine::SigningKey::es256_from_pkcs8_der(key.as_ref()).unwrap();
+    let (status, jwt_client) = register(
+        &defaults,
+        serde_json::json!({
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": { "keys": [signing.public_jwk().unwrap()] },
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{jwt_client}");
+
+    let switched = start_configured("", dir.clone(), |config| {
+        config.self_registration_grant_types = vec!["authorization_code".into()];
+        config.introspection_clients = vec![confidential["client_id"].as_str().unwrap().into()];
+        config.legacy_assertion_audience = true;
+        config.user_code_attempts_per_ip_per_minute = 1;
+    })
+    .await;
+
+    // self_registration_grant_types: refresh_token is no longer on offer.
+    let (status, refused) = register(&switched, with_refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["error"], "invalid_client_metadata");
+
+    // introspection_clients: the listed client may introspect there, not at the default.
+    let introspect = |server: &Running| {
+        server
+            .http
+            .post(format!("{}/introspect", server.issuer))
+            .basic_auth(
+                confidential["client_id"].as_str().unwrap(),
+                confidential["client_secret"].as_str(),
+            )
+            .form(&[("token", "not-a-token")])
+            .send()
+    };
+    assert_eq!(
+        introspect(&defaults).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let answer = introspect(&switched).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.json::<Value>().await.unwrap()["active"], false);
+
+    // legacy_assertion_audience: an assertion naming the token endpoint authenticates the
+    // client only where the switch is on (a bogus refresh token is then invalid_grant).
+    let client_id = jwt_client["client_id"].as_str().unwrap();
+    let with_assertion = |server: &Running, jti: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let assertion = es256_jwt(
+            key.as_ref(),
+            signing.kid(),
+            &serde_json::json!({
+                "iss": client_id, "sub": client_id, "aud": format!("{}/token", server.issuer),
+                "jti": jti, "iat": now, "exp": now + 60,
+            }),
+        );
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "not-a-refresh-token"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+    };
+    let strict = with_assertion(&defaults, "jti-strict").await.unwrap();
+    assert_eq!(strict.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        strict.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
+    let legacy = with_assertion(&switched, "jti-legacy").await.unwrap();
+    assert_eq!(legacy.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        legacy.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+
+    // user_code_attempts_per_ip_per_minute: one wrong code a minute, then "too many"; the
+    // default server takes a second wrong one.
+    for (server, second) in [
+        (&switched, StatusCode::TOO_MANY_REQUESTS),
+        (&defaults, StatusCode::BAD_REQUEST),
+    ] {
+        let page = server.get(&format!("{}/device", server.issuer), "").await;
+        let cookie = cookies(page.headers());
+        let html = page.text().await.unwrap();
+        let signed_in = server
+            .post_form(
+                &format!("{}/sign-in", server.base),
+                &cookie,
+                &[
+                    ("csrf_token", &field(&html, "csrf_token")),
+                    ("next", "device"),
+                    ("user_code", ""),
+                    ("email", "alice@example.com"),
+                    ("password", "correct horse battery"),
+                ],
+            )
+            .await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        let cookie = format!("{cookie}; {}", cookies(signed_in.headers()));
+        let entry = server
+            .get(&format!("{}/device", server.issuer), &cookie)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let csrf = field(&entry, "csrf_token");
+        let url = format!("{}/device/code", server.base);
+        let form = [("csrf_token", csrf.as_str()), ("user_code", "BCDF-GHJK")];
+        let first = server.post_form(&url, &cookie, &form).await;
+        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+        let again = server.post_form(&url, &cookie, &form).await;
+        assert_eq!(again.status(), second);
+    }
+}
