@@ -110,17 +110,9 @@ impl Browser {
         } else {
             request.header("cookie", self.cookie_header())
         };
-        match request.send().await {
-            Ok(response) => {
-                self.absorb(response.headers());
-                Answer::from(response).await
-            }
-            Err(e) => Answer {
-                status: StatusCode::IM_A_TEAPOT,
-                headers: reqwest::header::HeaderMap::new(),
-                text: format!("request failed: {e}"),
-            },
-        }
+        let answer = Answer::of(request).await;
+        self.absorb(&answer.headers);
+        answer
     }
 
     async fn get(&mut self, url: &str) -> Answer {
@@ -163,14 +155,7 @@ impl Attacker<'_> {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        match request.send().await {
-            Ok(response) => Answer::from(response).await,
-            Err(e) => Answer {
-                status: StatusCode::IM_A_TEAPOT,
-                headers: reqwest::header::HeaderMap::new(),
-                text: format!("request failed: {e}"),
-            },
-        }
+        Answer::of(request).await
     }
 
     async fn register(&self, body: Value) -> Answer {
@@ -1017,13 +1002,7 @@ pub async fn run_attacker_suite(target: &AttackTarget) {
         attacker.token_confusion().await,
         attacker.introspection_and_revocation().await,
     ];
-    let findings: Vec<String> = checks.into_iter().flat_map(|c| c.failures).collect();
-    assert!(
-        findings.is_empty(),
-        "{} findings:\n{}",
-        findings.len(),
-        findings.join("\n")
-    );
+    crate::assert_passed("findings", checks);
 }
 
 /// Runs only the refresh-replay checks (for a second deployment with another
@@ -1037,11 +1016,5 @@ pub async fn run_refresh_replay_checks(target: &AttackTarget) {
         target,
         http: crate::no_redirects(),
     };
-    let findings = attacker.refresh_replay().await.failures;
-    assert!(
-        findings.is_empty(),
-        "{} findings:\n{}",
-        findings.len(),
-        findings.join("\n")
-    );
+    crate::assert_passed("findings", [attacker.refresh_replay().await]);
 }

@@ -285,6 +285,19 @@ impl Answer {
         }
     }
 
+    /// Sends `request` and reads the answer; a request that got none is `418` with the
+    /// reason as its text, so every check on it fails and says why.
+    async fn of(request: reqwest::RequestBuilder) -> Self {
+        match request.send().await {
+            Ok(response) => Self::from(response).await,
+            Err(e) => Self {
+                status: StatusCode::IM_A_TEAPOT,
+                headers: reqwest::header::HeaderMap::new(),
+                text: format!("no answer: {e}"),
+            },
+        }
+    }
+
     fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
@@ -317,14 +330,7 @@ impl Suite<'_> {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        match request.send().await {
-            Ok(response) => Answer::from(response).await,
-            Err(e) => Answer {
-                status: StatusCode::IM_A_TEAPOT,
-                headers: reqwest::header::HeaderMap::new(),
-                text: format!("no answer: {e}"),
-            },
-        }
+        Answer::of(request).await
     }
 
     async fn metadata(&self) -> Check {
@@ -1186,12 +1192,7 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
             format!("RFC 9728 document at {url}: {json}"),
         );
     }
-    assert!(
-        check.failures.is_empty(),
-        "{} conformance failures:\n{}",
-        check.failures.len(),
-        check.failures.join("\n")
-    );
+    assert_passed("conformance failures", [check]);
 }
 
 /// Runs every check against the server mounted at `base` (scheme, host and port; the issuer's
@@ -1223,10 +1224,15 @@ pub async fn run(base: &str, fixture: &Fixture) {
         suite.safe_defaults().await,
         suite.unknown_client_config_path().await,
     ];
+    assert_passed("conformance failures", checks);
+}
+
+/// Panics listing every failure of `checks`, counted as `what`.
+fn assert_passed(what: &str, checks: impl IntoIterator<Item = Check>) {
     let failures: Vec<String> = checks.into_iter().flat_map(|c| c.failures).collect();
     assert!(
         failures.is_empty(),
-        "{} conformance failures:\n{}",
+        "{} {what}:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -12,8 +12,12 @@
     reason = "tests"
 )]
 
+mod support;
+
+use support::{free_port, temp_dir};
+
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,21 +26,6 @@ use mcpauth_conformance::attacker::{AttackTarget, run_attacker_suite, run_refres
 
 const EMAIL: &str = "victim@example.com";
 const PASSWORD: &str = "correct horse battery staple";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcpauth-attacker-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The server's environment: its database in `dir`, `issuer`, and what it serves.
 fn server_command(dir: &Path, issuer: &str, resources: &str, grace: u64) -> Command {
@@ -108,7 +97,7 @@ fn provision(dir: &Path, issuer: &str, resources: &str) -> (String, String) {
 }
 
 async fn deploy(tag: &str, resource: &str, other: &str, grace: u64) -> Deployment {
-    let dir = temp_dir(tag);
+    let dir = temp_dir(&format!("attacker-{tag}"));
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let resources = format!("{resource} {other}");

@@ -15,8 +15,12 @@
     reason = "tests"
 )]
 
+mod support;
+
+use support::{free_port, temp_dir};
+
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,21 +31,6 @@ const BOB: &str = "bob@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 /// The double-submit CSRF value of the sign-in form (cookie and field), 43 characters.
 const FORM_CSRF: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcpauth-proxy-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The nginx binary: Debian's package (`.ci/run` installs it).
 fn nginx_binary() -> &'static str {
@@ -184,7 +173,7 @@ impl Setup {
 }
 
 async fn start(tag: &str, trusted: &[&str], header: &str, writes: Writes) -> Setup {
-    let dir = temp_dir(tag);
+    let dir = temp_dir(&format!("proxy-{tag}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server_port = listener.local_addr().unwrap().port();
     let nginx = start_nginx(&dir, server_port, writes);

@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that drive mcpauth-server through real peers: headless
 //! Chromium (playwright-core, `interop/browser`), npm packages, the MCP client's loopback
-//! redirect listener, and the client's side of the authorization code flow.
+//! redirect listener, the client's side of the authorization code flow, and fresh scratch
+//! directories and ports for servers the tests start as processes.
 #![allow(dead_code, unreachable_pub, reason = "each test file uses part of it")]
 
 use std::path::{Path, PathBuf};
@@ -312,4 +313,22 @@ pub async fn start_upstream(client_id: &str, client_secret: &str, redirect_uri: 
         issuer,
         _process: process,
     }
+}
+
+/// An empty scratch directory for the test `tag` of this process.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcpauth-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port free a moment ago, for a server started as a process (which must then
+/// notice if another took it first).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
