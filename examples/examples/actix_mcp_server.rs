@@ -95,7 +95,7 @@ async fn main() -> ExitCode {
                 web::resource("/mcp")
                     .wrap(BearerGuard::new(protection.clone()))
                     .app_data(service.clone())
-                    .app_data(web::PayloadConfig::new(protection.max_body_bytes()))
+                    .app_data(web::PayloadConfig::new(protection.config().max_body_bytes))
                     .route(web::route().to(mcp)),
             )
     })

@@ -6,11 +6,14 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::error::PayloadError;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use mcpauth_http::{HttpResponse, ResourceServer, SESSION_HEADER, VerifiedToken, body_too_large};
+use bytes::Bytes;
+use mcpauth_http::{Admission, HttpResponse, ResourceServer, RouteRules, VerifiedToken, now};
 
 use crate::{http_method, into_actix};
 
@@ -61,14 +64,13 @@ pub fn protected_resource_metadata(
 /// Middleware that lets a request through only with a valid bearer token carrying `scopes`
 /// (by default the resource's required scopes) and the scopes of the MCP tools it calls
 /// ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a body
-/// no larger than the configured limit (by `Content-Length`; handlers' extractors cap the
-/// rest), and puts the [`VerifiedToken`] in its extensions. Wrap scopes or resources
-/// separately to require more on some routes.
+/// no larger than the configured limit, and puts the [`VerifiedToken`] in its extensions.
+/// Wrap scopes or resources separately to require more on some routes. The decisions are
+/// [`ResourceServer::admit`]'s; this only carries them out.
 #[derive(Clone, Debug)]
 pub struct BearerGuard {
     resource: Arc<ResourceServer>,
-    scopes: Option<Arc<[String]>>,
-    user: bool,
+    rules: RouteRules,
 }
 
 impl BearerGuard {
@@ -77,15 +79,14 @@ impl BearerGuard {
     pub fn new(resource: Arc<ResourceServer>) -> Self {
         Self {
             resource,
-            scopes: None,
-            user: false,
+            rules: RouteRules::new(),
         }
     }
 
     /// Requires `scopes` on the routes this guard wraps instead of the configured ones.
     #[must_use]
     pub fn requiring(mut self, scopes: &[&str]) -> Self {
-        self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self.rules = self.rules.requiring(scopes);
         self
     }
 
@@ -93,7 +94,7 @@ impl BearerGuard {
     /// (`client_credentials`) is answered `401 insufficient_user_authentication` (RFC 9470).
     #[must_use]
     pub fn requiring_user(mut self) -> Self {
-        self.user = true;
+        self.rules = self.rules.requiring_user();
         self
     }
 }
@@ -145,64 +146,77 @@ where
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
-        let guard = self.guard.clone();
+        let BearerGuard { resource, rules } = self.guard.clone();
         Box::pin(async move {
-            // CORS preflights carry no credentials and must pass.
-            if request.method() == actix_web::http::Method::OPTIONS {
-                return Ok(service.call(request).await?.map_into_left_body());
-            }
+            let method = http_method(request.method());
             let headers = crate::http_headers(request.headers());
-            let verified = match &guard.scopes {
-                Some(scopes) => {
-                    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-                    guard
-                        .resource
-                        .authenticate_with_scopes(&headers, &scopes)
-                        .await
+            let admitted = match resource.admit(&method, &headers, &rules, now()).await {
+                Admission::Refuse(refusal) => return Ok(refuse(request, refusal)),
+                Admission::Preflight => {
+                    return Ok(service.call(request).await?.map_into_left_body());
                 }
-                None => guard.resource.authenticate(&headers).await,
-            };
-            let resource = &guard.resource;
-            let verified = match verified {
-                Ok(verified) => verified,
-                Err(refusal) => return Ok(refuse(request, refusal)),
-            };
-            if guard.user
-                && let Some(refusal) = resource.refuse_without_user(&verified)
-            {
-                return Ok(refuse(request, refusal));
-            }
-            if let Some(refusal) = resource.refuse_declared_length(&headers) {
-                return Ok(refuse(request, refusal));
-            }
-            let session =
-                match resource.check_session(&http_method(request.method()), &headers, &verified) {
-                    Ok(session) => session,
-                    Err(refusal) => return Ok(refuse(request, refusal)),
-                };
-            if resource.reads_body(&http_method(request.method())) {
-                let payload = request.extract::<web::Payload>().await?;
-                let Ok(Ok(body)) = payload.to_bytes_limited(resource.max_body_bytes()).await else {
-                    return Ok(refuse(request, body_too_large()));
-                };
-                if let Some(refusal) = resource.refuse_tool_calls(&verified, &headers, &body) {
-                    return Ok(refuse(request, refusal));
+                Admission::NeedsBody(pending) => {
+                    let payload = request.extract::<web::Payload>().await?;
+                    let Ok(Ok(body)) = payload.to_bytes_limited(pending.limit()).await else {
+                        return Ok(refuse(request, pending.too_large()));
+                    };
+                    match pending.check(&body) {
+                        Ok(admitted) => {
+                            request.set_payload(actix_web::dev::Payload::from(body));
+                            admitted
+                        }
+                        Err(refusal) => return Ok(refuse(request, refusal)),
+                    }
                 }
-                request.set_payload(actix_web::dev::Payload::from(body));
-            }
-            request.extensions_mut().insert(verified);
+                Admission::Admit(admitted) => {
+                    // Bodies without a declared length are cut off at the limit as they stream.
+                    let limited = LimitedPayload {
+                        inner: request.take_payload(),
+                        remaining: Some(admitted.body_limit()),
+                    };
+                    request.set_payload(actix_web::dev::Payload::Stream {
+                        payload: Box::pin(limited),
+                    });
+                    admitted
+                }
+            };
+            request.extensions_mut().insert(admitted.token().clone());
             let response = service.call(request).await?;
-            let opened = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok());
-            resource.record_session(
-                session,
+            admitted.finish(
                 http::StatusCode::from_u16(response.status().as_u16())
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-                opened,
+                &crate::http_headers(response.headers()),
             );
             Ok(response.map_into_left_body())
         })
+    }
+}
+
+/// A request body that fails with [`PayloadError::Overflow`] once more than its limit has
+/// streamed through, and ends there, as axum's `Limited` body does.
+struct LimitedPayload {
+    inner: actix_web::dev::Payload,
+    /// Bytes still allowed; `None` once the limit was passed.
+    remaining: Option<usize>,
+}
+
+impl futures_core::Stream for LimitedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(remaining) = this.remaining else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.remaining = remaining.checked_sub(chunk.len());
+                Poll::Ready(Some(match this.remaining {
+                    Some(_) => Ok(chunk),
+                    None => Err(PayloadError::Overflow),
+                }))
+            }
+            other => other,
+        }
     }
 }

@@ -41,15 +41,8 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
             .service(
                 web::resource("/mcp")
                     .wrap(BearerGuard::new(protection.clone()))
-                    .route(web::post().to(
-                        |Authenticated(token): Authenticated, body: String| async move {
-                            if body.is_empty() {
-                                token.subject
-                            } else {
-                                format!("{}\n{body}", token.subject)
-                            }
-                        },
-                    )),
+                    .route(web::post().to(echo))
+                    .route(web::put().to(echo)),
             )
     })
     .workers(1)
@@ -60,4 +53,12 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
     actix_web::rt::spawn(running);
     mcpauth_conformance::run_resource_server(&base, &fixture).await;
     handle.stop(false).await;
+}
+
+async fn echo(Authenticated(token): Authenticated, body: String) -> String {
+    if body.is_empty() {
+        token.subject
+    } else {
+        format!("{}\n{body}", token.subject)
+    }
 }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcpauth_http::{HttpResponse, ResourceServer, SESSION_HEADER, VerifiedToken, body_too_large};
+use mcpauth_http::{Admission, HttpResponse, ResourceServer, RouteRules, VerifiedToken, now};
 
 fn into_axum(response: HttpResponse) -> Response {
     response.map(axum::body::Body::from).into_response()
@@ -64,12 +64,12 @@ impl MetadataRouter for Arc<ResourceServer> {
 /// `scopes` (by default the resource's required scopes) and the scopes of the MCP tools it
 /// calls ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a
 /// body no larger than the configured limit, and puts the [`VerifiedToken`] in its
-/// extensions. Layer routes separately to require more scopes on some of them.
+/// extensions. Layer routes separately to require more scopes on some of them. The decisions
+/// are [`ResourceServer::admit`]'s; this only carries them out.
 #[derive(Clone, Debug)]
 pub struct BearerLayer {
     resource: Arc<ResourceServer>,
-    scopes: Option<Arc<[String]>>,
-    user: bool,
+    rules: RouteRules,
 }
 
 impl BearerLayer {
@@ -78,15 +78,14 @@ impl BearerLayer {
     pub fn new(resource: Arc<ResourceServer>) -> Self {
         Self {
             resource,
-            scopes: None,
-            user: false,
+            rules: RouteRules::new(),
         }
     }
 
     /// Requires `scopes` on the routes this layer wraps instead of the configured ones.
     #[must_use]
     pub fn requiring(mut self, scopes: &[&str]) -> Self {
-        self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self.rules = self.rules.requiring(scopes);
         self
     }
 
@@ -94,7 +93,7 @@ impl BearerLayer {
     /// (`client_credentials`) is answered `401 insufficient_user_authentication` (RFC 9470).
     #[must_use]
     pub fn requiring_user(mut self) -> Self {
-        self.user = true;
+        self.rules = self.rules.requiring_user();
         self
     }
 }
@@ -134,63 +133,35 @@ where
         // The clone is not ready; call the instance that is (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        let BearerLayer { resource, rules } = self.layer.clone();
         Box::pin(async move {
-            // CORS preflights carry no credentials and must pass.
-            if request.method() == axum::http::Method::OPTIONS {
-                return inner.call(request).await;
-            }
-            let verified = match &layer.scopes {
-                Some(scopes) => {
-                    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-                    layer
-                        .resource
-                        .authenticate_with_scopes(request.headers(), &scopes)
-                        .await
-                }
-                None => layer.resource.authenticate(request.headers()).await,
-            };
-            let verified = match verified {
-                Ok(verified) => verified,
-                Err(response) => return Ok(into_axum(response)),
-            };
-            let resource = &layer.resource;
-            if layer.user
-                && let Some(response) = resource.refuse_without_user(&verified)
-            {
-                return Ok(into_axum(response));
-            }
-            if let Some(response) = resource.refuse_declared_length(request.headers()) {
-                return Ok(into_axum(response));
-            }
-            let session =
-                match resource.check_session(request.method(), request.headers(), &verified) {
-                    Ok(session) => session,
-                    Err(response) => return Ok(into_axum(response)),
-                };
-            let limit = resource.max_body_bytes();
             let (mut parts, body) = request.into_parts();
-            let body = if resource.reads_body(&parts.method) {
-                let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-                    return Ok(into_axum(body_too_large()));
-                };
-                if let Some(response) =
-                    resource.refuse_tool_calls(&verified, &parts.headers, &bytes)
-                {
-                    return Ok(into_axum(response));
+            let admission = resource
+                .admit(&parts.method, &parts.headers, &rules, now())
+                .await;
+            let (admitted, body) = match admission {
+                Admission::Refuse(response) => return Ok(into_axum(response)),
+                Admission::Preflight => return inner.call(Request::from_parts(parts, body)).await,
+                Admission::NeedsBody(pending) => {
+                    let Ok(bytes) = axum::body::to_bytes(body, pending.limit()).await else {
+                        return Ok(into_axum(pending.too_large()));
+                    };
+                    match pending.check(&bytes) {
+                        Ok(admitted) => (admitted, Body::from(bytes)),
+                        Err(response) => return Ok(into_axum(response)),
+                    }
                 }
-                Body::from(bytes)
-            } else {
-                // Bodies without a declared length are cut off at the limit as they stream.
-                Body::new(http_body_util::Limited::new(body, limit))
+                Admission::Admit(admitted) => {
+                    let limit = admitted.body_limit();
+                    (
+                        admitted,
+                        Body::new(http_body_util::Limited::new(body, limit)),
+                    )
+                }
             };
-            parts.extensions.insert(verified);
+            parts.extensions.insert(admitted.token().clone());
             let response = inner.call(Request::from_parts(parts, body)).await?;
-            let opened = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok());
-            resource.record_session(session, response.status(), opened);
+            admitted.finish(response.status(), response.headers());
             Ok(response)
         })
     }

@@ -19,16 +19,9 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
     let app = mcpauth_adapter_axum::router(fixture.server())
         .route(
             "/mcp",
-            post(
-                |Authenticated(token): Authenticated, body: String| async move {
-                    if body.is_empty() {
-                        token.subject
-                    } else {
-                        format!("{}\n{body}", token.subject)
-                    }
-                },
-            )
-            .layer(BearerLayer::new(protection.clone())),
+            post(echo)
+                .put(echo)
+                .layer(BearerLayer::new(protection.clone())),
         )
         .route(
             "/mcp/admin",
@@ -48,6 +41,14 @@ async fn routes_require_their_scopes_and_challenge_for_step_up() {
         .merge(protection.metadata_router());
     tokio::spawn(async move { axum::serve(listener, app).await });
     mcpauth_conformance::run_resource_server(&base, &fixture).await;
+}
+
+async fn echo(Authenticated(token): Authenticated, body: String) -> String {
+    if body.is_empty() {
+        token.subject
+    } else {
+        format!("{}\n{body}", token.subject)
+    }
 }
 
 async fn serve_opaque(

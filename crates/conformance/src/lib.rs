@@ -914,6 +914,38 @@ pub async fn client_credentials_token(
     }
 }
 
+/// Sends `PUT path` to `address` with `length` bytes of body in chunks (no `Content-Length`,
+/// so only a cap on the streaming body can stop it), and returns the answer's head, or `None`
+/// when the server answered nothing.
+async fn put_chunked(address: &str, path: &str, token: &str, length: usize) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    // The server may answer and close before the body is all sent: what it said counts.
+    let mut sent = stream.write_all(head.as_bytes()).await;
+    let chunk = [b' '; 4096];
+    let mut left = length;
+    while left > 0 && sent.is_ok() {
+        let piece = chunk.get(..left.min(chunk.len())).unwrap_or_default();
+        left -= piece.len();
+        let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+        framed.extend_from_slice(piece);
+        framed.extend_from_slice(b"\r\n");
+        sent = stream.write_all(&framed).await;
+    }
+    if sent.is_ok() {
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    (!answer.is_empty()).then(|| answer.lines().next().unwrap_or_default().to_owned())
+}
+
 /// Largest body the protected endpoint of [`run_resource_server`] accepts.
 pub const PROTECTED_MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -963,7 +995,7 @@ pub fn people_only_mcp_config(base: &str) -> mcpauth_http::ResourceServerConfig 
 /// Checks a protected MCP endpoint mounted at `base` the way every adapter's test mounts it:
 /// the authorization server of `fixture` at the root (issuer = `base`), `POST /mcp` protected
 /// by [`protected_mcp_config`] and answering the token's subject followed by a newline and the
-/// request body when there is one, `POST /mcp/admin` requiring `mcp admin`, `POST /mcp/user`
+/// request body when there is one (the same for `PUT /mcp`), `POST /mcp/admin` requiring `mcp admin`, `POST /mcp/user`
 /// requiring a user with the adapter's `requiring_user`, `POST /mcp/people` protected by
 /// [`people_only_mcp_config`], and the RFC 9728
 /// document at its well-known URLs. Panics listing every mismatch.
@@ -1089,6 +1121,23 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
     check.expect(
         too_large.json()["error"] == "invalid_request",
         format!("413 in the JSON error shape: {}", too_large.text),
+    );
+
+    // A body the protection does not read (a PUT here: only POSTs carry tool calls) streams
+    // through, cut off at the limit when it does not declare its length.
+    let address = base.trim_start_matches("http://");
+    let under = put_chunked(address, "/mcp", &basic, PROTECTED_MAX_BODY_BYTES).await;
+    check.expect(
+        under
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+        format!("a chunked body within the limit streams through: {under:?}"),
+    );
+    let over = put_chunked(address, "/mcp", &basic, PROTECTED_MAX_BODY_BYTES + 1).await;
+    check.expect(
+        over.as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 413")),
+        format!("a chunked body past the limit is cut off with 413: {over:?}"),
     );
 
     // A tool that needs a user refuses a client's own token, whatever its scope (RFC 9470).

@@ -1,7 +1,8 @@
 //! Framework-neutral HTTP services for mcpauth, so that each web-framework adapter is only
 //! glue: convert the framework's request to an [`http::Request<Bytes>`], call
-//! [`AuthorizationServer::handle`] (or [`ResourceServer::authenticate`] for a protected MCP
-//! server), convert the [`http::Response<Bytes>`] back.
+//! [`AuthorizationServer::handle`], convert the [`http::Response<Bytes>`] back. A protected MCP
+//! server admits each request with [`ResourceServer::admit`], a state machine with no
+//! framework types ([`admission`]).
 //!
 //! [`AuthorizationServer`] answers every authorization-server endpoint the engine publishes,
 //! below the issuer's path, and the RFC 8414 §3.1 metadata URL (the well-known segment goes
@@ -50,21 +51,25 @@
 //! # }
 //! ```
 
+pub mod admission;
 mod authorization_server;
 mod client_address;
+mod key_source;
 mod resource_server;
 mod session_binding;
 mod tool_scopes;
 
+pub use admission::{Admission, Admitted, PendingBody, RouteRules};
 pub use authorization_server::{
     AuthorizationServer, HttpResponse, Interaction, MAX_BODY_BYTES, OsRandom, body_too_large, now,
     show_error_page,
 };
 pub use client_address::{ForwardedHeader, InvalidProxy, TrustedProxies, caller_key};
+pub use key_source::{HttpKeySource, KeySource, KeySourceError};
 pub use mcpauth_bearer::{SubjectType, VerifiedToken};
 pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
     ResourceServerError,
 };
-pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER, SessionTicket};
+pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};
 pub use tool_scopes::{ToolNeeds, ToolScopes};

@@ -5,17 +5,20 @@
 //!
 //! Keys come from the authorization server's `jwks_uri`, fetched on first use and again when a
 //! token names an unknown `kid` (at most once every 30 seconds, so garbage tokens cannot make
-//! us hammer the authorization server).
+//! us hammer the authorization server), through a [`KeySource`]. Requests are admitted by the
+//! state machine in [`crate::admission`].
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcpauth_bearer::{Challenge, TokenVerifier, VerifiedToken, VerifyError, extract_bearer};
 use mcpauth_metadata::ProtectedResourceMetadata;
+use mcpauth_token_engine::UnixTime;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::HttpResponse;
+use crate::key_source::{HttpKeySource, KeySource};
 use crate::session_binding::{Owner, SESSION_HEADER, SessionOwners, SessionTicket};
 use crate::tool_scopes::ToolScopes;
 
@@ -185,15 +188,17 @@ pub enum ResourceServerError {
     Http(#[from] reqwest::Error),
 }
 
-/// A protected resource: verifier, key cache and metadata. Share it in an `Arc`.
+/// A protected resource: verifier, key cache, session bindings and metadata. Share it in an
+/// `Arc`; admit requests with [`admit`](Self::admit).
 pub struct ResourceServer {
     config: ResourceServerConfig,
     metadata_url: String,
     metadata_path: String,
     verifier: RwLock<TokenVerifier>,
     introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
-    last_fetch: Mutex<Option<Instant>>,
-    http: reqwest::Client,
+    /// When the JWK Set was last fetched (Unix seconds).
+    last_fetch: Mutex<Option<u64>>,
+    keys: Arc<dyn KeySource>,
     sessions: SessionOwners,
 }
 
@@ -205,21 +210,34 @@ impl std::fmt::Debug for ResourceServer {
     }
 }
 
-const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Seconds between two fetches of the JWK Set for unknown `kid`s.
+const REFETCH_INTERVAL_SECONDS: u64 = 30;
+
+/// Largest JWK Set or introspection answer used.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl ResourceServer {
-    /// Builds the protection for `config`.
+    /// Builds the protection for `config`, fetching keys over HTTP ([`HttpKeySource`]).
     ///
     /// # Errors
     ///
     /// [`ResourceServerError`] when the resource identifier is unusable.
     pub fn new(config: ResourceServerConfig) -> Result<Self, ResourceServerError> {
+        Self::with_key_source(config, Arc::new(HttpKeySource::new()?))
+    }
+
+    /// Builds the protection for `config`, getting keys and introspection answers from
+    /// `keys`.
+    ///
+    /// # Errors
+    ///
+    /// [`ResourceServerError`] when the resource identifier is unusable.
+    pub fn with_key_source(
+        config: ResourceServerConfig,
+        keys: Arc<dyn KeySource>,
+    ) -> Result<Self, ResourceServerError> {
         let resource = url::Url::parse(&config.resource)?;
         let metadata_url = mcpauth_metadata::protected_resource_metadata_url(&resource)?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
-            .build()?;
         Ok(Self {
             metadata_path: metadata_url.path().to_owned(),
             metadata_url: metadata_url.into(),
@@ -230,9 +248,15 @@ impl ResourceServer {
             last_fetch: Mutex::new(None),
             introspected: Mutex::new(std::collections::HashMap::new()),
             config,
-            http,
+            keys,
             sessions: SessionOwners::default(),
         })
+    }
+
+    /// The configuration it protects with.
+    #[must_use]
+    pub fn config(&self) -> &ResourceServerConfig {
+        &self.config
     }
 
     /// The RFC 9728 document.
@@ -321,34 +345,19 @@ impl ResourceServer {
         )
     }
 
-    /// Verifies the request's bearer token and the configured required scopes, or returns the
-    /// 401/403 answer to send.
-    ///
-    /// # Errors
-    ///
-    /// The challenge response.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<VerifiedToken, HttpResponse> {
-        let required: Vec<&str> = self
-            .config
-            .required_scopes
-            .iter()
-            .map(String::as_str)
-            .collect();
-        self.authenticate_with_scopes(headers, &required).await
-    }
-
-    /// Like [`authenticate`](Self::authenticate), requiring `scopes` (a route's own needs)
-    /// instead of the configured ones. A token without them gets `403` with
-    /// `error="insufficient_scope"` and `scope` naming every scope needed, so MCP clients can
-    /// step up (MCP authorization, scope challenge handling).
-    ///
-    /// # Errors
-    ///
-    /// The challenge response.
-    pub async fn authenticate_with_scopes(
+    /// Verifies the request's bearer token and that it carries `scopes` (a route's needs). A
+    /// token without them gets `403` with `error="insufficient_scope"` and `scope` naming
+    /// every scope needed, so MCP clients can step up (MCP authorization, scope challenge
+    /// handling).
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refusal is the response adapters send as is"
+    )]
+    pub(crate) async fn authenticate_with_scopes(
         &self,
         headers: &HeaderMap,
         scopes: &[&str],
+        now: UnixTime,
     ) -> Result<VerifiedToken, HttpResponse> {
         let token = match extract_bearer(headers) {
             Ok(Some(token)) => token,
@@ -359,7 +368,7 @@ impl ResourceServer {
                 ));
             }
         };
-        let verified = match self.verify(token).await {
+        let verified = match self.verify(token, now.0).await {
             Ok(verified) => verified,
             Err(Refusal::Invalid(e)) => {
                 return Err(challenge_response(
@@ -398,24 +407,21 @@ impl ResourceServer {
         ))
     }
 
-    /// Whether adapters must read the body of a request with `method` before letting it
-    /// through: a `POST` (a JSON-RPC message) when some tool has scopes of its own.
-    #[must_use]
-    pub fn reads_body(&self, method: &http::Method) -> bool {
+    /// Whether the body of a request with `method` is read before it goes on: a `POST` (a
+    /// JSON-RPC message) when some tool has needs of its own.
+    pub(crate) fn reads_body(&self, method: &http::Method) -> bool {
         method == http::Method::POST && !self.config.tool_scopes.is_empty()
     }
 
     /// [`ResourceServerConfig::max_body_bytes`].
-    #[must_use]
-    pub fn max_body_bytes(&self) -> usize {
+    pub(crate) fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
     }
 
     /// The `413` answer for a request that declares a body larger than
-    /// [`max_body_bytes`](Self::max_body_bytes) in `Content-Length`, if it does; adapters
-    /// also cap bodies that do not declare their length.
-    #[must_use]
-    pub fn refuse_declared_length(&self, headers: &HeaderMap) -> Option<HttpResponse> {
+    /// [`max_body_bytes`](Self::max_body_bytes) in `Content-Length`, if it does; bodies that
+    /// do not declare their length are cut off as they stream.
+    pub(crate) fn refuse_declared_length(&self, headers: &HeaderMap) -> Option<HttpResponse> {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -428,15 +434,11 @@ impl ResourceServer {
     /// user or client opened it (rmcp's answer for an unknown session, so it tells nothing
     /// about others' sessions; the client starts one of its own), else what to remember
     /// until the MCP server answers, for [`record_session`](Self::record_session).
-    ///
-    /// # Errors
-    ///
-    /// The `404` answer, for a session that is not this token's.
     #[allow(
         clippy::result_large_err,
-        reason = "the refusal is the response adapters send as is, as with authenticate"
+        reason = "the refusal is the response adapters send as is"
     )]
-    pub fn check_session(
+    pub(crate) fn check_session(
         &self,
         method: &http::Method,
         headers: &HeaderMap,
@@ -471,9 +473,9 @@ impl ResourceServer {
     /// Records what the MCP server's answer did to sessions: the session it opened (its
     /// `Mcp-Session-Id` response header, `response_session`) belongs to the subject and
     /// client that sent the request; a session a `DELETE` ended successfully is forgotten.
-    /// Adapters call it with every answer to a request [`check_session`](Self::check_session)
-    /// let through.
-    pub fn record_session(
+    /// [`Admitted::finish`](crate::Admitted::finish) calls it with every answer to a request
+    /// [`check_session`](Self::check_session) let through.
+    pub(crate) fn record_session(
         &self,
         ticket: SessionTicket,
         response_status: StatusCode,
@@ -488,32 +490,33 @@ impl ResourceServer {
         }
     }
 
+    /// A body the tool check cannot read is refused rather than let through unchecked: `415`
+    /// for a `Content-Encoding` other than `identity` (the MCP server might decompress what
+    /// this check saw compressed).
+    pub(crate) fn refuse_encoded_body(&self, headers: &HeaderMap) -> Option<HttpResponse> {
+        headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
+            .then(|| {
+                plain_refusal(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Unsupported Media Type: send MCP messages without Content-Encoding",
+                )
+            })
+    }
+
     /// Checks the tool calls in a request `body` (read because
     /// [`reads_body`](Self::reads_body) said so) against the verified token: the
     /// `403 insufficient_scope` answer when it calls a tool with scopes the token lacks, the
     /// `401 insufficient_user_authentication` answer when it calls a tool that needs a user
-    /// with a token that has none. A body the check cannot read is refused rather than let
-    /// through unchecked: `415` for a `Content-Encoding` other than `identity` (the MCP
-    /// server might decompress what this check saw compressed), and a JSON-RPC parse error
-    /// (`400`, code -32700) for a body that is not JSON here, whatever another parser makes
-    /// of it.
-    #[must_use]
-    pub fn refuse_tool_calls(
+    /// with a token that has none, and a JSON-RPC parse error (`400`, code -32700) for a body
+    /// that is not JSON here, whatever another parser makes of it.
+    pub(crate) fn refuse_tool_calls(
         &self,
         verified: &VerifiedToken,
-        headers: &HeaderMap,
         body: &[u8],
     ) -> Option<HttpResponse> {
-        if headers
-            .get_all(header::CONTENT_ENCODING)
-            .iter()
-            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"))
-        {
-            return Some(plain_refusal(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Media Type: send MCP messages without Content-Encoding",
-            ));
-        }
         let Some(needs) = self.config.tool_scopes.needs_of(body) else {
             return Some(json_rpc_parse_error());
         };
@@ -544,8 +547,7 @@ impl ResourceServer {
         self.insufficient_scope(&scopes)
     }
 
-    async fn verify(&self, token: &str) -> Result<VerifiedToken, Refusal> {
-        let now = crate::now().0;
+    async fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, Refusal> {
         if let Some(client) = &self.config.introspection
             && !looks_like_jwt(token)
         {
@@ -553,7 +555,7 @@ impl ResourceServer {
         }
         let first = self.verifier.read().await.verify(token, now);
         Ok(match first {
-            Err(VerifyError::UnknownKey) if self.refresh_keys().await => {
+            Err(VerifyError::UnknownKey) if self.refresh_keys(now).await => {
                 self.verifier.read().await.verify(token, now)
             }
             other => other,
@@ -575,26 +577,8 @@ impl ResourceServer {
         {
             return Ok(verified.clone());
         }
-        // RFC 6749 §2.3.1: the credentials are form-encoded before Basic encoding.
-        let encode =
-            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let answer = async {
-            let response = self
-                .http
-                .post(&client.endpoint)
-                .basic_auth(
-                    encode(&client.client_id),
-                    Some(encode(&client.client_secret)),
-                )
-                .form(&[("token", token), ("token_type_hint", "access_token")])
-                .send()
-                .await?
-                .error_for_status()?;
-            response.bytes().await
-        }
-        .await;
-        let body = match answer {
-            Ok(body) if body.len() <= 64 * 1024 => body,
+        let body = match self.keys.introspect(client, token).await {
+            Ok(body) if body.len() <= MAX_ANSWER_BYTES => body,
             Ok(_) => {
                 tracing::warn!(endpoint = %client.endpoint, "introspection answer is larger than 64 KiB");
                 return Err(Refusal::Unavailable);
@@ -627,24 +611,15 @@ impl ResourceServer {
 
     /// Fetches the JWK Set unless it was fetched within the last 30 seconds. Returns whether
     /// new keys were loaded.
-    async fn refresh_keys(&self) -> bool {
+    async fn refresh_keys(&self, now: u64) -> bool {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+        if last.is_some_and(|at| now < at.saturating_add(REFETCH_INTERVAL_SECONDS)) {
             return false;
         }
-        *last = Some(Instant::now());
-        let body = async {
-            let response = self
-                .http
-                .get(&self.config.jwks_uri)
-                .send()
-                .await?
-                .error_for_status()?;
-            response.bytes().await
-        }
-        .await;
+        *last = Some(now);
+        let body = self.keys.jwk_set(&self.config.jwks_uri).await;
         match body {
-            Ok(bytes) if bytes.len() <= 64 * 1024 => {
+            Ok(bytes) if bytes.len() <= MAX_ANSWER_BYTES => {
                 match self.verifier.write().await.set_jwks(&bytes) {
                     Ok(count) => {
                         tracing::debug!(count, jwks_uri = %self.config.jwks_uri, "loaded signing keys");

@@ -23,12 +23,11 @@ pub(crate) struct Owner {
     pub(crate) client_id: String,
 }
 
-/// What the protection remembers of a request until the MCP server answers it
-/// ([`ResourceServer::check_session`](crate::ResourceServer::check_session), then
-/// [`ResourceServer::record_session`](crate::ResourceServer::record_session)).
+/// What the protection remembers of a request until the MCP server answers it (kept in
+/// [`Admitted`](crate::Admitted) until [`finish`](crate::Admitted::finish)).
 #[derive(Debug, Default)]
 #[must_use]
-pub struct SessionTicket {
+pub(crate) struct SessionTicket {
     /// The session a `DELETE` asks to end.
     pub(crate) ends: Option<String>,
     /// Who sent a request outside any session (one that may open a session).

@@ -1,0 +1,392 @@
+//! Admitting a request to a protected MCP server: one state machine for every framework.
+//!
+//! An adapter (or an application on a framework without one) calls
+//! [`ResourceServer::admit`] with the request's method and headers and does what the
+//! [`Admission`] says:
+//!
+//! 1. [`Refuse`](Admission::Refuse): send the response; the request goes no further.
+//! 2. [`Preflight`](Admission::Preflight): a CORS preflight, which carries no credentials:
+//!    forward it as it is.
+//! 3. [`NeedsBody`](Admission::NeedsBody): some MCP tool has needs of its own, so the body is
+//!    read before anything reaches the MCP server. Buffer at most
+//!    [`limit`](PendingBody::limit) bytes; answer [`too_large`](PendingBody::too_large) past
+//!    it, else [`check`](PendingBody::check) the bytes.
+//! 4. [`Admit`](Admission::Admit): forward the request with [`Admitted::token`] where the
+//!    handlers find it and its body cut off at [`Admitted::body_limit`] bytes as it streams;
+//!    then hand the MCP server's response head to [`Admitted::finish`] (MCP sessions are
+//!    bound to the token that opened them).
+//!
+//! In that order the checks are: the bearer token (RFC 6750, RFC 9068, or RFC 7662 for opaque
+//! tokens) and the route's scopes (`403 insufficient_scope` for step-up), a user behind the
+//! token where the route needs one (RFC 9470), the declared body length, the MCP session the
+//! request names, the body's `Content-Encoding`, and the scopes and users the called tools
+//! need.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use mcpauth_http::{Admission, HttpResponse, ResourceServer, ResourceServerConfig, RouteRules, now};
+//!
+//! /// The glue of a framework without an adapter; `mcp` is the MCP server's handler.
+//! async fn protect(
+//!     resource: &ResourceServer,
+//!     request: http::Request<Bytes>,
+//!     mcp: impl AsyncFnOnce(http::Request<Bytes>) -> HttpResponse,
+//! ) -> HttpResponse {
+//!     let (mut parts, body) = request.into_parts();
+//!     let admitted = match resource.admit(&parts.method, &parts.headers, &RouteRules::new(), now()).await {
+//!         Admission::Refuse(refusal) => return refusal,
+//!         Admission::Preflight => return mcp(http::Request::from_parts(parts, body)).await,
+//!         // The body is already whole here; a streaming framework reads at most `limit()`.
+//!         Admission::NeedsBody(pending) => match pending.check(&body) {
+//!             Ok(admitted) => admitted,
+//!             Err(refusal) => return refusal,
+//!         },
+//!         Admission::Admit(admitted) if body.len() > admitted.body_limit() => {
+//!             return mcpauth_http::body_too_large();
+//!         }
+//!         Admission::Admit(admitted) => admitted,
+//!     };
+//!     parts.extensions.insert(admitted.token().clone());
+//!     let response = mcp(http::Request::from_parts(parts, body)).await;
+//!     admitted.finish(response.status(), response.headers());
+//!     response
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let resource = ResourceServer::new(ResourceServerConfig::new(
+//!     "https://mcp.example.com/mcp",
+//!     "https://auth.example.com",
+//!     "https://auth.example.com/jwks.json",
+//! ))?;
+//! let request = http::Request::post("/mcp").body(Bytes::from_static(b"{}"))?;
+//! let response = protect(&resource, request, async |_| http::Response::new(Bytes::new())).await;
+//! // No token: the challenge MCP clients discover the authorization server from.
+//! assert_eq!(response.status(), 401);
+//! assert!(response.headers()["www-authenticate"].to_str()?.contains("resource_metadata="));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode};
+use mcpauth_bearer::VerifiedToken;
+use mcpauth_token_engine::UnixTime;
+
+use crate::HttpResponse;
+use crate::resource_server::ResourceServer;
+use crate::session_binding::{SESSION_HEADER, SessionTicket};
+
+/// What one protected route requires beyond a valid token for this resource: the adapters'
+/// `requiring` and `requiring_user`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteRules {
+    scopes: Option<Arc<[String]>>,
+    user: bool,
+}
+
+impl RouteRules {
+    /// The resource's configured rules
+    /// ([`required_scopes`](crate::ResourceServerConfig::required_scopes),
+    /// [`require_user`](crate::ResourceServerConfig::require_user)).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `scopes` instead of the configured
+    /// [`required_scopes`](crate::ResourceServerConfig::required_scopes).
+    #[must_use]
+    pub fn requiring(mut self, scopes: &[&str]) -> Self {
+        self.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    /// Requires a user behind the token: a client's own token (`client_credentials`) is
+    /// answered `401 insufficient_user_authentication` (RFC 9470).
+    #[must_use]
+    pub fn requiring_user(mut self) -> Self {
+        self.user = true;
+        self
+    }
+
+    pub(crate) fn scopes<'a>(&'a self, configured: &'a [String]) -> Vec<&'a str> {
+        self.scopes
+            .as_deref()
+            .unwrap_or(configured)
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    pub(crate) fn needs_user(&self) -> bool {
+        self.user
+    }
+}
+
+/// What to do with a request to a protected MCP server; see the [module](self) docs.
+#[must_use = "an admission says whether to refuse, read the body or forward the request"]
+#[derive(Debug)]
+pub enum Admission<'a> {
+    /// Send this response; the request goes no further.
+    Refuse(HttpResponse),
+    /// A CORS preflight (`OPTIONS`): it carries no credentials; forward it as it is.
+    Preflight,
+    /// Read the body (at most [`PendingBody::limit`] bytes), then
+    /// [`check`](PendingBody::check) it.
+    NeedsBody(PendingBody<'a>),
+    /// Forward the request; then [`finish`](Admitted::finish).
+    Admit(Admitted<'a>),
+}
+
+/// A request whose body must be read and checked before it may go on.
+#[derive(Debug)]
+#[must_use = "read the body and check it, or answer too_large"]
+pub struct PendingBody<'a> {
+    admitted: Admitted<'a>,
+}
+
+impl<'a> PendingBody<'a> {
+    /// The most bytes to buffer ([`ResourceServerConfig::max_body_bytes`]
+    /// (crate::ResourceServerConfig::max_body_bytes)); past it, answer
+    /// [`too_large`](Self::too_large).
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.admitted.body_limit()
+    }
+
+    /// The verified token, for logging while the body is read.
+    #[must_use]
+    pub fn token(&self) -> &VerifiedToken {
+        self.admitted.token()
+    }
+
+    /// The `413` answer for a body longer than [`limit`](Self::limit).
+    #[must_use]
+    pub fn too_large(self) -> HttpResponse {
+        crate::body_too_large()
+    }
+
+    /// Checks the tool calls in `body` against the token: `403 insufficient_scope` when it
+    /// calls a tool with scopes the token lacks, `401 insufficient_user_authentication` when
+    /// it calls a tool that needs a user with a token that has none, and a JSON-RPC parse
+    /// error (`400`, code -32700) for a body that is not JSON here, whatever another parser
+    /// makes of it. A body longer than the limit is answered `413`.
+    ///
+    /// # Errors
+    ///
+    /// The refusal to send.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refusal is the response adapters send as is"
+    )]
+    pub fn check(self, body: &[u8]) -> Result<Admitted<'a>, HttpResponse> {
+        if body.len() > self.limit() {
+            return Err(crate::body_too_large());
+        }
+        let admitted = self.admitted;
+        match admitted.resource.refuse_tool_calls(&admitted.token, body) {
+            Some(refusal) => Err(refusal),
+            None => Ok(admitted),
+        }
+    }
+}
+
+/// A request let through: forward it, then [`finish`](Self::finish) with the response.
+#[derive(Debug)]
+#[must_use = "forward the request, then call finish with the response"]
+pub struct Admitted<'a> {
+    pub(crate) resource: &'a ResourceServer,
+    pub(crate) token: VerifiedToken,
+    pub(crate) ticket: SessionTicket,
+}
+
+impl Admitted<'_> {
+    /// The verified token: put it where handlers find it (the request's extensions).
+    #[must_use]
+    pub fn token(&self) -> &VerifiedToken {
+        &self.token
+    }
+
+    /// The most body bytes to let through; cut a body that streams past it off (`413`, or
+    /// an error the MCP server's body reader sees).
+    #[must_use]
+    pub fn body_limit(&self) -> usize {
+        self.resource.max_body_bytes()
+    }
+
+    /// Records what the MCP server's response did to MCP sessions: a session it opened
+    /// (its `Mcp-Session-Id` header) belongs to this token's subject and client; one a
+    /// `DELETE` ended is forgotten.
+    pub fn finish(self, status: StatusCode, headers: &HeaderMap) {
+        let opened = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+        self.resource.record_session(self.ticket, status, opened);
+    }
+}
+
+impl ResourceServer {
+    /// Decides what happens to a request with `method` and `headers` on a route with
+    /// `rules`, at `now`; see the [`Admission`] steps. Reaches the authorization server only
+    /// through the [`KeySource`](crate::KeySource) (keys for a `kid` not seen yet, at most
+    /// every 30 seconds; introspection for opaque tokens).
+    pub async fn admit(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        rules: &RouteRules,
+        now: UnixTime,
+    ) -> Admission<'_> {
+        if method == Method::OPTIONS {
+            return Admission::Preflight;
+        }
+        let scopes = rules.scopes(&self.config().required_scopes);
+        let token = match self.authenticate_with_scopes(headers, &scopes, now).await {
+            Ok(token) => token,
+            Err(refusal) => return Admission::Refuse(refusal),
+        };
+        if rules.needs_user()
+            && let Some(refusal) = self.refuse_without_user(&token)
+        {
+            return Admission::Refuse(refusal);
+        }
+        if let Some(refusal) = self.refuse_declared_length(headers) {
+            return Admission::Refuse(refusal);
+        }
+        let ticket = match self.check_session(method, headers, &token) {
+            Ok(ticket) => ticket,
+            Err(refusal) => return Admission::Refuse(refusal),
+        };
+        let admitted = Admitted {
+            resource: self,
+            token,
+            ticket,
+        };
+        if !self.reads_body(method) {
+            return Admission::Admit(admitted);
+        }
+        // A body this check would see compressed is refused before it is read.
+        match self.refuse_encoded_body(headers) {
+            Some(refusal) => Admission::Refuse(refusal),
+            None => Admission::NeedsBody(PendingBody { admitted }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine as _;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{IntrospectionClient, KeySource, KeySourceError, ResourceServerConfig};
+
+    /// A key source that counts what it is asked and knows no keys: the state machine's
+    /// contract with its source, without a network.
+    #[derive(Debug, Default)]
+    struct CountingKeys {
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeySource for CountingKeys {
+        async fn jwk_set(&self, _: &str) -> Result<Bytes, KeySourceError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(Bytes::from_static(br#"{"keys":[]}"#))
+        }
+
+        async fn introspect(
+            &self,
+            _: &IntrospectionClient,
+            _: &str,
+        ) -> Result<Bytes, KeySourceError> {
+            Err("no introspection here".into())
+        }
+    }
+
+    fn protection(keys: Arc<CountingKeys>) -> ResourceServer {
+        let config = ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        )
+        .tool_requires("admin_report", &["admin"]);
+        ResourceServer::with_key_source(config, keys).unwrap()
+    }
+
+    /// A JWT access token signed by a key (`kid`) the resource server has not seen.
+    fn token_with_unknown_kid() -> String {
+        let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "{}.{}.AAAA",
+            encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k1"}"#),
+            encode("{}")
+        )
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_cors_preflight_passes_without_credentials() {
+        let resource = protection(Arc::default());
+        let admission = resource
+            .admit(
+                &Method::OPTIONS,
+                &HeaderMap::new(),
+                &RouteRules::new(),
+                UnixTime(0),
+            )
+            .await;
+        assert!(matches!(admission, Admission::Preflight), "{admission:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_token_is_refused_with_the_challenge() {
+        let resource = protection(Arc::default());
+        let Admission::Refuse(response) = resource
+            .admit(
+                &Method::POST,
+                &HeaderMap::new(),
+                &RouteRules::new(),
+                UnixTime(0),
+            )
+            .await
+        else {
+            panic!("a request without a token must be refused");
+        };
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers()[http::header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_are_fetched_at_most_every_30_seconds_of_the_callers_clock() {
+        let keys = Arc::new(CountingKeys::default());
+        let resource = protection(keys.clone());
+        let headers = bearer(&token_with_unknown_kid());
+        let rules = RouteRules::new();
+        for (now, fetches) in [(1_000, 1), (1_001, 1), (1_029, 1), (1_030, 2), (1_031, 2)] {
+            let admission = resource
+                .admit(&Method::POST, &headers, &rules, UnixTime(now))
+                .await;
+            let Admission::Refuse(response) = admission else {
+                panic!("a token signed by an unknown key must be refused");
+            };
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(keys.fetches.load(Ordering::SeqCst), fetches, "at {now}");
+        }
+    }
+}
