@@ -16,7 +16,7 @@ fuzz_target!(|input: (&[u8], &str)| {
     let mut verifier =
         TokenVerifier::new("https://auth.example.com", "https://mcp.example.com/mcp");
     let _ = verifier.set_jwks(jwks);
-    let _ = verifier.verify(token, 1_800_000_000);
+    let _ = verifier.verify(token, mcpauth_bearer::UnixTime(1_800_000_000));
     let _ = verifier.set_jwks(JWKS);
-    let _ = verifier.verify(token, 1_800_000_000);
+    let _ = verifier.verify(token, mcpauth_bearer::UnixTime(1_800_000_000));
 });

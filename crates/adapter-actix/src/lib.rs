@@ -14,7 +14,7 @@
 //! use actix_web::{App, test};
 //! use mcpauth_adapter_actix::authorization_server;
 //! use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
-//! use mcpauth_token_engine::{EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
+//! use mcpauth_token_engine::{EngineConfig, KeyAlgorithm, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
 //!
 //! struct ConsentPage;
 //!
@@ -24,14 +24,9 @@
 //!         http::Response::new(bytes::Bytes::from_static(b"sign in"))
 //!     }
 //! }
-//! # fn pkcs8() -> Vec<u8> {
-//! #     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-//! #     let rng = aws_lc_rs::rand::SystemRandom::new();
-//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec()
-//! # }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
-//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let key = SigningKey::generate(KeyAlgorithm::Es256)?;
 //! let engine = Arc::new(TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom)));
 //! let server = Arc::new(AuthorizationServer::new(engine, Arc::new(ConsentPage)));
 //!

@@ -4,7 +4,7 @@
 //! this resource; `exp`, `nbf`, `iat` are JSON numbers checked against the caller's `now`; a
 //! `token_type` other than Bearer (a refresh token, say) is refused.
 
-use mcpauth_oauth_types::Scope;
+use mcpauth_oauth_types::{Scope, UnixTime};
 use serde_json::Value;
 
 use crate::verify::{SubjectType, VerifiedToken, VerifyError, number, string};
@@ -22,8 +22,9 @@ pub fn verify_introspection(
     body: &[u8],
     issuer: &str,
     audience: &str,
-    now: u64,
+    now: UnixTime,
 ) -> Result<VerifiedToken, VerifyError> {
+    let now = now.0;
     let claims: Value = serde_json::from_slice(body).map_err(|_| VerifyError::Malformed)?;
     if claims.get("active") != Some(&Value::Bool(true)) {
         return Err(VerifyError::Inactive);
@@ -90,7 +91,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn check(body: serde_json::Value) -> Result<VerifiedToken, VerifyError> {
-        verify_introspection(body.to_string().as_bytes(), ISS, AUD, NOW)
+        verify_introspection(body.to_string().as_bytes(), ISS, AUD, UnixTime(NOW))
     }
 
     fn active() -> serde_json::Value {
@@ -120,7 +121,7 @@ mod tests {
             Err(VerifyError::Inactive)
         );
         assert_eq!(
-            verify_introspection(b"not json", ISS, AUD, NOW),
+            verify_introspection(b"not json", ISS, AUD, UnixTime(NOW)),
             Err(VerifyError::Malformed)
         );
     }
@@ -161,7 +162,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_answers(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = verify_introspection(&body, ISS, AUD, NOW);
+            let _ = verify_introspection(&body, ISS, AUD, UnixTime(NOW));
         }
     }
 }

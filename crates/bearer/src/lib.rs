@@ -5,13 +5,13 @@
 //! This crate never fetches keys or reads the clock: the caller hands it a JWK Set and `now`.
 //!
 //! ```
-//! use mcpauth_bearer::{Challenge, TokenVerifier, extract_bearer};
+//! use mcpauth_bearer::{Challenge, TokenVerifier, UnixTime, extract_bearer};
 //!
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("authorization", "Bearer not-a-jwt".parse()?);
 //! let token = extract_bearer(&headers)?.ok_or("no bearer token")?;
 //! let verifier = TokenVerifier::new("https://auth.example.com", "https://mcp.example.com/mcp");
-//! let error = verifier.verify(token, 1_800_000_000).unwrap_err();
+//! let error = verifier.verify(token, UnixTime(1_800_000_000)).unwrap_err();
 //! let challenge = Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")
 //!     .invalid_token(&error.to_string());
 //! assert_eq!(challenge.status(), 401);
@@ -27,4 +27,5 @@ mod verify;
 pub use challenge::Challenge;
 pub use extract::{ExtractError, extract_bearer};
 pub use introspection::verify_introspection;
+pub use mcpauth_oauth_types::UnixTime;
 pub use verify::{SubjectType, TokenVerifier, VerifiedToken, VerifyError};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcpauth_oauth_types::Scope;
+use mcpauth_oauth_types::{Scope, UnixTime};
 use serde_json::Value;
 
 /// Why a token was refused. Every variant is an `invalid_token` (RFC 6750 §3.1); `Display`
@@ -264,12 +264,13 @@ impl TokenVerifier {
         jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
     }
 
-    /// Verifies `token` at time `now` (seconds since the epoch).
+    /// Verifies `token` at time `now`.
     ///
     /// # Errors
     ///
     /// A [`VerifyError`] naming the first check that failed.
-    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, VerifyError> {
+    pub fn verify(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
+        let now = now.0;
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
@@ -369,14 +370,14 @@ mod tests {
         fn verification_never_panics_on_arbitrary_tokens(token in "\\PC{0,300}", jwks in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut verifier = TokenVerifier::new("https://as.example", "https://rs.example/mcp");
             let _ = verifier.set_jwks(&jwks);
-            prop_assert!(verifier.verify(&token, 0).is_err());
+            prop_assert!(verifier.verify(&token, UnixTime(0)).is_err());
         }
 
         #[test]
         fn verification_never_panics_on_jwt_shaped_tokens(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,90}") {
             let verifier = TokenVerifier::new("https://as.example", "https://rs.example/mcp");
             let token = format!("{a}.{b}.{c}");
-            prop_assert!(verifier.verify(&token, 0).is_err());
+            prop_assert!(verifier.verify(&token, UnixTime(0)).is_err());
         }
     }
 }

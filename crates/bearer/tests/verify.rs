@@ -21,13 +21,7 @@ const RESOURCE: &str = "https://mcp.example.com/mcp";
 const ISSUER: &str = "https://auth.example.com";
 
 fn key() -> SigningKey {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let der = EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
-    SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap()
+    SigningKey::generate(mcpauth_token_engine::KeyAlgorithm::Es256).unwrap()
 }
 
 async fn issue(engine: &TokenEngine<MemoryModel>, resource: &str) -> String {
@@ -92,7 +86,7 @@ fn verifier_for(engine: &TokenEngine<MemoryModel>) -> TokenVerifier {
 async fn verifies_tokens_issued_by_the_engine() {
     let engine = engine();
     let token = issue(&engine, RESOURCE).await;
-    let verified = verifier_for(&engine).verify(&token, NOW.0 + 10).unwrap();
+    let verified = verifier_for(&engine).verify(&token, NOW.plus(10)).unwrap();
     assert_eq!(verified.subject, "alice");
     assert!(verified.scope.contains("mcp:tools"));
     assert_eq!(verified.audience, [RESOURCE]);
@@ -104,7 +98,7 @@ async fn rejects_tokens_for_another_audience() {
     let engine = engine();
     let token = issue(&engine, "https://other.example.com/mcp").await;
     assert_eq!(
-        verifier_for(&engine).verify(&token, NOW.0).unwrap_err(),
+        verifier_for(&engine).verify(&token, NOW).unwrap_err(),
         VerifyError::WrongAudience
     );
 }
@@ -115,7 +109,7 @@ async fn rejects_expired_tokens_and_wrong_issuers() {
     let token = issue(&engine, RESOURCE).await;
     assert_eq!(
         verifier_for(&engine)
-            .verify(&token, NOW.0 + 3600 + 31)
+            .verify(&token, NOW.plus(3600 + 31))
             .unwrap_err(),
         VerifyError::Expired
     );
@@ -124,7 +118,7 @@ async fn rejects_expired_tokens_and_wrong_issuers() {
         .set_jwks(&serde_json::to_vec(&engine.jwks()).unwrap())
         .unwrap();
     assert_eq!(
-        other_issuer.verify(&token, NOW.0).unwrap_err(),
+        other_issuer.verify(&token, NOW).unwrap_err(),
         VerifyError::WrongIssuer
     );
 }
@@ -135,7 +129,7 @@ async fn rejects_tokens_signed_by_another_key_or_tampered() {
     let token = issue(&engine, RESOURCE).await;
     let stranger = self::engine();
     assert_eq!(
-        verifier_for(&stranger).verify(&token, NOW.0).unwrap_err(),
+        verifier_for(&stranger).verify(&token, NOW).unwrap_err(),
         VerifyError::UnknownKey
     );
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -150,7 +144,7 @@ async fn rejects_tokens_signed_by_another_key_or_tampered() {
         .encode(serde_json::to_vec(&claims).unwrap());
     assert_eq!(
         verifier_for(&engine)
-            .verify(&parts.join("."), NOW.0)
+            .verify(&parts.join("."), NOW)
             .unwrap_err(),
         VerifyError::BadSignature
     );
@@ -172,12 +166,12 @@ async fn rejects_hs256_tokens_and_unsigned_tokens() {
         serde_json::json!({"iss": ISSUER, "aud": RESOURCE, "sub": "x", "client_id": "c", "exp": "9999999999"}),
     );
     let forged = format!("{header}.{claims}.c2ln");
-    assert!(verifier_for(&engine).verify(&forged, NOW.0).is_err());
+    assert!(verifier_for(&engine).verify(&forged, NOW).is_err());
     let none = format!(
         "{}.{claims}.",
         encode(serde_json::json!({"alg": "none", "typ": "at+jwt"}))
     );
-    assert!(verifier_for(&engine).verify(&none, NOW.0).is_err());
+    assert!(verifier_for(&engine).verify(&none, NOW).is_err());
 }
 
 #[test]
@@ -192,7 +186,7 @@ fn rejects_id_tokens_and_other_jwt_types() {
     );
     assert_eq!(
         TokenVerifier::new(ISSUER, RESOURCE)
-            .verify(&token, 0)
+            .verify(&token, UnixTime(0))
             .unwrap_err(),
         VerifyError::WrongType
     );
@@ -201,9 +195,7 @@ fn rejects_id_tokens_and_other_jwt_types() {
 // RFC 8037: EdDSA-signed access tokens verify against an OKP key in the JWK Set.
 #[tokio::test]
 async fn verifies_eddsa_tokens() {
-    let der =
-        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
-            .unwrap();
+    let der = SigningKey::generate_pkcs8(mcpauth_token_engine::KeyAlgorithm::EdDsa).unwrap();
     let config = EngineConfig::new(ISSUER.parse().unwrap()).unwrap();
     let engine = TokenEngine::new(
         config,
@@ -212,7 +204,7 @@ async fn verifies_eddsa_tokens() {
         Arc::new(SeededRandom::new(8)),
     );
     let token = issue(&engine, RESOURCE).await;
-    let verified = verifier_for(&engine).verify(&token, NOW.0 + 1).unwrap();
+    let verified = verifier_for(&engine).verify(&token, NOW.plus(1)).unwrap();
     assert_eq!(verified.subject, "alice");
 }
 
@@ -232,7 +224,7 @@ async fn verifies_rs256_tokens() {
     let token = issue(&engine, RESOURCE).await;
     assert_eq!(
         verifier_for(&engine)
-            .verify(&token, NOW.0 + 1)
+            .verify(&token, NOW.plus(1))
             .unwrap()
             .subject,
         "alice"
@@ -254,15 +246,15 @@ async fn verifies_hs256_tokens_with_the_shared_secret() {
     let token = issue(&engine, RESOURCE).await;
     let mut verifier = verifier_for(&engine);
     assert_eq!(
-        verifier.verify(&token, NOW.0).unwrap_err(),
+        verifier.verify(&token, NOW).unwrap_err(),
         VerifyError::UnknownKey,
         "not published, so unknown without the secret"
     );
     verifier.add_shared_secret(kid.clone(), &[1u8; 32]).unwrap();
     assert_eq!(
-        verifier.verify(&token, NOW.0).unwrap_err(),
+        verifier.verify(&token, NOW).unwrap_err(),
         VerifyError::BadSignature
     );
     verifier.add_shared_secret(kid, &secret).unwrap();
-    assert_eq!(verifier.verify(&token, NOW.0).unwrap().subject, "alice");
+    assert_eq!(verifier.verify(&token, NOW).unwrap().subject, "alice");
 }

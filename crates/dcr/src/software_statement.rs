@@ -4,7 +4,7 @@
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode};
+use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, UnixTime};
 use serde_json::Value;
 
 use crate::RegistrationError;
@@ -54,7 +54,7 @@ pub fn apply_software_statement(
     metadata: ClientMetadata,
     issuers: &[TrustedStatementIssuer],
     required: bool,
-    now: u64,
+    now: UnixTime,
 ) -> Result<ClientMetadata, RegistrationError> {
     verify_software_statement(metadata, issuers, required, now).map(|(metadata, _)| metadata)
 }
@@ -72,7 +72,7 @@ pub fn verify_software_statement(
     metadata: ClientMetadata,
     issuers: &[TrustedStatementIssuer],
     required: bool,
-    now: u64,
+    now: UnixTime,
 ) -> Result<(ClientMetadata, Option<String>), RegistrationError> {
     let Some(statement) = metadata.software_statement.clone() else {
         return if required {
@@ -133,7 +133,7 @@ pub fn verify_software_statement(
     match claims.get("exp") {
         None => {}
         Some(exp) => match exp.as_u64() {
-            Some(exp) if exp > now => {}
+            Some(exp) if exp > now.0 => {}
             Some(_) => return Err(invalid("the software statement has expired")),
             None => return Err(invalid("the software statement's exp is not a number")),
         },

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
 use mcpauth_token_engine::{
-    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, UnixTime,
-    paths,
+    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, paths,
 };
 
 /// The response type of every service here.
@@ -32,26 +31,13 @@ pub trait Interaction: Send + Sync + 'static {
     ) -> HttpResponse;
 }
 
-/// The operating system's random source (aws-lc's), for [`TokenEngine::new`]: the HTTP edge
-/// is where the OS is reached, as for the clock ([`now`]); the engine only sees the trait.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsRandom;
+/// The operating system's random source, for [`TokenEngine::new`]: the engine's `os`
+/// feature's, re-exported where the HTTP edge's users look.
+pub use mcpauth_token_engine::OsRandom;
 
-impl mcpauth_token_engine::SecureRandom for OsRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
-        aws_lc_rs::rand::fill(dest).map_err(|_| mcpauth_token_engine::RandomError)
-    }
-}
-
-/// The current time from the system clock: the HTTP edge is where the clock is read.
-#[must_use]
-pub fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
+/// The current time from the system clock: the engine's `os` feature's, re-exported where
+/// the HTTP edge's users look.
+pub use mcpauth_token_engine::now;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Endpoint {

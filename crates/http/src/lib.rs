@@ -17,7 +17,7 @@
 //! use std::sync::Arc;
 //! use bytes::Bytes;
 //! use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
-//! use mcpauth_token_engine::{EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
+//! use mcpauth_token_engine::{EngineConfig, KeyAlgorithm, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
 //!
 //! struct ConsentPage;
 //!
@@ -29,15 +29,10 @@
 //!         http::Response::new(Bytes::from_static(b"sign in"))
 //!     }
 //! }
-//! # fn pkcs8() -> Vec<u8> {
-//! #     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-//! #     let rng = aws_lc_rs::rand::SystemRandom::new();
-//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec()
-//! # }
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
-//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let key = SigningKey::generate(KeyAlgorithm::Es256)?;
 //! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
 //! let server = AuthorizationServer::new(Arc::new(engine), Arc::new(ConsentPage));
 //!

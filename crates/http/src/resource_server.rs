@@ -196,8 +196,8 @@ pub struct ResourceServer {
     metadata_path: String,
     verifier: RwLock<TokenVerifier>,
     introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
-    /// When the JWK Set was last fetched (Unix seconds).
-    last_fetch: Mutex<Option<u64>>,
+    /// When the JWK Set was last fetched.
+    last_fetch: Mutex<Option<UnixTime>>,
     keys: Arc<dyn KeySource>,
     sessions: SessionOwners,
 }
@@ -368,7 +368,7 @@ impl ResourceServer {
                 ));
             }
         };
-        let verified = match self.verify(token, now.0).await {
+        let verified = match self.verify(token, now).await {
             Ok(verified) => verified,
             Err(Refusal::Invalid(e)) => {
                 return Err(challenge_response(
@@ -547,7 +547,7 @@ impl ResourceServer {
         self.insufficient_scope(&scopes)
     }
 
-    async fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, Refusal> {
+    async fn verify(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, Refusal> {
         if let Some(client) = &self.config.introspection
             && !looks_like_jwt(token)
         {
@@ -568,12 +568,13 @@ impl ResourceServer {
         &self,
         client: &IntrospectionClient,
         token: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<VerifiedToken, Refusal> {
+        let seconds = now.0;
         use sha2::Digest as _;
         let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Some((verified, until)) = self.introspected.lock().await.get(&key)
-            && *until > now
+            && *until > seconds
         {
             return Ok(verified.clone());
         }
@@ -596,10 +597,10 @@ impl ResourceServer {
         )?;
         let ttl = self.config.introspection_cache_ttl;
         if ttl > 0 {
-            let until = verified.expires_at.min(now.saturating_add(ttl));
+            let until = verified.expires_at.min(seconds.saturating_add(ttl));
             let mut cache = self.introspected.lock().await;
             if cache.len() >= CACHE_CAPACITY {
-                cache.retain(|_, (_, until)| *until > now);
+                cache.retain(|_, (_, until)| *until > seconds);
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
                 }
@@ -611,9 +612,9 @@ impl ResourceServer {
 
     /// Fetches the JWK Set unless it was fetched within the last 30 seconds. Returns whether
     /// new keys were loaded.
-    async fn refresh_keys(&self, now: u64) -> bool {
+    async fn refresh_keys(&self, now: UnixTime) -> bool {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| now < at.saturating_add(REFETCH_INTERVAL_SECONDS)) {
+        if last.is_some_and(|at| now < at.plus(REFETCH_INTERVAL_SECONDS)) {
             return false;
         }
         *last = Some(now);

@@ -19,11 +19,13 @@
 mod client_auth;
 mod error;
 mod form;
+mod random;
 mod registration;
 mod request;
 mod response;
 mod scope;
 mod secret;
+mod time;
 
 pub use client_auth::{BasicCredentials, parse_basic_authorization};
 pub use error::{
@@ -31,6 +33,7 @@ pub use error::{
     RegistrationErrorCode, RevocationErrorCode, TokenErrorCode,
 };
 pub use form::{FormParams, MAX_FORM_BYTES, ParseError};
+pub use random::{RandomError, SecureRandom};
 pub use registration::{ClientMetadata, MAX_REGISTRATION_BYTES};
 pub use request::{
     AuthorizationRequest, BodyCredentials, DeviceAuthorizationRequest, GrantType,
@@ -42,3 +45,4 @@ pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
     constant_time_eq,
 };
+pub use time::UnixTime;

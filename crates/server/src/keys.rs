@@ -112,25 +112,17 @@ fn parse(algorithm: &str, der: &[u8]) -> Result<SigningKey, StartError> {
 
 /// A new key of `algorithm` (`ES256` or `EdDSA`) as PKCS#8 DER, with its kid.
 fn generate(algorithm: &str) -> Result<(String, Vec<u8>), StartError> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = match algorithm {
-        "ES256" => {
-            use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| StartError::Key("key generation failed".into()))?
-                .as_ref()
-                .to_vec()
-        }
-        "EdDSA" => aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|_| StartError::Key("key generation failed".into()))?
-            .as_ref()
-            .to_vec(),
+    let kind = match algorithm {
+        "ES256" => mcpauth_token_engine::KeyAlgorithm::Es256,
+        "EdDSA" => mcpauth_token_engine::KeyAlgorithm::EdDsa,
         other => {
             return Err(StartError::Key(format!(
                 "cannot generate {other} keys: choose ES256 or EdDSA"
             )));
         }
     };
+    let der = mcpauth_token_engine::SigningKey::generate_pkcs8(kind)
+        .map_err(|e| StartError::Key(e.to_string()))?;
     let kid = parse(algorithm, &der)?.kid().to_owned();
     Ok((kid, der))
 }

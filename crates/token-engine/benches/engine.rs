@@ -10,6 +10,12 @@
     clippy::indexing_slicing,
     reason = "benchmark"
 )]
+// The baselines sign and verify with aws-lc directly, and draw their keys from the OS.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "benchmark baselines"
+)]
 
 use std::cell::RefCell;
 use std::hint::black_box;

@@ -9,12 +9,12 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::TokenEngine;
+use crate::UnixTime;
 use crate::config::AccessTokenFormat;
 use crate::customize::{RESERVED_CLAIMS, TokenContext};
 use crate::hash;
 use crate::model::{AccessTokenRecord, OAuthServerModel};
 use crate::random::{self, RandomError};
-use crate::time::UnixTime;
 use mcpauth_oauth_types::GrantType;
 
 /// The claims of an access token (RFC 9068 §2.2).

@@ -12,13 +12,13 @@ use mcpauth_pkce::CodeChallenge;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::UnixTime;
 use crate::client_metadata_document::{
     DocumentFetch, is_client_metadata_document_url, on_origin_of,
 };
 use crate::config::ResourcePolicy;
 use crate::error::{AuthorizeError, internal};
 use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
 use mcpauth_dcr::redirect_uri_matches;
 

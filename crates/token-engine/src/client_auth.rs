@@ -12,8 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcpauth_oauth_types::{BodyCredentials, ClientSecret, parse_basic_authorization};
 use serde_json::Value;
 
+use crate::UnixTime;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash, paths};
 
 /// RFC 7523 §2.2.

@@ -17,10 +17,10 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, constant_time_eq};
 use serde_json::Value;
 
+use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, Voucher};
 use crate::registration::RegisteredClient;
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
 
 /// Members a client must not send in an update (RFC 7592 §2.2).
@@ -264,7 +264,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             metadata,
             &policy.software_statement_issuers,
             policy.require_software_statement,
-            now.0,
+            now,
         )?;
         // The application's voucher is the stronger: a statement never replaces it.
         let by_application = client.vouched == Some(Voucher::Application);

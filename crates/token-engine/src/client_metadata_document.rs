@@ -18,9 +18,9 @@ use serde_json::Value;
 use url::Url;
 
 use crate::TokenEngine;
+use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::time::UnixTime;
 
 /// Largest metadata document accepted, in bytes.
 pub const MAX_CLIENT_METADATA_DOCUMENT_BYTES: usize = 5 * 1024;

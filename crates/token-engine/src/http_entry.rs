@@ -16,13 +16,13 @@ use mcpauth_oauth_types::{
 };
 
 use crate::TokenEngine;
+use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, TokenError};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel};
 use crate::registration::Registrant;
-use crate::time::UnixTime;
 
 /// The cause of a `server_error` answer, attached to the response's extensions for logging.
 #[derive(Clone, Debug)]

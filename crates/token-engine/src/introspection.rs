@@ -14,10 +14,10 @@ use mcpauth_oauth_types::{
 };
 use serde::Serialize;
 
+use crate::UnixTime;
 use crate::access_token::Audience;
 use crate::error::internal;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
 
 /// An introspection response (RFC 7662 §2.2).

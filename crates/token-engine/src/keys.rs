@@ -1,7 +1,7 @@
 //! Signing keys for RFC 9068 JWT access tokens and their RFC 7517 JWK Set.
 //!
-//! Keys are loaded from PKCS#8 DER; generating one needs the OS RNG and so happens at the
-//! edge (the server), not here. The `kid` is the RFC 7638 JWK thumbprint. A [`KeySet`] signs
+//! Keys are loaded from PKCS#8 DER, or generated from the OS random source with the `os`
+//! feature ([`SigningKey::generate`]). The `kid` is the RFC 7638 JWK thumbprint. A [`KeySet`] signs
 //! with its current key and still verifies (and publishes) retired keys, so keys rotate
 //! without invalidating live tokens.
 
@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// A key could not be loaded.
+/// A key could not be loaded or generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
@@ -31,6 +31,9 @@ pub enum KeyError {
     /// An HS256 secret must have at least 32 bytes (RFC 7518 §3.2: at least the hash size).
     #[error("an HS256 secret must be at least 32 bytes")]
     ShortSecret,
+    /// A new key could not be generated: the OS random source failed.
+    #[error("a new key could not be generated: the operating system's random source failed")]
+    Generation,
 }
 
 /// The private key, parsed once. `jsonwebtoken::encode` parses the PKCS#8 key on every call
@@ -73,6 +76,19 @@ impl std::fmt::Debug for SigningKey {
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
     }
+}
+
+/// The one place the engine reaches the OS outside the `os` feature: aws-lc draws an ECDSA
+/// signature's nonce (and RSA's blinding) from the OS inside `sign`, and takes no other random
+/// source. A caller's `SecureRandom` cannot stand in, and a deterministic nonce would need a
+/// signing implementation of our own (RFC 6979), which is worse than this exception.
+#[expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "aws-lc's ECDSA and RSA signing take only its own OS random source"
+)]
+fn signing_nonces() -> aws_lc_rs::rand::SystemRandom {
+    aws_lc_rs::rand::SystemRandom::new()
 }
 
 /// RFC 7638 §3.2: the thumbprint of the required members, in lexicographic order.
@@ -238,7 +254,7 @@ impl SigningKey {
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
         let signature = match &self.private_key {
             PrivateKey::Es256(pair) => pair
-                .sign(&aws_lc_rs::rand::SystemRandom::new(), jws.as_bytes())
+                .sign(&signing_nonces(), jws.as_bytes())
                 .map_err(|_| SignError::Crypto)?
                 .as_ref()
                 .to_vec(),
@@ -247,7 +263,7 @@ impl SigningKey {
                 let mut signature = vec![0; pair.public_modulus_len()];
                 pair.sign(
                     &RSA_PKCS1_SHA256,
-                    &aws_lc_rs::rand::SystemRandom::new(),
+                    &signing_nonces(),
                     jws.as_bytes(),
                     &mut signature,
                 )
@@ -338,7 +354,7 @@ mod tests {
     use super::*;
 
     fn keys() -> Vec<SigningKey> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let rng = signing_nonces();
         vec![
             SigningKey::es256_from_pkcs8_der(
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)

@@ -11,28 +11,20 @@
 //! trait; [`MemoryModel`] is in-memory, and [`testing`] (feature `testing`) is the kit every
 //! model must pass.
 //!
-//! It does no I/O of its own: no sockets, no files, no clock, no OS RNG. Every call takes
-//! `now`, randomness comes from the [`SecureRandom`] the caller plugs in, and the only awaits
-//! are model calls. Web adapters call its `http`-level entries
-//! ([`TokenEngine::token_endpoint`] and friends) and stay a few lines of glue.
+//! It does no I/O of its own: no sockets, no files, no clock, no OS RNG (each protocol crate's
+//! `clippy.toml` forbids them, so the compiler checks the promise). Every call takes `now`,
+//! randomness comes from the [`SecureRandom`] the caller plugs in, and the only awaits are
+//! model calls. The `os` feature (on by default) is where a caller finds the OS's clock
+//! ([`now`]), random source ([`OsRandom`]) and new keys ([`SigningKey::generate`]). Web
+//! adapters call its `http`-level entries ([`TokenEngine::token_endpoint`] and friends) and
+//! stay a few lines of glue.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use mcpauth_token_engine::{EngineConfig, MemoryModel, SecureRandom, RandomError, SigningKey, TokenEngine};
+//! use mcpauth_token_engine::{EngineConfig, KeyAlgorithm, MemoryModel, OsRandom, SigningKey, TokenEngine};
 //!
-//! # struct OsRandom;
-//! # impl SecureRandom for OsRandom {
-//! #     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-//! #         aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
-//! #     }
-//! # }
-//! # fn pkcs8() -> Vec<u8> {
-//! #     use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
-//! #         .map(|d| d.as_ref().to_vec()).unwrap_or_default()
-//! # }
 //! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
-//! let key = SigningKey::es256_from_pkcs8_der(&pkcs8())?;
+//! let key = SigningKey::generate(KeyAlgorithm::Es256)?;
 //! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
 //! assert_eq!(engine.metadata().token_endpoint.as_deref(), Some("https://auth.example.com/token"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,13 +47,14 @@ mod keys;
 mod memory;
 mod model;
 mod model_error;
+#[cfg(feature = "os")]
+mod os;
 mod random;
 mod registration;
 mod revocation;
 mod subject;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod time;
 
 use std::sync::Arc;
 
@@ -88,6 +81,7 @@ pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
+pub use mcpauth_oauth_types::UnixTime;
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
@@ -95,10 +89,11 @@ pub use model::{
     GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord,
     RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod, Voucher,
 };
+#[cfg(feature = "os")]
+pub use os::{KeyAlgorithm, OsRandom, now};
 pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
 pub use subject::SubjectStatus;
-pub use time::UnixTime;
 
 /// The authorization-server engine over a model `M`.
 ///

@@ -6,13 +6,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::UnixTime;
 use crate::model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
     CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
     GrantRecord, GrantStore, ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
     ReplayStore, RotateRefresh,
 };
-use crate::time::UnixTime;
 
 /// The in-memory model failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

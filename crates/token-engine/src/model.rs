@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use mcpauth_oauth_types::ClientMetadata;
 use serde::{Deserialize, Serialize};
 
-use crate::time::UnixTime;
+use crate::UnixTime;
 
 /// The error type every model concern shares. Never `()` or `String`: keep the source so
 /// the engine can log it when it answers `server_error`.

@@ -3,21 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// The random source failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the random source failed")]
-pub struct RandomError;
-
-/// A cryptographically secure random source.
-pub trait SecureRandom: Send + Sync {
-    /// Fills `dest` with random bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`RandomError`] when no randomness is available; the engine answers `server_error`.
-    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError>;
-}
+pub use mcpauth_oauth_types::{RandomError, SecureRandom};
 
 /// 32 random bytes, base64url without padding (256 bits: codes, tokens, secrets).
 ///

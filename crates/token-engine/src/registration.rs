@@ -8,9 +8,9 @@
 use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode};
 use serde::Serialize;
 
+use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod, Voucher};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
 
 /// The registration response (RFC 7591 §3.2.1).
@@ -174,7 +174,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             metadata,
             &policy.software_statement_issuers,
             policy.require_software_statement,
-            now.0,
+            now,
         )?;
         let vouched = match statement_issuer {
             Some(issuer) => Some(Voucher::SoftwareStatement { issuer }),

@@ -15,9 +15,9 @@
 
 use mcpauth_oauth_types::{OAuthError, RevocationErrorCode, RevocationRequest, TokenTypeHint};
 
+use crate::UnixTime;
 use crate::error::{RevocationError, internal};
 use crate::model::{ClientRecord, OAuthServerModel};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {

@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mcpauth_oauth_types::ClientMetadata;
 use sha2::{Digest, Sha256};
 
+use crate::UnixTime;
 use crate::model::{
     AccessTokenRecord, AuthorizationCodeRecord, ClientRecord, ConsumeCode,
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord, OAuthServerModel,
     RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
 };
 use crate::random::{RandomError, SecureRandom};
-use crate::time::UnixTime;
 
 /// A deterministic random source for tests: SHA-256 of a seed and a counter.
 ///

@@ -15,24 +15,16 @@ use std::sync::Arc;
 use common::*;
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::testing::SeededRandom;
-use mcpauth_token_engine::{EngineConfig, KeySet, MemoryModel, SigningKey, TokenEngine};
+use mcpauth_token_engine::{
+    EngineConfig, KeyAlgorithm, KeySet, MemoryModel, SigningKey, TokenEngine,
+};
 
 fn ed25519() -> SigningKey {
-    let der =
-        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
-            .unwrap();
-    SigningKey::ed25519_from_pkcs8_der(der.as_ref()).unwrap()
+    SigningKey::generate(KeyAlgorithm::EdDsa).unwrap()
 }
 
 fn es256_der() -> Vec<u8> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap()
-    .as_ref()
-    .to_vec()
+    SigningKey::generate_pkcs8(KeyAlgorithm::Es256).unwrap()
 }
 
 /// Registers a `client_secret_post` machine client; returns its id and secret.

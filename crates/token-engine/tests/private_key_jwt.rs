@@ -23,21 +23,13 @@ struct KeyPair {
 }
 
 fn key_pair() -> KeyPair {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let der = EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
+    let der = SigningKey::generate_pkcs8(mcpauth_token_engine::KeyAlgorithm::Es256).unwrap();
     let public = SigningKey::es256_from_pkcs8_der(der.as_ref())
         .unwrap()
         .public_jwk()
         .cloned()
         .unwrap();
-    KeyPair {
-        der: der.as_ref().to_vec(),
-        public,
-    }
+    KeyPair { der, public }
 }
 
 async fn register(h: &Harness, key: &KeyPair) -> String {

@@ -179,14 +179,9 @@ struct StatementIssuer {
 }
 
 fn statement_issuer() -> StatementIssuer {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let der = EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap()
-    .as_ref()
-    .to_vec();
+    let der =
+        mcpauth_token_engine::SigningKey::generate_pkcs8(mcpauth_token_engine::KeyAlgorithm::Es256)
+            .unwrap();
     let jwk = mcpauth_token_engine::SigningKey::es256_from_pkcs8_der(&der)
         .unwrap()
         .public_jwk()

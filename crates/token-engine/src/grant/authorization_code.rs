@@ -12,10 +12,10 @@ use mcpauth_oauth_types::{
 };
 use mcpauth_pkce::CodeChallenge;
 
+use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::grant::refresh_token::GrantTokens;
 use crate::model::{ClientRecord, ConsumeCode, OAuthServerModel};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash};
 
 pub(crate) struct CodeRedemption<'a> {

@@ -14,10 +14,10 @@
 use mcpauth_oauth_types::{GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse};
 
 use crate::TokenEngine;
+use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::model::Voucher;
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::time::UnixTime;
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub(crate) async fn client_credentials(

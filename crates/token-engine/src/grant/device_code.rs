@@ -15,13 +15,13 @@ use mcpauth_oauth_types::{
 };
 use serde::Serialize;
 
+use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::grant::refresh_token::GrantTokens;
 use crate::model::{
     ClientRecord, DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord,
     OAuthServerModel,
 };
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
 
 /// RFC 8628 §6.1: "BCDFGHJKLMNPQRSTVWXZ" — consonants only.

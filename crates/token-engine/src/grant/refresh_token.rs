@@ -21,9 +21,9 @@ use mcpauth_oauth_types::{
 };
 use sha2::{Digest as _, Sha256};
 
+use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
-use crate::time::UnixTime;
 use crate::{TokenEngine, hash, random};
 
 fn invalid_grant(description: &'static str) -> TokenError {

@@ -15,10 +15,10 @@ use mcpauth_oauth_types::{
 };
 
 use crate::TokenEngine;
+use crate::UnixTime;
 use crate::access_token::SubjectType;
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::time::UnixTime;
 
 /// The grant type name registered by RFC 8693 §2.1.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -30,13 +30,7 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 pub const REDIRECT: &str = "http://127.0.0.1/callback";
 
 pub fn signing_key() -> SigningKey {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let der = EcdsaKeyPair::generate_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        &aws_lc_rs::rand::SystemRandom::new(),
-    )
-    .unwrap();
-    SigningKey::es256_from_pkcs8_der(der.as_ref()).unwrap()
+    SigningKey::generate(mcpauth_token_engine::KeyAlgorithm::Es256).unwrap()
 }
 
 pub struct Harness {

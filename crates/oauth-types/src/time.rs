@@ -1,5 +1,6 @@
-//! Time as the engine sees it: a number of seconds since the Unix epoch, always given by the
-//! caller. The engine never reads the clock.
+//! Time as the protocol crates see it: a number of seconds since the Unix epoch, always
+//! given by the caller. No protocol crate reads the clock (each one's `clippy.toml` forbids
+//! it); the edge does (`mcpauth_http::now`, the engine's `os` feature), tests step it.
 
 use serde::{Deserialize, Serialize};
 
