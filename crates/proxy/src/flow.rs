@@ -402,7 +402,7 @@ where
             &self.callback_url(&provider.id),
             purpose,
             &*self.rng,
-            now.0,
+            now,
             UPSTREAM_REQUEST_TTL,
         )?;
         let key = upstream::state_key(&started.state);
@@ -449,7 +449,7 @@ where
             &record,
             provider,
             cookie_value(cookie_header, &cookie_name),
-            now.0,
+            now,
         ) {
             return CallbackOutcome::Refused(e);
         }
@@ -545,7 +545,7 @@ where
                 .ok_or_else(|| server_error("no ID token came with the tokens".into()))?;
             let nonce = record.nonce.as_deref().unwrap_or_default();
             Some(
-                self.validate_id_token(provider, id_token, nonce, now.0)
+                self.validate_id_token(provider, id_token, nonce, now)
                     .await
                     .map_err(|e| server_error(e.to_string()))?,
             )
@@ -573,8 +573,9 @@ where
         provider: &Provider,
         token: &str,
         nonce: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Value, ProxyError> {
+        let now = now.0;
         let cached = {
             let cache = self
                 .jwks
@@ -587,21 +588,28 @@ where
         };
         let (document, fetched_at) = match cached {
             Some(cached) => cached,
-            None => (self.fetch_jwks(provider, now).await?, now),
+            None => (self.fetch_jwks(provider, UnixTime(now)).await?, now),
         };
-        match id_token::validate(provider, &document, token, nonce, now) {
+        match id_token::validate(provider, &document, token, nonce, UnixTime(now)) {
             // The provider may have rotated its keys since the set was fetched.
             Err(IdTokenError::UnknownKey)
                 if fetched_at.saturating_add(JWKS_REFETCH_AFTER) <= now =>
             {
-                let document = self.fetch_jwks(provider, now).await?;
-                Ok(id_token::validate(provider, &document, token, nonce, now)?)
+                let document = self.fetch_jwks(provider, UnixTime(now)).await?;
+                Ok(id_token::validate(
+                    provider,
+                    &document,
+                    token,
+                    nonce,
+                    UnixTime(now),
+                )?)
             }
             other => Ok(other?),
         }
     }
 
-    async fn fetch_jwks(&self, provider: &Provider, now: u64) -> Result<Vec<u8>, ProxyError> {
+    async fn fetch_jwks(&self, provider: &Provider, now: UnixTime) -> Result<Vec<u8>, ProxyError> {
+        let now = now.0;
         let url = provider
             .jwks_uri
             .as_ref()

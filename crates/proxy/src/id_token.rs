@@ -3,6 +3,7 @@
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mcpauth_token_engine::UnixTime;
 use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
@@ -90,8 +91,9 @@ pub fn validate(
     jwks: &[u8],
     token: &str,
     nonce: &str,
-    now: u64,
+    now: UnixTime,
 ) -> Result<Value, IdTokenError> {
+    let now = now.0;
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| IdTokenError::Malformed("not a signed JWT"))?;
     if !provider.id_token_algorithms.contains(&header.alg) {

@@ -29,6 +29,7 @@
 //! ```
 //! use mcpauth_proxy::upstream::{self, Purpose};
 //! use mcpauth_proxy::{Preset, Provider, ProviderConfig};
+//! use mcpauth_token_engine::UnixTime;
 //! # struct OsRandom;
 //! # impl mcpauth_token_engine::SecureRandom for OsRandom {
 //! #     fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
@@ -41,7 +42,7 @@
 //! let google = Provider::from_config(&config)?;
 //! let callback = url::Url::parse("https://auth.example.com/upstream/google/callback")?;
 //! let purpose = Purpose::SignIn { return_to: "/account".into() };
-//! let started = upstream::start(&google, &callback, purpose, &OsRandom, 1_800_000_000, 600)?;
+//! let started = upstream::start(&google, &callback, purpose, &OsRandom, UnixTime(1_800_000_000), 600)?;
 //! // Store `started.record` under `upstream::state_key(&started.state)`, set the
 //! // `started.browser_binding` cookie, and redirect the browser to `started.location`:
 //! let sent: std::collections::HashMap<_, _> = started.location.query_pairs().into_owned().collect();

@@ -2,6 +2,7 @@
 //! `state`, `nonce` and PKCE), the callback we get back, the code exchange (through the
 //! `oauth2` crate) with each provider's quirks, and the identity requests.
 
+use mcpauth_token_engine::UnixTime;
 use std::time::Duration;
 
 use mcpauth_token_engine::{PendingAuthorization, SecureRandom};
@@ -296,9 +297,10 @@ pub fn start(
     callback_url: &Url,
     purpose: impl Into<Purpose>,
     rng: &dyn SecureRandom,
-    now: u64,
+    now: UnixTime,
     ttl: u64,
 ) -> Result<Started, ProxyError> {
+    let now = now.0;
     let state = random_value(rng)?;
     let browser_binding = random_value(rng)?;
     let nonce = provider.openid.then(|| random_value(rng)).transpose()?;
@@ -343,8 +345,9 @@ pub fn check_record(
     record: &UpstreamRequest,
     provider: &Provider,
     browser_binding: Option<&str>,
-    now: u64,
+    now: UnixTime,
 ) -> Result<(), CallbackError> {
+    let now = now.0;
     use subtle::ConstantTimeEq as _;
     if record.expires_at <= now {
         return Err(CallbackError::UnknownState);

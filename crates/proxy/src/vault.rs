@@ -7,6 +7,7 @@
 //!
 //! ```
 //! use mcpauth_proxy::vault::{KeptTokens, TokenVault};
+//! use mcpauth_token_engine::UnixTime;
 //! # struct Fixed;
 //! # impl mcpauth_token_engine::SecureRandom for Fixed {
 //! #     fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
@@ -15,18 +16,19 @@
 //! #     }
 //! # }
 //! let vault = TokenVault::new(&[42; 32]);
-//! let tokens = KeptTokens::new("gho_access", Some("ghr_refresh"), Some(3600), None, 1_000);
+//! let tokens = KeptTokens::new("gho_access", Some("ghr_refresh"), Some(3600), None, UnixTime(1_000));
 //! // Bound to the account it belongs to: a sealed value moved to another row does not open.
 //! let sealed = vault.seal(&tokens, "github\n1234", &Fixed).unwrap();
 //! assert_eq!(vault.open(&sealed, "github\n1234").unwrap(), tokens);
 //! assert!(vault.open(&sealed, "github\n999").is_err());
-//! assert!(tokens.needs_refresh(4_570, 60));
+//! assert!(tokens.needs_refresh(UnixTime(4_570), 60));
 //! ```
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth_token_engine::SecureRandom;
+use mcpauth_token_engine::UnixTime;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::Provider;
@@ -74,8 +76,9 @@ impl KeptTokens {
         refresh_token: Option<&str>,
         expires_in: Option<u64>,
         scope: Option<&str>,
-        now: u64,
+        now: UnixTime,
     ) -> Self {
+        let now = now.0;
         Self {
             access_token: access_token.to_owned(),
             refresh_token: refresh_token.map(str::to_owned),
@@ -86,20 +89,22 @@ impl KeptTokens {
 
     /// The tokens of a token response received at `now`.
     #[must_use]
-    pub fn from_response(tokens: &UpstreamTokens, now: u64) -> Self {
+    pub fn from_response(tokens: &UpstreamTokens, now: UnixTime) -> Self {
+        let now = now.0;
         Self::new(
             &tokens.access_token,
             tokens.refresh_token.as_deref(),
             tokens.expires_in,
             tokens.scope.as_deref(),
-            now,
+            UnixTime(now),
         )
     }
 
     /// Whether the access token runs out within `leeway` seconds of `now` (never, when the
     /// upstream gave no lifetime).
     #[must_use]
-    pub fn needs_refresh(&self, now: u64, leeway: u64) -> bool {
+    pub fn needs_refresh(&self, now: UnixTime, leeway: u64) -> bool {
+        let now = now.0;
         self.expires_at
             .is_some_and(|at| at <= now.saturating_add(leeway))
     }
@@ -115,13 +120,14 @@ impl KeptTokens {
         &self,
         provider: &Provider,
         transport: &dyn Transport,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Self, ProxyError> {
+        let now = now.0;
         let refresh_token = self.refresh_token.as_deref().ok_or_else(|| {
             ProxyError::Token("no refresh token is kept: the user must sign in again".into())
         })?;
         let tokens = upstream::refresh_tokens(provider, refresh_token, transport).await?;
-        let mut kept = Self::from_response(&tokens, now);
+        let mut kept = Self::from_response(&tokens, UnixTime(now));
         // A provider that does not repeat the scope granted it unchanged.
         if kept.scope.is_none() {
             kept.scope.clone_from(&self.scope);

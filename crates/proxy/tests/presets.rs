@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+use mcpauth_token_engine::UnixTime;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -274,8 +275,15 @@ fn bad_provider_configurations_say_what_to_fix() {
 fn the_upstream_request_carries_our_state_nonce_and_s256_challenge() {
     let rng = Counting::default();
     let google = preset("google", Preset::Google);
-    let started =
-        upstream::start(&google, &callback_url("google"), pending(), &rng, NOW, 600).unwrap();
+    let started = upstream::start(
+        &google,
+        &callback_url("google"),
+        pending(),
+        &rng,
+        UnixTime(NOW),
+        600,
+    )
+    .unwrap();
     let q = query(&started.location);
     assert_eq!(started.location.host_str(), Some("accounts.google.com"));
     assert_eq!(q["response_type"], "code");
@@ -313,16 +321,30 @@ fn the_upstream_request_carries_our_state_nonce_and_s256_challenge() {
     }
 
     let github = preset("github", Preset::GitHub);
-    let started =
-        upstream::start(&github, &callback_url("github"), pending(), &rng, NOW, 600).unwrap();
+    let started = upstream::start(
+        &github,
+        &callback_url("github"),
+        pending(),
+        &rng,
+        UnixTime(NOW),
+        600,
+    )
+    .unwrap();
     let q = query(&started.location);
     assert_eq!(q["scope"], "read:user user:email");
     assert!(!q.contains_key("nonce"), "GitHub is not OpenID Connect");
     assert_eq!(q["code_challenge_method"], "S256");
 
     let slack = preset("slack", Preset::Slack);
-    let started =
-        upstream::start(&slack, &callback_url("slack"), pending(), &rng, NOW, 600).unwrap();
+    let started = upstream::start(
+        &slack,
+        &callback_url("slack"),
+        pending(),
+        &rng,
+        UnixTime(NOW),
+        600,
+    )
+    .unwrap();
     let q = query(&started.location);
     assert!(q.contains_key("nonce"));
     assert!(
@@ -574,7 +596,7 @@ async fn oidc_sign_in(
         jwks,
         tokens.id_token.as_deref().unwrap(),
         nonce,
-        NOW,
+        UnixTime(NOW),
     )?;
     upstream::fetch_identity(provider, &tokens, Some(&claims), &transport).await
 }
@@ -746,7 +768,7 @@ fn id_tokens_failing_any_check_are_refused() {
     let good = id_claims("https://accounts.google.com", "nonce");
     let check = |claims: &Value| {
         let token = sign(&key, &kid, jsonwebtoken::Algorithm::RS256, claims);
-        id_token::validate(&google, &jwks, &token, "nonce", NOW)
+        id_token::validate(&google, &jwks, &token, "nonce", UnixTime(NOW))
     };
     assert!(check(&good).is_ok());
     let with = |field: &str, value: Value| {
@@ -795,13 +817,13 @@ fn id_tokens_failing_any_check_are_refused() {
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(serde_json::to_vec(&with("sub", json!("admin"))).unwrap());
     assert_eq!(
-        id_token::validate(&google, &jwks, &parts.join("."), "nonce", NOW),
+        id_token::validate(&google, &jwks, &parts.join("."), "nonce", UnixTime(NOW)),
         Err(IdTokenError::BadSignature)
     );
     // An unknown key id, HS256 with the public key as secret, and `alg: none`.
     let token = sign(&key, "rotated-away", jsonwebtoken::Algorithm::RS256, &good);
     assert_eq!(
-        id_token::validate(&google, &jwks, &token, "nonce", NOW),
+        id_token::validate(&google, &jwks, &token, "nonce", UnixTime(NOW)),
         Err(IdTokenError::UnknownKey)
     );
     let hs = sign(
@@ -811,7 +833,7 @@ fn id_tokens_failing_any_check_are_refused() {
         &good,
     );
     assert_eq!(
-        id_token::validate(&google, &jwks, &hs, "nonce", NOW),
+        id_token::validate(&google, &jwks, &hs, "nonce", UnixTime(NOW)),
         Err(IdTokenError::AlgorithmNotAllowed)
     );
     let none = format!(
@@ -819,7 +841,7 @@ fn id_tokens_failing_any_check_are_refused() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
         parts[1]
     );
-    assert!(id_token::validate(&google, &jwks, &none, "nonce", NOW).is_err());
+    assert!(id_token::validate(&google, &jwks, &none, "nonce", UnixTime(NOW)).is_err());
 }
 
 fn discovery(issuer: &str, extra: Value) -> Vec<u8> {
@@ -1043,30 +1065,30 @@ fn callbacks_that_are_malformed_mixed_up_or_from_another_browser_are_refused() {
         &callback_url("corp"),
         pending(),
         &Counting::default(),
-        NOW,
+        UnixTime(NOW),
         600,
     )
     .unwrap();
     let record = &started.record;
     let binding = Some(started.browser_binding.as_str());
     assert_eq!(
-        upstream::check_record(record, &corp, binding, NOW + 1),
+        upstream::check_record(record, &corp, binding, UnixTime(NOW + 1)),
         Ok(())
     );
     assert_eq!(
-        upstream::check_record(record, &corp, Some("another browser"), NOW + 1),
+        upstream::check_record(record, &corp, Some("another browser"), UnixTime(NOW + 1)),
         Err(CallbackError::WrongBrowser)
     );
     assert_eq!(
-        upstream::check_record(record, &corp, None, NOW + 1),
+        upstream::check_record(record, &corp, None, UnixTime(NOW + 1)),
         Err(CallbackError::WrongBrowser)
     );
     assert_eq!(
-        upstream::check_record(record, &github, binding, NOW + 1),
+        upstream::check_record(record, &github, binding, UnixTime(NOW + 1)),
         Err(CallbackError::WrongProvider)
     );
     assert_eq!(
-        upstream::check_record(record, &corp, binding, NOW + 600),
+        upstream::check_record(record, &corp, binding, UnixTime(NOW + 600)),
         Err(CallbackError::UnknownState)
     );
 }
@@ -1096,10 +1118,19 @@ async fn kept_tokens_refresh_keeping_or_rotating_the_refresh_token_as_the_provid
         "application/json",
         recorded("google_refresh.json"),
     );
-    let kept = KeptTokens::new("old-access", Some("1//held-refresh"), Some(3600), None, NOW);
-    assert!(!kept.needs_refresh(NOW + 3000, 60));
-    assert!(kept.needs_refresh(NOW + 3550, 60));
-    let fresh = kept.refresh(&google, &transport, NOW + 3550).await.unwrap();
+    let kept = KeptTokens::new(
+        "old-access",
+        Some("1//held-refresh"),
+        Some(3600),
+        None,
+        UnixTime(NOW),
+    );
+    assert!(!kept.needs_refresh(UnixTime(NOW + 3000), 60));
+    assert!(kept.needs_refresh(UnixTime(NOW + 3550), 60));
+    let fresh = kept
+        .refresh(&google, &transport, UnixTime(NOW + 3550))
+        .await
+        .unwrap();
     assert_eq!(fresh.access_token, "1/fFAGRNJru1FTz70BzhT3Zg");
     assert_eq!(fresh.refresh_token.as_deref(), Some("1//held-refresh"));
     assert_eq!(fresh.expires_at, Some(NOW + 3550 + 3920));
@@ -1119,8 +1150,17 @@ async fn kept_tokens_refresh_keeping_or_rotating_the_refresh_token_as_the_provid
         "application/x-www-form-urlencoded",
         recorded("github_refresh.form"),
     );
-    let kept = KeptTokens::new("ghu_old", Some("ghr_old"), Some(28800), Some("repo"), NOW);
-    let fresh = kept.refresh(&github, &transport, NOW).await.unwrap();
+    let kept = KeptTokens::new(
+        "ghu_old",
+        Some("ghr_old"),
+        Some(28800),
+        Some("repo"),
+        UnixTime(NOW),
+    );
+    let fresh = kept
+        .refresh(&github, &transport, UnixTime(NOW))
+        .await
+        .unwrap();
     assert_eq!(
         fresh.access_token,
         "ghu_16C7e42F292c6912E7710c838347Ae178B4a"
@@ -1134,9 +1174,9 @@ async fn kept_tokens_refresh_keeping_or_rotating_the_refresh_token_as_the_provid
     );
 
     // Without a refresh token there is nothing to refresh: the user signs in again.
-    let kept = KeptTokens::new("a", None, Some(1), None, NOW);
+    let kept = KeptTokens::new("a", None, Some(1), None, UnixTime(NOW));
     assert!(matches!(
-        kept.refresh(&github, &transport, NOW).await,
+        kept.refresh(&github, &transport, UnixTime(NOW)).await,
         Err(ProxyError::Token(_))
     ));
 }
@@ -1145,7 +1185,13 @@ async fn kept_tokens_refresh_keeping_or_rotating_the_refresh_token_as_the_provid
 #[test]
 fn sealed_tokens_open_only_with_their_key_and_account() {
     use mcpauth_proxy::{KeptTokens, TokenVault};
-    let tokens = KeptTokens::new("access", Some("refresh"), Some(60), Some("repo"), NOW);
+    let tokens = KeptTokens::new(
+        "access",
+        Some("refresh"),
+        Some(60),
+        Some("repo"),
+        UnixTime(NOW),
+    );
     let vault = TokenVault::new(&[1; 32]);
     let sealed = vault
         .seal(&tokens, "github\n1", &Counting::default())

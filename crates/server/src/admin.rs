@@ -46,7 +46,7 @@ async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartEr
 /// [`StartError::User`] for an unknown email, [`StartError::Store`].
 pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
     let user = user_by_email(store, email).await?;
-    store.disable_user(&user.user_id, now().0).await?;
+    store.disable_user(&user.user_id, now()).await?;
     Ok(())
 }
 

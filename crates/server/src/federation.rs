@@ -4,6 +4,7 @@
 //! (`federated_identities`), created at its first sign-in and never merged with another
 //! account by email; its upstream tokens are kept sealed when the operator asks for them.
 
+use mcpauth_token_engine::UnixTime;
 use std::sync::Arc;
 
 use mcpauth_proxy::upstream::{ReqwestTransport, Transport};
@@ -60,7 +61,7 @@ impl UpstreamRequestStore for SqlUpstreamRequests {
     ) -> Result<Option<UpstreamRequest>, UpstreamStoreError> {
         let taken = self
             .0
-            .take_upstream_request(key, mcpauth_http::now().0)
+            .take_upstream_request(key, mcpauth_http::now())
             .await?;
         Ok(taken
             .map(|record| serde_json::from_str(&record))
@@ -217,7 +218,7 @@ impl Federation {
         };
         let binding = binding(provider_id, &row.subject);
         let kept = vault.open(&sealed, &binding)?;
-        if !kept.needs_refresh(now, REFRESH_LEEWAY) {
+        if !kept.needs_refresh(UnixTime(now), REFRESH_LEEWAY) {
             return Ok(Some(kept));
         }
         // One refresh per account across instances: a rotating refresh token is spent once.
@@ -227,7 +228,7 @@ impl Federation {
                 provider_id,
                 &row.subject,
                 &sealed,
-                now,
+                UnixTime(now),
                 now.saturating_add(REFRESH_LEASE),
             )
             .await?
@@ -236,7 +237,10 @@ impl Federation {
                 .refreshed_elsewhere(provider_id, &row.subject, &sealed, &binding, vault)
                 .await;
         }
-        let fresh = match kept.refresh(provider, &*self.transport, now).await {
+        let fresh = match kept
+            .refresh(provider, &*self.transport, UnixTime(now))
+            .await
+        {
             Ok(fresh) => fresh,
             Err(e) => {
                 // Let the next request try at once rather than wait out the lease.
@@ -248,7 +252,7 @@ impl Federation {
         };
         let resealed = vault.seal(&fresh, &binding, &OsRandom)?;
         self.store
-            .replace_federated_tokens(provider_id, &row.subject, &sealed, &resealed, now)
+            .replace_federated_tokens(provider_id, &row.subject, &sealed, &resealed, UnixTime(now))
             .await?;
         Ok(Some(fresh))
     }
@@ -342,7 +346,7 @@ impl LocalUsers {
                 email.as_deref(),
                 &identity.provider,
                 &identity.subject,
-                mcpauth_http::now().0,
+                mcpauth_http::now(),
             )
             .await?;
         tracing::info!(provider = %identity.provider, %user_id, "new federated user");
@@ -377,7 +381,7 @@ impl TokenMapper for LocalUsers {
         // Kept only when the operator asks; otherwise any kept before are dropped.
         let sealed = match &self.vault {
             Some(vault) => match vault.seal(
-                &KeptTokens::from_response(tokens, now),
+                &KeptTokens::from_response(tokens, UnixTime(now)),
                 &binding(&identity.provider, &identity.subject),
                 &*self.rng,
             ) {
@@ -392,7 +396,7 @@ impl TokenMapper for LocalUsers {
                 &identity.provider,
                 &identity.subject,
                 sealed.as_deref(),
-                now,
+                UnixTime(now),
             )
             .await
         {
@@ -436,7 +440,7 @@ mod tests {
                 .unwrap(),
             pending,
             &crate::OsRandom,
-            mcpauth_http::now().0,
+            mcpauth_http::now(),
             600,
         )
         .unwrap();

@@ -186,7 +186,7 @@ pub(crate) async fn rotate_signing_key(
         None => der,
     };
     store
-        .insert_signing_key(&kid, algorithm, &material, now().0)
+        .insert_signing_key(&kid, algorithm, &material, now())
         .await?;
     tracing::info!(%kid, algorithm, "stored a new signing key");
     Ok(kid)
@@ -209,7 +209,7 @@ pub(crate) async fn load_signing_keys(
             None => der,
         };
         if store
-            .insert_first_signing_key(&kid, "ES256", &material, now().0)
+            .insert_first_signing_key(&kid, "ES256", &material, now())
             .await?
         {
             tracing::info!(%kid, encrypted = encryption.is_some(), "generated a new ES256 signing key");

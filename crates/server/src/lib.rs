@@ -619,7 +619,7 @@ pub async fn serve_on(
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             interval.tick().await;
-            match store.sweep_expired(now().0).await {
+            match store.sweep_expired(now()).await {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
@@ -757,6 +757,6 @@ pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<S
         "user_{}",
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
     );
-    store.create_user(&user_id, &email, &hash, now().0).await?;
+    store.create_user(&user_id, &email, &hash, now()).await?;
     Ok(user_id)
 }

@@ -7,6 +7,7 @@
     reason = "tests"
 )]
 
+use mcpauth_token_engine::UnixTime;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -1939,7 +1940,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_an_unreadable_one_fails_
     assert_eq!(ready().await, StatusCode::OK);
     server
         .store
-        .insert_signing_key("unreadable", "ES256", b"not a key", 1)
+        .insert_signing_key("unreadable", "ES256", b"not a key", UnixTime(1))
         .await
         .unwrap();
     assert!(server.reload_keys().await.is_err());
@@ -2277,12 +2278,18 @@ async fn a_federated_account_cannot_sign_in_with_a_password() {
     .await
     .unwrap();
     store
-        .create_federated_user("user_fed", Some("fed@example.com"), "github", "42", 1)
+        .create_federated_user(
+            "user_fed",
+            Some("fed@example.com"),
+            "github",
+            "42",
+            UnixTime(1),
+        )
         .await
         .unwrap();
     // The operator names federated users by subject or `provider:upstream-id`.
     store
-        .create_federated_user("user_fed2", None, "github", "43", 1)
+        .create_federated_user("user_fed2", None, "github", "43", UnixTime(1))
         .await
         .unwrap();
     mcpauth_server::admin::disable_user(&store, "github:43")

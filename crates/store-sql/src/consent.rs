@@ -7,6 +7,7 @@
 //! scope A for one MCP server and scope B for another never approves B for the first.
 
 use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
+use mcpauth_token_engine::UnixTime;
 
 /// The scopes approved for one resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,9 +113,9 @@ impl SqlStore {
         redirect_uri: &str,
         scope: &str,
         resources: &[String],
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             for resource in resources {
@@ -225,9 +226,9 @@ impl SqlStore {
         &self,
         user_id: &str,
         client_id: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let forgotten =

@@ -2,6 +2,7 @@
 //! upstream account is, and (when the operator keeps them) its sealed upstream tokens.
 
 use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
+use mcpauth_token_engine::UnixTime;
 
 /// The password hash of accounts that sign in only upstream: not a PHC string, so no
 /// password ever verifies against it.
@@ -114,9 +115,9 @@ impl SqlStore {
         email: Option<&str>,
         provider: &str,
         subject: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<String, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         let fallback = format!("{provider}:{subject}");
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -179,9 +180,9 @@ impl SqlStore {
         provider: &str,
         subject: &str,
         upstream_tokens: Option<&str>,
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE federated_identities SET upstream_tokens = $3, updated_at = $4, \
@@ -210,9 +211,9 @@ impl SqlStore {
         subject: &str,
         expected: &str,
         upstream_tokens: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let done = sqlx::query(
                 "UPDATE federated_identities SET upstream_tokens = $4, updated_at = $5, \
@@ -243,9 +244,10 @@ impl SqlStore {
         provider: &str,
         subject: &str,
         expected: &str,
-        now: u64,
+        now: UnixTime,
         until: u64,
     ) -> Result<bool, StoreError> {
+        let now = now.0;
         let (now, until) = (to_db(now)?, to_db(until)?);
         on_pool_write!(self, |pool| {
             let done = sqlx::query(

@@ -2,6 +2,7 @@
 //! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
 
 use crate::{Backend, Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
+use mcpauth_token_engine::UnixTime;
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
@@ -151,9 +152,9 @@ impl SqlStore {
         user_id: &str,
         email: &str,
         password_hash: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO users (user_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -227,8 +228,8 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error; nothing is changed.
-    pub async fn disable_user(&self, user_id: &str, now: u64) -> Result<bool, StoreError> {
-        let now = to_db(now)?;
+    pub async fn disable_user(&self, user_id: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let found = sqlx::query(
@@ -346,9 +347,9 @@ impl SqlStore {
         kid: &str,
         algorithm: &str,
         material: &[u8],
-        now: u64,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, created_at, seq) VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys))")
                 .bind(kid)
@@ -390,9 +391,9 @@ impl SqlStore {
         kid: &str,
         algorithm: &str,
         material: &[u8],
-        now: u64,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Writing the lock row blocks the other instances' transactions until this one
@@ -474,9 +475,9 @@ impl SqlStore {
     pub async fn find_interaction(
         &self,
         id_hash: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Option<InteractionRow>, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT pending, csrf_hash, user_id, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2")
                 .bind(id_hash)
@@ -556,10 +557,10 @@ impl SqlStore {
         &self,
         id_hash: &str,
         user_id: &str,
-        now: u64,
+        now: UnixTime,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         let expires_at = to_db(expires_at)?;
         on_pool_write!(self, |pool| {
             sqlx::query(
@@ -583,9 +584,9 @@ impl SqlStore {
     pub async fn session_user(
         &self,
         id_hash: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Option<String>, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool!(self, |pool| {
             let row =
                 sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
@@ -620,9 +621,9 @@ impl SqlStore {
     pub async fn login_locked_until(
         &self,
         account_hash: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Option<u64>, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         on_pool!(self, |pool| {
             let row = sqlx::query(
                 "SELECT locked_until FROM login_failures WHERE account_hash = $1 AND locked_until > $2",
@@ -647,9 +648,10 @@ impl SqlStore {
     pub async fn record_login_failure(
         &self,
         account_hash: &str,
-        now: u64,
+        now: UnixTime,
         policy: &LockoutPolicy,
     ) -> Result<Option<u64>, StoreError> {
+        let now = now.0;
         let quiet_since = to_db(now.saturating_sub(policy.forget_after()))?;
         let db_now = to_db(now)?;
         let (failures, lockouts) = on_pool_write!(self, |pool| {
@@ -794,7 +796,8 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error.
-    pub async fn sweep_expired(&self, now: u64) -> Result<u64, StoreError> {
+    pub async fn sweep_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let now = now.0;
         let stale_counters = to_db(now.saturating_sub(RATE_LIMIT_RETENTION))?;
         let now = to_db(now)?;
         let mut removed = 0;

@@ -2,6 +2,7 @@
 //! upstream requests), kept as opaque JSON: single use, shared by every instance.
 
 use crate::{SqlStore, StoreError, on_pool_write, to_db};
+use mcpauth_token_engine::UnixTime;
 
 impl SqlStore {
     /// Stores a waiting sign-in under `state_hash` until `expires_at`.
@@ -39,9 +40,9 @@ impl SqlStore {
     pub async fn take_upstream_request(
         &self,
         state_hash: &str,
-        now: u64,
+        now: UnixTime,
     ) -> Result<Option<String>, StoreError> {
-        let now = to_db(now)?;
+        let now = to_db(now.0)?;
         let record: Option<String> = on_pool_write!(self, |pool| {
             sqlx::query_scalar(
                 "DELETE FROM upstream_requests WHERE state_hash = $1 AND expires_at > $2 RETURNING record",

@@ -124,12 +124,12 @@ async fn the_sweep_deletes_every_expired_row_in_batches_and_keeps_live_ones() {
             .hit("new-counter", UnixTime(90_000), 60)
             .await
             .unwrap();
-        assert_eq!(store.sweep_expired(5_000).await.unwrap(), 1_234);
+        assert_eq!(store.sweep_expired(UnixTime(5_000)).await.unwrap(), 1_234);
         assert!(store.find_code("old0").await.unwrap().is_none());
         assert!(store.find_code("old1233").await.unwrap().is_none());
         assert!(store.find_code("live9").await.unwrap().is_some());
         assert_eq!(
-            store.sweep_expired(100_000).await.unwrap(),
+            store.sweep_expired(UnixTime(100_000)).await.unwrap(),
             11,
             "the ten other codes have expired by now, and one counter is a day old"
         );
@@ -154,8 +154,8 @@ async fn the_sweep_deletes_every_expired_row_in_batches_and_keeps_live_ones() {
 async fn instances_starting_at_once_create_exactly_one_first_signing_key() {
     on_both_databases("firstkey", |first, second| async move {
         let (a, b) = tokio::join!(
-            first.insert_first_signing_key("kid-a", "ES256", b"key a", 1),
-            second.insert_first_signing_key("kid-b", "ES256", b"key b", 1),
+            first.insert_first_signing_key("kid-a", "ES256", b"key a", UnixTime(1)),
+            second.insert_first_signing_key("kid-b", "ES256", b"key b", UnixTime(1)),
         );
         assert!(
             a.unwrap() ^ b.unwrap(),
@@ -167,13 +167,13 @@ async fn instances_starting_at_once_create_exactly_one_first_signing_key() {
         // Later calls never add a second "first" key.
         assert!(
             !first
-                .insert_first_signing_key("kid-c", "ES256", b"key c", 2)
+                .insert_first_signing_key("kid-c", "ES256", b"key c", UnixTime(2))
                 .await
                 .unwrap()
         );
         // Rotation adds the newest key, which sorts first.
         first
-            .insert_signing_key("kid-d", "ES256", b"key d", 3)
+            .insert_signing_key("kid-d", "ES256", b"key d", UnixTime(3))
             .await
             .unwrap();
         assert!(
@@ -200,11 +200,11 @@ async fn disabling_a_user_ends_its_sessions_and_revokes_its_grants() {
 async fn disable_user(store: SqlStore) {
     for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
         store
-            .create_user(id, email, "$argon2id$x", 10)
+            .create_user(id, email, "$argon2id$x", UnixTime(10))
             .await
             .unwrap();
         store
-            .insert_session(&format!("s-{id}"), id, 10, 1_000)
+            .insert_session(&format!("s-{id}"), id, UnixTime(10), 1_000)
             .await
             .unwrap();
         store
@@ -220,8 +220,8 @@ async fn disable_user(store: SqlStore) {
             .await
             .unwrap();
     }
-    assert!(store.disable_user("u1", 20).await.unwrap());
-    assert!(!store.disable_user("nobody", 20).await.unwrap());
+    assert!(store.disable_user("u1", UnixTime(20)).await.unwrap());
+    assert!(!store.disable_user("nobody", UnixTime(20)).await.unwrap());
     let users = store.list_users().await.unwrap();
     assert_eq!(
         users
@@ -230,9 +230,16 @@ async fn disable_user(store: SqlStore) {
             .collect::<Vec<_>>(),
         [("one@example.com", true), ("two@example.com", false)]
     );
-    assert_eq!(store.session_user("s-u1", 30).await.unwrap(), None);
     assert_eq!(
-        store.session_user("s-u2", 30).await.unwrap().as_deref(),
+        store.session_user("s-u1", UnixTime(30)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .session_user("s-u2", UnixTime(30))
+            .await
+            .unwrap()
+            .as_deref(),
         Some("u2")
     );
     let revoked = store.find_grant("g-u1").await.unwrap().unwrap();
@@ -260,7 +267,10 @@ async fn disable_user(store: SqlStore) {
             .await
             .unwrap()
     );
-    assert_eq!(store.session_user("s-u2", 30).await.unwrap(), None);
+    assert_eq!(
+        store.session_user("s-u2", UnixTime(30)).await.unwrap(),
+        None
+    );
     assert_eq!(
         store
             .find_user_by_id("u2")
@@ -284,11 +294,25 @@ async fn remembered_consent_is_per_redirect_uri_and_resource() {
             "https://b.example/mcp".to_owned(),
         );
         store
-            .remember_consent("u", "c", APP, "mcp:read", std::slice::from_ref(&a), 10)
+            .remember_consent(
+                "u",
+                "c",
+                APP,
+                "mcp:read",
+                std::slice::from_ref(&a),
+                UnixTime(10),
+            )
             .await
             .unwrap();
         store
-            .remember_consent("u", "c", APP, "mcp:admin", std::slice::from_ref(&b), 11)
+            .remember_consent(
+                "u",
+                "c",
+                APP,
+                "mcp:admin",
+                std::slice::from_ref(&b),
+                UnixTime(11),
+            )
             .await
             .unwrap();
         let covers = |redirect: &'static str, scope: &'static str, resources: Vec<String>| {
@@ -317,12 +341,19 @@ async fn remembered_consent_is_per_redirect_uri_and_resource() {
                 APP,
                 "mcp:read mcp:write",
                 std::slice::from_ref(&a),
-                12,
+                UnixTime(12),
             )
             .await
             .unwrap();
         store
-            .remember_consent("u", "c", APP, "mcp:read", std::slice::from_ref(&a), 13)
+            .remember_consent(
+                "u",
+                "c",
+                APP,
+                "mcp:read",
+                std::slice::from_ref(&a),
+                UnixTime(13),
+            )
             .await
             .unwrap();
         assert!(covers(APP, "mcp:write", vec![a.clone()]).await);
@@ -346,7 +377,7 @@ async fn disabling_a_user_or_changing_the_password_ends_pending_interactions() {
     on_both_databases("pending", |store, _| async move {
         for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
             store
-                .create_user(id, email, "$argon2id$x", 10)
+                .create_user(id, email, "$argon2id$x", UnixTime(10))
                 .await
                 .unwrap();
         }
@@ -359,9 +390,15 @@ async fn disabling_a_user_or_changing_the_password_ends_pending_interactions() {
         }
         let live = |id: &'static str| {
             let store = store.clone();
-            async move { store.find_interaction(id, 20).await.unwrap().is_some() }
+            async move {
+                store
+                    .find_interaction(id, UnixTime(20))
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
         };
-        assert!(store.disable_user("u1", 20).await.unwrap());
+        assert!(store.disable_user("u1", UnixTime(20)).await.unwrap());
         assert!(!live("i1").await && !live("i4").await);
         assert!(live("i2").await && live("i3").await);
         assert!(
@@ -395,38 +432,53 @@ async fn lockout(first: SqlStore, second: SqlStore) {
     );
     let attempts = (0..6).map(|n| {
         let store = if n % 2 == 0 { &first } else { &second };
-        store.record_login_failure("acct", 1_000, &policy)
+        store.record_login_failure("acct", UnixTime(1_000), &policy)
     });
     let results = futures::future::join_all(attempts).await;
     let locks: Vec<u64> = results.into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(locks, [1_060], "one lock, of the first length");
     assert_eq!(
-        first.login_locked_until("acct", 1_030).await.unwrap(),
+        first
+            .login_locked_until("acct", UnixTime(1_030))
+            .await
+            .unwrap(),
         Some(1_060)
     );
     assert_eq!(
-        second.login_locked_until("acct", 1_060).await.unwrap(),
+        second
+            .login_locked_until("acct", UnixTime(1_060))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        first.login_locked_until("other", 1_030).await.unwrap(),
+        first
+            .login_locked_until("other", UnixTime(1_030))
+            .await
+            .unwrap(),
         None
     );
     // After the lock, six more wrong passwords lock for twice as long.
     let mut last = None;
     for _ in 0..6 {
         last = second
-            .record_login_failure("acct", 1_100, &policy)
+            .record_login_failure("acct", UnixTime(1_100), &policy)
             .await
             .unwrap();
     }
     assert_eq!(last, Some(1_220));
     // A success forgets everything.
     first.clear_login_failures("acct").await.unwrap();
-    assert_eq!(first.login_locked_until("acct", 1_150).await.unwrap(), None);
     assert_eq!(
         first
-            .record_login_failure("acct", 1_150, &policy)
+            .login_locked_until("acct", UnixTime(1_150))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        first
+            .record_login_failure("acct", UnixTime(1_150), &policy)
             .await
             .unwrap(),
         None
@@ -446,14 +498,14 @@ async fn upstream_requests(first: SqlStore, second: SqlStore) {
         .await
         .unwrap();
     let (a, b) = tokio::join!(
-        first.take_upstream_request("state-hash", 900),
-        second.take_upstream_request("state-hash", 900)
+        first.take_upstream_request("state-hash", UnixTime(900)),
+        second.take_upstream_request("state-hash", UnixTime(900))
     );
     let taken: Vec<String> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
     assert_eq!(taken, vec![r#"{"provider":"corp"}"#.to_owned()]);
     assert_eq!(
         first
-            .take_upstream_request("state-hash", 900)
+            .take_upstream_request("state-hash", UnixTime(900))
             .await
             .unwrap(),
         None
@@ -464,11 +516,14 @@ async fn upstream_requests(first: SqlStore, second: SqlStore) {
         .await
         .unwrap();
     assert_eq!(
-        first.take_upstream_request("old", 1_000).await.unwrap(),
+        first
+            .take_upstream_request("old", UnixTime(1_000))
+            .await
+            .unwrap(),
         None,
         "expired"
     );
-    assert!(first.sweep_expired(1_000).await.unwrap() >= 1);
+    assert!(first.sweep_expired(UnixTime(1_000)).await.unwrap() >= 1);
     first
         .save_upstream_request("old", "{}", 2_000)
         .await
@@ -485,12 +540,24 @@ async fn an_upstream_account_is_linked_to_exactly_one_local_user() {
 
 async fn federated_identities(first: SqlStore, second: SqlStore) {
     first
-        .create_user("user_local", "ada@example.com", "$argon2id$x", 1)
+        .create_user("user_local", "ada@example.com", "$argon2id$x", UnixTime(1))
         .await
         .unwrap();
     let (a, b) = tokio::join!(
-        first.create_federated_user("user_a", Some("ada@example.com"), "google", "123", 10),
-        second.create_federated_user("user_b", Some("ada@example.com"), "google", "123", 10)
+        first.create_federated_user(
+            "user_a",
+            Some("ada@example.com"),
+            "google",
+            "123",
+            UnixTime(10)
+        ),
+        second.create_federated_user(
+            "user_b",
+            Some("ada@example.com"),
+            "google",
+            "123",
+            UnixTime(10)
+        )
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a, b, "both first sign-ins end as the same user");
@@ -509,7 +576,13 @@ async fn federated_identities(first: SqlStore, second: SqlStore) {
     assert_eq!(identity.upstream_tokens, None);
 
     let other = first
-        .create_federated_user("user_c", Some("grace@example.com"), "github", "9", 20)
+        .create_federated_user(
+            "user_c",
+            Some("grace@example.com"),
+            "github",
+            "9",
+            UnixTime(20),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -527,24 +600,24 @@ async fn federated_identities(first: SqlStore, second: SqlStore) {
     );
 
     first
-        .set_federated_tokens("github", "9", Some("sealed-1"), 30)
+        .set_federated_tokens("github", "9", Some("sealed-1"), UnixTime(30))
         .await
         .unwrap();
     // One refresh claim at a time, only on the tokens the claimant read; it lapses.
     let (x, y) = tokio::join!(
-        first.claim_federated_refresh("github", "9", "sealed-1", 30, 60),
-        second.claim_federated_refresh("github", "9", "sealed-1", 30, 60)
+        first.claim_federated_refresh("github", "9", "sealed-1", UnixTime(30), 60),
+        second.claim_federated_refresh("github", "9", "sealed-1", UnixTime(30), 60)
     );
     assert!(x.unwrap() ^ y.unwrap(), "exactly one instance refreshes");
     assert!(
         !first
-            .claim_federated_refresh("github", "9", "sealed-1", 59, 89)
+            .claim_federated_refresh("github", "9", "sealed-1", UnixTime(59), 89)
             .await
             .unwrap()
     );
     assert!(
         first
-            .claim_federated_refresh("github", "9", "sealed-1", 60, 90)
+            .claim_federated_refresh("github", "9", "sealed-1", UnixTime(60), 90)
             .await
             .unwrap(),
         "a lapsed claim is taken over"
@@ -555,14 +628,14 @@ async fn federated_identities(first: SqlStore, second: SqlStore) {
         .unwrap();
     assert!(
         !first
-            .claim_federated_refresh("github", "9", "stale", 61, 91)
+            .claim_federated_refresh("github", "9", "stale", UnixTime(61), 91)
             .await
             .unwrap(),
         "tokens someone else replaced are not refreshed again"
     );
     let (x, y) = tokio::join!(
-        first.replace_federated_tokens("github", "9", "sealed-1", "sealed-2", 40),
-        second.replace_federated_tokens("github", "9", "sealed-1", "sealed-3", 40)
+        first.replace_federated_tokens("github", "9", "sealed-1", "sealed-2", UnixTime(40)),
+        second.replace_federated_tokens("github", "9", "sealed-1", "sealed-3", UnixTime(40))
     );
     assert!(x.unwrap() ^ y.unwrap(), "exactly one refresh wins");
     let kept = first

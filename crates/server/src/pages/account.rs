@@ -108,7 +108,7 @@ pub(super) async fn withdraw(
     };
     match pages
         .store
-        .revoke_consent(&user.id, &form.client_id, now().0)
+        .revoke_consent(&user.id, &form.client_id, now())
         .await
     {
         Ok(_) => {

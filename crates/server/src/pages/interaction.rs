@@ -183,7 +183,7 @@ impl Pages {
         id: &str,
         headers: &HeaderMap,
     ) -> Result<(InteractionRow, String), Response> {
-        let row = match self.store.find_interaction(&secret_hash(id), now().0).await {
+        let row = match self.store.find_interaction(&secret_hash(id), now()).await {
             Ok(Some(row)) => row,
             Ok(None) => return Err(self.expired()),
             Err(e) => return Err(self.server_error(&e)),
@@ -296,7 +296,7 @@ impl Pages {
                     &redirect_uri,
                     &scope,
                     &resources,
-                    now().0,
+                    now(),
                 )
                 .await
         {

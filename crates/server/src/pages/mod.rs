@@ -245,7 +245,7 @@ impl Pages {
         let id = cookie(headers, &self.cookie_name(SESSION_COOKIE))?;
         let user_id = self
             .store
-            .session_user(&secret_hash(id), now().0)
+            .session_user(&secret_hash(id), now())
             .await
             .ok()
             .flatten()?;

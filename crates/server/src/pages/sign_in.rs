@@ -5,6 +5,7 @@
 //! ([`LockoutPolicy`](mcpauth_store_sql::LockoutPolicy)); per address, a window of attempts
 //! (one caller spraying many accounts).
 
+use mcpauth_token_engine::UnixTime;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -66,7 +67,7 @@ pub(super) async fn check_password(
     // No address is "*", so this key is the account's alone.
     let whole_account = secret_hash(&format!("{email}\n*"));
     for key in [&account, &whole_account] {
-        match pages.store.login_locked_until(key, now().0).await {
+        match pages.store.login_locked_until(key, now()).await {
             Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
             Ok(None) => {}
             Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
@@ -105,11 +106,11 @@ pub(super) async fn check_password(
             let now = now().0;
             let here = pages
                 .store
-                .record_login_failure(&account, now, &pages.lockout)
+                .record_login_failure(&account, UnixTime(now), &pages.lockout)
                 .await;
             let everywhere = pages
                 .store
-                .record_login_failure(&whole_account, now, &pages.account_lockout)
+                .record_login_failure(&whole_account, UnixTime(now), &pages.account_lockout)
                 .await;
             match (here, everywhere) {
                 (Err(e), _) | (_, Err(e)) => PasswordCheck::Refused(pages.server_error(&e)),
@@ -178,7 +179,7 @@ pub(super) async fn start_session(
         .insert_session(
             &secret_hash(&session),
             user_id,
-            now,
+            UnixTime(now),
             now + pages.session_ttl,
         )
         .await
