@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mcpauth_adapter_axum::{InteractionHandler, authorization_server_router, now};
-use mcpauth_http::OsRandom;
+use mcpauth_adapter_axum::now;
+use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
 use mcpauth_proxy::upstream::ReqwestTransport;
 use mcpauth_proxy::{
     CallbackOutcome, FederatedLogin, MemoryUpstreamRequests, Preset, ProviderConfig,
@@ -90,14 +90,16 @@ fn redirect(location: &str, cookies: &[&str]) -> Response {
 struct ConsentFirst(Arc<App>);
 
 #[async_trait::async_trait]
-impl InteractionHandler for ConsentFirst {
+impl Interaction for ConsentFirst {
     async fn begin(
         &self,
         pending: PendingAuthorization,
-        _request: &axum::http::request::Parts,
-    ) -> Response {
+        _request: &http::request::Parts,
+    ) -> HttpResponse {
         let (Some(id), Some(csrf)) = (random_id(), random_id()) else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            let mut failed = HttpResponse::default();
+            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return failed;
         };
         let client = escape(pending.client_name.as_deref().unwrap_or("An application"));
         let resources = escape(&pending.resources.join(", "));
@@ -127,19 +129,19 @@ impl InteractionHandler for ConsentFirst {
 <form method="post" action="/consent/{id}"><input type="hidden" name="csrf" value="{csrf}">
 {providers}<button name="provider" value="">Deny</button></form>"#
         );
-        let mut response = (
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::X_FRAME_OPTIONS, "DENY"),
-            ],
-            Html(page),
-        )
-            .into_response();
+        let mut response = HttpResponse::new(page.into());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         // Binds the form to this browser (double submit), only for this request's path.
         if let Ok(v) = HeaderValue::from_str(&format!(
             "consent_csrf={csrf}; Path=/consent/{id}; HttpOnly; SameSite=Lax; Max-Age=600"
         )) {
-            response.headers_mut().append(header::SET_COOKIE, v);
+            headers.append(header::SET_COOKIE, v);
         }
         response
     }
@@ -265,7 +267,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         waiting: Mutex::new(HashMap::new()),
     });
 
-    let router = authorization_server_router(engine, Arc::new(ConsentFirst(app.clone()))).merge(
+    let server = AuthorizationServer::new(engine, Arc::new(ConsentFirst(app.clone())));
+    let router = mcpauth_adapter_axum::router(Arc::new(server)).merge(
         Router::new()
             .route("/consent/{id}", post(consent))
             .route("/upstream/{provider}/callback", get(callback))

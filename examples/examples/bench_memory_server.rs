@@ -16,10 +16,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use mcpauth_adapter_axum::{InteractionHandler, authorization_server_router, now};
-use mcpauth_http::OsRandom;
+use http::{StatusCode, header};
+use mcpauth_adapter_axum::now;
+use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::{
     EngineConfig, MemoryModel, PendingAuthorization, SigningKey, TokenEngine,
@@ -29,18 +28,22 @@ use mcpauth_token_engine::{
 struct ApproveEverything(Arc<TokenEngine<MemoryModel>>);
 
 #[async_trait::async_trait]
-impl InteractionHandler for ApproveEverything {
+impl Interaction for ApproveEverything {
     async fn begin(
         &self,
         pending: PendingAuthorization,
-        _request: &axum::http::request::Parts,
-    ) -> Response {
-        match self.0.approve(pending, "bench-user", now()).await {
-            Ok(redirect) => {
-                (StatusCode::FOUND, [(header::LOCATION, redirect.location)]).into_response()
-            }
-            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-        }
+        _request: &http::request::Parts,
+    ) -> HttpResponse {
+        let answer = match self.0.approve(pending, "bench-user", now()).await {
+            Ok(redirect) => http::Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, redirect.location)
+                .body(bytes::Bytes::new()),
+            Err(e) => http::Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .body(e.to_string().into()),
+        };
+        answer.unwrap_or_default()
     }
 }
 
@@ -90,8 +93,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     public.scope = Some("mcp:tools".into());
     let public = engine.register_client(public, now()).await?;
 
-    let router =
-        authorization_server_router(engine.clone(), Arc::new(ApproveEverything(engine.clone())));
+    let server =
+        AuthorizationServer::new(engine.clone(), Arc::new(ApproveEverything(engine.clone())));
+    let router = mcpauth_adapter_axum::router(Arc::new(server));
     println!(
         "{}",
         serde_json::json!({

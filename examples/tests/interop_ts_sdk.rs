@@ -68,9 +68,12 @@ async fn run_interop(
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     config.resources = vec![resource.clone()];
     configure(&mut config);
-    let server = mcpauth_server::build_with_fetch_policy(&config, fetch_policy)
-        .await
-        .unwrap();
+    let server = mcpauth_server::build_with(
+        &config,
+        mcpauth_server::BuildOptions::default().fetch_policy(fetch_policy),
+    )
+    .await
+    .unwrap();
     mcpauth_server::add_user(&server.store, "Alice@Example.com", "correct horse battery")
         .await
         .unwrap();

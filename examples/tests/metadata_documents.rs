@@ -32,9 +32,12 @@ async fn start(
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     configure(&mut config);
-    let server = mcpauth_server::build_with_fetch_policy(&config, policy)
-        .await
-        .unwrap();
+    let server = mcpauth_server::build_with(
+        &config,
+        mcpauth_server::BuildOptions::default().fetch_policy(policy),
+    )
+    .await
+    .unwrap();
     let engine = server.engine.clone();
     tokio::spawn(mcpauth_server::serve_on(
         listener,

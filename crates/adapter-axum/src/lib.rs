@@ -42,10 +42,7 @@
 mod authorization_server;
 mod resource_server;
 
-pub use authorization_server::{
-    InteractionHandler, authorization_server_router, authorization_server_router_with_fetcher, now,
-    router, show_error_page,
-};
-pub use mcpauth_http::AuthorizationServer;
+pub use authorization_server::{now, router, show_error_page};
+pub use mcpauth_http::{AuthorizationServer, Interaction};
 pub use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError};
 pub use resource_server::{Authenticated, BearerLayer, BearerService, MetadataRouter};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
-use mcpauth_adapter_axum::{InteractionHandler, authorization_server_router, now};
+use mcpauth_adapter_axum::{AuthorizationServer, Interaction, now, router};
+use mcpauth_http::HttpResponse;
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::{
     EngineConfig, MemoryModel, PendingAuthorization, RandomError, SecureRandom, SigningKey,
@@ -30,15 +30,15 @@ impl SecureRandom for Counter {
 struct Slow(Arc<AtomicBool>);
 
 #[async_trait::async_trait]
-impl InteractionHandler for Slow {
+impl Interaction for Slow {
     async fn begin(
         &self,
         _pending: PendingAuthorization,
-        _request: &axum::http::request::Parts,
-    ) -> Response {
+        _request: &http::request::Parts,
+    ) -> HttpResponse {
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.0.store(true, Ordering::SeqCst);
-        "done".into_response()
+        http::Response::new(bytes::Bytes::from_static(b"done"))
     }
 }
 
@@ -56,7 +56,10 @@ async fn a_request_runs_to_completion_when_its_client_hangs_up() {
     metadata.redirect_uris = vec!["http://127.0.0.1/cb".into()];
     let client = engine.register_client(metadata, now()).await.unwrap();
     let finished = Arc::new(AtomicBool::new(false));
-    let app = authorization_server_router(engine, Arc::new(Slow(finished.clone())));
+    let app = router(Arc::new(AuthorizationServer::new(
+        engine,
+        Arc::new(Slow(finished.clone())),
+    )));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let query = format!(

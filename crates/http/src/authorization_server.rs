@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
 use mcpauth_token_engine::{
-    AuthorizeOutcome, InternalError, OAuthServerModel, PendingAuthorization, TokenEngine, paths,
+    AuthorizeOutcome, Clock, InternalError, OAuthServerModel, PendingAuthorization, SystemClock,
+    TokenEngine, paths,
 };
 
 /// The response type of every service here.
@@ -73,9 +74,25 @@ impl Endpoint {
 pub struct AuthorizationServer<M: ?Sized> {
     engine: Arc<TokenEngine<M>>,
     interaction: Arc<dyn Interaction>,
-    fetcher: Option<mcpauth_fetch::SafeFetcher>,
-    issuer_path: String,
-    metadata_path: String,
+    fetcher: Option<Arc<mcpauth_fetch::SafeFetcher>>,
+    clock: Arc<dyn Clock>,
+    issuer_path: Arc<str>,
+    metadata_path: Arc<str>,
+}
+
+// By hand: a derive would ask `M: Clone`. Every field is shared, so a clone is a few counter
+// increments ([`AuthorizationServer::handle`] moves one into its task).
+impl<M: ?Sized> Clone for AuthorizationServer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            interaction: self.interaction.clone(),
+            fetcher: self.fetcher.clone(),
+            clock: self.clock.clone(),
+            issuer_path: self.issuer_path.clone(),
+            metadata_path: self.metadata_path.clone(),
+        }
+    }
 }
 
 impl<M: ?Sized> std::fmt::Debug for AuthorizationServer<M> {
@@ -97,11 +114,12 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             .trim_end_matches('/')
             .to_owned();
         Self {
-            metadata_path: format!("/.well-known/oauth-authorization-server{issuer_path}"),
-            issuer_path,
+            metadata_path: format!("/.well-known/oauth-authorization-server{issuer_path}").into(),
+            issuer_path: issuer_path.into(),
             engine,
             interaction,
             fetcher: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -109,7 +127,16 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     /// for one; without it, `https` client ids are refused with an explanation.
     #[must_use]
     pub fn with_client_metadata_fetcher(mut self, fetcher: mcpauth_fetch::SafeFetcher) -> Self {
-        self.fetcher = Some(fetcher);
+        self.fetcher = Some(Arc::new(fetcher));
+        self
+    }
+
+    /// Reads the time from `clock` instead of the system's (tests step a
+    /// [`ManualClock`](mcpauth_token_engine::ManualClock) past expiries and polling
+    /// intervals).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -125,7 +152,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     pub fn route_paths(&self) -> Vec<String> {
         let at = |path: &str| format!("{}{path}", self.issuer_path);
         vec![
-            self.metadata_path.clone(),
+            self.metadata_path.to_string(),
             at(paths::JWKS),
             at(paths::AUTHORIZE),
             at(paths::TOKEN),
@@ -138,10 +165,10 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     }
 
     fn endpoint(&self, path: &str) -> Option<Endpoint> {
-        if path == self.metadata_path {
+        if path == &*self.metadata_path {
             return Some(Endpoint::Metadata);
         }
-        let rest = path.strip_prefix(&self.issuer_path)?;
+        let rest = path.strip_prefix(&*self.issuer_path)?;
         Some(match rest {
             paths::JWKS => Endpoint::Jwks,
             paths::AUTHORIZE => Endpoint::Authorize,
@@ -167,7 +194,32 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     /// Answers `request`: any path of [`route_paths`](Self::route_paths), `404` for others.
     /// Adapters put the caller's address in the request's extensions as a
     /// [`CallerKey`](mcpauth_token_engine::CallerKey) for the per-caller limits.
+    ///
+    /// The request runs to completion in a task of its own (on the current tokio runtime),
+    /// even when the caller stops waiting: a client that hangs up cannot cancel it half-way
+    /// through a storage transaction. (A cancelled PostgreSQL transaction once left a
+    /// connection idle in a transaction, holding row locks; see the adapters'
+    /// `tests/cancellation.rs`.)
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub async fn handle(&self, request: http::Request<Bytes>) -> HttpResponse {
+        let server = self.clone();
+        match tokio::spawn(async move { server.answer(request).await }).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "the request's task failed");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the request failed; try again",
+                )
+            }
+        }
+    }
+
+    async fn answer(&self, request: http::Request<Bytes>) -> HttpResponse {
         let Some(endpoint) = self.endpoint(request.uri().path()) else {
             return json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         };
@@ -198,21 +250,31 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
                 if let Err(refusal) = self.refresh_stale_document(&request).await {
                     return refusal;
                 }
-                engine.token_endpoint(request, now()).await
+                engine.token_endpoint(request, self.clock.now()).await
             }
-            Endpoint::Register => engine.registration_endpoint(request, now()).await,
-            Endpoint::ClientConfiguration(client_id) => {
+            Endpoint::Register => {
                 engine
-                    .client_configuration_endpoint(request, &client_id, now())
+                    .registration_endpoint(request, self.clock.now())
                     .await
             }
-            Endpoint::Revoke => engine.revocation_endpoint(request, now()).await,
-            Endpoint::Introspect => engine.introspection_endpoint(request, now()).await,
+            Endpoint::ClientConfiguration(client_id) => {
+                engine
+                    .client_configuration_endpoint(request, &client_id, self.clock.now())
+                    .await
+            }
+            Endpoint::Revoke => engine.revocation_endpoint(request, self.clock.now()).await,
+            Endpoint::Introspect => {
+                engine
+                    .introspection_endpoint(request, self.clock.now())
+                    .await
+            }
             Endpoint::DeviceAuthorization => {
                 if let Err(refusal) = self.refresh_stale_document(&request).await {
                     return refusal;
                 }
-                engine.device_authorization_endpoint(request, now()).await
+                engine
+                    .device_authorization_endpoint(request, self.clock.now())
+                    .await
             }
         })
     }
@@ -220,14 +282,18 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     async fn authorize(&self, request: http::Request<Bytes>) -> HttpResponse {
         let (parts, _) = request.into_parts();
         let query = parts.uri.query().unwrap_or_default().as_bytes().to_vec();
-        let mut outcome = self.engine.authorize(&query, now()).await;
+        let mut outcome = self.engine.authorize(&query, self.clock.now()).await;
         if let AuthorizeOutcome::NeedsClientMetadata(fetch) = &outcome {
             // Each fetch can make the server store a client: limited per caller.
             let caller = parts
                 .extensions
                 .get::<mcpauth_token_engine::CallerKey>()
                 .map_or("anonymous", |k| k.0.as_str());
-            match self.engine.allow_client_metadata_fetch(caller, now()).await {
+            match self
+                .engine
+                .allow_client_metadata_fetch(caller, self.clock.now())
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     return show_error_page(&OAuthError::new(
@@ -246,7 +312,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             if let Err(page) = self.fetch_client_document(fetch).await {
                 return page;
             }
-            outcome = self.engine.authorize(&query, now()).await;
+            outcome = self.engine.authorize(&query, self.clock.now()).await;
         }
         match outcome {
             AuthorizeOutcome::Redirect(redirect) => redirect_to(&redirect.location),
@@ -296,7 +362,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
         };
         let fetch = match self
             .engine
-            .stale_client_metadata_document(&client_id, now())
+            .stale_client_metadata_document(&client_id, self.clock.now())
             .await
         {
             Ok(Some(fetch)) => fetch,
@@ -312,7 +378,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             .map_or("anonymous", |k| k.0.as_str());
         match self
             .engine
-            .allow_client_metadata_refetch(fetch.url(), caller, now())
+            .allow_client_metadata_refetch(fetch.url(), caller, self.clock.now())
             .await
         {
             Ok(true) => {}
@@ -321,7 +387,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
                 // wait for.
                 match self
                     .engine
-                    .stale_client_metadata_document(&client_id, now())
+                    .stale_client_metadata_document(&client_id, self.clock.now())
                     .await
                 {
                     Ok(None) => return Ok(()),
@@ -378,7 +444,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             tracing::info!(%url, error = %e, "client metadata document refused");
             format!("the client's metadata document could not be fetched: {e}")
         })?;
-        let at = now();
+        let at = self.clock.now();
         let lifetime = fetched
             .max_age
             .unwrap_or(DOCUMENT_CACHE_DEFAULT)

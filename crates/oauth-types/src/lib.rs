@@ -45,4 +45,4 @@ pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
     constant_time_eq,
 };
-pub use time::UnixTime;
+pub use time::{Clock, ManualClock, UnixTime};

@@ -22,3 +22,58 @@ impl UnixTime {
         self.0.saturating_sub(earlier.0)
     }
 }
+
+/// Where the time comes from, for the parts of a server that read it (the HTTP edge, pages,
+/// lockout, sweepers): the system's clock in production (`SystemClock`, the engine's `os`
+/// feature), a [`ManualClock`] in tests, which step time instead of sleeping.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> UnixTime;
+}
+
+/// A clock that moves only when told: tests step it past an expiry, a lock or a polling
+/// interval instead of sleeping on the wall clock.
+///
+/// ```
+/// use mcpauth_oauth_types::{Clock, ManualClock, UnixTime};
+///
+/// let clock = ManualClock::new(UnixTime(1_800_000_000));
+/// clock.advance(5);
+/// assert_eq!(clock.now(), UnixTime(1_800_000_005));
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    seconds: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    #[must_use]
+    pub fn new(start: UnixTime) -> Self {
+        Self {
+            seconds: std::sync::atomic::AtomicU64::new(start.0),
+        }
+    }
+
+    /// Moves the clock `seconds` forward.
+    pub fn advance(&self, seconds: u64) {
+        // fetch_update cannot fail with a closure that always returns Some.
+        let _ = self.seconds.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |now| Some(now.saturating_add(seconds)),
+        );
+    }
+
+    /// Sets the clock to `time`.
+    pub fn set(&self, time: UnixTime) {
+        self.seconds
+            .store(time.0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.seconds.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

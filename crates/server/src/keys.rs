@@ -8,8 +8,8 @@
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
-use mcpauth_adapter_axum::now;
 use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::UnixTime;
 use mcpauth_token_engine::{KeySet, SigningKey};
 
 use crate::StartError;
@@ -179,6 +179,7 @@ pub(crate) async fn rotate_signing_key(
     store: &SqlStore,
     encryption: Option<&KeyEncryption>,
     algorithm: &str,
+    now: UnixTime,
 ) -> Result<String, StartError> {
     let (kid, der) = generate(algorithm)?;
     let material = match encryption {
@@ -186,7 +187,7 @@ pub(crate) async fn rotate_signing_key(
         None => der,
     };
     store
-        .insert_signing_key(&kid, algorithm, &material, now())
+        .insert_signing_key(&kid, algorithm, &material, now)
         .await?;
     tracing::info!(%kid, algorithm, "stored a new signing key");
     Ok(kid)
@@ -200,6 +201,7 @@ pub(crate) async fn load_signing_keys(
     store: &SqlStore,
     encryption: Option<&KeyEncryption>,
     lead: u64,
+    now: UnixTime,
 ) -> Result<KeySet, StartError> {
     let mut rows = store.signing_keys().await?;
     if rows.is_empty() {
@@ -209,7 +211,7 @@ pub(crate) async fn load_signing_keys(
             None => der,
         };
         if store
-            .insert_first_signing_key(&kid, "ES256", &material, now())
+            .insert_first_signing_key(&kid, "ES256", &material, now)
             .await?
         {
             tracing::info!(%kid, encrypted = encryption.is_some(), "generated a new ES256 signing key");
@@ -217,7 +219,7 @@ pub(crate) async fn load_signing_keys(
         // Another instance may have stored the first key instead of this one.
         rows = store.signing_keys().await?;
     }
-    let signer = signer_index(&rows, lead, now().0);
+    let signer = signer_index(&rows, lead, now.0);
     let mut loaded = Vec::with_capacity(rows.len());
     for row in rows {
         let der = if row.material.starts_with(SEALED_PREFIX) {

@@ -39,10 +39,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use mcpauth_adapter_axum::{authorization_server_router_with_fetcher, now};
+use mcpauth_adapter_axum::now;
 use mcpauth_store_sql::{Backend, SqlStore, StoreOptions};
 use mcpauth_token_engine::{
-    AccessTokenFormat, EngineConfig, RegistrationPolicy, ResourcePolicy, TokenEngine,
+    AccessTokenFormat, Clock, EngineConfig, RegistrationPolicy, ResourcePolicy, SystemClock,
+    TokenEngine,
 };
 
 pub use config::{
@@ -126,6 +127,7 @@ pub struct Server {
     /// its peers may sign with.
     keys_loaded: Arc<std::sync::atomic::AtomicBool>,
     federation: Option<Arc<federation::Federation>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -151,7 +153,11 @@ impl Server {
         provider: &str,
     ) -> Result<Option<mcpauth_proxy::KeptTokens>, federation::UpstreamTokenError> {
         match &self.federation {
-            Some(federation) => federation.upstream_tokens(user_id, provider, now().0).await,
+            Some(federation) => {
+                federation
+                    .upstream_tokens(user_id, provider, self.clock.now().0)
+                    .await
+            }
             None => Err(federation::UpstreamTokenError::UnknownProvider(
                 provider.to_owned(),
             )),
@@ -170,6 +176,7 @@ impl Server {
             &self.store,
             self.key_encryption.as_deref(),
             self.key_rotation_lead,
+            self.clock.now(),
         )
         .await
         {
@@ -195,8 +202,13 @@ impl Server {
     ///
     /// [`StartError::Store`] or [`StartError::Key`].
     pub async fn rotate_key(&self, algorithm: &str) -> Result<String, StartError> {
-        let kid = keys::rotate_signing_key(&self.store, self.key_encryption.as_deref(), algorithm)
-            .await?;
+        let kid = keys::rotate_signing_key(
+            &self.store,
+            self.key_encryption.as_deref(),
+            algorithm,
+            self.clock.now(),
+        )
+        .await?;
         self.reload_keys().await?;
         Ok(kid)
     }
@@ -209,7 +221,7 @@ impl Server {
     pub async fn list_keys(
         &self,
     ) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, keys::KeyState)>, StartError> {
-        keys::list_signing_keys(&self.store, self.key_rotation_lead, now().0).await
+        keys::list_signing_keys(&self.store, self.key_rotation_lead, self.clock.now().0).await
     }
 
     /// Deletes retired key `kid`: it is no longer published, so tokens it signed stop
@@ -262,19 +274,57 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
 ///
 /// [`StartError`] naming what failed.
 pub async fn build(config: &Config) -> Result<Server, StartError> {
-    build_with_fetch_policy(config, mcpauth_fetch::FetchPolicy::default()).await
+    build_with(config, BuildOptions::default()).await
 }
 
-/// Like [`build`], fetching Client ID Metadata Documents under `fetch_policy` (tests use it to
-/// reach a document server on loopback with its own certificate).
+/// What [`build_with`] takes besides the configuration: what tests and embedders replace.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// Which Client ID Metadata Documents may be fetched (tests reach a document server on
+    /// loopback with its own certificate). Default: [`FetchPolicy::default`](mcpauth_fetch::FetchPolicy).
+    pub fetch_policy: mcpauth_fetch::FetchPolicy,
+    /// Where the time comes from: the system's clock by default; tests step a
+    /// [`ManualClock`](mcpauth_token_engine::ManualClock) past locks, polling intervals and
+    /// expiries instead of sleeping.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            fetch_policy: mcpauth_fetch::FetchPolicy::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl BuildOptions {
+    /// Fetches Client ID Metadata Documents under `policy`.
+    #[must_use]
+    pub fn fetch_policy(mut self, policy: mcpauth_fetch::FetchPolicy) -> Self {
+        self.fetch_policy = policy;
+        self
+    }
+
+    /// Reads the time from `clock`.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Like [`build`], with [`BuildOptions`].
 ///
 /// # Errors
 ///
 /// [`StartError`] naming what failed.
-pub async fn build_with_fetch_policy(
-    config: &Config,
-    fetch_policy: mcpauth_fetch::FetchPolicy,
-) -> Result<Server, StartError> {
+pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server, StartError> {
+    let BuildOptions {
+        fetch_policy,
+        clock,
+    } = options;
     let trusted_proxies = mcpauth_http::TrustedProxies::new(
         &config.trusted_proxies,
         match config.forwarded_header {
@@ -394,8 +444,13 @@ pub async fn build_with_fetch_policy(
                 .into(),
         ));
     }
-    let keys =
-        keys::load_signing_keys(&store, encryption.as_ref(), config.key_rotation_lead).await?;
+    let keys = keys::load_signing_keys(
+        &store,
+        encryption.as_ref(),
+        config.key_rotation_lead,
+        clock.now(),
+    )
+    .await?;
     // Decisions and first issuance re-check that the user is still enabled.
     engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
     let engine = Arc::new(TokenEngine::new(
@@ -419,6 +474,7 @@ pub async fn build_with_fetch_policy(
     let base = engine_config_issuer_path(&issuer);
     let metrics = Arc::new(metrics::Metrics::default());
     let pages = Arc::new(pages::Pages {
+        clock: clock.clone(),
         store: store.clone(),
         engine: engine.clone(),
         secure_cookies: issuer.starts_with("https://"),
@@ -448,45 +504,49 @@ pub async fn build_with_fetch_policy(
     } else {
         None
     };
-    let router = authorization_server_router_with_fetcher(
+    let mut authorization_server = mcpauth_http::AuthorizationServer::new(
         engine.clone(),
         Arc::new(pages::BuiltInInteraction(pages.clone())),
-        fetcher,
     )
-    // The authorization-server routes run to completion in the adapter; the pages here.
-    .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
-    // Liveness: the process serves. Readiness: it can also reach the database and holds
-    // every stored signing key, so a load balancer stops sending it traffic while either
-    // fails and resumes when both are back.
-    .route("/health", get(|| async { "ok" }))
-    .route(
-        "/ready",
-        get({
-            let store = store.clone();
-            let keys_loaded = keys_loaded.clone();
-            move || {
+    .with_clock(clock.clone());
+    if let Some(fetcher) = fetcher {
+        authorization_server = authorization_server.with_client_metadata_fetcher(fetcher);
+    }
+    let router = mcpauth_adapter_axum::router(Arc::new(authorization_server))
+        // The authorization-server requests run to completion by themselves; the pages here.
+        .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
+        // Liveness: the process serves. Readiness: it can also reach the database and holds
+        // every stored signing key, so a load balancer stops sending it traffic while either
+        // fails and resumes when both are back.
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get({
                 let store = store.clone();
                 let keys_loaded = keys_loaded.clone();
-                async move {
-                    use axum::http::StatusCode;
-                    if let Err(e) = store.ping().await {
-                        tracing::warn!(error = %e, "not ready: the database does not answer");
-                        return (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the database does not answer",
-                        );
+                move || {
+                    let store = store.clone();
+                    let keys_loaded = keys_loaded.clone();
+                    async move {
+                        use axum::http::StatusCode;
+                        if let Err(e) = store.ping().await {
+                            tracing::warn!(error = %e, "not ready: the database does not answer");
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the database does not answer",
+                            );
+                        }
+                        if !keys_loaded.load(std::sync::atomic::Ordering::Relaxed) {
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the stored signing keys could not be loaded (see the logs)",
+                            );
+                        }
+                        (StatusCode::OK, "ready")
                     }
-                    if !keys_loaded.load(std::sync::atomic::Ordering::Relaxed) {
-                        return (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the stored signing keys could not be loaded (see the logs)",
-                        );
-                    }
-                    (StatusCode::OK, "ready")
                 }
-            }
-        }),
-    );
+            }),
+        );
     let router = if config.metrics {
         router.route(
             "/metrics",
@@ -506,6 +566,7 @@ pub async fn build_with_fetch_policy(
     let router = router
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(rate_limit::RateLimiter {
+                clock: clock.clone(),
                 store: store.clone(),
                 metrics: metrics.clone(),
                 base: base.clone(),
@@ -550,6 +611,7 @@ pub async fn build_with_fetch_policy(
         key_rotation_lead: config.key_rotation_lead,
         keys_loaded,
         federation,
+        clock,
     })
 }
 
@@ -614,19 +676,20 @@ pub async fn serve_on(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let store = server.store.clone();
+    let clock = server.clock.clone();
     let unused_ttl = server.unused_registration_ttl;
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             interval.tick().await;
-            match store.sweep_expired(now()).await {
+            match store.sweep_expired(clock.now()).await {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
             }
             if let Some(ttl) = unused_ttl {
                 match store
-                    .delete_unused_registrations(now().0.saturating_sub(ttl))
+                    .delete_unused_registrations(clock.now().0.saturating_sub(ttl))
                     .await
                 {
                     Ok(removed) if removed > 0 => {
@@ -641,12 +704,13 @@ pub async fn serve_on(
     // A rotated refresh token's successor is kept (sealed) for the reuse grace window only.
     let successors = tokio::spawn({
         let store = server.store.clone();
+        let clock = server.clock.clone();
         let grace = server.engine.config().refresh_reuse_grace_seconds();
         async move {
             // Without a grace window no successor is kept: forget any an earlier configuration
             // (or another instance) left, once.
             if grace == 0 {
-                if let Err(e) = store.forget_refresh_successors(now().0).await {
+                if let Err(e) = store.forget_refresh_successors(clock.now().0).await {
                     tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
                 }
                 return;
@@ -657,7 +721,8 @@ pub async fn serve_on(
                 interval.tick().await;
                 // A margin past the window, so a retry in its last second (or on an
                 // instance whose clock is a little behind) still finds the successor.
-                let closed = now()
+                let closed = clock
+                    .now()
                     .0
                     .saturating_sub(grace.saturating_add(SUCCESSOR_MARGIN));
                 if let Err(e) = store.forget_refresh_successors(closed).await {

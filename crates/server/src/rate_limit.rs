@@ -14,9 +14,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mcpauth_adapter_axum::now;
 use mcpauth_store_sql::SqlStore;
-use mcpauth_token_engine::RateLimitStore;
+use mcpauth_token_engine::{Clock, RateLimitStore};
 
 use crate::metrics::{Endpoint, Metrics};
 
@@ -31,6 +30,7 @@ pub(crate) struct Limits {
 
 /// What the rate-limit layer needs.
 pub(crate) struct RateLimiter {
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: SqlStore,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) base: String,
@@ -84,7 +84,7 @@ pub(crate) async fn limit(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if let (Some((limit, name)), Some(peer)) = (limiter.limit(endpoint), peer) {
-        let now = now();
+        let now = limiter.clock.now();
         match limiter
             .store
             .hit(

@@ -7,9 +7,11 @@
     reason = "tests"
 )]
 
-use mcpauth_token_engine::UnixTime;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use mcpauth_token_engine::{Clock, ManualClock, SystemClock, UnixTime};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -61,6 +63,17 @@ async fn start_configured(
     dir: PathBuf,
     configure: impl FnOnce(&mut mcpauth_server::Config),
 ) -> Running {
+    start_timed(issuer_path, dir, Arc::new(SystemClock), configure).await
+}
+
+/// A server reading the time from `clock`: tests step a `ManualClock` past locks, windows
+/// and polling intervals instead of sleeping.
+async fn start_timed(
+    issuer_path: &str,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    configure: impl FnOnce(&mut mcpauth_server::Config),
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
@@ -70,7 +83,12 @@ async fn start_configured(
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     configure(&mut config);
-    let server = mcpauth_server::build(&config).await.unwrap();
+    let server = mcpauth_server::build_with(
+        &config,
+        mcpauth_server::BuildOptions::default().clock(clock),
+    )
+    .await
+    .unwrap();
     if server
         .store
         .find_user_by_email("alice@example.com")
@@ -367,20 +385,14 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
 // would.
 #[tokio::test]
 async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
-    let server = start_configured("", temp_dir("spray"), |config| {
+    // Counters use fixed one-hour windows: start ten minutes into one.
+    let hour = SystemClock.now().0 / 3600 * 3600;
+    let clock = Arc::new(ManualClock::new(UnixTime(hour + 600)));
+    let server = start_timed("", temp_dir("spray"), clock.clone(), |config| {
         config.sign_in_attempts_per_ip_per_hour = 20;
     })
     .await;
     let form = server.login_form().await;
-    // Counters use fixed one-hour windows: don't straddle a boundary.
-    let into_window = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 3600;
-    if into_window > 3590 {
-        tokio::time::sleep(Duration::from_secs(3601 - into_window)).await;
-    }
     for n in 0..20 {
         assert_eq!(
             server
@@ -399,7 +411,7 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=3600).contains(&retry_after));
+    assert_eq!(retry_after, 3000, "until the window ends");
     assert!(
         refused
             .text()
@@ -407,6 +419,13 @@ async fn repeated_sign_in_attempts_from_one_address_are_refused_for_a_while() {
             .unwrap()
             .contains("Too many sign-in attempts")
     );
+    // The next window counts afresh (on a new form: the old one expired meanwhile).
+    clock.advance(3000);
+    let form = server.login_form().await;
+    let next_window = server
+        .attempt_sign_in(&form, "alice@example.com", "correct horse battery")
+        .await;
+    assert_eq!(next_window.status(), StatusCode::SEE_OTHER);
 }
 
 // The lockout is per account and address, so one account guessed from many addresses meets
@@ -524,7 +543,8 @@ async fn sign_in_from(
 // expires, the next lock lasts twice as long, and a success starts afresh.
 #[tokio::test]
 async fn the_sixth_wrong_password_locks_the_account_until_the_lock_expires() {
-    let server = start_configured("", temp_dir("lockout"), |c| {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = start_timed("", temp_dir("lockout"), clock.clone(), |c| {
         c.login_lockout_seconds = 2;
         c.login_lockout_max_seconds = 60;
     })
@@ -546,7 +566,7 @@ async fn the_sixth_wrong_password_locks_the_account_until_the_lock_expires() {
     }
     let sixth = attempt("alice@example.com", "wrong password").await;
     assert_eq!(sixth.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!((1..=2).contains(&retry_after(&sixth)));
+    assert_eq!(retry_after(&sixth), 2);
     assert!(
         sixth
             .text()
@@ -565,19 +585,18 @@ async fn the_sixth_wrong_password_locks_the_account_until_the_lock_expires() {
     assert_eq!(unknown_sixth.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // The lock expires; six more wrong passwords lock again, for twice as long.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(2);
     for _ in 0..5 {
         let wrong = attempt("alice@example.com", "wrong password").await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     }
     let second_lock = attempt("alice@example.com", "wrong password").await;
     assert_eq!(second_lock.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(
-        (3..=4).contains(&retry_after(&second_lock)),
-        "{:?}",
-        second_lock.headers()
-    );
-    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(retry_after(&second_lock), 4, "{:?}", second_lock.headers());
+    clock.advance(3);
+    let still_locked = attempt("alice@example.com", "correct horse battery").await;
+    assert_eq!(still_locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    clock.advance(1);
     let signed_in = attempt("alice@example.com", "correct horse battery").await;
     assert_eq!(
         signed_in.status(),
@@ -1610,7 +1629,8 @@ async fn pages_use_one_stylesheet_from_this_origin() {
 // shown again.
 #[tokio::test]
 async fn the_device_page_signs_in_and_approves_a_device_code() {
-    let server = start().await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = start_timed("", temp_dir("device"), clock.clone(), |_| {}).await;
     let client: Value = server
         .http
         .post(format!("{}/register", server.issuer))
@@ -1730,7 +1750,7 @@ async fn the_device_page_signs_in_and_approves_a_device_code() {
     assert!(approved.text().await.unwrap().contains("Device connected"));
 
     // Polling too soon after the first poll is slow_down; wait out the interval.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    clock.advance(5);
     let tokens = poll().await.unwrap();
     assert_eq!(tokens.status(), StatusCode::OK);
     let tokens: Value = tokens.json().await.unwrap();

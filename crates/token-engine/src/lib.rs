@@ -81,7 +81,7 @@ pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
-pub use mcpauth_oauth_types::UnixTime;
+pub use mcpauth_oauth_types::{Clock, ManualClock, UnixTime};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
@@ -90,7 +90,7 @@ pub use model::{
     RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod, Voucher,
 };
 #[cfg(feature = "os")]
-pub use os::{KeyAlgorithm, OsRandom, now};
+pub use os::{KeyAlgorithm, OsRandom, SystemClock, now};
 pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
 pub use subject::SubjectStatus;

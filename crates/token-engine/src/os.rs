@@ -19,7 +19,7 @@
 //! # }
 //! ```
 
-use crate::{KeyError, RandomError, SecureRandom, SigningKey, UnixTime};
+use crate::{Clock, KeyError, RandomError, SecureRandom, SigningKey, UnixTime};
 
 /// The operating system's random source (aws-lc's), for [`TokenEngine::new`](crate::TokenEngine::new).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +48,16 @@ pub fn now() -> UnixTime {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     )
+}
+
+/// The system's clock, as a [`Clock`]: [`now`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        now()
+    }
 }
 
 /// The algorithms [`SigningKey::generate`] makes keys for. (RS256 keys are loaded, never

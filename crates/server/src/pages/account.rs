@@ -9,7 +9,6 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mcpauth_adapter_axum::now;
 use mcpauth_token_engine::ClientStore;
 use serde::Deserialize;
 
@@ -108,7 +107,7 @@ pub(super) async fn withdraw(
     };
     match pages
         .store
-        .revoke_consent(&user.id, &form.client_id, now())
+        .revoke_consent(&user.id, &form.client_id, pages.now())
         .await
     {
         Ok(_) => {

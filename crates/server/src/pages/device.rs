@@ -15,7 +15,6 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mcpauth_adapter_axum::now;
 use mcpauth_token_engine::{ClientIdentity, DeviceUserError, PendingDevice};
 use serde::Deserialize;
 
@@ -190,7 +189,7 @@ pub(super) async fn lookup(
     let bar = pages.session_bar(&user.email, &form.csrf_token);
     match pages
         .engine
-        .device_lookup(code, &caller_key(peer, &user.id), now())
+        .device_lookup(code, &caller_key(peer, &user.id), pages.now())
         .await
     {
         Ok(pending) => confirm_page(&pages, bar, &pending),
@@ -246,7 +245,7 @@ pub(super) async fn decide(
     // than typing them.
     if let Err(e) = pages
         .engine
-        .device_lookup(&form.user_code, &caller_key(peer, &user.id), now())
+        .device_lookup(&form.user_code, &caller_key(peer, &user.id), pages.now())
         .await
     {
         let bar = pages.session_bar(&user.email, &form.csrf_token);
@@ -255,10 +254,10 @@ pub(super) async fn decide(
     let decided = if form.decision == "approve" {
         pages
             .engine
-            .approve_device(&form.user_code, &user.id, now())
+            .approve_device(&form.user_code, &user.id, pages.now())
             .await
     } else {
-        pages.engine.deny_device(&form.user_code, now()).await
+        pages.engine.deny_device(&form.user_code, pages.now()).await
     };
     match decided {
         Ok(()) if form.decision == "approve" => {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
-use mcpauth_adapter_axum::now;
 use mcpauth_proxy::CallbackOutcome;
 
 use super::sign_in::start_session;
@@ -36,7 +35,12 @@ pub(super) async fn callback(
         .join("; ");
     let outcome = federation
         .login
-        .callback(&provider, uri.query().unwrap_or_default(), &cookies, now())
+        .callback(
+            &provider,
+            uri.query().unwrap_or_default(),
+            &cookies,
+            pages.now(),
+        )
         .await;
     match outcome {
         CallbackOutcome::ToClient {

@@ -1,4 +1,4 @@
-//! Sign-in and consent for an authorization request: the server's [`InteractionHandler`].
+//! Sign-in and consent for an authorization request: the server's [`Interaction`].
 //!
 //! An interaction is the pending authorization stored server-side under a random id (hashed
 //! at rest), for ten minutes. Its forms carry a CSRF token that must equal both the one whose
@@ -16,7 +16,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mcpauth_adapter_axum::{InteractionHandler, now};
+use mcpauth_http::{HttpResponse, Interaction};
 use mcpauth_store_sql::InteractionRow;
 use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, secret_hash};
 use serde::Deserialize;
@@ -183,7 +183,11 @@ impl Pages {
         id: &str,
         headers: &HeaderMap,
     ) -> Result<(InteractionRow, String), Response> {
-        let row = match self.store.find_interaction(&secret_hash(id), now()).await {
+        let row = match self
+            .store
+            .find_interaction(&secret_hash(id), self.now())
+            .await
+        {
             Ok(Some(row)) => row,
             Ok(None) => return Err(self.expired()),
             Err(e) => return Err(self.server_error(&e)),
@@ -285,7 +289,7 @@ impl Pages {
         let decided = if decision == Decision::Deny {
             self.engine.deny(pending)
         } else {
-            self.engine.approve(pending, user_id, now()).await
+            self.engine.approve(pending, user_id, self.now()).await
         };
         if let (Ok(_), Some((client_id, redirect_uri, scope, resources))) = (&decided, remembered)
             && let Err(e) = self
@@ -296,7 +300,7 @@ impl Pages {
                     &redirect_uri,
                     &scope,
                     &resources,
-                    now(),
+                    self.now(),
                 )
                 .await
         {
@@ -318,16 +322,23 @@ impl Pages {
     }
 }
 
-/// The [`InteractionHandler`] the adapter calls for a valid authorization request.
+/// The [`Interaction`] the authorization server calls for a valid authorization request.
 pub(crate) struct BuiltInInteraction(pub(crate) Arc<Pages>);
 
 #[async_trait::async_trait]
-impl InteractionHandler for BuiltInInteraction {
+impl Interaction for BuiltInInteraction {
     async fn begin(
         &self,
         pending: PendingAuthorization,
         _request: &axum::http::request::Parts,
-    ) -> Response {
+    ) -> HttpResponse {
+        super::into_http(self.start(pending).await).await
+    }
+}
+
+impl BuiltInInteraction {
+    /// Keeps `pending` and sends the browser to the sign-in and consent page.
+    async fn start(&self, pending: PendingAuthorization) -> Response {
         let pages = &self.0;
         let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
             return pages.server_error(&"no randomness");
@@ -340,7 +351,7 @@ impl InteractionHandler for BuiltInInteraction {
                         &secret_hash(&id),
                         &json,
                         &secret_hash(&csrf),
-                        now().plus(INTERACTION_TTL).0,
+                        pages.now().plus(INTERACTION_TTL).0,
                     )
                     .await
             }
@@ -614,7 +625,11 @@ pub(super) async fn upstream(
         Ok(false) => return pages.expired(),
         Err(e) => return pages.server_error(&e),
     }
-    let redirect = match federation.login.begin(&provider, pending, now()).await {
+    let redirect = match federation
+        .login
+        .begin(&provider, pending, pages.now())
+        .await
+    {
         Ok(redirect) => redirect,
         Err(e) => return pages.server_error(&e),
     };

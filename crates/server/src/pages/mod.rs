@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use mcpauth_adapter_axum::now;
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{TokenEngine, secret_hash};
 
@@ -37,6 +36,8 @@ const STYLESHEET: &str = include_str!("../../static/mcpauth.css");
 
 /// Shared state of the pages.
 pub(crate) struct Pages {
+    /// Where the time comes from (a `ManualClock` in tests).
+    pub(crate) clock: Arc<dyn mcpauth_token_engine::Clock>,
     pub(crate) store: SqlStore,
     pub(crate) engine: Arc<TokenEngine<SqlStore>>,
     pub(crate) secure_cookies: bool,
@@ -240,12 +241,17 @@ impl Pages {
         }
     }
 
+    /// The current time, from the server's clock.
+    pub(crate) fn now(&self) -> mcpauth_token_engine::UnixTime {
+        self.clock.now()
+    }
+
     /// The signed-in user of this browser, if its session is live and the user enabled.
     async fn session_user(&self, headers: &HeaderMap) -> Option<SignedIn> {
         let id = cookie(headers, &self.cookie_name(SESSION_COOKIE))?;
         let user_id = self
             .store
-            .session_user(&secret_hash(id), now())
+            .session_user(&secret_hash(id), self.now())
             .await
             .ok()
             .flatten()?;
@@ -288,6 +294,22 @@ impl Pages {
             !expected.is_empty()
                 && mcpauth_oauth_types::constant_time_eq(expected.as_bytes(), submitted.as_bytes())
         })
+    }
+}
+
+/// An axum response as the framework-neutral one the authorization server sends (the
+/// built-in interaction renders with axum). Pages are small; a body that cannot be read
+/// becomes a `500`.
+async fn into_http(response: Response) -> mcpauth_http::HttpResponse {
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => axum::http::Response::from_parts(parts, bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "interaction response body failed");
+            let mut failed = axum::http::Response::new(axum::body::Bytes::new());
+            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            failed
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Form};
-use mcpauth_adapter_axum::now;
 use mcpauth_store_sql::UserRow;
 use mcpauth_token_engine::{RateLimitStore, secret_hash};
 use serde::Deserialize;
@@ -67,7 +66,7 @@ pub(super) async fn check_password(
     // No address is "*", so this key is the account's alone.
     let whole_account = secret_hash(&format!("{email}\n*"));
     for key in [&account, &whole_account] {
-        match pages.store.login_locked_until(key, now()).await {
+        match pages.store.login_locked_until(key, pages.now()).await {
             Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
             Ok(None) => {}
             Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
@@ -103,7 +102,7 @@ pub(super) async fn check_password(
         }
         _ => {
             tracing::info!("failed sign-in attempt");
-            let now = now().0;
+            let now = pages.now().0;
             let here = pages
                 .store
                 .record_login_failure(&account, UnixTime(now), &pages.lockout)
@@ -132,7 +131,7 @@ pub(super) async fn check_password(
 
 /// `429` for a locked account, with `Retry-After` until the lock ends.
 fn locked(pages: &Pages, until: u64) -> Response {
-    let wait = until.saturating_sub(now().0).max(1);
+    let wait = until.saturating_sub(pages.now().0).max(1);
     pages.too_many(
         "This account is locked",
         &format!(
@@ -147,7 +146,7 @@ fn locked(pages: &Pages, until: u64) -> Response {
 /// limit, until the window ends.
 async fn throttle_address(pages: &Pages, peer: Option<IpAddr>) -> Option<Response> {
     let peer = peer?;
-    let now = now();
+    let now = pages.now();
     let key = format!("login-address:{}", mcpauth_http::caller_key(peer));
     match pages.store.hit(&key, now, LOGIN_WINDOW).await {
         Ok(hits) if hits > pages.sign_in_attempts_per_hour => {
@@ -173,7 +172,7 @@ pub(super) async fn start_session(
     let Some(session) = random_token() else {
         return pages.server_error(&"no randomness");
     };
-    let now = now().0;
+    let now = pages.now().0;
     if let Err(e) = pages
         .store
         .insert_session(
@@ -341,7 +340,7 @@ pub(super) async fn sign_in_upstream(
     };
     match federation
         .login
-        .begin_sign_in(&provider, &return_to, now())
+        .begin_sign_in(&provider, &return_to, pages.now())
         .await
     {
         Ok(upstream) => {
