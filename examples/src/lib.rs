@@ -13,6 +13,8 @@
 //! client asks the user for more. It also needs a user behind the token: a client's own
 //! `client_credentials` token is refused (`401 insufficient_user_authentication`).
 
+pub mod hyper_glue;
+
 use std::sync::Arc;
 
 use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError, VerifiedToken};

@@ -178,6 +178,25 @@ async fn typescript_sdk_2_steps_up_against_the_actix_example() {
     );
 }
 
+// The same against the MCP server on bare hyper: the glue written from docs/embedding.md
+// carries the step-up, the session and the server-sent events as the adapters do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_2_steps_up_against_the_bare_hyper_example() {
+    let stdout = run_interop(
+        Example::Hyper,
+        "step-up.mjs",
+        "step-up-hyper",
+        mcpauth_fetch::FetchPolicy::default(),
+        &[],
+        |_| {},
+    )
+    .await;
+    assert!(
+        stdout.contains("the retried admin_report call succeeds"),
+        "{stdout}"
+    );
+}
+
 // MCP authorization 2025-11-25: the SDK identifies itself with a Client ID Metadata Document;
 // mcpauth fetches it (over HTTPS, SSRF rules relaxed only for this loopback test server) and
 // never sees a registration.

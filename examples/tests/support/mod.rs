@@ -15,6 +15,8 @@ pub(crate) enum Example {
     Axum,
     /// `examples/actix_mcp_server.rs`.
     Actix,
+    /// `examples/hyper_mcp_server.rs`: bare hyper, no adapter crate.
+    Hyper,
 }
 
 impl Example {
@@ -22,6 +24,7 @@ impl Example {
         let name = match self {
             Self::Axum => "axum_mcp_server",
             Self::Actix => "actix_mcp_server",
+            Self::Hyper => "hyper_mcp_server",
         };
         // Test binaries live in target/<profile>/deps, examples in target/<profile>/examples.
         let exe = std::env::current_exe().unwrap();
