@@ -101,9 +101,9 @@ impl Interaction for ConsentFirst {
             *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             return failed;
         };
-        let client = escape(pending.client_name.as_deref().unwrap_or("An application"));
-        let resources = escape(&pending.resources.join(", "));
-        let scope = escape(&pending.scope);
+        let client = escape(pending.client_name().unwrap_or("An application"));
+        let resources = escape(&pending.resources().join(", "));
+        let scope = escape(pending.scope());
         let providers: String = self
             .0
             .federation

@@ -53,41 +53,41 @@ pub trait UpstreamRequestStore: Send + Sync {
     ) -> Result<Option<UpstreamRequest>, Self::Error>;
 }
 
-/// Upstream requests in memory: one process, tests and examples.
+/// Upstream requests in memory: one process, tests and examples. Kept serialized, as a
+/// database keeps them (the pending authorization inside cannot be copied).
 #[derive(Debug, Default)]
-pub struct MemoryUpstreamRequests(Mutex<HashMap<String, UpstreamRequest>>);
-
-/// A memory store never fails.
-#[derive(Debug, thiserror::Error)]
-#[error("unreachable")]
-pub enum Infallible {}
+pub struct MemoryUpstreamRequests(Mutex<HashMap<String, String>>);
 
 #[async_trait::async_trait]
 impl UpstreamRequestStore for MemoryUpstreamRequests {
-    type Error = Infallible;
+    type Error = serde_json::Error;
 
     async fn save_upstream_request(
         &self,
         key: &str,
         request: &UpstreamRequest,
-    ) -> Result<(), Infallible> {
+    ) -> Result<(), serde_json::Error> {
+        let record = serde_json::to_string(request)?;
         let mut map = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.insert(key.to_owned(), request.clone());
+        map.insert(key.to_owned(), record);
         Ok(())
     }
 
     async fn take_upstream_request(
         &self,
         key: &str,
-    ) -> Result<Option<UpstreamRequest>, Infallible> {
-        let mut map = self
+    ) -> Result<Option<UpstreamRequest>, serde_json::Error> {
+        let record = self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(map.remove(key))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        record
+            .map(|record| serde_json::from_str(&record))
+            .transpose()
     }
 }
 

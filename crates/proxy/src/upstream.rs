@@ -26,7 +26,7 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the proxy keeps between sending the user upstream and the callback. Stored
 /// server-side under the hash of `state`, taken once.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UpstreamRequest {
     /// The provider the user was sent to; the callback must arrive at its own URL.
@@ -46,7 +46,7 @@ pub struct UpstreamRequest {
 }
 
 /// What a federated sign-in is for.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purpose {
     /// Finish this MCP client's authorization request with the engine's code.

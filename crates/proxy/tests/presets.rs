@@ -301,7 +301,11 @@ fn the_upstream_request_carries_our_state_nonce_and_s256_challenge() {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     assert_eq!(q["code_challenge"], challenge);
-    assert_ne!(q["code_challenge"], pending().code_challenge);
+    // The upstream challenge is our own, never the MCP client's.
+    assert_ne!(
+        q["code_challenge"],
+        "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"
+    );
     assert!(!started.location.as_str().contains("our-client-secret"));
     assert_eq!(started.record.expires_at, NOW + 600);
     assert_eq!(

@@ -20,6 +20,7 @@
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
@@ -330,6 +331,7 @@ fn grants(c: &mut Criterion) {
     let device_client = block_on(bench.engine.register_client(device, NOW))
         .unwrap()
         .client_id;
+    let device_code_rounds = AtomicU64::new(0);
     group.bench_function("device_code_redemption", |b| {
         b.iter_batched(
             || {
@@ -346,7 +348,14 @@ fn grants(c: &mut Criterion) {
                 let response = block_on(bench.engine.device_authorization_endpoint(request, NOW));
                 let started: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
                 let user_code = started["user_code"].as_str().unwrap();
-                block_on(bench.engine.approve_device(user_code, "alice", NOW)).unwrap();
+                // The verification page's lookup (limited per caller: one caller per round).
+                let caller = format!(
+                    "page-{}",
+                    device_code_rounds.fetch_add(1, Ordering::Relaxed)
+                );
+                let pending =
+                    block_on(bench.engine.device_lookup(user_code, &caller, NOW)).unwrap();
+                block_on(bench.engine.approve_device(pending, "alice", NOW)).unwrap();
                 started["device_code"].as_str().unwrap().to_owned()
             },
             |device_code| {

@@ -87,37 +87,39 @@ pub struct AuthorizationRedirect {
 
 /// A validated authorization request waiting for the user's decision.
 ///
-/// It is serializable so that a server can keep it between the login and consent pages. It
-/// MUST be stored server-side (or sealed): whoever can edit it can mint codes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Its fields are read-only and it cannot be copied, so a page cannot widen what is approved
+/// or decide twice: `approve` and `deny` consume it. Between the sign-in and consent pages,
+/// keep it with [`persist`](Self::persist) and [`restore`](Self::restore) (or as part of
+/// your own serde structure), server-side: whoever can edit it can mint codes.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[must_use = "a pending authorization must be approved or denied"]
 #[non_exhaustive]
 pub struct PendingAuthorization {
     /// The client asking.
-    pub client_id: String,
+    client_id: String,
     /// The client's display name, if it registered one.
-    pub client_name: Option<String>,
+    client_name: Option<String>,
     /// How far the client's identity is verified, for the consent page.
-    pub client_identity: ClientIdentity,
+    client_identity: ClientIdentity,
     /// The redirect URI to answer at.
-    pub redirect_uri: String,
+    redirect_uri: String,
     /// Whether the request carried `redirect_uri` explicitly.
-    pub redirect_uri_in_request: bool,
+    redirect_uri_in_request: bool,
     /// The scope requested (after defaults).
-    pub scope: String,
+    scope: String,
     /// The resources (RFC 8707) requested.
-    pub resources: Vec<String>,
+    resources: Vec<String>,
     /// The client's `state`, returned untouched.
-    pub state: Option<String>,
+    state: Option<String>,
     /// The S256 `code_challenge`.
-    pub code_challenge: String,
+    code_challenge: String,
     /// Whether the client's identity is assured, so that a consent page may remember the
     /// decision and skip itself next time: the client authenticates at the token endpoint,
     /// or its redirect URI is an `https` URL only it receives. Never for a public client
     /// whose redirect is a loopback or private-use URI, which any local program can claim
     /// (RFC 8252 §8.6).
     #[serde(default)]
-    pub consent_may_be_remembered: bool,
+    consent_may_be_remembered: bool,
 }
 
 impl PendingAuthorization {
@@ -125,6 +127,74 @@ impl PendingAuthorization {
     #[must_use]
     pub fn requested_scope(&self) -> Scope {
         Scope::parse(&self.scope).unwrap_or_default()
+    }
+
+    /// The client asking.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The client's display name, if it registered one (its own claim unless
+    /// [`client_identity`](Self::client_identity) says otherwise).
+    #[must_use]
+    pub fn client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
+    /// How far the client's identity is verified, for the consent page.
+    #[must_use]
+    pub fn client_identity(&self) -> &ClientIdentity {
+        &self.client_identity
+    }
+
+    /// The redirect URI the answer goes to.
+    #[must_use]
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The scope requested (after defaults), space-separated.
+    #[must_use]
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The resources (RFC 8707) requested.
+    #[must_use]
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// The client's `state`, returned untouched.
+    #[must_use]
+    pub fn state(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+
+    /// Whether the client's identity is assured, so that a consent page may remember the
+    /// decision and skip itself next time (never for a public client whose redirect is a
+    /// loopback or private-use URI, RFC 8252 §8.6).
+    #[must_use]
+    pub fn consent_may_be_remembered(&self) -> bool {
+        self.consent_may_be_remembered
+    }
+
+    /// The request as text, to keep between the sign-in and consent pages. Keep it
+    /// server-side (or sealed): whoever can edit it can mint codes. [`restore`](Self::restore)
+    /// reads it back.
+    #[must_use]
+    pub fn persist(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads back what [`persist`](Self::persist) wrote.
+    ///
+    /// # Errors
+    ///
+    /// The text is not a persisted authorization request.
+    pub fn restore(persisted: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(persisted)
     }
 }
 

@@ -70,12 +70,12 @@ async fn metadata_document_clients_authorize_after_the_document_is_fetched() {
         panic!("consent expected")
     };
     assert_eq!(
-        pending.client_identity,
-        ClientIdentity::MetadataDocument {
+        pending.client_identity(),
+        &ClientIdentity::MetadataDocument {
             host: "app.example.com".into()
         }
     );
-    assert_eq!(pending.client_name.as_deref(), Some("Example App"));
+    assert_eq!(pending.client_name(), Some("Example App"));
     let redirect = h.engine.approve(pending, "alice", NOW).await.unwrap();
     let code = code_of(&redirect.location);
     let (status, body, _) = h

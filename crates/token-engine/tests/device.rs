@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use mcpauth_oauth_types::ClientMetadata;
-use mcpauth_token_engine::{DEVICE_CODE_GRANT, DeviceUserError, UnixTime};
+use mcpauth_token_engine::{DEVICE_CODE_GRANT, DeviceUserError, PendingDevice, UnixTime};
 use serde_json::Value;
 
 struct Device {
@@ -55,6 +55,14 @@ async fn start(h: &Harness) -> Device {
         user_code: body["user_code"].as_str().unwrap().to_owned(),
         body,
     }
+}
+
+/// What the verification page shows for `d`'s user code at `now`: the decision consumes it.
+async fn shown(h: &Harness, d: &Device, now: UnixTime) -> PendingDevice {
+    h.engine
+        .device_lookup(&d.user_code, "verification-page", now)
+        .await
+        .unwrap()
 }
 
 async fn poll(h: &Harness, d: &Device, now: UnixTime) -> (StatusCode, Value) {
@@ -139,7 +147,7 @@ async fn denied_device_authorization_is_access_denied() {
     let h = harness().await;
     let d = start(&h).await;
     h.engine
-        .deny_device(&d.user_code, NOW.plus(2))
+        .deny_device(shown(&h, &d, NOW.plus(1)).await, NOW.plus(2))
         .await
         .unwrap();
     assert_eq!(
@@ -153,14 +161,14 @@ async fn denied_device_authorization_is_access_denied() {
 async fn expired_device_code_is_expired_token() {
     let h = harness().await;
     let d = start(&h).await;
+    // Shown before it expired, decided after.
+    let page = shown(&h, &d, NOW.plus(1)).await;
     assert_eq!(
         error_of(&poll(&h, &d, NOW.plus(900)).await.1),
         "expired_token"
     );
     assert!(matches!(
-        h.engine
-            .approve_device(&d.user_code, "alice", NOW.plus(901))
-            .await,
+        h.engine.approve_device(page, "alice", NOW.plus(901)).await,
         Err(DeviceUserError::UnknownCode)
     ));
 }
@@ -175,10 +183,12 @@ async fn approved_device_authorization_yields_tokens_once() {
         .device_lookup(&d.user_code.to_lowercase(), "ip-1", NOW.plus(1))
         .await
         .unwrap();
-    assert_eq!(pending.client_name.as_deref(), Some("CLI"));
-    assert_eq!(pending.resources, [RESOURCE]);
+    assert_eq!(pending.client_name(), Some("CLI"));
+    assert_eq!(pending.resources(), [RESOURCE]);
+    // A second page showing the same code, decided after the first.
+    let second_page = shown(&h, &d, NOW.plus(1)).await;
     h.engine
-        .approve_device(&d.user_code, "alice", NOW.plus(2))
+        .approve_device(pending, "alice", NOW.plus(2))
         .await
         .unwrap();
     let (status, tokens) = poll(&h, &d, NOW.plus(10)).await;
@@ -196,7 +206,7 @@ async fn approved_device_authorization_yields_tokens_once() {
     );
     assert!(
         matches!(
-            h.engine.deny_device(&d.user_code, NOW.plus(21)).await,
+            h.engine.deny_device(second_page, NOW.plus(21)).await,
             Err(DeviceUserError::UnknownCode)
         ),
         "decided once"
@@ -242,7 +252,7 @@ async fn device_code_is_bound_to_its_client() {
     let h = harness().await;
     let d = start(&h).await;
     h.engine
-        .approve_device(&d.user_code, "alice", NOW.plus(1))
+        .approve_device(shown(&h, &d, NOW).await, "alice", NOW.plus(1))
         .await
         .unwrap();
     let other = device_client(&h).await;
@@ -321,7 +331,9 @@ async fn a_disabled_user_cannot_approve_a_device_code() {
     let d = start(&h).await;
     users.disable("mallory");
     assert!(matches!(
-        h.engine.approve_device(&d.user_code, "mallory", NOW).await,
+        h.engine
+            .approve_device(shown(&h, &d, NOW).await, "mallory", NOW)
+            .await,
         Err(DeviceUserError::InactiveUser)
     ));
     let (_, body) = poll(&h, &d, NOW.plus(5)).await;
@@ -338,7 +350,7 @@ async fn an_approved_device_code_of_a_user_disabled_since_yields_no_tokens() {
     let (h, users) = harness_with_users().await;
     let d = start(&h).await;
     h.engine
-        .approve_device(&d.user_code, "alice", NOW)
+        .approve_device(shown(&h, &d, NOW).await, "alice", NOW)
         .await
         .unwrap();
     users.disable("alice");
@@ -354,25 +366,26 @@ async fn an_approved_device_code_of_a_user_disabled_since_yields_no_tokens() {
 async fn approving_an_expired_denied_or_decided_code_changes_nothing() {
     let h = harness().await;
     let denied = start(&h).await;
-    h.engine.deny_device(&denied.user_code, NOW).await.unwrap();
+    let other_page = shown(&h, &denied, NOW).await;
+    h.engine
+        .deny_device(shown(&h, &denied, NOW).await, NOW)
+        .await
+        .unwrap();
     assert!(matches!(
-        h.engine
-            .approve_device(&denied.user_code, "alice", NOW)
-            .await,
+        h.engine.approve_device(other_page, "alice", NOW).await,
         Err(DeviceUserError::UnknownCode)
     ));
     let (_, body) = poll(&h, &denied, NOW.plus(5)).await;
     assert_eq!(body["error"], "access_denied", "still denied");
 
     let decided = start(&h).await;
+    let other_page = shown(&h, &decided, NOW).await;
     h.engine
-        .approve_device(&decided.user_code, "alice", NOW)
+        .approve_device(shown(&h, &decided, NOW).await, "alice", NOW)
         .await
         .unwrap();
     assert!(matches!(
-        h.engine
-            .approve_device(&decided.user_code, "mallory", NOW)
-            .await,
+        h.engine.approve_device(other_page, "mallory", NOW).await,
         Err(DeviceUserError::UnknownCode)
     ));
     let (status, tokens) = poll(&h, &decided, NOW.plus(5)).await;
@@ -384,9 +397,10 @@ async fn approving_an_expired_denied_or_decided_code_changes_nothing() {
     );
 
     let expired = start(&h).await;
+    let page = shown(&h, &expired, NOW).await;
     assert!(matches!(
         h.engine
-            .approve_device(&expired.user_code, "alice", NOW.plus(15 * 60))
+            .approve_device(page, "alice", NOW.plus(15 * 60))
             .await,
         Err(DeviceUserError::UnknownCode)
     ));

@@ -762,10 +762,14 @@ async fn consent_can_narrow_but_not_widen_the_scope() {
     let wider = mcpauth_oauth_types::Scope::parse("mcp:tools mcp:admin mcp:root").unwrap();
     assert!(
         h.engine
-            .approve_scope(pending.clone(), "alice", &wider, NOW)
+            .approve_scope(pending, "alice", &wider, NOW)
             .await
             .is_err()
     );
+    // The refused decision consumed that request; the client asks again.
+    let AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&q).await else {
+        panic!()
+    };
     let narrower = mcpauth_oauth_types::Scope::parse("mcp:tools").unwrap();
     let redirect = h
         .engine
@@ -835,7 +839,7 @@ async fn a_self_registered_client_may_ask_the_user_for_more_than_it_registered()
     let client = h.engine.register_client(metadata, NOW).await.unwrap();
     match authorize_for_scope(&h, &client.client_id, "mcp:tools mcp:admin").await {
         AuthorizeOutcome::NeedsConsent(pending) => {
-            assert_eq!(pending.scope.to_string(), "mcp:tools mcp:admin");
+            assert_eq!(pending.scope(), "mcp:tools mcp:admin");
         }
         other => panic!("expected consent for the wider scope, got {other:?}"),
     }
@@ -860,8 +864,8 @@ async fn a_pre_registered_clients_scope_bounds_its_authorization_requests() {
     );
     match authorize_for_scope(&h, &client.client_id, "mcp:tools").await {
         AuthorizeOutcome::NeedsConsent(pending) => assert_eq!(
-            pending.client_identity,
-            mcpauth_token_engine::ClientIdentity::PreRegistered
+            pending.client_identity(),
+            &mcpauth_token_engine::ClientIdentity::PreRegistered
         ),
         other => panic!("expected consent, got {other:?}"),
     }

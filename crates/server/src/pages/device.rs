@@ -198,8 +198,8 @@ pub(super) async fn lookup(
 }
 
 fn confirm_page(pages: &Pages, bar: SessionBar<'_>, pending: &PendingDevice) -> Response {
-    let client_name = pending.client_name.as_deref().unwrap_or("A device");
-    let identity = match &pending.client_identity {
+    let client_name = pending.client_name().unwrap_or("A device");
+    let identity = match pending.client_identity() {
         ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
         ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
         _ => "registered by this server's operator".to_owned(),
@@ -210,11 +210,11 @@ fn confirm_page(pages: &Pages, bar: SessionBar<'_>, pending: &PendingDevice) -> 
             base: &pages.base,
             signed_in: bar,
             client_name,
-            client_id: &pending.client_id,
+            client_id: pending.client_id(),
             identity: &identity,
-            user_code: &pending.user_code,
-            resources: &pending.resources,
-            scopes: pages.scope_lines(&pending.scope),
+            user_code: pending.user_code(),
+            resources: pending.resources(),
+            scopes: pages.scope_lines(pending.scope()),
             action: pages.device_page_url(None),
         }
         .render(),
@@ -243,21 +243,24 @@ pub(super) async fn decide(
     };
     // Through the rate-limited lookup first, so posting decisions cannot try codes faster
     // than typing them.
-    if let Err(e) = pages
+    let pending = match pages
         .engine
         .device_lookup(&form.user_code, &caller_key(peer, &user.id), pages.now())
         .await
     {
-        let bar = pages.session_bar(&user.email, &form.csrf_token);
-        return pages.device_code_refused(&e, bar, &form.user_code);
-    }
+        Ok(pending) => pending,
+        Err(e) => {
+            let bar = pages.session_bar(&user.email, &form.csrf_token);
+            return pages.device_code_refused(&e, bar, &form.user_code);
+        }
+    };
     let decided = if form.decision == "approve" {
         pages
             .engine
-            .approve_device(&form.user_code, &user.id, pages.now())
+            .approve_device(pending, &user.id, pages.now())
             .await
     } else {
-        pages.engine.deny_device(&form.user_code, pages.now()).await
+        pages.engine.deny_device(pending, pages.now()).await
     };
     match decided {
         Ok(()) if form.decision == "approve" => {

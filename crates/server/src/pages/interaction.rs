@@ -106,23 +106,20 @@ fn redirect_warning(redirect_uri: &str) -> Option<String> {
 
 fn describe_client(pending: &PendingAuthorization) -> ClientDescription {
     ClientDescription {
-        name: pending
-            .client_name
-            .clone()
-            .unwrap_or_else(|| "An application".into()),
-        identity: match &pending.client_identity {
+        name: pending.client_name().unwrap_or("An application").to_owned(),
+        identity: match &pending.client_identity() {
             ClientIdentity::MetadataDocument { host } => format!("published by {host}"),
             ClientIdentity::SelfRegistered => "unverified: it registered itself".to_owned(),
             _ => "registered by this server's operator".to_owned(),
         },
-        redirect_host: url::Url::parse(&pending.redirect_uri)
+        redirect_host: url::Url::parse(pending.redirect_uri())
             .ok()
             .map(|u| {
                 u.host_str()
                     .map_or_else(|| u.scheme().to_owned(), str::to_owned)
             })
             .unwrap_or_default(),
-        redirect_warning: redirect_warning(&pending.redirect_uri),
+        redirect_warning: redirect_warning(pending.redirect_uri()),
     }
 }
 
@@ -141,10 +138,10 @@ impl Pages {
             ChooserPage {
                 base: &self.base,
                 client_name: &client.name,
-                client_id: &pending.client_id,
+                client_id: pending.client_id(),
                 identity: client.identity,
-                resources: &pending.resources,
-                scopes: self.scope_lines(&pending.scope),
+                resources: pending.resources(),
+                scopes: self.scope_lines(pending.scope()),
                 redirect_host: client.redirect_host,
                 redirect_warning: client.redirect_warning,
                 providers: federation
@@ -239,9 +236,9 @@ impl Pages {
         email: &str,
         error: Option<&str>,
     ) -> Response {
-        let client_name = serde_json::from_str::<PendingAuthorization>(pending)
+        let client_name = PendingAuthorization::restore(pending)
             .ok()
-            .and_then(|p| p.client_name)
+            .and_then(|p| p.client_name().map(str::to_owned))
             .unwrap_or_else(|| "An application".into());
         page(
             status,
@@ -280,10 +277,10 @@ impl Pages {
         }
         let remembered = (decision == Decision::ApproveAndRemember).then(|| {
             (
-                pending.client_id.clone(),
-                pending.redirect_uri.clone(),
-                pending.scope.clone(),
-                pending.resources.clone(),
+                pending.client_id().to_owned(),
+                pending.redirect_uri().to_owned(),
+                pending.scope().to_owned(),
+                pending.resources().to_vec(),
             )
         });
         let decided = if decision == Decision::Deny {
@@ -343,20 +340,15 @@ impl BuiltInInteraction {
         let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
             return pages.server_error(&"no randomness");
         };
-        let stored = match serde_json::to_string(&pending) {
-            Ok(json) => {
-                pages
-                    .store
-                    .insert_interaction(
-                        &secret_hash(&id),
-                        &json,
-                        &secret_hash(&csrf),
-                        pages.now().plus(INTERACTION_TTL).0,
-                    )
-                    .await
-            }
-            Err(e) => return pages.server_error(&e),
-        };
+        let stored = pages
+            .store
+            .insert_interaction(
+                &secret_hash(&id),
+                &pending.persist(),
+                &secret_hash(&csrf),
+                pages.now().plus(INTERACTION_TTL).0,
+            )
+            .await;
         if let Err(e) = stored {
             return pages.server_error(&e);
         }
@@ -385,7 +377,7 @@ pub(super) async fn show(
         Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+    let Ok(pending) = PendingAuthorization::restore(&row.pending) else {
         return pages.server_error(&"stored interaction does not parse");
     };
     let user = match &row.user_id {
@@ -418,20 +410,20 @@ pub(super) async fn show(
     }
     // RFC 8252 §8.6: only a client whose identity is assured may skip the page, and only for
     // exactly what the user approved before at the same redirect URI.
-    if pending.consent_may_be_remembered {
+    if pending.consent_may_be_remembered() {
         match pages
             .store
             .consent_covers(
                 &user.id,
-                &pending.client_id,
-                &pending.redirect_uri,
-                &pending.scope,
-                &pending.resources,
+                pending.client_id(),
+                pending.redirect_uri(),
+                pending.scope(),
+                pending.resources(),
             )
             .await
         {
             Ok(true) => {
-                tracing::debug!(client_id = %pending.client_id, "consent remembered: not asking again");
+                tracing::debug!(client_id = %pending.client_id(), "consent remembered: not asking again");
                 return pages
                     .decide(&id, pending, &user.id, Decision::Approve)
                     .await;
@@ -451,13 +443,13 @@ pub(super) async fn show(
                 csrf_token: &csrf,
             },
             client_name: &client.name,
-            client_id: &pending.client_id,
+            client_id: pending.client_id(),
             identity: client.identity,
-            resources: &pending.resources,
-            scopes: pages.scope_lines(&pending.scope),
+            resources: pending.resources(),
+            scopes: pages.scope_lines(pending.scope()),
             redirect_host: client.redirect_host,
             redirect_warning: client.redirect_warning,
-            remember_offered: pending.consent_may_be_remembered,
+            remember_offered: pending.consent_may_be_remembered(),
             action: format!("{}/consent", pages.interaction_path(&id)),
             csrf_token: &csrf,
         }
@@ -535,7 +527,7 @@ pub(super) async fn consent(
         Ok(loaded) => loaded,
         Err(response) => return response,
     };
-    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+    let Ok(pending) = PendingAuthorization::restore(&row.pending) else {
         return pages.server_error(&"stored interaction does not parse");
     };
     let approve = form.decision == "approve";
@@ -548,7 +540,7 @@ pub(super) async fn consent(
     };
     let decision = match (
         approve,
-        form.remember.is_some() && pending.consent_may_be_remembered,
+        form.remember.is_some() && pending.consent_may_be_remembered(),
     ) {
         (false, _) => Decision::Deny,
         (true, false) => Decision::Approve,
@@ -617,7 +609,7 @@ pub(super) async fn upstream(
             "Go back and choose one of the providers listed.",
         );
     }
-    let Ok(pending) = serde_json::from_str::<PendingAuthorization>(&row.pending) else {
+    let Ok(pending) = PendingAuthorization::restore(&row.pending) else {
         return pages.server_error(&"stored interaction does not parse");
     };
     match pages.store.take_interaction(&secret_hash(&id)).await {

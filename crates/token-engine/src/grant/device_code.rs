@@ -61,22 +61,58 @@ impl std::fmt::Debug for DeviceAuthorization {
     }
 }
 
-/// A device authorization waiting for the user, as the verification page shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+/// A device authorization waiting for the user, as the verification page shows it
+/// ([`TokenEngine::device_lookup`]). Read-only and not copyable: the decision
+/// ([`approve_device`](TokenEngine::approve_device) or [`deny_device`](TokenEngine::deny_device))
+/// consumes it, so a page decides on what it showed, once.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a looked-up device authorization is shown, then approved or denied"]
 pub struct PendingDevice {
+    user_code: String,
+    user_code_hash: String,
+    client_id: String,
+    client_name: Option<String>,
+    client_identity: crate::ClientIdentity,
+    scope: String,
+    resources: Vec<String>,
+}
+
+impl PendingDevice {
     /// The normalised user code (`XXXX-XXXX`).
-    pub user_code: String,
+    #[must_use]
+    pub fn user_code(&self) -> &str {
+        &self.user_code
+    }
+
     /// The client asking.
-    pub client_id: String,
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// Its display name, if registered.
-    pub client_name: Option<String>,
+    #[must_use]
+    pub fn client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
     /// How far the client's identity is verified, for the confirmation page.
-    pub client_identity: crate::ClientIdentity,
-    /// The scope requested.
-    pub scope: String,
+    #[must_use]
+    pub fn client_identity(&self) -> &crate::ClientIdentity {
+        &self.client_identity
+    }
+
+    /// The scope requested, space-separated.
+    #[must_use]
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
     /// The resources requested.
-    pub resources: Vec<String>,
+    #[must_use]
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
 }
 
 /// Why a user code could not be used at the verification page.
@@ -354,6 +390,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .ok_or(DeviceUserError::UnknownCode)?;
         Ok(PendingDevice {
             user_code: display_user_code(&code),
+            user_code_hash: hash::secret_hash(&code),
             client_id: record.client_id,
             client_identity: crate::ClientIdentity::of(&client),
             client_name: client.metadata.client_name,
@@ -362,7 +399,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
-    /// The user approved the device authorization behind `user_code`: one atomic model call
+    /// The user approved `pending` (what [`device_lookup`](Self::device_lookup) showed): one atomic model call
     /// records the approval and the grant it creates, only while the authorization is
     /// pending and unexpired and the user is active. Nothing is written otherwise.
     ///
@@ -372,12 +409,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// already decided); [`DeviceUserError::InactiveUser`] when `subject` is disabled or gone.
     pub async fn approve_device(
         &self,
-        user_code: &str,
+        pending: PendingDevice,
         subject: &str,
         now: UnixTime,
     ) -> Result<(), DeviceUserError> {
-        let code = normalize_user_code(user_code).ok_or(DeviceUserError::UnknownCode)?;
-        let user_code_hash = hash::secret_hash(&code);
+        let user_code_hash = pending.user_code_hash;
         let record = self
             .model
             .find_device_by_user_code(&user_code_hash)
@@ -414,16 +450,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
     }
 
-    /// The user denied the device authorization behind `user_code`.
+    /// The user denied `pending` (what [`device_lookup`](Self::device_lookup) showed).
     ///
     /// # Errors
     ///
     /// [`DeviceUserError::UnknownCode`] when it is no longer pending.
-    pub async fn deny_device(&self, user_code: &str, now: UnixTime) -> Result<(), DeviceUserError> {
-        let code = normalize_user_code(user_code).ok_or(DeviceUserError::UnknownCode)?;
+    pub async fn deny_device(
+        &self,
+        pending: PendingDevice,
+        now: UnixTime,
+    ) -> Result<(), DeviceUserError> {
         match self
             .model
-            .decide_device(&hash::secret_hash(&code), DeviceDecision::Deny, now)
+            .decide_device(&pending.user_code_hash, DeviceDecision::Deny, now)
             .await
         {
             Ok(true) => Ok(()),
