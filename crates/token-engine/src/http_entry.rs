@@ -18,7 +18,7 @@ use mcpauth_oauth_types::{
 use crate::TokenEngine;
 use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
-use crate::error::{ClientAuthCodes, RegistrationError, TokenError};
+use crate::error::{ClientAuthCodes, RegistrationError};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel};
@@ -40,9 +40,32 @@ pub struct InternalError {
 #[non_exhaustive]
 pub struct IssuedForGrantType(pub String);
 
-/// An endpoint error, and whether the client tried HTTP Basic (then a failed authentication
-/// is answered 401 with `WWW-Authenticate: Basic`, RFC 6749 §5.2).
-type Failure<C> = (OAuthError<C>, bool);
+/// An endpoint's refusal: the OAuth error, and whether the answer carries
+/// `WWW-Authenticate: Basic` (RFC 6749 §5.2: a client that tried HTTP Basic and failed to
+/// authenticate gets `401` with the challenge).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EndpointError<C> {
+    /// The error the client gets.
+    pub error: OAuthError<C>,
+    /// Whether the client authenticated with HTTP Basic, so a failed authentication is
+    /// answered with `WWW-Authenticate: Basic`.
+    pub basic_challenge: bool,
+}
+
+impl<C> From<OAuthError<C>> for EndpointError<C> {
+    fn from(error: OAuthError<C>) -> Self {
+        Self {
+            error,
+            basic_challenge: false,
+        }
+    }
+}
+
+/// The token endpoint's refusal ([`TokenEngine::token`]).
+pub type TokenEndpointError = EndpointError<TokenErrorCode>;
+
+type Failure<C> = EndpointError<C>;
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
     let bytes = serde_json::to_vec(body)
@@ -62,7 +85,10 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<B
 }
 
 fn error_response<C: ClientAuthCodes + PartialEq + std::fmt::Display>(
-    (error, basic): Failure<C>,
+    EndpointError {
+        error,
+        basic_challenge: basic,
+    }: Failure<C>,
     realm: &'static str,
 ) -> Response<Bytes> {
     let mut response = plain_error_response(&error, error.code().status());
@@ -117,14 +143,16 @@ fn authorization_header(request: &Request<Bytes>) -> Result<Option<&str>, &'stat
 
 fn auth_failure<C: ClientAuthCodes>(error: ClientAuthError) -> Failure<C> {
     match error {
-        ClientAuthError::Malformed(d) => (OAuthError::new(C::INVALID_REQUEST, d), false),
-        ClientAuthError::Failed { description, basic } => {
-            (OAuthError::new(C::INVALID_CLIENT, description), basic)
+        ClientAuthError::Malformed(d) => {
+            EndpointError::from(OAuthError::new(C::INVALID_REQUEST, d))
         }
-        ClientAuthError::Storage(e) => (
-            OAuthError::new(C::SERVER_ERROR, "storage failure").with_source(e),
-            false,
-        ),
+        ClientAuthError::Failed { description, basic } => EndpointError {
+            error: OAuthError::new(C::INVALID_CLIENT, description),
+            basic_challenge: basic,
+        },
+        ClientAuthError::Storage(e) => {
+            EndpointError::from(OAuthError::new(C::SERVER_ERROR, "storage failure").with_source(e))
+        }
     }
 }
 
@@ -133,25 +161,22 @@ fn read_form<C: ClientAuthCodes>(
     request: &Request<Bytes>,
 ) -> Result<(Option<&str>, FormParams), Failure<C>> {
     if request.method() != Method::POST || !has_content_type(request, FORM) {
-        return Err((
-            OAuthError::new(
-                C::INVALID_REQUEST,
-                "POST an application/x-www-form-urlencoded body",
-            ),
-            false,
-        ));
+        return Err(EndpointError::from(OAuthError::new(
+            C::INVALID_REQUEST,
+            "POST an application/x-www-form-urlencoded body",
+        )));
     }
     let authorization = authorization_header(request)
-        .map_err(|d| (OAuthError::new(C::INVALID_REQUEST, d), false))?;
+        .map_err(|d| EndpointError::from(OAuthError::new(C::INVALID_REQUEST, d)))?;
     let form = FormParams::parse(request.body())
-        .map_err(|e| (OAuthError::new(C::INVALID_REQUEST, e.to_string()), false))?;
+        .map_err(|e| EndpointError::from(OAuthError::new(C::INVALID_REQUEST, e.to_string())))?;
     Ok((authorization, form))
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// The token endpoint (RFC 6749 §3.2) as a typed call: the `Authorization` header value and
-    /// the parsed form. The `bool` in the error says whether the answer must carry
-    /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
+    /// the parsed form. The error says whether the answer must carry `WWW-Authenticate: Basic`
+    /// (RFC 6749 §5.2).
     ///
     /// # Errors
     ///
@@ -161,21 +186,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         authorization: Option<&str>,
         form: &FormParams,
         now: UnixTime,
-    ) -> Result<TokenResponse, (TokenError, bool)> {
+    ) -> Result<TokenResponse, TokenEndpointError> {
         let request = TokenRequest::from_form(form).map_err(|e| {
-            (
-                OAuthError::new(TokenErrorCode::InvalidRequest, e.to_string()),
-                false,
-            )
+            EndpointError::from(OAuthError::new(
+                TokenErrorCode::InvalidRequest,
+                e.to_string(),
+            ))
         })?;
         let unsupported = || {
-            (
-                OAuthError::new(
-                    TokenErrorCode::UnsupportedGrantType,
-                    "grant_type is not supported by this server",
-                ),
-                false,
-            )
+            EndpointError::from(OAuthError::new(
+                TokenErrorCode::UnsupportedGrantType,
+                "grant_type is not supported by this server",
+            ))
         };
         let grant_type = request.grant_type().ok_or_else(unsupported)?;
         if !matches!(
@@ -193,13 +215,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .await
             .map_err(auth_failure)?;
         if !client.allows_grant(grant_type.as_str()) {
-            return Err((
-                OAuthError::new(
-                    TokenErrorCode::UnauthorizedClient,
-                    "the client did not register this grant type",
-                ),
-                false,
-            ));
+            return Err(EndpointError::from(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "the client did not register this grant type",
+            )));
         }
         // A client that registered itself without anyone vouching for it gets user-delegated
         // authority only, whatever its record says (records from before this rule included).
@@ -208,13 +227,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             GrantType::ClientCredentials | GrantType::TokenExchange
         ) && !client.may_act_for_itself()
         {
-            return Err((
-                OAuthError::new(
-                    TokenErrorCode::UnauthorizedClient,
-                    "client_credentials and token exchange are for clients the operator registered or vouched for; this client registered itself",
-                ),
-                false,
-            ));
+            return Err(EndpointError::from(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "client_credentials and token exchange are for clients the operator registered or vouched for; this client registered itself",
+            )));
         }
         let result = match request {
             TokenRequest::AuthorizationCode {
@@ -276,9 +292,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 };
                 self.exchange(&client, exchange, now).await
             }
-            _ => Err(unsupported().0),
+            _ => Err(unsupported().error),
         };
-        result.map_err(|e| (e, false))
+        result.map_err(EndpointError::from)
     }
 
     /// The token endpoint over HTTP: POST, form-encoded body.
@@ -313,10 +329,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let result = async {
             let (authorization, form) = read_form::<TokenErrorCode>(&request)?;
             let parsed = DeviceAuthorizationRequest::from_form(&form).map_err(|e| {
-                (
-                    OAuthError::new(TokenErrorCode::InvalidRequest, e.to_string()),
-                    false,
-                )
+                EndpointError::from(OAuthError::new(
+                    TokenErrorCode::InvalidRequest,
+                    e.to_string(),
+                ))
             })?;
             let client = self
                 .authenticate_client(authorization, &parsed.body_credentials, now)
@@ -324,7 +340,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .map_err(auth_failure)?;
             self.device_authorization(&client, &parsed, now)
                 .await
-                .map_err(|e| (e, false))
+                .map_err(EndpointError::from)
         }
         .await;
         match result {
@@ -342,7 +358,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<(ClientRecord, RevocationRequest), Failure<C>> {
         let (authorization, form) = read_form(request)?;
         let parsed = RevocationRequest::from_form(&form)
-            .map_err(|e| (OAuthError::new(C::INVALID_REQUEST, e.to_string()), false))?;
+            .map_err(|e| EndpointError::from(OAuthError::new(C::INVALID_REQUEST, e.to_string())))?;
         let client = self
             .authenticate_client(authorization, &parsed.body_credentials, now)
             .await
@@ -362,7 +378,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .await?;
             self.revoke(&client, &revocation, now)
                 .await
-                .map_err(|e| (e, false))
+                .map_err(EndpointError::from)
         }
         .await;
         match result {
@@ -389,7 +405,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .await?;
             self.introspect(&client, &introspection, now)
                 .await
-                .map_err(|e| (e, false))
+                .map_err(EndpointError::from)
         }
         .await;
         match result {

@@ -77,7 +77,7 @@ pub use grant::device_code::{
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
 pub use hash::secret_hash;
-pub use http_entry::{InternalError, IssuedForGrantType};
+pub use http_entry::{EndpointError, InternalError, IssuedForGrantType, TokenEndpointError};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
