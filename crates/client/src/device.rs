@@ -14,7 +14,7 @@ use crate::registration::ClientCredentials;
 use crate::token::{TokenSet, authenticated_form, token_request};
 
 /// The RFC 8628 grant type.
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use mcpauth_oauth_types::DEVICE_CODE_GRANT;
 
 /// What the user needs: the code and where to enter it (RFC 8628 §3.2).
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -142,7 +142,7 @@ impl RegistrationRequest {
     pub fn native(client_name: &str, redirect_uris: Vec<String>, device: bool) -> Self {
         let mut grant_types = vec!["authorization_code".to_owned(), "refresh_token".to_owned()];
         if device {
-            grant_types.push("urn:ietf:params:oauth:grant-type:device_code".into());
+            grant_types.push(mcpauth_oauth_types::DEVICE_CODE_GRANT.into());
         }
         Self {
             client_name: client_name.to_owned(),

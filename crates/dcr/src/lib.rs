@@ -77,12 +77,12 @@ fn check_web_url(name: &str, value: Option<&str>) -> Result<(), RegistrationErro
     }
 }
 
-const SUPPORTED_GRANTS: &[&str] = &[
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
+const SUPPORTED_GRANTS: [&str; 5] = [
+    GrantType::AuthorizationCode.as_str(),
+    GrantType::RefreshToken.as_str(),
+    GrantType::ClientCredentials.as_str(),
+    GrantType::DeviceCode.as_str(),
+    GrantType::TokenExchange.as_str(),
 ];
 
 /// Human-readable members that may come in language variants (RFC 7591 §2.2).

@@ -36,8 +36,9 @@ pub use form::{FormParams, MAX_FORM_BYTES, ParseError};
 pub use random::{RandomError, SecureRandom};
 pub use registration::{ClientMetadata, MAX_REGISTRATION_BYTES};
 pub use request::{
-    AuthorizationRequest, BodyCredentials, DeviceAuthorizationRequest, GrantType,
-    IntrospectionRequest, RevocationRequest, TokenRequest, TokenTypeHint,
+    AuthorizationRequest, BodyCredentials, DEVICE_CODE_GRANT, DeviceAuthorizationRequest,
+    GrantType, IntrospectionRequest, RevocationRequest, TOKEN_EXCHANGE_GRANT, TokenRequest,
+    TokenTypeHint,
 };
 pub use response::TokenResponse;
 pub use scope::{Scope, ScopeError};

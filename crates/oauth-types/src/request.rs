@@ -126,7 +126,21 @@ pub enum GrantType {
     TokenExchange,
 }
 
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The token exchange grant's `grant_type` (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 impl GrantType {
+    /// Every grant type, in the order servers list them.
+    pub const ALL: [Self; 5] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::DeviceCode,
+        Self::TokenExchange,
+    ];
+
     /// The wire value.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -134,23 +148,15 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
-            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
-            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
     }
 
     /// Parses a wire value.
     #[must_use]
     pub fn from_wire(value: &str) -> Option<Self> {
-        [
-            Self::AuthorizationCode,
-            Self::RefreshToken,
-            Self::ClientCredentials,
-            Self::DeviceCode,
-            Self::TokenExchange,
-        ]
-        .into_iter()
-        .find(|g| g.as_str() == value)
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
     }
 }
 

@@ -18,7 +18,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use mcpauth_token_engine::IssuedForGrantType;
+use mcpauth_oauth_types::GrantType;
+use mcpauth_token_engine::{IssuedForGrantType, paths};
 
 /// What a request was for, from its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,15 +104,20 @@ impl Endpoint {
             return Self::Other;
         };
         match rest {
-            "/authorize" => Self::Authorize,
-            "/token" => Self::Token,
-            "/device_authorization" => Self::DeviceAuthorization,
-            "/introspect" => Self::Introspect,
-            "/revoke" => Self::Revoke,
-            "/jwks.json" => Self::Jwks,
-            "/device" => Self::Device,
+            paths::AUTHORIZE => Self::Authorize,
+            paths::TOKEN => Self::Token,
+            paths::DEVICE_AUTHORIZATION => Self::DeviceAuthorization,
+            paths::INTROSPECT => Self::Introspect,
+            paths::REVOKE => Self::Revoke,
+            paths::JWKS => Self::Jwks,
+            crate::DEVICE_PATH => Self::Device,
             "/sign-in" | "/sign-out" => Self::SignIn,
-            _ if rest == "/register" || rest.starts_with("/register/") => Self::Register,
+            _ if rest
+                .strip_prefix(paths::REGISTER)
+                .is_some_and(|tail| tail.is_empty() || tail.starts_with('/')) =>
+            {
+                Self::Register
+            }
             _ if rest.starts_with("/interaction/") => Self::Interaction,
             _ if rest.starts_with("/account") => Self::Account,
             _ if rest.starts_with("/static/") => Self::Static,
@@ -134,11 +140,11 @@ struct Histogram {
 }
 
 const GRANT_TYPES: [&str; 6] = [
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
+    GrantType::AuthorizationCode.as_str(),
+    GrantType::RefreshToken.as_str(),
+    GrantType::ClientCredentials.as_str(),
+    GrantType::DeviceCode.as_str(),
+    GrantType::TokenExchange.as_str(),
     "other",
 ];
 

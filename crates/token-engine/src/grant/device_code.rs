@@ -31,7 +31,7 @@ const USER_CODE_LENGTH: usize = 8;
 /// code already held, which a random draw hits with a probability of held codes / 20⁸.
 const USER_CODE_ATTEMPTS: u32 = 4;
 /// The grant type name registered by RFC 8628 §3.4.
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use mcpauth_oauth_types::DEVICE_CODE_GRANT;
 
 /// The device authorization response (RFC 8628 §3.2).
 #[derive(Clone, PartialEq, Eq, Serialize)]

@@ -21,7 +21,7 @@ use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 
 /// The grant type name registered by RFC 8693 §2.1.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use mcpauth_oauth_types::TOKEN_EXCHANGE_GRANT;
 /// RFC 8693 §3: the token type of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
