@@ -5,7 +5,6 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::customize::TokenCustomizer;
-use crate::grant::token_exchange::ExchangeRule;
 use crate::subject::SubjectStatus;
 
 /// Which `resource` values (RFC 8707) the server issues tokens for.
@@ -65,7 +64,7 @@ pub struct RegistrationPolicy {
 pub const USER_DELEGATED_GRANT_TYPES: &[&str] = &[
     "authorization_code",
     "refresh_token",
-    crate::grant::device_code::DEVICE_CODE_GRANT,
+    mcpauth_oauth_types::DEVICE_CODE_GRANT,
 ];
 
 impl Default for RegistrationPolicy {
@@ -514,5 +513,34 @@ impl std::fmt::Debug for EngineConfig {
             .field("customizer", &self.customizer.is_some())
             .field("subject_status", &self.subject_status.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// One permission to exchange tokens: `client_id` may exchange a token whose audience
+/// includes `from_resource` for tokens whose audience is within `to_resources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExchangeRule {
+    /// The client (typically an MCP server) that exchanges.
+    pub client_id: String,
+    /// The resource the subject token must be for (the MCP server's own URI).
+    pub from_resource: String,
+    /// Downstream resources it may obtain tokens for.
+    pub to_resources: Vec<String>,
+}
+
+impl ExchangeRule {
+    /// A rule for `client_id`.
+    #[must_use]
+    pub fn new(
+        client_id: impl Into<String>,
+        from_resource: impl Into<String>,
+        to_resources: Vec<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            from_resource: from_resource.into(),
+            to_resources,
+        }
     }
 }

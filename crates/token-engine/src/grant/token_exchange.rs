@@ -17,6 +17,7 @@ use mcpauth_oauth_types::{
 use crate::TokenEngine;
 use crate::UnixTime;
 use crate::access_token::SubjectType;
+pub use crate::config::ExchangeRule;
 use crate::error::{TokenError, internal};
 use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 
@@ -24,35 +25,6 @@ use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 pub use mcpauth_oauth_types::TOKEN_EXCHANGE_GRANT;
 /// RFC 8693 §3: the token type of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-/// One permission to exchange tokens: `client_id` may exchange a token whose audience
-/// includes `from_resource` for tokens whose audience is within `to_resources`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExchangeRule {
-    /// The client (typically an MCP server) that exchanges.
-    pub client_id: String,
-    /// The resource the subject token must be for (the MCP server's own URI).
-    pub from_resource: String,
-    /// Downstream resources it may obtain tokens for.
-    pub to_resources: Vec<String>,
-}
-
-impl ExchangeRule {
-    /// A rule for `client_id`.
-    #[must_use]
-    pub fn new(
-        client_id: impl Into<String>,
-        from_resource: impl Into<String>,
-        to_resources: Vec<String>,
-    ) -> Self {
-        Self {
-            client_id: client_id.into(),
-            from_resource: from_resource.into(),
-            to_resources,
-        }
-    }
-}
 
 /// What a token-exchange request asks for.
 pub(crate) struct Exchange<'a> {
