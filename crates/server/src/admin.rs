@@ -162,14 +162,14 @@ pub async fn add_client(
     let registered = engine
         .preregister_client(metadata, now())
         .await
-        .map_err(|e| StartError::Client(e.to_string()))?;
+        .map_err(|e| StartError::client_caused("registering the client failed", e))?;
     if client.resource_server {
         use mcpauth_token_engine::ClientStore as _;
         let model = engine.model();
         let mut record = model
             .find_client(&registered.client_id)
             .await?
-            .ok_or_else(|| StartError::Client("the client vanished after registering".into()))?;
+            .ok_or_else(|| StartError::client("the client vanished after registering"))?;
         record.resource_server = true;
         model.update_client(record).await?;
     }

@@ -107,28 +107,26 @@ pub(crate) async fn build(
         return Ok(None);
     }
     let transport: Arc<dyn Transport> = Arc::new(
-        ReqwestTransport::new().map_err(|e| StartError::Provider(format!("HTTP client: {e}")))?,
+        ReqwestTransport::new()
+            .map_err(|e| StartError::provider_caused("the HTTP client for providers", e))?,
     );
     let mut providers: Vec<Provider> = Vec::with_capacity(config.providers.len());
     for provider in &config.providers {
         if providers.iter().any(|p| p.id == provider.id) {
-            return Err(StartError::Provider(format!(
+            return Err(StartError::provider(format!(
                 "two providers have the id `{}`: each needs its own (it names the callback URL)",
                 provider.id
             )));
         }
         let resolved = mcpauth_proxy::resolve_provider(provider, &*transport)
             .await
-            .map_err(|e| StartError::Provider(e.to_string()))?;
+            .map_err(|e| StartError::provider_caused(format!("provider `{}`", provider.id), e))?;
         providers.push(resolved);
     }
     let vault = if config.keep_upstream_tokens {
         let key = encryption_key.ok_or_else(|| {
-            StartError::Provider(
-                "keep_upstream_tokens needs signing_key_encryption_key \
-                 (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY): upstream tokens are never stored in plain text"
-                    .into(),
-            )
+            StartError::provider("keep_upstream_tokens needs signing_key_encryption_key \
+                 (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY): upstream tokens are never stored in plain text")
         })?;
         Some(Arc::new(TokenVault::new(&upstream_token_key(&key))))
     } else {

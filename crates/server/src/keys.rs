@@ -38,10 +38,9 @@ pub(crate) fn key_bytes(text: &str) -> Result<[u8; 32], StartError> {
         .find_map(|engine| engine.decode(text).ok())
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
         .ok_or_else(|| {
-            StartError::Key(
+            StartError::key(
                 "signing_key_encryption_key must be 32 random bytes in base64 \
-                 (for example the output of `openssl rand -base64 32`)"
-                    .into(),
+                 (for example the output of `openssl rand -base64 32`)",
             )
         })
 }
@@ -51,13 +50,13 @@ impl KeyEncryption {
     pub(crate) fn from_base64(text: &str) -> Result<Self, StartError> {
         let bytes = key_bytes(text)?;
         let key = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| StartError::Key("signing_key_encryption_key is unusable".into()))?;
+            .map_err(|_| StartError::key("signing_key_encryption_key is unusable"))?;
         Ok(Self(LessSafeKey::new(key)))
     }
 
     fn seal(&self, kid: &str, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, StartError> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| StartError::Key("no randomness".into()))?;
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| StartError::key("no randomness"))?;
         let mut in_out = der.to_vec();
         self.0
             .seal_in_place_append_tag(
@@ -65,7 +64,7 @@ impl KeyEncryption {
                 Aad::from(associated_data(kid, algorithm).as_slice()),
                 &mut in_out,
             )
-            .map_err(|_| StartError::Key("encrypting a signing key failed".into()))?;
+            .map_err(|_| StartError::key("encrypting a signing key failed"))?;
         let mut sealed = Vec::with_capacity(SEALED_PREFIX.len() + NONCE_LEN + in_out.len());
         sealed.extend_from_slice(SEALED_PREFIX);
         sealed.extend_from_slice(&nonce);
@@ -75,7 +74,7 @@ impl KeyEncryption {
 
     fn open(&self, kid: &str, algorithm: &str, sealed: &[u8]) -> Result<Vec<u8>, StartError> {
         let wrong = || {
-            StartError::Key(format!(
+            StartError::key(format!(
                 "cannot decrypt stored signing key {kid}: signing_key_encryption_key is not the \
                  key it was encrypted with"
             ))
@@ -102,12 +101,12 @@ fn parse(algorithm: &str, der: &[u8]) -> Result<SigningKey, StartError> {
         "EdDSA" => SigningKey::ed25519_from_pkcs8_der(der),
         "RS256" => SigningKey::rs256_from_pkcs1_der(der),
         other => {
-            return Err(StartError::Key(format!(
+            return Err(StartError::key(format!(
                 "stored key has unknown algorithm {other}"
             )));
         }
     };
-    key.map_err(|e| StartError::Key(e.to_string()))
+    key.map_err(|e| StartError::key_caused(format!("a stored {algorithm} key does not load"), e))
 }
 
 /// A new key of `algorithm` (`ES256` or `EdDSA`) as PKCS#8 DER, with its kid.
@@ -116,13 +115,13 @@ fn generate(algorithm: &str) -> Result<(String, Vec<u8>), StartError> {
         "ES256" => mcpauth_token_engine::KeyAlgorithm::Es256,
         "EdDSA" => mcpauth_token_engine::KeyAlgorithm::EdDsa,
         other => {
-            return Err(StartError::Key(format!(
+            return Err(StartError::key(format!(
                 "cannot generate {other} keys: choose ES256 or EdDSA"
             )));
         }
     };
     let der = mcpauth_token_engine::SigningKey::generate_pkcs8(kind)
-        .map_err(|e| StartError::Key(e.to_string()))?;
+        .map_err(|e| StartError::key_caused(format!("a new {algorithm} key"), e))?;
     let kid = parse(algorithm, &der)?.kid().to_owned();
     Ok((kid, der))
 }
@@ -224,10 +223,9 @@ pub(crate) async fn load_signing_keys(
     for row in rows {
         let der = if row.material.starts_with(SEALED_PREFIX) {
             let encryption = encryption.ok_or_else(|| {
-                StartError::Key(
+                StartError::key(
                     "the stored signing keys are encrypted: set signing_key_encryption_key \
-                     (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) to the key they were encrypted with"
-                        .into(),
+                     (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) to the key they were encrypted with",
                 )
             })?;
             encryption.open(&row.kid, &row.algorithm, &row.material)?
@@ -244,7 +242,7 @@ pub(crate) async fn load_signing_keys(
         loaded.push(parse(&row.algorithm, &der)?);
     }
     if signer >= loaded.len() {
-        return Err(StartError::Key("no key after creation".into()));
+        return Err(StartError::key("no key after creation"));
     }
     let current = loaded.remove(signer);
     Ok(loaded

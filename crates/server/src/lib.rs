@@ -51,26 +51,50 @@ pub use config::{
     provider_secret_variable,
 };
 
-/// The server could not start.
+/// An error and every cause behind it ([`std::error::Error::source`]), joined with `: `, as
+/// an operator reads it on one line (the command line's messages, the logs).
+#[must_use]
+pub fn said(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
+/// A cause kept behind a [`StartError`] ([`std::error::Error::source`]).
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// The server could not start. Each variant says what failed in words an operator can act
+/// on; the error that caused it, if any, is its [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
     /// Storage failed.
-    #[error("storage: {0}")]
+    #[error("storage")]
     Store(#[from] mcpauth_store_sql::StoreError),
     /// The issuer is not valid.
-    #[error("issuer `{issuer}`: {source}")]
+    #[error("issuer `{issuer}`")]
     Issuer {
         /// The issuer.
         issuer: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: Cause,
     },
     /// The signing key could not be created or loaded.
-    #[error("signing key: {0}")]
-    Key(String),
+    #[error("signing key: {message}")]
+    Key {
+        /// What failed, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Binding or serving failed.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Io {
         /// The address.
         addr: String,
@@ -78,20 +102,96 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// A user could not be created or changed.
-    #[error("{0}")]
+    #[error(transparent)]
     User(#[from] users::UserError),
     /// Production mode refused the configuration.
     #[error("production mode refuses this configuration:\n  - {}", .0.join("\n  - "))]
     Production(Vec<String>),
     /// A client could not be registered.
-    #[error("client: {0}")]
-    Client(String),
+    #[error("client: {message}")]
+    Client {
+        /// What failed.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// An upstream identity provider is misconfigured or unreachable.
-    #[error("provider: {0}")]
-    Provider(String),
+    #[error("provider: {message}")]
+    Provider {
+        /// What failed, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A setting is not valid.
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error("configuration: {message}")]
+    Config {
+        /// What is wrong, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl StartError {
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::Key {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn key_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Key {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn client(message: impl Into<String>) -> Self {
+        Self::Client {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn client_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Client {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn provider(message: impl Into<String>) -> Self {
+        Self::Provider {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn provider_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Provider {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn config_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
 }
 
 /// Where the device flow's verification page lives, below the issuer (RFC 8628 §3.2
@@ -187,7 +287,7 @@ impl Server {
             }
             Err(e) => {
                 // A database outage is `/ready`'s other check; only a key problem is ours.
-                if matches!(e, StartError::Key(_)) {
+                if matches!(e, StartError::Key { .. }) {
                     self.keys_loaded.store(false, Ordering::Relaxed);
                 }
                 Err(e)
@@ -233,14 +333,14 @@ impl Server {
     pub async fn remove_key(&self, kid: &str) -> Result<(), StartError> {
         let keys = self.list_keys().await?;
         match keys.iter().find(|(row, _)| row.kid == kid) {
-            None => Err(StartError::Key(format!(
+            None => Err(StartError::key(format!(
                 "no stored key has the kid `{kid}`"
             ))),
             Some((_, keys::KeyState::Retired)) => {
                 self.store.delete_signing_key(kid).await?;
                 self.reload_keys().await
             }
-            Some((_, state)) => Err(StartError::Key(format!(
+            Some((_, state)) => Err(StartError::key(format!(
                 "key `{kid}` is {}: only retired keys can be removed",
                 if *state == keys::KeyState::Signing {
                     "the signing key"
@@ -332,12 +432,11 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             _ => mcpauth_http::ForwardedHeader::XForwardedFor,
         },
     )
-    .map_err(|e| StartError::Config(format!("trusted_proxies: {e}")))?;
+    .map_err(|e| StartError::config_caused("trusted_proxies", e))?;
     if !config.vouched_registration_grant_types.is_empty() && config.registration_token.is_none() {
-        return Err(StartError::Config(
+        return Err(StartError::config(
             "vouched_registration_grant_types needs registration_token: only a registration \
-             that presents it may have those grant types"
-                .into(),
+             that presents it may have those grant types",
         ));
     }
     if config.forwarded_header != config::ForwardedHeaderName::default()
@@ -352,8 +451,8 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         }
     }
     if !config.password_login && config.providers.is_empty() {
-        return Err(StartError::Provider(
-            "password_login is off and no providers are configured: nobody could sign in".into(),
+        return Err(StartError::provider(
+            "password_login is off and no providers are configured: nobody could sign in",
         ));
     }
     let issuer = config.issuer();
@@ -437,11 +536,10 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         .transpose()?;
     let store = open_store(config).await?;
     if store.backend() == Backend::Postgres && encryption.is_none() {
-        return Err(StartError::Key(
+        return Err(StartError::key(
             "signing_key_encryption_key (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) is required with \
              PostgreSQL: the signing keys are shared through the database and must not sit \
-             there in plain text; generate one with `openssl rand -base64 32`"
-                .into(),
+             there in plain text; generate one with `openssl rand -base64 32`",
         ));
     }
     let keys = keys::load_signing_keys(
@@ -497,10 +595,9 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         },
     });
     let fetcher = if config.client_metadata_documents {
-        Some(
-            mcpauth_fetch::SafeFetcher::new(fetch_policy)
-                .map_err(|e| StartError::Key(format!("HTTP client: {e}")))?,
-        )
+        Some(mcpauth_fetch::SafeFetcher::new(fetch_policy).map_err(|e| {
+            StartError::config_caused("the HTTP client for Client ID Metadata Documents", e)
+        })?)
     } else {
         None
     };
@@ -741,7 +838,7 @@ pub async fn serve_on(
             loop {
                 interval.tick().await;
                 if let Err(e) = server.reload_keys().await {
-                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+                    tracing::warn!(error = %said(&e), "reloading signing keys failed; keeping the current ones");
                 }
             }
         }
@@ -817,7 +914,7 @@ pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<S
     users::check_password_policy(password, &email)?;
     let hash = admin::hash_off_thread(password).await?;
     let mut id = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut id).map_err(|_| StartError::Key("no randomness".into()))?;
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| StartError::key("no randomness"))?;
     let user_id = format!(
         "user_{}",
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)

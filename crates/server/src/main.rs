@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mcpauth_server::Config;
+use mcpauth_server::{Config, said};
 
 /// mimalloc rather than glibc's allocator: allocation was about 9% of the CPU of a token request
 /// under load (docs/performance.md).
@@ -132,8 +132,8 @@ enum ClientCommand {
 
 fn read_password() -> Result<String, String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-        let second = rpassword::prompt_password("Repeat password: ").map_err(|e| e.to_string())?;
+        let first = rpassword::prompt_password("Password: ").map_err(|e| said(&e))?;
+        let second = rpassword::prompt_password("Repeat password: ").map_err(|e| said(&e))?;
         if first != second {
             return Err("the passwords do not match".into());
         }
@@ -143,7 +143,7 @@ fn read_password() -> Result<String, String> {
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| said(&e))?;
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }
@@ -174,7 +174,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => mcpauth_server::serve(config, shutdown_signal())
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| said(&e)),
         Command::User { command } => user_command(&config, command).await,
         Command::Client { command } => client_command(&config, command).await,
         Command::Key { command } => key_command(&config, command).await,
@@ -184,7 +184,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
 async fn open_store(config: &Config) -> Result<mcpauth_store_sql::SqlStore, String> {
     mcpauth_server::open_store(config)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| said(&e))
 }
 
 async fn user_command(config: &Config, command: UserCommand) -> Result<(), String> {
@@ -195,13 +195,13 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
             let password = read_password()?;
             let user_id = mcpauth_server::add_user(&store, &email, &password)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| said(&e))?;
             let email = mcpauth_server::users::normalize_email(&email).unwrap_or(email);
             println!("added {email} as {user_id}");
             Ok(())
         }
         UserCommand::List => {
-            let users = admin::list_users(&store).await.map_err(|e| e.to_string())?;
+            let users = admin::list_users(&store).await.map_err(|e| said(&e))?;
             println!("{:<40} {:<30} {:<9} created", "email", "subject", "state");
             for user in users {
                 let state = if user.disabled { "disabled" } else { "active" };
@@ -217,17 +217,17 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
         UserCommand::Disable { email } => admin::disable_user(&store, &email)
             .await
             .map(|()| println!("disabled {email}: signed out, grants revoked"))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| said(&e)),
         UserCommand::Enable { email } => admin::enable_user(&store, &email)
             .await
             .map(|()| println!("enabled {email}"))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| said(&e)),
         UserCommand::Passwd { email } => {
             let password = read_password()?;
             admin::change_password(&store, &email, &password)
                 .await
                 .map(|()| println!("changed the password of {email}; its sessions ended"))
-                .map_err(|e| e.to_string())
+                .map_err(|e| said(&e))
         }
     };
     store.close().await;
@@ -245,9 +245,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             scope,
             resource_server,
         } => {
-            let server = mcpauth_server::build(config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
             let mut client = admin::NewClient::new(name);
             client.redirect_uris = redirect_uris;
             client.public = public;
@@ -256,7 +254,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             client.resource_server = resource_server;
             let registered = admin::add_client(&server.engine, client).await;
             server.store.close().await;
-            let registered = registered.map_err(|e| e.to_string())?;
+            let registered = registered.map_err(|e| said(&e))?;
             println!("client_id:     {}", registered.client_id);
             if let Some(secret) = &registered.client_secret {
                 println!("client_secret: {secret}");
@@ -272,7 +270,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
                 "{:<36} {:<30} {:<16} grant types",
                 "client_id", "name", "kind"
             );
-            for client in clients.map_err(|e| e.to_string())? {
+            for client in clients.map_err(|e| said(&e))? {
                 let kind = if client.document_expires_at.is_some() {
                     "metadata-doc"
                 } else if client.is_self_registered() {
@@ -292,12 +290,10 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             Ok(())
         }
         ClientCommand::Remove { client_id } => {
-            let server = mcpauth_server::build(config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
             let removed = admin::remove_client(&server.engine, &client_id).await;
             server.store.close().await;
-            if removed.map_err(|e| e.to_string())? {
+            if removed.map_err(|e| said(&e))? {
                 println!(
                     "removed {client_id}; its grants are revoked (running servers refuse it within client_cache_ttl seconds)"
                 );
@@ -311,9 +307,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
 
 async fn key_command(config: &Config, command: KeyCommand) -> Result<(), String> {
     use mcpauth_server::keys::KeyState;
-    let server = mcpauth_server::build(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
     let done = match command {
         KeyCommand::List => server.list_keys().await.map(|keys| {
             println!("{:<45} {:<9} {:<20} state", "kid", "algorithm", "created");
@@ -344,7 +338,7 @@ async fn key_command(config: &Config, command: KeyCommand) -> Result<(), String>
             .map(|()| println!("removed key {kid}")),
     };
     server.store.close().await;
-    done.map_err(|e| e.to_string())
+    done.map_err(|e| said(&e))
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.
