@@ -1,16 +1,19 @@
 //! The model test kit: behavioural tests that every [`OAuthServerModel`] must pass,
-//! concurrency races included. Enable the `testing` feature and call [`run_model_test_kit`]
-//! from a test of your own model:
+//! concurrency races included. Enable the `testing` feature and let
+//! [`model_test_kit!`](crate::model_test_kit) write one test per rule for your model, each on
+//! a model of its own:
 //!
-//! ```
-//! # async fn example() {
-//! let model = mcpauth_token_engine::MemoryModel::new();
-//! mcpauth_token_engine::testing::run_model_test_kit(&model).await;
-//! # }
+//! ```no_run
+//! # use mcpauth_token_engine::MemoryModel as MyModel;
+//! // tests/model_kit.rs of your crate (needs tokio with `macros` and `rt-multi-thread`)
+//! mcpauth_token_engine::model_test_kit!(my_model, async { MyModel::new() });
+//! # fn main() {}
 //! ```
 //!
-//! Each check panics with a message naming the rule broken. Records use fresh random-looking
-//! ids, so the kit can run on a database that already holds data.
+//! or call [`run_model_test_kit`] to run every rule on one model (twice on the same database,
+//! say, or on two connection pools at once). A rule that fails names itself, the rule the
+//! model broke, and the model's own error when a call failed. Records use fresh
+//! random-looking ids, so the kit can run on a database that already holds data.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,6 +67,22 @@ impl SecureRandom for SeededRandom {
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// The model's answer, or a panic naming the call and the model's own error: a rule that
+/// fails says why the model failed, never just `None`.
+trait Answered<T> {
+    fn answered(self, call: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> Answered<T> for Result<T, E> {
+    #[track_caller]
+    fn answered(self, call: &str) -> T {
+        match self {
+            Ok(value) => value,
+            Err(e) => panic!("{call} failed: {e}"),
+        }
+    }
+}
 
 fn unique(prefix: &str) -> String {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
@@ -125,8 +144,7 @@ async fn stored_refresh_tokens<M: OAuthServerModel + ?Sized>(
         if model
             .find_refresh(&token.token_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_refresh")
             .is_some()
         {
             stored += 1;
@@ -135,7 +153,49 @@ async fn stored_refresh_tokens<M: OAuthServerModel + ?Sized>(
     stored
 }
 
-/// Runs every check of the kit.
+/// One `#[tokio::test]` per rule of the kit, in a module `$name`, each on a model of its own
+/// made by the async block `$make` (names from the calling module are in scope):
+///
+/// ```no_run
+/// mcpauth_token_engine::model_test_kit!(memory, async { mcpauth_token_engine::MemoryModel::new() });
+/// # fn main() {}
+/// ```
+///
+/// The tests run on tokio's multi-threaded runtime with two workers, so the races really race.
+#[macro_export]
+macro_rules! model_test_kit {
+    ($name:ident, $make:expr) => {
+        $crate::model_test_kit!(@rules $name, $make;
+            clients_round_trip,
+            grants_revoke_idempotently,
+            code_is_consumed_exactly_once,
+            concurrent_code_redemptions_have_one_winner,
+            refresh_rotation_marks_old_and_stores_new,
+            concurrent_refresh_rotations_have_one_winner,
+            device_authorizations_move_through_their_states,
+            concurrent_device_consumptions_have_one_winner,
+            rate_limit_counters_count_per_window,
+            one_time_keys_are_remembered_until_they_expire,
+            opaque_access_tokens_round_trip
+        );
+    };
+    (@rules $name:ident, $make:expr; $($rule:ident),*) => {
+        mod $name {
+            #[allow(unused_imports, reason = "the model's constructor may use the caller's names")]
+            use super::*;
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let model = $make.await;
+                    $crate::testing::$rule(&model).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs every rule of the kit on `model` (see [`model_test_kit!`](crate::model_test_kit) for
+/// one test per rule).
 pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     clients_round_trip(model).await;
     grants_revoke_idempotently(model).await;
@@ -159,16 +219,15 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
         claims: serde_json::json!({ "sub": "user-1", "scope": "mcp", "exp": NOW.plus(60).0 }),
         expires_at: NOW.plus(60),
     };
-    assert!(
-        model.insert_access_token(record.clone()).await.is_ok(),
-        "insert_access_token failed"
-    );
+    model
+        .insert_access_token(record.clone())
+        .await
+        .answered("insert_access_token");
     assert_eq!(
         model
             .find_access_token(&record.token_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_access_token")
             .as_ref(),
         Some(&record)
     );
@@ -176,7 +235,10 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
         model.insert_access_token(record.clone()).await.is_err(),
         "a duplicate hash must be refused"
     );
-    assert!(model.delete_access_token(&record.token_hash).await.is_ok());
+    model
+        .delete_access_token(&record.token_hash)
+        .await
+        .answered("delete_access_token");
     assert!(matches!(
         model.find_access_token(&record.token_hash).await,
         Ok(None)
@@ -188,24 +250,24 @@ pub async fn one_time_keys_are_remembered_until_they_expire<M: OAuthServerModel 
     model: &M,
 ) {
     let key = unique("jti");
-    assert_eq!(
-        model.remember_once(&key, NOW.plus(60), NOW).await.ok(),
-        Some(true)
-    );
-    assert_eq!(
+    assert!(
         model
+            .remember_once(&key, NOW.plus(60), NOW)
+            .await
+            .answered("remember_once")
+    );
+    assert!(
+        !model
             .remember_once(&key, NOW.plus(60), NOW.plus(59))
             .await
-            .ok(),
-        Some(false),
+            .answered("remember_once"),
         "a live key is not new"
     );
-    assert_eq!(
+    assert!(
         model
             .remember_once(&key, NOW.plus(200), NOW.plus(60))
             .await
-            .ok(),
-        Some(true),
+            .answered("remember_once"),
         "an expired key is new again"
     );
     let raced = unique("jti");
@@ -243,24 +305,22 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     model: &M,
 ) {
     let d = device();
-    assert!(
-        model.insert_device(d.clone()).await.is_ok(),
-        "insert_device failed"
-    );
+    model
+        .insert_device(d.clone())
+        .await
+        .answered("insert_device");
     assert_eq!(
         model
             .find_device_by_user_code(&d.user_code_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_device_by_user_code")
             .as_ref(),
         Some(&d)
     );
     let first = model
         .poll_device(&d.device_code_hash, NOW.plus(1))
         .await
-        .ok()
-        .flatten();
+        .answered("poll_device");
     assert_eq!(
         first.and_then(|r| r.last_polled_at),
         None,
@@ -269,19 +329,20 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     let second = model
         .poll_device(&d.device_code_hash, NOW.plus(7))
         .await
-        .ok()
-        .flatten();
+        .answered("poll_device");
     assert_eq!(
         second.and_then(|r| r.last_polled_at),
         Some(NOW.plus(1)),
         "a poll must see the previous poll's time"
     );
-    assert!(model.slow_down_device(&d.device_code_hash).await.is_ok());
+    model
+        .slow_down_device(&d.device_code_hash)
+        .await
+        .answered("slow_down_device");
     let interval = model
         .find_device_by_user_code(&d.user_code_hash)
         .await
-        .ok()
-        .flatten()
+        .answered("find_device_by_user_code")
         .map(|r| r.interval);
     assert_eq!(interval, Some(10), "slow_down adds 5 seconds");
     assert!(matches!(
@@ -309,8 +370,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         model
             .find_grant(&approved_grant.grant_id)
             .await
-            .ok()
-            .flatten()
+            .answered("find_grant")
             .as_ref(),
         Some(&approved_grant),
         "an approval stores its grant"
@@ -332,8 +392,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         model
             .find_grant(&refused_grant.grant_id)
             .await
-            .ok()
-            .flatten(),
+            .answered("find_grant"),
         None,
         "an approval that is not recorded stores no grant"
     );
@@ -349,8 +408,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     let approved = model
         .find_device_by_user_code(&d.user_code_hash)
         .await
-        .ok()
-        .flatten();
+        .answered("find_device_by_user_code");
     assert_eq!(
         approved.as_ref().map(|r| r.state),
         Some(DeviceState::Approved)
@@ -374,17 +432,26 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         "consumed once"
     );
     assert_eq!(
-        model.find_refresh(&first.token_hash).await.ok().flatten(),
+        model
+            .find_refresh(&first.token_hash)
+            .await
+            .answered("find_refresh"),
         Some(first),
         "the refresh token is stored with the consumption"
     );
     assert_eq!(
-        model.find_refresh(&second.token_hash).await.ok().flatten(),
+        model
+            .find_refresh(&second.token_hash)
+            .await
+            .answered("find_refresh"),
         None,
         "a refused consumption stores no refresh token"
     );
     let late = device();
-    assert!(model.insert_device(late.clone()).await.is_ok());
+    model
+        .insert_device(late.clone())
+        .await
+        .answered("insert_device");
     let late_grant = grant("kit-client");
     assert!(
         matches!(
@@ -402,7 +469,10 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         "no decision after expiry"
     );
     assert_eq!(
-        model.find_grant(&late_grant.grant_id).await.ok().flatten(),
+        model
+            .find_grant(&late_grant.grant_id)
+            .await
+            .answered("find_grant"),
         None,
         "an expired authorization's approval stores no grant"
     );
@@ -414,7 +484,10 @@ pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel 
     model: &M,
 ) {
     let d = device();
-    assert!(model.insert_device(d.clone()).await.is_ok());
+    model
+        .insert_device(d.clone())
+        .await
+        .answered("insert_device");
     let approve = DeviceDecision::Approve {
         grant: grant("kit-client"),
     };
@@ -446,18 +519,27 @@ pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(
     let window_start = UnixTime(NOW.0 - NOW.0 % 60);
     for expected in 1..=3 {
         assert_eq!(
-            model.hit(&key, window_start.plus(expected), 60).await.ok(),
-            Some(u32::try_from(expected).unwrap_or(0))
+            model
+                .hit(&key, window_start.plus(expected), 60)
+                .await
+                .answered("hit"),
+            u32::try_from(expected).unwrap_or(0)
         );
     }
     assert_eq!(
-        model.hit(&key, window_start.plus(60), 60).await.ok(),
-        Some(1),
+        model
+            .hit(&key, window_start.plus(60), 60)
+            .await
+            .answered("hit"),
+        1,
         "a new window starts at 1"
     );
     assert_eq!(
-        model.hit(&unique("other"), window_start, 60).await.ok(),
-        Some(1),
+        model
+            .hit(&unique("other"), window_start, 60)
+            .await
+            .answered("hit"),
+        1,
         "keys are independent"
     );
 }
@@ -475,11 +557,14 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
     );
     client.secret_hash = Some("hash".into());
     client.secret_expires_at = Some(NOW.plus(10));
-    assert!(
-        model.insert_client(client.clone()).await.is_ok(),
-        "insert_client failed"
-    );
-    let found = model.find_client(&client.client_id).await.ok().flatten();
+    model
+        .insert_client(client.clone())
+        .await
+        .answered("insert_client");
+    let found = model
+        .find_client(&client.client_id)
+        .await
+        .answered("find_client");
     assert_eq!(
         found.as_ref(),
         Some(&client),
@@ -504,8 +589,7 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
         model
             .find_client(&client.client_id)
             .await
-            .ok()
-            .flatten()
+            .answered("find_client")
             .as_ref(),
         Some(&updated),
         "update_client must replace the record"
@@ -533,49 +617,52 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
 /// `revoke_grant` sets `revoked_at` once and keeps the first time.
 pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M) {
     let g = grant("kit-client");
-    assert!(
-        model.insert_grant(g.clone()).await.is_ok(),
-        "insert_grant failed"
-    );
+    model.insert_grant(g.clone()).await.answered("insert_grant");
     assert_eq!(
-        model.find_grant(&g.grant_id).await.ok().flatten().as_ref(),
+        model
+            .find_grant(&g.grant_id)
+            .await
+            .answered("find_grant")
+            .as_ref(),
         Some(&g)
     );
-    assert!(model.revoke_grant(&g.grant_id, NOW.plus(5)).await.is_ok());
-    assert!(model.revoke_grant(&g.grant_id, NOW.plus(9)).await.is_ok());
+    model
+        .revoke_grant(&g.grant_id, NOW.plus(5))
+        .await
+        .answered("revoke_grant");
+    model
+        .revoke_grant(&g.grant_id, NOW.plus(9))
+        .await
+        .answered("revoke_grant");
     let revoked = model
         .find_grant(&g.grant_id)
         .await
-        .ok()
-        .flatten()
+        .answered("find_grant")
         .and_then(|g| g.revoked_at);
     assert_eq!(
         revoked,
         Some(NOW.plus(5)),
         "revoke_grant must keep the first revocation time"
     );
-    assert!(
-        model.revoke_grant(&unique("missing"), NOW).await.is_ok(),
-        "revoking an unknown grant is not an error"
-    );
+    model
+        .revoke_grant(&unique("missing"), NOW)
+        .await
+        .answered("revoke_grant");
     let client_id = unique("client-of-grants");
     let (a, b) = (grant(&client_id), grant(&client_id));
     let other = grant("kit-other-client");
     for g in [&a, &b, &other] {
-        assert!(model.insert_grant(g.clone()).await.is_ok());
+        model.insert_grant(g.clone()).await.answered("insert_grant");
     }
-    assert!(
-        model
-            .revoke_client_grants(&client_id, NOW.plus(20))
-            .await
-            .is_ok()
-    );
+    model
+        .revoke_client_grants(&client_id, NOW.plus(20))
+        .await
+        .answered("revoke_client_grants");
     for g in [&a, &b] {
         let revoked = model
             .find_grant(&g.grant_id)
             .await
-            .ok()
-            .flatten()
+            .answered("find_grant")
             .and_then(|g| g.revoked_at);
         assert_eq!(
             revoked,
@@ -586,8 +673,7 @@ pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M)
     let untouched = model
         .find_grant(&other.grant_id)
         .await
-        .ok()
-        .flatten()
+        .answered("find_grant")
         .and_then(|g| g.revoked_at);
     assert_eq!(untouched, None, "other clients' grants stay live");
 }
@@ -596,12 +682,13 @@ pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M)
 pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: &M) {
     let g = grant("kit-client");
     let c = code(&g);
-    assert!(
-        model.insert_code(c.clone()).await.is_ok(),
-        "insert_code failed"
-    );
+    model.insert_code(c.clone()).await.answered("insert_code");
     assert_eq!(
-        model.find_code(&c.code_hash).await.ok().flatten().as_ref(),
+        model
+            .find_code(&c.code_hash)
+            .await
+            .answered("find_code")
+            .as_ref(),
         Some(&c),
         "find_code must not change the code"
     );
@@ -614,7 +701,10 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         other => panic!("first consume_code must be Fresh, got {other:?}"),
     }
     assert_eq!(
-        model.find_refresh(&first.token_hash).await.ok().flatten(),
+        model
+            .find_refresh(&first.token_hash)
+            .await
+            .answered("find_refresh"),
         Some(first),
         "the refresh token is stored with the consumption"
     );
@@ -628,15 +718,17 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         other => panic!("second consume_code must be Reused, got {other:?}"),
     }
     assert_eq!(
-        model.find_refresh(&second.token_hash).await.ok().flatten(),
+        model
+            .find_refresh(&second.token_hash)
+            .await
+            .answered("find_refresh"),
         None,
         "a Reused consumption stores no refresh token"
     );
     let consumed_at = model
         .find_code(&c.code_hash)
         .await
-        .ok()
-        .flatten()
+        .answered("find_code")
         .and_then(|c| c.consumed_at);
     assert_eq!(
         consumed_at,
@@ -653,10 +745,7 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
 pub async fn concurrent_code_redemptions_have_one_winner<M: OAuthServerModel + ?Sized>(model: &M) {
     let g = grant("kit-client");
     let c = code(&g);
-    assert!(
-        model.insert_code(c.clone()).await.is_ok(),
-        "insert_code failed"
-    );
+    model.insert_code(c.clone()).await.answered("insert_code");
     let tokens: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
     let attempts = tokens
         .iter()
@@ -687,16 +776,15 @@ pub async fn concurrent_code_redemptions_have_one_winner<M: OAuthServerModel + ?
 pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Sized>(model: &M) {
     let g = grant("kit-client");
     let old = refresh(&g);
-    assert!(
-        model.insert_refresh(old.clone()).await.is_ok(),
-        "insert_refresh failed"
-    );
+    model
+        .insert_refresh(old.clone())
+        .await
+        .answered("insert_refresh");
     assert_eq!(
         model
             .find_refresh(&old.token_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_refresh")
             .as_ref(),
         Some(&old)
     );
@@ -716,13 +804,15 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
         model
             .find_refresh(&new.token_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_refresh")
             .as_ref(),
         Some(&new),
         "the new token must be stored"
     );
-    let rotated = model.find_refresh(&old.token_hash).await.ok().flatten();
+    let rotated = model
+        .find_refresh(&old.token_hash)
+        .await
+        .answered("find_refresh");
     assert_eq!(
         rotated.as_ref().and_then(|r| r.rotated_at),
         Some(NOW.plus(3)),
@@ -764,8 +854,7 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
         model
             .find_refresh(&old.token_hash)
             .await
-            .ok()
-            .flatten()
+            .answered("find_refresh")
             .and_then(|r| r.sealed_successor)
             .as_deref(),
         Some("sealed-successor"),
@@ -783,10 +872,10 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
 pub async fn concurrent_refresh_rotations_have_one_winner<M: OAuthServerModel + ?Sized>(model: &M) {
     let g = grant("kit-client");
     let old = refresh(&g);
-    assert!(
-        model.insert_refresh(old.clone()).await.is_ok(),
-        "insert_refresh failed"
-    );
+    model
+        .insert_refresh(old.clone())
+        .await
+        .answered("insert_refresh");
     let candidates: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
     let attempts = candidates
         .iter()

@@ -723,10 +723,8 @@ async fn metadata_advertises_s256_and_iss_support() {
     );
 }
 
-#[tokio::test]
-async fn memory_model_passes_the_model_test_kit() {
-    mcpauth_token_engine::testing::run_model_test_kit(&MemoryModel::new()).await;
-}
+// Every rule of the model test kit, one test each, on the in-memory model.
+mcpauth_token_engine::model_test_kit!(memory_model_kit, async { MemoryModel::new() });
 
 #[test]
 fn engine_is_send_and_sync() {
