@@ -509,12 +509,20 @@ impl DeviceStore for SqlStore {
         })
     }
 
-    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), StoreError> {
+    async fn set_device_interval(
+        &self,
+        device_code_hash: &str,
+        interval: u64,
+    ) -> Result<(), StoreError> {
+        let interval = to_db(interval)?;
         on_pool_write!(self, |pool| {
-            sqlx::query("UPDATE device_authorizations SET poll_interval = poll_interval + 5 WHERE device_code_hash = $1")
-                .bind(device_code_hash)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE device_authorizations SET poll_interval = $1 WHERE device_code_hash = $2",
+            )
+            .bind(interval)
+            .bind(device_code_hash)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

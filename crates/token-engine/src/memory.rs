@@ -298,9 +298,13 @@ impl DeviceStore for MemoryModel {
         }))
     }
 
-    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), Self::Error> {
+    async fn set_device_interval(
+        &self,
+        device_code_hash: &str,
+        interval: u64,
+    ) -> Result<(), Self::Error> {
         if let Some(record) = self.tables().devices.get_mut(device_code_hash) {
-            record.interval = record.interval.saturating_add(5);
+            record.interval = interval;
         }
         Ok(())
     }

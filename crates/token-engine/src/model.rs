@@ -413,8 +413,13 @@ pub trait DeviceStore: ModelBase {
         device_code_hash: &str,
         now: UnixTime,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
-    /// Adds 5 seconds to the polling interval (RFC 8628 §3.5 `slow_down`).
-    async fn slow_down_device(&self, device_code_hash: &str) -> Result<(), Self::Error>;
+    /// Sets the polling interval (seconds) the device must keep from now on. (The engine
+    /// decides it: RFC 8628 §3.5's `slow_down` adds 5 seconds.)
+    async fn set_device_interval(
+        &self,
+        device_code_hash: &str,
+        interval: u64,
+    ) -> Result<(), Self::Error>;
     /// Atomically records the user's decision, only if the authorization is still pending and
     /// not expired at `now`; an approval stores its grant in the same atomic step. Returns
     /// whether it was recorded: when not, nothing was written.

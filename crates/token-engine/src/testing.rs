@@ -336,15 +336,15 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         "a poll must see the previous poll's time"
     );
     model
-        .slow_down_device(&d.device_code_hash)
+        .set_device_interval(&d.device_code_hash, 10)
         .await
-        .answered("slow_down_device");
+        .answered("set_device_interval");
     let interval = model
         .find_device_by_user_code(&d.user_code_hash)
         .await
         .answered("find_device_by_user_code")
         .map(|r| r.interval);
-    assert_eq!(interval, Some(10), "slow_down adds 5 seconds");
+    assert_eq!(interval, Some(10), "set_device_interval sets the interval");
     assert!(matches!(
         model.poll_device(&unique("missing"), NOW).await,
         Ok(None)

@@ -282,8 +282,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .last_polled_at
             .is_some_and(|last| now.seconds_since(last) < before.interval)
         {
+            // RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all
+            // subsequent requests".
             self.model
-                .slow_down_device(&device_hash)
+                .set_device_interval(&device_hash, before.interval.saturating_add(5))
                 .await
                 .map_err(|e| internal("storage failure", e))?;
             return Err(OAuthError::new(
