@@ -317,6 +317,7 @@ fuzz_target!(|operations: Vec<Operation>| {
             .collect();
 
         let mut world = World::default();
+        let mut page_visits = 0u64;
         for operation in operations {
             match operation {
                 Operation::AuthorizeRaw(query) => {
@@ -564,9 +565,17 @@ fuzz_target!(|operations: Vec<Operation>| {
                     let Some(device) = World::pick(&mut world.devices, n) else {
                         continue;
                     };
+                    // The verification page looks the code up, then decides on what it
+                    // showed (each visit its own caller, so the lookup limit never hides one).
+                    page_visits += 1;
+                    let caller = format!("page-{page_visits}");
+                    let Ok(pending) = engine.device_lookup(&device.user_code, &caller, now).await
+                    else {
+                        continue;
+                    };
                     if approve {
-                        let _ = engine.approve_device(&device.user_code, "user", now).await;
-                    } else if engine.deny_device(&device.user_code, now).await.is_ok() {
+                        let _ = engine.approve_device(pending, "user", now).await;
+                    } else if engine.deny_device(pending, now).await.is_ok() {
                         device.denied = true;
                     }
                 }

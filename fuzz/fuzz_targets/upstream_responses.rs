@@ -42,7 +42,13 @@ fuzz_target!(|data: &[u8]| {
         Provider::from_config(&ProviderConfig::new("google", Preset::Google, "client"))
     {
         // The fuzzed bytes as the JWK Set: an ID token must never validate against garbage.
-        let _ = id_token::validate(&google, document, token, "nonce", 1_800_000_000);
+        let _ = id_token::validate(
+            &google,
+            document,
+            token,
+            "nonce",
+            mcpauth_token_engine::UnixTime(1_800_000_000),
+        );
     }
 
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(identity) {

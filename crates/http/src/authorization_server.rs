@@ -151,7 +151,7 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     #[must_use]
     pub fn route_paths(&self) -> Vec<String> {
         let at = |path: &str| format!("{}{path}", self.issuer_path);
-        vec![
+        let mut routes = vec![
             self.metadata_path.to_string(),
             at(paths::JWKS),
             at(paths::AUTHORIZE),
@@ -160,8 +160,11 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             format!("{}/{{client_id}}", at(paths::REGISTER)),
             at(paths::REVOKE),
             at(paths::INTROSPECT),
-            at(paths::DEVICE_AUTHORIZATION),
-        ]
+        ];
+        if self.engine.serves_device_flow() {
+            routes.push(at(paths::DEVICE_AUTHORIZATION));
+        }
+        routes
     }
 
     fn endpoint(&self, path: &str) -> Option<Endpoint> {
@@ -176,7 +179,9 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
             paths::REGISTER => Endpoint::Register,
             paths::REVOKE => Endpoint::Revoke,
             paths::INTROSPECT => Endpoint::Introspect,
-            paths::DEVICE_AUTHORIZATION => Endpoint::DeviceAuthorization,
+            paths::DEVICE_AUTHORIZATION if self.engine.serves_device_flow() => {
+                Endpoint::DeviceAuthorization
+            }
             _ => {
                 let id = rest
                     .strip_prefix(paths::REGISTER)?

@@ -62,6 +62,14 @@ fn bound_grant(grant: GrantRecord) -> Result<BoundGrant, StoreError> {
 
 impl ModelBase for SqlStore {
     type Error = StoreError;
+
+    fn devices(&self) -> Option<&dyn DeviceStore<Error = StoreError>> {
+        Some(self)
+    }
+
+    fn opaque_tokens(&self) -> Option<&dyn AccessTokenStore<Error = StoreError>> {
+        Some(self)
+    }
 }
 
 fn time(row: &impl Columns, column: &str) -> Result<UnixTime, StoreError> {

@@ -121,6 +121,11 @@ pub(crate) enum IssueError {
     Storage(Box<dyn std::error::Error + Send + Sync>),
     #[error("encoding the access token failed: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(
+        "opaque access tokens are configured but the model keeps none (ModelBase::opaque_tokens \
+         is None): implement AccessTokenStore, or issue JWT access tokens"
+    )]
+    NoOpaqueStore,
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -216,6 +221,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     expires_at: UnixTime(claims.exp),
                 };
                 self.model
+                    .opaque_tokens()
+                    .ok_or(IssueError::NoOpaqueStore)?
                     .insert_access_token(record)
                     .await
                     .map_err(|e| IssueError::Storage(Box::new(e)))?;
@@ -232,11 +239,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         token: &str,
     ) -> Result<Option<AccessTokenClaims>, M::Error> {
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
-            let Some(record) = self
-                .model
-                .find_access_token(&hash::secret_hash(token))
-                .await?
-            else {
+            let Some(store) = self.model.opaque_tokens() else {
+                return Ok(None);
+            };
+            let Some(record) = store.find_access_token(&hash::secret_hash(token)).await? else {
                 return Ok(None);
             };
             return Ok(serde_json::from_value(record.claims).ok());

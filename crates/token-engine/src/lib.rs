@@ -165,6 +165,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         &self.model
     }
 
+    /// Whether this engine serves the device authorization grant (RFC 8628): its model keeps
+    /// device authorizations ([`ModelBase::devices`]).
+    #[must_use]
+    pub fn serves_device_flow(&self) -> bool {
+        self.model.devices().is_some()
+    }
+
     /// RFC 8414 metadata describing exactly what this engine does.
     #[must_use]
     pub fn metadata(&self) -> mcpauth_metadata::AuthorizationServerMetadata {
@@ -181,14 +188,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         m.scopes_supported.clone_from(&c.scopes_supported);
         m.response_types_supported = vec!["code".into()];
         m.response_modes_supported = vec!["query".into()];
-        m.device_authorization_endpoint = Some(c.endpoint_url(paths::DEVICE_AUTHORIZATION));
         m.grant_types_supported = vec![
             "authorization_code".into(),
             "refresh_token".into(),
             "client_credentials".into(),
-            DEVICE_CODE_GRANT.into(),
-            TOKEN_EXCHANGE_GRANT.into(),
         ];
+        // RFC 8628 only where the model keeps device authorizations.
+        if self.serves_device_flow() {
+            m.device_authorization_endpoint = Some(c.endpoint_url(paths::DEVICE_AUTHORIZATION));
+            m.grant_types_supported.push(DEVICE_CODE_GRANT.into());
+        }
+        m.grant_types_supported.push(TOKEN_EXCHANGE_GRANT.into());
         let secret_and_key = [
             "client_secret_basic",
             "client_secret_post",

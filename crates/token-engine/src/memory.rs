@@ -82,6 +82,14 @@ impl MemoryModel {
 
 impl ModelBase for MemoryModel {
     type Error = MemoryModelError;
+
+    fn devices(&self) -> Option<&dyn DeviceStore<Error = MemoryModelError>> {
+        Some(self)
+    }
+
+    fn opaque_tokens(&self) -> Option<&dyn AccessTokenStore<Error = MemoryModelError>> {
+        Some(self)
+    }
 }
 
 #[async_trait]

@@ -19,6 +19,21 @@ use crate::UnixTime;
 pub trait ModelBase: Send + Sync {
     /// A storage failure.
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Where device authorizations (RFC 8628) are kept, if this model keeps them. Without
+    /// a [`DeviceStore`] the engine neither advertises nor serves the device flow. A model
+    /// that implements one returns `Some(self)`.
+    fn devices(&self) -> Option<&dyn DeviceStore<Error = Self::Error>> {
+        None
+    }
+
+    /// Where opaque access tokens are kept, if this model keeps them. Without an
+    /// [`AccessTokenStore`] the engine issues JWT access tokens only (an engine configured
+    /// for opaque tokens answers `server_error` and says why in its logs). A model that
+    /// implements one returns `Some(self)`.
+    fn opaque_tokens(&self) -> Option<&dyn AccessTokenStore<Error = Self::Error>> {
+        None
+    }
 }
 
 pub use mcpauth_dcr::TokenEndpointAuthMethod;
@@ -491,16 +506,11 @@ pub trait RateLimitStore: ModelBase {
 }
 
 /// Everything the engine needs from storage. Implemented automatically for any type that
-/// implements every concern; object safe (`Arc<dyn OAuthServerModel<Error = E>>`).
+/// implements every concern; object safe (`Arc<dyn OAuthServerModel<Error = E>>`). The
+/// device flow's and opaque tokens' stores are optional: see [`ModelBase::devices`] and
+/// [`ModelBase::opaque_tokens`].
 pub trait OAuthServerModel:
-    ClientStore
-    + GrantStore
-    + CodeStore
-    + RefreshTokenStore
-    + AccessTokenStore
-    + DeviceStore
-    + RateLimitStore
-    + ReplayStore
+    ClientStore + GrantStore + CodeStore + RefreshTokenStore + RateLimitStore + ReplayStore
 {
 }
 
@@ -509,8 +519,6 @@ impl<T> OAuthServerModel for T where
         + GrantStore
         + CodeStore
         + RefreshTokenStore
-        + AccessTokenStore
-        + DeviceStore
         + RateLimitStore
         + ReplayStore
         + ?Sized

@@ -21,6 +21,14 @@ use crate::model::{ClientRecord, OAuthServerModel};
 use crate::{TokenEngine, hash};
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
+    /// Deletes an opaque access token, if the model keeps any.
+    async fn forget_opaque(&self, token: &str) -> Result<(), M::Error> {
+        match self.model.opaque_tokens() {
+            Some(store) => store.delete_access_token(&hash::secret_hash(token)).await,
+            None => Ok(()),
+        }
+    }
+
     /// Revokes `request.token` on behalf of the authenticated `client`.
     ///
     /// # Errors
@@ -89,21 +97,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .revoke_grant(&grant_id, now)
                 .await
                 .map_err(storage),
-            Some(_) if opaque => self
-                .model
-                .delete_access_token(&hash::secret_hash(token))
-                .await
-                .map_err(storage),
+            Some(_) if opaque => self.forget_opaque(token).await.map_err(storage),
             Some(_) => Err(OAuthError::new(
                 RevocationErrorCode::UnsupportedTokenType,
                 "a JWT access token obtained by token exchange is self-contained and cannot be revoked without revoking the user's grant to another client; it expires on its own",
             )),
             // An opaque token of no grant is deleted; a self-contained JWT cannot be recalled.
-            None if opaque => self
-                .model
-                .delete_access_token(&hash::secret_hash(token))
-                .await
-                .map_err(storage),
+            None if opaque => self.forget_opaque(token).await.map_err(storage),
             None => Err(OAuthError::new(
                 RevocationErrorCode::UnsupportedTokenType,
                 "client_credentials JWT access tokens are self-contained and cannot be revoked; they expire on their own",

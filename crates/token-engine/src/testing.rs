@@ -212,6 +212,10 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
 
 /// Opaque access tokens are found by hash as stored, and gone once deleted.
 pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
+    // A rule of the optional opaque-token store: for models that keep opaque tokens.
+    let Some(tokens) = model.opaque_tokens() else {
+        return;
+    };
     let record = AccessTokenRecord {
         token_hash: unique("access"),
         grant_id: Some("g-9".into()),
@@ -219,12 +223,12 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
         claims: serde_json::json!({ "sub": "user-1", "scope": "mcp", "exp": NOW.plus(60).0 }),
         expires_at: NOW.plus(60),
     };
-    model
+    tokens
         .insert_access_token(record.clone())
         .await
         .answered("insert_access_token");
     assert_eq!(
-        model
+        tokens
             .find_access_token(&record.token_hash)
             .await
             .answered("find_access_token")
@@ -232,15 +236,15 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
         Some(&record)
     );
     assert!(
-        model.insert_access_token(record.clone()).await.is_err(),
+        tokens.insert_access_token(record.clone()).await.is_err(),
         "a duplicate hash must be refused"
     );
-    model
+    tokens
         .delete_access_token(&record.token_hash)
         .await
         .answered("delete_access_token");
     assert!(matches!(
-        model.find_access_token(&record.token_hash).await,
+        tokens.find_access_token(&record.token_hash).await,
         Ok(None)
     ));
 }
@@ -304,20 +308,24 @@ fn device() -> DeviceAuthorizationRecord {
 pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel + ?Sized>(
     model: &M,
 ) {
+    // A rule of the optional device store: for models that keep device authorizations.
+    let Some(devices) = model.devices() else {
+        return;
+    };
     let d = device();
-    model
+    devices
         .insert_device(d.clone())
         .await
         .answered("insert_device");
     assert_eq!(
-        model
+        devices
             .find_device_by_user_code(&d.user_code_hash)
             .await
             .answered("find_device_by_user_code")
             .as_ref(),
         Some(&d)
     );
-    let first = model
+    let first = devices
         .poll_device(&d.device_code_hash, NOW.plus(1))
         .await
         .answered("poll_device");
@@ -326,7 +334,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         None,
         "the first poll sees no earlier poll"
     );
-    let second = model
+    let second = devices
         .poll_device(&d.device_code_hash, NOW.plus(7))
         .await
         .answered("poll_device");
@@ -335,23 +343,23 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         Some(NOW.plus(1)),
         "a poll must see the previous poll's time"
     );
-    model
+    devices
         .set_device_interval(&d.device_code_hash, 10)
         .await
         .answered("set_device_interval");
-    let interval = model
+    let interval = devices
         .find_device_by_user_code(&d.user_code_hash)
         .await
         .answered("find_device_by_user_code")
         .map(|r| r.interval);
     assert_eq!(interval, Some(10), "set_device_interval sets the interval");
     assert!(matches!(
-        model.poll_device(&unique("missing"), NOW).await,
+        devices.poll_device(&unique("missing"), NOW).await,
         Ok(None)
     ));
     assert!(
         matches!(
-            model.consume_device(&d.device_code_hash, None).await,
+            devices.consume_device(&d.device_code_hash, None).await,
             Ok(false)
         ),
         "a pending authorization cannot be consumed"
@@ -361,7 +369,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         grant: approved_grant.clone(),
     };
     assert!(matches!(
-        model
+        devices
             .decide_device(&d.user_code_hash, approve.clone(), NOW.plus(10))
             .await,
         Ok(true)
@@ -381,7 +389,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     };
     assert!(
         matches!(
-            model
+            devices
                 .decide_device(&d.user_code_hash, approve_again, NOW.plus(11))
                 .await,
             Ok(false)
@@ -398,14 +406,14 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     );
     assert!(
         matches!(
-            model
+            devices
                 .decide_device(&d.user_code_hash, DeviceDecision::Deny, NOW.plus(11))
                 .await,
             Ok(false)
         ),
         "decided once"
     );
-    let approved = model
+    let approved = devices
         .find_device_by_user_code(&d.user_code_hash)
         .await
         .answered("find_device_by_user_code");
@@ -417,14 +425,14 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
     let device_grant = grant("kit-client");
     let (first, second) = (refresh(&device_grant), refresh(&device_grant));
     assert!(matches!(
-        model
+        devices
             .consume_device(&d.device_code_hash, Some(first.clone()))
             .await,
         Ok(true)
     ));
     assert!(
         matches!(
-            model
+            devices
                 .consume_device(&d.device_code_hash, Some(second.clone()))
                 .await,
             Ok(false)
@@ -448,14 +456,14 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         "a refused consumption stores no refresh token"
     );
     let late = device();
-    model
+    devices
         .insert_device(late.clone())
         .await
         .answered("insert_device");
     let late_grant = grant("kit-client");
     assert!(
         matches!(
-            model
+            devices
                 .decide_device(
                     &late.user_code_hash,
                     DeviceDecision::Approve {
@@ -483,8 +491,12 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
 pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel + ?Sized>(
     model: &M,
 ) {
+    // A rule of the optional device store: for models that keep device authorizations.
+    let Some(devices) = model.devices() else {
+        return;
+    };
     let d = device();
-    model
+    devices
         .insert_device(d.clone())
         .await
         .answered("insert_device");
@@ -492,14 +504,14 @@ pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel 
         grant: grant("kit-client"),
     };
     assert!(matches!(
-        model.decide_device(&d.user_code_hash, approve, NOW).await,
+        devices.decide_device(&d.user_code_hash, approve, NOW).await,
         Ok(true)
     ));
     let g = grant("kit-client");
     let tokens: Vec<RefreshTokenRecord> = (0..16).map(|_| refresh(&g)).collect();
     let attempts = tokens
         .iter()
-        .map(|t| model.consume_device(&d.device_code_hash, Some(t.clone())));
+        .map(|t| devices.consume_device(&d.device_code_hash, Some(t.clone())));
     let wins = futures::future::join_all(attempts)
         .await
         .into_iter()

@@ -144,6 +144,14 @@ fn normalize_user_code(input: &str) -> Option<String> {
         .then_some(code)
 }
 
+/// The model keeps no device authorizations (see [`crate::ModelBase::devices`]).
+fn no_device_flow() -> TokenError {
+    OAuthError::new(
+        TokenErrorCode::UnsupportedGrantType,
+        "this server does not offer the device authorization grant",
+    )
+}
+
 fn display_user_code(code: &str) -> String {
     let (a, b) = code.split_at(code.len().min(4));
     format!("{a}-{b}")
@@ -157,6 +165,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: &DeviceAuthorizationRequest,
         now: UnixTime,
     ) -> Result<DeviceAuthorization, TokenError> {
+        let Some(devices) = self.model.devices() else {
+            return Err(no_device_flow());
+        };
         if !client.allows_grant(DEVICE_CODE_GRANT) {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
@@ -180,8 +191,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let user_code = self
                 .new_user_code()
                 .map_err(|e| internal("randomness failure", e))?;
-            let inserted = self
-                .model
+            let inserted = devices
                 .insert_device(DeviceAuthorizationRecord {
                     device_code_hash: hash::secret_hash(&device_code),
                     user_code_hash: hash::secret_hash(&user_code),
@@ -201,8 +211,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 Err(e) => e,
             };
             // Only a code already held is worth another draw; any other failure is final.
-            let held = self
-                .model
+            let held = devices
                 .find_device_by_user_code(&hash::secret_hash(&user_code))
                 .await
                 .map_err(|e| internal("storage failure", e))?
@@ -260,8 +269,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let device_hash = hash::secret_hash(device_code.secret());
         let invalid =
             || OAuthError::new(TokenErrorCode::InvalidGrant, "the device code is invalid");
-        let before = self
-            .model
+        let Some(devices) = self.model.devices() else {
+            return Err(no_device_flow());
+        };
+        let before = devices
             .poll_device(&device_hash, now)
             .await
             .map_err(|e| internal("storage failure", e))?
@@ -284,7 +295,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             // RFC 8628 §3.5: "the interval MUST be increased by 5 seconds for this and all
             // subsequent requests".
-            self.model
+            devices
                 .set_device_interval(&device_hash, before.interval.saturating_add(5))
                 .await
                 .map_err(|e| internal("storage failure", e))?;
@@ -339,8 +350,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 };
                 // Consumed together with storing the refresh token, or not at all.
                 let prepared = self.prepare_tokens(client, issue, now).await?;
-                if !self
-                    .model
+                if !devices
                     .consume_device(&device_hash, prepared.refresh)
                     .await
                     .map_err(|e| internal("storage failure", e))?
@@ -377,8 +387,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err(DeviceUserError::TooManyAttempts);
         }
         let code = normalize_user_code(user_code).ok_or(DeviceUserError::UnknownCode)?;
-        let record = self
-            .model
+        let devices = self.model.devices().ok_or(DeviceUserError::UnknownCode)?;
+        let record = devices
             .find_device_by_user_code(&hash::secret_hash(&code))
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
@@ -416,8 +426,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<(), DeviceUserError> {
         let user_code_hash = pending.user_code_hash;
-        let record = self
-            .model
+        let devices = self.model.devices().ok_or(DeviceUserError::UnknownCode)?;
+        let record = devices
             .find_device_by_user_code(&user_code_hash)
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
@@ -441,8 +451,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             created_at: now,
             revoked_at: None,
         };
-        match self
-            .model
+        match devices
             .decide_device(&user_code_hash, DeviceDecision::Approve { grant }, now)
             .await
         {
@@ -462,8 +471,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         pending: PendingDevice,
         now: UnixTime,
     ) -> Result<(), DeviceUserError> {
-        match self
-            .model
+        let devices = self.model.devices().ok_or(DeviceUserError::UnknownCode)?;
+        match devices
             .decide_device(&pending.user_code_hash, DeviceDecision::Deny, now)
             .await
         {
