@@ -338,7 +338,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             Ok(resources) => resources,
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
         };
-        let consent_may_be_remembered = client.auth_method
+        let consent_may_be_remembered = client.auth_method()
             != crate::model::TokenEndpointAuthMethod::None
             || Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "https");
         AuthorizeOutcome::NeedsConsent(PendingAuthorization {

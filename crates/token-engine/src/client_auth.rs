@@ -192,7 +192,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         basic: bool,
     ) -> Result<ClientRecord, ClientAuthError> {
         match self.model.find_client(client_id).await {
-            Ok(Some(client)) if client.auth_method == method => Ok(client),
+            Ok(Some(client)) if client.auth_method() == method => Ok(client),
             Ok(_) => Err(ClientAuthError::Failed {
                 description: BAD_CREDENTIALS,
                 basic,

@@ -273,7 +273,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             client.vouched = Some(Voucher::SoftwareStatement { issuer });
         }
-        let (method, metadata) = self.validate_client_metadata(metadata)?;
+        // The validated metadata names the authentication method (its one home).
+        let (_, metadata) = self.validate_client_metadata(metadata)?;
         if by_application {
             // The application chose this client's grants and scope when it registered it;
             // the client itself may keep or drop them, never add to them.
@@ -281,7 +282,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         } else {
             self.check_self_registered_grants(&metadata, client.vouched.is_some())?;
         }
-        client.auth_method = method;
         client.metadata = metadata;
         let new_secret = self.new_secret_if_needed(&mut client)?;
         if new_secret.is_some() {

@@ -76,7 +76,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: &IntrospectionRequest,
         now: UnixTime,
     ) -> Result<Introspection, IntrospectionError> {
-        if caller.auth_method == TokenEndpointAuthMethod::None {
+        if caller.auth_method() == TokenEndpointAuthMethod::None {
             return Err(OAuthError::new(
                 IntrospectionErrorCode::InvalidClient,
                 "introspection requires client authentication with a secret",

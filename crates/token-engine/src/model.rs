@@ -48,9 +48,9 @@ pub struct ClientRecord {
     pub secret_hash: Option<String>,
     /// When the secret stops working (`None`: never).
     pub secret_expires_at: Option<UnixTime>,
-    /// How the client authenticates at the token endpoint.
-    pub auth_method: TokenEndpointAuthMethod,
-    /// The registered metadata (redirect URIs, grant types, name, ...), as registered.
+    /// The registered metadata (redirect URIs, grant types, name, how it authenticates, ...),
+    /// as registered and normalised: `token_endpoint_auth_method` is always set (see
+    /// [`auth_method`](Self::auth_method)).
     pub metadata: ClientMetadata,
     /// When the client was registered.
     pub created_at: UnixTime,
@@ -70,6 +70,10 @@ pub struct ClientRecord {
     /// Never set by registration.
     #[serde(default)]
     pub resource_server: bool,
+    /// Records stored before the method lived in the metadata alone carried it here too;
+    /// read only when the metadata lacks it.
+    #[serde(default, rename = "auth_method", skip_serializing)]
+    stored_auth_method: Option<TokenEndpointAuthMethod>,
 }
 
 /// Who vouched for a self-registered client (see [`ClientRecord::vouched`]).
@@ -108,25 +112,41 @@ impl ClientRecord {
         !self.is_self_registered() || (self.vouched.is_some() && self.document_expires_at.is_none())
     }
 
-    /// A record for a client with the given metadata.
+    /// How the client authenticates at the token endpoint: its metadata's
+    /// `token_endpoint_auth_method` (RFC 7591 §2). A record without a method it names is
+    /// taken as `client_secret_basic`, RFC 7591's default, which needs a secret it may not
+    /// have: never as a public client.
+    #[must_use]
+    pub fn auth_method(&self) -> TokenEndpointAuthMethod {
+        self.metadata
+            .token_endpoint_auth_method
+            .as_deref()
+            .and_then(TokenEndpointAuthMethod::from_wire)
+            .or(self.stored_auth_method)
+            .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic)
+    }
+
+    /// A record for a client with the given metadata, authenticating with `auth_method`
+    /// (written into the metadata).
     #[must_use]
     pub fn new(
         client_id: String,
         auth_method: TokenEndpointAuthMethod,
-        metadata: ClientMetadata,
+        mut metadata: ClientMetadata,
         created_at: UnixTime,
     ) -> Self {
+        metadata.token_endpoint_auth_method = Some(auth_method.as_str().to_owned());
         Self {
             client_id,
             secret_hash: None,
             secret_expires_at: None,
-            auth_method,
             metadata,
             created_at,
             registration_token_hash: None,
             document_expires_at: None,
             vouched: None,
             resource_server: false,
+            stored_auth_method: None,
         }
     }
 
@@ -523,4 +543,55 @@ impl<T> OAuthServerModel for T where
         + ReplayStore
         + ?Sized
 {
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    // One fact, one home: the authentication method lives in the metadata alone.
+    #[test]
+    fn a_client_records_authentication_method_is_its_metadatas() {
+        let record = ClientRecord::new(
+            "c".into(),
+            TokenEndpointAuthMethod::PrivateKeyJwt,
+            ClientMetadata::default(),
+            UnixTime(1),
+        );
+        assert_eq!(record.auth_method(), TokenEndpointAuthMethod::PrivateKeyJwt);
+        assert_eq!(
+            record.metadata.token_endpoint_auth_method.as_deref(),
+            Some("private_key_jwt")
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json.get("auth_method").is_none(), "{json}");
+    }
+
+    #[test]
+    fn records_stored_with_the_method_beside_the_metadata_still_read() {
+        let mut json = serde_json::to_value(ClientRecord::new(
+            "c".into(),
+            TokenEndpointAuthMethod::None,
+            ClientMetadata::default(),
+            UnixTime(1),
+        ))
+        .unwrap();
+        json["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("token_endpoint_auth_method");
+        json["auth_method"] = "client_secret_post".into();
+        let record: ClientRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            record.auth_method(),
+            TokenEndpointAuthMethod::ClientSecretPost
+        );
+        json.as_object_mut().unwrap().remove("auth_method");
+        let record: ClientRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            record.auth_method(),
+            TokenEndpointAuthMethod::ClientSecretBasic,
+            "no method named: RFC 7591's default, never a public client"
+        );
+    }
 }

@@ -248,7 +248,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         record: &mut ClientRecord,
     ) -> Result<Option<String>, RegistrationError> {
         if matches!(
-            record.auth_method,
+            record.auth_method(),
             TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt
         ) {
             record.secret_hash = None;

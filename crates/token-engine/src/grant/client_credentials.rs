@@ -27,7 +27,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         resource: &[String],
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
-        if client.auth_method == TokenEndpointAuthMethod::None {
+        if client.auth_method() == TokenEndpointAuthMethod::None {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
                 "client_credentials is for confidential clients only",

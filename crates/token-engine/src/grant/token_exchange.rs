@@ -47,7 +47,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: Exchange<'_>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
-        if client.auth_method == TokenEndpointAuthMethod::None {
+        if client.auth_method() == TokenEndpointAuthMethod::None {
             return Err(error(
                 TokenErrorCode::UnauthorizedClient,
                 "token exchange is for confidential clients only",
