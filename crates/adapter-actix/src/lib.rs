@@ -43,18 +43,27 @@
 
 mod resource_server;
 
+#[cfg(feature = "authorization-server")]
 use std::sync::Arc;
 
+#[cfg(feature = "authorization-server")]
 use actix_web::{HttpRequest, web};
+#[cfg(feature = "authorization-server")]
 use bytes::Bytes;
-use mcpauth_http::{AuthorizationServer, HttpResponse, MAX_BODY_BYTES, body_too_large};
+use mcpauth_http::HttpResponse;
+#[cfg(feature = "authorization-server")]
+use mcpauth_http::{AuthorizationServer, MAX_BODY_BYTES, body_too_large};
+#[cfg(feature = "authorization-server")]
 use mcpauth_token_engine::{CallerKey, OAuthServerModel};
 
-pub use mcpauth_http::{Interaction, ResourceServer, ResourceServerConfig, now};
+#[cfg(feature = "authorization-server")]
+pub use mcpauth_http::Interaction;
+pub use mcpauth_http::{ResourceServer, ResourceServerConfig, now};
 pub use resource_server::{
     Authenticated, BearerGuard, BearerGuardService, protected_resource_metadata,
 };
 
+#[cfg(feature = "authorization-server")]
 /// Registers every route of `server` (see [`AuthorizationServer::route_paths`]); pass it to
 /// [`App::configure`](actix_web::App::configure).
 pub fn authorization_server<M>(
@@ -75,6 +84,7 @@ where
     }
 }
 
+#[cfg(feature = "authorization-server")]
 async fn handle<M: OAuthServerModel + ?Sized + 'static>(
     request: HttpRequest,
     payload: web::Payload,
@@ -91,6 +101,7 @@ async fn handle<M: OAuthServerModel + ?Sized + 'static>(
 
 /// actix-web speaks `http` 0.2 types; the engine speaks `http` 1: convert through their wire
 /// forms.
+#[cfg(feature = "authorization-server")]
 fn into_http(request: &HttpRequest, body: Bytes) -> Option<http::Request<Bytes>> {
     let mut converted = http::Request::builder()
         .method(http_method(request.method()))

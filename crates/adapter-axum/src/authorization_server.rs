@@ -11,8 +11,6 @@ use axum::routing::any;
 use mcpauth_http::{AuthorizationServer, HttpResponse, MAX_BODY_BYTES, body_too_large};
 use mcpauth_token_engine::{CallerKey, OAuthServerModel};
 
-pub use mcpauth_http::now;
-
 /// Mounts `server`: every path of [`AuthorizationServer::route_paths`] (below the issuer's
 /// path, with the RFC 8414 §3.1 well-known URL). Build the server with
 /// [`AuthorizationServer::new`] and an [`Interaction`](mcpauth_http::Interaction) of yours,

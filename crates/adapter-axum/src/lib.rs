@@ -39,10 +39,13 @@
 //! # }
 //! ```
 
+#[cfg(feature = "authorization-server")]
 mod authorization_server;
 mod resource_server;
 
-pub use authorization_server::{now, router, show_error_page};
+#[cfg(feature = "authorization-server")]
+pub use authorization_server::{router, show_error_page};
+#[cfg(feature = "authorization-server")]
 pub use mcpauth_http::{AuthorizationServer, Interaction};
-pub use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError};
+pub use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError, now};
 pub use resource_server::{Authenticated, BearerLayer, BearerService, MetadataRouter};

@@ -72,7 +72,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode};
 use mcpauth_bearer::VerifiedToken;
-use mcpauth_token_engine::UnixTime;
+use mcpauth_oauth_types::UnixTime;
 
 use crate::HttpResponse;
 use crate::resource_server::ResourceServer;

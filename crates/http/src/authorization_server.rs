@@ -7,13 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
+
+use crate::response::{HttpResponse, json_error, response, security_headers};
 use mcpauth_token_engine::{
     AuthorizeOutcome, Clock, InternalError, OAuthServerModel, PendingAuthorization, SystemClock,
     TokenEngine, paths,
 };
-
-/// The response type of every service here.
-pub type HttpResponse = http::Response<Bytes>;
 
 /// Largest request body the endpoints accept; adapters read at most this much and answer
 /// [`body_too_large`] beyond it.
@@ -35,10 +34,6 @@ pub trait Interaction: Send + Sync + 'static {
 /// The operating system's random source, for [`TokenEngine::new`]: the engine's `os`
 /// feature's, re-exported where the HTTP edge's users look.
 pub use mcpauth_token_engine::OsRandom;
-
-/// The current time from the system clock: the engine's `os` feature's, re-exported where
-/// the HTTP edge's users look.
-pub use mcpauth_token_engine::now;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Endpoint {
@@ -490,45 +485,6 @@ fn logged(response: HttpResponse) -> HttpResponse {
     response
 }
 
-fn response(
-    status: StatusCode,
-    headers: &[(header::HeaderName, &str)],
-    body: Bytes,
-) -> HttpResponse {
-    let mut response = http::Response::new(body);
-    *response.status_mut() = status;
-    for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(name.clone(), value);
-        }
-    }
-    response
-}
-
-fn json_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    let body = serde_json::json!({ "error": error, "error_description": description });
-    response(
-        status,
-        &[
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        Bytes::from(body.to_string()),
-    )
-}
-
-/// `413` for a body over [`MAX_BODY_BYTES`], in the endpoints' JSON error shape.
-#[must_use]
-pub fn body_too_large() -> HttpResponse {
-    let mut response = json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request",
-        "the request body is too large",
-    );
-    security_headers(&mut response, true);
-    response
-}
-
 fn allow_list(methods: &[Method]) -> String {
     methods
         .iter()
@@ -564,31 +520,6 @@ fn preflight(methods: &[Method]) -> HttpResponse {
         ],
         Bytes::new(),
     )
-}
-
-/// These endpoints carry no cookies, so CORS answers any origin; nothing here may be framed or
-/// sniffed, and no referrer leaks codes.
-fn security_headers(response: &mut HttpResponse, cors: bool) {
-    let headers = response.headers_mut();
-    if cors {
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("www-authenticate"),
-        );
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
 }
 
 /// A 303 to `location`, never cached.

@@ -6,8 +6,6 @@
 //! framework with its own HTTP client, or a deployment that ships keys another way plugs in
 //! its own.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 
 use crate::resource_server::IntrospectionClient;
@@ -39,13 +37,15 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
     ) -> Result<Bytes, KeySourceError>;
 }
 
-/// The default [`KeySource`]: HTTP with reqwest, redirects not followed (an authorization
+/// The default [`KeySource`] (the `reqwest` feature): HTTP with reqwest, redirects not followed (an authorization
 /// server's keys are where its metadata says), 5 s per request.
+#[cfg(feature = "reqwest")]
 #[derive(Debug, Clone)]
 pub struct HttpKeySource {
     http: reqwest::Client,
 }
 
+#[cfg(feature = "reqwest")]
 impl HttpKeySource {
     /// A source with its own HTTP client.
     ///
@@ -55,7 +55,7 @@ impl HttpKeySource {
     pub fn new() -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(5))
             .build()?;
         Ok(Self { http })
     }
@@ -67,6 +67,7 @@ impl HttpKeySource {
     }
 }
 
+#[cfg(feature = "reqwest")]
 #[async_trait::async_trait]
 impl KeySource for HttpKeySource {
     async fn jwk_set(&self, jwks_uri: &str) -> Result<Bytes, KeySourceError> {

@@ -14,11 +14,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcpauth_bearer::{Challenge, TokenVerifier, VerifiedToken, VerifyError, extract_bearer};
 use mcpauth_metadata::ProtectedResourceMetadata;
-use mcpauth_token_engine::UnixTime;
+use mcpauth_oauth_types::UnixTime;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::HttpResponse;
-use crate::key_source::{HttpKeySource, KeySource};
+#[cfg(feature = "reqwest")]
+use crate::key_source::HttpKeySource;
+use crate::key_source::KeySource;
 use crate::session_binding::{Owner, SESSION_HEADER, SessionOwners, SessionTicket};
 use crate::tool_scopes::ToolScopes;
 
@@ -184,7 +186,8 @@ pub enum ResourceServerError {
     #[error("resource identifier is not a URL: {0}")]
     Url(#[from] url::ParseError),
     /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
+    #[cfg(feature = "reqwest")]
+    #[error("HTTP client")]
     Http(#[from] reqwest::Error),
 }
 
@@ -217,11 +220,13 @@ const REFETCH_INTERVAL_SECONDS: u64 = 30;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl ResourceServer {
-    /// Builds the protection for `config`, fetching keys over HTTP ([`HttpKeySource`]).
+    /// Builds the protection for `config`, fetching keys over HTTP ([`HttpKeySource`], the
+    /// `reqwest` feature).
     ///
     /// # Errors
     ///
     /// [`ResourceServerError`] when the resource identifier is unusable.
+    #[cfg(feature = "reqwest")]
     pub fn new(config: ResourceServerConfig) -> Result<Self, ResourceServerError> {
         Self::with_key_source(config, Arc::new(HttpKeySource::new()?))
     }

@@ -47,3 +47,5 @@ pub use secret::{
     constant_time_eq,
 };
 pub use time::{Clock, ManualClock, UnixTime};
+#[cfg(feature = "os")]
+pub use time::{SystemClock, now};

@@ -31,6 +31,35 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> UnixTime;
 }
 
+/// The system's clock, as a [`Clock`]: [`now`].
+#[cfg(feature = "os")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[cfg(feature = "os")]
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        now()
+    }
+}
+
+/// The current time from the system clock (0 before 1970): the one place a protocol crate
+/// reads it, for the edges (HTTP servers, sweepers) to call.
+#[cfg(feature = "os")]
+#[must_use]
+#[expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the os feature is where the edges find the clock"
+)]
+pub fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
 /// A clock that moves only when told: tests step it past an expiry, a lock or a polling
 /// interval instead of sleeping on the wall clock.
 ///

@@ -19,7 +19,11 @@
 //! # }
 //! ```
 
-use crate::{Clock, KeyError, RandomError, SecureRandom, SigningKey, UnixTime};
+use crate::{KeyError, RandomError, SecureRandom, SigningKey};
+
+/// The system clock lives in the lowest crate, so a resource server that needs no engine
+/// reads it from there too.
+pub use mcpauth_oauth_types::{SystemClock, now};
 
 /// The operating system's random source (aws-lc's), for [`TokenEngine::new`](crate::TokenEngine::new).
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,31 +36,6 @@ impl SecureRandom for OsRandom {
     )]
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
         aws_lc_rs::rand::fill(dest).map_err(|_| RandomError)
-    }
-}
-
-/// The current time from the system clock (0 before 1970).
-#[must_use]
-#[expect(
-    clippy::disallowed_methods,
-    clippy::disallowed_types,
-    reason = "the os feature is where the engine's callers find the clock"
-)]
-pub fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-/// The system's clock, as a [`Clock`]: [`now`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> UnixTime {
-        now()
     }
 }
 
