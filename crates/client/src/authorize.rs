@@ -6,6 +6,8 @@ use base64::Engine as _;
 use mcpauth_metadata::AuthorizationServerMetadata;
 use url::Url;
 
+use crate::error::ErrorCode;
+
 use crate::Error;
 
 /// 32 random bytes, base64url: `state` and PKCE verifiers.
@@ -136,7 +138,7 @@ pub fn read_authorization_response(
     }
     if let Some(error) = get("error") {
         return Err(Error::Denied {
-            error: error.chars().take(64).collect(),
+            error: ErrorCode::authorize(error),
             description: get("error_description").map(|d| d.chars().take(200).collect()),
         });
     }
@@ -225,6 +227,12 @@ mod tests {
             "s1",
             &m,
         );
-        assert!(matches!(denied, Err(Error::Denied { error, .. }) if error == "access_denied"));
+        assert!(matches!(
+            denied,
+            Err(Error::Denied {
+                error: ErrorCode::Authorize(mcpauth_oauth_types::AuthorizeErrorCode::AccessDenied),
+                ..
+            })
+        ));
     }
 }

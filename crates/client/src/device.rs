@@ -9,9 +9,11 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::Error;
+use crate::error::ErrorCode;
 use crate::http::HttpClient;
 use crate::registration::ClientCredentials;
-use crate::token::{TokenSet, authenticated_form, token_request};
+use crate::token::{TokenFailure, TokenSet, authenticated_form, token_request};
+use mcpauth_oauth_types::TokenErrorCode;
 
 /// The RFC 8628 grant type.
 pub use mcpauth_oauth_types::DEVICE_CODE_GRANT;
@@ -71,10 +73,9 @@ pub async fn request_device_code(
     let response = http
         .send(authenticated_form(endpoint, client, &params, now)?)
         .await?;
-    let fail = |error: String, description: Option<String>| Error::Token {
+    let unusable = |reason: String| Error::BadTokenResponse {
         url: endpoint.to_string(),
-        error,
-        description,
+        reason,
     };
     if !response.status().is_success() {
         #[derive(Deserialize)]
@@ -85,13 +86,20 @@ pub async fn request_device_code(
         }
         return Err(
             match serde_json::from_slice::<OAuthError>(response.body()) {
-                Ok(e) => fail(e.error, e.error_description),
-                Err(_) => fail(format!("status {}", response.status()), None),
+                Ok(e) => Error::Token {
+                    url: endpoint.to_string(),
+                    error: ErrorCode::token(&e.error),
+                    description: e.error_description.map(|d| d.chars().take(200).collect()),
+                },
+                Err(_) => unusable(format!(
+                    "status {} without an OAuth error",
+                    response.status()
+                )),
             },
         );
     }
     serde_json::from_slice(response.body())
-        .map_err(|e| fail(format!("the response does not parse: {e}"), None))
+        .map_err(|e| unusable(format!("the response does not parse: {e}")))
 }
 
 /// Polls the token endpoint until the user approves or denies, or the code expires.
@@ -121,17 +129,16 @@ pub async fn poll_for_tokens(
         ];
         match token_request(http, endpoint, client, &params, scope, now()).await? {
             Ok(tokens) => return Ok(tokens),
-            Err(failure) => match failure.error.as_str() {
-                "authorization_pending" => {}
+            Err(TokenFailure::Refused { error, description }) => match error {
+                ErrorCode::Token(TokenErrorCode::AuthorizationPending) => {}
                 // RFC 8628 §3.5: add five seconds to this and every later poll.
-                "slow_down" => interval = interval.saturating_add(5),
-                "access_denied" => {
-                    return Err(Error::Denied {
-                        error: failure.error,
-                        description: failure.description,
-                    });
+                ErrorCode::Token(TokenErrorCode::SlowDown) => {
+                    interval = interval.saturating_add(5);
                 }
-                "expired_token" => {
+                ErrorCode::Token(TokenErrorCode::AccessDenied) => {
+                    return Err(Error::Denied { error, description });
+                }
+                ErrorCode::Token(TokenErrorCode::ExpiredToken) => {
                     return Err(Error::Timeout {
                         seconds: code.expires_in,
                     });
@@ -139,11 +146,12 @@ pub async fn poll_for_tokens(
                 _ => {
                     return Err(Error::Token {
                         url: endpoint.to_string(),
-                        error: failure.error,
-                        description: failure.description,
+                        error,
+                        description,
                     });
                 }
             },
+            Err(unusable) => return Err(unusable.into_error(endpoint)),
         }
         if now() >= deadline {
             return Err(Error::Timeout {

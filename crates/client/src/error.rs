@@ -1,6 +1,8 @@
 //! The client's errors: one enum users can match on, each variant naming the step that failed
 //! and, where there is one, the URL.
 
+use mcpauth_oauth_types::{AuthorizeErrorCode, TokenErrorCode};
+
 /// Anything that stops the client from getting a token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -26,7 +28,7 @@ pub enum Error {
     #[error("the authorization was refused: {error}{}", description_suffix(.description))]
     Denied {
         /// The OAuth error code (`access_denied`, …).
-        error: String,
+        error: ErrorCode,
         /// The server's description, if any.
         description: Option<String>,
     },
@@ -39,23 +41,38 @@ pub enum Error {
     /// The authorization response cannot be trusted (wrong `state`, wrong `iss`, malformed).
     #[error("the authorization response was refused: {0}")]
     BadResponse(String),
-    /// The token endpoint refused a request.
+    /// The token endpoint refused a request with an OAuth error (RFC 6749 §5.2).
     #[error("the token request to {url} failed: {error}{}", description_suffix(.description))]
     Token {
         /// The token endpoint.
         url: String,
-        /// The OAuth error code, or what was wrong with the response.
-        error: String,
+        /// The OAuth error code.
+        error: ErrorCode,
         /// The server's description, if any.
         description: Option<String>,
     },
-    /// The refresh token was refused: the user must authorize again.
-    #[error("the refresh token was refused by {url}: {error}")]
+    /// The token endpoint's answer cannot be used (not JSON, not a bearer token, an error
+    /// status without an OAuth error).
+    #[error("the token endpoint {url} answered what cannot be used: {reason}")]
+    BadTokenResponse {
+        /// The token endpoint.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The `private_key_jwt` client assertion could not be signed (RFC 7523).
+    #[error("cannot sign the client assertion: {0}")]
+    ClientAssertion(String),
+    /// The refresh token was refused, or there is none to use: the user must authorize
+    /// again.
+    #[error("the refresh token was refused by {url}: {}", refresh_reason(.error, .description))]
     Refresh {
         /// The token endpoint.
         url: String,
-        /// The OAuth error code.
-        error: String,
+        /// The OAuth error code the server answered, if it answered one.
+        error: Option<ErrorCode>,
+        /// The server's description, or why no refresh was tried.
+        description: Option<String>,
     },
     /// Stored tokens or registrations could not be read or written.
     #[error("token storage: {0}")]
@@ -86,6 +103,59 @@ pub enum Error {
         /// The MCP server.
         server: String,
     },
+}
+
+/// An OAuth error code a server answered with: one this client knows, typed by the endpoint
+/// that sent it, or another (an extension, or a server out of spec).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// An authorization response's error (RFC 6749 §4.1.2.1, RFC 8707).
+    Authorize(AuthorizeErrorCode),
+    /// The token endpoint's (RFC 6749 §5.2, RFC 8628 §3.5, RFC 8707).
+    Token(TokenErrorCode),
+    /// A code this client does not know, cut to 64 characters.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// An authorization response's `error`.
+    pub(crate) fn authorize(wire: &str) -> Self {
+        AuthorizeErrorCode::from_wire(wire).map_or_else(|| Self::other(wire), Self::Authorize)
+    }
+
+    /// A token endpoint's `error`.
+    pub(crate) fn token(wire: &str) -> Self {
+        TokenErrorCode::from_wire(wire).map_or_else(|| Self::other(wire), Self::Token)
+    }
+
+    fn other(wire: &str) -> Self {
+        Self::Other(wire.chars().take(64).collect())
+    }
+
+    /// The code as sent.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Authorize(code) => code.as_str(),
+            Self::Token(code) => code.as_str(),
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn refresh_reason(error: &Option<ErrorCode>, description: &Option<String>) -> String {
+    match (error, description) {
+        (Some(error), _) => format!("{error}{}", description_suffix(description)),
+        (None, Some(description)) => description.clone(),
+        (None, None) => "no reason given".into(),
+    }
 }
 
 fn description_suffix(description: &Option<String>) -> String {

@@ -73,7 +73,7 @@ pub mod token;
 
 pub use challenge::BearerChallenge;
 pub use discovery::{Discovered, discover};
-pub use error::Error;
+pub use error::{Error, ErrorCode};
 pub use http::{HttpClient, ReqwestClient, UrlPolicy};
 pub use registration::ClientCredentials;
 pub use session::{Browser, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};

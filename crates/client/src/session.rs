@@ -804,7 +804,8 @@ impl OAuthClient {
                 .await?
                 .ok_or_else(|| Error::Refresh {
                     url: discovered.issuer().to_owned(),
-                    error: "no client identity is kept for this server".into(),
+                    error: None,
+                    description: Some("no client identity is kept for this server".into()),
                 })?,
         };
         let endpoint = self.token_endpoint(discovered)?;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::Error;
+use crate::error::ErrorCode;
 use crate::http::{HttpClient, post_form};
 use crate::registration::ClientCredentials;
 
@@ -76,9 +77,31 @@ struct ErrorResponse {
 
 /// An OAuth error from the token endpoint (RFC 6749 §5.2), or a response that is not one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TokenFailure {
-    pub(crate) error: String,
-    pub(crate) description: Option<String>,
+pub(crate) enum TokenFailure {
+    /// The server's OAuth error.
+    Refused {
+        error: ErrorCode,
+        description: Option<String>,
+    },
+    /// What was wrong with an answer that is not a usable token response.
+    Unusable(String),
+}
+
+impl TokenFailure {
+    /// The error for a request to `url`.
+    pub(crate) fn into_error(self, url: &Url) -> Error {
+        match self {
+            Self::Refused { error, description } => Error::Token {
+                url: url.to_string(),
+                error,
+                description,
+            },
+            Self::Unusable(reason) => Error::BadTokenResponse {
+                url: url.to_string(),
+                reason,
+            },
+        }
+    }
 }
 
 /// A form POST of `params` to `endpoint`, authenticated as `client` registered (RFC 6749
@@ -134,17 +157,16 @@ pub(crate) async fn token_request(
         let parsed: TokenResponse = match serde_json::from_slice(response.body()) {
             Ok(parsed) => parsed,
             Err(e) => {
-                return Ok(Err(TokenFailure {
-                    error: format!("the response does not parse: {e}"),
-                    description: None,
-                }));
+                return Ok(Err(TokenFailure::Unusable(format!(
+                    "the response does not parse: {e}"
+                ))));
             }
         };
         if !parsed.token_type.eq_ignore_ascii_case("bearer") {
-            return Ok(Err(TokenFailure {
-                error: format!("unsupported token_type `{}`", parsed.token_type),
-                description: None,
-            }));
+            return Ok(Err(TokenFailure::Unusable(format!(
+                "unsupported token_type `{}`",
+                parsed.token_type.chars().take(64).collect::<String>()
+            ))));
         }
         return Ok(Ok(TokenSet {
             access_token: parsed.access_token,
@@ -156,14 +178,11 @@ pub(crate) async fn token_request(
     }
     Ok(Err(
         match serde_json::from_slice::<ErrorResponse>(response.body()) {
-            Ok(e) => TokenFailure {
-                error: e.error.chars().take(64).collect(),
+            Ok(e) => TokenFailure::Refused {
+                error: ErrorCode::token(&e.error),
                 description: e.error_description.map(|d| d.chars().take(200).collect()),
             },
-            Err(_) => TokenFailure {
-                error: format!("status {status}"),
-                description: None,
-            },
+            Err(_) => TokenFailure::Unusable(format!("status {status} without an OAuth error")),
         },
     ))
 }
@@ -174,11 +193,7 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 /// A `private_key_jwt` client assertion (RFC 7523 §3): `iss` and `sub` the client, `aud` the
 /// authorization server's issuer, a minute to live, a fresh `jti`.
 fn client_assertion(client: &ClientCredentials, now: u64) -> Result<String, Error> {
-    let fail = |reason: String| Error::Token {
-        url: client.issuer.clone(),
-        error: format!("cannot sign the client assertion: {reason}"),
-        description: None,
-    };
+    let fail = Error::ClientAssertion;
     let pem = client
         .private_key_pem
         .as_deref()
@@ -229,11 +244,7 @@ pub async fn client_credentials(
     }
     token_request(http, endpoint, client, &params, scope, now)
         .await?
-        .map_err(|f| Error::Token {
-            url: endpoint.to_string(),
-            error: f.error,
-            description: f.description,
-        })
+        .map_err(|f| f.into_error(endpoint))
 }
 
 /// RFC 6749 §4.1.3: the code for tokens.
@@ -265,11 +276,7 @@ pub async fn exchange_code(
     ];
     token_request(http, endpoint, client, &params, requested_scope, now)
         .await?
-        .map_err(|f| Error::Token {
-            url: endpoint.to_string(),
-            error: f.error,
-            description: f.description,
-        })
+        .map_err(|f| f.into_error(endpoint))
 }
 
 /// RFC 6749 §6: a refresh. A response without a refresh token keeps the one held (the
@@ -292,7 +299,8 @@ pub async fn refresh(
         .as_deref()
         .ok_or_else(|| Error::Refresh {
             url: endpoint.to_string(),
-            error: "no refresh token is held".into(),
+            error: None,
+            description: Some("no refresh token is held".into()),
         })?;
     let params = [
         ("grant_type", "refresh_token"),
@@ -301,9 +309,13 @@ pub async fn refresh(
     ];
     let mut fresh = token_request(http, endpoint, client, &params, held.scope.as_deref(), now)
         .await?
-        .map_err(|f| Error::Refresh {
-            url: endpoint.to_string(),
-            error: f.error,
+        .map_err(|f| match f {
+            TokenFailure::Refused { error, description } => Error::Refresh {
+                url: endpoint.to_string(),
+                error: Some(error),
+                description,
+            },
+            unusable @ TokenFailure::Unusable(_) => unusable.into_error(endpoint),
         })?;
     if fresh.refresh_token.is_none() {
         fresh.refresh_token = held.refresh_token.clone();
