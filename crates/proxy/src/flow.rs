@@ -45,11 +45,12 @@ pub trait UpstreamRequestStore: Send + Sync {
         request: &UpstreamRequest,
     ) -> Result<(), Self::Error>;
 
-    /// Removes and returns the request under `key`, if any: exactly one caller gets it,
-    /// so a replayed callback finds nothing.
+    /// Removes and returns the request under `key`, if any and not expired at `now`: exactly
+    /// one caller gets it, so a replayed callback finds nothing.
     async fn take_upstream_request(
         &self,
         key: &str,
+        now: UnixTime,
     ) -> Result<Option<UpstreamRequest>, Self::Error>;
 }
 
@@ -79,15 +80,17 @@ impl UpstreamRequestStore for MemoryUpstreamRequests {
     async fn take_upstream_request(
         &self,
         key: &str,
+        now: UnixTime,
     ) -> Result<Option<UpstreamRequest>, serde_json::Error> {
         let record = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
-        record
+        let request: Option<UpstreamRequest> = record
             .map(|record| serde_json::from_str(&record))
-            .transpose()
+            .transpose()?;
+        Ok(request.filter(|r| r.expires_at > now.0))
     }
 }
 
@@ -439,7 +442,7 @@ where
             return CallbackOutcome::Refused(CallbackError::WrongProvider);
         };
         let key = upstream::state_key(callback.state());
-        let record = match self.store.take_upstream_request(&key).await {
+        let record = match self.store.take_upstream_request(&key, now).await {
             Ok(Some(record)) => record,
             Ok(None) => return CallbackOutcome::Refused(CallbackError::UnknownState),
             Err(e) => return CallbackOutcome::Failed(format!("reading the sign-in failed: {e}")),

@@ -58,11 +58,9 @@ impl UpstreamRequestStore for SqlUpstreamRequests {
     async fn take_upstream_request(
         &self,
         key: &str,
+        now: UnixTime,
     ) -> Result<Option<UpstreamRequest>, UpstreamStoreError> {
-        let taken = self
-            .0
-            .take_upstream_request(key, mcpauth_http::now())
-            .await?;
+        let taken = self.0.take_upstream_request(key, now).await?;
         Ok(taken
             .map(|record| serde_json::from_str(&record))
             .transpose()?)
@@ -102,6 +100,7 @@ pub(crate) async fn build(
     engine: Arc<TokenEngine<SqlStore>>,
     store: &SqlStore,
     encryption_key: Option<[u8; 32]>,
+    clock: Arc<dyn mcpauth_token_engine::Clock>,
 ) -> Result<Option<Arc<Federation>>, StartError> {
     if config.providers.is_empty() {
         return Ok(None);
@@ -134,6 +133,7 @@ pub(crate) async fn build(
     };
     let rng: Arc<dyn SecureRandom> = Arc::new(OsRandom);
     let mapper = LocalUsers {
+        clock,
         store: store.clone(),
         email_domains: config
             .federated_email_domains
@@ -291,6 +291,7 @@ fn binding(provider: &str, subject: &str) -> String {
 /// The server's [`TokenMapper`]: each upstream account is one local user, created at its
 /// first sign-in.
 struct LocalUsers {
+    clock: Arc<dyn mcpauth_token_engine::Clock>,
     store: SqlStore,
     /// Lower-case domains; empty: any.
     email_domains: Vec<String>,
@@ -344,7 +345,7 @@ impl LocalUsers {
                 email.as_deref(),
                 &identity.provider,
                 &identity.subject,
-                mcpauth_http::now(),
+                self.clock.now(),
             )
             .await?;
         tracing::info!(provider = %identity.provider, %user_id, "new federated user");
@@ -375,7 +376,7 @@ impl TokenMapper for LocalUsers {
             Ok(_) => return Mapping::Refuse("this account is disabled".into()),
             Err(e) => return Mapping::Fail(format!("reading the user failed: {e}")),
         }
-        let now = mcpauth_http::now().0;
+        let now = self.clock.now().0;
         // Kept only when the operator asks; otherwise any kept before are dropped.
         let sealed = match &self.vault {
             Some(vault) => match vault.seal(
@@ -448,11 +449,15 @@ mod tests {
             .save_upstream_request(&key, &started.record)
             .await
             .unwrap();
+        let now = mcpauth_http::now();
         assert_eq!(
-            requests.take_upstream_request(&key).await.unwrap(),
+            requests.take_upstream_request(&key, now).await.unwrap(),
             Some(started.record)
         );
-        assert_eq!(requests.take_upstream_request(&key).await.unwrap(), None);
+        assert_eq!(
+            requests.take_upstream_request(&key, now).await.unwrap(),
+            None
+        );
         store.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -566,6 +566,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             .as_ref()
             .map(|key| keys::key_bytes(key.expose()))
             .transpose()?,
+        clock.clone(),
     )
     .await?;
     let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
