@@ -32,27 +32,36 @@ impl ClientCache {
 
     /// The cached record, if fresh.
     pub(crate) fn get(&self, client_id: &str) -> Option<ClientRecord> {
+        self.get_at(client_id, Instant::now())
+    }
+
+    pub(crate) fn put(&self, record: &ClientRecord) {
+        self.put_at(record, Instant::now());
+    }
+
+    // The clock is read by the two calls above only, so the tests step it.
+    fn get_at(&self, client_id: &str, now: Instant) -> Option<ClientRecord> {
         if self.ttl.is_zero() {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let (stored, record) = entries.get(client_id)?;
-        (stored.elapsed() < self.ttl).then(|| record.clone())
+        (now.saturating_duration_since(*stored) < self.ttl).then(|| record.clone())
     }
 
-    pub(crate) fn put(&self, record: &ClientRecord) {
+    fn put_at(&self, record: &ClientRecord, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
-            entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
+            entries.retain(|_, (stored, _)| now.saturating_duration_since(*stored) < ttl);
             if entries.len() >= MAX_ENTRIES {
                 return;
             }
         }
-        entries.insert(record.client_id.clone(), (Instant::now(), record.clone()));
+        entries.insert(record.client_id.clone(), (now, record.clone()));
     }
 
     pub(crate) fn forget(&self, client_id: &str) {
@@ -88,11 +97,11 @@ mod tests {
 
     #[test]
     fn a_cached_client_expires_after_the_ttl() {
-        let cache = ClientCache::new(Duration::from_millis(30));
-        cache.put(&client("a"));
-        assert!(cache.get("a").is_some());
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(cache.get("a").is_none());
+        let cache = ClientCache::new(Duration::from_secs(5));
+        let start = Instant::now();
+        cache.put_at(&client("a"), start);
+        assert!(cache.get_at("a", start + Duration::from_millis(4_999)).is_some());
+        assert!(cache.get_at("a", start + Duration::from_secs(5)).is_none());
     }
 
     #[test]
