@@ -12,7 +12,8 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Answer, CHALLENGE, Check, VERIFIER};
+use super::fixture::{CHALLENGE, VERIFIER};
+use super::{Answer, Check};
 
 /// What the suite attacks.
 #[derive(Clone, Debug)]

@@ -100,7 +100,11 @@ mod tests {
         let cache = ClientCache::new(Duration::from_secs(5));
         let start = Instant::now();
         cache.put_at(&client("a"), start);
-        assert!(cache.get_at("a", start + Duration::from_millis(4_999)).is_some());
+        assert!(
+            cache
+                .get_at("a", start + Duration::from_millis(4_999))
+                .is_some()
+        );
         assert!(cache.get_at("a", start + Duration::from_secs(5)).is_none());
     }
 
