@@ -1,0 +1,424 @@
+//! Building a [`Server`] from its configuration: the database, the engine, the pages, the
+//! routes and the layers around them.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use mcpauth_store_sql::{Backend, SqlStore, StoreOptions};
+use mcpauth_token_engine::{
+    AccessTokenFormat, Clock, EngineConfig, RegistrationPolicy, ResourcePolicy, SystemClock,
+    TokenEngine,
+};
+
+use crate::config::{self, Config, Secret};
+use crate::serve::run_to_completion;
+use crate::{
+    DEVICE_PATH, OsRandom, Server, StartError, engine_config_issuer_path, federation, keys,
+    metrics, pages, rate_limit, users,
+};
+
+/// Opens the configured database with the configured pool size and timeouts, running
+/// migrations.
+///
+/// # Errors
+///
+/// [`StartError::Store`] when the database is unreachable or the URL unsupported.
+pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
+    let timeout = std::time::Duration::from_secs(config.database_timeout.max(1));
+    let options = StoreOptions::default()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(timeout)
+        .statement_timeout(timeout)
+        .client_cache_ttl(std::time::Duration::from_secs(config.client_cache_ttl));
+    Ok(SqlStore::connect_with(&config.database_url, &options).await?)
+}
+
+/// Builds the server for `config`: opens the database (running migrations) and loads keys.
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn build(config: &Config) -> Result<Server, StartError> {
+    build_with(config, BuildOptions::default()).await
+}
+
+/// What [`build_with`] takes besides the configuration: what tests and embedders replace.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// Which Client ID Metadata Documents may be fetched (tests reach a document server on
+    /// loopback with its own certificate). Default: [`FetchPolicy::default`](mcpauth_fetch::FetchPolicy).
+    pub fetch_policy: mcpauth_fetch::FetchPolicy,
+    /// Where the time comes from: the system's clock by default; tests step a
+    /// [`ManualClock`](mcpauth_token_engine::ManualClock) past locks, polling intervals and
+    /// expiries instead of sleeping.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            fetch_policy: mcpauth_fetch::FetchPolicy::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl BuildOptions {
+    /// Fetches Client ID Metadata Documents under `policy`.
+    #[must_use]
+    pub fn fetch_policy(mut self, policy: mcpauth_fetch::FetchPolicy) -> Self {
+        self.fetch_policy = policy;
+        self
+    }
+
+    /// Reads the time from `clock`.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Like [`build`], with [`BuildOptions`].
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server, StartError> {
+    let BuildOptions {
+        fetch_policy,
+        clock,
+    } = options;
+    let trusted_proxies = mcpauth_http::TrustedProxies::new(
+        &config.trusted_proxies,
+        match config.forwarded_header {
+            config::ForwardedHeaderName::Forwarded => mcpauth_http::ForwardedHeader::Forwarded,
+            _ => mcpauth_http::ForwardedHeader::XForwardedFor,
+        },
+    )
+    .map_err(|e| StartError::config_caused("trusted_proxies", e))?;
+    if !config.vouched_registration_grant_types.is_empty() && config.registration_token.is_none() {
+        return Err(StartError::config(
+            "vouched_registration_grant_types needs registration_token: only a registration \
+             that presents it may have those grant types",
+        ));
+    }
+    if config.forwarded_header != config::ForwardedHeaderName::default()
+        && config.trusted_proxies.is_empty()
+    {
+        tracing::warn!("forwarded_header is set but trusted_proxies is empty: no header is read");
+    }
+    if config.production {
+        let problems = config.production_problems(std::path::Path::exists);
+        if !problems.is_empty() {
+            return Err(StartError::Production(problems));
+        }
+    }
+    if !config.password_login && config.providers.is_empty() {
+        return Err(StartError::provider(
+            "password_login is off and no providers are configured: nobody could sign in",
+        ));
+    }
+    let issuer = config.issuer();
+    let issuer_url: url::Url = issuer
+        .parse()
+        .map_err(|e: url::ParseError| StartError::Issuer {
+            issuer: issuer.clone(),
+            source: Box::new(e),
+        })?;
+    let mut engine_config = EngineConfig::new(issuer_url).map_err(|e| StartError::Issuer {
+        issuer: issuer.clone(),
+        source: Box::new(e),
+    })?;
+    engine_config
+        .access_token_ttl(config.access_token_ttl)
+        .refresh_token_ttl(config.refresh_token_ttl)
+        .refresh_reuse_grace(config.refresh_reuse_grace)
+        .scopes_supported(config.scopes_supported.clone())
+        .default_scope(config.default_scope.clone())
+        .default_resource(config.default_resource.clone())
+        .strict_resource(config.strict_resource)
+        .client_metadata_documents(config.client_metadata_documents)
+        .registration_policy({
+            let mut policy = RegistrationPolicy::default()
+                .with_per_caller_per_hour(config.registrations_per_ip_per_hour);
+            if let Some(token) = &config.registration_token {
+                policy = policy.with_initial_access_tokens(&[token.expose()]);
+            }
+            if let Some(max) = config.max_clients {
+                policy = policy.with_max_clients(max);
+            }
+            if let Some(ttl) = config.client_secret_ttl {
+                policy = policy.with_client_secret_ttl(ttl);
+            }
+            policy
+                .with_grant_types(&config.self_registration_grant_types)
+                .with_vouched_grant_types(
+                    &config.vouched_registration_grant_types,
+                    &config.vouched_client_scope,
+                )
+        })
+        .introspection_clients(config.introspection_clients.clone())
+        .legacy_assertion_audience(config.legacy_assertion_audience)
+        .access_token_format(match config.access_token_format {
+            config::TokenFormat::Opaque => AccessTokenFormat::Opaque,
+            _ => AccessTokenFormat::Jwt,
+        })
+        .dynamic_registration(config.dynamic_registration)
+        .device_verification_path(DEVICE_PATH)
+        .user_code_attempts_per_minute(config.user_code_attempts_per_ip_per_minute)
+        .resources(if config.resources.is_empty() {
+            ResourcePolicy::AnyUri
+        } else {
+            ResourcePolicy::Allowed(config.resources.clone())
+        });
+    match (
+        config.strict_resource,
+        &config.default_resource,
+        config.resources.as_slice(),
+    ) {
+        (true, Some(_), _) => tracing::warn!(
+            "default_resource is ignored while strict_resource is on: requests without `resource` are refused with invalid_target"
+        ),
+        (true, None, _) => {}
+        (false, Some(default), _) => tracing::info!(
+            default_resource = %default,
+            "requests without `resource` get tokens for default_resource"
+        ),
+        (false, None, [only]) => tracing::info!(
+            resource = %only,
+            "requests without `resource` get tokens for the only configured resource"
+        ),
+        (false, None, _) => tracing::info!(
+            "requests without `resource` are refused with invalid_target: set default_resource to serve clients that omit it"
+        ),
+    }
+    let encryption = config
+        .signing_key_encryption_key
+        .as_ref()
+        .map(|key| keys::KeyEncryption::from_base64(key.expose()))
+        .transpose()?;
+    let store = open_store(config).await?;
+    if store.backend() == Backend::Postgres && encryption.is_none() {
+        return Err(StartError::key(
+            "signing_key_encryption_key (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) is required with \
+             PostgreSQL: the signing keys are shared through the database and must not sit \
+             there in plain text; generate one with `openssl rand -base64 32`",
+        ));
+    }
+    let keys = keys::load_signing_keys(
+        &store,
+        encryption.as_ref(),
+        config.key_rotation_lead,
+        clock.now(),
+    )
+    .await?;
+    // Decisions and first issuance re-check that the user is still enabled.
+    engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
+    let engine = Arc::new(TokenEngine::new(
+        engine_config,
+        Arc::new(store.clone()),
+        keys,
+        Arc::new(OsRandom),
+    ));
+    let federation = federation::build(
+        config,
+        engine.clone(),
+        &store,
+        config
+            .signing_key_encryption_key
+            .as_ref()
+            .map(|key| keys::key_bytes(key.expose()))
+            .transpose()?,
+        clock.clone(),
+    )
+    .await?;
+    let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let base = engine_config_issuer_path(&issuer);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let pages = Arc::new(pages::Pages {
+        clock: clock.clone(),
+        store: store.clone(),
+        engine: engine.clone(),
+        secure_cookies: issuer.starts_with("https://"),
+        session_ttl: config.session_ttl,
+        lockout: mcpauth_store_sql::LockoutPolicy {
+            after_failures: config.login_lockout_after.max(1),
+            first_lock: config.login_lockout_seconds,
+            longest_lock: config.login_lockout_max_seconds,
+        },
+        base: base.clone(),
+        device_path: DEVICE_PATH.to_owned(),
+        scope_descriptions: config.scope_descriptions.clone(),
+        federation: federation.clone(),
+        password_login: config.password_login,
+        sign_in_attempts_per_hour: config.sign_in_attempts_per_ip_per_hour,
+        account_lockout: mcpauth_store_sql::LockoutPolicy {
+            after_failures: config.login_lockout_account_after.max(1),
+            first_lock: config.login_lockout_max_seconds,
+            longest_lock: config.login_lockout_max_seconds,
+        },
+    });
+    let fetcher = if config.client_metadata_documents {
+        Some(mcpauth_fetch::SafeFetcher::new(fetch_policy).map_err(|e| {
+            StartError::config_caused("the HTTP client for Client ID Metadata Documents", e)
+        })?)
+    } else {
+        None
+    };
+    let mut authorization_server = mcpauth_http::AuthorizationServer::new(
+        engine.clone(),
+        Arc::new(pages::BuiltInInteraction(pages.clone())),
+    )
+    .with_clock(clock.clone());
+    if let Some(fetcher) = fetcher {
+        authorization_server = authorization_server.with_client_metadata_fetcher(fetcher);
+    }
+    let router = mcpauth_adapter_axum::router(Arc::new(authorization_server))
+        // The authorization-server requests run to completion by themselves; the pages here.
+        .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
+        // Liveness: the process serves. Readiness: it can also reach the database and holds
+        // every stored signing key, so a load balancer stops sending it traffic while either
+        // fails and resumes when both are back.
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get({
+                let store = store.clone();
+                let keys_loaded = keys_loaded.clone();
+                move || {
+                    let store = store.clone();
+                    let keys_loaded = keys_loaded.clone();
+                    async move {
+                        use axum::http::StatusCode;
+                        if let Err(e) = store.ping().await {
+                            tracing::warn!(error = %e, "not ready: the database does not answer");
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the database does not answer",
+                            );
+                        }
+                        if !keys_loaded.load(std::sync::atomic::Ordering::Relaxed) {
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the stored signing keys could not be loaded (see the logs)",
+                            );
+                        }
+                        (StatusCode::OK, "ready")
+                    }
+                }
+            }),
+        );
+    let router = if config.metrics {
+        router.route(
+            "/metrics",
+            get({
+                let metrics = metrics.clone();
+                let token = config.metrics_token.clone();
+                move |headers: axum::http::HeaderMap| {
+                    let metrics = metrics.clone();
+                    let token = token.clone();
+                    async move { serve_metrics(&metrics, token.as_ref(), &headers) }
+                }
+            }),
+        )
+    } else {
+        router
+    };
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(rate_limit::RateLimiter {
+                clock: clock.clone(),
+                store: store.clone(),
+                metrics: metrics.clone(),
+                base: base.clone(),
+                limits: rate_limit::Limits {
+                    token: config.token_requests_per_ip_per_minute,
+                    device_authorization: config.device_authorizations_per_ip_per_minute,
+                },
+            }),
+            rate_limit::limit,
+        ))
+        // Counts everything, rate-limited answers included.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(metrics::Observed { metrics, base }),
+            metrics::track,
+        ))
+        // Outermost: every layer inside sees the client's real address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(trusted_proxies),
+            rate_limit::client_address,
+        ));
+    // RFC 6797: over https, browsers must never come back over plain http (login pages and
+    // session cookies). Not for loopback http development issuers.
+    let router = if issuer.starts_with("https://") {
+        router.layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.headers_mut().insert(
+                    axum::http::header::STRICT_TRANSPORT_SECURITY,
+                    axum::http::HeaderValue::from_static("max-age=31536000"),
+                );
+                response
+            },
+        ))
+    } else {
+        router
+    };
+    Ok(Server {
+        router,
+        store,
+        engine,
+        unused_registration_ttl: config.unused_registration_ttl.filter(|ttl| *ttl > 0),
+        key_encryption: encryption.map(Arc::new),
+        key_rotation_lead: config.key_rotation_lead,
+        keys_loaded,
+        federation,
+        clock,
+    })
+}
+
+/// `/metrics`: the Prometheus exposition, behind the configured bearer token if any.
+fn serve_metrics(
+    metrics: &metrics::Metrics,
+    token: Option<&Secret>,
+    headers: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    if let Some(token) = token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !mcpauth_oauth_types::constant_time_eq(
+            sha2_digest(presented).as_slice(),
+            sha2_digest(token.expose()).as_slice(),
+        ) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "metrics need the configured metrics_token",
+            )
+                .into_response();
+        }
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// SHA-256, so tokens of different lengths compare in constant time.
+fn sha2_digest(text: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}

@@ -1,0 +1,146 @@
+//! Why the server could not start, with the causes kept.
+
+use crate::users;
+
+/// An error and every cause behind it ([`std::error::Error::source`]), joined with `: `, as
+/// an operator reads it on one line (the command line's messages, the logs).
+#[must_use]
+pub fn said(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
+/// A cause kept behind a [`StartError`] ([`std::error::Error::source`]).
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// The server could not start. Each variant says what failed in words an operator can act
+/// on; the error that caused it, if any, is its [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage failed.
+    #[error("storage")]
+    Store(#[from] mcpauth_store_sql::StoreError),
+    /// The issuer is not valid.
+    #[error("issuer `{issuer}`")]
+    Issuer {
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        source: Cause,
+    },
+    /// The signing key could not be created or loaded.
+    #[error("signing key: {message}")]
+    Key {
+        /// What failed, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// Binding or serving failed.
+    #[error("listening on {addr}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A user could not be created or changed.
+    #[error(transparent)]
+    User(#[from] users::UserError),
+    /// Production mode refused the configuration.
+    #[error("production mode refuses this configuration:\n  - {}", .0.join("\n  - "))]
+    Production(Vec<String>),
+    /// A client could not be registered.
+    #[error("client: {message}")]
+    Client {
+        /// What failed.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// An upstream identity provider is misconfigured or unreachable.
+    #[error("provider: {message}")]
+    Provider {
+        /// What failed, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// A setting is not valid.
+    #[error("configuration: {message}")]
+    Config {
+        /// What is wrong, and what to change.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl StartError {
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::Key {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn key_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Key {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn client(message: impl Into<String>) -> Self {
+        Self::Client {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn client_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Client {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn provider(message: impl Into<String>) -> Self {
+        Self::Provider {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn provider_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Provider {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn config_caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: Some(cause.into()),
+        }
+    }
+}

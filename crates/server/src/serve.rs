@@ -1,0 +1,152 @@
+//! Serving a built [`Server`]: the listener, the sweepers, graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::{KEY_RELOAD_INTERVAL, SUCCESSOR_MARGIN, Server, StartError, build, said};
+
+/// Serves `server` on `listener` until `shutdown` completes, sweeping expired rows every
+/// ten minutes.
+///
+/// # Errors
+///
+/// [`StartError::Io`] when serving fails.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let store = server.store.clone();
+    let clock = server.clock.clone();
+    let unused_ttl = server.unused_registration_ttl;
+    let sweeper = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            interval.tick().await;
+            match store.sweep_expired(clock.now()).await {
+                Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+            }
+            if let Some(ttl) = unused_ttl {
+                match store
+                    .delete_unused_registrations(clock.now().0.saturating_sub(ttl))
+                    .await
+                {
+                    Ok(removed) if removed > 0 => {
+                        tracing::info!(removed, "deleted registrations that were never used")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweeping unused registrations failed"),
+                }
+            }
+        }
+    });
+    // A rotated refresh token's successor is kept (sealed) for the reuse grace window only.
+    let successors = tokio::spawn({
+        let store = server.store.clone();
+        let clock = server.clock.clone();
+        let grace = server.engine.config().refresh_reuse_grace_seconds();
+        async move {
+            // Without a grace window no successor is kept: forget any an earlier configuration
+            // (or another instance) left, once.
+            if grace == 0 {
+                if let Err(e) = store.forget_refresh_successors(clock.now().0).await {
+                    tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
+                }
+                return;
+            }
+            let mut interval =
+                tokio::time::interval(std::time::Duration::from_secs(grace.clamp(1, 60)));
+            loop {
+                interval.tick().await;
+                // A margin past the window, so a retry in its last second (or on an
+                // instance whose clock is a little behind) still finds the successor.
+                let closed = clock
+                    .now()
+                    .0
+                    .saturating_sub(grace.saturating_add(SUCCESSOR_MARGIN));
+                if let Err(e) = store.forget_refresh_successors(closed).await {
+                    tracing::warn!(error = %e, "forgetting rotated refresh successors failed");
+                }
+            }
+        }
+    });
+    let server = Arc::new(server);
+    let reloader = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut interval =
+                tokio::time::interval(std::time::Duration::from_secs(KEY_RELOAD_INTERVAL));
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if let Err(e) = server.reload_keys().await {
+                    tracing::warn!(error = %said(&e), "reloading signing keys failed; keeping the current ones");
+                }
+            }
+        }
+    });
+    // Small responses go out at once: without TCP_NODELAY a response written in pieces can
+    // wait for the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let result = axum::serve(
+        listener,
+        server
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    sweeper.abort();
+    successors.abort();
+    reloader.abort();
+    result.map_err(|source| StartError::Io { addr, source })
+}
+
+/// Runs the request in its own task. A client that hangs up drops the request's future; one
+/// dropped inside a database transaction (between sqlx's `BEGIN` and its drop guard) would
+/// return the connection to the pool still in the transaction, holding row locks that stall
+/// every later request touching those rows (seen under load on PostgreSQL: sign-ins waiting
+/// on an interaction row until the statement timeout).
+pub(crate) async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "the request's task failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Builds and serves `config` on its `listen` address until `shutdown` completes.
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let server = build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Io {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, issuer = %config.issuer(), "mcpauth-server is ready");
+    serve_on(listener, server, shutdown).await
+}
