@@ -17,7 +17,6 @@ use http_body_util::BodyExt as _;
 use mcpauth_examples::hyper_glue::{Mcp, Mount, Protected, serve};
 use mcpauth_examples::{Settings, mcp_service, protection};
 use mcpauth_http::RouteRules;
-use mcpauth_token_engine::MemoryModel;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -50,7 +49,7 @@ async fn main() -> ExitCode {
             response.map(|body| body.map_err(|e| match e {}).boxed_unsync())
         })
     });
-    let mount = Arc::new(Mount::<MemoryModel> {
+    let mount = Arc::new(Mount {
         protected: vec![Protected {
             path: "/mcp".into(),
             resource: protection,

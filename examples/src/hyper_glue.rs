@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use mcpauth_http::{Admission, AuthorizationServer, HttpResponse, ResourceServer, RouteRules};
 use mcpauth_http::{MAX_BODY_BYTES, body_too_large, caller_key, now};
-use mcpauth_token_engine::{CallerKey, OAuthServerModel};
+use mcpauth_token_engine::CallerKey;
 
 /// A body as the MCP server reads and answers it (streamed, so SSE works).
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -36,23 +36,17 @@ pub struct Protected {
 
 /// What one hyper server serves.
 #[allow(missing_debug_implementations, reason = "holds a closure")]
-pub struct Mount<M: ?Sized> {
+pub struct Mount {
     /// The protected paths; their RFC 9728 documents are served too.
     pub protected: Vec<Protected>,
     /// The MCP server behind them.
     pub mcp: Mcp,
     /// The authorization server, for every other path.
-    pub authorization: Option<Arc<AuthorizationServer<M>>>,
+    pub authorization: Option<Arc<AuthorizationServer>>,
 }
 
 /// Serves `mount` on `listener` (HTTP/1.1) until the listener fails.
-pub async fn serve<M>(
-    listener: tokio::net::TcpListener,
-    mount: Arc<Mount<M>>,
-) -> std::io::Result<()>
-where
-    M: OAuthServerModel + ?Sized + 'static,
-{
+pub async fn serve(listener: tokio::net::TcpListener, mount: Arc<Mount>) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
         // Server-sent events go out in pieces: don't hold the last one for a delayed ACK.
@@ -68,10 +62,7 @@ where
     }
 }
 
-async fn answer<M>(mount: &Mount<M>, peer: IpAddr, request: Request<Incoming>) -> Response<Body>
-where
-    M: OAuthServerModel + ?Sized + 'static,
-{
+async fn answer(mount: &Mount, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     for route in &mount.protected {
         if route.resource.metadata_paths().iter().any(|p| p == path) {

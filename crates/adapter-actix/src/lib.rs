@@ -54,7 +54,7 @@ use mcpauth_http::HttpResponse;
 #[cfg(feature = "authorization-server")]
 use mcpauth_http::{AuthorizationServer, MAX_BODY_BYTES, body_too_large};
 #[cfg(feature = "authorization-server")]
-use mcpauth_token_engine::{CallerKey, OAuthServerModel};
+use mcpauth_token_engine::CallerKey;
 
 #[cfg(feature = "authorization-server")]
 pub use mcpauth_http::Interaction;
@@ -66,29 +66,26 @@ pub use resource_server::{
 #[cfg(feature = "authorization-server")]
 /// Registers every route of `server` (see [`AuthorizationServer::route_paths`]); pass it to
 /// [`App::configure`](actix_web::App::configure).
-pub fn authorization_server<M>(
-    server: Arc<AuthorizationServer<M>>,
-) -> impl FnOnce(&mut web::ServiceConfig)
-where
-    M: OAuthServerModel + ?Sized + 'static,
-{
+pub fn authorization_server(
+    server: Arc<AuthorizationServer>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         let data = web::Data::from(server.clone());
         for path in server.route_paths() {
             config.service(
                 web::resource(path)
                     .app_data(data.clone())
-                    .route(web::route().to(handle::<M>)),
+                    .route(web::route().to(handle)),
             );
         }
     }
 }
 
 #[cfg(feature = "authorization-server")]
-async fn handle<M: OAuthServerModel + ?Sized + 'static>(
+async fn handle(
     request: HttpRequest,
     payload: web::Payload,
-    server: web::Data<AuthorizationServer<M>>,
+    server: web::Data<AuthorizationServer>,
 ) -> actix_web::HttpResponse {
     let Ok(Ok(body)) = payload.to_bytes_limited(MAX_BODY_BYTES).await else {
         return into_actix(body_too_large());

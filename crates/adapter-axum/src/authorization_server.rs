@@ -9,29 +9,23 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use mcpauth_http::{AuthorizationServer, HttpResponse, MAX_BODY_BYTES, body_too_large};
-use mcpauth_token_engine::{CallerKey, OAuthServerModel};
+use mcpauth_token_engine::CallerKey;
 
 /// Mounts `server`: every path of [`AuthorizationServer::route_paths`] (below the issuer's
 /// path, with the RFC 8414 §3.1 well-known URL). Build the server with
 /// [`AuthorizationServer::new`] and an [`Interaction`](mcpauth_http::Interaction) of yours,
 /// the same for every adapter.
-pub fn router<M>(server: Arc<AuthorizationServer<M>>) -> Router
-where
-    M: OAuthServerModel + ?Sized + 'static,
-{
+pub fn router(server: Arc<AuthorizationServer>) -> Router {
     server
         .route_paths()
         .iter()
         .fold(Router::new(), |router, path| {
-            router.route(path, any(handle::<M>))
+            router.route(path, any(handle))
         })
         .with_state(server)
 }
 
-async fn handle<M: OAuthServerModel + ?Sized + 'static>(
-    State(server): State<Arc<AuthorizationServer<M>>>,
-    request: Request,
-) -> Response {
+async fn handle(State(server): State<Arc<AuthorizationServer>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return into_axum(body_too_large());

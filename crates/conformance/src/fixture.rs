@@ -48,7 +48,7 @@ impl Interaction for ApproveAsAlice {
 /// An engine on the memory model with a public and a confidential client, behind an
 /// [`AuthorizationServer`] whose interaction approves at once.
 pub struct Fixture {
-    pub(crate) server: Arc<AuthorizationServer<MemoryModel>>,
+    pub(crate) server: Arc<AuthorizationServer>,
     pub(crate) issuer: String,
     pub(crate) public_client: String,
     pub(crate) confidential_client: (String, String),
@@ -152,7 +152,7 @@ impl Fixture {
 
     /// The service to mount in the framework under test.
     #[must_use]
-    pub fn server(&self) -> Arc<AuthorizationServer<MemoryModel>> {
+    pub fn server(&self) -> Arc<AuthorizationServer> {
         self.server.clone()
     }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use mcpauth_oauth_types::{AuthorizeErrorCode, OAuthError};
 
+use crate::engine_handle::EngineHandle;
 use crate::response::{HttpResponse, json_error, response, security_headers};
 use mcpauth_token_engine::{
     AuthorizeOutcome, Clock, InternalError, OAuthServerModel, PendingAuthorization, SystemClock,
@@ -65,9 +66,11 @@ impl Endpoint {
     }
 }
 
-/// The authorization server's HTTP surface over `engine`. Share it in an `Arc`.
-pub struct AuthorizationServer<M: ?Sized> {
-    engine: Arc<TokenEngine<M>>,
+/// The authorization server's HTTP surface over an engine, whatever its model. Share it in an
+/// `Arc`; cloning it is cheap too.
+#[derive(Clone)]
+pub struct AuthorizationServer {
+    engine: Arc<dyn EngineHandle>,
     interaction: Arc<dyn Interaction>,
     fetcher: Option<Arc<mcpauth_fetch::SafeFetcher>>,
     clock: Arc<dyn Clock>,
@@ -75,22 +78,7 @@ pub struct AuthorizationServer<M: ?Sized> {
     metadata_path: Arc<str>,
 }
 
-// By hand: a derive would ask `M: Clone`. Every field is shared, so a clone is a few counter
-// increments ([`AuthorizationServer::handle`] moves one into its task).
-impl<M: ?Sized> Clone for AuthorizationServer<M> {
-    fn clone(&self) -> Self {
-        Self {
-            engine: self.engine.clone(),
-            interaction: self.interaction.clone(),
-            fetcher: self.fetcher.clone(),
-            clock: self.clock.clone(),
-            issuer_path: self.issuer_path.clone(),
-            metadata_path: self.metadata_path.clone(),
-        }
-    }
-}
-
-impl<M: ?Sized> std::fmt::Debug for AuthorizationServer<M> {
+impl std::fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthorizationServer")
             .field("issuer_path", &self.issuer_path)
@@ -99,15 +87,13 @@ impl<M: ?Sized> std::fmt::Debug for AuthorizationServer<M> {
     }
 }
 
-impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
+impl AuthorizationServer {
     /// Serves `engine`, handing valid authorization requests to `interaction`.
-    pub fn new(engine: Arc<TokenEngine<M>>, interaction: Arc<dyn Interaction>) -> Self {
-        let issuer_path = engine
-            .config()
-            .issuer()
-            .path()
-            .trim_end_matches('/')
-            .to_owned();
+    pub fn new<M: OAuthServerModel + ?Sized + 'static>(
+        engine: Arc<TokenEngine<M>>,
+        interaction: Arc<dyn Interaction>,
+    ) -> Self {
+        let issuer_path = EngineHandle::issuer_path(&*engine);
         Self {
             metadata_path: format!("/.well-known/oauth-authorization-server{issuer_path}").into(),
             issuer_path: issuer_path.into(),
@@ -133,12 +119,6 @@ impl<M: OAuthServerModel + ?Sized + 'static> AuthorizationServer<M> {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
-    }
-
-    /// The engine.
-    #[must_use]
-    pub fn engine(&self) -> &Arc<TokenEngine<M>> {
-        &self.engine
     }
 
     /// The paths to route here, in the `{name}` pattern syntax axum and actix-web share: the

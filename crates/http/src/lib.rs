@@ -50,6 +50,8 @@ pub mod admission;
 #[cfg(feature = "authorization-server")]
 mod authorization_server;
 mod client_address;
+#[cfg(feature = "authorization-server")]
+mod engine_handle;
 mod key_source;
 mod resource_server;
 mod response;
