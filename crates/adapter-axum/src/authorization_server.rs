@@ -43,10 +43,8 @@ async fn handle(State(server): State<Arc<AuthorizationServer>>, request: Request
             .extensions_mut()
             .insert(CallerKey(mcpauth_http::caller_key(peer.ip())));
     }
-    // In its own task: a client that hangs up drops this future, and a request dropped inside
-    // a database transaction (between `BEGIN` and the transaction's own drop guard, in sqlx)
-    // returns its connection to the pool mid-transaction, row locks held. The task always
-    // finishes what it started.
+    // `handle` runs the request in a task of its own: a client that hangs up drops this
+    // future, never the request half-way through a database transaction.
     into_axum(server.handle(request).await)
 }
 

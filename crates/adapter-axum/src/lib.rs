@@ -2,9 +2,9 @@
 //! [`TokenEngine`](mcpauth_token_engine::TokenEngine), and a tower layer that protects an MCP
 //! resource server with bearer tokens and serves its RFC 9728 metadata.
 //!
-//! Each handler extracts, calls the engine's `http`-level entry and returns its response; the
-//! protocol lives in the engine. The adapter reads the clock (it is the I/O edge) and logs
-//! internal errors the engine attached to its responses.
+//! Each handler converts the request, calls the framework-neutral service of `mcpauth-http`
+//! and converts its response back; the protocol lives in the engine, the decisions about a
+//! protected request in [`ResourceServer::admit`].
 //!
 //! ```
 //! use std::sync::Arc;

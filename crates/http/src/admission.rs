@@ -148,8 +148,8 @@ pub struct PendingBody<'a> {
 }
 
 impl<'a> PendingBody<'a> {
-    /// The most bytes to buffer ([`ResourceServerConfig::max_body_bytes`]
-    /// (crate::ResourceServerConfig::max_body_bytes)); past it, answer
+    /// The most bytes to buffer
+    /// ([`max_body_bytes`](crate::ResourceServerConfig::max_body_bytes)); past it, answer
     /// [`too_large`](Self::too_large).
     #[must_use]
     pub fn limit(&self) -> usize {
@@ -378,7 +378,16 @@ mod tests {
         let resource = protection(keys.clone());
         let headers = bearer(&token_with_unknown_kid());
         let rules = RouteRules::new();
-        for (now, fetches) in [(1_000, 1), (1_001, 1), (1_029, 1), (1_030, 2), (1_031, 2)] {
+        // A clock stepped back (to 900) fetches again rather than wait for it to catch up.
+        for (now, fetches) in [
+            (1_000, 1),
+            (1_001, 1),
+            (1_029, 1),
+            (1_030, 2),
+            (1_031, 2),
+            (900, 3),
+            (901, 3),
+        ] {
             let admission = resource
                 .admit(&Method::POST, &headers, &rules, UnixTime(now))
                 .await;

@@ -60,7 +60,9 @@ impl HttpKeySource {
         Ok(Self { http })
     }
 
-    /// A source over an HTTP client of the application's (its proxy, roots and timeouts).
+    /// A source over an HTTP client of the application's (its proxy, roots and timeouts). Give
+    /// it one that does not follow redirects: an authorization server's keys are where its
+    /// metadata says.
     #[must_use]
     pub fn with_client(http: reqwest::Client) -> Self {
         Self { http }

@@ -619,7 +619,9 @@ impl ResourceServer {
     /// new keys were loaded.
     async fn refresh_keys(&self, now: UnixTime) -> bool {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| now < at.plus(REFETCH_INTERVAL_SECONDS)) {
+        // Within 30 s after the last fetch, none; a clock that stepped back is no reason to
+        // refuse tokens from rotated keys until it catches up.
+        if last.is_some_and(|at| at <= now && now < at.plus(REFETCH_INTERVAL_SECONDS)) {
             return false;
         }
         *last = Some(now);

@@ -2,7 +2,7 @@
 //! one error-code enum per endpoint.
 //!
 //! This crate does no I/O: it never opens a socket, reads a file, the clock or a random
-//! source. It turns untrusted bytes (a form body, a query string, a JSON document, an
+//! source (its `os` feature's `now` and `SystemClock` aside, there for the edges). It turns untrusted bytes (a form body, a query string, a JSON document, an
 //! `Authorization` header value) into typed values, or into an error that names the RFC
 //! error code and says what was wrong. Every parser is a fuzz target and never panics.
 //!

@@ -29,13 +29,7 @@
 //! ```
 //! use mcpauth_proxy::upstream::{self, Purpose};
 //! use mcpauth_proxy::{Preset, Provider, ProviderConfig};
-//! use mcpauth_token_engine::UnixTime;
-//! # struct OsRandom;
-//! # impl mcpauth_token_engine::SecureRandom for OsRandom {
-//! #     fn fill(&self, dest: &mut [u8]) -> Result<(), mcpauth_token_engine::RandomError> {
-//! #         aws_lc_rs::rand::fill(dest).map_err(|_| mcpauth_token_engine::RandomError)
-//! #     }
-//! # }
+//! use mcpauth_token_engine::{OsRandom, UnixTime};
 //!
 //! let mut config = ProviderConfig::new("google", Preset::Google, "1234.apps.googleusercontent.com");
 //! config.client_secret = Some("from MCPAUTH_PROVIDER_GOOGLE_CLIENT_SECRET".into());

@@ -181,14 +181,18 @@ impl PendingAuthorization {
     }
 
     /// The request as text, to keep between the sign-in and consent pages. Keep it
-    /// server-side (or sealed): whoever can edit it can mint codes. [`restore`](Self::restore)
-    /// reads it back.
-    #[must_use]
-    pub fn persist(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    /// server-side (or sealed): [`restore`](Self::restore) trusts what it reads, so whoever
+    /// can edit the stored text can mint codes.
+    ///
+    /// # Errors
+    ///
+    /// The request does not serialize (it always does; the error is not hidden).
+    pub fn persist(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
 
-    /// Reads back what [`persist`](Self::persist) wrote.
+    /// Reads back what [`persist`](Self::persist) wrote. It trusts its input: restore only
+    /// what this server persisted and kept where clients cannot write.
     ///
     /// # Errors
     ///

@@ -333,7 +333,10 @@ impl EngineConfig {
         self
     }
 
-    /// JWT (default) or opaque access tokens.
+    /// JWT (default) or opaque access tokens. Opaque tokens need a model that keeps them
+    /// ([`ModelBase::opaque_tokens`](crate::ModelBase::opaque_tokens)); without one every
+    /// issuance answers `server_error` and says why in the response's
+    /// [`InternalError`](crate::InternalError).
     pub fn access_token_format(&mut self, format: AccessTokenFormat) -> &mut Self {
         self.access_token_format = format;
         self

@@ -200,6 +200,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ))
         };
         let grant_type = request.grant_type().ok_or_else(unsupported)?;
+        if grant_type == GrantType::DeviceCode && !self.serves_device_flow() {
+            return Err(unsupported());
+        }
         if !matches!(
             grant_type,
             GrantType::AuthorizationCode

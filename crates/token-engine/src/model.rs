@@ -40,6 +40,7 @@ pub use mcpauth_dcr::TokenEndpointAuthMethod;
 
 /// A registered client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredClientRecord")]
 #[non_exhaustive]
 pub struct ClientRecord {
     /// The client identifier.
@@ -70,10 +71,48 @@ pub struct ClientRecord {
     /// Never set by registration.
     #[serde(default)]
     pub resource_server: bool,
-    /// Records stored before the method lived in the metadata alone carried it here too;
-    /// read only when the metadata lacks it.
-    #[serde(default, rename = "auth_method", skip_serializing)]
-    stored_auth_method: Option<TokenEndpointAuthMethod>,
+}
+
+/// A client record as stored, read: records stored before the authentication method lived
+/// in the metadata alone carried it beside it, and that field was what the engine enforced,
+/// so reading one writes it into the metadata (where it wins).
+#[derive(Deserialize)]
+struct StoredClientRecord {
+    client_id: String,
+    secret_hash: Option<String>,
+    secret_expires_at: Option<UnixTime>,
+    #[serde(default)]
+    auth_method: Option<TokenEndpointAuthMethod>,
+    metadata: ClientMetadata,
+    created_at: UnixTime,
+    #[serde(default)]
+    registration_token_hash: Option<String>,
+    #[serde(default)]
+    document_expires_at: Option<UnixTime>,
+    #[serde(default)]
+    vouched: Option<Voucher>,
+    #[serde(default)]
+    resource_server: bool,
+}
+
+impl From<StoredClientRecord> for ClientRecord {
+    fn from(stored: StoredClientRecord) -> Self {
+        let mut metadata = stored.metadata;
+        if let Some(method) = stored.auth_method {
+            metadata.token_endpoint_auth_method = Some(method.as_str().to_owned());
+        }
+        Self {
+            client_id: stored.client_id,
+            secret_hash: stored.secret_hash,
+            secret_expires_at: stored.secret_expires_at,
+            metadata,
+            created_at: stored.created_at,
+            registration_token_hash: stored.registration_token_hash,
+            document_expires_at: stored.document_expires_at,
+            vouched: stored.vouched,
+            resource_server: stored.resource_server,
+        }
+    }
 }
 
 /// Who vouched for a self-registered client (see [`ClientRecord::vouched`]).
@@ -113,16 +152,16 @@ impl ClientRecord {
     }
 
     /// How the client authenticates at the token endpoint: its metadata's
-    /// `token_endpoint_auth_method` (RFC 7591 §2). A record without a method it names is
-    /// taken as `client_secret_basic`, RFC 7591's default, which needs a secret it may not
-    /// have: never as a public client.
+    /// `token_endpoint_auth_method` (RFC 7591 §2; a record stored with the method beside its
+    /// metadata reads with that method in it). A record that names no method is taken as
+    /// `client_secret_basic`, RFC 7591's default, which needs a secret it may not have: never
+    /// as a public client.
     #[must_use]
     pub fn auth_method(&self) -> TokenEndpointAuthMethod {
         self.metadata
             .token_endpoint_auth_method
             .as_deref()
             .and_then(TokenEndpointAuthMethod::from_wire)
-            .or(self.stored_auth_method)
             .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic)
     }
 
@@ -146,7 +185,6 @@ impl ClientRecord {
             document_expires_at: None,
             vouched: None,
             resource_server: false,
-            stored_auth_method: None,
         }
     }
 
@@ -449,7 +487,8 @@ pub trait DeviceStore: ModelBase {
         now: UnixTime,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
     /// Sets the polling interval (seconds) the device must keep from now on. (The engine
-    /// decides it: RFC 8628 §3.5's `slow_down` adds 5 seconds.)
+    /// decides it: RFC 8628 §3.5's `slow_down` adds 5 seconds to the interval it polled
+    /// under; polls that race each other set the same interval, each answered `slow_down`.)
     async fn set_device_interval(
         &self,
         device_code_hash: &str,
@@ -582,6 +621,14 @@ mod record_tests {
             .remove("token_endpoint_auth_method");
         json["auth_method"] = "client_secret_post".into();
         let record: ClientRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            record.auth_method(),
+            TokenEndpointAuthMethod::ClientSecretPost
+        );
+        // What the engine enforced before stays enforced, whatever the metadata says.
+        let mut public_metadata = json.clone();
+        public_metadata["metadata"]["token_endpoint_auth_method"] = "none".into();
+        let record: ClientRecord = serde_json::from_value(public_metadata).unwrap();
         assert_eq!(
             record.auth_method(),
             TokenEndpointAuthMethod::ClientSecretPost

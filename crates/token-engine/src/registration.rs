@@ -274,6 +274,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         rules
             .scopes_supported
             .clone_from(&self.config.scopes_supported);
-        mcpauth_dcr::validate_client_metadata(metadata, &rules)
+        let (method, metadata) = mcpauth_dcr::validate_client_metadata(metadata, &rules)?;
+        // A grant this engine does not serve is not registered (RFC 7591 §2).
+        if !self.serves_device_flow()
+            && metadata
+                .grant_types
+                .iter()
+                .any(|g| g == crate::DEVICE_CODE_GRANT)
+        {
+            return Err(OAuthError::new(
+                RegistrationErrorCode::InvalidClientMetadata,
+                "this server does not offer the device authorization grant",
+            ));
+        }
+        Ok((method, metadata))
     }
 }

@@ -154,7 +154,10 @@ async fn stored_refresh_tokens<M: OAuthServerModel + ?Sized>(
 }
 
 /// One `#[tokio::test]` per rule of the kit, in a module `$name`, each on a model of its own
-/// made by the async block `$make` (names from the calling module are in scope):
+/// made by the async block `$make` (names from the calling module are in scope). The rules of
+/// the optional stores are among them: a model that keeps no device authorizations or no
+/// opaque tokens fails those (run [`run_model_test_kit`](crate::testing::run_model_test_kit),
+/// which checks the stores a model has, or the required rules one by one):
 ///
 /// ```no_run
 /// mcpauth_token_engine::model_test_kit!(memory, async { mcpauth_token_engine::MemoryModel::new() });
@@ -203,18 +206,25 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     concurrent_code_redemptions_have_one_winner(model).await;
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
-    device_authorizations_move_through_their_states(model).await;
-    concurrent_device_consumptions_have_one_winner(model).await;
     rate_limit_counters_count_per_window(model).await;
     one_time_keys_are_remembered_until_they_expire(model).await;
-    opaque_access_tokens_round_trip(model).await;
+    // The optional stores' rules, for the stores the model keeps.
+    if model.devices().is_some() {
+        device_authorizations_move_through_their_states(model).await;
+        concurrent_device_consumptions_have_one_winner(model).await;
+    }
+    if model.opaque_tokens().is_some() {
+        opaque_access_tokens_round_trip(model).await;
+    }
 }
 
 /// Opaque access tokens are found by hash as stored, and gone once deleted.
 pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
-    // A rule of the optional opaque-token store: for models that keep opaque tokens.
     let Some(tokens) = model.opaque_tokens() else {
-        return;
+        panic!(
+            "the model keeps no opaque access tokens (ModelBase::opaque_tokens is None): a \
+             model that implements AccessTokenStore returns Some(self)"
+        );
     };
     let record = AccessTokenRecord {
         token_hash: unique("access"),
@@ -308,9 +318,11 @@ fn device() -> DeviceAuthorizationRecord {
 pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel + ?Sized>(
     model: &M,
 ) {
-    // A rule of the optional device store: for models that keep device authorizations.
     let Some(devices) = model.devices() else {
-        return;
+        panic!(
+            "the model keeps no device authorizations (ModelBase::devices is None): a model \
+             that implements DeviceStore returns Some(self)"
+        );
     };
     let d = device();
     devices
@@ -491,9 +503,11 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
 pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel + ?Sized>(
     model: &M,
 ) {
-    // A rule of the optional device store: for models that keep device authorizations.
     let Some(devices) = model.devices() else {
-        return;
+        panic!(
+            "the model keeps no device authorizations (ModelBase::devices is None): a model \
+             that implements DeviceStore returns Some(self)"
+        );
     };
     let d = device();
     devices

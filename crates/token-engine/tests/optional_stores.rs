@@ -149,8 +149,17 @@ async fn without_a_device_store_the_device_flow_is_neither_advertised_nor_served
             .iter()
             .any(|g| g == mcpauth_token_engine::DEVICE_CODE_GRANT)
     );
+    // A grant the engine does not serve is not registered (RFC 7591 §2).
+    let mut device_client = ClientMetadata::default();
+    device_client.grant_types = vec![mcpauth_token_engine::DEVICE_CODE_GRANT.into()];
+    device_client.token_endpoint_auth_method = Some("none".into());
+    let refused = engine
+        .register_client(device_client, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "invalid_client_metadata");
     let mut client = ClientMetadata::default();
-    client.grant_types = vec![mcpauth_token_engine::DEVICE_CODE_GRANT.into()];
+    client.redirect_uris = vec!["http://127.0.0.1/cb".into()];
     client.token_endpoint_auth_method = Some("none".into());
     let client = engine.register_client(client, NOW).await.unwrap();
     let started = engine

@@ -340,11 +340,15 @@ impl BuiltInInteraction {
         let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
             return pages.server_error(&"no randomness");
         };
+        let persisted = match pending.persist() {
+            Ok(persisted) => persisted,
+            Err(e) => return pages.server_error(&e),
+        };
         let stored = pages
             .store
             .insert_interaction(
                 &secret_hash(&id),
-                &pending.persist(),
+                &persisted,
                 &secret_hash(&csrf),
                 pages.now().plus(INTERACTION_TTL).0,
             )
