@@ -16,7 +16,7 @@ use mcpauth_token_engine::{
 };
 
 /// Largest request body the endpoints accept; adapters read at most this much and answer
-/// [`body_too_large`] beyond it.
+/// [`body_too_large`](crate::body_too_large) beyond it.
 pub const MAX_BODY_BYTES: usize = mcpauth_oauth_types::MAX_FORM_BYTES;
 
 /// What happens between a valid authorization request and the user's decision: login and
