@@ -14,13 +14,12 @@
 //! (server-sent events included).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use mcpauth_adapter_actix::{BearerGuard, protected_resource_metadata};
-use mcpauth_examples::{ExampleServer, Settings, mcp_service, protection};
+use mcpauth_examples::{ExampleServer, Settings, listen, mcp_service};
 use mcpauth_http::VerifiedToken;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -64,20 +63,8 @@ async fn main() -> ExitCode {
         )
         .init();
     let settings = Settings::from_env();
-    let listener = match std::net::TcpListener::bind(&settings.listen) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", settings.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let Ok(address) = listener.local_addr() else {
-        return ExitCode::FAILURE;
-    };
-    // The resource identifier is this server's URL: what tokens must name as their audience.
-    let resource = format!("http://{address}/mcp");
-    let protection = match protection(&resource, &settings.issuer) {
-        Ok(protection) => Arc::new(protection),
+    let (listener, resource, protection) = match listen(&settings) {
+        Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -10,10 +10,9 @@
 //! `listening on <resource>` once it accepts connections.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use mcpauth_adapter_axum::{BearerLayer, MetadataRouter};
-use mcpauth_examples::{Settings, mcp_service, protection};
+use mcpauth_examples::{Settings, listen, mcp_service};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,20 +23,13 @@ async fn main() -> ExitCode {
         )
         .init();
     let settings = Settings::from_env();
-    let listener = match tokio::net::TcpListener::bind(&settings.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", settings.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let Ok(address) = listener.local_addr() else {
-        return ExitCode::FAILURE;
-    };
-    // The resource identifier is this server's URL: what tokens must name as their audience.
-    let resource = format!("http://{address}/mcp");
-    let protection = match protection(&resource, &settings.issuer) {
-        Ok(protection) => Arc::new(protection),
+    let bound = listen(&settings).and_then(|(listener, resource, protection)| {
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        Ok((listener, resource, protection))
+    });
+    let (listener, resource, protection) = match bound {
+        Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -15,26 +15,19 @@ use std::sync::Arc;
 
 use http_body_util::BodyExt as _;
 use mcpauth_examples::hyper_glue::{Mcp, Mount, Protected, serve};
-use mcpauth_examples::{Settings, mcp_service, protection};
+use mcpauth_examples::{Settings, listen, mcp_service};
 use mcpauth_http::RouteRules;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::from_env();
-    let listener = match tokio::net::TcpListener::bind(&settings.listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", settings.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let Ok(address) = listener.local_addr() else {
-        return ExitCode::FAILURE;
-    };
-    // The resource identifier is this server's URL: what tokens must name as their audience.
-    let resource = format!("http://{address}/mcp");
-    let protection = match protection(&resource, &settings.issuer) {
-        Ok(protection) => Arc::new(protection),
+    let bound = listen(&settings).and_then(|(listener, resource, protection)| {
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        Ok((listener, resource, protection))
+    });
+    let (listener, resource, protection) = match bound {
+        Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -54,6 +54,26 @@ impl Settings {
     }
 }
 
+/// Binds `settings.listen` and builds the protection of the MCP server there, whose resource
+/// identifier is its own URL (`http://{address}/mcp`, what tokens must name as their
+/// audience): what each example does first.
+///
+/// # Errors
+///
+/// What to print: the address cannot be bound, or the protection cannot be built.
+pub fn listen(
+    settings: &Settings,
+) -> Result<(std::net::TcpListener, String, Arc<ResourceServer>), String> {
+    let listener = std::net::TcpListener::bind(&settings.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let resource = format!("http://{address}/mcp");
+    let protection = protection(&resource, &settings.issuer).map_err(|e| e.to_string())?;
+    Ok((listener, resource, Arc::new(protection)))
+}
+
 /// The protection of the MCP server at `resource` (its canonical URI, such as
 /// `http://127.0.0.1:3000/mcp`) by the authorization server `issuer`.
 ///
