@@ -78,24 +78,9 @@ pub async fn request_device_code(
         reason,
     };
     if !response.status().is_success() {
-        #[derive(Deserialize)]
-        struct OAuthError {
-            error: String,
-            #[serde(default)]
-            error_description: Option<String>,
-        }
         return Err(
-            match serde_json::from_slice::<OAuthError>(response.body()) {
-                Ok(e) => Error::Token {
-                    url: endpoint.to_string(),
-                    error: ErrorCode::token(&e.error),
-                    description: e.error_description.map(|d| d.chars().take(200).collect()),
-                },
-                Err(_) => unusable(format!(
-                    "status {} without an OAuth error",
-                    response.status()
-                )),
-            },
+            TokenFailure::of_error_response(response.status(), response.body())
+                .into_error(endpoint),
         );
     }
     serde_json::from_slice(response.body())

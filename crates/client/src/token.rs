@@ -88,6 +88,18 @@ pub(crate) enum TokenFailure {
 }
 
 impl TokenFailure {
+    /// What an error `status` with `body` from the token or device authorization endpoint
+    /// says (RFC 6749 §5.2).
+    pub(crate) fn of_error_response(status: http::StatusCode, body: &[u8]) -> Self {
+        match serde_json::from_slice::<ErrorResponse>(body) {
+            Ok(e) => Self::Refused {
+                error: ErrorCode::token(&e.error),
+                description: e.error_description.map(|d| d.chars().take(200).collect()),
+            },
+            Err(_) => Self::Unusable(format!("status {status} without an OAuth error")),
+        }
+    }
+
     /// The error for a request to `url`.
     pub(crate) fn into_error(self, url: &Url) -> Error {
         match self {
@@ -176,15 +188,10 @@ pub(crate) async fn token_request(
             token_type: "Bearer".into(),
         }));
     }
-    Ok(Err(
-        match serde_json::from_slice::<ErrorResponse>(response.body()) {
-            Ok(e) => TokenFailure::Refused {
-                error: ErrorCode::token(&e.error),
-                description: e.error_description.map(|d| d.chars().take(200).collect()),
-            },
-            Err(_) => TokenFailure::Unusable(format!("status {status} without an OAuth error")),
-        },
-    ))
+    Ok(Err(TokenFailure::of_error_response(
+        status,
+        response.body(),
+    )))
 }
 
 /// RFC 7523 §2.2.
