@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 
 use mcpauth_adapter_axum::{BearerLayer, MetadataRouter};
-use mcpauth_examples::{Settings, listen, mcp_service};
+use mcpauth_examples::{Settings, listen_tokio, mcp_service};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,12 +23,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let settings = Settings::from_env();
-    let bound = listen(&settings).and_then(|(listener, resource, protection)| {
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        Ok((listener, resource, protection))
-    });
-    let (listener, resource, protection) = match bound {
+    let (listener, resource, protection) = match listen_tokio(&settings) {
         Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");

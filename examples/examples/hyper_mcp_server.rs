@@ -15,18 +15,13 @@ use std::sync::Arc;
 
 use http_body_util::BodyExt as _;
 use mcpauth_examples::hyper_glue::{Mcp, Mount, Protected, serve};
-use mcpauth_examples::{Settings, listen, mcp_service};
+use mcpauth_examples::{Settings, listen_tokio, mcp_service};
 use mcpauth_http::RouteRules;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::from_env();
-    let bound = listen(&settings).and_then(|(listener, resource, protection)| {
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        Ok((listener, resource, protection))
-    });
-    let (listener, resource, protection) = match bound {
+    let (listener, resource, protection) = match listen_tokio(&settings) {
         Ok(bound) => bound,
         Err(e) => {
             eprintln!("error: {e}");

@@ -74,6 +74,21 @@ pub fn listen(
     Ok((listener, resource, Arc::new(protection)))
 }
 
+/// [`listen`] for servers on tokio (axum, hyper): the listener as tokio's. Call it inside the
+/// runtime.
+///
+/// # Errors
+///
+/// As [`listen`].
+pub fn listen_tokio(
+    settings: &Settings,
+) -> Result<(tokio::net::TcpListener, String, Arc<ResourceServer>), String> {
+    let (listener, resource, protection) = listen(settings)?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    Ok((listener, resource, protection))
+}
+
 /// The protection of the MCP server at `resource` (its canonical URI, such as
 /// `http://127.0.0.1:3000/mcp`) by the authorization server `issuer`.
 ///
