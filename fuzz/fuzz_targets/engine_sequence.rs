@@ -290,7 +290,10 @@ fuzz_target!(|operations: Vec<Operation>| {
         // It is a resource server too, so introspection answers it (RFC 7662 §4).
         {
             use mcpauth_token_engine::ClientStore as _;
-            let Ok(Some(mut record)) = engine.model().find_client(&registered.client_id).await
+            let Ok(Some(mut record)) = engine
+                .model()
+                .find_client(&registered.client_id.as_str().into())
+                .await
             else {
                 return;
             };

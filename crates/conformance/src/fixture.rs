@@ -120,7 +120,9 @@ impl Fixture {
             use mcpauth_token_engine::ClientStore as _;
             let model = engine.model();
             let mut record = model
-                .find_client(&confidential.client_id)
+                .find_client(&mcpauth_token_engine::ClientId::from(
+                    confidential.client_id.as_str(),
+                ))
                 .await
                 .expect("storage")
                 .expect("the confidential client");

@@ -104,7 +104,7 @@ pub struct Started {
 /// database does not hold usable states.
 #[must_use]
 pub fn state_key(state: &str) -> String {
-    mcpauth_token_engine::secret_hash(state)
+    mcpauth_token_engine::SecretHash::of(state).into_string()
 }
 
 /// 32 random bytes, base64url: states, nonces, PKCE verifiers, browser bindings.
@@ -326,7 +326,8 @@ pub fn start(
             provider: provider.id.clone(),
             nonce,
             pkce_verifier: verifier,
-            browser_binding_hash: mcpauth_token_engine::secret_hash(&browser_binding),
+            browser_binding_hash: mcpauth_token_engine::SecretHash::of(&browser_binding)
+                .into_string(),
             purpose: purpose.into(),
             expires_at: now.saturating_add(ttl),
         },
@@ -356,7 +357,7 @@ pub fn check_record(
         return Err(CallbackError::WrongProvider);
     }
     let presented = browser_binding
-        .map(mcpauth_token_engine::secret_hash)
+        .map(|binding| mcpauth_token_engine::SecretHash::of(binding).into_string())
         .unwrap_or_default();
     if !bool::from(
         presented

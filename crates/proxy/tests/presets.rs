@@ -310,7 +310,7 @@ fn the_upstream_request_carries_our_state_nonce_and_s256_challenge() {
     assert_eq!(started.record.expires_at, NOW + 600);
     assert_eq!(
         started.record.browser_binding_hash,
-        mcpauth_token_engine::secret_hash(&started.browser_binding)
+        mcpauth_token_engine::SecretHash::of(&started.browser_binding).into_string()
     );
     // The state, nonce, verifier and binding are four distinct values.
     let values = [

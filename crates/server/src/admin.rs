@@ -167,7 +167,9 @@ pub async fn add_client(
         use mcpauth_token_engine::ClientStore as _;
         let model = engine.model();
         let mut record = model
-            .find_client(&registered.client_id)
+            .find_client(&mcpauth_token_engine::ClientId::from(
+                registered.client_id.as_str(),
+            ))
             .await?
             .ok_or_else(|| StartError::client("the client vanished after registering"))?;
         record.resource_server = true;
@@ -196,5 +198,7 @@ pub async fn remove_client(
     engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
     client_id: &str,
 ) -> Result<bool, StartError> {
-    Ok(engine.remove_client(client_id, now()).await?)
+    Ok(engine
+        .remove_client(&mcpauth_token_engine::ClientId::from(client_id), now())
+        .await?)
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcpauth_store_sql::SqlStore;
-use mcpauth_token_engine::{Clock, RateLimitStore};
+use mcpauth_token_engine::{Clock, RateLimitKey, RateLimitStore};
 
 use crate::metrics::{Endpoint, Metrics};
 
@@ -38,15 +38,18 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    fn limit(&self, endpoint: Endpoint) -> Option<(u32, &'static str)> {
-        let (limit, name) = match endpoint {
-            Endpoint::Token => (self.limits.token, "token"),
-            Endpoint::DeviceAuthorization => {
-                (self.limits.device_authorization, "device_authorization")
-            }
+    /// The endpoint's per-address limit, its name (for logs) and its rate-limit bucket.
+    fn limit(&self, endpoint: Endpoint) -> Option<(u32, &'static str, &'static str)> {
+        let (limit, name, bucket) = match endpoint {
+            Endpoint::Token => (self.limits.token, "token", "token-address"),
+            Endpoint::DeviceAuthorization => (
+                self.limits.device_authorization,
+                "device_authorization",
+                "device_authorization-address",
+            ),
             _ => return None,
         };
-        (limit > 0).then_some((limit, name))
+        (limit > 0).then_some((limit, name, bucket))
     }
 }
 
@@ -83,12 +86,12 @@ pub(crate) async fn limit(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let (Some((limit, name)), Some(peer)) = (limiter.limit(endpoint), peer) {
+    if let (Some((limit, name, bucket)), Some(peer)) = (limiter.limit(endpoint), peer) {
         let now = limiter.clock.now();
         match limiter
             .store
             .hit(
-                &format!("{name}-address:{}", mcpauth_http::caller_key(peer)),
+                &RateLimitKey::new(bucket, &mcpauth_http::caller_key(peer)),
                 now,
                 WINDOW,
             )

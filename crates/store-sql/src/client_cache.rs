@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use mcpauth_token_engine::ClientRecord;
+use mcpauth_token_engine::{ClientId, ClientRecord};
 
 /// Entries beyond this are not added (a flood of distinct client ids cannot grow memory).
 const MAX_ENTRIES: usize = 10_000;
@@ -19,7 +19,7 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct ClientCache {
     ttl: Duration,
-    entries: RwLock<HashMap<String, (Instant, ClientRecord)>>,
+    entries: RwLock<HashMap<ClientId, (Instant, ClientRecord)>>,
 }
 
 impl ClientCache {
@@ -31,7 +31,7 @@ impl ClientCache {
     }
 
     /// The cached record, if fresh.
-    pub(crate) fn get(&self, client_id: &str) -> Option<ClientRecord> {
+    pub(crate) fn get(&self, client_id: &ClientId) -> Option<ClientRecord> {
         self.get_at(client_id, Instant::now())
     }
 
@@ -40,7 +40,7 @@ impl ClientCache {
     }
 
     // The clock is read by the two calls above only, so the tests step it.
-    fn get_at(&self, client_id: &str, now: Instant) -> Option<ClientRecord> {
+    fn get_at(&self, client_id: &ClientId, now: Instant) -> Option<ClientRecord> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -64,7 +64,7 @@ impl ClientCache {
         entries.insert(record.client_id.clone(), (now, record.clone()));
     }
 
-    pub(crate) fn forget(&self, client_id: &str) {
+    pub(crate) fn forget(&self, client_id: &ClientId) {
         self.entries
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -102,24 +102,42 @@ mod tests {
         cache.put_at(&client("a"), start);
         assert!(
             cache
-                .get_at("a", start + Duration::from_millis(4_999))
+                .get_at(
+                    &mcpauth_token_engine::ClientId::from("a"),
+                    start + Duration::from_millis(4_999)
+                )
                 .is_some()
         );
-        assert!(cache.get_at("a", start + Duration::from_secs(5)).is_none());
+        assert!(
+            cache
+                .get_at(
+                    &mcpauth_token_engine::ClientId::from("a"),
+                    start + Duration::from_secs(5)
+                )
+                .is_none()
+        );
     }
 
     #[test]
     fn a_zero_ttl_caches_nothing() {
         let cache = ClientCache::new(Duration::ZERO);
         cache.put(&client("a"));
-        assert!(cache.get("a").is_none());
+        assert!(
+            cache
+                .get(&mcpauth_token_engine::ClientId::from("a"))
+                .is_none()
+        );
     }
 
     #[test]
     fn forgetting_drops_the_entry_at_once() {
         let cache = ClientCache::new(Duration::from_secs(60));
         cache.put(&client("a"));
-        cache.forget("a");
-        assert!(cache.get("a").is_none());
+        cache.forget(&mcpauth_token_engine::ClientId::from("a"));
+        assert!(
+            cache
+                .get(&mcpauth_token_engine::ClientId::from("a"))
+                .is_none()
+        );
     }
 }

@@ -20,7 +20,7 @@
 //! # let path = dir.join("mcpauth.db");
 //! // SQLite, the file created and migrated on first use (`sqlite://mcpauth.db` in a deployment):
 //! let store = SqlStore::connect(&format!("sqlite://{}", path.display())).await?;
-//! assert!(store.find_client("nobody").await?.is_none());
+//! assert!(store.find_client(&"nobody".into()).await?.is_none());
 //! // PostgreSQL, shared by every instance, with a larger pool:
 //! let options = StoreOptions::default().max_connections(32);
 //! # if false {

@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 use mcpauth_token_engine::{
-    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
-    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
-    GrantRecord, GrantStore, ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
-    ReplayStore, RotateRefresh, UnixTime,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,
+    ClientStore, CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState,
+    DeviceStore, GrantId, GrantRecord, GrantStore, ModelBase, RateLimitKey, RateLimitStore,
+    RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, SecretHash, UnixTime,
 };
 
 use crate::{Columns, SqlStore, StoreError, from_db, on_pool, on_pool_write, to_db};
@@ -21,9 +21,9 @@ macro_rules! insert_refresh {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(&$token.token_hash)
-        .bind(&$token.grant_id)
-        .bind(&$token.client_id)
+        .bind($token.token_hash.as_str())
+        .bind($token.grant_id.as_str())
+        .bind($token.client_id.as_str())
         .bind(&$token.subject)
         .bind(&$token.scope)
         .bind(&$resources)
@@ -37,8 +37,8 @@ macro_rules! insert_refresh {
 macro_rules! insert_grant {
     ($grant:expr, $resources:expr, $times:expr) => {
         sqlx::query("INSERT INTO grants (grant_id, client_id, subject, scope, resources, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&$grant.grant_id)
-            .bind(&$grant.client_id)
+            .bind($grant.grant_id.as_str())
+            .bind($grant.client_id.as_str())
             .bind(&$grant.subject)
             .bind(&$grant.scope)
             .bind(&$resources)
@@ -82,8 +82,8 @@ fn optional_time(row: &impl Columns, column: &str) -> Result<Option<UnixTime>, S
 
 fn grant_from(row: &impl Columns) -> Result<GrantRecord, StoreError> {
     Ok(GrantRecord {
-        grant_id: row.text("grant_id")?,
-        client_id: row.text("client_id")?,
+        grant_id: GrantId::from(row.text("grant_id")?),
+        client_id: ClientId::from(row.text("client_id")?),
         subject: row.text("subject")?,
         scope: row.text("scope")?,
         resources: row.json("resources")?,
@@ -94,9 +94,9 @@ fn grant_from(row: &impl Columns) -> Result<GrantRecord, StoreError> {
 
 fn code_from(row: &impl Columns) -> Result<AuthorizationCodeRecord, StoreError> {
     Ok(AuthorizationCodeRecord {
-        code_hash: row.text("code_hash")?,
-        grant_id: row.text("grant_id")?,
-        client_id: row.text("client_id")?,
+        code_hash: SecretHash::from_stored(row.text("code_hash")?),
+        grant_id: GrantId::from(row.text("grant_id")?),
+        client_id: ClientId::from(row.text("client_id")?),
         redirect_uri: row.text("redirect_uri")?,
         redirect_uri_in_request: row.boolean("redirect_uri_in_request")?,
         code_challenge: row.text("code_challenge")?,
@@ -110,9 +110,9 @@ fn code_from(row: &impl Columns) -> Result<AuthorizationCodeRecord, StoreError> 
 
 fn refresh_from(row: &impl Columns) -> Result<RefreshTokenRecord, StoreError> {
     Ok(RefreshTokenRecord {
-        token_hash: row.text("token_hash")?,
-        grant_id: row.text("grant_id")?,
-        client_id: row.text("client_id")?,
+        token_hash: SecretHash::from_stored(row.text("token_hash")?),
+        grant_id: GrantId::from(row.text("grant_id")?),
+        client_id: ClientId::from(row.text("client_id")?),
         subject: row.text("subject")?,
         scope: row.text("scope")?,
         resources: row.json("resources")?,
@@ -125,9 +125,9 @@ fn refresh_from(row: &impl Columns) -> Result<RefreshTokenRecord, StoreError> {
 
 fn device_from(row: &impl Columns) -> Result<DeviceAuthorizationRecord, StoreError> {
     Ok(DeviceAuthorizationRecord {
-        device_code_hash: row.text("device_code_hash")?,
-        user_code_hash: row.text("user_code_hash")?,
-        client_id: row.text("client_id")?,
+        device_code_hash: SecretHash::from_stored(row.text("device_code_hash")?),
+        user_code_hash: SecretHash::from_stored(row.text("user_code_hash")?),
+        client_id: ClientId::from(row.text("client_id")?),
         scope: row.text("scope")?,
         resources: row.json("resources")?,
         expires_at: time(row, "expires_at")?,
@@ -135,15 +135,15 @@ fn device_from(row: &impl Columns) -> Result<DeviceAuthorizationRecord, StoreErr
         last_polled_at: optional_time(row, "last_polled_at")?,
         state: DeviceState::from_stored(&row.text("state")?).ok_or(StoreError::UnknownState)?,
         subject: row.optional_text("subject")?,
-        grant_id: row.optional_text("grant_id")?,
+        grant_id: row.optional_text("grant_id")?.map(GrantId::from),
     })
 }
 
 fn access_token_from(row: &impl Columns) -> Result<AccessTokenRecord, StoreError> {
     Ok(AccessTokenRecord {
-        token_hash: row.text("token_hash")?,
-        grant_id: row.optional_text("grant_id")?,
-        client_id: row.text("client_id")?,
+        token_hash: SecretHash::from_stored(row.text("token_hash")?),
+        grant_id: row.optional_text("grant_id")?.map(GrantId::from),
+        client_id: ClientId::from(row.text("client_id")?),
         claims: row.json("claims")?,
         expires_at: time(row, "expires_at")?,
     })
@@ -151,13 +151,13 @@ fn access_token_from(row: &impl Columns) -> Result<AccessTokenRecord, StoreError
 
 #[async_trait]
 impl ClientStore for SqlStore {
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
         if let Some(cached) = self.clients.get(client_id) {
             return Ok(Some(cached));
         }
         let found: Option<ClientRecord> = on_pool!(self, |pool| {
             let row = sqlx::query("SELECT record FROM clients WHERE client_id = $1")
-                .bind(client_id)
+                .bind(client_id.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.map(|r| r.json("record")).transpose()?
@@ -173,7 +173,7 @@ impl ClientStore for SqlStore {
         let created_at = to_db(client.created_at.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO clients (client_id, record, created_at) VALUES ($1, $2, $3)")
-                .bind(&client.client_id)
+                .bind(client.client_id.as_str())
                 .bind(&record)
                 .bind(created_at)
                 .execute(pool)
@@ -188,7 +188,7 @@ impl ClientStore for SqlStore {
         let done = on_pool_write!(self, |pool| {
             sqlx::query("UPDATE clients SET record = $1 WHERE client_id = $2")
                 .bind(&record)
-                .bind(&client.client_id)
+                .bind(client.client_id.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -196,11 +196,11 @@ impl ClientStore for SqlStore {
         Ok(done == 1)
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
         self.clients.forget(client_id);
         let done = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM clients WHERE client_id = $1")
-                .bind(client_id)
+                .bind(client_id.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -239,38 +239,42 @@ impl GrantStore for SqlStore {
         Ok(())
     }
 
-    async fn find_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+    async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
-                .bind(grant_id)
+                .bind(grant_id.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(grant_from).transpose()
         })
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
             )
             .bind(now)
-            .bind(grant_id)
+            .bind(grant_id.as_str())
             .execute(pool)
             .await?;
         });
         Ok(())
     }
 
-    async fn revoke_client_grants(&self, client_id: &str, now: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_client_grants(
+        &self,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query(
                 "UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
             )
             .bind(now)
-            .bind(client_id)
+            .bind(client_id.as_str())
             .execute(pool)
             .await?;
         });
@@ -288,9 +292,9 @@ impl CodeStore for SqlStore {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
-            .bind(&code.code_hash)
-            .bind(&code.grant_id)
-            .bind(&code.client_id)
+            .bind(code.code_hash.as_str())
+            .bind(code.grant_id.as_str())
+            .bind(code.client_id.as_str())
             .bind(&code.redirect_uri)
             .bind(code.redirect_uri_in_request)
             .bind(&code.code_challenge)
@@ -307,11 +311,11 @@ impl CodeStore for SqlStore {
 
     async fn find_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
-                .bind(code_hash)
+                .bind(code_hash.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(code_from).transpose()
@@ -320,7 +324,7 @@ impl CodeStore for SqlStore {
 
     async fn consume_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
         now: UnixTime,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, StoreError> {
@@ -332,7 +336,7 @@ impl CodeStore for SqlStore {
             let mut tx = pool.begin().await?;
             let row = sqlx::query("UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *")
                 .bind(now)
-                .bind(code_hash)
+                .bind(code_hash.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
             let record = row.as_ref().map(code_from).transpose()?;
@@ -386,11 +390,11 @@ impl RefreshTokenStore for SqlStore {
 
     async fn find_refresh(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
+                .bind(token_hash.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(refresh_from).transpose()
@@ -399,7 +403,7 @@ impl RefreshTokenStore for SqlStore {
 
     async fn rotate_refresh(
         &self,
-        old_hash: &str,
+        old_hash: &SecretHash,
         new: RefreshTokenRecord,
         sealed_successor: Option<String>,
         now: UnixTime,
@@ -415,7 +419,7 @@ impl RefreshTokenStore for SqlStore {
                 "UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 WHERE token_hash = $2 AND rotated_at IS NULL",
             )
             .bind(now)
-            .bind(old_hash)
+            .bind(old_hash.as_str())
             .bind(&sealed_successor)
             .execute(&mut *tx)
             .await?;
@@ -429,7 +433,7 @@ impl RefreshTokenStore for SqlStore {
             let row = sqlx::query(
                 "SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
             )
-            .bind(old_hash)
+            .bind(old_hash.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             tx.rollback().await?;
@@ -440,7 +444,7 @@ impl RefreshTokenStore for SqlStore {
         });
         Ok(match previous {
             Some((grant_id, Some(rotated_at))) => RotateRefresh::Reused {
-                grant_id,
+                grant_id: GrantId::from(grant_id),
                 rotated_at,
             },
             // Not rotated but the UPDATE matched nothing: impossible inside one transaction.
@@ -460,9 +464,9 @@ impl DeviceStore for SqlStore {
             sqlx::query(
                 "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
-            .bind(&record.device_code_hash)
-            .bind(&record.user_code_hash)
-            .bind(&record.client_id)
+            .bind(record.device_code_hash.as_str())
+            .bind(record.user_code_hash.as_str())
+            .bind(record.client_id.as_str())
             .bind(&record.scope)
             .bind(&resources)
             .bind(expires_at)
@@ -470,7 +474,7 @@ impl DeviceStore for SqlStore {
             .bind(last_polled_at)
             .bind(record.state.as_str())
             .bind(&record.subject)
-            .bind(&record.grant_id)
+            .bind(record.grant_id.as_ref().map(GrantId::as_str))
             .execute(pool)
             .await?;
         });
@@ -479,11 +483,11 @@ impl DeviceStore for SqlStore {
 
     async fn find_device_by_user_code(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
     ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM device_authorizations WHERE user_code_hash = $1")
-                .bind(user_code_hash)
+                .bind(user_code_hash.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(device_from).transpose()
@@ -492,7 +496,7 @@ impl DeviceStore for SqlStore {
 
     async fn poll_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
         let now = to_db(now.0)?;
@@ -503,7 +507,7 @@ impl DeviceStore for SqlStore {
                 "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = $1 WHERE device_code_hash = $2 RETURNING *",
             )
             .bind(now)
-            .bind(device_code_hash)
+            .bind(device_code_hash.as_str())
             .fetch_optional(pool)
             .await?;
             match row {
@@ -519,7 +523,7 @@ impl DeviceStore for SqlStore {
 
     async fn set_device_interval(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         interval: u64,
     ) -> Result<(), StoreError> {
         let interval = to_db(interval)?;
@@ -528,7 +532,7 @@ impl DeviceStore for SqlStore {
                 "UPDATE device_authorizations SET poll_interval = $1 WHERE device_code_hash = $2",
             )
             .bind(interval)
-            .bind(device_code_hash)
+            .bind(device_code_hash.as_str())
             .execute(pool)
             .await?;
         });
@@ -537,7 +541,7 @@ impl DeviceStore for SqlStore {
 
     async fn decide_device(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
         decision: DeviceDecision,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
@@ -546,7 +550,7 @@ impl DeviceStore for SqlStore {
             _ => (DeviceState::Denied, None),
         };
         let subject = grant.as_ref().map(|g| g.subject.clone());
-        let grant_id = grant.as_ref().map(|g| g.grant_id.clone());
+        let grant_id = grant.as_ref().map(|g| g.grant_id.as_str().to_owned());
         let grant = grant.map(bound_grant).transpose()?;
         let now = to_db(now.0)?;
         // One transaction: the grant is stored only with a decision that was recorded.
@@ -558,7 +562,7 @@ impl DeviceStore for SqlStore {
             .bind(state.as_str())
             .bind(&subject)
             .bind(&grant_id)
-            .bind(user_code_hash)
+            .bind(user_code_hash.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?
@@ -580,7 +584,7 @@ impl DeviceStore for SqlStore {
 
     async fn consume_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<bool, StoreError> {
         let refresh = refresh.map(bound_refresh).transpose()?;
@@ -588,7 +592,7 @@ impl DeviceStore for SqlStore {
         Ok(on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
-                .bind(device_code_hash)
+                .bind(device_code_hash.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -610,7 +614,7 @@ impl DeviceStore for SqlStore {
 
 #[async_trait]
 impl RateLimitStore for SqlStore {
-    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, StoreError> {
+    async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64) -> Result<u32, StoreError> {
         let start = to_db(now.0 - now.0 % window.max(1))?;
         // One statement: a new window resets the count, the same window adds one.
         let hits = on_pool_write!(self, |pool| {
@@ -621,7 +625,7 @@ impl RateLimitStore for SqlStore {
                    window_start = excluded.window_start \
                  RETURNING hits",
             )
-            .bind(key)
+            .bind(key.as_str())
             .bind(start)
             .fetch_one(pool)
             .await?;
@@ -665,9 +669,9 @@ impl AccessTokenStore for SqlStore {
         let expires_at = to_db(record.expires_at.0)?;
         on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&record.token_hash)
-                .bind(&record.grant_id)
-                .bind(&record.client_id)
+                .bind(record.token_hash.as_str())
+                .bind(record.grant_id.as_ref().map(GrantId::as_str))
+                .bind(record.client_id.as_str())
                 .bind(&claims)
                 .bind(expires_at)
                 .execute(pool)
@@ -678,21 +682,21 @@ impl AccessTokenStore for SqlStore {
 
     async fn find_access_token(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
-                .bind(token_hash)
+                .bind(token_hash.as_str())
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(access_token_from).transpose()
         })
     }
 
-    async fn delete_access_token(&self, token_hash: &str) -> Result<(), StoreError> {
+    async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), StoreError> {
         on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
-                .bind(token_hash)
+                .bind(token_hash.as_str())
                 .execute(pool)
                 .await?;
         });

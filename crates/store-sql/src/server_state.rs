@@ -2,7 +2,7 @@
 //! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
 
 use crate::{Backend, Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
-use mcpauth_token_engine::UnixTime;
+use mcpauth_token_engine::{SecretHash, UnixTime};
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub struct InteractionRow {
     /// JSON of the engine's pending authorization.
     pub pending: String,
     /// SHA-256 of the CSRF token of its forms.
-    pub csrf_hash: String,
+    pub csrf_hash: SecretHash,
     /// The user, once logged in.
     pub user_id: Option<String>,
     /// When it stops working.
@@ -449,17 +449,17 @@ impl SqlStore {
     /// The database error.
     pub async fn insert_interaction(
         &self,
-        id_hash: &str,
+        id_hash: &SecretHash,
         pending: &str,
-        csrf_hash: &str,
+        csrf_hash: &SecretHash,
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let expires_at = to_db(expires_at)?;
         on_pool_write!(self, |pool| {
             sqlx::query("INSERT INTO interactions (id_hash, pending, csrf_hash, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .bind(pending)
-                .bind(csrf_hash)
+                .bind(csrf_hash.as_str())
                 .bind(expires_at)
                 .execute(pool)
                 .await?;
@@ -474,20 +474,20 @@ impl SqlStore {
     /// The database error.
     pub async fn find_interaction(
         &self,
-        id_hash: &str,
+        id_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<InteractionRow>, StoreError> {
         let now = to_db(now.0)?;
         on_pool!(self, |pool| {
             let row = sqlx::query("SELECT pending, csrf_hash, user_id, expires_at FROM interactions WHERE id_hash = $1 AND expires_at > $2")
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .bind(now)
                 .fetch_optional(pool)
                 .await?;
             row.map(|r| {
                 Ok(InteractionRow {
                     pending: r.text("pending")?,
-                    csrf_hash: r.text("csrf_hash")?,
+                    csrf_hash: SecretHash::from_stored(r.text("csrf_hash")?),
                     user_id: r.optional_text("user_id")?,
                     expires_at: r.time("expires_at")?,
                 })
@@ -503,13 +503,13 @@ impl SqlStore {
     /// The database error.
     pub async fn set_interaction_user(
         &self,
-        id_hash: &str,
+        id_hash: &SecretHash,
         user_id: &str,
     ) -> Result<(), StoreError> {
         on_pool_write!(self, |pool| {
             sqlx::query("UPDATE interactions SET user_id = $1 WHERE id_hash = $2")
                 .bind(user_id)
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .execute(pool)
                 .await?;
         });
@@ -521,10 +521,10 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error.
-    pub async fn clear_interaction_user(&self, id_hash: &str) -> Result<(), StoreError> {
+    pub async fn clear_interaction_user(&self, id_hash: &SecretHash) -> Result<(), StoreError> {
         on_pool_write!(self, |pool| {
             sqlx::query("UPDATE interactions SET user_id = NULL WHERE id_hash = $1")
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .execute(pool)
                 .await?;
         });
@@ -537,10 +537,10 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error.
-    pub async fn take_interaction(&self, id_hash: &str) -> Result<bool, StoreError> {
+    pub async fn take_interaction(&self, id_hash: &SecretHash) -> Result<bool, StoreError> {
         let done = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM interactions WHERE id_hash = $1")
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -555,7 +555,7 @@ impl SqlStore {
     /// The database error.
     pub async fn insert_session(
         &self,
-        id_hash: &str,
+        id_hash: &SecretHash,
         user_id: &str,
         now: UnixTime,
         expires_at: u64,
@@ -566,7 +566,7 @@ impl SqlStore {
             sqlx::query(
                 "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             )
-            .bind(id_hash)
+            .bind(id_hash.as_str())
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
@@ -583,14 +583,14 @@ impl SqlStore {
     /// The database error.
     pub async fn session_user(
         &self,
-        id_hash: &str,
+        id_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<String>, StoreError> {
         let now = to_db(now.0)?;
         on_pool!(self, |pool| {
             let row =
                 sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-                    .bind(id_hash)
+                    .bind(id_hash.as_str())
                     .bind(now)
                     .fetch_optional(pool)
                     .await?;
@@ -603,10 +603,10 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error.
-    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+    pub async fn delete_session(&self, id_hash: &SecretHash) -> Result<(), StoreError> {
         on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                .bind(id_hash)
+                .bind(id_hash.as_str())
                 .execute(pool)
                 .await?;
         });
@@ -620,7 +620,7 @@ impl SqlStore {
     /// The database error.
     pub async fn login_locked_until(
         &self,
-        account_hash: &str,
+        account_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<u64>, StoreError> {
         let now = to_db(now.0)?;
@@ -628,7 +628,7 @@ impl SqlStore {
             let row = sqlx::query(
                 "SELECT locked_until FROM login_failures WHERE account_hash = $1 AND locked_until > $2",
             )
-            .bind(account_hash)
+            .bind(account_hash.as_str())
             .bind(now)
             .fetch_optional(pool)
             .await?;
@@ -647,7 +647,7 @@ impl SqlStore {
     /// The database error.
     pub async fn record_login_failure(
         &self,
-        account_hash: &str,
+        account_hash: &SecretHash,
         now: UnixTime,
         policy: &LockoutPolicy,
     ) -> Result<Option<u64>, StoreError> {
@@ -666,7 +666,7 @@ impl SqlStore {
                    updated_at = excluded.updated_at \
                  RETURNING failures, lockouts",
             )
-            .bind(account_hash)
+            .bind(account_hash.as_str())
             .bind(db_now)
             .bind(quiet_since)
             .fetch_one(pool)
@@ -684,7 +684,7 @@ impl SqlStore {
                 "UPDATE login_failures SET failures = 0, lockouts = lockouts + 1, locked_until = $2 \
                  WHERE account_hash = $1 AND failures >= $3 AND lockouts = $4",
             )
-            .bind(account_hash)
+            .bind(account_hash.as_str())
             .bind(db_until)
             .bind(i64::from(policy.after_failures))
             .bind(lockouts)
@@ -700,10 +700,10 @@ impl SqlStore {
     /// # Errors
     ///
     /// The database error.
-    pub async fn clear_login_failures(&self, account_hash: &str) -> Result<(), StoreError> {
+    pub async fn clear_login_failures(&self, account_hash: &SecretHash) -> Result<(), StoreError> {
         on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM login_failures WHERE account_hash = $1")
-                .bind(account_hash)
+                .bind(account_hash.as_str())
                 .execute(pool)
                 .await?;
         });

@@ -6,8 +6,8 @@ use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_store_sql::SqlStore;
 use mcpauth_test_postgres::TempPostgres;
 use mcpauth_token_engine::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, GrantRecord, GrantStore,
-    RateLimitStore, TokenEndpointAuthMethod, UnixTime,
+    AuthorizationCodeRecord, ClientId, ClientRecord, ClientStore, CodeStore, GrantId, GrantRecord,
+    GrantStore, RateLimitKey, RateLimitStore, SecretHash, TokenEndpointAuthMethod, UnixTime,
 };
 
 /// Runs `check` on a fresh SQLite file and on a fresh PostgreSQL database.
@@ -47,7 +47,7 @@ async fn unused_registrations(store: SqlStore) {
             UnixTime(created),
         );
         if dynamic {
-            record.registration_token_hash = Some("h".into());
+            record.registration_token_hash = Some(SecretHash::of("h"));
         }
         record
     };
@@ -80,15 +80,28 @@ async fn unused_registrations(store: SqlStore) {
         .await
         .unwrap();
     assert_eq!(store.delete_unused_registrations(5_000).await.unwrap(), 1);
-    assert!(store.find_client("abandoned").await.unwrap().is_none());
+    assert!(
+        store
+            .find_client(&ClientId::from("abandoned"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     for kept in ["in-use", "operator", "fresh"] {
-        assert!(store.find_client(kept).await.unwrap().is_some(), "{kept}");
+        assert!(
+            store
+                .find_client(&ClientId::from(kept))
+                .await
+                .unwrap()
+                .is_some(),
+            "{kept}"
+        );
     }
 }
 
-fn code(hash: String, expires_at: u64) -> AuthorizationCodeRecord {
+fn code(hash: &str, expires_at: u64) -> AuthorizationCodeRecord {
     AuthorizationCodeRecord {
-        code_hash: hash,
+        code_hash: SecretHash::of(hash),
         grant_id: "g".into(),
         client_id: "c".into(),
         redirect_uri: "http://127.0.0.1/cb".into(),
@@ -108,39 +121,71 @@ async fn the_sweep_deletes_every_expired_row_in_batches_and_keeps_live_ones() {
         // More than two batches of expired codes, and live ones beside them.
         for i in 0..1_234 {
             store
-                .insert_code(code(format!("old{i}"), 100))
+                .insert_code(code(&format!("old{i}"), 100))
                 .await
                 .unwrap();
         }
         for i in 0..10 {
             store
-                .insert_code(code(format!("live{i}"), 10_000))
+                .insert_code(code(&format!("live{i}"), 10_000))
                 .await
                 .unwrap();
         }
         // Rate-limit counters go a day after their window started.
-        store.hit("old-counter", UnixTime(100), 60).await.unwrap();
         store
-            .hit("new-counter", UnixTime(90_000), 60)
+            .hit(&RateLimitKey::new("kit", "old-counter"), UnixTime(100), 60)
+            .await
+            .unwrap();
+        store
+            .hit(
+                &RateLimitKey::new("kit", "new-counter"),
+                UnixTime(90_000),
+                60,
+            )
             .await
             .unwrap();
         assert_eq!(store.sweep_expired(UnixTime(5_000)).await.unwrap(), 1_234);
-        assert!(store.find_code("old0").await.unwrap().is_none());
-        assert!(store.find_code("old1233").await.unwrap().is_none());
-        assert!(store.find_code("live9").await.unwrap().is_some());
+        assert!(
+            store
+                .find_code(&SecretHash::of("old0"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .find_code(&SecretHash::of("old1233"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .find_code(&SecretHash::of("live9"))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(
             store.sweep_expired(UnixTime(100_000)).await.unwrap(),
             11,
             "the ten other codes have expired by now, and one counter is a day old"
         );
         assert_eq!(
-            store.hit("old-counter", UnixTime(100), 60).await.unwrap(),
+            store
+                .hit(&RateLimitKey::new("kit", "old-counter"), UnixTime(100), 60)
+                .await
+                .unwrap(),
             1,
             "swept: counting starts over"
         );
         assert_eq!(
             store
-                .hit("new-counter", UnixTime(90_000), 60)
+                .hit(
+                    &RateLimitKey::new("kit", "new-counter"),
+                    UnixTime(90_000),
+                    60
+                )
                 .await
                 .unwrap(),
             2,
@@ -204,12 +249,12 @@ async fn disable_user(store: SqlStore) {
             .await
             .unwrap();
         store
-            .insert_session(&format!("s-{id}"), id, UnixTime(10), 1_000)
+            .insert_session(&SecretHash::of(&format!("s-{id}")), id, UnixTime(10), 1_000)
             .await
             .unwrap();
         store
             .insert_grant(GrantRecord {
-                grant_id: format!("g-{id}"),
+                grant_id: format!("g-{id}").into(),
                 client_id: "c".into(),
                 subject: id.into(),
                 scope: "mcp".into(),
@@ -231,21 +276,33 @@ async fn disable_user(store: SqlStore) {
         [("one@example.com", true), ("two@example.com", false)]
     );
     assert_eq!(
-        store.session_user("s-u1", UnixTime(30)).await.unwrap(),
+        store
+            .session_user(&SecretHash::of("s-u1"), UnixTime(30))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
         store
-            .session_user("s-u2", UnixTime(30))
+            .session_user(&SecretHash::of("s-u2"), UnixTime(30))
             .await
             .unwrap()
             .as_deref(),
         Some("u2")
     );
-    let revoked = store.find_grant("g-u1").await.unwrap().unwrap();
+    let revoked = store
+        .find_grant(&GrantId::from("g-u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(UnixTime(20)));
     assert_eq!(
-        store.find_grant("g-u2").await.unwrap().unwrap().revoked_at,
+        store
+            .find_grant(&GrantId::from("g-u2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
         None
     );
 
@@ -253,7 +310,7 @@ async fn disable_user(store: SqlStore) {
     assert!(!store.find_user_by_id("u1").await.unwrap().unwrap().disabled);
     assert!(
         store
-            .find_grant("g-u1")
+            .find_grant(&GrantId::from("g-u1"))
             .await
             .unwrap()
             .unwrap()
@@ -268,7 +325,10 @@ async fn disable_user(store: SqlStore) {
             .unwrap()
     );
     assert_eq!(
-        store.session_user("s-u2", UnixTime(30)).await.unwrap(),
+        store
+            .session_user(&SecretHash::of("s-u2"), UnixTime(30))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
@@ -383,16 +443,24 @@ async fn disabling_a_user_or_changing_the_password_ends_pending_interactions() {
         }
         for (interaction, user) in [("i1", "u1"), ("i2", "u2"), ("i3", "u2"), ("i4", "u1")] {
             store
-                .insert_interaction(interaction, "{}", "csrf", 1_000)
+                .insert_interaction(
+                    &SecretHash::of(interaction),
+                    "{}",
+                    &SecretHash::of("csrf"),
+                    1_000,
+                )
                 .await
                 .unwrap();
-            store.set_interaction_user(interaction, user).await.unwrap();
+            store
+                .set_interaction_user(&SecretHash::of(interaction), user)
+                .await
+                .unwrap();
         }
         let live = |id: &'static str| {
             let store = store.clone();
             async move {
                 store
-                    .find_interaction(id, UnixTime(20))
+                    .find_interaction(&SecretHash::of(id), UnixTime(20))
                     .await
                     .unwrap()
                     .is_some()
@@ -432,28 +500,32 @@ async fn lockout(first: SqlStore, second: SqlStore) {
     );
     let attempts = (0..6).map(|n| {
         let store = if n % 2 == 0 { &first } else { &second };
-        store.record_login_failure("acct", UnixTime(1_000), &policy)
+        async move {
+            store
+                .record_login_failure(&SecretHash::of("acct"), UnixTime(1_000), &policy)
+                .await
+        }
     });
     let results = futures::future::join_all(attempts).await;
     let locks: Vec<u64> = results.into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(locks, [1_060], "one lock, of the first length");
     assert_eq!(
         first
-            .login_locked_until("acct", UnixTime(1_030))
+            .login_locked_until(&SecretHash::of("acct"), UnixTime(1_030))
             .await
             .unwrap(),
         Some(1_060)
     );
     assert_eq!(
         second
-            .login_locked_until("acct", UnixTime(1_060))
+            .login_locked_until(&SecretHash::of("acct"), UnixTime(1_060))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         first
-            .login_locked_until("other", UnixTime(1_030))
+            .login_locked_until(&SecretHash::of("other"), UnixTime(1_030))
             .await
             .unwrap(),
         None
@@ -462,23 +534,26 @@ async fn lockout(first: SqlStore, second: SqlStore) {
     let mut last = None;
     for _ in 0..6 {
         last = second
-            .record_login_failure("acct", UnixTime(1_100), &policy)
+            .record_login_failure(&SecretHash::of("acct"), UnixTime(1_100), &policy)
             .await
             .unwrap();
     }
     assert_eq!(last, Some(1_220));
     // A success forgets everything.
-    first.clear_login_failures("acct").await.unwrap();
+    first
+        .clear_login_failures(&SecretHash::of("acct"))
+        .await
+        .unwrap();
     assert_eq!(
         first
-            .login_locked_until("acct", UnixTime(1_150))
+            .login_locked_until(&SecretHash::of("acct"), UnixTime(1_150))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         first
-            .record_login_failure("acct", UnixTime(1_150), &policy)
+            .record_login_failure(&SecretHash::of("acct"), UnixTime(1_150), &policy)
             .await
             .unwrap(),
         None
@@ -655,7 +730,7 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
     use mcpauth_token_engine::{RefreshTokenRecord, RefreshTokenStore, RotateRefresh};
     on_both_databases("successors", |store, _| async move {
         let token = |hash: &str| RefreshTokenRecord {
-            token_hash: hash.into(),
+            token_hash: SecretHash::of(hash),
             grant_id: "g".into(),
             client_id: "c".into(),
             subject: "alice".into(),
@@ -670,7 +745,7 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
         store.insert_refresh(token("late")).await.unwrap();
         let rotated = store
             .rotate_refresh(
-                "first",
+                &SecretHash::of("first"),
                 token("second"),
                 Some("sealed-1".into()),
                 UnixTime(200),
@@ -680,7 +755,7 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
         assert_eq!(rotated, RotateRefresh::Rotated);
         let rotated = store
             .rotate_refresh(
-                "late",
+                &SecretHash::of("late"),
                 token("third"),
                 Some("sealed-2".into()),
                 UnixTime(300),
@@ -694,10 +769,18 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
             "rotated exactly at the bound: kept (strictly before only)"
         );
         assert_eq!(store.forget_refresh_successors(250).await.unwrap(), 1);
-        let first = store.find_refresh("first").await.unwrap().unwrap();
+        let first = store
+            .find_refresh(&SecretHash::of("first"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.sealed_successor, None, "its window closed");
         assert_eq!(first.rotated_at, Some(UnixTime(200)), "the row stays");
-        let late = store.find_refresh("late").await.unwrap().unwrap();
+        let late = store
+            .find_refresh(&SecretHash::of("late"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(late.sealed_successor.as_deref(), Some("sealed-2"));
     })
     .await;

@@ -8,12 +8,12 @@
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::SecretHash;
 use crate::TokenEngine;
 use crate::UnixTime;
 use crate::config::AccessTokenFormat;
 use crate::customize::{RESERVED_CLAIMS, TokenContext};
-use crate::hash;
-use crate::model::{AccessTokenRecord, OAuthServerModel};
+use crate::model::{AccessTokenRecord, ClientId, GrantId, OAuthServerModel};
 use crate::random::{self, RandomError};
 use mcpauth_oauth_types::GrantType;
 
@@ -214,9 +214,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             AccessTokenFormat::Opaque => {
                 let token = random::random_token(&*self.rng)?;
                 let record = AccessTokenRecord {
-                    token_hash: hash::secret_hash(&token),
-                    grant_id: claims.grant_id().map(str::to_owned),
-                    client_id: claims.client_id.clone(),
+                    token_hash: SecretHash::of(&token),
+                    grant_id: claims.grant_id().map(GrantId::from),
+                    client_id: ClientId::from(claims.client_id.as_str()),
                     claims: serde_json::to_value(claims)?,
                     expires_at: UnixTime(claims.exp),
                 };
@@ -242,7 +242,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let Some(store) = self.model.opaque_tokens() else {
                 return Ok(None);
             };
-            let Some(record) = store.find_access_token(&hash::secret_hash(token)).await? else {
+            let Some(record) = store.find_access_token(&SecretHash::of(token)).await? else {
                 return Ok(None);
             };
             return Ok(serde_json::from_value(record.claims).ok());

@@ -18,8 +18,8 @@ use crate::client_metadata_document::{
 };
 use crate::config::ResourcePolicy;
 use crate::error::{AuthorizeError, internal};
-use crate::model::{AuthorizationCodeRecord, GrantRecord, OAuthServerModel};
-use crate::{TokenEngine, hash, random};
+use crate::model::{AuthorizationCodeRecord, ClientId, GrantId, GrantRecord, OAuthServerModel};
+use crate::{SecretHash, TokenEngine, random};
 use mcpauth_dcr::redirect_uri_matches;
 
 /// What the caller of [`TokenEngine::authorize`] must do next.
@@ -64,7 +64,7 @@ impl ClientIdentity {
     pub fn of(client: &crate::model::ClientRecord) -> Self {
         if client.document_expires_at.is_some() {
             Self::MetadataDocument {
-                host: Url::parse(&client.client_id)
+                host: Url::parse(client.client_id.as_str())
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_owned))
                     .unwrap_or_default(),
@@ -96,7 +96,7 @@ pub struct AuthorizationRedirect {
 #[non_exhaustive]
 pub struct PendingAuthorization {
     /// The client asking.
-    client_id: String,
+    client_id: ClientId,
     /// The client's display name, if it registered one.
     client_name: Option<String>,
     /// How far the client's identity is verified, for the consent page.
@@ -132,7 +132,7 @@ impl PendingAuthorization {
     /// The client asking.
     #[must_use]
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        self.client_id.as_str()
     }
 
     /// The client's display name, if it registered one (its own claim unless
@@ -224,7 +224,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         };
         let document_client =
             self.config.client_metadata_documents && is_client_metadata_document_url(client_id);
-        let found = match self.model.find_client(client_id).await {
+        let found = match self.model.find_client(&ClientId::from(client_id)).await {
             Ok(found) => found,
             Err(e) => return AuthorizeOutcome::ShowError(internal("storage failure", e)),
         };
@@ -405,8 +405,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "this account cannot approve requests: it is disabled or was removed",
             ));
         }
-        let grant_id =
-            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let grant_id = GrantId::from(
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?,
+        );
         let code =
             random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
         self.model
@@ -423,7 +424,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("storage failure", e))?;
         self.model
             .insert_code(AuthorizationCodeRecord {
-                code_hash: hash::secret_hash(&code),
+                code_hash: SecretHash::of(&code),
                 grant_id,
                 client_id: pending.client_id,
                 redirect_uri: pending.redirect_uri.clone(),

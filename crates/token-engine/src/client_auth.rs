@@ -13,8 +13,8 @@ use mcpauth_oauth_types::{BodyCredentials, ClientSecret, parse_basic_authorizati
 use serde_json::Value;
 
 use crate::UnixTime;
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::{TokenEngine, hash, paths};
+use crate::model::{ClientId, ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::{SecretHash, TokenEngine, paths};
 
 /// RFC 7523 §2.2.
 pub(crate) const JWT_BEARER_ASSERTION: &str =
@@ -160,13 +160,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     description: BAD_CREDENTIALS,
                     basic,
                 };
-                let Some(stored) = client.secret_hash.as_deref() else {
+                let Some(stored) = client.secret_hash.as_ref() else {
                     return Err(fail);
                 };
-                if !mcpauth_oauth_types::constant_time_eq(
-                    hash::secret_hash(secret.secret()).as_bytes(),
-                    stored.as_bytes(),
-                ) {
+                if !stored.matches(secret.secret()) {
                     return Err(fail);
                 }
                 if client.secret_expires_at.is_some_and(|at| at <= now) {
@@ -191,7 +188,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         method: TokenEndpointAuthMethod,
         basic: bool,
     ) -> Result<ClientRecord, ClientAuthError> {
-        match self.model.find_client(client_id).await {
+        match self.model.find_client(&ClientId::from(client_id)).await {
             Ok(Some(client)) if client.auth_method() == method => Ok(client),
             Ok(_) => Err(ClientAuthError::Failed {
                 description: BAD_CREDENTIALS,
@@ -293,7 +290,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .and_then(Value::as_str)
             .filter(|j| !j.is_empty() && j.len() <= 256)
             .ok_or_else(|| failed("the client assertion has no jti"))?;
-        let key = format!("assertion:{client_id}:{}", hash::secret_hash(jti));
+        let key = format!("assertion:{client_id}:{}", SecretHash::of(jti).as_str());
         match self
             .model
             .remember_once(&key, UnixTime(exp.saturating_add(LEEWAY)), now)

@@ -14,14 +14,14 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode, constant_time_eq};
+use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode};
 use serde_json::Value;
 
+use crate::TokenEngine;
 use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, Voucher};
+use crate::model::{ClientId, ClientRecord, OAuthServerModel, Voucher};
 use crate::registration::RegisteredClient;
-use crate::{TokenEngine, hash};
 
 /// Members a client must not send in an update (RFC 7592 §2.2).
 const SERVER_OWNED: &[&str] = &[
@@ -93,7 +93,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// # Errors
     ///
     /// The storage error.
-    pub async fn remove_client(&self, client_id: &str, now: UnixTime) -> Result<bool, M::Error> {
+    pub async fn remove_client(
+        &self,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<bool, M::Error> {
         self.model.revoke_client_grants(client_id, now).await?;
         self.model.delete_client(client_id).await
     }
@@ -105,21 +109,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         client_id: &str,
         now: UnixTime,
     ) -> Response<Bytes> {
-        let client = match self.model.find_client(client_id).await {
+        let client = match self.model.find_client(&ClientId::from(client_id)).await {
             Ok(client) => client,
             Err(e) => return registration_error(&internal("storage failure", e)),
         };
         // Unknown client and wrong token look alike (§2: "respond with ... invalid_token").
-        let authorized =
-            match (&client, bearer(&request)) {
-                (Some(client), Some(token)) => client
-                    .registration_token_hash
-                    .as_deref()
-                    .is_some_and(|stored| {
-                        constant_time_eq(hash::secret_hash(token).as_bytes(), stored.as_bytes())
-                    }),
-                _ => false,
-            };
+        let authorized = match (&client, bearer(&request)) {
+            (Some(client), Some(token)) => client
+                .registration_token_hash
+                .as_ref()
+                .is_some_and(|stored| stored.matches(token)),
+            _ => false,
+        };
         let Some(client) = client.filter(|_| authorized) else {
             return invalid_token();
         };
@@ -159,14 +160,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// §3: the client information response (no secret unless a new one was just issued).
     fn configuration(&self, client: &ClientRecord, new_secret: Option<String>) -> RegisteredClient {
         RegisteredClient {
-            client_id: client.client_id.clone(),
+            client_id: client.client_id.as_str().to_owned(),
             client_id_issued_at: client.created_at.0,
             client_secret_expires_at: new_secret
                 .as_ref()
                 .map(|_| client.secret_expires_at.map_or(0, |t| t.0)),
             client_secret: new_secret,
             registration_access_token: None,
-            registration_client_uri: Some(self.registration_client_uri(&client.client_id)),
+            registration_client_uri: Some(self.registration_client_uri(client.client_id.as_str())),
             metadata: client.metadata.clone(),
         }
     }
@@ -241,10 +242,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if let Some(secret) = object.get("client_secret") {
             let matches = secret
                 .as_str()
-                .zip(client.secret_hash.as_deref())
-                .is_some_and(|(given, stored)| {
-                    constant_time_eq(hash::secret_hash(given).as_bytes(), stored.as_bytes())
-                });
+                .zip(client.secret_hash.as_ref())
+                .is_some_and(|(given, stored)| stored.matches(given));
             if !matches {
                 return Err(OAuthError::new(
                     RegistrationErrorCode::InvalidRequest,

@@ -20,7 +20,9 @@ use url::Url;
 use crate::TokenEngine;
 use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::model::{
+    ClientId, ClientRecord, OAuthServerModel, RateLimitKey, TokenEndpointAuthMethod,
+};
 
 /// Largest metadata document accepted, in bytes.
 pub const MAX_CLIENT_METADATA_DOCUMENT_BYTES: usize = 5 * 1024;
@@ -159,7 +161,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ));
             }
         }
-        let mut record = ClientRecord::new(client_id.to_owned(), method, metadata, now);
+        let mut record = ClientRecord::new(ClientId::from(client_id), method, metadata, now);
         debug_assert!(matches!(
             method,
             TokenEndpointAuthMethod::None | TokenEndpointAuthMethod::PrivateKeyJwt
@@ -200,7 +202,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         let stale = self
             .model
-            .find_client(client_id)
+            .find_client(&ClientId::from(client_id))
             .await?
             .and_then(|c| c.document_expires_at)
             .is_some_and(|until| until <= now);
@@ -229,7 +231,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<bool, M::Error> {
         let hits = self
             .model
-            .hit(&format!("document-fetch:{caller}"), now, 3600)
+            .hit(&RateLimitKey::new("document-fetch", caller), now, 3600)
             .await?;
         Ok(hits <= self.config.registration.per_caller_per_hour)
     }
@@ -252,14 +254,22 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<bool, M::Error> {
         let for_document = self
             .model
-            .hit(&format!("document-refetch:{url}"), now, 60)
+            .hit(
+                &RateLimitKey::new("document-refetch", url.as_str()),
+                now,
+                60,
+            )
             .await?;
         if for_document > DOCUMENT_REFETCHES_PER_MINUTE {
             return Ok(false);
         }
         let for_caller = self
             .model
-            .hit(&format!("document-refetch-caller:{caller}"), now, 3600)
+            .hit(
+                &RateLimitKey::new("document-refetch-caller", caller),
+                now,
+                3600,
+            )
             .await?;
         Ok(for_caller <= self.config.registration.per_caller_per_hour)
     }

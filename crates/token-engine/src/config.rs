@@ -31,7 +31,7 @@ pub enum ResourcePolicy {
 pub struct RegistrationPolicy {
     /// SHA-256 hashes of the initial access tokens that open `/register` (RFC 7591 §3);
     /// empty means open registration.
-    pub initial_access_token_hashes: Vec<String>,
+    pub initial_access_token_hashes: Vec<crate::SecretHash>,
     /// Most clients that may exist at once; registrations beyond it are refused.
     pub max_clients: Option<u64>,
     /// Registrations allowed per caller (the adapter's [`CallerKey`]) per hour.
@@ -92,7 +92,7 @@ impl RegistrationPolicy {
     pub fn with_initial_access_tokens<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
         self.initial_access_token_hashes = tokens
             .iter()
-            .map(|t| crate::hash::secret_hash(t.as_ref()))
+            .map(|t| crate::SecretHash::of(t.as_ref()))
             .collect();
         self
     }

@@ -21,7 +21,7 @@ use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
-use crate::model::{ClientRecord, OAuthServerModel};
+use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey};
 use crate::registration::Registrant;
 
 /// The cause of a `server_error` answer, attached to the response's extensions for logging.
@@ -435,11 +435,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| crate::hash::secret_hash(token.trim()));
-            let valid = presented.is_some_and(|hash| {
-                policy.initial_access_token_hashes.iter().any(|known| {
-                    mcpauth_oauth_types::constant_time_eq(known.as_bytes(), hash.as_bytes())
-                })
+                .map(|(_, token)| token.trim());
+            let valid = presented.is_some_and(|token| {
+                policy
+                    .initial_access_token_hashes
+                    .iter()
+                    .any(|known| known.matches(token))
             });
             if !valid {
                 let mut response = json_response(
@@ -460,7 +461,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_or("anonymous", |k| k.0.as_str());
         match self
             .model
-            .hit(&format!("register:{caller}"), now, 3600)
+            .hit(&RateLimitKey::new("register", caller), now, 3600)
             .await
         {
             Ok(hits) if hits > policy.per_caller_per_hour => {

@@ -17,8 +17,8 @@ use serde::Serialize;
 use crate::UnixTime;
 use crate::access_token::Audience;
 use crate::error::internal;
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
-use crate::{TokenEngine, hash};
+use crate::model::{ClientRecord, GrantId, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::{SecretHash, TokenEngine};
 
 /// An introspection response (RFC 7662 §2.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -86,7 +86,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             && !self
                 .config
                 .introspection_clients
-                .contains(&caller.client_id)
+                .iter()
+                .any(|c| caller.client_id == *c)
         {
             return Err(OAuthError::new(
                 IntrospectionErrorCode::UnauthorizedClient,
@@ -118,7 +119,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<Option<Introspection>, IntrospectionError> {
         let Some(record) = self
             .model
-            .find_refresh(&hash::secret_hash(token))
+            .find_refresh(&SecretHash::of(token))
             .await
             .map_err(|e| internal("storage failure", e))?
         else {
@@ -136,7 +137,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Ok(Some(Introspection {
             active: true,
             scope: (!record.scope.is_empty()).then(|| record.scope.clone()),
-            client_id: Some(record.client_id),
+            client_id: Some(record.client_id.into_string()),
             sub: Some(record.subject),
             aud: Some(Audience::Many(record.resources)),
             iss: Some(self.issuer_str()),
@@ -164,7 +165,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Ok(Introspection::inactive());
         }
         if let Some(grant_id) = claims.grant_id()
-            && !self.grant_is_live(grant_id).await?
+            && !self.grant_is_live(&GrantId::from(grant_id)).await?
         {
             return Ok(Introspection::inactive());
         }
@@ -188,7 +189,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         })
     }
 
-    async fn grant_is_live(&self, grant_id: &str) -> Result<bool, IntrospectionError> {
+    async fn grant_is_live(&self, grant_id: &GrantId) -> Result<bool, IntrospectionError> {
         let grant = self
             .model
             .find_grant(grant_id)

@@ -42,6 +42,7 @@ mod error;
 mod grant;
 mod hash;
 mod http_entry;
+mod ids;
 mod introspection;
 mod keys;
 mod memory;
@@ -76,7 +77,6 @@ pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
-pub use hash::secret_hash;
 pub use http_entry::{EndpointError, InternalError, IssuedForGrantType, TokenEndpointError};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
@@ -84,10 +84,11 @@ pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
 pub use mcpauth_oauth_types::{Clock, ManualClock, UnixTime};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
-    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
-    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
-    GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitStore, RefreshTokenRecord,
-    RefreshTokenStore, ReplayStore, RotateRefresh, TokenEndpointAuthMethod, Voucher,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,
+    ClientStore, CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState,
+    DeviceStore, GrantId, GrantRecord, GrantStore, ModelBase, OAuthServerModel, RateLimitKey,
+    RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, SecretHash,
+    TokenEndpointAuthMethod, Voucher,
 };
 #[cfg(feature = "os")]
 pub use os::{KeyAlgorithm, OsRandom, SystemClock, now};

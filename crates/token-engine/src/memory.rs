@@ -8,10 +8,10 @@ use async_trait::async_trait;
 
 use crate::UnixTime;
 use crate::model::{
-    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientRecord, ClientStore,
-    CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState, DeviceStore,
-    GrantRecord, GrantStore, ModelBase, RateLimitStore, RefreshTokenRecord, RefreshTokenStore,
-    ReplayStore, RotateRefresh,
+    AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,
+    ClientStore, CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState,
+    DeviceStore, GrantId, GrantRecord, GrantStore, ModelBase, RateLimitKey, RateLimitStore,
+    RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, SecretHash,
 };
 
 /// The in-memory model failed.
@@ -25,14 +25,14 @@ pub enum MemoryModelError {
 
 #[derive(Default)]
 struct Tables {
-    clients: HashMap<String, ClientRecord>,
-    grants: HashMap<String, GrantRecord>,
-    codes: HashMap<String, AuthorizationCodeRecord>,
-    refresh: HashMap<String, RefreshTokenRecord>,
-    access: HashMap<String, AccessTokenRecord>,
-    devices: HashMap<String, DeviceAuthorizationRecord>,
+    clients: HashMap<ClientId, ClientRecord>,
+    grants: HashMap<GrantId, GrantRecord>,
+    codes: HashMap<SecretHash, AuthorizationCodeRecord>,
+    refresh: HashMap<SecretHash, RefreshTokenRecord>,
+    access: HashMap<SecretHash, AccessTokenRecord>,
+    devices: HashMap<SecretHash, DeviceAuthorizationRecord>,
     /// user-code hash → device-code hash
-    user_codes: HashMap<String, String>,
+    user_codes: HashMap<SecretHash, SecretHash>,
     /// key → (window start, hits)
     counters: HashMap<String, (u64, u32)>,
     /// one-time key → expires at
@@ -41,7 +41,7 @@ struct Tables {
 
 /// Stores a new refresh token, refusing a duplicate hash without changing anything.
 fn insert_new_refresh(
-    refresh: &mut HashMap<String, RefreshTokenRecord>,
+    refresh: &mut HashMap<SecretHash, RefreshTokenRecord>,
     token: RefreshTokenRecord,
 ) -> Result<(), MemoryModelError> {
     if refresh.contains_key(&token.token_hash) {
@@ -94,7 +94,7 @@ impl ModelBase for MemoryModel {
 
 #[async_trait]
 impl ClientStore for MemoryModel {
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, Self::Error> {
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, Self::Error> {
         Ok(self.tables().clients.get(client_id).cloned())
     }
 
@@ -118,7 +118,7 @@ impl ClientStore for MemoryModel {
         })
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error> {
+    async fn delete_client(&self, client_id: &ClientId) -> Result<bool, Self::Error> {
         Ok(self.tables().clients.remove(client_id).is_some())
     }
 
@@ -147,11 +147,11 @@ impl GrantStore for MemoryModel {
         Ok(())
     }
 
-    async fn find_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, Self::Error> {
+    async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, Self::Error> {
         Ok(self.tables().grants.get(grant_id).cloned())
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), Self::Error> {
+    async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), Self::Error> {
         if let Some(grant) = self.tables().grants.get_mut(grant_id) {
             grant.revoked_at.get_or_insert(now);
         }
@@ -160,14 +160,14 @@ impl GrantStore for MemoryModel {
 
     async fn revoke_client_grants(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         now: UnixTime,
     ) -> Result<(), Self::Error> {
         for grant in self
             .tables()
             .grants
             .values_mut()
-            .filter(|g| g.client_id == client_id)
+            .filter(|g| g.client_id == *client_id)
         {
             grant.revoked_at.get_or_insert(now);
         }
@@ -188,14 +188,14 @@ impl CodeStore for MemoryModel {
 
     async fn find_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
     ) -> Result<Option<AuthorizationCodeRecord>, Self::Error> {
         Ok(self.tables().codes.get(code_hash).cloned())
     }
 
     async fn consume_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
         now: UnixTime,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, Self::Error> {
@@ -225,14 +225,14 @@ impl RefreshTokenStore for MemoryModel {
 
     async fn find_refresh(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<RefreshTokenRecord>, Self::Error> {
         Ok(self.tables().refresh.get(token_hash).cloned())
     }
 
     async fn rotate_refresh(
         &self,
-        old_hash: &str,
+        old_hash: &SecretHash,
         new: RefreshTokenRecord,
         sealed_successor: Option<String>,
         now: UnixTime,
@@ -283,7 +283,7 @@ impl DeviceStore for MemoryModel {
 
     async fn find_device_by_user_code(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error> {
         let tables = self.tables();
         Ok(tables
@@ -295,7 +295,7 @@ impl DeviceStore for MemoryModel {
 
     async fn poll_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error> {
         let mut tables = self.tables();
@@ -308,7 +308,7 @@ impl DeviceStore for MemoryModel {
 
     async fn set_device_interval(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         interval: u64,
     ) -> Result<(), Self::Error> {
         if let Some(record) = self.tables().devices.get_mut(device_code_hash) {
@@ -319,7 +319,7 @@ impl DeviceStore for MemoryModel {
 
     async fn decide_device(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
         decision: DeviceDecision,
         now: UnixTime,
     ) -> Result<bool, Self::Error> {
@@ -351,7 +351,7 @@ impl DeviceStore for MemoryModel {
 
     async fn consume_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<bool, Self::Error> {
         let mut tables = self.tables();
@@ -371,7 +371,12 @@ impl DeviceStore for MemoryModel {
 
 #[async_trait]
 impl RateLimitStore for MemoryModel {
-    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, Self::Error> {
+    async fn hit(
+        &self,
+        key: &RateLimitKey,
+        now: UnixTime,
+        window: u64,
+    ) -> Result<u32, Self::Error> {
         let start = now.0 - now.0 % window.max(1);
         let mut tables = self.tables();
         // Keep memory bounded: drop counters of past windows once there are many.
@@ -380,7 +385,10 @@ impl RateLimitStore for MemoryModel {
                 .counters
                 .retain(|_, (window_start, _)| *window_start == start);
         }
-        let entry = tables.counters.entry(key.to_owned()).or_insert((start, 0));
+        let entry = tables
+            .counters
+            .entry(key.as_str().to_owned())
+            .or_insert((start, 0));
         if entry.0 != start {
             *entry = (start, 0);
         }
@@ -424,12 +432,12 @@ impl AccessTokenStore for MemoryModel {
 
     async fn find_access_token(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<AccessTokenRecord>, Self::Error> {
         Ok(self.tables().access.get(token_hash).cloned())
     }
 
-    async fn delete_access_token(&self, token_hash: &str) -> Result<(), Self::Error> {
+    async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), Self::Error> {
         self.tables().access.remove(token_hash);
         Ok(())
     }

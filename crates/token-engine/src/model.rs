@@ -13,6 +13,8 @@ use mcpauth_oauth_types::ClientMetadata;
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
+pub use crate::hash::SecretHash;
+pub use crate::ids::{ClientId, GrantId};
 
 /// The error type every model concern shares. Never `()` or `String`: keep the source so
 /// the engine can log it when it answers `server_error`.
@@ -44,9 +46,9 @@ pub use mcpauth_dcr::TokenEndpointAuthMethod;
 #[non_exhaustive]
 pub struct ClientRecord {
     /// The client identifier.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// SHA-256 of the client secret, for confidential clients.
-    pub secret_hash: Option<String>,
+    pub secret_hash: Option<SecretHash>,
     /// When the secret stops working (`None`: never).
     pub secret_expires_at: Option<UnixTime>,
     /// The registered metadata (redirect URIs, grant types, name, how it authenticates, ...),
@@ -58,7 +60,7 @@ pub struct ClientRecord {
     /// SHA-256 of the RFC 7592 registration access token, for dynamically registered
     /// clients.
     #[serde(default)]
-    pub registration_token_hash: Option<String>,
+    pub registration_token_hash: Option<SecretHash>,
     /// For a Client ID Metadata Document client: when the cached document must be fetched
     /// again.
     #[serde(default)]
@@ -78,15 +80,15 @@ pub struct ClientRecord {
 /// so reading one writes it into the metadata (where it wins).
 #[derive(Deserialize)]
 struct StoredClientRecord {
-    client_id: String,
-    secret_hash: Option<String>,
+    client_id: ClientId,
+    secret_hash: Option<SecretHash>,
     secret_expires_at: Option<UnixTime>,
     #[serde(default)]
     auth_method: Option<TokenEndpointAuthMethod>,
     metadata: ClientMetadata,
     created_at: UnixTime,
     #[serde(default)]
-    registration_token_hash: Option<String>,
+    registration_token_hash: Option<SecretHash>,
     #[serde(default)]
     document_expires_at: Option<UnixTime>,
     #[serde(default)]
@@ -169,7 +171,7 @@ impl ClientRecord {
     /// (written into the metadata).
     #[must_use]
     pub fn new(
-        client_id: String,
+        client_id: ClientId,
         auth_method: TokenEndpointAuthMethod,
         mut metadata: ClientMetadata,
         created_at: UnixTime,
@@ -205,9 +207,9 @@ impl ClientRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantRecord {
     /// Random identifier (not a secret).
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// The client the grant was given to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The user (subject) who gave it.
     pub subject: String,
     /// The scope granted.
@@ -225,11 +227,11 @@ pub struct GrantRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationCodeRecord {
     /// SHA-256 of the code.
-    pub code_hash: String,
+    pub code_hash: SecretHash,
     /// The grant it belongs to.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The redirect URI used in the authorization request.
     pub redirect_uri: String,
     /// Whether `redirect_uri` was in the authorization request, in which case the token
@@ -254,11 +256,11 @@ pub struct AuthorizationCodeRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshTokenRecord {
     /// SHA-256 of the token.
-    pub token_hash: String,
+    pub token_hash: SecretHash,
     /// The grant (family) it belongs to.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The user.
     pub subject: String,
     /// The scope of the grant (a refresh may narrow the access token, never this).
@@ -319,11 +321,11 @@ impl DeviceState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAuthorizationRecord {
     /// SHA-256 of the device code.
-    pub device_code_hash: String,
+    pub device_code_hash: SecretHash,
     /// SHA-256 of the normalised user code.
-    pub user_code_hash: String,
+    pub user_code_hash: SecretHash,
     /// The client polling.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The scope requested.
     pub scope: String,
     /// The resources requested.
@@ -339,7 +341,7 @@ pub struct DeviceAuthorizationRecord {
     /// The user who decided, once approved.
     pub subject: Option<String>,
     /// The grant created on approval.
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
 }
 
 /// The user's decision on a device authorization.
@@ -380,7 +382,7 @@ pub enum RotateRefresh {
     /// The old token had already been rotated at `rotated_at`: the new one was NOT stored.
     Reused {
         /// The family of the reused token.
-        grant_id: String,
+        grant_id: GrantId,
         /// When it was first rotated.
         rotated_at: UnixTime,
     },
@@ -392,13 +394,13 @@ pub enum RotateRefresh {
 #[async_trait]
 pub trait ClientStore: ModelBase {
     /// Finds a client by id.
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, Self::Error>;
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, Self::Error>;
     /// Stores a new client. The id is random and fresh.
     async fn insert_client(&self, client: ClientRecord) -> Result<(), Self::Error>;
     /// Replaces a client's record (RFC 7592 §2.2). Returns whether the client existed.
     async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error>;
     /// Deletes a client (RFC 7592 §2.3). Returns whether it existed.
-    async fn delete_client(&self, client_id: &str) -> Result<bool, Self::Error>;
+    async fn delete_client(&self, client_id: &ClientId) -> Result<bool, Self::Error>;
     /// How many clients count toward the registration cap: every client but
     /// metadata-document clients that never completed an authorization (no grant), which
     /// anyone can make the server store by starting one.
@@ -411,14 +413,17 @@ pub trait GrantStore: ModelBase {
     /// Stores a new grant.
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), Self::Error>;
     /// Finds a grant by id.
-    async fn find_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, Self::Error>;
+    async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, Self::Error>;
     /// Marks a grant revoked (idempotent: an earlier `revoked_at` is kept). Every code and
     /// refresh token of the grant stops working.
-    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), Self::Error>;
+    async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), Self::Error>;
     /// Marks every grant of a client revoked (RFC 7592 §2.3: a deleted client's grants and
     /// tokens stop working).
-    async fn revoke_client_grants(&self, client_id: &str, now: UnixTime)
-    -> Result<(), Self::Error>;
+    async fn revoke_client_grants(
+        &self,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<(), Self::Error>;
 }
 
 /// Authorization codes.
@@ -429,7 +434,7 @@ pub trait CodeStore: ModelBase {
     /// Reads a code without changing it (the engine validates before consuming).
     async fn find_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
     ) -> Result<Option<AuthorizationCodeRecord>, Self::Error>;
     /// Atomically marks the code consumed and, only if it was unused, stores `refresh` (the
     /// refresh token issued from it) in the same atomic step: an outage or crash leaves either
@@ -438,7 +443,7 @@ pub trait CodeStore: ModelBase {
     /// return [`ConsumeCode::Fresh`].
     async fn consume_code(
         &self,
-        code_hash: &str,
+        code_hash: &SecretHash,
         now: UnixTime,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, Self::Error>;
@@ -452,7 +457,7 @@ pub trait RefreshTokenStore: ModelBase {
     /// Reads a refresh token without changing it.
     async fn find_refresh(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<RefreshTokenRecord>, Self::Error>;
     /// Atomically marks `old_hash` rotated at `now`, keeps `sealed_successor` on it (see
     /// [`RefreshTokenRecord::sealed_successor`]) and stores `new`, if and only if `old_hash`
@@ -460,7 +465,7 @@ pub trait RefreshTokenStore: ModelBase {
     /// return [`RotateRefresh::Rotated`].
     async fn rotate_refresh(
         &self,
-        old_hash: &str,
+        old_hash: &SecretHash,
         new: RefreshTokenRecord,
         sealed_successor: Option<String>,
         now: UnixTime,
@@ -477,13 +482,13 @@ pub trait DeviceStore: ModelBase {
     /// Finds a device authorization by the hash of its user code.
     async fn find_device_by_user_code(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
     /// Atomically records a poll: returns the record as it was *before* this poll and sets
     /// `last_polled_at = now`.
     async fn poll_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         now: UnixTime,
     ) -> Result<Option<DeviceAuthorizationRecord>, Self::Error>;
     /// Sets the polling interval (seconds) the device must keep from now on. (The engine
@@ -491,7 +496,7 @@ pub trait DeviceStore: ModelBase {
     /// under; polls that race each other set the same interval, each answered `slow_down`.)
     async fn set_device_interval(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         interval: u64,
     ) -> Result<(), Self::Error>;
     /// Atomically records the user's decision, only if the authorization is still pending and
@@ -499,7 +504,7 @@ pub trait DeviceStore: ModelBase {
     /// whether it was recorded: when not, nothing was written.
     async fn decide_device(
         &self,
-        user_code_hash: &str,
+        user_code_hash: &SecretHash,
         decision: DeviceDecision,
         now: UnixTime,
     ) -> Result<bool, Self::Error>;
@@ -508,7 +513,7 @@ pub trait DeviceStore: ModelBase {
     /// concurrent calls, exactly one may return `true`.
     async fn consume_device(
         &self,
-        device_code_hash: &str,
+        device_code_hash: &SecretHash,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<bool, Self::Error>;
 }
@@ -518,11 +523,11 @@ pub trait DeviceStore: ModelBase {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenRecord {
     /// SHA-256 of the token.
-    pub token_hash: String,
+    pub token_hash: SecretHash,
     /// The grant it descends from, if any (`client_credentials` tokens have none).
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The RFC 9068 claims the token stands for, as JSON.
     pub claims: serde_json::Value,
     /// When it stops working.
@@ -537,10 +542,10 @@ pub trait AccessTokenStore: ModelBase {
     /// Finds an opaque access token by hash.
     async fn find_access_token(
         &self,
-        token_hash: &str,
+        token_hash: &SecretHash,
     ) -> Result<Option<AccessTokenRecord>, Self::Error>;
     /// Deletes an opaque access token (revocation of a token without a grant).
-    async fn delete_access_token(&self, token_hash: &str) -> Result<(), Self::Error>;
+    async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), Self::Error>;
 }
 
 /// One-time values (the `jti` of client assertions, RFC 7523 §3 item 7).
@@ -556,12 +561,39 @@ pub trait ReplayStore: ModelBase {
     ) -> Result<bool, Self::Error>;
 }
 
+/// What one rate limit counts: a named bucket (registrations per caller, metadata-document
+/// fetches, device polls, sign-ins, ...) and who or what is counted in it. A store keeps it
+/// as the opaque string [`RateLimitKey::as_str`]; two different keys never share a string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimitKey(String);
+
+impl RateLimitKey {
+    /// The counter of `subject` in `bucket`. Bucket names are fixed in code and contain no
+    /// `:`, which separates them from the subject, so no subject can reach another bucket's
+    /// counters.
+    #[must_use]
+    pub fn new(bucket: &'static str, subject: &str) -> Self {
+        debug_assert!(
+            !bucket.contains(':'),
+            "rate-limit bucket names contain no `:`"
+        );
+        Self(format!("{bucket}:{subject}"))
+    }
+
+    /// The key as a store keeps it.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Counters for rate limits, shared by every instance that uses the store.
 #[async_trait]
 pub trait RateLimitStore: ModelBase {
     /// Counts one hit for `key` in the fixed window of `window` seconds that contains `now`,
     /// and returns the number of hits in that window, this one included.
-    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, Self::Error>;
+    async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64)
+    -> Result<u32, Self::Error>;
 }
 
 /// Everything the engine needs from storage. Implemented automatically for any type that

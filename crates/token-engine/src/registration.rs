@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod, Voucher};
-use crate::{TokenEngine, hash, random};
+use crate::model::{ClientId, ClientRecord, OAuthServerModel, TokenEndpointAuthMethod, Voucher};
+use crate::{SecretHash, TokenEngine, random};
 
 /// The registration response (RFC 7591 §3.2.1).
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -110,8 +110,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if let Registrant::Endpoint { vouched } = &registrant {
             self.check_self_registered_grants(&metadata, vouched.is_some())?;
         }
-        let client_id =
-            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        let client_id = ClientId::from(
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?,
+        );
         let mut record = ClientRecord::new(client_id.clone(), method, metadata.clone(), now);
         let vouched = match registrant {
             Registrant::Operator => None,
@@ -122,7 +123,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let registration_token = if let Some(vouched) = vouched {
             let token =
                 random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-            record.registration_token_hash = Some(hash::secret_hash(&token));
+            record.registration_token_hash = Some(SecretHash::of(&token));
             record.vouched = vouched;
             Some(token)
         } else {
@@ -140,9 +141,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Ok(RegisteredClient {
             registration_client_uri: registration_token
                 .as_ref()
-                .map(|_| self.registration_client_uri(&client_id)),
+                .map(|_| self.registration_client_uri(client_id.as_str())),
             registration_access_token: registration_token,
-            client_id,
+            client_id: client_id.into_string(),
             client_id_issued_at: now.0,
             client_secret_expires_at: secret.as_ref().map(|_| secret_expires_at),
             client_secret: secret,
@@ -259,7 +260,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         let secret =
             random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
-        record.secret_hash = Some(hash::secret_hash(&secret));
+        record.secret_hash = Some(SecretHash::of(&secret));
         Ok(Some(secret))
     }
 

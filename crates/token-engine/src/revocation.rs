@@ -17,14 +17,14 @@ use mcpauth_oauth_types::{OAuthError, RevocationErrorCode, RevocationRequest, To
 
 use crate::UnixTime;
 use crate::error::{RevocationError, internal};
-use crate::model::{ClientRecord, OAuthServerModel};
-use crate::{TokenEngine, hash};
+use crate::model::{ClientId, ClientRecord, GrantId, OAuthServerModel};
+use crate::{SecretHash, TokenEngine};
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Deletes an opaque access token, if the model keeps any.
     async fn forget_opaque(&self, token: &str) -> Result<(), M::Error> {
         match self.model.opaque_tokens() {
-            Some(store) => store.delete_access_token(&hash::secret_hash(token)).await,
+            Some(store) => store.delete_access_token(&SecretHash::of(token)).await,
             None => Ok(()),
         }
     }
@@ -47,16 +47,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let as_refresh = || async {
             let found = self
                 .model
-                .find_refresh(&hash::secret_hash(token))
+                .find_refresh(&SecretHash::of(token))
                 .await
                 .map_err(storage)?;
             Ok::<_, RevocationError>(found.map(|r| (r.client_id, Some(r.grant_id))))
         };
         let as_access = || async {
             let claims = self.decode_own_access_token(token).await.map_err(storage)?;
-            Ok::<_, RevocationError>(
-                claims.map(|c| (c.client_id.clone(), c.grant_id().map(str::to_owned))),
-            )
+            Ok::<_, RevocationError>(claims.map(|c| {
+                (
+                    ClientId::from(c.client_id.as_str()),
+                    c.grant_id().map(GrantId::from),
+                )
+            }))
         };
         // The hint only orders the search (§2.1).
         let found = if request.token_type_hint == Some(TokenTypeHint::AccessToken) {

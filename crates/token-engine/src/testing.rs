@@ -26,6 +26,7 @@ use crate::model::{
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord, OAuthServerModel,
     RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
 };
+use crate::model::{ClientId, RateLimitKey, SecretHash};
 use crate::random::{RandomError, SecureRandom};
 
 /// A deterministic random source for tests: SHA-256 of a seed and a counter.
@@ -84,10 +85,15 @@ impl<T, E: std::fmt::Display> Answered<T> for Result<T, E> {
     }
 }
 
-fn unique(prefix: &str) -> String {
+fn unique<T: From<String>>(prefix: &str) -> T {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    format!("kit-{prefix}-{pid}-{n}")
+    T::from(format!("kit-{prefix}-{pid}-{n}"))
+}
+
+/// The hash of a fresh secret.
+fn hashed(prefix: &str) -> SecretHash {
+    SecretHash::of(&unique::<String>(prefix))
 }
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -95,7 +101,7 @@ const NOW: UnixTime = UnixTime(1_800_000_000);
 fn grant(client_id: &str) -> GrantRecord {
     GrantRecord {
         grant_id: unique("grant"),
-        client_id: client_id.to_owned(),
+        client_id: ClientId::from(client_id),
         subject: "user-1".into(),
         scope: "mcp".into(),
         resources: vec!["https://mcp.example/mcp".into()],
@@ -106,7 +112,7 @@ fn grant(client_id: &str) -> GrantRecord {
 
 fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
     AuthorizationCodeRecord {
-        code_hash: unique("code"),
+        code_hash: hashed("code"),
         grant_id: grant.grant_id.clone(),
         client_id: grant.client_id.clone(),
         redirect_uri: "http://127.0.0.1/cb".into(),
@@ -122,7 +128,7 @@ fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
 
 fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
     RefreshTokenRecord {
-        token_hash: unique("refresh"),
+        token_hash: hashed("refresh"),
         grant_id: grant.grant_id.clone(),
         client_id: grant.client_id.clone(),
         subject: grant.subject.clone(),
@@ -227,7 +233,7 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
         );
     };
     let record = AccessTokenRecord {
-        token_hash: unique("access"),
+        token_hash: hashed("access"),
         grant_id: Some("g-9".into()),
         client_id: "kit-client".into(),
         claims: serde_json::json!({ "sub": "user-1", "scope": "mcp", "exp": NOW.plus(60).0 }),
@@ -263,7 +269,7 @@ pub async fn opaque_access_tokens_round_trip<M: OAuthServerModel + ?Sized>(model
 pub async fn one_time_keys_are_remembered_until_they_expire<M: OAuthServerModel + ?Sized>(
     model: &M,
 ) {
-    let key = unique("jti");
+    let key = unique::<String>("jti");
     assert!(
         model
             .remember_once(&key, NOW.plus(60), NOW)
@@ -284,7 +290,7 @@ pub async fn one_time_keys_are_remembered_until_they_expire<M: OAuthServerModel 
             .answered("remember_once"),
         "an expired key is new again"
     );
-    let raced = unique("jti");
+    let raced = unique::<String>("jti");
     let attempts = (0..16).map(|_| model.remember_once(&raced, NOW.plus(60), NOW));
     let firsts = futures::future::join_all(attempts)
         .await
@@ -299,8 +305,8 @@ pub async fn one_time_keys_are_remembered_until_they_expire<M: OAuthServerModel 
 
 fn device() -> DeviceAuthorizationRecord {
     DeviceAuthorizationRecord {
-        device_code_hash: unique("device"),
-        user_code_hash: unique("user-code"),
+        device_code_hash: hashed("device"),
+        user_code_hash: hashed("user-code"),
         client_id: "kit-client".into(),
         scope: "mcp".into(),
         resources: vec!["https://mcp.example/mcp".into()],
@@ -366,7 +372,7 @@ pub async fn device_authorizations_move_through_their_states<M: OAuthServerModel
         .map(|r| r.interval);
     assert_eq!(interval, Some(10), "set_device_interval sets the interval");
     assert!(matches!(
-        devices.poll_device(&unique("missing"), NOW).await,
+        devices.poll_device(&hashed("missing"), NOW).await,
         Ok(None)
     ));
     assert!(
@@ -541,7 +547,7 @@ pub async fn concurrent_device_consumptions_have_one_winner<M: OAuthServerModel 
 
 /// Fixed windows: hits count up within a window and start over in the next.
 pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(model: &M) {
-    let key = unique("limit");
+    let key = RateLimitKey::new("kit", &unique::<String>("limit"));
     let window_start = UnixTime(NOW.0 - NOW.0 % 60);
     for expected in 1..=3 {
         assert_eq!(
@@ -562,7 +568,11 @@ pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(
     );
     assert_eq!(
         model
-            .hit(&unique("other"), window_start, 60)
+            .hit(
+                &RateLimitKey::new("kit", &unique::<String>("other")),
+                window_start,
+                60
+            )
             .await
             .answered("hit"),
         1,
@@ -581,7 +591,7 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
         metadata,
         NOW,
     );
-    client.secret_hash = Some("hash".into());
+    client.secret_hash = Some(SecretHash::of("hash"));
     client.secret_expires_at = Some(NOW.plus(10));
     model
         .insert_client(client.clone())
@@ -606,7 +616,7 @@ pub async fn clients_round_trip<M: OAuthServerModel + ?Sized>(model: &M) {
     );
     let mut updated = client.clone();
     updated.metadata.client_name = Some("Renamed".into());
-    updated.registration_token_hash = Some("rat".into());
+    updated.registration_token_hash = Some(SecretHash::of("rat"));
     assert!(matches!(
         model.update_client(updated.clone()).await,
         Ok(true)
@@ -674,14 +684,14 @@ pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M)
         .revoke_grant(&unique("missing"), NOW)
         .await
         .answered("revoke_grant");
-    let client_id = unique("client-of-grants");
+    let client_id = unique::<String>("client-of-grants");
     let (a, b) = (grant(&client_id), grant(&client_id));
     let other = grant("kit-other-client");
     for g in [&a, &b, &other] {
         model.insert_grant(g.clone()).await.answered("insert_grant");
     }
     model
-        .revoke_client_grants(&client_id, NOW.plus(20))
+        .revoke_client_grants(&ClientId::from(client_id.as_str()), NOW.plus(20))
         .await
         .answered("revoke_client_grants");
     for g in [&a, &b] {
@@ -762,7 +772,7 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         "consumed_at must be the first consumption time"
     );
     assert!(matches!(
-        model.consume_code(&unique("missing"), NOW, None).await,
+        model.consume_code(&hashed("missing"), NOW, None).await,
         Ok(ConsumeCode::NotFound)
     ));
 }
@@ -888,7 +898,7 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
     );
     assert!(matches!(
         model
-            .rotate_refresh(&unique("missing"), refresh(&g), None, NOW)
+            .rotate_refresh(&hashed("missing"), refresh(&g), None, NOW)
             .await,
         Ok(RotateRefresh::NotFound)
     ));

@@ -419,9 +419,9 @@ async fn a_user_code_already_held_is_drawn_again() {
     h.engine
         .model()
         .insert_device(DeviceAuthorizationRecord {
-            device_code_hash: "another device".into(),
-            user_code_hash: mcpauth_token_engine::secret_hash(&taken.replace('-', "")),
-            client_id: client_id.clone(),
+            device_code_hash: mcpauth_token_engine::SecretHash::of("another device"),
+            user_code_hash: mcpauth_token_engine::SecretHash::of(&taken.replace('-', "")),
+            client_id: client_id.as_str().into(),
             scope: "mcp:tools".into(),
             resources: vec![RESOURCE.into()],
             expires_at: NOW.plus(600),
@@ -448,12 +448,15 @@ async fn a_user_code_already_held_is_drawn_again() {
     let held = h
         .engine
         .model()
-        .find_device_by_user_code(&mcpauth_token_engine::secret_hash(&taken.replace('-', "")))
+        .find_device_by_user_code(&mcpauth_token_engine::SecretHash::of(
+            &taken.replace('-', ""),
+        ))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        held.device_code_hash, "another device",
+        held.device_code_hash,
+        mcpauth_token_engine::SecretHash::of("another device"),
         "the held one is untouched"
     );
 }

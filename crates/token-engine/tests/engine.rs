@@ -319,7 +319,7 @@ async fn the_kept_successor_is_sealed_with_the_rotated_token() {
     let record = h
         .engine
         .model()
-        .find_refresh(&mcpauth_token_engine::secret_hash(old))
+        .find_refresh(&mcpauth_token_engine::SecretHash::of(old))
         .await
         .unwrap()
         .unwrap();
@@ -338,7 +338,7 @@ async fn the_kept_successor_is_sealed_with_the_rotated_token() {
     let record = strict
         .engine
         .model()
-        .find_refresh(&mcpauth_token_engine::secret_hash(old))
+        .find_refresh(&mcpauth_token_engine::SecretHash::of(old))
         .await
         .unwrap()
         .unwrap();

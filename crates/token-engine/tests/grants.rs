@@ -447,7 +447,13 @@ async fn refresh_tokens_are_introspectable_only_by_their_client() {
         )
         .await;
     assert_eq!(foreign, serde_json::json!({ "active": false }));
-    let mut record = h.engine.model().find_client(&id).await.unwrap().unwrap();
+    let mut record = h
+        .engine
+        .model()
+        .find_client(&mcpauth_token_engine::ClientId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
     record.resource_server = true;
     assert!(h.engine.model().update_client(record).await.unwrap());
     let (_, own, _) = h

@@ -90,7 +90,11 @@ async fn retired_keys_still_verify_and_stay_published() {
     );
     let (client_id, secret) = machine_client(&before).await;
     // It introspects its own tokens below, as a resource server would.
-    let mut record = model.find_client(&client_id).await.unwrap().unwrap();
+    let mut record = model
+        .find_client(&mcpauth_token_engine::ClientId::from(client_id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
     record.resource_server = true;
     assert!(model.update_client(record).await.unwrap());
     let old_token = cc_token(&before, &client_id, &secret).await;

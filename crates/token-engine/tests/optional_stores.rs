@@ -10,10 +10,10 @@ use http::{Request, StatusCode};
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
-    AccessTokenFormat, AuthorizationCodeRecord, ClientRecord, ClientStore, CodeStore, ConsumeCode,
-    EngineConfig, GrantRecord, GrantStore, MemoryModel, ModelBase, RateLimitStore,
-    RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, SigningKey, TokenEngine,
-    UnixTime,
+    AccessTokenFormat, AuthorizationCodeRecord, ClientId, ClientRecord, ClientStore, CodeStore,
+    ConsumeCode, EngineConfig, GrantId, GrantRecord, GrantStore, MemoryModel, ModelBase,
+    RateLimitKey, RateLimitStore, RefreshTokenRecord, RefreshTokenStore, ReplayStore,
+    RotateRefresh, SecretHash, SigningKey, TokenEngine, UnixTime,
 };
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -27,7 +27,7 @@ impl ModelBase for Minimal {
 
 #[async_trait]
 impl ClientStore for Minimal {
-    async fn find_client(&self, id: &str) -> Result<Option<ClientRecord>, Self::Error> {
+    async fn find_client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Self::Error> {
         self.0.find_client(id).await
     }
     async fn insert_client(&self, client: ClientRecord) -> Result<(), Self::Error> {
@@ -36,7 +36,7 @@ impl ClientStore for Minimal {
     async fn update_client(&self, client: ClientRecord) -> Result<bool, Self::Error> {
         self.0.update_client(client).await
     }
-    async fn delete_client(&self, id: &str) -> Result<bool, Self::Error> {
+    async fn delete_client(&self, id: &ClientId) -> Result<bool, Self::Error> {
         self.0.delete_client(id).await
     }
     async fn count_clients(&self) -> Result<u64, Self::Error> {
@@ -49,13 +49,13 @@ impl GrantStore for Minimal {
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), Self::Error> {
         self.0.insert_grant(grant).await
     }
-    async fn find_grant(&self, id: &str) -> Result<Option<GrantRecord>, Self::Error> {
+    async fn find_grant(&self, id: &GrantId) -> Result<Option<GrantRecord>, Self::Error> {
         self.0.find_grant(id).await
     }
-    async fn revoke_grant(&self, id: &str, now: UnixTime) -> Result<(), Self::Error> {
+    async fn revoke_grant(&self, id: &GrantId, now: UnixTime) -> Result<(), Self::Error> {
         self.0.revoke_grant(id, now).await
     }
-    async fn revoke_client_grants(&self, id: &str, now: UnixTime) -> Result<(), Self::Error> {
+    async fn revoke_client_grants(&self, id: &ClientId, now: UnixTime) -> Result<(), Self::Error> {
         self.0.revoke_client_grants(id, now).await
     }
 }
@@ -65,12 +65,15 @@ impl CodeStore for Minimal {
     async fn insert_code(&self, code: AuthorizationCodeRecord) -> Result<(), Self::Error> {
         self.0.insert_code(code).await
     }
-    async fn find_code(&self, hash: &str) -> Result<Option<AuthorizationCodeRecord>, Self::Error> {
+    async fn find_code(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, Self::Error> {
         self.0.find_code(hash).await
     }
     async fn consume_code(
         &self,
-        hash: &str,
+        hash: &SecretHash,
         now: UnixTime,
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<ConsumeCode, Self::Error> {
@@ -83,12 +86,15 @@ impl RefreshTokenStore for Minimal {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), Self::Error> {
         self.0.insert_refresh(token).await
     }
-    async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, Self::Error> {
+    async fn find_refresh(
+        &self,
+        hash: &SecretHash,
+    ) -> Result<Option<RefreshTokenRecord>, Self::Error> {
         self.0.find_refresh(hash).await
     }
     async fn rotate_refresh(
         &self,
-        old: &str,
+        old: &SecretHash,
         new: RefreshTokenRecord,
         sealed_successor: Option<String>,
         now: UnixTime,
@@ -99,7 +105,12 @@ impl RefreshTokenStore for Minimal {
 
 #[async_trait]
 impl RateLimitStore for Minimal {
-    async fn hit(&self, key: &str, now: UnixTime, window: u64) -> Result<u32, Self::Error> {
+    async fn hit(
+        &self,
+        key: &RateLimitKey,
+        now: UnixTime,
+        window: u64,
+    ) -> Result<u32, Self::Error> {
         self.0.hit(key, now, window).await
     }
 }

@@ -389,7 +389,13 @@ async fn a_self_registered_record_with_client_credentials_is_unauthorized_at_the
         register(&h, Some("operator-iat"), None, machine_client(), NOW).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
     let id = registered["client_id"].as_str().unwrap();
-    let mut record = h.engine.model().find_client(id).await.unwrap().unwrap();
+    let mut record = h
+        .engine
+        .model()
+        .find_client(&mcpauth_token_engine::ClientId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     record.vouched = None;
     assert!(h.engine.model().update_client(record).await.unwrap());
     let (status, body) = client_credentials(&h, &registered, None).await;
@@ -593,7 +599,13 @@ async fn an_application_registered_client_cannot_widen_its_grants_or_scope_by_up
     refused(put(with(json!({}))).await);
     let (status, body) = put(with(json!({ "scope": "mcp:tools" }))).await;
     assert_eq!(status, StatusCode::OK, "keeping the scope is fine: {body}");
-    let stored = h.engine.model().find_client(&id).await.unwrap().unwrap();
+    let stored = h
+        .engine
+        .model()
+        .find_client(&mcpauth_token_engine::ClientId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.metadata.scope.as_deref(), Some("mcp:tools"));
     assert!(
         !stored

@@ -41,7 +41,7 @@ async fn setup() -> (Harness, (String, String), Value) {
     let mut record = h
         .engine
         .model()
-        .find_client(&server.0)
+        .find_client(&server.0.as_str().into())
         .await
         .unwrap()
         .unwrap();

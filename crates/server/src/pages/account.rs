@@ -45,7 +45,9 @@ pub(super) async fn show(State(pages): State<Arc<Pages>>, headers: HeaderMap) ->
                 for row in rows {
                     let client_name = pages
                         .store
-                        .find_client(&row.client_id)
+                        .find_client(&mcpauth_token_engine::ClientId::from(
+                            row.client_id.as_str(),
+                        ))
                         .await
                         .ok()
                         .flatten()

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mcpauth_http::{HttpResponse, Interaction};
 use mcpauth_store_sql::InteractionRow;
-use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, secret_hash};
+use mcpauth_token_engine::{ClientIdentity, PendingAuthorization, SecretHash};
 use serde::Deserialize;
 
 use super::sign_in::{PasswordCheck, Peer, check_password, peer_ip, start_session};
@@ -31,8 +31,11 @@ const INTERACTION_TTL: u64 = 600;
 /// The interaction's CSRF cookie: one per interaction (named after it), so concurrent
 /// sign-ins in one browser do not clash.
 fn csrf_cookie(id: &str) -> String {
-    let key = secret_hash(id);
-    format!("mcpauth_csrf_{}", key.get(..16).unwrap_or(&key))
+    let key = SecretHash::of(id);
+    format!(
+        "mcpauth_csrf_{}",
+        key.as_str().get(..16).unwrap_or(key.as_str())
+    )
 }
 
 #[derive(Template)]
@@ -182,7 +185,7 @@ impl Pages {
     ) -> Result<(InteractionRow, String), Response> {
         let row = match self
             .store
-            .find_interaction(&secret_hash(id), self.now())
+            .find_interaction(&SecretHash::of(id), self.now())
             .await
         {
             Ok(Some(row)) => row,
@@ -196,10 +199,7 @@ impl Pages {
                 "This sign-in request belongs to another browser session (or cookies are blocked). Return to the application and start again.",
             ));
         };
-        if !mcpauth_oauth_types::constant_time_eq(
-            secret_hash(csrf).as_bytes(),
-            row.csrf_hash.as_bytes(),
-        ) {
+        if !row.csrf_hash.matches(csrf) {
             return Err(self.message(
                 StatusCode::FORBIDDEN,
                 "This form has expired",
@@ -270,7 +270,7 @@ impl Pages {
         decision: Decision,
     ) -> Response {
         // Only the request that deletes the interaction may decide.
-        match self.store.take_interaction(&secret_hash(id)).await {
+        match self.store.take_interaction(&SecretHash::of(id)).await {
             Ok(true) => {}
             Ok(false) => return self.expired(),
             Err(e) => return self.server_error(&e),
@@ -347,9 +347,9 @@ impl BuiltInInteraction {
         let stored = pages
             .store
             .insert_interaction(
-                &secret_hash(&id),
+                &SecretHash::of(&id),
                 &persisted,
-                &secret_hash(&csrf),
+                &SecretHash::of(&csrf),
                 pages.now().plus(INTERACTION_TTL).0,
             )
             .await;
@@ -407,7 +407,7 @@ pub(super) async fn show(
     if row.user_id.is_none()
         && let Err(e) = pages
             .store
-            .set_interaction_user(&secret_hash(&id), &user.id)
+            .set_interaction_user(&SecretHash::of(&id), &user.id)
             .await
     {
         return pages.server_error(&e);
@@ -499,7 +499,7 @@ pub(super) async fn login(
     };
     if let Err(e) = pages
         .store
-        .set_interaction_user(&secret_hash(&id), &user.user_id)
+        .set_interaction_user(&SecretHash::of(&id), &user.user_id)
         .await
     {
         return pages.server_error(&e);
@@ -577,7 +577,11 @@ pub(super) async fn sign_out(
     if let Err(response) = pages.load_posted(&id, &headers, &form.csrf_token).await {
         return response;
     }
-    if let Err(e) = pages.store.clear_interaction_user(&secret_hash(&id)).await {
+    if let Err(e) = pages
+        .store
+        .clear_interaction_user(&SecretHash::of(&id))
+        .await
+    {
         return pages.server_error(&e);
     }
     let mut response = see_other(&pages.interaction_path(&id));
@@ -616,7 +620,7 @@ pub(super) async fn upstream(
     let Ok(pending) = PendingAuthorization::restore(&row.pending) else {
         return pages.server_error(&"stored interaction does not parse");
     };
-    match pages.store.take_interaction(&secret_hash(&id)).await {
+    match pages.store.take_interaction(&SecretHash::of(&id)).await {
         Ok(true) => {}
         Ok(false) => return pages.expired(),
         Err(e) => return pages.server_error(&e),

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use mcpauth_store_sql::SqlStore;
-use mcpauth_token_engine::{TokenEngine, secret_hash};
+use mcpauth_token_engine::{SecretHash, TokenEngine};
 
 pub(crate) use interaction::BuiltInInteraction;
 
@@ -251,7 +251,7 @@ impl Pages {
         let id = cookie(headers, &self.cookie_name(SESSION_COOKIE))?;
         let user_id = self
             .store
-            .session_user(&secret_hash(id), self.now())
+            .session_user(&SecretHash::of(id), self.now())
             .await
             .ok()
             .flatten()?;
@@ -265,7 +265,7 @@ impl Pages {
     /// Ends this browser's session (server-side too) and clears its cookie on `response`.
     async fn end_session(&self, headers: &HeaderMap, response: &mut Response) {
         if let Some(id) = cookie(headers, &self.cookie_name(SESSION_COOKIE))
-            && let Err(e) = self.store.delete_session(&secret_hash(id)).await
+            && let Err(e) = self.store.delete_session(&SecretHash::of(id)).await
         {
             tracing::warn!(error = %e, "deleting a session failed");
         }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Form};
 use mcpauth_store_sql::UserRow;
-use mcpauth_token_engine::{RateLimitStore, secret_hash};
+use mcpauth_token_engine::{RateLimitKey, RateLimitStore, SecretHash};
 use serde::Deserialize;
 
 use super::{LoginPage, Pages, ProviderButton, SESSION_COOKIE, page, random_token, see_other};
@@ -62,9 +62,9 @@ pub(super) async fn check_password(
     // counts only wrong passwords that were checked: a caller already locked out adds
     // nothing to it, so no one address can lock an account for everyone.
     let caller = peer.map_or_else(|| "unknown".to_owned(), mcpauth_http::caller_key);
-    let account = secret_hash(&format!("{email}\n{caller}"));
+    let account = SecretHash::of(&format!("{email}\n{caller}"));
     // No address is "*", so this key is the account's alone.
-    let whole_account = secret_hash(&format!("{email}\n*"));
+    let whole_account = SecretHash::of(&format!("{email}\n*"));
     for key in [&account, &whole_account] {
         match pages.store.login_locked_until(key, pages.now()).await {
             Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
@@ -147,7 +147,7 @@ fn locked(pages: &Pages, until: u64) -> Response {
 async fn throttle_address(pages: &Pages, peer: Option<IpAddr>) -> Option<Response> {
     let peer = peer?;
     let now = pages.now();
-    let key = format!("login-address:{}", mcpauth_http::caller_key(peer));
+    let key = RateLimitKey::new("login-address", &mcpauth_http::caller_key(peer));
     match pages.store.hit(&key, now, LOGIN_WINDOW).await {
         Ok(hits) if hits > pages.sign_in_attempts_per_hour => {
             tracing::warn!("sign-in attempts over the limit");
@@ -176,7 +176,7 @@ pub(super) async fn start_session(
     if let Err(e) = pages
         .store
         .insert_session(
-            &secret_hash(&session),
+            &SecretHash::of(&session),
             user_id,
             UnixTime(now),
             now + pages.session_ttl,

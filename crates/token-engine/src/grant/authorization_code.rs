@@ -15,8 +15,8 @@ use mcpauth_pkce::CodeChallenge;
 use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::grant::refresh_token::GrantTokens;
-use crate::model::{ClientRecord, ConsumeCode, OAuthServerModel};
-use crate::{TokenEngine, hash};
+use crate::model::{ClientRecord, ConsumeCode, GrantId, OAuthServerModel};
+use crate::{SecretHash, TokenEngine};
 
 pub(crate) struct CodeRedemption<'a> {
     pub(crate) code: AuthorizationCode,
@@ -36,7 +36,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: CodeRedemption<'_>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
-        let code_hash = hash::secret_hash(request.code.secret());
+        let code_hash = SecretHash::of(request.code.secret());
         let record = self
             .model
             .find_code(&code_hash)
@@ -143,7 +143,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub(crate) async fn refuse_inactive_subject(
         &self,
         subject: &str,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: UnixTime,
     ) -> Result<(), TokenError> {
         let active = self.subject_is_active(subject).await.map_err(|e| {

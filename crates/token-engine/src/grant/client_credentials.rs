@@ -44,8 +44,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .issue_access_token(
                 GrantType::ClientCredentials,
                 None,
-                &client.client_id,
-                &client.client_id,
+                client.client_id.as_str(),
+                client.client_id.as_str(),
                 &scope,
                 &audience,
                 now,

@@ -19,10 +19,10 @@ use crate::UnixTime;
 use crate::error::{TokenError, internal};
 use crate::grant::refresh_token::GrantTokens;
 use crate::model::{
-    ClientRecord, DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord,
-    OAuthServerModel,
+    ClientId, ClientRecord, DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantId,
+    GrantRecord, OAuthServerModel, RateLimitKey,
 };
-use crate::{TokenEngine, hash, random};
+use crate::{SecretHash, TokenEngine, random};
 
 /// RFC 8628 §6.1: "BCDFGHJKLMNPQRSTVWXZ" — consonants only.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -69,8 +69,8 @@ impl std::fmt::Debug for DeviceAuthorization {
 #[must_use = "a looked-up device authorization is shown, then approved or denied"]
 pub struct PendingDevice {
     user_code: String,
-    user_code_hash: String,
-    client_id: String,
+    user_code_hash: SecretHash,
+    client_id: ClientId,
     client_name: Option<String>,
     client_identity: crate::ClientIdentity,
     scope: String,
@@ -87,7 +87,7 @@ impl PendingDevice {
     /// The client asking.
     #[must_use]
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        self.client_id.as_str()
     }
 
     /// Its display name, if registered.
@@ -193,8 +193,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .map_err(|e| internal("randomness failure", e))?;
             let inserted = devices
                 .insert_device(DeviceAuthorizationRecord {
-                    device_code_hash: hash::secret_hash(&device_code),
-                    user_code_hash: hash::secret_hash(&user_code),
+                    device_code_hash: SecretHash::of(&device_code),
+                    user_code_hash: SecretHash::of(&user_code),
                     client_id: client.client_id.clone(),
                     scope: scope.to_string(),
                     resources: resources.clone(),
@@ -212,7 +212,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             };
             // Only a code already held is worth another draw; any other failure is final.
             let held = devices
-                .find_device_by_user_code(&hash::secret_hash(&user_code))
+                .find_device_by_user_code(&SecretHash::of(&user_code))
                 .await
                 .map_err(|e| internal("storage failure", e))?
                 .is_some();
@@ -266,7 +266,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         device_code: &DeviceCode,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
-        let device_hash = hash::secret_hash(device_code.secret());
+        let device_hash = SecretHash::of(device_code.secret());
         let invalid =
             || OAuthError::new(TokenErrorCode::InvalidGrant, "the device code is invalid");
         let Some(devices) = self.model.devices() else {
@@ -319,7 +319,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             )),
             DeviceState::Approved => {
                 let (Some(subject), Some(grant_id)) =
-                    (before.subject.as_deref(), before.grant_id.as_deref())
+                    (before.subject.as_deref(), before.grant_id.as_ref())
                 else {
                     return Err(internal(
                         "approved device authorization without a grant",
@@ -377,10 +377,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         caller_key: &str,
         now: UnixTime,
     ) -> Result<PendingDevice, DeviceUserError> {
-        let key = format!("device-user-code:{caller_key}");
         let attempts = self
             .model
-            .hit(&key, now, 60)
+            .hit(&RateLimitKey::new("device-user-code", caller_key), now, 60)
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?;
         if attempts > self.config.user_code_attempts_per_minute {
@@ -389,7 +388,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let code = normalize_user_code(user_code).ok_or(DeviceUserError::UnknownCode)?;
         let devices = self.model.devices().ok_or(DeviceUserError::UnknownCode)?;
         let record = devices
-            .find_device_by_user_code(&hash::secret_hash(&code))
+            .find_device_by_user_code(&SecretHash::of(&code))
             .await
             .map_err(|e| DeviceUserError::Internal(Box::new(e)))?
             .filter(|r| r.state == DeviceState::Pending && r.expires_at > now)
@@ -402,7 +401,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .ok_or(DeviceUserError::UnknownCode)?;
         Ok(PendingDevice {
             user_code: display_user_code(&code),
-            user_code_hash: hash::secret_hash(&code),
+            user_code_hash: SecretHash::of(&code),
             client_id: record.client_id,
             client_identity: crate::ClientIdentity::of(&client),
             client_name: client.metadata.client_name,
@@ -440,8 +439,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             return Err(DeviceUserError::InactiveUser);
         }
-        let grant_id =
-            random::identifier(&*self.rng).map_err(|e| DeviceUserError::Internal(Box::new(e)))?;
+        let grant_id = GrantId::from(
+            random::identifier(&*self.rng).map_err(|e| DeviceUserError::Internal(Box::new(e)))?,
+        );
         let grant = GrantRecord {
             grant_id,
             client_id: record.client_id,

@@ -23,8 +23,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::UnixTime;
 use crate::error::{TokenError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
-use crate::{TokenEngine, hash, random};
+use crate::model::{ClientRecord, GrantId, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
+use crate::{SecretHash, TokenEngine, random};
 
 fn invalid_grant(description: &'static str) -> TokenError {
     OAuthError::new(TokenErrorCode::InvalidGrant, description)
@@ -82,7 +82,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         resource: &[String],
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
-        let old_hash = hash::secret_hash(token.secret());
+        let old_hash = SecretHash::of(token.secret());
         let record = self
             .model
             .find_refresh(&old_hash)
@@ -144,7 +144,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             None
         };
         let new_record = RefreshTokenRecord {
-            token_hash: hash::secret_hash(&new_token),
+            token_hash: SecretHash::of(&new_token),
             issued_at: now,
             expires_at: now.plus(self.config.refresh_token_ttl),
             rotated_at: None,
@@ -183,9 +183,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let access_token = self
             .issue_access_token(
                 GrantType::RefreshToken,
-                Some(&answer.record.grant_id),
+                Some(answer.record.grant_id.as_str()),
                 &answer.record.subject,
-                &answer.client.client_id,
+                answer.client.client_id.as_str(),
                 answer.access_scope,
                 answer.audience,
                 now,
@@ -198,7 +198,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Ok(response)
     }
 
-    async fn refresh_grant_is_live(&self, grant_id: &str) -> Result<bool, TokenError> {
+    async fn refresh_grant_is_live(&self, grant_id: &GrantId) -> Result<bool, TokenError> {
         let grant = self
             .model
             .find_grant(grant_id)
@@ -227,7 +227,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             let live = self
                 .model
-                .find_refresh(&hash::secret_hash(&successor))
+                .find_refresh(&SecretHash::of(&successor))
                 .await
                 .map_err(|e| internal("storage failure", e))?
                 .is_some_and(|s| {
@@ -258,9 +258,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let access_token = self
             .issue_access_token(
                 issue.grant_type,
-                Some(issue.grant_id),
+                Some(issue.grant_id.as_str()),
                 issue.subject,
-                &client.client_id,
+                client.client_id.as_str(),
                 issue.access_scope,
                 issue.audience,
                 now,
@@ -274,7 +274,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let token =
                 random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             refresh = Some(RefreshTokenRecord {
-                token_hash: hash::secret_hash(&token),
+                token_hash: SecretHash::of(&token),
                 grant_id: issue.grant_id.to_owned(),
                 client_id: client.client_id.clone(),
                 subject: issue.subject.to_owned(),
@@ -309,7 +309,7 @@ pub(crate) struct PreparedTokens {
 /// What [`TokenEngine::issue_tokens`] issues from a grant.
 pub(crate) struct GrantTokens<'a> {
     pub(crate) grant_type: GrantType,
-    pub(crate) grant_id: &'a str,
+    pub(crate) grant_id: &'a GrantId,
     pub(crate) subject: &'a str,
     /// The grant's scope, kept by the refresh token.
     pub(crate) grant_scope: &'a str,

@@ -19,7 +19,7 @@ use crate::UnixTime;
 use crate::access_token::SubjectType;
 pub use crate::config::ExchangeRule;
 use crate::error::{TokenError, internal};
-use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
+use crate::model::{ClientRecord, GrantId, OAuthServerModel, TokenEndpointAuthMethod};
 
 /// The grant type name registered by RFC 8693 §2.1.
 pub use mcpauth_oauth_types::TOKEN_EXCHANGE_GRANT;
@@ -90,7 +90,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "subject_token has expired",
             ));
         }
-        let grant_id = subject.grant_id().map(str::to_owned);
+        let grant_id = subject.grant_id().map(GrantId::from);
         if let Some(grant_id) = &grant_id {
             let grant = self
                 .model
@@ -116,7 +116,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             crate::access_token::Audience::Many(many) => many.iter().map(String::as_str).collect(),
         };
         let allowed = self.config.exchange_rules.iter().any(|rule| {
-            rule.client_id == client.client_id
+            client.client_id == rule.client_id
                 && subject_audience.contains(&rule.from_resource.as_str())
                 && request
                     .targets
@@ -143,9 +143,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut claims = self
             .access_token_claims(
                 GrantType::TokenExchange,
-                grant_id.as_deref(),
+                grant_id.as_ref().map(GrantId::as_str),
                 &subject.sub,
-                &client.client_id,
+                client.client_id.as_str(),
                 &scope,
                 &request.targets,
                 now,
@@ -160,7 +160,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         });
         // RFC 8693 §4.1: the current actor, with earlier actors nested inside.
         let mut act = serde_json::Map::new();
-        act.insert("sub".into(), client.client_id.clone().into());
+        act.insert("sub".into(), client.client_id.as_str().into());
         if let Some(previous) = subject.extra.get("act") {
             act.insert("act".into(), previous.clone());
         }

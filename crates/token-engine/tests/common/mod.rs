@@ -213,7 +213,13 @@ impl Harness {
         let (id, secret) = self
             .confidential_client(&["client_credentials"], None)
             .await;
-        let mut record = self.engine.model().find_client(&id).await.unwrap().unwrap();
+        let mut record = self
+            .engine
+            .model()
+            .find_client(&id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
         record.resource_server = true;
         assert!(self.engine.model().update_client(record).await.unwrap());
         (id, secret)
