@@ -2,6 +2,7 @@
 //! tokens in the query string, and this crate does not read the form body either (§2.2, §2.3).
 
 use http::HeaderMap;
+use mcpauth_oauth_types::{BearerError, parse_bearer_authorization};
 
 /// The request does not carry a usable bearer token (RFC 6750 §3.1 `invalid_request`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,33 +34,10 @@ pub fn extract_bearer(headers: &HeaderMap) -> Result<Option<&str>, ExtractError>
         return Err(ExtractError::Repeated);
     }
     let value = value.to_str().map_err(|_| ExtractError::Malformed)?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        // RFC 6750 §3.1: a request naming the scheme without a token is malformed, not
-        // unauthenticated.
-        if value.trim().eq_ignore_ascii_case("bearer") {
-            return Err(ExtractError::Empty);
-        }
-        return Ok(None);
-    };
-    // RFC 7235 §2.1: the scheme is case-insensitive.
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = token.trim_start_matches(' ');
-    if token.trim_end().is_empty() {
-        return Err(ExtractError::Empty);
-    }
-    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=');
-    if body.is_empty()
-        || body.len() > 16 * 1024
-        || !body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-    {
-        return Err(ExtractError::Malformed);
-    }
-    Ok(Some(token))
+    parse_bearer_authorization(value).map_err(|e| match e {
+        BearerError::Empty => ExtractError::Empty,
+        _ => ExtractError::Malformed,
+    })
 }
 
 #[cfg(test)]

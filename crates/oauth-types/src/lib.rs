@@ -16,6 +16,7 @@
 //! # Ok::<(), mcpauth_oauth_types::ParseError>(())
 //! ```
 
+mod bearer;
 mod client_auth;
 mod error;
 mod form;
@@ -27,6 +28,7 @@ mod scope;
 mod secret;
 mod time;
 
+pub use bearer::{BearerError, parse_bearer_authorization};
 pub use client_auth::{BasicCredentials, parse_basic_authorization};
 pub use error::{
     AuthorizeErrorCode, BearerErrorCode, ErrorBody, IntrospectionErrorCode, OAuthError,

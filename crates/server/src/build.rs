@@ -104,6 +104,18 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
              that presents it may have those grant types",
         ));
     }
+    // RFC 6750 §2.1: a client presents it as `Authorization: Bearer <token>`, so a value
+    // outside `b64token` syntax could never be presented and would close /register for good.
+    if let Some(token) = &config.registration_token
+        && mcpauth_oauth_types::parse_bearer_authorization(&format!("Bearer {}", token.expose()))
+            .ok()
+            .flatten()
+            != Some(token.expose())
+    {
+        return Err(StartError::config(
+            "registration_token may hold only letters, digits and -._~+/ (then = padding):              clients send it as `Authorization: Bearer <token>`; generate one with              `openssl rand -base64 32`",
+        ));
+    }
     if config.forwarded_header != config::ForwardedHeaderName::default()
         && config.trusted_proxies.is_empty()
     {

@@ -6,7 +6,7 @@
 //! redirector. Unknown client and unregistered redirect URI look the same from outside.
 
 use mcpauth_oauth_types::{
-    AuthorizationRequest, AuthorizeErrorCode, FormParams, OAuthError, Scope,
+    AuthorizationRequest, AuthorizeErrorCode, FormParams, GrantType, OAuthError, Scope,
 };
 use mcpauth_pkce::CodeChallenge;
 use serde::{Deserialize, Serialize};
@@ -317,7 +317,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "response_mode is not supported: this server answers in the query only",
             );
         }
-        if !client.allows_grant("authorization_code") {
+        if !client.allows_grant(GrantType::AuthorizationCode) {
             return redirect(
                 AuthorizeErrorCode::UnauthorizedClient,
                 "the client did not register the authorization_code grant",

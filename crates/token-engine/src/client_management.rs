@@ -14,7 +14,9 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use mcpauth_oauth_types::{ClientMetadata, OAuthError, RegistrationErrorCode};
+use mcpauth_oauth_types::{
+    ClientMetadata, OAuthError, RegistrationErrorCode, parse_bearer_authorization,
+};
 use serde_json::Value;
 
 use crate::TokenEngine;
@@ -75,14 +77,17 @@ fn registration_error(error: &RegistrationError) -> Response<Bytes> {
     )
 }
 
+/// The registration access token (RFC 7592 §2.1: `Authorization: Bearer`); none when the
+/// header is repeated or malformed.
 fn bearer(request: &Request<Bytes>) -> Option<&str> {
     let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
         return None;
     }
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    parse_bearer_authorization(value.to_str().ok()?)
+        .ok()
+        .flatten()
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {

@@ -38,6 +38,7 @@ mod client_metadata_document;
 
 mod config;
 mod customize;
+mod endpoints;
 mod error;
 mod grant;
 mod hash;
@@ -72,12 +73,13 @@ pub use config::{
     USER_DELEGATED_GRANT_TYPES,
 };
 pub use customize::{TokenContext, TokenCustomizer};
+pub use endpoints::{EndpointError, RegistrationRefusal, RegistrationRequest, TokenEndpointError};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
-pub use http_entry::{EndpointError, InternalError, IssuedForGrantType, TokenEndpointError};
+pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};

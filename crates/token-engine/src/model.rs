@@ -9,7 +9,7 @@
 //! Run [`crate::testing`] (feature `testing`) against your own model.
 
 use async_trait::async_trait;
-use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_oauth_types::{ClientMetadata, GrantType};
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
@@ -192,11 +192,14 @@ impl ClientRecord {
 
     /// Whether the client registered `grant_type` (RFC 7591 §2 default: `authorization_code`).
     #[must_use]
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
         if self.metadata.grant_types.is_empty() {
-            grant_type == "authorization_code"
+            grant_type == GrantType::AuthorizationCode
         } else {
-            self.metadata.grant_types.iter().any(|g| g == grant_type)
+            self.metadata
+                .grant_types
+                .iter()
+                .any(|g| g == grant_type.as_str())
         }
     }
 }

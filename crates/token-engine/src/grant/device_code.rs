@@ -159,7 +159,7 @@ fn display_user_code(code: &str) -> String {
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// RFC 8628 §3.1–§3.2 for an authenticated `client`.
-    pub(crate) async fn device_authorization(
+    pub(crate) async fn start_device_authorization(
         &self,
         client: &ClientRecord,
         request: &DeviceAuthorizationRequest,
@@ -168,7 +168,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let Some(devices) = self.model.devices() else {
             return Err(no_device_flow());
         };
-        if !client.allows_grant(DEVICE_CODE_GRANT) {
+        if !client.allows_grant(GrantType::DeviceCode) {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
                 "the client did not register the device_code grant type",

@@ -270,7 +270,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
         let mut refresh = None;
-        if client.allows_grant("refresh_token") {
+        if client.allows_grant(GrantType::RefreshToken) {
             let token =
                 random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
             refresh = Some(RefreshTokenRecord {
