@@ -1,0 +1,594 @@
+//! The protocol endpoints over HTTP: metadata at an issuer path, the token endpoint's headers, registration and its management, metadata documents, the device page, per-address limits, the provider chooser.
+
+use super::*;
+
+// RFC 8414 §3.1: an issuer with a path publishes its metadata at the path-inserted URL, and
+// the endpoints live under the issuer's path.
+#[tokio::test]
+async fn issuer_with_a_path_uses_path_inserted_metadata() {
+    let server = start_with("/tenant1", temp_dir("tenant")).await;
+    let response = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server/tenant1",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let metadata: Value = response.json().await.unwrap();
+    assert_eq!(metadata["issuer"], server.issuer.as_str());
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("{}/token", server.issuer)
+    );
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/jwks.json", server.issuer))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+// RFC 6749 §5.1: Cache-Control: no-store on token responses, over HTTP.
+#[tokio::test]
+async fn token_endpoint_answers_no_store_and_json_errors() {
+    let server = start().await;
+    let response = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", "nobody"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    let wrong_type = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
+}
+
+// RFC 7592 over HTTP: the registration_client_uri answers GET with the registration token and
+// DELETE removes the client.
+#[tokio::test]
+async fn registration_management_is_served_at_the_registration_client_uri() {
+    let server = start().await;
+    let registered: Value = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({ "redirect_uris": [REDIRECT], "client_name": "Managed" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uri = registered["registration_client_uri"].as_str().unwrap();
+    let token = registered["registration_access_token"].as_str().unwrap();
+    let read = server
+        .http
+        .get(uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(
+        read.json::<Value>().await.unwrap()["client_name"],
+        "Managed"
+    );
+    assert_eq!(
+        server.http.get(uri).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .http
+            .delete(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server
+            .http
+            .get(uri)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+// Registration abuse limits over HTTP: the per-IP limit keys on the peer address the server
+// sees, and the initial access token is required when configured.
+#[tokio::test]
+async fn registration_is_limited_per_ip_and_can_require_a_token() {
+    let server = start_configured("", temp_dir("limits"), |c| {
+        c.registrations_per_ip_per_hour = 1;
+    })
+    .await;
+    let body = serde_json::json!({ "redirect_uris": [REDIRECT] });
+    let register = || {
+        server
+            .http
+            .post(format!("{}/register", server.issuer))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), StatusCode::CREATED);
+    let limited = register().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+
+    let protected = start_configured("", temp_dir("iat"), |c| {
+        c.registration_token = Some("operator-issued".into());
+    })
+    .await;
+    let url = format!("{}/register", protected.issuer);
+    assert_eq!(
+        protected
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        protected
+            .http
+            .post(&url)
+            .bearer_auth("operator-issued")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+// RFC 6750 §2.1: a registration token no client could send as `Authorization: Bearer` would
+// close /register for good; the server refuses to start with one, and says why.
+#[tokio::test]
+async fn a_registration_token_outside_bearer_syntax_is_refused_at_start() {
+    for token in [
+        "has a space in it and is long enough",
+        "quote\"d-but-long-enough-token-xx",
+    ] {
+        let mut config = mcpauth_server::Config::default();
+        config.registration_token = Some(token.into());
+        let Err(error) = mcpauth_server::build(&config).await else {
+            panic!("{token:?} was accepted");
+        };
+        assert!(
+            matches!(error, mcpauth_server::StartError::Config { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("registration_token"), "{error}");
+    }
+}
+
+// Client ID Metadata Documents: advertised, and a document URL that points inside the network
+// is refused by the SSRF-safe fetcher with an error page, never a redirect.
+#[tokio::test]
+async fn metadata_document_urls_pointing_inside_the_network_are_refused() {
+    let server = start().await;
+    let metadata: Value = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+    for client_id in [
+        "https://127.0.0.1:9/client.json",
+        "https://169.254.169.254/latest/client.json",
+        "https://10.0.0.7/client.json",
+    ] {
+        let response = server
+            .http
+            .get(server.authorize_url(client_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(response.headers().get(LOCATION).is_none());
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("private, loopback or reserved address"),
+            "{html}"
+        );
+    }
+}
+
+// RFC 8628 §3.3: the user opens `verification_uri_complete`, signs in, confirms the code
+// and approves; the device's next poll gets tokens. Wrong codes are refused with the form
+// shown again.
+#[tokio::test]
+async fn the_device_page_signs_in_and_approves_a_device_code() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let server = start_timed("", temp_dir("device"), clock.clone(), |_| {}).await;
+    let client: Value = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({
+            "client_name": "Kitchen <TV>",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let device: Value = server
+        .http
+        .post(format!("{}/device_authorization", server.issuer))
+        .form(&[("client_id", client_id.as_str()), ("resource", RESOURCE)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        device["verification_uri"],
+        format!("{}/device", server.issuer)
+    );
+    let complete = device["verification_uri_complete"].as_str().unwrap();
+    let user_code = device["user_code"].as_str().unwrap();
+
+    // Signed out: the sign-in form, carrying the code through.
+    let page = server.get(complete, "").await;
+    let cookie = cookies(page.headers());
+    assert!(cookie.starts_with("mcpauth_form="), "{cookie}");
+    let html = page.text().await.unwrap();
+    assert_eq!(field(&html, "user_code"), user_code);
+    let signed_in = server
+        .post_form(
+            &format!("{}/sign-in", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("next", "device"),
+                ("user_code", user_code),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookie = format!("{cookie}; {}", cookies(signed_in.headers()));
+    let confirm = format!("{}{}", server.base, location(&signed_in));
+
+    // Back with a session: the code-entry form, filled in; nothing looked up yet.
+    let entry = server.get(&confirm, &cookie).await;
+    assert_eq!(entry.status(), StatusCode::OK);
+    let entry = entry.text().await.unwrap();
+    assert_eq!(field(&entry, "user_code"), user_code);
+    let csrf = field(&entry, "csrf_token");
+    let lookup = |code: &str, token: &str| {
+        let (code, token) = (code.to_owned(), token.to_owned());
+        let cookie = cookie.clone();
+        let server = &server;
+        async move {
+            server
+                .post_form(
+                    &format!("{}/device/code", server.base),
+                    &cookie,
+                    &[("csrf_token", &token), ("user_code", &code)],
+                )
+                .await
+        }
+    };
+    // The code form carries a CSRF token: without it, nothing is looked up.
+    let forged = lookup(user_code, "not-the-token").await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The confirmation shows the code, the client (escaped) and how verified it is.
+    let html = lookup(user_code, &csrf).await.text().await.unwrap();
+    assert!(html.contains(user_code), "{html}");
+    assert!(html.contains("Kitchen &#60;TV&#62;") || html.contains("Kitchen &lt;TV&gt;"));
+    assert!(html.contains("unverified: it registered itself"), "{html}");
+
+    // A mistyped code: the entry form again, with an error.
+    let wrong = lookup("BBBB-BBBB", &csrf).await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(wrong.text().await.unwrap().contains("not valid"));
+
+    let poll = || {
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device["device_code"].as_str().unwrap()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send()
+    };
+    let pending: Value = poll().await.unwrap().json().await.unwrap();
+    assert_eq!(pending["error"], "authorization_pending");
+
+    let approved = server
+        .post_form(
+            &format!("{}/device", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &field(&html, "csrf_token")),
+                ("user_code", user_code),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert!(approved.text().await.unwrap().contains("Device connected"));
+
+    // Polling too soon after the first poll is slow_down; wait out the interval.
+    clock.advance(5);
+    let tokens = poll().await.unwrap();
+    assert_eq!(tokens.status(), StatusCode::OK);
+    let tokens: Value = tokens.json().await.unwrap();
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+}
+
+// Per-address limits on the token and device-authorization endpoints, counted in the
+// database: over the limit, 429 with Retry-After and an RFC 6749-shaped JSON error.
+#[tokio::test]
+async fn token_and_device_requests_are_limited_per_address() {
+    let server = start_configured("", temp_dir("limits"), |config| {
+        config.token_requests_per_ip_per_minute = 3;
+        config.device_authorizations_per_ip_per_minute = 2;
+    })
+    .await;
+    let token = || {
+        server
+            .http
+            .post(format!("{}/token", server.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+            ])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(token().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = token().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    assert_eq!(limited.headers()["cache-control"], "no-store");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    let device = || {
+        server
+            .http
+            .post(format!("{}/device_authorization", server.issuer))
+            .form(&[("client_id", "nobody")])
+            .send()
+    };
+    for _ in 0..2 {
+        assert_ne!(
+            device().await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(
+        device().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let metrics = server
+        .get(&format!("{}/metrics", server.base), "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcpauth_rate_limited_total{endpoint=\"token\"} 1"),
+        "{metrics}"
+    );
+}
+
+// With providers: the chooser is the consent (before anyone is sent upstream), password
+// sign-in can be off, continuing takes the interaction once and sends the browser upstream
+// with our own state and PKCE and a cookie binding the callback to it, Deny needs no
+// sign-in, and a callback with a forged state is refused with a page, redirecting nowhere.
+#[tokio::test]
+async fn the_provider_chooser_consents_before_sending_the_user_upstream() {
+    let server = start_configured("", temp_dir("chooser"), |config| {
+        config.providers = vec![
+            mcpauth_proxy::ProviderConfig::new("github", mcpauth_proxy::Preset::GitHub, "gh-id")
+                .client_secret("gh-secret"),
+        ];
+        config.password_login = false;
+    })
+    .await;
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Authorize &#60;b&#62;Evil&#60;/b&#62; &#38; Co?"),
+        "{html}"
+    );
+    assert!(html.contains("Continue with GitHub"), "{html}");
+    assert!(
+        !html.contains("type=\"password\""),
+        "password sign-in is off: {html}"
+    );
+    let csrf = field(&html, "csrf_token");
+
+    // Password sign-in is refused outright.
+    let refused = server
+        .post_form(
+            &format!("{interaction}/login"),
+            &cookie,
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Without the form's token: refused, nothing taken.
+    let forged = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let upstream = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(upstream.status(), StatusCode::SEE_OTHER);
+    let sent_to = url::Url::parse(&location(&upstream)).unwrap();
+    assert_eq!(
+        sent_to.as_str().split('?').next().unwrap(),
+        "https://github.com/login/oauth/authorize"
+    );
+    let query: std::collections::HashMap<String, String> =
+        sent_to.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "gh-id");
+    assert_eq!(
+        query["redirect_uri"],
+        format!("{}/upstream/github/callback", server.issuer)
+    );
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_ne!(query["state"], "s1", "our own state, not the client's");
+    let binding = upstream
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("mcpauth_upstream_"))
+        .expect("a binding cookie");
+    assert!(
+        binding.contains("Path=/upstream/github/callback") && binding.contains("HttpOnly"),
+        "{binding}"
+    );
+
+    // The interaction was taken: continuing twice does not start two sign-ins.
+    let again = server
+        .post_form(
+            &format!("{interaction}/upstream/github"),
+            &cookie,
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+
+    // A callback whose state no sign-in is waiting for: a page, no redirect.
+    let forged = server
+        .get(
+            &format!(
+                "{}/upstream/github/callback?code=attacker-code&state=forged",
+                server.issuer
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.headers().get(LOCATION).is_none());
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("This sign-in cannot be completed")
+    );
+
+    // Deny on the chooser: the client hears access_denied, nobody signed in.
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let denied = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", field(&html, "csrf_token").as_str()),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    let back = location(&denied);
+    assert!(
+        back.starts_with(REDIRECT) && back.contains("error=access_denied"),
+        "{back}"
+    );
+    // Approving needs a signed-in user: without one it is not an approval.
+    let (interaction, cookie) = server.begin().await;
+    let html = server
+        .get(&interaction, &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let approve = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &cookie,
+            &[
+                ("csrf_token", field(&html, "csrf_token").as_str()),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert!(!location(&approve).contains("code="));
+}
