@@ -1,0 +1,294 @@
+//! Each command, run.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpauth_client::Browser;
+use serde_json::json;
+
+use super::{conformance, stores};
+use crate::args::{Cli, Command, StoreKind};
+use crate::browsers::{FollowRedirects, OpenAndPrint, PrintUrl};
+use crate::client::{authorized_client, client_for, configured_secret_key};
+use crate::output::Output;
+use crate::probe::probe;
+use crate::registry::{Registry, ServerEntry};
+use crate::{expires_text, now};
+
+pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
+    // Commands that keep nothing open no store (and never ask for its passphrase).
+    match &cli.command {
+        Command::Conformance {
+            url,
+            metadata_document,
+        } => {
+            return conformance::run(url, metadata_document.as_deref())
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Command::Completions { .. } => return Ok(ExitCode::SUCCESS),
+        _ => {}
+    }
+    let dir = match &cli.store_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            mcpauth_client::FileStore::default_dir().ok_or("no home directory: pass --store-dir")?
+        }
+    };
+    let store = stores::open(cli.store, &dir).await?;
+    let mut registry =
+        Registry::load(&dir, cli.store == StoreKind::Memory).map_err(|e| e.to_string())?;
+    match &cli.command {
+        Command::Auth {
+            name,
+            url,
+            device,
+            scope,
+            client_id,
+            client_secret,
+            issuer,
+            client_credentials,
+            private_key,
+            signing_algorithm,
+            metadata_document,
+            allow_http,
+            allow_private_network,
+            no_browser,
+            non_interactive,
+            timeout,
+        } => {
+            let mut entry = ServerEntry {
+                url: url.clone(),
+                allow_http: *allow_http,
+                allow_private_network: *allow_private_network,
+                client_id: client_id.clone(),
+                metadata_document: metadata_document.clone(),
+                scope: scope.clone(),
+                client_credentials: *client_credentials,
+                private_key: private_key.clone(),
+                signing_algorithm: private_key.as_ref().map(|_| signing_algorithm.clone()),
+                issuer: issuer.clone(),
+                resource: None,
+            };
+            let browser: Arc<dyn Browser> = if *non_interactive {
+                Arc::new(FollowRedirects)
+            } else if *no_browser {
+                Arc::new(PrintUrl)
+            } else {
+                Arc::new(OpenAndPrint)
+            };
+            // A configured client id belongs to one authorization server: the one named with
+            // --issuer, else the one this server names now, kept from here on.
+            if let (Some(id), None) = (client_id, &entry.issuer) {
+                let mut probe = entry.clone();
+                probe.client_id = None;
+                let found = client_for(&probe, store.clone(), browser.clone(), true, None)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .discover()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "client {id} is bound to the authorization server {}",
+                    found.issuer()
+                );
+                entry.issuer = Some(found.issuer().to_owned());
+            }
+            let client = client_for(
+                &entry,
+                store.clone(),
+                browser,
+                true,
+                client_secret.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let discovered = client.discover().await.map_err(|e| e.to_string())?;
+            let tokens = if *device {
+                // A spinner on a terminal while the client polls, once the code is shown.
+                let spinner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> =
+                    Arc::default();
+                let show = {
+                    let spinner = spinner.clone();
+                    move |code: &mcpauth_client::device::DeviceCode| {
+                        eprintln!(
+                            "To authorize, visit {} and enter the code\n\n    {}\n",
+                            code.verification_uri, code.user_code
+                        );
+                        if let Some(complete) = &code.verification_uri_complete {
+                            eprintln!("(or open {complete})");
+                        }
+                        if std::io::stderr().is_terminal() {
+                            let task = tokio::spawn(async {
+                                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                                for frame in frames.iter().cycle() {
+                                    eprint!("\r{frame} waiting for you to approve…");
+                                    tokio::time::sleep(Duration::from_millis(120)).await;
+                                }
+                            });
+                            if let Ok(mut slot) = spinner.lock() {
+                                *slot = Some(task);
+                            }
+                        } else {
+                            eprintln!("Waiting for you to approve…");
+                        }
+                    }
+                };
+                let result = client.authorize_device(None, &show).await;
+                if let Some(task) = spinner.lock().ok().and_then(|mut slot| slot.take()) {
+                    task.abort();
+                    eprint!("\r\x1b[2K");
+                }
+                result
+            } else {
+                tokio::time::timeout(Duration::from_secs(*timeout + 5), client.authorize(None))
+                    .await
+                    .map_err(|_| format!("no answer within {timeout} s"))?
+            }
+            .map_err(|e| e.to_string())?;
+            // The secret of a configured client is kept encrypted in the store, bound to its
+            // issuer, for the commands that come later: under a key of its own, never in the
+            // slot of the identity the client registered there for other entries.
+            if let (Some(id), Some(secret), None) = (client_id, client_secret, private_key) {
+                store
+                    .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
+                        &configured_secret_key(discovered.issuer(), id),
+                        id,
+                        Some(secret),
+                    ))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            entry.issuer = Some(discovered.issuer().to_owned());
+            entry.resource = Some(discovered.resource.clone());
+            registry.insert(name, entry);
+            registry.save().map_err(|e| e.to_string())?;
+            out.ok(
+                &format!(
+                    "authorized {name} at {} (scope: {}; {})",
+                    discovered.issuer(),
+                    tokens.scope.as_deref().unwrap_or("none"),
+                    expires_text(&tokens, now())
+                ),
+                json!({
+                    "name": name, "url": url, "issuer": discovered.issuer(),
+                    "resource": discovered.resource, "scope": tokens.scope,
+                    "expires_at": tokens.expires_at,
+                }),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            let held = store.list_tokens().await.map_err(|e| e.to_string())?;
+            let mut rows = Vec::new();
+            for (name, entry) in registry.entries() {
+                let tokens = held.iter().find(|(issuer, resource, _)| {
+                    Some(issuer) == entry.issuer.as_ref()
+                        && Some(resource) == entry.resource.as_ref()
+                });
+                let state = match tokens {
+                    None => "not authorized".to_owned(),
+                    Some((_, _, t)) if t.expires_within(now(), 0) && t.refresh_token.is_some() => {
+                        "expired (will refresh)".into()
+                    }
+                    Some((_, _, t)) => expires_text(t, now()),
+                };
+                rows.push(json!({
+                    "name": name, "url": entry.url, "issuer": entry.issuer,
+                    "state": state,
+                    "scope": tokens.and_then(|(_, _, t)| t.scope.clone()),
+                }));
+                if !out.json {
+                    println!("{name}\t{}\t{state}", entry.url);
+                }
+            }
+            if out.json {
+                println!("{}", serde_json::Value::Array(rows));
+            } else if registry.entries().next().is_none() {
+                println!("no servers yet: `mcpauth auth NAME URL` adds one");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { name, show } => {
+            let entry = registry.get(name)?;
+            let client = authorized_client(entry, store.clone()).await?;
+            let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
+            let tokens = client
+                .held_tokens()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no tokens are held")?;
+            if *show {
+                if out.json {
+                    println!(
+                        "{}",
+                        json!({ "name": name, "access_token": token, "expires_at": tokens.expires_at, "scope": tokens.scope })
+                    );
+                } else {
+                    println!("{token}");
+                }
+            } else {
+                out.ok(
+                    &format!(
+                        "{name}: access token [redacted, {} characters] ({}; scope: {}); --show prints it",
+                        token.len(),
+                        expires_text(&tokens, now()),
+                        tokens.scope.as_deref().unwrap_or("none"),
+                    ),
+                    json!({ "name": name, "access_token": "[redacted]", "expires_at": tokens.expires_at, "scope": tokens.scope }),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { name } => {
+            let entry = registry.get(name)?;
+            let client = authorized_client(entry, store.clone()).await?;
+            let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
+            let (status, server) = probe(&entry.url, &token).await?;
+            if status == 200 {
+                out.ok(
+                    &format!(
+                        "{name} answered: {}",
+                        server.as_deref().unwrap_or("an MCP server")
+                    ),
+                    json!({ "name": name, "status": status, "server": server }),
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(format!(
+                    "{name} answered HTTP {status} to an authorized request"
+                ))
+            }
+        }
+        Command::Logout { name } => {
+            let entry = registry.get(name)?;
+            let client = authorized_client(entry, store.clone()).await?;
+            client.logout().await.map_err(|e| e.to_string())?;
+            out.ok(
+                &format!("logged out of {name}: tokens revoked and forgotten"),
+                json!({ "name": name, "logged_out": true }),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clear { name } => {
+            let entry = registry.get(name)?.clone();
+            if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
+                store
+                    .delete_tokens(issuer, resource)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            registry.remove(name);
+            registry.save().map_err(|e| e.to_string())?;
+            out.ok(
+                &format!("forgot {name} (its tokens were not revoked; `logout` revokes)"),
+                json!({ "name": name, "cleared": true }),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        // Answered before any store is opened (they need none); never reached here.
+        Command::Conformance { .. } | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,168 @@
+//! Getting tokens: the authorization code flow through the browser and the loopback listener,
+//! `client_credentials`, and the device flow.
+
+use url::Url;
+
+use crate::Error;
+use crate::authorize::{authorization_request, read_authorization_response};
+use crate::loopback::LoopbackListener;
+use crate::token::{TokenSet, exchange_code};
+
+use super::*;
+
+impl OAuthClient {
+    /// Authorizes in the browser (authorization code + PKCE through the loopback listener),
+    /// asking for `scope` on top of what the server needs; keeps and returns the tokens.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`]: discovery, registration, the user's refusal, the time limit, the code
+    /// exchange, storage.
+    pub async fn authorize(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        let _flight = self.flight.lock().await;
+        self.authorize_locked(scope).await
+    }
+
+    pub(super) async fn authorize_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        if self.machine {
+            return self.client_credentials_locked(scope).await;
+        }
+        if !self.interactive {
+            return Err(Error::NotAuthorized {
+                server: self.server.clone(),
+            });
+        }
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let stored = self.store.load_credentials(&issuer).await?;
+        let preferred_port = stored
+            .as_ref()
+            .and_then(|c| c.redirect_uris.first())
+            .and_then(|u| Url::parse(u).ok())
+            .and_then(|u| u.port());
+        let listener = LoopbackListener::bind(preferred_port).await?;
+        let redirect_uri = listener.redirect_uri();
+        let credentials = self.credentials(&discovered, &redirect_uri).await?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let request = authorization_request(
+            &discovered.authorization_server,
+            &credentials.client_id,
+            &redirect_uri,
+            wanted.as_deref(),
+            &discovered.resource,
+        )?;
+        self.browser.open(&request.url).await?;
+        let query = listener
+            .wait(&request.state, self.authorization_timeout)
+            .await?;
+        let code =
+            read_authorization_response(&query, &request.state, &discovered.authorization_server)?;
+        let tokens = exchange_code(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            &code,
+            &request.redirect_uri,
+            &request.verifier,
+            &discovered.resource,
+            wanted.as_deref(),
+            now(),
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// The `client_credentials` grant for a machine client.
+    async fn client_credentials_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let credentials =
+            self.configured_credentials(&issuer)?
+                .ok_or_else(|| Error::Registration {
+                    url: issuer.clone(),
+                    reason:
+                        "the client_credentials grant needs a pre-registered client (a secret or \
+                         a private key)"
+                            .into(),
+                })?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let tokens = crate::token::client_credentials(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            wanted.as_deref(),
+            &discovered.resource,
+            now(),
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// Authorizes with the device flow (RFC 8628), for when there is no browser here: `show`
+    /// gets the user code and where to enter it, then the client polls until the user
+    /// decides. Keeps and returns the tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when the server offers no device flow; the user's refusal
+    /// ([`Error::Denied`]), the code's expiry ([`Error::Timeout`]), and the other steps'.
+    pub async fn authorize_device(
+        &self,
+        scope: Option<&str>,
+        show: &(dyn Fn(&crate::device::DeviceCode) + Send + Sync),
+    ) -> Result<TokenSet, Error> {
+        let _flight = self.flight.lock().await;
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let endpoint = discovered
+            .authorization_server
+            .device_authorization_endpoint
+            .as_deref()
+            .ok_or_else(|| Error::Discovery {
+                url: discovered
+                    .metadata_url
+                    .clone()
+                    .unwrap_or_else(|| issuer.clone()),
+                reason: "the authorization server offers no device flow \
+                         (no device_authorization_endpoint): authorize in a browser"
+                    .into(),
+            })?;
+        let endpoint = self.policy.check(endpoint)?;
+        // Registered with a loopback redirect URI too (any port, RFC 8252 §7.3), so the same
+        // identity serves browser authorizations later.
+        let credentials = self
+            .credentials(&discovered, "http://127.0.0.1/callback")
+            .await?;
+        let wanted = self.wanted_scope(&discovered, scope);
+        let code = crate::device::request_device_code(
+            &*self.http,
+            &endpoint,
+            &credentials,
+            wanted.as_deref(),
+            &discovered.resource,
+            now(),
+        )
+        .await?;
+        show(&code);
+        let tokens = crate::device::poll_for_tokens(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            &credentials,
+            &code,
+            &discovered.resource,
+            wanted.as_deref(),
+            now,
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+}

@@ -1,0 +1,166 @@
+//! Protecting an MCP server (the resource server), framework-neutral: bearer tokens verified
+//! (RFC 6750, RFC 9068) against the authorization server's keys, RFC 6750 §3 / RFC 9728 §5.1
+//! challenges, per-route scopes with `insufficient_scope` for step-up, and the RFC 9728
+//! protected-resource metadata document.
+//!
+//! Keys come from the authorization server's `jwks_uri`, fetched on first use and again when a
+//! token names an unknown `kid` (at most once every 30 seconds, so garbage tokens cannot make
+//! us hammer the authorization server), through a [`KeySource`]. Requests are admitted by the
+//! state machine in [`crate::admission`].
+
+mod admission_steps;
+mod challenge;
+mod config;
+mod metadata;
+mod verification;
+
+pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
+
+use std::sync::Arc;
+
+use mcpauth_bearer::{TokenVerifier, VerifiedToken, VerifyError};
+use mcpauth_oauth_types::UnixTime;
+use tokio::sync::{Mutex, RwLock};
+
+#[cfg(feature = "reqwest")]
+use crate::key_source::HttpKeySource;
+use crate::key_source::KeySource;
+use crate::session_binding::SessionOwners;
+
+/// Why a token was not accepted.
+enum Refusal {
+    /// The token is bad: `401 invalid_token`.
+    Invalid(VerifyError),
+    /// The authorization server could not be asked: `503`, try again.
+    Unavailable,
+}
+
+impl From<VerifyError> for Refusal {
+    fn from(e: VerifyError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// Most introspection results kept at once.
+const CACHE_CAPACITY: usize = 1024;
+
+/// The configuration cannot protect a resource.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceServerError {
+    /// The resource identifier is not an https (or loopback http) URL without fragment.
+    #[error("resource identifier: {0}")]
+    Resource(#[from] mcpauth_metadata::WellKnownError),
+    /// The resource identifier does not parse.
+    #[error("resource identifier is not a URL: {0}")]
+    Url(#[from] url::ParseError),
+    /// The HTTP client could not be built.
+    #[cfg(feature = "reqwest")]
+    #[error("HTTP client")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A protected resource: verifier, key cache, session bindings and metadata. Share it in an
+/// `Arc`; admit requests with [`admit`](Self::admit).
+pub struct ResourceServer {
+    config: ResourceServerConfig,
+    metadata_url: String,
+    metadata_path: String,
+    verifier: RwLock<TokenVerifier>,
+    introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
+    /// When the JWK Set was last fetched.
+    last_fetch: Mutex<Option<UnixTime>>,
+    keys: Arc<dyn KeySource>,
+    sessions: SessionOwners,
+}
+
+impl std::fmt::Debug for ResourceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds between two fetches of the JWK Set for unknown `kid`s.
+const REFETCH_INTERVAL_SECONDS: u64 = 30;
+
+/// Largest JWK Set or introspection answer used.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+impl ResourceServer {
+    /// Builds the protection for `config`, fetching keys over HTTP ([`HttpKeySource`], the
+    /// `reqwest` feature).
+    ///
+    /// # Errors
+    ///
+    /// [`ResourceServerError`] when the resource identifier is unusable.
+    #[cfg(feature = "reqwest")]
+    pub fn new(config: ResourceServerConfig) -> Result<Self, ResourceServerError> {
+        Self::with_key_source(config, Arc::new(HttpKeySource::new()?))
+    }
+
+    /// Builds the protection for `config`, getting keys and introspection answers from
+    /// `keys`.
+    ///
+    /// # Errors
+    ///
+    /// [`ResourceServerError`] when the resource identifier is unusable.
+    pub fn with_key_source(
+        config: ResourceServerConfig,
+        keys: Arc<dyn KeySource>,
+    ) -> Result<Self, ResourceServerError> {
+        let resource = url::Url::parse(&config.resource)?;
+        let metadata_url = mcpauth_metadata::protected_resource_metadata_url(&resource)?;
+        Ok(Self {
+            metadata_path: metadata_url.path().to_owned(),
+            metadata_url: metadata_url.into(),
+            verifier: RwLock::new(TokenVerifier::new(
+                config.issuer.clone(),
+                config.resource.clone(),
+            )),
+            last_fetch: Mutex::new(None),
+            introspected: Mutex::new(std::collections::HashMap::new()),
+            config,
+            keys,
+            sessions: SessionOwners::default(),
+        })
+    }
+
+    /// The configuration it protects with.
+    #[must_use]
+    pub fn config(&self) -> &ResourceServerConfig {
+        &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_results_carry_the_insufficient_scope_challenge_in_meta() {
+        let resource = ResourceServer::new(ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        ))
+        .unwrap();
+        let result = resource.tool_authorization_required(&["mcp", "admin"], "Allow admin access");
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["content"][0]["text"], "Allow admin access");
+        let challenge = result["_meta"]["mcp/www_authenticate"][0].as_str().unwrap();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert!(challenge.contains("scope=\"mcp admin\""), "{challenge}");
+        assert!(
+            challenge.contains(
+                "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+            ),
+            "{challenge}"
+        );
+    }
+}

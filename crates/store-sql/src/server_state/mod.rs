@@ -1,0 +1,13 @@
+//! The `mcpauth-server` binary's own state: users, signing keys, login interactions and
+//! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
+
+mod housekeeping;
+mod interactions;
+mod lockout;
+mod signing_keys;
+mod users;
+
+pub use interactions::InteractionRow;
+pub use lockout::LockoutPolicy;
+pub use signing_keys::SigningKeyRow;
+pub use users::UserRow;
