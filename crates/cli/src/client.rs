@@ -7,6 +7,7 @@ use mcpauth_client::{Browser, Error, OAuthClient, TokenStore};
 
 use crate::browsers::PrintUrl;
 use crate::registry::ServerEntry;
+use mcpauth_client::said;
 
 /// The client of an entry `auth` set up, for commands that use what it holds and never sign
 /// anyone in (a URL to open is printed, not opened).
@@ -22,7 +23,7 @@ pub(crate) async fn authorized_client(
         secret_from_environment().as_deref(),
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| said(&e))
 }
 
 /// Where the secret of a client configured with `--client-id` is kept in the store: beside

@@ -16,6 +16,7 @@ use crate::output::Output;
 use crate::probe::probe;
 use crate::registry::{Registry, ServerEntry};
 use crate::{expires_text, now};
+use mcpauth_client::said;
 
 pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
     // Commands that keep nothing open no store (and never ask for its passphrase).
@@ -86,10 +87,10 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 probe.client_id = None;
                 let found = client_for(&probe, store.clone(), browser.clone(), true, None)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| said(&e))?
                     .discover()
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| said(&e))?;
                 eprintln!(
                     "client {id} is bound to the authorization server {}",
                     found.issuer()
@@ -104,8 +105,8 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 client_secret.as_deref(),
             )
             .await
-            .map_err(|e| e.to_string())?;
-            let discovered = client.discover().await.map_err(|e| e.to_string())?;
+            .map_err(|e| said(&e))?;
+            let discovered = client.discover().await.map_err(|e| said(&e))?;
             let tokens = if *device {
                 // A spinner on a terminal while the client polls, once the code is shown.
                 let spinner: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> =
@@ -147,7 +148,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     .await
                     .map_err(|_| format!("no answer within {timeout} s"))?
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| said(&e))?;
             // The secret of a configured client is kept encrypted in the store, bound to its
             // issuer, for the commands that come later: under a key of its own, never in the
             // slot of the identity the client registered there for other entries.
@@ -159,7 +160,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                         Some(secret),
                     ))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| said(&e))?;
             }
             entry.issuer = Some(discovered.issuer().to_owned());
             entry.resource = Some(discovered.resource.clone());
@@ -181,7 +182,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List => {
-            let held = store.list_tokens().await.map_err(|e| e.to_string())?;
+            let held = store.list_tokens().await.map_err(|e| said(&e))?;
             let mut rows = Vec::new();
             for (name, entry) in registry.entries() {
                 let tokens = held.iter().find(|(issuer, resource, _)| {
@@ -214,11 +215,11 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         Command::Get { name, show } => {
             let entry = registry.get(name)?;
             let client = authorized_client(entry, store.clone()).await?;
-            let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
+            let token = client.get_valid_token().await.map_err(|e| said(&e))?;
             let tokens = client
                 .held_tokens()
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| said(&e))?
                 .ok_or("no tokens are held")?;
             if *show {
                 if out.json {
@@ -245,7 +246,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         Command::Test { name } => {
             let entry = registry.get(name)?;
             let client = authorized_client(entry, store.clone()).await?;
-            let token = client.get_valid_token().await.map_err(|e| e.to_string())?;
+            let token = client.get_valid_token().await.map_err(|e| said(&e))?;
             let (status, server) = probe(&entry.url, &token).await?;
             if status == 200 {
                 out.ok(
@@ -265,7 +266,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         Command::Logout { name } => {
             let entry = registry.get(name)?;
             let client = authorized_client(entry, store.clone()).await?;
-            client.logout().await.map_err(|e| e.to_string())?;
+            client.logout().await.map_err(|e| said(&e))?;
             out.ok(
                 &format!("logged out of {name}: tokens revoked and forgotten"),
                 json!({ "name": name, "logged_out": true }),
@@ -278,7 +279,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 store
                     .delete_tokens(issuer, resource)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| said(&e))?;
             }
             registry.remove(name);
             registry.save().map_err(|e| e.to_string())?;

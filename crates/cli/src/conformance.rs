@@ -9,6 +9,7 @@ use mcpauth_client::{MemoryStore, OAuthClient};
 use serde::Deserialize;
 
 use crate::FollowRedirects;
+use mcpauth_client::said;
 
 /// What the suite passes in `MCP_CONFORMANCE_CONTEXT` for some scenarios.
 #[derive(Debug, Default, Deserialize)]
@@ -44,10 +45,10 @@ pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<()
         // its MCP server names, bound before they are used.
         let issuer = start()
             .build()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| said(&e))?
             .discover()
             .await
-            .map_err(|e| format!("discovering the authorization server: {e}"))?
+            .map_err(|e| format!("discovering the authorization server: {}", said(&e)))?
             .issuer()
             .to_owned();
         builder = match &context.private_key_pem {
@@ -67,15 +68,15 @@ pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<()
     if let Some(document) = metadata_document {
         builder = builder.metadata_document(document);
     }
-    let auth = Arc::new(builder.build().map_err(|e| e.to_string())?);
+    let auth = Arc::new(builder.build().map_err(|e| said(&e))?);
     // `server/discover` first (2026-07-28), `initialize` for the older revisions' servers.
     let client = mcpauth_client::rmcp::connect((), auth)
         .await
-        .map_err(|e| format!("connecting: {e}"))?;
+        .map_err(|e| format!("connecting: {}", said(&e)))?;
     let tools = client
         .list_all_tools()
         .await
-        .map_err(|e| format!("listing tools: {e}"))?;
+        .map_err(|e| format!("listing tools: {}", said(&e)))?;
     for tool in tools {
         let result = client
             .call_tool(rmcp::model::CallToolRequestParams::new(tool.name.clone()))

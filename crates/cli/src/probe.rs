@@ -1,5 +1,6 @@
 //! `mcpauth test`: one MCP request to the server with the token, on the current protocol revision.
 
+use mcpauth_client::said;
 use serde_json::json;
 
 /// The revision `mcpauth test` asks for first.
@@ -9,7 +10,7 @@ pub(crate) const MODERN_REVISION: &str = "2026-07-28";
 /// then the `initialize` handshake when the server answers as an older revision would.
 /// Returns the HTTP status and the server's name.
 pub(crate) async fn probe(url: &str, token: &str) -> Result<(u16, Option<String>), String> {
-    let client = mcpauth_client::ReqwestClient::new().map_err(|e| e.to_string())?;
+    let client = mcpauth_client::ReqwestClient::new().map_err(|e| said(&e))?;
     let client_info = json!({ "name": "mcpauth", "version": env!("CARGO_PKG_VERSION") });
     let discover = json!({
         "jsonrpc": "2.0", "id": 1, "method": "server/discover",
@@ -67,10 +68,10 @@ pub(crate) async fn post_json(
     }
     let request = request
         .body(body.to_string().into_bytes())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| said(&e))?;
     let response = mcpauth_client::HttpClient::send(client, request)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| said(&e))?;
     let status = response.status().as_u16();
     let text = String::from_utf8_lossy(response.body());
     let json_text = text

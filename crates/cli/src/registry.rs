@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mcpauth_client::said;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "servers.json";
@@ -73,7 +74,7 @@ impl Registry {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let text = serde_json::to_vec_pretty(&self.servers).map_err(|e| e.to_string())?;
+        let text = serde_json::to_vec_pretty(&self.servers).map_err(|e| said(&e))?;
         let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, path))

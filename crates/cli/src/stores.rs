@@ -23,6 +23,7 @@ use base64::Engine as _;
 use mcpauth_client::{FileStore, KeySource, MemoryStore, TokenStore};
 
 use crate::StoreKind;
+use mcpauth_client::said;
 
 const KEYCHAIN_SERVICE: &str = "mcpauth";
 /// Beside the store: how it is keyed (`keychain` or `passphrase`).
@@ -75,13 +76,13 @@ fn passphrase(cached: Option<String>, new_store: bool) -> Result<String, String>
         } else {
             "Passphrase for the token store: "
         };
-        let passphrase = rpassword::prompt_password(prompt).map_err(|e| e.to_string())?;
+        let passphrase = rpassword::prompt_password(prompt).map_err(|e| said(&e))?;
         if passphrase.is_empty() {
             return Err("an empty passphrase protects nothing".into());
         }
         if new_store {
-            let again = rpassword::prompt_password("The same passphrase again: ")
-                .map_err(|e| e.to_string())?;
+            let again =
+                rpassword::prompt_password("The same passphrase again: ").map_err(|e| said(&e))?;
             if again != passphrase {
                 return Err("the two passphrases differ; nothing was created".into());
             }
@@ -102,8 +103,8 @@ async fn passphrase_store(dir: &Path, cache: Option<&keyring::Entry>) -> Result<
     let from_cache = cached.is_some();
     let new_store = !FileStore::exists_in(dir);
     let passphrase = passphrase(cached, new_store)?;
-    let store = FileStore::open(dir, KeySource::Passphrase(passphrase.clone()))
-        .map_err(|e| e.to_string())?;
+    let store =
+        FileStore::open(dir, KeySource::Passphrase(passphrase.clone())).map_err(|e| said(&e))?;
     if let Err(e) = store.check_key().await {
         if from_cache && let Some(cache) = cache {
             // A remembered passphrase that no longer opens the store is forgotten.
@@ -169,10 +170,10 @@ async fn new_keychain_key_store(dir: &Path) -> Result<Option<FileStore>, String>
     let Some(key) = new_keychain_key(dir) else {
         return Ok(None);
     };
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| said(&e))?;
     record_keying(dir, Keying::KeychainKey)?;
-    let store = FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
-    store.check_key().await.map_err(|e| e.to_string())?;
+    let store = FileStore::open(dir, KeySource::Key(key)).map_err(|e| said(&e))?;
+    store.check_key().await.map_err(|e| said(&e))?;
     Ok(Some(store))
 }
 
@@ -194,9 +195,8 @@ pub(crate) async fn open(kind: StoreKind, dir: &Path) -> Result<Arc<dyn TokenSto
                 // earlier version keyed in the kernel keyring, readable until a reboot took
                 // the key. A store is never re-keyed.
                 if let Ok(Some(key)) = keychain_key(dir) {
-                    let store =
-                        FileStore::open(dir, KeySource::Key(key)).map_err(|e| e.to_string())?;
-                    store.check_key().await.map_err(|e| e.to_string())?;
+                    let store = FileStore::open(dir, KeySource::Key(key)).map_err(|e| said(&e))?;
+                    store.check_key().await.map_err(|e| said(&e))?;
                     return Ok(Arc::new(store));
                 }
                 if recorded == Some(Keying::KeychainKey) {

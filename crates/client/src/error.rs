@@ -77,13 +77,19 @@ pub enum Error {
     /// Stored tokens or registrations could not be read or written.
     #[error("token storage: {0}")]
     Storage(String),
-    /// A request could not be sent or answered (connection, TLS, timeout, size).
+    /// A request could not be sent or answered (connection, TLS, timeout, size). The
+    /// transport's own error, when there is one, is the [`source`](std::error::Error::source)
+    /// (a `reqwest::Error` from [`ReqwestClient`](crate::ReqwestClient)); print the whole
+    /// chain with [`said`](crate::said).
     #[error("request to {url} failed: {reason}")]
     Network {
         /// The URL.
         url: String,
-        /// Why.
+        /// What failed.
         reason: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A URL is not acceptable (plain http off loopback, a query where none may be).
     #[error("refusing {url}: {reason}")]

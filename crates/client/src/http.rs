@@ -191,7 +191,8 @@ impl ReqwestClient {
         }
         let client = builder.build().map_err(|e| Error::Network {
             url: String::new(),
-            reason: e.to_string(),
+            reason: "the HTTP client could not start".into(),
+            source: Some(Box::new(e)),
         })?;
         Ok(Self { client, guard })
     }
@@ -217,21 +218,6 @@ impl ReqwestClient {
     }
 }
 
-/// An error's message with its causes (reqwest's own message omits them).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
 #[async_trait::async_trait]
 impl HttpClient for ReqwestClient {
     async fn send(
@@ -239,9 +225,12 @@ impl HttpClient for ReqwestClient {
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, Error> {
         let url = request.uri().to_string();
-        let fail = |reason: String| Error::Network {
-            url: url.clone(),
-            reason,
+        let fail = |reason: &str, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            Error::Network {
+                url: url.clone(),
+                reason: reason.to_owned(),
+                source,
+            }
         };
         if let Some(refusal) = self.refuse_literal(&url) {
             return Err(refusal);
@@ -254,25 +243,34 @@ impl HttpClient for ReqwestClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| fail(with_causes(&e.without_url())))?;
+            .map_err(|e| {
+                fail(
+                    "the request could not be sent",
+                    Some(Box::new(e.without_url())),
+                )
+            })?;
         let mut builder = http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| fail(with_causes(&e.without_url())))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            fail(
+                "the response could not be read",
+                Some(Box::new(e.without_url())),
+            )
+        })? {
             if body.len().saturating_add(chunk.len()) > MAX_RESPONSE_BYTES {
-                return Err(fail(format!(
-                    "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
+                return Err(fail(
+                    &format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+                    None,
+                ));
             }
             body.extend_from_slice(&chunk);
         }
-        builder.body(body).map_err(|e| fail(e.to_string()))
+        builder
+            .body(body)
+            .map_err(|e| fail("the response could not be built", Some(Box::new(e))))
     }
 }
 
@@ -283,7 +281,8 @@ pub(crate) fn get_json(url: &Url) -> Result<http::Request<Vec<u8>>, Error> {
         .body(Vec::new())
         .map_err(|e| Error::Network {
             url: url.to_string(),
-            reason: e.to_string(),
+            reason: "the request could not be built".into(),
+            source: Some(Box::new(e)),
         })
 }
 
@@ -314,7 +313,8 @@ pub(crate) fn post_form(
     }
     request.body(body.into_bytes()).map_err(|e| Error::Network {
         url: url.to_string(),
-        reason: e.to_string(),
+        reason: "the request could not be built".into(),
+        source: Some(Box::new(e)),
     })
 }
 

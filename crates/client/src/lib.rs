@@ -75,6 +75,7 @@ pub use challenge::BearerChallenge;
 pub use discovery::{Discovered, discover};
 pub use error::{Error, ErrorCode};
 pub use http::{HttpClient, ReqwestClient, UrlPolicy};
+pub use mcpauth_oauth_types::said;
 pub use registration::ClientCredentials;
 pub use session::{Browser, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
 pub use store::{FileStore, KeySource, MemoryStore, StoreLock, TokenStore};

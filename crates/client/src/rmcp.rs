@@ -99,7 +99,9 @@ pub async fn connect<S: Service<RoleClient>>(
 fn auth_error<E: std::error::Error + Send + Sync + 'static>(
     e: &crate::Error,
 ) -> StreamableHttpError<E> {
-    StreamableHttpError::UnexpectedServerResponse(format!("authorization failed: {e}").into())
+    StreamableHttpError::UnexpectedServerResponse(
+        format!("authorization failed: {}", crate::said(&e)).into(),
+    )
 }
 
 /// The protocol version an `initialize` request proposes.

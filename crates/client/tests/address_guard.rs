@@ -52,13 +52,15 @@ async fn only_the_mcp_servers_own_host_may_be_on_a_non_public_address() {
     assert_eq!(own.unwrap().status(), 200);
 
     // Another host name for the same loopback address: refused before connecting.
-    let Err(Error::Network { reason, .. }) =
+    let Err(error @ Error::Network { .. }) =
         get(&client, &format!("http://localhost:{port}/")).await
     else {
         panic!("a name resolving to loopback was reached");
     };
-    assert!(reason.contains("private or reserved"), "{reason}");
-    assert!(reason.contains("allow-private-network"), "{reason}");
+    // The guard's refusal is the transport error's cause, for `said` to print.
+    let said = mcpauth_client::said(&error);
+    assert!(said.contains("private or reserved"), "{said}");
+    assert!(said.contains("allow-private-network"), "{said}");
 
     // IP literals in private, link-local (cloud metadata) and unique-local ranges: refused
     // without any connection attempt.

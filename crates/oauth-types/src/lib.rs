@@ -32,7 +32,7 @@ pub use bearer::{BearerError, parse_bearer_authorization};
 pub use client_auth::{BasicCredentials, parse_basic_authorization};
 pub use error::{
     AuthorizeErrorCode, BearerErrorCode, ErrorBody, IntrospectionErrorCode, OAuthError,
-    RegistrationErrorCode, RevocationErrorCode, TokenErrorCode,
+    RegistrationErrorCode, RevocationErrorCode, TokenErrorCode, said,
 };
 pub use form::{FormParams, MAX_FORM_BYTES, ParseError};
 pub use random::{RandomError, SecureRandom};

@@ -2,19 +2,8 @@
 
 use crate::users;
 
-/// An error and every cause behind it ([`std::error::Error::source`]), joined with `: `, as
-/// an operator reads it on one line (the command line's messages, the logs).
-#[must_use]
-pub fn said(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
-}
+/// An error and every cause behind it, on one line (the workspace's one chain printer).
+pub use mcpauth_oauth_types::said;
 
 /// A cause kept behind a [`StartError`] ([`std::error::Error::source`]).
 type Cause = Box<dyn std::error::Error + Send + Sync>;

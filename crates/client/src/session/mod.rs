@@ -96,7 +96,8 @@ impl OAuthClient {
             )
             .map_err(|e| Error::Network {
                 url: self.server.clone(),
-                reason: e.to_string(),
+                reason: "the request could not be built".into(),
+                source: Some(Box::new(e)),
             })?;
         let response = self.http.send(request).await?;
         if response.status() != http::StatusCode::UNAUTHORIZED {
