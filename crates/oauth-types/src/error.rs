@@ -265,6 +265,30 @@ impl<C: fmt::Display> OAuthError<C> {
     }
 }
 
+
+/// An error and every cause behind it ([`StdError::source`]), joined with `: ` on one line,
+/// as a person reads it (a command line's message, a log line). A cause whose text the
+/// line already holds is not repeated.
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(mcpauth_oauth_types::said(&io), "connection refused");
+/// ```
+#[must_use]
+pub fn said(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let more = error.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = error.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,27 +316,4 @@ mod tests {
             r#"{"error":"server_error","error_description":"storage failed"}"#
         );
     }
-}
-
-/// An error and every cause behind it ([`StdError::source`]), joined with `: ` on one line,
-/// as a person reads it (a command line's message, a log line). A cause whose text the
-/// line already holds is not repeated.
-///
-/// ```
-/// let io = std::io::Error::other("connection refused");
-/// assert_eq!(mcpauth_oauth_types::said(&io), "connection refused");
-/// ```
-#[must_use]
-pub fn said(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        let more = error.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = error.source();
-    }
-    text
 }
