@@ -5,12 +5,14 @@
 //! window" page, and stops; anything else (a stray request, a page that guesses the port) is
 //! refused and the listener keeps waiting, until its time limit.
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use crate::Error;
@@ -88,44 +90,81 @@ impl LoopbackListener {
             state: state.to_owned(),
             sender: Mutex::new(Some(sender)),
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = axum::Router::new()
-            .route("/callback", axum::routing::get(callback))
-            .with_state(waiting);
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let outcome = tokio::time::timeout(timeout, received).await;
-        let _ = stop.send(());
-        // Let the page reach the browser before the listener goes.
-        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-        match outcome {
-            Ok(Ok(query)) => Ok(query),
-            Ok(Err(_)) => Err(Error::Browser("the loopback listener stopped".into())),
-            Err(_) => Err(Error::Timeout {
+        let listener = self.listener;
+        // HTTP/1.1 on each connection, one request each (no keep-alive: nothing lingers once
+        // the page is sent); the listener stops accepting when the answer came or time ran
+        // out, while a connection already accepted still finishes its page.
+        let accept = async {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let waiting = Arc::clone(&waiting);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let answer = answer(&waiting, &request);
+                        async move { Ok::<_, Infallible>(answer) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        };
+        tokio::select! {
+            outcome = received => outcome
+                .map_err(|_| Error::Browser("the loopback listener stopped".into())),
+            () = accept => Err(Error::Browser("the loopback listener stopped".into())),
+            () = tokio::time::sleep(timeout) => Err(Error::Timeout {
                 seconds: timeout.as_secs(),
             }),
         }
     }
 }
 
-async fn callback(
-    State(waiting): State<Arc<Waiting>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let host_ok = headers
+fn page(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The answer to one request: only `GET /callback` on our own `Host` with this sign-in's
+/// `state` is taken (and ends the wait); anything else is refused.
+fn answer(waiting: &Waiting, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if request.uri().path() != "/callback" {
+        return page(StatusCode::NOT_FOUND, TEXT, "not found");
+    }
+    if request.method() != Method::GET {
+        return page(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only");
+    }
+    let host_ok = request
+        .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h == waiting.host);
     if !host_ok {
-        return (StatusCode::MISDIRECTED_REQUEST, "wrong host").into_response();
+        return page(StatusCode::MISDIRECTED_REQUEST, TEXT, "wrong host");
     }
-    let query = query.unwrap_or_default();
+    let query = request.uri().query().unwrap_or_default();
     // Only the response to this sign-in ends the wait: its `state` (RFC 6749 §10.12).
     let states: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == "state")
@@ -133,12 +172,11 @@ async fn callback(
         .collect();
     let ours = matches!(states.as_slice(), [state] if mcpauth_oauth_types::constant_time_eq(state.as_bytes(), waiting.state.as_bytes()));
     if !ours {
-        return (
+        return page(
             StatusCode::BAD_REQUEST,
-            [(header::CACHE_CONTROL, "no-store")],
+            TEXT,
             "this is not the answer to the sign-in in progress",
-        )
-            .into_response();
+        );
     }
     let failed = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "error");
     let sender = waiting
@@ -147,17 +185,14 @@ async fn callback(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
     let Some(sender) = sender else {
-        return (StatusCode::CONFLICT, "this sign-in already completed").into_response();
+        return page(StatusCode::CONFLICT, TEXT, "this sign-in already completed");
     };
-    let _ = sender.send(query);
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(if failed { FAILED_PAGE } else { DONE_PAGE }),
+    let _ = sender.send(query.to_owned());
+    page(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        if failed { FAILED_PAGE } else { DONE_PAGE },
     )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -265,7 +265,6 @@ impl<C: fmt::Display> OAuthError<C> {
     }
 }
 
-
 /// An error and every cause behind it ([`StdError::source`]), joined with `: ` on one line,
 /// as a person reads it (a command line's message, a log line). A cause whose text the
 /// line already holds is not repeated.
