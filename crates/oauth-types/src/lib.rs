@@ -45,7 +45,7 @@ pub use request::{
 pub use response::TokenResponse;
 pub use scope::{Scope, ScopeError};
 pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
+    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken, Secret,
     constant_time_eq,
 };
 pub use time::{Clock, ManualClock, UnixTime};

@@ -84,6 +84,37 @@ secret_type!(
     /// A PKCE code verifier (RFC 7636 §4.1). Single use, so it is intentionally not `Clone`.
     CodeVerifier
 );
+secret_type!(
+    /// Any other secret an operator configures (an initial access token, a key-encryption
+    /// key, a metrics token, an upstream provider's client secret): the one wrapper for them,
+    /// read from configuration files as a plain string.
+    #[derive(Clone, serde::Deserialize)]
+    #[serde(transparent)]
+    Secret
+);
+
+impl Secret {
+    /// The secret value (the name an operator's code reads best with).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+/// Compared in constant time, like every secret here.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq_str(&other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 #[cfg(test)]
 mod tests {
@@ -103,5 +134,8 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(RefreshToken::new("x".into()).ct_eq_str("x"));
+        assert_eq!(Secret::from("a"), Secret::new("a".into()));
+        assert_ne!(Secret::from("a"), Secret::from("b"));
+        assert_eq!(format!("{:?}", Secret::from("a")), "Secret([redacted])");
     }
 }

@@ -209,16 +209,6 @@ pub enum ProviderError {
     },
 }
 
-/// A secret whose `Debug` output is `[redacted]`.
-#[derive(Clone)]
-pub(crate) struct RedactedSecret(pub(crate) String);
-
-impl std::fmt::Debug for RedactedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// How the `iss` of the provider's ID tokens is checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -284,7 +274,7 @@ pub struct Provider {
     /// The client id at the provider.
     pub client_id: String,
     /// The client secret at the provider.
-    pub(crate) client_secret: Option<RedactedSecret>,
+    pub(crate) client_secret: Option<mcpauth_oauth_types::ClientSecret>,
     /// Where the user is sent.
     pub authorization_endpoint: Url,
     /// Where the code is exchanged.
@@ -370,7 +360,7 @@ impl Provider {
                 .client_secret
                 .clone()
                 .filter(|s| !s.is_empty())
-                .map(RedactedSecret),
+                .map(mcpauth_oauth_types::ClientSecret::new),
             // Every arm of the match below sets both endpoints (or returns an error).
             authorization_endpoint: parse_url(&config.id, "https://invalid.invalid/")?,
             token_endpoint: parse_url(&config.id, "https://invalid.invalid/")?,
@@ -612,7 +602,7 @@ impl Provider {
                 .client_secret
                 .clone()
                 .filter(|s| !s.is_empty())
-                .map(RedactedSecret),
+                .map(mcpauth_oauth_types::ClientSecret::new),
             authorization_endpoint: endpoint("authorization_endpoint")?,
             token_endpoint: endpoint("token_endpoint")?,
             userinfo_endpoint: text("userinfo_endpoint").and_then(|u| Url::parse(u).ok()),

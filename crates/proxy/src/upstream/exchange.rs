@@ -52,7 +52,7 @@ pub(super) fn oauth_client(provider: &Provider, callback_url: &Url) -> UpstreamC
             oauth2::AuthType::RequestBody
         });
     if let Some(secret) = &provider.client_secret {
-        client = client.set_client_secret(oauth2::ClientSecret::new(secret.0.clone()));
+        client = client.set_client_secret(oauth2::ClientSecret::new(secret.secret().to_owned()));
     }
     client
 }

@@ -322,7 +322,7 @@ mod tests {
         config.issuer = Some("http://as.example".into());
         config.database_url = "sqlite:///var/lib/mcpauth/mcpauth.db".into();
         config.signing_key_encryption_key = Some(Secret::new("A".repeat(43)));
-        config.registration_token = Some(Secret::new("changeme"));
+        config.registration_token = Some(Secret::from("changeme"));
         let problems = config.production_problems(|_| false);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("is not https"));
@@ -333,7 +333,7 @@ mod tests {
         config.issuer = Some("https://as.example".into());
         config.registration_token = Some(Secret::new("x".repeat(40)));
         config.signing_key_encryption_key =
-            Some(Secret::new("0J8vTqf2m1Lx5aZ9cWkR3eHn7uYbVs4dGpQ6tXiC2oE="));
+            Some(Secret::from("0J8vTqf2m1Lx5aZ9cWkR3eHn7uYbVs4dGpQ6tXiC2oE="));
         assert!(
             config.production_problems(|_| true).is_empty(),
             "{:?}",

@@ -13,36 +13,9 @@ pub fn provider_secret_variable(id: &str) -> String {
     name
 }
 
-/// A configured secret: readable through [`expose`](Self::expose), never printed by `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self::new(value)
-    }
-}
+/// A configured secret: readable through `expose`, never printed by `Debug` (the workspace's
+/// one secret wrapper).
+pub use mcpauth_oauth_types::Secret;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
