@@ -25,6 +25,9 @@ const FAILED_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Not signed 
 <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto\">\
 <h1>The sign-in did not complete</h1><p>Return to the application to see why.</p>";
 
+/// How long a connection may take to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A listener waiting for one authorization response.
 #[derive(Debug)]
 pub struct LoopbackListener {
@@ -91,35 +94,51 @@ impl LoopbackListener {
             sender: Mutex::new(Some(sender)),
         });
         let listener = self.listener;
-        // HTTP/1.1 on each connection, one request each (no keep-alive: nothing lingers once
-        // the page is sent); the listener stops accepting when the answer came or time ran
-        // out, while a connection already accepted still finishes its page.
+        let mut connections = tokio::task::JoinSet::new();
+        // HTTP/1.1, one request per connection (no keep-alive), its head within a few
+        // seconds: a local process that opens idle connections holds none for long. The
+        // listener stops accepting when the answer came or time ran out.
         let accept = async {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of descriptors, say: wait for some to close, never spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 let waiting = Arc::clone(&waiting);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let answer = answer(&waiting, &request);
                         async move { Ok::<_, Infallible>(answer) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .keep_alive(false)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
             }
         };
-        tokio::select! {
+        let outcome = tokio::select! {
             outcome = received => outcome
                 .map_err(|_| Error::Browser("the loopback listener stopped".into())),
             () = accept => Err(Error::Browser("the loopback listener stopped".into())),
             () = tokio::time::sleep(timeout) => Err(Error::Timeout {
                 seconds: timeout.as_secs(),
             }),
-        }
+        };
+        // Let the page reach the browser (it was answered before the wait ended, so this
+        // takes a moment), then close whatever is left: a browser's spare connection, say.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.abort_all();
+        outcome
     }
 }
 
@@ -242,5 +261,36 @@ mod tests {
         );
         let query = waiting.await.unwrap().unwrap();
         assert!(query.contains("code=the-code"), "{query}");
+    }
+
+    // A connection that never sends a request (a browser's spare connection, or a local
+    // process holding one open) neither blocks the answer nor outlives the wait.
+    #[tokio::test]
+    async fn an_idle_connection_does_not_hold_up_the_sign_in() {
+        let listener = LoopbackListener::bind(None).await.unwrap();
+        let port = listener.port();
+        let base = listener.redirect_uri();
+        let waiting = tokio::spawn(listener.wait("expected-state", Duration::from_secs(20)));
+        let mut idle = None;
+        for _ in 0..50 {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(stream) => {
+                    idle = Some(stream);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let mut idle = idle.unwrap();
+        let status = reqwest::get(format!("{base}?code=c&state=expected-state"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert!(waiting.await.unwrap().unwrap().contains("code=c"));
+        // The listener closed the idle connection when it stopped.
+        use tokio::io::AsyncReadExt as _;
+        let mut buffer = [0_u8; 1];
+        assert_eq!(idle.read(&mut buffer).await.unwrap(), 0);
     }
 }

@@ -56,6 +56,20 @@ impl Scope {
         Ok(Self { tokens })
     }
 
+    /// A scope as stored: its RFC 6749 §3.3 string, or the empty string for no scope (a
+    /// grant may carry none).
+    ///
+    /// # Errors
+    ///
+    /// A [`ScopeError`] when a non-empty value is not RFC 6749 §3.3 syntax.
+    pub fn from_stored(value: &str) -> Result<Self, ScopeError> {
+        if value.is_empty() {
+            Ok(Self::default())
+        } else {
+            Self::parse(value)
+        }
+    }
+
     /// Builds a scope from tokens that are already known to be valid (server configuration).
     #[must_use]
     pub fn from_tokens<S: Into<String>>(tokens: impl IntoIterator<Item = S>) -> Self {
@@ -99,6 +113,20 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Stored and sent as its space-separated string (the empty string for no scope).
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::from_stored(&value).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +148,19 @@ mod tests {
         assert_eq!(Scope::parse("caf\u{e9}"), Err(ScopeError::InvalidCharacter));
         assert_eq!(Scope::parse("a  b"), Err(ScopeError::EmptyToken));
         assert_eq!(Scope::parse(" a"), Err(ScopeError::EmptyToken));
+    }
+
+    #[test]
+    fn a_stored_scope_round_trips_through_serde_and_may_be_empty() {
+        let scope = Scope::parse("mcp:tools read").unwrap_or_default();
+        let json = serde_json::to_string(&scope).unwrap_or_default();
+        assert_eq!(json, "\"mcp:tools read\"");
+        assert_eq!(serde_json::from_str::<Scope>(&json).ok(), Some(scope));
+        assert_eq!(
+            serde_json::from_str::<Scope>("\"\"").ok(),
+            Some(Scope::default())
+        );
+        assert!(serde_json::from_str::<Scope>("\"a  b\"").is_err());
     }
 
     proptest! {

@@ -86,8 +86,8 @@ secret_type!(
 );
 secret_type!(
     /// Any other secret an operator configures (an initial access token, a key-encryption
-    /// key, a metrics token, an upstream provider's client secret): the one wrapper for them,
-    /// read from configuration files as a plain string.
+    /// key, a metrics token): the one wrapper for them, read from configuration files as a
+    /// plain string.
     #[derive(Clone, serde::Deserialize)]
     #[serde(transparent)]
     Secret

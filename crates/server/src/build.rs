@@ -113,7 +113,9 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             != Some(token.expose())
     {
         return Err(StartError::config(
-            "registration_token may hold only letters, digits and -._~+/ (then = padding):              clients send it as `Authorization: Bearer <token>`; generate one with              `openssl rand -base64 32`",
+            "registration_token may hold only letters, digits and -._~+/ (then = padding): \
+             clients send it as `Authorization: Bearer <token>`; generate one with \
+             `openssl rand -base64 32`",
         ));
     }
     if config.forwarded_header != config::ForwardedHeaderName::default()

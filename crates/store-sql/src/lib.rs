@@ -79,6 +79,9 @@ pub enum StoreError {
     /// A stored state name is unknown (written by a newer version?).
     #[error("stored state is unknown")]
     UnknownState,
+    /// A stored scope is not RFC 6749 §3.3 syntax.
+    #[error("stored scope is corrupt: {0}")]
+    CorruptScope(#[from] mcpauth_token_engine::ScopeError),
     /// A write could not be made consistent with rows another request wrote at the same time.
     #[error("conflicting write: {0}")]
     Conflict(&'static str),

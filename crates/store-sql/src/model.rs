@@ -10,7 +10,7 @@ use mcpauth_token_engine::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,
     ClientStore, CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState,
     DeviceStore, GrantId, GrantRecord, GrantStore, ModelBase, RateLimitKey, RateLimitStore,
-    RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, SecretHash, UnixTime,
+    RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, Scope, SecretHash, UnixTime,
 };
 
 use crate::{Columns, SqlStore, StoreError, from_db, on_pool, on_pool_write, to_db};
@@ -25,7 +25,7 @@ macro_rules! insert_refresh {
         .bind($token.grant_id.as_str())
         .bind($token.client_id.as_str())
         .bind(&$token.subject)
-        .bind(&$token.scope)
+        .bind($token.scope.to_string())
         .bind(&$resources)
         .bind($times.0)
         .bind($times.1)
@@ -40,7 +40,7 @@ macro_rules! insert_grant {
             .bind($grant.grant_id.as_str())
             .bind($grant.client_id.as_str())
             .bind(&$grant.subject)
-            .bind(&$grant.scope)
+            .bind($grant.scope.to_string())
             .bind(&$resources)
             .bind($times.0)
             .bind($times.1)
@@ -85,7 +85,7 @@ fn grant_from(row: &impl Columns) -> Result<GrantRecord, StoreError> {
         grant_id: GrantId::from(row.text("grant_id")?),
         client_id: ClientId::from(row.text("client_id")?),
         subject: row.text("subject")?,
-        scope: row.text("scope")?,
+        scope: Scope::from_stored(&row.text("scope")?)?,
         resources: row.json("resources")?,
         created_at: time(row, "created_at")?,
         revoked_at: optional_time(row, "revoked_at")?,
@@ -101,7 +101,7 @@ fn code_from(row: &impl Columns) -> Result<AuthorizationCodeRecord, StoreError> 
         redirect_uri_in_request: row.boolean("redirect_uri_in_request")?,
         code_challenge: row.text("code_challenge")?,
         subject: row.text("subject")?,
-        scope: row.text("scope")?,
+        scope: Scope::from_stored(&row.text("scope")?)?,
         resources: row.json("resources")?,
         expires_at: time(row, "expires_at")?,
         consumed_at: optional_time(row, "consumed_at")?,
@@ -114,7 +114,7 @@ fn refresh_from(row: &impl Columns) -> Result<RefreshTokenRecord, StoreError> {
         grant_id: GrantId::from(row.text("grant_id")?),
         client_id: ClientId::from(row.text("client_id")?),
         subject: row.text("subject")?,
-        scope: row.text("scope")?,
+        scope: Scope::from_stored(&row.text("scope")?)?,
         resources: row.json("resources")?,
         issued_at: time(row, "issued_at")?,
         expires_at: time(row, "expires_at")?,
@@ -128,7 +128,7 @@ fn device_from(row: &impl Columns) -> Result<DeviceAuthorizationRecord, StoreErr
         device_code_hash: SecretHash::from_stored(row.text("device_code_hash")?),
         user_code_hash: SecretHash::from_stored(row.text("user_code_hash")?),
         client_id: ClientId::from(row.text("client_id")?),
-        scope: row.text("scope")?,
+        scope: Scope::from_stored(&row.text("scope")?)?,
         resources: row.json("resources")?,
         expires_at: time(row, "expires_at")?,
         interval: from_db(row.integer("poll_interval")?)?,
@@ -299,7 +299,7 @@ impl CodeStore for SqlStore {
             .bind(code.redirect_uri_in_request)
             .bind(&code.code_challenge)
             .bind(&code.subject)
-            .bind(&code.scope)
+            .bind(code.scope.to_string())
             .bind(&resources)
             .bind(expires_at)
             .bind(consumed_at)
@@ -467,7 +467,7 @@ impl DeviceStore for SqlStore {
             .bind(record.device_code_hash.as_str())
             .bind(record.user_code_hash.as_str())
             .bind(record.client_id.as_str())
-            .bind(&record.scope)
+            .bind(record.scope.to_string())
             .bind(&resources)
             .bind(expires_at)
             .bind(interval)

@@ -410,12 +410,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         );
         let code =
             random::random_token(&*self.rng).map_err(|e| internal("randomness failure", e))?;
+        // Validated when the request came in; kept as text between the pages.
+        let scope = Scope::from_stored(&pending.scope)
+            .map_err(|e| internal("the pending authorization's scope", e))?;
         self.model
             .insert_grant(GrantRecord {
                 grant_id: grant_id.clone(),
                 client_id: pending.client_id.clone(),
                 subject: subject.to_owned(),
-                scope: pending.scope.clone(),
+                scope: scope.clone(),
                 resources: pending.resources.clone(),
                 created_at: now,
                 revoked_at: None,
@@ -431,7 +434,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 redirect_uri_in_request: pending.redirect_uri_in_request,
                 code_challenge: pending.code_challenge,
                 subject: subject.to_owned(),
-                scope: pending.scope,
+                scope,
                 resources: pending.resources,
                 expires_at: now.plus(self.config.code_ttl),
                 consumed_at: None,
@@ -544,7 +547,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err("the request includes a scope this server does not support");
         }
         let bounded_by_registration = !(user_approves && client.is_self_registered());
-        if let Some(allowed) = client_scope.and_then(|s| Scope::parse(s).ok())
+        // A registered scope that does not parse (a corrupt record) allows nothing, never
+        // everything.
+        if let Some(allowed) = client_scope.map(|s| Scope::parse(s).unwrap_or_default())
             && bounded_by_registration
             && !scope.is_subset_of(&allowed)
         {

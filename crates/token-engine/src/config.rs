@@ -88,6 +88,9 @@ impl Default for RegistrationPolicy {
 
 impl RegistrationPolicy {
     /// Requires one of these initial access tokens (hashed here; the tokens are not kept).
+    /// Clients present one as `Authorization: Bearer <token>`, so each must be RFC 6750
+    /// `b64token` syntax (letters, digits, `-._~+/`, then `=` padding): any other could never
+    /// be presented (`mcpauth-server` refuses to start with one).
     #[must_use]
     pub fn with_initial_access_tokens<S: AsRef<str>>(mut self, tokens: &[S]) -> Self {
         self.initial_access_token_hashes = tokens

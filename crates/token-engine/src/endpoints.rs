@@ -1,8 +1,8 @@
-//! Every endpoint as a typed call: the `Authorization` header's value and the parsed form (or
-//! the registration's JSON body) in; a typed answer or a typed refusal out. [`http_entry`]
-//! frames these as `http` responses; an embedder with framing of its own calls them directly.
-//!
-//! [`http_entry`]: crate::TokenEngine::token_endpoint
+//! The form and JSON endpoints as typed calls: the `Authorization` header's value and the
+//! parsed form (or the registration's JSON body) in; a typed answer or a typed refusal out.
+//! The `http` entries ([`TokenEngine::token_endpoint`] and its siblings) frame these; an
+//! embedder with framing of its own calls them directly. (RFC 7592's client configuration
+//! endpoint, whose answer depends on the method, has only its `http` entry.)
 
 use mcpauth_oauth_types::{
     ClientMetadata, DeviceAuthorizationRequest, FormParams, GrantType, IntrospectionErrorCode,
@@ -12,7 +12,7 @@ use mcpauth_oauth_types::{
 
 use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
-use crate::error::{ClientAuthCodes, RegistrationError};
+use crate::error::{ClientAuthCodes, RegistrationError, internal};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey};
@@ -44,7 +44,7 @@ impl<C> From<OAuthError<C>> for EndpointError<C> {
 /// The token endpoint's refusal ([`TokenEngine::token`]).
 pub type TokenEndpointError = EndpointError<TokenErrorCode>;
 
-pub(crate) fn auth_failure<C: ClientAuthCodes>(error: ClientAuthError) -> EndpointError<C> {
+fn auth_failure<C: ClientAuthCodes>(error: ClientAuthError) -> EndpointError<C> {
     match error {
         ClientAuthError::Malformed(d) => {
             EndpointError::from(OAuthError::new(C::INVALID_REQUEST, d))
@@ -352,10 +352,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
             Ok(_) => {}
             Err(e) => {
-                return Err(RegistrationRefusal::Refused(crate::error::internal(
-                    "storage failure",
-                    e,
-                )));
+                return Err(RegistrationRefusal::Refused(internal("storage failure", e)));
             }
         }
         let result: Result<_, RegistrationError> = async {

@@ -1,5 +1,9 @@
-//! Secrets at rest (DESIGN §3): codes, refresh tokens and client secrets are high-entropy, so
-//! a plain SHA-256 is enough and lets the store look them up by hash.
+//! Secrets at rest (DESIGN §3): codes, tokens and client secrets are high-entropy, so a plain
+//! SHA-256 is enough and lets the store look them up by hash. Two kinds of hashed values are
+//! not, and are hashed only so the database holds none in clear: a device's user code (eight
+//! characters a person types), protected by its short life (15 minutes by default) and the
+//! per-caller attempt limit; and the server's sign-in lockout keys (an email and an address).
+//! Passwords are never hashed here (argon2id, in the server).
 
 use std::fmt;
 
@@ -38,8 +42,8 @@ impl SecretHash {
     /// A hash this model stored earlier, read back from its storage. (Not a way to make
     /// one: that is [`SecretHash::of`].)
     #[must_use]
-    pub fn from_stored(stored: String) -> Self {
-        Self(stored)
+    pub fn from_stored(stored: impl Into<String>) -> Self {
+        Self(stored.into())
     }
 
     /// Whether `secret` hashes to this, compared in constant time.

@@ -1,7 +1,8 @@
 //! The `http`-crate level entry: `http::Request<Bytes>` in, `http::Response<Bytes>` out, so a
-//! web adapter is a few lines of glue. Follows node-oidc-provider's order at the token
-//! endpoint (DESIGN §2c): no-store headers, form body only, size limit, duplicate parameters,
-//! client authentication, grant dispatch.
+//! web adapter is a few lines of glue. It frames the typed calls of `endpoints.rs`: the
+//! method, a form body only, at most one `Authorization` header, the parsed form; then the
+//! answer as JSON with no-store headers (node-oidc-provider's order at the token endpoint,
+//! DESIGN §2c; client authentication and grant dispatch are the typed call's).
 //!
 //! When an answer hides an internal failure (`server_error`), the response carries an
 //! [`InternalError`] extension with the cause, for the adapter to log. It never reaches the

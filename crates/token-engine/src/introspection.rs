@@ -136,7 +136,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         Ok(Some(Introspection {
             active: true,
-            scope: (!record.scope.is_empty()).then(|| record.scope.clone()),
+            scope: (!record.scope.is_empty()).then(|| record.scope.to_string()),
             client_id: Some(record.client_id.into_string()),
             sub: Some(record.subject),
             aud: Some(Audience::Many(record.resources)),

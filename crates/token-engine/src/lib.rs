@@ -83,7 +83,10 @@ pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
-pub use mcpauth_oauth_types::{Clock, ManualClock, UnixTime};
+pub use mcpauth_oauth_types::{
+    Clock, FormParams, GrantType, IntrospectionErrorCode, ManualClock, RegistrationErrorCode,
+    RevocationErrorCode, Scope, ScopeError, TokenErrorCode, TokenResponse, UnixTime,
+};
 pub use memory::{MemoryModel, MemoryModelError};
 pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,

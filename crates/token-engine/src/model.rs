@@ -9,7 +9,7 @@
 //! Run [`crate::testing`] (feature `testing`) against your own model.
 
 use async_trait::async_trait;
-use mcpauth_oauth_types::{ClientMetadata, GrantType};
+use mcpauth_oauth_types::{ClientMetadata, GrantType, Scope};
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
@@ -216,7 +216,7 @@ pub struct GrantRecord {
     /// The user (subject) who gave it.
     pub subject: String,
     /// The scope granted.
-    pub scope: String,
+    pub scope: Scope,
     /// The resources (RFC 8707) the grant is for.
     pub resources: Vec<String>,
     /// When it was given.
@@ -245,7 +245,7 @@ pub struct AuthorizationCodeRecord {
     /// The user.
     pub subject: String,
     /// The granted scope.
-    pub scope: String,
+    pub scope: Scope,
     /// The granted resources.
     pub resources: Vec<String>,
     /// When the code stops working.
@@ -267,7 +267,7 @@ pub struct RefreshTokenRecord {
     /// The user.
     pub subject: String,
     /// The scope of the grant (a refresh may narrow the access token, never this).
-    pub scope: String,
+    pub scope: Scope,
     /// The resources of the grant.
     pub resources: Vec<String>,
     /// When it was issued.
@@ -330,7 +330,7 @@ pub struct DeviceAuthorizationRecord {
     /// The client polling.
     pub client_id: ClientId,
     /// The scope requested.
-    pub scope: String,
+    pub scope: Scope,
     /// The resources requested.
     pub resources: Vec<String>,
     /// When both codes stop working.
@@ -571,15 +571,16 @@ pub trait ReplayStore: ModelBase {
 pub struct RateLimitKey(String);
 
 impl RateLimitKey {
-    /// The counter of `subject` in `bucket`. Bucket names are fixed in code and contain no
-    /// `:`, which separates them from the subject, so no subject can reach another bucket's
-    /// counters.
+    /// The counter of `subject` in `bucket`. The first `:` separates the bucket from the
+    /// subject (a `:` or `%` in a bucket name is percent-encoded), so no subject can reach
+    /// another bucket's counters.
     #[must_use]
     pub fn new(bucket: &'static str, subject: &str) -> Self {
-        debug_assert!(
-            !bucket.contains(':'),
-            "rate-limit bucket names contain no `:`"
-        );
+        let bucket = if bucket.contains([':', '%']) {
+            std::borrow::Cow::Owned(bucket.replace('%', "%25").replace(':', "%3A"))
+        } else {
+            std::borrow::Cow::Borrowed(bucket)
+        };
         Self(format!("{bucket}:{subject}"))
     }
 
@@ -622,6 +623,23 @@ impl<T> OAuthServerModel for T where
 #[cfg(test)]
 mod record_tests {
     use super::*;
+
+    // No subject can reach another bucket's counter, whatever either name holds.
+    #[test]
+    fn rate_limit_keys_of_different_buckets_never_share_a_string() {
+        assert_eq!(
+            RateLimitKey::new("register", "1.2.3.4").as_str(),
+            "register:1.2.3.4"
+        );
+        assert_ne!(
+            RateLimitKey::new("a:b", "c").as_str(),
+            RateLimitKey::new("a", "b:c").as_str()
+        );
+        assert_ne!(
+            RateLimitKey::new("a%3Ab", "c").as_str(),
+            RateLimitKey::new("a:b", "c").as_str()
+        );
+    }
 
     // One fact, one home: the authentication method lives in the metadata alone.
     #[test]

@@ -422,7 +422,7 @@ async fn a_user_code_already_held_is_drawn_again() {
             device_code_hash: mcpauth_token_engine::SecretHash::of("another device"),
             user_code_hash: mcpauth_token_engine::SecretHash::of(&taken.replace('-', "")),
             client_id: client_id.as_str().into(),
-            scope: "mcp:tools".into(),
+            scope: mcpauth_token_engine::Scope::from_tokens(["mcp:tools"]),
             resources: vec![RESOURCE.into()],
             expires_at: NOW.plus(600),
             interval: 5,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::Error;
+use crate::Error;
 use crate::challenge::BearerChallenge;
 use crate::discovery::{Discovered, discover};
 use crate::http::{HttpClient, UrlPolicy};

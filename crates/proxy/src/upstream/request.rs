@@ -104,9 +104,9 @@ pub fn random_value(rng: &dyn SecureRandom) -> Result<String, ProxyError> {
 }
 
 /// Builds the redirect that sends the user to `provider`, returning to `callback_url`, for
-/// `purpose` (an MCP client's request, or a plain sign-in). Fresh `state`, browser binding, and (as
-/// the
-/// provider supports them) `nonce` and PKCE S256; the record expires after `ttl` seconds.
+/// `purpose` (an MCP client's request, or a plain sign-in). Fresh `state`, browser binding,
+/// and (as the provider supports them) `nonce` and PKCE S256; the record expires after `ttl`
+/// seconds.
 ///
 /// # Errors
 ///

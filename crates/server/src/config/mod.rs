@@ -444,9 +444,12 @@ mod tests {
     #[test]
     fn the_configuration_reference_lists_every_option() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        // The variables are read in environment.rs, the keys declared here.
-        let source = std::fs::read_to_string(dir.join("src/config/environment.rs"))?
-            + &std::fs::read_to_string(dir.join("src/config/mod.rs"))?;
+        // Every file of this module: the variables are read in environment.rs and values.rs,
+        // the keys declared here.
+        let mut source = String::new();
+        for entry in std::fs::read_dir(dir.join("src/config"))? {
+            source.push_str(&std::fs::read_to_string(entry?.path())?);
+        }
         let reference = std::fs::read_to_string(dir.join("../../docs/configuration.md"))?;
         let mut variables: Vec<&str> = source
             .match_indices("\"MCPAUTH_")

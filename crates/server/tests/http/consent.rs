@@ -1,4 +1,5 @@
-//! The consent page: what it shows (escaped), remembered consent and its withdrawal, the account forms.
+//! The consent page: what it shows (escaped), remembered consent and its withdrawal, the account
+//! forms.
 
 use super::*;
 

@@ -1,4 +1,6 @@
-//! The protocol endpoints over HTTP: metadata at an issuer path, the token endpoint's headers, registration and its management, metadata documents, the device page, per-address limits, the provider chooser.
+//! The protocol endpoints over HTTP: metadata at an issuer path, the token endpoint's headers,
+//! registration and its management, metadata documents, the device page, per-address limits, the
+//! provider chooser.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! What an operator runs into: signing keys at rest and in rotation, the binary and its `user add`, HSTS, metrics, production mode, logs without secrets, the operator switches.
+//! What an operator runs into: signing keys at rest and in rotation, the binary and its `user add`,
+//! HSTS, metrics, production mode, logs without secrets, the operator switches.
 
 use super::*;
 

@@ -1,5 +1,6 @@
 //! The `mcpauth-server` binary's own state: users, signing keys, login interactions and
-//! browser sessions. Ids of interactions and sessions are bearer secrets, stored hashed.
+//! browser sessions, sign-in lockout, and the housekeeping (listing clients, sweeping expired
+//! rows). Ids of interactions and sessions are bearer secrets, stored hashed.
 
 mod housekeeping;
 mod interactions;

@@ -104,12 +104,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
 
         // Codes never change but for `consumed_at`: the tokens can be made from the record
         // read above, and are committed with the consumption or not at all.
+        let access_scope = record.scope.to_string();
         let issue = GrantTokens {
             grant_type: GrantType::AuthorizationCode,
             grant_id: &record.grant_id,
             subject: &record.subject,
             grant_scope: &record.scope,
-            access_scope: &record.scope,
+            access_scope: &access_scope,
             grant_resources: &record.resources,
             audience: &audience,
         };

@@ -196,7 +196,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     device_code_hash: SecretHash::of(&device_code),
                     user_code_hash: SecretHash::of(&user_code),
                     client_id: client.client_id.clone(),
-                    scope: scope.to_string(),
+                    scope: scope.clone(),
                     resources: resources.clone(),
                     expires_at: now.plus(self.config.device_code_ttl),
                     interval: self.config.device_poll_interval,
@@ -339,12 +339,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     ));
                 }
                 self.refuse_inactive_subject(subject, grant_id, now).await?;
+                let access_scope = before.scope.to_string();
                 let issue = GrantTokens {
                     grant_type: GrantType::DeviceCode,
                     grant_id,
                     subject,
                     grant_scope: &before.scope,
-                    access_scope: &before.scope,
+                    access_scope: &access_scope,
                     grant_resources: &before.resources,
                     audience: &before.resources,
                 };
@@ -405,7 +406,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             client_id: record.client_id,
             client_identity: crate::ClientIdentity::of(&client),
             client_name: client.metadata.client_name,
-            scope: record.scope,
+            scope: record.scope.to_string(),
             resources: record.resources,
         })
     }

@@ -101,16 +101,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
         // RFC 6749 §6: the scope may narrow, never widen.
-        let granted = Scope::parse(&record.scope).unwrap_or_default();
         let access_scope = match scope {
-            Some(requested) if requested.is_subset_of(&granted) => requested.to_string(),
+            Some(requested) if requested.is_subset_of(&record.scope) => requested.to_string(),
             Some(_) => {
                 return Err(OAuthError::new(
                     TokenErrorCode::InvalidScope,
                     "the requested scope exceeds the scope of the grant",
                 ));
             }
-            None => record.scope.clone(),
+            None => record.scope.to_string(),
         };
         let audience = if resource.is_empty() {
             record.resources.clone()
@@ -278,7 +277,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 grant_id: issue.grant_id.to_owned(),
                 client_id: client.client_id.clone(),
                 subject: issue.subject.to_owned(),
-                scope: issue.grant_scope.to_owned(),
+                scope: issue.grant_scope.clone(),
                 resources: issue.grant_resources.to_vec(),
                 issued_at: now,
                 expires_at: now.plus(self.config.refresh_token_ttl),
@@ -312,7 +311,7 @@ pub(crate) struct GrantTokens<'a> {
     pub(crate) grant_id: &'a GrantId,
     pub(crate) subject: &'a str,
     /// The grant's scope, kept by the refresh token.
-    pub(crate) grant_scope: &'a str,
+    pub(crate) grant_scope: &'a Scope,
     /// The access token's scope (may be narrower).
     pub(crate) access_scope: &'a str,
     /// The grant's resources, kept by the refresh token.

@@ -7,7 +7,7 @@ fn device() -> DeviceAuthorizationRecord {
         device_code_hash: hashed("device"),
         user_code_hash: hashed("user-code"),
         client_id: "kit-client".into(),
-        scope: "mcp".into(),
+        scope: crate::Scope::from_tokens(["mcp"]),
         resources: vec!["https://mcp.example/mcp".into()],
         expires_at: NOW.plus(900),
         interval: 5,

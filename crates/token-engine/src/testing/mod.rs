@@ -20,13 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mcpauth_oauth_types::ClientMetadata;
 use sha2::{Digest, Sha256};
 
-use super::UnixTime;
+use crate::UnixTime;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCodeRecord, ClientRecord, ConsumeCode,
+    AccessTokenRecord, AuthorizationCodeRecord, ClientId, ClientRecord, ConsumeCode,
     DeviceAuthorizationRecord, DeviceDecision, DeviceState, GrantRecord, OAuthServerModel,
-    RefreshTokenRecord, RotateRefresh, TokenEndpointAuthMethod,
+    RateLimitKey, RefreshTokenRecord, RotateRefresh, SecretHash, TokenEndpointAuthMethod,
 };
-use crate::model::{ClientId, RateLimitKey, SecretHash};
 use crate::random::{RandomError, SecureRandom};
 
 mod access_tokens;
@@ -125,7 +124,7 @@ fn grant(client_id: &str) -> GrantRecord {
         grant_id: unique("grant"),
         client_id: ClientId::from(client_id),
         subject: "user-1".into(),
-        scope: "mcp".into(),
+        scope: crate::Scope::from_tokens(["mcp"]),
         resources: vec!["https://mcp.example/mcp".into()],
         created_at: NOW,
         revoked_at: None,
@@ -170,8 +169,8 @@ fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
 /// which checks the stores a model has, or the required rules one by one):
 ///
 /// ```no_run
-/// mcpauth_token_engine::model_test_kit!(memory, async { mcpauth_token_engine::MemoryModel::new()
-/// });
+/// use mcpauth_token_engine::MemoryModel;
+/// mcpauth_token_engine::model_test_kit!(memory, async { MemoryModel::new() });
 /// # fn main() {}
 /// ```
 ///
