@@ -25,6 +25,33 @@ use crate::error::{RegistrationError, internal};
 use crate::model::{ClientId, ClientRecord, OAuthServerModel, Voucher};
 use crate::registration::RegisteredClient;
 
+/// What an RFC 7592 request asks of a registration ([`TokenEngine::client_configuration`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ClientConfigurationRequest<'a> {
+    /// §2.1: read the client's configuration.
+    Read,
+    /// §2.2: replace its metadata with this JSON document.
+    Update {
+        /// The client metadata, as sent.
+        body: &'a [u8],
+    },
+    /// §2.3: delete the client (its grants are revoked first).
+    Delete,
+}
+
+/// Why an RFC 7592 request was refused ([`TokenEngine::client_configuration`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientConfigurationRefusal {
+    /// The registration access token is missing or wrong, or the client is unknown: `401`
+    /// with `WWW-Authenticate: Bearer error="invalid_token"` (§2; the cases are not told
+    /// apart).
+    InvalidToken,
+    /// An RFC 7591 §3.2.2 error for an update, or `server_error`.
+    Refused(RegistrationError),
+}
+
 /// Members a client must not send in an update (RFC 7592 §2.2).
 const SERVER_OWNED: &[&str] = &[
     "registration_access_token",
@@ -77,17 +104,15 @@ fn registration_error(error: &RegistrationError) -> Response<Bytes> {
     )
 }
 
-/// The registration access token (RFC 7592 §2.1: `Authorization: Bearer`); none when the
-/// header is repeated or malformed.
-fn bearer(request: &Request<Bytes>) -> Option<&str> {
+/// The `Authorization` header's value; none when the header is repeated (a repeated one
+/// presents no registration access token) or not text.
+fn authorization(request: &Request<Bytes>) -> Option<&str> {
     let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
         return None;
     }
-    parse_bearer_authorization(value.to_str().ok()?)
-        .ok()
-        .flatten()
+    value.to_str().ok()
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -107,19 +132,33 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         self.model.delete_client(client_id).await
     }
 
-    /// The client configuration endpoint (RFC 7592 §2) for `client_id`: GET, PUT or DELETE.
-    pub async fn client_configuration_endpoint(
+    /// The client configuration endpoint (RFC 7592 §2) as a typed call: what the request
+    /// asks, for `client_id`, with the `Authorization` header's value (the registration
+    /// access token as `Bearer <token>`). A read or an update answers the client's
+    /// configuration; a delete answers `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientConfigurationRefusal::InvalidToken`] for a missing or wrong token and for an
+    /// unknown client alike (§2); [`ClientConfigurationRefusal::Refused`] for an update the
+    /// registration policy refuses, or a storage failure. Nothing changes on an error.
+    pub async fn client_configuration(
         &self,
-        request: Request<Bytes>,
         client_id: &str,
+        authorization: Option<&str>,
+        request: ClientConfigurationRequest<'_>,
         now: UnixTime,
-    ) -> Response<Bytes> {
-        let client = match self.model.find_client(&ClientId::from(client_id)).await {
-            Ok(client) => client,
-            Err(e) => return registration_error(&internal("storage failure", e)),
-        };
+    ) -> Result<Option<RegisteredClient>, ClientConfigurationRefusal> {
+        let refused = ClientConfigurationRefusal::Refused;
+        let client = self
+            .model
+            .find_client(&ClientId::from(client_id))
+            .await
+            .map_err(|e| refused(internal("storage failure", e)))?;
+        let token =
+            authorization.and_then(|value| parse_bearer_authorization(value).ok().flatten());
         // Unknown client and wrong token look alike (§2: "respond with ... invalid_token").
-        let authorized = match (&client, bearer(&request)) {
+        let authorized = match (&client, token) {
             (Some(client), Some(token)) => client
                 .registration_token_hash
                 .as_ref()
@@ -127,29 +166,53 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             _ => false,
         };
         let Some(client) = client.filter(|_| authorized) else {
-            return invalid_token();
+            return Err(ClientConfigurationRefusal::InvalidToken);
         };
-        match *request.method() {
-            Method::GET => json(StatusCode::OK, &self.configuration(&client, None)),
-            Method::PUT => match self.update_registration(client, request.body(), now).await {
-                Ok(view) => json(StatusCode::OK, &view),
-                Err(error) => registration_error(&error),
-            },
-            Method::DELETE => {
-                let deleted = self.remove_client(&client.client_id, now).await;
-                match deleted {
-                    Ok(_) => {
-                        let mut response = Response::new(Bytes::new());
-                        *response.status_mut() = StatusCode::NO_CONTENT;
-                        response
-                            .headers_mut()
-                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                        response
-                    }
-                    Err(e) => registration_error(&internal("storage failure", e)),
-                }
-            }
-            _ => {
+        match request {
+            ClientConfigurationRequest::Read => Ok(Some(self.configuration(&client, None))),
+            ClientConfigurationRequest::Update { body } => self
+                .update_registration(client, body, now)
+                .await
+                .map(Some)
+                .map_err(refused),
+            ClientConfigurationRequest::Delete => self
+                .remove_client(&client.client_id, now)
+                .await
+                .map(|_| None)
+                .map_err(|e| refused(internal("storage failure", e))),
+        }
+    }
+
+    /// The client configuration endpoint (RFC 7592 §2) over HTTP, for `client_id`: GET, PUT
+    /// or DELETE.
+    pub async fn client_configuration_endpoint(
+        &self,
+        request: Request<Bytes>,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Response<Bytes> {
+        let asked = match *request.method() {
+            Method::GET => Some(ClientConfigurationRequest::Read),
+            Method::PUT => Some(ClientConfigurationRequest::Update {
+                body: request.body(),
+            }),
+            Method::DELETE => Some(ClientConfigurationRequest::Delete),
+            _ => None,
+        };
+        // Another method is judged after the token (read as a read), so an unknown client
+        // and a wrong token still look alike whatever the method.
+        let answer = self
+            .client_configuration(
+                client_id,
+                authorization(&request),
+                asked.unwrap_or(ClientConfigurationRequest::Read),
+                now,
+            )
+            .await;
+        match (asked, answer) {
+            (_, Err(ClientConfigurationRefusal::InvalidToken)) => invalid_token(),
+            (_, Err(ClientConfigurationRefusal::Refused(error))) => registration_error(&error),
+            (None, Ok(_)) => {
                 let mut response = json(
                     StatusCode::METHOD_NOT_ALLOWED,
                     &serde_json::json!({ "error": "invalid_request", "error_description": "use GET, PUT or DELETE" }),
@@ -157,6 +220,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 response
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
+                response
+            }
+            (Some(_), Ok(Some(view))) => json(StatusCode::OK, &view),
+            (Some(_), Ok(None)) => {
+                let mut response = Response::new(Bytes::new());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response
             }
         }

@@ -2,7 +2,8 @@
 //! parsed form (or the registration's JSON body) in; a typed answer or a typed refusal out.
 //! The `http` entries ([`TokenEngine::token_endpoint`] and its siblings) frame these; an
 //! embedder with framing of its own calls them directly. (RFC 7592's client configuration
-//! endpoint, whose answer depends on the method, has only its `http` entry.)
+//! has its typed call beside its rules, `TokenEngine::client_configuration` in
+//! `client_management.rs`.)
 
 use mcpauth_oauth_types::{
     ClientMetadata, DeviceAuthorizationRequest, FormParams, GrantType, IntrospectionErrorCode,

@@ -64,6 +64,7 @@ pub use access_token::{AccessTokenClaims, Audience, SubjectType};
 pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
 };
+pub use client_management::{ClientConfigurationRefusal, ClientConfigurationRequest};
 pub use client_metadata_document::{
     DOCUMENT_REFETCHES_PER_MINUTE, DocumentFetch, MAX_CLIENT_METADATA_DOCUMENT_BYTES,
     is_client_metadata_document_url,

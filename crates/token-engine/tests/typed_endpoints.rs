@@ -188,3 +188,73 @@ async fn introspection_and_revocation_are_typed_calls_for_authenticated_clients(
     assert_eq!(refused.error.code(), RevocationErrorCode::InvalidClient);
     assert!(refused.basic_challenge);
 }
+
+// RFC 7592 as a typed call: the registration access token reads, updates and deletes the
+// registration; a wrong token and an unknown client are refused alike.
+#[tokio::test]
+async fn client_configuration_is_a_typed_call_guarded_by_the_registration_token() {
+    use mcpauth_token_engine::{ClientConfigurationRefusal, ClientConfigurationRequest};
+    let h = harness().await;
+    let registered = h
+        .engine
+        .registration(RegistrationRequest::new(None, "c", Some(METADATA)), NOW)
+        .await
+        .unwrap();
+    let id = registered.client_id.clone();
+    let token = format!(
+        "Bearer {}",
+        registered.registration_access_token.clone().unwrap()
+    );
+    let read = ClientConfigurationRequest::Read;
+    for (client, authorization) in [
+        (id.as_str(), Some("Bearer wrong")),
+        (id.as_str(), None),
+        ("unknown-client", Some(token.as_str())),
+    ] {
+        let refused = h
+            .engine
+            .client_configuration(client, authorization, read, NOW)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, ClientConfigurationRefusal::InvalidToken),
+            "{client} {authorization:?}: {refused:?}"
+        );
+    }
+    let view = h
+        .engine
+        .client_configuration(&id, Some(&token), read, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.client_id, id);
+    let update = format!(
+        r#"{{"client_id":"{id}","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","client_name":"Renamed"}}"#
+    );
+    let updated = h
+        .engine
+        .client_configuration(
+            &id,
+            Some(&token),
+            ClientConfigurationRequest::Update {
+                body: update.as_bytes(),
+            },
+            NOW,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.metadata.client_name.as_deref(), Some("Renamed"));
+    let deleted = h
+        .engine
+        .client_configuration(&id, Some(&token), ClientConfigurationRequest::Delete, NOW)
+        .await
+        .unwrap();
+    assert!(deleted.is_none());
+    assert!(matches!(
+        h.engine
+            .client_configuration(&id, Some(&token), read, NOW)
+            .await,
+        Err(ClientConfigurationRefusal::InvalidToken)
+    ));
+}
