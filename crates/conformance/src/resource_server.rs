@@ -112,6 +112,15 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         "access-control-expose-headers",
         "www-authenticate",
     );
+    // RFC 6750 §3.1: a request that sent no credentials gets no error code, in the body
+    // either (a client must not read "invalid_token" for a token it never sent).
+    check.expect(
+        anonymous.json().get("error").is_none(),
+        format!(
+            "a request without credentials gets no error code, got {}",
+            anonymous.text
+        ),
+    );
 
     let basic = client_credentials_token(&http, fixture, "mcp", &resource).await;
     let allowed = suite.send(http.post(&resource).bearer_auth(&basic)).await;

@@ -99,11 +99,21 @@ pub enum UserError {
     /// The password is longer than [`MAX_PASSWORD_BYTES`].
     #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes long")]
     LongPassword,
-    /// The password is one of the most common ones, or made of the email address.
+    /// The password is one of the most common ones.
     #[error(
-        "the password is too easy to guess: it is a common password or contains the email address"
+        "the password is too easy to guess: it is one of the most common passwords; choose a few unrelated words"
     )]
-    GuessablePassword,
+    CommonPassword,
+    /// The password contains the email address, or the part of it before the `@`.
+    #[error(
+        "the password is too easy to guess: it contains the email address (or its part before the @)"
+    )]
+    PasswordContainsEmail,
+    /// A user with this email already exists.
+    #[error(
+        "a user with the email `{0}` already exists: `mcpauth-server user passwd {0}` sets a new password"
+    )]
+    UserExists(String),
     /// No user has this email.
     #[error("no user has the email `{0}`")]
     UnknownUser(String),
@@ -141,7 +151,7 @@ pub fn normalize_email(email: &str) -> Result<String, UserError> {
 /// # Errors
 ///
 /// [`UserError::WeakPassword`], [`UserError::LongPassword`] or
-/// [`UserError::GuessablePassword`].
+/// [`UserError::CommonPassword`], [`UserError::PasswordContainsEmail`].
 pub fn check_password_policy(password: &str, email: &str) -> Result<(), UserError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(UserError::WeakPassword);
@@ -154,8 +164,11 @@ pub fn check_password_policy(password: &str, email: &str) -> Result<(), UserErro
     let local = email.split('@').next().unwrap_or_default();
     let contains_identity =
         lowered.contains(&email) || (local.chars().count() >= 4 && lowered.contains(local));
-    if COMMON_PASSWORDS.contains(&lowered.as_str()) || contains_identity {
-        return Err(UserError::GuessablePassword);
+    if COMMON_PASSWORDS.contains(&lowered.as_str()) {
+        return Err(UserError::CommonPassword);
+    }
+    if contains_identity {
+        return Err(UserError::PasswordContainsEmail);
     }
     Ok(())
 }
@@ -243,18 +256,22 @@ mod tests {
             check_password_policy(&"x".repeat(MAX_PASSWORD_BYTES + 1), email),
             Err(UserError::LongPassword)
         ));
-        for guessable in [
-            "Password123",
-            "12345678",
-            "alice.smith2024",
-            "ALICE.SMITH@EXAMPLE.COM!",
-        ] {
+        for common in ["Password123", "12345678"] {
             assert!(
                 matches!(
-                    check_password_policy(guessable, email),
-                    Err(UserError::GuessablePassword)
+                    check_password_policy(common, email),
+                    Err(UserError::CommonPassword)
                 ),
-                "{guessable}"
+                "{common}"
+            );
+        }
+        for identity in ["alice.smith2024", "ALICE.SMITH@EXAMPLE.COM!"] {
+            assert!(
+                matches!(
+                    check_password_policy(identity, email),
+                    Err(UserError::PasswordContainsEmail)
+                ),
+                "{identity}"
             );
         }
         // Every listed password is long enough to pass the length rule: the list is what refuses it.

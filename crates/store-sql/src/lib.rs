@@ -87,6 +87,15 @@ pub enum StoreError {
     Conflict(&'static str),
 }
 
+impl StoreError {
+    /// Whether the database refused a write because a unique key (an email, an id) is
+    /// already taken.
+    #[must_use]
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
 /// Which database a [`SqlStore`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

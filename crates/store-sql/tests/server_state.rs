@@ -785,3 +785,27 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
     })
     .await;
 }
+
+// A taken email is a unique violation the caller can name ("already exists"), on both
+// databases, and the first account is untouched.
+#[tokio::test]
+async fn a_taken_email_is_reported_as_a_unique_violation() {
+    on_both_databases("taken_email", |store, _| async move {
+        store
+            .create_user("u-first", "same@example.com", "$argon2id$a", UnixTime(10))
+            .await
+            .unwrap();
+        let error = store
+            .create_user("u-second", "same@example.com", "$argon2id$b", UnixTime(11))
+            .await
+            .unwrap_err();
+        assert!(error.is_unique_violation(), "{error:?}");
+        let kept = store
+            .find_user_by_email("same@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.user_id, "u-first");
+    })
+    .await;
+}

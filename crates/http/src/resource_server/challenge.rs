@@ -30,10 +30,17 @@ pub(super) fn challenge_response(challenge: &Challenge) -> HttpResponse {
     let status = StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let value = HeaderValue::from_str(&challenge.header_value())
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-    let body = serde_json::json!({
-        "error": challenge.error().map_or("invalid_token", |e| e.as_str()),
-        "error_description": "authorization is required: see the WWW-Authenticate header",
-    });
+    // RFC 6750 §3.1: a request that sent no credentials gets no error code, in the body as
+    // in the challenge; it is told only what to do.
+    let body = match challenge.error() {
+        Some(error) => serde_json::json!({
+            "error": error.as_str(),
+            "error_description": "authorization is required: see the WWW-Authenticate header",
+        }),
+        None => serde_json::json!({
+            "error_description": "this resource needs a bearer token: see the WWW-Authenticate header",
+        }),
+    };
     let mut response = http::Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
