@@ -393,6 +393,15 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for name in config.unread_variables(names.iter().map(String::as_str)) {
+        tracing::warn!(
+            variable = %name,
+            "{name} is set but mcpauth-server reads no such variable (a misspelling?); docs/configuration.md lists them"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -140,13 +140,15 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let server = build(&config).await?;
+    // The address first: a port another program holds fails before anything is created (a
+    // database, a signing key).
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Io {
             addr: config.listen.to_string(),
             source,
         })?;
+    let server = build(&config).await?;
     tracing::info!(listen = %config.listen, issuer = %config.issuer(), "mcpauth-server is ready");
     serve_on(listener, server, shutdown).await
 }

@@ -266,6 +266,28 @@ impl Config {
         Ok(config)
     }
 
+    /// The `MCPAUTH_*` variables among `names` that nothing reads: a misspelling, or the
+    /// secret of a provider that is not configured. The server warns about each at start
+    /// (a misspelt variable would otherwise be ignored without a word).
+    #[must_use]
+    pub fn unread_variables<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        // Read by the command line and the logging set-up rather than here.
+        const ELSEWHERE: [&str; 2] = ["MCPAUTH_CONFIG", "MCPAUTH_LOG"];
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let mut probe = self.clone();
+        let _ = probe.apply_env(|name| {
+            read.borrow_mut().insert(name.to_owned());
+            None
+        });
+        let read = read.into_inner();
+        names
+            .into_iter()
+            .filter(|name| name.starts_with("MCPAUTH_"))
+            .filter(|name| !read.contains(*name) && !ELSEWHERE.contains(name))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The issuer: configured, or `http://<listen>`.
     #[must_use]
     pub fn issuer(&self) -> String {
@@ -278,6 +300,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A misspelt variable, or a provider secret for no configured provider, is named at
+    // start instead of being ignored without a word.
+    #[test]
+    fn variables_nothing_reads_are_named() -> Result<(), ConfigError> {
+        let config = Config::load(None, |_| None)?;
+        let unread = config.unread_variables([
+            "MCPAUTH_ISSUER",
+            "MCPAUTH_ISUER",
+            "MCPAUTH_LOG",
+            "MCPAUTH_CONFIG",
+            "MCPAUTH_PROVIDER_NOPE_CLIENT_SECRET",
+            "PATH",
+        ]);
+        assert_eq!(
+            unread,
+            ["MCPAUTH_ISUER", "MCPAUTH_PROVIDER_NOPE_CLIENT_SECRET"]
+        );
+        Ok(())
+    }
 
     #[test]
     fn defaults_listen_on_loopback_8080_with_a_local_sqlite_file() -> Result<(), ConfigError> {

@@ -646,3 +646,27 @@ async fn the_operator_switches_take_effect_in_the_running_server() {
         assert_eq!(again.status(), second);
     }
 }
+
+// A port another program holds fails the start before anything is created: no database
+// file, no signing key.
+#[tokio::test]
+async fn a_port_in_use_fails_before_the_database_is_created() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = temp_dir("port-in-use");
+    let database = dir.join("mcpauth.db");
+    let mut config = mcpauth_server::Config::default();
+    config.listen = taken.local_addr().unwrap();
+    config.database_url = format!("sqlite://{}", database.display());
+    let error = mcpauth_server::serve(config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, mcpauth_server::StartError::Io { .. }),
+        "{error:?}"
+    );
+    assert!(
+        !database.exists(),
+        "the database was created before the port was tried"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
