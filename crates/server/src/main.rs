@@ -19,6 +19,11 @@ struct Cli {
     /// TOML configuration file (MCPAUTH_* environment variables override it).
     #[arg(long, env = "MCPAUTH_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// With `user`, `client` or `key`: create the database when it does not exist yet.
+    /// Without it they refuse and name the database they would have made (the server's own
+    /// database is likely elsewhere: pass its --config).
+    #[arg(long, global = true)]
+    create: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -171,7 +176,20 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli, config: Config) -> Result<(), String> {
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve)
+        && !cli.create
+        && let Some(path) = config.sqlite_file()
+        && !path.exists()
+    {
+        return Err(format!(
+            "no database at {}: the server creates it when it first starts. If your server \
+             keeps its data elsewhere, pass its --config (or MCPAUTH_DATABASE_URL); to start \
+             a new database here, add --create",
+            path.display()
+        ));
+    }
+    match command {
         Command::Serve => mcpauth_server::serve(config, shutdown_signal())
             .await
             .map_err(|e| said(&e)),

@@ -20,9 +20,14 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Runs `mcpauth-server ARGS` on the database in `dir`, with `stdin` as its input; returns
-/// (success, stdout, stderr).
+/// Runs `mcpauth-server --create ARGS` on the database in `dir`, with `stdin` as its input;
+/// returns (success, stdout, stderr).
 fn run(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    run_as(dir, &[&["--create"], args].concat(), stdin)
+}
+
+/// Runs `mcpauth-server ARGS` (no `--create`) on the database in `dir`.
+fn run_as(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
         .args(args)
         .env(
@@ -47,6 +52,29 @@ fn run(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+// An admin command pointed at a database that does not exist (the server's is elsewhere: a
+// missing --config) refuses, names the file it would have made and how to reach the right
+// one, and creates nothing; --create makes it.
+#[test]
+fn admin_commands_name_a_missing_database_instead_of_creating_one() {
+    let dir = temp_dir("no-database");
+    let database = dir.join("mcpauth.db");
+    let (ok, _, err) = run_as(&dir, &["user", "list"], "");
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("no database at {}", database.display()))
+            && err.contains("--config")
+            && err.contains("--create"),
+        "{err}"
+    );
+    assert!(!database.exists(), "nothing is created without --create");
+    let (ok, _, err) = run_as(&dir, &["--create", "user", "list"], "");
+    assert!(ok, "{err}");
+    assert!(database.exists());
+    let (ok, _, err) = run_as(&dir, &["user", "list"], "");
+    assert!(ok, "an existing database needs no --create: {err}");
 }
 
 #[test]

@@ -62,7 +62,7 @@ struct Deployment {
 /// The operator's side, as the CLI does it: a user and a machine client.
 fn provision(dir: &Path, issuer: &str, resources: &str) -> (String, String) {
     let mut add = server_command(dir, issuer, resources, 10)
-        .args(["user", "add", EMAIL])
+        .args(["--create", "user", "add", EMAIL])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

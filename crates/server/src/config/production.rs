@@ -9,7 +9,7 @@ use crate::Config;
 const MIN_SECRET_LENGTH: usize = 32;
 
 /// The file of a `sqlite:` URL (`None` for other databases and in-memory SQLite).
-fn sqlite_path(url: &str) -> Option<&Path> {
+pub(super) fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -70,7 +70,7 @@ impl Config {
                 problems.push(format!(
                     "the database {} does not exist: production mode does not create an empty one \
                      (a typo would lose every user and key). Create it with \
-                     `mcpauth-server user add <email>`, or start once without production mode",
+                     `mcpauth-server --create user add <email>`, or start once without production mode",
                     path.display()
                 ));
             }

@@ -87,7 +87,7 @@ async fn user_add_reads_the_password_from_stdin() {
     let dir = temp_dir("cli");
     let add = || {
         let mut child = tokio::process::Command::new(binary())
-            .args(["user", "add", "Carol@Example.com"])
+            .args(["--create", "user", "add", "Carol@Example.com"])
             .current_dir(&dir)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -354,7 +354,7 @@ async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
     let dir = temp_dir("logs");
     let password = "correct horse battery";
     let mut add = tokio::process::Command::new(binary())
-        .args(["user", "add", "alice@example.com"])
+        .args(["--create", "user", "add", "alice@example.com"])
         .current_dir(&dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
