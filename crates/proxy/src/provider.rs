@@ -37,6 +37,17 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Whether this provider issues every server-side client a secret and refuses the token
+    /// request without it (Google, GitHub, Microsoft, Slack, Discord). GitLab and the
+    /// generic presets also take public clients (PKCE only).
+    #[must_use]
+    pub fn needs_client_secret(self) -> bool {
+        matches!(
+            self,
+            Self::Google | Self::GitHub | Self::Azure | Self::Slack | Self::Discord
+        )
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Google => "Google",
@@ -350,6 +361,15 @@ impl Provider {
         }
         if config.client_id.is_empty() {
             return Err(problem("client_id is required"));
+        }
+        // Say so at start, not at the first user's sign-in.
+        if config.preset.needs_client_secret()
+            && config.client_secret.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(problem(&format!(
+                "client_secret is required: {} refuses the token request without one",
+                config.preset.name()
+            )));
         }
         let mut provider = Self {
             id: config.id.clone(),

@@ -214,7 +214,9 @@ fn every_preset_resolves_to_the_documented_endpoints() {
         assert_eq!(provider.token_endpoint.as_str(), token, "{}", provider.id);
     }
     let tenant = Provider::from_config(
-        &ProviderConfig::new("entra", Preset::Azure, "id").tenant("contoso.onmicrosoft.com"),
+        &ProviderConfig::new("entra", Preset::Azure, "id")
+            .client_secret("s")
+            .tenant("contoso.onmicrosoft.com"),
     )
     .unwrap();
     assert_eq!(
@@ -262,11 +264,35 @@ fn bad_provider_configurations_say_what_to_fix() {
             .to_string()
             .contains("must be https")
     );
-    let bad_tenant =
-        Provider::from_config(&ProviderConfig::new("azure", Preset::Azure, "id").tenant("../evil"));
+    let bad_tenant = Provider::from_config(
+        &ProviderConfig::new("azure", Preset::Azure, "id")
+            .client_secret("s")
+            .tenant("../evil"),
+    );
     assert!(bad_tenant.is_err());
     let oidc = Provider::from_config(&ProviderConfig::new("corp", Preset::Oidc, "id"));
     assert!(oidc.unwrap_err().to_string().contains("discovery"));
+    // Google, GitHub, Microsoft, Slack and Discord refuse a token request without the
+    // client's secret: refused at start, named.
+    for preset in [
+        Preset::Google,
+        Preset::GitHub,
+        Preset::Azure,
+        Preset::Slack,
+        Preset::Discord,
+    ] {
+        let error = Provider::from_config(&ProviderConfig::new("idp", preset, "id"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("client_secret is required"),
+            "{preset:?}: {error}"
+        );
+    }
+    assert!(
+        Provider::from_config(&ProviderConfig::new("gitlab", Preset::GitLab, "id")).is_ok(),
+        "GitLab takes public clients"
+    );
 }
 
 // The upstream request carries our own fresh state, a nonce (OpenID Connect) and an S256

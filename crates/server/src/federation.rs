@@ -117,6 +117,16 @@ pub(crate) async fn build(
                 provider.id
             )));
         }
+        if provider.preset.needs_client_secret()
+            && provider.client_secret.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(StartError::provider(format!(
+                "provider `{}` needs its client secret: set `client_secret` in its [[providers]] \
+                 entry or the variable {}",
+                provider.id,
+                crate::provider_secret_variable(&provider.id)
+            )));
+        }
         let resolved = mcpauth_proxy::resolve_provider(provider, &*transport)
             .await
             .map_err(|e| StartError::provider_caused(format!("provider `{}`", provider.id), e))?;
@@ -418,11 +428,10 @@ mod tests {
         let store = SqlStore::connect(&format!("sqlite://{}", dir.join("f.db").display()))
             .await
             .unwrap();
-        let provider = mcpauth_proxy::Provider::from_config(&mcpauth_proxy::ProviderConfig::new(
-            "google",
-            mcpauth_proxy::Preset::Google,
-            "client",
-        ))
+        let provider = mcpauth_proxy::Provider::from_config(
+            &mcpauth_proxy::ProviderConfig::new("google", mcpauth_proxy::Preset::Google, "client")
+                .client_secret("secret"),
+        )
         .unwrap();
         let pending: mcpauth_token_engine::PendingAuthorization =
             serde_json::from_value(serde_json::json!({

@@ -594,3 +594,28 @@ async fn the_provider_chooser_consents_before_sending_the_user_upstream() {
         .await;
     assert!(!location(&approve).contains("code="));
 }
+
+// A provider that refuses token requests without the client's secret (Google, GitHub, …)
+// and has none configured stops the start, naming the variable that sets it, instead of
+// failing the first user's sign-in.
+#[tokio::test]
+async fn a_provider_without_its_client_secret_is_refused_at_start_and_named() {
+    let dir = temp_dir("no-provider-secret");
+    let mut config = mcpauth_server::Config::default();
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    config.providers = vec![mcpauth_proxy::ProviderConfig::new(
+        "google",
+        mcpauth_proxy::Preset::Google,
+        "1234.apps.googleusercontent.com",
+    )];
+    let Err(error) = mcpauth_server::build(&config).await else {
+        panic!("a Google provider without its secret was accepted");
+    };
+    let said = mcpauth_server::said(&error);
+    assert!(
+        said.contains("provider `google` needs its client secret")
+            && said.contains("MCPAUTH_PROVIDER_GOOGLE_CLIENT_SECRET"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
