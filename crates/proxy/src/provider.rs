@@ -210,6 +210,16 @@ pub enum ProviderError {
         /// What to fix.
         reason: String,
     },
+    /// The provider needs its client secret ([`Preset::needs_client_secret`]) and has none.
+    #[error(
+        "provider `{provider}`: client_secret is required: {service} refuses the token request without one"
+    )]
+    MissingClientSecret {
+        /// The provider id.
+        provider: String,
+        /// Who refuses (Google, GitHub, ...).
+        service: &'static str,
+    },
     /// The discovery document is unusable.
     #[error("provider `{provider}`: discovery document: {reason}")]
     Discovery {
@@ -366,10 +376,10 @@ impl Provider {
         if config.preset.needs_client_secret()
             && config.client_secret.as_deref().is_none_or(str::is_empty)
         {
-            return Err(problem(&format!(
-                "client_secret is required: {} refuses the token request without one",
-                config.preset.name()
-            )));
+            return Err(ProviderError::MissingClientSecret {
+                provider: config.id.clone(),
+                service: config.preset.name(),
+            });
         }
         let mut provider = Self {
             id: config.id.clone(),
@@ -647,6 +657,7 @@ impl Provider {
             | ProviderError::Discovery { provider, reason } => {
                 ProviderError::Discovery { provider, reason }
             }
+            other @ ProviderError::MissingClientSecret { .. } => other,
         })?;
         Ok(provider)
     }

@@ -117,19 +117,24 @@ pub(crate) async fn build(
                 provider.id
             )));
         }
-        if provider.preset.needs_client_secret()
-            && provider.client_secret.as_deref().is_none_or(str::is_empty)
-        {
-            return Err(StartError::provider(format!(
-                "provider `{}` needs its client secret: set `client_secret` in its [[providers]] \
-                 entry or the variable {}",
-                provider.id,
-                crate::provider_secret_variable(&provider.id)
-            )));
-        }
-        let resolved = mcpauth_proxy::resolve_provider(provider, &*transport)
-            .await
-            .map_err(|e| StartError::provider_caused(format!("provider `{}`", provider.id), e))?;
+        let resolved = match mcpauth_proxy::resolve_provider(provider, &*transport).await {
+            Ok(resolved) => resolved,
+            // The proxy knows the provider needs it; the server knows where it is set.
+            Err(mcpauth_proxy::ProviderError::MissingClientSecret { .. }) => {
+                return Err(StartError::provider(format!(
+                    "provider `{}` needs its client secret: set `client_secret` in its \
+                     [[providers]] entry or the variable {}",
+                    provider.id,
+                    crate::provider_secret_variable(&provider.id)
+                )));
+            }
+            Err(e) => {
+                return Err(StartError::provider_caused(
+                    format!("provider `{}`", provider.id),
+                    e,
+                ));
+            }
+        };
         providers.push(resolved);
     }
     let vault = if config.keep_upstream_tokens {

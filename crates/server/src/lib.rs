@@ -228,12 +228,9 @@ pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<S
         "user_{}",
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
     );
-    if store.find_user_by_email(&email).await?.is_some() {
-        return Err(users::UserError::UserExists(email).into());
-    }
     match store.create_user(&user_id, &email, &hash, now()).await {
         Ok(()) => Ok(user_id),
-        // Added by someone else between the check and the insert.
+        // The email is the table's unique key: the database decides, races included.
         Err(e) if e.is_unique_violation() => Err(users::UserError::UserExists(email).into()),
         Err(e) => Err(e.into()),
     }

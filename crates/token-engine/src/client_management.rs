@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::TokenEngine;
 use crate::UnixTime;
 use crate::error::{RegistrationError, internal};
+use crate::http_entry::authorization_header;
 use crate::model::{ClientId, ClientRecord, OAuthServerModel, Voucher};
 use crate::registration::RegisteredClient;
 
@@ -102,17 +103,6 @@ fn registration_error(error: &RegistrationError) -> Response<Bytes> {
         StatusCode::from_u16(error.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST),
         &error.body(),
     )
-}
-
-/// The `Authorization` header's value; none when the header is repeated (a repeated one
-/// presents no registration access token) or not text.
-fn authorization(request: &Request<Bytes>) -> Option<&str> {
-    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -204,7 +194,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let answer = self
             .client_configuration(
                 client_id,
-                authorization(&request),
+                // A repeated header presents no registration access token.
+                authorization_header(&request).ok().flatten(),
                 asked.unwrap_or(ClientConfigurationRequest::Read),
                 now,
             )

@@ -16,7 +16,7 @@ use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, internal};
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::token_exchange::Exchange;
-use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey};
+use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey, SecretHash};
 use crate::registration::Registrant;
 use crate::{DeviceAuthorization, Introspection, RegisteredClient, TokenEngine};
 
@@ -329,12 +329,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         } else {
             let presented = request
                 .authorization
-                .and_then(|value| parse_bearer_authorization(value).ok().flatten());
-            let valid = presented.is_some_and(|token| {
+                .and_then(|value| parse_bearer_authorization(value).ok().flatten())
+                .map(SecretHash::of);
+            let valid = presented.is_some_and(|presented| {
                 policy
                     .initial_access_token_hashes
                     .iter()
-                    .any(|known| known.matches(token))
+                    .any(|known| known.ct_eq(&presented))
             });
             if !valid {
                 return Err(RegistrationRefusal::InvalidInitialAccessToken);

@@ -49,7 +49,14 @@ impl SecretHash {
     /// Whether `secret` hashes to this, compared in constant time.
     #[must_use]
     pub fn matches(&self, secret: &str) -> bool {
-        mcpauth_oauth_types::constant_time_eq(Self::of(secret).0.as_bytes(), self.0.as_bytes())
+        self.ct_eq(&Self::of(secret))
+    }
+
+    /// Whether two hashes are equal, compared in constant time (for a secret hashed once and
+    /// checked against several).
+    #[must_use]
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        mcpauth_oauth_types::constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
     }
 
     /// The hash as stored (43 base64url characters).

@@ -96,7 +96,7 @@ fn has_content_type(request: &Request<Bytes>, expected: &str) -> bool {
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// At most one `Authorization` header; its value as text.
-fn authorization_header(request: &Request<Bytes>) -> Result<Option<&str>, &'static str> {
+pub(crate) fn authorization_header(request: &Request<Bytes>) -> Result<Option<&str>, &'static str> {
     let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
     let first = values.next();
     if values.next().is_some() {
