@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mcpauth_client::{Browser, Error, OAuthClient, TokenStore};
+use mcpauth_client::{AccountStore, Browser, Error, OAuthClient, TokenStore};
 
 use crate::browsers::PrintUrl;
 use crate::registry::ServerEntry;
@@ -12,10 +12,12 @@ use mcpauth_client::said;
 /// The client of an entry `auth` set up, for commands that use what it holds and never sign
 /// anyone in (a URL to open is printed, not opened).
 pub(crate) async fn authorized_client(
+    name: &str,
     entry: &ServerEntry,
     store: Arc<dyn TokenStore>,
 ) -> Result<OAuthClient, String> {
     client_for(
+        name,
         entry,
         store,
         Arc::new(PrintUrl),
@@ -34,10 +36,13 @@ pub(crate) fn configured_secret_key(issuer: &str, client_id: &str) -> String {
     format!("{issuer}#client_id={client_id}")
 }
 
-/// The client for `entry`. A configured client id is bound to the authorization server it
-/// was configured for (`entry.issuer`); its secret comes from `secret` (the command line or
+/// The client for `entry`, holding the tokens of `name` only: two names for the same server
+/// (a person and a machine client, or two people) never read each other's tokens. A
+/// configured client id is bound to the authorization server it was configured for
+/// (`entry.issuer`); its secret comes from `secret` (the command line or
 /// `MCPAUTH_CLIENT_SECRET`), else from the encrypted store, where `auth` kept it.
 pub(crate) async fn client_for(
+    name: &str,
     entry: &ServerEntry,
     store: Arc<dyn TokenStore>,
     browser: Arc<dyn Browser>,
@@ -46,7 +51,7 @@ pub(crate) async fn client_for(
 ) -> Result<OAuthClient, Error> {
     let mut builder = OAuthClient::builder(&entry.url)
         .client_name("mcpauth CLI")
-        .store(store.clone())
+        .store(Arc::new(AccountStore::new(store.clone(), name)))
         .browser(browser);
     if entry.allow_http {
         builder = builder.allow_loopback_http();

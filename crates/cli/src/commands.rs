@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcpauth_client::Browser;
+use mcpauth_client::{AccountStore, Browser, LoggedOut, TokenStore as _};
 use serde_json::json;
 
 use super::{conformance, stores};
@@ -13,7 +13,7 @@ use crate::args::{Cli, Command, StoreKind};
 use crate::browsers::{FollowRedirects, OpenAndPrint, PrintUrl};
 use crate::client::{authorized_client, client_for, configured_secret_key};
 use crate::output::Output;
-use crate::probe::probe;
+use crate::probe::{check_is_protected_mcp_server, probe};
 use crate::registry::{Registry, ServerEntry};
 use crate::{expires_text, now};
 use mcpauth_client::said;
@@ -41,6 +41,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
     let store = stores::open(cli.store, &dir).await?;
     let mut registry =
         Registry::load(&dir, cli.store == StoreKind::Memory).map_err(|e| e.to_string())?;
+    registry.file_tokens_per_name(&store).await?;
     match &cli.command {
         Command::Auth {
             name,
@@ -72,7 +73,25 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 signing_algorithm: private_key.as_ref().map(|_| signing_algorithm.clone()),
                 issuer: issuer.clone(),
                 resource: None,
+                tokens_per_name: true,
             };
+            if *client_credentials && client_secret.is_none() && private_key.is_none() {
+                return Err(format!(
+                    "--client-credentials needs how {} authenticates: its secret in \
+                     MCPAUTH_CLIENT_SECRET (or --client-secret), or --private-key KEY.pem for \
+                     private_key_jwt",
+                    client_id.as_deref().unwrap_or("the client")
+                ));
+            }
+            // The URL's scheme first (the flag that fixes it named), then whether there is an
+            // MCP server there that wants authorization, before anyone signs in.
+            let policy = if *allow_http {
+                mcpauth_client::UrlPolicy::allowing_loopback_http()
+            } else {
+                mcpauth_client::UrlPolicy::https_only()
+            };
+            policy.check(url).map_err(|e| said(&e))?;
+            check_is_protected_mcp_server(url).await?;
             let browser: Arc<dyn Browser> = if *non_interactive {
                 Arc::new(FollowRedirects)
             } else if *no_browser {
@@ -85,7 +104,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             if let (Some(id), None) = (client_id, &entry.issuer) {
                 let mut probe = entry.clone();
                 probe.client_id = None;
-                let found = client_for(&probe, store.clone(), browser.clone(), true, None)
+                let found = client_for(name, &probe, store.clone(), browser.clone(), true, None)
                     .await
                     .map_err(|e| said(&e))?
                     .discover()
@@ -98,6 +117,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 entry.issuer = Some(found.issuer().to_owned());
             }
             let client = client_for(
+                name,
                 &entry,
                 store.clone(),
                 browser,
@@ -164,6 +184,16 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             }
             entry.issuer = Some(discovered.issuer().to_owned());
             entry.resource = Some(discovered.resource.clone());
+            // The name now stands for this server: tokens it held for another are forgotten.
+            if let Ok(previous) = registry.get(name)
+                && let (Some(issuer), Some(resource)) = (&previous.issuer, &previous.resource)
+                && (entry.issuer.as_ref(), entry.resource.as_ref()) != (Some(issuer), Some(resource))
+            {
+                AccountStore::new(store.clone(), name)
+                    .delete_tokens(issuer, resource)
+                    .await
+                    .map_err(|e| said(&e))?;
+            }
             registry.insert(name, entry);
             registry.save().map_err(|e| e.to_string())?;
             out.ok(
@@ -182,24 +212,26 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List => {
-            let held = store.list_tokens().await.map_err(|e| said(&e))?;
             let mut rows = Vec::new();
             for (name, entry) in registry.entries() {
-                let tokens = held.iter().find(|(issuer, resource, _)| {
-                    Some(issuer) == entry.issuer.as_ref()
-                        && Some(resource) == entry.resource.as_ref()
-                });
-                let state = match tokens {
+                let tokens = match (&entry.issuer, &entry.resource) {
+                    (Some(issuer), Some(resource)) => AccountStore::new(store.clone(), name)
+                        .load_tokens(issuer, resource)
+                        .await
+                        .map_err(|e| said(&e))?,
+                    _ => None,
+                };
+                let state = match &tokens {
                     None => "not authorized".to_owned(),
-                    Some((_, _, t)) if t.expires_within(now(), 0) && t.refresh_token.is_some() => {
+                    Some(t) if t.expires_within(now(), 0) && t.refresh_token.is_some() => {
                         "expired (will refresh)".into()
                     }
-                    Some((_, _, t)) => expires_text(t, now()),
+                    Some(t) => expires_text(t, now()),
                 };
                 rows.push(json!({
                     "name": name, "url": entry.url, "issuer": entry.issuer,
                     "state": state,
-                    "scope": tokens.and_then(|(_, _, t)| t.scope.clone()),
+                    "scope": tokens.and_then(|t| t.scope),
                 }));
                 if !out.json {
                     println!("{name}\t{}\t{state}", entry.url);
@@ -214,7 +246,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Get { name, show } => {
             let entry = registry.get(name)?;
-            let client = authorized_client(entry, store.clone()).await?;
+            let client = authorized_client(name, entry, store.clone()).await?;
             let token = client.get_valid_token().await.map_err(|e| said(&e))?;
             let tokens = client
                 .held_tokens()
@@ -245,38 +277,73 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         Command::Test { name } => {
             let entry = registry.get(name)?;
-            let client = authorized_client(entry, store.clone()).await?;
+            let client = authorized_client(name, entry, store.clone()).await?;
             let token = client.get_valid_token().await.map_err(|e| said(&e))?;
-            let (status, server) = probe(&entry.url, &token).await?;
-            if status == 200 {
-                out.ok(
-                    &format!(
-                        "{name} answered: {}",
-                        server.as_deref().unwrap_or("an MCP server")
-                    ),
-                    json!({ "name": name, "status": status, "server": server }),
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Err(format!(
-                    "{name} answered HTTP {status} to an authorized request"
-                ))
+            let answer = probe(&entry.url, Some(&token)).await?;
+            let server = answer.server_name();
+            match answer.status {
+                200 if answer.is_mcp() => {
+                    out.ok(
+                        &format!(
+                            "{name} answered: {}",
+                            server.as_deref().unwrap_or("an MCP server (it gave no name)")
+                        ),
+                        json!({ "name": name, "status": 200, "server": server }),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                200 => Err(format!(
+                    "{name} ({}) answered {} to an authorized MCP request, not a JSON-RPC \
+                     answer: it is not an MCP server, or not at this URL",
+                    entry.url,
+                    answer.described()
+                )),
+                401 | 403 => Err(format!(
+                    "{name} refused the token with HTTP {} ({}); `mcpauth auth {name} {}` \
+                     authorizes again",
+                    answer.status,
+                    answer.refusal(),
+                    entry.url
+                )),
+                _ => Err(format!(
+                    "{name} ({}) answered {} to an authorized MCP request",
+                    entry.url,
+                    answer.described()
+                )),
             }
         }
         Command::Logout { name } => {
             let entry = registry.get(name)?;
-            let client = authorized_client(entry, store.clone()).await?;
-            client.logout().await.map_err(|e| said(&e))?;
+            let client = authorized_client(name, entry, store.clone()).await?;
+            let outcome = client.logout().await.map_err(|e| said(&e))?;
+            // Logged out means the name is gone too, as `clear` does: a second logout says
+            // there is no such name instead of claiming to revoke again.
+            registry.remove(name);
+            registry.save().map_err(|e| e.to_string())?;
+            let (said_text, revoked) = match outcome {
+                LoggedOut::Revoked => ("tokens revoked at the authorization server", true),
+                LoggedOut::NothingHeld => ("it held no tokens, so nothing was revoked", false),
+                LoggedOut::NoRevocationEndpoint => (
+                    "the authorization server offers no revocation, so the tokens stay valid \
+                     there until they expire",
+                    false,
+                ),
+                _ => (
+                    "revocation failed at the authorization server, so the tokens may stay \
+                     valid there until they expire",
+                    false,
+                ),
+            };
             out.ok(
-                &format!("logged out of {name}: tokens revoked and forgotten"),
-                json!({ "name": name, "logged_out": true }),
+                &format!("logged out of {name}: {said_text}; {name} is forgotten"),
+                json!({ "name": name, "logged_out": true, "revoked": revoked }),
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Clear { name } => {
             let entry = registry.get(name)?.clone();
             if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
-                store
+                AccountStore::new(store.clone(), name)
                     .delete_tokens(issuer, resource)
                     .await
                     .map_err(|e| said(&e))?;

@@ -1,15 +1,67 @@
-//! `mcpauth test`: one MCP request to the server with the token, on the current protocol revision.
+//! Asking a URL whether it is an MCP server: `auth` first (without a token: is there
+//! anything to authorize?), and `test` (with the token: does it answer MCP?).
 
-use mcpauth_client::said;
-use serde_json::json;
+use mcpauth_client::{BearerChallenge, said};
+use serde_json::{Value, json};
 
 /// The revision `mcpauth test` asks for first.
 pub(crate) const MODERN_REVISION: &str = "2026-07-28";
 
-/// Asks the MCP server at `url` who it is, with `token`: `server/discover` (2026-07-28),
-/// then the `initialize` handshake when the server answers as an older revision would.
-/// Returns the HTTP status and the server's name.
-pub(crate) async fn probe(url: &str, token: &str) -> Result<(u16, Option<String>), String> {
+/// What one MCP request got back.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// The JSON-RPC 2.0 response, if the body was one (plain JSON or a server-sent event).
+    pub(crate) json_rpc: Option<Value>,
+    /// The `Bearer` challenge of a `401`/`403` (RFC 6750 §3), if any.
+    pub(crate) challenge: Option<BearerChallenge>,
+    /// The response's media type, for saying what came back instead of MCP.
+    pub(crate) content_type: Option<String>,
+}
+
+impl Answer {
+    /// The server's name from a `server/discover` or `initialize` result.
+    pub(crate) fn server_name(&self) -> Option<String> {
+        self.json_rpc.as_ref().and_then(|b| {
+            b.pointer("/result/_meta/io.modelcontextprotocol~1serverInfo/name")
+                .or_else(|| b.pointer("/result/serverInfo/name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    }
+
+    /// Whether this is an MCP (JSON-RPC 2.0) answer: a result or an error for our request.
+    pub(crate) fn is_mcp(&self) -> bool {
+        self.json_rpc.as_ref().is_some_and(|b| {
+            b.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+                && (b.get("result").is_some() || b.get("error").is_some())
+        })
+    }
+
+    /// What came back, for a message: `HTTP 200 (text/html)`.
+    pub(crate) fn described(&self) -> String {
+        match &self.content_type {
+            Some(kind) => format!("HTTP {} ({kind})", self.status),
+            None => format!("HTTP {}", self.status),
+        }
+    }
+
+    /// A refusal's reason as the server gave it (RFC 6750 §3.1), for a message.
+    pub(crate) fn refusal(&self) -> String {
+        match &self.challenge {
+            Some(c) => match (&c.error, &c.error_description) {
+                (Some(error), Some(description)) => format!("{error}: {description}"),
+                (Some(error), None) => error.clone(),
+                (None, _) => "a Bearer challenge without an error".into(),
+            },
+            None => "no Bearer challenge".into(),
+        }
+    }
+}
+
+/// Asks the MCP server at `url` who it is, with `token` if given: `server/discover`
+/// (2026-07-28), then the `initialize` handshake when the server answers as an older revision
+/// would.
+pub(crate) async fn probe(url: &str, token: Option<&str>) -> Result<Answer, String> {
     let client = mcpauth_client::ReqwestClient::new().map_err(|e| said(&e))?;
     let client_info = json!({ "name": "mcpauth", "version": env!("CARGO_PKG_VERSION") });
     let discover = json!({
@@ -20,46 +72,64 @@ pub(crate) async fn probe(url: &str, token: &str) -> Result<(u16, Option<String>
             "io.modelcontextprotocol/clientCapabilities": {}
         } }
     });
-    let (status, body) = post_json(&client, url, token, &discover, Some(MODERN_REVISION)).await?;
-    if status == 200 && body.as_ref().is_some_and(|b| b.get("result").is_some()) {
-        let name = body.as_ref().and_then(|b| {
-            b.pointer("/result/_meta/io.modelcontextprotocol~1serverInfo/name")
-                .or_else(|| b.pointer("/result/serverInfo/name"))
-                .and_then(|n| n.as_str())
-                .map(str::to_owned)
-        });
-        return Ok((status, name));
-    }
-    // The token was refused: no point asking again in another revision.
-    if status == 401 || status == 403 {
-        return Ok((status, None));
+    let answer = post_json(&client, url, token, &discover, Some(MODERN_REVISION)).await?;
+    if (answer.status == 200 && answer.json_rpc.as_ref().is_some_and(|b| b.get("result").is_some()))
+        // Refused, or not there at all: no point asking again in another revision.
+        || matches!(answer.status, 401 | 403 | 404)
+    {
+        return Ok(answer);
     }
     let initialize = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client_info }
     });
-    let (status, body) = post_json(&client, url, token, &initialize, None).await?;
-    let name = body.and_then(|v| {
-        v.pointer("/result/serverInfo/name")
-            .and_then(|n| n.as_str())
-            .map(str::to_owned)
-    });
-    Ok((status, name))
+    post_json(&client, url, token, &initialize, None).await
 }
 
-/// One JSON-RPC POST with `token`: the status and the JSON answer (plain, or the first
-/// server-sent event carrying it).
+/// Whether `url` publishes RFC 9728 protected-resource metadata (path-inserted, then at the
+/// root), as an MCP server that needs authorization does.
+pub(crate) async fn has_resource_metadata(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let Ok(client) = mcpauth_client::ReqwestClient::new() else {
+        return false;
+    };
+    let origin = parsed.origin().ascii_serialization();
+    let path = parsed.path().trim_end_matches('/');
+    for candidate in [
+        format!("{origin}/.well-known/oauth-protected-resource{path}"),
+        format!("{origin}/.well-known/oauth-protected-resource"),
+    ] {
+        let Ok(request) = http::Request::get(candidate).body(Vec::new()) else {
+            continue;
+        };
+        if let Ok(response) = mcpauth_client::HttpClient::send(&client, request).await
+            && response.status() == http::StatusCode::OK
+            && serde_json::from_slice::<Value>(response.body())
+                .is_ok_and(|v| v.get("resource").and_then(Value::as_str).is_some())
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// One JSON-RPC POST, with `token` if given: the status, the JSON answer (plain, or the
+/// first server-sent event carrying it) and any Bearer challenge.
 pub(crate) async fn post_json(
     client: &mcpauth_client::ReqwestClient,
     url: &str,
-    token: &str,
-    body: &serde_json::Value,
+    token: Option<&str>,
+    body: &Value,
     revision: Option<&str>,
-) -> Result<(u16, Option<serde_json::Value>), String> {
+) -> Result<Answer, String> {
     let mut request = http::Request::post(url)
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream");
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
     if let Some(revision) = revision {
         request = request.header("MCP-Protocol-Version", revision);
         if let Some(method) = body.get("method").and_then(|m| m.as_str()) {
@@ -73,10 +143,54 @@ pub(crate) async fn post_json(
         .await
         .map_err(|e| said(&e))?;
     let status = response.status().as_u16();
+    let challenge = BearerChallenge::from_headers(
+        response
+            .headers()
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
     let text = String::from_utf8_lossy(response.body());
     let json_text = text
         .lines()
         .find_map(|l| l.strip_prefix("data:"))
         .unwrap_or(&text);
-    Ok((status, serde_json::from_str(json_text.trim()).ok()))
+    Ok(Answer {
+        status,
+        json_rpc: serde_json::from_str(json_text.trim()).ok(),
+        challenge,
+        content_type,
+    })
+}
+
+/// Before anyone signs in: is there an MCP server at `url` that wants authorization? It is
+/// when an unauthenticated MCP request gets `401` with a `Bearer` challenge (MCP
+/// authorization; RFC 9728 §5.1), or when the URL publishes protected-resource metadata.
+pub(crate) async fn check_is_protected_mcp_server(url: &str) -> Result<(), String> {
+    let answer = probe(url, None).await?;
+    if answer.status == 401 && answer.challenge.is_some() {
+        return Ok(());
+    }
+    if has_resource_metadata(url).await {
+        return Ok(());
+    }
+    if answer.is_mcp() {
+        return Err(format!(
+            "{url} is an MCP server that asks for no authorization: it answered an MCP request \
+             without a token, and publishes no protected-resource metadata. Use it without \
+             `mcpauth auth`"
+        ));
+    }
+    Err(format!(
+        "{url} is not an MCP server that needs authorization: an MCP request without a token \
+         got {}, not 401 with a Bearer challenge, and no protected-resource metadata \
+         (RFC 9728) is published for it. Check the URL: it is the MCP endpoint itself, often \
+         ending in /mcp",
+        answer.described()
+    ))
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mcpauth_client::said;
+use std::sync::Arc;
+
+use mcpauth_client::{AccountStore, TokenStore, said};
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "servers.json";
@@ -40,6 +42,11 @@ pub(crate) struct ServerEntry {
     /// The resource they are for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) resource: Option<String>,
+    /// The tokens are filed under this entry's name (`AccountStore`). Entries written by
+    /// versions before 0.3 filed them under the issuer and resource alone, shared by every
+    /// name for that server; [`Registry::file_tokens_per_name`] moves them once.
+    #[serde(default)]
+    pub(crate) tokens_per_name: bool,
 }
 
 /// The named servers.
@@ -95,7 +102,121 @@ impl Registry {
         self.servers.remove(name);
     }
 
+    /// Moves tokens an earlier version kept per server (issuer and resource) to the one name
+    /// they belong to. Where several names shared one server's tokens, nobody can tell whose
+    /// they are: no name gets them, and those names say they need `mcpauth auth` again.
+    pub(crate) async fn file_tokens_per_name(
+        &mut self,
+        store: &Arc<dyn TokenStore>,
+    ) -> Result<(), String> {
+        let legacy: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|(_, entry)| !entry.tokens_per_name)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        for name in &legacy {
+            let entry = &self.servers[name];
+            if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
+                let sharing = self
+                    .servers
+                    .values()
+                    .filter(|other| {
+                        other.issuer.as_ref() == Some(issuer)
+                            && other.resource.as_ref() == Some(resource)
+                    })
+                    .count();
+                if sharing == 1
+                    && let Some(tokens) = store
+                        .load_tokens(issuer, resource)
+                        .await
+                        .map_err(|e| said(&e))?
+                {
+                    AccountStore::new(store.clone(), name)
+                        .save_tokens(issuer, resource, &tokens)
+                        .await
+                        .map_err(|e| said(&e))?;
+                }
+            }
+        }
+        // Only once every name has its copy is the shared slot emptied.
+        for name in &legacy {
+            let entry = &self.servers[name];
+            if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
+                store
+                    .delete_tokens(issuer, resource)
+                    .await
+                    .map_err(|e| said(&e))?;
+            }
+        }
+        for name in &legacy {
+            if let Some(entry) = self.servers.get_mut(name) {
+                entry.tokens_per_name = true;
+            }
+        }
+        self.save()
+    }
+
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&String, &ServerEntry)> {
         self.servers.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use mcpauth_client::{MemoryStore, TokenSet};
+
+    use super::*;
+
+    fn tokens(access: &str) -> TokenSet {
+        serde_json::from_value(serde_json::json!({ "access_token": access, "token_type": "Bearer" }))
+            .unwrap()
+    }
+
+    fn legacy(issuer: &str, resource: &str) -> ServerEntry {
+        ServerEntry {
+            url: resource.into(),
+            issuer: Some(issuer.into()),
+            resource: Some(resource.into()),
+            ..ServerEntry::default()
+        }
+    }
+
+    // Tokens an earlier version kept per server move to the one name that used them; where
+    // two names shared them, neither gets them (nobody can tell whose they are).
+    #[tokio::test]
+    async fn tokens_kept_per_server_move_to_their_only_name_once() {
+        let dir = std::env::temp_dir().join(format!("mcpauth-registry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::default());
+        let (issuer, alone, shared) = ("https://as", "https://one/mcp", "https://two/mcp");
+        store.save_tokens(issuer, alone, &tokens("one")).await.unwrap();
+        store.save_tokens(issuer, shared, &tokens("two")).await.unwrap();
+        let mut registry = Registry::load(&dir, false).unwrap();
+        registry.insert("only", legacy(issuer, alone));
+        registry.insert("a", legacy(issuer, shared));
+        registry.insert("b", legacy(issuer, shared));
+        registry.save().unwrap();
+
+        let mut registry = Registry::load(&dir, false).unwrap();
+        registry.file_tokens_per_name(&store).await.unwrap();
+        let held = |name: &str, resource: &'static str| {
+            let view = AccountStore::new(store.clone(), name);
+            async move { view.load_tokens(issuer, resource).await.unwrap() }
+        };
+        assert_eq!(held("only", alone).await.unwrap().access_token, "one");
+        assert!(held("a", shared).await.is_none());
+        assert!(held("b", shared).await.is_none());
+        assert!(store.load_tokens(issuer, alone).await.unwrap().is_none());
+        assert!(store.load_tokens(issuer, shared).await.unwrap().is_none());
+        let reloaded = Registry::load(&dir, false).unwrap();
+        assert!(reloaded.entries().all(|(_, e)| e.tokens_per_name));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -55,6 +55,10 @@ fn record_keying(dir: &Path, keying: Keying) -> Result<(), String> {
         .map_err(|e| format!("recording how the token store is keyed: {e}"))
 }
 
+fn passphrase_from_environment() -> bool {
+    std::env::var_os("MCPAUTH_STORE_PASSPHRASE").is_some_and(|p| !p.is_empty())
+}
+
 fn entry(dir: &Path, what: &str) -> Option<keyring::Entry> {
     keyring::Entry::new(KEYCHAIN_SERVICE, &format!("{what}:{}", dir.display())).ok()
 }
@@ -113,10 +117,20 @@ async fn passphrase_store(dir: &Path, cache: Option<&keyring::Entry>) -> Result<
         return Err(e.to_string());
     }
     if new_store {
+        // The passphrase is settled now: the next command opens this store with it rather
+        // than asking for a new store's passphrase again.
+        store.create_if_missing().await.map_err(|e| said(&e))?;
         record_keying(dir, Keying::Passphrase)?;
     }
     if let Some(cache) = cache {
-        let _ = cache.set_password(&passphrase);
+        let remembered = cache.set_password(&passphrase).is_ok();
+        // Said once, when the store is made, and only to someone who typed the passphrase.
+        if !remembered && new_store && !passphrase_from_environment() {
+            eprintln!(
+                "note: no keyring can remember the passphrase here, so each command asks for \
+                 it; set MCPAUTH_STORE_PASSPHRASE to give it without a prompt"
+            );
+        }
     }
     Ok(store)
 }

@@ -160,11 +160,20 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
         "{stdout}{stderr}"
     );
 
-    // logout revokes and forgets: get no longer works and does not open a browser.
+    // logout revokes and forgets the tokens and the name: get no longer works and opens no
+    // browser, and a second logout says there is nothing by that name.
     let (ok, stdout, _) = run(&store_dir, &["logout", "work"]).await;
-    assert!(ok && stdout.contains("logged out"), "{stdout}");
+    assert!(
+        ok && stdout.contains("logged out of work: tokens revoked"),
+        "{stdout}"
+    );
     let (ok, _, stderr) = run(&store_dir, &["get", "work"]).await;
-    assert!(!ok && stderr.contains("not authorized"), "{stderr}");
+    assert!(!ok && stderr.contains("no server is named `work`"), "{stderr}");
+    let (ok, stdout, stderr) = run(&store_dir, &["logout", "work"]).await;
+    assert!(
+        !ok && !stdout.contains("revoked") && stderr.contains("no server is named `work`"),
+        "{stdout}{stderr}"
+    );
 
     // The device flow: the CLI shows the code; the person approves it on the device page.
     let stdout = auth_with(
@@ -543,5 +552,195 @@ async fn a_passphrase_store_opens_only_with_its_passphrase_and_is_never_rekeyed(
         "passphrase"
     );
     assert_eq!(std::fs::read(dir.join("store.enc")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A person and a machine client (or two people) at the same MCP server, under two names:
+// each name keeps its own tokens, so `get local` never hands out the bot's token, and
+// logging one out leaves the other signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_name_for_the_same_server_keeps_its_own_tokens() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let person = Arc::new(FormFillingBrowser::default());
+    let stdout = auth_with(
+        &store_dir,
+        &["auth", "local", &servers.resource, "--allow-http", "--no-browser"],
+        "http://",
+        {
+            let person = person.clone();
+            move |rest| {
+                tokio::spawn(
+                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
+                )
+            }
+        },
+    )
+    .await;
+    assert!(stdout.contains("✓ authorized local"), "{stdout}");
+    let (_, shown, _) = run(&store_dir, &["get", "local", "--show"]).await;
+    let person_token = shown.trim().to_owned();
+    let person_client = claims(&person_token)["client_id"].clone();
+
+    let instance = mcpauth_server::build(&servers.config).await.unwrap();
+    let mut job = mcpauth_server::admin::NewClient::default();
+    job.name = "Nightly job".into();
+    let job = mcpauth_server::admin::add_client(&instance.engine, job)
+        .await
+        .unwrap();
+    let secret = job.client_secret.unwrap();
+    let bot = |args: &[&str]| {
+        let mut command = mcpauth(&store_dir);
+        command.env("MCPAUTH_CLIENT_SECRET", &secret).args(args);
+        command
+    };
+    let output = bot(&[
+        "auth",
+        "bot",
+        &servers.resource,
+        "--allow-http",
+        "--client-credentials",
+        "--client-id",
+        &job.client_id,
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Each name, its own identity.
+    let (ok, shown, stderr) = run(&store_dir, &["get", "local", "--show"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(shown.trim(), person_token, "local now holds another token");
+    assert_eq!(claims(shown.trim())["client_id"], person_client);
+    assert_eq!(claims(shown.trim())["sub"], claims(&person_token)["sub"]);
+    let output = bot(&["get", "bot", "--show"]).output().await.unwrap();
+    let bot_token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(claims(&bot_token)["client_id"], job.client_id.as_str());
+    assert_ne!(bot_token, person_token);
+
+    // Logging the bot out leaves the person signed in, and the other way round.
+    let output = bot(&["logout", "bot"]).output().await.unwrap();
+    assert!(output.status.success());
+    let (ok, shown, _) = run(&store_dir, &["get", "local", "--show"]).await;
+    assert!(ok && shown.trim() == person_token);
+    let (ok, listed, _) = run(&store_dir, &["list"]).await;
+    assert!(ok && listed.contains("local") && !listed.contains("bot"), "{listed}");
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// `auth` asks the URL an MCP question before anyone signs in: a URL that is not an MCP
+// server wanting authorization (here the authorization server's own /health) is refused
+// with what it answered and what to check; plain http without --allow-http names the flag;
+// a machine client without a secret names MCPAUTH_CLIENT_SECRET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_refuses_a_url_that_is_not_an_mcp_server_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-notmcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let health = format!("{}/health", servers.issuer);
+    let (ok, stdout, stderr) = run(
+        &store_dir,
+        &["auth", "h", &health, "--allow-http", "--no-browser"],
+    )
+    .await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains(&format!("{health} is not an MCP server"))
+            && stderr.contains("got HTTP")
+            && !stderr.contains("Open this URL"),
+        "{stderr}"
+    );
+    let (ok, stdout, _) = run(&store_dir, &["list"]).await;
+    assert!(ok && !stdout.contains("h\t"), "{stdout}");
+
+    let (ok, _, stderr) = run(&store_dir, &["auth", "m", &servers.resource]).await;
+    assert!(!ok && stderr.contains("--allow-http"), "{stderr}");
+
+    let output = mcpauth(&store_dir)
+        .env_remove("MCPAUTH_CLIENT_SECRET")
+        .args([
+            "auth",
+            "m",
+            &servers.resource,
+            "--allow-http",
+            "--client-credentials",
+            "--client-id",
+            "some-client",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("MCPAUTH_CLIENT_SECRET"),
+        "{stderr}"
+    );
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// `test` says why the MCP server refused a token (RFC 6750 §3.1's error and description),
+// not only its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_shows_why_the_server_refused_the_token() {
+    use mcpauth_client::TokenStore as _;
+    let dir = std::env::temp_dir().join(format!("mcpauth-cli-refused-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let store_dir = dir.join("store");
+    let person = Arc::new(FormFillingBrowser::default());
+    auth_with(
+        &store_dir,
+        &["auth", "work", &servers.resource, "--allow-http", "--no-browser"],
+        "http://",
+        {
+            let person = person.clone();
+            move |rest| {
+                tokio::spawn(
+                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
+                )
+            }
+        },
+    )
+    .await;
+    // The kept token's signature spoiled, as a token the server no longer accepts.
+    let store = Arc::new(
+        mcpauth_client::FileStore::open(
+            &store_dir,
+            mcpauth_client::KeySource::Passphrase(PASSPHRASE.into()),
+        )
+        .unwrap(),
+    );
+    let work = mcpauth_client::AccountStore::new(store, "work");
+    let mut tokens = work
+        .load_tokens(&servers.issuer, &servers.resource)
+        .await
+        .unwrap()
+        .unwrap();
+    let cut = tokens.access_token.len() - 4;
+    tokens.access_token.replace_range(cut.., "AAAA");
+    work.save_tokens(&servers.issuer, &servers.resource, &tokens)
+        .await
+        .unwrap();
+    let (ok, stdout, stderr) = run(&store_dir, &["test", "work"]).await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("work refused the token with HTTP 401 (invalid_token")
+            && stderr.contains("mcpauth auth work"),
+        "{stderr}"
+    );
+    drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

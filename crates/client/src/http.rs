@@ -84,7 +84,9 @@ impl UrlPolicy {
             return Err(Error::Insecure {
                 url: url.to_owned(),
                 reason: if mcpauth_metadata::is_loopback_http(&parsed) {
-                    "plain http; allow loopback http for development servers".into()
+                    "plain http is refused unless allowed for a development server on loopback \
+                     (`--allow-http` in the mcpauth CLI, `allow_loopback_http()` in the library)"
+                        .into()
                 } else {
                     "only https URLs are accepted (http only on loopback, for development)".into()
                 },

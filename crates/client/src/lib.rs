@@ -77,6 +77,6 @@ pub use error::{Error, ErrorCode};
 pub use http::{HttpClient, ReqwestClient, UrlPolicy};
 pub use mcpauth_oauth_types::said;
 pub use registration::ClientCredentials;
-pub use session::{Browser, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
-pub use store::{FileStore, KeySource, MemoryStore, StoreLock, TokenStore};
+pub use session::{Browser, LoggedOut, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
+pub use store::{AccountStore, FileStore, KeySource, MemoryStore, StoreLock, TokenStore};
 pub use token::TokenSet;

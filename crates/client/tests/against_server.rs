@@ -230,7 +230,15 @@ async fn the_client_discovers_registers_authorizes_refreshes_once_steps_up_and_l
         .await
         .unwrap()
         .unwrap();
-    client.logout().await.unwrap();
+    assert_eq!(
+        client.logout().await.unwrap(),
+        mcpauth_client::LoggedOut::Revoked
+    );
+    // Said once: a second logout has nothing to revoke.
+    assert_eq!(
+        client.logout().await.unwrap(),
+        mcpauth_client::LoggedOut::NothingHeld
+    );
     assert!(
         store
             .load_tokens(&servers.issuer, &servers.resource)

@@ -25,6 +25,7 @@ use crate::store::TokenStore;
 pub use browser::{Browser, SystemBrowser};
 use builder::Configured;
 pub use builder::OAuthClientBuilder;
+pub use tokens::LoggedOut;
 
 /// Refresh this long before the access token expires.
 pub const REFRESH_LEEWAY: u64 = 60;

@@ -245,53 +245,92 @@ impl OAuthClient {
     }
 
     /// Logs out: revokes the refresh token and the access token where the server offers
-    /// revocation (RFC 7009), then forgets them. Revocation failures do not keep the tokens.
+    /// revocation (RFC 7009), then forgets them. Revocation failures do not keep the tokens;
+    /// the answer says what happened, so a second logout can say there was nothing to do.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`], discovery's errors.
-    pub async fn logout(&self) -> Result<(), Error> {
+    pub async fn logout(&self) -> Result<LoggedOut, Error> {
         let _flight = self.flight.lock().await;
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
-        if let Some(tokens) = self
+        let Some(tokens) = self
             .store
             .load_tokens(&issuer, &discovered.resource)
             .await?
-            && let Some(endpoint) = discovered
-                .authorization_server
-                .revocation_endpoint
-                .as_deref()
-                .map(|e| self.policy.check(e))
-                .transpose()?
-        {
-            let credentials = match self.configured_credentials(&issuer)? {
-                Some(configured) => Some(configured),
-                None => self.store.load_credentials(&issuer).await?,
-            };
-            if let Some(credentials) = credentials {
+        else {
+            return Ok(LoggedOut::NothingHeld);
+        };
+        let endpoint = discovered
+            .authorization_server
+            .revocation_endpoint
+            .as_deref()
+            .map(|e| self.policy.check(e))
+            .transpose()?;
+        let credentials = match self.configured_credentials(&issuer)? {
+            Some(configured) => Some(configured),
+            None => self.store.load_credentials(&issuer).await?,
+        };
+        let outcome = match (endpoint, credentials) {
+            (Some(endpoint), Some(credentials)) => {
                 let hints = [
                     (tokens.refresh_token.as_deref(), "refresh_token"),
                     (Some(tokens.access_token.as_str()), "access_token"),
                 ];
+                let mut all_accepted = true;
                 for (token, hint) in hints {
                     if let Some(token) = token {
-                        self.revoke(&endpoint, &credentials, token, hint).await;
+                        all_accepted &= self.revoke(&endpoint, &credentials, token, hint).await;
                     }
                 }
+                if all_accepted {
+                    LoggedOut::Revoked
+                } else {
+                    LoggedOut::RevocationFailed
+                }
             }
-        }
+            (None, _) => LoggedOut::NoRevocationEndpoint,
+            (Some(_), None) => LoggedOut::RevocationFailed,
+        };
         self.store
             .delete_tokens(&issuer, &discovered.resource)
-            .await
+            .await?;
+        Ok(outcome)
     }
 
-    async fn revoke(&self, endpoint: &Url, client: &ClientCredentials, token: &str, hint: &str) {
+    /// Whether the server accepted the revocation request (RFC 7009 §2.2: 200 whether or not
+    /// the token was still valid). On failure there is nothing to do but forget the token.
+    async fn revoke(
+        &self,
+        endpoint: &Url,
+        client: &ClientCredentials,
+        token: &str,
+        hint: &str,
+    ) -> bool {
         let params = [("token", token), ("token_type_hint", hint)];
-        if let Ok(request) = crate::token::authenticated_form(endpoint, client, &params, now()) {
-            // RFC 7009 §2.2: 200 whether or not the token was valid; nothing to do on failure
-            // but forget the token anyway.
-            let _ = self.http.send(request).await;
-        }
+        let Ok(request) = crate::token::authenticated_form(endpoint, client, &params, now()) else {
+            return false;
+        };
+        self.http
+            .send(request)
+            .await
+            .is_ok_and(|response| response.status() == http::StatusCode::OK)
     }
+}
+
+/// What [`OAuthClient::logout`] did. The tokens are forgotten in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoggedOut {
+    /// The authorization server accepted the revocation of every token held (RFC 7009).
+    Revoked,
+    /// The authorization server offers no revocation endpoint: the tokens were forgotten here
+    /// and stay valid there until they expire.
+    NoRevocationEndpoint,
+    /// A revocation request failed (network, or refused): the tokens were forgotten here and
+    /// may stay valid there until they expire.
+    RevocationFailed,
+    /// No tokens were held: nothing to revoke or forget.
+    NothingHeld,
 }

@@ -150,6 +150,24 @@ impl FileStore {
         self.blocking(|inner| inner.read().map(|_| ())).await
     }
 
+    /// Writes the store's file now if there is none yet, so a new store's key (its
+    /// passphrase) is settled when it is chosen rather than at the first token kept.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the file cannot be written, or exists and does not open with
+    /// this key.
+    pub async fn create_if_missing(&self) -> Result<(), Error> {
+        self.blocking(|inner| {
+            if inner.path().exists() {
+                inner.read().map(|_| ())
+            } else {
+                inner.modify(|_| {})
+            }
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Inner) -> Result<T, Error> + Send + 'static,

@@ -9,8 +9,10 @@ use crate::Error;
 use crate::registration::ClientCredentials;
 use crate::token::TokenSet;
 
+pub mod account;
 pub mod file;
 
+pub use account::AccountStore;
 pub use file::{FileStore, KeySource};
 
 /// A lock on one entry's tokens, held until dropped (see [`TokenStore::lock_tokens`]).
