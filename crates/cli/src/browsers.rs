@@ -1,7 +1,8 @@
-//! Where the authorization URL goes: printed (headless), opened and printed, or followed by the CLI
-//! itself (conformance runs).
+//! Where the authorization URL goes besides the system browser (`SystemBrowser`, which prints
+//! it too, and on a machine without a display leaves it to the device flow): printed only
+//! (`--no-browser`), or followed by the CLI itself (conformance runs).
 
-use mcpauth_client::{Browser, Error, SystemBrowser};
+use mcpauth_client::{Browser, Error};
 use url::Url;
 
 /// Opens nothing: says where to go.
@@ -11,20 +12,6 @@ pub(crate) struct PrintUrl;
 impl Browser for PrintUrl {
     async fn open(&self, url: &Url) -> Result<(), Error> {
         eprintln!("Open this URL in a browser to authorize:\n  {url}");
-        Ok(())
-    }
-}
-
-/// Opens the browser and says so, with the URL for when it does not open.
-pub(crate) struct OpenAndPrint;
-
-#[async_trait::async_trait]
-impl Browser for OpenAndPrint {
-    async fn open(&self, url: &Url) -> Result<(), Error> {
-        eprintln!("Opening your browser to authorize. If it does not open, visit:\n  {url}");
-        if let Err(e) = SystemBrowser.open(url).await {
-            eprintln!("({e})");
-        }
         Ok(())
     }
 }

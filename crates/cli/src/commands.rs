@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{conformance, stores};
 use crate::args::{Cli, Command, StoreKind};
-use crate::browsers::{FollowRedirects, OpenAndPrint, PrintUrl};
+use crate::browsers::{FollowRedirects, PrintUrl};
 use crate::client::{authorized_client, client_for, configured_secret_key};
 use crate::output::Output;
 use crate::probe::{check_is_protected_mcp_server, probe};
@@ -97,7 +97,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             } else if *no_browser {
                 Arc::new(PrintUrl)
             } else {
-                Arc::new(OpenAndPrint)
+                Arc::new(mcpauth_client::SystemBrowser)
             };
             // A configured client id belongs to one authorization server: the one named with
             // --issuer, else the one this server names now, kept from here on.

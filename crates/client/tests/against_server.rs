@@ -16,6 +16,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mcpauth_client::http::HttpClient;
 use mcpauth_client::{
@@ -421,6 +422,52 @@ async fn the_device_flow_gets_tokens_once_the_code_is_approved() {
     assert!(tokens.refresh_token.is_some());
     // Held now: no further authorization needed.
     assert_eq!(client.get_valid_token().await.unwrap(), tokens.access_token);
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A machine with no browser (no display): the code goes to a person elsewhere.
+struct Headless(Arc<FormFillingBrowser>);
+
+#[async_trait::async_trait]
+impl Browser for Headless {
+    async fn open(&self, url: &Url) -> Result<(), Error> {
+        panic!("a headless machine opened {url}");
+    }
+
+    fn opens_on_this_machine(&self) -> bool {
+        false
+    }
+
+    fn show_device_code(&self, code: &mcpauth_client::device::DeviceCode) {
+        let complete = code.verification_uri_complete.clone().unwrap();
+        let person = self.0.clone();
+        tokio::spawn(async move { person.approve_device_code(complete).await });
+    }
+}
+
+// Where no browser can open on this machine, `get_valid_token` does not wait for a redirect
+// that cannot come: it uses the device flow the server offers, and shows its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_browser_here_the_client_falls_back_to_the_device_flow() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-client-headless-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    let person = Arc::new(FormFillingBrowser::default());
+    let client = OAuthClient::builder(&servers.resource)
+        .client_name("Headless Test")
+        .allow_loopback_http()
+        .browser(Arc::new(Headless(person.clone())))
+        .authorization_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let token = tokio::time::timeout(Duration::from_secs(60), client.get_valid_token())
+        .await
+        .expect("the client waited without showing a code")
+        .unwrap();
+    assert_eq!(claims(&token)["aud"], servers.resource.as_str());
+    assert_eq!(person.sign_ins.load(Ordering::SeqCst), 1);
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

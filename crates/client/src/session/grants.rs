@@ -13,6 +13,11 @@ use super::*;
 impl OAuthClient {
     /// Authorizes in the browser (authorization code + PKCE through the loopback listener),
     /// asking for `scope` on top of what the server needs; keeps and returns the tokens.
+    /// Where no browser opens on this machine ([`Browser::opens_on_this_machine`]) and the
+    /// server offers the device flow, uses it instead ([`Browser::show_device_code`]).
+    ///
+    /// [`Browser::opens_on_this_machine`]: crate::Browser::opens_on_this_machine
+    /// [`Browser::show_device_code`]: crate::Browser::show_device_code
     ///
     /// # Errors
     ///
@@ -33,6 +38,19 @@ impl OAuthClient {
             });
         }
         let discovered = self.discover().await?;
+        // Nobody can finish in a browser here (a headless machine): the device flow, where
+        // the server offers it, instead of waiting for a redirect that cannot come.
+        if !self.browser.opens_on_this_machine()
+            && discovered
+                .authorization_server
+                .device_authorization_endpoint
+                .is_some()
+        {
+            let browser = self.browser.clone();
+            return self
+                .authorize_device_locked(scope, &move |code| browser.show_device_code(code))
+                .await;
+        }
         let issuer = discovered.issuer().to_owned();
         let stored = self.store.load_credentials(&issuer).await?;
         let preferred_port = stored
@@ -118,6 +136,14 @@ impl OAuthClient {
         show: &(dyn Fn(&crate::device::DeviceCode) + Send + Sync),
     ) -> Result<TokenSet, Error> {
         let _flight = self.flight.lock().await;
+        self.authorize_device_locked(scope, show).await
+    }
+
+    async fn authorize_device_locked(
+        &self,
+        scope: Option<&str>,
+        show: &(dyn Fn(&crate::device::DeviceCode) + Send + Sync),
+    ) -> Result<TokenSet, Error> {
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let endpoint = discovered

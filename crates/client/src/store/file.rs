@@ -88,7 +88,10 @@ fn storage(what: &str, e: impl std::fmt::Display) -> Error {
 fn unreadable(path: &Path) -> Error {
     Error::Storage(format!(
         "{} cannot be decrypted: another passphrase or key, or the file is damaged. It was left \
-         as it is; move it away to start a new store",
+         as it is. If another program made it (the mcpauth CLI keeps its store in \
+         FileStore::default_dir()), give this one a directory of its own \
+         (FileStore::default_dir_for(\"your-app\")); otherwise use the passphrase or key it was \
+         made with",
         path.display()
     ))
 }
@@ -109,21 +112,37 @@ impl FileStore {
         })))
     }
 
-    /// The default directory: `$XDG_DATA_HOME/mcpauth`, `~/.local/share/mcpauth`, or on macOS
-    /// `~/Library/Application Support/mcpauth`, on Windows `%APPDATA%\mcpauth`.
+    /// The `mcpauth` CLI's directory: `$XDG_DATA_HOME/mcpauth`, `~/.local/share/mcpauth`, or
+    /// on macOS `~/Library/Application Support/mcpauth`, on Windows `%APPDATA%\mcpauth`.
+    ///
+    /// That store is the CLI's, keyed its way (its passphrase, or its key in the OS keychain):
+    /// an application of your own keeps its tokens in [`FileStore::default_dir_for`] its own
+    /// name, so neither ever meets a store it cannot open.
     #[must_use]
     pub fn default_dir() -> Option<PathBuf> {
+        Self::default_dir_for("mcpauth")
+    }
+
+    /// The platform's data directory for the application `name` (the same places as
+    /// [`FileStore::default_dir`], with `name` as the last part).
+    ///
+    /// ```
+    /// let dir = mcpauth_client::FileStore::default_dir_for("my-mcp-client");
+    /// assert!(dir.is_none_or(|d| d.ends_with("my-mcp-client")));
+    /// ```
+    #[must_use]
+    pub fn default_dir_for(name: &str) -> Option<PathBuf> {
         if cfg!(target_os = "windows") {
-            return std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join("mcpauth"));
+            return std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join(name));
         }
         if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(data).join("mcpauth"));
+            return Some(PathBuf::from(data).join(name));
         }
         let home = PathBuf::from(std::env::var_os("HOME")?);
         Some(if cfg!(target_os = "macos") {
-            home.join("Library/Application Support/mcpauth")
+            home.join("Library/Application Support").join(name)
         } else {
-            home.join(".local/share/mcpauth")
+            home.join(".local/share").join(name)
         })
     }
 
