@@ -22,7 +22,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
+    if let Err(e) = settings.check_authorization_server().await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let (listener, resource, protection) = match listen_tokio(&settings) {
         Ok(bound) => bound,
         Err(e) => {

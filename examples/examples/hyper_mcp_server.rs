@@ -20,7 +20,11 @@ use mcpauth_http::RouteRules;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
+    if let Err(e) = settings.check_authorization_server().await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let (listener, resource, protection) = match listen_tokio(&settings) {
         Ok(bound) => bound,
         Err(e) => {

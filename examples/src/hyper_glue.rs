@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use mcpauth_http::{Admission, AuthorizationServer, HttpResponse, ResourceServer, RouteRules};
@@ -66,6 +66,9 @@ async fn answer(mount: &Mount, peer: IpAddr, request: Request<Incoming>) -> Resp
     let path = request.uri().path();
     for route in &mount.protected {
         if route.resource.metadata_paths().iter().any(|p| p == path) {
+            if request.method() == Method::OPTIONS && route.resource.config().cors {
+                return boxed(route.resource.preflight_response(request.headers()));
+            }
             return boxed(route.resource.metadata_response());
         }
     }
@@ -118,8 +121,9 @@ async fn protect(route: &Protected, mcp: &Mcp, request: Request<Incoming>) -> Re
         }
     };
     parts.extensions.insert(admitted.token().clone());
-    let response = mcp(Request::from_parts(parts, body)).await;
+    let mut response = mcp(Request::from_parts(parts, body)).await;
     admitted.finish(response.status(), response.headers());
+    route.resource.add_cors_headers(response.headers_mut());
     response
 }
 

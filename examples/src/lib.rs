@@ -40,7 +40,13 @@ pub struct Settings {
     pub issuer: String,
     /// The address to listen on.
     pub listen: String,
+    /// The authorization server's JWK Set URL, from its metadata
+    /// ([`Settings::check_authorization_server`]); else `{issuer}/jwks.json`.
+    pub jwks_uri: Option<String>,
 }
+
+/// How long the check at start waits for the authorization server's metadata.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Settings {
     /// Reads the environment.
@@ -50,9 +56,103 @@ impl Settings {
             issuer: std::env::var("MCPAUTH_ISSUER")
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             listen: std::env::var("EXAMPLE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
+            jwks_uri: None,
         }
     }
+
+    /// Asks the authorization server `MCPAUTH_ISSUER` names for its RFC 8414 metadata
+    /// before serving, so a wrong setting is named at once rather than as refused tokens
+    /// later: an answer that is not an authorization server's, or one that names another
+    /// issuer (tokens from it would be refused: RFC 8414 §3.3, the mix-up defence), is an
+    /// error naming the variable. One that does not answer yet (started first) is a warning:
+    /// the server starts, answers `503` to tokens until the keys can be fetched, and tries
+    /// again within seconds. Keeps the metadata's `jwks_uri`.
+    ///
+    /// # Errors
+    ///
+    /// What to print, naming `MCPAUTH_ISSUER`.
+    pub async fn check_authorization_server(&mut self) -> Result<(), String> {
+        let issuer = self.issuer.trim_end_matches('/').to_owned();
+        let metadata_url = match url::Url::parse(&issuer) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                // RFC 8414 §3.1: the well-known segment goes between the host and the path.
+                let path = parsed.path().trim_end_matches('/');
+                format!(
+                    "{}/.well-known/oauth-authorization-server{path}",
+                    parsed.origin().ascii_serialization()
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "MCPAUTH_ISSUER={issuer} is not an http(s) URL: set it to the authorization \
+                     server's issuer, as mcpauth-server prints it at start (for example \
+                     http://127.0.0.1:8080)"
+                ));
+            }
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(CHECK_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let response = match http.get(&metadata_url).send().await {
+            Ok(response) => response,
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                // On stderr whatever the log filter: this is what a newcomer needs to see.
+                eprintln!(
+                    "warning: the authorization server MCPAUTH_ISSUER={issuer} does not answer yet \
+                     ({metadata_url}: {}). Tokens are answered 503 until it does; start it \
+                     (cargo run -p mcpauth-server), or set MCPAUTH_ISSUER to its issuer",
+                    mcpauth_oauth_types::said(&e)
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(format!(
+                    "MCPAUTH_ISSUER={issuer}: fetching {metadata_url} failed: {}. Set \
+                     MCPAUTH_ISSUER to the authorization server's issuer",
+                    mcpauth_oauth_types::said(&e)
+                ));
+            }
+        };
+        let status = response.status();
+        let document: Option<serde_json::Value> = if status == reqwest::StatusCode::OK {
+            response.json().await.ok()
+        } else {
+            None
+        };
+        let Some(document) = document else {
+            return Err(format!(
+                "MCPAUTH_ISSUER={issuer} is not an OAuth authorization server: {metadata_url} \
+                 answered HTTP {} without RFC 8414 metadata. Set MCPAUTH_ISSUER to the \
+                 authorization server's issuer, as mcpauth-server prints it at start",
+                status.as_u16()
+            ));
+        };
+        let named = document.get("issuer").and_then(serde_json::Value::as_str);
+        if named != Some(issuer.as_str()) {
+            return Err(format!(
+                "MCPAUTH_ISSUER={issuer}, but the authorization server there calls itself {}: \
+                 tokens it issues name that issuer, and a resource server refuses tokens from an \
+                 issuer it was not told to trust. Set MCPAUTH_ISSUER={}",
+                named.unwrap_or("nothing (its metadata has no issuer)"),
+                named.unwrap_or("its issuer")
+            ));
+        }
+        match document.get("jwks_uri").and_then(serde_json::Value::as_str) {
+            Some(jwks_uri) => self.jwks_uri = Some(jwks_uri.to_owned()),
+            None => {
+                return Err(format!(
+                    "the authorization server MCPAUTH_ISSUER={issuer} publishes no jwks_uri: \
+                     this example checks JWT access tokens against its keys"
+                ));
+            }
+        }
+        tracing::info!(%issuer, "the authorization server answers");
+        Ok(())
+    }
 }
+
 
 /// Binds `settings.listen` and builds the protection of the MCP server there, whose resource
 /// identifier is its own URL (`http://{address}/mcp`, what tokens must name as their
@@ -70,7 +170,8 @@ pub fn listen(
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let resource = format!("http://{address}/mcp");
-    let protection = protection(&resource, &settings.issuer).map_err(|e| e.to_string())?;
+    let protection = protection_with_keys(&resource, &settings.issuer, settings.jwks_uri.clone())
+        .map_err(|e| e.to_string())?;
     Ok((listener, resource, Arc::new(protection)))
 }
 
@@ -96,8 +197,17 @@ pub fn listen_tokio(
 ///
 /// When `resource` is not an https or loopback http URL.
 pub fn protection(resource: &str, issuer: &str) -> Result<ResourceServer, ResourceServerError> {
+    protection_with_keys(resource, issuer, None)
+}
+
+fn protection_with_keys(
+    resource: &str,
+    issuer: &str,
+    jwks_uri: Option<String>,
+) -> Result<ResourceServer, ResourceServerError> {
     let issuer = issuer.trim_end_matches('/');
-    let mut config = ResourceServerConfig::new(resource, issuer, format!("{issuer}/jwks.json"))
+    let jwks_uri = jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks.json"));
+    let mut config = ResourceServerConfig::new(resource, issuer, jwks_uri)
         .tool_requires("admin_report", &[ADMIN_SCOPE])
         // An administrator's report is for a person who signed in and agreed, never for a
         // client's own (client_credentials) token, whatever its scope.

@@ -2,7 +2,8 @@
 //! client whose token opened it. Against the real example binaries (rmcp's streamable-HTTP
 //! server and its session manager, in axum and in actix-web) protected by mcpauth-server: a
 //! second client with a valid token of its own cannot use the first one's `Mcp-Session-Id`;
-//! the owner can, until it ends the session.
+//! the owner can, until it ends the session. Each example also answers browser clients'
+//! CORS preflights and exposes the session header to them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -114,6 +115,28 @@ async fn a_session_serves_only_its_owner(example: Example) {
     });
     let opened = mcp(&http, &resource, &owner, None, &initialize).await;
     assert_eq!(opened.status(), 200, "{example:?}: initialize");
+    // A browser-based client (the MCP Inspector connecting directly) reads the answer and
+    // its session header, after preflights of the MCP route and of the metadata document.
+    assert_eq!(opened.headers()["access-control-allow-origin"], "*");
+    assert!(
+        opened.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("mcp-session-id")
+    );
+    let metadata = resource.replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1);
+    for url in [&resource, &metadata] {
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, url.as_str())
+            .header("origin", "http://localhost:6274")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, mcp-protocol-version")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{example:?}: preflight of {url}");
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    }
     let session = opened.headers()["mcp-session-id"]
         .to_str()
         .unwrap()

@@ -50,13 +50,29 @@ pub fn protected_resource_metadata(
     move |config| {
         for path in resource.metadata_paths() {
             let resource = resource.clone();
+            let cors = resource.config().cors;
+            let document = resource.clone();
             config.route(
                 &path,
                 web::get().to(move || {
-                    let response = into_actix(resource.metadata_response());
+                    let response = into_actix(document.metadata_response());
                     async move { response }
                 }),
             );
+            // Browser clients send MCP-Protocol-Version here, so their GET is preflighted.
+            if cors {
+                config.route(
+                    &path,
+                    web::method(actix_web::http::Method::OPTIONS).to(
+                        move |request: actix_web::HttpRequest| {
+                            let response = into_actix(
+                                resource.preflight_response(&crate::http_headers(request.headers())),
+                            );
+                            async move { response }
+                        },
+                    ),
+                );
+            }
         }
     }
 }
@@ -127,7 +143,12 @@ pub struct BearerGuardService<S> {
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-fn refuse<B>(request: ServiceRequest, answer: HttpResponse) -> ServiceResponse<EitherBody<B>> {
+fn refuse<B>(
+    resource: &ResourceServer,
+    request: ServiceRequest,
+    mut answer: HttpResponse,
+) -> ServiceResponse<EitherBody<B>> {
+    resource.add_cors_headers(answer.headers_mut());
     request
         .into_response(into_actix(answer))
         .map_into_right_body()
@@ -151,21 +172,21 @@ where
             let method = http_method(request.method());
             let headers = crate::http_headers(request.headers());
             let admitted = match resource.admit(&method, &headers, &rules, now()).await {
-                Admission::Refuse(refusal) => return Ok(refuse(request, refusal)),
+                Admission::Refuse(refusal) => return Ok(refuse(&resource, request, refusal)),
                 Admission::Preflight => {
                     return Ok(service.call(request).await?.map_into_left_body());
                 }
                 Admission::NeedsBody(pending) => {
                     let payload = request.extract::<web::Payload>().await?;
                     let Ok(Ok(body)) = payload.to_bytes_limited(pending.limit()).await else {
-                        return Ok(refuse(request, pending.too_large()));
+                        return Ok(refuse(&resource, request, pending.too_large()));
                     };
                     match pending.check(&body) {
                         Ok(admitted) => {
                             request.set_payload(actix_web::dev::Payload::from(body));
                             admitted
                         }
-                        Err(refusal) => return Ok(refuse(request, refusal)),
+                        Err(refusal) => return Ok(refuse(&resource, request, refusal)),
                     }
                 }
                 Admission::Admit(admitted) => {
@@ -181,12 +202,24 @@ where
                 }
             };
             request.extensions_mut().insert(admitted.token().clone());
-            let response = service.call(request).await?;
+            let mut response = service.call(request).await?;
             admitted.finish(
                 http::StatusCode::from_u16(response.status().as_u16())
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
                 &crate::http_headers(response.headers()),
             );
+            let mut cors = http::HeaderMap::new();
+            resource.add_cors_headers(&mut cors);
+            for (name, value) in &cors {
+                if !response.headers().contains_key(name.as_str())
+                    && let (Ok(name), Ok(value)) = (
+                        actix_web::http::header::HeaderName::from_bytes(name.as_ref()),
+                        actix_web::http::header::HeaderValue::from_bytes(value.as_bytes()),
+                    )
+                {
+                    response.headers_mut().insert(name, value);
+                }
+            }
             Ok(response.map_into_left_body())
         })
     }

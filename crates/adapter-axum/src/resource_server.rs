@@ -52,10 +52,17 @@ impl MetadataRouter for Arc<ResourceServer> {
             .iter()
             .fold(Router::new(), |router, path| {
                 let resource = self.clone();
-                router.route(
-                    path,
-                    get(move || async move { into_axum(resource.metadata_response()) }),
-                )
+                let route = get(move || async move { into_axum(resource.metadata_response()) });
+                // Browser clients send MCP-Protocol-Version here, so their GET is preflighted.
+                let route = if self.config().cors {
+                    let resource = self.clone();
+                    route.options(move |headers: axum::http::HeaderMap| async move {
+                        into_axum(resource.preflight_response(&headers))
+                    })
+                } else {
+                    route
+                };
+                router.route(path, route)
             })
     }
 }
@@ -139,16 +146,20 @@ where
             let admission = resource
                 .admit(&parts.method, &parts.headers, &rules, now())
                 .await;
+            let refuse = |mut response: HttpResponse| {
+                resource.add_cors_headers(response.headers_mut());
+                into_axum(response)
+            };
             let (admitted, body) = match admission {
-                Admission::Refuse(response) => return Ok(into_axum(response)),
+                Admission::Refuse(response) => return Ok(refuse(response)),
                 Admission::Preflight => return inner.call(Request::from_parts(parts, body)).await,
                 Admission::NeedsBody(pending) => {
                     let Ok(bytes) = axum::body::to_bytes(body, pending.limit()).await else {
-                        return Ok(into_axum(pending.too_large()));
+                        return Ok(refuse(pending.too_large()));
                     };
                     match pending.check(&bytes) {
                         Ok(admitted) => (admitted, Body::from(bytes)),
-                        Err(response) => return Ok(into_axum(response)),
+                        Err(response) => return Ok(refuse(response)),
                     }
                 }
                 Admission::Admit(admitted) => {
@@ -160,8 +171,9 @@ where
                 }
             };
             parts.extensions.insert(admitted.token().clone());
-            let response = inner.call(Request::from_parts(parts, body)).await?;
+            let mut response = inner.call(Request::from_parts(parts, body)).await?;
             admitted.finish(response.status(), response.headers());
+            resource.add_cors_headers(response.headers_mut());
             Ok(response)
         })
     }

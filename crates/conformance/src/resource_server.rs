@@ -133,6 +133,51 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         ),
     );
 
+    // Browser-based MCP clients (CORS): the preflight of a POST with a token and MCP's
+    // headers is answered without credentials, on the MCP route and on the metadata path
+    // (their GET carries MCP-Protocol-Version), and an admitted answer is readable with the
+    // session header exposed.
+    let preflight = |url: String| {
+        http.request(reqwest::Method::OPTIONS, url)
+            .header("origin", "https://inspector.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, mcp-protocol-version",
+            )
+    };
+    for url in [resource.clone(), metadata_url.clone()] {
+        let answer = suite.send(preflight(url.clone())).await;
+        check.status(&answer, StatusCode::NO_CONTENT);
+        check.header(&answer, "access-control-allow-origin", "*");
+        check.expect(
+            answer
+                .header("access-control-allow-methods")
+                .is_some_and(|m| m.contains("POST") && m.contains("GET")),
+            format!("the preflight of {url} allows GET and POST"),
+        );
+        check.header(
+            &answer,
+            "access-control-allow-headers",
+            "authorization, content-type, mcp-protocol-version",
+        );
+    }
+    let from_a_page = suite
+        .send(
+            http.post(&resource)
+                .bearer_auth(&basic)
+                .header("origin", "https://inspector.example"),
+        )
+        .await;
+    check.status(&from_a_page, StatusCode::OK);
+    check.header(&from_a_page, "access-control-allow-origin", "*");
+    check.expect(
+        from_a_page
+            .header("access-control-expose-headers")
+            .is_some_and(|h| h.contains("mcp-session-id") && h.contains("www-authenticate")),
+        "an admitted answer exposes Mcp-Session-Id and WWW-Authenticate to the page",
+    );
+
     // RFC 9700 §4.3 and OAuth 2.1 §5.1: a token in the URI ends up in logs and histories;
     // only the Authorization header is read (RFC 6750's query and form methods are gone).
     let in_query = suite

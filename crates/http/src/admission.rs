@@ -4,9 +4,11 @@
 //! [`ResourceServer::admit`] with the request's method and headers and does what the
 //! [`Admission`] says:
 //!
-//! 1. [`Refuse`](Admission::Refuse): send the response; the request goes no further.
-//! 2. [`Preflight`](Admission::Preflight): a CORS preflight, which carries no credentials:
-//!    forward it as it is.
+//! 1. [`Refuse`](Admission::Refuse): send the response; the request goes no further (a
+//!    refusal, or with [`cors`](crate::ResourceServerConfig::cors) on, the answer to a CORS
+//!    preflight).
+//! 2. [`Preflight`](Admission::Preflight): a CORS preflight, which carries no credentials,
+//!    with [`cors`](crate::ResourceServerConfig::cors) off: forward it as it is.
 //! 3. [`NeedsBody`](Admission::NeedsBody): some MCP tool has needs of its own, so the body is
 //!    read before anything reaches the MCP server. Buffer at most
 //!    [`limit`](PendingBody::limit) bytes; answer [`too_large`](PendingBody::too_large) past
@@ -49,6 +51,8 @@
 //!     parts.extensions.insert(admitted.token().clone());
 //!     let response = mcp(http::Request::from_parts(parts, body)).await;
 //!     admitted.finish(response.status(), response.headers());
+//!     let mut response = response;
+//!     resource.add_cors_headers(response.headers_mut());
 //!     response
 //! }
 //!
@@ -129,9 +133,11 @@ impl RouteRules {
 #[must_use = "an admission says whether to refuse, read the body or forward the request"]
 #[derive(Debug)]
 pub enum Admission<'a> {
-    /// Send this response; the request goes no further.
+    /// Send this response; the request goes no further (a refusal, or the answer to a CORS
+    /// preflight when [`cors`](crate::ResourceServerConfig::cors) is on).
     Refuse(HttpResponse),
-    /// A CORS preflight (`OPTIONS`): it carries no credentials; forward it as it is.
+    /// A CORS preflight (`OPTIONS`) with [`cors`](crate::ResourceServerConfig::cors) off: it
+    /// carries no credentials; forward it as it is.
     Preflight,
     /// Read the body (at most [`PendingBody::limit`] bytes), then
     /// [`check`](PendingBody::check) it.
@@ -238,7 +244,11 @@ impl ResourceServer {
         now: UnixTime,
     ) -> Admission<'_> {
         if method == Method::OPTIONS {
-            return Admission::Preflight;
+            return if self.config().cors {
+                Admission::Refuse(self.preflight_response(headers))
+            } else {
+                Admission::Preflight
+            };
         }
         let scopes = rules.scopes(&self.config().required_scopes);
         let token = match self.authenticate_with_scopes(headers, &scopes, now).await {
@@ -336,7 +346,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cors_preflight_passes_without_credentials() {
+    async fn a_cors_preflight_is_answered_without_credentials() {
         let resource = protection(Arc::default());
         let admission = resource
             .admit(
@@ -346,7 +356,43 @@ mod tests {
                 UnixTime(0),
             )
             .await;
+        let Admission::Refuse(answer) = admission else {
+            panic!("with cors on, the preflight is answered here: {admission:?}");
+        };
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert_eq!(answer.headers()["access-control-allow-origin"], "*");
+        let mut headers = HeaderMap::new();
+        resource.add_cors_headers(&mut headers);
+        assert!(
+            headers["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("mcp-session-id")
+        );
+    }
+
+    #[tokio::test]
+    async fn with_cors_off_a_preflight_reaches_the_application_and_nothing_is_added() {
+        let mut config = ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        );
+        config.cors = false;
+        let resource =
+            ResourceServer::with_key_source(config, Arc::new(CountingKeys::default())).unwrap();
+        let admission = resource
+            .admit(
+                &Method::OPTIONS,
+                &HeaderMap::new(),
+                &RouteRules::new(),
+                UnixTime(0),
+            )
+            .await;
         assert!(matches!(admission, Admission::Preflight), "{admission:?}");
+        let mut headers = HeaderMap::new();
+        resource.add_cors_headers(&mut headers);
+        assert!(headers.is_empty());
     }
 
     #[tokio::test]
@@ -370,6 +416,71 @@ mod tests {
                 .unwrap()
                 .contains("resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"")
         );
+    }
+
+    /// A key source whose authorization server is down until `up` is set.
+    #[derive(Debug, Default)]
+    struct LateKeys {
+        up: std::sync::atomic::AtomicBool,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeySource for LateKeys {
+        async fn jwk_set(&self, _: &str) -> Result<Bytes, KeySourceError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.up.load(Ordering::SeqCst) {
+                Ok(Bytes::from_static(br#"{"keys":[]}"#))
+            } else {
+                Err("connection refused".into())
+            }
+        }
+
+        async fn introspect(
+            &self,
+            _: &IntrospectionClient,
+            _: &str,
+        ) -> Result<Bytes, KeySourceError> {
+            Err("no introspection here".into())
+        }
+    }
+
+    // Started before its authorization server: while the keys cannot be fetched a token is
+    // answered 503 (it may be fine), the next fetch comes a second later, backing off to 30 s,
+    // and once the server is up the keys are fetched at the next try.
+    #[tokio::test]
+    async fn keys_that_could_not_be_fetched_are_tried_again_within_a_second() {
+        let keys = Arc::new(LateKeys::default());
+        let config = ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        );
+        let resource = ResourceServer::with_key_source(config, keys.clone()).unwrap();
+        let headers = bearer(&token_with_unknown_kid());
+        let rules = RouteRules::new();
+        let status = |now| {
+            let resource = &resource;
+            let (headers, rules) = (&headers, &rules);
+            async move {
+                match resource.admit(&Method::POST, headers, rules, UnixTime(now)).await {
+                    Admission::Refuse(response) => response.status(),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        // Down: fetched at 1000, 1001 (1 s), 1003 (2 s), 1007 (4 s); not in between.
+        for (now, fetches) in [(1_000, 1), (1_000, 1), (1_001, 2), (1_002, 2), (1_003, 3), (1_007, 4)] {
+            assert_eq!(status(now).await, StatusCode::SERVICE_UNAVAILABLE, "at {now}");
+            assert_eq!(keys.fetches.load(Ordering::SeqCst), fetches, "at {now}");
+        }
+        keys.up.store(true, Ordering::SeqCst);
+        // Up: the next try (8 s after the last) loads the keys; this token's key is not
+        // among them, so it is refused as any unknown key is, and no fetch follows for 30 s.
+        assert_eq!(status(1_015).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 5);
+        assert_eq!(status(1_040).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 5);
     }
 
     #[tokio::test]

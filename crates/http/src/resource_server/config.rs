@@ -51,6 +51,15 @@ pub struct ResourceServerConfig {
     /// balancer, keep a session on one instance (or an id unknown here is bound to the first
     /// token that names it).
     pub bind_sessions: bool,
+    /// Answers CORS for browser-based MCP clients (the MCP Inspector's direct connection, web
+    /// apps): a preflight (`OPTIONS`) on the protected routes and the metadata paths is
+    /// answered here, and every response, admitted or refused, is readable from any origin,
+    /// with `Mcp-Session-Id`, `Mcp-Protocol-Version` and `WWW-Authenticate` exposed. Any
+    /// origin is safe because a token is sent explicitly, never as a cookie: a page gains
+    /// nothing it could not do without a browser (DNS rebinding is the `Host` check's job).
+    /// Default on; off when the application has a CORS layer of its own, whose preflights
+    /// then reach the application as they are.
+    pub cors: bool,
 }
 
 /// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
@@ -96,6 +105,7 @@ impl ResourceServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             require_user: false,
             bind_sessions: true,
+            cors: true,
         }
     }
 

@@ -1,7 +1,7 @@
 //! RFC 9728: the protected-resource metadata document, at the path-inserted URL and the root.
 
 use bytes::Bytes;
-use http::{HeaderValue, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcpauth_metadata::ProtectedResourceMetadata;
 
 use super::config::ROOT_METADATA_PATH;
@@ -61,5 +61,59 @@ impl ResourceServer {
             HeaderValue::from_static("public, max-age=300"),
         );
         response
+    }
+}
+
+/// Headers a browser-based MCP client reads from responses (MCP streamable HTTP, RFC 6750).
+const EXPOSED_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
+/// What a preflight may ask for when it names nothing (`Access-Control-Request-Headers`).
+const ALLOWED_HEADERS: &str =
+    "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
+
+impl ResourceServer {
+    /// The answer to a CORS preflight (`OPTIONS`) on a protected route or a metadata path:
+    /// `204`, any origin, the methods of MCP's streamable HTTP transport, and the headers the
+    /// preflight asks for (no credentials ride on them: tokens are sent explicitly, never as
+    /// cookies). Adapters answer preflights with it when
+    /// [`cors`](crate::ResourceServerConfig::cors) is on.
+    #[must_use]
+    pub fn preflight_response(&self, request_headers: &HeaderMap) -> HttpResponse {
+        let mut response = http::Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let asked = request_headers
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .filter(|v| v.len() <= 1024)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(ALLOWED_HEADERS));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        response
+    }
+
+    /// Makes a response of the protected MCP server readable from any origin, exposing its
+    /// session, revision and challenge headers, when [`cors`](crate::ResourceServerConfig::cors)
+    /// is on; headers the application set itself are kept.
+    pub fn add_cors_headers(&self, headers: &mut HeaderMap) {
+        if !self.config.cors {
+            return;
+        }
+        headers
+            .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .or_insert(HeaderValue::from_static("*"));
+        headers
+            .entry(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+            .or_insert(HeaderValue::from_static(EXPOSED_HEADERS));
     }
 }

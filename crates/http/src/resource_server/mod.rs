@@ -68,8 +68,8 @@ pub struct ResourceServer {
     metadata_path: String,
     verifier: RwLock<TokenVerifier>,
     introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
-    /// When the JWK Set was last fetched.
-    last_fetch: Mutex<Option<UnixTime>>,
+    /// When the JWK Set was last fetched, and how that went.
+    last_fetch: Mutex<Option<LastFetch>>,
     keys: Arc<dyn KeySource>,
     sessions: SessionOwners,
 }
@@ -84,6 +84,16 @@ impl std::fmt::Debug for ResourceServer {
 
 /// Seconds between two fetches of the JWK Set for unknown `kid`s.
 const REFETCH_INTERVAL_SECONDS: u64 = 30;
+
+/// The last fetch of the JWK Set: when, whether it worked, and how long until the next may
+/// run (30 s after a success; after a failure 1 s, doubling up to 30 s, so a resource server
+/// started before its authorization server accepts tokens within a second of it coming up).
+#[derive(Clone, Copy, Debug)]
+struct LastFetch {
+    at: UnixTime,
+    worked: bool,
+    wait: u64,
+}
 
 /// Largest JWK Set or introspection answer used.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;

@@ -1,10 +1,20 @@
 //! Verifying a bearer token: a JWT against the cached JWK Set (refetched for an unknown `kid`, at
-//! most every 30 s), or an opaque token through RFC 7662 introspection, cached.
+//! most every 30 s; within a second, then backing off, after a failed fetch), or an opaque token through RFC 7662 introspection, cached.
 
 use mcpauth_bearer::{VerifiedToken, VerifyError};
 use mcpauth_oauth_types::UnixTime;
 
-use super::{CACHE_CAPACITY, MAX_ANSWER_BYTES, REFETCH_INTERVAL_SECONDS, Refusal};
+use super::{CACHE_CAPACITY, LastFetch, MAX_ANSWER_BYTES, REFETCH_INTERVAL_SECONDS, Refusal};
+
+/// What a fetch of the JWK Set for an unknown `kid` came to.
+enum KeyRefresh {
+    /// New keys are loaded: verify again.
+    Loaded,
+    /// Fetched recently and fine: the key is unknown to the authorization server too.
+    NotDue,
+    /// The keys cannot be fetched (now, or at the last try moments ago).
+    Unreachable,
+}
 use crate::{IntrospectionClient, ResourceServer};
 
 /// A JWT has three base64url segments; anything else is opaque.
@@ -25,9 +35,12 @@ impl ResourceServer {
         }
         let first = self.verifier.read().await.verify(token, now);
         Ok(match first {
-            Err(VerifyError::UnknownKey) if self.refresh_keys(now).await => {
-                self.verifier.read().await.verify(token, now)
-            }
+            Err(VerifyError::UnknownKey) => match self.refresh_keys(now).await {
+                KeyRefresh::Loaded => self.verifier.read().await.verify(token, now),
+                // The keys could not be fetched: the token may well be fine (503, retry).
+                KeyRefresh::Unreachable => return Err(Refusal::Unavailable),
+                KeyRefresh::NotDue => first,
+            },
             other => other,
         }?)
     }
@@ -80,37 +93,69 @@ impl ResourceServer {
         Ok(verified)
     }
 
-    /// Fetches the JWK Set unless it was fetched within the last 30 seconds. Returns whether
-    /// new keys were loaded.
-    async fn refresh_keys(&self, now: UnixTime) -> bool {
+    /// Fetches the JWK Set unless the last fetch was too recent (30 s after one that worked;
+    /// after a failure 1 s, doubling up to 30 s).
+    async fn refresh_keys(&self, now: UnixTime) -> KeyRefresh {
         let mut last = self.last_fetch.lock().await;
-        // Within 30 s after the last fetch, none; a clock that stepped back is no reason to
-        // refuse tokens from rotated keys until it catches up.
-        if last.is_some_and(|at| at <= now && now < at.plus(REFETCH_INTERVAL_SECONDS)) {
-            return false;
+        // A clock that stepped back is no reason to refuse tokens from rotated keys until it
+        // catches up.
+        if let Some(previous) = *last
+            && previous.at <= now
+            && now < previous.at.plus(previous.wait)
+        {
+            return if previous.worked {
+                KeyRefresh::NotDue
+            } else {
+                KeyRefresh::Unreachable
+            };
         }
-        *last = Some(now);
+        let wait_after_failure = match *last {
+            Some(previous) if !previous.worked => {
+                previous.wait.saturating_mul(2).min(REFETCH_INTERVAL_SECONDS)
+            }
+            _ => 1,
+        };
+        let failed = |wait| {
+            Some(LastFetch {
+                at: now,
+                worked: false,
+                wait,
+            })
+        };
         let body = self.keys.jwk_set(&self.config.jwks_uri).await;
-        match body {
+        let outcome = match body {
             Ok(bytes) if bytes.len() <= MAX_ANSWER_BYTES => {
                 match self.verifier.write().await.set_jwks(&bytes) {
                     Ok(count) => {
                         tracing::debug!(count, jwks_uri = %self.config.jwks_uri, "loaded signing keys");
-                        true
+                        None
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, jwks_uri = %self.config.jwks_uri, "JWK Set does not parse");
-                        false
-                    }
+                    Err(e) => Some(format!("the JWK Set does not parse: {e}")),
                 }
             }
-            Ok(_) => {
-                tracing::warn!(jwks_uri = %self.config.jwks_uri, "JWK Set is larger than 64 KiB");
-                false
+            Ok(_) => Some("the JWK Set is larger than 64 KiB".to_owned()),
+            Err(e) => Some(mcpauth_oauth_types::said(&*e)),
+        };
+        match outcome {
+            None => {
+                *last = Some(LastFetch {
+                    at: now,
+                    worked: true,
+                    wait: REFETCH_INTERVAL_SECONDS,
+                });
+                KeyRefresh::Loaded
             }
-            Err(e) => {
-                tracing::warn!(error = %e, jwks_uri = %self.config.jwks_uri, "fetching the JWK Set failed");
-                false
+            Some(why) => {
+                tracing::warn!(
+                    jwks_uri = %self.config.jwks_uri,
+                    issuer = %self.config.issuer,
+                    retry_in_seconds = wait_after_failure,
+                    "cannot fetch the authorization server's signing keys ({why}): tokens are \
+                     answered 503 until they can be; is the authorization server running at \
+                     its issuer, and is jwks_uri right?"
+                );
+                *last = failed(wait_after_failure);
+                KeyRefresh::Unreachable
             }
         }
     }
