@@ -32,6 +32,14 @@ async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartEr
     if let Some(user) = store.find_user_by_email(raw).await? {
         return Ok(user);
     }
+    // `provider:upstream-id` names every federated user, also those whose account holds an
+    // email: through the link, not the email column.
+    if let Some((provider, subject)) = raw.split_once(':')
+        && let Some(link) = store.find_federated_identity(provider, subject).await?
+        && let Some(user) = store.find_user_by_id(&link.user_id).await?
+    {
+        return Ok(user);
+    }
     Err(StartError::User(match normalized {
         Ok(email) => users::UserError::UnknownUser(email),
         Err(bad) => bad,

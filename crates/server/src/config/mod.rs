@@ -408,6 +408,35 @@ mod tests {
         Ok(())
     }
 
+    // docs/federation.md's first walk-through (examples/local-idp.toml): the provider the
+    // local oidc-provider is started for, its secret from the variable the guide sets, and
+    // the callback the guide registers there.
+    #[test]
+    fn the_local_provider_walk_through_configuration_loads()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/local-idp.toml");
+        let config = Config::load(Some(&path), |name| {
+            (name == "MCPAUTH_PROVIDER_LOCAL_CLIENT_SECRET").then(|| "a-local-test-secret".into())
+        })?;
+        let provider = &config.providers[0];
+        assert_eq!(provider.id, "local");
+        assert_eq!(provider.client_id, "mcpauth");
+        assert_eq!(provider.client_secret.as_deref(), Some("a-local-test-secret"));
+        let guide = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/federation.md"),
+        )?;
+        for step in [
+            "cargo run -p mcpauth-server -- --config examples/local-idp.toml",
+            "MCPAUTH_PROVIDER_LOCAL_CLIENT_SECRET=a-local-test-secret",
+            r#""client_secret": "a-local-test-secret""#,
+            r#""redirect_uri": "http://127.0.0.1:8080/upstream/local/callback""#,
+            r#""port": 4000"#,
+        ] {
+            assert!(guide.contains(step), "docs/federation.md lost `{step}`");
+        }
+        Ok(())
+    }
+
     // Every value of every switch added for the safe defaults parses from the environment.
     #[test]
     fn the_safe_default_switches_read_each_of_their_values() -> Result<(), ConfigError> {

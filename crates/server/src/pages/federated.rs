@@ -59,10 +59,12 @@ pub(super) async fn callback(
                     start_session(&pages, &user_id, response).await
                 }
                 (failure, _) => {
-                    tracing::info!(
+                    // WARN: an upstream that refuses this server (a wrong client secret, a
+                    // redirect URI it does not know) shows here first, and only here.
+                    tracing::warn!(
                         %provider,
                         reason = failure.as_deref().unwrap_or("unknown"),
-                        "federated sign-in failed; the client hears it"
+                        "federated sign-in failed (the MCP client is told the sign-in failed)"
                     );
                     response
                 }
@@ -83,7 +85,7 @@ pub(super) async fn callback(
                 start_session(&pages, &user_id, response).await
             }
             (_, failure) => {
-                tracing::info!(
+                tracing::warn!(
                     %provider,
                     reason = failure.as_deref().unwrap_or("unknown"),
                     "federated sign-in to a page failed"

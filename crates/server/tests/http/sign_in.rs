@@ -503,6 +503,16 @@ async fn a_federated_account_cannot_sign_in_with_a_password() {
             .await
             .is_err()
     );
+    // Also a federated user whose account holds an email is named `provider:upstream-id`.
+    mcpauth_server::admin::disable_user(&store, "github:42")
+        .await
+        .unwrap();
+    let listed = mcpauth_server::admin::list_users(&store).await.unwrap();
+    let fed = listed.iter().find(|u| u.user_id == "user_fed").unwrap();
+    assert!(fed.disabled, "github:42 names user_fed");
+    mcpauth_server::admin::enable_user(&store, "github:42")
+        .await
+        .unwrap();
     for password in ["", "!federated", "dummy-password-never-matches"] {
         let form = server.login_form().await;
         let response = server
