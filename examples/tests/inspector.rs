@@ -3,6 +3,8 @@
 //! mcpauth-server, registers itself, sends the browser to mcpauth's sign-in and consent pages
 //! with its `http://localhost` redirect URI, comes back with the code, connects, and lists the
 //! server's tools. The Inspector runs on Node 22, from `interop/inspector` (npm package `node`).
+//! Beside it, a page of another origin calls each example MCP server with `fetch` in the same
+//! Chromium, which enforces CORS: what a browser-based MCP client connecting directly sees.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -191,5 +193,124 @@ async fn the_mcp_inspector_signs_in_through_mcpauth_and_lists_the_tools() {
     let _ = stop.send(());
     let _ = mcp_server.kill().await;
     let _ = as_task.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `client_credentials` token for `resource` from the operator-vouched registration.
+async fn machine_token(issuer: &str, resource: &str, registration_token: &str) -> String {
+    let http = reqwest::Client::new();
+    let registered: serde_json::Value = http
+        .post(format!("{issuer}/register"))
+        .bearer_auth(registration_token)
+        .json(&json!({
+            "client_name": "page test",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "mcp:tools",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(
+            registered["client_id"].as_str().unwrap(),
+            registered["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "mcp:tools"),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+// Browser-based MCP clients talk to the MCP server straight from a page of their own origin:
+// in Chromium, which enforces CORS, a page on another origin reads the 401 and its
+// challenge, gets an answer and its session id with a token, and reads the metadata document
+// (its preflighted GET), from each example (axum, actix-web, bare hyper).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
+    const REGISTRATION_TOKEN: &str = "cors-test-initial-access-token-0123456789";
+    let chromium = pages::chromium();
+    pages::ensure_npm("browser", "playwright-core").await;
+    let dir = tempdir("cross-origin");
+    let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_url = format!("http://{}/", page_listener.local_addr().unwrap());
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html("<!doctype html><title>A web MCP client</title><h1>client</h1>")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(page_listener, page).await });
+    for example in [Example::Axum, Example::Actix, Example::Hyper] {
+        let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", as_listener.local_addr().unwrap());
+        let (mut mcp_server, resource) = example.start(&issuer).await;
+        let mut config = mcpauth_server::Config::default();
+        config.listen = as_listener.local_addr().unwrap();
+        config.issuer = Some(issuer.clone());
+        config.database_url = format!(
+            "sqlite://{}",
+            dir.join(format!("{example:?}.db")).display()
+        );
+        config.resources = vec![resource.clone()];
+        config.scopes_supported = vec!["mcp:tools".into(), "mcp:admin".into()];
+        config.registration_token = Some(REGISTRATION_TOKEN.into());
+        config.vouched_registration_grant_types = vec!["client_credentials".into()];
+        config.vouched_client_scope = vec!["mcp:tools".into()];
+        let server = mcpauth_server::build(&config).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
+            let _ = stopped.await;
+        }));
+        let token = machine_token(&issuer, &resource, REGISTRATION_TOKEN).await;
+        let metadata = resource.replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1);
+        let seen = pages::browse(
+            "cross-origin",
+            json!({
+                "url": page_url, "resource": resource, "metadata": metadata, "token": token,
+                "profile": dir.join(format!("{example:?}-profile")), "chromium": chromium,
+            }),
+        )
+        .await;
+        let calls = &seen["calls"];
+        assert_eq!(calls["anonymous"]["status"], 401, "{example:?}: {seen}");
+        assert!(
+            calls["anonymous"]["challenge"]
+                .as_str()
+                .is_some_and(|c| c.contains("resource_metadata=")),
+            "{example:?}: the page reads the challenge: {seen}"
+        );
+        assert_eq!(calls["authorized"]["status"], 200, "{example:?}: {seen}");
+        assert!(
+            calls["authorized"]["session"].as_str().is_some_and(|s| !s.is_empty()),
+            "{example:?}: the page reads Mcp-Session-Id: {seen}"
+        );
+        assert!(
+            calls["authorized"]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("serverInfo")),
+            "{example:?}: {seen}"
+        );
+        assert_eq!(calls["metadata"]["status"], 200, "{example:?}: {seen}");
+        assert!(
+            calls["metadata"]["body"].as_str().unwrap().contains(&resource),
+            "{example:?}: {seen}"
+        );
+        let _ = stop.send(());
+        let _ = mcp_server.kill().await;
+        let _ = as_task.await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,9 @@
 //   node browser.mjs device-federated '<json>'  the device page, signing in upstream
 //   node browser.mjs walk '<json>'        another server's sign-in and consent pages, until
 //                                         the browser reaches `until`
+//   node browser.mjs cross-origin '<json>'  a page of another origin calls an MCP server with
+//                                         fetch (CORS enforced by Chromium): without a token,
+//                                         with one, and its metadata document
 //   node browser.mjs inspector '<json>'   the MCP Inspector's web UI: connect to the server
 //                                         it was started for, through its OAuth flow (sign in
 //                                         and consent at mcpauth), then list the tools
@@ -195,6 +198,39 @@ try {
       await page.getByText(name, { exact: true }).first().waitFor({ timeout: 30000 });
     }
     await remember("inspector-tools");
+  } else if (command === "cross-origin") {
+    // What a browser-based MCP client can read; a CORS refusal is a TypeError here.
+    seen.calls = await page.evaluate(async ({ resource, metadata, token }) => {
+      const initialize = JSON.stringify({
+        jsonrpc: "2.0", id: 1, method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "page", version: "1" } },
+      });
+      const call = async (url, init) => {
+        try {
+          const response = await fetch(url, init);
+          return {
+            status: response.status,
+            session: response.headers.get("mcp-session-id"),
+            challenge: response.headers.get("www-authenticate"),
+            body: await response.text(),
+          };
+        } catch (error) {
+          return { error: String(error) };
+        }
+      };
+      const headers = {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18",
+      };
+      return {
+        anonymous: await call(resource, { method: "POST", headers, body: initialize }),
+        authorized: await call(resource, {
+          method: "POST", headers: { ...headers, authorization: `Bearer ${token}` }, body: initialize,
+        }),
+        metadata: await call(metadata, { headers: { "mcp-protocol-version": "2025-06-18" } }),
+      };
+    }, input);
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());
