@@ -153,7 +153,6 @@ impl Settings {
     }
 }
 
-
 /// Binds `settings.listen` and builds the protection of the MCP server there, whose resource
 /// identifier is its own URL (`http://{address}/mcp`, what tokens must name as their
 /// audience): what each example does first.

@@ -2,7 +2,12 @@
 //! authorization server, or one that calls itself something else, stops them with the
 //! variable named and the value to set; an authorization server that is not up yet is a
 //! warning, and they start anyway.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "test"
+)]
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -79,12 +84,16 @@ async fn a_wrong_mcpauth_issuer_is_named_at_start_with_what_to_set() {
     let (started, stderr) = first_start(&format!("{issuer}/health")).await;
     assert!(!started, "{stderr}");
     assert!(
-        stderr.contains(&format!("MCPAUTH_ISSUER={issuer}/health is not an OAuth authorization server"))
-            && stderr.contains("HTTP 404"),
+        stderr.contains(&format!(
+            "MCPAUTH_ISSUER={issuer}/health is not an OAuth authorization server"
+        )) && stderr.contains("HTTP 404"),
         "{stderr}"
     );
     let (started, stderr) = first_start("127.0.0.1:8080").await;
-    assert!(!started && stderr.contains("is not an http(s) URL"), "{stderr}");
+    assert!(
+        !started && stderr.contains("is not an http(s) URL"),
+        "{stderr}"
+    );
 
     // The right one: it starts, and says nothing.
     let (started, stderr) = first_start(&issuer).await;

@@ -260,10 +260,7 @@ async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
         let mut config = mcpauth_server::Config::default();
         config.listen = as_listener.local_addr().unwrap();
         config.issuer = Some(issuer.clone());
-        config.database_url = format!(
-            "sqlite://{}",
-            dir.join(format!("{example:?}.db")).display()
-        );
+        config.database_url = format!("sqlite://{}", dir.join(format!("{example:?}.db")).display());
         config.resources = vec![resource.clone()];
         config.scopes_supported = vec!["mcp:tools".into(), "mcp:admin".into()];
         config.registration_token = Some(REGISTRATION_TOKEN.into());
@@ -294,7 +291,9 @@ async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
         );
         assert_eq!(calls["authorized"]["status"], 200, "{example:?}: {seen}");
         assert!(
-            calls["authorized"]["session"].as_str().is_some_and(|s| !s.is_empty()),
+            calls["authorized"]["session"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
             "{example:?}: the page reads Mcp-Session-Id: {seen}"
         );
         assert!(
@@ -305,7 +304,10 @@ async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
         );
         assert_eq!(calls["metadata"]["status"], 200, "{example:?}: {seen}");
         assert!(
-            calls["metadata"]["body"].as_str().unwrap().contains(&resource),
+            calls["metadata"]["body"]
+                .as_str()
+                .unwrap()
+                .contains(&resource),
             "{example:?}: {seen}"
         );
         let _ = stop.send(());

@@ -130,7 +130,10 @@ async fn a_session_serves_only_its_owner(example: Example) {
             .request(reqwest::Method::OPTIONS, url.as_str())
             .header("origin", "http://localhost:6274")
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization, mcp-protocol-version")
+            .header(
+                "access-control-request-headers",
+                "authorization, mcp-protocol-version",
+            )
             .send()
             .await
             .unwrap();

@@ -66,7 +66,8 @@ pub fn protected_resource_metadata(
                     web::method(actix_web::http::Method::OPTIONS).to(
                         move |request: actix_web::HttpRequest| {
                             let response = into_actix(
-                                resource.preflight_response(&crate::http_headers(request.headers())),
+                                resource
+                                    .preflight_response(&crate::http_headers(request.headers())),
                             );
                             async move { response }
                         },

@@ -187,7 +187,8 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             // The name now stands for this server: tokens it held for another are forgotten.
             if let Ok(previous) = registry.get(name)
                 && let (Some(issuer), Some(resource)) = (&previous.issuer, &previous.resource)
-                && (entry.issuer.as_ref(), entry.resource.as_ref()) != (Some(issuer), Some(resource))
+                && (entry.issuer.as_ref(), entry.resource.as_ref())
+                    != (Some(issuer), Some(resource))
             {
                 AccountStore::new(store.clone(), name)
                     .delete_tokens(issuer, resource)
@@ -286,7 +287,9 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     out.ok(
                         &format!(
                             "{name} answered: {}",
-                            server.as_deref().unwrap_or("an MCP server (it gave no name)")
+                            server
+                                .as_deref()
+                                .unwrap_or("an MCP server (it gave no name)")
                         ),
                         json!({ "name": name, "status": 200, "server": server }),
                     );

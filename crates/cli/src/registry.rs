@@ -109,50 +109,50 @@ impl Registry {
         &mut self,
         store: &Arc<dyn TokenStore>,
     ) -> Result<(), String> {
-        let legacy: Vec<String> = self
+        let legacy: Vec<(String, Option<(String, String)>)> = self
             .servers
             .iter()
             .filter(|(_, entry)| !entry.tokens_per_name)
-            .map(|(name, _)| name.clone())
+            .map(|(name, entry)| {
+                let kept = entry.issuer.clone().zip(entry.resource.clone());
+                (name.clone(), kept)
+            })
             .collect();
         if legacy.is_empty() {
             return Ok(());
         }
-        for name in &legacy {
-            let entry = &self.servers[name];
-            if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
-                let sharing = self
-                    .servers
-                    .values()
-                    .filter(|other| {
-                        other.issuer.as_ref() == Some(issuer)
-                            && other.resource.as_ref() == Some(resource)
-                    })
-                    .count();
-                if sharing == 1
-                    && let Some(tokens) = store
-                        .load_tokens(issuer, resource)
-                        .await
-                        .map_err(|e| said(&e))?
-                {
-                    AccountStore::new(store.clone(), name)
-                        .save_tokens(issuer, resource, &tokens)
-                        .await
-                        .map_err(|e| said(&e))?;
-                }
-            }
-        }
-        // Only once every name has its copy is the shared slot emptied.
-        for name in &legacy {
-            let entry = &self.servers[name];
-            if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
-                store
-                    .delete_tokens(issuer, resource)
+        for (name, kept) in &legacy {
+            let Some((issuer, resource)) = kept else {
+                continue;
+            };
+            let sharing = self
+                .servers
+                .values()
+                .filter(|other| {
+                    other.issuer.as_ref() == Some(issuer)
+                        && other.resource.as_ref() == Some(resource)
+                })
+                .count();
+            if sharing == 1
+                && let Some(tokens) = store
+                    .load_tokens(issuer, resource)
+                    .await
+                    .map_err(|e| said(&e))?
+            {
+                AccountStore::new(store.clone(), name)
+                    .save_tokens(issuer, resource, &tokens)
                     .await
                     .map_err(|e| said(&e))?;
             }
         }
-        for name in &legacy {
+        // Only once every name has its copy is the shared slot emptied.
+        for (issuer, resource) in legacy.iter().filter_map(|(_, kept)| kept.as_ref()) {
+            store
+                .delete_tokens(issuer, resource)
+                .await
+                .map_err(|e| said(&e))?;
+        }
+        for (name, _) in &legacy {
             if let Some(entry) = self.servers.get_mut(name) {
                 entry.tokens_per_name = true;
             }
@@ -174,8 +174,10 @@ mod tests {
     use super::*;
 
     fn tokens(access: &str) -> TokenSet {
-        serde_json::from_value(serde_json::json!({ "access_token": access, "token_type": "Bearer" }))
-            .unwrap()
+        serde_json::from_value(
+            serde_json::json!({ "access_token": access, "token_type": "Bearer" }),
+        )
+        .unwrap()
     }
 
     fn legacy(issuer: &str, resource: &str) -> ServerEntry {
@@ -196,8 +198,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::default());
         let (issuer, alone, shared) = ("https://as", "https://one/mcp", "https://two/mcp");
-        store.save_tokens(issuer, alone, &tokens("one")).await.unwrap();
-        store.save_tokens(issuer, shared, &tokens("two")).await.unwrap();
+        store
+            .save_tokens(issuer, alone, &tokens("one"))
+            .await
+            .unwrap();
+        store
+            .save_tokens(issuer, shared, &tokens("two"))
+            .await
+            .unwrap();
         let mut registry = Registry::load(&dir, false).unwrap();
         registry.insert("only", legacy(issuer, alone));
         registry.insert("a", legacy(issuer, shared));

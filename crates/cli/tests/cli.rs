@@ -168,7 +168,10 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
         "{stdout}"
     );
     let (ok, _, stderr) = run(&store_dir, &["get", "work"]).await;
-    assert!(!ok && stderr.contains("no server is named `work`"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("no server is named `work`"),
+        "{stderr}"
+    );
     let (ok, stdout, stderr) = run(&store_dir, &["logout", "work"]).await;
     assert!(
         !ok && !stdout.contains("revoked") && stderr.contains("no server is named `work`"),
@@ -568,7 +571,13 @@ async fn a_second_name_for_the_same_server_keeps_its_own_tokens() {
     let person = Arc::new(FormFillingBrowser::default());
     let stdout = auth_with(
         &store_dir,
-        &["auth", "local", &servers.resource, "--allow-http", "--no-browser"],
+        &[
+            "auth",
+            "local",
+            &servers.resource,
+            "--allow-http",
+            "--no-browser",
+        ],
         "http://",
         {
             let person = person.clone();
@@ -632,7 +641,10 @@ async fn a_second_name_for_the_same_server_keeps_its_own_tokens() {
     let (ok, shown, _) = run(&store_dir, &["get", "local", "--show"]).await;
     assert!(ok && shown.trim() == person_token);
     let (ok, listed, _) = run(&store_dir, &["list"]).await;
-    assert!(ok && listed.contains("local") && !listed.contains("bot"), "{listed}");
+    assert!(
+        ok && listed.contains("local") && !listed.contains("bot"),
+        "{listed}"
+    );
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -703,7 +715,13 @@ async fn test_shows_why_the_server_refused_the_token() {
     let person = Arc::new(FormFillingBrowser::default());
     auth_with(
         &store_dir,
-        &["auth", "work", &servers.resource, "--allow-http", "--no-browser"],
+        &[
+            "auth",
+            "work",
+            &servers.resource,
+            "--allow-http",
+            "--no-browser",
+        ],
         "http://",
         {
             let person = person.clone();

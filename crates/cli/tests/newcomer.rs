@@ -71,10 +71,8 @@ fn free_port() -> u16 {
 async fn build_project(root: &Path, issuer_port: u16, resource_port: u16) -> PathBuf {
     let project = root.join("my-mcp");
     std::fs::create_dir_all(project.join("src/bin")).unwrap();
-    let dependencies = block_after("### In a project of your own", "toml").replace(
-        "\"../mcpauth/",
-        &format!("\"{}/", workspace().display()),
-    );
+    let dependencies = block_after("### In a project of your own", "toml")
+        .replace("\"../mcpauth/", &format!("\"{}/", workspace().display()));
     // `[workspace]`: a project of its own, wherever the scratch directory is.
     std::fs::write(
         project.join("Cargo.toml"),
@@ -92,11 +90,7 @@ async fn build_project(root: &Path, issuer_port: u16, resource_port: u16) -> Pat
     ] {
         std::fs::write(
             project.join("src/bin").join(file),
-            on_ports(
-                &block_after(marker, "rust"),
-                issuer_port,
-                resource_port,
-            ),
+            on_ports(&block_after(marker, "rust"), issuer_port, resource_port),
         )
         .unwrap();
     }
@@ -197,11 +191,9 @@ async fn a_newcomer_follows_getting_started_without_a_browser() {
     let bin = build_project(&root, issuer_port, resource_port).await;
 
     // Step 1: the server on the quick start's configuration, and a user.
-    let mut config = mcpauth_server::Config::load(
-        Some(&workspace().join("examples/mcpauth.toml")),
-        |_| None,
-    )
-    .unwrap();
+    let mut config =
+        mcpauth_server::Config::load(Some(&workspace().join("examples/mcpauth.toml")), |_| None)
+            .unwrap();
     let issuer = format!("http://127.0.0.1:{issuer_port}");
     let resource = format!("http://127.0.0.1:{resource_port}/mcp");
     config.listen = as_listener.local_addr().unwrap();
@@ -227,7 +219,10 @@ async fn a_newcomer_follows_getting_started_without_a_browser() {
         .await
         .expect("the guide's server did not start")
         .unwrap();
-    assert_eq!(listening.as_deref(), Some(format!("listening on {resource}").as_str()));
+    assert_eq!(
+        listening.as_deref(),
+        Some(format!("listening on {resource}").as_str())
+    );
 
     // Step 3: the guide's CLI commands, as written.
     let commands: Vec<Vec<String>> = block_after("With mcpauth's own:", "sh")

@@ -77,6 +77,8 @@ pub use error::{Error, ErrorCode};
 pub use http::{HttpClient, ReqwestClient, UrlPolicy};
 pub use mcpauth_oauth_types::said;
 pub use registration::ClientCredentials;
-pub use session::{Browser, LoggedOut, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser};
+pub use session::{
+    Browser, LoggedOut, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser,
+};
 pub use store::{AccountStore, FileStore, KeySource, MemoryStore, StoreLock, TokenStore};
 pub use token::TokenSet;

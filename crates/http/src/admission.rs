@@ -463,15 +463,29 @@ mod tests {
             let resource = &resource;
             let (headers, rules) = (&headers, &rules);
             async move {
-                match resource.admit(&Method::POST, headers, rules, UnixTime(now)).await {
+                match resource
+                    .admit(&Method::POST, headers, rules, UnixTime(now))
+                    .await
+                {
                     Admission::Refuse(response) => response.status(),
                     other => panic!("{other:?}"),
                 }
             }
         };
         // Down: fetched at 1000, 1001 (1 s), 1003 (2 s), 1007 (4 s); not in between.
-        for (now, fetches) in [(1_000, 1), (1_000, 1), (1_001, 2), (1_002, 2), (1_003, 3), (1_007, 4)] {
-            assert_eq!(status(now).await, StatusCode::SERVICE_UNAVAILABLE, "at {now}");
+        for (now, fetches) in [
+            (1_000, 1),
+            (1_000, 1),
+            (1_001, 2),
+            (1_002, 2),
+            (1_003, 3),
+            (1_007, 4),
+        ] {
+            assert_eq!(
+                status(now).await,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "at {now}"
+            );
             assert_eq!(keys.fetches.load(Ordering::SeqCst), fetches, "at {now}");
         }
         keys.up.store(true, Ordering::SeqCst);

@@ -108,7 +108,10 @@ mod tests {
     use crate::MemoryStore;
 
     fn tokens(access: &str) -> TokenSet {
-        serde_json::from_value(serde_json::json!({ "access_token": access, "token_type": "Bearer" })).unwrap()
+        serde_json::from_value(
+            serde_json::json!({ "access_token": access, "token_type": "Bearer" }),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -139,7 +142,13 @@ mod tests {
         assert_eq!(read(&person).await, "person");
         assert_eq!(read(&robot).await, "robot");
         // Nothing is filed under the plain resource, and each account lists only its own.
-        assert!(shared.load_tokens(issuer, resource).await.unwrap().is_none());
+        assert!(
+            shared
+                .load_tokens(issuer, resource)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let listed = person.list_tokens().await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1, resource);

@@ -110,9 +110,10 @@ impl ResourceServer {
             };
         }
         let wait_after_failure = match *last {
-            Some(previous) if !previous.worked => {
-                previous.wait.saturating_mul(2).min(REFETCH_INTERVAL_SECONDS)
-            }
+            Some(previous) if !previous.worked => previous
+                .wait
+                .saturating_mul(2)
+                .min(REFETCH_INTERVAL_SECONDS),
             _ => 1,
         };
         let failed = |wait| {

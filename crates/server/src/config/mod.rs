@@ -421,7 +421,10 @@ mod tests {
         let provider = &config.providers[0];
         assert_eq!(provider.id, "local");
         assert_eq!(provider.client_id, "mcpauth");
-        assert_eq!(provider.client_secret.as_deref(), Some("a-local-test-secret"));
+        assert_eq!(
+            provider.client_secret.as_deref(),
+            Some("a-local-test-secret")
+        );
         let guide = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/federation.md"),
         )?;
