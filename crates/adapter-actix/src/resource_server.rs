@@ -144,12 +144,7 @@ pub struct BearerGuardService<S> {
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-fn refuse<B>(
-    resource: &ResourceServer,
-    request: ServiceRequest,
-    mut answer: HttpResponse,
-) -> ServiceResponse<EitherBody<B>> {
-    resource.add_cors_headers(answer.headers_mut());
+fn refuse<B>(request: ServiceRequest, answer: HttpResponse) -> ServiceResponse<EitherBody<B>> {
     request
         .into_response(into_actix(answer))
         .map_into_right_body()
@@ -173,21 +168,21 @@ where
             let method = http_method(request.method());
             let headers = crate::http_headers(request.headers());
             let admitted = match resource.admit(&method, &headers, &rules, now()).await {
-                Admission::Refuse(refusal) => return Ok(refuse(&resource, request, refusal)),
+                Admission::Refuse(refusal) => return Ok(refuse(request, refusal)),
                 Admission::Preflight => {
                     return Ok(service.call(request).await?.map_into_left_body());
                 }
                 Admission::NeedsBody(pending) => {
                     let payload = request.extract::<web::Payload>().await?;
                     let Ok(Ok(body)) = payload.to_bytes_limited(pending.limit()).await else {
-                        return Ok(refuse(&resource, request, pending.too_large()));
+                        return Ok(refuse(request, pending.too_large()));
                     };
                     match pending.check(&body) {
                         Ok(admitted) => {
                             request.set_payload(actix_web::dev::Payload::from(body));
                             admitted
                         }
-                        Err(refusal) => return Ok(refuse(&resource, request, refusal)),
+                        Err(refusal) => return Ok(refuse(request, refusal)),
                     }
                 }
                 Admission::Admit(admitted) => {

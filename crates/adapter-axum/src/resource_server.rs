@@ -146,20 +146,16 @@ where
             let admission = resource
                 .admit(&parts.method, &parts.headers, &rules, now())
                 .await;
-            let refuse = |mut response: HttpResponse| {
-                resource.add_cors_headers(response.headers_mut());
-                into_axum(response)
-            };
             let (admitted, body) = match admission {
-                Admission::Refuse(response) => return Ok(refuse(response)),
+                Admission::Refuse(response) => return Ok(into_axum(response)),
                 Admission::Preflight => return inner.call(Request::from_parts(parts, body)).await,
                 Admission::NeedsBody(pending) => {
                     let Ok(bytes) = axum::body::to_bytes(body, pending.limit()).await else {
-                        return Ok(refuse(pending.too_large()));
+                        return Ok(into_axum(pending.too_large()));
                     };
                     match pending.check(&bytes) {
                         Ok(admitted) => (admitted, Body::from(bytes)),
-                        Err(response) => return Ok(refuse(response)),
+                        Err(response) => return Ok(into_axum(response)),
                     }
                 }
                 Admission::Admit(admitted) => {

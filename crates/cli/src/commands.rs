@@ -41,7 +41,13 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
     let store = stores::open(cli.store, &dir).await?;
     let mut registry =
         Registry::load(&dir, cli.store == StoreKind::Memory).map_err(|e| e.to_string())?;
-    registry.file_tokens_per_name(&store).await?;
+    for name in registry.forget_tokens_kept_per_server(&store).await? {
+        eprintln!(
+            "note: tokens are now kept per name, and those an earlier version kept per server \
+             were set aside (they could be another name's identity): `mcpauth auth {name} URL` \
+             authorizes `{name}` again"
+        );
+    }
     match &cli.command {
         Command::Auth {
             name,
@@ -75,14 +81,6 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 resource: None,
                 tokens_per_name: true,
             };
-            if *client_credentials && client_secret.is_none() && private_key.is_none() {
-                return Err(format!(
-                    "--client-credentials needs how {} authenticates: its secret in \
-                     MCPAUTH_CLIENT_SECRET (or --client-secret), or --private-key KEY.pem for \
-                     private_key_jwt",
-                    client_id.as_deref().unwrap_or("the client")
-                ));
-            }
             // The URL's scheme first (the flag that fixes it named), then whether there is an
             // MCP server there that wants authorization, before anyone signs in.
             let policy = if *allow_http {
@@ -115,6 +113,27 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     found.issuer()
                 );
                 entry.issuer = Some(found.issuer().to_owned());
+            }
+            // A machine client authenticates: with a secret given now or kept from an earlier
+            // `auth` for this authorization server, or a private key.
+            if let (true, None, None, Some(id), Some(bound)) = (
+                *client_credentials,
+                client_secret,
+                private_key,
+                client_id,
+                &entry.issuer,
+            ) && store
+                .load_credentials(&configured_secret_key(bound, id))
+                .await
+                .map_err(|e| said(&e))?
+                .and_then(|kept| kept.client_secret)
+                .is_none()
+            {
+                return Err(format!(
+                    "--client-credentials needs how {id} authenticates: its secret in \
+                     MCPAUTH_CLIENT_SECRET (or --client-secret), or --private-key KEY.pem for \
+                     private_key_jwt"
+                ));
             }
             let client = client_for(
                 name,
@@ -331,11 +350,12 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                      there until they expire",
                     false,
                 ),
-                _ => (
+                LoggedOut::RevocationFailed => (
                     "revocation failed at the authorization server, so the tokens may stay \
                      valid there until they expire",
                     false,
                 ),
+                _ => ("the tokens were forgotten here", false),
             };
             out.ok(
                 &format!("logged out of {name}: {said_text}; {name} is forgotten"),

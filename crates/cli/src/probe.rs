@@ -97,10 +97,13 @@ pub(crate) async fn has_resource_metadata(url: &str) -> bool {
     };
     let origin = parsed.origin().ascii_serialization();
     let path = parsed.path().trim_end_matches('/');
-    for candidate in [
-        format!("{origin}/.well-known/oauth-protected-resource{path}"),
-        format!("{origin}/.well-known/oauth-protected-resource"),
-    ] {
+    let mut candidates = vec![format!(
+        "{origin}/.well-known/oauth-protected-resource{path}"
+    )];
+    if !path.is_empty() {
+        candidates.push(format!("{origin}/.well-known/oauth-protected-resource"));
+    }
+    for candidate in candidates {
         let Ok(request) = http::Request::get(candidate).body(Vec::new()) else {
             continue;
         };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use mcpauth_client::{AccountStore, TokenStore, said};
+use mcpauth_client::{TokenStore, said};
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "servers.json";
@@ -44,7 +44,7 @@ pub(crate) struct ServerEntry {
     pub(crate) resource: Option<String>,
     /// The tokens are filed under this entry's name (`AccountStore`). Entries written by
     /// versions before 0.3 filed them under the issuer and resource alone, shared by every
-    /// name for that server; [`Registry::file_tokens_per_name`] moves them once.
+    /// name for that server; [`Registry::forget_tokens_kept_per_server`] forgets them once.
     #[serde(default)]
     pub(crate) tokens_per_name: bool,
 }
@@ -102,13 +102,14 @@ impl Registry {
         self.servers.remove(name);
     }
 
-    /// Moves tokens an earlier version kept per server (issuer and resource) to the one name
-    /// they belong to. Where several names shared one server's tokens, nobody can tell whose
-    /// they are: no name gets them, and those names say they need `mcpauth auth` again.
-    pub(crate) async fn file_tokens_per_name(
+    /// Forgets tokens an earlier version kept per server (issuer and resource), shared by
+    /// every name for that server: nothing says which identity they belong to (a name may
+    /// since have been pointed elsewhere, leaving another identity's tokens behind), so no
+    /// name gets them. Returns the names that held such tokens and must authorize again.
+    pub(crate) async fn forget_tokens_kept_per_server(
         &mut self,
         store: &Arc<dyn TokenStore>,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
         let legacy: Vec<(String, Option<(String, String)>)> = self
             .servers
             .iter()
@@ -119,33 +120,21 @@ impl Registry {
             })
             .collect();
         if legacy.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut again = Vec::new();
         for (name, kept) in &legacy {
             let Some((issuer, resource)) = kept else {
                 continue;
             };
-            let sharing = self
-                .servers
-                .values()
-                .filter(|other| {
-                    other.issuer.as_ref() == Some(issuer)
-                        && other.resource.as_ref() == Some(resource)
-                })
-                .count();
-            if sharing == 1
-                && let Some(tokens) = store
-                    .load_tokens(issuer, resource)
-                    .await
-                    .map_err(|e| said(&e))?
-            {
-                AccountStore::new(store.clone(), name)
-                    .save_tokens(issuer, resource, &tokens)
-                    .await
-                    .map_err(|e| said(&e))?;
+            let held = store
+                .load_tokens(issuer, resource)
+                .await
+                .map_err(|e| said(&e))?;
+            if held.is_some() || self.shares_slot(issuer, resource, name) {
+                again.push(name.clone());
             }
         }
-        // Only once every name has its copy is the shared slot emptied.
         for (issuer, resource) in legacy.iter().filter_map(|(_, kept)| kept.as_ref()) {
             store
                 .delete_tokens(issuer, resource)
@@ -157,7 +146,18 @@ impl Registry {
                 entry.tokens_per_name = true;
             }
         }
-        self.save()
+        self.save()?;
+        Ok(again)
+    }
+
+    /// Whether another legacy entry than `name` filed its tokens under `issuer` and
+    /// `resource` (its tokens were emptied with the shared slot, perhaps by an earlier name).
+    fn shares_slot(&self, issuer: &str, resource: &str, name: &str) -> bool {
+        self.servers.iter().any(|(other, entry)| {
+            other != name
+                && entry.issuer.as_deref() == Some(issuer)
+                && entry.resource.as_deref() == Some(resource)
+        })
     }
 
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&String, &ServerEntry)> {
@@ -169,7 +169,7 @@ impl Registry {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-    use mcpauth_client::{MemoryStore, TokenSet};
+    use mcpauth_client::{AccountStore, MemoryStore, TokenSet};
 
     use super::*;
 
@@ -189,10 +189,11 @@ mod tests {
         }
     }
 
-    // Tokens an earlier version kept per server move to the one name that used them; where
-    // two names shared them, neither gets them (nobody can tell whose they are).
+    // Tokens an earlier version kept per server go to no name: nothing says whose they are
+    // (a name may since point elsewhere, leaving another identity's tokens behind); the
+    // names that held them are named, to authorize again.
     #[tokio::test]
-    async fn tokens_kept_per_server_move_to_their_only_name_once() {
+    async fn tokens_kept_per_server_are_given_to_no_name() {
         let dir = std::env::temp_dir().join(format!("mcpauth-registry-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -213,18 +214,27 @@ mod tests {
         registry.save().unwrap();
 
         let mut registry = Registry::load(&dir, false).unwrap();
-        registry.file_tokens_per_name(&store).await.unwrap();
-        let held = |name: &str, resource: &'static str| {
+        let again = registry
+            .forget_tokens_kept_per_server(&store)
+            .await
+            .unwrap();
+        assert_eq!(again, ["a", "b", "only"]);
+        for (name, resource) in [("only", alone), ("a", shared), ("b", shared)] {
             let view = AccountStore::new(store.clone(), name);
-            async move { view.load_tokens(issuer, resource).await.unwrap() }
-        };
-        assert_eq!(held("only", alone).await.unwrap().access_token, "one");
-        assert!(held("a", shared).await.is_none());
-        assert!(held("b", shared).await.is_none());
+            assert!(view.load_tokens(issuer, resource).await.unwrap().is_none());
+        }
         assert!(store.load_tokens(issuer, alone).await.unwrap().is_none());
         assert!(store.load_tokens(issuer, shared).await.unwrap().is_none());
-        let reloaded = Registry::load(&dir, false).unwrap();
+        let mut reloaded = Registry::load(&dir, false).unwrap();
         assert!(reloaded.entries().all(|(_, e)| e.tokens_per_name));
+        // Once: the next command has nothing to say.
+        assert!(
+            reloaded
+                .forget_tokens_kept_per_server(&store)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -109,12 +109,20 @@ async fn passphrase_store(dir: &Path, cache: Option<&keyring::Entry>) -> Result<
     let passphrase = passphrase(cached, new_store)?;
     let store =
         FileStore::open(dir, KeySource::Passphrase(passphrase.clone())).map_err(|e| said(&e))?;
-    if let Err(e) = store.check_key().await {
+    if store.check_key().await.is_err() {
         if from_cache && let Some(cache) = cache {
             // A remembered passphrase that no longer opens the store is forgotten.
             let _ = cache.delete_credential();
         }
-        return Err(e.to_string());
+        let file = dir.join("store.enc");
+        return Err(format!(
+            "the token store {} cannot be decrypted with this passphrase (or it is damaged); it \
+             was left as it is. Give the passphrase it was made with (MCPAUTH_STORE_PASSPHRASE, \
+             or typed), or move {} away to start a new store (the servers stay named: \
+             authorize them again with `mcpauth auth`)",
+            file.display(),
+            file.display()
+        ));
     }
     if new_store {
         // The passphrase is settled now: the next command opens this store with it rather

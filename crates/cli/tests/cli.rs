@@ -645,6 +645,31 @@ async fn a_second_name_for_the_same_server_keeps_its_own_tokens() {
         ok && listed.contains("local") && !listed.contains("bot"),
         "{listed}"
     );
+    // The bot again, with the secret kept from its first `auth`; then the person leaves.
+    let output = mcpauth(&store_dir)
+        .env_remove("MCPAUTH_CLIENT_SECRET")
+        .args([
+            "auth",
+            "bot",
+            &servers.resource,
+            "--allow-http",
+            "--client-credentials",
+            "--client-id",
+            &job.client_id,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (ok, _, _) = run(&store_dir, &["logout", "local"]).await;
+    assert!(ok);
+    let output = bot(&["get", "bot", "--show"]).output().await.unwrap();
+    let still = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(claims(&still)["client_id"], job.client_id.as_str());
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

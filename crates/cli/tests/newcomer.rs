@@ -95,7 +95,9 @@ async fn build_project(root: &Path, issuer_port: u16, resource_port: u16) -> Pat
         .unwrap();
     }
     // Its own target directory, kept between runs (a second run builds incrementally).
-    let target = workspace().join("target/newcomer");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace().join("target"), PathBuf::from)
+        .join("newcomer");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = tokio::process::Command::new(cargo)
         .args(["build", "--offline", "--bins", "--manifest-path"])
@@ -115,7 +117,12 @@ async fn build_project(root: &Path, issuer_port: u16, resource_port: u16) -> Pat
     );
     // A newcomer's first build shows no warning, neither from the guide's programs nor from
     // mcpauth's crates built with only the features they ask for.
-    assert!(!said.contains("warning:"), "{said}");
+    // (Cargo's notes on registry crates a future Rust will refuse are not about this code.)
+    let warnings: Vec<&str> = said
+        .lines()
+        .filter(|line| line.starts_with("warning:") && !line.contains("future"))
+        .collect();
+    assert!(warnings.is_empty(), "{said}");
     target.join("debug")
 }
 

@@ -171,7 +171,11 @@ impl<'a> PendingBody<'a> {
     /// The `413` answer for a body longer than [`limit`](Self::limit).
     #[must_use]
     pub fn too_large(self) -> HttpResponse {
-        crate::body_too_large()
+        let mut refusal = crate::body_too_large();
+        self.admitted
+            .resource
+            .add_cors_headers(refusal.headers_mut());
+        refusal
     }
 
     /// Checks the tool calls in `body` against the token: `403 insufficient_scope` when it
@@ -189,11 +193,14 @@ impl<'a> PendingBody<'a> {
     )]
     pub fn check(self, body: &[u8]) -> Result<Admitted<'a>, HttpResponse> {
         if body.len() > self.limit() {
-            return Err(crate::body_too_large());
+            return Err(self.too_large());
         }
         let admitted = self.admitted;
         match admitted.resource.refuse_tool_calls(&admitted.token, body) {
-            Some(refusal) => Err(refusal),
+            Some(mut refusal) => {
+                admitted.resource.add_cors_headers(refusal.headers_mut());
+                Err(refusal)
+            }
             None => Ok(admitted),
         }
     }
@@ -237,6 +244,24 @@ impl ResourceServer {
     /// through the [`KeySource`](crate::KeySource) (keys for a `kid` not seen yet, at most
     /// every 30 seconds; introspection for opaque tokens).
     pub async fn admit(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        rules: &RouteRules,
+        now: UnixTime,
+    ) -> Admission<'_> {
+        match self.decide(method, headers, rules, now).await {
+            // Every refusal readable by a browser-based client (`cors`): a 503 or a 413 is
+            // as much its business as the 401.
+            Admission::Refuse(mut refusal) => {
+                self.add_cors_headers(refusal.headers_mut());
+                Admission::Refuse(refusal)
+            }
+            other => other,
+        }
+    }
+
+    async fn decide(
         &self,
         method: &Method,
         headers: &HeaderMap,
@@ -467,7 +492,11 @@ mod tests {
                     .admit(&Method::POST, headers, rules, UnixTime(now))
                     .await
                 {
-                    Admission::Refuse(response) => response.status(),
+                    // A browser-based client reads a 503 as it reads a 401.
+                    Admission::Refuse(response) => {
+                        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+                        response.status()
+                    }
                     other => panic!("{other:?}"),
                 }
             }
@@ -495,6 +524,112 @@ mod tests {
         assert_eq!(keys.fetches.load(Ordering::SeqCst), 5);
         assert_eq!(status(1_040).await, StatusCode::UNAUTHORIZED);
         assert_eq!(keys.fetches.load(Ordering::SeqCst), 5);
+    }
+
+    /// A key source whose fetches wait for `release` (a slow or blackholed server), then
+    /// answer from `up`.
+    #[derive(Debug, Default)]
+    struct SlowKeys {
+        up: std::sync::atomic::AtomicBool,
+        hold: std::sync::atomic::AtomicBool,
+        release: tokio::sync::Notify,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeySource for SlowKeys {
+        async fn jwk_set(&self, _: &str) -> Result<Bytes, KeySourceError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.hold.load(Ordering::SeqCst) {
+                self.release.notified().await;
+            }
+            if self.up.load(Ordering::SeqCst) {
+                Ok(Bytes::from_static(br#"{"keys":[]}"#))
+            } else {
+                Err("timed out".into())
+            }
+        }
+
+        async fn introspect(
+            &self,
+            _: &IntrospectionClient,
+            _: &str,
+        ) -> Result<Bytes, KeySourceError> {
+            Err("no introspection here".into())
+        }
+    }
+
+    async fn status_at(resource: &ResourceServer, now: u64) -> StatusCode {
+        let headers = bearer(&token_with_unknown_kid());
+        match resource
+            .admit(&Method::POST, &headers, &RouteRules::new(), UnixTime(now))
+            .await
+        {
+            Admission::Refuse(response) => response.status(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // One fetch at a time: requests that arrive while it runs take its outcome instead of
+    // fetching again, and once the keys are known to be unreachable they do not wait for a
+    // slow fetch at all: they are answered 503 at once.
+    #[tokio::test]
+    async fn one_key_fetch_at_a_time_and_nobody_waits_on_an_unreachable_server() {
+        let keys = Arc::new(SlowKeys::default());
+        let config = ResourceServerConfig::new(
+            "https://mcp.example.com/mcp",
+            "https://auth.example.com",
+            "https://auth.example.com/jwks.json",
+        );
+        let resource = Arc::new(ResourceServer::with_key_source(config, keys.clone()).unwrap());
+
+        // Up but slow: the second request waits for the first one's fetch and uses it.
+        keys.up.store(true, Ordering::SeqCst);
+        keys.hold.store(true, Ordering::SeqCst);
+        let first = tokio::spawn({
+            let resource = resource.clone();
+            async move { status_at(&resource, 1_000).await }
+        });
+        while keys.fetches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = tokio::spawn({
+            let resource = resource.clone();
+            async move { status_at(&resource, 1_000).await }
+        });
+        tokio::task::yield_now().await;
+        keys.release.notify_waiters();
+        assert_eq!(first.await.unwrap(), StatusCode::UNAUTHORIZED);
+        assert_eq!(second.await.unwrap(), StatusCode::UNAUTHORIZED);
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
+
+        // Down (a fetch failed at 1 030); at 1 031 a slow fetch runs, and a request beside it
+        // is answered 503 without waiting for it.
+        keys.up.store(false, Ordering::SeqCst);
+        keys.hold.store(false, Ordering::SeqCst);
+        assert_eq!(
+            status_at(&resource, 1_030).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 2);
+        keys.hold.store(true, Ordering::SeqCst);
+        let slow = tokio::spawn({
+            let resource = resource.clone();
+            async move { status_at(&resource, 1_031).await }
+        });
+        while keys.fetches.load(Ordering::SeqCst) == 2 {
+            tokio::task::yield_now().await;
+        }
+        let beside = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            status_at(&resource, 1_031),
+        )
+        .await
+        .expect("a request waited for a fetch from an unreachable server");
+        assert_eq!(beside, StatusCode::SERVICE_UNAVAILABLE);
+        keys.release.notify_waiters();
+        assert_eq!(slow.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

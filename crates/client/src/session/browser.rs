@@ -9,11 +9,14 @@ use crate::device::DeviceCode;
 /// code.
 #[async_trait::async_trait]
 pub trait Browser: Send + Sync {
-    /// Opens `url`.
+    /// Opens `url`, or shows it to the person some other way.
     ///
     /// # Errors
     ///
-    /// [`Error::Browser`] when it cannot.
+    /// [`Error::Browser`] when the person cannot be shown the URL at all: authorization
+    /// stops there. An implementation that showed the URL (printed it) but could not start a
+    /// browser answers `Ok`: the person can still open it. (`SystemBrowser` refuses only a
+    /// URL that is not http or https.)
     async fn open(&self, url: &Url) -> Result<(), Error>;
 
     /// Whether the person can finish in a browser on *this* machine, where the authorization

@@ -88,10 +88,8 @@ fn storage(what: &str, e: impl std::fmt::Display) -> Error {
 fn unreadable(path: &Path) -> Error {
     Error::Storage(format!(
         "{} cannot be decrypted: another passphrase or key, or the file is damaged. It was left \
-         as it is. If another program made it (the mcpauth CLI keeps its store in \
-         FileStore::default_dir()), give this one a directory of its own \
-         (FileStore::default_dir_for(\"your-app\")); otherwise use the passphrase or key it was \
-         made with",
+         as it is: open it with the passphrase or key it was made with (a store another \
+         program made keeps that program's key)",
         path.display()
     ))
 }
@@ -124,14 +122,26 @@ impl FileStore {
     }
 
     /// The platform's data directory for the application `name` (the same places as
-    /// [`FileStore::default_dir`], with `name` as the last part).
+    /// [`FileStore::default_dir`], with `name` as the last part). `name` is one path
+    /// component, such as `my-mcp-client`: anything else is refused (`None`).
     ///
     /// ```
-    /// let dir = mcpauth_client::FileStore::default_dir_for("my-mcp-client");
+    /// use mcpauth_client::FileStore;
+    ///
+    /// let dir = FileStore::default_dir_for("my-mcp-client");
     /// assert!(dir.is_none_or(|d| d.ends_with("my-mcp-client")));
+    /// assert_eq!(FileStore::default_dir_for("../elsewhere"), None);
+    /// assert_eq!(FileStore::default_dir_for("/etc"), None);
     /// ```
     #[must_use]
     pub fn default_dir_for(name: &str) -> Option<PathBuf> {
+        let mut parts = Path::new(name).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        ) {
+            return None;
+        }
         if cfg!(target_os = "windows") {
             return std::env::var_os("APPDATA").map(|d| PathBuf::from(d).join(name));
         }

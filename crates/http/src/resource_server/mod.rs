@@ -68,8 +68,10 @@ pub struct ResourceServer {
     metadata_path: String,
     verifier: RwLock<TokenVerifier>,
     introspected: Mutex<std::collections::HashMap<[u8; 32], (VerifiedToken, u64)>>,
-    /// When the JWK Set was last fetched, and how that went.
-    last_fetch: Mutex<Option<LastFetch>>,
+    /// When the JWK Set was last fetched, how that went, and how many fetches ended.
+    last_fetch: std::sync::Mutex<KeyFetches>,
+    /// Held by the one fetch of the JWK Set under way.
+    fetching: Mutex<()>,
     keys: Arc<dyn KeySource>,
     sessions: SessionOwners,
 }
@@ -93,6 +95,14 @@ struct LastFetch {
     at: UnixTime,
     worked: bool,
     wait: u64,
+}
+
+/// The fetches of the JWK Set so far: the last one, and a count of those that ended (so a
+/// request that waited for another's fetch takes its outcome instead of fetching again).
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyFetches {
+    last: Option<LastFetch>,
+    ended: u64,
 }
 
 /// Largest JWK Set or introspection answer used.
@@ -129,7 +139,8 @@ impl ResourceServer {
                 config.issuer.clone(),
                 config.resource.clone(),
             )),
-            last_fetch: Mutex::new(None),
+            last_fetch: std::sync::Mutex::new(KeyFetches::default()),
+            fetching: Mutex::new(()),
             introspected: Mutex::new(std::collections::HashMap::new()),
             config,
             keys,

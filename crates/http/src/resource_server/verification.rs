@@ -1,10 +1,14 @@
 //! Verifying a bearer token: a JWT against the cached JWK Set (refetched for an unknown `kid`, at
-//! most every 30 s; within a second, then backing off, after a failed fetch), or an opaque token through RFC 7662 introspection, cached.
+//! most every 30 s; after a failed fetch within a second, backing off to 30 s), or an opaque
+//! token through RFC 7662 introspection, cached.
 
 use mcpauth_bearer::{VerifiedToken, VerifyError};
 use mcpauth_oauth_types::UnixTime;
 
-use super::{CACHE_CAPACITY, LastFetch, MAX_ANSWER_BYTES, REFETCH_INTERVAL_SECONDS, Refusal};
+use super::{
+    CACHE_CAPACITY, KeyFetches, LastFetch, MAX_ANSWER_BYTES, REFETCH_INTERVAL_SECONDS, Refusal,
+};
+use crate::{IntrospectionClient, ResourceServer};
 
 /// What a fetch of the JWK Set for an unknown `kid` came to.
 enum KeyRefresh {
@@ -15,7 +19,25 @@ enum KeyRefresh {
     /// The keys cannot be fetched (now, or at the last try moments ago).
     Unreachable,
 }
-use crate::{IntrospectionClient, ResourceServer};
+
+impl KeyFetches {
+    fn locked(fetches: &std::sync::Mutex<Self>) -> std::sync::MutexGuard<'_, Self> {
+        fetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the last fetch says at `now`, when it is too recent to fetch again. A clock that
+    /// stepped back is no reason to refuse tokens from rotated keys until it catches up.
+    fn too_recent(&self, now: UnixTime) -> Option<KeyRefresh> {
+        let last = self.last?;
+        (last.at <= now && now < last.at.plus(last.wait)).then_some(if last.worked {
+            KeyRefresh::NotDue
+        } else {
+            KeyRefresh::Unreachable
+        })
+    }
+}
 
 /// A JWT has three base64url segments; anything else is opaque.
 fn looks_like_jwt(token: &str) -> bool {
@@ -94,34 +116,37 @@ impl ResourceServer {
     }
 
     /// Fetches the JWK Set unless the last fetch was too recent (30 s after one that worked;
-    /// after a failure 1 s, doubling up to 30 s).
+    /// after a failure 1 s, doubling up to 30 s). One fetch at a time: a request that waited
+    /// for another's takes its outcome, and while the keys are known to be unreachable no
+    /// request waits for a fetch under way (it is answered 503 at once).
     async fn refresh_keys(&self, now: UnixTime) -> KeyRefresh {
-        let mut last = self.last_fetch.lock().await;
-        // A clock that stepped back is no reason to refuse tokens from rotated keys until it
-        // catches up.
-        if let Some(previous) = *last
-            && previous.at <= now
-            && now < previous.at.plus(previous.wait)
+        let seen = {
+            let fetches = KeyFetches::locked(&self.last_fetch);
+            if let Some(outcome) = fetches.too_recent(now) {
+                return outcome;
+            }
+            *fetches
+        };
+        let _fetching = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) if seen.last.is_some_and(|l| !l.worked) => return KeyRefresh::Unreachable,
+            Err(_) => self.fetching.lock().await,
+        };
         {
-            return if previous.worked {
-                KeyRefresh::NotDue
-            } else {
-                KeyRefresh::Unreachable
-            };
+            let fetches = KeyFetches::locked(&self.last_fetch);
+            if fetches.ended != seen.ended {
+                return match fetches.last {
+                    Some(last) if last.worked => KeyRefresh::Loaded,
+                    _ => KeyRefresh::Unreachable,
+                };
+            }
         }
-        let wait_after_failure = match *last {
+        let wait_after_failure = match seen.last {
             Some(previous) if !previous.worked => previous
                 .wait
                 .saturating_mul(2)
                 .min(REFETCH_INTERVAL_SECONDS),
             _ => 1,
-        };
-        let failed = |wait| {
-            Some(LastFetch {
-                at: now,
-                worked: false,
-                wait,
-            })
         };
         let body = self.keys.jwk_set(&self.config.jwks_uri).await;
         let outcome = match body {
@@ -139,7 +164,7 @@ impl ResourceServer {
         };
         match outcome {
             None => {
-                *last = Some(LastFetch {
+                self.record_fetch(LastFetch {
                     at: now,
                     worked: true,
                     wait: REFETCH_INTERVAL_SECONDS,
@@ -155,9 +180,19 @@ impl ResourceServer {
                      answered 503 until they can be; is the authorization server running at \
                      its issuer, and is jwks_uri right?"
                 );
-                *last = failed(wait_after_failure);
+                self.record_fetch(LastFetch {
+                    at: now,
+                    worked: false,
+                    wait: wait_after_failure,
+                });
                 KeyRefresh::Unreachable
             }
         }
+    }
+
+    fn record_fetch(&self, fetch: LastFetch) {
+        let mut fetches = KeyFetches::locked(&self.last_fetch);
+        fetches.last = Some(fetch);
+        fetches.ended = fetches.ended.wrapping_add(1);
     }
 }
