@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Example, tempdir};
+use support::{Example, REGISTRATION_TOKEN, machine_token, tempdir};
 
 const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "a compiler for every language";
@@ -196,51 +196,12 @@ async fn the_mcp_inspector_signs_in_through_mcpauth_and_lists_the_tools() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A `client_credentials` token for `resource` from the operator-vouched registration.
-async fn machine_token(issuer: &str, resource: &str, registration_token: &str) -> String {
-    let http = reqwest::Client::new();
-    let registered: serde_json::Value = http
-        .post(format!("{issuer}/register"))
-        .bearer_auth(registration_token)
-        .json(&json!({
-            "client_name": "page test",
-            "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "scope": "mcp:tools",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token: serde_json::Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(
-            registered["client_id"].as_str().unwrap(),
-            registered["client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "mcp:tools"),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_owned()
-}
-
 // Browser-based MCP clients talk to the MCP server straight from a page of their own origin:
 // in Chromium, which enforces CORS, a page on another origin reads the 401 and its
 // challenge, gets an answer and its session id with a token, and reads the metadata document
 // (its preflighted GET), from each example (axum, actix-web, bare hyper).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
-    const REGISTRATION_TOKEN: &str = "cors-test-initial-access-token-0123456789";
     let chromium = pages::chromium();
     pages::ensure_npm("browser", "playwright-core").await;
     let dir = tempdir("cross-origin");
@@ -271,7 +232,7 @@ async fn a_page_of_another_origin_calls_each_example_mcp_server_in_chromium() {
         let as_task = tokio::spawn(mcpauth_server::serve_on(as_listener, server, async {
             let _ = stopped.await;
         }));
-        let token = machine_token(&issuer, &resource, REGISTRATION_TOKEN).await;
+        let token = machine_token(&reqwest::Client::new(), &issuer, &resource).await;
         let metadata = resource.replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1);
         let seen = pages::browse(
             "cross-origin",

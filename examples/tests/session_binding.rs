@@ -14,52 +14,9 @@
 use serde_json::{Value, json};
 
 mod support;
-use support::{Example, tempdir};
+use support::{Example, REGISTRATION_TOKEN, machine_token, tempdir};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
-
-/// The initial access token that lets the test register machine clients (the operator's
-/// opt-in, `vouched_registration_grant_types`).
-const REGISTRATION_TOKEN: &str = "session-test-initial-access-token-0123456789";
-
-/// A self-registered confidential client's `client_credentials` token for `resource`.
-async fn machine_token(http: &reqwest::Client, issuer: &str, resource: &str) -> String {
-    let registered: Value = http
-        .post(format!("{issuer}/register"))
-        .bearer_auth(REGISTRATION_TOKEN)
-        .json(&json!({
-            "client_name": "session test",
-            "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "scope": "mcp:tools",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = registered["client_id"].as_str().unwrap();
-    let secret = registered["client_secret"].as_str().unwrap();
-    let token: Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "mcp:tools"),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {token}"))
-        .to_owned()
-}
 
 /// A JSON-RPC message to the MCP endpoint, in a session when `session` is given.
 async fn mcp(

@@ -93,6 +93,28 @@ async fn auth_with(
     stdout
 }
 
+/// `mcpauth auth NAME RESOURCE --allow-http --no-browser`, with `person` signing in and
+/// approving at the URL the CLI prints; returns the command's stdout.
+async fn auth_in_browser(
+    store_dir: &Path,
+    name: &str,
+    resource: &str,
+    person: &Arc<FormFillingBrowser>,
+) -> String {
+    let person = person.clone();
+    auth_with(
+        store_dir,
+        &["auth", name, resource, "--allow-http", "--no-browser"],
+        "http://",
+        move |rest| {
+            tokio::spawn(
+                async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
+            )
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     let dir = std::env::temp_dir().join(format!("mcpauth-cli-{}", std::process::id()));
@@ -103,26 +125,7 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     let person = Arc::new(FormFillingBrowser::default());
 
     // auth: the CLI prints the URL (--no-browser); the person signs in and approves.
-    let stdout = auth_with(
-        &store_dir,
-        &[
-            "auth",
-            "work",
-            &servers.resource,
-            "--allow-http",
-            "--no-browser",
-        ],
-        "http://",
-        {
-            let person = person.clone();
-            move |rest| {
-                tokio::spawn(
-                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
-                )
-            }
-        },
-    )
-    .await;
+    let stdout = auth_in_browser(&store_dir, "work", &servers.resource, &person).await;
     assert!(stdout.contains("✓ authorized work"), "{stdout}");
     assert!(stdout.contains("mcp:tools"), "{stdout}");
 
@@ -569,26 +572,7 @@ async fn a_second_name_for_the_same_server_keeps_its_own_tokens() {
     let servers = start(&dir).await;
     let store_dir = dir.join("store");
     let person = Arc::new(FormFillingBrowser::default());
-    let stdout = auth_with(
-        &store_dir,
-        &[
-            "auth",
-            "local",
-            &servers.resource,
-            "--allow-http",
-            "--no-browser",
-        ],
-        "http://",
-        {
-            let person = person.clone();
-            move |rest| {
-                tokio::spawn(
-                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
-                )
-            }
-        },
-    )
-    .await;
+    let stdout = auth_in_browser(&store_dir, "local", &servers.resource, &person).await;
     assert!(stdout.contains("✓ authorized local"), "{stdout}");
     let (_, shown, _) = run(&store_dir, &["get", "local", "--show"]).await;
     let person_token = shown.trim().to_owned();
@@ -738,26 +722,7 @@ async fn test_shows_why_the_server_refused_the_token() {
     let servers = start(&dir).await;
     let store_dir = dir.join("store");
     let person = Arc::new(FormFillingBrowser::default());
-    auth_with(
-        &store_dir,
-        &[
-            "auth",
-            "work",
-            &servers.resource,
-            "--allow-http",
-            "--no-browser",
-        ],
-        "http://",
-        {
-            let person = person.clone();
-            move |rest| {
-                tokio::spawn(
-                    async move { person.walk(format!("http://{rest}").parse().unwrap()).await },
-                )
-            }
-        },
-    )
-    .await;
+    auth_in_browser(&store_dir, "work", &servers.resource, &person).await;
     // The kept token's signature spoiled, as a token the server no longer accepts.
     let store = Arc::new(
         mcpauth_client::FileStore::open(

@@ -443,39 +443,12 @@ mod tests {
         );
     }
 
-    /// A key source whose authorization server is down until `up` is set.
-    #[derive(Debug, Default)]
-    struct LateKeys {
-        up: std::sync::atomic::AtomicBool,
-        fetches: AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl KeySource for LateKeys {
-        async fn jwk_set(&self, _: &str) -> Result<Bytes, KeySourceError> {
-            self.fetches.fetch_add(1, Ordering::SeqCst);
-            if self.up.load(Ordering::SeqCst) {
-                Ok(Bytes::from_static(br#"{"keys":[]}"#))
-            } else {
-                Err("connection refused".into())
-            }
-        }
-
-        async fn introspect(
-            &self,
-            _: &IntrospectionClient,
-            _: &str,
-        ) -> Result<Bytes, KeySourceError> {
-            Err("no introspection here".into())
-        }
-    }
-
     // Started before its authorization server: while the keys cannot be fetched a token is
     // answered 503 (it may be fine), the next fetch comes a second later, backing off to 30 s,
     // and once the server is up the keys are fetched at the next try.
     #[tokio::test]
     async fn keys_that_could_not_be_fetched_are_tried_again_within_a_second() {
-        let keys = Arc::new(LateKeys::default());
+        let keys = Arc::new(SlowKeys::default());
         let config = ResourceServerConfig::new(
             "https://mcp.example.com/mcp",
             "https://auth.example.com",
@@ -526,8 +499,8 @@ mod tests {
         assert_eq!(keys.fetches.load(Ordering::SeqCst), 5);
     }
 
-    /// A key source whose fetches wait for `release` (a slow or blackholed server), then
-    /// answer from `up`.
+    /// A key source whose authorization server is down until `up` is set, and whose fetches
+    /// wait for `release` while `hold` is set (a slow or blackholed server).
     #[derive(Debug, Default)]
     struct SlowKeys {
         up: std::sync::atomic::AtomicBool,

@@ -65,6 +65,57 @@ impl Example {
     }
 }
 
+/// The initial access token that lets a test register machine clients (the operator's
+/// opt-in, `registration_token` with `vouched_registration_grant_types`).
+pub(crate) const REGISTRATION_TOKEN: &str = "example-tests-initial-access-token-0123456789";
+
+/// A self-registered confidential client's `client_credentials` token for `resource`, at an
+/// authorization server configured with [`REGISTRATION_TOKEN`].
+pub(crate) async fn machine_token(http: &reqwest::Client, issuer: &str, resource: &str) -> String {
+    let registered: serde_json::Value = http
+        .post(format!("{issuer}/register"))
+        .bearer_auth(REGISTRATION_TOKEN)
+        .json(&serde_json::json!({
+            "client_name": "example test",
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "mcp:tools",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered
+        .get("client_id")
+        .and_then(|v| v.as_str())
+        .unwrap();
+    let secret = registered
+        .get("client_secret")
+        .and_then(|v| v.as_str())
+        .unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "mcp:tools"),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("no token: {token}"))
+        .to_owned()
+}
+
 /// A fresh scratch directory for one test.
 pub(crate) fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
