@@ -1,6 +1,8 @@
-//! Per-address rate limits on the token and device-authorization endpoints, counted in the database (fixed one-minute windows, [`RateLimitStore::hit`]) so
-//! every instance behind a load balancer counts the same requests. Over the limit: `429` with
-//! `Retry-After` and an RFC 6749 §5.2-shaped JSON body. Sign-in (per account and per address)
+//! Per-address rate limits on the token and device-authorization endpoints, counted in the
+//! database (fixed one-minute windows, [`RateLimitStore::hit`]) so every instance behind a load
+//! balancer counts the same requests. Over the limit: `429` with `Retry-After` and an RFC 6749
+//! §5.2-shaped JSON body. A counter the database cannot keep ends the request at once with the
+//! `500 server_error` the endpoint would give, so an outage costs one `database_timeout`. Sign-in (per account and per address)
 //! and registration (per address per hour) have their own limits; device user codes are
 //! limited per caller by the engine (RFC 8628 §5.1).
 //!
@@ -75,6 +77,24 @@ fn too_many(retry_after: u64) -> Response {
     response
 }
 
+/// What the endpoint itself answers when its database is away (RFC 6749 §5.2
+/// `server_error`); the cause is logged, never sent.
+fn database_unavailable() -> Response {
+    let body = serde_json::json!({
+        "error": "server_error",
+        "error_description": "the server cannot answer this request now; try again shortly",
+    });
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// The rate-limit layer.
 pub(crate) async fn limit(
     State(limiter): State<Arc<RateLimiter>>,
@@ -103,8 +123,12 @@ pub(crate) async fn limit(
                 return too_many((WINDOW - now.0 % WINDOW).max(1));
             }
             Ok(_) => {}
-            // Fail open: the endpoint itself needs the database and answers server_error.
-            Err(e) => tracing::warn!(error = %e, "rate-limit counter failed"),
+            // The endpoint needs the same database: answer as it would, now, rather than let
+            // it wait out `database_timeout` a second time (docs/postgres.md promises one).
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = name, "rate-limit counter failed");
+                return database_unavailable();
+            }
         }
     }
     next.run(request).await

@@ -342,7 +342,9 @@ fn grants(c: &mut Criterion) {
                     .unwrap();
                 let response = block_on(bench.engine.device_authorization_endpoint(request, NOW));
                 let started: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-                let user_code = started["user_code"].as_str().unwrap();
+                let user_code = started["user_code"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the device authorization was refused: {started}"));
                 // The verification page's lookup (limited per caller: one caller per round).
                 let caller = format!(
                     "page-{}",
