@@ -88,7 +88,7 @@ pub use mcpauth_oauth_types::{
     Clock, FormParams, GrantType, IntrospectionErrorCode, ManualClock, RegistrationErrorCode,
     RevocationErrorCode, Scope, ScopeError, TokenErrorCode, TokenResponse, UnixTime,
 };
-pub use memory::{MemoryModel, MemoryModelError};
+pub use memory::{MemoryModel, MemoryModelError, Swept};
 pub use model::{
     AccessTokenRecord, AccessTokenStore, AuthorizationCodeRecord, ClientId, ClientRecord,
     ClientStore, CodeStore, ConsumeCode, DeviceAuthorizationRecord, DeviceDecision, DeviceState,

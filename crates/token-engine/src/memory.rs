@@ -33,10 +33,87 @@ struct Tables {
     devices: HashMap<SecretHash, DeviceAuthorizationRecord>,
     /// user-code hash → device-code hash
     user_codes: HashMap<SecretHash, SecretHash>,
-    /// key → (window start, hits)
-    counters: HashMap<String, (u64, u32)>,
+    /// key → (window start, hits, window length)
+    counters: HashMap<String, (u64, u32, u64)>,
     /// one-time key → expires at
     seen: HashMap<String, UnixTime>,
+    /// The latest time any call brought, in seconds (the injected clock as the engine last
+    /// read it).
+    latest_now: u64,
+    /// Records held at which the next automatic sweep runs (doubling with what remains).
+    next_sweep_at: usize,
+}
+
+/// Records held before the first automatic sweep.
+const FIRST_SWEEP_AT: usize = 4096;
+
+/// What [`MemoryModel::sweep_expired`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Swept {
+    /// Authorization codes past their expiry (used or not).
+    pub codes: usize,
+    /// Refresh tokens past their expiry (rotated or not).
+    pub refresh_tokens: usize,
+    /// Opaque access tokens past their expiry.
+    pub access_tokens: usize,
+    /// Device authorizations past their expiry, with their user codes.
+    pub devices: usize,
+    /// One-time keys (`jti`s) past their expiry.
+    pub replay_keys: usize,
+    /// Rate-limit counters whose window has ended.
+    pub counters: usize,
+}
+
+impl Tables {
+    fn saw(&mut self, now: UnixTime) {
+        self.latest_now = self.latest_now.max(now.0);
+    }
+
+    fn records(&self) -> usize {
+        self.codes.len()
+            + self.refresh.len()
+            + self.access.len()
+            + self.devices.len()
+            + self.seen.len()
+            + self.counters.len()
+    }
+
+    /// Removes what expired by `now`: what the SQL store's sweeper deletes, and counters whose
+    /// window has ended. Grants and clients stay (a grant is small, and revocation and
+    /// introspection read it).
+    fn sweep(&mut self, now: UnixTime) -> Swept {
+        fn drop_expired<K, V>(table: &mut HashMap<K, V>, expired: impl Fn(&V) -> bool) -> usize {
+            let before = table.len();
+            table.retain(|_, v| !expired(v));
+            before - table.len()
+        }
+        let devices = drop_expired(&mut self.devices, |d| d.expires_at <= now);
+        let devices_left = &self.devices;
+        self.user_codes
+            .retain(|_, device| devices_left.contains_key(device));
+        Swept {
+            codes: drop_expired(&mut self.codes, |c| c.expires_at <= now),
+            refresh_tokens: drop_expired(&mut self.refresh, |t| t.expires_at <= now),
+            access_tokens: drop_expired(&mut self.access, |t| t.expires_at <= now),
+            devices,
+            replay_keys: drop_expired(&mut self.seen, |until| *until <= now),
+            counters: drop_expired(&mut self.counters, |(start, _, window)| {
+                start.saturating_add(*window) <= now.0
+            }),
+        }
+    }
+
+    /// After an insert: sweeps at the latest time seen once the tables have doubled since the
+    /// last sweep, so memory follows what is live (amortized: each record is looked at a
+    /// bounded number of times).
+    fn sweep_when_grown(&mut self) {
+        let held = self.records();
+        if held >= self.next_sweep_at.max(FIRST_SWEEP_AT) {
+            self.sweep(UnixTime(self.latest_now));
+            self.next_sweep_at = (self.records() * 2).max(FIRST_SWEEP_AT);
+        }
+    }
 }
 
 /// Stores a new refresh token, refusing a duplicate hash without changing anything.
@@ -69,6 +146,19 @@ impl MemoryModel {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Removes every record that expired by `now` (codes, refresh tokens, opaque access
+    /// tokens, device authorizations, one-time keys) and rate-limit counters whose window has
+    /// ended, as the SQL store's sweeper does. The model also sweeps by itself, at the latest time the
+    /// engine brought, each time it has doubled in size since the last sweep; call this to
+    /// sweep on a schedule of your own (a test's stepped clock, a quiet moment).
+    pub fn sweep_expired(&self, now: UnixTime) -> Swept {
+        let mut tables = self.tables();
+        tables.saw(now);
+        let swept = tables.sweep(now);
+        tables.next_sweep_at = (tables.records() * 2).max(FIRST_SWEEP_AT);
+        swept
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -183,6 +273,7 @@ impl CodeStore for MemoryModel {
             return Err(MemoryModelError::Duplicate("code"));
         }
         tables.codes.insert(code.code_hash.clone(), code);
+        tables.sweep_when_grown();
         Ok(())
     }
 
@@ -201,6 +292,7 @@ impl CodeStore for MemoryModel {
     ) -> Result<ConsumeCode, Self::Error> {
         let mut tables = self.tables();
         let tables = &mut *tables;
+        tables.saw(now);
         Ok(match tables.codes.get_mut(code_hash) {
             None => ConsumeCode::NotFound,
             Some(code) if code.consumed_at.is_some() => ConsumeCode::Reused(code.clone()),
@@ -220,7 +312,11 @@ impl CodeStore for MemoryModel {
 #[async_trait]
 impl RefreshTokenStore for MemoryModel {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), Self::Error> {
-        insert_new_refresh(&mut self.tables().refresh, token)
+        let mut tables = self.tables();
+        tables.saw(token.issued_at);
+        insert_new_refresh(&mut tables.refresh, token)?;
+        tables.sweep_when_grown();
+        Ok(())
     }
 
     async fn find_refresh(
@@ -238,6 +334,7 @@ impl RefreshTokenStore for MemoryModel {
         now: UnixTime,
     ) -> Result<RotateRefresh, Self::Error> {
         let mut tables = self.tables();
+        tables.saw(now);
         if tables.refresh.contains_key(&new.token_hash) {
             return Err(MemoryModelError::Duplicate("refresh token"));
         }
@@ -257,6 +354,7 @@ impl RefreshTokenStore for MemoryModel {
         };
         if outcome == RotateRefresh::Rotated {
             tables.refresh.insert(new.token_hash.clone(), new);
+            tables.sweep_when_grown();
         }
         Ok(outcome)
     }
@@ -278,6 +376,7 @@ impl DeviceStore for MemoryModel {
         tables
             .devices
             .insert(record.device_code_hash.clone(), record);
+        tables.sweep_when_grown();
         Ok(())
     }
 
@@ -377,23 +476,21 @@ impl RateLimitStore for MemoryModel {
         now: UnixTime,
         window: u64,
     ) -> Result<u32, Self::Error> {
-        let start = now.0 - now.0 % window.max(1);
+        let window = window.max(1);
+        let start = now.0 - now.0 % window;
         let mut tables = self.tables();
-        // Keep memory bounded: drop counters of past windows once there are many.
-        if tables.counters.len() > 10_000 {
-            tables
-                .counters
-                .retain(|_, (window_start, _)| *window_start == start);
-        }
+        tables.saw(now);
         let entry = tables
             .counters
             .entry(key.as_str().to_owned())
-            .or_insert((start, 0));
+            .or_insert((start, 0, window));
         if entry.0 != start {
-            *entry = (start, 0);
+            *entry = (start, 0, window);
         }
         entry.1 = entry.1.saturating_add(1);
-        Ok(entry.1)
+        let hits = entry.1;
+        tables.sweep_when_grown();
+        Ok(hits)
     }
 }
 
@@ -406,13 +503,12 @@ impl ReplayStore for MemoryModel {
         now: UnixTime,
     ) -> Result<bool, Self::Error> {
         let mut tables = self.tables();
-        if tables.seen.len() > 10_000 {
-            tables.seen.retain(|_, until| *until > now);
-        }
+        tables.saw(now);
         match tables.seen.get(key) {
             Some(until) if *until > now => Ok(false),
             _ => {
                 tables.seen.insert(key.to_owned(), expires_at);
+                tables.sweep_when_grown();
                 Ok(true)
             }
         }
@@ -427,6 +523,7 @@ impl AccessTokenStore for MemoryModel {
             return Err(MemoryModelError::Duplicate("access token"));
         }
         tables.access.insert(record.token_hash.clone(), record);
+        tables.sweep_when_grown();
         Ok(())
     }
 
@@ -440,5 +537,108 @@ impl AccessTokenStore for MemoryModel {
     async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), Self::Error> {
         self.tables().access.remove(token_hash);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::testing::{NOW, code, grant, refresh};
+
+    // What expired is removed, what is live stays, and a device's user code goes with it.
+    #[tokio::test]
+    async fn sweep_expired_removes_what_expired_and_keeps_what_is_live() {
+        let model = MemoryModel::new();
+        let grant = grant("client-1");
+        let expired_code = code(&grant);
+        model.insert_code(expired_code.clone()).await.unwrap();
+        let live = refresh(&grant);
+        model.insert_refresh(live.clone()).await.unwrap();
+        let mut gone = refresh(&grant);
+        gone.expires_at = NOW.plus(30);
+        model.insert_refresh(gone.clone()).await.unwrap();
+        assert!(
+            model
+                .remember_once("jti-1", NOW.plus(60), NOW)
+                .await
+                .unwrap()
+        );
+        model
+            .hit(&RateLimitKey::new("kit", "caller"), NOW, 60)
+            .await
+            .unwrap();
+        model
+            .hit(&RateLimitKey::new("kit-hour", "caller"), NOW, 3600)
+            .await
+            .unwrap();
+
+        let swept = model.sweep_expired(NOW.plus(60));
+        assert_eq!(swept.codes, 1);
+        assert_eq!(swept.refresh_tokens, 1);
+        assert_eq!(swept.replay_keys, 1);
+        // The minute's counter ended; the hour's has not.
+        assert_eq!(swept.counters, 1);
+        assert!(
+            model
+                .find_code(&expired_code.code_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            model
+                .find_refresh(&gone.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            model
+                .find_refresh(&live.token_hash)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            model
+                .hit(&RateLimitKey::new("kit-hour", "caller"), NOW.plus(60), 3600)
+                .await
+                .unwrap(),
+            2,
+            "a live counter keeps counting"
+        );
+        // Nothing more to sweep at the same time.
+        assert_eq!(model.sweep_expired(NOW.plus(60)), Swept::default());
+    }
+
+    // Under a long load of short-lived codes the model sweeps by itself, at the time the
+    // engine brings: what it holds follows what is live, not everything ever issued.
+    #[tokio::test]
+    async fn the_model_sweeps_by_itself_as_it_grows() {
+        let model = MemoryModel::new();
+        let grant = grant("client-1");
+        let per_second = 200;
+        let mut now = NOW;
+        for i in 0..(per_second * 600) {
+            if i % per_second == 0 {
+                now = now.plus(1);
+                // The engine brings the time with each call that has one.
+                model
+                    .hit(&RateLimitKey::new("clock", "tick"), now, 60)
+                    .await
+                    .unwrap();
+            }
+            let mut issued = code(&grant);
+            issued.expires_at = now.plus(60);
+            model.insert_code(issued).await.unwrap();
+        }
+        let held = model.tables().codes.len();
+        let live = usize::try_from(per_second * 60).unwrap();
+        assert!(
+            held <= 2 * live.max(FIRST_SWEEP_AT) + 2,
+            "{held} codes held for {live} live ones"
+        );
     }
 }

@@ -117,9 +117,9 @@ fn hashed(prefix: &str) -> SecretHash {
     SecretHash::of(&unique::<String>(prefix))
 }
 
-const NOW: UnixTime = UnixTime(1_800_000_000);
+pub(crate) const NOW: UnixTime = UnixTime(1_800_000_000);
 
-fn grant(client_id: &str) -> GrantRecord {
+pub(crate) fn grant(client_id: &str) -> GrantRecord {
     GrantRecord {
         grant_id: unique("grant"),
         client_id: ClientId::from(client_id),
@@ -131,7 +131,7 @@ fn grant(client_id: &str) -> GrantRecord {
     }
 }
 
-fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
+pub(crate) fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
     AuthorizationCodeRecord {
         code_hash: hashed("code"),
         grant_id: grant.grant_id.clone(),
@@ -147,7 +147,7 @@ fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
     }
 }
 
-fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
+pub(crate) fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
     RefreshTokenRecord {
         token_hash: hashed("refresh"),
         grant_id: grant.grant_id.clone(),
