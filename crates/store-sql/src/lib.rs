@@ -106,6 +106,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// A PostgreSQL connection idle this long is pinged before use (see `connect_with`).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// Pool size and timeouts.
 ///
 /// The timeouts bound how long a request can wait on the database: when it is down or
@@ -270,9 +273,19 @@ impl SqlStore {
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
-                    // A connection broken while the database restarted is found and replaced
-                    // here rather than failing a request.
-                    .test_before_acquire(true)
+                    // Not a ping before every statement (a round trip each): only a connection
+                    // that sat idle for a while (as every one does while the database restarts)
+                    // is checked, and replaced when broken. Under load a connection was in use
+                    // moments ago and goes straight to work.
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < IDLE_BEFORE_PING {
+                                return Ok(true);
+                            }
+                            Ok(sqlx::Connection::ping(connection).await.is_ok())
+                        })
+                    })
                     .connect_with(connect)
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
