@@ -330,8 +330,54 @@ impl CodeStore for SqlStore {
     ) -> Result<ConsumeCode, StoreError> {
         let now = to_db(now.0)?;
         let refresh = refresh.map(bound_refresh).transpose()?;
-        // One transaction: the conditional UPDATE lets only one of concurrent callers see its
-        // row come back, and the refresh token commits with the consumption or not at all.
+        // PostgreSQL: one statement, one round trip. The conditional UPDATE lets only one of
+        // concurrent callers see its row come back, and the INSERT of the refresh token (fed
+        // by that row) commits with it or, failing, undoes it: a statement is atomic.
+        if let crate::Pool::Postgres(pool) = &self.pool {
+            let row = match &refresh {
+                Some((token, resources, times)) => {
+                    sqlx::query(
+                        "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 \
+                         WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), \
+                         issued AS (INSERT INTO refresh_tokens (token_hash, grant_id, client_id, \
+                         subject, scope, resources, issued_at, expires_at, rotated_at) \
+                         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed RETURNING 1) \
+                         SELECT consumed.* FROM consumed",
+                    )
+                    .bind(now)
+                    .bind(code_hash.as_str())
+                    .bind(token.token_hash.as_str())
+                    .bind(token.grant_id.as_str())
+                    .bind(token.client_id.as_str())
+                    .bind(&token.subject)
+                    .bind(token.scope.to_string())
+                    .bind(resources)
+                    .bind(times.0)
+                    .bind(times.1)
+                    .bind(times.2)
+                    .fetch_optional(pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(
+                        "UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 \
+                         AND consumed_at IS NULL RETURNING *",
+                    )
+                    .bind(now)
+                    .bind(code_hash.as_str())
+                    .fetch_optional(pool)
+                    .await?
+                }
+            };
+            if let Some(row) = row {
+                return Ok(ConsumeCode::Fresh(code_from(&row)?));
+            }
+            return Ok(match self.find_code(code_hash).await? {
+                Some(record) => ConsumeCode::Reused(record),
+                None => ConsumeCode::NotFound,
+            });
+        }
+        // SQLite: one transaction, under the single writer.
         let fresh = on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let row = sqlx::query("UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *")
@@ -410,9 +456,55 @@ impl RefreshTokenStore for SqlStore {
     ) -> Result<RotateRefresh, StoreError> {
         let (new, resources, times) = bound_refresh(new)?;
         let now = to_db(now.0)?;
-        // One transaction: the conditional UPDATE locks the old row (PostgreSQL) or takes the
-        // write lock (SQLite), so the new token commits together with the rotation or not at
-        // all, and a concurrent rotation of the same token waits, then matches nothing.
+        // PostgreSQL: one statement, one round trip. The conditional UPDATE locks the old row,
+        // so a concurrent rotation of the same token waits, then matches nothing; the new
+        // token, inserted from the updated row, commits with the rotation or undoes it.
+        if let crate::Pool::Postgres(pool) = &self.pool {
+            let rotated = sqlx::query(
+                "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 \
+                 WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) \
+                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, \
+                 resources, issued_at, expires_at, rotated_at) \
+                 SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated",
+            )
+            .bind(now)
+            .bind(old_hash.as_str())
+            .bind(&sealed_successor)
+            .bind(new.token_hash.as_str())
+            .bind(new.grant_id.as_str())
+            .bind(new.client_id.as_str())
+            .bind(&new.subject)
+            .bind(new.scope.to_string())
+            .bind(&resources)
+            .bind(times.0)
+            .bind(times.1)
+            .bind(times.2)
+            .execute(pool)
+            .await?;
+            if rotated.rows_affected() == 1 {
+                return Ok(RotateRefresh::Rotated);
+            }
+            let row = sqlx::query(
+                "SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(old_hash.as_str())
+            .fetch_optional(pool)
+            .await?;
+            return Ok(match row {
+                Some(row) => match optional_time(&row, "rotated_at")? {
+                    Some(rotated_at) => RotateRefresh::Reused {
+                        grant_id: GrantId::from(row.text("grant_id")?),
+                        rotated_at,
+                    },
+                    // Not rotated, yet the UPDATE matched nothing: it was rotated and then
+                    // swept between the two statements, or never matched; either way no token.
+                    None => RotateRefresh::NotFound,
+                },
+                None => RotateRefresh::NotFound,
+            });
+        }
+        // SQLite: one transaction under the single writer (the write lock serializes
+        // rotations of the same token).
         let previous = on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(

@@ -16,6 +16,29 @@ pub async fn code_is_consumed_exactly_once<M: OAuthServerModel + ?Sized>(model: 
         Some(&c),
         "find_code must not change the code"
     );
+    // A consumption whose refresh token cannot be stored (its hash is taken) fails as a
+    // whole: the code stays unused, as a rolled-back transaction leaves it.
+    let taken = refresh(&g);
+    model
+        .insert_refresh(taken.clone())
+        .await
+        .answered("insert_refresh");
+    assert!(
+        model
+            .consume_code(&c.code_hash, NOW, Some(taken))
+            .await
+            .is_err(),
+        "a consumption storing a taken refresh hash must fail"
+    );
+    assert_eq!(
+        model
+            .find_code(&c.code_hash)
+            .await
+            .answered("find_code")
+            .and_then(|c| c.consumed_at),
+        None,
+        "a failed consumption leaves the code unused"
+    );
     let (first, second) = (refresh(&g), refresh(&g));
     match model
         .consume_code(&c.code_hash, NOW.plus(1), Some(first.clone()))

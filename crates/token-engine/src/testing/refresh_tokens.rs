@@ -19,6 +19,29 @@ pub async fn refresh_rotation_marks_old_and_stores_new<M: OAuthServerModel + ?Si
             .as_ref(),
         Some(&old)
     );
+    // A rotation whose new token cannot be stored (its hash is taken) fails as a whole: the
+    // old token stays unrotated, as a rolled-back transaction leaves it.
+    let taken = refresh(&g);
+    model
+        .insert_refresh(taken.clone())
+        .await
+        .answered("insert_refresh");
+    assert!(
+        model
+            .rotate_refresh(&old.token_hash, taken.clone(), None, NOW.plus(2))
+            .await
+            .is_err(),
+        "a rotation to a taken hash must fail"
+    );
+    assert_eq!(
+        model
+            .find_refresh(&old.token_hash)
+            .await
+            .answered("find_refresh")
+            .and_then(|t| t.rotated_at),
+        None,
+        "a failed rotation leaves the old token unrotated"
+    );
     let new = refresh(&g);
     assert!(matches!(
         model
