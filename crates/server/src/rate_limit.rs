@@ -55,6 +55,25 @@ impl RateLimiter {
     }
 }
 
+/// What the endpoints' own answers carry: readable by browser-based clients (no cookies ride
+/// on these endpoints), not sniffed, not framed, no referrer.
+fn endpoint_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
 fn too_many(retry_after: u64) -> Response {
     let body = serde_json::json!({
         "error": "temporarily_unavailable",
@@ -74,6 +93,7 @@ fn too_many(retry_after: u64) -> Response {
     if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
+    endpoint_headers(&mut response);
     response
 }
 
@@ -84,7 +104,7 @@ fn database_unavailable() -> Response {
         "error": "server_error",
         "error_description": "the server cannot answer this request now; try again shortly",
     });
-    (
+    let mut response = (
         StatusCode::INTERNAL_SERVER_ERROR,
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -92,7 +112,9 @@ fn database_unavailable() -> Response {
         ],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    endpoint_headers(&mut response);
+    response
 }
 
 /// The rate-limit layer.
@@ -106,7 +128,11 @@ pub(crate) async fn limit(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let (Some((limit, name, bucket)), Some(peer)) = (limiter.limit(endpoint), peer) {
+    // A CORS preflight asks for nothing and the endpoint answers it without the database.
+    let preflight = request.method() == axum::http::Method::OPTIONS;
+    if let (Some((limit, name, bucket)), Some(peer), false) =
+        (limiter.limit(endpoint), peer, preflight)
+    {
         let now = limiter.clock.now();
         match limiter
             .store

@@ -283,7 +283,9 @@ impl SqlStore {
                             if meta.idle_for < IDLE_BEFORE_PING {
                                 return Ok(true);
                             }
-                            Ok(sqlx::Connection::ping(connection).await.is_ok())
+                            // A failed ping is an error: the pool drops the connection
+                            // without writing to its dead socket, and opens another.
+                            sqlx::Connection::ping(connection).await.map(|()| true)
                         })
                     })
                     .connect_with(connect)

@@ -37,8 +37,8 @@ struct Tables {
     counters: HashMap<String, (u64, u32, u64)>,
     /// one-time key → expires at
     seen: HashMap<String, UnixTime>,
-    /// The latest time any call brought, in seconds (the injected clock as the engine last
-    /// read it).
+    /// The time the last call that carries one brought, in seconds (the injected clock as
+    /// the engine last read it).
     latest_now: u64,
     /// Records held at which the next automatic sweep runs (doubling with what remains).
     next_sweep_at: usize,
@@ -66,8 +66,10 @@ pub struct Swept {
 }
 
 impl Tables {
+    /// Keeps the most recent clock reading (not the largest: one reading from a clock that
+    /// jumped ahead must not make every later sweep remove live records).
     fn saw(&mut self, now: UnixTime) {
-        self.latest_now = self.latest_now.max(now.0);
+        self.latest_now = now.0;
     }
 
     fn records(&self) -> usize {
@@ -155,7 +157,6 @@ impl MemoryModel {
     /// sweep on a schedule of your own (a test's stepped clock, a quiet moment).
     pub fn sweep_expired(&self, now: UnixTime) -> Swept {
         let mut tables = self.tables();
-        tables.saw(now);
         let swept = tables.sweep(now);
         tables.next_sweep_at = (tables.records() * 2).max(FIRST_SWEEP_AT);
         swept
@@ -313,7 +314,6 @@ impl CodeStore for MemoryModel {
 impl RefreshTokenStore for MemoryModel {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), Self::Error> {
         let mut tables = self.tables();
-        tables.saw(token.issued_at);
         insert_new_refresh(&mut tables.refresh, token)?;
         tables.sweep_when_grown();
         Ok(())

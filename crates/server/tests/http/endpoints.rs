@@ -387,11 +387,26 @@ async fn token_and_device_requests_are_limited_per_address() {
             ])
             .send()
     };
+    // A browser's CORS preflights are not requests for a token: they use none of the budget.
+    for _ in 0..5 {
+        let preflight = server
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}/token", server.issuer))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "{}", preflight.status());
+    }
     for _ in 0..3 {
         assert_eq!(token().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
     let limited = token().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A browser-based client can read why, as it reads the endpoint's own answers.
+    assert_eq!(limited.headers()["access-control-allow-origin"], "*");
+    assert_eq!(limited.headers()["x-content-type-options"], "nosniff");
     let wait: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()
