@@ -50,7 +50,14 @@ pub fn body_too_large() -> HttpResponse {
 /// These endpoints carry no cookies, so CORS answers any origin; nothing here may be framed or
 /// sniffed, and no referrer leaks codes.
 pub(crate) fn security_headers(response: &mut HttpResponse, cors: bool) {
-    let headers = response.headers_mut();
+    endpoint_headers(response.headers_mut(), cors);
+}
+
+/// The headers of the authorization server's JSON endpoints, for an answer an application
+/// sends in their place (a rate limiter's `429`, a `500` when its database is away): with
+/// `cors`, readable from any origin with `WWW-Authenticate` exposed (no cookies ride on these
+/// endpoints); always not sniffed, not framed, no referrer.
+pub fn endpoint_headers(headers: &mut http::HeaderMap, cors: bool) {
     if cors {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -55,25 +55,6 @@ impl RateLimiter {
     }
 }
 
-/// What the endpoints' own answers carry: readable by browser-based clients (no cookies ride
-/// on these endpoints), not sniffed, not framed, no referrer.
-fn endpoint_headers(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-}
-
 fn too_many(retry_after: u64) -> Response {
     let body = serde_json::json!({
         "error": "temporarily_unavailable",
@@ -93,7 +74,7 @@ fn too_many(retry_after: u64) -> Response {
     if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    endpoint_headers(&mut response);
+    mcpauth_http::endpoint_headers(response.headers_mut(), true);
     response
 }
 
@@ -113,7 +94,7 @@ fn database_unavailable() -> Response {
         body.to_string(),
     )
         .into_response();
-    endpoint_headers(&mut response);
+    mcpauth_http::endpoint_headers(response.headers_mut(), true);
     response
 }
 
