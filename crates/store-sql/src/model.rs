@@ -15,22 +15,57 @@ use mcpauth_token_engine::{
 
 use crate::{Columns, SqlStore, StoreError, from_db, on_pool, on_pool_write, to_db};
 
+/// The columns of a refresh token, in the order `bind_refresh!` binds them.
+macro_rules! refresh_columns {
+    () => {
+        "token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at"
+    };
+}
+
+/// Binds a refresh token's nine columns (see `refresh_columns!`) to `$query`'s next
+/// placeholders: one list for every statement that stores one.
+macro_rules! bind_refresh {
+    ($query:expr, $token:expr, $resources:expr, $times:expr) => {
+        $query
+            .bind($token.token_hash.as_str())
+            .bind($token.grant_id.as_str())
+            .bind($token.client_id.as_str())
+            .bind(&$token.subject)
+            .bind($token.scope.to_string())
+            .bind(&$resources)
+            .bind($times.0)
+            .bind($times.1)
+            .bind($times.2)
+    };
+}
+
 /// The insert of a refresh token, bound; used alone and inside the rotation transaction.
 macro_rules! insert_refresh {
     ($token:expr, $resources:expr, $times:expr) => {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        bind_refresh!(
+            sqlx::query(concat!(
+                "INSERT INTO refresh_tokens (",
+                refresh_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            )),
+            $token,
+            $resources,
+            $times
         )
-        .bind($token.token_hash.as_str())
-        .bind($token.grant_id.as_str())
-        .bind($token.client_id.as_str())
-        .bind(&$token.subject)
-        .bind($token.scope.to_string())
-        .bind(&$resources)
-        .bind($times.0)
-        .bind($times.1)
-        .bind($times.2)
     };
+}
+
+/// What a rotation that matched no unrotated token found instead: the old token's grant and
+/// rotation time, if it is there.
+fn not_rotated(previous: Option<(String, Option<UnixTime>)>) -> RotateRefresh {
+    match previous {
+        Some((grant_id, Some(rotated_at))) => RotateRefresh::Reused {
+            grant_id: GrantId::from(grant_id),
+            rotated_at,
+        },
+        // Unrotated, yet the UPDATE matched nothing: swept in between, or never there.
+        Some((_, None)) | None => RotateRefresh::NotFound,
+    }
 }
 
 /// The insert of a grant, bound; used alone and inside the device-approval transaction.
@@ -336,27 +371,19 @@ impl CodeStore for SqlStore {
         if let crate::Pool::Postgres(pool) = &self.pool {
             let row = match &refresh {
                 Some((token, resources, times)) => {
-                    sqlx::query(
-                        "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 \
-                         WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), \
-                         issued AS (INSERT INTO refresh_tokens (token_hash, grant_id, client_id, \
-                         subject, scope, resources, issued_at, expires_at, rotated_at) \
-                         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed RETURNING 1) \
-                         SELECT consumed.* FROM consumed",
-                    )
+                    let consume = sqlx::query(concat!(
+                        "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 ",
+                        "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
+                        "issued AS (INSERT INTO refresh_tokens (",
+                        refresh_columns!(),
+                        ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
+                        "RETURNING 1) SELECT consumed.* FROM consumed"
+                    ))
                     .bind(now)
-                    .bind(code_hash.as_str())
-                    .bind(token.token_hash.as_str())
-                    .bind(token.grant_id.as_str())
-                    .bind(token.client_id.as_str())
-                    .bind(&token.subject)
-                    .bind(token.scope.to_string())
-                    .bind(resources)
-                    .bind(times.0)
-                    .bind(times.1)
-                    .bind(times.2)
-                    .fetch_optional(pool)
-                    .await?
+                    .bind(code_hash.as_str());
+                    bind_refresh!(consume, token, resources, times)
+                        .fetch_optional(pool)
+                        .await?
                 }
                 None => {
                     sqlx::query(
@@ -460,27 +487,19 @@ impl RefreshTokenStore for SqlStore {
         // so a concurrent rotation of the same token waits, then matches nothing; the new
         // token, inserted from the updated row, commits with the rotation or undoes it.
         if let crate::Pool::Postgres(pool) = &self.pool {
-            let rotated = sqlx::query(
-                "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 \
-                 WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) \
-                 INSERT INTO refresh_tokens (token_hash, grant_id, client_id, subject, scope, \
-                 resources, issued_at, expires_at, rotated_at) \
-                 SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated",
-            )
+            let rotate = sqlx::query(concat!(
+                "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 ",
+                "WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) ",
+                "INSERT INTO refresh_tokens (",
+                refresh_columns!(),
+                ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
+            ))
             .bind(now)
             .bind(old_hash.as_str())
-            .bind(&sealed_successor)
-            .bind(new.token_hash.as_str())
-            .bind(new.grant_id.as_str())
-            .bind(new.client_id.as_str())
-            .bind(&new.subject)
-            .bind(new.scope.to_string())
-            .bind(&resources)
-            .bind(times.0)
-            .bind(times.1)
-            .bind(times.2)
-            .execute(pool)
-            .await?;
+            .bind(&sealed_successor);
+            let rotated = bind_refresh!(rotate, new, resources, times)
+                .execute(pool)
+                .await?;
             if rotated.rows_affected() == 1 {
                 return Ok(RotateRefresh::Rotated);
             }
@@ -490,18 +509,11 @@ impl RefreshTokenStore for SqlStore {
             .bind(old_hash.as_str())
             .fetch_optional(pool)
             .await?;
-            return Ok(match row {
-                Some(row) => match optional_time(&row, "rotated_at")? {
-                    Some(rotated_at) => RotateRefresh::Reused {
-                        grant_id: GrantId::from(row.text("grant_id")?),
-                        rotated_at,
-                    },
-                    // Not rotated, yet the UPDATE matched nothing: it was rotated and then
-                    // swept between the two statements, or never matched; either way no token.
-                    None => RotateRefresh::NotFound,
-                },
-                None => RotateRefresh::NotFound,
-            });
+            let previous = match row {
+                Some(row) => Some((row.text("grant_id")?, optional_time(&row, "rotated_at")?)),
+                None => None,
+            };
+            return Ok(not_rotated(previous));
         }
         // SQLite: one transaction under the single writer (the write lock serializes
         // rotations of the same token).
@@ -534,14 +546,7 @@ impl RefreshTokenStore for SqlStore {
                 None => None,
             }
         });
-        Ok(match previous {
-            Some((grant_id, Some(rotated_at))) => RotateRefresh::Reused {
-                grant_id: GrantId::from(grant_id),
-                rotated_at,
-            },
-            // Not rotated but the UPDATE matched nothing: impossible inside one transaction.
-            Some((_, None)) | None => RotateRefresh::NotFound,
-        })
+        Ok(not_rotated(previous))
     }
 }
 
