@@ -95,16 +95,9 @@ pub(crate) async fn has_resource_metadata(url: &str) -> bool {
     let Ok(client) = mcpauth_client::ReqwestClient::new() else {
         return false;
     };
-    let origin = parsed.origin().ascii_serialization();
-    let path = parsed.path().trim_end_matches('/');
-    let mut candidates = vec![format!(
-        "{origin}/.well-known/oauth-protected-resource{path}"
-    )];
-    if !path.is_empty() {
-        candidates.push(format!("{origin}/.well-known/oauth-protected-resource"));
-    }
-    for candidate in candidates {
-        let Ok(request) = http::Request::get(candidate).body(Vec::new()) else {
+    // The places discovery looks, in its order (path-inserted, then the root).
+    for candidate in mcpauth_client::discovery::protected_resource_candidates(&parsed, None) {
+        let Ok(request) = http::Request::get(candidate.as_str()).body(Vec::new()) else {
             continue;
         };
         if let Ok(response) = mcpauth_client::HttpClient::send(&client, request).await
