@@ -48,12 +48,18 @@ pub(crate) enum Command {
         /// Ask for this scope (space-separated) besides what the server needs.
         #[arg(long)]
         scope: Option<String>,
-        /// A client id registered beforehand at the authorization server.
-        #[arg(long)]
+        /// A client id registered beforehand at the authorization server (it may begin with
+        /// `-`: random ids in base64url do).
+        #[arg(long, allow_hyphen_values = true)]
         client_id: Option<String>,
         /// Its secret, if it has one (better from the environment). Kept encrypted in the
         /// token store for later commands.
-        #[arg(long, env = "MCPAUTH_CLIENT_SECRET", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "MCPAUTH_CLIENT_SECRET",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         client_secret: Option<String>,
         /// The authorization server --client-id was registered at (its issuer). Without
         /// it, the one the MCP server names now; either way the client id and its secret are
@@ -136,4 +142,42 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    // Server-made client ids and secrets are random base64url, so about one in 32 begins
+    // with `-`; it is a value, not a flag.
+    #[test]
+    fn a_client_id_or_secret_beginning_with_a_hyphen_is_a_value() {
+        let parsed = Cli::try_parse_from([
+            "mcpauth",
+            "auth",
+            "bot",
+            "https://mcp.example/mcp",
+            "--client-id",
+            "-Eabc",
+            "--client-secret",
+            "-secret",
+            "--client-credentials",
+        ]);
+        let Ok(Cli {
+            command:
+                Command::Auth {
+                    client_id,
+                    client_secret,
+                    ..
+                },
+            ..
+        }) = parsed
+        else {
+            panic!("{parsed:?}");
+        };
+        assert_eq!(client_id.as_deref(), Some("-Eabc"));
+        assert_eq!(client_secret.as_deref(), Some("-secret"));
+    }
 }
