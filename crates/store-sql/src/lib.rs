@@ -38,6 +38,7 @@ mod consent;
 mod federated;
 mod model;
 mod server_state;
+mod sqlite;
 mod upstream;
 
 use std::str::FromStr;
@@ -61,6 +62,15 @@ pub enum StoreError {
     /// The database failed (or could not be reached in time).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite failed on the grant path (see the crate's performance notes).
+    #[error("database error: {0}")]
+    Sqlite(std::sync::Arc<rusqlite::Error>),
+    /// The SQLite writer thread could not be started.
+    #[error("could not start the SQLite writer thread: {0}")]
+    WriterThread(std::io::Error),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -82,6 +92,12 @@ pub enum StoreError {
     /// A stored scope is not RFC 6749 §3.3 syntax.
     #[error("stored scope is corrupt: {0}")]
     CorruptScope(#[from] mcpauth_token_engine::ScopeError),
+    /// `SqlStore` keeps its data in a file: an in-memory SQLite database would be a different
+    /// one on every connection.
+    #[error(
+        "in-memory SQLite is not supported: use a file (sqlite://PATH), or MemoryModel for tests"
+    )]
+    InMemorySqlite,
     /// A write could not be made consistent with rows another request wrote at the same time.
     #[error("conflicting write: {0}")]
     Conflict(&'static str),
@@ -92,7 +108,23 @@ impl StoreError {
     /// already taken.
     #[must_use]
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error().map(|e| e.extended_code),
+                Some(
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(std::sync::Arc::new(e))
     }
 }
 
@@ -174,7 +206,8 @@ impl StoreOptions {
 
 #[derive(Clone, Debug)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// sqlx's pool for the server's state; the grant path's writer and readers.
+    Sqlite(SqlitePool, std::sync::Arc<sqlite::Sqlite>),
     Postgres(PgPool),
 }
 
@@ -183,7 +216,7 @@ enum Pool {
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Sqlite($pool, _) => $body,
             $crate::Pool::Postgres($pool) => $body,
         }
     };
@@ -193,12 +226,13 @@ pub(crate) use on_pool;
 /// Like [`on_pool!`], for statements that write. SQLite runs one writer at a time and makes the
 /// others wait in its busy handler, which sleeps (1 ms, 2 ms, 5 ms, … up to 100 ms) and retries:
 /// under concurrent writes that sleeping, not the work, set the latency (p99 over 100 ms at 16
-/// connections). Writers therefore queue here, in order, and never meet in SQLite. PostgreSQL
-/// handles concurrent writers itself.
+/// connections). Writers therefore queue here, in order, and never meet in SQLite; the grant
+/// path's writer thread (`sqlite.rs`) takes the same lock. PostgreSQL handles concurrent
+/// writers itself.
 macro_rules! on_pool_write {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::Pool::Sqlite($pool) => {
+            $crate::Pool::Sqlite($pool, _) => {
                 let _writer = $store.sqlite_writer.lock().await;
                 $body
             }
@@ -240,8 +274,12 @@ impl SqlStore {
     /// As [`connect`](Self::connect).
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
+        let sqlite_writer = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         let pool = match scheme {
             "sqlite" => {
+                if url.contains(":memory:") || url.contains("mode=memory") {
+                    return Err(StoreError::InMemorySqlite);
+                }
                 let connect = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -254,10 +292,16 @@ impl SqlStore {
                     // A file does not hang up: pinging the connection's worker thread before
                     // every statement would double the thread hand-offs per query.
                     .test_before_acquire(false)
-                    .connect_with(connect)
+                    .connect_with(connect.clone())
                     .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-                Pool::Sqlite(pool)
+                let grants = sqlite::Sqlite::open(
+                    connect.get_filename(),
+                    options.statement_timeout,
+                    options.max_connections,
+                    sqlite_writer.clone(),
+                )?;
+                Pool::Sqlite(pool, std::sync::Arc::new(grants))
             }
             "postgres" | "postgresql" => {
                 let timeout_ms = options.statement_timeout.as_millis().to_string();
@@ -298,7 +342,7 @@ impl SqlStore {
         Ok(Self {
             pool,
             clients: std::sync::Arc::new(client_cache::ClientCache::new(options.client_cache_ttl)),
-            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            sqlite_writer,
         })
     }
 
@@ -306,7 +350,7 @@ impl SqlStore {
     #[must_use]
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -325,6 +369,9 @@ impl SqlStore {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        if let Pool::Sqlite(_, grants) = &self.pool {
+            grants.close();
+        }
         on_pool!(self, |pool| pool.close().await);
     }
 }
@@ -376,6 +423,27 @@ macro_rules! impl_columns {
     )*};
 }
 impl_columns!(SqliteRow, PgRow);
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn integer(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(column)?)
+    }
+}
 
 fn to_db(t: u64) -> Result<i64, StoreError> {
     i64::try_from(t).map_err(|_| StoreError::TimeOutOfRange)

@@ -13,7 +13,8 @@ use mcpauth_token_engine::{
     RefreshTokenRecord, RefreshTokenStore, ReplayStore, RotateRefresh, Scope, SecretHash, UnixTime,
 };
 
-use crate::{Columns, SqlStore, StoreError, from_db, on_pool, on_pool_write, to_db};
+use crate::sqlite::{execute, optional_row};
+use crate::{Columns, SqlStore, StoreError, from_db, on_pool, to_db};
 
 /// The columns of a refresh token, in the order `bind_refresh!` binds them.
 macro_rules! refresh_columns {
@@ -184,19 +185,95 @@ fn access_token_from(row: &impl Columns) -> Result<AccessTokenRecord, StoreError
     })
 }
 
+/// Runs `$sqlite` with the SQLite grant path (`crate::sqlite::Sqlite`) or `$postgres` with the
+/// PostgreSQL pool. SQLite's statements use `?N` placeholders (rusqlite), PostgreSQL's `$N`.
+macro_rules! by_backend {
+    ($store:expr, sqlite |$db:ident| $sqlite:expr, postgres |$pool:ident| $postgres:expr $(,)?) => {
+        match &$store.pool {
+            crate::Pool::Sqlite(_, $db) => $sqlite,
+            crate::Pool::Postgres($pool) => $postgres,
+        }
+    };
+}
+
+/// SQLite's insert of a refresh token (see `refresh_columns!`).
+fn sqlite_insert_refresh(
+    connection: &rusqlite::Connection,
+    (token, resources, times): &BoundRefresh,
+) -> Result<(), StoreError> {
+    execute(
+        connection,
+        concat!(
+            "INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        rusqlite::params![
+            token.token_hash.as_str(),
+            token.grant_id.as_str(),
+            token.client_id.as_str(),
+            &token.subject,
+            token.scope.to_string(),
+            resources,
+            times.0,
+            times.1,
+            times.2,
+        ],
+    )?;
+    Ok(())
+}
+
+/// SQLite's insert of a grant.
+fn sqlite_insert_grant(
+    connection: &rusqlite::Connection,
+    (grant, resources, times): &BoundGrant,
+) -> Result<(), StoreError> {
+    execute(
+        connection,
+        "INSERT INTO grants (grant_id, client_id, subject, scope, resources, created_at, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            grant.grant_id.as_str(),
+            grant.client_id.as_str(),
+            &grant.subject,
+            grant.scope.to_string(),
+            resources,
+            times.0,
+            times.1,
+        ],
+    )?;
+    Ok(())
+}
+
+const SQLITE_FIND_CODE: &str = "SELECT * FROM authorization_codes WHERE code_hash = ?1";
+const SQLITE_FIND_REFRESH: &str = "SELECT * FROM refresh_tokens WHERE token_hash = ?1";
+
 #[async_trait]
 impl ClientStore for SqlStore {
     async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
         if let Some(cached) = self.clients.get(client_id) {
             return Ok(Some(cached));
         }
-        let found: Option<ClientRecord> = on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT record FROM clients WHERE client_id = $1")
-                .bind(client_id.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.map(|r| r.json("record")).transpose()?
-        });
+        let found: Option<ClientRecord> = by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| {
+                    optional_row(
+                        c,
+                        "SELECT record FROM clients WHERE client_id = ?1",
+                        [client_id.as_str()],
+                        |r| r.json("record"),
+                    )
+                })?,
+            postgres | pool | {
+                let row = sqlx::query("SELECT record FROM clients WHERE client_id = $1")
+                    .bind(client_id.as_str())
+                    .fetch_optional(pool)
+                    .await?;
+                row.map(|r| r.json("record")).transpose()?
+            },
+        );
         if let Some(client) = &found {
             self.clients.put(client);
         }
@@ -206,40 +283,82 @@ impl ClientStore for SqlStore {
     async fn insert_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         let record = serde_json::to_string(&client)?;
         let created_at = to_db(client.created_at.0)?;
-        on_pool_write!(self, |pool| {
-            sqlx::query("INSERT INTO clients (client_id, record, created_at) VALUES ($1, $2, $3)")
+        by_backend!(
+            self,
+            sqlite | db | {
+                let client_id = client.client_id.as_str().to_owned();
+                db.write(move |c| {
+                    execute(
+                        c,
+                        "INSERT INTO clients (client_id, record, created_at) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![client_id, record, created_at],
+                    )
+                })
+                .await?;
+            },
+            postgres | pool | {
+                sqlx::query(
+                    "INSERT INTO clients (client_id, record, created_at) VALUES ($1, $2, $3)",
+                )
                 .bind(client.client_id.as_str())
                 .bind(&record)
                 .bind(created_at)
                 .execute(pool)
                 .await?;
-        });
+            },
+        );
         Ok(())
     }
 
     async fn update_client(&self, client: ClientRecord) -> Result<bool, StoreError> {
         let record = serde_json::to_string(&client)?;
         self.clients.forget(&client.client_id);
-        let done = on_pool_write!(self, |pool| {
-            sqlx::query("UPDATE clients SET record = $1 WHERE client_id = $2")
-                .bind(&record)
-                .bind(client.client_id.as_str())
-                .execute(pool)
+        let done = by_backend!(
+            self,
+            sqlite | db | {
+                let client_id = client.client_id.as_str().to_owned();
+                db.write(move |c| {
+                    execute(
+                        c,
+                        "UPDATE clients SET record = ?1 WHERE client_id = ?2",
+                        rusqlite::params![record, client_id],
+                    )
+                })
                 .await?
-                .rows_affected()
-        });
+            },
+            postgres | pool | {
+                let done = sqlx::query("UPDATE clients SET record = $1 WHERE client_id = $2")
+                    .bind(&record)
+                    .bind(client.client_id.as_str())
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                usize::try_from(done).unwrap_or(usize::MAX)
+            },
+        );
         Ok(done == 1)
     }
 
     async fn delete_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
         self.clients.forget(client_id);
-        let done = on_pool_write!(self, |pool| {
-            sqlx::query("DELETE FROM clients WHERE client_id = $1")
-                .bind(client_id.as_str())
-                .execute(pool)
+        let done = by_backend!(
+            self,
+            sqlite | db | {
+                let client_id = client_id.as_str().to_owned();
+                db.write(move |c| {
+                    execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])
+                })
                 .await?
-                .rows_affected()
-        });
+            },
+            postgres | pool | {
+                let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                    .bind(client_id.as_str())
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                usize::try_from(done).unwrap_or(usize::MAX)
+            },
+        );
         Ok(done == 1)
     }
 
@@ -267,34 +386,62 @@ impl ClientStore for SqlStore {
 #[async_trait]
 impl GrantStore for SqlStore {
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), StoreError> {
-        let (grant, resources, times) = bound_grant(grant)?;
-        on_pool_write!(self, |pool| {
-            insert_grant!(grant, resources, times).execute(pool).await?;
-        });
+        let bound = bound_grant(grant)?;
+        by_backend!(
+            self,
+            sqlite | db | db.write(move |c| sqlite_insert_grant(c, &bound)).await?,
+            postgres | pool | {
+                let (grant, resources, times) = &bound;
+                insert_grant!(grant, resources, times).execute(pool).await?;
+            },
+        );
         Ok(())
     }
 
     async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
-                .bind(grant_id.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(grant_from).transpose()
-        })
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| {
+                    optional_row(
+                        c,
+                        "SELECT * FROM grants WHERE grant_id = ?1",
+                        [grant_id.as_str()],
+                        |r| grant_from(r),
+                    )
+                }),
+            postgres | pool | {
+                let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
+                    .bind(grant_id.as_str())
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(grant_from).transpose()
+            },
+        )
     }
 
     async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        on_pool_write!(self, |pool| {
-            sqlx::query(
-                "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(grant_id.as_str())
-            .execute(pool)
-            .await?;
-        });
+        by_backend!(
+            self,
+            sqlite | db | {
+                let grant_id = grant_id.as_str().to_owned();
+                db.write(move |c| execute(c,
+                    "UPDATE grants SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
+                    rusqlite::params![now, grant_id]))
+                .await?;
+            },
+            postgres | pool | {
+                sqlx::query(
+                    "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(grant_id.as_str())
+                .execute(pool)
+                .await?;
+            },
+        );
         Ok(())
     }
 
@@ -304,15 +451,25 @@ impl GrantStore for SqlStore {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        on_pool_write!(self, |pool| {
-            sqlx::query(
-                "UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(client_id.as_str())
-            .execute(pool)
-            .await?;
-        });
+        by_backend!(
+            self,
+            sqlite | db | {
+                let client_id = client_id.as_str().to_owned();
+                db.write(move |c| execute(c,
+                    "UPDATE grants SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",
+                    rusqlite::params![now, client_id]))
+                .await?;
+            },
+            postgres | pool | {
+                sqlx::query(
+                    "UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(client_id.as_str())
+                .execute(pool)
+                .await?;
+            },
+        );
         Ok(())
     }
 }
@@ -323,24 +480,49 @@ impl CodeStore for SqlStore {
         let resources = serde_json::to_string(&code.resources)?;
         let expires_at = to_db(code.expires_at.0)?;
         let consumed_at = code.consumed_at.map(|t| to_db(t.0)).transpose()?;
-        on_pool_write!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(code.code_hash.as_str())
-            .bind(code.grant_id.as_str())
-            .bind(code.client_id.as_str())
-            .bind(&code.redirect_uri)
-            .bind(code.redirect_uri_in_request)
-            .bind(&code.code_challenge)
-            .bind(&code.subject)
-            .bind(code.scope.to_string())
-            .bind(&resources)
-            .bind(expires_at)
-            .bind(consumed_at)
-            .execute(pool)
-            .await?;
-        });
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    db.write(move |c| execute(c,
+                    "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    rusqlite::params![
+                        code.code_hash.as_str(),
+                        code.grant_id.as_str(),
+                        code.client_id.as_str(),
+                        &code.redirect_uri,
+                        code.redirect_uri_in_request,
+                        &code.code_challenge,
+                        &code.subject,
+                        code.scope.to_string(),
+                        resources,
+                        expires_at,
+                        consumed_at,
+                    ]))
+                .await?;
+                },
+            postgres
+                | pool
+                | {
+                    sqlx::query(
+                    "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(code.code_hash.as_str())
+                .bind(code.grant_id.as_str())
+                .bind(code.client_id.as_str())
+                .bind(&code.redirect_uri)
+                .bind(code.redirect_uri_in_request)
+                .bind(&code.code_challenge)
+                .bind(&code.subject)
+                .bind(code.scope.to_string())
+                .bind(&resources)
+                .bind(expires_at)
+                .bind(consumed_at)
+                .execute(pool)
+                .await?;
+                },
+        );
         Ok(())
     }
 
@@ -348,13 +530,21 @@ impl CodeStore for SqlStore {
         &self,
         code_hash: &SecretHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
-                .bind(code_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(code_from).transpose()
-        })
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(
+                    |c| optional_row(c, SQLITE_FIND_CODE, [code_hash.as_str()], |r| code_from(r))
+                ),
+            postgres | pool | {
+                let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
+                    .bind(code_hash.as_str())
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(code_from).transpose()
+            },
+        )
     }
 
     async fn consume_code(
@@ -365,68 +555,67 @@ impl CodeStore for SqlStore {
     ) -> Result<ConsumeCode, StoreError> {
         let now = to_db(now.0)?;
         let refresh = refresh.map(bound_refresh).transpose()?;
+        let pool = match &self.pool {
+            crate::Pool::Postgres(pool) => pool,
+            crate::Pool::Sqlite(_, db) => {
+                // SQLite: one write of the batch. The conditional UPDATE finds the code
+                // unconsumed at most once (writes are serial); the refresh token is stored in
+                // the same savepoint, or neither is.
+                let code_hash = code_hash.as_str().to_owned();
+                return db
+                    .write(move |c| {
+                        let consumed = optional_row(
+                            c,
+                            "UPDATE authorization_codes SET consumed_at = ?1 WHERE code_hash = ?2 AND consumed_at IS NULL RETURNING *",
+                            rusqlite::params![now, code_hash],
+                            |r| code_from(r),
+                        )?;
+                        if let Some(record) = consumed {
+                            if let Some(refresh) = &refresh {
+                                sqlite_insert_refresh(c, refresh)?;
+                            }
+                            return Ok(ConsumeCode::Fresh(record));
+                        }
+                        Ok(match optional_row(c, SQLITE_FIND_CODE, [&code_hash], |r| code_from(r))? {
+                            Some(record) => ConsumeCode::Reused(record),
+                            None => ConsumeCode::NotFound,
+                        })
+                    })
+                    .await;
+            }
+        };
         // PostgreSQL: one statement, one round trip. The conditional UPDATE lets only one of
         // concurrent callers see its row come back, and the INSERT of the refresh token (fed
         // by that row) commits with it or, failing, undoes it: a statement is atomic.
-        if let crate::Pool::Postgres(pool) = &self.pool {
-            let row = match &refresh {
-                Some((token, resources, times)) => {
-                    let consume = sqlx::query(concat!(
-                        "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 ",
-                        "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
-                        "issued AS (INSERT INTO refresh_tokens (",
-                        refresh_columns!(),
-                        ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
-                        "RETURNING 1) SELECT consumed.* FROM consumed"
-                    ))
-                    .bind(now)
-                    .bind(code_hash.as_str());
-                    bind_refresh!(consume, token, resources, times)
-                        .fetch_optional(pool)
-                        .await?
-                }
-                None => {
-                    sqlx::query(
-                        "UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 \
-                         AND consumed_at IS NULL RETURNING *",
-                    )
-                    .bind(now)
-                    .bind(code_hash.as_str())
+        let row = match &refresh {
+            Some((token, resources, times)) => {
+                let consume = sqlx::query(concat!(
+                    "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 ",
+                    "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
+                    "issued AS (INSERT INTO refresh_tokens (",
+                    refresh_columns!(),
+                    ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
+                    "RETURNING 1) SELECT consumed.* FROM consumed"
+                ))
+                .bind(now)
+                .bind(code_hash.as_str());
+                bind_refresh!(consume, token, resources, times)
                     .fetch_optional(pool)
                     .await?
-                }
-            };
-            if let Some(row) = row {
-                return Ok(ConsumeCode::Fresh(code_from(&row)?));
             }
-            return Ok(match self.find_code(code_hash).await? {
-                Some(record) => ConsumeCode::Reused(record),
-                None => ConsumeCode::NotFound,
-            });
-        }
-        // SQLite: one transaction, under the single writer.
-        let fresh = on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let row = sqlx::query("UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *")
+            None => {
+                sqlx::query(
+                    "UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 \
+                     AND consumed_at IS NULL RETURNING *",
+                )
                 .bind(now)
                 .bind(code_hash.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let record = row.as_ref().map(code_from).transpose()?;
-            if record.is_some() {
-                if let Some((token, resources, times)) = &refresh {
-                    insert_refresh!(token, resources, times)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
+                .fetch_optional(pool)
+                .await?
             }
-            record
-        });
-        if let Some(record) = fresh {
-            return Ok(ConsumeCode::Fresh(record));
+        };
+        if let Some(row) = row {
+            return Ok(ConsumeCode::Fresh(code_from(&row)?));
         }
         Ok(match self.find_code(code_hash).await? {
             Some(record) => ConsumeCode::Reused(record),
@@ -452,12 +641,17 @@ fn bound_refresh(token: RefreshTokenRecord) -> Result<BoundRefresh, StoreError> 
 #[async_trait]
 impl RefreshTokenStore for SqlStore {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), StoreError> {
-        let (token, resources, times) = bound_refresh(token)?;
-        on_pool!(self, |pool| {
-            insert_refresh!(token, resources, times)
-                .execute(pool)
-                .await?;
-        });
+        let bound = bound_refresh(token)?;
+        by_backend!(
+            self,
+            sqlite | db | db.write(move |c| sqlite_insert_refresh(c, &bound)).await?,
+            postgres | pool | {
+                let (token, resources, times) = &bound;
+                insert_refresh!(token, resources, times)
+                    .execute(pool)
+                    .await?;
+            },
+        );
         Ok(())
     }
 
@@ -465,13 +659,23 @@ impl RefreshTokenStore for SqlStore {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(refresh_from).transpose()
-        })
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(
+                    |c| optional_row(c, SQLITE_FIND_REFRESH, [token_hash.as_str()], |r| {
+                        refresh_from(r)
+                    })
+                ),
+            postgres | pool | {
+                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(token_hash.as_str())
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(refresh_from).transpose()
+            },
+        )
     }
 
     async fn rotate_refresh(
@@ -481,71 +685,65 @@ impl RefreshTokenStore for SqlStore {
         sealed_successor: Option<String>,
         now: UnixTime,
     ) -> Result<RotateRefresh, StoreError> {
-        let (new, resources, times) = bound_refresh(new)?;
+        let bound = bound_refresh(new)?;
         let now = to_db(now.0)?;
+        let pool = match &self.pool {
+            crate::Pool::Postgres(pool) => pool,
+            crate::Pool::Sqlite(_, db) => {
+                // SQLite: one write of the batch (writes are serial, so a concurrent rotation
+                // of the same token comes after this one and matches nothing).
+                let old_hash = old_hash.as_str().to_owned();
+                return db
+                    .write(move |c| {
+                        let updated = execute(
+                            c,
+                            "UPDATE refresh_tokens SET rotated_at = ?1, sealed_successor = ?3 WHERE token_hash = ?2 AND rotated_at IS NULL",
+                            rusqlite::params![now, old_hash, sealed_successor],
+                        )?;
+                        if updated == 1 {
+                            sqlite_insert_refresh(c, &bound)?;
+                            return Ok(RotateRefresh::Rotated);
+                        }
+                        let previous = optional_row(
+                            c,
+                            "SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = ?1",
+                            [&old_hash],
+                            |row| Ok((row.text("grant_id")?, optional_time(row, "rotated_at")?)),
+                        )?;
+                        Ok(not_rotated(previous))
+                    })
+                    .await;
+            }
+        };
         // PostgreSQL: one statement, one round trip. The conditional UPDATE locks the old row,
         // so a concurrent rotation of the same token waits, then matches nothing; the new
         // token, inserted from the updated row, commits with the rotation or undoes it.
-        if let crate::Pool::Postgres(pool) = &self.pool {
-            let rotate = sqlx::query(concat!(
-                "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 ",
-                "WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) ",
-                "INSERT INTO refresh_tokens (",
-                refresh_columns!(),
-                ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
-            ))
-            .bind(now)
-            .bind(old_hash.as_str())
-            .bind(&sealed_successor);
-            let rotated = bind_refresh!(rotate, new, resources, times)
-                .execute(pool)
-                .await?;
-            if rotated.rows_affected() == 1 {
-                return Ok(RotateRefresh::Rotated);
-            }
-            let row = sqlx::query(
-                "SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(old_hash.as_str())
-            .fetch_optional(pool)
+        let (new, resources, times) = &bound;
+        let rotate = sqlx::query(concat!(
+            "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 ",
+            "WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) ",
+            "INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
+        ))
+        .bind(now)
+        .bind(old_hash.as_str())
+        .bind(&sealed_successor);
+        let rotated = bind_refresh!(rotate, new, resources, times)
+            .execute(pool)
             .await?;
-            let previous = match row {
-                Some(row) => Some((row.text("grant_id")?, optional_time(&row, "rotated_at")?)),
-                None => None,
-            };
-            return Ok(not_rotated(previous));
+        if rotated.rows_affected() == 1 {
+            return Ok(RotateRefresh::Rotated);
         }
-        // SQLite: one transaction under the single writer (the write lock serializes
-        // rotations of the same token).
-        let previous = on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 WHERE token_hash = $2 AND rotated_at IS NULL",
-            )
-            .bind(now)
-            .bind(old_hash.as_str())
-            .bind(&sealed_successor)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 1 {
-                insert_refresh!(new, resources, times)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(RotateRefresh::Rotated);
-            }
-            let row = sqlx::query(
-                "SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(old_hash.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.rollback().await?;
-            match row {
-                Some(row) => Some((row.text("grant_id")?, optional_time(&row, "rotated_at")?)),
-                None => None,
-            }
-        });
+        let row =
+            sqlx::query("SELECT grant_id, rotated_at FROM refresh_tokens WHERE token_hash = $1")
+                .bind(old_hash.as_str())
+                .fetch_optional(pool)
+                .await?;
+        let previous = match row {
+            Some(row) => Some((row.text("grant_id")?, optional_time(&row, "rotated_at")?)),
+            None => None,
+        };
         Ok(not_rotated(previous))
     }
 }
@@ -557,24 +755,49 @@ impl DeviceStore for SqlStore {
         let expires_at = to_db(record.expires_at.0)?;
         let interval = to_db(record.interval)?;
         let last_polled_at = record.last_polled_at.map(|t| to_db(t.0)).transpose()?;
-        on_pool_write!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(record.device_code_hash.as_str())
-            .bind(record.user_code_hash.as_str())
-            .bind(record.client_id.as_str())
-            .bind(record.scope.to_string())
-            .bind(&resources)
-            .bind(expires_at)
-            .bind(interval)
-            .bind(last_polled_at)
-            .bind(record.state.as_str())
-            .bind(&record.subject)
-            .bind(record.grant_id.as_ref().map(GrantId::as_str))
-            .execute(pool)
-            .await?;
-        });
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    db.write(move |c| execute(c,
+                    "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    rusqlite::params![
+                        record.device_code_hash.as_str(),
+                        record.user_code_hash.as_str(),
+                        record.client_id.as_str(),
+                        record.scope.to_string(),
+                        resources,
+                        expires_at,
+                        interval,
+                        last_polled_at,
+                        record.state.as_str(),
+                        &record.subject,
+                        record.grant_id.as_ref().map(GrantId::as_str),
+                    ]))
+                .await?;
+                },
+            postgres
+                | pool
+                | {
+                    sqlx::query(
+                    "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(record.device_code_hash.as_str())
+                .bind(record.user_code_hash.as_str())
+                .bind(record.client_id.as_str())
+                .bind(record.scope.to_string())
+                .bind(&resources)
+                .bind(expires_at)
+                .bind(interval)
+                .bind(last_polled_at)
+                .bind(record.state.as_str())
+                .bind(&record.subject)
+                .bind(record.grant_id.as_ref().map(GrantId::as_str))
+                .execute(pool)
+                .await?;
+                },
+        );
         Ok(())
     }
 
@@ -582,13 +805,25 @@ impl DeviceStore for SqlStore {
         &self,
         user_code_hash: &SecretHash,
     ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT * FROM device_authorizations WHERE user_code_hash = $1")
-                .bind(user_code_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(device_from).transpose()
-        })
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| optional_row(
+                    c,
+                    "SELECT * FROM device_authorizations WHERE user_code_hash = ?1",
+                    [user_code_hash.as_str()],
+                    |r| device_from(r)
+                )),
+            postgres | pool | {
+                let row =
+                    sqlx::query("SELECT * FROM device_authorizations WHERE user_code_hash = $1")
+                        .bind(user_code_hash.as_str())
+                        .fetch_optional(pool)
+                        .await?;
+                row.as_ref().map(device_from).transpose()
+            },
+        )
     }
 
     async fn poll_device(
@@ -599,23 +834,35 @@ impl DeviceStore for SqlStore {
         let now = to_db(now.0)?;
         // One statement: SET expressions read the row as it was, so `previous_polled_at`
         // receives the stamp of the poll before this one, atomically with the new stamp.
-        on_pool_write!(self, |pool| {
-            let row = sqlx::query(
-                "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = $1 WHERE device_code_hash = $2 RETURNING *",
-            )
-            .bind(now)
-            .bind(device_code_hash.as_str())
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => {
-                    let mut record = device_from(&row)?;
-                    record.last_polled_at = optional_time(&row, "previous_polled_at")?;
-                    Ok(Some(record))
-                }
-                None => Ok(None),
-            }
-        })
+        fn polled(row: &impl Columns) -> Result<DeviceAuthorizationRecord, StoreError> {
+            let mut record = device_from(row)?;
+            record.last_polled_at = optional_time(row, "previous_polled_at")?;
+            Ok(record)
+        }
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    let device_code_hash = device_code_hash.as_str().to_owned();
+                    db.write(move |c| optional_row(c,
+                    "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = ?1 WHERE device_code_hash = ?2 RETURNING *",
+                    rusqlite::params![now, device_code_hash], |r| polled(r)))
+                .await
+                },
+            postgres
+                | pool
+                | {
+                    let row = sqlx::query(
+                    "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = $1 WHERE device_code_hash = $2 RETURNING *",
+                )
+                .bind(now)
+                .bind(device_code_hash.as_str())
+                .fetch_optional(pool)
+                .await?;
+                    row.as_ref().map(polled).transpose()
+                },
+        )
     }
 
     async fn set_device_interval(
@@ -624,15 +871,29 @@ impl DeviceStore for SqlStore {
         interval: u64,
     ) -> Result<(), StoreError> {
         let interval = to_db(interval)?;
-        on_pool_write!(self, |pool| {
-            sqlx::query(
-                "UPDATE device_authorizations SET poll_interval = $1 WHERE device_code_hash = $2",
-            )
-            .bind(interval)
-            .bind(device_code_hash.as_str())
-            .execute(pool)
-            .await?;
-        });
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    let device_code_hash = device_code_hash.as_str().to_owned();
+                    db.write(move |c| execute(c,
+                    "UPDATE device_authorizations SET poll_interval = ?1 WHERE device_code_hash = ?2",
+                    rusqlite::params![interval, device_code_hash]))
+                .await?;
+                },
+            postgres
+                | pool
+                | {
+                    sqlx::query(
+                    "UPDATE device_authorizations SET poll_interval = $1 WHERE device_code_hash = $2",
+                )
+                .bind(interval)
+                .bind(device_code_hash.as_str())
+                .execute(pool)
+                .await?;
+                },
+        );
         Ok(())
     }
 
@@ -650,33 +911,49 @@ impl DeviceStore for SqlStore {
         let grant_id = grant.as_ref().map(|g| g.grant_id.as_str().to_owned());
         let grant = grant.map(bound_grant).transpose()?;
         let now = to_db(now.0)?;
-        // One transaction: the grant is stored only with a decision that was recorded.
-        Ok(on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE device_authorizations SET state = $1, subject = $2, grant_id = $3 WHERE user_code_hash = $4 AND state = 'pending' AND expires_at > $5",
-            )
-            .bind(state.as_str())
-            .bind(&subject)
-            .bind(&grant_id)
-            .bind(user_code_hash.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done == 1 {
-                if let Some((grant, resources, times)) = &grant {
-                    insert_grant!(grant, resources, times)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                true
-            } else {
-                tx.rollback().await?;
-                false
+        // The grant is stored only with a decision that was recorded.
+        let pool = match &self.pool {
+            crate::Pool::Postgres(pool) => pool,
+            crate::Pool::Sqlite(_, db) => {
+                let user_code_hash = user_code_hash.as_str().to_owned();
+                return db
+                    .write(move |c| {
+                        let done = execute(c,
+                            "UPDATE device_authorizations SET state = ?1, subject = ?2, grant_id = ?3 WHERE user_code_hash = ?4 AND state = 'pending' AND expires_at > ?5",
+                            rusqlite::params![state.as_str(), subject, grant_id, user_code_hash, now],
+                        )?;
+                        if done == 1 && let Some(grant) = &grant {
+                            sqlite_insert_grant(c, grant)?;
+                        }
+                        Ok(done == 1)
+                    })
+                    .await;
             }
-        }))
+        };
+        let mut tx = pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET state = $1, subject = $2, grant_id = $3 WHERE user_code_hash = $4 AND state = 'pending' AND expires_at > $5",
+        )
+        .bind(state.as_str())
+        .bind(&subject)
+        .bind(&grant_id)
+        .bind(user_code_hash.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            if let Some((grant, resources, times)) = &grant {
+                insert_grant!(grant, resources, times)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
 
     async fn consume_device(
@@ -685,27 +962,43 @@ impl DeviceStore for SqlStore {
         refresh: Option<RefreshTokenRecord>,
     ) -> Result<bool, StoreError> {
         let refresh = refresh.map(bound_refresh).transpose()?;
-        // As for codes: one transaction, the refresh token stored only with the consumption.
-        Ok(on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
-                .bind(device_code_hash.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if done == 1 {
-                if let Some((token, resources, times)) = &refresh {
-                    insert_refresh!(token, resources, times)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                true
-            } else {
-                tx.rollback().await?;
-                false
+        // As for codes: the refresh token stored only with the consumption.
+        let pool = match &self.pool {
+            crate::Pool::Postgres(pool) => pool,
+            crate::Pool::Sqlite(_, db) => {
+                let device_code_hash = device_code_hash.as_str().to_owned();
+                return db
+                    .write(move |c| {
+                        let done = execute(c,
+                            "UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = ?1 AND state = 'approved'",
+                            [&device_code_hash],
+                        )?;
+                        if done == 1 && let Some(refresh) = &refresh {
+                            sqlite_insert_refresh(c, refresh)?;
+                        }
+                        Ok(done == 1)
+                    })
+                    .await;
             }
-        }))
+        };
+        let mut tx = pool.begin().await?;
+        let done = sqlx::query("UPDATE device_authorizations SET state = 'consumed' WHERE device_code_hash = $1 AND state = 'approved'")
+            .bind(device_code_hash.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 1 {
+            if let Some((token, resources, times)) = &refresh {
+                insert_refresh!(token, resources, times)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
 }
 
@@ -714,20 +1007,41 @@ impl RateLimitStore for SqlStore {
     async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64) -> Result<u32, StoreError> {
         let start = to_db(now.0 - now.0 % window.max(1))?;
         // One statement: a new window resets the count, the same window adds one.
-        let hits = on_pool_write!(self, |pool| {
-            let row = sqlx::query(
-                "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (limit_key) DO UPDATE SET \
-                   hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
-                   window_start = excluded.window_start \
-                 RETURNING hits",
-            )
-            .bind(key.as_str())
-            .bind(start)
-            .fetch_one(pool)
-            .await?;
-            row.integer("hits")?
-        });
+        let hits: i64 = by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    let key = key.as_str().to_owned();
+                    db.write(move |c| {
+                    let hits = optional_row(c,
+                        "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?1, ?2, 1) \
+                         ON CONFLICT (limit_key) DO UPDATE SET \
+                           hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+                           window_start = excluded.window_start \
+                         RETURNING hits",
+                        rusqlite::params![key, start], |r| r.integer("hits"))?;
+                    Ok(hits.unwrap_or(i64::MAX))
+                })
+                .await?
+                },
+            postgres
+                | pool
+                | {
+                    let row = sqlx::query(
+                    "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, 1) \
+                     ON CONFLICT (limit_key) DO UPDATE SET \
+                       hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+                       window_start = excluded.window_start \
+                     RETURNING hits",
+                )
+                .bind(key.as_str())
+                .bind(start)
+                .fetch_one(pool)
+                .await?;
+                    row.integer("hits")?
+                },
+        );
         Ok(u32::try_from(hits).unwrap_or(u32::MAX))
     }
 }
@@ -743,18 +1057,34 @@ impl ReplayStore for SqlStore {
         let expires_at = to_db(expires_at.0)?;
         let now = to_db(now.0)?;
         // Insert, or take over an expired entry; a live entry makes this a no-op (0 rows).
-        let done = on_pool_write!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO replay_cache (cache_key, expires_at) VALUES ($1, $2) \
-                 ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= $3",
-            )
-            .bind(key)
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
+        let done = by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    let key = key.to_owned();
+                    db.write(move |c| execute(c,
+                    "INSERT INTO replay_cache (cache_key, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= ?3",
+                    rusqlite::params![key, expires_at, now]))
+                .await?
+                },
+            postgres
+                | pool
+                | {
+                    let done = sqlx::query(
+                    "INSERT INTO replay_cache (cache_key, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= $3",
+                )
+                .bind(key)
+                .bind(expires_at)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected();
+                    usize::try_from(done).unwrap_or(usize::MAX)
+                },
+        );
         Ok(done == 1)
     }
 }
@@ -764,16 +1094,35 @@ impl AccessTokenStore for SqlStore {
     async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
         let claims = serde_json::to_string(&record.claims)?;
         let expires_at = to_db(record.expires_at.0)?;
-        on_pool_write!(self, |pool| {
-            sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(record.token_hash.as_str())
-                .bind(record.grant_id.as_ref().map(GrantId::as_str))
-                .bind(record.client_id.as_str())
-                .bind(&claims)
-                .bind(expires_at)
-                .execute(pool)
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | {
+                    db.write(move |c| execute(c,
+                    "INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![
+                        record.token_hash.as_str(),
+                        record.grant_id.as_ref().map(GrantId::as_str),
+                        record.client_id.as_str(),
+                        claims,
+                        expires_at,
+                    ]))
                 .await?;
-        });
+                },
+            postgres
+                | pool
+                | {
+                    sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(record.token_hash.as_str())
+                    .bind(record.grant_id.as_ref().map(GrantId::as_str))
+                    .bind(record.client_id.as_str())
+                    .bind(&claims)
+                    .bind(expires_at)
+                    .execute(pool)
+                    .await?;
+                },
+        );
         Ok(())
     }
 
@@ -781,22 +1130,47 @@ impl AccessTokenStore for SqlStore {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
-                .bind(token_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(access_token_from).transpose()
-        })
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| optional_row(
+                    c,
+                    "SELECT * FROM access_tokens WHERE token_hash = ?1",
+                    [token_hash.as_str()],
+                    |r| access_token_from(r)
+                )),
+            postgres | pool | {
+                let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
+                    .bind(token_hash.as_str())
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(access_token_from).transpose()
+            },
+        )
     }
 
     async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), StoreError> {
-        on_pool_write!(self, |pool| {
-            sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
-                .bind(token_hash.as_str())
-                .execute(pool)
+        by_backend!(
+            self,
+            sqlite | db | {
+                let token_hash = token_hash.as_str().to_owned();
+                db.write(move |c| {
+                    execute(
+                        c,
+                        "DELETE FROM access_tokens WHERE token_hash = ?1",
+                        [token_hash],
+                    )
+                })
                 .await?;
-        });
+            },
+            postgres | pool | {
+                sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
+                    .bind(token_hash.as_str())
+                    .execute(pool)
+                    .await?;
+            },
+        );
         Ok(())
     }
 }
