@@ -351,6 +351,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
                     token: config.token_requests_per_ip_per_minute,
                     device_authorization: config.device_authorizations_per_ip_per_minute,
                 },
+                counts: rate_limit::LocalCounts::default(),
             }),
             rate_limit::limit,
         ))

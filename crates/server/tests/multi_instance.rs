@@ -54,6 +54,8 @@ fn free_port() -> u16 {
 /// (the first instance's address stands for the load balancer's).
 struct Deployment {
     instances: Vec<Instance>,
+    /// Configuration every instance gets on top of the shared settings.
+    extra_env: Vec<(&'static str, String)>,
     issuer: String,
     database_url: String,
     http: reqwest::Client,
@@ -63,6 +65,10 @@ struct Deployment {
 
 impl Deployment {
     async fn start(name: &str, count: usize) -> Self {
+        Self::start_with(name, count, Vec::new()).await
+    }
+
+    async fn start_with(name: &str, count: usize, extra_env: Vec<(&'static str, String)>) -> Self {
         let pg = TempPostgres::start().unwrap();
         let database_url = pg.create_database(name).unwrap();
         let ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
@@ -77,6 +83,7 @@ impl Deployment {
         store.close().await;
         let mut deployment = Self {
             instances: Vec::new(),
+            extra_env,
             issuer,
             database_url,
             http: reqwest::Client::builder()
@@ -109,6 +116,7 @@ impl Deployment {
             .env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env("MCPAUTH_DATABASE_TIMEOUT", "2")
             .env("MCPAUTH_LOG", "info")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -790,4 +798,79 @@ async fn postgres_requires_a_signing_key_encryption_key() {
     );
     config.signing_key_encryption_key = Some(ENCRYPTION_KEY.into());
     mcpauth_server::build(&config).await.unwrap();
+}
+
+/// Requests from one address (a loopback one: `from`), sent to every instance in turn within
+/// one minute window:
+/// (admitted, refused). `None` if a window boundary passed during them (the counts restart).
+async fn token_requests_in_one_window(
+    deployment: &Deployment,
+    from: std::net::IpAddr,
+    count: usize,
+) -> Option<(usize, usize)> {
+    let http = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    let minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 60
+    };
+    let started = minute();
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..count {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+        ];
+        let (status, body) = token_request(&http, deployment.base(i), &form)
+            .await
+            .unwrap();
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                refused += 1;
+            }
+            // The limiter let it through; the endpoint refused the unknown client.
+            StatusCode::UNAUTHORIZED => admitted += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    (minute() == started).then_some((admitted, refused))
+}
+
+// The per-address token limit is counted in each instance and added to the shared counter now
+// and then (docs/configuration.md): a small limit is still exact across instances (every
+// request adds), and a larger one holds within a tenth of the limit per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_token_limit_holds_across_instances() {
+    for (limit, requests, tolerance) in [(4, 12, 0), (40, 120, 2 * 4)] {
+        let deployment = Deployment::start_with(
+            &format!("limits{limit}"),
+            2,
+            vec![(
+                "MCPAUTH_TOKEN_REQUESTS_PER_IP_PER_MINUTE",
+                limit.to_string(),
+            )],
+        )
+        .await;
+        let mut counted = None;
+        // At most one retry, from a fresh address: a minute boundary can fall inside one run,
+        // not inside two.
+        for from in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+            counted = token_requests_in_one_window(&deployment, from.into(), requests).await;
+            if counted.is_some() {
+                break;
+            }
+        }
+        let (admitted, refused) = counted.expect("two runs each crossed a minute boundary");
+        assert!(
+            (limit..=limit + tolerance).contains(&admitted),
+            "limit {limit}: {admitted} admitted, {refused} refused"
+        );
+        assert_eq!(admitted + refused, requests);
+    }
 }

@@ -1005,23 +1005,34 @@ impl DeviceStore for SqlStore {
 #[async_trait]
 impl RateLimitStore for SqlStore {
     async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64) -> Result<u32, StoreError> {
+        self.add_hits(key, now, window, 1).await
+    }
+
+    async fn add_hits(
+        &self,
+        key: &RateLimitKey,
+        now: UnixTime,
+        window: u64,
+        hits: u32,
+    ) -> Result<u32, StoreError> {
         let start = to_db(now.0 - now.0 % window.max(1))?;
-        // One statement: a new window resets the count, the same window adds one.
-        let hits: i64 = by_backend!(
+        let hits = i64::from(hits);
+        // One statement: a new window starts from these hits, the same window adds them.
+        let total: i64 = by_backend!(
             self,
             sqlite
                 | db
                 | {
                     let key = key.as_str().to_owned();
                     db.write(move |c| {
-                    let hits = optional_row(c,
-                        "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?1, ?2, 1) \
+                    let total = optional_row(c,
+                        "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (limit_key) DO UPDATE SET \
-                           hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+                           hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
                            window_start = excluded.window_start \
                          RETURNING hits",
-                        rusqlite::params![key, start], |r| r.integer("hits"))?;
-                    Ok(hits.unwrap_or(i64::MAX))
+                        rusqlite::params![key, start, hits], |r| r.integer("hits"))?;
+                    Ok(total.unwrap_or(i64::MAX))
                 })
                 .await?
                 },
@@ -1029,20 +1040,21 @@ impl RateLimitStore for SqlStore {
                 | pool
                 | {
                     let row = sqlx::query(
-                    "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, 1) \
+                    "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, $3) \
                      ON CONFLICT (limit_key) DO UPDATE SET \
-                       hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+                       hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
                        window_start = excluded.window_start \
                      RETURNING hits",
                 )
                 .bind(key.as_str())
                 .bind(start)
+                .bind(hits)
                 .fetch_one(pool)
                 .await?;
                     row.integer("hits")?
                 },
         );
-        Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 }
 

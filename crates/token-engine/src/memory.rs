@@ -476,6 +476,16 @@ impl RateLimitStore for MemoryModel {
         now: UnixTime,
         window: u64,
     ) -> Result<u32, Self::Error> {
+        self.add_hits(key, now, window, 1).await
+    }
+
+    async fn add_hits(
+        &self,
+        key: &RateLimitKey,
+        now: UnixTime,
+        window: u64,
+        hits: u32,
+    ) -> Result<u32, Self::Error> {
         let window = window.max(1);
         let start = now.0 - now.0 % window;
         let mut tables = self.tables();
@@ -487,10 +497,10 @@ impl RateLimitStore for MemoryModel {
         if entry.0 != start {
             *entry = (start, 0, window);
         }
-        entry.1 = entry.1.saturating_add(1);
-        let hits = entry.1;
+        entry.1 = entry.1.saturating_add(hits);
+        let total = entry.1;
         tables.sweep_when_grown();
-        Ok(hits)
+        Ok(total)
     }
 }
 

@@ -598,6 +598,25 @@ pub trait RateLimitStore: ModelBase {
     /// and returns the number of hits in that window, this one included.
     async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64)
     -> Result<u32, Self::Error>;
+
+    /// Counts `hits` hits at once (a limiter that counts locally and adds its count to the
+    /// shared counter every few seconds); returns the window's total, these included.
+    ///
+    /// The provided implementation calls [`hit`](Self::hit) once per hit; a store overrides it
+    /// with one write.
+    async fn add_hits(
+        &self,
+        key: &RateLimitKey,
+        now: UnixTime,
+        window: u64,
+        hits: u32,
+    ) -> Result<u32, Self::Error> {
+        let mut total = 0;
+        for _ in 0..hits {
+            total = self.hit(key, now, window).await?;
+        }
+        Ok(total)
+    }
 }
 
 /// Everything the engine needs from storage. Implemented automatically for any type that

@@ -44,7 +44,9 @@ pub use devices::{
     concurrent_device_consumptions_have_one_winner, device_authorizations_move_through_their_states,
 };
 pub use grants::grants_revoke_idempotently;
-pub use rate_limits::rate_limit_counters_count_per_window;
+pub use rate_limits::{
+    rate_limit_counters_add_several_hits_at_once, rate_limit_counters_count_per_window,
+};
 pub use refresh_tokens::{
     concurrent_refresh_rotations_have_one_winner, refresh_rotation_marks_old_and_stores_new,
 };
@@ -188,6 +190,7 @@ macro_rules! model_test_kit {
             device_authorizations_move_through_their_states,
             concurrent_device_consumptions_have_one_winner,
             rate_limit_counters_count_per_window,
+            rate_limit_counters_add_several_hits_at_once,
             one_time_keys_are_remembered_until_they_expire,
             opaque_access_tokens_round_trip
         );
@@ -217,6 +220,7 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
     rate_limit_counters_count_per_window(model).await;
+    rate_limit_counters_add_several_hits_at_once(model).await;
     one_time_keys_are_remembered_until_they_expire(model).await;
     // The optional stores' rules, for the stores the model keeps.
     if model.devices().is_some() {

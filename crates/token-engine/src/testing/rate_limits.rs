@@ -36,3 +36,25 @@ pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(
         "keys are independent"
     );
 }
+
+/// Several hits added at once count as that many; a new window starts from what is added to
+/// it.
+pub async fn rate_limit_counters_add_several_hits_at_once<M: OAuthServerModel + ?Sized>(model: &M) {
+    let key = RateLimitKey::new("kit", &unique::<String>("batch"));
+    let window_start = UnixTime(NOW.0 - NOW.0 % 60);
+    let add = |at: UnixTime, hits: u32| model.add_hits(&key, at, 60, hits);
+    assert_eq!(add(window_start, 1).await.answered("add_hits"), 1);
+    assert_eq!(add(window_start.plus(1), 5).await.answered("add_hits"), 6);
+    assert_eq!(
+        model
+            .hit(&key, window_start.plus(2), 60)
+            .await
+            .answered("hit"),
+        7
+    );
+    assert_eq!(
+        add(window_start.plus(60), 4).await.answered("add_hits"),
+        4,
+        "a new window starts from the hits added to it"
+    );
+}
