@@ -56,6 +56,19 @@ macro_rules! insert_refresh {
     };
 }
 
+/// A `grant_live` column for a row of `$table` (which has a `grant_id`): whether its grant is
+/// stored and not revoked, read in the same statement (`find_code_and_grant`,
+/// `find_refresh_and_grant`).
+macro_rules! grant_live {
+    ($table:literal) => {
+        concat!(
+            "COALESCE((SELECT grants.revoked_at IS NULL FROM grants WHERE grants.grant_id = ",
+            $table,
+            ".grant_id), FALSE) AS grant_live"
+        )
+    };
+}
+
 /// What a rotation that matched no unrotated token found instead: the old token's grant and
 /// rotation time, if it is there.
 fn not_rotated(previous: Option<(String, Option<UnixTime>)>) -> RotateRefresh {
@@ -547,6 +560,41 @@ impl CodeStore for SqlStore {
         )
     }
 
+    async fn find_code_and_grant(
+        &self,
+        code_hash: &SecretHash,
+    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
+        fn decode(row: &impl Columns) -> Result<(AuthorizationCodeRecord, bool), StoreError> {
+            Ok((code_from(row)?, row.boolean("grant_live")?))
+        }
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| optional_row(
+                    c,
+                    concat!(
+                        "SELECT authorization_codes.*, ",
+                        grant_live!("authorization_codes"),
+                        " FROM authorization_codes WHERE code_hash = ?1"
+                    ),
+                    [code_hash.as_str()],
+                    |r| decode(r)
+                )),
+            postgres | pool | {
+                let row = sqlx::query(concat!(
+                    "SELECT authorization_codes.*, ",
+                    grant_live!("authorization_codes"),
+                    " FROM authorization_codes WHERE code_hash = $1"
+                ))
+                .bind(code_hash.as_str())
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(decode).transpose()
+            },
+        )
+    }
+
     async fn consume_code(
         &self,
         code_hash: &SecretHash,
@@ -674,6 +722,41 @@ impl RefreshTokenStore for SqlStore {
                     .fetch_optional(pool)
                     .await?;
                 row.as_ref().map(refresh_from).transpose()
+            },
+        )
+    }
+
+    async fn find_refresh_and_grant(
+        &self,
+        token_hash: &SecretHash,
+    ) -> Result<Option<(RefreshTokenRecord, bool)>, StoreError> {
+        fn decode(row: &impl Columns) -> Result<(RefreshTokenRecord, bool), StoreError> {
+            Ok((refresh_from(row)?, row.boolean("grant_live")?))
+        }
+        by_backend!(
+            self,
+            sqlite
+                | db
+                | db.read(|c| optional_row(
+                    c,
+                    concat!(
+                        "SELECT refresh_tokens.*, ",
+                        grant_live!("refresh_tokens"),
+                        " FROM refresh_tokens WHERE token_hash = ?1"
+                    ),
+                    [token_hash.as_str()],
+                    |r| decode(r)
+                )),
+            postgres | pool | {
+                let row = sqlx::query(concat!(
+                    "SELECT refresh_tokens.*, ",
+                    grant_live!("refresh_tokens"),
+                    " FROM refresh_tokens WHERE token_hash = $1"
+                ))
+                .bind(token_hash.as_str())
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(decode).transpose()
             },
         )
     }

@@ -125,7 +125,10 @@ async fn a_killed_sqlite_writer_loses_no_answered_grant() {
     let status = child.wait().unwrap();
     assert!(answered.len() >= KILL_AFTER, "the child wrote {answered:?}");
     // Killed mid-burst, not finished.
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 
     let store = SqlStore::connect(&url).await.unwrap();
     for line in &answered {

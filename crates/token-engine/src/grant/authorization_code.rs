@@ -37,9 +37,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let code_hash = SecretHash::of(request.code.secret());
-        let record = self
+        let (record, grant_live) = self
             .model
-            .find_code(&code_hash)
+            .find_code_and_grant(&code_hash)
             .await
             .map_err(|e| internal("storage failure", e))?
             .ok_or_else(|| invalid_grant("the authorization code is invalid"))?;
@@ -51,12 +51,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if record.expires_at <= now {
             return Err(invalid_grant("the authorization code has expired"));
         }
-        let grant = self
-            .model
-            .find_grant(&record.grant_id)
-            .await
-            .map_err(|e| internal("storage failure", e))?;
-        if grant.is_none_or(|g| g.revoked_at.is_some()) {
+        if !grant_live {
             return Err(invalid_grant("the authorization code has been revoked"));
         }
         self.refuse_inactive_subject(&record.subject, &record.grant_id, now)

@@ -83,9 +83,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let old_hash = SecretHash::of(token.secret());
-        let record = self
+        let (record, grant_live) = self
             .model
-            .find_refresh(&old_hash)
+            .find_refresh_and_grant(&old_hash)
             .await
             .map_err(|e| internal("storage failure", e))?
             .ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
@@ -97,7 +97,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if record.expires_at <= now {
             return Err(invalid_grant("the refresh token has expired"));
         }
-        if !self.refresh_grant_is_live(&record.grant_id).await? {
+        if !grant_live {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
         // RFC 6749 §6: the scope may narrow, never widen.
@@ -195,15 +195,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.refresh_token = Some(refresh_token);
         response.scope = (!answer.access_scope.is_empty()).then(|| answer.access_scope.to_owned());
         Ok(response)
-    }
-
-    async fn refresh_grant_is_live(&self, grant_id: &GrantId) -> Result<bool, TokenError> {
-        let grant = self
-            .model
-            .find_grant(grant_id)
-            .await
-            .map_err(|e| internal("storage failure", e))?;
-        Ok(grant.is_some_and(|g| g.revoked_at.is_none()))
     }
 
     /// `token` (whose `record` says it was rotated) came back. Inside the grace window, while

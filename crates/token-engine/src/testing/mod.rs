@@ -43,7 +43,9 @@ pub use codes::{code_is_consumed_exactly_once, concurrent_code_redemptions_have_
 pub use devices::{
     concurrent_device_consumptions_have_one_winner, device_authorizations_move_through_their_states,
 };
-pub use grants::grants_revoke_idempotently;
+pub use grants::{
+    codes_and_refresh_tokens_are_read_with_their_grants_state, grants_revoke_idempotently,
+};
 pub use rate_limits::{
     rate_limit_counters_add_several_hits_at_once, rate_limit_counters_count_per_window,
 };
@@ -183,6 +185,7 @@ macro_rules! model_test_kit {
         $crate::model_test_kit!(@rules $name, $make;
             clients_round_trip,
             grants_revoke_idempotently,
+            codes_and_refresh_tokens_are_read_with_their_grants_state,
             code_is_consumed_exactly_once,
             concurrent_code_redemptions_have_one_winner,
             refresh_rotation_marks_old_and_stores_new,
@@ -219,6 +222,7 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     concurrent_code_redemptions_have_one_winner(model).await;
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
+    codes_and_refresh_tokens_are_read_with_their_grants_state(model).await;
     rate_limit_counters_count_per_window(model).await;
     rate_limit_counters_add_several_hits_at_once(model).await;
     one_time_keys_are_remembered_until_they_expire(model).await;
