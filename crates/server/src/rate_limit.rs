@@ -7,9 +7,10 @@
 //! now and then: at an address's first request in a window, then once [`SYNC_INTERVAL`] has
 //! passed or a tenth of the limit has been counted since. A write per request was the token
 //! endpoint's largest cost after the grant itself. What that gives up: one instance counts
-//! exactly; with several instances behind a load balancer, an address can get, on top of the
-//! limit, what each instance admitted since its last addition while others had added theirs
-//! (at most a tenth of the limit, and at most `SYNC_INTERVAL` seconds' worth, per instance). A counter the database cannot
+//! exactly (hits on their way to the database count too); with several instances behind a
+//! load balancer, an address can get, on top of the limit, what each instance admitted since
+//! its last addition while the others added theirs: less than a tenth of the limit per
+//! instance. A counter the database cannot
 //! keep ends the request at once with the `500 server_error` the endpoint would give, so an
 //! outage costs one `database_timeout`.
 //!
@@ -46,6 +47,9 @@ struct LocalCount {
     shared: u32,
     /// Hits counted here since, not yet added to the shared total.
     unsynced: u32,
+    /// Hits on their way to the shared total (an addition not answered yet): still counted
+    /// here, or concurrent requests would pass while the database is slow.
+    pending: u32,
     /// When this instance last added its hits (`None`: not yet in this window, or the last
     /// addition failed).
     synced_at: Option<u64>,
@@ -66,7 +70,34 @@ pub(crate) enum Verdict {
 /// Every address's count in its current window.
 #[derive(Debug, Default)]
 pub(crate) struct LocalCounts {
-    counts: Mutex<HashMap<String, LocalCount>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    by_address: HashMap<String, LocalCount>,
+    /// The window whose start last dropped ended windows (at most once per window: the drop
+    /// walks every address).
+    cleaned_for: Option<u64>,
+}
+
+impl LocalCount {
+    fn new(window_start: u64) -> Self {
+        Self {
+            window_start,
+            shared: 0,
+            unsynced: 0,
+            pending: 0,
+            synced_at: None,
+        }
+    }
+
+    /// Every hit this instance knows of in the window.
+    fn known(&self) -> u32 {
+        self.shared
+            .saturating_add(self.pending)
+            .saturating_add(self.unsynced)
+    }
 }
 
 impl LocalCounts {
@@ -76,29 +107,30 @@ impl LocalCounts {
         let Ok(mut counts) = self.counts.lock() else {
             return Verdict::Add(1);
         };
-        if counts.len() >= MAX_LOCAL_ADDRESSES && !counts.contains_key(key) {
-            counts.retain(|_, count| count.window_start == window_start);
-            if counts.len() >= MAX_LOCAL_ADDRESSES {
+        let counts = &mut *counts;
+        if counts.by_address.len() >= MAX_LOCAL_ADDRESSES && !counts.by_address.contains_key(key) {
+            if counts.cleaned_for != Some(window_start) {
+                counts.cleaned_for = Some(window_start);
+                counts
+                    .by_address
+                    .retain(|_, count| count.window_start == window_start);
+            }
+            // Still full (that many addresses in this window): this one counts in the
+            // database alone.
+            if counts.by_address.len() >= MAX_LOCAL_ADDRESSES {
                 return Verdict::Add(1);
             }
         }
-        let count = counts.entry(key.to_owned()).or_insert(LocalCount {
-            window_start,
-            shared: 0,
-            unsynced: 0,
-            synced_at: None,
-        });
+        let count = counts
+            .by_address
+            .entry(key.to_owned())
+            .or_insert_with(|| LocalCount::new(window_start));
         if count.window_start != window_start {
-            *count = LocalCount {
-                window_start,
-                shared: 0,
-                unsynced: 0,
-                synced_at: None,
-            };
+            *count = LocalCount::new(window_start);
         }
         count.unsynced = count.unsynced.saturating_add(1);
         // Others only add to the shared total: over the limit here is over it everywhere.
-        if count.shared.saturating_add(count.unsynced) > limit {
+        if count.known() > limit {
             return Verdict::Refuse;
         }
         let due = match count.synced_at {
@@ -111,6 +143,7 @@ impl LocalCounts {
             return Verdict::Admit;
         }
         let hits = std::mem::take(&mut count.unsynced);
+        count.pending = count.pending.saturating_add(hits);
         // Marked now, so concurrent requests do not add the same window again meanwhile.
         count.synced_at = Some(now);
         Verdict::Add(hits)
@@ -118,11 +151,12 @@ impl LocalCounts {
 
     /// The shared counter answered `total` for the hits of `Verdict::Add`: whether the request
     /// is admitted.
-    pub(crate) fn synced(&self, key: &str, now: u64, limit: u32, total: u32) -> bool {
+    pub(crate) fn synced(&self, key: &str, now: u64, hits: u32, limit: u32, total: u32) -> bool {
         if let Ok(mut counts) = self.counts.lock()
-            && let Some(count) = counts.get_mut(key)
+            && let Some(count) = counts.by_address.get_mut(key)
             && count.window_start == now - now % WINDOW
         {
+            count.pending = count.pending.saturating_sub(hits);
             count.shared = count.shared.max(total);
         }
         total <= limit
@@ -132,9 +166,10 @@ impl LocalCounts {
     /// tries the database itself.
     pub(crate) fn failed(&self, key: &str, now: u64, hits: u32) {
         if let Ok(mut counts) = self.counts.lock()
-            && let Some(count) = counts.get_mut(key)
+            && let Some(count) = counts.by_address.get_mut(key)
             && count.window_start == now - now % WINDOW
         {
+            count.pending = count.pending.saturating_sub(hits);
             count.unsynced = count.unsynced.saturating_add(hits);
             count.synced_at = None;
         }
@@ -239,7 +274,9 @@ pub(crate) async fn limit(
             Verdict::Admit => true,
             Verdict::Refuse => false,
             Verdict::Add(hits) => match limiter.store.add_hits(&key, now, WINDOW, hits).await {
-                Ok(total) => limiter.counts.synced(key.as_str(), now.0, limit, total),
+                Ok(total) => limiter
+                    .counts
+                    .synced(key.as_str(), now.0, hits, limit, total),
                 // The endpoint needs the same database: answer as it would, now, rather than
                 // let it wait out `database_timeout` a second time (docs/postgres.md promises
                 // one).
@@ -297,7 +334,7 @@ mod tests {
             Verdict::Add(hits) => {
                 *adds += 1;
                 *shared += hits;
-                counts.synced("token-address:192.0.2.1", now, limit, *shared)
+                counts.synced("token-address:192.0.2.1", now, hits, limit, *shared)
             }
         }
     }
@@ -387,11 +424,48 @@ mod tests {
         let counts = LocalCounts::default();
         let key = "token-address:192.0.2.1";
         assert_eq!(counts.count(key, 6_000, 1), Verdict::Add(1));
-        assert!(counts.synced(key, 6_000, 1, 1));
+        assert!(counts.synced(key, 6_000, 1, 1, 1));
         assert_eq!(counts.count(key, 6_000, 1), Verdict::Refuse);
         // Another instance's hits, learnt at an addition, count too.
         assert_eq!(counts.count(key, 6_000 + WINDOW, 5), Verdict::Add(1));
-        assert!(!counts.synced(key, 6_000 + WINDOW, 5, 9));
+        assert!(!counts.synced(key, 6_000 + WINDOW, 1, 5, 9));
         assert_eq!(counts.count(key, 6_000 + WINDOW, 5), Verdict::Refuse);
+    }
+
+    #[test]
+    fn hits_on_their_way_to_the_database_still_count() {
+        let counts = LocalCounts::default();
+        let key = "token-address:192.0.2.1";
+        let Verdict::Add(first) = counts.count(key, 6_000, 20) else {
+            panic!("the first request of a window adds");
+        };
+        // The database has not answered yet: the other requests of the burst count against
+        // the limit meanwhile.
+        let mut admitted = 1;
+        for _ in 0..100 {
+            match counts.count(key, 6_000, 20) {
+                Verdict::Refuse => {}
+                Verdict::Admit | Verdict::Add(_) => admitted += 1,
+            }
+        }
+        assert_eq!(admitted, 20);
+        assert!(counts.synced(key, 6_000, first, 20, first));
+    }
+
+    #[test]
+    fn a_full_table_of_addresses_is_cleaned_once_per_window_then_counts_in_the_database() {
+        let counts = LocalCounts::default();
+        for i in 0..MAX_LOCAL_ADDRESSES {
+            assert!(matches!(
+                counts.count(&format!("a:{i}"), 6_000, 600),
+                Verdict::Add(1)
+            ));
+        }
+        // Every address is of this window: nothing to drop, so a new one goes to the database.
+        assert_eq!(counts.count("a:new", 6_000, 600), Verdict::Add(1));
+        assert_eq!(counts.count("a:new", 6_000, 600), Verdict::Add(1));
+        // The next window drops the ended one once, and counts here again.
+        assert_eq!(counts.count("a:next", 6_000 + WINDOW, 600), Verdict::Add(1));
+        assert_eq!(counts.count("a:next", 6_000 + WINDOW, 600), Verdict::Admit);
     }
 }

@@ -62,12 +62,16 @@ pub enum StoreError {
     /// The database failed (or could not be reached in time).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// SQLite failed on the grant path (see the crate's performance notes).
+    /// SQLite failed on the grant path (rusqlite: the OAuth model's statements).
     #[error("database error: {0}")]
-    Sqlite(std::sync::Arc<rusqlite::Error>),
+    Sqlite(#[source] std::sync::Arc<rusqlite::Error>),
     /// The SQLite writer thread could not be started.
     #[error("could not start the SQLite writer thread: {0}")]
-    WriterThread(std::io::Error),
+    WriterThread(#[source] std::io::Error),
+    /// The SQLite writer did not answer in time (a long queue, or another process holding the
+    /// database's write lock). The write may still be committed after this.
+    #[error("the SQLite writer did not answer within {0:?}")]
+    WriteTimedOut(Duration),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -298,6 +302,8 @@ impl SqlStore {
                 let grants = sqlite::Sqlite::open(
                     connect.get_filename(),
                     options.statement_timeout,
+                    // What a request may wait for sqlx: a connection, then its statement.
+                    options.acquire_timeout + options.statement_timeout,
                     options.max_connections,
                     sqlite_writer.clone(),
                 )?;
@@ -369,8 +375,11 @@ impl SqlStore {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
-        if let Pool::Sqlite(_, grants) = &self.pool {
-            grants.close();
+        if let Pool::Sqlite(_, grants) = &self.pool
+            && let Some(writer) = grants.close()
+        {
+            // The writer ends once the writes already queued are done.
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
         on_pool!(self, |pool| pool.close().await);
     }

@@ -1100,7 +1100,9 @@ impl RateLimitStore for SqlStore {
     ) -> Result<u32, StoreError> {
         let start = to_db(now.0 - now.0 % window.max(1))?;
         let hits = i64::from(hits);
-        // One statement: a new window starts from these hits, the same window adds them.
+        // One statement: a new window starts from these hits, the same window adds them, and a
+        // late addition for a window that has ended (another instance moved on) changes
+        // nothing: the later window is kept (SQLite's scalar `max`, PostgreSQL's `GREATEST`).
         let total: i64 = by_backend!(
             self,
             sqlite
@@ -1111,8 +1113,11 @@ impl RateLimitStore for SqlStore {
                     let total = optional_row(c,
                         "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (limit_key) DO UPDATE SET \
-                           hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
-                           window_start = excluded.window_start \
+                           hits = CASE \
+                             WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits \
+                             WHEN rate_limits.window_start < excluded.window_start THEN excluded.hits \
+                             ELSE rate_limits.hits END, \
+                           window_start = max(rate_limits.window_start, excluded.window_start) \
                          RETURNING hits",
                         rusqlite::params![key, start, hits], |r| r.integer("hits"))?;
                     Ok(total.unwrap_or(i64::MAX))
@@ -1125,8 +1130,11 @@ impl RateLimitStore for SqlStore {
                     let row = sqlx::query(
                     "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, $3) \
                      ON CONFLICT (limit_key) DO UPDATE SET \
-                       hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
-                       window_start = excluded.window_start \
+                       hits = CASE \
+                         WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + excluded.hits \
+                         WHEN rate_limits.window_start < excluded.window_start THEN excluded.hits \
+                         ELSE rate_limits.hits END, \
+                       window_start = GREATEST(rate_limits.window_start, excluded.window_start) \
                      RETURNING hits",
                 )
                 .bind(key.as_str())

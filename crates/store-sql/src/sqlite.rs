@@ -83,6 +83,9 @@ where
 pub(crate) struct Sqlite {
     path: PathBuf,
     busy_timeout: Duration,
+    /// Longest a caller waits for its write's answer (the queue, the batch, the commit).
+    write_timeout: Duration,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read connections; at most `max_idle` are kept.
     readers: Mutex<Vec<Connection>>,
     max_idle: usize,
@@ -103,20 +106,27 @@ impl Sqlite {
     pub(crate) fn open(
         path: &Path,
         busy_timeout: Duration,
+        write_timeout: Duration,
         max_idle_readers: u32,
         writer_lock: Arc<tokio::sync::Mutex<()>>,
     ) -> Result<Self, StoreError> {
         let writer = open_connection(path, busy_timeout)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("mcpauth-sqlite-writer".into())
             .spawn(move || write_batches(&writer, &queue, &writer_lock))
             .map_err(StoreError::WriterThread)?;
+        // Reads run on the callers' threads: keep a connection for each that may read at once.
+        let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             path: path.to_owned(),
             busy_timeout,
+            write_timeout,
+            writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
-            max_idle: usize::try_from(max_idle_readers).unwrap_or(usize::MAX),
+            max_idle: usize::try_from(max_idle_readers)
+                .unwrap_or(usize::MAX)
+                .max(parallelism),
             jobs: Mutex::new(Some(jobs)),
         })
     }
@@ -164,17 +174,22 @@ impl Sqlite {
         if !sent {
             return Err(StoreError::Closed);
         }
-        answer.await.unwrap_or(Err(StoreError::Closed))
+        match tokio::time::timeout(self.write_timeout, answer).await {
+            Ok(answered) => answered.unwrap_or(Err(StoreError::Closed)),
+            Err(_) => Err(StoreError::WriteTimedOut(self.write_timeout)),
+        }
     }
 
     /// Stops the writer thread once the writes already queued are done; later calls fail.
-    pub(crate) fn close(&self) {
+    /// Returns the thread, to join (it still holds its connection until it ends).
+    pub(crate) fn close(&self) -> Option<std::thread::JoinHandle<()>> {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
         if let Ok(mut idle) = self.readers.lock() {
             idle.clear();
         }
+        self.writer.lock().ok().and_then(|mut writer| writer.take())
     }
 }
 
@@ -223,6 +238,11 @@ fn write_batches(
 /// One transaction for the batch; each write in a savepoint when there are several, so a
 /// failed one is undone without undoing the others.
 fn commit_batch(connection: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    // A transaction an earlier batch could not end (its COMMIT and ROLLBACK both failed) would
+    // make every later BEGIN fail: end it first.
+    if !connection.is_autocommit() {
+        connection.execute_batch("ROLLBACK")?;
+    }
     connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let alone = batch.len() == 1;
     let ran = (|| {
@@ -247,10 +267,15 @@ fn commit_batch(connection: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite
     })();
     match ran {
         Ok(false) => Ok(()),
-        Ok(true) => match connection.prepare_cached("COMMIT")?.execute([]) {
+        Ok(true) => match connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]))
+        {
             Ok(_) => Ok(()),
             Err(e) => {
-                let _ = connection.execute_batch("ROLLBACK");
+                if !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
                 Err(e)
             }
         },
@@ -369,14 +394,40 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_whose_commit_fails_tells_every_caller() {
+    fn a_transaction_left_open_is_ended_and_the_next_batch_commits() {
         let c = table();
-        // A transaction already open: BEGIN IMMEDIATE fails, so nothing of the batch runs.
-        c.execute_batch("BEGIN").unwrap_or_else(|e| panic!("{e}"));
+        // As after a batch whose COMMIT and ROLLBACK both failed.
+        c.execute_batch("BEGIN; INSERT INTO t (id) VALUES (99);")
+            .unwrap_or_else(|e| panic!("{e}"));
         let (one, one_answer) = job(insert(1));
         let (two, two_answer) = job(insert(2));
         let mut batch = vec![one, two];
         let committed = commit_batch(&c, &mut batch).map_err(Arc::new);
+        assert!(committed.is_ok());
+        for job in batch {
+            job.finish(committed.as_ref().map(|_| ()));
+        }
+        for mut answer in [one_answer, two_answer] {
+            assert!(matches!(answer.try_recv(), Ok(Ok(()))));
+        }
+        assert_eq!(ids(&c), [1, 2], "the abandoned transaction's row is gone");
+    }
+
+    #[test]
+    fn a_batch_that_cannot_begin_tells_every_caller() {
+        // Another connection holds the write lock, and this one does not wait for it.
+        let path = std::env::temp_dir().join(format!("mcpauth-begin-{}.db", std::process::id()));
+        let holder = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        holder
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY); BEGIN IMMEDIATE;",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c2 = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (one, one_answer) = job(insert(1));
+        let (two, two_answer) = job(insert(2));
+        let mut batch = vec![one, two];
+        let committed = commit_batch(&c2, &mut batch).map_err(Arc::new);
         assert!(committed.is_err());
         for job in batch {
             job.finish(committed.as_ref().map(|_| ()));
@@ -384,6 +435,24 @@ mod tests {
         for mut answer in [one_answer, two_answer] {
             assert!(matches!(answer.try_recv(), Ok(Err(StoreError::Sqlite(_)))));
         }
+        drop((holder, c2));
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_write_that_panics_is_that_writes_failure_and_the_batch_commits() {
+        let c = table();
+        let (first, first_answer) = job(insert(1));
+        let (panicking, panicking_answer) = job(|_| panic!("a bug in one write"));
+        let mut batch = vec![first, panicking];
+        let committed = commit_batch(&c, &mut batch).map_err(Arc::new);
+        for job in batch {
+            job.finish(committed.as_ref().map(|_| ()));
+        }
+        assert_eq!(ids(&c), [1]);
+        let answers = [first_answer, panicking_answer].map(|mut a| a.try_recv());
+        assert!(matches!(answers[0], Ok(Ok(()))));
+        assert!(matches!(answers[1], Ok(Err(StoreError::Conflict(_)))));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +466,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let lock = Arc::new(tokio::sync::Mutex::new(()));
         let db = Arc::new(
-            Sqlite::open(&path, Duration::from_secs(5), 4, lock).unwrap_or_else(|e| panic!("{e}")),
+            Sqlite::open(
+                &path,
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                4,
+                lock,
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
         );
         let writes = (0..200).map(|id| {
             let db = Arc::clone(&db);

@@ -33,3 +33,18 @@ async fn postgres_model_passes_the_model_test_kit() -> Result<(), Box<dyn std::e
     other.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_in_memory_sqlite_url_is_refused_with_its_fix() {
+    for url in ["sqlite::memory:", "sqlite://kit.db?mode=memory"] {
+        let refused = mcpauth_store_sql::SqlStore::connect(url).await;
+        let Err(error) = refused else {
+            panic!("{url}: accepted");
+        };
+        assert!(
+            matches!(error, mcpauth_store_sql::StoreError::InMemorySqlite),
+            "{error}"
+        );
+        assert!(error.to_string().contains("sqlite://PATH"), "{error}");
+    }
+}

@@ -5,6 +5,7 @@
 //! The test runs itself a second time as the child that writes (the environment variable
 //! below tells it so), reads what the child reports as answered, kills it, and checks the
 //! file.
+#![cfg(unix)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -494,6 +494,10 @@ impl RateLimitStore for MemoryModel {
             .counters
             .entry(key.as_str().to_owned())
             .or_insert((start, 0, window));
+        if entry.0 > start {
+            // A late addition for a window that has ended: the later one stands.
+            return Ok(entry.1);
+        }
         if entry.0 != start {
             *entry = (start, 0, window);
         }

@@ -628,7 +628,9 @@ impl RateLimitKey {
 #[async_trait]
 pub trait RateLimitStore: ModelBase {
     /// Counts one hit for `key` in the fixed window of `window` seconds that contains `now`,
-    /// and returns the number of hits in that window, this one included.
+    /// and returns the number of hits in that window, this one included. A hit for a window
+    /// older than the one stored (a late call from an instance whose clock or request lagged)
+    /// changes nothing and returns the stored window's count.
     async fn hit(&self, key: &RateLimitKey, now: UnixTime, window: u64)
     -> Result<u32, Self::Error>;
 

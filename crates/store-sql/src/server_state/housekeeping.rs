@@ -111,7 +111,7 @@ impl SqlStore {
 
     /// Deletes expired codes, device authorizations, interactions, sessions, refresh tokens,
     /// one-time values, opaque access tokens, and day-old rate-limit counters and sign-in
-    /// failure counts, in batches of a few hundred rows per statement so that no lock is held
+    /// failure counts, in batches of 100 rows per statement, resting between them, so that no lock is held
     /// for long. Returns how many rows went.
     ///
     /// # Errors

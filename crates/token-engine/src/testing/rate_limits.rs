@@ -38,7 +38,7 @@ pub async fn rate_limit_counters_count_per_window<M: OAuthServerModel + ?Sized>(
 }
 
 /// Several hits added at once count as that many; a new window starts from what is added to
-/// it.
+/// it; a late addition for a window that has ended changes nothing.
 pub async fn rate_limit_counters_add_several_hits_at_once<M: OAuthServerModel + ?Sized>(model: &M) {
     let key = RateLimitKey::new("kit", &unique::<String>("batch"));
     let window_start = UnixTime(NOW.0 - NOW.0 % 60);
@@ -57,4 +57,10 @@ pub async fn rate_limit_counters_add_several_hits_at_once<M: OAuthServerModel + 
         4,
         "a new window starts from the hits added to it"
     );
+    assert_eq!(
+        add(window_start.plus(59), 3).await.answered("add_hits"),
+        4,
+        "a late addition for an ended window leaves the later window's count alone"
+    );
+    assert_eq!(add(window_start.plus(61), 1).await.answered("add_hits"), 5);
 }
