@@ -19,7 +19,7 @@ end
 function request()
   -- Out of codes before the stop takes effect: a used code (counted as non-2xx). An index,
   -- not table.remove(queue, 1), which moves every later code and would load wrk, not the server.
-  last = queue[next_code] or last
+  last = queue[next_code] or last or ""
   next_code = next_code + 1
   return wrk.format(nil, nil, nil, body .. "&code=" .. last)
 end
