@@ -32,6 +32,9 @@ use crate::StoreError;
 /// request at once, few enough that the first caller of a batch does not wait long for the last.
 const MAX_BATCH: usize = 64;
 
+/// A read connection's page cache, in KiB (SQLite's `cache_size` takes KiB when negative).
+const READER_CACHE_KIB: i64 = -512;
+
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -143,6 +146,10 @@ impl Sqlite {
                 let connection = open_connection(&self.path, self.busy_timeout)?;
                 // Reads only: a bug that wrote here would bypass the writer's ordering.
                 connection.pragma_update(None, "query_only", true)?;
+                // A small page cache: in WAL mode a reader drops its cache whenever the writer
+                // has committed since its last read, so under writes a large one only costs
+                // memory (2 MB each by default; 512 KiB holds a lookup's index pages).
+                connection.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
                 connection
             }
         };
