@@ -1,5 +1,8 @@
 //! [`OAuthServerModel`](mcpauth_token_engine::OAuthServerModel) on SQL (SQLite or PostgreSQL).
 //!
+//! Each method matches on the store's pool: SQLite's branch runs on the grant path's writer
+//! and readers (`crate::sqlite`, rusqlite, `?N` placeholders), PostgreSQL's on sqlx (`$N`).
+//!
 //! Atomicity comes from the database in the same way on both: a conditional `UPDATE … WHERE
 //! <still in the old state> RETURNING` lets exactly one of concurrent callers win, because
 //! PostgreSQL (READ COMMITTED) re-checks the `WHERE` against the row a concurrent winner
@@ -14,7 +17,7 @@ use mcpauth_token_engine::{
 };
 
 use crate::sqlite::{execute, optional_row};
-use crate::{Columns, SqlStore, StoreError, from_db, on_pool, to_db};
+use crate::{Columns, Pool, SqlStore, StoreError, from_db, on_pool, to_db};
 
 /// The columns of a refresh token, in the order `bind_refresh!` binds them.
 macro_rules! refresh_columns {
@@ -198,17 +201,6 @@ fn access_token_from(row: &impl Columns) -> Result<AccessTokenRecord, StoreError
     })
 }
 
-/// Runs `$sqlite` with the SQLite grant path (`crate::sqlite::Sqlite`) or `$postgres` with the
-/// PostgreSQL pool. SQLite's statements use `?N` placeholders (rusqlite), PostgreSQL's `$N`.
-macro_rules! by_backend {
-    ($store:expr, sqlite |$db:ident| $sqlite:expr, postgres |$pool:ident| $postgres:expr $(,)?) => {
-        match &$store.pool {
-            crate::Pool::Sqlite(_, $db) => $sqlite,
-            crate::Pool::Postgres($pool) => $postgres,
-        }
-    };
-}
-
 /// SQLite's insert of a refresh token (see `refresh_columns!`).
 fn sqlite_insert_refresh(
     connection: &rusqlite::Connection,
@@ -267,26 +259,23 @@ impl ClientStore for SqlStore {
         if let Some(cached) = self.clients.get(client_id) {
             return Ok(Some(cached));
         }
-        let found: Option<ClientRecord> = by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| {
-                    optional_row(
-                        c,
-                        "SELECT record FROM clients WHERE client_id = ?1",
-                        [client_id.as_str()],
-                        |r| r.json("record"),
-                    )
-                })?,
-            postgres | pool | {
+        let found: Option<ClientRecord> = match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
+                    c,
+                    "SELECT record FROM clients WHERE client_id = ?1",
+                    [client_id.as_str()],
+                    |r| r.json("record"),
+                )
+            })?,
+            Pool::Postgres(pool) => {
                 let row = sqlx::query("SELECT record FROM clients WHERE client_id = $1")
                     .bind(client_id.as_str())
                     .fetch_optional(pool)
                     .await?;
                 row.map(|r| r.json("record")).transpose()?
-            },
-        );
+            }
+        };
         if let Some(client) = &found {
             self.clients.put(client);
         }
@@ -296,9 +285,8 @@ impl ClientStore for SqlStore {
     async fn insert_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         let record = serde_json::to_string(&client)?;
         let created_at = to_db(client.created_at.0)?;
-        by_backend!(
-            self,
-            sqlite | db | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let client_id = client.client_id.as_str().to_owned();
                 db.write(move |c| {
                     execute(
@@ -308,8 +296,8 @@ impl ClientStore for SqlStore {
                     )
                 })
                 .await?;
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 sqlx::query(
                     "INSERT INTO clients (client_id, record, created_at) VALUES ($1, $2, $3)",
                 )
@@ -318,17 +306,16 @@ impl ClientStore for SqlStore {
                 .bind(created_at)
                 .execute(pool)
                 .await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 
     async fn update_client(&self, client: ClientRecord) -> Result<bool, StoreError> {
         let record = serde_json::to_string(&client)?;
         self.clients.forget(&client.client_id);
-        let done = by_backend!(
-            self,
-            sqlite | db | {
+        let done = match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let client_id = client.client_id.as_str().to_owned();
                 db.write(move |c| {
                     execute(
@@ -338,8 +325,8 @@ impl ClientStore for SqlStore {
                     )
                 })
                 .await?
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 let done = sqlx::query("UPDATE clients SET record = $1 WHERE client_id = $2")
                     .bind(&record)
                     .bind(client.client_id.as_str())
@@ -347,31 +334,30 @@ impl ClientStore for SqlStore {
                     .await?
                     .rows_affected();
                 usize::try_from(done).unwrap_or(usize::MAX)
-            },
-        );
+            }
+        };
         Ok(done == 1)
     }
 
     async fn delete_client(&self, client_id: &ClientId) -> Result<bool, StoreError> {
         self.clients.forget(client_id);
-        let done = by_backend!(
-            self,
-            sqlite | db | {
+        let done = match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let client_id = client_id.as_str().to_owned();
                 db.write(move |c| {
                     execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])
                 })
                 .await?
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                     .bind(client_id.as_str())
                     .execute(pool)
                     .await?
                     .rows_affected();
                 usize::try_from(done).unwrap_or(usize::MAX)
-            },
-        );
+            }
+        };
         Ok(done == 1)
     }
 
@@ -400,52 +386,47 @@ impl ClientStore for SqlStore {
 impl GrantStore for SqlStore {
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), StoreError> {
         let bound = bound_grant(grant)?;
-        by_backend!(
-            self,
-            sqlite | db | db.write(move |c| sqlite_insert_grant(c, &bound)).await?,
-            postgres | pool | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.write(move |c| sqlite_insert_grant(c, &bound)).await?,
+            Pool::Postgres(pool) => {
                 let (grant, resources, times) = &bound;
                 insert_grant!(grant, resources, times).execute(pool).await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 
     async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| {
-                    optional_row(
-                        c,
-                        "SELECT * FROM grants WHERE grant_id = ?1",
-                        [grant_id.as_str()],
-                        |r| grant_from(r),
-                    )
-                }),
-            postgres | pool | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
+                    c,
+                    "SELECT * FROM grants WHERE grant_id = ?1",
+                    [grant_id.as_str()],
+                    |r| grant_from(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
                     .bind(grant_id.as_str())
                     .fetch_optional(pool)
                     .await?;
                 row.as_ref().map(grant_from).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn revoke_grant(&self, grant_id: &GrantId, now: UnixTime) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        by_backend!(
-            self,
-            sqlite | db | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let grant_id = grant_id.as_str().to_owned();
                 db.write(move |c| execute(c,
                     "UPDATE grants SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
                     rusqlite::params![now, grant_id]))
                 .await?;
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 sqlx::query(
                     "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
                 )
@@ -453,8 +434,8 @@ impl GrantStore for SqlStore {
                 .bind(grant_id.as_str())
                 .execute(pool)
                 .await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -464,16 +445,15 @@ impl GrantStore for SqlStore {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
-        by_backend!(
-            self,
-            sqlite | db | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let client_id = client_id.as_str().to_owned();
                 db.write(move |c| execute(c,
                     "UPDATE grants SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",
                     rusqlite::params![now, client_id]))
                 .await?;
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 sqlx::query(
                     "UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
                 )
@@ -481,8 +461,8 @@ impl GrantStore for SqlStore {
                 .bind(client_id.as_str())
                 .execute(pool)
                 .await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 }
@@ -493,12 +473,9 @@ impl CodeStore for SqlStore {
         let resources = serde_json::to_string(&code.resources)?;
         let expires_at = to_db(code.expires_at.0)?;
         let consumed_at = code.consumed_at.map(|t| to_db(t.0)).transpose()?;
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    db.write(move |c| execute(c,
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
+                db.write(move |c| execute(c,
                     "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     rusqlite::params![
                         code.code_hash.as_str(),
@@ -514,11 +491,9 @@ impl CodeStore for SqlStore {
                         consumed_at,
                     ]))
                 .await?;
-                },
-            postgres
-                | pool
-                | {
-                    sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(
                     "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(code.code_hash.as_str())
@@ -534,8 +509,8 @@ impl CodeStore for SqlStore {
                 .bind(consumed_at)
                 .execute(pool)
                 .await?;
-                },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -543,21 +518,18 @@ impl CodeStore for SqlStore {
         &self,
         code_hash: &SecretHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(
-                    |c| optional_row(c, SQLITE_FIND_CODE, [code_hash.as_str()], |r| code_from(r))
-                ),
-            postgres | pool | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(c, SQLITE_FIND_CODE, [code_hash.as_str()], |r| code_from(r))
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
                     .bind(code_hash.as_str())
                     .fetch_optional(pool)
                     .await?;
                 row.as_ref().map(code_from).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn find_code_and_grant(
@@ -567,11 +539,9 @@ impl CodeStore for SqlStore {
         fn decode(row: &impl Columns) -> Result<(AuthorizationCodeRecord, bool), StoreError> {
             Ok((code_from(row)?, row.boolean("grant_live")?))
         }
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| optional_row(
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
                     c,
                     concat!(
                         "SELECT authorization_codes.*, ",
@@ -579,9 +549,10 @@ impl CodeStore for SqlStore {
                         " FROM authorization_codes WHERE code_hash = ?1"
                     ),
                     [code_hash.as_str()],
-                    |r| decode(r)
-                )),
-            postgres | pool | {
+                    |r| decode(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query(concat!(
                     "SELECT authorization_codes.*, ",
                     grant_live!("authorization_codes"),
@@ -591,8 +562,8 @@ impl CodeStore for SqlStore {
                 .fetch_optional(pool)
                 .await?;
                 row.as_ref().map(decode).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn consume_code(
@@ -604,8 +575,8 @@ impl CodeStore for SqlStore {
         let now = to_db(now.0)?;
         let refresh = refresh.map(bound_refresh).transpose()?;
         let pool = match &self.pool {
-            crate::Pool::Postgres(pool) => pool,
-            crate::Pool::Sqlite(_, db) => {
+            Pool::Postgres(pool) => pool,
+            Pool::Sqlite(_, db) => {
                 // SQLite: one write of the batch. The conditional UPDATE finds the code
                 // unconsumed at most once (writes are serial); the refresh token is stored in
                 // the same savepoint, or neither is.
@@ -690,16 +661,15 @@ fn bound_refresh(token: RefreshTokenRecord) -> Result<BoundRefresh, StoreError> 
 impl RefreshTokenStore for SqlStore {
     async fn insert_refresh(&self, token: RefreshTokenRecord) -> Result<(), StoreError> {
         let bound = bound_refresh(token)?;
-        by_backend!(
-            self,
-            sqlite | db | db.write(move |c| sqlite_insert_refresh(c, &bound)).await?,
-            postgres | pool | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.write(move |c| sqlite_insert_refresh(c, &bound)).await?,
+            Pool::Postgres(pool) => {
                 let (token, resources, times) = &bound;
                 insert_refresh!(token, resources, times)
                     .execute(pool)
                     .await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -707,23 +677,20 @@ impl RefreshTokenStore for SqlStore {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(
-                    |c| optional_row(c, SQLITE_FIND_REFRESH, [token_hash.as_str()], |r| {
-                        refresh_from(r)
-                    })
-                ),
-            postgres | pool | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(c, SQLITE_FIND_REFRESH, [token_hash.as_str()], |r| {
+                    refresh_from(r)
+                })
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
                     .bind(token_hash.as_str())
                     .fetch_optional(pool)
                     .await?;
                 row.as_ref().map(refresh_from).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn find_refresh_and_grant(
@@ -733,11 +700,9 @@ impl RefreshTokenStore for SqlStore {
         fn decode(row: &impl Columns) -> Result<(RefreshTokenRecord, bool), StoreError> {
             Ok((refresh_from(row)?, row.boolean("grant_live")?))
         }
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| optional_row(
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
                     c,
                     concat!(
                         "SELECT refresh_tokens.*, ",
@@ -745,9 +710,10 @@ impl RefreshTokenStore for SqlStore {
                         " FROM refresh_tokens WHERE token_hash = ?1"
                     ),
                     [token_hash.as_str()],
-                    |r| decode(r)
-                )),
-            postgres | pool | {
+                    |r| decode(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query(concat!(
                     "SELECT refresh_tokens.*, ",
                     grant_live!("refresh_tokens"),
@@ -757,8 +723,8 @@ impl RefreshTokenStore for SqlStore {
                 .fetch_optional(pool)
                 .await?;
                 row.as_ref().map(decode).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn rotate_refresh(
@@ -771,8 +737,8 @@ impl RefreshTokenStore for SqlStore {
         let bound = bound_refresh(new)?;
         let now = to_db(now.0)?;
         let pool = match &self.pool {
-            crate::Pool::Postgres(pool) => pool,
-            crate::Pool::Sqlite(_, db) => {
+            Pool::Postgres(pool) => pool,
+            Pool::Sqlite(_, db) => {
                 // SQLite: one write of the batch (writes are serial, so a concurrent rotation
                 // of the same token comes after this one and matches nothing).
                 let old_hash = old_hash.as_str().to_owned();
@@ -838,12 +804,9 @@ impl DeviceStore for SqlStore {
         let expires_at = to_db(record.expires_at.0)?;
         let interval = to_db(record.interval)?;
         let last_polled_at = record.last_polled_at.map(|t| to_db(t.0)).transpose()?;
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    db.write(move |c| execute(c,
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
+                db.write(move |c| execute(c,
                     "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     rusqlite::params![
                         record.device_code_hash.as_str(),
@@ -859,11 +822,9 @@ impl DeviceStore for SqlStore {
                         record.grant_id.as_ref().map(GrantId::as_str),
                     ]))
                 .await?;
-                },
-            postgres
-                | pool
-                | {
-                    sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(
                     "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scope, resources, expires_at, poll_interval, last_polled_at, state, subject, grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(record.device_code_hash.as_str())
@@ -879,8 +840,8 @@ impl DeviceStore for SqlStore {
                 .bind(record.grant_id.as_ref().map(GrantId::as_str))
                 .execute(pool)
                 .await?;
-                },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -888,25 +849,24 @@ impl DeviceStore for SqlStore {
         &self,
         user_code_hash: &SecretHash,
     ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| optional_row(
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
                     c,
                     "SELECT * FROM device_authorizations WHERE user_code_hash = ?1",
                     [user_code_hash.as_str()],
-                    |r| device_from(r)
-                )),
-            postgres | pool | {
+                    |r| device_from(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
                 let row =
                     sqlx::query("SELECT * FROM device_authorizations WHERE user_code_hash = $1")
                         .bind(user_code_hash.as_str())
                         .fetch_optional(pool)
                         .await?;
                 row.as_ref().map(device_from).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn poll_device(
@@ -922,30 +882,25 @@ impl DeviceStore for SqlStore {
             record.last_polled_at = optional_time(row, "previous_polled_at")?;
             Ok(record)
         }
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    let device_code_hash = device_code_hash.as_str().to_owned();
-                    db.write(move |c| optional_row(c,
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
+                let device_code_hash = device_code_hash.as_str().to_owned();
+                db.write(move |c| optional_row(c,
                     "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = ?1 WHERE device_code_hash = ?2 RETURNING *",
                     rusqlite::params![now, device_code_hash], |r| polled(r)))
                 .await
-                },
-            postgres
-                | pool
-                | {
-                    let row = sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                let row = sqlx::query(
                     "UPDATE device_authorizations SET previous_polled_at = last_polled_at, last_polled_at = $1 WHERE device_code_hash = $2 RETURNING *",
                 )
                 .bind(now)
                 .bind(device_code_hash.as_str())
                 .fetch_optional(pool)
                 .await?;
-                    row.as_ref().map(polled).transpose()
-                },
-        )
+                row.as_ref().map(polled).transpose()
+            }
+        }
     }
 
     async fn set_device_interval(
@@ -954,29 +909,24 @@ impl DeviceStore for SqlStore {
         interval: u64,
     ) -> Result<(), StoreError> {
         let interval = to_db(interval)?;
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    let device_code_hash = device_code_hash.as_str().to_owned();
-                    db.write(move |c| execute(c,
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
+                let device_code_hash = device_code_hash.as_str().to_owned();
+                db.write(move |c| execute(c,
                     "UPDATE device_authorizations SET poll_interval = ?1 WHERE device_code_hash = ?2",
                     rusqlite::params![interval, device_code_hash]))
                 .await?;
-                },
-            postgres
-                | pool
-                | {
-                    sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(
                     "UPDATE device_authorizations SET poll_interval = $1 WHERE device_code_hash = $2",
                 )
                 .bind(interval)
                 .bind(device_code_hash.as_str())
                 .execute(pool)
                 .await?;
-                },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -996,8 +946,8 @@ impl DeviceStore for SqlStore {
         let now = to_db(now.0)?;
         // The grant is stored only with a decision that was recorded.
         let pool = match &self.pool {
-            crate::Pool::Postgres(pool) => pool,
-            crate::Pool::Sqlite(_, db) => {
+            Pool::Postgres(pool) => pool,
+            Pool::Sqlite(_, db) => {
                 let user_code_hash = user_code_hash.as_str().to_owned();
                 return db
                     .write(move |c| {
@@ -1047,8 +997,8 @@ impl DeviceStore for SqlStore {
         let refresh = refresh.map(bound_refresh).transpose()?;
         // As for codes: the refresh token stored only with the consumption.
         let pool = match &self.pool {
-            crate::Pool::Postgres(pool) => pool,
-            crate::Pool::Sqlite(_, db) => {
+            Pool::Postgres(pool) => pool,
+            Pool::Sqlite(_, db) => {
                 let device_code_hash = device_code_hash.as_str().to_owned();
                 return db
                     .write(move |c| {
@@ -1103,13 +1053,10 @@ impl RateLimitStore for SqlStore {
         // One statement: a new window starts from these hits, the same window adds them, and a
         // late addition for a window that has ended (another instance moved on) changes
         // nothing: the later window is kept (SQLite's scalar `max`, PostgreSQL's `GREATEST`).
-        let total: i64 = by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    let key = key.as_str().to_owned();
-                    db.write(move |c| {
+        let total: i64 = match &self.pool {
+            Pool::Sqlite(_, db) => {
+                let key = key.as_str().to_owned();
+                db.write(move |c| {
                     let total = optional_row(c,
                         "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES (?1, ?2, ?3) \
                          ON CONFLICT (limit_key) DO UPDATE SET \
@@ -1123,11 +1070,9 @@ impl RateLimitStore for SqlStore {
                     Ok(total.unwrap_or(i64::MAX))
                 })
                 .await?
-                },
-            postgres
-                | pool
-                | {
-                    let row = sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                let row = sqlx::query(
                     "INSERT INTO rate_limits (limit_key, window_start, hits) VALUES ($1, $2, $3) \
                      ON CONFLICT (limit_key) DO UPDATE SET \
                        hits = CASE \
@@ -1142,9 +1087,9 @@ impl RateLimitStore for SqlStore {
                 .bind(hits)
                 .fetch_one(pool)
                 .await?;
-                    row.integer("hits")?
-                },
-        );
+                row.integer("hits")?
+            }
+        };
         Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 }
@@ -1160,22 +1105,17 @@ impl ReplayStore for SqlStore {
         let expires_at = to_db(expires_at.0)?;
         let now = to_db(now.0)?;
         // Insert, or take over an expired entry; a live entry makes this a no-op (0 rows).
-        let done = by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    let key = key.to_owned();
-                    db.write(move |c| execute(c,
+        let done = match &self.pool {
+            Pool::Sqlite(_, db) => {
+                let key = key.to_owned();
+                db.write(move |c| execute(c,
                     "INSERT INTO replay_cache (cache_key, expires_at) VALUES (?1, ?2) \
                      ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= ?3",
                     rusqlite::params![key, expires_at, now]))
                 .await?
-                },
-            postgres
-                | pool
-                | {
-                    let done = sqlx::query(
+            }
+            Pool::Postgres(pool) => {
+                let done = sqlx::query(
                     "INSERT INTO replay_cache (cache_key, expires_at) VALUES ($1, $2) \
                      ON CONFLICT (cache_key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= $3",
                 )
@@ -1185,9 +1125,9 @@ impl ReplayStore for SqlStore {
                 .execute(pool)
                 .await?
                 .rows_affected();
-                    usize::try_from(done).unwrap_or(usize::MAX)
-                },
-        );
+                usize::try_from(done).unwrap_or(usize::MAX)
+            }
+        };
         Ok(done == 1)
     }
 }
@@ -1197,12 +1137,9 @@ impl AccessTokenStore for SqlStore {
     async fn insert_access_token(&self, record: AccessTokenRecord) -> Result<(), StoreError> {
         let claims = serde_json::to_string(&record.claims)?;
         let expires_at = to_db(record.expires_at.0)?;
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | {
-                    db.write(move |c| execute(c,
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
+                db.write(move |c| execute(c,
                     "INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     rusqlite::params![
                         record.token_hash.as_str(),
@@ -1212,11 +1149,9 @@ impl AccessTokenStore for SqlStore {
                         expires_at,
                     ]))
                 .await?;
-                },
-            postgres
-                | pool
-                | {
-                    sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query("INSERT INTO access_tokens (token_hash, grant_id, client_id, claims, expires_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(record.token_hash.as_str())
                     .bind(record.grant_id.as_ref().map(GrantId::as_str))
                     .bind(record.client_id.as_str())
@@ -1224,8 +1159,8 @@ impl AccessTokenStore for SqlStore {
                     .bind(expires_at)
                     .execute(pool)
                     .await?;
-                },
-        );
+            }
+        };
         Ok(())
     }
 
@@ -1233,30 +1168,28 @@ impl AccessTokenStore for SqlStore {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        by_backend!(
-            self,
-            sqlite
-                | db
-                | db.read(|c| optional_row(
+        match &self.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
                     c,
                     "SELECT * FROM access_tokens WHERE token_hash = ?1",
                     [token_hash.as_str()],
-                    |r| access_token_from(r)
-                )),
-            postgres | pool | {
+                    |r| access_token_from(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
                 let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = $1")
                     .bind(token_hash.as_str())
                     .fetch_optional(pool)
                     .await?;
                 row.as_ref().map(access_token_from).transpose()
-            },
-        )
+            }
+        }
     }
 
     async fn delete_access_token(&self, token_hash: &SecretHash) -> Result<(), StoreError> {
-        by_backend!(
-            self,
-            sqlite | db | {
+        match &self.pool {
+            Pool::Sqlite(_, db) => {
                 let token_hash = token_hash.as_str().to_owned();
                 db.write(move |c| {
                     execute(
@@ -1266,14 +1199,14 @@ impl AccessTokenStore for SqlStore {
                     )
                 })
                 .await?;
-            },
-            postgres | pool | {
+            }
+            Pool::Postgres(pool) => {
                 sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
                     .bind(token_hash.as_str())
                     .execute(pool)
                     .await?;
-            },
-        );
+            }
+        };
         Ok(())
     }
 }
