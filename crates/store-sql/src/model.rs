@@ -72,6 +72,53 @@ macro_rules! grant_live {
     };
 }
 
+/// The row of `$table` whose `$key` column is `$value`, decoded by `$decode`, with its grant's
+/// state (`grant_live!`): one read on either database.
+macro_rules! find_with_grant {
+    ($store:expr, $table:literal, $key:literal, $value:expr, $decode:ident -> $record:ty) => {{
+        fn decode<R: Columns>(row: &R) -> Result<($record, bool), StoreError> {
+            Ok(($decode(row)?, row.boolean("grant_live")?))
+        }
+        match &$store.pool {
+            Pool::Sqlite(_, db) => db.read(|c| {
+                optional_row(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        $table,
+                        ".*, ",
+                        grant_live!($table),
+                        " FROM ",
+                        $table,
+                        " WHERE ",
+                        $key,
+                        " = ?1"
+                    ),
+                    [$value],
+                    |r| decode(r),
+                )
+            }),
+            Pool::Postgres(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $table,
+                    ".*, ",
+                    grant_live!($table),
+                    " FROM ",
+                    $table,
+                    " WHERE ",
+                    $key,
+                    " = $1"
+                ))
+                .bind($value)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(decode).transpose()
+            }
+        }
+    }};
+}
+
 /// What a rotation that matched no unrotated token found instead: the old token's grant and
 /// rotation time, if it is there.
 fn not_rotated(previous: Option<(String, Option<UnixTime>)>) -> RotateRefresh {
@@ -536,34 +583,13 @@ impl CodeStore for SqlStore {
         &self,
         code_hash: &SecretHash,
     ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
-        fn decode(row: &impl Columns) -> Result<(AuthorizationCodeRecord, bool), StoreError> {
-            Ok((code_from(row)?, row.boolean("grant_live")?))
-        }
-        match &self.pool {
-            Pool::Sqlite(_, db) => db.read(|c| {
-                optional_row(
-                    c,
-                    concat!(
-                        "SELECT authorization_codes.*, ",
-                        grant_live!("authorization_codes"),
-                        " FROM authorization_codes WHERE code_hash = ?1"
-                    ),
-                    [code_hash.as_str()],
-                    |r| decode(r),
-                )
-            }),
-            Pool::Postgres(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT authorization_codes.*, ",
-                    grant_live!("authorization_codes"),
-                    " FROM authorization_codes WHERE code_hash = $1"
-                ))
-                .bind(code_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(decode).transpose()
-            }
-        }
+        find_with_grant!(
+            self,
+            "authorization_codes",
+            "code_hash",
+            code_hash.as_str(),
+            code_from -> AuthorizationCodeRecord
+        )
     }
 
     async fn consume_code(
@@ -697,34 +723,13 @@ impl RefreshTokenStore for SqlStore {
         &self,
         token_hash: &SecretHash,
     ) -> Result<Option<(RefreshTokenRecord, bool)>, StoreError> {
-        fn decode(row: &impl Columns) -> Result<(RefreshTokenRecord, bool), StoreError> {
-            Ok((refresh_from(row)?, row.boolean("grant_live")?))
-        }
-        match &self.pool {
-            Pool::Sqlite(_, db) => db.read(|c| {
-                optional_row(
-                    c,
-                    concat!(
-                        "SELECT refresh_tokens.*, ",
-                        grant_live!("refresh_tokens"),
-                        " FROM refresh_tokens WHERE token_hash = ?1"
-                    ),
-                    [token_hash.as_str()],
-                    |r| decode(r),
-                )
-            }),
-            Pool::Postgres(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT refresh_tokens.*, ",
-                    grant_live!("refresh_tokens"),
-                    " FROM refresh_tokens WHERE token_hash = $1"
-                ))
-                .bind(token_hash.as_str())
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(decode).transpose()
-            }
-        }
+        find_with_grant!(
+            self,
+            "refresh_tokens",
+            "token_hash",
+            token_hash.as_str(),
+            refresh_from -> RefreshTokenRecord
+        )
     }
 
     async fn rotate_refresh(
