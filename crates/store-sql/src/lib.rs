@@ -154,12 +154,16 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Most connections held open (default 10).
+    /// Most connections held open (default 10). On SQLite: sqlx's pool for the server's state,
+    /// and the idle read connections the grant path keeps (at least one per core), besides its
+    /// one writer connection.
     pub max_connections: u32,
     /// How long a request waits for a free or new connection (default 5 s).
     pub acquire_timeout: Duration,
     /// Longest a statement may run (default 5 s): PostgreSQL's `statement_timeout`, SQLite's
-    /// busy timeout (how long to wait for another writer).
+    /// busy timeout (how long to wait for another writer). On SQLite a grant's write is answered
+    /// within `acquire_timeout` + `statement_timeout` or fails with
+    /// [`StoreError::WriteTimedOut`].
     pub statement_timeout: Duration,
     /// How long a registered client's record is reused from memory (default 5 s; zero: read
     /// the database every time). Changes made through this store are seen at once; changes
