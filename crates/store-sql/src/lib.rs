@@ -39,6 +39,7 @@ mod federated;
 mod model;
 mod server_state;
 mod sqlite;
+mod statement;
 mod upstream;
 
 use std::str::FromStr;

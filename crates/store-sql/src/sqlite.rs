@@ -295,34 +295,11 @@ fn commit_batch(connection: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite
     }
 }
 
-/// The first row `sql` returns with `params`, decoded by `decode`; `None` without one.
-pub(crate) fn optional_row<T>(
-    connection: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    decode: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, StoreError>,
-) -> Result<Option<T>, StoreError> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
-    match rows.next()? {
-        Some(row) => decode(row).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Runs `sql` with `params`; the number of rows it changed.
-pub(crate) fn execute(
-    connection: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<usize, StoreError> {
-    Ok(connection.prepare_cached(sql)?.execute(params)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Columns as _;
+    use crate::statement::{Param, sqlite_execute, sqlite_row};
 
     fn job(
         work: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
@@ -340,7 +317,7 @@ mod tests {
     }
 
     fn insert(id: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static {
-        move |c| execute(c, "INSERT INTO t (id) VALUES (?1)", [id]).map(|_| ())
+        move |c| sqlite_execute(c, "INSERT INTO t (id) VALUES ($1)", &[Param::from(id)]).map(|_| ())
     }
 
     fn ids(c: &Connection) -> Vec<i64> {
@@ -488,9 +465,12 @@ mod tests {
                 db.write(insert(id)).await?;
                 // Answered: a reader sees it.
                 let seen = db.read(|c| {
-                    optional_row(c, "SELECT id FROM t WHERE id = ?1", [id], |r| {
-                        r.integer("id")
-                    })
+                    sqlite_row(
+                        c,
+                        "SELECT id FROM t WHERE id = $1",
+                        &[Param::from(id)],
+                        |r| r.integer("id"),
+                    )
                 })?;
                 Ok::<_, StoreError>(seen == Some(id))
             })

@@ -90,27 +90,15 @@ impl SqlStore {
     ///
     /// The database error.
     pub async fn find_user_by_id(&self, user_id: &str) -> Result<Option<UserRow>, StoreError> {
-        // Read on every code redemption (is the subject still active?): SQLite answers it on
-        // the grant path's readers, without a hand-off.
-        if let crate::Pool::Sqlite(_, grants) = &self.pool {
-            return grants.read(|c| {
-                crate::sqlite::optional_row(
-                    c,
-                    "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE user_id = ?1",
-                    [user_id],
-                    |r| user_from(r),
-                )
-            });
-        }
-        on_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(user_from).transpose()
-        })
+        // Read on every code redemption (is the subject still active?): on SQLite by the grant
+        // path's readers, without a hand-off.
+        self.read_row(
+            "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE user_id = $1",
+            crate::statement::params![user_id],
+            |r| user_from(r),
+            user_from,
+        )
+        .await
     }
 
     /// Every user, by email.
