@@ -74,6 +74,6 @@ pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
     ResourceServerError,
 };
-pub use response::{HttpResponse, body_too_large, endpoint_headers};
+pub use response::{HttpResponse, body_too_large, endpoint_error};
 pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};
 pub use tool_scopes::{ToolNeeds, ToolScopes};

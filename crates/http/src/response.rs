@@ -38,26 +38,28 @@ pub(crate) fn json_error(status: StatusCode, error: &str, description: &str) -> 
 /// resource's `max_body_bytes`), in the endpoints' JSON error shape.
 #[must_use]
 pub fn body_too_large() -> HttpResponse {
-    let mut response = json_error(
+    endpoint_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "invalid_request",
         "the request body is too large",
-    );
+    )
+}
+
+/// The authorization server's JSON error (RFC 6749 §5.2) with its endpoints' headers, for an
+/// answer an application sends in an endpoint's place (a rate limiter's `429`, a `500` when its
+/// database is away): `no-store`, readable from any origin, not sniffed, not framed.
+#[must_use]
+pub fn endpoint_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    let mut response = json_error(status, error, description);
     security_headers(&mut response, true);
     response
 }
 
-/// These endpoints carry no cookies, so CORS answers any origin; nothing here may be framed or
-/// sniffed, and no referrer leaks codes.
+/// The headers of the authorization server's JSON endpoints: with `cors`, readable from any
+/// origin with `WWW-Authenticate` exposed (these endpoints carry no cookies, so CORS answers
+/// any origin); always not sniffed, not framed, and no referrer that could leak codes.
 pub(crate) fn security_headers(response: &mut HttpResponse, cors: bool) {
-    endpoint_headers(response.headers_mut(), cors);
-}
-
-/// The headers of the authorization server's JSON endpoints, for an answer an application
-/// sends in their place (a rate limiter's `429`, a `500` when its database is away): with
-/// `cors`, readable from any origin with `WWW-Authenticate` exposed (no cookies ride on these
-/// endpoints); always not sniffed, not framed, no referrer.
-pub fn endpoint_headers(headers: &mut http::HeaderMap, cors: bool) {
+    let headers = response.headers_mut();
     if cors {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{Clock, RateLimitKey, RateLimitStore};
 
@@ -210,46 +210,27 @@ impl RateLimiter {
 }
 
 fn too_many(retry_after: u64) -> Response {
-    let body = serde_json::json!({
-        "error": "temporarily_unavailable",
-        "error_description": format!(
-            "too many requests from this address: retry after {retry_after} seconds"
-        ),
-    });
-    let mut response = (
+    let mut response = mcpauth_http::endpoint_error(
         StatusCode::TOO_MANY_REQUESTS,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
+        "temporarily_unavailable",
+        &format!("too many requests from this address: retry after {retry_after} seconds"),
     )
-        .into_response();
+    .map(axum::body::Body::from);
     if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    mcpauth_http::endpoint_headers(response.headers_mut(), true);
     response
 }
 
 /// What the endpoint itself answers when its database is away (RFC 6749 §5.2
 /// `server_error`); the cause is logged, never sent.
 fn database_unavailable() -> Response {
-    let body = serde_json::json!({
-        "error": "server_error",
-        "error_description": "the server cannot answer this request now; try again shortly",
-    });
-    let mut response = (
+    mcpauth_http::endpoint_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
+        "server_error",
+        "the server cannot answer this request now; try again shortly",
     )
-        .into_response();
-    mcpauth_http::endpoint_headers(response.headers_mut(), true);
-    response
+    .map(axum::body::Body::from)
 }
 
 /// The rate-limit layer.
