@@ -37,6 +37,7 @@ mod client_cache;
 mod consent;
 mod federated;
 mod model;
+mod postgres;
 mod server_state;
 mod sqlite;
 mod statement;
@@ -217,7 +218,8 @@ impl StoreOptions {
 enum Pool {
     /// sqlx's pool for the server's state; the grant path's writer and readers.
     Sqlite(SqlitePool, std::sync::Arc<sqlite::Sqlite>),
-    Postgres(PgPool),
+    /// sqlx's pool for the server's state; the grant path's connections.
+    Postgres(PgPool, std::sync::Arc<postgres::Connections>),
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool the store has. The body is written once
@@ -226,7 +228,7 @@ macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             $crate::Pool::Sqlite($pool, _) => $body,
-            $crate::Pool::Postgres($pool) => $body,
+            $crate::Pool::Postgres($pool, _) => $body,
         }
     };
 }
@@ -245,7 +247,7 @@ macro_rules! on_pool_write {
                 let _writer = $store.sqlite_writer.lock().await;
                 $body
             }
-            $crate::Pool::Postgres($pool) => $body,
+            $crate::Pool::Postgres($pool, _) => $body,
         }
     };
 }
@@ -346,10 +348,15 @@ impl SqlStore {
                             sqlx::Connection::ping(connection).await.map(|()| true)
                         })
                     })
-                    .connect_with(connect)
+                    .connect_with(connect.clone())
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                Pool::Postgres(pool)
+                let grants = postgres::Connections::new(
+                    connect,
+                    options.max_connections,
+                    options.acquire_timeout,
+                );
+                Pool::Postgres(pool, std::sync::Arc::new(grants))
             }
             other => return Err(StoreError::UnsupportedUrl(other.chars().take(16).collect())),
         };
@@ -365,7 +372,7 @@ impl SqlStore {
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite(..) => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Postgres(..) => Backend::Postgres,
         }
     }
 
@@ -388,6 +395,9 @@ impl SqlStore {
         {
             // The writer ends once the writes already queued are done.
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+        if let Pool::Postgres(_, grants) = &self.pool {
+            grants.close().await;
         }
         on_pool!(self, |pool| pool.close().await);
     }

@@ -393,8 +393,8 @@ impl CodeStore for SqlStore {
         let consume = params![to_db(now.0)?, code_hash.as_str()];
         let find = params![code_hash.as_str()];
         let refresh = refresh.as_ref().map(refresh_params).transpose()?;
-        let pool = match &self.pool {
-            Pool::Postgres(pool) => pool,
+        let grants = match &self.pool {
+            Pool::Postgres(_, grants) => grants,
             Pool::Sqlite(_, db) => {
                 // SQLite: one write of the batch. The conditional UPDATE finds the code
                 // unconsumed at most once (writes are serial); the refresh token is stored in
@@ -423,23 +423,23 @@ impl CodeStore for SqlStore {
         let row = match refresh {
             Some(refresh) => {
                 let params = then(consume, refresh);
-                bind_postgres(
-                    sqlx::query(concat!(
-                        "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 ",
-                        "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
-                        "issued AS (INSERT INTO refresh_tokens (",
-                        refresh_columns!(),
-                        ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
-                        "RETURNING 1) SELECT consumed.* FROM consumed"
-                    )),
-                    &params,
-                )
-                .fetch_optional(pool)
-                .await?
+                grants
+                    .fetch_optional(bind_postgres(
+                        sqlx::query(concat!(
+                            "WITH consumed AS (UPDATE authorization_codes SET consumed_at = $1 ",
+                            "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
+                            "issued AS (INSERT INTO refresh_tokens (",
+                            refresh_columns!(),
+                            ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
+                            "RETURNING 1) SELECT consumed.* FROM consumed"
+                        )),
+                        &params,
+                    ))
+                    .await?
             }
             None => {
-                bind_postgres(sqlx::query(CONSUME_CODE), &consume)
-                    .fetch_optional(pool)
+                grants
+                    .fetch_optional(bind_postgres(sqlx::query(CONSUME_CODE), &consume))
                     .await?
             }
         };
@@ -500,8 +500,8 @@ impl RefreshTokenStore for SqlStore {
         let rotate = params![to_db(now.0)?, old_hash.as_str(), sealed_successor];
         let old = params![old_hash.as_str()];
         let new = refresh_params(&new)?;
-        let pool = match &self.pool {
-            Pool::Postgres(pool) => pool,
+        let grants = match &self.pool {
+            Pool::Postgres(_, grants) => grants,
             Pool::Sqlite(_, db) => {
                 // SQLite: one write of the batch (writes are serial, so a concurrent rotation
                 // of the same token comes after this one and matches nothing).
@@ -521,23 +521,23 @@ impl RefreshTokenStore for SqlStore {
         // so a concurrent rotation of the same token waits, then matches nothing; the new
         // token, inserted from the updated row, commits with the rotation or undoes it.
         let params = then(rotate, new);
-        let rotated = bind_postgres(
-            sqlx::query(concat!(
-                "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, sealed_successor = $3 ",
-                "WHERE token_hash = $2 AND rotated_at IS NULL RETURNING 1) ",
-                "INSERT INTO refresh_tokens (",
-                refresh_columns!(),
-                ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
-            )),
-            &params,
-        )
-        .execute(pool)
-        .await?;
+        let rotated = grants
+            .execute(bind_postgres(
+                sqlx::query(concat!(
+                    "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1, ",
+                    "sealed_successor = $3 WHERE token_hash = $2 AND rotated_at IS NULL ",
+                    "RETURNING 1) INSERT INTO refresh_tokens (",
+                    refresh_columns!(),
+                    ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
+                )),
+                &params,
+            ))
+            .await?;
         if rotated.rows_affected() == 1 {
             return Ok(RotateRefresh::Rotated);
         }
-        let previous = bind_postgres(sqlx::query(ROTATED_FROM), &old)
-            .fetch_optional(pool)
+        let previous = grants
+            .fetch_optional(bind_postgres(sqlx::query(ROTATED_FROM), &old))
             .await?
             .as_ref()
             .map(rotated_from)
@@ -639,7 +639,7 @@ impl DeviceStore for SqlStore {
         let grant = grant.as_ref().map(grant_params).transpose()?;
         // One transaction: the grant is stored only with a decision that was recorded.
         let pool = match &self.pool {
-            Pool::Postgres(pool) => pool,
+            Pool::Postgres(pool, _) => pool,
             Pool::Sqlite(_, db) => {
                 return db
                     .write(move |c| {
@@ -680,7 +680,7 @@ impl DeviceStore for SqlStore {
         let refresh = refresh.as_ref().map(refresh_params).transpose()?;
         // As for codes: the refresh token stored only with the consumption.
         let pool = match &self.pool {
-            Pool::Postgres(pool) => pool,
+            Pool::Postgres(pool, _) => pool,
             Pool::Sqlite(_, db) => {
                 return db
                     .write(move |c| {

@@ -164,8 +164,8 @@ impl SqlStore {
                 let changed = db.write(move |c| sqlite_execute(c, sql, &params)).await?;
                 Ok(u64::try_from(changed).unwrap_or(u64::MAX))
             }
-            Pool::Postgres(pool) => Ok(bind_postgres(sqlx::query(sql), &params)
-                .execute(pool)
+            Pool::Postgres(_, grants) => Ok(grants
+                .execute(bind_postgres(sqlx::query(sql), &params))
                 .await?
                 .rows_affected()),
         }
@@ -182,8 +182,8 @@ impl SqlStore {
     ) -> Result<Option<T>, StoreError> {
         match &self.pool {
             Pool::Sqlite(_, db) => db.read(|c| sqlite_row(c, sql, &params, sqlite)),
-            Pool::Postgres(pool) => bind_postgres(sqlx::query(sql), &params)
-                .fetch_optional(pool)
+            Pool::Postgres(_, grants) => grants
+                .fetch_optional(bind_postgres(sqlx::query(sql), &params))
                 .await?
                 .as_ref()
                 .map(postgres)
@@ -202,8 +202,8 @@ impl SqlStore {
     ) -> Result<Option<T>, StoreError> {
         match &self.pool {
             Pool::Sqlite(_, db) => db.write(move |c| sqlite_row(c, sql, &params, sqlite)).await,
-            Pool::Postgres(pool) => bind_postgres(sqlx::query(sql), &params)
-                .fetch_optional(pool)
+            Pool::Postgres(_, grants) => grants
+                .fetch_optional(bind_postgres(sqlx::query(sql), &params))
                 .await?
                 .as_ref()
                 .map(postgres)
