@@ -158,7 +158,9 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 pub struct StoreOptions {
     /// Most connections held open (default 10). On SQLite: sqlx's pool for the server's state,
     /// and the idle read connections the grant path keeps (at least one per core), besides its
-    /// one writer connection.
+    /// one writer connection. On PostgreSQL, shared: a third (at least two) for sqlx's pool
+    /// for the server's state, the rest (at least one) for the grant path's connections (the
+    /// OAuth model's statements, one round trip each).
     pub max_connections: u32,
     /// How long a request waits for a free or new connection (default 5 s).
     pub acquire_timeout: Duration,
@@ -330,8 +332,15 @@ impl SqlStore {
                         ("statement_timeout", timeout_ms.as_str()),
                         ("idle_in_transaction_session_timeout", idle_ms.as_str()),
                     ]);
+                // One budget for both: a third (at least two) for the server's state, the rest
+                // (at least one) for the grant path, which carries the load.
+                let state_connections = (options.max_connections / 3).max(2);
+                let grant_connections = options
+                    .max_connections
+                    .saturating_sub(state_connections)
+                    .max(1);
                 let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections)
+                    .max_connections(state_connections)
                     .acquire_timeout(options.acquire_timeout)
                     // Not a ping before every statement (a round trip each): only a connection
                     // that sat idle for a while (as every one does while the database restarts)
@@ -351,11 +360,8 @@ impl SqlStore {
                     .connect_with(connect.clone())
                     .await?;
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                let grants = postgres::Connections::new(
-                    connect,
-                    options.max_connections,
-                    options.acquire_timeout,
-                );
+                let grants =
+                    postgres::Connections::new(connect, grant_connections, options.acquire_timeout);
                 Pool::Postgres(pool, std::sync::Arc::new(grants))
             }
             other => return Err(StoreError::UnsupportedUrl(other.chars().take(16).collect())),
@@ -385,6 +391,10 @@ impl SqlStore {
         on_pool!(self, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
+        if let Pool::Postgres(_, grants) = &self.pool {
+            // The grant path's own connections answer too (they may be the ones refused).
+            grants.execute(sqlx::query("SELECT 1")).await?;
+        }
         Ok(())
     }
 
