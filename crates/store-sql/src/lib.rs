@@ -300,8 +300,8 @@ impl SqlStore {
                     .busy_timeout(options.statement_timeout)
                     .foreign_keys(true)
                     // These connections serve the server's own state (sign-in, consent,
-                    // sessions): small tables, a 1 MiB page cache each rather than 2 MiB.
-                    .pragma("cache_size", "-1024");
+                    // sessions): small tables, a 512 KiB page cache each (SQLite's default is 2 MiB).
+                    .pragma("cache_size", "-512");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
