@@ -16,6 +16,14 @@ pub(crate) fn same_target(htu: &str, request_uri: &str) -> bool {
 }
 
 fn normalized(uri: &str) -> Option<String> {
+    // Not URI characters (RFC 3986 §2), yet the WHATWG parser would quietly turn a backslash
+    // into a slash and drop tabs and newlines: refused instead.
+    if uri
+        .bytes()
+        .any(|b| b == b'\\' || b.is_ascii_control() || b == b' ')
+    {
+        return None;
+    }
     let url = url::Url::parse(uri).ok()?;
     if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() {
         return None;
@@ -117,6 +125,10 @@ mod tests {
             "https://auth.example.com/other",
             "https://user@auth.example.com/token",
             "https://user:pw@auth.example.com/token",
+            "https://auth.example.com\\token",
+            "https://auth.example.com/to\tken",
+            "https://auth.example.com/to\nken",
+            "https://auth.example.com/to ken",
             "/token",
             "urn:x:token",
             "",

@@ -13,10 +13,11 @@
 //! ```
 //! use mcpauth_dpop::{ProofPolicy, RequestContext, verify_proof};
 //!
-//! # fn handle(dpop_headers: &[&str], now: u64) -> Result<(), mcpauth_dpop::ProofError> {
+//! # fn handle(headers: &http::HeaderMap, now: u64) -> Result<(), mcpauth_dpop::ProofError> {
 //! let policy = ProofPolicy::default();
 //! let request = RequestContext::new("POST", "https://auth.example.com/token");
-//! let proof = verify_proof(dpop_headers, &request, &policy, now)?;
+//! let dpop = headers.get_all("dpop").iter().map(|value| value.as_bytes());
+//! let proof = verify_proof(dpop, &request, &policy, now)?;
 //! // Bind the tokens to `proof.jkt`; refuse the request if `proof.replay_key()` was seen
 //! // within `policy.replay_window()` seconds.
 //! # let _ = proof;
@@ -26,10 +27,12 @@
 
 mod error;
 mod htu;
+mod nonce;
 mod proof;
 mod thumbprint;
 
 pub use error::ProofError;
+pub use nonce::NonceSource;
 pub use proof::{ProofPolicy, RequestContext, VerifiedProof, verify_proof};
 pub use thumbprint::{access_token_hash, jwk_thumbprint};
 

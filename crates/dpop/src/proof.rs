@@ -9,17 +9,21 @@ use subtle::ConstantTimeEq as _;
 
 use crate::error::ProofError;
 use crate::htu::same_target;
+use crate::nonce::NonceSource;
 use crate::thumbprint::{access_token_hash, jwk_thumbprint};
 
 /// Longest proof accepted, in bytes: an RSA-4096 key and signature fit with room to spare.
 const MAX_PROOF_LEN: usize = 8 * 1024;
 
+/// Largest RSA modulus accepted, in bits: bounds the CPU an anonymous proof can cost.
+const MAX_RSA_BITS: usize = 4096;
+
+/// Smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
 /// Longest `jti` accepted: RFC 9449 asks for 96 random bits or more; 256 bytes of identifier is
 /// already more than any client sends, and bounds what a replay cache stores.
 const MAX_JTI_LEN: usize = 256;
-
-/// Smallest RSA modulus accepted, in bytes (2048 bits).
-const MIN_RSA_MODULUS_LEN: usize = 256;
 
 /// Members of a JWK that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2,
 /// §6.4; RFC 8037 §2).
@@ -34,8 +38,8 @@ pub struct ProofPolicy {
 }
 
 impl Default for ProofPolicy {
-    /// ES256, EdDSA (Ed25519), PS256 and RS256 (RSA keys of 2048 bits or more); a proof made up
-    /// to 300 seconds ago, or up to 10 seconds ahead of this server's clock.
+    /// ES256, EdDSA (Ed25519), PS256 and RS256 (RSA keys of 2048 to 4096 bits); a proof made
+    /// up to 300 seconds ago, or up to 10 seconds ahead of this server's clock.
     fn default() -> Self {
         Self {
             algorithms: vec![
@@ -100,8 +104,14 @@ impl ProofPolicy {
 pub struct RequestContext<'a> {
     method: &'a str,
     uri: &'a str,
-    nonce: Option<&'a str>,
+    nonce: Option<ExpectedNonce<'a>>,
     access_token: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ExpectedNonce<'a> {
+    Exactly(&'a str),
+    IssuedBy(&'a NonceSource),
 }
 
 impl<'a> RequestContext<'a> {
@@ -121,7 +131,15 @@ impl<'a> RequestContext<'a> {
     /// (RFC 9449 §8, §9).
     #[must_use]
     pub fn nonce(mut self, nonce: &'a str) -> Self {
-        self.nonce = Some(nonce);
+        self.nonce = Some(ExpectedNonce::Exactly(nonce));
+        self
+    }
+
+    /// Requires the proof to carry a nonce that `source` issued and still accepts (RFC 9449
+    /// §8, §9): the way to require nonces across instances without storing them.
+    #[must_use]
+    pub fn nonce_from(mut self, source: &'a NonceSource) -> Self {
+        self.nonce = Some(ExpectedNonce::IssuedBy(source));
         self
     }
 
@@ -155,6 +173,14 @@ impl VerifiedProof {
     pub fn replay_key(&self) -> String {
         format!("dpop:{}:{}", self.jkt, self.jti)
     }
+
+    /// Whether the proof's key is the one a token is bound to (its `cnf.jkt`, RFC 9449 §6.1;
+    /// the second half of §4.3 check 12). A bound token with a proof by another key is
+    /// `invalid_token` at a resource server (§7.1).
+    #[must_use]
+    pub fn is_bound_to(&self, jkt: &str) -> bool {
+        bool::from(self.jkt.as_bytes().ct_eq(jkt.as_bytes()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -162,32 +188,39 @@ struct Claims {
     jti: String,
     htm: String,
     htu: String,
-    iat: u64,
+    iat: serde_json::Number,
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]
     ath: Option<String>,
 }
 
-/// Checks the `DPoP` header values of a request (every one received: more than one is an
-/// error) against the request and `policy`, at `now` (seconds since the Unix epoch).
+/// Checks the `DPoP` header values of a request against the request and `policy`, at `now`
+/// (seconds since the Unix epoch). Pass every value received, as bytes (for `http`:
+/// `headers.get_all("dpop").iter().map(|v| v.as_bytes())`): more than one is an error, and a
+/// value that is not UTF-8 is one too, not a value to skip.
 ///
 /// What is left to the caller: that the proof's [`replay_key`](VerifiedProof::replay_key) was
-/// not seen before, and, for a bound token, that its `cnf.jkt` is [`VerifiedProof::jkt`].
+/// not seen before (key replays by it, never by the proof's text: an ECDSA signature can be
+/// re-encoded), and, for a bound token, [`VerifiedProof::is_bound_to`] its `cnf.jkt`.
+/// `RequestContext`'s URI must be the canonical one this server publishes.
 ///
 /// # Errors
 ///
 /// The first check that failed, as a [`ProofError`].
-pub fn verify_proof(
-    headers: &[&str],
+pub fn verify_proof<'h>(
+    headers: impl IntoIterator<Item = &'h [u8]>,
     request: &RequestContext<'_>,
     policy: &ProofPolicy,
     now: u64,
 ) -> Result<VerifiedProof, ProofError> {
-    let proof = match headers {
-        [] => return Err(ProofError::Missing),
-        [one] => one.trim(),
-        _ => return Err(ProofError::Repeated),
+    let mut headers = headers.into_iter();
+    let proof = match (headers.next(), headers.next()) {
+        (None, _) => return Err(ProofError::Missing),
+        (Some(one), None) => std::str::from_utf8(one)
+            .map_err(|_| ProofError::Malformed("the header value is not text"))?
+            .trim(),
+        (Some(_), Some(_)) => return Err(ProofError::Repeated),
     };
     if proof.len() > MAX_PROOF_LEN {
         return Err(ProofError::Malformed("longer than 8 KiB"));
@@ -217,9 +250,19 @@ pub fn verify_proof(
         .and_then(|name| name.parse::<Algorithm>().ok())
         .filter(|a| policy.algorithms.contains(a))
         .ok_or_else(|| ProofError::Algorithm(policy.algorithm_names().join(", ")))?;
-    let jwk = public_jwk(header.get("jwk"), algorithm)?;
+    // Extensions this checker does not implement must not be ignored (RFC 7515 §4.1.11): an
+    // unencoded payload (RFC 7797) would be read differently here and by another verifier.
+    if header.contains_key("crit") || header.contains_key("b64") {
+        return Err(ProofError::Malformed(
+            "crit and b64 headers (RFC 7515 §4.1.11, RFC 7797) are not supported",
+        ));
+    }
+    let jwk_json = header.get("jwk");
+    let jwk = public_jwk(jwk_json, algorithm)?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| ProofError::Key("not a valid public key"))?;
-    let jkt = jwk_thumbprint(&jwk).ok_or(ProofError::Key("a key type with no thumbprint"))?;
+    let jkt = jwk_json
+        .and_then(jwk_thumbprint)
+        .ok_or(ProofError::Key("a key with no RFC 7638 thumbprint"))?;
 
     // The signature, then the claims. No time is read here: `exp` and `nbf` mean nothing in
     // a proof, `iat` is checked below against the `now` passed in.
@@ -231,14 +274,23 @@ pub fn verify_proof(
     let claims = match jsonwebtoken::decode::<serde_json::Value>(proof, &key, &validation) {
         Ok(data) => data.claims,
         Err(e) => {
+            use jsonwebtoken::errors::ErrorKind;
             return Err(match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => ProofError::Signature,
-                jsonwebtoken::errors::ErrorKind::InvalidKeyFormat
-                | jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
-                | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_) => {
+                ErrorKind::InvalidSignature => ProofError::Signature,
+                ErrorKind::InvalidKeyFormat
+                | ErrorKind::InvalidEcdsaKey
+                | ErrorKind::InvalidRsaKey(_) => {
                     ProofError::Key("not a valid public key for its alg")
                 }
-                _ => ProofError::Malformed("the payload is not base64url JSON"),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    ProofError::Algorithm(policy.algorithm_names().join(", "))
+                }
+                ErrorKind::InvalidToken => ProofError::Malformed("not three base64url parts"),
+                ErrorKind::Base64(_) => ProofError::Malformed("a part is not base64url"),
+                ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    ProofError::Malformed("the header or the payload is not the JSON a JWT has")
+                }
+                _ => ProofError::Malformed("refused by the JWT parser"),
             });
         }
     };
@@ -254,17 +306,19 @@ pub fn verify_proof(
     if !same_target(&claims.htu, request.uri) {
         return Err(ProofError::Uri);
     }
-    if let Some(expected) = request.nonce
-        && !claims
-            .nonce
-            .as_deref()
-            .is_some_and(|nonce| bool::from(nonce.as_bytes().ct_eq(expected.as_bytes())))
-    {
-        return Err(ProofError::UseNonce);
+    if let Some(expected) = request.nonce {
+        let accepted = claims.nonce.as_deref().is_some_and(|nonce| match expected {
+            ExpectedNonce::Exactly(expected) => {
+                bool::from(nonce.as_bytes().ct_eq(expected.as_bytes()))
+            }
+            ExpectedNonce::IssuedBy(source) => source.accepts(nonce, now),
+        });
+        if !accepted {
+            return Err(ProofError::UseNonce);
+        }
     }
-    if claims.iat.saturating_add(policy.max_age) < now
-        || claims.iat > now.saturating_add(policy.max_future)
-    {
+    let iat = numeric_date(&claims.iat).ok_or(ProofError::Claim("iat"))?;
+    if iat.saturating_add(policy.max_age) < now || iat > now.saturating_add(policy.max_future) {
         return Err(ProofError::Time);
     }
     if let Some(token) = request.access_token {
@@ -280,12 +334,28 @@ pub fn verify_proof(
     Ok(VerifiedProof {
         jkt,
         jti: claims.jti,
-        iat: claims.iat,
+        iat,
     })
 }
 
+/// A JWT NumericDate (RFC 7519 §2): whole seconds, or a fraction of one (rounded down); not
+/// negative.
+fn numeric_date(number: &serde_json::Number) -> Option<u64> {
+    if let Some(seconds) = number.as_u64() {
+        return Some(seconds);
+    }
+    let seconds = number.as_f64().filter(|f| f.is_finite() && *f >= 0.0)?;
+    // In range: a float at or above 2^64 saturates to u64::MAX, a date no proof is near.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked finite and not negative; saturates above u64::MAX"
+    )]
+    Some(seconds.floor() as u64)
+}
+
 /// The claims, each required one named when it is missing or of the wrong type (`iat` a
-/// number: a string `iat` is refused, not read).
+/// NumericDate: a string `iat` is refused, not read).
 fn claims_of(claims: serde_json::Value) -> Result<Claims, ProofError> {
     let object = claims
         .as_object()
@@ -305,7 +375,11 @@ fn claims_of(claims: serde_json::Value) -> Result<Claims, ProofError> {
         ),
         (
             "iat",
-            object.get("iat").is_some_and(serde_json::Value::is_u64),
+            object
+                .get("iat")
+                .and_then(serde_json::Value::as_number)
+                .and_then(numeric_date)
+                .is_some(),
         ),
     ] {
         if !ok {
@@ -345,15 +419,44 @@ fn public_jwk(jwk: Option<&serde_json::Value>, algorithm: Algorithm) -> Result<J
     if !fits {
         return Err(ProofError::Key("its kty or crv does not fit the alg"));
     }
-    if kty == Some("RSA") {
-        let modulus = object
-            .get("n")
+    // Each member at its one length (RFC 7518 §6.2.1, RFC 8037 §2), so one key has one
+    // encoding and one thumbprint: shorter or longer coordinates, or a DER-wrapped Ed25519 key,
+    // could otherwise verify as the same key under another `jkt`.
+    let decoded = |name: &'static str| {
+        object
+            .get(name)
             .and_then(serde_json::Value::as_str)
-            .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
-            .ok_or(ProofError::Key("an RSA key without a modulus"))?;
-        let significant = modulus.iter().skip_while(|b| **b == 0).count();
-        if significant < MIN_RSA_MODULUS_LEN {
-            return Err(ProofError::Key("an RSA key shorter than 2048 bits"));
+            .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok())
+            .ok_or(ProofError::Key("a member is missing or not base64url"))
+    };
+    match (kty, crv) {
+        (Some("EC"), Some(curve)) => {
+            let length = if curve == "P-256" { 32 } else { 48 };
+            if decoded("x")?.len() != length || decoded("y")?.len() != length {
+                return Err(ProofError::Key("an EC coordinate of the wrong length"));
+            }
+        }
+        (Some("OKP"), _) => {
+            if decoded("x")?.len() != 32 {
+                return Err(ProofError::Key("an Ed25519 key that is not 32 bytes"));
+            }
+        }
+        _ => {
+            let (modulus, exponent) = (decoded("n")?, decoded("e")?);
+            let bits = match modulus.first() {
+                Some(&first) if first != 0 => {
+                    (modulus.len() - 1) * 8 + (8 - first.leading_zeros() as usize)
+                }
+                _ => 0,
+            };
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                return Err(ProofError::Key(
+                    "an RSA modulus outside 2048 to 4096 bits, or with a leading zero",
+                ));
+            }
+            if exponent.is_empty() || exponent.len() > 4 || exponent.first() == Some(&0) {
+                return Err(ProofError::Key("an RSA exponent that is not 1 to 4 bytes"));
+            }
         }
     }
     serde_json::from_value(serde_json::Value::Object(object.clone()))

@@ -14,8 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::EncodingKey;
 use mcpauth_dpop::{
-    Algorithm, ProofError, ProofPolicy, RequestContext, access_token_hash, jwk_thumbprint,
-    verify_proof,
+    Algorithm, NonceSource, ProofError, ProofPolicy, RequestContext, access_token_hash,
+    jwk_thumbprint, verify_proof,
 };
 use serde_json::{Value, json};
 
@@ -118,7 +118,7 @@ fn check(
     proof: &str,
     request: &RequestContext<'_>,
 ) -> Result<mcpauth_dpop::VerifiedProof, ProofError> {
-    verify_proof(&[proof], request, &ProofPolicy::default(), NOW)
+    verify_proof([proof.as_bytes()], request, &ProofPolicy::default(), NOW)
 }
 
 fn token_request() -> RequestContext<'static> {
@@ -129,13 +129,14 @@ fn token_request() -> RequestContext<'static> {
 fn a_proof_signed_with_its_jwk_passes_and_names_the_keys_thumbprint() {
     for key in [es256(), ed25519(), rsa("PS256"), rsa("RS256")] {
         let verified = check(&proof(&key), &token_request()).unwrap();
-        let jwk = serde_json::from_value(key.jwk.clone()).unwrap();
         assert_eq!(
             verified.jkt,
-            jwk_thumbprint(&jwk).unwrap(),
+            jwk_thumbprint(&key.jwk).unwrap(),
             "{}",
             key.alg_name
         );
+        assert!(verified.is_bound_to(&verified.jkt));
+        assert!(!verified.is_bound_to("another-thumbprint"));
         assert_eq!(verified.jti, "e1j3V_bKic8-LAEB");
         assert_eq!(verified.iat, NOW);
     }
@@ -147,11 +148,16 @@ fn there_must_be_exactly_one_dpop_header() {
     let proof = proof(&key);
     let policy = ProofPolicy::default();
     assert_eq!(
-        verify_proof(&[], &token_request(), &policy, NOW),
+        verify_proof(std::iter::empty(), &token_request(), &policy, NOW),
         Err(ProofError::Missing)
     );
     assert_eq!(
-        verify_proof(&[&proof, &proof], &token_request(), &policy, NOW),
+        verify_proof(
+            [proof.as_bytes(), proof.as_bytes()],
+            &token_request(),
+            &policy,
+            NOW
+        ),
         Err(ProofError::Repeated)
     );
 }
@@ -207,7 +213,7 @@ fn typ_must_be_dpop_jwt() {
 #[test]
 fn alg_must_be_an_accepted_asymmetric_algorithm_never_none() {
     let key = es256();
-    for alg in ["none", "HS256", "ES384", "RS1", ""] {
+    for alg in ["none", "HS256", "ES384", "RS1", "", "es256"] {
         let mut header = header(&key);
         header["alg"] = json!(alg);
         let refused = check(&sign(&key, &header, &claims()), &token_request());
@@ -225,7 +231,12 @@ fn alg_must_be_an_accepted_asymmetric_algorithm_never_none() {
     // A policy names what it accepts; symmetric algorithms cannot be added to it.
     let only_es256 = ProofPolicy::default().algorithms([Algorithm::ES256, Algorithm::HS256]);
     assert_eq!(only_es256.algorithm_names(), ["ES256"]);
-    let refused = verify_proof(&[&proof(&ed25519())], &token_request(), &only_es256, NOW);
+    let refused = verify_proof(
+        [proof(&ed25519()).as_bytes()],
+        &token_request(),
+        &only_es256,
+        NOW,
+    );
     assert_eq!(refused, Err(ProofError::Algorithm("ES256".to_owned())));
     assert!(refused.unwrap_err().to_string().contains("ES256"));
 }
@@ -291,13 +302,135 @@ fn the_jwk_must_be_a_public_key_that_fits_the_alg() {
 }
 
 #[test]
+fn one_key_has_one_encoding_so_one_thumbprint() {
+    // An EC point split differently between x and y makes the same 65-byte point.
+    let key = es256();
+    let x = URL_SAFE_NO_PAD
+        .decode(key.jwk["x"].as_str().unwrap())
+        .unwrap();
+    let y = URL_SAFE_NO_PAD
+        .decode(key.jwk["y"].as_str().unwrap())
+        .unwrap();
+    let mut split = header(&key);
+    split["jwk"]["x"] = json!(b64(&x[..31]));
+    split["jwk"]["y"] = json!(b64(&[&x[31..], &y[..]].concat()));
+    assert_eq!(
+        check(&sign(&key, &split, &claims()), &token_request()),
+        Err(ProofError::Key("an EC coordinate of the wrong length"))
+    );
+    // An Ed25519 key wrapped in its DER SubjectPublicKeyInfo.
+    let eddsa = ed25519();
+    let raw = URL_SAFE_NO_PAD
+        .decode(eddsa.jwk["x"].as_str().unwrap())
+        .unwrap();
+    let spki_prefix: &[u8] = &[
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let mut wrapped = header(&eddsa);
+    wrapped["jwk"]["x"] = json!(b64(&[spki_prefix, &raw].concat()));
+    assert_eq!(
+        check(&sign(&eddsa, &wrapped, &claims()), &token_request()),
+        Err(ProofError::Key("an Ed25519 key that is not 32 bytes"))
+    );
+    // An RSA modulus with a leading zero byte.
+    let rsa_key = rsa("RS256");
+    let n = URL_SAFE_NO_PAD
+        .decode(rsa_key.jwk["n"].as_str().unwrap())
+        .unwrap();
+    let mut padded = header(&rsa_key);
+    padded["jwk"]["n"] = json!(b64(&[&[0u8][..], &n].concat()));
+    assert!(matches!(
+        check(&sign(&rsa_key, &padded, &claims()), &token_request()),
+        Err(ProofError::Key(_))
+    ));
+}
+
+#[test]
+fn rsa_keys_are_2048_to_4096_bits_with_a_small_exponent() {
+    let key = rsa("RS256");
+    for (n, e) in [
+        (vec![0xff; 513], "AQAB"),
+        (vec![0x80; 256], "AQAAAAE"),
+        (vec![0x80; 256], ""),
+    ] {
+        let mut header = header(&key);
+        header["jwk"]["n"] = json!(b64(&n));
+        header["jwk"]["e"] = json!(e);
+        assert!(
+            matches!(
+                check(&sign(&key, &header, &claims()), &token_request()),
+                Err(ProofError::Key(_))
+            ),
+            "{} bytes, e {e}",
+            n.len()
+        );
+    }
+}
+
+#[test]
+fn crit_and_unencoded_payloads_are_refused() {
+    let key = es256();
+    for (name, value) in [("crit", json!(["b64"])), ("b64", json!(false))] {
+        let mut header = header(&key);
+        header[name] = value;
+        assert!(matches!(
+            check(&sign(&key, &header, &claims()), &token_request()),
+            Err(ProofError::Malformed(_))
+        ));
+    }
+}
+
+#[test]
+fn a_header_with_a_repeated_member_is_refused() {
+    // Read one way here and another by a different parser: refused, not guessed.
+    let key = es256();
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{}}}"#,
+        key.jwk
+    );
+    let message = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims().to_string().as_bytes())
+    );
+    let proof = format!("{message}.{}", b64(&(key.signer)(message.as_bytes())));
+    assert!(matches!(
+        check(&proof, &token_request()),
+        Err(ProofError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_header_value_is_text_around_which_whitespace_is_ignored() {
+    let key = es256();
+    check(&format!("  {} ", proof(&key)), &token_request()).unwrap();
+    let not_text: &[u8] = &[0xff, 0xfe, b'.', b'a', b'.', b'b'];
+    assert!(matches!(
+        verify_proof([not_text], &token_request(), &ProofPolicy::default(), NOW),
+        Err(ProofError::Malformed(_))
+    ));
+}
+
+#[test]
+fn the_signature_is_checked_before_the_nonce() {
+    let (signer, other) = (es256(), es256());
+    let forged = sign(&signer, &header(&other), &claims());
+    assert_eq!(
+        check(&forged, &token_request().nonce("required")),
+        Err(ProofError::Signature)
+    );
+}
+
+#[test]
 fn an_rsa_key_shorter_than_2048_bits_is_refused() {
     let key = rsa("RS256");
     let mut header = header(&key);
     header["jwk"]["n"] = json!(b64(&[0xc5; 128]));
     assert_eq!(
         check(&sign(&key, &header, &claims()), &token_request()),
-        Err(ProofError::Key("an RSA key shorter than 2048 bits"))
+        Err(ProofError::Key(
+            "an RSA modulus outside 2048 to 4096 bits, or with a leading zero"
+        ))
     );
 }
 
@@ -315,7 +448,8 @@ fn every_required_claim_must_be_there_with_its_type() {
         ("iat", None),
         ("iat", Some(json!(NOW.to_string()))),
         ("iat", Some(json!(-1))),
-        ("iat", Some(json!(1.5))),
+        ("iat", Some(json!(-1.5))),
+        ("iat", Some(json!(null))),
         ("nonce", Some(json!(1))),
         ("ath", Some(json!(false))),
     ] {
@@ -329,6 +463,15 @@ fn every_required_claim_must_be_there_with_its_type() {
         let refused = check(&sign(&key, &header(&key), &claims), &token_request());
         assert_eq!(refused, Err(ProofError::Claim(claim)), "{claims}");
     }
+}
+
+#[test]
+fn iat_may_be_a_fractional_numeric_date() {
+    let key = es256();
+    let mut claims = claims();
+    claims["iat"] = json!(NOW as f64 + 0.25);
+    let verified = check(&sign(&key, &header(&key), &claims), &token_request()).unwrap();
+    assert_eq!(verified.iat, NOW);
 }
 
 #[test]
@@ -387,7 +530,7 @@ fn iat_must_be_within_the_accepted_window() {
         sign(&key, &header(&key), &claims)
     };
     assert_eq!(
-        verify_proof(&[&old], &token_request(), &strict, NOW),
+        verify_proof([old.as_bytes()], &token_request(), &strict, NOW),
         Err(ProofError::Time)
     );
     let ahead = {
@@ -396,7 +539,7 @@ fn iat_must_be_within_the_accepted_window() {
         sign(&key, &header(&key), &claims)
     };
     assert_eq!(
-        verify_proof(&[&ahead], &token_request(), &strict, NOW),
+        verify_proof([ahead.as_bytes()], &token_request(), &strict, NOW),
         Err(ProofError::Time)
     );
 }
@@ -419,6 +562,24 @@ fn a_server_provided_nonce_must_be_in_the_proof() {
     check(&sign(&key, &header(&key), &right), &asking).unwrap();
     // A nonce the server did not ask for is harmless.
     check(&sign(&key, &header(&key), &right), &token_request()).unwrap();
+}
+
+#[test]
+fn a_nonce_from_the_servers_source_must_be_current() {
+    let key = es256();
+    let source = NonceSource::new(b"a deployment-wide secret, 32 b..", 60);
+    let asking = token_request().nonce_from(&source);
+    assert_eq!(check(&proof(&key), &asking), Err(ProofError::UseNonce));
+    let with = |nonce: &str| {
+        let mut claims = claims();
+        claims["nonce"] = json!(nonce);
+        check(&sign(&key, &header(&key), &claims), &asking)
+    };
+    with(&source.current(NOW)).unwrap();
+    with(&source.current(NOW - 60)).unwrap();
+    assert_eq!(with(&source.current(NOW - 120)), Err(ProofError::UseNonce));
+    let stranger = NonceSource::new(b"someone else's secret, 32 bytes.", 60);
+    assert_eq!(with(&stranger.current(NOW)), Err(ProofError::UseNonce));
 }
 
 #[test]
