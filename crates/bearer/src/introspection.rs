@@ -68,6 +68,11 @@ pub fn verify_introspection(
         Some(Value::String(s)) => Scope::parse(s).map_err(|_| VerifyError::Malformed)?,
         Some(_) => return Err(VerifyError::Malformed),
     };
+    // RFC 9449 §6.2, RFC 8705 §3.2: a bound token's confirmation, which a bearer request
+    // does not prove.
+    if claims.get("cnf").is_some() {
+        return Err(VerifyError::SenderConstrained);
+    }
     let client_id = string(&claims, "client_id")?;
     Ok(VerifiedToken {
         // A machine client's token may have no `sub`: the client acts for itself.
@@ -108,6 +113,22 @@ mod tests {
         assert_eq!(token.client_id, "c");
         assert!(token.scope.contains("read"));
         assert_eq!(token.expires_at, NOW + 300);
+    }
+
+    #[test]
+    fn a_token_bound_to_a_key_is_refused_as_a_bearer_token() {
+        for cnf in [
+            serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+            serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        ] {
+            let mut bound = active();
+            bound["cnf"] = cnf;
+            assert_eq!(check(bound), Err(VerifyError::SenderConstrained));
+        }
+        // A DPoP token type says the same.
+        let mut dpop = active();
+        dpop["token_type"] = "DPoP".into();
+        assert!(check(dpop).is_err());
     }
 
     #[test]

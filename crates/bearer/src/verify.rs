@@ -7,6 +7,8 @@
 //! - `iss` must equal the expected issuer exactly; `aud` must contain this resource.
 //! - `exp` (required), `nbf` and `iat` must be JSON numbers, checked against the caller's
 //!   `now` with at most 60 seconds of leeway. (A string `exp` is refused, not ignored.)
+//! - A token bound to a key (`cnf`: DPoP, RFC 9449 §6; mTLS, RFC 8705) is refused: presented as
+//!   a bearer token, nobody proved the key.
 
 use std::collections::HashMap;
 
@@ -51,6 +53,13 @@ pub enum VerifyError {
     /// expired or revoked; RFC 7662 §2.2).
     #[error("the access token is not active")]
     Inactive,
+    /// The token is bound to a key (a `cnf` claim or introspection member: DPoP's `jkt`, RFC
+    /// 9449 §6, or a certificate's `x5t#S256`, RFC 8705): whoever presents it must prove that
+    /// key, which a bearer token request does not. Refused, never accepted as a bearer token.
+    #[error(
+        "the access token is bound to a key (cnf) and cannot be used as a bearer token: present it with proof of that key"
+    )]
+    SenderConstrained,
 }
 
 /// The identity a verified token carries.
@@ -348,6 +357,9 @@ impl TokenVerifier {
             Some(Value::String(s)) => Scope::parse(s).map_err(|_| VerifyError::Malformed)?,
             Some(_) => return Err(VerifyError::Malformed),
         };
+        if claims.get("cnf").is_some() {
+            return Err(VerifyError::SenderConstrained);
+        }
         Ok(VerifiedToken {
             subject: string(&claims, "sub")?,
             client_id: string(&claims, "client_id")?,

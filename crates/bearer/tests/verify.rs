@@ -258,3 +258,49 @@ async fn verifies_hs256_tokens_with_the_shared_secret() {
     verifier.add_shared_secret(kid, &secret).unwrap();
     assert_eq!(verifier.verify(&token, NOW).unwrap().subject, "alice");
 }
+
+/// RFC 9449 §7.1 (and RFC 8705): a token bound to a key is not a bearer token. Signed here by a
+/// key of the test's own (the engine never puts `cnf` in a token, and refuses to let a
+/// customizer add it).
+#[test]
+fn a_token_bound_to_a_key_is_refused_as_a_bearer_token() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = pair.public_key().as_ref();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "as-key", "alg": "ES256", "use": "sig",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+    }]});
+    let mut verifier = TokenVerifier::new(ISSUER, RESOURCE);
+    verifier.set_jwks(jwks.to_string().as_bytes()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some("as-key".into());
+    let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+    let token = |cnf: Option<serde_json::Value>| {
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "aud": RESOURCE, "sub": "alice", "client_id": "c",
+            "scope": "mcp:tools", "iat": NOW.0, "exp": NOW.0 + 300,
+        });
+        if let Some(cnf) = cnf {
+            claims["cnf"] = cnf;
+        }
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    verifier.verify(&token(None), NOW).unwrap();
+    for cnf in [
+        serde_json::json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        serde_json::json!({}),
+    ] {
+        let refused = verifier.verify(&token(Some(cnf.clone())), NOW).unwrap_err();
+        assert_eq!(refused, VerifyError::SenderConstrained, "{cnf}");
+        assert!(refused.to_string().contains("bound to a key"));
+    }
+}
