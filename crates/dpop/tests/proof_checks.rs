@@ -5,6 +5,12 @@
     clippy::indexing_slicing,
     reason = "tests: a failed unwrap is a failed test"
 )]
+// The tests make their keys (a client's, another authorization server's) from the OS.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "test keys"
+)]
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
