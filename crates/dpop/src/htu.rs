@@ -49,9 +49,10 @@ fn normalize_percent_encoding(path: &str) -> String {
     while let Some(&byte) = bytes.get(i) {
         if byte == b'%'
             && let (Some(&high), Some(&low)) = (bytes.get(i + 1), bytes.get(i + 2))
-            && let (Some(h), Some(l)) = (hex_value(high), hex_value(low))
+            && let (Some(h), Some(l)) =
+                (char::from(high).to_digit(16), char::from(low).to_digit(16))
+            && let Ok(decoded) = u8::try_from(h * 16 + l)
         {
-            let decoded = h * 16 + l;
             if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
                 out.push(char::from(decoded));
             } else {
@@ -67,15 +68,6 @@ fn normalize_percent_encoding(path: &str) -> String {
         i += 1;
     }
     out
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
