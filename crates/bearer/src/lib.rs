@@ -25,7 +25,7 @@ mod introspection;
 mod verify;
 
 pub use challenge::Challenge;
-pub use extract::{ExtractError, extract_bearer};
+pub use extract::{ExtractError, TokenScheme, extract_access_token, extract_bearer};
 pub use introspection::verify_introspection;
 pub use mcpauth_oauth_types::UnixTime;
 pub use verify::{SubjectType, TokenVerifier, VerifiedToken, VerifyError};

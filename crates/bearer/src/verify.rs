@@ -60,6 +60,10 @@ pub enum VerifyError {
         "the access token is bound to a key (cnf) and cannot be used as a bearer token: present it with proof of that key"
     )]
     SenderConstrained,
+    /// Presented with the DPoP scheme, the token is not bound to a key (no `cnf.jkt`): a
+    /// bearer token goes with the Bearer scheme.
+    #[error("the access token is not bound to a key: present it with the Bearer scheme")]
+    NotBound,
 }
 
 /// The identity a verified token carries.
@@ -279,6 +283,43 @@ impl TokenVerifier {
     ///
     /// A [`VerifyError`] naming the first check that failed.
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<VerifiedToken, VerifyError> {
+        let (verified, claims) = self.verify_claims(token, now)?;
+        if claims.get("cnf").is_some() {
+            return Err(VerifyError::SenderConstrained);
+        }
+        Ok(verified)
+    }
+
+    /// Verifies a token presented with the DPoP scheme (RFC 9449 §7.1): as
+    /// [`verify`](Self::verify), and it must be bound to a key by `cnf.jkt` (§6.1), returned
+    /// beside it. The caller then checks the request's DPoP proof (`mcpauth-dpop`) with this
+    /// token's hash and that the proof's key has this thumbprint.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] naming the first check that failed; [`VerifyError::NotBound`] for a
+    /// token with no `cnf.jkt`.
+    pub fn verify_bound(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(VerifiedToken, String), VerifyError> {
+        let (verified, claims) = self.verify_claims(token, now)?;
+        let cnf = claims.get("cnf").ok_or(VerifyError::NotBound)?;
+        let jkt = cnf
+            .get("jkt")
+            .and_then(Value::as_str)
+            // Bound some other way (a certificate, RFC 8705): not provable with DPoP.
+            .ok_or(VerifyError::SenderConstrained)?;
+        Ok((verified, jkt.to_owned()))
+    }
+
+    /// Every check but the `cnf` one; the claims beside the token.
+    fn verify_claims(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(VerifiedToken, Value), VerifyError> {
         let now = now.0;
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
@@ -357,10 +398,7 @@ impl TokenVerifier {
             Some(Value::String(s)) => Scope::parse(s).map_err(|_| VerifyError::Malformed)?,
             Some(_) => return Err(VerifyError::Malformed),
         };
-        if claims.get("cnf").is_some() {
-            return Err(VerifyError::SenderConstrained);
-        }
-        Ok(VerifiedToken {
+        let verified = VerifiedToken {
             subject: string(&claims, "sub")?,
             client_id: string(&claims, "client_id")?,
             scope,
@@ -368,7 +406,8 @@ impl TokenVerifier {
             expires_at: exp,
             jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
             subject_type: SubjectType::from_claims(&claims),
-        })
+        };
+        Ok((verified, claims))
     }
 }
 

@@ -309,4 +309,40 @@ fn a_token_bound_to_a_key_is_refused_as_a_bearer_token() {
         assert_eq!(refused, VerifyError::SenderConstrained, "{cnf}");
         assert!(refused.to_string().contains("bound to a key"));
     }
+
+    // Presented with the DPoP scheme: the thumbprint comes back for the proof check; a token
+    // bound otherwise, or not bound, is refused.
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let (verified, bound_to) = verifier
+        .verify_bound(&token(Some(serde_json::json!({"jkt": jkt}))), NOW)
+        .unwrap();
+    assert_eq!(bound_to, jkt);
+    assert_eq!(verified.subject, "alice");
+    assert_eq!(
+        verifier.verify_bound(&token(None), NOW).unwrap_err(),
+        VerifyError::NotBound
+    );
+    assert_eq!(
+        verifier
+            .verify_bound(
+                &token(Some(
+                    serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})
+                )),
+                NOW
+            )
+            .unwrap_err(),
+        VerifyError::SenderConstrained
+    );
+    // Every other check still applies.
+    let mut expired = TokenVerifier::new(ISSUER, RESOURCE);
+    expired.set_jwks(jwks.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        expired
+            .verify_bound(
+                &token(Some(serde_json::json!({"jkt": jkt}))),
+                UnixTime(NOW.0 + 3600)
+            )
+            .unwrap_err(),
+        VerifyError::Expired
+    );
 }

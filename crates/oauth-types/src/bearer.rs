@@ -33,15 +33,41 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 ///
 /// [`BearerError`] when the scheme is Bearer but the token is missing or not `b64token`.
 pub fn parse_bearer_authorization(value: &str) -> Result<Option<&str>, BearerError> {
-    let Some((scheme, token)) = value.split_once(' ') else {
+    parse_token_authorization(value, "bearer")
+}
+
+/// The token of an `Authorization` header value that uses the DPoP scheme (RFC 9449 §7.1: a
+/// DPoP-bound access token, with its proof in the `DPoP` header; the token has the same
+/// `token68` syntax); `Ok(None)` for another scheme.
+///
+/// ```
+/// use mcpauth_oauth_types::parse_dpop_authorization;
+///
+/// assert_eq!(parse_dpop_authorization("DPoP abc.def"), Ok(Some("abc.def")));
+/// assert_eq!(parse_dpop_authorization("Bearer abc.def"), Ok(None));
+/// ```
+///
+/// # Errors
+///
+/// [`BearerError`] when the scheme is DPoP but the token is missing or malformed.
+pub fn parse_dpop_authorization(value: &str) -> Result<Option<&str>, BearerError> {
+    parse_token_authorization(value, "dpop")
+}
+
+/// `scheme` (lowercase) followed by one `b64token`/`token68`.
+fn parse_token_authorization<'v>(
+    value: &'v str,
+    scheme: &str,
+) -> Result<Option<&'v str>, BearerError> {
+    let Some((named, token)) = value.split_once(' ') else {
         // RFC 6750 §3.1: a request naming the scheme without a token is malformed, not
         // unauthenticated.
-        if value.trim().eq_ignore_ascii_case("bearer") {
+        if value.trim().eq_ignore_ascii_case(scheme) {
             return Err(BearerError::Empty);
         }
         return Ok(None);
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !named.eq_ignore_ascii_case(scheme) {
         return Ok(None);
     }
     let token = token.trim_start_matches(' ');

@@ -28,7 +28,7 @@ mod scope;
 mod secret;
 mod time;
 
-pub use bearer::{BearerError, parse_bearer_authorization};
+pub use bearer::{BearerError, parse_bearer_authorization, parse_dpop_authorization};
 pub use client_auth::{BasicCredentials, parse_basic_authorization};
 pub use error::{
     AuthorizeErrorCode, BearerErrorCode, ErrorBody, IntrospectionErrorCode, OAuthError,
