@@ -1,5 +1,6 @@
 //! RFC 6750 §3 `WWW-Authenticate: Bearer` challenges, with RFC 9728 §5.1 `resource_metadata`
-//! and the `scope` the MCP authorization specification uses for step-up.
+//! and the `scope` the MCP authorization specification uses for step-up; RFC 9449 §7.1's
+//! `DPoP` challenges for requests that presented a DPoP-bound token.
 
 use mcpauth_oauth_types::BearerErrorCode;
 
@@ -11,6 +12,8 @@ pub struct Challenge {
     scope: Option<String>,
     error: Option<BearerErrorCode>,
     description: Option<String>,
+    /// `Some(algs)`: a `DPoP` challenge naming the proof algorithms accepted.
+    dpop_algs: Option<String>,
 }
 
 /// RFC 6750 §3: `error_description` and `scope` use %x20-21 / %x23-5B / %x5D-7E only.
@@ -38,7 +41,24 @@ impl Challenge {
             scope: None,
             error: None,
             description: None,
+            dpop_algs: None,
         }
+    }
+
+    /// Makes it a `DPoP` challenge (RFC 9449 §7.1) naming `algs`, the proof algorithms
+    /// accepted (space-separated): the answer to a request that presented its token with the
+    /// DPoP scheme.
+    pub fn dpop(mut self, algs: &str) -> Self {
+        self.dpop_algs = Some(sanitize(algs));
+        self
+    }
+
+    /// `invalid_dpop_proof` (401, RFC 9449 §7.1): the request's DPoP proof is missing or
+    /// fails a check.
+    pub fn invalid_dpop_proof(mut self, description: &str) -> Self {
+        self.error = Some(BearerErrorCode::InvalidDpopProof);
+        self.description = Some(sanitize(description));
+        self
     }
 
     /// Adds the scope needed for this resource.
@@ -96,10 +116,14 @@ impl Challenge {
     /// The header value, e.g. `Bearer resource_metadata="…", scope="…", error="…"`.
     #[must_use]
     pub fn header_value(&self) -> String {
-        let mut out = format!(
-            "Bearer resource_metadata=\"{}\"",
+        let mut out = match &self.dpop_algs {
+            Some(algs) => format!("DPoP algs=\"{algs}\", "),
+            None => "Bearer ".to_owned(),
+        };
+        out.push_str(&format!(
+            "resource_metadata=\"{}\"",
             sanitize(&self.resource_metadata)
-        );
+        ));
         if let Some(scope) = &self.scope {
             out.push_str(&format!(", scope=\"{scope}\""));
         }
@@ -138,6 +162,21 @@ mod tests {
         let value = c.header_value();
         assert!(value.contains("scope=\"mcp:tools mcp:admin\""), "{value}");
         assert!(value.contains("error=\"insufficient_scope\""), "{value}");
+    }
+
+    // RFC 9449 §7.1: a DPoP challenge names the algorithms its proofs may use.
+    #[test]
+    fn a_dpop_challenge_names_its_algorithms() {
+        let c = Challenge::new(PRM)
+            .dpop("ES256 EdDSA")
+            .invalid_dpop_proof("the DPoP proof was already used");
+        assert_eq!(c.status(), 401);
+        assert_eq!(
+            c.header_value(),
+            format!(
+                "DPoP algs=\"ES256 EdDSA\", resource_metadata=\"{PRM}\", error=\"invalid_dpop_proof\", error_description=\"the DPoP proof was already used\""
+            )
+        );
     }
 
     #[test]

@@ -276,7 +276,10 @@ impl ResourceServer {
             };
         }
         let scopes = rules.scopes(&self.config().required_scopes);
-        let token = match self.authenticate_with_scopes(headers, &scopes, now).await {
+        let token = match self
+            .authenticate_with_scopes(method, headers, &scopes, now)
+            .await
+        {
             Ok(token) => token,
             Err(refusal) => return Admission::Refuse(refusal),
         };

@@ -167,6 +167,10 @@ error_codes! {
         /// The authentication behind the token does not meet the resource's requirements
         /// (RFC 9470 §3): here, no user stands behind it where one must.
         InsufficientUserAuthentication = ("insufficient_user_authentication", 401),
+        /// The DPoP proof sent with a DPoP-bound token is missing or invalid (RFC 9449 §7.1).
+        InvalidDpopProof = ("invalid_dpop_proof", 401),
+        /// The resource server requires a nonce in DPoP proofs (RFC 9449 §9).
+        UseDpopNonce = ("use_dpop_nonce", 401),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The steps the admission state machine (`crate::admission`) takes: authenticate with the route's
 //! scopes, the body's limits and encoding, session binding, tool calls' scopes.
 
-use http::{HeaderMap, StatusCode, header};
-use mcpauth_bearer::{VerifiedToken, extract_bearer};
+use http::{HeaderMap, Method, StatusCode, header};
+use mcpauth_bearer::{TokenScheme, VerifiedToken, extract_access_token};
 use mcpauth_oauth_types::UnixTime;
 
 use super::Refusal;
@@ -13,22 +13,24 @@ use crate::session_binding::{SESSION_HEADER, SessionTicket};
 use crate::{HttpResponse, ResourceServer};
 
 impl ResourceServer {
-    /// Verifies the request's bearer token and that it carries `scopes` (a route's needs). A
+    /// Verifies the request's access token and that it carries `scopes` (a route's needs). A
     /// token without them gets `403` with `error="insufficient_scope"` and `scope` naming
     /// every scope needed, so MCP clients can step up (MCP authorization, scope challenge
-    /// handling).
+    /// handling). A token presented with the DPoP scheme (RFC 9449 §7.1) must be bound to a
+    /// key and come with a fresh, unused proof of that key for this request.
     #[allow(
         clippy::result_large_err,
         reason = "the refusal is the response adapters send as is"
     )]
     pub(crate) async fn authenticate_with_scopes(
         &self,
+        method: &Method,
         headers: &HeaderMap,
         scopes: &[&str],
         now: UnixTime,
     ) -> Result<VerifiedToken, HttpResponse> {
-        let token = match extract_bearer(headers) {
-            Ok(Some(token)) => token,
+        let (scheme, token) = match extract_access_token(headers) {
+            Ok(Some(presented)) => presented,
             Ok(None) => return Err(challenge_response(&self.challenge(scopes))),
             Err(e) => {
                 return Err(challenge_response(
@@ -36,14 +38,13 @@ impl ResourceServer {
                 ));
             }
         };
-        let verified = match self.verify(token, now).await {
+        let verified = match scheme {
+            TokenScheme::DPoP => self.verify_dpop_request(method, headers, token, now).await,
+            _ => self.verify(token, now).await.map_err(DpopRefusal::Token),
+        };
+        let verified = match verified {
             Ok(verified) => verified,
-            Err(Refusal::Invalid(e)) => {
-                return Err(challenge_response(
-                    &self.challenge(scopes).invalid_token(&e.to_string()),
-                ));
-            }
-            Err(Refusal::Unavailable) => return Err(unavailable()),
+            Err(refusal) => return Err(self.refusal_response(scheme, scopes, refusal)),
         };
         if scopes.iter().any(|s| !verified.scope.contains(s)) {
             return Err(self.step_up(&verified, scopes));
@@ -54,6 +55,77 @@ impl ResourceServer {
             return Err(refusal);
         }
         Ok(verified)
+    }
+
+    /// RFC 9449 §7.1–§7.2: the token must be bound to a key (`cnf.jkt`) and the request's
+    /// DPoP proof must pass §4.3 for this method, this resource's URL and this token (`ath`),
+    /// be signed by that key, and not have been seen before (§11.1).
+    async fn verify_dpop_request(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<VerifiedToken, DpopRefusal> {
+        let (verified, jkt) = self
+            .verify_bound(token, now)
+            .await
+            .map_err(DpopRefusal::Token)?;
+        let request = mcpauth_dpop::RequestContext::new(method.as_str(), &self.config.resource)
+            .access_token(token);
+        let proofs = headers
+            .get_all("dpop")
+            .iter()
+            .map(http::HeaderValue::as_bytes);
+        let proof = mcpauth_dpop::verify_proof(proofs, &request, &self.dpop_policy, now.0)
+            .map_err(DpopRefusal::Proof)?;
+        if !proof.is_bound_to(&jkt) {
+            return Err(DpopRefusal::OtherKey);
+        }
+        let until = now.0.saturating_add(self.dpop_policy.replay_window());
+        let mut seen = self
+            .dpop_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen
+            .get(&proof.replay_key())
+            .is_some_and(|kept| *kept >= now.0)
+        {
+            return Err(DpopRefusal::Replayed);
+        }
+        if seen.len() >= super::DPOP_PROOFS_REMEMBERED {
+            seen.retain(|_, kept| *kept >= now.0);
+            if seen.len() >= super::DPOP_PROOFS_REMEMBERED {
+                tracing::warn!("DPoP proofs arrive faster than they can be remembered; refusing");
+                return Err(DpopRefusal::Token(Refusal::Unavailable));
+            }
+        }
+        seen.insert(proof.replay_key(), until);
+        Ok(verified)
+    }
+
+    /// The answer to a refused token: the scheme's challenge (`DPoP` naming the proof
+    /// algorithms for a DPoP request, RFC 9449 §7.1), or `503` when the keys are unreachable.
+    fn refusal_response(
+        &self,
+        scheme: TokenScheme,
+        scopes: &[&str],
+        refusal: DpopRefusal,
+    ) -> HttpResponse {
+        let mut challenge = self.challenge(scopes);
+        if scheme == TokenScheme::DPoP {
+            challenge = challenge.dpop(&self.dpop_policy.algorithm_names().join(" "));
+        }
+        challenge_response(&match refusal {
+            DpopRefusal::Token(Refusal::Unavailable) => return unavailable(),
+            DpopRefusal::Token(Refusal::Invalid(e)) => challenge.invalid_token(&e.to_string()),
+            DpopRefusal::OtherKey => challenge.invalid_token(
+                "the DPoP proof is signed by another key than the one the token is bound to",
+            ),
+            DpopRefusal::Proof(e) => challenge.invalid_dpop_proof(&e.to_string()),
+            DpopRefusal::Replayed => challenge
+                .invalid_dpop_proof("this DPoP proof was already used: make a new one per request"),
+        })
     }
 
     /// Whether the body of a request with `method` is read before it goes on: a `POST` (a
@@ -180,4 +252,16 @@ impl ResourceServer {
             .any(|s| !verified.scope.contains(s))
             .then(|| self.step_up(verified, &needs.scopes))
     }
+}
+
+/// Why a token (and its DPoP proof) was refused.
+enum DpopRefusal {
+    /// The token itself, or the keys to check it.
+    Token(Refusal),
+    /// The proof failed a check of RFC 9449 §4.3.
+    Proof(mcpauth_dpop::ProofError),
+    /// The proof is fine but signed by another key than the token's `cnf.jkt`.
+    OtherKey,
+    /// The proof was seen before (§11.1).
+    Replayed,
 }

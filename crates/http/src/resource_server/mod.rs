@@ -14,6 +14,9 @@ mod config;
 mod metadata;
 mod verification;
 
+#[cfg(test)]
+mod dpop_tests;
+
 pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
 
 use std::sync::Arc;
@@ -43,6 +46,11 @@ impl From<VerifyError> for Refusal {
 
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: usize = 1024;
+
+/// Most DPoP proofs remembered at once (each for the proof policy's replay window, 310 s):
+/// about 320 proofs a second, sustained, per instance. Past it, proofs are refused with `503`
+/// until older ones expire, rather than forgotten early (which would allow their replay).
+const DPOP_PROOFS_REMEMBERED: usize = 100_000;
 
 /// The configuration cannot protect a resource.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +82,10 @@ pub struct ResourceServer {
     fetching: Mutex<()>,
     keys: Arc<dyn KeySource>,
     sessions: SessionOwners,
+    /// What a DPoP proof must be (RFC 9449 §4.3).
+    dpop_policy: mcpauth_dpop::ProofPolicy,
+    /// The DPoP proofs seen (their replay keys) and until when each is remembered (§11.1).
+    dpop_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -145,6 +157,8 @@ impl ResourceServer {
             config,
             keys,
             sessions: SessionOwners::default(),
+            dpop_policy: mcpauth_dpop::ProofPolicy::default(),
+            dpop_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

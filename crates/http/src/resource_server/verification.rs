@@ -67,6 +67,27 @@ impl ResourceServer {
         }?)
     }
 
+    /// As [`verify`](Self::verify), for a token presented with the DPoP scheme: a JWT bound to a
+    /// key (`cnf.jkt`, returned). Introspected (opaque) tokens are not accepted this way yet.
+    pub(super) async fn verify_bound(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(VerifiedToken, String), Refusal> {
+        if !looks_like_jwt(token) {
+            return Err(Refusal::Invalid(VerifyError::Malformed));
+        }
+        let first = self.verifier.read().await.verify_bound(token, now);
+        Ok(match first {
+            Err(VerifyError::UnknownKey) => match self.refresh_keys(now).await {
+                KeyRefresh::Loaded => self.verifier.read().await.verify_bound(token, now),
+                KeyRefresh::Unreachable => return Err(Refusal::Unavailable),
+                KeyRefresh::NotDue => first,
+            },
+            other => other,
+        }?)
+    }
+
     /// RFC 7662: asks the authorization server, reusing a recent answer for the same token
     /// (kept by the token's SHA-256, never past its `exp`).
     async fn introspect(

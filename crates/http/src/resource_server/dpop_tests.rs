@@ -1,0 +1,263 @@
+//! RFC 9449 §7 at the resource server: tokens bound to a key, presented with the DPoP scheme
+//! and a proof, through the whole admission. The authorization server's key and the client's
+//! are made here (mcpauth's own authorization server does not issue bound tokens yet).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use mcpauth_oauth_types::UnixTime;
+use serde_json::{Value, json};
+
+use crate::{
+    Admission, IntrospectionClient, KeySource, KeySourceError, ResourceServer,
+    ResourceServerConfig, RouteRules,
+};
+
+const NOW: u64 = 1_800_000_000;
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const ISSUER: &str = "https://auth.example.com";
+
+struct Key {
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn es256_key() -> Key {
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = pair.public_key().as_ref();
+    Key {
+        encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+        jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])}),
+    }
+}
+
+/// The authorization server's JWK Set, served to the resource server.
+#[derive(Debug)]
+struct StaticKeys(Bytes);
+
+#[async_trait::async_trait]
+impl KeySource for StaticKeys {
+    async fn jwk_set(&self, _: &str) -> Result<Bytes, KeySourceError> {
+        Ok(self.0.clone())
+    }
+
+    async fn introspect(&self, _: &IntrospectionClient, _: &str) -> Result<Bytes, KeySourceError> {
+        Err("no introspection here".into())
+    }
+}
+
+struct Deployment {
+    resource: ResourceServer,
+    authorization_server: Key,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let authorization_server = es256_key();
+        let mut jwk = authorization_server.jwk.clone();
+        jwk["kid"] = json!("as-key");
+        jwk["alg"] = json!("ES256");
+        jwk["use"] = json!("sig");
+        let keys = Bytes::from(json!({"keys": [jwk]}).to_string());
+        let config = ResourceServerConfig::new(RESOURCE, ISSUER, "https://auth.example.com/jwks");
+        let resource = ResourceServer::with_key_source(config, Arc::new(StaticKeys(keys))).unwrap();
+        Self {
+            resource,
+            authorization_server,
+        }
+    }
+
+    /// An access token for this resource, bound to `client`'s key when given.
+    fn token(&self, bound_to: Option<&Key>) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some("as-key".into());
+        let mut claims = json!({
+            "iss": ISSUER, "aud": RESOURCE, "sub": "alice", "client_id": "c",
+            "scope": "mcp:tools", "iat": NOW, "exp": NOW + 300, "sub_type": "user",
+        });
+        if let Some(key) = bound_to {
+            claims["cnf"] = json!({"jkt": mcpauth_dpop::jwk_thumbprint(&key.jwk).unwrap()});
+        }
+        jsonwebtoken::encode(&header, &claims, &self.authorization_server.encoding).unwrap()
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        authorization: &str,
+        proofs: &[&str],
+    ) -> Result<(), http::Response<Bytes>> {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
+        for proof in proofs {
+            headers.append("dpop", proof.parse().unwrap());
+        }
+        match self
+            .resource
+            .admit(&method, &headers, &RouteRules::new(), UnixTime(NOW))
+            .await
+        {
+            Admission::Admit(_) | Admission::NeedsBody(_) => Ok(()),
+            Admission::Refuse(refusal) => Err(refusal),
+            Admission::Preflight => panic!("not a preflight"),
+        }
+    }
+}
+
+/// A DPoP proof by `key` for `method` on the resource, carrying `token`'s hash.
+fn proof(key: &Key, method: &str, token: &str, jti: &str) -> String {
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk});
+    let claims = json!({
+        "jti": jti, "htm": method, "htu": RESOURCE, "iat": NOW,
+        "ath": mcpauth_dpop::access_token_hash(token),
+    });
+    let message = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, Algorithm::ES256).unwrap();
+    format!("{message}.{signature}")
+}
+
+fn challenge(refusal: &http::Response<Bytes>) -> String {
+    refusal.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_bound_token_with_a_fresh_proof_of_its_key_is_admitted_once() {
+    let deployment = Deployment::new();
+    let client = es256_key();
+    let token = deployment.token(Some(&client));
+    let first = proof(&client, "POST", &token, "jti-1");
+    deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&first])
+        .await
+        .unwrap();
+    // The same proof again (RFC 9449 §11.1): refused; a new one is fine.
+    let replayed = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&first])
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+    let value = challenge(&replayed);
+    assert!(
+        value.starts_with("DPoP algs=\"ES256 EdDSA PS256 RS256\""),
+        "{value}"
+    );
+    assert!(value.contains("error=\"invalid_dpop_proof\""), "{value}");
+    assert!(value.contains("resource_metadata="), "{value}");
+    deployment
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "jti-2")],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stolen_bound_token_is_useless_without_its_key() {
+    let deployment = Deployment::new();
+    let (client, thief) = (es256_key(), es256_key());
+    let token = deployment.token(Some(&client));
+    // As a bearer token (RFC 9449 §7.1).
+    let as_bearer = deployment
+        .send(Method::POST, &format!("Bearer {token}"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(as_bearer.status(), StatusCode::UNAUTHORIZED);
+    let value = challenge(&as_bearer);
+    assert!(value.starts_with("Bearer "), "{value}");
+    assert!(value.contains("error=\"invalid_token\""), "{value}");
+    // With the DPoP scheme and no proof, or a proof by the thief's own key.
+    let no_proof = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[])
+        .await
+        .unwrap_err();
+    assert!(challenge(&no_proof).contains("error=\"invalid_dpop_proof\""));
+    let other_key = deployment
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&thief, "POST", &token, "j")],
+        )
+        .await
+        .unwrap_err();
+    let value = challenge(&other_key);
+    assert!(value.contains("error=\"invalid_token\""), "{value}");
+    assert!(value.contains("another key"), "{value}");
+}
+
+#[tokio::test]
+async fn a_proof_is_for_one_method_and_one_token() {
+    let deployment = Deployment::new();
+    let client = es256_key();
+    let token = deployment.token(Some(&client));
+    let for_get = proof(&client, "GET", &token, "j1");
+    let refused = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&for_get])
+        .await
+        .unwrap_err();
+    assert!(challenge(&refused).contains("error=\"invalid_dpop_proof\""));
+    // A proof made for another token of the same key (`ath`).
+    let mismatched = proof(&client, "POST", "a-different-access-token", "j2");
+    let refused = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&mismatched])
+        .await
+        .unwrap_err();
+    assert!(challenge(&refused).contains("error=\"invalid_dpop_proof\""));
+    // Two proofs at once.
+    let twice = proof(&client, "POST", &token, "j3");
+    let refused = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&twice, &twice])
+        .await
+        .unwrap_err();
+    assert!(challenge(&refused).contains("error=\"invalid_dpop_proof\""));
+}
+
+#[tokio::test]
+async fn an_unbound_token_goes_with_the_bearer_scheme_only() {
+    let deployment = Deployment::new();
+    let client = es256_key();
+    let token = deployment.token(None);
+    deployment
+        .send(Method::POST, &format!("Bearer {token}"), &[])
+        .await
+        .unwrap();
+    let refused = deployment
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "j")],
+        )
+        .await
+        .unwrap_err();
+    let value = challenge(&refused);
+    assert!(value.starts_with("DPoP "), "{value}");
+    assert!(value.contains("error=\"invalid_token\""), "{value}");
+}
