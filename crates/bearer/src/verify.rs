@@ -64,6 +64,12 @@ pub enum VerifyError {
     /// bearer token goes with the Bearer scheme.
     #[error("the access token is not bound to a key: present it with the Bearer scheme")]
     NotBound,
+    /// Presented with the DPoP scheme, the token is bound some way this verifier cannot check
+    /// (a `cnf` other than `jkt` alone), or is not a JWT.
+    #[error(
+        "this resource server accepts the DPoP scheme for JWT access tokens bound by cnf.jkt alone"
+    )]
+    UnsupportedBinding,
 }
 
 /// The identity a verified token carries.
@@ -306,11 +312,14 @@ impl TokenVerifier {
     ) -> Result<(VerifiedToken, String), VerifyError> {
         let (verified, claims) = self.verify_claims(token, now)?;
         let cnf = claims.get("cnf").ok_or(VerifyError::NotBound)?;
+        // Bound by DPoP's `jkt` and nothing else: a certificate binding (RFC 8705), alone or
+        // beside it, is one a DPoP proof does not discharge.
         let jkt = cnf
-            .get("jkt")
+            .as_object()
+            .filter(|members| members.len() == 1)
+            .and_then(|members| members.get("jkt"))
             .and_then(Value::as_str)
-            // Bound some other way (a certificate, RFC 8705): not provable with DPoP.
-            .ok_or(VerifyError::SenderConstrained)?;
+            .ok_or(VerifyError::UnsupportedBinding)?;
         Ok((verified, jkt.to_owned()))
     }
 

@@ -322,17 +322,22 @@ fn a_token_bound_to_a_key_is_refused_as_a_bearer_token() {
         verifier.verify_bound(&token(None), NOW).unwrap_err(),
         VerifyError::NotBound
     );
-    assert_eq!(
-        verifier
-            .verify_bound(
-                &token(Some(
-                    serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})
-                )),
-                NOW
-            )
-            .unwrap_err(),
-        VerifyError::SenderConstrained
-    );
+    for cnf in [
+        serde_json::json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        serde_json::json!({"jkt": jkt, "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        serde_json::json!({"jkt": 1}),
+        serde_json::json!({}),
+        serde_json::json!(null),
+        serde_json::json!(jkt),
+    ] {
+        assert_eq!(
+            verifier
+                .verify_bound(&token(Some(cnf.clone())), NOW)
+                .unwrap_err(),
+            VerifyError::UnsupportedBinding,
+            "{cnf}"
+        );
+    }
     // Every other check still applies.
     let mut expired = TokenVerifier::new(ISSUER, RESOURCE);
     expired.set_jwks(jwks.to_string().as_bytes()).unwrap();

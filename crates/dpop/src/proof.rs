@@ -91,6 +91,13 @@ impl ProofPolicy {
             .collect()
     }
 
+    /// How old (by its `iat`) a proof may be, in seconds: one is refused once `iat` plus this
+    /// has passed, so a replay cache may forget it then.
+    #[must_use]
+    pub fn max_age_seconds(&self) -> u64 {
+        self.max_age
+    }
+
     /// How long a proof's [`replay_key`](VerifiedProof::replay_key) must be remembered: any
     /// proof older than this is refused by its `iat` anyway.
     #[must_use]

@@ -9,6 +9,7 @@ use super::Refusal;
 use super::challenge::{
     challenge_response, json_rpc_parse_error, owner_of, plain_refusal, unavailable,
 };
+use super::dpop_memory::Remembered;
 use crate::session_binding::{SESSION_HEADER, SessionTicket};
 use crate::{HttpResponse, ResourceServer};
 
@@ -38,39 +39,62 @@ impl ResourceServer {
                 ));
             }
         };
-        let verified = match scheme {
-            TokenScheme::DPoP => self.verify_dpop_request(method, headers, token, now).await,
-            _ => self.verify(token, now).await.map_err(DpopRefusal::Token),
+        let (verified, proof) = match scheme {
+            TokenScheme::Bearer => match self.verify(token, now).await {
+                Ok(verified) => (verified, None),
+                Err(refusal) => {
+                    return Err(self.refusal_response(scheme, scopes, DpopRefusal::Token(refusal)));
+                }
+            },
+            TokenScheme::DPoP => {
+                match self.verify_dpop_request(method, headers, token, now).await {
+                    Ok((verified, proof)) => (verified, Some(proof)),
+                    Err(refusal) => return Err(self.refusal_response(scheme, scopes, refusal)),
+                }
+            }
+            _ => {
+                return Err(challenge_response(&self.challenge(scopes).invalid_request(
+                    "an Authorization scheme this resource server does not take",
+                )));
+            }
         };
-        let verified = match verified {
-            Ok(verified) => verified,
-            Err(refusal) => return Err(self.refusal_response(scheme, scopes, refusal)),
+        let refusal = if scopes.iter().any(|s| !verified.scope.contains(s)) {
+            Some(self.step_up(&verified, scopes))
+        } else if self.config.require_user {
+            self.refuse_without_user(&verified)
+        } else {
+            None
         };
-        if scopes.iter().any(|s| !verified.scope.contains(s)) {
-            return Err(self.step_up(&verified, scopes));
+        if let Some(refusal) = refusal {
+            return Err(match scheme {
+                TokenScheme::DPoP => self.as_dpop_challenge(refusal),
+                _ => refusal,
+            });
         }
-        if self.config.require_user
-            && let Some(refusal) = self.refuse_without_user(&verified)
-        {
-            return Err(refusal);
+        // Only a request that passed every other check takes a place in the proof memory.
+        if let Some(proof) = proof {
+            self.remember_proof(&proof, now)
+                .map_err(|refusal| self.refusal_response(scheme, scopes, refusal))?;
         }
         Ok(verified)
     }
 
     /// RFC 9449 §7.1–§7.2: the token must be bound to a key (`cnf.jkt`) and the request's
     /// DPoP proof must pass §4.3 for this method, this resource's URL and this token (`ath`),
-    /// be signed by that key, and not have been seen before (§11.1).
+    /// and be signed by that key. Whether it was seen before is asked last
+    /// ([`remember_proof`](Self::remember_proof)).
     async fn verify_dpop_request(
         &self,
         method: &Method,
         headers: &HeaderMap,
         token: &str,
         now: UnixTime,
-    ) -> Result<VerifiedToken, DpopRefusal> {
+    ) -> Result<(VerifiedToken, mcpauth_dpop::VerifiedProof), DpopRefusal> {
         let (verified, jkt) = self
             .verify_bound(token, now)
             .await
             .map_err(DpopRefusal::Token)?;
+        // The resource's URL: the MCP endpoint its identifier names (see CHANGELOG).
         let request = mcpauth_dpop::RequestContext::new(method.as_str(), &self.config.resource)
             .access_token(token);
         let proofs = headers
@@ -82,26 +106,40 @@ impl ResourceServer {
         if !proof.is_bound_to(&jkt) {
             return Err(DpopRefusal::OtherKey);
         }
-        let until = now.0.saturating_add(self.dpop_policy.replay_window());
-        let mut seen = self
+        Ok((verified, proof))
+    }
+
+    /// RFC 9449 §11.1: a proof is accepted once. Remembered until its `iat` is too old to
+    /// pass again.
+    fn remember_proof(
+        &self,
+        proof: &mcpauth_dpop::VerifiedProof,
+        now: UnixTime,
+    ) -> Result<(), DpopRefusal> {
+        let until = proof.iat.saturating_add(self.dpop_policy.max_age_seconds());
+        let remembered = self
             .dpop_seen
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen
-            .get(&proof.replay_key())
-            .is_some_and(|kept| *kept >= now.0)
-        {
-            return Err(DpopRefusal::Replayed);
-        }
-        if seen.len() >= super::DPOP_PROOFS_REMEMBERED {
-            seen.retain(|_, kept| *kept >= now.0);
-            if seen.len() >= super::DPOP_PROOFS_REMEMBERED {
-                tracing::warn!("DPoP proofs arrive faster than they can be remembered; refusing");
-                return Err(DpopRefusal::Token(Refusal::Unavailable));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remember(&proof.jkt, &proof.jti, until, now.0);
+        match remembered {
+            Remembered::New => Ok(()),
+            Remembered::Replayed => Err(DpopRefusal::Replayed),
+            Remembered::KeyOverQuota => Err(DpopRefusal::KeyOverQuota),
+            Remembered::Full => {
+                let second = now.0;
+                let last = self
+                    .dpop_full_warned
+                    .swap(second, std::sync::atomic::Ordering::Relaxed);
+                if second.saturating_sub(last) >= 10 {
+                    tracing::warn!(
+                        "DPoP proofs arrive faster than this resource server remembers them; \
+                         new ones are refused until older ones expire"
+                    );
+                }
+                Err(DpopRefusal::Full)
             }
         }
-        seen.insert(proof.replay_key(), until);
-        Ok(verified)
     }
 
     /// The answer to a refused token: the scheme's challenge (`DPoP` naming the proof
@@ -114,18 +152,53 @@ impl ResourceServer {
     ) -> HttpResponse {
         let mut challenge = self.challenge(scopes);
         if scheme == TokenScheme::DPoP {
-            challenge = challenge.dpop(&self.dpop_policy.algorithm_names().join(" "));
+            challenge = challenge.dpop(&self.dpop_algorithms());
         }
         challenge_response(&match refusal {
             DpopRefusal::Token(Refusal::Unavailable) => return unavailable(),
             DpopRefusal::Token(Refusal::Invalid(e)) => challenge.invalid_token(&e.to_string()),
-            DpopRefusal::OtherKey => challenge.invalid_token(
+            // No nonce is asked for here yet, so a proof error is never `use_dpop_nonce`.
+            DpopRefusal::Proof(e) => challenge.invalid_dpop_proof(&e.to_string()),
+            DpopRefusal::OtherKey => challenge.invalid_dpop_proof(
                 "the DPoP proof is signed by another key than the one the token is bound to",
             ),
-            DpopRefusal::Proof(e) => challenge.invalid_dpop_proof(&e.to_string()),
-            DpopRefusal::Replayed => challenge
-                .invalid_dpop_proof("this DPoP proof was already used: make a new one per request"),
+            DpopRefusal::Replayed => challenge.invalid_dpop_proof(
+                "this DPoP proof was already used: make a new one for each request",
+            ),
+            DpopRefusal::KeyOverQuota => {
+                return plain_refusal(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests: this DPoP key sent more proofs than this server keeps for one key; slow down",
+                );
+            }
+            DpopRefusal::Full => {
+                return plain_refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable: too many DPoP proofs to remember; retry shortly",
+                );
+            }
         })
+    }
+
+    /// A refusal's `Bearer` challenge as a `DPoP` one, for a request that used that scheme.
+    fn as_dpop_challenge(&self, mut response: HttpResponse) -> HttpResponse {
+        let dpop = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|rest| format!("DPoP algs=\"{}\", {rest}", self.dpop_algorithms()))
+            .and_then(|v| http::HeaderValue::from_str(&v).ok());
+        if let Some(value) = dpop {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+
+    fn dpop_algorithms(&self) -> String {
+        self.dpop_policy.algorithm_names().join(" ")
     }
 
     /// Whether the body of a request with `method` is read before it goes on: a `POST` (a
@@ -260,8 +333,12 @@ enum DpopRefusal {
     Token(Refusal),
     /// The proof failed a check of RFC 9449 §4.3.
     Proof(mcpauth_dpop::ProofError),
-    /// The proof is fine but signed by another key than the token's `cnf.jkt`.
+    /// The proof is fine but signed by another key than the token's `cnf.jkt` (§4.3 check 12).
     OtherKey,
     /// The proof was seen before (§11.1).
     Replayed,
+    /// The proof's key has as many proofs remembered as one key may.
+    KeyOverQuota,
+    /// As many proofs are remembered as this server keeps.
+    Full,
 }

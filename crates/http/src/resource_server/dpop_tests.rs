@@ -106,6 +106,17 @@ impl Deployment {
         authorization: &str,
         proofs: &[&str],
     ) -> Result<(), http::Response<Bytes>> {
+        self.send_to(&RouteRules::new(), method, authorization, proofs)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        rules: &RouteRules,
+        method: Method,
+        authorization: &str,
+        proofs: &[&str],
+    ) -> Result<(), http::Response<Bytes>> {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
         for proof in proofs {
@@ -113,7 +124,7 @@ impl Deployment {
         }
         match self
             .resource
-            .admit(&method, &headers, &RouteRules::new(), UnixTime(NOW))
+            .admit(&method, &headers, rules, UnixTime(NOW))
             .await
         {
             Admission::Admit(_) | Admission::NeedsBody(_) => Ok(()),
@@ -125,9 +136,13 @@ impl Deployment {
 
 /// A DPoP proof by `key` for `method` on the resource, carrying `token`'s hash.
 fn proof(key: &Key, method: &str, token: &str, jti: &str) -> String {
+    proof_at(key, method, token, jti, NOW)
+}
+
+fn proof_at(key: &Key, method: &str, token: &str, jti: &str, iat: u64) -> String {
     let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk});
     let claims = json!({
-        "jti": jti, "htm": method, "htu": RESOURCE, "iat": NOW,
+        "jti": jti, "htm": method, "htu": RESOURCE, "iat": iat,
         "ath": mcpauth_dpop::access_token_hash(token),
     });
     let message = format!(
@@ -199,6 +214,7 @@ async fn a_stolen_bound_token_is_useless_without_its_key() {
         .send(Method::POST, &format!("DPoP {token}"), &[])
         .await
         .unwrap_err();
+    assert!(challenge(&no_proof).starts_with("DPoP algs="));
     assert!(challenge(&no_proof).contains("error=\"invalid_dpop_proof\""));
     let other_key = deployment
         .send(
@@ -209,8 +225,83 @@ async fn a_stolen_bound_token_is_useless_without_its_key() {
         .await
         .unwrap_err();
     let value = challenge(&other_key);
-    assert!(value.contains("error=\"invalid_token\""), "{value}");
+    assert!(value.contains("error=\"invalid_dpop_proof\""), "{value}");
     assert!(value.contains("another key"), "{value}");
+    // The thief's refused proof did not use up the jti for the key's holder.
+    deployment
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "j")],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_proof_must_be_fresh() {
+    let deployment = Deployment::new();
+    let client = es256_key();
+    let token = deployment.token(Some(&client));
+    let stale = proof_at(&client, "POST", &token, "old", NOW - 301);
+    let refused = deployment
+        .send(Method::POST, &format!("DPoP {token}"), &[&stale])
+        .await
+        .unwrap_err();
+    assert!(challenge(&refused).contains("error=\"invalid_dpop_proof\""));
+    // The scheme is case-insensitive (RFC 7235 §2.1).
+    deployment
+        .send(
+            Method::POST,
+            &format!("dpop {token}"),
+            &[&proof(&client, "POST", &token, "new")],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn refusals_after_the_proof_answer_in_the_dpop_scheme() {
+    let deployment = Deployment::new();
+    let client = es256_key();
+    let token = deployment.token(Some(&client));
+    // Step-up: the token lacks a scope the route needs (403, naming it).
+    let rules = RouteRules::new().requiring(&["admin"]);
+    let step_up = deployment
+        .send_to(
+            &rules,
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "s")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(step_up.status(), StatusCode::FORBIDDEN);
+    let value = challenge(&step_up);
+    assert!(value.starts_with("DPoP algs="), "{value}");
+    assert!(value.contains("error=\"insufficient_scope\""), "{value}");
+    // A refused request's proof takes no place in the memory: the same proof passes where the
+    // route asks for nothing more.
+    deployment
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "s")],
+        )
+        .await
+        .unwrap();
+    // An opaque token with the DPoP scheme.
+    let refused = deployment
+        .send(
+            Method::POST,
+            "DPoP opaque-token-value",
+            &[&proof(&client, "POST", "opaque-token-value", "o")],
+        )
+        .await
+        .unwrap_err();
+    let value = challenge(&refused);
+    assert!(value.contains("error=\"invalid_token\""), "{value}");
+    assert!(value.contains("cnf.jkt"), "{value}");
 }
 
 #[tokio::test]

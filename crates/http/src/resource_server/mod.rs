@@ -11,6 +11,7 @@
 mod admission_steps;
 mod challenge;
 mod config;
+mod dpop_memory;
 mod metadata;
 mod verification;
 
@@ -47,10 +48,14 @@ impl From<VerifyError> for Refusal {
 /// Most introspection results kept at once.
 const CACHE_CAPACITY: usize = 1024;
 
-/// Most DPoP proofs remembered at once (each for the proof policy's replay window, 310 s):
-/// about 320 proofs a second, sustained, per instance. Past it, proofs are refused with `503`
-/// until older ones expire, rather than forgotten early (which would allow their replay).
-const DPOP_PROOFS_REMEMBERED: usize = 100_000;
+/// Most DPoP proofs remembered at once (each until its `iat` is 300 s old): about 650 proofs a
+/// second, sustained, per instance. Past it, new proofs are refused with `503` until older ones
+/// expire, rather than old ones forgotten early (which would allow their replay).
+const DPOP_PROOFS_REMEMBERED: usize = 200_000;
+
+/// Most DPoP proofs remembered for one key: about 30 a second, sustained. Past it, that key's
+/// requests get `429`, and no single token holder can fill the memory for everyone.
+const DPOP_PROOFS_PER_KEY: usize = 10_000;
 
 /// The configuration cannot protect a resource.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +89,10 @@ pub struct ResourceServer {
     sessions: SessionOwners,
     /// What a DPoP proof must be (RFC 9449 §4.3).
     dpop_policy: mcpauth_dpop::ProofPolicy,
-    /// The DPoP proofs seen (their replay keys) and until when each is remembered (§11.1).
-    dpop_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The DPoP proofs accepted, each until it is too old to pass again (§11.1).
+    dpop_seen: std::sync::Mutex<dpop_memory::ProofMemory>,
+    /// When the proof memory last warned that it was full (seconds).
+    dpop_full_warned: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -158,7 +165,11 @@ impl ResourceServer {
             keys,
             sessions: SessionOwners::default(),
             dpop_policy: mcpauth_dpop::ProofPolicy::default(),
-            dpop_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+            dpop_seen: std::sync::Mutex::new(dpop_memory::ProofMemory::new(
+                DPOP_PROOFS_PER_KEY,
+                DPOP_PROOFS_REMEMBERED,
+            )),
+            dpop_full_warned: std::sync::atomic::AtomicU64::new(0),
         })
     }
 

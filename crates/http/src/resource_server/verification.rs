@@ -75,7 +75,7 @@ impl ResourceServer {
         now: UnixTime,
     ) -> Result<(VerifiedToken, String), Refusal> {
         if !looks_like_jwt(token) {
-            return Err(Refusal::Invalid(VerifyError::Malformed));
+            return Err(Refusal::Invalid(VerifyError::UnsupportedBinding));
         }
         let first = self.verifier.read().await.verify_bound(token, now);
         Ok(match first {
