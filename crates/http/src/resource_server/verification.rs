@@ -55,16 +55,8 @@ impl ResourceServer {
         {
             return self.introspect(client, token, now).await;
         }
-        let first = self.verifier.read().await.verify(token, now);
-        Ok(match first {
-            Err(VerifyError::UnknownKey) => match self.refresh_keys(now).await {
-                KeyRefresh::Loaded => self.verifier.read().await.verify(token, now),
-                // The keys could not be fetched: the token may well be fine (503, retry).
-                KeyRefresh::Unreachable => return Err(Refusal::Unavailable),
-                KeyRefresh::NotDue => first,
-            },
-            other => other,
-        }?)
+        self.with_current_keys(now, |verifier| verifier.verify(token, now))
+            .await
     }
 
     /// As [`verify`](Self::verify), for a token presented with the DPoP scheme: a JWT bound to a
@@ -77,10 +69,22 @@ impl ResourceServer {
         if !looks_like_jwt(token) {
             return Err(Refusal::Invalid(VerifyError::UnsupportedBinding));
         }
-        let first = self.verifier.read().await.verify_bound(token, now);
+        self.with_current_keys(now, |verifier| verifier.verify_bound(token, now))
+            .await
+    }
+
+    /// Runs `check` with the keys held; if it names an unknown key, fetches the JWK Set (when
+    /// due) and runs it again.
+    async fn with_current_keys<T>(
+        &self,
+        now: UnixTime,
+        check: impl Fn(&mcpauth_bearer::TokenVerifier) -> Result<T, VerifyError>,
+    ) -> Result<T, Refusal> {
+        let first = check(&*self.verifier.read().await);
         Ok(match first {
             Err(VerifyError::UnknownKey) => match self.refresh_keys(now).await {
-                KeyRefresh::Loaded => self.verifier.read().await.verify_bound(token, now),
+                KeyRefresh::Loaded => check(&*self.verifier.read().await),
+                // The keys could not be fetched: the token may well be fine (503, retry).
                 KeyRefresh::Unreachable => return Err(Refusal::Unavailable),
                 KeyRefresh::NotDue => first,
             },
