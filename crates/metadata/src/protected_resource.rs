@@ -24,6 +24,10 @@ pub struct ProtectedResourceMetadata {
     /// Human-readable documentation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_documentation: Option<String>,
+    /// The JWS algorithms this resource accepts in DPoP proofs (RFC 9728 §2, RFC 9449): empty
+    /// when it does not take DPoP-bound tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 impl ProtectedResourceMetadata {

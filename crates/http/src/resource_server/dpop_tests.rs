@@ -352,3 +352,13 @@ async fn an_unbound_token_goes_with_the_bearer_scheme_only() {
     assert!(value.starts_with("DPoP "), "{value}");
     assert!(value.contains("error=\"invalid_token\""), "{value}");
 }
+
+#[test]
+fn the_metadata_names_the_dpop_algorithms_accepted() {
+    let deployment = Deployment::new();
+    let metadata = serde_json::to_value(deployment.resource.metadata()).unwrap();
+    assert_eq!(
+        metadata["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA", "PS256", "RS256"])
+    );
+}

@@ -21,6 +21,13 @@ impl ResourceServer {
         metadata
             .resource_name
             .clone_from(&self.config.resource_name);
+        // DPoP-bound tokens are taken with a proof by one of these (RFC 9449 §7).
+        metadata.dpop_signing_alg_values_supported = self
+            .dpop_policy
+            .algorithm_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         metadata
     }
 
