@@ -182,12 +182,7 @@ impl SqlStore {
     ) -> Result<Option<T>, StoreError> {
         match &self.pool {
             Pool::Sqlite(_, db) => db.read(|c| sqlite_row(c, sql, &params, sqlite)),
-            Pool::Postgres(_, grants) => grants
-                .fetch_optional(bind_postgres(sqlx::query(sql), &params))
-                .await?
-                .as_ref()
-                .map(postgres)
-                .transpose(),
+            Pool::Postgres(_, grants) => postgres_row(grants, sql, &params, postgres).await,
         }
     }
 
@@ -202,12 +197,22 @@ impl SqlStore {
     ) -> Result<Option<T>, StoreError> {
         match &self.pool {
             Pool::Sqlite(_, db) => db.write(move |c| sqlite_row(c, sql, &params, sqlite)).await,
-            Pool::Postgres(_, grants) => grants
-                .fetch_optional(bind_postgres(sqlx::query(sql), &params))
-                .await?
-                .as_ref()
-                .map(postgres)
-                .transpose(),
+            Pool::Postgres(_, grants) => postgres_row(grants, sql, &params, postgres).await,
         }
     }
+}
+
+/// Runs `sql` on the grant path's PostgreSQL connections; its row, if any, decoded.
+async fn postgres_row<T>(
+    grants: &crate::postgres::Connections,
+    sql: &'static str,
+    params: &[Param],
+    decode: impl FnOnce(&PgRow) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    grants
+        .fetch_optional(bind_postgres(sqlx::query(sql), params))
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
 }

@@ -59,17 +59,17 @@ impl ResourceServer {
             }
         };
         let refusal = if scopes.iter().any(|s| !verified.scope.contains(s)) {
-            Some(self.step_up(&verified, scopes))
+            Some(self.step_up_challenge(&verified, scopes))
         } else if self.config.require_user {
-            self.refuse_without_user(&verified)
+            self.no_user_challenge(&verified)
         } else {
             None
         };
-        if let Some(refusal) = refusal {
-            return Err(match scheme {
-                TokenScheme::DPoP => self.as_dpop_challenge(refusal),
-                _ => refusal,
-            });
+        if let Some(challenge) = refusal {
+            return Err(challenge_response(&match scheme {
+                TokenScheme::DPoP => challenge.dpop(&self.dpop_algorithms()),
+                _ => challenge,
+            }));
         }
         // Only a request that passed every other check takes a place in the proof memory.
         if let Some(proof) = proof {
@@ -178,23 +178,6 @@ impl ResourceServer {
                 );
             }
         })
-    }
-
-    /// A refusal's `Bearer` challenge as a `DPoP` one, for a request that used that scheme.
-    fn as_dpop_challenge(&self, mut response: HttpResponse) -> HttpResponse {
-        let dpop = response
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|rest| format!("DPoP algs=\"{}\", {rest}", self.dpop_algorithms()))
-            .and_then(|v| http::HeaderValue::from_str(&v).ok());
-        if let Some(value) = dpop {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
     }
 
     fn dpop_algorithms(&self) -> String {

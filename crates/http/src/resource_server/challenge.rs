@@ -122,9 +122,11 @@ impl ResourceServer {
     /// serving, that it needs more than the token grants.
     #[must_use]
     pub fn insufficient_scope(&self, scopes: &[&str]) -> HttpResponse {
-        challenge_response(
-            &Challenge::new(self.metadata_url.clone()).insufficient_scope(&scopes.join(" ")),
-        )
+        challenge_response(&self.insufficient_scope_challenge(scopes))
+    }
+
+    fn insufficient_scope_challenge(&self, scopes: &[&str]) -> Challenge {
+        Challenge::new(self.metadata_url.clone()).insufficient_scope(&scopes.join(" "))
     }
 
     /// The `401 insufficient_user_authentication` answer (RFC 9470 §3) for a token with no
@@ -132,6 +134,12 @@ impl ResourceServer {
     /// have agreed.
     #[must_use]
     pub fn refuse_without_user(&self, verified: &VerifiedToken) -> Option<HttpResponse> {
+        self.no_user_challenge(verified)
+            .map(|challenge| challenge_response(&challenge))
+    }
+
+    /// [`refuse_without_user`](Self::refuse_without_user)'s challenge.
+    pub(super) fn no_user_challenge(&self, verified: &VerifiedToken) -> Option<Challenge> {
         if verified.has_user() {
             return None;
         }
@@ -139,11 +147,11 @@ impl ResourceServer {
             client_id = %verified.client_id,
             "refused a token with no user behind it where a user is required"
         );
-        Some(challenge_response(
-            &Challenge::new(self.metadata_url.clone()).insufficient_user_authentication(
+        Some(
+            Challenge::new(self.metadata_url.clone()).insufficient_user_authentication(
                 "this request needs a token a user authorized; a client's own token (client_credentials) is not enough",
             ),
-        ))
+        )
     }
 
     /// The `403 insufficient_scope` for a token that lacks some of `needed`. The challenge
@@ -152,12 +160,17 @@ impl ResourceServer {
     /// lose what they hold otherwise), clients of 2026-07-28 ask for the union of what they
     /// hold and the challenge, which comes to the same set.
     pub(super) fn step_up(&self, verified: &VerifiedToken, needed: &[&str]) -> HttpResponse {
+        challenge_response(&self.step_up_challenge(verified, needed))
+    }
+
+    /// [`step_up`](Self::step_up)'s challenge.
+    pub(super) fn step_up_challenge(&self, verified: &VerifiedToken, needed: &[&str]) -> Challenge {
         let mut scopes: Vec<&str> = verified.scope.iter().collect();
         for scope in needed {
             if !scopes.contains(scope) {
                 scopes.push(scope);
             }
         }
-        self.insufficient_scope(&scopes)
+        self.insufficient_scope_challenge(&scopes)
     }
 }
