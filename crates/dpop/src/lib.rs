@@ -9,6 +9,7 @@
 //! This crate is the part both servers share, without I/O: [`verify_proof`] runs the checks of
 //! RFC 9449 §4.3 against the request it came with and returns what the caller still has to do
 //! with storage (record the proof's `jti` so it is used once, §11.1). Time is passed in.
+//! Clients make proofs with a [`DpopKey`] ([`DpopKey::proof`]).
 //!
 //! ```
 //! use mcpauth_dpop::{ProofPolicy, RequestContext, verify_proof};
@@ -29,11 +30,13 @@ mod error;
 mod htu;
 mod nonce;
 mod proof;
+mod sign;
 mod thumbprint;
 
 pub use error::ProofError;
 pub use nonce::NonceSource;
 pub use proof::{ProofPolicy, RequestContext, VerifiedProof, verify_proof};
+pub use sign::{DpopKey, KeyError, ProofRequest, SignError};
 pub use thumbprint::{access_token_hash, jwk_thumbprint};
 
 /// Re-exported so that callers name the same algorithm type the policy holds.

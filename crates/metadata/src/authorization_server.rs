@@ -57,6 +57,10 @@ pub struct AuthorizationServerMetadata {
     /// PKCE methods (only `S256` here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code_challenge_methods_supported: Vec<String>,
+    /// The JWS algorithms the server accepts in DPoP proofs (RFC 9449 §5.1); empty when it
+    /// does not take DPoP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// RFC 9207: `iss` is sent in authorization responses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub authorization_response_iss_parameter_supported: bool,

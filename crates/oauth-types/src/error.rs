@@ -99,6 +99,12 @@ error_codes! {
         AccessDenied = ("access_denied", 400),
         /// The device code has expired (RFC 8628 §3.5).
         ExpiredToken = ("expired_token", 400),
+        /// The DPoP proof is missing where one is required, invalid, or replayed (RFC 9449
+        /// §5).
+        InvalidDpopProof = ("invalid_dpop_proof", 400),
+        /// The server requires a nonce in DPoP proofs: sign a new proof with the `DPoP-Nonce`
+        /// of the response (RFC 9449 §8).
+        UseDpopNonce = ("use_dpop_nonce", 400),
         /// The authorization server encountered an unexpected condition.
         ServerError = ("server_error", 500),
     }

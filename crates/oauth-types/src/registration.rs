@@ -62,6 +62,10 @@ pub struct ClientMetadata {
     /// A signed JWT asserting metadata about the client software (RFC 7591 §2.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_statement: Option<String>,
+    /// Whether the client always uses DPoP (RFC 9449 §5.2): the server refuses its token
+    /// requests without a proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     /// Members this type does not name. Validation keeps only the RFC 7591 §2.2 language
     /// variants of human-readable members (`client_name#fr`, `logo_uri#ja-Jpan-JP`, ...).
     #[serde(flatten)]

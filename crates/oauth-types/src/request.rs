@@ -84,6 +84,8 @@ pub struct AuthorizationRequest {
     /// `response_mode` (OAuth 2.0 Multiple Response Type Encoding Practices §2.1); the
     /// engine answers only in the query.
     pub response_mode: Option<String>,
+    /// `dpop_jkt` (RFC 9449 §10): the JWK thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -106,6 +108,7 @@ impl AuthorizationRequest {
             code_challenge_method: bounded(form, "code_challenge_method")?.map(str::to_owned),
             resource: resources(form)?,
             response_mode: bounded(form, "response_mode")?.map(str::to_owned),
+            dpop_jkt: bounded(form, "dpop_jkt")?.map(str::to_owned),
         })
     }
 }

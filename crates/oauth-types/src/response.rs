@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's DPoP proof (RFC 9449
+    /// §5).
     pub token_type: String,
     /// Lifetime of the access token in seconds.
     pub expires_in: u64,
@@ -24,6 +25,15 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// A response for an access token bound to a DPoP key (RFC 9449 §5): `token_type: DPoP`.
+    #[must_use]
+    pub fn dpop(access_token: String, expires_in: u64) -> Self {
+        Self {
+            token_type: "DPoP".into(),
+            ..Self::bearer(access_token, expires_in)
+        }
+    }
+
     /// A bearer token response.
     #[must_use]
     pub fn bearer(access_token: String, expires_in: u64) -> Self {

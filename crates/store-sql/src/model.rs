@@ -24,14 +24,14 @@ use crate::{Columns, Pool, SqlStore, StoreError, from_db, on_pool, to_db};
 /// The columns of a refresh token, in the order [`refresh_params`] lists them.
 macro_rules! refresh_columns {
     () => {
-        "token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at"
+        "token_hash, grant_id, client_id, subject, scope, resources, issued_at, expires_at, rotated_at, dpop_jkt"
     };
 }
 
 const INSERT_REFRESH: &str = concat!(
     "INSERT INTO refresh_tokens (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 
 const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, client_id, subject, scope, resources, \
@@ -113,6 +113,7 @@ fn refresh_params(token: &RefreshTokenRecord) -> Result<Vec<Param>, StoreError> 
         to_db(token.issued_at.0)?,
         to_db(token.expires_at.0)?,
         token.rotated_at.map(|t| to_db(t.0)).transpose()?,
+        token.dpop_jkt.as_deref(),
     ])
 }
 
@@ -168,6 +169,7 @@ fn code_from(row: &impl Columns) -> Result<AuthorizationCodeRecord, StoreError> 
         resources: row.json("resources")?,
         expires_at: time(row, "expires_at")?,
         consumed_at: optional_time(row, "consumed_at")?,
+        dpop_jkt: row.optional_text("dpop_jkt")?,
     })
 }
 
@@ -183,6 +185,7 @@ fn refresh_from(row: &impl Columns) -> Result<RefreshTokenRecord, StoreError> {
         expires_at: time(row, "expires_at")?,
         rotated_at: optional_time(row, "rotated_at")?,
         sealed_successor: row.optional_text("sealed_successor")?,
+        dpop_jkt: row.optional_text("dpop_jkt")?,
     })
 }
 
@@ -336,7 +339,7 @@ impl CodeStore for SqlStore {
         self.execute(
             "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, \
              redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, \
-             consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             consumed_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             params![
                 code.code_hash.as_str(),
                 code.grant_id.as_str(),
@@ -349,6 +352,7 @@ impl CodeStore for SqlStore {
                 serde_json::to_string(&code.resources)?,
                 to_db(code.expires_at.0)?,
                 code.consumed_at.map(|t| to_db(t.0)).transpose()?,
+                code.dpop_jkt.as_deref(),
             ],
         )
         .await?;
@@ -430,7 +434,7 @@ impl CodeStore for SqlStore {
                             "WHERE code_hash = $2 AND consumed_at IS NULL RETURNING *), ",
                             "issued AS (INSERT INTO refresh_tokens (",
                             refresh_columns!(),
-                            ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM consumed ",
+                            ") SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM consumed ",
                             "RETURNING 1) SELECT consumed.* FROM consumed"
                         )),
                         &params,
@@ -528,7 +532,7 @@ impl RefreshTokenStore for SqlStore {
                     "sealed_successor = $3 WHERE token_hash = $2 AND rotated_at IS NULL ",
                     "RETURNING 1) INSERT INTO refresh_tokens (",
                     refresh_columns!(),
-                    ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM rotated"
+                    ") SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM rotated"
                 )),
                 &params,
             ))

@@ -112,6 +112,7 @@ fn code(hash: &str, expires_at: u64) -> AuthorizationCodeRecord {
         resources: vec![],
         expires_at: UnixTime(expires_at),
         consumed_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -740,6 +741,7 @@ async fn sealed_refresh_successors_are_forgotten_after_the_grace_window() {
             expires_at: UnixTime(100_000),
             rotated_at: None,
             sealed_successor: None,
+            dpop_jkt: None,
         };
         store.insert_refresh(token("first")).await.unwrap();
         store.insert_refresh(token("late")).await.unwrap();

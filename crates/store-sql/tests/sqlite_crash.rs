@@ -41,6 +41,7 @@ fn token(hash: &str) -> RefreshTokenRecord {
         expires_at: NOW.plus(3600),
         rotated_at: None,
         sealed_successor: None,
+        dpop_jkt: None,
     }
 }
 

@@ -43,9 +43,29 @@ pub struct AccessTokenClaims {
     /// tokens where a person must have agreed. Absent only in tokens from before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_type: Option<SubjectType>,
+    /// The key the token is bound to (RFC 7800 `cnf`; RFC 9449 §6.1 `jkt`): a resource
+    /// server accepts it only with a DPoP proof made with that key. Absent for bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     /// Claims added by the application's [`crate::TokenCustomizer`].
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 9449 §6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The SHA-256 JWK thumbprint (RFC 7638) of the DPoP key.
+    pub jkt: String,
+}
+
+impl Confirmation {
+    /// A binding to the key whose thumbprint is `jkt`.
+    #[must_use]
+    pub fn jkt(jkt: impl Into<String>) -> Self {
+        Self { jkt: jkt.into() }
+    }
 }
 
 /// `aud`: one string, or an array of strings (RFC 7519 §4.1.3).
@@ -141,11 +161,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         client_id: &str,
         scope: &str,
         resources: &[String],
+        dpop_jkt: Option<&str>,
         now: UnixTime,
     ) -> Result<String, IssueError> {
-        let claims = self.access_token_claims(
+        let mut claims = self.access_token_claims(
             grant_type, grant_id, subject, client_id, scope, resources, now,
         )?;
+        claims.cnf = dpop_jkt.map(Confirmation::jkt);
         self.encode_access_token(&claims).await
     }
 
@@ -193,6 +215,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             } else {
                 SubjectType::User
             }),
+            cnf: None,
         })
     }
 

@@ -120,6 +120,9 @@ pub struct PendingAuthorization {
     /// (RFC 8252 §8.6).
     #[serde(default)]
     consent_may_be_remembered: bool,
+    /// The DPoP key thumbprint the code is to be bound to (RFC 9449 §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 impl PendingAuthorization {
@@ -342,6 +345,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             Ok(resources) => resources,
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
         };
+        // RFC 9449 §10: a SHA-256 JWK thumbprint, base64url without padding (43 characters).
+        if let Some(jkt) = request.dpop_jkt.as_deref()
+            && !is_thumbprint(jkt)
+        {
+            return redirect(
+                AuthorizeErrorCode::InvalidRequest,
+                "dpop_jkt must be the base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key",
+            );
+        }
         let consent_may_be_remembered = client.auth_method()
             != crate::model::TokenEndpointAuthMethod::None
             || Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "https");
@@ -356,6 +368,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             resources,
             state: request.state,
             code_challenge: challenge.as_str().to_owned(),
+            dpop_jkt: request.dpop_jkt,
         })
     }
 
@@ -438,6 +451,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 resources: pending.resources,
                 expires_at: now.plus(self.config.code_ttl),
                 consumed_at: None,
+                dpop_jkt: pending.dpop_jkt,
             })
             .await
             .map_err(|e| internal("storage failure", e))?;
@@ -606,4 +620,13 @@ const UNKNOWN_CLIENT_OR_REDIRECT: &str =
 /// kept). It matched a URI validated at registration, so this fails only on corrupt storage.
 fn redirect_base(redirect_uri: &str) -> Result<Url, AuthorizeError> {
     Url::parse(redirect_uri).map_err(|e| internal("stored redirect_uri does not parse", e))
+}
+
+/// Whether `value` has the shape of a SHA-256 JWK thumbprint: 32 bytes in base64url without
+/// padding.
+fn is_thumbprint(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -202,6 +202,7 @@ pub struct EngineConfig {
     pub(crate) dynamic_registration: bool,
     pub(crate) legacy_assertion_audience: bool,
     pub(crate) introspection_clients: Vec<String>,
+    pub(crate) dpop: crate::DpopPolicy,
 }
 
 /// The configuration is not usable.
@@ -252,7 +253,15 @@ impl EngineConfig {
             dynamic_registration: true,
             legacy_assertion_audience: false,
             introspection_clients: Vec::new(),
+            dpop: crate::DpopPolicy::default(),
         })
+    }
+
+    /// How the token endpoint treats DPoP proofs (RFC 9449): by default a proof is checked and
+    /// binds what it obtains, and none is required.
+    pub fn dpop(&mut self, policy: crate::DpopPolicy) -> &mut Self {
+        self.dpop = policy;
+        self
     }
 
     /// Lifetime of access tokens in seconds.
@@ -518,6 +527,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("dynamic_registration", &self.dynamic_registration)
             .field("customizer", &self.customizer.is_some())
             .field("subject_status", &self.subject_status.is_some())
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }

@@ -118,6 +118,26 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         form: &FormParams,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenEndpointError> {
+        self.token_with_proof(authorization, &[], form, now).await
+    }
+
+    /// The token endpoint as a typed call, with the request's `DPoP` header values (RFC 9449
+    /// §4.1, as bytes; more than one is refused): a valid proof binds the tokens issued to its
+    /// key (`cnf.jkt`, `token_type: DPoP`). Send [`dpop_nonce`](Self::dpop_nonce) in
+    /// `DPoP-Nonce` with the answer, whatever it is, when it is `Some`.
+    ///
+    /// # Errors
+    ///
+    /// An RFC 6749 §5.2 error, or RFC 9449's `invalid_dpop_proof` and `use_dpop_nonce`;
+    /// nothing changed in storage unless tokens were issued (or the proof's `jti` was
+    /// recorded as used).
+    pub async fn token_with_proof(
+        &self,
+        authorization: Option<&str>,
+        dpop: &[&[u8]],
+        form: &FormParams,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenEndpointError> {
         let request = TokenRequest::from_form(form).map_err(|e| {
             EndpointError::from(OAuthError::new(
                 TokenErrorCode::InvalidRequest,
@@ -166,6 +186,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "client_credentials and token exchange are for clients the operator registered or vouched for; this client registered itself",
             )));
         }
+        let dpop_jkt = self
+            .token_request_proof(&client, dpop, now)
+            .await
+            .map_err(EndpointError::from)?;
+        let dpop_jkt = dpop_jkt.as_deref();
         let result = match request {
             TokenRequest::AuthorizationCode {
                 code,
@@ -179,6 +204,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     redirect_uri: redirect_uri.as_deref(),
                     code_verifier,
                     resource: &resource,
+                    dpop_jkt,
                 };
                 self.redeem_code(&client, redemption, now).await
             }
@@ -188,17 +214,25 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 resource,
                 ..
             } => {
-                self.refresh(&client, &refresh_token, scope.as_ref(), &resource, now)
-                    .await
+                self.refresh(
+                    &client,
+                    &refresh_token,
+                    scope.as_ref(),
+                    &resource,
+                    dpop_jkt,
+                    now,
+                )
+                .await
             }
             TokenRequest::ClientCredentials {
                 scope, resource, ..
             } => {
-                self.client_credentials(&client, scope.as_ref(), &resource, now)
+                self.client_credentials(&client, scope.as_ref(), &resource, dpop_jkt, now)
                     .await
             }
             TokenRequest::DeviceCode { device_code, .. } => {
-                self.redeem_device_code(&client, &device_code, now).await
+                self.redeem_device_code(&client, &device_code, dpop_jkt, now)
+                    .await
             }
             TokenRequest::TokenExchange {
                 subject_token,
@@ -223,6 +257,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     requested_token_type: requested_token_type.as_deref(),
                     targets,
                     scope: scope.as_ref(),
+                    dpop_jkt,
                 };
                 self.exchange(&client, exchange, now).await
             }

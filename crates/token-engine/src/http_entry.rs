@@ -128,18 +128,27 @@ fn read_form<C: ClientAuthCodes>(
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    /// The token endpoint over HTTP: POST, form-encoded body.
+    /// The token endpoint over HTTP: POST, form-encoded body, and any `DPoP` header (RFC
+    /// 9449): every answer carries a fresh `DPoP-Nonce` when the engine asks for nonces.
     pub async fn token_endpoint(&self, request: Request<Bytes>, now: UnixTime) -> Response<Bytes> {
         let result = async {
             let (authorization, form) = read_form(&request)?;
-            let tokens = self.token(authorization, &form, now).await?;
+            let proofs: Vec<&[u8]> = request
+                .headers()
+                .get_all(mcpauth_dpop::DPOP_HEADER)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            let tokens = self
+                .token_with_proof(authorization, &proofs, &form, now)
+                .await?;
             Ok((
                 tokens,
                 form.get("grant_type").unwrap_or_default().to_owned(),
             ))
         }
         .await;
-        match result {
+        let mut response = match result {
             Ok((tokens, grant_type)) => {
                 let mut response = json_response(StatusCode::OK, &tokens);
                 response
@@ -148,7 +157,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 response
             }
             Err(failure) => error_response(failure, "Basic realm=\"token\""),
+        };
+        // RFC 9449 §8: a nonce for the client's next proof, on every answer.
+        if let Some(nonce) = self
+            .dpop_nonce(now)
+            .and_then(|n| HeaderValue::from_str(&n).ok())
+        {
+            response
+                .headers_mut()
+                .insert(mcpauth_dpop::DPOP_NONCE_HEADER, nonce);
         }
+        response
     }
 
     /// The device authorization endpoint over HTTP (RFC 8628 §3.1–§3.2).

@@ -50,13 +50,18 @@ pub struct Introspection {
     /// Its identifier (access tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+    /// `Bearer` for bearer access tokens, `DPoP` for DPoP-bound ones (RFC 9449 §6.2),
+    /// `refresh_token` for refresh tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// `user` when a user stands behind the token, `client` when the client acts for itself
     /// (the access token's `sub_type` claim; an RFC 7662 §2.2 extension member).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_type: Option<crate::SubjectType>,
+    /// The key a DPoP-bound access token is bound to (RFC 9449 §6.2): the resource server
+    /// must check the request's proof against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::Confirmation>,
 }
 
 impl Introspection {
@@ -146,6 +151,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             jti: None,
             token_type: Some("refresh_token".into()),
             sub_type: Some(crate::SubjectType::User),
+            cnf: None,
         }))
     }
 
@@ -185,7 +191,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             iat: Some(claims.iat),
             sub_type,
             jti: Some(claims.jti),
-            token_type: Some("Bearer".into()),
+            token_type: Some(
+                if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                }
+                .into(),
+            ),
+            cnf: claims.cnf,
         })
     }
 

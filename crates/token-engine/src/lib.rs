@@ -38,6 +38,7 @@ mod client_metadata_document;
 
 mod config;
 mod customize;
+mod dpop;
 mod endpoints;
 mod error;
 mod grant;
@@ -60,7 +61,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
-pub use access_token::{AccessTokenClaims, Audience, SubjectType};
+pub use access_token::{AccessTokenClaims, Audience, Confirmation, SubjectType};
 pub use authorize::{
     AuthorizationRedirect, AuthorizeOutcome, ClientIdentity, PendingAuthorization,
 };
@@ -74,6 +75,7 @@ pub use config::{
     USER_DELEGATED_GRANT_TYPES,
 };
 pub use customize::{TokenContext, TokenCustomizer};
+pub use dpop::DpopPolicy;
 pub use endpoints::{EndpointError, RegistrationRefusal, RegistrationRequest, TokenEndpointError};
 pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
@@ -84,6 +86,7 @@ pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
+pub use mcpauth_dpop::{NonceSource, ProofPolicy};
 pub use mcpauth_oauth_types::{
     Clock, FormParams, GrantType, IntrospectionErrorCode, ManualClock, RegistrationErrorCode,
     RevocationErrorCode, Scope, ScopeError, TokenErrorCode, TokenResponse, UnixTime,
@@ -224,6 +227,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map(|(name, _)| (*name).to_owned())
             .collect();
         m.code_challenge_methods_supported = vec!["S256".into()];
+        m.dpop_signing_alg_values_supported = c
+            .dpop
+            .proofs
+            .algorithm_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         m.authorization_response_iss_parameter_supported = true;
         m.client_id_metadata_document_supported = c.client_metadata_documents;
         m

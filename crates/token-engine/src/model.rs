@@ -252,6 +252,10 @@ pub struct AuthorizationCodeRecord {
     pub expires_at: UnixTime,
     /// When the code was redeemed, if it was.
     pub consumed_at: Option<UnixTime>,
+    /// The JWK thumbprint of the DPoP key the client bound the code to with `dpop_jkt` (RFC
+    /// 9449 §10): the token request must carry a proof made with that key.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token, stored by hash (RFC 6749 §6).
@@ -281,6 +285,11 @@ pub struct RefreshTokenRecord {
     /// the refresh-reuse grace window closes, so that a retry inside the window gets the same
     /// successor again; `None` before rotation, with no grace window, and once swept.
     pub sealed_successor: Option<String>,
+    /// The JWK thumbprint of the DPoP key this token is bound to (RFC 9449 §5: a public
+    /// client's refresh token, bound to the key that obtained it): every refresh must carry a
+    /// proof made with that key. Kept by its successors.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where a device authorization stands (RFC 8628 §3.3–§3.5).

@@ -13,6 +13,7 @@ use mcpauth_oauth_types::{
 use mcpauth_pkce::CodeChallenge;
 
 use crate::UnixTime;
+use crate::dpop::{BoundGrant, check_binding};
 use crate::error::{TokenError, internal};
 use crate::grant::refresh_token::GrantTokens;
 use crate::model::{ClientRecord, ConsumeCode, GrantId, OAuthServerModel};
@@ -23,6 +24,8 @@ pub(crate) struct CodeRedemption<'a> {
     pub(crate) redirect_uri: Option<&'a str>,
     pub(crate) code_verifier: Option<CodeVerifier>,
     pub(crate) resource: &'a [String],
+    /// The key of the request's DPoP proof, if it carried one.
+    pub(crate) dpop_jkt: Option<&'a str>,
 }
 
 fn invalid_grant(description: &'static str) -> TokenError {
@@ -81,6 +84,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         CodeChallenge::from_stored(record.code_challenge.clone())
             .verify(&verifier)
             .map_err(|e| OAuthError::new(TokenErrorCode::InvalidGrant, e.to_string()))?;
+        check_binding(
+            BoundGrant::Code,
+            record.dpop_jkt.as_deref(),
+            request.dpop_jkt,
+        )?;
         // RFC 8707 §2.2: the token may be for fewer resources than the grant, never others.
         let audience = if request.resource.is_empty() {
             record.resources.clone()
@@ -108,6 +116,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             access_scope: &access_scope,
             grant_resources: &record.resources,
             audience: &audience,
+            dpop_jkt: request.dpop_jkt,
         };
         let prepared = self.prepare_tokens(client, issue, now).await?;
         match self

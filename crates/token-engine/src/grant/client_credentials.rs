@@ -25,6 +25,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         client: &ClientRecord,
         scope: Option<&Scope>,
         resource: &[String],
+        dpop_jkt: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         if client.auth_method() == TokenEndpointAuthMethod::None {
@@ -48,11 +49,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 client.client_id.as_str(),
                 &scope,
                 &audience,
+                dpop_jkt,
                 now,
             )
             .await
             .map_err(|e| internal("signing failure", e))?;
-        let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
+        let mut response = self.access_token_response(access_token, dpop_jkt.is_some());
         response.scope = (!scope.is_empty()).then_some(scope);
         Ok(response)
     }

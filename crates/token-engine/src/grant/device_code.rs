@@ -264,6 +264,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         &self,
         client: &ClientRecord,
         device_code: &DeviceCode,
+        dpop_jkt: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let device_hash = SecretHash::of(device_code.secret());
@@ -348,6 +349,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     access_scope: &access_scope,
                     grant_resources: &before.resources,
                     audience: &before.resources,
+                    dpop_jkt,
                 };
                 // Consumed together with storing the refresh token, or not at all.
                 let prepared = self.prepare_tokens(client, issue, now).await?;

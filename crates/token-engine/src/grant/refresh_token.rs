@@ -22,8 +22,12 @@ use mcpauth_oauth_types::{
 use sha2::{Digest as _, Sha256};
 
 use crate::UnixTime;
+use crate::dpop::{BoundGrant, check_binding};
 use crate::error::{TokenError, internal};
-use crate::model::{ClientRecord, GrantId, OAuthServerModel, RefreshTokenRecord, RotateRefresh};
+use crate::model::{
+    ClientRecord, GrantId, OAuthServerModel, RefreshTokenRecord, RotateRefresh,
+    TokenEndpointAuthMethod,
+};
 use crate::{SecretHash, TokenEngine, random};
 
 fn invalid_grant(description: &'static str) -> TokenError {
@@ -80,6 +84,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         token: &RefreshToken,
         scope: Option<&Scope>,
         resource: &[String],
+        dpop_jkt: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let old_hash = SecretHash::of(token.secret());
@@ -100,6 +105,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !grant_live {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
+        check_binding(
+            BoundGrant::RefreshToken,
+            record.dpop_jkt.as_deref(),
+            dpop_jkt,
+        )?;
         // RFC 6749 §6: the scope may narrow, never widen.
         let access_scope = match scope {
             Some(requested) if requested.is_subset_of(&record.scope) => requested.to_string(),
@@ -126,6 +136,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             client,
             access_scope: &access_scope,
             audience: &audience,
+            dpop_jkt,
         };
         if record.rotated_at.is_some() {
             let successor = self.replayed(token, &record, now).await?;
@@ -187,11 +198,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 answer.client.client_id.as_str(),
                 answer.access_scope,
                 answer.audience,
+                answer.dpop_jkt,
                 now,
             )
             .await
             .map_err(|e| internal("signing failure", e))?;
-        let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
+        let mut response = self.access_token_response(access_token, answer.dpop_jkt.is_some());
         response.refresh_token = Some(refresh_token);
         response.scope = (!answer.access_scope.is_empty()).then(|| answer.access_scope.to_owned());
         Ok(response)
@@ -253,11 +265,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 client.client_id.as_str(),
                 issue.access_scope,
                 issue.audience,
+                issue.dpop_jkt,
                 now,
             )
             .await
             .map_err(|e| internal("signing failure", e))?;
-        let mut response = TokenResponse::bearer(access_token, self.config.access_token_ttl);
+        let mut response = self.access_token_response(access_token, issue.dpop_jkt.is_some());
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
         let mut refresh = None;
         if client.allows_grant(GrantType::RefreshToken) {
@@ -274,10 +287,26 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 expires_at: now.plus(self.config.refresh_token_ttl),
                 rotated_at: None,
                 sealed_successor: None,
+                // RFC 9449 §5: a public client's refresh token is bound to the key that
+                // obtained it; a confidential client's is already bound to its credentials.
+                dpop_jkt: issue
+                    .dpop_jkt
+                    .filter(|_| client.auth_method() == TokenEndpointAuthMethod::None)
+                    .map(str::to_owned),
             });
             response.refresh_token = Some(token);
         }
         Ok(PreparedTokens { response, refresh })
+    }
+
+    /// A token response for `access_token`: `token_type: DPoP` when it is bound to a key
+    /// (RFC 9449 §5), `Bearer` otherwise.
+    pub(crate) fn access_token_response(&self, access_token: String, bound: bool) -> TokenResponse {
+        if bound {
+            TokenResponse::dpop(access_token, self.config.access_token_ttl)
+        } else {
+            TokenResponse::bearer(access_token, self.config.access_token_ttl)
+        }
     }
 }
 
@@ -287,6 +316,8 @@ struct Refreshed<'a> {
     client: &'a ClientRecord,
     access_scope: &'a str,
     audience: &'a [String],
+    /// The key of the request's DPoP proof, which the access token is bound to.
+    dpop_jkt: Option<&'a str>,
 }
 
 /// Tokens issued from a grant, before the step that commits them: the response is sent only
@@ -309,4 +340,7 @@ pub(crate) struct GrantTokens<'a> {
     pub(crate) grant_resources: &'a [String],
     /// The access token's audience (may be narrower).
     pub(crate) audience: &'a [String],
+    /// The key of the request's DPoP proof: the access token is bound to it, and so is the
+    /// refresh token of a public client.
+    pub(crate) dpop_jkt: Option<&'a str>,
 }

@@ -34,6 +34,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) requested_token_type: Option<&'a str>,
     pub(crate) targets: Vec<String>,
     pub(crate) scope: Option<&'a Scope>,
+    /// The key of the request's DPoP proof: the issued token is bound to it.
+    pub(crate) dpop_jkt: Option<&'a str>,
 }
 
 fn error(code: TokenErrorCode, description: &'static str) -> TokenError {
@@ -165,12 +167,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             act.insert("act".into(), previous.clone());
         }
         claims.extra.insert("act".into(), act.into());
+        claims.cnf = request.dpop_jkt.map(crate::Confirmation::jkt);
         let expires_in = claims.exp.saturating_sub(now.0);
         let access_token = self
             .encode_access_token(&claims)
             .await
             .map_err(|e| internal("signing failure", e))?;
-        let mut response = TokenResponse::bearer(access_token, expires_in);
+        let mut response = self.access_token_response(access_token, request.dpop_jkt.is_some());
+        response.expires_in = expires_in;
         response.scope = (!scope.is_empty()).then_some(scope);
         response.issued_token_type = Some(ACCESS_TOKEN_TYPE.into());
         Ok(response)

@@ -32,6 +32,7 @@ mod access_tokens;
 mod clients;
 mod codes;
 mod devices;
+mod dpop;
 mod grants;
 mod rate_limits;
 mod refresh_tokens;
@@ -43,6 +44,7 @@ pub use codes::{code_is_consumed_exactly_once, concurrent_code_redemptions_have_
 pub use devices::{
     concurrent_device_consumptions_have_one_winner, device_authorizations_move_through_their_states,
 };
+pub use dpop::dpop_bindings_are_kept;
 pub use grants::{
     codes_and_refresh_tokens_are_read_with_their_grants_state, grants_revoke_idempotently,
 };
@@ -148,6 +150,7 @@ pub(crate) fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
         resources: grant.resources.clone(),
         expires_at: NOW.plus(60),
         consumed_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -163,6 +166,7 @@ pub(crate) fn refresh(grant: &GrantRecord) -> RefreshTokenRecord {
         expires_at: NOW.plus(3600),
         rotated_at: None,
         sealed_successor: None,
+        dpop_jkt: None,
     }
 }
 
@@ -190,6 +194,7 @@ macro_rules! model_test_kit {
             concurrent_code_redemptions_have_one_winner,
             refresh_rotation_marks_old_and_stores_new,
             concurrent_refresh_rotations_have_one_winner,
+            dpop_bindings_are_kept,
             device_authorizations_move_through_their_states,
             concurrent_device_consumptions_have_one_winner,
             rate_limit_counters_count_per_window,
@@ -222,6 +227,7 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     concurrent_code_redemptions_have_one_winner(model).await;
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
+    dpop_bindings_are_kept(model).await;
     codes_and_refresh_tokens_are_read_with_their_grants_state(model).await;
     rate_limit_counters_count_per_window(model).await;
     rate_limit_counters_add_several_hits_at_once(model).await;

@@ -1,0 +1,4 @@
+-- RFC 9449: the JWK thumbprint of the DPoP key an authorization code (dpop_jkt, §10) or a
+-- public client's refresh token (§5) is bound to; NULL when unbound.
+ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT;
+ALTER TABLE refresh_tokens ADD COLUMN dpop_jkt TEXT;
