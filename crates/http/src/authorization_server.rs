@@ -494,7 +494,7 @@ fn preflight(methods: &[Method]) -> HttpResponse {
             (header::ACCESS_CONTROL_ALLOW_METHODS, allow.as_str()),
             (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "authorization, content-type, mcp-protocol-version",
+                "authorization, content-type, dpop, mcp-protocol-version",
             ),
             (header::ACCESS_CONTROL_MAX_AGE, "600"),
         ],

@@ -56,7 +56,7 @@ pub fn endpoint_error(status: StatusCode, error: &str, description: &str) -> Htt
 }
 
 /// The headers of the authorization server's JSON endpoints: with `cors`, readable from any
-/// origin with `WWW-Authenticate` exposed (these endpoints carry no cookies, so CORS answers
+/// origin with `WWW-Authenticate` and `DPoP-Nonce` (RFC 9449 §8) exposed (these endpoints carry no cookies, so CORS answers
 /// any origin); always not sniffed, not framed, and no referrer that could leak codes.
 pub(crate) fn security_headers(response: &mut HttpResponse, cors: bool) {
     let headers = response.headers_mut();
@@ -67,7 +67,7 @@ pub(crate) fn security_headers(response: &mut HttpResponse, cors: bool) {
         );
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("www-authenticate"),
+            HeaderValue::from_static("www-authenticate, dpop-nonce"),
         );
     }
     headers.insert(

@@ -230,6 +230,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     .await?;
     // Decisions and first issuance re-check that the user is still enabled.
     engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
+    engine_config.dpop(dpop_policy(config, &store, clock.now()).await?);
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),
@@ -437,3 +438,27 @@ fn sha2_digest(text: &str) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(text.as_bytes()).into()
 }
+
+/// RFC 9449 at the token endpoint: proofs required or not, and nonces MACed with a key every
+/// instance reads from the database (the first to start stores it).
+async fn dpop_policy(
+    config: &Config,
+    store: &SqlStore,
+    now: mcpauth_token_engine::UnixTime,
+) -> Result<mcpauth_token_engine::DpopPolicy, StartError> {
+    let policy = mcpauth_token_engine::DpopPolicy::default().required(config.dpop_required);
+    if !config.dpop_nonces {
+        return Ok(policy);
+    }
+    let mut candidate = [0u8; 32];
+    mcpauth_token_engine::SecureRandom::fill(&OsRandom, &mut candidate)
+        .map_err(|e| StartError::config_caused("randomness for the DPoP nonce key", e))?;
+    let secret = store.shared_secret("dpop_nonce", &candidate, now).await?;
+    Ok(policy.nonces(mcpauth_token_engine::NonceSource::new(
+        &secret,
+        DPOP_NONCE_PERIOD,
+    )))
+}
+
+/// Seconds a DPoP nonce is current; it is accepted for up to twice as long.
+const DPOP_NONCE_PERIOD: u64 = 60;

@@ -811,3 +811,31 @@ async fn a_taken_email_is_reported_as_a_unique_violation() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_asking_at_once_agree_on_one_shared_secret() {
+    on_both_databases("shared_secrets", shared_secrets).await;
+}
+
+async fn shared_secrets(first: SqlStore, second: SqlStore) {
+    let now = UnixTime(1_800_000_000);
+    let (a, b) = tokio::join!(
+        first.shared_secret("dpop-nonce", &[1; 32], now),
+        second.shared_secret("dpop-nonce", &[2; 32], now),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b, "both instances read the one stored secret");
+    assert!(a == [1; 32] || a == [2; 32]);
+    // Later asks, with other candidates, read the stored one; another name is its own.
+    assert_eq!(
+        first
+            .shared_secret("dpop-nonce", &[3; 32], now)
+            .await
+            .unwrap(),
+        a
+    );
+    assert_eq!(
+        second.shared_secret("other", &[4; 32], now).await.unwrap(),
+        [4; 32]
+    );
+}

@@ -130,6 +130,12 @@ impl Config {
         if let Some(v) = env("MCPAUTH_LEGACY_ASSERTION_AUDIENCE") {
             self.legacy_assertion_audience = boolean("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", &v)?;
         }
+        if let Some(v) = env("MCPAUTH_DPOP_REQUIRED") {
+            self.dpop_required = boolean("MCPAUTH_DPOP_REQUIRED", &v)?;
+        }
+        if let Some(v) = env("MCPAUTH_DPOP_NONCES") {
+            self.dpop_nonces = boolean("MCPAUTH_DPOP_NONCES", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_MAX_CLIENTS") {
             self.max_clients = Some(number("MCPAUTH_MAX_CLIENTS", &v)?);
         }

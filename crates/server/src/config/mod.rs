@@ -93,6 +93,14 @@ pub struct Config {
     /// Client ids that may introspect tokens (RFC 7662), besides clients added with
     /// `mcpauth-server client add --resource-server`.
     pub introspection_clients: Vec<String>,
+    /// Refuse token requests without a DPoP proof (RFC 9449), so that every token issued is
+    /// bound to its client's key. Off (the default): a proof binds what it obtains, and only
+    /// clients that registered `dpop_bound_access_tokens` must send one.
+    pub dpop_required: bool,
+    /// Require DPoP proofs at the token endpoint to carry a nonce this server issued (RFC 9449
+    /// §8), which limits how long a proof made in advance stays usable. Every instance
+    /// shares the nonce secret through the database.
+    pub dpop_nonces: bool,
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL or an
     /// array (RFC 7523's older forms); off: the issuer identifier alone.
     pub legacy_assertion_audience: bool,
@@ -185,6 +193,8 @@ impl Default for Config {
             vouched_client_scope: Vec::new(),
             introspection_clients: Vec::new(),
             legacy_assertion_audience: false,
+            dpop_required: false,
+            dpop_nonces: false,
             max_clients: None,
             registrations_per_ip_per_hour: 30,
             trusted_proxies: Vec::new(),

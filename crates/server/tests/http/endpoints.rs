@@ -634,3 +634,159 @@ async fn a_provider_without_its_client_secret_is_refused_at_start_and_named() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+impl Running {
+    /// Registers a public client, signs alice in, approves, and returns (client id, code),
+    /// the authorization request carrying `extra` parameters.
+    async fn fresh_code(&self, extra: &[(&str, &str)]) -> (String, String) {
+        let client_id = self.register().await;
+        let mut url = self.authorize_url(&client_id);
+        for (name, value) in extra {
+            url.push_str(&format!("&{name}={value}"));
+        }
+        let (first, cookie) = self.start_authorization(&url, "").await;
+        let interaction = format!("{}{}", self.base, location(&first));
+        let cookie = self.sign_in(&interaction, &cookie).await;
+        let html = self.get(&interaction, &cookie).await.text().await.unwrap();
+        let approved = self
+            .post_form(
+                &format!("{interaction}/consent"),
+                &cookie,
+                &[
+                    ("csrf_token", &field(&html, "csrf_token")),
+                    ("decision", "approve"),
+                ],
+            )
+            .await;
+        let location = url::Url::parse(&location(&approved)).unwrap();
+        let code = location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        (client_id, code)
+    }
+
+    /// Redeems `code` with these `DPoP` headers.
+    async fn redeem_with_proofs(
+        &self,
+        client_id: &str,
+        code: &str,
+        proofs: &[String],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/token", self.issuer)).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", client_id),
+        ]);
+        for proof in proofs {
+            request = request.header("dpop", proof);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn dpop_key() -> mcpauth_dpop::DpopKey {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    mcpauth_dpop::DpopKey::from_pkcs8(pkcs8.as_ref()).unwrap()
+}
+
+/// A proof for `issuer`'s token endpoint, now, with a fresh `jti`.
+fn token_proof(key: &mcpauth_dpop::DpopKey, issuer: &str, nonce: Option<&str>) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let jti = format!(
+        "server-test-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let uri = format!("{issuer}/token");
+    let mut request = mcpauth_dpop::ProofRequest::new("POST", &uri, &jti, SystemClock.now().0);
+    if let Some(nonce) = nonce {
+        request = request.nonce(nonce);
+    }
+    key.proof(&request).unwrap()
+}
+
+// `dpop_required` and `dpop_nonces`, each value, through the real server: metadata names the
+// proof algorithms, a proof binds the token (`token_type: DPoP`), the requirement refuses a
+// request without one, and nonces come in `DPoP-Nonce` (readable by browser clients) and are
+// required in proofs.
+#[tokio::test]
+async fn the_dpop_switches_reach_the_token_endpoint() {
+    for (required, nonces) in [(false, false), (true, false), (false, true)] {
+        let server = start_configured("", temp_dir("dpop"), |config| {
+            config.dpop_required = required;
+            config.dpop_nonces = nonces;
+        })
+        .await;
+        let metadata: Value = server
+            .http
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                server.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            metadata["dpop_signing_alg_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("ES256"))
+        );
+        let (client_id, code) = server.fresh_code(&[]).await;
+        let without = server.redeem_with_proofs(&client_id, &code, &[]).await;
+        let body: Value = without.json().await.unwrap();
+        if required {
+            assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+        } else {
+            assert_eq!(body["token_type"], "Bearer", "{body}");
+        }
+
+        let key = dpop_key();
+        let (client_id, code) = server.fresh_code(&[]).await;
+        let first = server
+            .redeem_with_proofs(
+                &client_id,
+                &code,
+                &[token_proof(&key, &server.issuer, None)],
+            )
+            .await;
+        let nonce = first
+            .headers()
+            .get("dpop-nonce")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(nonce.is_some(), nonces, "DPoP-Nonce only with dpop_nonces");
+        assert!(
+            first.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("dpop-nonce")
+        );
+        let body: Value = first.json().await.unwrap();
+        let body = if nonces {
+            assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+            let retry = server
+                .redeem_with_proofs(
+                    &client_id,
+                    &code,
+                    &[token_proof(&key, &server.issuer, nonce.as_deref())],
+                )
+                .await;
+            retry.json::<Value>().await.unwrap()
+        } else {
+            body
+        };
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+    }
+}

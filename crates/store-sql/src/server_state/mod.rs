@@ -5,6 +5,7 @@
 mod housekeeping;
 mod interactions;
 mod lockout;
+mod shared_secrets;
 mod signing_keys;
 mod users;
 
