@@ -299,7 +299,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             let entry = registry.get(name)?;
             let client = authorized_client(name, entry, store.clone()).await?;
             let token = client.get_valid_token().await.map_err(|e| said(&e))?;
-            let answer = probe(&entry.url, Some(&token)).await?;
+            let answer = probe(&entry.url, Some((&client, &token))).await?;
             let server = answer.server_name();
             match answer.status {
                 200 if answer.is_mcp() => {

@@ -61,7 +61,7 @@ impl Answer {
 /// Asks the MCP server at `url` who it is, with `token` if given: `server/discover`
 /// (2026-07-28), then the `initialize` handshake when the server answers as an older revision
 /// would.
-pub(crate) async fn probe(url: &str, token: Option<&str>) -> Result<Answer, String> {
+pub(crate) async fn probe(url: &str, token: Option<Presented<'_>>) -> Result<Answer, String> {
     let client = mcpauth_client::ReqwestClient::new().map_err(|e| said(&e))?;
     let client_info = json!({ "name": "mcpauth", "version": env!("CARGO_PKG_VERSION") });
     let discover = json!({
@@ -113,31 +113,65 @@ pub(crate) async fn has_resource_metadata(url: &str) -> bool {
 
 /// One JSON-RPC POST, with `token` if given: the status, the JSON answer (plain, or the
 /// first server-sent event carrying it) and any Bearer challenge.
+/// A token held by `client`, presented as it says (`Bearer`, or `DPoP` with a proof).
+pub(crate) type Presented<'a> = (&'a mcpauth_client::OAuthClient, &'a str);
+
 pub(crate) async fn post_json(
     client: &mcpauth_client::ReqwestClient,
     url: &str,
-    token: Option<&str>,
+    token: Option<Presented<'_>>,
     body: &Value,
     revision: Option<&str>,
 ) -> Result<Answer, String> {
-    let mut request = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json, text/event-stream");
-    if let Some(token) = token {
-        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(revision) = revision {
-        request = request.header("MCP-Protocol-Version", revision);
-        if let Some(method) = body.get("method").and_then(|m| m.as_str()) {
-            request = request.header("Mcp-Method", method);
+    let mut nonce_asked = false;
+    let response = loop {
+        let mut request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream");
+        if let Some(revision) = revision {
+            request = request.header("MCP-Protocol-Version", revision);
+            if let Some(method) = body.get("method").and_then(|m| m.as_str()) {
+                request = request.header("Mcp-Method", method);
+            }
         }
-    }
-    let request = request
-        .body(body.to_string().into_bytes())
-        .map_err(|e| said(&e))?;
-    let response = mcpauth_client::HttpClient::send(client, request)
-        .await
-        .map_err(|e| said(&e))?;
+        let mut request = request
+            .body(body.to_string().into_bytes())
+            .map_err(|e| said(&e))?;
+        if let Some((auth, token)) = token {
+            auth.resource_authorization(token, "POST", url)
+                .await
+                .and_then(|a| a.apply(request.headers_mut()))
+                .map_err(|e| said(&e))?;
+        }
+        let response = mcpauth_client::HttpClient::send(client, request)
+            .await
+            .map_err(|e| said(&e))?;
+        // RFC 9449 §9: a resource server that wants a nonce in proofs names it; once.
+        let nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match (token, nonce) {
+            (Some((auth, _)), Some(nonce)) => {
+                auth.set_resource_nonce(Some(nonce));
+                let wants_nonce = BearerChallenge::from_headers(
+                    response
+                        .headers()
+                        .get_all(http::header::WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok()),
+                )
+                .is_some_and(|c| c.is_use_dpop_nonce());
+                if wants_nonce && !nonce_asked {
+                    nonce_asked = true;
+                    continue;
+                }
+                break response;
+            }
+            _ => break response,
+        }
+    };
     let status = response.status().as_u16();
     let challenge = BearerChallenge::from_headers(
         response

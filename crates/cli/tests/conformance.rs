@@ -3,7 +3,7 @@
 //! CLI as the client under test: every client authorization scenario of the 2025-11-25
 //! suite, the 2025-03-26 back-compat fallbacks, the draft ones (resource mismatch, offline
 //! access) and the client-credentials extension (`client_secret_basic`, `private_key_jwt`);
-//! then the 2026-07-28 ones of the suite's prerelease.
+//! then the 2026-07-28 ones of the suite's prerelease, and its DPoP extension scenarios.
 //! The suite starts its own MCP and authorization servers on loopback for each scenario.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -51,6 +51,11 @@ const NEW_IN_2026: &[&str] = &[
     "auth/iss-not-advertised",
     "auth/authorization-server-migration",
 ];
+
+/// The extension scenarios of the suite's prerelease that the client passes: DPoP-bound
+/// tokens (SEP-1932, RFC 9449), with nonces from both the authorization server and the MCP
+/// server.
+const EXTENSIONS: &[&str] = &["auth/dpop", "auth/dpop-nonce"];
 
 /// The metadata-document URL the suite's CIMD scenario expects.
 const METADATA_DOCUMENT: &str = "https://conformance-test.local/client-metadata.json";
@@ -144,6 +149,7 @@ async fn every_client_authorization_scenario_of_the_conformance_suite_passes() {
             SCENARIOS
                 .iter()
                 .chain(NEW_IN_2026)
+                .chain(EXTENSIONS)
                 .map(|s| ("conformance-next", *s)),
         )
         .collect();

@@ -29,7 +29,7 @@ impl Challenge {
     }
 }
 
-/// What a `Bearer` challenge tells an MCP client.
+/// What a `Bearer` (or `DPoP`, RFC 9449 §7.1) challenge tells an MCP client.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BearerChallenge {
@@ -37,29 +37,56 @@ pub struct BearerChallenge {
     pub resource_metadata: Option<String>,
     /// RFC 6750 §3: the scope the request needs (space-separated).
     pub scope: Option<String>,
-    /// RFC 6750 §3.1: `invalid_token`, `insufficient_scope`, `invalid_request`.
+    /// RFC 6750 §3.1: `invalid_token`, `insufficient_scope`, `invalid_request`; RFC 9449
+    /// §7.1, §9: `invalid_dpop_proof`, `use_dpop_nonce`.
     pub error: Option<String>,
     /// A human description of the error.
     pub error_description: Option<String>,
     /// The realm.
     pub realm: Option<String>,
+    /// Whether the challenge was a `DPoP` one (RFC 9449 §7.1).
+    pub dpop: bool,
 }
 
 impl BearerChallenge {
-    /// The first `Bearer` challenge among `headers` (each a `WWW-Authenticate` value).
+    /// What the `Bearer` and `DPoP` challenges among `headers` (each a `WWW-Authenticate`
+    /// value) say: the one that names an error, else the `Bearer` one, else the `DPoP` one;
+    /// parameters it lacks (`resource_metadata`, `scope`) are taken from the other.
     #[must_use]
     pub fn from_headers<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        headers
-            .into_iter()
-            .flat_map(parse)
-            .find(|c| c.scheme.eq_ignore_ascii_case("Bearer"))
-            .map(|c| Self {
-                resource_metadata: c.param("resource_metadata").map(str::to_owned),
-                scope: c.param("scope").map(str::to_owned),
-                error: c.param("error").map(str::to_owned),
-                error_description: c.param("error_description").map(str::to_owned),
-                realm: c.param("realm").map(str::to_owned),
-            })
+        let challenges: Vec<Challenge> = headers.into_iter().flat_map(parse).collect();
+        let of = |scheme: &str| {
+            challenges
+                .iter()
+                .find(|c| c.scheme.eq_ignore_ascii_case(scheme))
+                .map(|c| Self {
+                    resource_metadata: c.param("resource_metadata").map(str::to_owned),
+                    scope: c.param("scope").map(str::to_owned),
+                    error: c.param("error").map(str::to_owned),
+                    error_description: c.param("error_description").map(str::to_owned),
+                    realm: c.param("realm").map(str::to_owned),
+                    dpop: scheme == "DPoP",
+                })
+        };
+        let (bearer, dpop) = (of("Bearer"), of("DPoP"));
+        let (mut chosen, other) = match (bearer, dpop) {
+            (Some(b), Some(d)) if b.error.is_none() && d.error.is_some() => (d, Some(b)),
+            (Some(b), d) => (b, d),
+            (None, Some(d)) => (d, None),
+            (None, None) => return None,
+        };
+        if let Some(other) = other {
+            chosen.resource_metadata = chosen.resource_metadata.or(other.resource_metadata);
+            chosen.scope = chosen.scope.or(other.scope);
+        }
+        Some(chosen)
+    }
+
+    /// Whether the resource server wants a nonce in DPoP proofs (RFC 9449 §9): sign a new
+    /// proof with its `DPoP-Nonce`.
+    #[must_use]
+    pub fn is_use_dpop_nonce(&self) -> bool {
+        self.error.as_deref() == Some("use_dpop_nonce")
     }
 
     /// Whether this challenge asks for more scope (RFC 6750 §3.1 `insufficient_scope`).

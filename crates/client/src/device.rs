@@ -87,12 +87,17 @@ pub async fn request_device_code(
         .map_err(|e| unusable(format!("the response does not parse: {e}")))
 }
 
-/// Polls the token endpoint until the user approves or denies, or the code expires.
+/// Polls the token endpoint until the user approves or denies, or the code expires; with
+/// `dpop`, every poll carries a proof made with that key (RFC 9449 §5).
 ///
 /// # Errors
 ///
 /// [`Error::Denied`] (`access_denied`), [`Error::Timeout`] (`expired_token`, or the code's
 /// lifetime passed), [`Error::Token`] for anything else, [`Error::Network`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one parameter of the request"
+)]
 pub async fn poll_for_tokens(
     http: &dyn HttpClient,
     endpoint: &Url,
@@ -101,6 +106,7 @@ pub async fn poll_for_tokens(
     resource: &str,
     scope: Option<&str>,
     now: impl Fn() -> u64,
+    dpop: Option<&crate::dpop::DpopKeyMaterial>,
 ) -> Result<TokenSet, Error> {
     let started = now();
     let deadline = started.saturating_add(code.expires_in);
@@ -112,7 +118,7 @@ pub async fn poll_for_tokens(
             ("device_code", code.device_code.as_str()),
             ("resource", resource),
         ];
-        match token_request(http, endpoint, client, &params, scope, now()).await? {
+        match token_request(http, endpoint, client, &params, scope, now(), dpop).await? {
             Ok(tokens) => return Ok(tokens),
             Err(TokenFailure::Refused { error, description }) => match error {
                 ErrorCode::Token(TokenErrorCode::AuthorizationPending) => {}

@@ -99,6 +99,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A DPoP key could not be made or read, or a proof could not be signed (RFC 9449).
+    #[error("DPoP: {0}")]
+    Dpop(String),
     /// The browser could not be opened, or the loopback listener could not start.
     #[error("browser: {0}")]
     Browser(String),

@@ -61,6 +61,7 @@ pub mod authorize;
 pub mod challenge;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 mod error;
 pub mod http;
 pub mod loopback;
@@ -78,7 +79,8 @@ pub use http::{HttpClient, ReqwestClient, UrlPolicy};
 pub use mcpauth_oauth_types::said;
 pub use registration::ClientCredentials;
 pub use session::{
-    Browser, LoggedOut, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, SystemBrowser,
+    Browser, LoggedOut, OAuthClient, OAuthClientBuilder, REFRESH_LEEWAY, ResourceAuthorization,
+    SystemBrowser,
 };
 pub use store::{AccountStore, FileStore, KeySource, MemoryStore, StoreLock, TokenStore};
 pub use token::TokenSet;

@@ -1,6 +1,7 @@
 //! The official Rust MCP SDK (`rmcp`) on mcpauth's tokens: [`AuthorizedHttpClient`] wraps
 //! any rmcp streamable-HTTP client, puts the held access token on every request (refreshed
-//! before it expires), answers a `401` once (rediscovering from its challenge, then
+//! before it expires; a DPoP-bound one as `DPoP` with a proof per request, and the resource
+//! server's nonce when it asks for one, RFC 9449 §7, §9), answers a `401` once (rediscovering from its challenge, then
 //! refreshing or authorizing for the scope it names), and steps up on
 //! `403 insufficient_scope` (at most [`MAX_STEP_UPS`] times per client).
 //!
@@ -121,6 +122,33 @@ impl<C: StreamableHttpClient + Sync> AuthorizedHttpClient<C> {
             .await
             .map_err(|e| auth_error(&e))
     }
+
+    /// `custom_headers` with what presents `token` on a `method` request to `uri`: rmcp's own
+    /// `Authorization: Bearer` is not used, so that a DPoP-bound token goes as `DPoP` with
+    /// its proof (RFC 9449 §7).
+    async fn authorized(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        uri: &str,
+        custom_headers: &HashMap<HeaderName, HeaderValue>,
+    ) -> Result<HashMap<HeaderName, HeaderValue>, StreamableHttpError<C::Error>> {
+        let mut headers = custom_headers.clone();
+        let Some(token) = token else {
+            return Ok(headers);
+        };
+        let authorization = self
+            .auth
+            .resource_authorization(token, method, uri)
+            .await
+            .map_err(|e| auth_error(&e))?;
+        let mut map = http::HeaderMap::new();
+        authorization.apply(&mut map).map_err(|e| auth_error(&e))?;
+        for (name, value) in &map {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(headers)
+    }
 }
 
 impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClient<C> {
@@ -143,24 +171,40 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
                 .or_insert(version);
         }
         // The first request may go without a token: the server's 401 says what it needs.
-        let mut token = self
-            .auth
-            .held_or_refreshed_token()
-            .await
-            .map_err(|e| auth_error(&e))?;
+        let mut token = self.token().await?;
         let mut answered = false;
+        let mut nonce_fetched = false;
         loop {
+            let headers = self
+                .authorized(token.as_deref(), "POST", &uri, &custom_headers)
+                .await?;
             let sent = self
                 .inner
                 .post_message(
                     uri.clone(),
                     message.clone(),
                     session_id.clone(),
-                    token.clone(),
-                    custom_headers.clone(),
+                    None,
+                    headers,
                 )
                 .await;
             match sent {
+                // RFC 9449 §9: the resource server wants its nonce in the proof. rmcp does not
+                // show the response's headers, so the nonce is fetched once, then the request
+                // is sent again with a proof over it.
+                Err(StreamableHttpError::AuthRequired(e))
+                    if !nonce_fetched
+                        && BearerChallenge::from_headers([e.www_authenticate_header.as_str()])
+                            .is_some_and(|c| c.is_use_dpop_nonce()) =>
+                {
+                    nonce_fetched = true;
+                    if let Some(token) = token.as_deref() {
+                        self.auth
+                            .refresh_resource_nonce(token)
+                            .await
+                            .map_err(|e| auth_error(&e))?;
+                    }
+                }
                 // No token, or the server no longer takes it (revoked, expired early, the
                 // server moved to another authorization server): answer its challenge once.
                 Err(StreamableHttpError::AuthRequired(e)) if !answered => {
@@ -201,8 +245,11 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
         let token = self.token().await?;
+        let headers = self
+            .authorized(token.as_deref(), "DELETE", &uri, &custom_headers)
+            .await?;
         self.inner
-            .delete_session(uri, session_id, token, custom_headers)
+            .delete_session(uri, session_id, None, headers)
             .await
     }
 
@@ -215,8 +262,11 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for AuthorizedHttpClie
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
         let token = self.token().await?;
+        let headers = self
+            .authorized(token.as_deref(), "GET", &uri, &custom_headers)
+            .await?;
         self.inner
-            .get_stream(uri, session_id, last_event_id, token, custom_headers)
+            .get_stream(uri, session_id, last_event_id, None, headers)
             .await
     }
 }

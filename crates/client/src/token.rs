@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::Error;
+use crate::dpop::DpopKeyMaterial;
 use crate::error::ErrorCode;
 use crate::http::{HttpClient, post_form};
 use crate::registration::ClientCredentials;
@@ -24,8 +25,13 @@ pub struct TokenSet {
     /// The scope granted (space-separated), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The token type (`Bearer`).
+    /// The token type: `Bearer`, or `DPoP` for tokens bound to [`dpop_key`](Self::dpop_key)
+    /// (RFC 9449).
     pub token_type: String,
+    /// The key the tokens are bound to (RFC 9449): every request that carries them carries a
+    /// proof made with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKeyMaterial>,
 }
 
 impl std::fmt::Debug for TokenSet {
@@ -38,6 +44,8 @@ impl std::fmt::Debug for TokenSet {
             )
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
+            .field("token_type", &self.token_type)
+            .field("dpop_key", &self.dpop_key)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +56,13 @@ impl TokenSet {
     pub fn expires_within(&self, now: u64, leeway: u64) -> bool {
         self.expires_at
             .is_some_and(|at| at <= now.saturating_add(leeway))
+    }
+
+    /// Whether the tokens are bound to a DPoP key (RFC 9449): sent as `Authorization: DPoP`
+    /// with a proof.
+    #[must_use]
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_key.is_some()
     }
 
     /// The granted scope tokens.
@@ -153,6 +168,9 @@ pub(crate) fn authenticated_form(
 
 /// Sends a token request with `params`, authenticating as `client`; `requested_scope` fills
 /// in the scope when the response omits it (RFC 6749 §5.1: then it is the one requested).
+/// With `dpop`, each request carries a proof made with that key (RFC 9449 §5), and a
+/// `use_dpop_nonce` answer is retried once with the nonce the server sent (§8); tokens the
+/// server bound (`token_type: DPoP`) keep the key.
 pub(crate) async fn token_request(
     http: &dyn HttpClient,
     endpoint: &Url,
@@ -160,38 +178,71 @@ pub(crate) async fn token_request(
     params: &[(&str, &str)],
     requested_scope: Option<&str>,
     now: u64,
+    dpop: Option<&DpopKeyMaterial>,
 ) -> Result<Result<TokenSet, TokenFailure>, Error> {
-    let response = http
-        .send(authenticated_form(endpoint, client, params, now)?)
-        .await?;
-    let status = response.status();
-    if status.is_success() {
-        let parsed: TokenResponse = match serde_json::from_slice(response.body()) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                return Ok(Err(TokenFailure::Unusable(format!(
-                    "the response does not parse: {e}"
-                ))));
-            }
-        };
-        if !parsed.token_type.eq_ignore_ascii_case("bearer") {
-            return Ok(Err(TokenFailure::Unusable(format!(
-                "unsupported token_type `{}`",
-                parsed.token_type.chars().take(64).collect::<String>()
-            ))));
+    let key = dpop.map(DpopKeyMaterial::key).transpose()?;
+    let mut nonce: Option<String> = None;
+    loop {
+        let mut request = authenticated_form(endpoint, client, params, now)?;
+        if let Some(key) = &key {
+            let proof = crate::dpop::proof(key, "POST", endpoint.as_str(), nonce.as_deref(), None)?;
+            request.headers_mut().insert(
+                http::HeaderName::from_static("dpop"),
+                http::HeaderValue::from_str(&proof)
+                    .map_err(|_| Error::Dpop("the proof is not a header value".into()))?,
+            );
         }
-        return Ok(Ok(TokenSet {
-            access_token: parsed.access_token,
-            refresh_token: parsed.refresh_token,
-            expires_at: parsed.expires_in.map(|s| now.saturating_add(s)),
-            scope: parsed.scope.or_else(|| requested_scope.map(str::to_owned)),
-            token_type: "Bearer".into(),
-        }));
+        let response = http.send(request).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(read_tokens(response.body(), requested_scope, now, dpop));
+        }
+        let failure = TokenFailure::of_error_response(status, response.body());
+        let server_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 512);
+        if let (Some(_), None, Some(server_nonce), TokenFailure::Refused { error, .. }) =
+            (&key, &nonce, server_nonce, &failure)
+            && error.as_str() == "use_dpop_nonce"
+        {
+            // RFC 9449 §8: sign a new proof with the nonce, once.
+            nonce = Some(server_nonce.to_owned());
+            continue;
+        }
+        return Ok(Err(failure));
     }
-    Ok(Err(TokenFailure::of_error_response(
-        status,
-        response.body(),
-    )))
+}
+
+/// A successful token response (RFC 6749 §5.1): `Bearer`, or `DPoP` when this request carried
+/// a proof with `dpop` (RFC 9449 §5).
+fn read_tokens(
+    body: &[u8],
+    requested_scope: Option<&str>,
+    now: u64,
+    dpop: Option<&DpopKeyMaterial>,
+) -> Result<TokenSet, TokenFailure> {
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|e| TokenFailure::Unusable(format!("the response does not parse: {e}")))?;
+    let (token_type, dpop_key) = if parsed.token_type.eq_ignore_ascii_case("bearer") {
+        ("Bearer", None)
+    } else if parsed.token_type.eq_ignore_ascii_case("dpop") && dpop.is_some() {
+        ("DPoP", dpop.cloned())
+    } else {
+        return Err(TokenFailure::Unusable(format!(
+            "unsupported token_type `{}`",
+            parsed.token_type.chars().take(64).collect::<String>()
+        )));
+    };
+    Ok(TokenSet {
+        access_token: parsed.access_token,
+        refresh_token: parsed.refresh_token,
+        expires_at: parsed.expires_in.map(|s| now.saturating_add(s)),
+        scope: parsed.scope.or_else(|| requested_scope.map(str::to_owned)),
+        token_type: token_type.into(),
+        dpop_key,
+    })
 }
 
 /// RFC 7523 §2.2.
@@ -232,7 +283,9 @@ fn client_assertion(client: &ClientCredentials, now: u64) -> Result<String, Erro
         .map_err(|e| fail(e.to_string()))
 }
 
-/// RFC 6749 §4.4: tokens for the client itself (machine clients), with `resource`.
+/// RFC 6749 §4.4: tokens for the client itself (machine clients), with `resource`. With
+/// `dpop`, the request carries a proof made with that key and the tokens come back bound to it
+/// where the server binds them (RFC 9449 §5).
 ///
 /// # Errors
 ///
@@ -244,17 +297,19 @@ pub async fn client_credentials(
     scope: Option<&str>,
     resource: &str,
     now: u64,
+    dpop: Option<&DpopKeyMaterial>,
 ) -> Result<TokenSet, Error> {
     let mut params = vec![("grant_type", "client_credentials"), ("resource", resource)];
     if let Some(scope) = scope {
         params.push(("scope", scope));
     }
-    token_request(http, endpoint, client, &params, scope, now)
+    token_request(http, endpoint, client, &params, scope, now, dpop)
         .await?
         .map_err(|f| f.into_error(endpoint))
 }
 
-/// RFC 6749 §4.1.3: the code for tokens.
+/// RFC 6749 §4.1.3: the code for tokens. With `dpop`, as for [`client_credentials`] (use the
+/// key whose thumbprint the authorization request sent as `dpop_jkt`).
 ///
 /// # Errors
 ///
@@ -273,6 +328,7 @@ pub async fn exchange_code(
     resource: &str,
     requested_scope: Option<&str>,
     now: u64,
+    dpop: Option<&DpopKeyMaterial>,
 ) -> Result<TokenSet, Error> {
     let params = [
         ("grant_type", "authorization_code"),
@@ -281,12 +337,13 @@ pub async fn exchange_code(
         ("code_verifier", verifier),
         ("resource", resource),
     ];
-    token_request(http, endpoint, client, &params, requested_scope, now)
+    token_request(http, endpoint, client, &params, requested_scope, now, dpop)
         .await?
         .map_err(|f| f.into_error(endpoint))
 }
 
-/// RFC 6749 §6: a refresh. A response without a refresh token keeps the one held (the
+/// RFC 6749 §6: a refresh; tokens bound to a DPoP key refresh with a proof made with it
+/// (RFC 9449 §5). A response without a refresh token keeps the one held (the
 /// server does not rotate it); without a scope, the scope held.
 ///
 /// # Errors
@@ -314,16 +371,25 @@ pub async fn refresh(
         ("refresh_token", refresh_token),
         ("resource", resource),
     ];
-    let mut fresh = token_request(http, endpoint, client, &params, held.scope.as_deref(), now)
-        .await?
-        .map_err(|f| match f {
-            TokenFailure::Refused { error, description } => Error::Refresh {
-                url: endpoint.to_string(),
-                error: Some(error),
-                description,
-            },
-            unusable @ TokenFailure::Unusable(_) => unusable.into_error(endpoint),
-        })?;
+    // Bound tokens refresh with a proof by their key (RFC 9449 §5), and stay bound to it.
+    let mut fresh = token_request(
+        http,
+        endpoint,
+        client,
+        &params,
+        held.scope.as_deref(),
+        now,
+        held.dpop_key.as_ref(),
+    )
+    .await?
+    .map_err(|f| match f {
+        TokenFailure::Refused { error, description } => Error::Refresh {
+            url: endpoint.to_string(),
+            error: Some(error),
+            description,
+        },
+        unusable @ TokenFailure::Unusable(_) => unusable.into_error(endpoint),
+    })?;
     if fresh.refresh_token.is_none() {
         fresh.refresh_token = held.refresh_token.clone();
     }

@@ -60,20 +60,33 @@ impl HttpClient for Counting {
     }
 }
 
-/// Calls `tool` at the MCP server with `token`: initialize, then the call in that session.
-/// Returns the status of the first refused step, or of the call.
-async fn call_tool(resource: &str, token: &str, tool: &str) -> reqwest::Response {
-    let http = reqwest::Client::new();
-    let post = |body: Value, session: Option<&str>| {
+/// Calls `tool` at the MCP server with `token` as `client` presents it (a DPoP-bound token
+/// with a fresh proof on each request): initialize, then the call in that session. Returns
+/// the status of the first refused step, or of the call.
+async fn call_tool(
+    client: &OAuthClient,
+    resource: &str,
+    token: &str,
+    tool: &str,
+) -> reqwest::Response {
+    let http = &reqwest::Client::new();
+    let post = |body: Value, session: Option<String>| async move {
+        let mut headers = http::HeaderMap::new();
+        client
+            .resource_authorization(token, "POST", resource)
+            .await
+            .unwrap()
+            .apply(&mut headers)
+            .unwrap();
         let mut request = http
             .post(resource)
-            .bearer_auth(token)
+            .headers(headers)
             .header("accept", "application/json, text/event-stream")
             .json(&body);
         if let Some(session) = session {
             request = request.header("mcp-session-id", session);
         }
-        request.send()
+        request.send().await
     };
     let initialized = post(
         serde_json::json!({
@@ -96,7 +109,7 @@ async fn call_tool(resource: &str, token: &str, tool: &str) -> reqwest::Response
         .to_owned();
     post(
         serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
-        Some(&session),
+        Some(session.clone()),
     )
     .await
     .unwrap();
@@ -105,7 +118,7 @@ async fn call_tool(resource: &str, token: &str, tool: &str) -> reqwest::Response
             "jsonrpc": "2.0", "id": 2, "method": "tools/call",
             "params": { "name": tool, "arguments": {} }
         }),
-        Some(&session),
+        Some(session),
     )
     .await
     .unwrap()
@@ -158,7 +171,7 @@ async fn the_client_discovers_registers_authorizes_refreshes_once_steps_up_and_l
         token,
         "held, not refreshed"
     );
-    let whoami = call_tool(&servers.resource, &token, "whoami").await;
+    let whoami = call_tool(&client, &servers.resource, &token, "whoami").await;
     assert_eq!(whoami.status(), 200);
 
     // The token is about to expire: 100 callers at once make exactly one refresh.
@@ -196,7 +209,7 @@ async fn the_client_discovers_registers_authorizes_refreshes_once_steps_up_and_l
     );
 
     // Step-up: the admin tool needs mcp:admin; the client asks for the union.
-    let refused = call_tool(&servers.resource, &tokens[0], "admin_report").await;
+    let refused = call_tool(&client, &servers.resource, &tokens[0], "admin_report").await;
     assert_eq!(refused.status(), 403);
     let challenge = BearerChallenge::from_headers(
         refused
@@ -219,7 +232,7 @@ async fn the_client_discovers_registers_authorizes_refreshes_once_steps_up_and_l
         "the browser session was kept"
     );
     assert_eq!(
-        call_tool(&servers.resource, &stepped, "admin_report")
+        call_tool(&client, &servers.resource, &stepped, "admin_report")
             .await
             .status(),
         200
@@ -512,6 +525,138 @@ async fn an_rmcp_client_connects_and_steps_up_through_the_wrapper() {
         "{scope}"
     );
     client.cancel().await.unwrap();
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends an MCP `initialize` to `resource` with exactly these headers; the status.
+async fn initialize_with(resource: &str, headers: http::HeaderMap) -> u16 {
+    reqwest::Client::new()
+        .post(resource)
+        .headers(headers)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": { "name": "client-test", "version": "1" }
+            }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+// RFC 9449 end to end between mcpauth's client, mcpauth-server and an MCP server behind
+// mcpauth-http: the client binds its tokens by default because the server advertises DPoP, the
+// MCP server accepts the token only with a fresh proof by that key, and a thief holding the
+// token (as Bearer, with a proof of their own, or with a captured proof) gets nothing. With
+// `dpop(false)` the same client gets a bearer token, accepted as Bearer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_bound_token_works_only_with_proofs_by_its_key() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-client-dpop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = start(&dir).await;
+    for dpop in [true, false] {
+        let store = Arc::new(MemoryStore::default());
+        let client = OAuthClient::builder(&servers.resource)
+            .allow_loopback_http()
+            .store(store.clone())
+            .browser(Arc::new(SharedBrowser(Arc::new(
+                FormFillingBrowser::default(),
+            ))))
+            .dpop(dpop)
+            .build()
+            .unwrap();
+        let token = client.get_valid_token().await.unwrap();
+        let held = store
+            .load_tokens(&servers.issuer, &servers.resource)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.is_dpop_bound(), dpop);
+        assert_eq!(held.token_type, if dpop { "DPoP" } else { "Bearer" });
+        assert_eq!(claims(&token)["cnf"]["jkt"].is_string(), dpop);
+
+        let presented = client
+            .resource_authorization(&token, "POST", &servers.resource)
+            .await
+            .unwrap();
+        let mut headers = http::HeaderMap::new();
+        presented.apply(&mut headers).unwrap();
+        assert_eq!(
+            initialize_with(&servers.resource, headers.clone()).await,
+            200
+        );
+        let mut as_bearer = http::HeaderMap::new();
+        as_bearer.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        assert_eq!(
+            initialize_with(&servers.resource, as_bearer).await,
+            if dpop { 401 } else { 200 },
+            "a bound token presented as Bearer is refused (RFC 9449 §7.2)"
+        );
+        if !dpop {
+            continue;
+        }
+        // The captured proof, sent again: a replay.
+        assert_eq!(
+            initialize_with(&servers.resource, headers.clone()).await,
+            401,
+            "a proof is good for one request"
+        );
+        // The thief's own key: the token is not bound to it.
+        let thief = mcpauth_client::dpop::DpopKeyMaterial::generate()
+            .unwrap()
+            .key()
+            .unwrap();
+        let mut forged = http::HeaderMap::new();
+        forged.insert(
+            http::header::AUTHORIZATION,
+            format!("DPoP {token}").parse().unwrap(),
+        );
+        forged.insert(
+            "dpop",
+            mcpauth_client::dpop::proof(&thief, "POST", &servers.resource, None, Some(&token))
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(initialize_with(&servers.resource, forged).await, 401);
+        // The refresh token is bound too (a public client): refreshing without the key fails.
+        let refused = reqwest::Client::new()
+            .post(format!("{}/token", servers.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", held.refresh_token.as_deref().unwrap()),
+                (
+                    "client_id",
+                    store
+                        .load_credentials(&servers.issuer)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .client_id
+                        .as_str(),
+                ),
+                ("resource", servers.resource.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+        // The holder refreshes with its key, and the new token is bound to the same key.
+        client.expire_access_token().await.unwrap();
+        let fresh = client.get_valid_token().await.unwrap();
+        assert_ne!(fresh, token);
+        assert_eq!(claims(&fresh)["cnf"], claims(&token)["cnf"]);
+    }
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -84,6 +84,7 @@ pub struct OAuthClientBuilder {
     store: Option<Arc<dyn TokenStore>>,
     browser: Option<Arc<dyn Browser>>,
     interactive: bool,
+    dpop: bool,
 }
 
 impl std::fmt::Debug for dyn HttpClient {
@@ -201,6 +202,15 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Whether to bind tokens to a DPoP key (RFC 9449) where the authorization server takes
+    /// proofs this client makes (`ES256` in `dpop_signing_alg_values_supported`): on by
+    /// default. Off, tokens are bearer tokens everywhere, and a server that requires DPoP
+    /// refuses them.
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = enabled;
+        self
+    }
+
     /// Never asks the user: [`OAuthClient::get_valid_token`] refreshes but fails with
     /// [`Error::NotAuthorized`] instead of starting a new authorization (scripts, `mcpauth
     /// get`).
@@ -236,6 +246,8 @@ impl OAuthClientBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryStore::default())),
             browser: self.browser.unwrap_or_else(|| Arc::new(SystemBrowser)),
             interactive: self.interactive,
+            dpop: self.dpop,
+            resource_nonce: std::sync::Mutex::new(None),
             discovered: Mutex::new(None),
             flight: Mutex::new(()),
         })
@@ -258,6 +270,7 @@ impl OAuthClient {
             store: None,
             browser: None,
             interactive: true,
+            dpop: true,
         }
     }
 }

@@ -62,13 +62,21 @@ impl OAuthClient {
         let redirect_uri = listener.redirect_uri();
         let credentials = self.credentials(&discovered, &redirect_uri).await?;
         let wanted = self.wanted_scope(&discovered, scope);
-        let request = authorization_request(
+        let dpop = self.dpop_key_for(&discovered)?;
+        let mut request = authorization_request(
             &discovered.authorization_server,
             &credentials.client_id,
             &redirect_uri,
             wanted.as_deref(),
             &discovered.resource,
         )?;
+        if let Some(dpop) = &dpop {
+            // RFC 9449 §10: the code is bound to the key, so only this client can redeem it.
+            request
+                .url
+                .query_pairs_mut()
+                .append_pair("dpop_jkt", dpop.key()?.thumbprint());
+        }
         self.browser.open(&request.url).await?;
         let query = listener
             .wait(&request.state, self.authorization_timeout)
@@ -85,6 +93,7 @@ impl OAuthClient {
             &discovered.resource,
             wanted.as_deref(),
             now(),
+            dpop.as_ref(),
         )
         .await?;
         self.store
@@ -107,6 +116,7 @@ impl OAuthClient {
                             .into(),
                 })?;
         let wanted = self.wanted_scope(&discovered, scope);
+        let dpop = self.dpop_key_for(&discovered)?;
         let tokens = crate::token::client_credentials(
             &*self.http,
             &self.token_endpoint(&discovered)?,
@@ -114,6 +124,7 @@ impl OAuthClient {
             wanted.as_deref(),
             &discovered.resource,
             now(),
+            dpop.as_ref(),
         )
         .await?;
         self.store
@@ -184,6 +195,7 @@ impl OAuthClient {
             &discovered.resource,
             wanted.as_deref(),
             now,
+            self.dpop_key_for(&discovered)?.as_ref(),
         )
         .await?;
         self.store

@@ -8,6 +8,7 @@ mod browser;
 mod builder;
 mod credentials;
 mod grants;
+mod resource;
 mod tokens;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::store::TokenStore;
 pub use browser::{Browser, SystemBrowser};
 use builder::Configured;
 pub use builder::OAuthClientBuilder;
+pub use resource::ResourceAuthorization;
 pub use tokens::LoggedOut;
 
 /// Refresh this long before the access token expires.
@@ -50,6 +52,10 @@ pub struct OAuthClient {
     store: Arc<dyn TokenStore>,
     browser: Arc<dyn Browser>,
     interactive: bool,
+    /// Bind tokens to a DPoP key where the authorization server takes proofs.
+    dpop: bool,
+    /// The resource server's last `DPoP-Nonce` (RFC 9449 §9).
+    resource_nonce: std::sync::Mutex<Option<String>>,
     discovered: Mutex<Option<Discovered>>,
     /// Held while tokens are refreshed or obtained: concurrent callers wait, then use the
     /// result, so one expiring token causes one refresh.
@@ -123,6 +129,19 @@ impl OAuthClient {
                 reason: "no token_endpoint".into(),
             })?;
         self.policy.check(endpoint)
+    }
+
+    /// A fresh DPoP key for the tokens an authorization is about to obtain, when this client
+    /// binds tokens and the authorization server takes its proofs (RFC 9449).
+    fn dpop_key_for(
+        &self,
+        discovered: &Discovered,
+    ) -> Result<Option<crate::dpop::DpopKeyMaterial>, Error> {
+        if self.dpop && crate::dpop::supported_by(&discovered.authorization_server) {
+            crate::dpop::DpopKeyMaterial::generate().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The scope to ask for: what discovery found, what the builder added, and `more`.
