@@ -74,6 +74,13 @@ pub(crate) enum Command {
         /// its secret (MCPAUTH_CLIENT_SECRET) or --private-key; no user, no browser.
         #[arg(long, requires = "client_id")]
         client_credentials: bool,
+        /// Workload identity: tokens from this workload's own token with the JWT bearer grant
+        /// (RFC 7523), no user, no browser. A file holding the token (read again at each
+        /// authorization, as platforms rotate it), `kubernetes` (the pod's projected
+        /// service-account token), or `github-actions` (the job's OIDC token, with the
+        /// authorization server as its audience).
+        #[arg(long, value_name = "SOURCE", conflicts_with_all = ["client_credentials", "device"])]
+        workload_token: Option<String>,
         /// A PEM (PKCS#8) private key to authenticate --client-id with private_key_jwt.
         #[arg(long, requires = "client_id")]
         private_key: Option<PathBuf>,

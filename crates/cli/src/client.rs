@@ -93,6 +93,10 @@ pub(crate) async fn client_for(
     if entry.client_credentials {
         builder = builder.client_credentials();
     }
+    if let Some(source) = &entry.workload_token {
+        let Ok(source) = source.parse::<mcpauth_client::assertion::AssertionSource>();
+        builder = builder.assertion(source);
+    }
     if let Some(document) = &entry.metadata_document {
         builder = builder.metadata_document(document);
     }

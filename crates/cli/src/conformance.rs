@@ -22,6 +22,18 @@ struct Context {
     private_key_pem: Option<String>,
     #[serde(default)]
     signing_algorithm: Option<String>,
+    /// Enterprise-managed authorization (SEP-990): the identity provider's token endpoint,
+    /// this client's id there, and the user's ID token from signing in there.
+    #[serde(default)]
+    idp_token_endpoint: Option<String>,
+    #[serde(default)]
+    idp_client_id: Option<String>,
+    #[serde(default)]
+    idp_id_token: Option<String>,
+    /// Workload identity (SEP-1933): the workload's token. (The suite also hands out a token
+    /// for another audience and an expired one, which a workload would not present.)
+    #[serde(default)]
+    valid_jwt: Option<String>,
 }
 
 pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<(), String> {
@@ -64,6 +76,22 @@ pub(crate) async fn run(url: &str, metadata_document: Option<&str>) -> Result<()
     // The suite's machine-client scenarios (the client-credentials extension, SEP-1046).
     if scenario.starts_with("auth/client-credentials") {
         builder = builder.client_credentials();
+    }
+    if let (Some(endpoint), Some(idp_client), Some(id_token)) = (
+        &context.idp_token_endpoint,
+        &context.idp_client_id,
+        &context.idp_id_token,
+    ) {
+        builder = builder.assertion(mcpauth_client::assertion::AssertionSource::EnterpriseIdp(
+            mcpauth_client::assertion::EnterpriseIdp::with_id_token(
+                endpoint, idp_client, None, id_token,
+            ),
+        ));
+    }
+    if let Some(workload_token) = &context.valid_jwt {
+        builder = builder.assertion(mcpauth_client::assertion::AssertionSource::WorkloadToken(
+            workload_token.clone(),
+        ));
     }
     if let Some(document) = metadata_document {
         builder = builder.metadata_document(document);

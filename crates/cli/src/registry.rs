@@ -30,6 +30,10 @@ pub(crate) struct ServerEntry {
     /// A machine client (the client_credentials grant).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) client_credentials: bool,
+    /// Where the workload token comes from (`--workload-token`: a path, `kubernetes` or
+    /// `github-actions`; never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workload_token: Option<String>,
     /// The private key file for private_key_jwt (the path, never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) private_key: Option<std::path::PathBuf>,

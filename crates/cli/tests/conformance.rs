@@ -3,7 +3,8 @@
 //! CLI as the client under test: every client authorization scenario of the 2025-11-25
 //! suite, the 2025-03-26 back-compat fallbacks, the draft ones (resource mismatch, offline
 //! access) and the client-credentials extension (`client_secret_basic`, `private_key_jwt`);
-//! then the 2026-07-28 ones of the suite's prerelease, and its DPoP extension scenarios.
+//! then the 2026-07-28 ones of the suite's prerelease, and its extension scenarios (DPoP,
+//! enterprise-managed authorization, workload identity).
 //! The suite starts its own MCP and authorization servers on loopback for each scenario.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -52,10 +53,17 @@ const NEW_IN_2026: &[&str] = &[
     "auth/authorization-server-migration",
 ];
 
-/// The extension scenarios of the suite's prerelease that the client passes: DPoP-bound
-/// tokens (SEP-1932, RFC 9449), with nonces from both the authorization server and the MCP
-/// server.
-const EXTENSIONS: &[&str] = &["auth/dpop", "auth/dpop-nonce"];
+/// The extension scenarios of the suite's prerelease: DPoP-bound tokens (SEP-1932, RFC 9449),
+/// with nonces from both the authorization server and the MCP server; enterprise-managed
+/// authorization (SEP-990: an ID-JAG from the identity provider by token exchange, then the
+/// JWT bearer grant); workload identity (SEP-1933: the workload's token with the JWT bearer
+/// grant).
+const EXTENSIONS: &[&str] = &[
+    "auth/dpop",
+    "auth/dpop-nonce",
+    "auth/enterprise-managed-authorization",
+    "auth/wif-jwt-bearer",
+];
 
 /// The metadata-document URL the suite's CIMD scenario expects.
 const METADATA_DOCUMENT: &str = "https://conformance-test.local/client-metadata.json";

@@ -57,6 +57,7 @@
 //! # let _ = access_token; Ok(()) }
 //! ```
 
+pub mod assertion;
 pub mod authorize;
 pub mod challenge;
 pub mod device;

@@ -158,6 +158,8 @@ pub(crate) fn authenticated_form(
             pairs.push(("client_secret", secret));
             None
         }
+        // No client id at all: a grant whose assertion is the credential (a workload token).
+        _ if client.client_id.is_empty() => None,
         _ => {
             pairs.push(("client_id", &client.client_id));
             None

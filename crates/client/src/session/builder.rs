@@ -85,6 +85,7 @@ pub struct OAuthClientBuilder {
     browser: Option<Arc<dyn Browser>>,
     interactive: bool,
     dpop: bool,
+    assertion: Option<crate::assertion::AssertionSource>,
 }
 
 impl std::fmt::Debug for dyn HttpClient {
@@ -162,6 +163,16 @@ impl OAuthClientBuilder {
     /// no browser.
     pub fn client_credentials(mut self) -> Self {
         self.machine = true;
+        self
+    }
+
+    /// Authorizes without a browser, with the JWT bearer grant (RFC 7523 §2.1): an ID-JAG
+    /// obtained from the user's enterprise identity provider (enterprise-managed
+    /// authorization), or a workload's own token (workload identity). A configured client
+    /// ([`pre_registered`](Self::pre_registered)) authenticates the request; without one, a
+    /// workload token is sent alone.
+    pub fn assertion(mut self, source: crate::assertion::AssertionSource) -> Self {
+        self.assertion = Some(source);
         self
     }
 
@@ -247,6 +258,7 @@ impl OAuthClientBuilder {
             browser: self.browser.unwrap_or_else(|| Arc::new(SystemBrowser)),
             interactive: self.interactive,
             dpop: self.dpop,
+            assertion: self.assertion,
             resource_nonce: std::sync::Mutex::new(None),
             discovered: Mutex::new(None),
             flight: Mutex::new(()),
@@ -271,6 +283,7 @@ impl OAuthClient {
             browser: None,
             interactive: true,
             dpop: true,
+            assertion: None,
         }
     }
 }

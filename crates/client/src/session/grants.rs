@@ -29,6 +29,9 @@ impl OAuthClient {
     }
 
     pub(super) async fn authorize_locked(&self, scope: Option<&str>) -> Result<TokenSet, Error> {
+        if let Some(source) = &self.assertion {
+            return self.jwt_bearer_locked(source, scope).await;
+        }
         if self.machine {
             return self.client_credentials_locked(scope).await;
         }
@@ -90,6 +93,56 @@ impl OAuthClient {
             &code,
             &request.redirect_uri,
             &request.verifier,
+            &discovered.resource,
+            wanted.as_deref(),
+            now(),
+            dpop.as_ref(),
+        )
+        .await?;
+        self.store
+            .save_tokens(&issuer, &discovered.resource, &tokens)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// The JWT bearer grant (RFC 7523 §2.1) with an ID-JAG from the enterprise identity
+    /// provider, or with a workload token.
+    async fn jwt_bearer_locked(
+        &self,
+        source: &crate::assertion::AssertionSource,
+        scope: Option<&str>,
+    ) -> Result<TokenSet, Error> {
+        let discovered = self.discover().await?;
+        let issuer = discovered.issuer().to_owned();
+        let wanted = self.wanted_scope(&discovered, scope);
+        let assertion = match (source, source.workload_token()?) {
+            (_, Some(token)) => token,
+            (crate::assertion::AssertionSource::EnterpriseIdp(idp), None) => {
+                let endpoint = self.policy.check(&idp.token_endpoint)?;
+                crate::assertion::request_identity_assertion(
+                    &*self.http,
+                    &endpoint,
+                    idp,
+                    &issuer,
+                    &discovered.resource,
+                    wanted.as_deref(),
+                )
+                .await?
+            }
+            (crate::assertion::AssertionSource::GitHubActions, None) => {
+                crate::assertion::github_actions_token(&*self.http, self.policy, &issuer).await?
+            }
+            (_, None) => {
+                return Err(Error::Storage("no workload token to present".into()));
+            }
+        };
+        let credentials = self.configured_credentials(&issuer)?;
+        let dpop = self.dpop_key_for(&discovered)?;
+        let tokens = crate::assertion::jwt_bearer(
+            &*self.http,
+            &self.token_endpoint(&discovered)?,
+            credentials.as_ref(),
+            &assertion,
             &discovered.resource,
             wanted.as_deref(),
             now(),

@@ -54,6 +54,8 @@ pub struct OAuthClient {
     interactive: bool,
     /// Bind tokens to a DPoP key where the authorization server takes proofs.
     dpop: bool,
+    /// Where the JWT bearer grant's assertion comes from, for clients that authorize with it.
+    assertion: Option<crate::assertion::AssertionSource>,
     /// The resource server's last `DPoP-Nonce` (RFC 9449 §9).
     resource_nonce: std::sync::Mutex<Option<String>>,
     discovered: Mutex<Option<Discovered>>,

@@ -1,0 +1,339 @@
+//! Tokens without a browser from a JWT the client presents (the JWT bearer grant, RFC 7523
+//! §2.1): an identity assertion from the user's enterprise identity provider (ID-JAG,
+//! draft-ietf-oauth-identity-assertion-authz-grant, MCP's enterprise-managed authorization), or
+//! a workload's own token (a Kubernetes service-account token, a CI job's OIDC token, a SPIFFE
+//! JWT-SVID; MCP's workload identity).
+//!
+//! For ID-JAG the client first exchanges the user's token at the identity provider (RFC 8693)
+//! for an ID-JAG addressed to the MCP server's authorization server and naming the MCP server
+//! as `resource`, then presents it there.
+
+use std::path::PathBuf;
+
+use url::Url;
+
+use crate::Error;
+use crate::dpop::DpopKeyMaterial;
+use crate::http::{HttpClient, post_form};
+use crate::registration::ClientCredentials;
+use crate::token::{TokenFailure, TokenSet, token_request};
+
+/// RFC 7523 §2.1.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type of an identity assertion JWT authorization grant.
+pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
+/// RFC 8693 §3: an OpenID Connect ID token.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// RFC 8693 §3: an OAuth access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The user's enterprise identity provider, and the user's token there, for enterprise-managed
+/// authorization (ID-JAG).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct EnterpriseIdp {
+    /// The identity provider's token endpoint (where the token exchange goes).
+    pub token_endpoint: String,
+    /// This client's id at the identity provider.
+    pub client_id: String,
+    /// Its secret there (`client_secret_basic`), if it has one.
+    pub client_secret: Option<String>,
+    /// The user's token at the identity provider (an ID token from the user's sign-in, or an
+    /// access token the provider issued).
+    pub subject_token: String,
+    /// [`ID_TOKEN_TYPE`] or [`ACCESS_TOKEN_TYPE`].
+    pub subject_token_type: String,
+}
+
+impl EnterpriseIdp {
+    /// The identity provider at `token_endpoint`, where this client is `client_id` (with
+    /// `client_secret`, if any), and the user's `id_token` from signing in there.
+    #[must_use]
+    pub fn with_id_token(
+        token_endpoint: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        id_token: &str,
+    ) -> Self {
+        Self {
+            token_endpoint: token_endpoint.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.map(str::to_owned),
+            subject_token: id_token.to_owned(),
+            subject_token_type: ID_TOKEN_TYPE.to_owned(),
+        }
+    }
+
+    /// Like [`with_id_token`](Self::with_id_token), with an access token the identity
+    /// provider issued to this client for the user.
+    #[must_use]
+    pub fn with_access_token(
+        token_endpoint: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        access_token: &str,
+    ) -> Self {
+        Self {
+            subject_token_type: ACCESS_TOKEN_TYPE.to_owned(),
+            ..Self::with_id_token(token_endpoint, client_id, client_secret, access_token)
+        }
+    }
+}
+
+impl std::fmt::Debug for EnterpriseIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnterpriseIdp")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("subject_token", &"[redacted]")
+            .field("subject_token_type", &self.subject_token_type)
+            .finish()
+    }
+}
+
+/// Where the JWT a client presents with the JWT bearer grant comes from.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum AssertionSource {
+    /// Enterprise-managed authorization: an ID-JAG from the user's identity provider.
+    EnterpriseIdp(EnterpriseIdp),
+    /// A workload token in a file, read again at each authorization (platforms rotate them:
+    /// Kubernetes' projected service-account tokens, `$GITHUB_TOKEN`-style files).
+    WorkloadTokenFile(PathBuf),
+    /// A workload token given as it is.
+    WorkloadToken(String),
+    /// A GitHub Actions OIDC token, requested from the runner for each authorization with the
+    /// authorization server's issuer as its audience (`ACTIONS_ID_TOKEN_REQUEST_URL` and
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, set in jobs with `permissions: id-token: write`).
+    GitHubActions,
+}
+
+/// Where Kubernetes projects a pod's service-account token by default.
+pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+impl std::str::FromStr for AssertionSource {
+    type Err = std::convert::Infallible;
+
+    /// A workload token source as the CLI names it: `github-actions`, `kubernetes` (the
+    /// default projected service-account token, [`KUBERNETES_TOKEN_FILE`]), or a file.
+    fn from_str(source: &str) -> Result<Self, Self::Err> {
+        Ok(match source {
+            "github-actions" => Self::GitHubActions,
+            "kubernetes" => Self::WorkloadTokenFile(PathBuf::from(KUBERNETES_TOKEN_FILE)),
+            path => Self::WorkloadTokenFile(PathBuf::from(path)),
+        })
+    }
+}
+
+impl std::fmt::Debug for AssertionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EnterpriseIdp(idp) => f.debug_tuple("EnterpriseIdp").field(idp).finish(),
+            Self::WorkloadTokenFile(path) => {
+                f.debug_tuple("WorkloadTokenFile").field(path).finish()
+            }
+            Self::WorkloadToken(_) => f.write_str("WorkloadToken([redacted])"),
+            Self::GitHubActions => f.write_str("GitHubActions"),
+        }
+    }
+}
+
+impl AssertionSource {
+    /// The workload token, read now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the file cannot be read or is empty.
+    pub(crate) fn workload_token(&self) -> Result<Option<String>, Error> {
+        match self {
+            Self::EnterpriseIdp(_) | Self::GitHubActions => Ok(None),
+            Self::WorkloadToken(token) => Ok(Some(token.trim().to_owned())),
+            Self::WorkloadTokenFile(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Storage(format!(
+                        "the workload token file {} cannot be read: {e}",
+                        path.display()
+                    ))
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(Error::Storage(format!(
+                        "the workload token file {} is empty",
+                        path.display()
+                    )));
+                }
+                Ok(Some(token.to_owned()))
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RunnerToken {
+    value: String,
+}
+
+/// A GitHub Actions OIDC token for `audience` from the runner that runs this job: `GET
+/// $ACTIONS_ID_TOKEN_REQUEST_URL&audience=…` with `Authorization: Bearer
+/// $ACTIONS_ID_TOKEN_REQUEST_TOKEN`, checked against `policy` (https).
+///
+/// # Errors
+///
+/// [`Error::Storage`] outside a job with `id-token: write`; [`Error::BadTokenResponse`] when
+/// the runner answers something else; [`Error::Network`].
+pub async fn github_actions_token(
+    http: &dyn HttpClient,
+    policy: crate::UrlPolicy,
+    audience: &str,
+) -> Result<String, Error> {
+    let (Ok(url), Ok(bearer)) = (
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ) else {
+        return Err(Error::Storage(
+            "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: run in a \
+             GitHub Actions job with `permissions: id-token: write`"
+                .into(),
+        ));
+    };
+    let mut url = policy.check(&url)?;
+    url.query_pairs_mut().append_pair("audience", audience);
+    let request = http::Request::get(url.as_str())
+        .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::Network {
+            url: url.to_string(),
+            reason: "the request could not be built".into(),
+            source: Some(Box::new(e)),
+        })?;
+    let response = http.send(request).await?;
+    let unusable = |reason: String| Error::BadTokenResponse {
+        url: url.to_string(),
+        reason,
+    };
+    if !response.status().is_success() {
+        return Err(unusable(format!(
+            "the runner answered {} to the OIDC token request",
+            response.status()
+        )));
+    }
+    serde_json::from_slice::<RunnerToken>(response.body())
+        .map(|t| t.value)
+        .map_err(|e| unusable(format!("the runner's answer does not parse: {e}")))
+}
+
+#[derive(serde::Deserialize)]
+struct ExchangeResponse {
+    access_token: String,
+    #[serde(default)]
+    issued_token_type: Option<String>,
+}
+
+/// RFC 8693 at the identity provider: the user's token for an ID-JAG addressed to
+/// `audience` (the MCP server's authorization server, by its issuer identifier), for
+/// `resource` (the MCP server) and `scope`.
+///
+/// # Errors
+///
+/// [`Error::Token`] with the provider's refusal; [`Error::BadTokenResponse`] when it answers
+/// something other than an ID-JAG; [`Error::Network`].
+pub async fn request_identity_assertion(
+    http: &dyn HttpClient,
+    idp_token_endpoint: &Url,
+    idp: &EnterpriseIdp,
+    audience: &str,
+    resource: &str,
+    scope: Option<&str>,
+) -> Result<String, Error> {
+    let mut params = vec![
+        ("grant_type", TOKEN_EXCHANGE_GRANT),
+        ("requested_token_type", ID_JAG_TOKEN_TYPE),
+        ("audience", audience),
+        ("resource", resource),
+        ("subject_token", idp.subject_token.as_str()),
+        ("subject_token_type", idp.subject_token_type.as_str()),
+    ];
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
+    }
+    let basic = idp
+        .client_secret
+        .as_deref()
+        .map(|secret| (idp.client_id.as_str(), secret));
+    if basic.is_none() {
+        params.push(("client_id", idp.client_id.as_str()));
+    }
+    let response = http
+        .send(post_form(idp_token_endpoint, &params, basic)?)
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(
+            TokenFailure::of_error_response(status, response.body()).into_error(idp_token_endpoint)
+        );
+    }
+    let unusable = |reason: String| Error::BadTokenResponse {
+        url: idp_token_endpoint.to_string(),
+        reason,
+    };
+    let parsed: ExchangeResponse = serde_json::from_slice(response.body())
+        .map_err(|e| unusable(format!("the response does not parse: {e}")))?;
+    if parsed.issued_token_type.as_deref() != Some(ID_JAG_TOKEN_TYPE) {
+        return Err(unusable(format!(
+            "issued_token_type is {:?}, not {ID_JAG_TOKEN_TYPE}",
+            parsed
+                .issued_token_type
+                .map(|t| t.chars().take(80).collect::<String>())
+        )));
+    }
+    Ok(parsed.access_token)
+}
+
+/// RFC 7523 §2.1 at the authorization server: `assertion` for tokens for `resource`, the
+/// client authenticating as `client` registered (or not at all when `client` is `None`: a
+/// workload token is its own credential), bound to `dpop` where the server binds.
+///
+/// # Errors
+///
+/// [`Error::Token`] with the server's refusal; [`Error::Network`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one parameter of the request"
+)]
+pub async fn jwt_bearer(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    client: Option<&ClientCredentials>,
+    assertion: &str,
+    resource: &str,
+    scope: Option<&str>,
+    now: u64,
+    dpop: Option<&DpopKeyMaterial>,
+) -> Result<TokenSet, Error> {
+    let mut params = vec![
+        ("grant_type", JWT_BEARER_GRANT),
+        ("assertion", assertion),
+        ("resource", resource),
+    ];
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
+    }
+    let anonymous;
+    let client = match client {
+        Some(client) => client,
+        None => {
+            anonymous = ClientCredentials::pre_registered(endpoint.as_str(), "", None);
+            &anonymous
+        }
+    };
+    token_request(http, endpoint, client, &params, scope, now, dpop)
+        .await?
+        .map_err(|f| f.into_error(endpoint))
+}
