@@ -77,12 +77,13 @@ fn check_web_url(name: &str, value: Option<&str>) -> Result<(), RegistrationErro
     }
 }
 
-const SUPPORTED_GRANTS: [&str; 5] = [
+const SUPPORTED_GRANTS: [&str; 6] = [
     GrantType::AuthorizationCode.as_str(),
     GrantType::RefreshToken.as_str(),
     GrantType::ClientCredentials.as_str(),
     GrantType::DeviceCode.as_str(),
     GrantType::TokenExchange.as_str(),
+    GrantType::JwtBearer.as_str(),
 ];
 
 /// Human-readable members that may come in language variants (RFC 7591 §2.2).

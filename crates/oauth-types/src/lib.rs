@@ -39,14 +39,14 @@ pub use random::{RandomError, SecureRandom};
 pub use registration::{ClientMetadata, MAX_REGISTRATION_BYTES};
 pub use request::{
     AuthorizationRequest, BodyCredentials, DEVICE_CODE_GRANT, DeviceAuthorizationRequest,
-    GrantType, IntrospectionRequest, RevocationRequest, TOKEN_EXCHANGE_GRANT, TokenRequest,
-    TokenTypeHint,
+    GrantType, IntrospectionRequest, JWT_BEARER_GRANT, RevocationRequest, TOKEN_EXCHANGE_GRANT,
+    TokenRequest, TokenTypeHint,
 };
 pub use response::TokenResponse;
 pub use scope::{Scope, ScopeError};
 pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken, Secret,
-    constant_time_eq,
+    AccessToken, Assertion, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode,
+    RefreshToken, Secret, constant_time_eq,
 };
 pub use time::{Clock, ManualClock, UnixTime};
 #[cfg(feature = "os")]

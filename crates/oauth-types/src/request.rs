@@ -8,7 +8,7 @@
 use crate::form::{FormParams, ParseError};
 use crate::scope::Scope;
 use crate::secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
+    AccessToken, Assertion, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode, RefreshToken,
 };
 
 /// Longest value accepted for identifiers and tokens in a request.
@@ -127,21 +127,27 @@ pub enum GrantType {
     DeviceCode,
     /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693 §2.1).
     TokenExchange,
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): a JWT as the grant (an
+    /// identity assertion JWT authorization grant, a workload token).
+    JwtBearer,
 }
 
 /// The device authorization grant's `grant_type` (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The token exchange grant's `grant_type` (RFC 8693 §2.1).
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The JWT bearer grant's `grant_type` (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 impl GrantType {
     /// Every grant type, in the order servers list them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
         Self::DeviceCode,
         Self::TokenExchange,
+        Self::JwtBearer,
     ];
 
     /// The wire value.
@@ -153,6 +159,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => DEVICE_CODE_GRANT,
             Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
+            Self::JwtBearer => JWT_BEARER_GRANT,
         }
     }
 
@@ -226,6 +233,17 @@ pub enum TokenRequest {
         audience: Vec<String>,
         /// `scope`.
         scope: Option<Scope>,
+        /// Credentials in the body.
+        body_credentials: BodyCredentials,
+    },
+    /// RFC 7523 §2.1: a JWT as the authorization grant.
+    JwtBearer {
+        /// `assertion`: the JWT.
+        assertion: Assertion,
+        /// `scope`.
+        scope: Option<Scope>,
+        /// `resource` values (RFC 8707).
+        resource: Vec<String>,
         /// Credentials in the body.
         body_credentials: BodyCredentials,
     },
@@ -332,6 +350,12 @@ impl TokenRequest {
                     body_credentials,
                 }
             }
+            Some(GrantType::JwtBearer) => Self::JwtBearer {
+                assertion: Assertion::new(required(form, "assertion")?.to_owned()),
+                scope: scope(form)?,
+                resource: resources(form)?,
+                body_credentials,
+            },
             _ => Self::Other {
                 grant_type: grant_type.chars().take(128).collect(),
                 body_credentials,
@@ -348,6 +372,7 @@ impl TokenRequest {
             Self::ClientCredentials { .. } => Some(GrantType::ClientCredentials),
             Self::DeviceCode { .. } => Some(GrantType::DeviceCode),
             Self::TokenExchange { .. } => Some(GrantType::TokenExchange),
+            Self::JwtBearer { .. } => Some(GrantType::JwtBearer),
             Self::Other { grant_type, .. } => GrantType::from_wire(grant_type),
         }
     }
@@ -369,6 +394,9 @@ impl TokenRequest {
                 body_credentials, ..
             }
             | Self::TokenExchange {
+                body_credentials, ..
+            }
+            | Self::JwtBearer {
                 body_credentials, ..
             }
             | Self::Other {

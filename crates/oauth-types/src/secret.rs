@@ -81,6 +81,11 @@ secret_type!(
     DeviceCode
 );
 secret_type!(
+    /// A JWT presented as an authorization grant (RFC 7523 §2.1): an identity assertion, a
+    /// workload token. Whoever holds it may obtain tokens with it, so it is never printed.
+    Assertion
+);
+secret_type!(
     /// A PKCE code verifier (RFC 7636 §4.1). Single use, so it is intentionally not `Clone`.
     CodeVerifier
 );

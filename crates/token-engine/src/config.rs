@@ -203,6 +203,7 @@ pub struct EngineConfig {
     pub(crate) legacy_assertion_audience: bool,
     pub(crate) introspection_clients: Vec<String>,
     pub(crate) dpop: crate::DpopPolicy,
+    pub(crate) trusted_issuers: Option<crate::grant::jwt_bearer::TrustedIssuers>,
 }
 
 /// The configuration is not usable.
@@ -254,7 +255,26 @@ impl EngineConfig {
             legacy_assertion_audience: false,
             introspection_clients: Vec::new(),
             dpop: crate::DpopPolicy::default(),
+            trusted_issuers: None,
         })
+    }
+
+    /// Serves the JWT bearer grant (RFC 7523 §2.1) for JWTs from `issuers`: enterprise
+    /// identity providers' ID-JAGs and workload tokens. `keys` fetches their JWK Sets; an
+    /// enterprise user is the local subject `users` maps them to (without it, the assertion's
+    /// `sub` as it is).
+    pub fn trusted_issuers(
+        &mut self,
+        issuers: Vec<crate::TrustedIssuer>,
+        keys: Arc<dyn crate::TrustedIssuerKeys>,
+        users: Option<Arc<dyn crate::EnterpriseUsers>>,
+    ) -> &mut Self {
+        self.trusted_issuers = Some(crate::grant::jwt_bearer::TrustedIssuers {
+            issuers,
+            keys,
+            users,
+        });
+        self
     }
 
     /// How the token endpoint treats DPoP proofs (RFC 9449): by default a proof is checked and
@@ -528,6 +548,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("customizer", &self.customizer.is_some())
             .field("subject_status", &self.subject_status.is_some())
             .field("dpop", &self.dpop)
+            .field("trusted_issuers", &self.trusted_issuers)
             .finish_non_exhaustive()
     }
 }

@@ -148,7 +148,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// none is required.
     pub(crate) async fn token_request_proof(
         &self,
-        client: &ClientRecord,
+        client: Option<&ClientRecord>,
         proofs: &[&[u8]],
         now: UnixTime,
     ) -> Result<Option<String>, TokenError> {
@@ -159,7 +159,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     "this server issues DPoP-bound tokens only: send a DPoP proof (RFC 9449) in the DPoP header",
                 ));
             }
-            if client.metadata.dpop_bound_access_tokens {
+            if client.is_some_and(|c| c.metadata.dpop_bound_access_tokens) {
                 return Err(invalid_proof(
                     "this client registered dpop_bound_access_tokens: send a DPoP proof (RFC 9449) in the DPoP header",
                 ));

@@ -15,6 +15,7 @@ use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, internal};
 use crate::grant::authorization_code::CodeRedemption;
+use crate::grant::jwt_bearer::JwtBearerRequest;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey, SecretHash};
 use crate::registration::Registrant;
@@ -151,7 +152,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             ))
         };
         let grant_type = request.grant_type().ok_or_else(unsupported)?;
-        if grant_type == GrantType::DeviceCode && !self.serves_device_flow() {
+        if (grant_type == GrantType::DeviceCode && !self.serves_device_flow())
+            || (grant_type == GrantType::JwtBearer && !self.serves_jwt_bearer())
+        {
             return Err(unsupported());
         }
         if !matches!(
@@ -161,11 +164,43 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 | GrantType::ClientCredentials
                 | GrantType::DeviceCode
                 | GrantType::TokenExchange
+                | GrantType::JwtBearer
         ) {
             return Err(unsupported());
         }
+        // RFC 7523 §3.1: client authentication is optional with the JWT bearer grant; a
+        // workload token is a credential of its own, so a request naming no client is read
+        // as the workload's.
+        let credentials = request.body_credentials();
+        if grant_type == GrantType::JwtBearer
+            && authorization.is_none()
+            && credentials.client_id.is_none()
+            && credentials.client_secret.is_none()
+            && credentials.client_assertion.is_none()
+            && let TokenRequest::JwtBearer {
+                assertion,
+                scope,
+                resource,
+                ..
+            } = &request
+        {
+            let dpop_jkt = self
+                .token_request_proof(None, dpop, now)
+                .await
+                .map_err(EndpointError::from)?;
+            let bearer = JwtBearerRequest {
+                assertion,
+                scope: scope.as_ref(),
+                resource,
+                dpop_jkt: dpop_jkt.as_deref(),
+            };
+            return self
+                .jwt_bearer(None, bearer, now)
+                .await
+                .map_err(EndpointError::from);
+        }
         let client = self
-            .authenticate_client(authorization, request.body_credentials(), now)
+            .authenticate_client(authorization, credentials, now)
             .await
             .map_err(auth_failure)?;
         if !client.allows_grant(grant_type) {
@@ -187,7 +222,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             )));
         }
         let dpop_jkt = self
-            .token_request_proof(&client, dpop, now)
+            .token_request_proof(Some(&client), dpop, now)
             .await
             .map_err(EndpointError::from)?;
         let dpop_jkt = dpop_jkt.as_deref();
@@ -260,6 +295,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     dpop_jkt,
                 };
                 self.exchange(&client, exchange, now).await
+            }
+            TokenRequest::JwtBearer {
+                assertion,
+                scope,
+                resource,
+                ..
+            } => {
+                let bearer = JwtBearerRequest {
+                    assertion: &assertion,
+                    scope: scope.as_ref(),
+                    resource: &resource,
+                    dpop_jkt,
+                };
+                self.jwt_bearer(Some(&client), bearer, now).await
             }
             _ => Err(unsupported().error),
         };

@@ -81,6 +81,10 @@ pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
+pub use grant::jwt_bearer::{
+    EnterpriseUsers, ID_JAG_TYPE, IssuerKind, JWT_BEARER_GRANT, TrustedIssuer, TrustedIssuerKeys,
+    WorkloadRule,
+};
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
 pub use http_entry::{InternalError, IssuedForGrantType};
 pub use introspection::Introspection;
@@ -209,6 +213,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             m.grant_types_supported.push(DEVICE_CODE_GRANT.into());
         }
         m.grant_types_supported.push(TOKEN_EXCHANGE_GRANT.into());
+        if self.serves_jwt_bearer() {
+            m.grant_types_supported.push(JWT_BEARER_GRANT.into());
+        }
         let secret_and_key = [
             "client_secret_basic",
             "client_secret_post",
