@@ -35,6 +35,10 @@ pub(crate) enum StoreKind {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process: the size of a command line does not matter"
+)]
 pub(crate) enum Command {
     /// Authorize at an MCP server and keep its tokens under NAME.
     Auth {

@@ -202,7 +202,18 @@ pub async fn github_actions_token(
                 .into(),
         ));
     };
-    let mut url = policy.check(&url)?;
+    runner_token(http, policy, &url, &bearer, audience).await
+}
+
+/// [`github_actions_token`] with the runner's URL and bearer token given.
+async fn runner_token(
+    http: &dyn HttpClient,
+    policy: crate::UrlPolicy,
+    url: &str,
+    bearer: &str,
+    audience: &str,
+) -> Result<String, Error> {
+    let mut url = policy.check(url)?;
     url.query_pairs_mut().append_pair("audience", audience);
     let request = http::Request::get(url.as_str())
         .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
@@ -336,4 +347,115 @@ pub async fn jwt_bearer(
     token_request(http, endpoint, client, &params, scope, now, dpop)
         .await?
         .map_err(|f| f.into_error(endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// The runner, as a mock: no GitHub Actions runner can run here. Answers with a token and
+    /// keeps the request it got.
+    struct Runner(std::sync::Mutex<Option<http::Request<Vec<u8>>>>);
+
+    #[async_trait::async_trait]
+    impl HttpClient for Runner {
+        async fn send(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> Result<http::Response<Vec<u8>>, Error> {
+            *self.0.lock().unwrap() = Some(request);
+            Ok(http::Response::new(
+                br#"{"count":1,"value":"eyJ.workload.jwt"}"#.to_vec(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runner_is_asked_for_a_token_for_the_authorization_server() {
+        let runner = Runner(std::sync::Mutex::new(None));
+        let token = runner_token(
+            &runner,
+            crate::UrlPolicy::https_only(),
+            "https://pipelines.example/idtoken?api-version=2.0",
+            "runner-secret",
+            "https://auth.example.com",
+        )
+        .await
+        .unwrap();
+        assert_eq!(token, "eyJ.workload.jwt");
+        let request = runner.0.lock().unwrap().take().unwrap();
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://pipelines.example/idtoken?api-version=2.0&audience=https%3A%2F%2Fauth.example.com"
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer runner-secret");
+        // Plain http is refused like any URL the client did not choose.
+        assert!(
+            runner_token(
+                &runner,
+                crate::UrlPolicy::https_only(),
+                "http://pipelines.example/idtoken",
+                "s",
+                "a"
+            )
+            .await
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn workload_sources_read_as_the_cli_names_them_and_never_print_a_token() {
+        let parse = |s: &str| s.parse::<AssertionSource>().unwrap();
+        assert!(matches!(
+            parse("github-actions"),
+            AssertionSource::GitHubActions
+        ));
+        assert!(matches!(
+            parse("kubernetes"),
+            AssertionSource::WorkloadTokenFile(p) if p == std::path::Path::new(KUBERNETES_TOKEN_FILE)
+        ));
+        assert!(matches!(
+            parse("/run/token"),
+            AssertionSource::WorkloadTokenFile(_)
+        ));
+        let shown = format!("{:?}", AssertionSource::WorkloadToken("secret-jwt".into()));
+        assert!(!shown.contains("secret-jwt"));
+        let idp = EnterpriseIdp::with_id_token(
+            "https://idp/token",
+            "c",
+            Some("s3cr3t"),
+            "id-token-value",
+        );
+        let shown = format!("{idp:?}");
+        assert!(!shown.contains("s3cr3t") && !shown.contains("id-token-value"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_token_file_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("mcpauth-wif-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let error = AssertionSource::WorkloadTokenFile(empty.clone())
+            .workload_token()
+            .unwrap_err();
+        assert!(error.to_string().contains("is empty"));
+        let missing = AssertionSource::WorkloadTokenFile(dir.join("missing"))
+            .workload_token()
+            .unwrap_err();
+        assert!(missing.to_string().contains("cannot be read"));
+        let written = dir.join("token");
+        std::fs::write(&written, "eyJ.jwt\n").unwrap();
+        assert_eq!(
+            AssertionSource::WorkloadTokenFile(written)
+                .workload_token()
+                .unwrap()
+                .as_deref(),
+            Some("eyJ.jwt")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

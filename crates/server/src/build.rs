@@ -231,6 +231,19 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     // Decisions and first issuance re-check that the user is still enabled.
     engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
     engine_config.dpop(dpop_policy(config, &store, clock.now()).await?);
+    if !config.trusted_issuers.is_empty() {
+        engine_config.trusted_issuers(
+            crate::assertions::trusted_issuers(config)?,
+            Arc::new(crate::assertions::JwksCache::new(
+                &fetch_policy,
+                clock.clone(),
+            )?),
+            Some(Arc::new(crate::assertions::EnterpriseAccounts {
+                store: store.clone(),
+                clock: clock.clone(),
+            })),
+        );
+    }
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),

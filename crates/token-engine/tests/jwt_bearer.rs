@@ -507,3 +507,65 @@ async fn the_jwt_bearer_grant_is_served_and_advertised_only_with_trusted_issuers
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_of(&body), "unsupported_grant_type");
 }
+
+#[tokio::test]
+async fn an_issuers_audience_and_lifetime_settings_replace_the_defaults() {
+    let ci = issuer_key("ci-1");
+    let keys = Arc::new(Keys(vec![(
+        format!("{CI}/jwks"),
+        json!({ "keys": [ci.jwk.clone()] }),
+    )]));
+    let h = harness_with(|config| {
+        config.trusted_issuers(
+            vec![
+                TrustedIssuer::workloads(
+                    CI,
+                    &format!("{CI}/jwks"),
+                    vec![WorkloadRule::new("job", "ci-client", &["mcp:tools"])],
+                )
+                .audience("urn:mcpauth:test")
+                .max_lifetime(120),
+            ],
+            keys,
+            None,
+        );
+    })
+    .await;
+    let token = |aud: &str, lifetime: u64| {
+        sign(
+            &ci,
+            None,
+            &json!({"iss": CI, "sub": "job", "aud": aud, "iat": NOW.0, "exp": NOW.0 + lifetime, "jti": jti()}),
+        )
+    };
+    let present = |assertion: String| {
+        let h = &h;
+        async move {
+            let (status, body, _) = h
+                .post(
+                    Endpoint::Token,
+                    &[
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                        ("assertion", &assertion),
+                        ("resource", RESOURCE),
+                    ],
+                    None,
+                    NOW.plus(1),
+                )
+                .await;
+            (status, body)
+        }
+    };
+    assert_eq!(
+        present(token("urn:mcpauth:test", 100)).await.0,
+        StatusCode::OK
+    );
+    let (_, body) = present(token(AS, 100)).await;
+    assert_eq!(
+        error_of(&body),
+        "invalid_grant",
+        "the default audience no longer"
+    );
+    let (_, body) = present(token("urn:mcpauth:test", 200)).await;
+    assert_eq!(error_of(&body), "invalid_grant", "longer than max_lifetime");
+}

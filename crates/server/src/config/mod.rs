@@ -4,7 +4,10 @@
 
 mod environment;
 mod production;
+mod trusted_issuers;
 mod values;
+
+pub use trusted_issuers::{TrustedIssuerConfig, TrustedIssuerKind, WorkloadRuleConfig};
 
 pub use values::{ForwardedHeaderName, LogFormat, Secret, TokenFormat, provider_secret_variable};
 
@@ -101,6 +104,10 @@ pub struct Config {
     /// §8), which limits how long a proof made in advance stays usable. Every instance
     /// shares the nonce secret through the database.
     pub dpop_nonces: bool,
+    /// Issuers whose JWTs the token endpoint accepts with the JWT bearer grant (TOML
+    /// `[[trusted_issuers]]`): enterprise identity providers' ID-JAGs (enterprise-managed
+    /// authorization) and workload tokens (workload identity).
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL or an
     /// array (RFC 7523's older forms); off: the issuer identifier alone.
     pub legacy_assertion_audience: bool,
@@ -193,6 +200,7 @@ impl Default for Config {
             vouched_client_scope: Vec::new(),
             introspection_clients: Vec::new(),
             legacy_assertion_audience: false,
+            trusted_issuers: Vec::new(),
             dpop_required: false,
             dpop_nonces: false,
             max_clients: None,

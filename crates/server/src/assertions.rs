@@ -1,0 +1,179 @@
+//! The server's side of the JWT bearer grant: trusted issuers' JWK Sets, fetched SSRF-safely
+//! and cached, and enterprise users mapped to local accounts the way federated sign-in maps
+//! upstream users (linked by issuer and subject, created on first use, never merged by email).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use mcpauth_store_sql::SqlStore;
+use mcpauth_token_engine::{Clock, EnterpriseUsers, SecureRandom, TrustedIssuerKeys, UnixTime};
+
+use crate::config::Config;
+use crate::{OsRandom, StartError};
+
+/// The largest JWK Set accepted (a provider publishing several RSA keys stays well below).
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// How long a JWK Set is kept when its response says nothing (`Cache-Control`).
+const DEFAULT_TTL: u64 = 300;
+/// Kept at least this long (a `no-cache` answer would mean a fetch per grant), at most this.
+const MIN_TTL: u64 = 60;
+const MAX_TTL: u64 = 3600;
+/// A set refetched because it lacked a key is refetched at most this often: an assertion naming
+/// an unknown `kid` cannot make the server hammer the issuer.
+const REFETCH_INTERVAL: u64 = 30;
+
+struct Cached {
+    set: serde_json::Value,
+    fetched_at: u64,
+    ttl: u64,
+}
+
+/// Trusted issuers' JWK Sets, fetched only from the configured URLs through the SSRF-safe
+/// fetcher (no redirects, no private addresses) and kept per their `Cache-Control`.
+pub(crate) struct JwksCache {
+    fetcher: mcpauth_fetch::SafeFetcher,
+    clock: Arc<dyn Clock>,
+    sets: Mutex<HashMap<String, Cached>>,
+}
+
+impl JwksCache {
+    pub(crate) fn new(
+        policy: &mcpauth_fetch::FetchPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let mut policy = policy.clone();
+        policy.max_bytes = MAX_JWKS_BYTES;
+        let fetcher = mcpauth_fetch::SafeFetcher::new(policy).map_err(|e| {
+            StartError::config_caused("the HTTP client for trusted issuers' keys", e)
+        })?;
+        Ok(Self {
+            fetcher,
+            clock,
+            sets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, uri: &str, refresh: bool, now: u64) -> Option<serde_json::Value> {
+        let sets = self
+            .sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cached = sets.get(uri)?;
+        let age = now.saturating_sub(cached.fetched_at);
+        let fresh = if refresh {
+            age < REFETCH_INTERVAL
+        } else {
+            age < cached.ttl
+        };
+        fresh.then(|| cached.set.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl TrustedIssuerKeys for JwksCache {
+    async fn jwk_set(
+        &self,
+        jwks_uri: &str,
+        refresh: bool,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let now = self.clock.now().0;
+        if let Some(set) = self.cached(jwks_uri, refresh, now) {
+            return Ok(set);
+        }
+        let url = url::Url::parse(jwks_uri)?;
+        let fetched = self.fetcher.fetch(&url).await?;
+        let set: serde_json::Value = serde_json::from_slice(&fetched.body)?;
+        if !set.get("keys").is_some_and(serde_json::Value::is_array) {
+            return Err(format!("{jwks_uri} is not a JWK Set").into());
+        }
+        let ttl = fetched
+            .max_age
+            .unwrap_or(DEFAULT_TTL)
+            .clamp(MIN_TTL, MAX_TTL);
+        self.sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                jwks_uri.to_owned(),
+                Cached {
+                    set: set.clone(),
+                    fetched_at: now,
+                    ttl,
+                },
+            );
+        Ok(set)
+    }
+}
+
+/// Enterprise users as local accounts: `(issuer, sub)` linked to a user like an upstream
+/// provider's user, created on first use (with the assertion's email when no account has it).
+pub(crate) struct EnterpriseAccounts {
+    pub(crate) store: SqlStore,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The provider key under which an identity provider's users are linked: apart from the
+/// sign-in providers' ids, which are plain names.
+pub(crate) fn provider_key(issuer: &str) -> String {
+    format!("id-jag {issuer}")
+}
+
+#[async_trait::async_trait]
+impl EnterpriseUsers for EnterpriseAccounts {
+    async fn local_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        email: Option<&str>,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let provider = provider_key(issuer);
+        if let Some(row) = self
+            .store
+            .find_federated_identity(&provider, subject)
+            .await?
+        {
+            return Ok(Some(row.user_id));
+        }
+        let mut id = [0u8; 16];
+        OsRandom
+            .fill(&mut id)
+            .map_err(|_| "no randomness for a user id")?;
+        let user_id = format!(
+            "user_{}",
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
+        );
+        let email = email.and_then(|e| crate::users::normalize_email(e).ok());
+        let linked = self
+            .store
+            .create_federated_user(
+                &user_id,
+                email.as_deref(),
+                &provider,
+                subject,
+                UnixTime(self.clock.now().0),
+            )
+            .await?;
+        tracing::info!(%issuer, user_id = %linked, "new enterprise user (identity assertion)");
+        Ok(Some(linked))
+    }
+}
+
+/// The engine's trusted issuers from `config`.
+pub(crate) fn trusted_issuers(
+    config: &Config,
+) -> Result<Vec<mcpauth_token_engine::TrustedIssuer>, StartError> {
+    let mut seen = std::collections::HashSet::new();
+    config
+        .trusted_issuers
+        .iter()
+        .map(|entry| {
+            if !seen.insert(entry.issuer.as_str()) {
+                return Err(StartError::config(format!(
+                    "trusted issuer {} is listed twice",
+                    entry.issuer
+                )));
+            }
+            entry.to_engine().map_err(StartError::config)
+        })
+        .collect()
+}
