@@ -170,7 +170,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         // RFC 7523 §3.1: client authentication is optional with the JWT bearer grant; a
         // workload token is a credential of its own, so a request naming no client is read
-        // as the workload's.
+        // as the workload's, for the client its rule names. Nothing is recorded (the proof's
+        // jti included) until the token has been verified and its client found.
         let credentials = request.body_credentials();
         if grant_type == GrantType::JwtBearer
             && authorization.is_none()
@@ -184,20 +185,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ..
             } = &request
         {
-            let dpop_jkt = self
-                .token_request_proof(None, dpop, now)
-                .await
-                .map_err(EndpointError::from)?;
-            let bearer = JwtBearerRequest {
-                assertion,
-                scope: scope.as_ref(),
-                resource,
-                dpop_jkt: dpop_jkt.as_deref(),
+            let workload = async {
+                let verified = self.verified_assertion(assertion, now).await?;
+                let client = self.workload_client(&verified).await?;
+                let dpop_jkt = self.token_request_proof(Some(&client), dpop, now).await?;
+                let bearer = JwtBearerRequest {
+                    scope: scope.as_ref(),
+                    resource,
+                    dpop_jkt: dpop_jkt.as_deref(),
+                };
+                self.jwt_bearer(&client, verified, bearer, now).await
             };
-            return self
-                .jwt_bearer(None, bearer, now)
-                .await
-                .map_err(EndpointError::from);
+            return workload.await.map_err(EndpointError::from);
         }
         let client = self
             .authenticate_client(authorization, credentials, now)
@@ -303,12 +302,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ..
             } => {
                 let bearer = JwtBearerRequest {
-                    assertion: &assertion,
                     scope: scope.as_ref(),
                     resource: &resource,
                     dpop_jkt,
                 };
-                self.jwt_bearer(Some(&client), bearer, now).await
+                match self.verified_assertion(&assertion, now).await {
+                    Ok(verified) => self.jwt_bearer(&client, verified, bearer, now).await,
+                    Err(refused) => Err(refused),
+                }
             }
             _ => Err(unsupported().error),
         };

@@ -20,7 +20,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcpauth_token_engine::{EnterpriseUsers, TrustedIssuer, TrustedIssuerKeys, WorkloadRule};
+use mcpauth_oauth_types::ClientMetadata;
+use mcpauth_token_engine::{
+    ClientId, ClientRecord, ClientStore as _, EnterpriseUsers, GrantId, GrantStore as _,
+    MemoryModel,
+    TokenEndpointAuthMethod, TrustedIssuer, TrustedIssuerKeys, WorkloadRule,
+};
 use serde_json::{Value, json};
 
 const IDP: &str = "https://idp.example.com";
@@ -120,6 +125,11 @@ async fn world_with(single_use_workloads: bool) -> World {
         .await;
     let allowed = vec![client.0.clone()];
     let model = h.engine.model().clone();
+    // The clients the workload rules name, registered by the operator with the ids the
+    // rules use.
+    for id in ["deployer", "prod-agents"] {
+        register_workload_client(&*model, id, &[JWT_BEARER]).await;
+    }
     let mut config = mcpauth_token_engine::EngineConfig::new(AS.parse().unwrap()).unwrap();
     config.trusted_issuers(
         vec![
@@ -165,6 +175,24 @@ async fn world_with(single_use_workloads: bool) -> World {
 
 async fn world() -> World {
     world_with(true).await
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Registers, as the operator would, the client `id` that a workload rule names: it has no
+/// secret, so the workload token is its only way in.
+async fn register_workload_client(model: &MemoryModel, id: &str, grant_types: &[&str]) {
+    let mut metadata = ClientMetadata::default();
+    metadata.grant_types = grant_types.iter().map(|g| (*g).to_owned()).collect();
+    model
+        .insert_client(ClientRecord::new(
+            ClientId::from(id.to_owned()),
+            TokenEndpointAuthMethod::ClientSecretBasic,
+            metadata,
+            NOW,
+        ))
+        .await
+        .unwrap();
 }
 
 static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -328,30 +356,213 @@ async fn an_id_jag_that_is_not_exactly_right_gets_nothing() {
     .unwrap();
     let (_, body) = w.present(&hmac, Some(&w.client), &[]).await;
     assert_eq!(error_of(&body), "invalid_grant");
-    // The right assertion, from a client the provider did not name or the operator did not
-    // allow, or with nobody authenticating.
-    let (status, body) = w.present(&w.id_jag(&[]), Some(&w.other), &[]).await;
+    // One right assertion, presented wrongly: by a client the provider did not name, with
+    // nobody authenticating, asking for more scope or another resource. Each refusal leaves
+    // it unused, so the right request with it still works.
+    let kept = w.id_jag(&[]);
+    let (status, body) = w.present(&kept, Some(&w.other), &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = w.present(&w.id_jag(&[]), None, &[]).await;
+    assert_eq!(error_of(&body), "invalid_grant");
+    let (status, body) = w.present(&kept, None, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(error_of(&body), "invalid_client");
-    // Asking for more than the assertion grants.
     let (_, body) = w
-        .present(&w.id_jag(&[]), Some(&w.client), &[("scope", "mcp:admin")])
+        .present(&kept, Some(&w.client), &[("scope", "mcp:admin")])
         .await;
     assert_eq!(error_of(&body), "invalid_scope");
     let (_, body) = w
         .present(
-            &w.id_jag(&[]),
+            &kept,
             Some(&w.client),
             &[("resource", "https://other.example.com/mcp")],
         )
         .await;
     assert_eq!(error_of(&body), "invalid_target");
-    // Every refusal left the assertion unused: the right request still works.
-    let assertion = w.id_jag(&[]);
-    let (status, _) = w.present(&assertion, Some(&w.client), &[]).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, body) = w.present(&kept, Some(&w.client), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_id_jag_is_not_accepted_from_a_public_client() {
+    let w = world().await;
+    // A public client the operator listed by mistake: its id proves nothing.
+    let mut metadata = ClientMetadata::default();
+    metadata.grant_types = vec![JWT_BEARER.to_owned()];
+    let model = w.h.engine.model();
+    let public = ClientRecord::new(
+        ClientId::from(w.client.0.clone()),
+        TokenEndpointAuthMethod::None,
+        metadata,
+        NOW,
+    );
+    assert!(model.update_client(public).await.unwrap());
+    let (status, body) = w
+        .present(
+            &w.id_jag(&[]),
+            None,
+            &[("client_id", w.client.0.as_str())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "unauthorized_client");
+}
+
+#[tokio::test]
+async fn an_id_jags_scope_is_bounded_by_what_the_client_registered() {
+    let w = world().await;
+    // The provider grants more than the client registered (mcp:tools mcp:admin): asked for
+    // nothing, the client gets the part it may have; asked for the rest, nothing.
+    let wide = [("scope", json!("mcp:tools mcp:other"))];
+    let (status, body) = w.present(&w.id_jag(&wide), Some(&w.client), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    let (status, body) = w
+        .present(&w.id_jag(&wide), Some(&w.client), &[("scope", "mcp:other")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "invalid_scope");
+}
+
+#[tokio::test]
+async fn assertions_for_the_same_user_client_and_scope_share_one_grant_until_it_is_revoked() {
+    let w = world().await;
+    let grant_of = |body: &Value| {
+        // The access token's jti is `<grant_id>.<random>`.
+        let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
+        let jti = claims["jti"].as_str().unwrap();
+        jti.split_once('.').unwrap().0.to_owned()
+    };
+    let (_, first) = w.present(&w.id_jag(&[]), Some(&w.client), &[]).await;
+    let (_, second) = w.present(&w.id_jag(&[]), Some(&w.client), &[]).await;
+    assert_eq!(grant_of(&first), grant_of(&second), "no grant per assertion");
+    let (_, wider) = w
+        .present(
+            &w.id_jag(&[("scope", json!("mcp:tools mcp:admin"))]),
+            Some(&w.client),
+            &[],
+        )
+        .await;
+    assert_ne!(grant_of(&first), grant_of(&wider), "another scope, another grant");
+    // The user withdraws it: the next assertion starts a new grant, and so on.
+    let model = w.h.engine.model();
+    let mut seen = vec![grant_of(&first)];
+    for _ in 0..10 {
+        let last = seen.last().unwrap().clone();
+        model
+            .revoke_grant(&GrantId::from(last), NOW.plus(1))
+            .await
+            .unwrap();
+        let (status, next) = w.present(&w.id_jag(&[]), Some(&w.client), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{next}");
+        let id = grant_of(&next);
+        assert!(!seen.contains(&id), "a revoked grant is never reused");
+        seen.push(id);
+    }
+}
+
+#[tokio::test]
+async fn without_a_user_mapping_a_providers_subject_stays_in_its_namespace() {
+    let idp = issuer_key("idp-1");
+    let keys = Arc::new(Keys(vec![(
+        format!("{IDP}/jwks"),
+        json!({ "keys": [idp.jwk.clone()] }),
+    )]));
+    let h = harness().await;
+    let client = h.confidential_client(&[JWT_BEARER], None).await;
+    let mut config = mcpauth_token_engine::EngineConfig::new(AS.parse().unwrap()).unwrap();
+    config.trusted_issuers(
+        vec![TrustedIssuer::identity_provider(
+            IDP,
+            &format!("{IDP}/jwks"),
+            vec![client.0.clone()],
+        )],
+        keys,
+        None,
+    );
+    let engine = mcpauth_token_engine::TokenEngine::new(
+        config,
+        h.engine.model().clone(),
+        signing_key(),
+        Arc::new(mcpauth_token_engine::testing::SeededRandom::new(3)),
+    );
+    let w = Harness {
+        engine,
+        client_id: h.client_id,
+    };
+    // The provider names a local user's id as its subject: the token is not that user's.
+    let assertion = sign(
+        &idp,
+        Some("oauth-id-jag+jwt"),
+        &json!({
+            "iss": IDP, "sub": "user-alice", "aud": AS, "client_id": client.0,
+            "resource": RESOURCE, "iat": NOW.0, "exp": NOW.0 + 300, "jti": jti(),
+        }),
+    );
+    let (status, body, _) = w
+        .post(
+            Endpoint::Token,
+            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+            Some((client.0.as_str(), client.1.as_str())),
+            NOW.plus(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["sub"],
+        format!("{IDP}#user-alice")
+    );
+}
+
+#[tokio::test]
+async fn a_workload_gets_tokens_only_as_a_registered_client_that_took_the_grant() {
+    let w = world().await;
+    let model = w.h.engine.model();
+    let token = || w.workload("system:serviceaccount:prod:a", &[]);
+    let resource = [("resource", RESOURCE)];
+    // The rule's client removed: nothing.
+    assert!(
+        model
+            .delete_client(&ClientId::from("prod-agents".to_owned()))
+            .await
+            .unwrap()
+    );
+    let (status, body) = w.present(&token(), None, &resource).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "unauthorized_client");
+    // Registered without the JWT bearer grant: nothing.
+    register_workload_client(model, "prod-agents", &["client_credentials"]).await;
+    let (_, body) = w.present(&token(), None, &resource).await;
+    assert_eq!(error_of(&body), "unauthorized_client");
+    // A client that registered itself, whatever its id: nothing either.
+    let mut record = model
+        .find_client(&ClientId::from("prod-agents".to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    record.metadata.grant_types = vec![JWT_BEARER.to_owned()];
+    record.document_expires_at = Some(NOW.plus(3600));
+    assert!(model.update_client(record.clone()).await.unwrap());
+    let (_, body) = w.present(&token(), None, &resource).await;
+    assert_eq!(error_of(&body), "unauthorized_client");
+    // The operator's client with the grant: the token.
+    record.document_expires_at = None;
+    assert!(model.update_client(record).await.unwrap());
+    let (status, body) = w.present(&token(), None, &resource).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_not_yet_valid_assertion_gets_nothing() {
+    let w = world().await;
+    let (status, body) = w
+        .present(
+            &w.workload("system:serviceaccount:prod:a", &[("nbf", json!(NOW.0 + 120))]),
+            None,
+            &[("resource", RESOURCE)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "invalid_grant");
 }
 
 #[tokio::test]
@@ -531,6 +742,7 @@ async fn an_issuers_audience_and_lifetime_settings_replace_the_defaults() {
         );
     })
     .await;
+    register_workload_client(h.engine.model(), "ci-client", &[JWT_BEARER]).await;
     let token = |aud: &str, lifetime: u64| {
         sign(
             &ci,

@@ -29,10 +29,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcpauth_oauth_types::{Assertion, GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::access_token::SubjectType;
 use crate::error::{TokenError, internal};
-use crate::model::{ClientRecord, GrantId, GrantRecord, OAuthServerModel};
+use crate::model::{
+    ClientId, ClientRecord, GrantId, GrantRecord, OAuthServerModel, TokenEndpointAuthMethod,
+};
 use crate::{TokenEngine, UnixTime, random};
 
 /// The grant type name registered by RFC 7523 §2.1.
@@ -211,7 +214,6 @@ impl std::fmt::Debug for TrustedIssuers {
 
 /// A JWT bearer grant request.
 pub(crate) struct JwtBearerRequest<'a> {
-    pub(crate) assertion: &'a Assertion,
     pub(crate) scope: Option<&'a Scope>,
     pub(crate) resource: &'a [String],
     pub(crate) dpop_jkt: Option<&'a str>,
@@ -228,6 +230,8 @@ struct Claims {
     exp: u64,
     #[serde(default)]
     iat: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
     #[serde(default)]
     jti: Option<String>,
     /// ID-JAG: the client the assertion was issued to.
@@ -274,27 +278,57 @@ const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
-/// The key of `set` that `kid` names (the only key when neither names one), usable for `alg`.
+/// The key of `set` that `kid` names (the only signing key for `alg` when no `kid` is given),
+/// usable for `alg`: not an encryption key (`use: enc`), and, when it names its algorithm,
+/// naming `alg`.
 fn key_in(set: &serde_json::Value, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
     let keys = set.get("keys")?.as_array()?;
-    let candidates: Vec<&serde_json::Value> = keys
+    let candidates: Vec<jsonwebtoken::jwk::Jwk> = keys
         .iter()
-        .filter(|k| match kid {
-            Some(kid) => k.get("kid").and_then(|v| v.as_str()) == Some(kid),
-            None => true,
+        .filter(|k| kid.is_none_or(|kid| k.get("kid").and_then(|v| v.as_str()) == Some(kid)))
+        // A key this crate cannot read is skipped, not fatal: a set may hold newer key types.
+        .filter_map(|k| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k.clone()).ok())
+        .filter(|jwk| {
+            !matches!(
+                jwk.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            )
+        })
+        .filter(|jwk| {
+            jwk.common
+                .key_algorithm
+                .is_none_or(|named| named == jsonwebtoken::jwk::KeyAlgorithm::from(alg))
+        })
+        .filter(|jwk| {
+            use jsonwebtoken::jwk::AlgorithmParameters as Key;
+            match &jwk.algorithm {
+                Key::EllipticCurve(_) => matches!(alg, Algorithm::ES256 | Algorithm::ES384),
+                Key::RSA(_) => matches!(
+                    alg,
+                    Algorithm::RS256
+                        | Algorithm::RS384
+                        | Algorithm::RS512
+                        | Algorithm::PS256
+                        | Algorithm::PS384
+                        | Algorithm::PS512
+                ),
+                Key::OctetKeyPair(_) => alg == Algorithm::EdDSA,
+                _ => false,
+            }
         })
         .collect();
     let [key] = candidates.as_slice() else {
         return None;
     };
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value((*key).clone()).ok()?;
-    // A key that names its algorithm is used for that one only.
-    if let Some(named) = jwk.common.key_algorithm
-        && format!("{named:?}") != format!("{alg:?}")
-    {
-        return None;
-    }
-    DecodingKey::from_jwk(&jwk).ok()
+    DecodingKey::from_jwk(key).ok()
+}
+
+/// An assertion whose type, signature, issuer, audience and lifetime checked out; nothing
+/// recorded yet.
+pub(crate) struct VerifiedAssertion<'t> {
+    trust: &'t TrustedIssuers,
+    issuer: &'t TrustedIssuer,
+    claims: Claims,
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
@@ -306,21 +340,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .is_some_and(|t| !t.issuers.is_empty())
     }
 
-    /// RFC 7523 §2.1: `client` (`None`: the request named no client, as a workload may)
-    /// presents `request.assertion`.
-    pub(crate) async fn jwt_bearer(
+    /// The checks of RFC 7523 §3 that need no state: `assertion` is a JWT of a trusted issuer,
+    /// of the kind it issues, signed by its key, addressed to this server and current.
+    pub(crate) async fn verified_assertion(
         &self,
-        client: Option<&ClientRecord>,
-        request: JwtBearerRequest<'_>,
+        assertion: &Assertion,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<VerifiedAssertion<'_>, TokenError> {
         let Some(trust) = &self.config.trusted_issuers else {
             return Err(OAuthError::new(
                 TokenErrorCode::UnsupportedGrantType,
                 "grant_type is not supported by this server",
             ));
         };
-        let jwt = request.assertion.secret();
+        let jwt = assertion.secret();
         let header = jsonwebtoken::decode_header(jwt)
             .map_err(|_| invalid_grant("the assertion is not a signed JWT"))?;
         let issuer = unverified_issuer(jwt)
@@ -368,18 +401,69 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             return Err(invalid_grant("the assertion was issued in the future"));
         }
-        let (subject, client_id, scope, resources, grant) = match &issuer.kind {
-            IssuerKind::IdentityProvider { allowed_clients } => {
-                self.identity_assertion(
-                    trust,
-                    issuer,
-                    allowed_clients,
-                    client,
-                    &claims,
-                    &request,
-                    now,
+        if claims.nbf.is_some_and(|nbf| nbf > now.0.saturating_add(LEEWAY)) {
+            return Err(invalid_grant("the assertion is not valid yet (nbf)"));
+        }
+        Ok(VerifiedAssertion {
+            trust,
+            issuer,
+            claims,
+        })
+    }
+
+    /// RFC 7523 §3.1: a request that authenticated no client and presents a workload token
+    /// acts as the client the token's rule names, which must be registered, have registered
+    /// the JWT bearer grant and be allowed to act for itself. An identity assertion is
+    /// presented by the client it was issued to, authenticated.
+    pub(crate) async fn workload_client(
+        &self,
+        verified: &VerifiedAssertion<'_>,
+    ) -> Result<ClientRecord, TokenError> {
+        let IssuerKind::Workloads { rules } = &verified.issuer.kind else {
+            return Err(OAuthError::new(
+                TokenErrorCode::InvalidClient,
+                "an identity assertion is presented by the client it was issued to: authenticate",
+            ));
+        };
+        let rule = matching_rule(rules, &verified.claims.sub)?;
+        let client = self
+            .model
+            .find_client(&ClientId::from(rule.client_id.clone()))
+            .await
+            .map_err(|e| internal("storage failure", e))?
+            .ok_or_else(|| {
+                OAuthError::new(
+                    TokenErrorCode::UnauthorizedClient,
+                    "the client this workload acts as is not registered on this server",
                 )
-                .await?
+            })?;
+        if !client.allows_grant(GrantType::JwtBearer) {
+            return Err(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "the client this workload acts as did not register the JWT bearer grant",
+            ));
+        }
+        Ok(client)
+    }
+
+    /// RFC 7523 §2.1: `client` (authenticated, or the one a workload token's rule names)
+    /// presents the `verified` assertion; `request.dpop_jkt`: its DPoP proof's key.
+    pub(crate) async fn jwt_bearer(
+        &self,
+        client: &ClientRecord,
+        verified: VerifiedAssertion<'_>,
+        request: JwtBearerRequest<'_>,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
+        let VerifiedAssertion {
+            trust,
+            issuer,
+            claims,
+        } = verified;
+        let (subject, scope, resources, grant) = match &issuer.kind {
+            IssuerKind::IdentityProvider { allowed_clients } => {
+                self.identity_assertion(trust, issuer, allowed_clients, client, &claims, &request)
+                    .await?
             }
             IssuerKind::Workloads { rules } => {
                 self.workload_token(rules, client, &claims, &request)?
@@ -410,14 +494,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
         }
         let grant_id = match grant {
-            Some(grant) => {
-                let id = grant.grant_id.clone();
-                self.model
-                    .insert_grant(grant)
-                    .await
-                    .map_err(|e| internal("storage failure", e))?;
-                Some(id)
-            }
+            Some(grant) => Some(self.standing_grant(&issuer.issuer, grant, now).await?),
             None => None,
         };
         let access_scope = scope.to_string();
@@ -426,7 +503,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 GrantType::JwtBearer,
                 grant_id.as_ref().map(GrantId::as_str),
                 &subject,
-                &client_id,
+                client.client_id.as_str(),
                 &access_scope,
                 &resources,
                 now,
@@ -443,6 +520,65 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut response = self.access_token_response(access_token, request.dpop_jkt.is_some());
         response.scope = (!access_scope.is_empty()).then_some(access_scope);
         Ok(response)
+    }
+
+    /// The grant an enterprise user's tokens for a client belong to: one per provider, user,
+    /// client, scope and resources, found again on each assertion while it stands (so that
+    /// assertions do not pile up grants), a new one once the user or an operator revoked it.
+    async fn standing_grant(
+        &self,
+        issuer: &str,
+        template: GrantRecord,
+        now: UnixTime,
+    ) -> Result<GrantId, TokenError> {
+        let mut base = Sha256::new();
+        for part in [
+            "jwt-bearer grant",
+            issuer,
+            template.client_id.as_str(),
+            &template.subject,
+            &template.scope.to_string(),
+            &template.resources.join(" "),
+        ] {
+            base.update((part.len() as u64).to_be_bytes());
+            base.update(part.as_bytes());
+        }
+        let storage = |e| internal("storage failure", e);
+        // Each revocation moves to the next id; past a few, a random one each time.
+        for generation in 0u32..8 {
+            let digest = base.clone().chain_update(generation.to_be_bytes()).finalize();
+            let id = GrantId::from(URL_SAFE_NO_PAD.encode(&digest[..16]));
+            match self.model.find_grant(&id).await.map_err(storage)? {
+                Some(grant) if grant.revoked_at.is_none() => return Ok(id),
+                Some(_) => continue,
+                None => {}
+            }
+            let record = GrantRecord {
+                grant_id: id.clone(),
+                created_at: now,
+                ..template.clone()
+            };
+            if let Err(error) = self.model.insert_grant(record).await {
+                // Another request for the same grant inserted it first.
+                return match self.model.find_grant(&id).await.map_err(storage)? {
+                    Some(grant) if grant.revoked_at.is_none() => Ok(id),
+                    _ => Err(storage(error)),
+                };
+            }
+            return Ok(id);
+        }
+        let id = GrantId::from(
+            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?,
+        );
+        self.model
+            .insert_grant(GrantRecord {
+                grant_id: id.clone(),
+                created_at: now,
+                ..template
+            })
+            .await
+            .map_err(storage)?;
+        Ok(id)
     }
 
     /// The assertion's claims once its signature, issuer, audience and expiry check out.
@@ -481,8 +617,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         validation.set_audience(&[&audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY;
-        validation.validate_nbf = true;
-        // Expiry against the engine's clock, not the system's.
+        // Expiry and `nbf` against the engine's clock (checked after), not the system's.
+        validation.validate_nbf = false;
         validation.validate_exp = false;
         let claims = jsonwebtoken::decode::<Claims>(jwt, &key, &validation)
             .map_err(|e| match e.kind() {
@@ -503,26 +639,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
 
     /// An enterprise user's assertion: the client it names, the local user, its resource and
     /// scope; a grant for the token.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "private; the request's parts, checked together"
-    )]
     async fn identity_assertion(
         &self,
         trust: &TrustedIssuers,
         issuer: &TrustedIssuer,
         allowed_clients: &[String],
-        client: Option<&ClientRecord>,
+        client: &ClientRecord,
         claims: &Claims,
         request: &JwtBearerRequest<'_>,
-        now: UnixTime,
     ) -> Result<Granted, TokenError> {
-        let Some(client) = client else {
-            return Err(OAuthError::new(
-                TokenErrorCode::InvalidClient,
-                "an identity assertion is presented by the client it was issued to: authenticate",
-            ));
-        };
         if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
             return Err(invalid_grant(
                 "the assertion was issued to another client (client_id)",
@@ -532,6 +657,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
                 "this client may not present identity assertions from this provider",
+            ));
+        }
+        // The ID-JAG draft is for confidential clients: a public client's id is no proof that
+        // the party presenting the assertion is the one it was issued to.
+        if client.auth_method() == TokenEndpointAuthMethod::None {
+            return Err(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "identity assertions are presented by confidential clients; this one has no credentials",
             ));
         }
         // The assertion names what the provider granted; the request may only narrow it.
@@ -565,18 +698,31 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map(Scope::parse)
             .transpose()
             .map_err(|_| invalid_grant("the assertion's scope is malformed"))?;
+        let invalid_scope = |d| OAuthError::new(TokenErrorCode::InvalidScope, d);
+        // Within the provider's grant, and within what this server supports and the client
+        // registered: the provider decides for its users, this server for its resources.
         let scope = match (request.scope, granted_scope) {
-            (Some(asked), Some(granted)) if asked.is_subset_of(&granted) => asked.clone(),
+            (Some(asked), Some(granted)) if asked.is_subset_of(&granted) => self
+                .resolve_scope(Some(asked), client, false)
+                .map_err(invalid_scope)?,
             (Some(_), Some(_)) => {
-                return Err(OAuthError::new(
-                    TokenErrorCode::InvalidScope,
+                return Err(invalid_scope(
                     "the requested scope exceeds the identity assertion's",
                 ));
             }
-            (None, Some(granted)) => granted,
+            // Unasked, what of the provider's grant this server may give (RFC 6749 §3.3).
+            (None, Some(granted)) => Scope::from_tokens(
+                granted
+                    .iter()
+                    .filter(|s| {
+                        let one = Scope::from_tokens([(*s).to_owned()]);
+                        self.resolve_scope(Some(&one), client, false).is_ok()
+                    })
+                    .map(str::to_owned),
+            ),
             (asked, None) => self
                 .resolve_scope(asked, client, false)
-                .map_err(|d| OAuthError::new(TokenErrorCode::InvalidScope, d))?,
+                .map_err(invalid_scope)?,
         };
         let subject = match &trust.users {
             Some(users) => users
@@ -588,7 +734,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .ok_or_else(|| {
                     invalid_grant("the identity provider's user has no account on this server")
                 })?,
-            None => claims.sub.clone(),
+            // No mapping: the provider's subject, in its own namespace, so that no provider
+            // can name a local user or another provider's.
+            None => format!("{}#{}", issuer.issuer, claims.sub),
         };
         let active = self.subject_is_active(&subject).await.map_err(|e| {
             OAuthError::new(TokenErrorCode::ServerError, "storage failure").with_source(e)
@@ -596,47 +744,39 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !active {
             return Err(invalid_grant("the user is disabled or was removed"));
         }
-        let grant_id = GrantId::from(
-            random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?,
-        );
         let grant = GrantRecord {
-            grant_id,
+            // Replaced by `standing_grant`.
+            grant_id: GrantId::from(String::new()),
             client_id: client.client_id.clone(),
             subject: subject.clone(),
             scope: scope.clone(),
             resources: resources.clone(),
-            created_at: now,
+            created_at: UnixTime(0),
             revoked_at: None,
         };
-        Ok((
-            subject,
-            client.client_id.as_str().to_owned(),
-            scope,
-            resources,
-            Some(grant),
-        ))
+        Ok((subject, scope, resources, Some(grant)))
     }
 
     /// A workload's token: the rule its subject matches names the client and the scope.
     fn workload_token(
         &self,
         rules: &[WorkloadRule],
-        client: Option<&ClientRecord>,
+        client: &ClientRecord,
         claims: &Claims,
         request: &JwtBearerRequest<'_>,
     ) -> Result<Granted, TokenError> {
-        let rule = rules
-            .iter()
-            .find(|r| r.matches(&claims.sub))
-            .ok_or_else(|| {
-                invalid_grant("no workload rule of this issuer covers the token's subject")
-            })?;
-        if let Some(client) = client
-            && client.client_id != rule.client_id
-        {
+        let rule = matching_rule(rules, &claims.sub)?;
+        if client.client_id != rule.client_id {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
                 "this workload acts as another client than the one that authenticated",
+            ));
+        }
+        // A workload's token is the client's own authority, as with client_credentials.
+        if !client.may_act_for_itself() {
+            return Err(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "workload tokens are for clients the operator registered or vouched for; this client registered itself",
             ));
         }
         let ceiling = Scope::from_tokens(rule.scope.iter().cloned());
@@ -653,15 +793,58 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let resources = self
             .resolve_resources(request.resource)
             .map_err(|d| OAuthError::new(TokenErrorCode::InvalidTarget, d))?;
-        Ok((
-            rule.client_id.clone(),
-            rule.client_id.clone(),
-            scope,
-            resources,
-            None,
-        ))
+        Ok((rule.client_id.clone(), scope, resources, None))
     }
 }
 
-/// The subject, client, scope, resources and (for a user) the grant of a token to issue.
-type Granted = (String, String, Scope, Vec<String>, Option<GrantRecord>);
+/// The first of `rules` that covers the workload `sub`.
+fn matching_rule<'r>(rules: &'r [WorkloadRule], sub: &str) -> Result<&'r WorkloadRule, TokenError> {
+    rules
+        .iter()
+        .find(|r| r.matches(sub))
+        .ok_or_else(|| invalid_grant("no workload rule of this issuer covers the token's subject"))
+}
+
+/// The subject, scope, resources and (for a user) the grant of a token to issue.
+type Granted = (String, Scope, Vec<String>, Option<GrantRecord>);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// RFC 7515 A.3's P-256 public key, as a JWK with `extra` members.
+    fn ec_key(extra: serde_json::Value) -> serde_json::Value {
+        let mut key = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRjmy5ErEd4iG7dRjbg6sQIiKY9nYidhhZ2gCVg",
+        });
+        for (name, value) in extra.as_object().unwrap() {
+            key[name] = value.clone();
+        }
+        key
+    }
+
+    #[test]
+    fn a_key_is_used_only_for_signatures_and_for_the_algorithm_it_names() {
+        let sig = ec_key(serde_json::json!({"kid": "a", "use": "sig", "alg": "ES256"}));
+        let enc = ec_key(serde_json::json!({"kid": "a", "use": "enc"}));
+        let set = serde_json::json!({ "keys": [enc.clone(), sig] });
+        // The encryption key with the same kid does not make the choice ambiguous.
+        assert!(key_in(&set, Some("a"), Algorithm::ES256).is_some());
+        assert!(key_in(&set, None, Algorithm::ES256).is_some());
+        // An encryption key alone is no signing key.
+        assert!(key_in(&serde_json::json!({ "keys": [enc] }), Some("a"), Algorithm::ES256).is_none());
+        // A key naming ES256 is not one for ES384, nor an EC key one for RS256.
+        assert!(key_in(&set, Some("a"), Algorithm::ES384).is_none());
+        let unnamed = serde_json::json!({ "keys": [ec_key(serde_json::json!({}))] });
+        assert!(key_in(&unnamed, None, Algorithm::RS256).is_none());
+        assert!(key_in(&unnamed, None, Algorithm::ES256).is_some());
+        // Two keys that fit and no kid: which one is unknown, so none.
+        let two = serde_json::json!({ "keys": [ec_key(serde_json::json!({})), ec_key(serde_json::json!({}))] });
+        assert!(key_in(&two, None, Algorithm::ES256).is_none());
+        assert!(key_in(&serde_json::json!({"keys": "no"}), None, Algorithm::ES256).is_none());
+    }
+}
