@@ -67,14 +67,14 @@ fn now() -> u64 {
     mcpauth_oauth_types::now().0
 }
 
-fn workload_config(jwks_uri: &str) -> mcpauth_server::TrustedIssuerConfig {
+fn workload_config(jwks_uri: &str, client_id: &str) -> mcpauth_server::TrustedIssuerConfig {
     serde_json::from_value(json!({
         "issuer": CI,
         "jwks_uri": jwks_uri,
         "kind": "workloads",
         "workloads": [{
             "subject": "system:serviceaccount:prod:agent",
-            "client_id": "prod-agent",
+            "client_id": client_id,
             "scope": ["mcp:tools"],
         }],
     }))
@@ -100,11 +100,17 @@ async fn trusted_issuers_keys_come_over_https_and_only_their_exact_tokens_get_to
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     config.resources = vec![resource.clone()];
-    // The enterprise client is added first: the identity provider's entry names it.
+    // The clients are added first, as an operator would: the identity provider's entry and
+    // the workload rule name them.
     let first = mcpauth_server::build(&config).await.unwrap();
     let mut enterprise = mcpauth_server::admin::NewClient::new("Enterprise agent");
     enterprise.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
     let enterprise = mcpauth_server::admin::add_client(&first.engine, enterprise)
+        .await
+        .unwrap();
+    let mut agent = mcpauth_server::admin::NewClient::new("Production agent");
+    agent.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+    let agent = mcpauth_server::admin::add_client(&first.engine, agent)
         .await
         .unwrap();
     first.store.close().await;
@@ -114,7 +120,7 @@ async fn trusted_issuers_keys_come_over_https_and_only_their_exact_tokens_get_to
     }))
     .unwrap();
     idp_entry.max_lifetime = Some(300);
-    config.trusted_issuers = vec![workload_config(&jwks_uri), idp_entry];
+    config.trusted_issuers = vec![workload_config(&jwks_uri, &agent.client_id), idp_entry];
     let server = mcpauth_server::build_with(
         &config,
         mcpauth_server::BuildOptions::default().fetch_policy(policy),

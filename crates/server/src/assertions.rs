@@ -34,6 +34,9 @@ pub(crate) struct JwksCache {
     fetcher: mcpauth_fetch::SafeFetcher,
     clock: Arc<dyn Clock>,
     sets: Mutex<HashMap<String, Cached>>,
+    /// One fetch at a time: grants arriving together after the set expired wait for one
+    /// fetch instead of each making its own.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl JwksCache {
@@ -50,6 +53,7 @@ impl JwksCache {
             fetcher,
             clock,
             sets: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -78,6 +82,11 @@ impl TrustedIssuerKeys for JwksCache {
     ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
         let now = self.clock.now().0;
         if let Some(set) = self.cached(jwks_uri, refresh, now) {
+            return Ok(set);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another request may have fetched it while this one waited.
+        if let Some(set) = self.cached(jwks_uri, refresh, self.clock.now().0) {
             return Ok(set);
         }
         let url = url::Url::parse(jwks_uri)?;
@@ -176,4 +185,81 @@ pub(crate) fn trusted_issuers(
             entry.to_engine().map_err(StartError::config)
         })
         .collect()
+}
+
+/// Says at start which workload rules name a client that is not registered here, or that did
+/// not register the JWT bearer grant: their workloads get nothing until the operator adds it.
+pub(crate) async fn warn_of_missing_workload_clients(config: &Config, store: &SqlStore) {
+    use mcpauth_token_engine::ClientStore as _;
+    for entry in &config.trusted_issuers {
+        for rule in &entry.workloads {
+            let client = store
+                .find_client(&mcpauth_token_engine::ClientId::from(rule.client_id.clone()))
+                .await;
+            let problem = match client {
+                Ok(Some(client))
+                    if client.allows_grant(mcpauth_token_engine::GrantType::JwtBearer) =>
+                {
+                    continue;
+                }
+                Ok(Some(_)) => "did not register the grant type urn:ietf:params:oauth:grant-type:jwt-bearer",
+                Ok(None) => "is not registered",
+                Err(_) => "could not be read from the database",
+            };
+            tracing::warn!(
+                issuer = %entry.issuer,
+                subject = %rule.subject,
+                client_id = %rule.client_id,
+                "the client this workload rule names {problem}: its workloads get no tokens until \
+                 `mcpauth-server client add` registers it with that grant and the rule names its id"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn an_issuer_listed_twice_is_a_configuration_error() {
+        let entry: crate::config::TrustedIssuerConfig = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com", "jwks_uri": "https://idp.example.com/jwks",
+            "kind": "identity_provider", "allowed_clients": ["agent"],
+        }))
+        .unwrap();
+        let mut config = Config::default();
+        config.trusted_issuers = vec![entry.clone()];
+        assert_eq!(trusted_issuers(&config).unwrap().len(), 1);
+        config.trusted_issuers = vec![entry.clone(), entry];
+        let error = trusted_issuers(&config).unwrap_err().to_string();
+        assert!(error.contains("listed twice"), "{error}");
+    }
+
+    #[test]
+    fn a_jwk_set_is_kept_for_its_ttl_and_refetched_for_a_missing_key_at_most_every_30_seconds() {
+        let clock = Arc::new(mcpauth_token_engine::ManualClock::new(UnixTime(1_000)));
+        let cache =
+            JwksCache::new(&mcpauth_fetch::FetchPolicy::default(), clock.clone()).unwrap();
+        let uri = "https://idp.example.com/jwks";
+        assert!(cache.cached(uri, false, 1_000).is_none(), "nothing yet");
+        cache.sets.lock().unwrap().insert(
+            uri.to_owned(),
+            Cached {
+                set: serde_json::json!({"keys": []}),
+                fetched_at: 1_000,
+                ttl: 120,
+            },
+        );
+        assert!(cache.cached(uri, false, 1_119).is_some(), "within its TTL");
+        assert!(cache.cached(uri, false, 1_120).is_none(), "past its TTL");
+        assert!(
+            cache.cached(uri, true, 1_029).is_some(),
+            "a key missing again within 30 s: the same set, no fetch"
+        );
+        assert!(cache.cached(uri, true, 1_030).is_none(), "then a fetch");
+        assert!(cache.cached("https://other.example.com/jwks", false, 1_000).is_none());
+    }
 }

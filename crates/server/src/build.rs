@@ -232,6 +232,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     engine_config.subject_status(Arc::new(users::ActiveUsers(store.clone())));
     engine_config.dpop(dpop_policy(config, &store, clock.now()).await?);
     if !config.trusted_issuers.is_empty() {
+        crate::assertions::warn_of_missing_workload_clients(config, &store).await;
         engine_config.trusted_issuers(
             crate::assertions::trusted_issuers(config)?,
             Arc::new(crate::assertions::JwksCache::new(
@@ -459,6 +460,14 @@ async fn dpop_policy(
     store: &SqlStore,
     now: mcpauth_token_engine::UnixTime,
 ) -> Result<mcpauth_token_engine::DpopPolicy, StartError> {
+    if !config.dpop {
+        if config.dpop_required || config.dpop_nonces {
+            return Err(StartError::config(
+                "dpop = false turns DPoP off; dpop_required and dpop_nonces need it on: set dpop = true, or turn them off",
+            ));
+        }
+        return Ok(mcpauth_token_engine::DpopPolicy::disabled());
+    }
     let policy = mcpauth_token_engine::DpopPolicy::default().required(config.dpop_required);
     if !config.dpop_nonces {
         return Ok(policy);

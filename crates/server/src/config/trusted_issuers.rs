@@ -68,8 +68,14 @@ impl TrustedIssuerConfig {
     /// A sentence naming the entry and the fix.
     pub(crate) fn to_engine(&self) -> Result<mcpauth_token_engine::TrustedIssuer, String> {
         let named = |problem: &str| format!("trusted issuer {}: {problem}", self.issuer);
-        if url::Url::parse(&self.jwks_uri).is_err() {
-            return Err(named("jwks_uri is not a URL"));
+        match url::Url::parse(&self.jwks_uri) {
+            Ok(url) if url.scheme() == "https" => {}
+            Ok(_) => {
+                return Err(named(
+                    "jwks_uri must be an https URL: the keys that decide who gets tokens are not fetched in the clear",
+                ));
+            }
+            Err(_) => return Err(named("jwks_uri is not a URL")),
         }
         let mut issuer = match self.kind {
             TrustedIssuerKind::IdentityProvider => {
@@ -205,5 +211,7 @@ mod tests {
         let mut bad_uri = idp;
         bad_uri.jwks_uri = "not a url".into();
         assert!(bad_uri.to_engine().is_err());
+        bad_uri.jwks_uri = "http://idp.example.com/jwks".into();
+        assert!(bad_uri.to_engine().unwrap_err().contains("https"));
     }
 }
