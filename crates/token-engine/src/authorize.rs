@@ -212,7 +212,7 @@ fn show(code: AuthorizeErrorCode, description: &'static str) -> AuthorizeOutcome
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// Validates an authorization request from its raw query string (without `?`).
     pub async fn authorize(&self, query: &[u8], now: UnixTime) -> AuthorizeOutcome {
-        let request =
+        let mut request =
             match FormParams::parse(query).and_then(|f| AuthorizationRequest::from_form(&f)) {
                 Ok(request) => request,
                 Err(e) => {
@@ -345,7 +345,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             Ok(resources) => resources,
             Err(description) => return redirect(AuthorizeErrorCode::InvalidTarget, description),
         };
-        // RFC 9449 §10: a SHA-256 JWK thumbprint, base64url without padding (43 characters).
+        // RFC 9449 §10: a SHA-256 JWK thumbprint, base64url without padding (43 characters);
+        // ignored, like any unknown parameter, by a server without DPoP.
+        if !self.config.dpop.is_enabled() {
+            request.dpop_jkt = None;
+        }
         if let Some(jkt) = request.dpop_jkt.as_deref()
             && !is_thumbprint(jkt)
         {

@@ -23,7 +23,9 @@ use crate::{TokenEngine, UnixTime, paths};
 ///
 /// The default accepts proofs with [`ProofPolicy::default`]'s algorithms and time window and
 /// binds what it issues to their key, requires none (clients that registered
-/// `dpop_bound_access_tokens` excepted), and asks for no nonce.
+/// `dpop_bound_access_tokens` excepted), and asks for no nonce. [`DpopPolicy::disabled`] is
+/// a server without DPoP: nothing advertised, proofs and `dpop_jkt` ignored, Bearer tokens
+/// only (for resource servers that take Bearer tokens alone).
 ///
 /// ```
 /// use mcpauth_token_engine::{DpopPolicy, EngineConfig, NonceSource};
@@ -40,12 +42,33 @@ use crate::{TokenEngine, UnixTime, paths};
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct DpopPolicy {
+    /// DPoP off altogether (`Default` is on).
+    pub(crate) disabled: bool,
     pub(crate) proofs: ProofPolicy,
     pub(crate) required: bool,
     pub(crate) nonces: Option<NonceSource>,
 }
 
 impl DpopPolicy {
+    /// No DPoP (RFC 9449 §5: a server that does not support it ignores the `DPoP` header):
+    /// `dpop_signing_alg_values_supported` is not published, proofs and `dpop_jkt` are
+    /// ignored, every token is a Bearer token, and codes and refresh tokens bound while DPoP
+    /// was on are no longer held to their key. For deployments whose resource servers do not
+    /// take DPoP tokens.
+    #[must_use]
+    pub fn disabled() -> Self {
+        Self {
+            disabled: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this server takes DPoP proofs at all.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        !self.disabled
+    }
+
     /// Checks proofs against `proofs` (algorithms and `iat` window); the algorithms are
     /// published as `dpop_signing_alg_values_supported`.
     #[must_use]
@@ -103,13 +126,16 @@ pub(crate) enum BoundGrant {
 }
 
 /// What a code or refresh token bound to `bound` (if to anything) says of a request whose
-/// proof (if any) was made with `jkt` (RFC 9449 §5, §10).
+/// proof (if any) was made with `jkt` (RFC 9449 §5, §10), under `policy` (a server with DPoP
+/// off holds nothing to a key).
 pub(crate) fn check_binding(
+    policy: &DpopPolicy,
     grant: BoundGrant,
     bound: Option<&str>,
     jkt: Option<&str>,
 ) -> Result<(), TokenError> {
     match (bound, jkt, grant) {
+        _ if policy.disabled => Ok(()),
         (None, _, _) => Ok(()),
         (Some(bound), Some(jkt), _) if same_key(jkt, bound) => Ok(()),
         (Some(_), Some(_), BoundGrant::Code) => Err(OAuthError::new(
@@ -140,7 +166,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// this engine asks for nonces (RFC 9449 §8); `None` when it does not.
     #[must_use]
     pub fn dpop_nonce(&self, now: UnixTime) -> Option<String> {
-        self.config.dpop.nonces.as_ref().map(|n| n.current(now.0))
+        let policy = &self.config.dpop;
+        (!policy.disabled)
+            .then_some(policy.nonces.as_ref())
+            .flatten()
+            .map(|n| n.current(now.0))
     }
 
     /// Checks the `DPoP` header values of a token request from `client` and records the
@@ -153,6 +183,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         now: UnixTime,
     ) -> Result<Option<String>, TokenError> {
         let policy = &self.config.dpop;
+        if policy.disabled {
+            return Ok(None);
+        }
         if proofs.is_empty() {
             if policy.required {
                 return Err(invalid_proof(

@@ -234,13 +234,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map(|(name, _)| (*name).to_owned())
             .collect();
         m.code_challenge_methods_supported = vec!["S256".into()];
-        m.dpop_signing_alg_values_supported = c
-            .dpop
-            .proofs
-            .algorithm_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        if c.dpop.is_enabled() {
+            m.dpop_signing_alg_values_supported = c
+                .dpop
+                .proofs
+                .algorithm_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        }
         m.authorization_response_iss_parameter_supported = true;
         m.client_id_metadata_document_supported = c.client_metadata_documents;
         m

@@ -501,3 +501,35 @@ async fn metadata_lists_the_proof_algorithms_accepted() {
         ["ES256", "EdDSA", "PS256", "RS256"]
     );
 }
+
+#[tokio::test]
+async fn with_dpop_disabled_nothing_is_advertised_and_proofs_and_dpop_jkt_are_ignored() {
+    let h = harness_with(|config| {
+        config.dpop(DpopPolicy::disabled());
+    })
+    .await;
+    assert!(!h.engine.dpop_policy().is_enabled());
+    assert!(
+        h.engine
+            .metadata()
+            .dpop_signing_alg_values_supported
+            .is_empty(),
+        "a server without DPoP publishes no proof algorithms"
+    );
+    // A client that binds the code and sends a proof anyway gets a plain Bearer token, and
+    // its refresh token works without a proof (RFC 9449 §5: the header is ignored).
+    let key = dpop_key();
+    let code = h.code_bound_to("not-even-a-thumbprint").await;
+    let answer = h
+        .redeem_with(&code, &[&proof(&key, NOW.plus(1), None)])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["token_type"], "Bearer");
+    assert_eq!(answer.nonce, None);
+    let access = answer.body["access_token"].as_str().unwrap();
+    assert_eq!(cnf_of(access), Value::Null);
+    let refresh = answer.body["refresh_token"].as_str().unwrap();
+    let refreshed = h.refresh_with(refresh, &[], NOW.plus(20)).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert_eq!(refreshed.body["token_type"], "Bearer");
+}

@@ -130,6 +130,9 @@ impl Config {
         if let Some(v) = env("MCPAUTH_LEGACY_ASSERTION_AUDIENCE") {
             self.legacy_assertion_audience = boolean("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", &v)?;
         }
+        if let Some(v) = env("MCPAUTH_DPOP") {
+            self.dpop = boolean("MCPAUTH_DPOP", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_DPOP_REQUIRED") {
             self.dpop_required = boolean("MCPAUTH_DPOP_REQUIRED", &v)?;
         }

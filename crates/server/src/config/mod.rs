@@ -96,6 +96,11 @@ pub struct Config {
     /// Client ids that may introspect tokens (RFC 7662), besides clients added with
     /// `mcpauth-server client add --resource-server`.
     pub introspection_clients: Vec<String>,
+    /// DPoP (RFC 9449) at the token endpoint (default on): proofs bind the tokens they obtain
+    /// to the client's key, and `dpop_signing_alg_values_supported` says so, so clients such
+    /// as `mcpauth` bind theirs. Off: nothing advertised, proofs ignored, Bearer tokens only,
+    /// for resource servers that take Bearer tokens alone.
+    pub dpop: bool,
     /// Refuse token requests without a DPoP proof (RFC 9449), so that every token issued is
     /// bound to its client's key. Off (the default): a proof binds what it obtains, and only
     /// clients that registered `dpop_bound_access_tokens` must send one.
@@ -201,6 +206,7 @@ impl Default for Config {
             introspection_clients: Vec::new(),
             legacy_assertion_audience: false,
             trusted_issuers: Vec::new(),
+            dpop: true,
             dpop_required: false,
             dpop_nonces: false,
             max_clients: None,
@@ -506,8 +512,13 @@ mod tests {
                 ("MCPAUTH_LOGIN_LOCKOUT_ACCOUNT_AFTER", "5"),
                 ("MCPAUTH_USER_CODE_ATTEMPTS_PER_IP_PER_MINUTE", "3"),
                 ("MCPAUTH_REFRESH_REUSE_GRACE", "0"),
+                ("MCPAUTH_DPOP", "false"),
+                ("MCPAUTH_DPOP_REQUIRED", "1"),
+                ("MCPAUTH_DPOP_NONCES", "yes"),
             ]),
         )?;
+        assert!(defaults.dpop && !defaults.dpop_required && !defaults.dpop_nonces);
+        assert!(!set.dpop && set.dpop_required && set.dpop_nonces);
         assert_eq!(set.self_registration_grant_types, ["authorization_code"]);
         assert_eq!(set.vouched_registration_grant_types, ["client_credentials"]);
         assert_eq!(set.vouched_client_scope, ["mcp:tools"]);

@@ -720,7 +720,7 @@ fn token_proof(key: &mcpauth_dpop::DpopKey, issuer: &str, nonce: Option<&str>) -
 // required in proofs.
 #[tokio::test]
 async fn the_dpop_switches_reach_the_token_endpoint() {
-    for (required, nonces) in [(false, false), (true, false), (false, true)] {
+    for (required, nonces) in [(false, false), (true, false), (false, true), (true, true)] {
         let server = start_configured("", temp_dir("dpop"), |config| {
             config.dpop_required = required;
             config.dpop_nonces = nonces;
@@ -747,7 +747,13 @@ async fn the_dpop_switches_reach_the_token_endpoint() {
         let (client_id, code) = server.fresh_code(&[]).await;
         let without = server.redeem_with_proofs(&client_id, &code, &[]).await;
         let body: Value = without.json().await.unwrap();
-        if required {
+        if required && nonces {
+            // Which refusal comes first is the server's choice; both say to send a proof.
+            assert!(
+                body["error"] == "invalid_dpop_proof" || body["error"] == "use_dpop_nonce",
+                "{body}"
+            );
+        } else if required {
             assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
         } else {
             assert_eq!(body["token_type"], "Bearer", "{body}");
@@ -788,5 +794,56 @@ async fn the_dpop_switches_reach_the_token_endpoint() {
             body
         };
         assert_eq!(body["token_type"], "DPoP", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn with_dpop_off_the_server_advertises_none_and_issues_bearer_tokens_to_proofs_too() {
+    let server = start_configured("", temp_dir("dpop-off"), |config| {
+        config.dpop = false;
+    })
+    .await;
+    let metadata: Value = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        metadata.get("dpop_signing_alg_values_supported").is_none(),
+        "{metadata}"
+    );
+    let key = dpop_key();
+    let (client_id, code) = server.fresh_code(&[]).await;
+    let answer = server
+        .redeem_with_proofs(
+            &client_id,
+            &code,
+            &[token_proof(&key, &server.issuer, None)],
+        )
+        .await;
+    assert!(answer.headers().get("dpop-nonce").is_none());
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+
+    // DPoP off and a DPoP requirement: a contradiction, refused at start by name.
+    for (required, nonces) in [(true, false), (false, true)] {
+        let dir = temp_dir("dpop-contradiction");
+        let mut config = mcpauth_server::Config::default();
+        config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+        config.dpop = false;
+        config.dpop_required = required;
+        config.dpop_nonces = nonces;
+        let Err(error) = mcpauth_server::build(&config).await else {
+            panic!("dpop = false with dpop_required or dpop_nonces was accepted");
+        };
+        assert!(mcpauth_server::said(&error).contains("dpop = false"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

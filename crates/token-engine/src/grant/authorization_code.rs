@@ -85,6 +85,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .verify(&verifier)
             .map_err(|e| OAuthError::new(TokenErrorCode::InvalidGrant, e.to_string()))?;
         check_binding(
+            &self.config.dpop,
             BoundGrant::Code,
             record.dpop_jkt.as_deref(),
             request.dpop_jkt,

@@ -106,6 +106,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
         check_binding(
+            &self.config.dpop,
             BoundGrant::RefreshToken,
             record.dpop_jkt.as_deref(),
             dpop_jkt,
