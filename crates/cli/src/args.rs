@@ -80,9 +80,10 @@ pub(crate) enum Command {
         client_credentials: bool,
         /// Workload identity: tokens from this workload's own token with the JWT bearer grant
         /// (RFC 7523), no user, no browser. A file holding the token (read again at each
-        /// authorization, as platforms rotate it), `kubernetes` (the pod's projected
-        /// service-account token), or `github-actions` (the job's OIDC token, with the
-        /// authorization server as its audience).
+        /// authorization, as platforms rotate it; its audience must be the authorization
+        /// server: in Kubernetes, a projected service-account token with that audience), or
+        /// `github-actions` (the job's OIDC token, with the authorization server as its
+        /// audience).
         #[arg(long, value_name = "SOURCE", conflicts_with_all = ["client_credentials", "device"])]
         workload_token: Option<String>,
         /// A PEM (PKCS#8) private key to authenticate --client-id with private_key_jwt.

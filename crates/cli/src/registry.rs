@@ -30,7 +30,7 @@ pub(crate) struct ServerEntry {
     /// A machine client (the client_credentials grant).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) client_credentials: bool,
-    /// Where the workload token comes from (`--workload-token`: a path, `kubernetes` or
+    /// Where the workload token comes from (`--workload-token`: a path or
     /// `github-actions`; never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) workload_token: Option<String>,

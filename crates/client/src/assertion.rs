@@ -18,10 +18,7 @@ use crate::http::{HttpClient, post_form};
 use crate::registration::ClientCredentials;
 use crate::token::{TokenFailure, TokenSet, token_request};
 
-/// RFC 7523 §2.1.
-pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-/// RFC 8693 §2.1.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use mcpauth_oauth_types::{JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 /// The token type of an identity assertion JWT authorization grant.
 pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// RFC 8693 §3: an OpenID Connect ID token.
@@ -104,7 +101,8 @@ pub enum AssertionSource {
     /// Enterprise-managed authorization: an ID-JAG from the user's identity provider.
     EnterpriseIdp(EnterpriseIdp),
     /// A workload token in a file, read again at each authorization (platforms rotate them:
-    /// Kubernetes' projected service-account tokens, `$GITHUB_TOKEN`-style files).
+    /// Kubernetes' projected service-account tokens). Its `aud` must name the authorization
+    /// server.
     WorkloadTokenFile(PathBuf),
     /// A workload token given as it is.
     WorkloadToken(String),
@@ -114,18 +112,16 @@ pub enum AssertionSource {
     GitHubActions,
 }
 
-/// Where Kubernetes projects a pod's service-account token by default.
-pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
 impl std::str::FromStr for AssertionSource {
     type Err = std::convert::Infallible;
 
-    /// A workload token source as the CLI names it: `github-actions`, `kubernetes` (the
-    /// default projected service-account token, [`KUBERNETES_TOKEN_FILE`]), or a file.
+    /// A workload token source as the CLI names it: `github-actions`, or a file. (No
+    /// shortcut for Kubernetes' default service-account token: its audience is the cluster's
+    /// API server, and a token for one party is never presented to another; project one with
+    /// the authorization server as its audience and name its file.)
     fn from_str(source: &str) -> Result<Self, Self::Err> {
         Ok(match source {
             "github-actions" => Self::GitHubActions,
-            "kubernetes" => Self::WorkloadTokenFile(PathBuf::from(KUBERNETES_TOKEN_FILE)),
             path => Self::WorkloadTokenFile(PathBuf::from(path)),
         })
     }
@@ -171,6 +167,59 @@ impl AssertionSource {
                 Ok(Some(token.to_owned()))
             }
         }
+    }
+}
+
+/// Refuses to present `jwt` to the authorization server `issuer` unless its `aud` names
+/// `issuer`: a token addressed to someone else (a cluster's API server, another service) is a
+/// credential there, and the authorization server could replay it (RFC 7523 §3, RFC 8725
+/// §3.9). Read without checking the signature: the authorization server checks that.
+///
+/// # Errors
+///
+/// [`Error::Insecure`] naming the audience found and the one needed.
+pub(crate) fn check_audience(jwt: &str, issuer: &str) -> Result<(), Error> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        aud: Option<Audience>,
+    }
+    let refused = |found: &str| Error::Insecure {
+        url: issuer.to_owned(),
+        reason: format!(
+            "the workload token's audience is {found}, not this authorization server; get one \
+             whose aud is {issuer} (Kubernetes: a projected serviceAccountToken with that \
+             audience; SPIFFE: a JWT-SVID for it)"
+        ),
+    };
+    let claims = jwt
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Claims>(&bytes).ok())
+        .ok_or_else(|| refused("unreadable (it is not a JWT)"))?;
+    let audiences = match claims.aud {
+        Some(Audience::One(one)) => vec![one],
+        Some(Audience::Many(many)) => many,
+        None => return Err(refused("missing")),
+    };
+    if audiences
+        .iter()
+        .any(|aud| crate::discovery::same_issuer(aud, issuer))
+    {
+        Ok(())
+    } else {
+        Err(refused(&audiences.join(", ")))
     }
 }
 
@@ -414,10 +463,6 @@ mod tests {
             AssertionSource::GitHubActions
         ));
         assert!(matches!(
-            parse("kubernetes"),
-            AssertionSource::WorkloadTokenFile(p) if p == std::path::Path::new(KUBERNETES_TOKEN_FILE)
-        ));
-        assert!(matches!(
             parse("/run/token"),
             AssertionSource::WorkloadTokenFile(_)
         ));
@@ -431,6 +476,45 @@ mod tests {
         );
         let shown = format!("{idp:?}");
         assert!(!shown.contains("s3cr3t") && !shown.contains("id-token-value"));
+    }
+
+    #[test]
+    fn a_workload_token_is_presented_only_to_the_authorization_server_it_names() {
+        use base64::Engine as _;
+        let jwt = |claims: serde_json::Value| {
+            let encode = |v: &serde_json::Value| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+            };
+            format!(
+                "{}.{}.sig",
+                encode(&serde_json::json!({"alg": "ES256"})),
+                encode(&claims)
+            )
+        };
+        let issuer = "https://auth.example.com";
+        assert!(check_audience(&jwt(serde_json::json!({"aud": issuer})), issuer).is_ok());
+        assert!(
+            check_audience(&jwt(serde_json::json!({"aud": "https://auth.example.com/"})), issuer)
+                .is_ok()
+        );
+        assert!(
+            check_audience(
+                &jwt(serde_json::json!({"aud": ["https://kubernetes.default.svc", issuer]})),
+                issuer
+            )
+            .is_ok()
+        );
+        let refused =
+            check_audience(&jwt(serde_json::json!({"aud": "https://kubernetes.default.svc"})), issuer)
+                .unwrap_err()
+                .to_string();
+        assert!(refused.contains("https://kubernetes.default.svc"), "{refused}");
+        assert!(check_audience(&jwt(serde_json::json!({"sub": "x"})), issuer).is_err());
+        assert!(check_audience("not-a-jwt", issuer).is_err());
+        assert!(
+            check_audience(&jwt(serde_json::json!({"aud": "https://auth.example.com.evil"})), issuer)
+                .is_err()
+        );
     }
 
     #[test]

@@ -136,6 +136,7 @@ impl OAuthClient {
                 return Err(Error::Storage("no workload token to present".into()));
             }
         };
+        crate::assertion::check_audience(&assertion, &issuer)?;
         let credentials = self.configured_credentials(&issuer)?;
         let dpop = self.dpop_key_for(&discovered)?;
         let tokens = crate::assertion::jwt_bearer(
