@@ -151,6 +151,8 @@ pub(crate) async fn post_json(
             .headers()
             .get("dpop-nonce")
             .and_then(|v| v.to_str().ok())
+            // A nonce is an opaque short string (RFC 9449 §8.1); a huge one is not kept.
+            .filter(|v| !v.is_empty() && v.len() <= 512)
             .map(str::to_owned);
         match (token, nonce) {
             (Some((auth, _)), Some(nonce)) => {
