@@ -61,6 +61,15 @@ pub struct AuthorizationServerMetadata {
     /// does not take DPoP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// The authorization grant profiles the server accepts
+    /// (draft-ietf-oauth-identity-assertion-authz-grant §7.2:
+    /// `urn:ietf:params:oauth:grant-profile:id-jag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_grant_profiles_supported: Vec<String>,
+    /// The token types the server issues by token exchange for identity chaining
+    /// (draft-ietf-oauth-identity-chaining; `urn:ietf:params:oauth:token-type:id-jag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_chaining_requested_token_types_supported: Vec<String>,
     /// RFC 9207: `iss` is sent in authorization responses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub authorization_response_iss_parameter_supported: bool,

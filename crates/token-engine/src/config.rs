@@ -204,6 +204,7 @@ pub struct EngineConfig {
     pub(crate) introspection_clients: Vec<String>,
     pub(crate) dpop: crate::DpopPolicy,
     pub(crate) trusted_issuers: Option<crate::grant::jwt_bearer::TrustedIssuers>,
+    pub(crate) assertion_audiences: Vec<crate::AssertionAudience>,
 }
 
 /// The configuration is not usable.
@@ -256,6 +257,7 @@ impl EngineConfig {
             introspection_clients: Vec::new(),
             dpop: crate::DpopPolicy::default(),
             trusted_issuers: None,
+            assertion_audiences: Vec::new(),
         })
     }
 
@@ -274,6 +276,17 @@ impl EngineConfig {
             keys,
             users,
         });
+        self
+    }
+
+    /// Acts as an enterprise identity provider for `audiences`: token exchange issues ID-JAGs
+    /// (draft-ietf-oauth-identity-assertion-authz-grant §4.3) for a user's refresh token to
+    /// the clients each audience lists, which present them at that authorization server.
+    pub fn identity_assertion_audiences(
+        &mut self,
+        audiences: Vec<crate::AssertionAudience>,
+    ) -> &mut Self {
+        self.assertion_audiences = audiences;
         self
     }
 

@@ -15,6 +15,7 @@ use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, internal};
 use crate::grant::authorization_code::CodeRedemption;
+use crate::grant::id_jag_issuance::ID_JAG_TOKEN_TYPE;
 use crate::grant::jwt_bearer::JwtBearerRequest;
 use crate::grant::token_exchange::Exchange;
 use crate::model::{ClientRecord, OAuthServerModel, RateLimitKey, SecretHash};
@@ -278,10 +279,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 scope,
                 ..
             } => {
-                let mut targets = resource;
-                for name in audience {
-                    if !targets.contains(&name) {
-                        targets.push(name);
+                let mut targets = resource.clone();
+                for name in &audience {
+                    if !targets.contains(name) {
+                        targets.push(name.clone());
                     }
                 }
                 let exchange = Exchange {
@@ -290,10 +291,16 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     has_actor_token: actor_token.is_some(),
                     requested_token_type: requested_token_type.as_deref(),
                     targets,
+                    resource: &resource,
+                    audience: &audience,
                     scope: scope.as_ref(),
                     dpop_jkt,
                 };
-                self.exchange(&client, exchange, now).await
+                if requested_token_type.as_deref() == Some(ID_JAG_TOKEN_TYPE) {
+                    self.issue_identity_assertion(&client, exchange, now).await
+                } else {
+                    self.exchange(&client, exchange, now).await
+                }
             }
             TokenRequest::JwtBearer {
                 assertion,

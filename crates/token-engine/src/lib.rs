@@ -81,6 +81,9 @@ pub use error::{AuthorizeError, RegistrationError, RevocationError, TokenError};
 pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
+pub use grant::id_jag_issuance::{
+    AssertionAudience, AudienceClient, ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
+};
 pub use grant::jwt_bearer::{
     EnterpriseUsers, ID_JAG_TYPE, IssuerKind, JWT_BEARER_GRANT, TrustedIssuer, TrustedIssuerKeys,
     WorkloadRule,
@@ -215,6 +218,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         m.grant_types_supported.push(TOKEN_EXCHANGE_GRANT.into());
         if self.serves_jwt_bearer() {
             m.grant_types_supported.push(JWT_BEARER_GRANT.into());
+        }
+        // The ID-JAG draft's §7: what this server takes and issues.
+        if self.accepts_identity_assertions() {
+            m.authorization_grant_profiles_supported = vec![ID_JAG_GRANT_PROFILE.into()];
+        }
+        if self.issues_identity_assertions() {
+            m.identity_chaining_requested_token_types_supported = vec![ID_JAG_TOKEN_TYPE.into()];
         }
         let secret_and_key = [
             "client_secret_basic",

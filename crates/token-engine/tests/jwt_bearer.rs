@@ -23,8 +23,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpauth_oauth_types::ClientMetadata;
 use mcpauth_token_engine::{
     ClientId, ClientRecord, ClientStore as _, EnterpriseUsers, GrantId, GrantStore as _,
-    MemoryModel,
-    TokenEndpointAuthMethod, TrustedIssuer, TrustedIssuerKeys, WorkloadRule,
+    MemoryModel, TokenEndpointAuthMethod, TrustedIssuer, TrustedIssuerKeys, WorkloadRule,
 };
 use serde_json::{Value, json};
 
@@ -308,6 +307,11 @@ async fn an_id_jag_that_is_not_exactly_right_gets_nothing() {
             "invalid_grant",
         ),
         (
+            "for this server and another at once (the draft: one aud only)",
+            w.id_jag(&[("aud", json!([AS, "https://other-as.example.com"]))]),
+            "invalid_grant",
+        ),
+        (
             "issued to another client",
             w.id_jag(&[("client_id", json!(w.other.0))]),
             "invalid_grant",
@@ -397,11 +401,7 @@ async fn an_id_jag_is_not_accepted_from_a_public_client() {
     );
     assert!(model.update_client(public).await.unwrap());
     let (status, body) = w
-        .present(
-            &w.id_jag(&[]),
-            None,
-            &[("client_id", w.client.0.as_str())],
-        )
+        .present(&w.id_jag(&[]), None, &[("client_id", w.client.0.as_str())])
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_of(&body), "unauthorized_client");
@@ -434,7 +434,11 @@ async fn assertions_for_the_same_user_client_and_scope_share_one_grant_until_it_
     };
     let (_, first) = w.present(&w.id_jag(&[]), Some(&w.client), &[]).await;
     let (_, second) = w.present(&w.id_jag(&[]), Some(&w.client), &[]).await;
-    assert_eq!(grant_of(&first), grant_of(&second), "no grant per assertion");
+    assert_eq!(
+        grant_of(&first),
+        grant_of(&second),
+        "no grant per assertion"
+    );
     let (_, wider) = w
         .present(
             &w.id_jag(&[("scope", json!("mcp:tools mcp:admin"))]),
@@ -442,7 +446,11 @@ async fn assertions_for_the_same_user_client_and_scope_share_one_grant_until_it_
             &[],
         )
         .await;
-    assert_ne!(grant_of(&first), grant_of(&wider), "another scope, another grant");
+    assert_ne!(
+        grant_of(&first),
+        grant_of(&wider),
+        "another scope, another grant"
+    );
     // The user withdraws it: the next assertion starts a new grant, and so on.
     let model = w.h.engine.model();
     let mut seen = vec![grant_of(&first)];
@@ -556,7 +564,10 @@ async fn a_not_yet_valid_assertion_gets_nothing() {
     let w = world().await;
     let (status, body) = w
         .present(
-            &w.workload("system:serviceaccount:prod:a", &[("nbf", json!(NOW.0 + 120))]),
+            &w.workload(
+                "system:serviceaccount:prod:a",
+                &[("nbf", json!(NOW.0 + 120))],
+            ),
             None,
             &[("resource", RESOURCE)],
         )

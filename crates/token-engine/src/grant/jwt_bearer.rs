@@ -232,6 +232,9 @@ struct Claims {
     iat: Option<u64>,
     #[serde(default)]
     nbf: Option<u64>,
+    /// Checked by the JWT validation; read again for the ID-JAG's one-audience rule.
+    #[serde(default)]
+    aud: Option<OneOrMany>,
     #[serde(default)]
     jti: Option<String>,
     /// ID-JAG: the client the assertion was issued to.
@@ -340,6 +343,15 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .is_some_and(|t| !t.issuers.is_empty())
     }
 
+    /// Whether some trusted issuer is an enterprise identity provider (ID-JAGs are accepted).
+    pub(crate) fn accepts_identity_assertions(&self) -> bool {
+        self.config.trusted_issuers.as_ref().is_some_and(|t| {
+            t.issuers
+                .iter()
+                .any(|i| matches!(i.kind, IssuerKind::IdentityProvider { .. }))
+        })
+    }
+
     /// The checks of RFC 7523 §3 that need no state: `assertion` is a JWT of a trusted issuer,
     /// of the kind it issues, signed by its key, addressed to this server and current.
     pub(crate) async fn verified_assertion(
@@ -401,7 +413,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             return Err(invalid_grant("the assertion was issued in the future"));
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now.0.saturating_add(LEEWAY)) {
+        // The ID-JAG draft's §4.4.1: an `aud` array holds exactly one element (no assertion
+        // for several authorization servers at once).
+        if matches!(issuer.kind, IssuerKind::IdentityProvider { .. })
+            && matches!(&claims.aud, Some(OneOrMany::Many(many)) if many.len() != 1)
+        {
+            return Err(invalid_grant(
+                "an identity assertion's aud must name this authorization server alone",
+            ));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.0.saturating_add(LEEWAY))
+        {
             return Err(invalid_grant("the assertion is not valid yet (nbf)"));
         }
         Ok(VerifiedAssertion {
@@ -546,7 +570,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let storage = |e| internal("storage failure", e);
         // Each revocation moves to the next id; past a few, a random one each time.
         for generation in 0u32..8 {
-            let digest = base.clone().chain_update(generation.to_be_bytes()).finalize();
+            let digest = base
+                .clone()
+                .chain_update(generation.to_be_bytes())
+                .finalize();
             let id = GrantId::from(URL_SAFE_NO_PAD.encode(&digest[..16]));
             match self.model.find_grant(&id).await.map_err(storage)? {
                 Some(grant) if grant.revoked_at.is_none() => return Ok(id),
@@ -836,7 +863,14 @@ mod tests {
         assert!(key_in(&set, Some("a"), Algorithm::ES256).is_some());
         assert!(key_in(&set, None, Algorithm::ES256).is_some());
         // An encryption key alone is no signing key.
-        assert!(key_in(&serde_json::json!({ "keys": [enc] }), Some("a"), Algorithm::ES256).is_none());
+        assert!(
+            key_in(
+                &serde_json::json!({ "keys": [enc] }),
+                Some("a"),
+                Algorithm::ES256
+            )
+            .is_none()
+        );
         // A key naming ES256 is not one for ES384, nor an EC key one for RS256.
         assert!(key_in(&set, Some("a"), Algorithm::ES384).is_none());
         let unnamed = serde_json::json!({ "keys": [ec_key(serde_json::json!({}))] });

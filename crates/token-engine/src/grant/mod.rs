@@ -3,6 +3,7 @@
 pub(crate) mod authorization_code;
 pub(crate) mod client_credentials;
 pub(crate) mod device_code;
+pub(crate) mod id_jag_issuance;
 pub(crate) mod jwt_bearer;
 pub(crate) mod refresh_token;
 pub(crate) mod token_exchange;

@@ -33,6 +33,10 @@ pub(crate) struct Exchange<'a> {
     pub(crate) has_actor_token: bool,
     pub(crate) requested_token_type: Option<&'a str>,
     pub(crate) targets: Vec<String>,
+    /// The request's `resource` parameters alone.
+    pub(crate) resource: &'a [String],
+    /// The request's `audience` parameters alone.
+    pub(crate) audience: &'a [String],
     pub(crate) scope: Option<&'a Scope>,
     /// The key of the request's DPoP proof: the issued token is bound to it.
     pub(crate) dpop_jkt: Option<&'a str>,

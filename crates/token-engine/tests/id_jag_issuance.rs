@@ -1,0 +1,408 @@
+//! One engine as the enterprise identity provider, another as the MCP server's authorization
+//! server (draft-ietf-oauth-identity-assertion-authz-grant): the user signs in at the
+//! provider once; the client exchanges the refresh token from that sign-in for an ID-JAG
+//! (§4.3) and presents it at the other server (§4.4) for an access token, with no consent
+//! there. The attacker's view: what a client that is not exactly the configured one, or a
+//! subject token that is not exactly right, gets (nothing).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use http::StatusCode;
+use mcpauth_token_engine::testing::SeededRandom;
+use mcpauth_token_engine::{
+    AssertionAudience, EngineConfig, GrantStore as _, MemoryModel, REFRESH_TOKEN_TYPE,
+    TOKEN_EXCHANGE_GRANT, TokenEngine, TrustedIssuer, TrustedIssuerKeys,
+};
+use serde_json::Value;
+
+const IDP: &str = "https://idp.example.com";
+const MCP_AS: &str = "https://auth.mcp.example.com";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
+
+fn engine_at(issuer: &str, seed: u64, configure: impl FnOnce(&mut EngineConfig)) -> Harness {
+    let mut config = EngineConfig::new(issuer.parse().unwrap()).unwrap();
+    configure(&mut config);
+    Harness {
+        engine: TokenEngine::new(
+            config,
+            Arc::new(MemoryModel::new()),
+            signing_key(),
+            Arc::new(SeededRandom::new(seed)),
+        ),
+        client_id: String::new(),
+    }
+}
+
+/// The provider's JWK Set, as the MCP authorization server would fetch it (a mock of the
+/// fetch: the server's fetcher is tested over HTTPS in mcpauth-server's tests).
+struct ProviderKeys(Value);
+
+#[async_trait::async_trait]
+impl TrustedIssuerKeys for ProviderKeys {
+    async fn jwk_set(
+        &self,
+        _jwks_uri: &str,
+        _refresh: bool,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.clone())
+    }
+}
+
+struct Enterprise {
+    idp: Harness,
+    mcp_as: Harness,
+    /// The agent at the provider: signs the user in there, asks for ID-JAGs.
+    agent_at_idp: (String, String),
+    /// The same agent at the MCP authorization server.
+    agent_at_as: (String, String),
+    /// Another confidential client at the provider, allowed nothing.
+    stranger_at_idp: (String, String),
+    /// The refresh token from alice's sign-in at the provider.
+    refresh_token: String,
+    /// The grant of that sign-in.
+    grant_id: String,
+}
+
+async fn enterprise() -> Enterprise {
+    // Client ids are random but seeded: a probe engine with the provider's seed tells the
+    // ids before the provider is configured with them.
+    let idp_clients = |h: Harness| async move {
+        let grants = ["authorization_code", "refresh_token", TOKEN_EXCHANGE_GRANT];
+        let agent = h.confidential_client(&grants, None).await;
+        let stranger = h.confidential_client(&grants, None).await;
+        (h, agent, stranger)
+    };
+    let (_, probe_agent, _) = idp_clients(engine_at(IDP, 11, |_| {})).await;
+    let mut mcp_as = engine_at(MCP_AS, 12, |_| {});
+    let agent_at_as = mcp_as
+        .confidential_client(&[JWT_BEARER], Some("mcp:tools mcp:admin"))
+        .await;
+    let (idp, agent_at_idp, stranger_at_idp) = idp_clients(engine_at(IDP, 11, |config| {
+        config.identity_assertion_audiences(vec![
+            AssertionAudience::new(MCP_AS, vec![RESOURCE.into()], vec!["mcp:tools".into()])
+                .client(&probe_agent.0, &agent_at_as.0),
+        ]);
+    }))
+    .await;
+    assert_eq!(agent_at_idp.0, probe_agent.0, "same seed, same client id");
+    // The MCP authorization server trusts the provider for that agent.
+    let model = mcp_as.engine.model().clone();
+    let mut config = EngineConfig::new(MCP_AS.parse().unwrap()).unwrap();
+    config.trusted_issuers(
+        vec![TrustedIssuer::identity_provider(
+            IDP,
+            &format!("{IDP}/jwks"),
+            vec![agent_at_as.0.clone()],
+        )],
+        Arc::new(ProviderKeys(idp.engine.jwks())),
+        None,
+    );
+    mcp_as.engine = TokenEngine::new(
+        config,
+        model,
+        signing_key(),
+        Arc::new(SeededRandom::new(13)),
+    );
+
+    // Alice signs in at the provider through the agent (the one consent, there).
+    let code = idp.code_for(&agent_at_idp.0, "alice").await;
+    let (status, tokens, _) = idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&agent_at_idp.0, &agent_at_idp.1)),
+            NOW.plus(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    // An access token's jti is `<grant_id>.<random>`.
+    let access = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    let grant_id = access["jti"]
+        .as_str()
+        .unwrap()
+        .split_once('.')
+        .unwrap()
+        .0
+        .to_owned();
+    Enterprise {
+        grant_id,
+        refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        idp,
+        mcp_as,
+        agent_at_idp,
+        agent_at_as,
+        stranger_at_idp,
+    }
+}
+
+impl Enterprise {
+    async fn exchange_as(
+        &self,
+        client: &(String, String),
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut pairs = vec![
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("requested_token_type", ID_JAG),
+            ("subject_token", self.refresh_token.as_str()),
+            ("subject_token_type", REFRESH_TOKEN_TYPE),
+            ("audience", MCP_AS),
+            ("resource", RESOURCE),
+        ];
+        for (name, _) in extra {
+            pairs.retain(|(n, _)| n != name);
+        }
+        pairs.extend(extra.iter().filter(|(_, v)| !v.is_empty()).copied());
+        let (status, body, _) = self
+            .idp
+            .post(
+                Endpoint::Token,
+                &pairs,
+                Some((&client.0, &client.1)),
+                NOW.plus(2),
+            )
+            .await;
+        (status, body)
+    }
+
+    async fn exchange(&self, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.exchange_as(&self.agent_at_idp, extra).await
+    }
+
+    async fn present(&self, assertion: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .mcp_as
+            .post(
+                Endpoint::Token,
+                &[("grant_type", JWT_BEARER), ("assertion", assertion)],
+                Some((&self.agent_at_as.0, &self.agent_at_as.1)),
+                NOW.plus(3),
+            )
+            .await;
+        (status, body)
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_users_refresh_token_becomes_an_id_jag_and_the_id_jag_an_access_token() {
+    let e = enterprise().await;
+    let (status, body) = e.exchange(&[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The draft's §4.3.2: the ID-JAG in access_token, token_type N_A, no refresh token.
+    assert_eq!(body["issued_token_type"], ID_JAG);
+    assert_eq!(body["token_type"], "N_A");
+    assert_eq!(body["expires_in"], 300);
+    assert!(body.get("refresh_token").is_none());
+    let assertion = body["access_token"].as_str().unwrap();
+    let header = jwt_part(assertion, 0);
+    assert_eq!(header["typ"], "oauth-id-jag+jwt");
+    assert!(header["kid"].is_string());
+    let claims = jwt_part(assertion, 1);
+    assert_eq!(claims["iss"], IDP);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], MCP_AS);
+    assert_eq!(
+        claims["client_id"],
+        e.agent_at_as.0.as_str(),
+        "the agent's id at the audience"
+    );
+    assert_eq!(claims["resource"], RESOURCE);
+    assert_eq!(claims["scope"], "mcp:tools");
+    assert!(claims["jti"].is_string());
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        300
+    );
+
+    // At the MCP authorization server: alice's token for the MCP server, no consent asked.
+    let (status, token) = e.present(assertion).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let access = jwt_part(token["access_token"].as_str().unwrap(), 1);
+    assert_eq!(access["sub"], format!("{IDP}#alice"));
+    assert_eq!(access["aud"], RESOURCE);
+    assert_eq!(access["client_id"], e.agent_at_as.0.as_str());
+    assert_eq!(access["scope"], "mcp:tools");
+    // Replayed: refused.
+    let (status, replay) = e.present(assertion).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&replay), "invalid_grant");
+    // The exchange did not use the refresh token up: it still refreshes at the provider.
+    let (status, _, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &e.refresh_token),
+            ],
+            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
+            NOW.plus(4),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_id_jag_carries_only_what_the_audiences_policy_grants() {
+    let e = enterprise().await;
+    // Asked for more scope than the policy has: the part it has.
+    let (status, body) = e.exchange(&[("scope", "mcp:tools mcp:admin")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:tools");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["scope"],
+        "mcp:tools"
+    );
+    // Only what it does not have: nothing.
+    let (_, body) = e.exchange(&[("scope", "mcp:admin")]).await;
+    assert_eq!(error_of(&body), "invalid_scope");
+    // A resource the policy does not name, another audience, no audience.
+    let (_, body) = e
+        .exchange(&[("resource", "https://other.example.com/mcp")])
+        .await;
+    assert_eq!(error_of(&body), "invalid_target");
+    let (_, body) = e
+        .exchange(&[("audience", "https://evil-as.example.com")])
+        .await;
+    assert_eq!(error_of(&body), "invalid_target");
+    let (_, body) = e.exchange(&[("audience", "")]).await;
+    assert_eq!(error_of(&body), "invalid_request");
+    // No resource asked: the policy's resources.
+    let (status, body) = e.exchange(&[("resource", "")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["resource"],
+        RESOURCE
+    );
+}
+
+#[tokio::test]
+async fn only_the_configured_client_with_its_own_live_refresh_token_gets_an_id_jag() {
+    let e = enterprise().await;
+    // Another confidential client of the provider, with alice's refresh token: nothing.
+    let (status, body) = e.exchange_as(&e.stranger_at_idp, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "unauthorized_client");
+    // Not a refresh token of this server, an ID token, an access token: nothing.
+    let (_, body) = e
+        .exchange(&[("subject_token", "not-a-refresh-token")])
+        .await;
+    assert_eq!(error_of(&body), "invalid_grant");
+    let (_, body) = e
+        .exchange(&[(
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:id_token",
+        )])
+        .await;
+    assert_eq!(error_of(&body), "invalid_request");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("refresh token")
+    );
+    let (_, body) = e
+        .exchange(&[(
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        )])
+        .await;
+    assert_eq!(error_of(&body), "invalid_request");
+    // Wrong credentials: nothing.
+    let (status, _) = e
+        .exchange_as(&(e.agent_at_idp.0.clone(), "wrong".into()), &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The user's grant revoked at the provider (signed out, consent withdrawn): nothing.
+    let claims = jwt_part(e.exchange(&[]).await.1["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub"], "alice");
+    e.idp
+        .engine
+        .model()
+        .revoke_grant(&e.grant_id.as_str().into(), NOW.plus(1))
+        .await
+        .unwrap();
+    let (_, body) = e.exchange(&[]).await;
+    assert_eq!(error_of(&body), "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_mis_audienced_id_jag_is_refused_and_the_metadata_says_who_issues_and_who_takes_them() {
+    let e = enterprise().await;
+    // An ID-JAG the provider issued for the MCP authorization server, presented by the agent
+    // to a third authorization server that trusts the same provider: refused there.
+    let third = engine_at("https://third-as.example.com", 14, |_| {});
+    let agent_there = third.confidential_client(&[JWT_BEARER], None).await;
+    let model = third.engine.model().clone();
+    let mut config = EngineConfig::new("https://third-as.example.com".parse().unwrap()).unwrap();
+    config.trusted_issuers(
+        vec![TrustedIssuer::identity_provider(
+            IDP,
+            &format!("{IDP}/jwks"),
+            vec![agent_there.0.clone()],
+        )],
+        Arc::new(ProviderKeys(e.idp.engine.jwks())),
+        None,
+    );
+    let third = Harness {
+        engine: TokenEngine::new(
+            config,
+            model,
+            signing_key(),
+            Arc::new(SeededRandom::new(15)),
+        ),
+        client_id: String::new(),
+    };
+    let assertion = e.exchange(&[]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body, _) = third
+        .post(
+            Endpoint::Token,
+            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+            Some((&agent_there.0, &agent_there.1)),
+            NOW.plus(3),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "invalid_grant");
+    assert!(body["error_description"].as_str().unwrap().contains("aud"));
+    // The provider's metadata says it issues ID-JAGs; the MCP authorization server's, that it
+    // takes them (the draft's §7).
+    assert_eq!(
+        e.idp
+            .engine
+            .metadata()
+            .identity_chaining_requested_token_types_supported,
+        [ID_JAG]
+    );
+    assert_eq!(
+        e.mcp_as
+            .engine
+            .metadata()
+            .authorization_grant_profiles_supported,
+        ["urn:ietf:params:oauth:grant-profile:id-jag"]
+    );
+    assert!(
+        e.idp
+            .engine
+            .metadata()
+            .authorization_grant_profiles_supported
+            .is_empty()
+    );
+}
