@@ -494,8 +494,11 @@ mod tests {
         let issuer = "https://auth.example.com";
         assert!(check_audience(&jwt(serde_json::json!({"aud": issuer})), issuer).is_ok());
         assert!(
-            check_audience(&jwt(serde_json::json!({"aud": "https://auth.example.com/"})), issuer)
-                .is_ok()
+            check_audience(
+                &jwt(serde_json::json!({"aud": "https://auth.example.com/"})),
+                issuer
+            )
+            .is_ok()
         );
         assert!(
             check_audience(
@@ -504,16 +507,24 @@ mod tests {
             )
             .is_ok()
         );
-        let refused =
-            check_audience(&jwt(serde_json::json!({"aud": "https://kubernetes.default.svc"})), issuer)
-                .unwrap_err()
-                .to_string();
-        assert!(refused.contains("https://kubernetes.default.svc"), "{refused}");
+        let refused = check_audience(
+            &jwt(serde_json::json!({"aud": "https://kubernetes.default.svc"})),
+            issuer,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("https://kubernetes.default.svc"),
+            "{refused}"
+        );
         assert!(check_audience(&jwt(serde_json::json!({"sub": "x"})), issuer).is_err());
         assert!(check_audience("not-a-jwt", issuer).is_err());
         assert!(
-            check_audience(&jwt(serde_json::json!({"aud": "https://auth.example.com.evil"})), issuer)
-                .is_err()
+            check_audience(
+                &jwt(serde_json::json!({"aud": "https://auth.example.com.evil"})),
+                issuer
+            )
+            .is_err()
         );
     }
 

@@ -194,7 +194,9 @@ pub(crate) async fn warn_of_missing_workload_clients(config: &Config, store: &Sq
     for entry in &config.trusted_issuers {
         for rule in &entry.workloads {
             let client = store
-                .find_client(&mcpauth_token_engine::ClientId::from(rule.client_id.clone()))
+                .find_client(&mcpauth_token_engine::ClientId::from(
+                    rule.client_id.clone(),
+                ))
                 .await;
             let problem = match client {
                 Ok(Some(client))
@@ -202,7 +204,9 @@ pub(crate) async fn warn_of_missing_workload_clients(config: &Config, store: &Sq
                 {
                     continue;
                 }
-                Ok(Some(_)) => "did not register the grant type urn:ietf:params:oauth:grant-type:jwt-bearer",
+                Ok(Some(_)) => {
+                    "did not register the grant type urn:ietf:params:oauth:grant-type:jwt-bearer"
+                }
                 Ok(None) => "is not registered",
                 Err(_) => "could not be read from the database",
             };
@@ -241,8 +245,7 @@ mod tests {
     #[test]
     fn a_jwk_set_is_kept_for_its_ttl_and_refetched_for_a_missing_key_at_most_every_30_seconds() {
         let clock = Arc::new(mcpauth_token_engine::ManualClock::new(UnixTime(1_000)));
-        let cache =
-            JwksCache::new(&mcpauth_fetch::FetchPolicy::default(), clock.clone()).unwrap();
+        let cache = JwksCache::new(&mcpauth_fetch::FetchPolicy::default(), clock.clone()).unwrap();
         let uri = "https://idp.example.com/jwks";
         assert!(cache.cached(uri, false, 1_000).is_none(), "nothing yet");
         cache.sets.lock().unwrap().insert(
@@ -260,6 +263,10 @@ mod tests {
             "a key missing again within 30 s: the same set, no fetch"
         );
         assert!(cache.cached(uri, true, 1_030).is_none(), "then a fetch");
-        assert!(cache.cached("https://other.example.com/jwks", false, 1_000).is_none());
+        assert!(
+            cache
+                .cached("https://other.example.com/jwks", false, 1_000)
+                .is_none()
+        );
     }
 }
