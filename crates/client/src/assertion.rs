@@ -25,6 +25,9 @@ pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// RFC 8693 §3: an OAuth access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3: a refresh token (the ID-JAG draft's §4.3: a provider may take the refresh
+/// token from the user's sign-in; `mcpauth-server` as a provider takes only this).
+pub const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
 
 /// The user's enterprise identity provider, and the user's token there, for enterprise-managed
 /// authorization (ID-JAG).
@@ -40,7 +43,7 @@ pub struct EnterpriseIdp {
     /// The user's token at the identity provider (an ID token from the user's sign-in, or an
     /// access token the provider issued).
     pub subject_token: String,
-    /// [`ID_TOKEN_TYPE`] or [`ACCESS_TOKEN_TYPE`].
+    /// [`ID_TOKEN_TYPE`], [`REFRESH_TOKEN_TYPE`] or [`ACCESS_TOKEN_TYPE`].
     pub subject_token_type: String,
 }
 
@@ -75,6 +78,24 @@ impl EnterpriseIdp {
         Self {
             subject_token_type: ACCESS_TOKEN_TYPE.to_owned(),
             ..Self::with_id_token(token_endpoint, client_id, client_secret, access_token)
+        }
+    }
+}
+
+impl EnterpriseIdp {
+    /// Like [`with_id_token`](Self::with_id_token), with the refresh token the identity
+    /// provider issued to this client when the user signed in there (the provider must take
+    /// refresh tokens as subject tokens, as `mcpauth-server` does).
+    #[must_use]
+    pub fn with_refresh_token(
+        token_endpoint: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        refresh_token: &str,
+    ) -> Self {
+        Self {
+            subject_token_type: REFRESH_TOKEN_TYPE.to_owned(),
+            ..Self::with_id_token(token_endpoint, client_id, client_secret, refresh_token)
         }
     }
 }

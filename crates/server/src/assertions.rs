@@ -187,6 +187,59 @@ pub(crate) fn trusted_issuers(
         .collect()
 }
 
+/// The engine's ID-JAG audiences from `config`.
+pub(crate) fn assertion_audiences(
+    config: &Config,
+) -> Result<Vec<mcpauth_token_engine::AssertionAudience>, StartError> {
+    let mut seen = std::collections::HashSet::new();
+    config
+        .identity_assertion_audiences
+        .iter()
+        .map(|entry| {
+            if !seen.insert(entry.issuer.as_str()) {
+                return Err(StartError::config(format!(
+                    "identity assertion audience {} is listed twice",
+                    entry.issuer
+                )));
+            }
+            entry.to_engine().map_err(StartError::config)
+        })
+        .collect()
+}
+
+/// Says at start which clients an ID-JAG audience lists that are not registered here or did
+/// not register the token-exchange grant: they get no ID-JAGs until the operator adds them.
+pub(crate) async fn warn_of_missing_exchange_clients(config: &Config, store: &SqlStore) {
+    use mcpauth_token_engine::ClientStore as _;
+    for entry in &config.identity_assertion_audiences {
+        for listed in &entry.clients {
+            let client = store
+                .find_client(&mcpauth_token_engine::ClientId::from(
+                    listed.client_id.clone(),
+                ))
+                .await;
+            let problem = match client {
+                Ok(Some(client))
+                    if client.allows_grant(mcpauth_token_engine::GrantType::TokenExchange) =>
+                {
+                    continue;
+                }
+                Ok(Some(_)) => {
+                    "did not register the grant type urn:ietf:params:oauth:grant-type:token-exchange"
+                }
+                Ok(None) => "is not registered",
+                Err(_) => "could not be read from the database",
+            };
+            tracing::warn!(
+                audience = %entry.issuer,
+                client_id = %listed.client_id,
+                "the client this identity assertion audience lists {problem}: it gets no ID-JAGs \
+                 until `mcpauth-server client add` registers it with that grant"
+            );
+        }
+    }
+}
+
 /// Says at start which workload rules name a client that is not registered here, or that did
 /// not register the JWT bearer grant: their workloads get nothing until the operator adds it.
 pub(crate) async fn warn_of_missing_workload_clients(config: &Config, store: &SqlStore) {

@@ -245,6 +245,10 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             })),
         );
     }
+    if !config.identity_assertion_audiences.is_empty() {
+        engine_config.identity_assertion_audiences(crate::assertions::assertion_audiences(config)?);
+        crate::assertions::warn_of_missing_exchange_clients(config, &store).await;
+    }
     let engine = Arc::new(TokenEngine::new(
         engine_config,
         Arc::new(store.clone()),

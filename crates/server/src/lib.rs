@@ -50,8 +50,9 @@ use mcpauth_store_sql::SqlStore;
 use mcpauth_token_engine::{Clock, TokenEngine};
 
 pub use config::{
-    Config, ConfigError, ForwardedHeaderName, LogFormat, Secret, TokenFormat, TrustedIssuerConfig,
-    TrustedIssuerKind, WorkloadRuleConfig, provider_secret_variable,
+    AssertionAudienceConfig, AudienceClientConfig, Config, ConfigError, ForwardedHeaderName,
+    LogFormat, Secret, TokenFormat, TrustedIssuerConfig, TrustedIssuerKind, WorkloadRuleConfig,
+    provider_secret_variable,
 };
 
 /// Where the device flow's verification page lives, below the issuer (RFC 8628 §3.2

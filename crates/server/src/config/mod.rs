@@ -2,11 +2,13 @@
 //! win over the file. With neither, the server listens on `127.0.0.1:8080`, keeps its data in
 //! `./mcpauth.db`, and accepts tokens for any https or loopback resource.
 
+mod assertion_audiences;
 mod environment;
 mod production;
 mod trusted_issuers;
 mod values;
 
+pub use assertion_audiences::{AssertionAudienceConfig, AudienceClientConfig};
 pub use trusted_issuers::{TrustedIssuerConfig, TrustedIssuerKind, WorkloadRuleConfig};
 
 pub use values::{ForwardedHeaderName, LogFormat, Secret, TokenFormat, provider_secret_variable};
@@ -113,6 +115,10 @@ pub struct Config {
     /// `[[trusted_issuers]]`): enterprise identity providers' ID-JAGs (enterprise-managed
     /// authorization) and workload tokens (workload identity).
     pub trusted_issuers: Vec<TrustedIssuerConfig>,
+    /// Authorization servers this server issues ID-JAGs for, as an enterprise identity
+    /// provider (TOML `[[identity_assertion_audiences]]`): token exchange turns the refresh
+    /// token of a user's sign-in here into an ID-JAG the listed clients present there.
+    pub identity_assertion_audiences: Vec<AssertionAudienceConfig>,
     /// Accept `private_key_jwt` assertions whose `aud` is the token endpoint URL or an
     /// array (RFC 7523's older forms); off: the issuer identifier alone.
     pub legacy_assertion_audience: bool,
@@ -206,6 +212,7 @@ impl Default for Config {
             introspection_clients: Vec::new(),
             legacy_assertion_audience: false,
             trusted_issuers: Vec::new(),
+            identity_assertion_audiences: Vec::new(),
             dpop: true,
             dpop_required: false,
             dpop_nonces: false,
