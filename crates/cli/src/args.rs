@@ -86,6 +86,22 @@ pub(crate) enum Command {
         /// audience).
         #[arg(long, value_name = "SOURCE", conflicts_with_all = ["client_credentials", "device"])]
         workload_token: Option<String>,
+        /// Enterprise-managed authorization: sign in once at your organization's identity
+        /// provider (its issuer URL), which then vouches for you to the MCP server's
+        /// authorization server with an identity assertion (ID-JAG): no sign-in or consent
+        /// there. Needs --idp-client-id (this app's client at the provider, its secret in
+        /// MCPAUTH_IDP_CLIENT_SECRET) and --client-id (its client at the MCP server's
+        /// authorization server, its secret in MCPAUTH_CLIENT_SECRET).
+        #[arg(
+            long,
+            value_name = "ISSUER",
+            requires_all = ["idp_client_id", "client_id"],
+            conflicts_with_all = ["client_credentials", "device", "workload_token"]
+        )]
+        idp: Option<String>,
+        /// This app's client id at the identity provider (--idp).
+        #[arg(long, value_name = "ID", requires = "idp")]
+        idp_client_id: Option<String>,
         /// A PEM (PKCS#8) private key to authenticate --client-id with private_key_jwt.
         #[arg(long, requires = "client_id")]
         private_key: Option<PathBuf>,

@@ -11,7 +11,10 @@ use serde_json::json;
 use super::{conformance, stores};
 use crate::args::{Cli, Command, StoreKind};
 use crate::browsers::{FollowRedirects, PrintUrl};
-use crate::client::{authorized_client, client_for, configured_secret_key};
+use crate::client::{
+    authorized_client, client_for, configured_secret_key, forget_idp_sign_in,
+    sign_in_at_identity_provider,
+};
 use crate::output::Output;
 use crate::probe::{check_is_protected_mcp_server, probe};
 use crate::registry::{Registry, ServerEntry};
@@ -59,6 +62,8 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             issuer,
             client_credentials,
             workload_token,
+            idp,
+            idp_client_id,
             private_key,
             signing_algorithm,
             metadata_document,
@@ -77,6 +82,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 scope: scope.clone(),
                 client_credentials: *client_credentials,
                 workload_token: workload_token.clone(),
+                idp: None,
                 private_key: private_key.clone(),
                 signing_algorithm: private_key.as_ref().map(|_| signing_algorithm.clone()),
                 issuer: issuer.clone(),
@@ -136,6 +142,21 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                      MCPAUTH_CLIENT_SECRET (or --client-secret), or --private-key KEY.pem for \
                      private_key_jwt"
                 ));
+            }
+            // Enterprise-managed authorization: the one sign-in, at the identity provider.
+            if let (Some(idp_issuer), Some(idp_client)) = (idp, idp_client_id) {
+                entry.idp = Some(
+                    sign_in_at_identity_provider(
+                        name,
+                        idp_issuer,
+                        idp_client,
+                        policy,
+                        &*browser,
+                        &store,
+                        Duration::from_secs(*timeout),
+                    )
+                    .await?,
+                );
             }
             let client = client_for(
                 name,
@@ -340,6 +361,16 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             let entry = registry.get(name)?;
             let client = authorized_client(name, entry, store.clone()).await?;
             let outcome = client.logout().await.map_err(|e| said(&e))?;
+            // The sign-in at the identity provider ends too: otherwise it would go on
+            // vouching for this name.
+            let idp_revoked = match &entry.idp {
+                Some(idp) => Some(
+                    forget_idp_sign_in(name, idp, &store, true)
+                        .await
+                        .map_err(|e| said(&e))?,
+                ),
+                None => None,
+            };
             // Logged out means the name is gone too, as `clear` does: a second logout says
             // there is no such name instead of claiming to revoke again.
             registry.remove(name);
@@ -359,9 +390,19 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 ),
                 _ => ("the tokens were forgotten here", false),
             };
+            let idp_text = match idp_revoked {
+                Some(true) => "; the sign-in at the identity provider was revoked",
+                Some(false) => {
+                    "; the sign-in at the identity provider was forgotten here, but not revoked there"
+                }
+                None => "",
+            };
             out.ok(
-                &format!("logged out of {name}: {said_text}; {name} is forgotten"),
-                json!({ "name": name, "logged_out": true, "revoked": revoked }),
+                &format!("logged out of {name}: {said_text}{idp_text}; {name} is forgotten"),
+                json!({
+                    "name": name, "logged_out": true, "revoked": revoked,
+                    "identity_provider_revoked": idp_revoked,
+                }),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -370,6 +411,11 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             if let (Some(issuer), Some(resource)) = (&entry.issuer, &entry.resource) {
                 AccountStore::new(store.clone(), name)
                     .delete_tokens(issuer, resource)
+                    .await
+                    .map_err(|e| said(&e))?;
+            }
+            if let Some(idp) = &entry.idp {
+                forget_idp_sign_in(name, idp, &store, false)
                     .await
                     .map_err(|e| said(&e))?;
             }

@@ -34,6 +34,10 @@ pub(crate) struct ServerEntry {
     /// `github-actions`; never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) workload_token: Option<String>,
+    /// Enterprise-managed authorization (`--idp`): the identity provider the user signed in
+    /// at; its tokens and this client's secret there are in the store, never here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) idp: Option<IdpEntry>,
     /// The private key file for private_key_jwt (the path, never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) private_key: Option<std::path::PathBuf>,
@@ -51,6 +55,20 @@ pub(crate) struct ServerEntry {
     /// name for that server; [`Registry::forget_tokens_kept_per_server`] forgets them once.
     #[serde(default)]
     pub(crate) tokens_per_name: bool,
+}
+
+/// The enterprise identity provider of an entry (`--idp`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdpEntry {
+    /// The provider's issuer identifier.
+    pub(crate) issuer: String,
+    /// This client's id there.
+    pub(crate) client_id: String,
+    /// Where ID-JAGs are asked for.
+    pub(crate) token_endpoint: String,
+    /// Where `logout` revokes the sign-in, if the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revocation_endpoint: Option<String>,
 }
 
 /// The named servers.
@@ -186,6 +204,7 @@ mod tests {
 
     fn legacy(issuer: &str, resource: &str) -> ServerEntry {
         ServerEntry {
+            idp: None,
             url: resource.into(),
             issuer: Some(issuer.into()),
             resource: Some(resource.into()),

@@ -377,6 +377,144 @@ pub async fn request_identity_assertion(
     Ok(parsed.access_token)
 }
 
+/// A sign-in at the enterprise identity provider: its token endpoint (where ID-JAGs are
+/// asked for) and the tokens it issued, whose refresh token
+/// [`EnterpriseIdp::with_refresh_token`] exchanges.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct IdentityProviderSignIn {
+    /// The provider's token endpoint, from its metadata.
+    pub token_endpoint: String,
+    /// Its revocation endpoint (RFC 7009), where signing out ends the sign-in, if it has one.
+    pub revocation_endpoint: Option<String>,
+    /// The provider's tokens for this client (with a refresh token).
+    pub tokens: TokenSet,
+}
+
+/// Signs the user in at the enterprise identity provider `idp_issuer`, once (SSO), as the
+/// client `client` registered there: the provider's metadata (RFC 8414, its issuer checked),
+/// the authorization code flow with PKCE through `browser` and a loopback redirect, the code
+/// exchanged with the client's credentials. The sign-in names the provider's own issuer as
+/// its `resource` (it is for the provider, not for an MCP server).
+///
+/// # Errors
+///
+/// [`Error::Discovery`] when the provider publishes no usable metadata; [`Error::Denied`],
+/// [`Error::Timeout`] from the sign-in; [`Error::BadTokenResponse`] when the provider issues
+/// no refresh token (nothing to exchange later); [`Error::Token`], [`Error::Network`].
+pub async fn sign_in_at_identity_provider(
+    http: &dyn HttpClient,
+    policy: crate::UrlPolicy,
+    browser: &dyn crate::Browser,
+    idp_issuer: &str,
+    client: &ClientCredentials,
+    timeout: std::time::Duration,
+) -> Result<IdentityProviderSignIn, Error> {
+    use crate::discovery::{
+        ExpectedIssuer, Fetched, authorization_server_candidates, check_authorization_server,
+        fetch_document,
+    };
+    let issuer = policy.check(idp_issuer)?;
+    let mut found = None;
+    for url in authorization_server_candidates(&issuer) {
+        if let Fetched::Found(metadata) =
+            fetch_document::<mcpauth_metadata::AuthorizationServerMetadata>(http, &url).await?
+        {
+            check_authorization_server(
+                &metadata,
+                ExpectedIssuer::Exactly(&issuer),
+                &url,
+                policy,
+                &issuer,
+            )?;
+            found = Some(metadata);
+            break;
+        }
+    }
+    let metadata = found.ok_or_else(|| Error::Discovery {
+        url: idp_issuer.to_owned(),
+        reason: "the identity provider publishes no authorization server metadata".into(),
+    })?;
+    let token_endpoint =
+        policy.check(
+            metadata
+                .token_endpoint
+                .as_deref()
+                .ok_or_else(|| Error::Discovery {
+                    url: idp_issuer.to_owned(),
+                    reason: "the identity provider's metadata has no token_endpoint".into(),
+                })?,
+        )?;
+    let listener = crate::loopback::LoopbackListener::bind(None).await?;
+    let redirect_uri = listener.redirect_uri();
+    let request = crate::authorize::authorization_request(
+        &metadata,
+        &client.client_id,
+        &redirect_uri,
+        None,
+        &metadata.issuer,
+    )?;
+    browser.open(&request.url).await?;
+    let query = listener.wait(&request.state, timeout).await?;
+    let code = crate::authorize::read_authorization_response(&query, &request.state, &metadata)?;
+    let tokens = crate::token::exchange_code(
+        http,
+        &token_endpoint,
+        client,
+        &code,
+        &request.redirect_uri,
+        &request.verifier,
+        &metadata.issuer,
+        None,
+        mcpauth_oauth_types::now().0,
+        None,
+    )
+    .await?;
+    if tokens.refresh_token.is_none() {
+        return Err(Error::BadTokenResponse {
+            url: token_endpoint.to_string(),
+            reason: "the identity provider issued no refresh token: there is nothing to exchange for identity assertions later (is the client allowed the refresh_token grant there?)".into(),
+        });
+    }
+    let revocation_endpoint = metadata
+        .revocation_endpoint
+        .as_deref()
+        .map(|e| policy.check(e))
+        .transpose()?
+        .map(|e| e.to_string());
+    Ok(IdentityProviderSignIn {
+        token_endpoint: token_endpoint.to_string(),
+        revocation_endpoint,
+        tokens,
+    })
+}
+
+/// Ends a sign-in at the identity provider: revokes its refresh token at `revocation_endpoint`
+/// (RFC 7009), authenticating as `client`, so that no more identity assertions are issued
+/// for it. Whether the provider accepted the request (RFC 7009 §2.2: 200).
+///
+/// # Errors
+///
+/// [`Error::Network`] when the provider cannot be reached.
+pub async fn revoke_identity_provider_sign_in(
+    http: &dyn HttpClient,
+    revocation_endpoint: &Url,
+    client: &ClientCredentials,
+    refresh_token: &str,
+) -> Result<bool, Error> {
+    let params = [
+        ("token", refresh_token),
+        ("token_type_hint", "refresh_token"),
+    ];
+    let request = crate::token::authenticated_form(
+        revocation_endpoint,
+        client,
+        &params,
+        mcpauth_oauth_types::now().0,
+    )?;
+    Ok(http.send(request).await?.status() == http::StatusCode::OK)
+}
+
 /// RFC 7523 §2.1 at the authorization server: `assertion` for tokens for `resource`, the
 /// client authenticating as `client` registered (or not at all when `client` is `None`: a
 /// workload token is its own credential), bound to `dpop` where the server binds.

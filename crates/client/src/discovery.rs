@@ -267,13 +267,13 @@ pub(crate) fn same_issuer(a: &str, b: &str) -> bool {
 }
 
 /// What a fetch of a candidate URL gave.
-enum Fetched<T> {
+pub(crate) enum Fetched<T> {
     Found(T),
     /// Not there (any non-2xx status): try the next candidate.
     Absent,
 }
 
-async fn fetch_document<T: serde::de::DeserializeOwned>(
+pub(crate) async fn fetch_document<T: serde::de::DeserializeOwned>(
     http: &dyn HttpClient,
     url: &Url,
 ) -> Result<Fetched<T>, Error> {

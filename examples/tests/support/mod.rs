@@ -121,7 +121,10 @@ pub(crate) fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mcpauth-interop-{tag}-{}-{}",
         std::process::id(),
-        mcpauth_http::now().0
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -44,28 +44,39 @@ pub async fn start(dir: &std::path::Path) -> Servers {
         let _ = stopped_as.await;
     }));
 
-    let protection = Arc::new(mcpauth_examples::protection(&resource, &issuer).unwrap());
-    let app = axum::Router::new()
-        .nest_service(
-            "/mcp",
-            mcpauth_examples::mcp_service(protection.clone(), &resource),
-        )
-        .layer(BearerLayer::new(protection.clone()))
-        .merge(protection.metadata_router());
-    let (stop_mcp, stopped_mcp) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(mcp_listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped_mcp.await;
-            })
-            .await
-    });
+    let stop_mcp = serve_mcp(mcp_listener, &resource, &issuer);
     Servers {
         issuer,
         resource,
         config,
         _stop: vec![stop_as, stop_mcp],
     }
+}
+
+/// Serves the example MCP server (rmcp behind mcpauth's bearer layer) on `listener` as
+/// `resource`, taking tokens from `issuer`, until the returned sender is dropped.
+pub fn serve_mcp(
+    listener: tokio::net::TcpListener,
+    resource: &str,
+    issuer: &str,
+) -> tokio::sync::oneshot::Sender<()> {
+    let protection = Arc::new(mcpauth_examples::protection(resource, issuer).unwrap());
+    let app = axum::Router::new()
+        .nest_service(
+            "/mcp",
+            mcpauth_examples::mcp_service(protection.clone(), resource),
+        )
+        .layer(BearerLayer::new(protection.clone()))
+        .merge(protection.metadata_router());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    stop
 }
 
 /// A person at a browser, over HTTP: signs in if asked, approves the consent page, and
