@@ -234,9 +234,12 @@ pub(crate) fn check_audience(jwt: &str, issuer: &str) -> Result<(), Error> {
         Some(Audience::Many(many)) => many,
         None => return Err(refused("missing")),
     };
-    if audiences
-        .iter()
-        .any(|aud| crate::discovery::same_issuer(aud, issuer))
+    // Every audience must be this server: a token also addressed to someone else is a
+    // credential there too, and this server could replay it.
+    if !audiences.is_empty()
+        && audiences
+            .iter()
+            .all(|aud| crate::discovery::same_issuer(aud, issuer))
     {
         Ok(())
     } else {
@@ -659,13 +662,16 @@ mod tests {
             )
             .is_ok()
         );
+        assert!(check_audience(&jwt(serde_json::json!({"aud": [issuer]})), issuer).is_ok());
         assert!(
             check_audience(
                 &jwt(serde_json::json!({"aud": ["https://kubernetes.default.svc", issuer]})),
                 issuer
             )
-            .is_ok()
+            .is_err(),
+            "a token also for the API server is a credential there"
         );
+        assert!(check_audience(&jwt(serde_json::json!({"aud": []})), issuer).is_err());
         let refused = check_audience(
             &jwt(serde_json::json!({"aud": "https://kubernetes.default.svc"})),
             issuer,

@@ -271,11 +271,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             return Ok(serde_json::from_value(record.claims).ok());
         }
         let keys = self.keys();
-        let Some(key) = jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|h| h.kid)
-            .and_then(|kid| keys.find(&kid))
-        else {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return Ok(None);
+        };
+        // Only access tokens (RFC 9068 §2.1): the same key signs the ID-JAGs this server
+        // issues as an identity provider, which must never pass for access tokens here
+        // (introspection, token exchange).
+        if !header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        }) {
+            return Ok(None);
+        }
+        let Some(key) = header.kid.and_then(|kid| keys.find(&kid)) else {
             return Ok(None);
         };
         let mut validation = Validation::new(key.algorithm());

@@ -52,9 +52,11 @@ pub struct DpopPolicy {
 impl DpopPolicy {
     /// No DPoP (RFC 9449 §5: a server that does not support it ignores the `DPoP` header):
     /// `dpop_signing_alg_values_supported` is not published, proofs and `dpop_jkt` are
-    /// ignored, every token is a Bearer token, and codes and refresh tokens bound while DPoP
-    /// was on are no longer held to their key. For deployments whose resource servers do not
-    /// take DPoP tokens.
+    /// ignored, and every token is a Bearer token. Codes and refresh tokens bound while DPoP
+    /// was on are refused (`invalid_grant`: their holders authorize again), and so are
+    /// clients that registered `dpop_bound_access_tokens`: a binding is never dropped
+    /// silently. [`required`](Self::required) and [`nonces`](Self::nonces) have no effect.
+    /// For deployments whose resource servers do not take DPoP tokens.
     #[must_use]
     pub fn disabled() -> Self {
         Self {
@@ -135,8 +137,17 @@ pub(crate) fn check_binding(
     jkt: Option<&str>,
 ) -> Result<(), TokenError> {
     match (bound, jkt, grant) {
-        _ if policy.disabled => Ok(()),
         (None, _, _) => Ok(()),
+        // Bound while DPoP was on: with it off no proof is checked, so the binding cannot be
+        // honoured; refused rather than let a stolen bound token pass as a bearer one.
+        (Some(_), _, BoundGrant::Code) if policy.disabled => Err(OAuthError::new(
+            TokenErrorCode::InvalidGrant,
+            "the authorization code is bound to a DPoP key and this server has DPoP turned off: authorize again",
+        )),
+        (Some(_), _, BoundGrant::RefreshToken) if policy.disabled => Err(OAuthError::new(
+            TokenErrorCode::InvalidGrant,
+            "the refresh token is bound to a DPoP key and this server has DPoP turned off: authorize again",
+        )),
         (Some(bound), Some(jkt), _) if same_key(jkt, bound) => Ok(()),
         (Some(_), Some(_), BoundGrant::Code) => Err(OAuthError::new(
             TokenErrorCode::InvalidGrant,
@@ -184,6 +195,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     ) -> Result<Option<String>, TokenError> {
         let policy = &self.config.dpop;
         if policy.disabled {
+            // RFC 9449 §5.2: such a client's requests without a proof MUST be refused, and
+            // with DPoP off no proof counts: better no token than an unbound one.
+            if client.is_some_and(|c| c.metadata.dpop_bound_access_tokens) {
+                return Err(OAuthError::new(
+                    TokenErrorCode::UnauthorizedClient,
+                    "this client registered dpop_bound_access_tokens, and this server has DPoP turned off",
+                ));
+            }
             return Ok(None);
         }
         if proofs.is_empty() {

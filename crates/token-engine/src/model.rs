@@ -422,7 +422,9 @@ pub trait ClientStore: ModelBase {
 /// Grants: the families codes and tokens descend from.
 #[async_trait]
 pub trait GrantStore: ModelBase {
-    /// Stores a new grant.
+    /// Stores a new grant. A grant with the same id already stored is never overwritten: fail
+    /// (or store nothing). Revoked grants are kept, revoked, while their tokens may live (the
+    /// JWT bearer grant derives grant ids, and must never find a revoked one live again).
     async fn insert_grant(&self, grant: GrantRecord) -> Result<(), Self::Error>;
     /// Finds a grant by id.
     async fn find_grant(&self, grant_id: &GrantId) -> Result<Option<GrantRecord>, Self::Error>;

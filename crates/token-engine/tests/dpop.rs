@@ -533,3 +533,72 @@ async fn with_dpop_disabled_nothing_is_advertised_and_proofs_and_dpop_jkt_are_ig
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
     assert_eq!(refreshed.body["token_type"], "Bearer");
 }
+
+#[tokio::test]
+async fn turning_dpop_off_refuses_what_was_bound_while_it_was_on() {
+    // Bound while DPoP was on: a public client's refresh token, and a client that registered
+    // dpop_bound_access_tokens.
+    let h = harness().await;
+    let key = dpop_key();
+    let code = h.code().await;
+    let answer = h
+        .redeem_with(&code, &[&proof(&key, NOW.plus(1), None)])
+        .await;
+    let refresh = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    let mut metadata = ClientMetadata::default();
+    metadata.grant_types = vec!["client_credentials".into()];
+    metadata.token_endpoint_auth_method = Some("client_secret_basic".into());
+    metadata.dpop_bound_access_tokens = true;
+    let bound_client = h.engine.register_client(metadata, NOW).await.unwrap();
+
+    // The same database, DPoP now off.
+    let mut config = EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap();
+    config.dpop(DpopPolicy::disabled());
+    let off = TokenEngine::new(
+        config,
+        h.engine.model().clone(),
+        signing_key(),
+        Arc::new(SeededRandom::new(21)),
+    );
+    let refused = post(
+        &off,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &h.client_id),
+        ],
+        &[],
+        None,
+        NOW.plus(20),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(error_of(&refused.body), "invalid_grant");
+    // A proof changes nothing: with DPoP off it is not read.
+    let with_proof = post(
+        &off,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &h.client_id),
+        ],
+        &[&proof(&key, NOW.plus(20), None)],
+        None,
+        NOW.plus(20),
+    )
+    .await;
+    assert_eq!(error_of(&with_proof.body), "invalid_grant");
+    let machine = post(
+        &off,
+        &[("grant_type", "client_credentials")],
+        &[],
+        Some((
+            &bound_client.client_id,
+            bound_client.client_secret.as_deref().unwrap(),
+        )),
+        NOW.plus(20),
+    )
+    .await;
+    assert_eq!(machine.status, StatusCode::BAD_REQUEST, "{}", machine.body);
+    assert_eq!(error_of(&machine.body), "unauthorized_client");
+}

@@ -406,3 +406,193 @@ async fn a_mis_audienced_id_jag_is_refused_and_the_metadata_says_who_issues_and_
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn the_provider_never_takes_its_own_id_jag_for_an_access_token() {
+    let e = enterprise().await;
+    let assertion = e.exchange(&[]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Introspection at the provider: not an active token.
+    let rs = e.idp.resource_server().await;
+    let (_, body, _) = e
+        .idp
+        .post(
+            Endpoint::Introspect,
+            &[("token", &assertion)],
+            Some((&rs.0, &rs.1)),
+            NOW.plus(3),
+        )
+        .await;
+    assert_eq!(body["active"], false, "{body}");
+    // Ordinary token exchange at the provider, the ID-JAG as the subject access token: not
+    // one of its access tokens (the draft's §8.3: no access token for its own ID-JAG).
+    let (status, body) = e
+        .exchange(&[
+            ("requested_token_type", ""),
+            ("subject_token", &assertion),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("audience", ""),
+            ("resource", "https://downstream.example.com/api"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "invalid_grant");
+}
+
+#[tokio::test]
+async fn another_clients_or_a_replaced_refresh_token_gets_no_id_jag() {
+    let e = enterprise().await;
+    // The stranger signs alice in too; its refresh token, presented by the agent: nothing.
+    let code = e.idp.code_for(&e.stranger_at_idp.0, "alice").await;
+    let (_, theirs, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&e.stranger_at_idp.0, &e.stranger_at_idp.1)),
+            NOW.plus(1),
+        )
+        .await;
+    let foreign = theirs["refresh_token"].as_str().unwrap();
+    let (_, body) = e.exchange(&[("subject_token", foreign)]).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("another client")
+    );
+    // The agent's own refresh token, once replaced by a refresh: nothing.
+    let (status, refreshed, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &e.refresh_token),
+            ],
+            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
+            NOW.plus(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = e.exchange(&[]).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
+    // Its successor works.
+    let successor = refreshed["refresh_token"].as_str().unwrap();
+    let (status, body) = e.exchange(&[("subject_token", successor)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// POSTs `pairs` to `engine`'s token endpoint with Basic credentials and one DPoP proof.
+async fn post_with_proof(
+    h: &Harness,
+    pairs: &[(&str, &str)],
+    basic: (&str, &str),
+    proof: Option<&str>,
+    now: mcpauth_token_engine::UnixTime,
+) -> Value {
+    use base64::Engine as _;
+    let mut request = http::Request::post("/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", basic.0, basic.1))
+            ),
+        );
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    let response = h
+        .engine
+        .token_endpoint(request.body(bytes::Bytes::from(query(pairs))).unwrap(), now)
+        .await;
+    serde_json::from_slice(response.body()).unwrap()
+}
+
+fn dpop_key() -> mcpauth_dpop::DpopKey {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    #[allow(
+        clippy::disallowed_types,
+        reason = "a test key from the OS random source"
+    )]
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    mcpauth_dpop::DpopKey::from_pkcs8(pkcs8.as_ref()).unwrap()
+}
+
+fn proof(key: &mcpauth_dpop::DpopKey, token_url: &str, jti: &str) -> String {
+    key.proof(&mcpauth_dpop::ProofRequest::new(
+        "POST",
+        token_url,
+        jti,
+        NOW.0 + 2,
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_proof_at_the_exchange_binds_the_id_jag_and_only_that_key_redeems_it() {
+    let e = enterprise().await;
+    let key = dpop_key();
+    let body = post_with_proof(
+        &e.idp,
+        &[
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("requested_token_type", ID_JAG),
+            ("subject_token", &e.refresh_token),
+            ("subject_token_type", REFRESH_TOKEN_TYPE),
+            ("audience", MCP_AS),
+            ("resource", RESOURCE),
+        ],
+        (&e.agent_at_idp.0, &e.agent_at_idp.1),
+        Some(&proof(&key, &format!("{IDP}/token"), "at-the-provider")),
+        NOW.plus(2),
+    )
+    .await;
+    let assertion = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        jwt_part(&assertion, 1)["cnf"]["jkt"],
+        key.thumbprint(),
+        "the draft's §8.6.1: bound to the proof's key"
+    );
+    let present = |proof: Option<String>| {
+        let assertion = assertion.clone();
+        let e = &e;
+        async move {
+            post_with_proof(
+                &e.mcp_as,
+                &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+                (&e.agent_at_as.0, &e.agent_at_as.1),
+                proof.as_deref(),
+                NOW.plus(2),
+            )
+            .await
+        }
+    };
+    let token_url = format!("{MCP_AS}/token");
+    // No proof, or one by another key: invalid_grant (§8.6.2), and the assertion unused.
+    let without = present(None).await;
+    assert_eq!(error_of(&without), "invalid_grant", "{without}");
+    let thief = present(Some(proof(&dpop_key(), &token_url, "thief"))).await;
+    assert_eq!(error_of(&thief), "invalid_grant", "{thief}");
+    let bound = present(Some(proof(&key, &token_url, "holder"))).await;
+    assert_eq!(bound["token_type"], "DPoP", "{bound}");
+    assert_eq!(
+        jwt_part(bound["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
+        key.thumbprint()
+    );
+}

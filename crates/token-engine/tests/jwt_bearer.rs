@@ -332,6 +332,11 @@ async fn an_id_jag_that_is_not_exactly_right_gets_nothing() {
             "invalid_grant",
         ),
         (
+            "without iat (the draft requires it)",
+            w.id_jag(&[("iat", Value::Null)]),
+            "invalid_grant",
+        ),
+        (
             "for a user with no account here",
             w.id_jag(&[("sub", json!("mallory@corp"))]),
             "invalid_grant",
@@ -418,6 +423,16 @@ async fn an_id_jags_scope_is_bounded_by_what_the_client_registered() {
     assert_eq!(body["scope"], "mcp:tools");
     let (status, body) = w
         .present(&w.id_jag(&wide), Some(&w.client), &[("scope", "mcp:other")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_of(&body), "invalid_scope");
+    // Nothing of what the provider granted may be given here: nothing, not an empty token.
+    let (status, body) = w
+        .present(
+            &w.id_jag(&[("scope", json!("mcp:other"))]),
+            Some(&w.client),
+            &[],
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_of(&body), "invalid_scope");

@@ -127,6 +127,9 @@ struct IdJagClaims<'a> {
     resource: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    /// The draft's §8.6.1: bound to the key of the exchange's DPoP proof, if one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<crate::Confirmation>,
 }
 
 fn error(code: TokenErrorCode, description: &'static str) -> TokenError {
@@ -305,9 +308,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 many => Some(many.to_vec().into()),
             },
             scope: (!scope_text.is_empty()).then(|| scope_text.clone()),
+            cnf: request.dpop_jkt.map(crate::Confirmation::jkt),
         };
         let keys = self.keys();
         let key = keys.current();
+        // The audience verifies the ID-JAG with this server's published keys: a shared
+        // secret (HS256, which resource servers here also hold) would be no signature there.
+        if key.public_jwk().is_none() {
+            return Err(error(
+                TokenErrorCode::ServerError,
+                "identity assertions need an asymmetric signing key (ES256, EdDSA or RS256); this server signs with a shared secret",
+            ));
+        }
         let mut header = jsonwebtoken::Header::new(key.algorithm());
         header.typ = Some(crate::ID_JAG_TYPE.into());
         header.kid = Some(key.kid().to_owned());

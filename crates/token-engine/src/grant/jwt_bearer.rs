@@ -235,6 +235,9 @@ struct Claims {
     /// Checked by the JWT validation; read again for the ID-JAG's one-audience rule.
     #[serde(default)]
     aud: Option<OneOrMany>,
+    /// The ID-JAG draft's §8.6.2: the key the provider bound the assertion to.
+    #[serde(default)]
+    cnf: Option<BoundKey>,
     #[serde(default)]
     jti: Option<String>,
     /// ID-JAG: the client the assertion was issued to.
@@ -248,6 +251,12 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BoundKey {
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +422,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         {
             return Err(invalid_grant("the assertion was issued in the future"));
         }
+        // The ID-JAG draft's §3.1: `iat` and `jti` are required, whatever `single_use` says.
+        if matches!(issuer.kind, IssuerKind::IdentityProvider { .. })
+            && (claims.iat.is_none() || claims.jti.as_deref().is_none_or(str::is_empty))
+        {
+            return Err(invalid_grant(
+                "an identity assertion must carry iat and jti",
+            ));
+        }
         // The ID-JAG draft's §4.4.1: an `aud` array holds exactly one element (no assertion
         // for several authorization servers at once).
         if matches!(issuer.kind, IssuerKind::IdentityProvider { .. })
@@ -467,6 +484,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "the client this workload acts as did not register the JWT bearer grant",
             ));
         }
+        // Checked again with the grant; here so that nothing (a proof's jti) is recorded for
+        // a client that may not act for itself.
+        if !client.may_act_for_itself() {
+            return Err(OAuthError::new(
+                TokenErrorCode::UnauthorizedClient,
+                "workload tokens are for clients the operator registered or vouched for; this client registered itself",
+            ));
+        }
         Ok(client)
     }
 
@@ -484,6 +509,22 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             issuer,
             claims,
         } = verified;
+        // The ID-JAG draft's §8.6.2: an assertion bound to a key is used with a proof by it.
+        if let Some(bound) = claims.cnf.as_ref().and_then(|c| c.jkt.as_deref()) {
+            match request.dpop_jkt {
+                Some(jkt) if crate::dpop::same_key(jkt, bound) => {}
+                Some(_) => {
+                    return Err(invalid_grant(
+                        "the assertion is bound to another DPoP key (cnf.jkt)",
+                    ));
+                }
+                None => {
+                    return Err(invalid_grant(
+                        "the assertion is bound to a DPoP key (cnf.jkt): send a DPoP proof signed with it",
+                    ));
+                }
+            }
+        }
         let (subject, scope, resources, grant) = match &issuer.kind {
             IssuerKind::IdentityProvider { allowed_clients } => {
                 self.identity_assertion(trust, issuer, allowed_clients, client, &claims, &request)
@@ -738,15 +779,23 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 ));
             }
             // Unasked, what of the provider's grant this server may give (RFC 6749 §3.3).
-            (None, Some(granted)) => Scope::from_tokens(
-                granted
-                    .iter()
-                    .filter(|s| {
-                        let one = Scope::from_tokens([(*s).to_owned()]);
-                        self.resolve_scope(Some(&one), client, false).is_ok()
-                    })
-                    .map(str::to_owned),
-            ),
+            (None, Some(granted)) => {
+                let allowed = Scope::from_tokens(
+                    granted
+                        .iter()
+                        .filter(|s| {
+                            let one = Scope::from_tokens([(*s).to_owned()]);
+                            self.resolve_scope(Some(&one), client, false).is_ok()
+                        })
+                        .map(str::to_owned),
+                );
+                if allowed.is_empty() && !granted.is_empty() {
+                    return Err(invalid_scope(
+                        "none of the identity assertion's scope may be granted to this client here",
+                    ));
+                }
+                allowed
+            }
             (asked, None) => self
                 .resolve_scope(asked, client, false)
                 .map_err(invalid_scope)?,

@@ -1,4 +1,4 @@
-//! `GrantStore`: revocation is idempotent.
+//! `GrantStore`: revocation is idempotent and final.
 
 use super::*;
 
@@ -31,6 +31,23 @@ pub async fn grants_revoke_idempotently<M: OAuthServerModel + ?Sized>(model: &M)
         revoked,
         Some(NOW.plus(5)),
         "revoke_grant must keep the first revocation time"
+    );
+    // The JWT bearer grant derives grant ids: inserting an id that exists must fail or
+    // change nothing, never bring a revoked grant back.
+    let _ = model
+        .insert_grant(GrantRecord {
+            revoked_at: None,
+            ..g.clone()
+        })
+        .await;
+    assert_eq!(
+        model
+            .find_grant(&g.grant_id)
+            .await
+            .answered("find_grant")
+            .and_then(|g| g.revoked_at),
+        Some(NOW.plus(5)),
+        "insert_grant must not overwrite a grant with the same id (a revoked grant stays revoked)"
     );
     model
         .revoke_grant(&unique("missing"), NOW)
