@@ -167,6 +167,12 @@ impl EnterpriseUsers for EnterpriseAccounts {
     }
 }
 
+/// Issuer identifiers compared as the engine compares them, forgiving a bare origin's
+/// trailing slash.
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 /// The engine's trusted issuers from `config`.
 pub(crate) fn trusted_issuers(
     config: &Config,
@@ -176,6 +182,12 @@ pub(crate) fn trusted_issuers(
         .trusted_issuers
         .iter()
         .map(|entry| {
+            if same_issuer(&entry.issuer, &config.issuer()) {
+                return Err(StartError::config(format!(
+                    "trusted issuer {} is this server: it does not take its own JWTs as grants",
+                    entry.issuer
+                )));
+            }
             if !seen.insert(entry.issuer.as_str()) {
                 return Err(StartError::config(format!(
                     "trusted issuer {} is listed twice",
@@ -196,6 +208,12 @@ pub(crate) fn assertion_audiences(
         .identity_assertion_audiences
         .iter()
         .map(|entry| {
+            if same_issuer(&entry.issuer, &config.issuer()) {
+                return Err(StartError::config(format!(
+                    "identity assertion audience {} is this server: ID-JAGs are for other authorization servers",
+                    entry.issuer
+                )));
+            }
             if !seen.insert(entry.issuer.as_str()) {
                 return Err(StartError::config(format!(
                     "identity assertion audience {} is listed twice",
@@ -290,9 +308,36 @@ mod tests {
         let mut config = Config::default();
         config.trusted_issuers = vec![entry.clone()];
         assert_eq!(trusted_issuers(&config).unwrap().len(), 1);
-        config.trusted_issuers = vec![entry.clone(), entry];
+        config.trusted_issuers = vec![entry.clone(), entry.clone()];
         let error = trusted_issuers(&config).unwrap_err().to_string();
         assert!(error.contains("listed twice"), "{error}");
+        let mut itself = entry;
+        itself.issuer = format!("{}/", config.issuer());
+        config.trusted_issuers = vec![itself];
+        let error = trusted_issuers(&config).unwrap_err().to_string();
+        assert!(error.contains("is this server"), "{error}");
+    }
+
+    #[test]
+    fn an_audience_listed_twice_or_naming_this_server_is_a_configuration_error() {
+        let entry: crate::config::AssertionAudienceConfig =
+            serde_json::from_value(serde_json::json!({
+                "issuer": "https://auth.mcp.example.com",
+                "resources": ["https://mcp.example.com/mcp"],
+                "clients": [{"client_id": "agent", "client_id_there": "agent-there"}],
+            }))
+            .unwrap();
+        let mut config = Config::default();
+        config.identity_assertion_audiences = vec![entry.clone()];
+        assert_eq!(assertion_audiences(&config).unwrap().len(), 1);
+        config.identity_assertion_audiences = vec![entry.clone(), entry.clone()];
+        let error = assertion_audiences(&config).unwrap_err().to_string();
+        assert!(error.contains("listed twice"), "{error}");
+        let mut itself = entry;
+        itself.issuer = config.issuer();
+        config.identity_assertion_audiences = vec![itself];
+        let error = assertion_audiences(&config).unwrap_err().to_string();
+        assert!(error.contains("is this server"), "{error}");
     }
 
     #[test]

@@ -183,6 +183,31 @@ impl Enterprise {
         self.exchange_as(&self.agent_at_idp, extra).await
     }
 
+    /// The agent's exchange at `now`.
+    async fn exchange_at(
+        &self,
+        now: mcpauth_token_engine::UnixTime,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut pairs = vec![
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("requested_token_type", ID_JAG),
+            ("subject_token_type", REFRESH_TOKEN_TYPE),
+            ("audience", MCP_AS),
+        ];
+        pairs.extend_from_slice(extra);
+        let (status, body, _) = self
+            .idp
+            .post(
+                Endpoint::Token,
+                &pairs,
+                Some((&self.agent_at_idp.0, &self.agent_at_idp.1)),
+                now,
+            )
+            .await;
+        (status, body)
+    }
+
     async fn present(&self, assertion: &str) -> (StatusCode, Value) {
         let (status, body, _) = self
             .mcp_as
@@ -492,6 +517,25 @@ async fn another_clients_or_a_replaced_refresh_token_gets_no_id_jag() {
     let successor = refreshed["refresh_token"].as_str().unwrap();
     let (status, body) = e.exchange(&[("subject_token", successor)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The replaced one again, past the reuse grace window: a replay, and the sign-in ends.
+    let (_, body) = e
+        .exchange_at(NOW.plus(120), &[("subject_token", &e.refresh_token)])
+        .await;
+    assert_eq!(error_of(&body), "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("replay")
+    );
+    let (_, body) = e
+        .exchange_at(NOW.plus(121), &[("subject_token", successor)])
+        .await;
+    assert_eq!(
+        error_of(&body),
+        "invalid_grant",
+        "the successor is revoked too"
+    );
 }
 
 /// POSTs `pairs` to `engine`'s token endpoint with Basic credentials and one DPoP proof.

@@ -230,7 +230,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "subject_token has expired",
             ));
         }
-        if record.rotated_at.is_some() {
+        // A replaced refresh token presented again is a replay, as at the refresh grant:
+        // past the reuse grace window the sign-in (the grant) is revoked.
+        if let Some(rotated_at) = record.rotated_at {
+            if now.seconds_since(rotated_at) > self.config.refresh_reuse_grace {
+                self.model
+                    .revoke_grant(&record.grant_id, now)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?;
+                return Err(error(
+                    TokenErrorCode::InvalidGrant,
+                    "subject_token was replaced and is presented again: a replay; the sign-in is revoked and the user must sign in again",
+                ));
+            }
             return Err(error(
                 TokenErrorCode::InvalidGrant,
                 "subject_token was replaced by a newer refresh token: present that one",
