@@ -305,8 +305,10 @@ mod tests {
             "kind": "identity_provider", "allowed_clients": ["agent"],
         }))
         .unwrap();
-        let mut config = Config::default();
-        config.trusted_issuers = vec![entry.clone()];
+        let mut config = Config {
+            trusted_issuers: vec![entry.clone()],
+            ..Config::default()
+        };
         assert_eq!(trusted_issuers(&config).unwrap().len(), 1);
         config.trusted_issuers = vec![entry.clone(), entry.clone()];
         let error = trusted_issuers(&config).unwrap_err().to_string();
@@ -327,8 +329,10 @@ mod tests {
                 "clients": [{"client_id": "agent", "client_id_there": "agent-there"}],
             }))
             .unwrap();
-        let mut config = Config::default();
-        config.identity_assertion_audiences = vec![entry.clone()];
+        let mut config = Config {
+            identity_assertion_audiences: vec![entry.clone()],
+            ..Config::default()
+        };
         assert_eq!(assertion_audiences(&config).unwrap().len(), 1);
         config.identity_assertion_audiences = vec![entry.clone(), entry.clone()];
         let error = assertion_audiences(&config).unwrap_err().to_string();

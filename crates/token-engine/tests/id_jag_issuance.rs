@@ -7,7 +7,9 @@
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    reason = "tests: a failed unwrap is a failed test"
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "tests: a failed unwrap is a failed test; DPoP keys come from the OS random source"
 )]
 
 mod common;
@@ -569,10 +571,6 @@ async fn post_with_proof(
 
 fn dpop_key() -> mcpauth_dpop::DpopKey {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    #[allow(
-        clippy::disallowed_types,
-        reason = "a test key from the OS random source"
-    )]
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     mcpauth_dpop::DpopKey::from_pkcs8(pkcs8.as_ref()).unwrap()

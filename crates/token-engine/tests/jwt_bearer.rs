@@ -127,7 +127,7 @@ async fn world_with(single_use_workloads: bool) -> World {
     // The clients the workload rules name, registered by the operator with the ids the
     // rules use.
     for id in ["deployer", "prod-agents"] {
-        register_workload_client(&*model, id, &[JWT_BEARER]).await;
+        register_workload_client(&model, id, &[JWT_BEARER]).await;
     }
     let mut config = mcpauth_token_engine::EngineConfig::new(AS.parse().unwrap()).unwrap();
     config.trusted_issuers(

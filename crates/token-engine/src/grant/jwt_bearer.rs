@@ -615,7 +615,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .clone()
                 .chain_update(generation.to_be_bytes())
                 .finalize();
-            let id = GrantId::from(URL_SAFE_NO_PAD.encode(&digest[..16]));
+            let id = GrantId::from(URL_SAFE_NO_PAD.encode(digest.get(..16).unwrap_or(&digest)));
             match self.model.find_grant(&id).await.map_err(storage)? {
                 Some(grant) if grant.revoked_at.is_none() => return Ok(id),
                 Some(_) => continue,
