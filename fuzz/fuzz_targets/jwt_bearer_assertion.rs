@@ -16,8 +16,8 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
-    EngineConfig, MemoryModel, SigningKey, TokenEngine, TrustedIssuer, TrustedIssuerKeys, UnixTime,
-    WorkloadRule,
+    ClientId, ClientRecord, ClientStore as _, EngineConfig, MemoryModel, SecretHash, SigningKey,
+    TokenEndpointAuthMethod, TokenEngine, TrustedIssuer, TrustedIssuerKeys, UnixTime, WorkloadRule,
 };
 
 /// RFC 8032 §7.1's first test key.
@@ -28,6 +28,7 @@ const SEED: [u8; 32] = [
 const NOW: UnixTime = UnixTime(1_800_000_000);
 const IDP: &str = "https://idp.example.com";
 const CI: &str = "https://ci.example.com";
+const CLIENT_SECRET: &str = "c1-secret-for-the-fuzz-target";
 
 struct Keys(serde_json::Value);
 
@@ -83,12 +84,25 @@ fuzz_target!(|input: Input| {
     let Ok(signing) = SigningKey::generate(mcpauth_token_engine::KeyAlgorithm::Es256) else {
         return;
     };
-    let engine = TokenEngine::new(
-        config,
-        Arc::new(MemoryModel::new()),
-        signing,
-        Arc::new(SeededRandom::new(1)),
-    );
+    // The clients the issuers' entries name, as an operator registers them: `c1` with a
+    // secret (ID-JAGs), `ci-client` for the workloads; both with the grant.
+    let model = Arc::new(MemoryModel::new());
+    for (id, secret) in [("c1", Some(CLIENT_SECRET)), ("ci-client", None)] {
+        let mut metadata = mcpauth_oauth_types::ClientMetadata::default();
+        metadata.grant_types = vec!["urn:ietf:params:oauth:grant-type:jwt-bearer".into()];
+        metadata.scope = Some("mcp:tools".into());
+        let mut record = ClientRecord::new(
+            ClientId::from(id),
+            TokenEndpointAuthMethod::ClientSecretBasic,
+            metadata,
+            NOW,
+        );
+        record.secret_hash = secret.map(SecretHash::of);
+        if futures::executor::block_on(model.insert_client(record)).is_err() {
+            return;
+        }
+    }
+    let engine = TokenEngine::new(config, model, signing, Arc::new(SeededRandom::new(1)));
 
     let encode = |text: &str| URL_SAFE_NO_PAD.encode(text.as_bytes());
     let typ = if input.identity_provider {
@@ -116,13 +130,18 @@ fuzz_target!(|input: Input| {
         if let Some(scope) = &input.extra_scope {
             form.append_pair("scope", scope);
         }
+        let mut request = http::Request::post("/token")
+            .header("content-type", "application/x-www-form-urlencoded");
         if input.authenticate {
-            form.append_pair("client_id", "c1");
+            request = request.header(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("c1:{CLIENT_SECRET}"))
+                ),
+            );
         }
-        let Ok(request) = http::Request::post("/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Bytes::from(form.finish()))
-        else {
+        let Ok(request) = request.body(Bytes::from(form.finish())) else {
             continue;
         };
         let response = futures::executor::block_on(engine.token_endpoint(request, NOW));
