@@ -32,8 +32,9 @@ pub const TOOLS_SCOPE: &str = "mcp:tools";
 pub const ADMIN_SCOPE: &str = "mcp:admin";
 
 /// Where the example listens and which authorization server it trusts, from the environment:
-/// `MCPAUTH_ISSUER` (default `http://127.0.0.1:8080`) and `EXAMPLE_LISTEN` (default
-/// `127.0.0.1:3000`; port 0 picks a free one).
+/// `MCPAUTH_ISSUER` (default `http://127.0.0.1:8080`), `EXAMPLE_LISTEN` (default
+/// `127.0.0.1:3000`; port 0 picks a free one) and `EXAMPLE_DPOP_NONCES` (`true`: DPoP proofs
+/// must carry this server's nonce, RFC 9449 §9; default off).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The authorization server's issuer.
@@ -43,6 +44,8 @@ pub struct Settings {
     /// The authorization server's JWK Set URL, from its metadata
     /// ([`Settings::check_authorization_server`]); else `{issuer}/jwks.json`.
     pub jwks_uri: Option<String>,
+    /// Whether DPoP proofs must carry a nonce this server issued (RFC 9449 §9).
+    pub dpop_nonces: bool,
 }
 
 /// How long the check at start waits for the authorization server's metadata.
@@ -57,6 +60,8 @@ impl Settings {
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             listen: std::env::var("EXAMPLE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
             jwks_uri: None,
+            dpop_nonces: std::env::var("EXAMPLE_DPOP_NONCES")
+                .is_ok_and(|v| matches!(v.as_str(), "true" | "1" | "yes")),
         }
     }
 
@@ -169,8 +174,21 @@ pub fn listen(
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let resource = format!("http://{address}/mcp");
-    let protection = protection_with_keys(&resource, &settings.issuer, settings.jwks_uri.clone())
-        .map_err(|e| e.to_string())?;
+    let nonces = if settings.dpop_nonces {
+        // One instance: a secret of its own (instances behind one URL would share one).
+        let secret = mcpauth_token_engine::random_token(&mcpauth_token_engine::OsRandom)
+            .map_err(|e| format!("no randomness for DPoP nonces: {e}"))?;
+        Some(mcpauth_dpop::NonceSource::new(secret.as_bytes(), 60))
+    } else {
+        None
+    };
+    let protection = protection_with_keys(
+        &resource,
+        &settings.issuer,
+        settings.jwks_uri.clone(),
+        nonces,
+    )
+    .map_err(|e| e.to_string())?;
     Ok((listener, resource, Arc::new(protection)))
 }
 
@@ -196,13 +214,14 @@ pub fn listen_tokio(
 ///
 /// When `resource` is not an https or loopback http URL.
 pub fn protection(resource: &str, issuer: &str) -> Result<ResourceServer, ResourceServerError> {
-    protection_with_keys(resource, issuer, None)
+    protection_with_keys(resource, issuer, None, None)
 }
 
 fn protection_with_keys(
     resource: &str,
     issuer: &str,
     jwks_uri: Option<String>,
+    dpop_nonces: Option<mcpauth_dpop::NonceSource>,
 ) -> Result<ResourceServer, ResourceServerError> {
     let issuer = issuer.trim_end_matches('/');
     let jwks_uri = jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks.json"));
@@ -212,6 +231,7 @@ fn protection_with_keys(
         // client's own (client_credentials) token, whatever its scope.
         .tool_requires_user("admin_report");
     config.required_scopes = vec![TOOLS_SCOPE.into()];
+    config.dpop_nonces = dpop_nonces;
     config.scopes_supported = vec![TOOLS_SCOPE.into(), ADMIN_SCOPE.into()];
     config.resource_name = Some("mcpauth example MCP server".into());
     ResourceServer::new(config)

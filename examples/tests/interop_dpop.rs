@@ -37,13 +37,17 @@ async fn ensure_node_modules() {
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
-async fn dpop_peer_against(example: Example, tag: &str) {
+/// `resource_nonces`: the MCP server asks for its own nonce in proofs (RFC 9449 §9).
+async fn dpop_peer_against(example: Example, tag: &str, resource_nonces: bool) {
     ensure_node_modules().await;
     let dir = tempdir(tag);
     let as_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let as_addr = as_listener.local_addr().unwrap();
     let issuer = format!("http://{as_addr}");
-    let (mut mcp_server, resource) = example.start(&issuer).await;
+    let nonces = if resource_nonces { "true" } else { "false" };
+    let (mut mcp_server, resource) = example
+        .start_with(&issuer, &[("EXAMPLE_DPOP_NONCES", nonces)])
+        .await;
 
     let mut config = mcpauth_server::Config::default();
     config.listen = as_addr;
@@ -69,6 +73,7 @@ async fn dpop_peer_against(example: Example, tag: &str) {
             .env("ISSUER", &issuer)
             .env("USER_EMAIL", "alice@example.com")
             .env("USER_PASSWORD", "correct horse battery")
+            .env("RS_NONCES", if resource_nonces { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -97,14 +102,20 @@ async fn dpop_peer_against(example: Example, tag: &str) {
     ] {
         assert!(stdout.contains(step), "missing `{step}`:\n{stdout}");
     }
+    assert_eq!(
+        stdout.contains("the MCP server asked for its nonce"),
+        resource_nonces,
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_party_dpop_client_gets_and_uses_bound_tokens_at_the_axum_example() {
-    dpop_peer_against(Example::Axum, "dpop-axum").await;
+    // With the MCP server's own nonces: the nonce round trip at the resource server too.
+    dpop_peer_against(Example::Axum, "dpop-axum", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_party_dpop_client_gets_and_uses_bound_tokens_at_the_actix_example() {
-    dpop_peer_against(Example::Actix, "dpop-actix").await;
+    dpop_peer_against(Example::Actix, "dpop-actix", false).await;
 }

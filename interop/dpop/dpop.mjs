@@ -5,7 +5,10 @@
 // token, refreshes with a proof; and checks what a thief gets: a captured proof replayed, the
 // token as Bearer, the token with a proof by another key, the refresh token without the key.
 //
-// Env: ISSUER, MCP_URL, USER_EMAIL, USER_PASSWORD. Prints "interop: every step passed".
+// With RS_NONCES=1 the MCP server asks for its own nonce (RFC 9449 §9), answered the same way.
+//
+// Env: ISSUER, MCP_URL, USER_EMAIL, USER_PASSWORD, RS_NONCES. Prints "interop: every step
+// passed".
 
 import assert from 'node:assert/strict';
 import * as oauth from 'oauth4webapi';
@@ -81,9 +84,25 @@ const initialize = JSON.stringify({
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'oauth4webapi-dpop-peer', version: '1' } },
 });
 const mcpHeaders = () => new Headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
-const called = await oauth.protectedResourceRequest(accessToken, 'POST', mcp, mcpHeaders(), initialize, options);
+/** A call of the MCP server, retried once when it asks for its nonce (RFC 9449 §9). */
+let resourceNonceAsked = false;
+async function callMcp(token, callOptions) {
+  const call = () => oauth.protectedResourceRequest(token, 'POST', mcp, mcpHeaders(), initialize, callOptions);
+  try {
+    return await call();
+  } catch (error) {
+    if (!oauth.isDPoPNonceError(error)) throw error;
+    resourceNonceAsked = true;
+    return await call();
+  }
+}
+const called = await callMcp(accessToken, options);
 assert.equal(called.status, 200, `the MCP server answered ${called.status}: ${called.headers.get('www-authenticate')}`);
 await called.text();
+if (process.env.RS_NONCES === '1') {
+  assert.ok(resourceNonceAsked, 'the MCP server (nonces on) asked for its nonce first');
+  log('the MCP server asked for its nonce', 'use_dpop_nonce answered with DPoP-Nonce');
+}
 const request = sent.at(-1);
 assert.match(request.headers.get('authorization'), /^DPoP /);
 log('MCP server accepted the bound token with a proof', mcp.href);
@@ -97,7 +116,8 @@ log('a replayed proof is refused', replayed.headers.get('www-authenticate'));
 const asBearer = await fetch(mcp, { method: 'POST', headers: { ...Object.fromEntries(mcpHeaders()), authorization: `Bearer ${accessToken}` }, body: initialize });
 assert.equal(asBearer.status, 401, 'a bound token presented as Bearer is refused');
 const thief = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
-const forged = await oauth.protectedResourceRequest(accessToken, 'POST', mcp, mcpHeaders(), initialize, { DPoP: thief, ...insecure }).catch((error) => error);
+// The thief answers a nonce request too, so that the key is what is refused.
+const forged = await callMcp(accessToken, { DPoP: thief, ...insecure }).catch((error) => error);
 const forgedStatus = forged instanceof Response ? forged.status : forged?.response?.status ?? forged?.status;
 assert.equal(forgedStatus, 401, `a proof by another key is refused (got ${forged})`);
 log('a stolen token is useless without the key', 'Bearer and a foreign key refused');
@@ -115,7 +135,7 @@ const refreshed = await withNonce(
   (response) => oauth.processRefreshTokenResponse(as, client, response),
 );
 assert.equal(refreshed.tokens.token_type, 'dpop');
-const again = await oauth.protectedResourceRequest(refreshed.tokens.access_token, 'POST', mcp, mcpHeaders(), initialize, options);
+const again = await callMcp(refreshed.tokens.access_token, options);
 assert.equal(again.status, 200);
 await again.text();
 log('refreshed with a proof by the same key', 'the refresh token without it: invalid_dpop_proof');

@@ -61,6 +61,14 @@ impl Challenge {
         self
     }
 
+    /// `use_dpop_nonce` (401, RFC 9449 §9): the proof must carry the nonce this server sends
+    /// in the `DPoP-Nonce` header of the same answer.
+    pub fn use_dpop_nonce(mut self, description: &str) -> Self {
+        self.error = Some(BearerErrorCode::UseDpopNonce);
+        self.description = Some(sanitize(description));
+        self
+    }
+
     /// Adds the scope needed for this resource.
     pub fn with_scope(mut self, scope: &str) -> Self {
         if !scope.is_empty() {

@@ -42,7 +42,17 @@ impl Example {
 
     /// Starts the example on a free loopback port; returns the process and its resource URL.
     pub(crate) async fn start(self, issuer: &str) -> (tokio::process::Child, String) {
+        self.start_with(issuer, &[]).await
+    }
+
+    /// [`start`](Self::start) with more environment (`EXAMPLE_DPOP_NONCES`, …).
+    pub(crate) async fn start_with(
+        self,
+        issuer: &str,
+        env: &[(&str, &str)],
+    ) -> (tokio::process::Child, String) {
         let mut child = tokio::process::Command::new(self.binary())
+            .envs(env.iter().copied())
             .env("MCPAUTH_ISSUER", issuer)
             .env("EXAMPLE_LISTEN", "127.0.0.1:0")
             .env("MCPAUTH_LOG", "warn")

@@ -43,13 +43,20 @@ impl ResourceServer {
             TokenScheme::Bearer => match self.verify(token, now).await {
                 Ok(verified) => (verified, None),
                 Err(refusal) => {
-                    return Err(self.refusal_response(scheme, scopes, DpopRefusal::Token(refusal)));
+                    return Err(self.refusal_response(
+                        scheme,
+                        scopes,
+                        DpopRefusal::Token(refusal),
+                        now,
+                    ));
                 }
             },
             TokenScheme::DPoP => {
                 match self.verify_dpop_request(method, headers, token, now).await {
                     Ok((verified, proof)) => (verified, Some(proof)),
-                    Err(refusal) => return Err(self.refusal_response(scheme, scopes, refusal)),
+                    Err(refusal) => {
+                        return Err(self.refusal_response(scheme, scopes, refusal, now));
+                    }
                 }
             }
             _ => {
@@ -74,7 +81,7 @@ impl ResourceServer {
         // Only a request that passed every other check takes a place in the proof memory.
         if let Some(proof) = proof {
             self.remember_proof(&proof, now)
-                .map_err(|refusal| self.refusal_response(scheme, scopes, refusal))?;
+                .map_err(|refusal| self.refusal_response(scheme, scopes, refusal, now))?;
         }
         Ok(verified)
     }
@@ -95,8 +102,11 @@ impl ResourceServer {
             .await
             .map_err(DpopRefusal::Token)?;
         // The resource's URL: the MCP endpoint its identifier names (see CHANGELOG).
-        let request = mcpauth_dpop::RequestContext::new(method.as_str(), &self.config.resource)
+        let mut request = mcpauth_dpop::RequestContext::new(method.as_str(), &self.config.resource)
             .access_token(token);
+        if let Some(nonces) = &self.config.dpop_nonces {
+            request = request.nonce_from(nonces);
+        }
         let proofs = headers
             .get_all("dpop")
             .iter()
@@ -149,6 +159,7 @@ impl ResourceServer {
         scheme: TokenScheme,
         scopes: &[&str],
         refusal: DpopRefusal,
+        now: UnixTime,
     ) -> HttpResponse {
         let mut challenge = self.challenge(scopes);
         if scheme == TokenScheme::DPoP {
@@ -157,7 +168,19 @@ impl ResourceServer {
         challenge_response(&match refusal {
             DpopRefusal::Token(Refusal::Unavailable) => return unavailable(),
             DpopRefusal::Token(Refusal::Invalid(e)) => challenge.invalid_token(&e.to_string()),
-            // No nonce is asked for here yet, so a proof error is never `use_dpop_nonce`.
+            // RFC 9449 §9: the nonce to use comes with the refusal.
+            DpopRefusal::Proof(e @ mcpauth_dpop::ProofError::UseNonce) => {
+                let mut response = challenge_response(&challenge.use_dpop_nonce(&e.to_string()));
+                if let Some(nonce) = self
+                    .config
+                    .dpop_nonces
+                    .as_ref()
+                    .and_then(|n| http::HeaderValue::from_str(&n.current(now.0)).ok())
+                {
+                    response.headers_mut().insert("dpop-nonce", nonce);
+                }
+                return response;
+            }
             DpopRefusal::Proof(e) => challenge.invalid_dpop_proof(&e.to_string()),
             DpopRefusal::OtherKey => challenge.invalid_dpop_proof(
                 "the DPoP proof is signed by another key than the one the token is bound to",

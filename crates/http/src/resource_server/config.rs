@@ -60,6 +60,13 @@ pub struct ResourceServerConfig {
     /// Default on; off when the application has a CORS layer of its own, whose preflights
     /// then reach the application as they are.
     pub cors: bool,
+    /// Server nonces in DPoP proofs (RFC 9449 §9): a request with the DPoP scheme whose proof
+    /// carries no current nonce from this source is answered `401` with
+    /// `error="use_dpop_nonce"` and a fresh nonce in `DPoP-Nonce`, which the client puts in
+    /// its next proof. A proof made in advance is then usable only while its nonce is (one to
+    /// two periods), and, with a secret shared by every instance, a proof cannot outlive its
+    /// nonce on any of them. Default none.
+    pub dpop_nonces: Option<mcpauth_dpop::NonceSource>,
 }
 
 /// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
@@ -106,7 +113,15 @@ impl ResourceServerConfig {
             require_user: false,
             bind_sessions: true,
             cors: true,
+            dpop_nonces: None,
         }
+    }
+
+    /// Requires DPoP proofs to carry a nonce from `source` ([`dpop_nonces`](Self::dpop_nonces)).
+    #[must_use]
+    pub fn with_dpop_nonces(mut self, source: mcpauth_dpop::NonceSource) -> Self {
+        self.dpop_nonces = Some(source);
+        self
     }
 
     /// Calls of the MCP tool `tool` need `scopes` as well as the route's.

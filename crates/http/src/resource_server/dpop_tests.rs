@@ -71,13 +71,21 @@ struct Deployment {
 
 impl Deployment {
     fn new() -> Self {
+        Self::configured(|config| config)
+    }
+
+    fn configured(configure: impl FnOnce(ResourceServerConfig) -> ResourceServerConfig) -> Self {
         let authorization_server = es256_key();
         let mut jwk = authorization_server.jwk.clone();
         jwk["kid"] = json!("as-key");
         jwk["alg"] = json!("ES256");
         jwk["use"] = json!("sig");
         let keys = Bytes::from(json!({"keys": [jwk]}).to_string());
-        let config = ResourceServerConfig::new(RESOURCE, ISSUER, "https://auth.example.com/jwks");
+        let config = configure(ResourceServerConfig::new(
+            RESOURCE,
+            ISSUER,
+            "https://auth.example.com/jwks",
+        ));
         let resource = ResourceServer::with_key_source(config, Arc::new(StaticKeys(keys))).unwrap();
         Self {
             resource,
@@ -140,11 +148,25 @@ fn proof(key: &Key, method: &str, token: &str, jti: &str) -> String {
 }
 
 fn proof_at(key: &Key, method: &str, token: &str, jti: &str, iat: u64) -> String {
+    proof_with_nonce(key, method, token, jti, iat, None)
+}
+
+fn proof_with_nonce(
+    key: &Key,
+    method: &str,
+    token: &str,
+    jti: &str,
+    iat: u64,
+    nonce: Option<&str>,
+) -> String {
     let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk});
-    let claims = json!({
+    let mut claims = json!({
         "jti": jti, "htm": method, "htu": RESOURCE, "iat": iat,
         "ath": mcpauth_dpop::access_token_hash(token),
     });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
     let message = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -361,4 +383,78 @@ fn the_metadata_names_the_dpop_algorithms_accepted() {
         metadata["dpop_signing_alg_values_supported"],
         json!(["ES256", "EdDSA", "PS256", "RS256"])
     );
+}
+
+#[tokio::test]
+async fn with_nonces_on_a_proof_carries_this_servers_current_nonce() {
+    let nonces = mcpauth_dpop::NonceSource::new(b"a secret the instances share, 32+", 60);
+    let deployment = Deployment::configured(|config| config.with_dpop_nonces(nonces.clone()));
+    let client = es256_key();
+    let token = deployment.token(Some(&client));
+    let authorization = format!("DPoP {token}");
+    // RFC 9449 §9: no nonce, a use_dpop_nonce challenge with one to use.
+    let asked = deployment
+        .send(
+            Method::POST,
+            &authorization,
+            &[&proof(&client, "POST", &token, "n-1")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(asked.status(), StatusCode::UNAUTHORIZED);
+    let value = challenge(&asked);
+    assert!(value.starts_with("DPoP algs="), "{value}");
+    assert!(value.contains("error=\"use_dpop_nonce\""), "{value}");
+    let nonce = asked.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_eq!(nonce, nonces.current(NOW));
+    // With it: admitted.
+    deployment
+        .send(
+            Method::POST,
+            &authorization,
+            &[&proof_with_nonce(
+                &client,
+                "POST",
+                &token,
+                "n-2",
+                NOW,
+                Some(&nonce),
+            )],
+        )
+        .await
+        .unwrap();
+    // A nonce this server did not issue, or one long expired: asked again.
+    for (jti, stale) in [
+        ("n-3", "made-up".to_owned()),
+        ("n-4", nonces.current(NOW - 600)),
+    ] {
+        let refused = deployment
+            .send(
+                Method::POST,
+                &authorization,
+                &[&proof_with_nonce(
+                    &client,
+                    "POST",
+                    &token,
+                    jti,
+                    NOW,
+                    Some(&stale),
+                )],
+            )
+            .await
+            .unwrap_err();
+        assert!(challenge(&refused).contains("use_dpop_nonce"), "{jti}");
+        assert!(refused.headers().contains_key("dpop-nonce"));
+    }
+    // Off (the default), a proof without a nonce is fine.
+    let plain = Deployment::new();
+    let token = plain.token(Some(&client));
+    plain
+        .send(
+            Method::POST,
+            &format!("DPoP {token}"),
+            &[&proof(&client, "POST", &token, "n-5")],
+        )
+        .await
+        .unwrap();
 }

@@ -72,7 +72,7 @@ impl ResourceServer {
 }
 
 /// Headers a browser-based MCP client reads from responses (MCP streamable HTTP, RFC 6750).
-const EXPOSED_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
+const EXPOSED_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate, dpop-nonce";
 /// What a preflight may ask for when it names nothing (`Access-Control-Request-Headers`).
 const ALLOWED_HEADERS: &str = "authorization, dpop, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id";
 
