@@ -82,6 +82,9 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     idp_config.listen = idp_listener.local_addr().unwrap();
     idp_config.issuer = Some(idp_issuer.clone());
     idp_config.database_url = sqlite(&dir, "idp.db");
+    // Nonces at the provider: the agent's exchange carries a DPoP proof (binding the ID-JAG
+    // to its key) and must answer the provider's use_dpop_nonce first.
+    idp_config.dpop_nonces = true;
     let first = mcpauth_server::build(&idp_config).await.unwrap();
     mcpauth_server::add_user(&first.store, EMAIL, PASSWORD)
         .await

@@ -322,7 +322,10 @@ struct ExchangeResponse {
 
 /// RFC 8693 at the identity provider: the user's token for an ID-JAG addressed to
 /// `audience` (the MCP server's authorization server, by its issuer identifier), for
-/// `resource` (the MCP server) and `scope`.
+/// `resource` (the MCP server) and `scope`. With `dpop`, the request carries a proof by that
+/// key (answering the provider's nonce request once), so that a provider that binds ID-JAGs
+/// (the ID-JAG draft's §8.6) binds this one to the key the client then proves at the
+/// authorization server: a stolen ID-JAG is then useless without it.
 ///
 /// # Errors
 ///
@@ -335,6 +338,7 @@ pub async fn request_identity_assertion(
     audience: &str,
     resource: &str,
     scope: Option<&str>,
+    dpop: Option<&DpopKeyMaterial>,
 ) -> Result<String, Error> {
     let mut params = vec![
         ("grant_type", TOKEN_EXCHANGE_GRANT),
@@ -354,9 +358,45 @@ pub async fn request_identity_assertion(
     if basic.is_none() {
         params.push(("client_id", idp.client_id.as_str()));
     }
-    let response = http
-        .send(post_form(idp_token_endpoint, &params, basic)?)
-        .await?;
+    let key = dpop.map(DpopKeyMaterial::key).transpose()?;
+    let mut nonce: Option<String> = None;
+    let response = loop {
+        let mut request = post_form(idp_token_endpoint, &params, basic)?;
+        if let Some(key) = &key {
+            let proof = crate::dpop::proof(
+                key,
+                "POST",
+                idp_token_endpoint.as_str(),
+                nonce.as_deref(),
+                None,
+            )?;
+            request.headers_mut().insert(
+                http::HeaderName::from_static("dpop"),
+                http::HeaderValue::from_str(&proof)
+                    .map_err(|_| Error::Dpop("the proof is not a header value".into()))?,
+            );
+        }
+        let response = http.send(request).await?;
+        let server_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 512)
+            .map(str::to_owned);
+        if let (Some(_), None, Some(server_nonce), TokenFailure::Refused { error, .. }) = (
+            &key,
+            &nonce,
+            server_nonce,
+            &TokenFailure::of_error_response(response.status(), response.body()),
+        ) && !response.status().is_success()
+            && error.as_str() == "use_dpop_nonce"
+        {
+            // RFC 9449 §8: sign a new proof with the provider's nonce, once.
+            nonce = Some(server_nonce);
+            continue;
+        }
+        break response;
+    };
     let status = response.status();
     if !status.is_success() {
         return Err(
@@ -581,6 +621,71 @@ mod tests {
                 br#"{"count":1,"value":"eyJ.workload.jwt"}"#.to_vec(),
             ))
         }
+    }
+
+    /// An identity provider that asks for its nonce once, then answers with an ID-JAG; keeps
+    /// the requests (a mock: what is checked is what the client sends; the round trip with a
+    /// real provider is examples/tests/enterprise_idp.rs).
+    struct Provider(std::sync::Mutex<Vec<http::Request<Vec<u8>>>>);
+
+    #[async_trait::async_trait]
+    impl HttpClient for Provider {
+        async fn send(
+            &self,
+            request: http::Request<Vec<u8>>,
+        ) -> Result<http::Response<Vec<u8>>, Error> {
+            let mut seen = self.0.lock().unwrap();
+            seen.push(request);
+            if seen.len() == 1 {
+                return Ok(http::Response::builder()
+                    .status(400)
+                    .header("dpop-nonce", "provider-nonce-1")
+                    .body(br#"{"error":"use_dpop_nonce"}"#.to_vec())
+                    .unwrap());
+            }
+            Ok(http::Response::new(
+                br#"{"access_token":"eyJ.id-jag.sig","token_type":"N_A","issued_token_type":"urn:ietf:params:oauth:token-type:id-jag","expires_in":300}"#.to_vec(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_id_jag_request_carries_a_proof_of_the_clients_key_and_answers_the_nonce() {
+        let provider = Provider(std::sync::Mutex::new(Vec::new()));
+        let key = DpopKeyMaterial::generate().unwrap();
+        let endpoint = Url::parse("https://idp.example.com/token").unwrap();
+        let idp = EnterpriseIdp::with_refresh_token(endpoint.as_str(), "agent", Some("s"), "rt");
+        let assertion = request_identity_assertion(
+            &provider,
+            &endpoint,
+            &idp,
+            "https://auth.example.com",
+            "https://mcp.example.com/mcp",
+            None,
+            Some(&key),
+        )
+        .await
+        .unwrap();
+        assert_eq!(assertion, "eyJ.id-jag.sig");
+        let seen = provider.0.lock().unwrap();
+        assert_eq!(seen.len(), 2, "asked for the nonce, then retried once");
+        let claims = |request: &http::Request<Vec<u8>>| {
+            use base64::Engine as _;
+            let proof = request.headers()["dpop"].to_str().unwrap().to_owned();
+            let payload = proof.split('.').nth(1).unwrap().to_owned();
+            serde_json::from_slice::<serde_json::Value>(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let (first, second) = (claims(&seen[0]), claims(&seen[1]));
+        assert_eq!(first["htu"], endpoint.as_str());
+        assert_eq!(first["htm"], "POST");
+        assert!(first.get("nonce").is_none());
+        assert_eq!(second["nonce"], "provider-nonce-1");
+        assert_ne!(first["jti"], second["jti"], "a fresh proof for the retry");
     }
 
     #[tokio::test]

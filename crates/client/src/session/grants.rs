@@ -115,6 +115,9 @@ impl OAuthClient {
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let wanted = self.wanted_scope(&discovered, scope);
+        // One key for the chain: the provider binds the ID-JAG to it, the authorization
+        // server the token.
+        let dpop = self.dpop_key_for(&discovered)?;
         let assertion = match (source, source.workload_token()?) {
             (_, Some(token)) => token,
             (crate::assertion::AssertionSource::EnterpriseIdp(idp), None) => {
@@ -126,6 +129,7 @@ impl OAuthClient {
                     &issuer,
                     &discovered.resource,
                     wanted.as_deref(),
+                    dpop.as_ref(),
                 )
                 .await?
             }
@@ -138,7 +142,6 @@ impl OAuthClient {
         };
         crate::assertion::check_audience(&assertion, &issuer)?;
         let credentials = self.configured_credentials(&issuer)?;
-        let dpop = self.dpop_key_for(&discovered)?;
         let tokens = crate::assertion::jwt_bearer(
             &*self.http,
             &self.token_endpoint(&discovered)?,
