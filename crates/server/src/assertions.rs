@@ -34,9 +34,9 @@ pub(crate) struct JwksCache {
     fetcher: mcpauth_fetch::SafeFetcher,
     clock: Arc<dyn Clock>,
     sets: Mutex<HashMap<String, Cached>>,
-    /// One fetch at a time: grants arriving together after the set expired wait for one
-    /// fetch instead of each making its own.
-    fetching: tokio::sync::Mutex<()>,
+    /// One fetch at a time per JWK Set: grants arriving together after a set expired wait for
+    /// one fetch instead of each making its own, and a slow issuer delays only its own.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl JwksCache {
@@ -53,7 +53,7 @@ impl JwksCache {
             fetcher,
             clock,
             sets: Mutex::new(HashMap::new()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Mutex::new(HashMap::new()),
         })
     }
 
@@ -84,7 +84,14 @@ impl TrustedIssuerKeys for JwksCache {
         if let Some(set) = self.cached(jwks_uri, refresh, now) {
             return Ok(set);
         }
-        let _fetching = self.fetching.lock().await;
+        let lock = self
+            .fetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(jwks_uri.to_owned())
+            .or_default()
+            .clone();
+        let _fetching = lock.lock().await;
         // Another request may have fetched it while this one waited.
         if let Some(set) = self.cached(jwks_uri, refresh, self.clock.now().0) {
             return Ok(set);
