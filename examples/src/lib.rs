@@ -60,8 +60,11 @@ impl Settings {
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             listen: std::env::var("EXAMPLE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
             jwks_uri: None,
-            dpop_nonces: std::env::var("EXAMPLE_DPOP_NONCES")
-                .is_ok_and(|v| matches!(v.as_str(), "true" | "1" | "yes")),
+            dpop_nonces: std::env::var("EXAMPLE_DPOP_NONCES").is_ok_and(|v| {
+                ["true", "1", "yes", "on"]
+                    .iter()
+                    .any(|on| v.trim().eq_ignore_ascii_case(on))
+            }),
         }
     }
 

@@ -42,29 +42,60 @@ pub(crate) fn idp_tokens_key(name: &str, idp_issuer: &str) -> String {
     format!("{idp_issuer}#idp-sign-in={name}")
 }
 
-/// This app's secret at the identity provider: `MCPAUTH_IDP_CLIENT_SECRET`, else the one
-/// `auth` kept in the encrypted store.
-async fn idp_secret(
+/// The URL policy of `entry`'s servers (`--allow-http`, `--allow-private-network`).
+pub(crate) fn policy_of(entry: &ServerEntry) -> mcpauth_client::UrlPolicy {
+    let mut policy = if entry.allow_http {
+        mcpauth_client::UrlPolicy::allowing_loopback_http()
+    } else {
+        mcpauth_client::UrlPolicy::https_only()
+    };
+    policy.allow_private_network = entry.allow_private_network;
+    policy
+}
+
+/// This app's client at the identity provider, with the secret `auth --idp` kept encrypted in
+/// the store (never the environment's: `MCPAUTH_IDP_CLIENT_SECRET` is read by `auth` alone,
+/// so that a secret exported for one provider is never sent to another).
+async fn idp_client(
     store: &Arc<dyn TokenStore>,
-    issuer: &str,
-    client_id: &str,
-) -> Result<Option<String>, Error> {
-    if let Some(secret) = std::env::var("MCPAUTH_IDP_CLIENT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        return Ok(Some(secret));
-    }
-    Ok(store
-        .load_credentials(&configured_secret_key(issuer, client_id))
+    idp: &IdpEntry,
+) -> Result<mcpauth_client::ClientCredentials, Error> {
+    let secret = store
+        .load_credentials(&configured_secret_key(&idp.issuer, &idp.client_id))
         .await?
-        .filter(|c| c.client_id == client_id)
-        .and_then(|c| c.client_secret))
+        .filter(|c| c.client_id == idp.client_id)
+        .and_then(|c| c.client_secret);
+    Ok(mcpauth_client::ClientCredentials::pre_registered(
+        &idp.issuer,
+        &idp.client_id,
+        secret.as_deref(),
+    ))
+}
+
+/// The identity provider's endpoints, discovered again from its issuer each time: where its
+/// secret and the user's refresh token go is never read from the registry file (which is not
+/// encrypted).
+struct IdpEndpoints {
+    http: mcpauth_client::ReqwestClient,
+    token: Option<String>,
+    revocation: Option<String>,
+}
+
+async fn idp_endpoints(entry: &ServerEntry, idp: &IdpEntry) -> Result<IdpEndpoints, Error> {
+    let policy = policy_of(entry);
+    let http = mcpauth_client::ReqwestClient::for_server(&policy.check(&idp.issuer)?, policy)?;
+    let metadata =
+        mcpauth_client::assertion::identity_provider_metadata(&http, policy, &idp.issuer).await?;
+    Ok(IdpEndpoints {
+        http,
+        token: metadata.token_endpoint,
+        revocation: metadata.revocation_endpoint,
+    })
 }
 
 /// `auth --idp`: signs the user in at the identity provider `issuer` as `client_id` (the one
-/// browser step), keeps the provider's tokens and this app's secret there in the store, and
-/// returns what the entry records.
+/// browser step), with the secret in `MCPAUTH_IDP_CLIENT_SECRET`; keeps the provider's tokens
+/// and the secret encrypted in the store, and returns what the entry records.
 pub(crate) async fn sign_in_at_identity_provider(
     name: &str,
     issuer: &str,
@@ -74,9 +105,9 @@ pub(crate) async fn sign_in_at_identity_provider(
     store: &Arc<dyn TokenStore>,
     timeout: std::time::Duration,
 ) -> Result<IdpEntry, String> {
-    let secret = idp_secret(store, issuer, client_id)
-        .await
-        .map_err(|e| said(&e))?
+    let secret = std::env::var("MCPAUTH_IDP_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             format!(
                 "--idp needs this app's secret at the identity provider (client {client_id}) in \
@@ -116,47 +147,65 @@ pub(crate) async fn sign_in_at_identity_provider(
     Ok(IdpEntry {
         issuer: issuer.to_owned(),
         client_id: client_id.to_owned(),
-        token_endpoint: signed_in.token_endpoint,
-        revocation_endpoint: signed_in.revocation_endpoint,
     })
 }
 
-/// Forgets the sign-in at the identity provider that entry `name` keeps (`--idp`), first
-/// revoking it there when `revoke` (logout): no more identity assertions are issued for it.
-/// Whether it was revoked.
+/// Ends the sign-in at the identity provider that entry `name` keeps (`--idp`): with
+/// `revoke` (logout), revokes its refresh token there first (RFC 7009), so that the provider
+/// issues no more identity assertions for it; then forgets the tokens and the secret here.
+/// When the revocation fails, nothing is forgotten and the error says so (run it again).
 pub(crate) async fn forget_idp_sign_in(
     name: &str,
+    entry: &ServerEntry,
     idp: &IdpEntry,
     store: &Arc<dyn TokenStore>,
     revoke: bool,
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     let key = idp_tokens_key(name, &idp.issuer);
     let held = store.load_tokens(&key, &idp.issuer).await?;
-    let mut revoked = false;
-    if let (true, Some(refresh_token), Some(endpoint)) = (
+    if let (true, Some(refresh_token)) = (
         revoke,
         held.as_ref().and_then(|t| t.refresh_token.as_deref()),
-        &idp.revocation_endpoint,
     ) {
-        let endpoint = url::Url::parse(endpoint).map_err(|e| Error::Storage(e.to_string()))?;
-        let secret = idp_secret(store, &idp.issuer, &idp.client_id).await?;
-        let client = mcpauth_client::ClientCredentials::pre_registered(
-            &idp.issuer,
-            &idp.client_id,
-            secret.as_deref(),
-        );
-        let http = mcpauth_client::ReqwestClient::new()?;
-        revoked = mcpauth_client::assertion::revoke_identity_provider_sign_in(
-            &http,
+        let unrevoked = |reason: &str| {
+            Error::Storage(format!(
+                "the sign-in at the identity provider {} could not be revoked ({reason}); it is kept: run the command again",
+                idp.issuer
+            ))
+        };
+        let endpoints = idp_endpoints(entry, idp)
+            .await
+            .map_err(|e| unrevoked(&said(&e)))?;
+        let endpoint = endpoints
+            .revocation
+            .as_deref()
+            .ok_or_else(|| unrevoked("it offers no revocation endpoint"))?;
+        let endpoint = policy_of(entry)
+            .check(endpoint)
+            .map_err(|e| unrevoked(&said(&e)))?;
+        let client = idp_client(store, idp).await?;
+        let accepted = mcpauth_client::assertion::revoke_identity_provider_sign_in(
+            &endpoints.http,
             &endpoint,
             &client,
             refresh_token,
         )
         .await
-        .unwrap_or(false);
+        .map_err(|e| unrevoked(&said(&e)))?;
+        if !accepted {
+            return Err(unrevoked("it refused the request"));
+        }
     }
     store.delete_tokens(&key, &idp.issuer).await?;
-    Ok(revoked)
+    // The secret is forgotten too (the store has no delete for credentials: kept empty).
+    store
+        .save_credentials(&mcpauth_client::ClientCredentials::pre_registered(
+            &configured_secret_key(&idp.issuer, &idp.client_id),
+            &idp.client_id,
+            None,
+        ))
+        .await?;
+    Ok(())
 }
 
 /// The client for `entry`, holding the tokens of `name` only: two names for the same server
@@ -221,25 +270,31 @@ pub(crate) async fn client_for(
         builder = builder.assertion(source);
     }
     if let Some(idp) = &entry.idp {
-        let secret = idp_secret(&store, &idp.issuer, &idp.client_id).await?;
-        let refresh_token = store
+        // Without a kept sign-in (logged out at the provider, or never finished) there is no
+        // assertion to get: the client can still log out of what it holds.
+        if let Some(refresh_token) = store
             .load_tokens(&idp_tokens_key(name, &idp.issuer), &idp.issuer)
             .await?
             .and_then(|tokens| tokens.refresh_token)
-            .ok_or_else(|| {
-                Error::Storage(format!(
-                    "no sign-in at the identity provider {} is kept for {name}: run `mcpauth auth` with --idp again",
-                    idp.issuer
-                ))
-            })?;
-        builder = builder.assertion(mcpauth_client::assertion::AssertionSource::EnterpriseIdp(
-            mcpauth_client::assertion::EnterpriseIdp::with_refresh_token(
-                &idp.token_endpoint,
-                &idp.client_id,
-                secret.as_deref(),
-                &refresh_token,
-            ),
-        ));
+        {
+            let token_endpoint =
+                idp_endpoints(entry, idp)
+                    .await?
+                    .token
+                    .ok_or_else(|| Error::Discovery {
+                        url: idp.issuer.clone(),
+                        reason: "the identity provider's metadata has no token_endpoint".into(),
+                    })?;
+            let client = idp_client(&store, idp).await?;
+            builder = builder.assertion(mcpauth_client::assertion::AssertionSource::EnterpriseIdp(
+                mcpauth_client::assertion::EnterpriseIdp::with_refresh_token(
+                    &token_endpoint,
+                    &idp.client_id,
+                    client.client_secret.as_deref(),
+                    &refresh_token,
+                ),
+            ));
+        }
     }
     if let Some(document) = &entry.metadata_document {
         builder = builder.metadata_document(document);

@@ -143,6 +143,14 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                      private_key_jwt"
                 ));
             }
+            // A sign-in at an identity provider this name kept from an earlier `auth` ends
+            // here: the new `auth` replaces it.
+            if let Ok(previous) = registry.get(name)
+                && let Some(previous_idp) = &previous.idp
+                && let Err(e) = forget_idp_sign_in(name, previous, previous_idp, &store, true).await
+            {
+                eprintln!("warning: {}", said(&e));
+            }
             // Enterprise-managed authorization: the one sign-in, at the identity provider.
             if let (Some(idp_issuer), Some(idp_client)) = (idp, idp_client_id) {
                 entry.idp = Some(
@@ -206,11 +214,30 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 }
                 result
             } else {
-                tokio::time::timeout(Duration::from_secs(*timeout + 5), client.authorize(None))
-                    .await
-                    .map_err(|_| format!("no answer within {timeout} s"))?
-            }
-            .map_err(|e| said(&e))?;
+                match tokio::time::timeout(
+                    Duration::from_secs(*timeout + 5),
+                    client.authorize(None),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(mcpauth_client::Error::Timeout { seconds: *timeout }),
+                }
+            };
+            let tokens = match tokens {
+                Ok(tokens) => tokens,
+                Err(e) => {
+                    // The sign-in at the identity provider this `auth` made is of no use now:
+                    // ended there, not left behind in the store.
+                    if let Some(new_idp) = &entry.idp
+                        && let Err(cleanup) =
+                            forget_idp_sign_in(name, &entry, new_idp, &store, true).await
+                    {
+                        eprintln!("warning: {}", said(&cleanup));
+                    }
+                    return Err(said(&e));
+                }
+            };
             // The secret of a configured client is kept encrypted in the store, bound to its
             // issuer, for the commands that come later: under a key of its own, never in the
             // slot of the identity the client registered there for other entries.
@@ -358,19 +385,20 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
             }
         }
         Command::Logout { name } => {
-            let entry = registry.get(name)?;
-            let client = authorized_client(name, entry, store.clone()).await?;
-            let outcome = client.logout().await.map_err(|e| said(&e))?;
-            // The sign-in at the identity provider ends too: otherwise it would go on
-            // vouching for this name.
+            let entry = registry.get(name)?.clone();
+            // The sign-in at the identity provider ends first: otherwise it would go on
+            // vouching for this name. When that fails, nothing is forgotten: run it again.
             let idp_revoked = match &entry.idp {
-                Some(idp) => Some(
-                    forget_idp_sign_in(name, idp, &store, true)
+                Some(idp) => {
+                    forget_idp_sign_in(name, &entry, idp, &store, true)
                         .await
-                        .map_err(|e| said(&e))?,
-                ),
-                None => None,
+                        .map_err(|e| said(&e))?;
+                    true
+                }
+                None => false,
             };
+            let client = authorized_client(name, &entry, store.clone()).await?;
+            let outcome = client.logout().await.map_err(|e| said(&e))?;
             // Logged out means the name is gone too, as `clear` does: a second logout says
             // there is no such name instead of claiming to revoke again.
             registry.remove(name);
@@ -390,12 +418,10 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                 ),
                 _ => ("the tokens were forgotten here", false),
             };
-            let idp_text = match idp_revoked {
-                Some(true) => "; the sign-in at the identity provider was revoked",
-                Some(false) => {
-                    "; the sign-in at the identity provider was forgotten here, but not revoked there"
-                }
-                None => "",
+            let idp_text = if idp_revoked {
+                "; the sign-in at the identity provider was revoked"
+            } else {
+                ""
             };
             out.ok(
                 &format!("logged out of {name}: {said_text}{idp_text}; {name} is forgotten"),
@@ -415,7 +441,7 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     .map_err(|e| said(&e))?;
             }
             if let Some(idp) = &entry.idp {
-                forget_idp_sign_in(name, idp, &store, false)
+                forget_idp_sign_in(name, &entry, idp, &store, false)
                     .await
                     .map_err(|e| said(&e))?;
             }

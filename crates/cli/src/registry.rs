@@ -64,11 +64,6 @@ pub(crate) struct IdpEntry {
     pub(crate) issuer: String,
     /// This client's id there.
     pub(crate) client_id: String,
-    /// Where ID-JAGs are asked for.
-    pub(crate) token_endpoint: String,
-    /// Where `logout` revokes the sign-in, if the provider has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) revocation_endpoint: Option<String>,
 }
 
 /// The named servers.

@@ -44,6 +44,63 @@ fn mcpauth(store_dir: &Path) -> tokio::process::Command {
     command
 }
 
+/// Runs `mcpauth auth` with `args` and `env`; the person opens the URL it prints, which must
+/// be the identity provider's, and signs in or approves there. Stdout and the rest of stderr.
+async fn auth_with_idp<const A: usize, const E: usize>(
+    store_dir: &Path,
+    person: &FormFillingBrowser,
+    args: [&str; A],
+    env: [(&str, &str); E],
+    idp_issuer: &str,
+) -> (String, String) {
+    let mut child = mcpauth(store_dir)
+        .args(args)
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let printed = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut said = String::new();
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            // The URL to open, on a line of its own.
+            if line.trim().starts_with("http://") {
+                return line.trim().to_owned();
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        panic!("mcpauth printed no URL:\n{said}");
+    })
+    .await
+    .unwrap();
+    assert!(
+        printed.starts_with(idp_issuer),
+        "the one browser step is at the provider: {printed}"
+    );
+    person.walk(printed.parse().unwrap()).await;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{stdout}\n{rest}");
+    (stdout, rest)
+}
+
 async fn added(
     config: &mcpauth_server::Config,
     client: mcpauth_server::admin::NewClient,
@@ -139,64 +196,31 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
 
     // `mcpauth auth … --idp`: the URL it prints is the provider's; the person signs in there.
     let person = Arc::new(FormFillingBrowser::default());
-    let mut child = mcpauth(&store_dir)
-        .args([
-            "auth",
-            "work",
-            &resource,
-            "--allow-http",
-            "--no-browser",
-            "--idp",
+    let auth = || {
+        auth_with_idp(
+            &store_dir,
+            &person,
+            [
+                "auth",
+                "work",
+                &resource,
+                "--allow-http",
+                "--no-browser",
+                "--idp",
+                &idp_issuer,
+                "--idp-client-id",
+                &agent_at_idp.0,
+                "--client-id",
+                &agent_at_as.0,
+            ],
+            [
+                ("MCPAUTH_IDP_CLIENT_SECRET", agent_at_idp.1.as_str()),
+                ("MCPAUTH_CLIENT_SECRET", agent_at_as.1.as_str()),
+            ],
             &idp_issuer,
-            "--idp-client-id",
-            &agent_at_idp.0,
-            "--client-id",
-            &agent_at_as.0,
-        ])
-        .env("MCPAUTH_IDP_CLIENT_SECRET", &agent_at_idp.1)
-        .env("MCPAUTH_CLIENT_SECRET", &agent_at_as.1)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let printed = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut said = String::new();
-        while let Some(line) = stderr.next_line().await.unwrap() {
-            // The URL to open, on a line of its own.
-            if line.trim().starts_with("http://") {
-                return line.trim().to_owned();
-            }
-            said.push_str(&line);
-            said.push('\n');
-        }
-        panic!("mcpauth printed no URL:\n{said}");
-    })
-    .await
-    .unwrap();
-    assert!(
-        printed.starts_with(&idp_issuer),
-        "the one browser step is at the provider: {printed}"
-    );
-    person.walk(printed.parse().unwrap()).await;
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .await
-        .unwrap();
-    let mut rest = String::new();
-    while let Ok(Some(line)) = stderr.next_line().await {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{stdout}\n{rest}");
+        )
+    };
+    let (stdout, rest) = auth().await;
     assert!(
         stdout.contains(&format!("authorized work at {mcp_issuer}")),
         "{stdout}"
@@ -257,7 +281,7 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
     );
 
     // The provider's refresh token, as the CLI keeps it (encrypted).
-    let idp_refresh_token = {
+    let kept = || async {
         use mcpauth_client::TokenStore as _;
         let store = mcpauth_client::FileStore::open(
             &store_dir,
@@ -268,11 +292,9 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
             .load_tokens(&format!("{idp_issuer}#idp-sign-in=work"), &idp_issuer)
             .await
             .unwrap()
-            .unwrap()
-            .refresh_token
-            .unwrap()
+            .and_then(|tokens| tokens.refresh_token)
     };
-    let exchange = || {
+    let exchange = |refresh_token: String| {
         reqwest::Client::new()
             .post(format!("{idp_issuer}/token"))
             .basic_auth(&agent_at_idp.0, Some(&agent_at_idp.1))
@@ -282,7 +304,7 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
                     "requested_token_type",
                     "urn:ietf:params:oauth:token-type:id-jag",
                 ),
-                ("subject_token", idp_refresh_token.as_str()),
+                ("subject_token", refresh_token.as_str()),
                 (
                     "subject_token_type",
                     "urn:ietf:params:oauth:token-type:refresh_token",
@@ -291,7 +313,18 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
             ])
             .send()
     };
-    assert_eq!(exchange().await.unwrap().status(), 200);
+    let first = kept().await.unwrap();
+    assert_eq!(exchange(first.clone()).await.unwrap().status(), 200);
+    // `auth` again replaces the sign-in: the earlier one is revoked at the provider.
+    auth().await;
+    let idp_refresh_token = kept().await.unwrap();
+    assert_ne!(idp_refresh_token, first);
+    let replaced: serde_json::Value = exchange(first).await.unwrap().json().await.unwrap();
+    assert_eq!(replaced["error"], "invalid_grant", "{replaced}");
+    assert_eq!(
+        exchange(idp_refresh_token.clone()).await.unwrap().status(),
+        200
+    );
     // `logout` ends the sign-in at the provider too: it vouches for no one any more.
     let logged_out = mcpauth(&store_dir)
         .args(["logout", "work"])
@@ -304,8 +337,14 @@ async fn auth_with_idp_signs_in_once_at_the_provider_and_gets_the_mcp_token_by_i
         said.contains("the sign-in at the identity provider was revoked"),
         "{said}"
     );
-    let refused: serde_json::Value = exchange().await.unwrap().json().await.unwrap();
+    let refused: serde_json::Value = exchange(idp_refresh_token)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    assert_eq!(kept().await, None, "forgotten here too");
 
     drop((stop_idp, stop_as, stop_mcp));
     let _ = std::fs::remove_dir_all(&dir);

@@ -417,7 +417,31 @@ pub async fn request_identity_assertion(
                 .map(|t| t.chars().take(80).collect::<String>())
         )));
     }
+    // The draft's §8.6.1: a provider that bound the ID-JAG bound it to this client's key; one
+    // bound to another key would be refused at the authorization server anyway, so say why
+    // here. (Unbound: the provider does not take DPoP, and the access token is bound all the
+    // same.)
+    if let (Some(key), Some(bound)) = (&key, bound_key(&parsed.access_token))
+        && bound != key.thumbprint()
+    {
+        return Err(unusable(
+            "the identity assertion is bound to another DPoP key than the one this client proved"
+                .into(),
+        ));
+    }
     Ok(parsed.access_token)
+}
+
+/// The `cnf.jkt` of a JWT, read without checking its signature (the client only compares it
+/// with its own key's thumbprint).
+fn bound_key(jwt: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("cnf")?.get("jkt")?.as_str().map(str::to_owned)
 }
 
 /// A sign-in at the enterprise identity provider: its token endpoint (where ID-JAGs are
@@ -432,6 +456,44 @@ pub struct IdentityProviderSignIn {
     pub revocation_endpoint: Option<String>,
     /// The provider's tokens for this client (with a refresh token).
     pub tokens: TokenSet,
+}
+
+/// The metadata of the identity provider `idp_issuer` (RFC 8414), its `issuer` checked to be
+/// exactly that one (a mix-up defence: the endpoints it names are where the client's secret
+/// and the user's refresh token go).
+///
+/// # Errors
+///
+/// [`Error::Discovery`] when it publishes none, or names another issuer; [`Error::Insecure`];
+/// [`Error::Network`].
+pub async fn identity_provider_metadata(
+    http: &dyn HttpClient,
+    policy: crate::UrlPolicy,
+    idp_issuer: &str,
+) -> Result<mcpauth_metadata::AuthorizationServerMetadata, Error> {
+    use crate::discovery::{
+        ExpectedIssuer, Fetched, authorization_server_candidates, check_authorization_server,
+        fetch_document,
+    };
+    let issuer = policy.check(idp_issuer)?;
+    for url in authorization_server_candidates(&issuer) {
+        if let Fetched::Found(metadata) =
+            fetch_document::<mcpauth_metadata::AuthorizationServerMetadata>(http, &url).await?
+        {
+            check_authorization_server(
+                &metadata,
+                ExpectedIssuer::Exactly(&issuer),
+                &url,
+                policy,
+                &issuer,
+            )?;
+            return Ok(metadata);
+        }
+    }
+    Err(Error::Discovery {
+        url: idp_issuer.to_owned(),
+        reason: "the identity provider publishes no authorization server metadata".into(),
+    })
 }
 
 /// Signs the user in at the enterprise identity provider `idp_issuer`, once (SSO), as the
@@ -453,31 +515,7 @@ pub async fn sign_in_at_identity_provider(
     client: &ClientCredentials,
     timeout: std::time::Duration,
 ) -> Result<IdentityProviderSignIn, Error> {
-    use crate::discovery::{
-        ExpectedIssuer, Fetched, authorization_server_candidates, check_authorization_server,
-        fetch_document,
-    };
-    let issuer = policy.check(idp_issuer)?;
-    let mut found = None;
-    for url in authorization_server_candidates(&issuer) {
-        if let Fetched::Found(metadata) =
-            fetch_document::<mcpauth_metadata::AuthorizationServerMetadata>(http, &url).await?
-        {
-            check_authorization_server(
-                &metadata,
-                ExpectedIssuer::Exactly(&issuer),
-                &url,
-                policy,
-                &issuer,
-            )?;
-            found = Some(metadata);
-            break;
-        }
-    }
-    let metadata = found.ok_or_else(|| Error::Discovery {
-        url: idp_issuer.to_owned(),
-        reason: "the identity provider publishes no authorization server metadata".into(),
-    })?;
+    let metadata = identity_provider_metadata(http, policy, idp_issuer).await?;
     let token_endpoint =
         policy.check(
             metadata

@@ -545,6 +545,7 @@ async fn turning_dpop_off_refuses_what_was_bound_while_it_was_on() {
         .redeem_with(&code, &[&proof(&key, NOW.plus(1), None)])
         .await;
     let refresh = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    let bound_code = h.code_bound_to(key.thumbprint()).await;
     let mut metadata = ClientMetadata::default();
     metadata.grant_types = vec!["client_credentials".into()];
     metadata.token_endpoint_auth_method = Some("client_secret_basic".into());
@@ -601,4 +602,20 @@ async fn turning_dpop_off_refuses_what_was_bound_while_it_was_on() {
     .await;
     assert_eq!(machine.status, StatusCode::BAD_REQUEST, "{}", machine.body);
     assert_eq!(error_of(&machine.body), "unauthorized_client");
+    // A code bound with dpop_jkt while DPoP was on: refused, proof or not.
+    let code = post(
+        &off,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &bound_code),
+            ("redirect_uri", "http://127.0.0.1:49152/callback"),
+            ("code_verifier", VERIFIER),
+            ("client_id", &h.client_id),
+        ],
+        &[&proof(&key, NOW.plus(20), None)],
+        None,
+        NOW.plus(20),
+    )
+    .await;
+    assert_eq!(error_of(&code.body), "invalid_grant", "{}", code.body);
 }

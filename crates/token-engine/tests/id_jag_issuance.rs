@@ -75,6 +75,11 @@ struct Enterprise {
 }
 
 async fn enterprise() -> Enterprise {
+    enterprise_with_scope(vec!["mcp:tools".into()]).await
+}
+
+/// The provider's policy for the MCP authorization server names `scope`.
+async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
     // Client ids are random but seeded: a probe engine with the provider's seed tells the
     // ids before the provider is configured with them.
     let idp_clients = |h: Harness| async move {
@@ -90,7 +95,7 @@ async fn enterprise() -> Enterprise {
         .await;
     let (idp, agent_at_idp, stranger_at_idp) = idp_clients(engine_at(IDP, 11, |config| {
         config.identity_assertion_audiences(vec![
-            AssertionAudience::new(MCP_AS, vec![RESOURCE.into()], vec!["mcp:tools".into()])
+            AssertionAudience::new(MCP_AS, vec![RESOURCE.into()], scope)
                 .client(&probe_agent.0, &agent_at_as.0),
         ]);
     }))
@@ -469,6 +474,13 @@ async fn the_provider_never_takes_its_own_id_jag_for_an_access_token() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_of(&body), "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not an access token issued by this server"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -637,4 +649,14 @@ async fn a_proof_at_the_exchange_binds_the_id_jag_and_only_that_key_redeems_it()
         jwt_part(bound["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
         key.thumbprint()
     );
+}
+
+#[tokio::test]
+async fn an_audience_with_no_scope_in_its_policy_gets_id_jags_without_scope() {
+    let e = enterprise_with_scope(Vec::new()).await;
+    let (status, body) = e.exchange(&[("scope", "mcp:tools")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("scope").is_none(), "{body}");
+    let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
+    assert!(claims.get("scope").is_none(), "{claims}");
 }

@@ -115,6 +115,9 @@ impl OAuthClient {
         let discovered = self.discover().await?;
         let issuer = discovered.issuer().to_owned();
         let wanted = self.wanted_scope(&discovered, scope);
+        // The configured client is bound to its authorization server: checked before anything
+        // is asked of the identity provider for this one.
+        let credentials = self.configured_credentials(&issuer)?;
         // One key for the chain: the provider binds the ID-JAG to it, the authorization
         // server the token.
         let dpop = self.dpop_key_for(&discovered)?;
@@ -141,7 +144,6 @@ impl OAuthClient {
             }
         };
         crate::assertion::check_audience(&assertion, &issuer)?;
-        let credentials = self.configured_credentials(&issuer)?;
         let tokens = crate::assertion::jwt_bearer(
             &*self.http,
             &self.token_endpoint(&discovered)?,

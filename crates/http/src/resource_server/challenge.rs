@@ -58,7 +58,8 @@ pub(super) fn challenge_response(challenge: &Challenge) -> HttpResponse {
     );
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("www-authenticate"),
+        // The nonce of a `use_dpop_nonce` refusal (RFC 9449 §9) too.
+        HeaderValue::from_static("www-authenticate, dpop-nonce"),
     );
     response
 }

@@ -407,7 +407,26 @@ async fn with_nonces_on_a_proof_carries_this_servers_current_nonce() {
     assert!(value.contains("error=\"use_dpop_nonce\""), "{value}");
     let nonce = asked.headers()["dpop-nonce"].to_str().unwrap().to_owned();
     assert_eq!(nonce, nonces.current(NOW));
-    // With it: admitted.
+    assert!(
+        asked.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("dpop-nonce"),
+        "browser clients can read the nonce"
+    );
+    // The refused proof was not remembered: with the nonce, the same jti is admitted, once.
+    let with_nonce = proof_with_nonce(&client, "POST", &token, "n-1", NOW, Some(&nonce));
+    deployment
+        .send(Method::POST, &authorization, &[&with_nonce])
+        .await
+        .unwrap();
+    let replayed = deployment
+        .send(Method::POST, &authorization, &[&with_nonce])
+        .await
+        .unwrap_err();
+    assert!(challenge(&replayed).contains("invalid_dpop_proof"));
+    // The previous period's nonce is still accepted (a nonce lives one to two periods).
+    let previous = nonces.current(NOW - 60);
     deployment
         .send(
             Method::POST,
@@ -418,7 +437,7 @@ async fn with_nonces_on_a_proof_carries_this_servers_current_nonce() {
                 &token,
                 "n-2",
                 NOW,
-                Some(&nonce),
+                Some(&previous),
             )],
         )
         .await

@@ -73,7 +73,8 @@ pub struct AssertionAudience {
     pub issuer: String,
     /// The resources there an ID-JAG may name (all of them when the client names none).
     pub resources: Vec<String>,
-    /// The scope there an ID-JAG may carry (all of it when the client asks for none).
+    /// The scope there an ID-JAG may carry (all of it when the client asks for none; empty:
+    /// ID-JAGs carry no scope, and the audience decides).
     pub scope: Vec<String>,
     /// The clients here that may ask, with their ids there.
     pub clients: Vec<AudienceClient>,
@@ -287,6 +288,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         };
         let ceiling = Scope::from_tokens(audience.scope.iter().cloned());
         let scope = match request.scope {
+            // No scope in the policy: the ID-JAG carries none, and the audience decides
+            // (the draft lets the provider grant a subset; clients send the scope the MCP
+            // server advertises, which need not be refused here).
+            Some(_) if ceiling.is_empty() => ceiling,
             Some(asked) => {
                 let granted = Scope::from_tokens(
                     asked
