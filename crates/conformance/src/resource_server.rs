@@ -107,10 +107,19 @@ pub async fn run_resource_server(base: &str, fixture: &Fixture) {
         &format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"mcp\""),
     );
     check.header(&anonymous, "access-control-allow-origin", "*");
-    check.header(
-        &anonymous,
-        "access-control-expose-headers",
-        "www-authenticate",
+    // The challenge must be readable from any page (and the DPoP nonce of a
+    // `use_dpop_nonce` refusal, RFC 9449 §9, where a server sends one).
+    check.expect(
+        anonymous
+            .header("access-control-expose-headers")
+            .is_some_and(|h| {
+                h.split(',')
+                    .any(|name| name.trim().eq_ignore_ascii_case("www-authenticate"))
+            }),
+        format!(
+            "a refusal exposes WWW-Authenticate to the page, got {:?}",
+            anonymous.header("access-control-expose-headers")
+        ),
     );
     // RFC 6750 §3.1: a request that sent no credentials gets no error code, in the body
     // either (a client must not read "invalid_token" for a token it never sent).
