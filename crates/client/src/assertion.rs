@@ -200,7 +200,6 @@ impl AssertionSource {
 ///
 /// [`Error::Insecure`] naming the audience found and the one needed.
 pub(crate) fn check_audience(jwt: &str, issuer: &str) -> Result<(), Error> {
-    use base64::Engine as _;
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Audience {
@@ -219,16 +218,8 @@ pub(crate) fn check_audience(jwt: &str, issuer: &str) -> Result<(), Error> {
              audience; SPIFFE: a JWT-SVID for it)"
         ),
     };
-    let claims = jwt
-        .split('.')
-        .nth(1)
-        .and_then(|payload| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|bytes| serde_json::from_slice::<Claims>(&bytes).ok())
-        .ok_or_else(|| refused("unreadable (it is not a JWT)"))?;
+    let claims =
+        unverified_claims::<Claims>(jwt).ok_or_else(|| refused("unreadable (it is not a JWT)"))?;
     let audiences = match claims.aud {
         Some(Audience::One(one)) => vec![one],
         Some(Audience::Many(many)) => many,
@@ -358,45 +349,10 @@ pub async fn request_identity_assertion(
     if basic.is_none() {
         params.push(("client_id", idp.client_id.as_str()));
     }
-    let key = dpop.map(DpopKeyMaterial::key).transpose()?;
-    let mut nonce: Option<String> = None;
-    let response = loop {
-        let mut request = post_form(idp_token_endpoint, &params, basic)?;
-        if let Some(key) = &key {
-            let proof = crate::dpop::proof(
-                key,
-                "POST",
-                idp_token_endpoint.as_str(),
-                nonce.as_deref(),
-                None,
-            )?;
-            request.headers_mut().insert(
-                http::HeaderName::from_static("dpop"),
-                http::HeaderValue::from_str(&proof)
-                    .map_err(|_| Error::Dpop("the proof is not a header value".into()))?,
-            );
-        }
-        let response = http.send(request).await?;
-        let server_nonce = response
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 512)
-            .map(str::to_owned);
-        if let (Some(_), None, Some(server_nonce), TokenFailure::Refused { error, .. }) = (
-            &key,
-            &nonce,
-            server_nonce,
-            &TokenFailure::of_error_response(response.status(), response.body()),
-        ) && !response.status().is_success()
-            && error.as_str() == "use_dpop_nonce"
-        {
-            // RFC 9449 §8: sign a new proof with the provider's nonce, once.
-            nonce = Some(server_nonce);
-            continue;
-        }
-        break response;
-    };
+    let response = crate::token::post_with_proof(http, idp_token_endpoint, dpop, || {
+        post_form(idp_token_endpoint, &params, basic)
+    })
+    .await?;
     let status = response.status();
     if !status.is_success() {
         return Err(
@@ -421,8 +377,10 @@ pub async fn request_identity_assertion(
     // bound to another key would be refused at the authorization server anyway, so say why
     // here. (Unbound: the provider does not take DPoP, and the access token is bound all the
     // same.)
-    if let (Some(key), Some(bound)) = (&key, bound_key(&parsed.access_token))
-        && bound != key.thumbprint()
+    if let (Some(key), Some(bound)) = (
+        dpop.map(DpopKeyMaterial::key).transpose()?,
+        bound_key(&parsed.access_token),
+    ) && bound != key.thumbprint()
     {
         return Err(unusable(
             "the identity assertion is bound to another DPoP key than the one this client proved"
@@ -432,15 +390,20 @@ pub async fn request_identity_assertion(
     Ok(parsed.access_token)
 }
 
-/// The `cnf.jkt` of a JWT, read without checking its signature (the client only compares it
-/// with its own key's thumbprint).
-fn bound_key(jwt: &str) -> Option<String> {
+/// A JWT's claims, read without checking its signature: for what the client compares with
+/// what it knows (its audience, its key), never to trust.
+fn unverified_claims<T: serde::de::DeserializeOwned>(jwt: &str) -> Option<T> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `cnf.jkt` of a JWT (the client only compares it with its own key's thumbprint).
+fn bound_key(jwt: &str) -> Option<String> {
+    let claims: serde_json::Value = unverified_claims(jwt)?;
     claims.get("cnf")?.get("jkt")?.as_str().map(str::to_owned)
 }
 

@@ -182,10 +182,33 @@ pub(crate) async fn token_request(
     now: u64,
     dpop: Option<&DpopKeyMaterial>,
 ) -> Result<Result<TokenSet, TokenFailure>, Error> {
+    let response = post_with_proof(http, endpoint, dpop, || {
+        authenticated_form(endpoint, client, params, now)
+    })
+    .await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(read_tokens(response.body(), requested_scope, now, dpop));
+    }
+    Ok(Err(TokenFailure::of_error_response(
+        status,
+        response.body(),
+    )))
+}
+
+/// Sends the POST to `endpoint` that `build` makes, with a proof by `dpop`'s key when given
+/// (RFC 9449 §5), and once more with a fresh proof carrying the server's nonce when it answers
+/// `use_dpop_nonce` (§8). The last response, whatever it is.
+pub(crate) async fn post_with_proof(
+    http: &dyn HttpClient,
+    endpoint: &Url,
+    dpop: Option<&DpopKeyMaterial>,
+    build: impl Fn() -> Result<http::Request<Vec<u8>>, Error>,
+) -> Result<http::Response<Vec<u8>>, Error> {
     let key = dpop.map(DpopKeyMaterial::key).transpose()?;
     let mut nonce: Option<String> = None;
     loop {
-        let mut request = authenticated_form(endpoint, client, params, now)?;
+        let mut request = build()?;
         if let Some(key) = &key {
             let proof = crate::dpop::proof(key, "POST", endpoint.as_str(), nonce.as_deref(), None)?;
             request.headers_mut().insert(
@@ -196,24 +219,27 @@ pub(crate) async fn token_request(
         }
         let response = http.send(request).await?;
         let status = response.status();
-        if status.is_success() {
-            return Ok(read_tokens(response.body(), requested_scope, now, dpop));
+        if status.is_success() || key.is_none() || nonce.is_some() {
+            return Ok(response);
         }
-        let failure = TokenFailure::of_error_response(status, response.body());
         let server_nonce = response
             .headers()
             .get("dpop-nonce")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 512);
-        if let (Some(_), None, Some(server_nonce), TokenFailure::Refused { error, .. }) =
-            (&key, &nonce, server_nonce, &failure)
-            && error.as_str() == "use_dpop_nonce"
-        {
-            // RFC 9449 §8: sign a new proof with the nonce, once.
-            nonce = Some(server_nonce.to_owned());
-            continue;
+            .filter(|v| !v.is_empty() && v.len() <= 512)
+            .map(str::to_owned);
+        match (
+            server_nonce,
+            TokenFailure::of_error_response(status, response.body()),
+        ) {
+            (Some(server_nonce), TokenFailure::Refused { error, .. })
+                if error.as_str() == "use_dpop_nonce" =>
+            {
+                // RFC 9449 §8: sign a new proof with the nonce, once.
+                nonce = Some(server_nonce);
+            }
+            _ => return Ok(response),
         }
-        return Ok(Err(failure));
     }
 }
 

@@ -184,83 +184,94 @@ fn same_issuer(a: &str, b: &str) -> bool {
 pub(crate) fn trusted_issuers(
     config: &Config,
 ) -> Result<Vec<mcpauth_token_engine::TrustedIssuer>, StartError> {
-    let mut seen = std::collections::HashSet::new();
-    config
-        .trusted_issuers
-        .iter()
-        .map(|entry| {
-            if same_issuer(&entry.issuer, &config.issuer()) {
-                return Err(StartError::config(format!(
-                    "trusted issuer {} is this server: it does not take its own JWTs as grants",
-                    entry.issuer
-                )));
-            }
-            if !seen.insert(entry.issuer.as_str()) {
-                return Err(StartError::config(format!(
-                    "trusted issuer {} is listed twice",
-                    entry.issuer
-                )));
-            }
-            entry.to_engine().map_err(StartError::config)
-        })
-        .collect()
+    issuer_entries(
+        config,
+        &config.trusted_issuers,
+        "trusted issuer",
+        "it does not take its own JWTs as grants",
+        |entry| (&entry.issuer, entry.to_engine()),
+    )
 }
 
 /// The engine's ID-JAG audiences from `config`.
 pub(crate) fn assertion_audiences(
     config: &Config,
 ) -> Result<Vec<mcpauth_token_engine::AssertionAudience>, StartError> {
+    issuer_entries(
+        config,
+        &config.identity_assertion_audiences,
+        "identity assertion audience",
+        "ID-JAGs are for other authorization servers",
+        |entry| (&entry.issuer, entry.to_engine()),
+    )
+}
+
+/// Entries named by an issuer (`kind`), each converted by `read` (its issuer and what it
+/// becomes): none may be this server (`why_not_itself`) or be listed twice.
+fn issuer_entries<'e, E, T>(
+    config: &Config,
+    entries: &'e [E],
+    kind: &str,
+    why_not_itself: &str,
+    read: impl Fn(&'e E) -> (&'e str, Result<T, String>),
+) -> Result<Vec<T>, StartError> {
+    let itself = config.issuer();
     let mut seen = std::collections::HashSet::new();
-    config
-        .identity_assertion_audiences
+    entries
         .iter()
         .map(|entry| {
-            if same_issuer(&entry.issuer, &config.issuer()) {
+            let (issuer, converted) = read(entry);
+            if same_issuer(issuer, &itself) {
                 return Err(StartError::config(format!(
-                    "identity assertion audience {} is this server: ID-JAGs are for other authorization servers",
-                    entry.issuer
+                    "{kind} {issuer} is this server: {why_not_itself}"
                 )));
             }
-            if !seen.insert(entry.issuer.as_str()) {
+            if !seen.insert(issuer) {
                 return Err(StartError::config(format!(
-                    "identity assertion audience {} is listed twice",
-                    entry.issuer
+                    "{kind} {issuer} is listed twice"
                 )));
             }
-            entry.to_engine().map_err(StartError::config)
+            converted.map_err(StartError::config)
         })
         .collect()
+}
+
+/// What keeps the configured client `client_id` from the grant `grant_type`, if anything:
+/// not registered, or registered without that grant.
+async fn missing_client(
+    store: &SqlStore,
+    client_id: &str,
+    grant_type: mcpauth_token_engine::GrantType,
+) -> Option<String> {
+    use mcpauth_token_engine::ClientStore as _;
+    match store
+        .find_client(&mcpauth_token_engine::ClientId::from(client_id.to_owned()))
+        .await
+    {
+        Ok(Some(client)) if client.allows_grant(grant_type) => None,
+        Ok(Some(_)) => Some(format!(
+            "did not register the grant type {}",
+            grant_type.as_str()
+        )),
+        Ok(None) => Some("is not registered".into()),
+        Err(_) => Some("could not be read from the database".into()),
+    }
 }
 
 /// Says at start which clients an ID-JAG audience lists that are not registered here or did
 /// not register the token-exchange grant: they get no ID-JAGs until the operator adds them.
 pub(crate) async fn warn_of_missing_exchange_clients(config: &Config, store: &SqlStore) {
-    use mcpauth_token_engine::ClientStore as _;
     for entry in &config.identity_assertion_audiences {
         for listed in &entry.clients {
-            let client = store
-                .find_client(&mcpauth_token_engine::ClientId::from(
-                    listed.client_id.clone(),
-                ))
-                .await;
-            let problem = match client {
-                Ok(Some(client))
-                    if client.allows_grant(mcpauth_token_engine::GrantType::TokenExchange) =>
-                {
-                    continue;
-                }
-                Ok(Some(_)) => {
-                    "did not register the grant type urn:ietf:params:oauth:grant-type:token-exchange"
-                }
-                Ok(None) => "is not registered",
-                Err(_) => "could not be read from the database",
-            };
-            tracing::warn!(
-                audience = %entry.issuer,
-                client_id = %listed.client_id,
-                "the client this identity assertion audience lists {problem}: it gets no ID-JAGs \
-                 until `mcpauth-server client add` registers it with that grant"
-            );
+            let grant = mcpauth_token_engine::GrantType::TokenExchange;
+            if let Some(problem) = missing_client(store, &listed.client_id, grant).await {
+                tracing::warn!(
+                    audience = %entry.issuer,
+                    client_id = %listed.client_id,
+                    "the client this identity assertion audience lists {problem}: it gets no \
+                     ID-JAGs until `mcpauth-server client add` registers it with that grant"
+                );
+            }
         }
     }
 }
@@ -268,33 +279,19 @@ pub(crate) async fn warn_of_missing_exchange_clients(config: &Config, store: &Sq
 /// Says at start which workload rules name a client that is not registered here, or that did
 /// not register the JWT bearer grant: their workloads get nothing until the operator adds it.
 pub(crate) async fn warn_of_missing_workload_clients(config: &Config, store: &SqlStore) {
-    use mcpauth_token_engine::ClientStore as _;
     for entry in &config.trusted_issuers {
         for rule in &entry.workloads {
-            let client = store
-                .find_client(&mcpauth_token_engine::ClientId::from(
-                    rule.client_id.clone(),
-                ))
-                .await;
-            let problem = match client {
-                Ok(Some(client))
-                    if client.allows_grant(mcpauth_token_engine::GrantType::JwtBearer) =>
-                {
-                    continue;
-                }
-                Ok(Some(_)) => {
-                    "did not register the grant type urn:ietf:params:oauth:grant-type:jwt-bearer"
-                }
-                Ok(None) => "is not registered",
-                Err(_) => "could not be read from the database",
-            };
-            tracing::warn!(
-                issuer = %entry.issuer,
-                subject = %rule.subject,
-                client_id = %rule.client_id,
-                "the client this workload rule names {problem}: its workloads get no tokens until \
-                 `mcpauth-server client add` registers it with that grant and the rule names its id"
-            );
+            let grant = mcpauth_token_engine::GrantType::JwtBearer;
+            if let Some(problem) = missing_client(store, &rule.client_id, grant).await {
+                tracing::warn!(
+                    issuer = %entry.issuer,
+                    subject = %rule.subject,
+                    client_id = %rule.client_id,
+                    "the client this workload rule names {problem}: its workloads get no tokens \
+                     until `mcpauth-server client add` registers it with that grant and the \
+                     rule names its id"
+                );
+            }
         }
     }
 }
