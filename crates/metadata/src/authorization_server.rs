@@ -70,6 +70,13 @@ pub struct AuthorizationServerMetadata {
     /// (draft-ietf-oauth-identity-chaining; `urn:ietf:params:oauth:token-type:id-jag`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_chaining_requested_token_types_supported: Vec<String>,
+    /// The JWS algorithms of the ID tokens the server issues for the `openid` scope (OpenID
+    /// Connect Discovery §3); empty when it issues none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// The subject identifier types of its ID tokens (OpenID Connect Discovery §3: `public`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
     /// RFC 9207: `iss` is sent in authorization responses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub authorization_response_iss_parameter_supported: bool,

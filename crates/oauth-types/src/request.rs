@@ -86,6 +86,8 @@ pub struct AuthorizationRequest {
     pub response_mode: Option<String>,
     /// `dpop_jkt` (RFC 9449 §10): the JWK thumbprint of the DPoP key the code is bound to.
     pub dpop_jkt: Option<String>,
+    /// `nonce` (OpenID Connect Core §3.1.2.1): echoed in the ID token of an `openid` request.
+    pub nonce: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -109,6 +111,7 @@ impl AuthorizationRequest {
             resource: resources(form)?,
             response_mode: bounded(form, "response_mode")?.map(str::to_owned),
             dpop_jkt: bounded(form, "dpop_jkt")?.map(str::to_owned),
+            nonce: bounded(form, "nonce")?.map(str::to_owned),
         })
     }
 }

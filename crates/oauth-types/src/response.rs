@@ -22,6 +22,9 @@ pub struct TokenResponse {
     /// The type of the issued token (RFC 8693 §2.2.1; token exchange only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub issued_token_type: Option<String>,
+    /// An OpenID Connect ID token (Core §3.1.3.3), when the grant's scope includes `openid`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -44,6 +47,7 @@ impl TokenResponse {
             refresh_token: None,
             scope: None,
             issued_token_type: None,
+            id_token: None,
         }
     }
 }
@@ -59,6 +63,8 @@ impl std::fmt::Debug for TokenResponse {
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
             .field("scope", &self.scope)
+            .field("issued_token_type", &self.issued_token_type)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }

@@ -170,6 +170,7 @@ fn code_from(row: &impl Columns) -> Result<AuthorizationCodeRecord, StoreError> 
         expires_at: time(row, "expires_at")?,
         consumed_at: optional_time(row, "consumed_at")?,
         dpop_jkt: row.optional_text("dpop_jkt")?,
+        nonce: row.optional_text("nonce")?,
     })
 }
 
@@ -339,7 +340,8 @@ impl CodeStore for SqlStore {
         self.execute(
             "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, \
              redirect_uri_in_request, code_challenge, subject, scope, resources, expires_at, \
-             consumed_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             consumed_at, dpop_jkt, nonce) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             params![
                 code.code_hash.as_str(),
                 code.grant_id.as_str(),
@@ -353,6 +355,7 @@ impl CodeStore for SqlStore {
                 to_db(code.expires_at.0)?,
                 code.consumed_at.map(|t| to_db(t.0)).transpose()?,
                 code.dpop_jkt.as_deref(),
+                code.nonce.as_deref(),
             ],
         )
         .await?;

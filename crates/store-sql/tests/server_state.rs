@@ -113,6 +113,7 @@ fn code(hash: &str, expires_at: u64) -> AuthorizationCodeRecord {
         expires_at: UnixTime(expires_at),
         consumed_at: None,
         dpop_jkt: None,
+        nonce: None,
     }
 }
 

@@ -123,6 +123,9 @@ pub struct PendingAuthorization {
     /// The DPoP key thumbprint the code is to be bound to (RFC 9449 §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_jkt: Option<String>,
+    /// The `nonce` of an OpenID Connect request (scope `openid`), for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
 }
 
 impl PendingAuthorization {
@@ -358,6 +361,16 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "dpop_jkt must be the base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key",
             );
         }
+        // OpenID Connect Core §3.1.2.1: meaningful only with `openid`, echoed in the ID token.
+        let nonce = request
+            .nonce
+            .filter(|_| scope.contains(crate::OPENID_SCOPE));
+        if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+            return redirect(
+                AuthorizeErrorCode::InvalidRequest,
+                "nonce is longer than 512 bytes",
+            );
+        }
         let consent_may_be_remembered = client.auth_method()
             != crate::model::TokenEndpointAuthMethod::None
             || Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "https");
@@ -373,6 +386,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             state: request.state,
             code_challenge: challenge.as_str().to_owned(),
             dpop_jkt: request.dpop_jkt,
+            nonce,
         })
     }
 
@@ -456,6 +470,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 expires_at: now.plus(self.config.code_ttl),
                 consumed_at: None,
                 dpop_jkt: pending.dpop_jkt,
+                nonce: pending.nonce,
             })
             .await
             .map_err(|e| internal("storage failure", e))?;
@@ -564,6 +579,13 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
             return Err("the request includes a scope this server does not support");
         }
+        // An ID token for a user's grant (OpenID Connect Core §3.1.2.1) must be signed with a
+        // key the client can verify: refused up front, not after the user consented.
+        if user_approves && scope.contains(crate::OPENID_SCOPE) && !self.signs_id_tokens() {
+            return Err(
+                "the openid scope needs an asymmetric signing key: this server signs with a shared secret and issues no ID tokens",
+            );
+        }
         let bounded_by_registration = !(user_approves && client.is_self_registered());
         // A registered scope that does not parse (a corrupt record) allows nothing, never
         // everything.
@@ -616,6 +638,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         Ok(requested.to_vec())
     }
 }
+
+/// The longest `nonce` kept (it is stored with the code and signed into the ID token).
+const MAX_NONCE_LEN: usize = 512;
 
 const UNKNOWN_CLIENT_OR_REDIRECT: &str =
     "unknown client_id, or redirect_uri is not registered for this client";

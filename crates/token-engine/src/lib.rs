@@ -44,6 +44,7 @@ mod error;
 mod grant;
 mod hash;
 mod http_entry;
+mod id_token;
 mod ids;
 mod introspection;
 mod keys;
@@ -82,7 +83,8 @@ pub use grant::device_code::{
     DEVICE_CODE_GRANT, DeviceAuthorization, DeviceUserError, PendingDevice,
 };
 pub use grant::id_jag_issuance::{
-    AssertionAudience, AudienceClient, ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, REFRESH_TOKEN_TYPE,
+    AssertionAudience, AudienceClient, ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE,
+    REFRESH_TOKEN_TYPE,
 };
 pub use grant::jwt_bearer::{
     EnterpriseUsers, ID_JAG_TYPE, IssuerKind, JWT_BEARER_GRANT, TrustedIssuer, TrustedIssuerKeys,
@@ -90,6 +92,7 @@ pub use grant::jwt_bearer::{
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
 pub use http_entry::{InternalError, IssuedForGrantType};
+pub use id_token::OPENID_SCOPE;
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};
 pub use mcpauth_dcr::{redirect_uri_matches, validate_redirect_uri};
@@ -252,6 +255,12 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
+        }
+        // ID tokens for `openid` grants (OpenID Connect Core §2), with an asymmetric key only.
+        if self.signs_id_tokens() {
+            m.id_token_signing_alg_values_supported =
+                vec![self.keys().current().algorithm_name().to_owned()];
+            m.subject_types_supported = vec!["public".into()];
         }
         m.authorization_response_iss_parameter_supported = true;
         m.client_id_metadata_document_supported = c.client_metadata_documents;

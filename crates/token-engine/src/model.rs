@@ -256,6 +256,10 @@ pub struct AuthorizationCodeRecord {
     /// 9449 §10): the token request must carry a proof made with that key.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// The `nonce` of an OpenID Connect request (Core §3.1.2.1), echoed in the ID token
+    /// issued when the code is redeemed.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A refresh token, stored by hash (RFC 6749 §6).

@@ -20,8 +20,8 @@ use common::*;
 use http::StatusCode;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
-    AssertionAudience, EngineConfig, GrantStore as _, MemoryModel, REFRESH_TOKEN_TYPE,
-    TOKEN_EXCHANGE_GRANT, TokenEngine, TrustedIssuer, TrustedIssuerKeys,
+    AssertionAudience, AuthorizeOutcome, EngineConfig, GrantStore as _, ID_TOKEN_TYPE, MemoryModel,
+    REFRESH_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TokenEngine, TrustedIssuer, TrustedIssuerKeys,
 };
 use serde_json::Value;
 
@@ -72,6 +72,8 @@ struct Enterprise {
     refresh_token: String,
     /// The grant of that sign-in.
     grant_id: String,
+    /// The ID token from that sign-in (scope `openid`).
+    id_token: String,
 }
 
 async fn enterprise() -> Enterprise {
@@ -120,8 +122,22 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
         Arc::new(SeededRandom::new(13)),
     );
 
-    // Alice signs in at the provider through the agent (the one consent, there).
-    let code = idp.code_for(&agent_at_idp.0, "alice").await;
+    // Alice signs in at the provider through the agent (the one consent, there), with
+    // `openid` for an ID token.
+    let mut q = idp.authorize_query(REDIRECT);
+    q[1].1.clone_from(&agent_at_idp.0);
+    q.retain(|(name, _)| *name != "scope");
+    q.push(("scope", "openid".into()));
+    let AuthorizeOutcome::NeedsConsent(pending) = idp.authorize(&q).await else {
+        panic!("consent expected");
+    };
+    let code = code_of(
+        &idp.engine
+            .approve(pending, "alice", NOW)
+            .await
+            .unwrap()
+            .location,
+    );
     let (status, tokens, _) = idp
         .post(
             Endpoint::Token,
@@ -147,6 +163,7 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
         .to_owned();
     Enterprise {
         grant_id,
+        id_token: tokens["id_token"].as_str().unwrap().to_owned(),
         refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
         idp,
         mcp_as,
@@ -334,18 +351,11 @@ async fn only_the_configured_client_with_its_own_live_refresh_token_gets_an_id_j
         .exchange(&[("subject_token", "not-a-refresh-token")])
         .await;
     assert_eq!(error_of(&body), "invalid_grant");
-    let (_, body) = e
-        .exchange(&[(
-            "subject_token_type",
-            "urn:ietf:params:oauth:token-type:id_token",
-        )])
-        .await;
-    assert_eq!(error_of(&body), "invalid_request");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("refresh token")
+    let (_, body) = e.exchange(&[("subject_token_type", ID_TOKEN_TYPE)]).await;
+    assert_eq!(
+        error_of(&body),
+        "invalid_grant",
+        "a refresh token is no ID token"
     );
     let (_, body) = e
         .exchange(&[(
@@ -659,4 +669,197 @@ async fn an_audience_with_no_scope_in_its_policy_gets_id_jags_without_scope() {
     assert!(body.get("scope").is_none(), "{body}");
     let claims = jwt_part(body["access_token"].as_str().unwrap(), 1);
     assert!(claims.get("scope").is_none(), "{claims}");
+}
+
+/// The exchange with alice's ID token as the subject token, by `client` at `now`.
+async fn exchange_id_token(
+    e: &Enterprise,
+    client: &(String, String),
+    id_token: &str,
+    now: mcpauth_token_engine::UnixTime,
+) -> (StatusCode, Value) {
+    let (status, body, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", TOKEN_EXCHANGE_GRANT),
+                ("requested_token_type", ID_JAG),
+                ("subject_token", id_token),
+                ("subject_token_type", ID_TOKEN_TYPE),
+                ("audience", MCP_AS),
+                ("resource", RESOURCE),
+            ],
+            Some((&client.0, &client.1)),
+            now,
+        )
+        .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_signed_in_users_id_token_becomes_an_id_jag_and_the_id_jag_an_access_token() {
+    let e = enterprise().await;
+    let (status, body) = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["issued_token_type"], ID_JAG);
+    let assertion = body["access_token"].as_str().unwrap();
+    let claims = jwt_part(assertion, 1);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], MCP_AS);
+    assert_eq!(claims["client_id"], e.agent_at_as.0.as_str());
+    let (status, token) = e.present(assertion).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        jwt_part(token["access_token"].as_str().unwrap(), 1)["sub"],
+        format!("{IDP}#alice")
+    );
+}
+
+#[tokio::test]
+async fn an_id_token_is_taken_only_from_its_client_unexpired_and_while_its_sign_in_lives() {
+    let e = enterprise().await;
+    // The stranger's own ID token for alice, presented by the agent: its aud is not the
+    // agent (the draft's §4.3: the IdP MUST check it).
+    let mut q = e.idp.authorize_query(REDIRECT);
+    q[1].1.clone_from(&e.stranger_at_idp.0);
+    q.retain(|(name, _)| *name != "scope");
+    q.push(("scope", "openid".into()));
+    let AuthorizeOutcome::NeedsConsent(pending) = e.idp.authorize(&q).await else {
+        panic!("consent expected");
+    };
+    let code = code_of(
+        &e.idp
+            .engine
+            .approve(pending, "alice", NOW)
+            .await
+            .unwrap()
+            .location,
+    );
+    let (_, theirs, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&e.stranger_at_idp.0, &e.stranger_at_idp.1)),
+            NOW.plus(1),
+        )
+        .await;
+    let foreign = theirs["id_token"].as_str().unwrap();
+    let (_, body) = exchange_id_token(&e, &e.agent_at_idp, foreign, NOW.plus(2)).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("another client")
+    );
+    // The agent's ID token, by the stranger: the stranger may not ask at all.
+    let (_, body) = exchange_id_token(&e, &e.stranger_at_idp, &e.id_token, NOW.plus(2)).await;
+    assert_eq!(error_of(&body), "unauthorized_client", "{body}");
+    // Expired (it lives as long as an access token, an hour).
+    let (_, body) = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(3601)).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    // Not an ID token of this server: an access token, an ID-JAG, a token signed by another
+    // key with the same claims, a tampered one.
+    let (_, tokens, _) = e
+        .idp
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &e.refresh_token),
+            ],
+            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
+            NOW.plus(1),
+        )
+        .await;
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let id_jag = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2))
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Same issuer name, same claims, another key.
+    let other_provider = engine_at(IDP, 11, |_| {});
+    let forged = {
+        let mut q = other_provider.authorize_query(REDIRECT);
+        let (id, secret) = other_provider
+            .confidential_client(&["authorization_code"], None)
+            .await;
+        q[1].1.clone_from(&id);
+        q.retain(|(name, _)| *name != "scope");
+        q.push(("scope", "openid".into()));
+        let AuthorizeOutcome::NeedsConsent(pending) = other_provider.authorize(&q).await else {
+            panic!("consent expected");
+        };
+        let code = code_of(
+            &other_provider
+                .engine
+                .approve(pending, "alice", NOW)
+                .await
+                .unwrap()
+                .location,
+        );
+        let (_, body, _) = other_provider
+            .post(
+                Endpoint::Token,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+                Some((&id, &secret)),
+                NOW.plus(1),
+            )
+            .await;
+        body["id_token"].as_str().unwrap().to_owned()
+    };
+    let tampered = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts: Vec<String> = e.id_token.split('.').map(str::to_owned).collect();
+        let mut claims = jwt_part(&e.id_token, 1);
+        claims["sub"] = "mallory".into();
+        parts[1] = b64.encode(claims.to_string());
+        parts.join(".")
+    };
+    for (what, token) in [
+        ("an access token", access_token.as_str()),
+        ("an ID-JAG", id_jag.as_str()),
+        ("another server's ID token", forged.as_str()),
+        ("a tampered ID token", tampered.as_str()),
+    ] {
+        let (_, body) = exchange_id_token(&e, &e.agent_at_idp, token, NOW.plus(2)).await;
+        assert_eq!(error_of(&body), "invalid_grant", "{what}: {body}");
+    }
+    // The sign-in revoked (the user signed out, or withdrew consent): its ID token is dead
+    // before it expires.
+    e.idp
+        .engine
+        .model()
+        .revoke_grant(&e.grant_id.as_str().into(), NOW.plus(1))
+        .await
+        .unwrap();
+    let (_, body) = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2)).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
 }

@@ -118,6 +118,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             grant_resources: &record.resources,
             audience: &audience,
             dpop_jkt: request.dpop_jkt,
+            nonce: record.nonce.as_deref(),
         };
         let prepared = self.prepare_tokens(client, issue, now).await?;
         match self

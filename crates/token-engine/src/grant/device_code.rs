@@ -350,6 +350,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     grant_resources: &before.resources,
                     audience: &before.resources,
                     dpop_jkt,
+                    nonce: None,
                 };
                 // Consumed together with storing the refresh token, or not at all.
                 let prepared = self.prepare_tokens(client, issue, now).await?;

@@ -9,10 +9,18 @@
 //!   client's id at the audience).
 //! - The caller is a confidential client the operator added or vouched for (token exchange
 //!   is never open to self-registered clients), which registered the token-exchange grant.
-//! - The subject token is the refresh token the client obtained when the user signed in here
-//!   (`urn:ietf:params:oauth:token-type:refresh_token`; this server issues no ID tokens):
-//!   checked as a refresh would check it (this client's, unexpired, not yet rotated, of a live
-//!   grant, held to its DPoP key if bound; the user enabled), and not rotated by the exchange.
+//! - The subject token says who the user is, in one of two forms, both from the client's
+//!   sign-in here:
+//!   - an ID token (`urn:ietf:params:oauth:token-type:id_token`, the draft's §4.3 and MCP's
+//!     enterprise-managed authorization), which this server issues for the `openid` scope
+//!     (`crate::id_token`): signed by this server, `typ: JWT`, unexpired, its `aud` the
+//!     authenticated client (§4.3: "MUST validate"), of a live grant;
+//!   - the refresh token (`urn:ietf:params:oauth:token-type:refresh_token`), which lives as
+//!     long as the sign-in where an ID token lives minutes: checked as a refresh would check
+//!     it (this client's, unexpired, not yet rotated, of a live grant, held to its DPoP key if
+//!     bound), and not rotated by the exchange.
+//!
+//!   Either way the user must still be enabled.
 //! - The ID-JAG names the user's subject here, the audience's issuer as `aud`, the mapped
 //!   `client_id`, the granted `resource` and `scope` (within the audience's), a fresh `jti`,
 //!   and lives `lifetime` seconds (five minutes by default). It is signed with this server's
@@ -32,8 +40,8 @@ use crate::{TokenEngine, UnixTime, random};
 pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// RFC 8693 §3: a refresh token, the subject token this server takes for an ID-JAG.
 pub const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
-/// RFC 8693 §3: an OpenID Connect ID token (not issued here, so not taken).
-const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// RFC 8693 §3: an OpenID Connect ID token, the subject token the draft's §4.3 names.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// The draft's §7.2: what a resource authorization server lists in
 /// `authorization_grant_profiles_supported` when it accepts ID-JAGs.
 pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
@@ -169,20 +177,11 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "actor_token is not supported: the authenticated client is the actor",
             ));
         }
-        match request.subject_token_type {
-            REFRESH_TOKEN_TYPE => {}
-            ID_TOKEN_TYPE => {
-                return Err(error(
-                    TokenErrorCode::InvalidRequest,
-                    "this server issues no ID tokens: present the refresh token from the user's sign-in, with subject_token_type urn:ietf:params:oauth:token-type:refresh_token",
-                ));
-            }
-            _ => {
-                return Err(error(
-                    TokenErrorCode::InvalidRequest,
-                    "subject_token_type must be urn:ietf:params:oauth:token-type:refresh_token",
-                ));
-            }
+        if ![ID_TOKEN_TYPE, REFRESH_TOKEN_TYPE].contains(&request.subject_token_type) {
+            return Err(error(
+                TokenErrorCode::InvalidRequest,
+                "subject_token_type must be urn:ietf:params:oauth:token-type:id_token (an ID token from this server) or urn:ietf:params:oauth:token-type:refresh_token",
+            ));
         }
         let [audience_name] = request.audience else {
             return Err(error(
@@ -212,56 +211,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 )
             })?;
 
-        // The user: the refresh token from their sign-in, checked as a refresh checks it.
-        let (record, grant_live) = self
-            .model
-            .find_refresh_and_grant(&SecretHash::of(request.subject_token.secret()))
-            .await
-            .map_err(|e| internal("storage failure", e))?
-            .ok_or_else(|| error(TokenErrorCode::InvalidGrant, "subject_token is invalid"))?;
-        if record.client_id != client.client_id {
-            return Err(error(
-                TokenErrorCode::InvalidGrant,
-                "subject_token was issued to another client",
-            ));
-        }
-        if record.expires_at <= now {
-            return Err(error(
-                TokenErrorCode::InvalidGrant,
-                "subject_token has expired",
-            ));
-        }
-        // A replaced refresh token presented again is a replay, as at the refresh grant:
-        // past the reuse grace window the sign-in (the grant) is revoked.
-        if let Some(rotated_at) = record.rotated_at {
-            if now.seconds_since(rotated_at) > self.config.refresh_reuse_grace {
-                self.model
-                    .revoke_grant(&record.grant_id, now)
-                    .await
-                    .map_err(|e| internal("storage failure", e))?;
-                return Err(error(
-                    TokenErrorCode::InvalidGrant,
-                    "subject_token was replaced and is presented again: a replay; the sign-in is revoked and the user must sign in again",
-                ));
-            }
-            return Err(error(
-                TokenErrorCode::InvalidGrant,
-                "subject_token was replaced by a newer refresh token: present that one",
-            ));
-        }
-        if !grant_live {
-            return Err(error(
-                TokenErrorCode::InvalidGrant,
-                "subject_token has been revoked",
-            ));
-        }
-        check_binding(
-            &self.config.dpop,
-            BoundGrant::RefreshToken,
-            record.dpop_jkt.as_deref(),
-            request.dpop_jkt,
-        )?;
-        let active = self.subject_is_active(&record.subject).await.map_err(|e| {
+        // The user, from the subject token of their sign-in here.
+        let subject = if request.subject_token_type == ID_TOKEN_TYPE {
+            self.subject_of_id_token(client, request.subject_token.secret(), now)
+                .await?
+        } else {
+            self.subject_of_refresh_token(client, &request, now).await?
+        };
+        let active = self.subject_is_active(&subject).await.map_err(|e| {
             OAuthError::new(TokenErrorCode::ServerError, "storage failure").with_source(e)
         })?;
         if !active {
@@ -313,7 +270,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let scope_text = scope.to_string();
         let claims = IdJagClaims {
             iss: self.issuer_str(),
-            sub: &record.subject,
+            sub: &subject,
             aud: &audience.issuer,
             client_id: &mapped.client_id_there,
             jti: random::identifier(&*self.rng).map_err(|e| internal("randomness failure", e))?,
@@ -349,5 +306,113 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.issued_token_type = Some(ID_JAG_TOKEN_TYPE.into());
         response.scope = (!scope_text.is_empty()).then_some(scope_text);
         Ok(response)
+    }
+
+    /// The user of a refresh token from their sign-in, checked as a refresh checks it.
+    async fn subject_of_refresh_token(
+        &self,
+        client: &ClientRecord,
+        request: &Exchange<'_>,
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
+        let (record, grant_live) = self
+            .model
+            .find_refresh_and_grant(&SecretHash::of(request.subject_token.secret()))
+            .await
+            .map_err(|e| internal("storage failure", e))?
+            .ok_or_else(|| error(TokenErrorCode::InvalidGrant, "subject_token is invalid"))?;
+        if record.client_id != client.client_id {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token was issued to another client",
+            ));
+        }
+        if record.expires_at <= now {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token has expired",
+            ));
+        }
+        // A replaced refresh token presented again is a replay, as at the refresh grant:
+        // past the reuse grace window the sign-in (the grant) is revoked.
+        if let Some(rotated_at) = record.rotated_at {
+            if now.seconds_since(rotated_at) > self.config.refresh_reuse_grace {
+                self.model
+                    .revoke_grant(&record.grant_id, now)
+                    .await
+                    .map_err(|e| internal("storage failure", e))?;
+                return Err(error(
+                    TokenErrorCode::InvalidGrant,
+                    "subject_token was replaced and is presented again: a replay; the sign-in is revoked and the user must sign in again",
+                ));
+            }
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token was replaced by a newer refresh token: present that one",
+            ));
+        }
+        if !grant_live {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token has been revoked",
+            ));
+        }
+        check_binding(
+            &self.config.dpop,
+            BoundGrant::RefreshToken,
+            record.dpop_jkt.as_deref(),
+            request.dpop_jkt,
+        )?;
+        Ok(record.subject)
+    }
+
+    /// The user of an ID token this server issued to `client` (the draft's §4.3), whose grant
+    /// is still live.
+    async fn subject_of_id_token(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
+        let claims = self.decode_own_id_token(token).ok_or_else(|| {
+            error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token is not an ID token this server issued",
+            )
+        })?;
+        // The draft's §4.3: the ID token's audience MUST be the authenticated client.
+        if !claims.is_for(client.client_id.as_str()) {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token was issued to another client",
+            ));
+        }
+        if claims.exp <= now.0 {
+            return Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token has expired: sign in again, or refresh for a new ID token",
+            ));
+        }
+        let grant = match claims.grant_id() {
+            Some(grant_id) => self
+                .model
+                .find_grant(&grant_id)
+                .await
+                .map_err(|e| internal("storage failure", e))?,
+            None => None,
+        };
+        match grant {
+            Some(grant)
+                if grant.revoked_at.is_none()
+                    && grant.client_id == client.client_id
+                    && grant.subject == claims.sub =>
+            {
+                Ok(claims.sub)
+            }
+            _ => Err(error(
+                TokenErrorCode::InvalidGrant,
+                "subject_token has been revoked",
+            )),
+        }
     }
 }

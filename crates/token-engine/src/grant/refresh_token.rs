@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use crate::UnixTime;
 use crate::dpop::{BoundGrant, check_binding};
 use crate::error::{TokenError, internal};
+use crate::id_token::{IdTokenFor, asks_for_id_token};
 use crate::model::{
     ClientRecord, GrantId, OAuthServerModel, RefreshTokenRecord, RotateRefresh,
     TokenEndpointAuthMethod,
@@ -207,6 +208,18 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut response = self.access_token_response(access_token, answer.dpop_jkt.is_some());
         response.refresh_token = Some(refresh_token);
         response.scope = (!answer.access_scope.is_empty()).then(|| answer.access_scope.to_owned());
+        // OpenID Connect Core §12.2: same `iss`, `sub` and `aud`; no `nonce`.
+        if asks_for_id_token(answer.access_scope) {
+            response.id_token = Some(self.issue_id_token(
+                &IdTokenFor {
+                    grant_id: &answer.record.grant_id,
+                    subject: &answer.record.subject,
+                    client_id: answer.client.client_id.as_str(),
+                    nonce: None,
+                },
+                now,
+            )?);
+        }
         Ok(response)
     }
 
@@ -273,6 +286,17 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("signing failure", e))?;
         let mut response = self.access_token_response(access_token, issue.dpop_jkt.is_some());
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
+        if asks_for_id_token(issue.access_scope) {
+            response.id_token = Some(self.issue_id_token(
+                &IdTokenFor {
+                    grant_id: issue.grant_id,
+                    subject: issue.subject,
+                    client_id: client.client_id.as_str(),
+                    nonce: issue.nonce,
+                },
+                now,
+            )?);
+        }
         let mut refresh = None;
         if client.allows_grant(GrantType::RefreshToken) {
             let token =
@@ -344,4 +368,6 @@ pub(crate) struct GrantTokens<'a> {
     /// The key of the request's DPoP proof: the access token is bound to it, and so is the
     /// refresh token of a public client.
     pub(crate) dpop_jkt: Option<&'a str>,
+    /// The authorization request's `nonce`, for the ID token of an `openid` grant.
+    pub(crate) nonce: Option<&'a str>,
 }

@@ -34,6 +34,7 @@ mod codes;
 mod devices;
 mod dpop;
 mod grants;
+mod openid;
 mod rate_limits;
 mod refresh_tokens;
 mod replay;
@@ -48,6 +49,7 @@ pub use dpop::dpop_bindings_are_kept;
 pub use grants::{
     codes_and_refresh_tokens_are_read_with_their_grants_state, grants_revoke_idempotently,
 };
+pub use openid::openid_nonces_are_kept;
 pub use rate_limits::{
     rate_limit_counters_add_several_hits_at_once, rate_limit_counters_count_per_window,
 };
@@ -151,6 +153,7 @@ pub(crate) fn code(grant: &GrantRecord) -> AuthorizationCodeRecord {
         expires_at: NOW.plus(60),
         consumed_at: None,
         dpop_jkt: None,
+        nonce: None,
     }
 }
 
@@ -195,6 +198,7 @@ macro_rules! model_test_kit {
             refresh_rotation_marks_old_and_stores_new,
             concurrent_refresh_rotations_have_one_winner,
             dpop_bindings_are_kept,
+            openid_nonces_are_kept,
             device_authorizations_move_through_their_states,
             concurrent_device_consumptions_have_one_winner,
             rate_limit_counters_count_per_window,
@@ -228,6 +232,7 @@ pub async fn run_model_test_kit<M: OAuthServerModel + ?Sized>(model: &M) {
     refresh_rotation_marks_old_and_stores_new(model).await;
     concurrent_refresh_rotations_have_one_winner(model).await;
     dpop_bindings_are_kept(model).await;
+    openid_nonces_are_kept(model).await;
     codes_and_refresh_tokens_are_read_with_their_grants_state(model).await;
     rate_limit_counters_count_per_window(model).await;
     rate_limit_counters_add_several_hits_at_once(model).await;
