@@ -6,6 +6,12 @@
 //! user's token with no sign-in or consent page of its own; the MCP server takes it. A
 //! replayed ID-JAG, and one addressed to another authorization server, are refused.
 //!
+//! A peer does the same with an ID token: the MCP TypeScript SDK's cross-app access
+//! (`interop/ts-sdk/cross-app.mjs`, `@modelcontextprotocol/client` from npm) signs the user in
+//! at the provider with `openid` (through the real pages, over HTTP), then its
+//! `CrossAppAccessProvider` exchanges the ID token for an ID-JAG and reaches the MCP server.
+//! Revoking either sign-in at the provider ends its exchanges.
+//!
 //! The provider speaks plain HTTP on loopback; its JWK Set reaches the MCP authorization
 //! server over HTTPS (a self-signed certificate the test trusts), as a TLS proxy in front of
 //! it would serve it: trusted issuers' keys are fetched over https only.
@@ -33,6 +39,11 @@ const PASSWORD: &str = "single sign-on, once";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const OTHER_AS: &str = "https://other-as.example.com";
+const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// Where the TypeScript SDK's agent is sent back after signing in (read from the redirect,
+/// never listened on).
+const TS_REDIRECT: &str = "http://127.0.0.1:53683/callback";
 
 fn claims_of(jwt: &str) -> Value {
     serde_json::from_slice(
@@ -72,6 +83,12 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     let agent_at_as = mcpauth_server::admin::add_client(&first.engine, agent)
         .await
         .unwrap();
+    // The TypeScript SDK's agent there (client_secret_basic, the SDK's default).
+    let mut ts_agent = mcpauth_server::admin::NewClient::new("Corp agent (TypeScript SDK)");
+    ts_agent.grant_types = vec![JWT_BEARER.into()];
+    let ts_agent_at_as = mcpauth_server::admin::add_client(&first.engine, ts_agent)
+        .await
+        .unwrap();
     first.store.close().await;
 
     // The identity provider: the user, the same agent registered there (sign-in and token
@@ -99,6 +116,18 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     let agent_at_idp = mcpauth_server::admin::add_client(&first.engine, agent)
         .await
         .unwrap();
+    // The TypeScript SDK's agent at the provider: it sends its secret in the body.
+    let mut ts_agent = mcpauth_server::admin::NewClient::new("Corp agent (TypeScript SDK)");
+    ts_agent.redirect_uris = vec![TS_REDIRECT.into()];
+    ts_agent.secret_in_body = true;
+    ts_agent.grant_types = vec![
+        "authorization_code".into(),
+        "refresh_token".into(),
+        TOKEN_EXCHANGE.into(),
+    ];
+    let ts_agent_at_idp = mcpauth_server::admin::add_client(&first.engine, ts_agent)
+        .await
+        .unwrap();
     first.store.close().await;
     // Two audiences: the MCP authorization server, and another the agent also works with
     // (whose ID-JAGs must be worthless at the first).
@@ -110,6 +139,9 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
             "clients": [{
                 "client_id": agent_at_idp.client_id,
                 "client_id_there": agent_at_as.client_id,
+            }, {
+                "client_id": ts_agent_at_idp.client_id,
+                "client_id_there": ts_agent_at_as.client_id,
             }],
         }))
         .unwrap()
@@ -147,7 +179,7 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     mcp_config.trusted_issuers = vec![
         serde_json::from_value(json!({
             "issuer": idp_issuer, "jwks_uri": jwks_uri, "kind": "identity_provider",
-            "allowed_clients": [agent_at_as.client_id],
+            "allowed_clients": [agent_at_as.client_id, ts_agent_at_as.client_id],
         }))
         .unwrap(),
     ];
@@ -177,7 +209,10 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     let seen = pages::browse(
         "authorize",
         json!({
-            "url": idp.authorize_url(&agent_at_idp.client_id, &redirect_uri, "sso"),
+            // An OpenID Connect sign-in: scope openid, with a nonce.
+            "url": idp
+                .authorize_url(&agent_at_idp.client_id, &redirect_uri, "sso")
+                .replace("scope=mcp%3Atools", "scope=openid&nonce=n-0S6_WzA2Mj"),
             "redirect_uri": redirect_uri, "approve": true, "remember": false,
             "email": EMAIL, "password": PASSWORD, "profile": dir.join("profile"),
             "chromium": chromium, "screenshots": shots,
@@ -197,6 +232,11 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
         )
         .await;
     let refresh_token = sign_in["refresh_token"].as_str().unwrap().to_owned();
+    let id_token = sign_in["id_token"].as_str().unwrap().to_owned();
+    let identity = claims_of(&id_token);
+    assert_eq!(identity["iss"], idp_issuer.as_str());
+    assert_eq!(identity["aud"], agent_at_idp.client_id.as_str());
+    assert_eq!(identity["nonce"], "n-0S6_WzA2Mj");
 
     // The agent, through mcpauth-client: the exchange at the provider, the grant at the MCP
     // authorization server, the MCP server. No browser from here on.
@@ -233,12 +273,12 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
 
     // An ID-JAG straight from the provider, by hand: used once, then refused; one for
     // another authorization server refused here.
-    let exchange = |audience: String| {
+    let exchange_with = |audience: String, subject_type: &'static str, subject: &str| {
         let idp_issuer = idp_issuer.clone();
-        let (id, secret, refresh, resource) = (
+        let (id, secret, subject, resource) = (
             agent_at_idp.client_id.clone(),
             idp_secret.clone(),
-            refresh_token.clone(),
+            subject.to_owned(),
             resource.clone(),
         );
         async move {
@@ -251,11 +291,8 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
                         "requested_token_type",
                         "urn:ietf:params:oauth:token-type:id-jag",
                     ),
-                    ("subject_token", refresh.as_str()),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:refresh_token",
-                    ),
+                    ("subject_token", subject.as_str()),
+                    ("subject_token_type", subject_type),
                     ("audience", audience.as_str()),
                     ("resource", resource.as_str()),
                 ])
@@ -268,6 +305,7 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
             answer
         }
     };
+    let exchange = |audience: String| exchange_with(audience, REFRESH_TOKEN_TYPE, &refresh_token);
     let present = |assertion: String| {
         let mcp_issuer = mcp_issuer.clone();
         let (id, secret) = (agent_at_as.client_id.clone(), as_secret.clone());
@@ -314,6 +352,88 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     let unknown = exchange("https://unknown-as.example.com".into()).await;
     assert_eq!(unknown["error"], "invalid_target", "{unknown}");
 
+    // The sign-in's ID token is a subject token too (the draft's §4.3).
+    let by_id_token = exchange_with(mcp_issuer.clone(), ID_TOKEN_TYPE, &id_token).await;
+    assert_eq!(by_id_token["token_type"], "N_A", "{by_id_token}");
+    let (status, token) = present(by_id_token["access_token"].as_str().unwrap().into()).await;
+    assert_eq!(status, 200, "{token}");
+
+    // The MCP TypeScript SDK's cross-app access, with the ID token of its own sign-in.
+    pages::ensure_npm("ts-sdk", "@modelcontextprotocol/client").await;
+    let ts_secret_at_idp = ts_agent_at_idp.client_secret.clone().unwrap();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg("cross-app.mjs")
+            .current_dir(pages::interop_dir("ts-sdk"))
+            .env("MCP_URL", &resource)
+            .env("MCP_ISSUER", &mcp_issuer)
+            .env("IDP_ISSUER", &idp_issuer)
+            .env("IDP_RESOURCE", pages::RESOURCE)
+            .env("USER_EMAIL", EMAIL)
+            .env("USER_PASSWORD", PASSWORD)
+            .env("IDP_CLIENT_ID", &ts_agent_at_idp.client_id)
+            .env("IDP_CLIENT_SECRET", &ts_secret_at_idp)
+            .env("IDP_REDIRECT_URI", TS_REDIRECT)
+            .env("AS_CLIENT_ID", &ts_agent_at_as.client_id)
+            .env(
+                "AS_CLIENT_SECRET",
+                ts_agent_at_as.client_secret.as_deref().unwrap(),
+            )
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the TypeScript SDK run took over two minutes")
+    .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cross-app.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{stdout}");
+    let ts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(!ts["tools"].as_array().unwrap().is_empty(), "{ts}");
+    let ts_access = claims_of(ts["access_token"].as_str().unwrap());
+    assert_eq!(ts_access["client_id"], ts_agent_at_as.client_id.as_str());
+    assert_eq!(
+        ts_access["sub"], access["sub"],
+        "the same person, whichever agent asked"
+    );
+    // Its sign-in revoked at the provider: its ID token gets no more ID-JAGs.
+    let ts_exchange = || {
+        reqwest::Client::new()
+            .post(format!("{idp_issuer}/token"))
+            .form(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:id-jag",
+                ),
+                ("subject_token", ts["id_token"].as_str().unwrap()),
+                ("subject_token_type", ID_TOKEN_TYPE),
+                ("audience", mcp_issuer.as_str()),
+                ("client_id", ts_agent_at_idp.client_id.as_str()),
+                ("client_secret", ts_secret_at_idp.as_str()),
+            ])
+            .send()
+    };
+    assert_eq!(ts_exchange().await.unwrap().status(), 200);
+    let revoked = reqwest::Client::new()
+        .post(format!("{idp_issuer}/revoke"))
+        .form(&[
+            ("token", ts["refresh_token"].as_str().unwrap()),
+            ("client_id", ts_agent_at_idp.client_id.as_str()),
+            ("client_secret", ts_secret_at_idp.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let refused: Value = ts_exchange().await.unwrap().json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+
     // Revoking the user's sign-in at the provider ends the exchanges.
     let revoked = reqwest::Client::new()
         .post(format!("{idp_issuer}/revoke"))
@@ -325,6 +445,8 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     assert_eq!(revoked.status(), 200);
     let after = exchange(mcp_issuer.clone()).await;
     assert_eq!(after["error"], "invalid_grant", "{after}");
+    let after = exchange_with(mcp_issuer.clone(), ID_TOKEN_TYPE, &id_token).await;
+    assert_eq!(after["error"], "invalid_grant", "the ID token too: {after}");
 
     pages::assert_png(&shots.join("login.png"));
     drop((idp, mcp_as));

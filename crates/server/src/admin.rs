@@ -108,6 +108,9 @@ pub struct NewClient {
     /// A public client (no secret: native and browser apps, with PKCE); otherwise a
     /// confidential one authenticating with `client_secret_basic`.
     pub public: bool,
+    /// A confidential client that sends its secret in the request body
+    /// (`client_secret_post`) instead of HTTP Basic. Ignored for a public client.
+    pub secret_in_body: bool,
     /// Grant types; empty means `authorization_code` and `refresh_token` when there are
     /// redirect URIs, `client_credentials` otherwise.
     pub grant_types: Vec<String>,
@@ -162,6 +165,8 @@ pub async fn add_client(
     metadata.token_endpoint_auth_method = Some(
         if client.public {
             "none"
+        } else if client.secret_in_body {
+            "client_secret_post"
         } else {
             "client_secret_basic"
         }

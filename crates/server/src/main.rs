@@ -113,6 +113,11 @@ enum ClientCommand {
         /// A public client (no secret; PKCE only), such as a desktop or browser app.
         #[arg(long)]
         public: bool,
+        /// The client sends its secret in the request body (`client_secret_post`, RFC 6749
+        /// §2.3.1), as the MCP TypeScript SDK's cross-app access does at its identity
+        /// provider; by default it uses HTTP Basic (`client_secret_basic`).
+        #[arg(long, conflicts_with = "public")]
+        client_secret_post: bool,
         /// A grant type (repeat for several); by default `authorization_code` and
         /// `refresh_token` with redirect URIs, `client_credentials` without.
         #[arg(long = "grant-type")]
@@ -259,6 +264,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             name,
             redirect_uris,
             public,
+            client_secret_post,
             grant_types,
             scope,
             resource_server,
@@ -267,6 +273,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             let mut client = admin::NewClient::new(name);
             client.redirect_uris = redirect_uris;
             client.public = public;
+            client.secret_in_body = client_secret_post;
             client.grant_types = grant_types;
             client.scope = scope;
             client.resource_server = resource_server;

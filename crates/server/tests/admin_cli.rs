@@ -293,6 +293,41 @@ async fn a_pre_registered_client_works_until_removed() {
     };
     let (client_id, secret) = (field("client_id:"), field("client_secret:"));
     assert!(out.contains("shown only now"), "{out}");
+    // The same, sending its secret in the body (client_secret_post), and not a public one.
+    let (ok, posting, err) = run(
+        &dir,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Posting robot",
+            "--client-secret-post",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let posting_field = |name: &str| {
+        posting
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap()
+    };
+    let (posting_id, posting_secret) =
+        (posting_field("client_id:"), posting_field("client_secret:"));
+    let (ok, _, err) = run(
+        &dir,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Confused",
+            "--client-secret-post",
+            "--public",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("--public"), "{err}");
 
     let (ok, out, _) = run(&dir, &["client", "list"], "");
     assert!(ok);
@@ -332,6 +367,36 @@ async fn a_pre_registered_client_works_until_removed() {
     };
     let issued = token("mcp:tools").await.unwrap();
     assert_eq!(issued.status(), 200);
+    // Each client authenticates only by its registered method (RFC 7591 §2).
+    let in_body = |id: &str, secret: &str| {
+        http.post(format!("http://{addr}/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+                ("resource", "http://127.0.0.1:3000/mcp"),
+            ])
+            .send()
+    };
+    assert_eq!(
+        in_body(&posting_id, &posting_secret)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(in_body(&client_id, &secret).await.unwrap().status(), 401);
+    let posting_by_basic = http
+        .post(format!("http://{addr}/token"))
+        .basic_auth(&posting_id, Some(&posting_secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", "http://127.0.0.1:3000/mcp"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posting_by_basic.status(), 401);
     let wider = token("mcp:tools mcp:admin").await.unwrap();
     assert_eq!(wider.status(), 400);
     assert_eq!(

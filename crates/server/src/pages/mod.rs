@@ -72,7 +72,14 @@ impl Pages {
             .split_ascii_whitespace()
             .map(|name| ScopeLine {
                 name,
-                description: self.scope_descriptions.get(name).map(String::as_str),
+                description: self
+                    .scope_descriptions
+                    .get(name)
+                    .map(String::as_str)
+                    // An operator's wording wins; `openid` means the same everywhere.
+                    .or((name == mcpauth_token_engine::OPENID_SCOPE).then_some(
+                        "Know who you are: your account's identifier here, in a signed ID token",
+                    )),
             })
             .collect()
     }
