@@ -38,7 +38,7 @@ fn server_command(dir: &Path, issuer: &str, resources: &str, grace: u64) -> Comm
         )
         .env("MCPAUTH_ISSUER", issuer)
         .env("MCPAUTH_RESOURCES", resources)
-        .env("MCPAUTH_SCOPES_SUPPORTED", "mcp:tools mcp:admin")
+        .env("MCPAUTH_SCOPES_SUPPORTED", "openid mcp:tools mcp:admin")
         .env("MCPAUTH_REFRESH_REUSE_GRACE", grace.to_string())
         .env("MCPAUTH_LOG", "warn");
     command

@@ -66,9 +66,23 @@ impl Attacker<'_> {
                 user_only.header("www-authenticate")
             ),
         );
+        // A token the server validly signed, of another kind: the ID token of the attacker's
+        // own `openid` sign-in (`typ: JWT`, its `aud` the client), presented as bearer.
+        let (_, identified) = self
+            .user_tokens(&format!("openid {}", self.target.required_scope))
+            .await;
+        let id_token = identified["id_token"].as_str().unwrap_or_default();
+        check.expect(
+            !id_token.is_empty(),
+            "an openid sign-in answers an ID token (the target serves the openid scope)",
+        );
+        let as_bearer = self.call_resource(id_token, "echo").await;
+        check.expect(
+            refused(&as_bearer),
+            format!("an ID token presented as bearer: {}", as_bearer.status),
+        );
         // Forgeries of the user's own token: unsigned (alg none), and an edited payload under
-        // its signature. (A validly signed token of another `typ` needs the server's key: the
-        // verifier's own tests cover it, `rejects_id_tokens_and_other_jwt_types`.)
+        // its signature.
         let b64 = |v: &Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
         };
