@@ -364,7 +364,7 @@ where
         pending: PendingAuthorization,
         now: UnixTime,
     ) -> Result<UpstreamRedirect, ProxyError> {
-        self.start(provider, Purpose::Authorize(pending), now).await
+        self.start(provider, Purpose::from(pending), now).await
     }
 
     /// Sends the user to `provider` only to sign in to the application (its device or account
@@ -464,7 +464,7 @@ where
         // the application's page) hears the outcome.
         let signed_in = self.sign_in(provider, &record, &callback, now).await;
         let pending = match record.purpose {
-            Purpose::Authorize(pending) => pending,
+            Purpose::Authorize(pending) => *pending,
             Purpose::SignIn { return_to } => {
                 let (subject, failure) = match signed_in {
                     Ok(subject) => (Some(subject), None),

@@ -36,8 +36,9 @@ pub struct UpstreamRequest {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purpose {
-    /// Finish this MCP client's authorization request with the engine's code.
-    Authorize(PendingAuthorization),
+    /// Finish this MCP client's authorization request with the engine's code (boxed: it is
+    /// far larger than the other variant).
+    Authorize(Box<PendingAuthorization>),
     /// Only sign the user in to the application (its device or account page), then send the
     /// browser to `return_to`, a path on this server.
     SignIn {
@@ -48,7 +49,7 @@ pub enum Purpose {
 
 impl From<PendingAuthorization> for Purpose {
     fn from(pending: PendingAuthorization) -> Self {
-        Self::Authorize(pending)
+        Self::Authorize(Box::new(pending))
     }
 }
 
