@@ -128,6 +128,15 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
     let ts_agent_at_idp = mcpauth_server::admin::add_client(&first.engine, ts_agent)
         .await
         .unwrap();
+    // A public client has no secret to send in the body: refused, not ignored.
+    let mut confused = mcpauth_server::admin::NewClient::new("Confused");
+    confused.public = true;
+    confused.secret_in_body = true;
+    assert!(
+        mcpauth_server::admin::add_client(&first.engine, confused)
+            .await
+            .is_err()
+    );
     first.store.close().await;
     // Two audiences: the MCP authorization server, and another the agent also works with
     // (whose ID-JAGs must be worthless at the first).
@@ -392,7 +401,10 @@ async fn a_user_signed_in_at_one_mcpauth_uses_an_mcp_server_behind_another_with_
         "cross-app.mjs failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    println!("{stdout}");
+    // The peer's steps; its last line holds tokens, not printed.
+    for step in stdout.lines().filter(|l| l.starts_with("ok - ")) {
+        println!("{step}");
+    }
     let ts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(!ts["tools"].as_array().unwrap().is_empty(), "{ts}");
     let ts_access = claims_of(ts["access_token"].as_str().unwrap());

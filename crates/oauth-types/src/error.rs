@@ -68,6 +68,12 @@ error_codes! {
         TemporarilyUnavailable = ("temporarily_unavailable", 503),
         /// The requested resource is invalid, missing, unknown, or malformed (RFC 8707 §2).
         InvalidTarget = ("invalid_target", 400),
+        /// The server needs the user to sign in and may not show a page (OpenID Connect Core
+        /// §3.1.2.6: `prompt=none`), or cannot sign them in again (`prompt=login`).
+        LoginRequired = ("login_required", 400),
+        /// The server needs the user's interaction and may not ask for it (OpenID Connect
+        /// Core §3.1.2.6: `prompt=none`).
+        InteractionRequired = ("interaction_required", 400),
     }
 }
 

@@ -88,6 +88,11 @@ pub struct AuthorizationRequest {
     pub dpop_jkt: Option<String>,
     /// `nonce` (OpenID Connect Core §3.1.2.1): echoed in the ID token of an `openid` request.
     pub nonce: Option<String>,
+    /// `prompt` (OpenID Connect Core §3.1.2.1): space-separated `none`, `login`, `consent`,
+    /// `select_account`.
+    pub prompt: Option<String>,
+    /// `max_age` (OpenID Connect Core §3.1.2.1), as sent.
+    pub max_age: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -112,6 +117,8 @@ impl AuthorizationRequest {
             response_mode: bounded(form, "response_mode")?.map(str::to_owned),
             dpop_jkt: bounded(form, "dpop_jkt")?.map(str::to_owned),
             nonce: bounded(form, "nonce")?.map(str::to_owned),
+            prompt: bounded(form, "prompt")?.map(str::to_owned),
+            max_age: bounded(form, "max_age")?.map(str::to_owned),
         })
     }
 }

@@ -109,7 +109,7 @@ pub struct NewClient {
     /// confidential one authenticating with `client_secret_basic`.
     pub public: bool,
     /// A confidential client that sends its secret in the request body
-    /// (`client_secret_post`) instead of HTTP Basic. Ignored for a public client.
+    /// (`client_secret_post`) instead of HTTP Basic. Refused together with `public`.
     pub secret_in_body: bool,
     /// Grant types; empty means `authorization_code` and `refresh_token` when there are
     /// redirect URIs, `client_credentials` otherwise.
@@ -142,6 +142,11 @@ pub async fn add_client(
     engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
     client: NewClient,
 ) -> Result<RegisteredClient, StartError> {
+    if client.public && client.secret_in_body {
+        return Err(StartError::client(
+            "a public client has no secret to send: drop secret_in_body (--client-secret-post) or public (--public)",
+        ));
+    }
     let mut metadata = ClientMetadata::default();
     metadata.client_name = Some(client.name);
     metadata.grant_types = if client.grant_types.is_empty() {

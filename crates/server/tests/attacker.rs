@@ -2,7 +2,8 @@
 //! binary on its defaults (but for the resources and scopes it serves), and a resource
 //! server that trusts it, all on loopback: what an anonymous caller, a self-registered
 //! client or a stolen token gets. A second deployment with `refresh_reuse_grace = 0` checks
-//! the replay rules without a grace window (every replay is outside it). The suite registers
+//! the replay rules without a grace window (every replay is outside it). `openid` is among the
+//! scopes, so the suite's token-confusion check presents an ID token too. The suite registers
 //! about twenty clients from 127.0.0.1, within the default `registrations_per_ip_per_hour`
 //! (30): checks added later must stay within it, or the server's `429` hides what they test.
 #![allow(
@@ -166,6 +167,21 @@ async fn an_attacker_gets_nothing_from_the_server_on_its_defaults() {
     let other = "http://127.0.0.1:1/other-mcp";
     let deployment = deploy("defaults", &resource, other, 10).await;
     serve_resource(listener, &deployment.target.issuer);
+    // The suite presents an ID token as bearer where the metadata advertises ID tokens: here
+    // it must.
+    let metadata: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        deployment.target.issuer
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        metadata["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
     run_attacker_suite(&deployment.target).await;
 }
 

@@ -125,8 +125,13 @@ impl AccessTokenClaims {
     /// The grant id carried in `jti`.
     #[must_use]
     pub fn grant_id(&self) -> Option<&str> {
-        self.jti.split_once('.').map(|(grant, _)| grant)
+        grant_of_jti(&self.jti)
     }
+}
+
+/// The grant named by a `jti` of the form `<grant_id>.<random>` (access and ID tokens).
+pub(crate) fn grant_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(grant, _)| grant)
 }
 
 /// Signing failed.
@@ -270,30 +275,42 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             };
             return Ok(serde_json::from_value(record.claims).ok());
         }
-        let keys = self.keys();
-        let Ok(header) = jsonwebtoken::decode_header(token) else {
-            return Ok(None);
-        };
-        // Only access tokens (RFC 9068 §2.1): the same key signs the ID-JAGs this server
-        // issues as an identity provider, which must never pass for access tokens here
-        // (introspection, token exchange).
-        if !header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-        }) {
-            return Ok(None);
+        // Only access tokens (RFC 9068 §2.1): the same key signs the ID-JAGs and ID tokens
+        // this server issues, which must never pass for access tokens here (introspection,
+        // token exchange).
+        Ok(self.decode_own_jwt(
+            token,
+            |t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"),
+            false,
+        ))
+    }
+
+    /// The claims of a JWT this server signed with a key it still publishes (or holds), of a
+    /// `typ` that `typ_is` accepts, with `iss` this server; `None` otherwise. With
+    /// `asymmetric_only`, a shared secret's signature (HS256, which resource servers hold
+    /// too) does not count. The caller checks `aud`, `exp` and what the claims refer to.
+    pub(crate) fn decode_own_jwt<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ_is: impl Fn(&str) -> bool,
+        asymmetric_only: bool,
+    ) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !header.typ.as_deref().is_some_and(typ_is) {
+            return None;
         }
-        let Some(key) = header.kid.and_then(|kid| keys.find(&kid)) else {
-            return Ok(None);
-        };
+        let keys = self.keys();
+        let key = keys.find(header.kid.as_deref()?)?;
+        if asymmetric_only && key.public_jwk().is_none() {
+            return None;
+        }
         let mut validation = Validation::new(key.algorithm());
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         validation.set_issuer(&[self.issuer_str()]);
-        Ok(
-            jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
-                .ok()
-                .map(|d| d.claims),
-        )
+        jsonwebtoken::decode::<T>(token, key.decoding_key(), &validation)
+            .ok()
+            .map(|d| d.claims)
     }
 }

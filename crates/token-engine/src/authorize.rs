@@ -361,10 +361,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "dpop_jkt must be the base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key",
             );
         }
-        // OpenID Connect Core §3.1.2.1: meaningful only with `openid`, echoed in the ID token.
-        let nonce = request
-            .nonce
-            .filter(|_| scope.contains(crate::OPENID_SCOPE));
+        // OpenID Connect Core §3.1.2.1, for a request that gets an ID token: what this server
+        // cannot honour is refused, never ignored; `nonce` is kept for the ID token.
+        let openid = scope.contains(crate::OPENID_SCOPE) && self.signs_id_tokens();
+        if openid && let Err((code, description)) = openid_request_is_honoured(&request, in_request)
+        {
+            return redirect(code, description);
+        }
+        let nonce = request.nonce.filter(|_| openid);
         if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
             return redirect(
                 AuthorizeErrorCode::InvalidRequest,
@@ -579,13 +583,6 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         if !supported.is_empty() && !scope.iter().all(|s| supported.iter().any(|x| x == s)) {
             return Err("the request includes a scope this server does not support");
         }
-        // An ID token for a user's grant (OpenID Connect Core §3.1.2.1) must be signed with a
-        // key the client can verify: refused up front, not after the user consented.
-        if user_approves && scope.contains(crate::OPENID_SCOPE) && !self.signs_id_tokens() {
-            return Err(
-                "the openid scope needs an asymmetric signing key: this server signs with a shared secret and issues no ID tokens",
-            );
-        }
         let bounded_by_registration = !(user_approves && client.is_self_registered());
         // A registered scope that does not parse (a corrupt record) allows nothing, never
         // everything.
@@ -637,6 +634,53 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         }
         Ok(requested.to_vec())
     }
+}
+
+/// OpenID Connect Core §3.1.2.1 for an `openid` request: `redirect_uri` is required, and a
+/// `prompt` or `max_age` this server cannot honour is an error (it always shows its pages when
+/// the user must sign in or consent, and claims no `auth_time`).
+fn openid_request_is_honoured(
+    request: &AuthorizationRequest,
+    redirect_uri_in_request: bool,
+) -> Result<(), (AuthorizeErrorCode, &'static str)> {
+    if !redirect_uri_in_request {
+        return Err((
+            AuthorizeErrorCode::InvalidRequest,
+            "redirect_uri is required in an OpenID Connect request (scope openid)",
+        ));
+    }
+    let prompts: Vec<&str> = request
+        .prompt
+        .as_deref()
+        .map(|p| p.split(' ').filter(|v| !v.is_empty()).collect())
+        .unwrap_or_default();
+    if prompts.contains(&"none") {
+        // §3.1.2.1: `none` with any other value is an error.
+        return Err(if prompts.len() > 1 {
+            (
+                AuthorizeErrorCode::InvalidRequest,
+                "prompt=none cannot be combined with other prompt values",
+            )
+        } else {
+            (
+                AuthorizeErrorCode::InteractionRequired,
+                "prompt=none cannot be honoured: this server shows its sign-in and consent pages",
+            )
+        });
+    }
+    if prompts.contains(&"login") {
+        return Err((
+            AuthorizeErrorCode::LoginRequired,
+            "prompt=login cannot be honoured: this server does not force a new sign-in; send the request without it",
+        ));
+    }
+    if request.max_age.is_some() {
+        return Err((
+            AuthorizeErrorCode::InvalidRequest,
+            "max_age is not supported: this server does not claim auth_time in its ID tokens",
+        ));
+    }
+    Ok(())
 }
 
 /// The longest `nonce` kept (it is stored with the code and signed into the ID token).

@@ -10,18 +10,19 @@
 //!   lifetime), `nonce`; `jti` is `<grant_id>.<random>`, as in access tokens, so an exchange
 //!   finds the user's grant and refuses the ID tokens of a revoked one.
 //! - §10.1: signed with the server's current key, asymmetric only (an HS256 secret, which
-//!   resource servers hold too, could not convince a client); `typ: JWT`, which no access
+//!   resource servers hold too, could convince no client); `typ: JWT`, which no access
 //!   token (`at+jwt`) or ID-JAG (`oauth-id-jag+jwt`) of this server carries, so none of them
 //!   passes for another.
 //!
 //! This server is not an OpenID Provider: it serves no `openid-configuration`, UserInfo or
-//! session management, and ignores `prompt`, `max_age` and `claims` (so it never claims an
-//! `auth_time` it did not check).
+//! session management. An `openid` request's `prompt=none`, `prompt=login` and `max_age`,
+//! which it cannot honour, are refused at the authorization endpoint (`authorize.rs`), so it
+//! never claims an `auth_time` it did not check. With an HS256 key it issues no ID tokens and
+//! `openid` is an ordinary scope.
 
-use mcpauth_oauth_types::{OAuthError, TokenErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::access_token::Audience;
+use crate::access_token::{Audience, grant_of_jti};
 use crate::error::{TokenError, internal};
 use crate::model::{GrantId, OAuthServerModel};
 use crate::{TokenEngine, UnixTime, random};
@@ -47,19 +48,15 @@ pub(crate) struct IdTokenClaims {
 }
 
 impl IdTokenClaims {
-    /// Whether `client_id` is among the audiences (§2: the client it was issued to).
+    /// Whether the ID token was issued to `client_id`: this server names one audience, the
+    /// client (§2), and takes no other form.
     pub(crate) fn is_for(&self, client_id: &str) -> bool {
-        match &self.aud {
-            Audience::One(one) => one == client_id,
-            Audience::Many(many) => many.iter().any(|a| a == client_id),
-        }
+        matches!(&self.aud, Audience::One(one) if one == client_id)
     }
 
     /// The grant the ID token was issued from.
     pub(crate) fn grant_id(&self) -> Option<GrantId> {
-        self.jti
-            .split_once('.')
-            .map(|(grant, _)| GrantId::from(grant))
+        grant_of_jti(&self.jti).map(GrantId::from)
     }
 }
 
@@ -78,24 +75,44 @@ pub(crate) struct IdTokenFor<'a> {
 }
 
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
-    /// Whether this server can sign ID tokens: its current key is asymmetric.
+    /// Whether this server issues ID tokens: its current key is asymmetric. With an HS256
+    /// secret (which resource servers hold too) `openid` stays an ordinary scope, as it was
+    /// before ID tokens, and nothing advertises them.
     pub(crate) fn signs_id_tokens(&self) -> bool {
         self.keys().current().public_jwk().is_some()
     }
 
-    /// A signed ID token (OpenID Connect Core §2).
+    /// `id_token_signing_alg_values_supported` (OpenID Connect Discovery §3): the algorithms
+    /// of the keys that sign or signed ID tokens still in use (current first); empty when
+    /// this server issues none, or when its `scopes_supported` leaves `openid` out.
+    pub(crate) fn id_token_algorithms(&self) -> Vec<String> {
+        let supported = &self.config.scopes_supported;
+        if !self.signs_id_tokens()
+            || !(supported.is_empty() || supported.iter().any(|s| s == OPENID_SCOPE))
+        {
+            return Vec::new();
+        }
+        let mut algorithms: Vec<String> = Vec::new();
+        for key in self.keys().iter().filter(|k| k.public_jwk().is_some()) {
+            let name = key.algorithm_name().to_owned();
+            if !algorithms.contains(&name) {
+                algorithms.push(name);
+            }
+        }
+        algorithms
+    }
+
+    /// A signed ID token (OpenID Connect Core §2), or `None` when this server signs with a
+    /// shared secret.
     pub(crate) fn issue_id_token(
         &self,
         issue: &IdTokenFor<'_>,
         now: UnixTime,
-    ) -> Result<String, TokenError> {
+    ) -> Result<Option<String>, TokenError> {
         let keys = self.keys();
         let key = keys.current();
         if key.public_jwk().is_none() {
-            return Err(OAuthError::new(
-                TokenErrorCode::ServerError,
-                "ID tokens need an asymmetric signing key (ES256, EdDSA or RS256); this server signs with a shared secret",
-            ));
+            return Ok(None);
         }
         let claims = IdTokenClaims {
             iss: self.issuer_str(),
@@ -114,27 +131,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         header.typ = Some(ID_TOKEN_TYP.into());
         header.kid = Some(key.kid().to_owned());
         key.sign_jwt(&header, &claims)
+            .map(Some)
             .map_err(|e| internal("signing failure", e))
     }
 
-    /// The claims of an ID token this server signed (any key it still publishes), or `None`.
-    /// Checks the signature, `typ` and `iss`; the caller checks `aud`, `exp` and the grant.
+    /// The claims of an ID token this server signed with an asymmetric key it still
+    /// publishes, or `None`. Checks the signature, `typ` and `iss`; the caller checks `aud`,
+    /// `exp` and the grant.
     pub(crate) fn decode_own_id_token(&self, token: &str) -> Option<IdTokenClaims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.typ.as_deref() != Some(ID_TOKEN_TYP) {
-            return None;
-        }
-        let keys = self.keys();
-        let key = keys.find(header.kid.as_deref()?)?;
-        // An HS256 secret is shared with resource servers: it signs no ID token here.
-        key.public_jwk()?;
-        let mut validation = jsonwebtoken::Validation::new(key.algorithm());
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.set_issuer(&[self.issuer_str()]);
-        jsonwebtoken::decode::<IdTokenClaims>(token, key.decoding_key(), &validation)
-            .ok()
-            .map(|d| d.claims)
+        self.decode_own_jwt(token, |typ| typ == ID_TOKEN_TYP, true)
     }
 }

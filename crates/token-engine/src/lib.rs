@@ -256,10 +256,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 .map(str::to_owned)
                 .collect();
         }
-        // ID tokens for `openid` grants (OpenID Connect Core §2), with an asymmetric key only.
-        if self.signs_id_tokens() {
-            m.id_token_signing_alg_values_supported =
-                vec![self.keys().current().algorithm_name().to_owned()];
+        // ID tokens for `openid` grants (OpenID Connect Core §2), with asymmetric keys only.
+        m.id_token_signing_alg_values_supported = self.id_token_algorithms();
+        if !m.id_token_signing_alg_values_supported.is_empty() {
             m.subject_types_supported = vec!["public".into()];
         }
         m.authorization_response_iss_parameter_supported = true;

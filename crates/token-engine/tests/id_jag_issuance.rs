@@ -20,8 +20,9 @@ use common::*;
 use http::StatusCode;
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{
-    AssertionAudience, AuthorizeOutcome, EngineConfig, GrantStore as _, ID_TOKEN_TYPE, MemoryModel,
-    REFRESH_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TokenEngine, TrustedIssuer, TrustedIssuerKeys,
+    AssertionAudience, AuthorizeOutcome, EngineConfig, GrantStore as _, ID_TOKEN_TYPE,
+    KeyAlgorithm, KeySet, MemoryModel, REFRESH_TOKEN_TYPE, SigningKey, TOKEN_EXCHANGE_GRANT,
+    TokenEngine, TrustedIssuer, TrustedIssuerKeys,
 };
 use serde_json::Value;
 
@@ -31,13 +32,22 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 
 fn engine_at(issuer: &str, seed: u64, configure: impl FnOnce(&mut EngineConfig)) -> Harness {
+    engine_with_key(issuer, seed, signing_key(), configure)
+}
+
+fn engine_with_key(
+    issuer: &str,
+    seed: u64,
+    key: SigningKey,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> Harness {
     let mut config = EngineConfig::new(issuer.parse().unwrap()).unwrap();
     configure(&mut config);
     Harness {
         engine: TokenEngine::new(
             config,
             Arc::new(MemoryModel::new()),
-            signing_key(),
+            key,
             Arc::new(SeededRandom::new(seed)),
         ),
         client_id: String::new(),
@@ -74,6 +84,8 @@ struct Enterprise {
     grant_id: String,
     /// The ID token from that sign-in (scope `openid`).
     id_token: String,
+    /// The provider's signing key (PKCS#8), to rotate it in a test.
+    idp_key: Vec<u8>,
 }
 
 async fn enterprise() -> Enterprise {
@@ -95,13 +107,16 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
     let agent_at_as = mcp_as
         .confidential_client(&[JWT_BEARER], Some("mcp:tools mcp:admin"))
         .await;
-    let (idp, agent_at_idp, stranger_at_idp) = idp_clients(engine_at(IDP, 11, |config| {
-        config.identity_assertion_audiences(vec![
-            AssertionAudience::new(MCP_AS, vec![RESOURCE.into()], scope)
-                .client(&probe_agent.0, &agent_at_as.0),
-        ]);
-    }))
-    .await;
+    let idp_key = SigningKey::generate_pkcs8(KeyAlgorithm::Es256).unwrap();
+    let provider_key = SigningKey::es256_from_pkcs8_der(&idp_key).unwrap();
+    let (idp, agent_at_idp, stranger_at_idp) =
+        idp_clients(engine_with_key(IDP, 11, provider_key, |config| {
+            config.identity_assertion_audiences(vec![
+                AssertionAudience::new(MCP_AS, vec![RESOURCE.into()], scope)
+                    .client(&probe_agent.0, &agent_at_as.0),
+            ]);
+        }))
+        .await;
     assert_eq!(agent_at_idp.0, probe_agent.0, "same seed, same client id");
     // The MCP authorization server trusts the provider for that agent.
     let model = mcp_as.engine.model().clone();
@@ -163,6 +178,7 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
         .to_owned();
     Enterprise {
         grant_id,
+        idp_key,
         id_token: tokens["id_token"].as_str().unwrap().to_owned(),
         refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
         idp,
@@ -862,4 +878,20 @@ async fn an_id_token_is_taken_only_from_its_client_unexpired_and_while_its_sign_
             .unwrap()
             .contains("revoked")
     );
+}
+
+#[tokio::test]
+async fn an_id_token_signed_before_a_key_rotation_is_taken_while_its_key_is_published() {
+    let e = enterprise().await;
+    let old_key = || SigningKey::es256_from_pkcs8_der(&e.idp_key).unwrap();
+    e.idp
+        .engine
+        .replace_keys(KeySet::new(signing_key()).with_retired(old_key()));
+    let (status, body) = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2)).await;
+    assert_eq!(status, StatusCode::OK, "retired, still published: {body}");
+    // The retired key removed (no longer published): its ID tokens are no longer this
+    // server's.
+    e.idp.engine.replace_keys(KeySet::new(signing_key()));
+    let (_, body) = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2)).await;
+    assert_eq!(error_of(&body), "invalid_grant", "{body}");
 }

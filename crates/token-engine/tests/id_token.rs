@@ -165,8 +165,7 @@ async fn a_nonce_longer_than_512_bytes_is_refused_at_the_authorization_endpoint(
 }
 
 #[tokio::test]
-async fn a_server_signing_with_a_shared_secret_refuses_openid_and_advertises_no_id_tokens() {
-    let h = harness().await;
+async fn a_server_signing_with_a_shared_secret_issues_no_id_tokens_and_advertises_none() {
     let engine = TokenEngine::new(
         EngineConfig::new("https://auth.example.com".parse().unwrap()).unwrap(),
         Arc::new(MemoryModel::new()),
@@ -188,16 +187,20 @@ async fn a_server_signing_with_a_shared_secret_refuses_openid_and_advertises_no_
         engine,
         client_id: registered.client_id,
     };
-    let mut q = hs.authorize_query(CALLBACK);
-    q.retain(|(name, _)| *name != "scope");
-    q.push(("scope", "openid mcp:tools".into()));
-    let params = redirect_params(&hs.authorize(&q).await);
-    assert!(
-        params
-            .iter()
-            .any(|(k, v)| k == "error" && v == "invalid_scope"),
-        "refused before the user consents: {params:?}"
-    );
+    // `openid` is an ordinary scope there, as before ID tokens: granted, no ID token (a
+    // secret the resource servers share could not convince a client), OpenID Connect's
+    // request rules not applied.
+    let (status, body) = hs
+        .sign_in("openid mcp:tools", &[("prompt", "none"), ("nonce", NONCE)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "openid mcp:tools");
+    assert!(body.get("id_token").is_none(), "{body}");
+    let (status, refreshed) = hs
+        .refresh_at(body["refresh_token"].as_str().unwrap(), NOW.plus(60))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert!(refreshed.get("id_token").is_none(), "{refreshed}");
     assert!(
         hs.engine
             .metadata()
@@ -205,9 +208,158 @@ async fn a_server_signing_with_a_shared_secret_refuses_openid_and_advertises_no_
             .is_empty()
     );
     assert!(hs.engine.metadata().subject_types_supported.is_empty());
-    // The asymmetric server, for contrast, takes openid.
-    let (status, _) = h.sign_in("openid", &[]).await;
-    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn id_tokens_are_advertised_only_where_openid_is_a_supported_scope() {
+    let without = harness_with(|c| {
+        c.scopes_supported(vec!["mcp:tools".into()]);
+    })
+    .await;
+    assert!(
+        without
+            .engine
+            .metadata()
+            .id_token_signing_alg_values_supported
+            .is_empty()
+    );
+    let with = harness_with(|c| {
+        c.scopes_supported(vec!["openid".into(), "mcp:tools".into()]);
+    })
+    .await;
+    assert_eq!(
+        with.engine.metadata().id_token_signing_alg_values_supported,
+        ["ES256"]
+    );
+    // After a rotation to another algorithm, the retired key's stays listed while its ID
+    // tokens may be in use.
+    with.engine.replace_keys(
+        mcpauth_token_engine::KeySet::new(
+            SigningKey::generate(mcpauth_token_engine::KeyAlgorithm::EdDsa).unwrap(),
+        )
+        .with_retired(signing_key()),
+    );
+    assert_eq!(
+        with.engine.metadata().id_token_signing_alg_values_supported,
+        ["EdDSA", "ES256"]
+    );
+}
+
+/// The authorization request for `scope` with `extra` parameters, and where it went.
+async fn openid_request(h: &Harness, extra: &[(&'static str, &str)]) -> Vec<(String, String)> {
+    let mut q = h.authorize_query(CALLBACK);
+    q.retain(|(name, _)| *name != "scope");
+    q.push(("scope", "openid mcp:tools".into()));
+    for (name, value) in extra {
+        q.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            q.push((name, (*value).to_owned()));
+        }
+    }
+    redirect_params(&h.authorize(&q).await)
+}
+
+fn error_in(params: &[(String, String)]) -> &str {
+    params
+        .iter()
+        .find(|(k, _)| k == "error")
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn what_an_openid_request_asks_that_this_server_cannot_honour_is_refused_not_ignored() {
+    let h = harness().await;
+    // §3.1.2.1: prompt=none forbids any page; this server shows its pages.
+    let params = openid_request(&h, &[("prompt", "none")]).await;
+    assert_eq!(error_in(&params), "interaction_required", "{params:?}");
+    assert!(params.iter().any(|(k, v)| k == "state" && v == "xyz state"));
+    let params = openid_request(&h, &[("prompt", "none login")]).await;
+    assert_eq!(error_in(&params), "invalid_request", "{params:?}");
+    let params = openid_request(&h, &[("prompt", "login")]).await;
+    assert_eq!(error_in(&params), "login_required", "{params:?}");
+    // max_age needs auth_time, which this server does not claim.
+    let params = openid_request(&h, &[("max_age", "300")]).await;
+    assert_eq!(error_in(&params), "invalid_request", "{params:?}");
+    // §3.1.2.1: redirect_uri is REQUIRED (even with one registered URI).
+    let one_uri = h.confidential_client(&["authorization_code"], None).await;
+    let mut q = h.authorize_query(REDIRECT);
+    q[1].1.clone_from(&one_uri.0);
+    q.retain(|(name, _)| !["scope", "redirect_uri"].contains(name));
+    q.push(("scope", "openid".into()));
+    let params = redirect_params(&h.authorize(&q).await);
+    assert_eq!(error_in(&params), "invalid_request", "{params:?}");
+    // What it honours goes on to consent: prompt=consent, select_account.
+    for prompt in ["consent", "select_account", "consent select_account"] {
+        let mut q = h.authorize_query(CALLBACK);
+        q.retain(|(name, _)| *name != "scope");
+        q.push(("scope", "openid".into()));
+        q.push(("prompt", prompt.into()));
+        assert!(
+            matches!(h.authorize(&q).await, AuthorizeOutcome::NeedsConsent(_)),
+            "prompt={prompt}"
+        );
+    }
+    // A plain OAuth request (no openid) is untouched by OpenID Connect's rules.
+    let mut q = h.authorize_query(CALLBACK);
+    q.push(("prompt", "none".into()));
+    q.push(("max_age", "0".into()));
+    assert!(matches!(
+        h.authorize(&q).await,
+        AuthorizeOutcome::NeedsConsent(_)
+    ));
+}
+
+#[tokio::test]
+async fn the_device_grant_answers_an_id_token_for_an_openid_request() {
+    use mcpauth_token_engine::DEVICE_CODE_GRANT;
+    let h = harness().await;
+    let mut metadata = mcpauth_oauth_types::ClientMetadata::default();
+    metadata.grant_types = vec![DEVICE_CODE_GRANT.into()];
+    metadata.token_endpoint_auth_method = Some("none".into());
+    let client_id = h
+        .engine
+        .register_client(metadata, NOW)
+        .await
+        .unwrap()
+        .client_id;
+    let response = h
+        .engine
+        .device_authorization_endpoint(
+            http::Request::post("/device_authorization")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(bytes::Bytes::from(query(&[
+                    ("client_id", &client_id),
+                    ("scope", "openid mcp:tools"),
+                    ("resource", RESOURCE),
+                ])))
+                .unwrap(),
+            NOW,
+        )
+        .await;
+    let started: Value = serde_json::from_slice(response.body()).unwrap();
+    let page = h
+        .engine
+        .device_lookup(started["user_code"].as_str().unwrap(), "page", NOW)
+        .await
+        .unwrap();
+    h.engine.approve_device(page, "alice", NOW).await.unwrap();
+    let (status, body, _) = h
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", DEVICE_CODE_GRANT),
+                ("device_code", started["device_code"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+            None,
+            NOW.plus(6),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = jwt_part(body["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], client_id.as_str());
+    assert!(claims.get("nonce").is_none());
 }
 
 #[tokio::test]

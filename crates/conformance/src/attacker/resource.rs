@@ -67,20 +67,33 @@ impl Attacker<'_> {
             ),
         );
         // A token the server validly signed, of another kind: the ID token of the attacker's
-        // own `openid` sign-in (`typ: JWT`, its `aud` the client), presented as bearer.
-        let (_, identified) = self
-            .user_tokens(&format!("openid {}", self.target.required_scope))
-            .await;
-        let id_token = identified["id_token"].as_str().unwrap_or_default();
-        check.expect(
-            !id_token.is_empty(),
-            "an openid sign-in answers an ID token (the target serves the openid scope)",
-        );
-        let as_bearer = self.call_resource(id_token, "echo").await;
-        check.expect(
-            refused(&as_bearer),
-            format!("an ID token presented as bearer: {}", as_bearer.status),
-        );
+        // own `openid` sign-in (`typ: JWT`, its `aud` the client), presented as bearer, where
+        // the target says it issues ID tokens.
+        let metadata = self
+            .send(
+                self.http
+                    .get(self.url("/.well-known/oauth-authorization-server")),
+            )
+            .await
+            .json();
+        if metadata["id_token_signing_alg_values_supported"]
+            .as_array()
+            .is_some_and(|algs| !algs.is_empty())
+        {
+            let (_, identified) = self
+                .user_tokens(&format!("openid {}", self.target.required_scope))
+                .await;
+            let id_token = identified["id_token"].as_str().unwrap_or_default();
+            check.expect(
+                !id_token.is_empty(),
+                "an openid sign-in answers an ID token (the metadata advertises them)",
+            );
+            let as_bearer = self.call_resource(id_token, "echo").await;
+            check.expect(
+                refused(&as_bearer),
+                format!("an ID token presented as bearer: {}", as_bearer.status),
+            );
+        }
         // Forgeries of the user's own token: unsigned (alg none), and an edited payload under
         // its signature.
         let b64 = |v: &Value| {

@@ -38,7 +38,8 @@ use crate::{TokenEngine, UnixTime, random};
 
 /// RFC 8693 §3 token type of an identity assertion JWT authorization grant (the draft's §4.3).
 pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
-/// RFC 8693 §3: a refresh token, the subject token this server takes for an ID-JAG.
+/// RFC 8693 §3: a refresh token, one of the two subject tokens this server takes for an
+/// ID-JAG (with [`ID_TOKEN_TYPE`]).
 pub const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
 /// RFC 8693 §3: an OpenID Connect ID token, the subject token the draft's §4.3 names.
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";

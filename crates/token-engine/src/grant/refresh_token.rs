@@ -210,7 +210,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.scope = (!answer.access_scope.is_empty()).then(|| answer.access_scope.to_owned());
         // OpenID Connect Core §12.2: same `iss`, `sub` and `aud`; no `nonce`.
         if asks_for_id_token(answer.access_scope) {
-            response.id_token = Some(self.issue_id_token(
+            response.id_token = self.issue_id_token(
                 &IdTokenFor {
                     grant_id: &answer.record.grant_id,
                     subject: &answer.record.subject,
@@ -218,7 +218,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     nonce: None,
                 },
                 now,
-            )?);
+            )?;
         }
         Ok(response)
     }
@@ -287,7 +287,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         let mut response = self.access_token_response(access_token, issue.dpop_jkt.is_some());
         response.scope = (!issue.access_scope.is_empty()).then(|| issue.access_scope.to_owned());
         if asks_for_id_token(issue.access_scope) {
-            response.id_token = Some(self.issue_id_token(
+            response.id_token = self.issue_id_token(
                 &IdTokenFor {
                     grant_id: issue.grant_id,
                     subject: issue.subject,
@@ -295,7 +295,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     nonce: issue.nonce,
                 },
                 now,
-            )?);
+            )?;
         }
         let mut refresh = None;
         if client.allows_grant(GrantType::RefreshToken) {
