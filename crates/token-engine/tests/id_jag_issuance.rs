@@ -139,34 +139,7 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
 
     // Alice signs in at the provider through the agent (the one consent, there), with
     // `openid` for an ID token.
-    let mut q = idp.authorize_query(REDIRECT);
-    q[1].1.clone_from(&agent_at_idp.0);
-    q.retain(|(name, _)| *name != "scope");
-    q.push(("scope", "openid".into()));
-    let AuthorizeOutcome::NeedsConsent(pending) = idp.authorize(&q).await else {
-        panic!("consent expected");
-    };
-    let code = code_of(
-        &idp.engine
-            .approve(pending, "alice", NOW)
-            .await
-            .unwrap()
-            .location,
-    );
-    let (status, tokens, _) = idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            Some((&agent_at_idp.0, &agent_at_idp.1)),
-            NOW.plus(1),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let tokens = sign_in(&idp, &agent_at_idp, "openid").await;
     // An access token's jti is `<grant_id>.<random>`.
     let access = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
     let grant_id = access["jti"]
@@ -187,6 +160,60 @@ async fn enterprise_with_scope(scope: Vec<String>) -> Enterprise {
         agent_at_as,
         stranger_at_idp,
     }
+}
+
+/// `client` signs alice in at `h` with `scope` (the consent given) and redeems the code:
+/// the token response.
+async fn sign_in(h: &Harness, client: &(String, String), scope: &str) -> Value {
+    let mut q = h.authorize_query(REDIRECT);
+    q[1].1.clone_from(&client.0);
+    q.retain(|(name, _)| *name != "scope");
+    q.push(("scope", scope.into()));
+    let AuthorizeOutcome::NeedsConsent(pending) = h.authorize(&q).await else {
+        panic!("consent expected");
+    };
+    let code = code_of(
+        &h.engine
+            .approve(pending, "alice", NOW)
+            .await
+            .unwrap()
+            .location,
+    );
+    let (status, tokens, _) = h
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&client.0, &client.1)),
+            NOW.plus(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
+/// `client` refreshes `refresh_token` at `h`.
+async fn refresh_as(
+    h: &Harness,
+    client: &(String, String),
+    refresh_token: &str,
+) -> (StatusCode, Value) {
+    let (status, body, _) = h
+        .post(
+            Endpoint::Token,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            Some((&client.0, &client.1)),
+            NOW.plus(1),
+        )
+        .await;
+    (status, body)
 }
 
 impl Enterprise {
@@ -306,18 +333,7 @@ async fn a_signed_in_users_refresh_token_becomes_an_id_jag_and_the_id_jag_an_acc
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_of(&replay), "invalid_grant");
     // The exchange did not use the refresh token up: it still refreshes at the provider.
-    let (status, _, _) = e
-        .idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &e.refresh_token),
-            ],
-            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
-            NOW.plus(4),
-        )
-        .await;
+    let (status, _) = refresh_as(&e.idp, &e.agent_at_idp, &e.refresh_token).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -513,21 +529,7 @@ async fn the_provider_never_takes_its_own_id_jag_for_an_access_token() {
 async fn another_clients_or_a_replaced_refresh_token_gets_no_id_jag() {
     let e = enterprise().await;
     // The stranger signs alice in too; its refresh token, presented by the agent: nothing.
-    let code = e.idp.code_for(&e.stranger_at_idp.0, "alice").await;
-    let (_, theirs, _) = e
-        .idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            Some((&e.stranger_at_idp.0, &e.stranger_at_idp.1)),
-            NOW.plus(1),
-        )
-        .await;
+    let theirs = sign_in(&e.idp, &e.stranger_at_idp, "mcp:tools").await;
     let foreign = theirs["refresh_token"].as_str().unwrap();
     let (_, body) = e.exchange(&[("subject_token", foreign)]).await;
     assert_eq!(error_of(&body), "invalid_grant", "{body}");
@@ -538,18 +540,7 @@ async fn another_clients_or_a_replaced_refresh_token_gets_no_id_jag() {
             .contains("another client")
     );
     // The agent's own refresh token, once replaced by a refresh: nothing.
-    let (status, refreshed, _) = e
-        .idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &e.refresh_token),
-            ],
-            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
-            NOW.plus(1),
-        )
-        .await;
+    let (status, refreshed) = refresh_as(&e.idp, &e.agent_at_idp, &e.refresh_token).await;
     assert_eq!(status, StatusCode::OK);
     let (_, body) = e.exchange(&[]).await;
     assert_eq!(error_of(&body), "invalid_grant", "{body}");
@@ -737,35 +728,7 @@ async fn an_id_token_is_taken_only_from_its_client_unexpired_and_while_its_sign_
     let e = enterprise().await;
     // The stranger's own ID token for alice, presented by the agent: its aud is not the
     // agent (the draft's §4.3: the IdP MUST check it).
-    let mut q = e.idp.authorize_query(REDIRECT);
-    q[1].1.clone_from(&e.stranger_at_idp.0);
-    q.retain(|(name, _)| *name != "scope");
-    q.push(("scope", "openid".into()));
-    let AuthorizeOutcome::NeedsConsent(pending) = e.idp.authorize(&q).await else {
-        panic!("consent expected");
-    };
-    let code = code_of(
-        &e.idp
-            .engine
-            .approve(pending, "alice", NOW)
-            .await
-            .unwrap()
-            .location,
-    );
-    let (_, theirs, _) = e
-        .idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            Some((&e.stranger_at_idp.0, &e.stranger_at_idp.1)),
-            NOW.plus(1),
-        )
-        .await;
+    let theirs = sign_in(&e.idp, &e.stranger_at_idp, "openid").await;
     let foreign = theirs["id_token"].as_str().unwrap();
     let (_, body) = exchange_id_token(&e, &e.agent_at_idp, foreign, NOW.plus(2)).await;
     assert_eq!(error_of(&body), "invalid_grant", "{body}");
@@ -789,18 +752,7 @@ async fn an_id_token_is_taken_only_from_its_client_unexpired_and_while_its_sign_
     );
     // Not an ID token of this server: an access token, an ID-JAG, a token signed by another
     // key with the same claims, a tampered one.
-    let (_, tokens, _) = e
-        .idp
-        .post(
-            Endpoint::Token,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &e.refresh_token),
-            ],
-            Some((&e.agent_at_idp.0, &e.agent_at_idp.1)),
-            NOW.plus(1),
-        )
-        .await;
+    let (_, tokens) = refresh_as(&e.idp, &e.agent_at_idp, &e.refresh_token).await;
     let access_token = tokens["access_token"].as_str().unwrap().to_owned();
     let id_jag = exchange_id_token(&e, &e.agent_at_idp, &e.id_token, NOW.plus(2))
         .await
@@ -811,38 +763,13 @@ async fn an_id_token_is_taken_only_from_its_client_unexpired_and_while_its_sign_
     // Same issuer name, same claims, another key.
     let other_provider = engine_at(IDP, 11, |_| {});
     let forged = {
-        let mut q = other_provider.authorize_query(REDIRECT);
-        let (id, secret) = other_provider
+        let client = other_provider
             .confidential_client(&["authorization_code"], None)
             .await;
-        q[1].1.clone_from(&id);
-        q.retain(|(name, _)| *name != "scope");
-        q.push(("scope", "openid".into()));
-        let AuthorizeOutcome::NeedsConsent(pending) = other_provider.authorize(&q).await else {
-            panic!("consent expected");
-        };
-        let code = code_of(
-            &other_provider
-                .engine
-                .approve(pending, "alice", NOW)
-                .await
-                .unwrap()
-                .location,
-        );
-        let (_, body, _) = other_provider
-            .post(
-                Endpoint::Token,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", VERIFIER),
-                ],
-                Some((&id, &secret)),
-                NOW.plus(1),
-            )
-            .await;
-        body["id_token"].as_str().unwrap().to_owned()
+        sign_in(&other_provider, &client, "openid").await["id_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let tampered = {
         use base64::Engine as _;
