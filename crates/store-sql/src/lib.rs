@@ -55,7 +55,10 @@ use sqlx::sqlite::{
 
 pub use consent::{ConsentRow, ResourceApproval, approvals_cover};
 pub use federated::{FederatedIdentityRow, NO_PASSWORD};
-pub use server_state::{InteractionRow, LockoutPolicy, SigningKeyRow, UserRow};
+pub use server_state::{
+    InteractionRow, LockoutPolicy, Polled, SecurityEvent, SecurityEventKind, SigningKeyRow,
+    SsfStream, UserRow,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -840,3 +840,168 @@ async fn shared_secrets(first: SqlStore, second: SqlStore) {
         [4; 32]
     );
 }
+
+// Shared Signals: every change that ends access records one event, whoever makes it, and a
+// stream delivers each event until its receiver acknowledges it; on both databases.
+#[tokio::test]
+async fn every_change_that_ends_access_is_an_event_each_stream_delivers_until_acknowledged() {
+    on_both_databases("security_events", security_events).await;
+}
+
+async fn security_events(store: SqlStore, other_instance: SqlStore) {
+    use mcpauth_store_sql::SecurityEventKind as Kind;
+    // A receiver that was there before anything happened.
+    store
+        .create_ssf_stream("early", "rs", Some("the MCP server"), UnixTime(1))
+        .await
+        .unwrap();
+    store
+        .create_user("u1", "one@example.com", "$argon2id$x", UnixTime(10))
+        .await
+        .unwrap();
+    for (grant, client) in [("g1", "c1"), ("g2", "c2"), ("g3", "c2")] {
+        store
+            .insert_grant(GrantRecord {
+                grant_id: grant.into(),
+                client_id: client.into(),
+                subject: "u1".into(),
+                scope: mcpauth_token_engine::Scope::from_tokens(["mcp"]),
+                resources: vec![],
+                created_at: UnixTime(10),
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .insert_client(ClientRecord::new(
+            "c2".into(),
+            TokenEndpointAuthMethod::None,
+            ClientMetadata::default(),
+            UnixTime(10),
+        ))
+        .await
+        .unwrap();
+    store
+        .insert_signing_key("k-old", "ES256", b"der", UnixTime(10))
+        .await
+        .unwrap();
+
+    // The engine's revocation (through the model), revoking twice: one event.
+    store
+        .revoke_grant(&GrantId::from("g1"), UnixTime(20))
+        .await
+        .unwrap();
+    store
+        .revoke_grant(&GrantId::from("g1"), UnixTime(21))
+        .await
+        .unwrap();
+    // The password changes; the same hash again is no change.
+    assert!(store.set_user_password("u1", "$argon2id$y").await.unwrap());
+    assert!(store.set_user_password("u1", "$argon2id$y").await.unwrap());
+    // The client goes (its grants first, as the engine removes it).
+    store
+        .revoke_client_grants(&ClientId::from("c2"), UnixTime(30))
+        .await
+        .unwrap();
+    store.delete_client(&ClientId::from("c2")).await.unwrap();
+    store.delete_signing_key("k-old").await.unwrap();
+    // Disabling revokes the grants left (none) and disables the user.
+    assert!(store.disable_user("u1", UnixTime(40)).await.unwrap());
+
+    let polled = other_instance
+        .poll_ssf_stream("early", &[], 100, UnixTime(50))
+        .await
+        .unwrap();
+    assert!(!polled.more_available);
+    let seen: Vec<_> = polled
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.grant_id.as_deref(),
+                e.client_id.as_deref(),
+                e.subject.as_deref(),
+                e.kid.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Kind::GrantRevoked, Some("g1"), Some("c1"), Some("u1"), None),
+            (Kind::CredentialChanged, None, None, Some("u1"), None),
+            (Kind::GrantRevoked, Some("g2"), Some("c2"), Some("u1"), None),
+            (Kind::GrantRevoked, Some("g3"), Some("c2"), Some("u1"), None),
+            (Kind::ClientRemoved, None, Some("c2"), None, None),
+            (Kind::KeyRemoved, None, None, None, Some("k-old")),
+            (Kind::UserDisabled, None, None, Some("u1"), None),
+        ]
+    );
+    assert_eq!(polled.events[0].occurred_at, 20);
+    assert_eq!(polled.events[6].occurred_at, 40);
+
+    // Delivered again until acknowledged; a page at a time.
+    let ids: Vec<i64> = polled.events.iter().map(|e| e.event_id).collect();
+    let page = store
+        .poll_ssf_stream("early", &ids[..2], 3, UnixTime(51))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        ids[2..5]
+    );
+    assert!(page.more_available);
+    let rest = store
+        .poll_ssf_stream("early", &ids[2..5], 10, UnixTime(52))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        ids[5..]
+    );
+    let done = store
+        .poll_ssf_stream("early", &ids, 10, UnixTime(53))
+        .await
+        .unwrap();
+    assert!(done.events.is_empty() && !done.more_available);
+
+    // A receiver that starts now learns every event still kept; acknowledgements are per
+    // stream.
+    store
+        .create_ssf_stream("late", "rs", None, UnixTime(60))
+        .await
+        .unwrap();
+    let late = store
+        .poll_ssf_stream("late", &[], 100, UnixTime(61))
+        .await
+        .unwrap();
+    assert_eq!(late.events.len(), 7);
+    assert_eq!(
+        store
+            .find_ssf_stream("late")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_id,
+        "rs"
+    );
+
+    // The sweep: events older than any live token go, and streams whose receiver left.
+    let removed = store
+        .sweep_security_events(UnixTime(35), UnixTime(55))
+        .await
+        .unwrap();
+    assert!(removed > 0);
+    assert!(store.find_ssf_stream("early").await.unwrap().is_none());
+    let kept = store
+        .poll_ssf_stream("late", &[], 100, UnixTime(62))
+        .await
+        .unwrap();
+    let kinds: Vec<_> = kept.events.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&Kind::UserDisabled), "{kinds:?}");
+    assert!(!kinds.contains(&Kind::GrantRevoked), "{kinds:?}");
+    assert!(store.delete_ssf_stream("late").await.unwrap());
+    assert!(!store.delete_ssf_stream("late").await.unwrap());
+}

@@ -5,11 +5,13 @@
 mod housekeeping;
 mod interactions;
 mod lockout;
+mod security_events;
 mod shared_secrets;
 mod signing_keys;
 mod users;
 
 pub use interactions::InteractionRow;
 pub use lockout::LockoutPolicy;
+pub use security_events::{Polled, SecurityEvent, SecurityEventKind, SsfStream};
 pub use signing_keys::SigningKeyRow;
 pub use users::UserRow;

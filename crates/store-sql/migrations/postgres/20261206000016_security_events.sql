@@ -1,0 +1,89 @@
+-- Shared Signals (issue 26): every change that ends access is recorded as a security event by
+-- a trigger, in the transaction that makes the change, so no path (the engine, the account
+-- page, the admin commands, a future one) can end access without telling the resource
+-- servers. Each receiver's stream lists the events it has not acknowledged (RFC 8936 §2.4),
+-- filled when an event is recorded, so every instance serves the same streams and a receiver
+-- that was away catches up. (Pending rows, not a cursor over event ids: ids from concurrent
+-- transactions commit out of order, and a cursor would skip the late one.)
+CREATE TABLE security_events (
+    event_id    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- grant_revoked | user_disabled | credential_changed | client_removed | key_removed
+    event_type  TEXT NOT NULL,
+    grant_id    TEXT,
+    client_id   TEXT,
+    subject     TEXT,
+    kid         TEXT,
+    occurred_at BIGINT NOT NULL
+);
+CREATE INDEX security_events_by_time ON security_events (occurred_at);
+
+CREATE TABLE ssf_streams (
+    stream_id     TEXT PRIMARY KEY,
+    client_id     TEXT NOT NULL,
+    description   TEXT,
+    created_at    BIGINT NOT NULL,
+    last_polled_at BIGINT NOT NULL
+);
+CREATE INDEX ssf_streams_by_client ON ssf_streams (client_id);
+
+CREATE TABLE ssf_pending (
+    stream_id TEXT NOT NULL,
+    event_id  BIGINT NOT NULL,
+    PRIMARY KEY (stream_id, event_id)
+);
+
+CREATE FUNCTION mcpauth_security_event_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ssf_pending (stream_id, event_id) SELECT stream_id, NEW.event_id FROM ssf_streams;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER security_event_fan_out AFTER INSERT ON security_events
+FOR EACH ROW EXECUTE FUNCTION mcpauth_security_event_fan_out();
+
+CREATE FUNCTION mcpauth_grant_revoked_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, grant_id, client_id, subject, occurred_at)
+    VALUES ('grant_revoked', NEW.grant_id, NEW.client_id, NEW.subject, NEW.revoked_at);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER grant_revoked_event AFTER UPDATE OF revoked_at ON grants
+FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+EXECUTE FUNCTION mcpauth_grant_revoked_event();
+
+CREATE FUNCTION mcpauth_user_disabled_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, subject, occurred_at)
+    VALUES ('user_disabled', NEW.user_id, NEW.disabled_at);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER user_disabled_event AFTER UPDATE OF disabled_at ON users
+FOR EACH ROW WHEN (OLD.disabled_at IS NULL AND NEW.disabled_at IS NOT NULL)
+EXECUTE FUNCTION mcpauth_user_disabled_event();
+
+CREATE FUNCTION mcpauth_credential_changed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, subject, occurred_at)
+    VALUES ('credential_changed', NEW.user_id, EXTRACT(EPOCH FROM now())::BIGINT);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER credential_changed_event AFTER UPDATE OF password_hash ON users
+FOR EACH ROW WHEN (OLD.password_hash IS DISTINCT FROM NEW.password_hash)
+EXECUTE FUNCTION mcpauth_credential_changed_event();
+
+CREATE FUNCTION mcpauth_client_removed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, client_id, occurred_at)
+    VALUES ('client_removed', OLD.client_id, EXTRACT(EPOCH FROM now())::BIGINT);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER client_removed_event AFTER DELETE ON clients
+FOR EACH ROW EXECUTE FUNCTION mcpauth_client_removed_event();
+
+CREATE FUNCTION mcpauth_key_removed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, kid, occurred_at)
+    VALUES ('key_removed', OLD.kid, EXTRACT(EPOCH FROM now())::BIGINT);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER key_removed_event AFTER DELETE ON signing_keys
+FOR EACH ROW EXECUTE FUNCTION mcpauth_key_removed_event();
