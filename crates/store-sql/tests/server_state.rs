@@ -852,7 +852,13 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     use mcpauth_store_sql::SecurityEventKind as Kind;
     // A receiver that was there before anything happened.
     store
-        .create_ssf_stream("early", "rs", Some("the MCP server"), UnixTime(1))
+        .create_ssf_stream(
+            "early",
+            "rs",
+            Some("the MCP server"),
+            &Kind::ALL,
+            UnixTime(1),
+        )
         .await
         .unwrap();
     store
@@ -970,14 +976,61 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     // A receiver that starts now learns every event still kept; acknowledgements are per
     // stream.
     store
-        .create_ssf_stream("late", "rs", None, UnixTime(60))
+        .create_ssf_stream("late", "rs", None, &Kind::ALL, UnixTime(60))
         .await
         .unwrap();
+    // One that asked for user events only gets those.
+    store
+        .create_ssf_stream(
+            "users-only",
+            "rs",
+            None,
+            &[Kind::UserDisabled, Kind::CredentialChanged],
+            UnixTime(60),
+        )
+        .await
+        .unwrap();
+    // Recorded after it started: filtered the same way.
+    store
+        .insert_grant(GrantRecord {
+            grant_id: "g4".into(),
+            client_id: "c1".into(),
+            subject: "u2".into(),
+            scope: mcpauth_token_engine::Scope::from_tokens(["mcp"]),
+            resources: vec![],
+            created_at: UnixTime(60),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    store
+        .revoke_grant(&GrantId::from("g4"), UnixTime(60))
+        .await
+        .unwrap();
+    let users_only = store
+        .poll_ssf_stream("users-only", &[], 100, UnixTime(61))
+        .await
+        .unwrap();
+    assert_eq!(
+        users_only.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [Kind::CredentialChanged, Kind::UserDisabled]
+    );
+    assert_eq!(
+        store
+            .find_ssf_stream("users-only")
+            .await
+            .unwrap()
+            .unwrap()
+            .kinds,
+        [Kind::UserDisabled, Kind::CredentialChanged]
+    );
     let late = store
         .poll_ssf_stream("late", &[], 100, UnixTime(61))
         .await
         .unwrap();
-    assert_eq!(late.events.len(), 7);
+    // The seven kept from before it started, and g4's since.
+    assert_eq!(late.events.len(), 8);
+    assert_eq!(late.events.last().unwrap().grant_id.as_deref(), Some("g4"));
     assert_eq!(
         store
             .find_ssf_stream("late")
@@ -1001,7 +1054,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
         .unwrap();
     let kinds: Vec<_> = kept.events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&Kind::UserDisabled), "{kinds:?}");
-    assert!(!kinds.contains(&Kind::GrantRevoked), "{kinds:?}");
+    assert!(kept.events.iter().all(|e| e.occurred_at >= 35), "{kinds:?}");
     assert!(store.delete_ssf_stream("late").await.unwrap());
     assert!(!store.delete_ssf_stream("late").await.unwrap());
 }

@@ -87,13 +87,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 "introspection requires client authentication with a secret",
             ));
         }
-        if !caller.resource_server
-            && !self
-                .config
-                .introspection_clients
-                .iter()
-                .any(|c| caller.client_id == *c)
-        {
+        if !self.is_resource_server(caller) {
             return Err(OAuthError::new(
                 IntrospectionErrorCode::UnauthorizedClient,
                 "only resource servers may introspect tokens: the operator marks a client as one (mcpauth-server client add --resource-server)",

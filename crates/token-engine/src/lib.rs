@@ -56,6 +56,7 @@ mod os;
 mod random;
 mod registration;
 mod revocation;
+mod shared_signals;
 mod subject;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -113,6 +114,7 @@ pub use model::{
 pub use os::{KeyAlgorithm, OsRandom, SystemClock, now};
 pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
+pub use shared_signals::{ResourceServerRefusal, SECURITY_EVENT_TOKEN_TYPE, SetSigningError};
 pub use subject::SubjectStatus;
 
 /// The authorization-server engine over a model `M`.

@@ -21,6 +21,9 @@ CREATE TABLE ssf_streams (
     stream_id     TEXT PRIMARY KEY,
     client_id     TEXT NOT NULL,
     description   TEXT,
+    -- The event types the receiver gets, comma-separated with a comma on each side
+    -- (",grant_revoked,user_disabled,"): the fan-out below picks streams with LIKE.
+    event_types   TEXT NOT NULL,
     created_at    BIGINT NOT NULL,
     last_polled_at BIGINT NOT NULL
 );
@@ -34,7 +37,8 @@ CREATE TABLE ssf_pending (
 
 CREATE FUNCTION mcpauth_security_event_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO ssf_pending (stream_id, event_id) SELECT stream_id, NEW.event_id FROM ssf_streams;
+    INSERT INTO ssf_pending (stream_id, event_id) SELECT stream_id, NEW.event_id FROM ssf_streams
+    WHERE event_types LIKE '%,' || NEW.event_type || ',%';
     RETURN NULL;
 END $$;
 CREATE TRIGGER security_event_fan_out AFTER INSERT ON security_events

@@ -29,6 +29,15 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
+    /// Every kind, in this order.
+    pub const ALL: [Self; 5] = [
+        Self::GrantRevoked,
+        Self::UserDisabled,
+        Self::CredentialChanged,
+        Self::ClientRemoved,
+        Self::KeyRemoved,
+    ];
+
     /// The name stored in `security_events.event_type`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -41,7 +50,12 @@ impl SecurityEventKind {
         }
     }
 
-    fn parse(stored: &str) -> Result<Self, StoreError> {
+    /// The kind stored as `stored`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnknownState`] for a name this version does not know.
+    pub fn parse(stored: &str) -> Result<Self, StoreError> {
         Ok(match stored {
             "grant_revoked" => Self::GrantRevoked,
             "user_disabled" => Self::UserDisabled,
@@ -97,6 +111,8 @@ pub struct SsfStream {
     pub client_id: String,
     /// What the receiver said it is.
     pub description: Option<String>,
+    /// The kinds of event it gets.
+    pub kinds: Vec<SecurityEventKind>,
     /// When it was created.
     pub created_at: u64,
     /// When its receiver last polled.
@@ -108,6 +124,12 @@ fn stream_from(row: &impl Columns) -> Result<SsfStream, StoreError> {
         stream_id: row.text("stream_id")?,
         client_id: row.text("client_id")?,
         description: row.optional_text("description")?,
+        kinds: row
+            .text("event_types")?
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(SecurityEventKind::parse)
+            .collect::<Result<_, _>>()?,
         created_at: u64::try_from(row.integer("created_at")?)
             .map_err(|_| StoreError::TimeOutOfRange)?,
         last_polled_at: u64::try_from(row.integer("last_polled_at")?)
@@ -126,8 +148,8 @@ pub struct Polled {
 }
 
 impl SqlStore {
-    /// Creates the stream `stream_id` for the receiver `client_id`, with every event still
-    /// kept pending on it.
+    /// Creates the stream `stream_id` for the receiver `client_id`, for events of `kinds`,
+    /// with every such event still kept pending on it.
     ///
     /// # Errors
     ///
@@ -137,25 +159,35 @@ impl SqlStore {
         stream_id: &str,
         client_id: &str,
         description: Option<&str>,
+        kinds: &[SecurityEventKind],
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
+        let event_types: String = kinds.iter().fold(",".to_owned(), |mut list, kind| {
+            list.push_str(kind.as_str());
+            list.push(',');
+            list
+        });
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO ssf_streams (stream_id, client_id, description, created_at, last_polled_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
+                "INSERT INTO ssf_streams \
+                 (stream_id, client_id, description, event_types, created_at, last_polled_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
             )
             .bind(stream_id)
             .bind(client_id)
             .bind(description)
+            .bind(&event_types)
             .bind(now)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO ssf_pending (stream_id, event_id) SELECT $1, event_id FROM security_events",
+                "INSERT INTO ssf_pending (stream_id, event_id) SELECT $1, event_id \
+                 FROM security_events WHERE $2 LIKE '%,' || event_type || ',%'",
             )
             .bind(stream_id)
+            .bind(&event_types)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
