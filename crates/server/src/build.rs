@@ -311,6 +311,16 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     let router = mcpauth_adapter_axum::router(Arc::new(authorization_server))
         // The authorization-server requests run to completion by themselves; the pages here.
         .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
+        // Shared Signals (SSF 1.0, RFC 8936): resource servers poll for what ended access.
+        .merge(crate::shared_signals::routes(Arc::new(
+            crate::shared_signals::Transmitter {
+                engine: engine.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
+                issuer: issuer.clone(),
+                base: base.clone(),
+            },
+        )))
         // Liveness: the process serves. Readiness: it can also reach the database and holds
         // every stored signing key, so a load balancer stops sending it traffic while either
         // fails and resumes when both are back.
@@ -409,6 +419,9 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         keys_loaded,
         federation,
         clock,
+        // An event matters while a token it ends may live (an access token's lifetime),
+        // plus a margin for clocks and receivers catching up.
+        security_event_retention: config.access_token_ttl.saturating_add(300),
     })
 }
 

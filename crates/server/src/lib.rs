@@ -36,6 +36,7 @@ mod metrics;
 mod pages;
 mod rate_limit;
 mod serve;
+pub mod shared_signals;
 pub mod users;
 
 pub use build::{BuildOptions, build, build_with, open_store};
@@ -89,6 +90,8 @@ pub struct Server {
     pub(crate) keys_loaded: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) federation: Option<Arc<federation::Federation>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long security events are kept for Shared Signals receivers, in seconds.
+    pub(crate) security_event_retention: u64,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -97,6 +100,9 @@ pub(crate) const KEY_RELOAD_INTERVAL: u64 = 60;
 /// Seconds past the refresh-reuse grace window a rotated token's sealed successor is kept,
 /// so retries at the window's edge and small clock differences between instances are safe.
 pub(crate) const SUCCESSOR_MARGIN: u64 = 5;
+/// A Shared Signals stream not polled for this long is deleted: its receiver is gone (a
+/// resource server polls every few seconds while it runs).
+pub(crate) const SSF_STREAM_IDLE: u64 = 24 * 3600;
 
 impl Server {
     /// `user_id`'s upstream tokens at `provider`, kept since their last federated sign-in

@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::{KEY_RELOAD_INTERVAL, SUCCESSOR_MARGIN, Server, StartError, build, said};
+use crate::{
+    KEY_RELOAD_INTERVAL, SSF_STREAM_IDLE, SUCCESSOR_MARGIN, Server, StartError, build, said,
+};
 
 /// Serves `server` on `listener` until `shutdown` completes, sweeping expired rows every
 /// ten minutes.
@@ -24,6 +26,7 @@ pub async fn serve_on(
     let store = server.store.clone();
     let clock = server.clock.clone();
     let unused_ttl = server.unused_registration_ttl;
+    let event_retention = server.security_event_retention;
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -32,6 +35,20 @@ pub async fn serve_on(
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+            }
+            let now = clock.now().0;
+            match store
+                .sweep_security_events(
+                    mcpauth_token_engine::UnixTime(now.saturating_sub(event_retention)),
+                    mcpauth_token_engine::UnixTime(now.saturating_sub(SSF_STREAM_IDLE)),
+                )
+                .await
+            {
+                Ok(removed) if removed > 0 => {
+                    tracing::debug!(removed, "swept old security events and idle streams")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping security events failed"),
             }
             if let Some(ttl) = unused_ttl {
                 match store

@@ -638,7 +638,7 @@ async fn a_provider_without_its_client_secret_is_refused_at_start_and_named() {
 impl Running {
     /// Registers a public client, signs alice in, approves, and returns (client id, code),
     /// the authorization request carrying `extra` parameters.
-    async fn fresh_code(&self, extra: &[(&str, &str)]) -> (String, String) {
+    pub(super) async fn fresh_code(&self, extra: &[(&str, &str)]) -> (String, String) {
         let client_id = self.register().await;
         let mut url = self.authorize_url(&client_id);
         for (name, value) in extra {

@@ -20,6 +20,7 @@ use serde_json::Value;
 mod consent;
 mod endpoints;
 mod operations;
+mod shared_signals;
 mod sign_in;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";

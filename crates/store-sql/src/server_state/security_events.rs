@@ -211,6 +211,23 @@ impl SqlStore {
         })
     }
 
+    /// How many streams `client_id` holds.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn count_ssf_streams(&self, client_id: &str) -> Result<usize, StoreError> {
+        on_pool!(self, |pool| {
+            let count =
+                sqlx::query("SELECT COUNT(*) AS held FROM ssf_streams WHERE client_id = $1")
+                    .bind(client_id)
+                    .fetch_one(pool)
+                    .await?
+                    .integer("held")?;
+            Ok(usize::try_from(count).unwrap_or(usize::MAX))
+        })
+    }
+
     /// Deletes the stream and what was pending on it. Returns whether it existed.
     ///
     /// # Errors

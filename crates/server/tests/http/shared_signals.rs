@@ -1,0 +1,356 @@
+//! The Shared Signals transmitter (SSF 1.0, RFC 8936 poll) over HTTP: who may create and poll
+//! streams (resource servers, each its own), and that every change that ends access reaches a
+//! stream as a signed Security Event Token until acknowledged.
+
+use super::*;
+
+/// A client the operator registers on the running server's database (as `mcpauth-server
+/// client add` does, from another process): its id and secret.
+async fn operator_client(server: &Running, name: &str, resource_server: bool) -> (String, String) {
+    let mut config = mcpauth_server::Config::default();
+    config.issuer = Some(server.issuer.clone());
+    config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
+    let admin = mcpauth_server::build(&config).await.unwrap();
+    let mut client = mcpauth_server::admin::NewClient::new(name);
+    client.resource_server = resource_server;
+    let registered = mcpauth_server::admin::add_client(&admin.engine, client)
+        .await
+        .unwrap();
+    admin.store.close().await;
+    (registered.client_id, registered.client_secret.unwrap())
+}
+
+impl Running {
+    async fn ssf(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        credentials: Option<&(String, String)>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.issuer));
+        if let Some((id, secret)) = credentials {
+            request = request.basic_auth(id, Some(secret));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    /// Polls `stream` as `receiver`, acknowledging `ack`: the SETs by `jti`.
+    async fn poll_stream(
+        &self,
+        stream: &str,
+        receiver: &(String, String),
+        ack: &[String],
+    ) -> serde_json::Map<String, Value> {
+        let (status, _, body) = self
+            .ssf(
+                reqwest::Method::POST,
+                &format!("/ssf/poll/{stream}"),
+                Some(receiver),
+                Some(serde_json::json!({ "ack": ack, "returnImmediately": true })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["sets"].as_object().unwrap().clone()
+    }
+}
+
+/// The claims of `set`, checked as a receiver checks them: signed by one of the issuer's
+/// keys, `typ: secevent+jwt`.
+async fn verified_set(server: &Running, set: &str) -> Value {
+    let header = jsonwebtoken::decode_header(set).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .http
+        .get(format!("{}/jwks.json", server.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    validation.validate_aud = false;
+    validation.set_issuer(&[&server.issuer]);
+    jsonwebtoken::decode::<Value>(
+        set,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+#[tokio::test]
+async fn only_a_resource_server_creates_and_polls_streams_and_only_its_own() {
+    let server = start().await;
+    let receiver = operator_client(&server, "MCP server", true).await;
+    let other_receiver = operator_client(&server, "Another MCP server", true).await;
+    let plain = operator_client(&server, "A machine client", false).await;
+
+    // The transmitter's metadata (SSF §7.1) is public.
+    let (status, _, configuration) = server
+        .ssf(
+            reqwest::Method::GET,
+            "/.well-known/ssf-configuration",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(configuration["issuer"], server.issuer.as_str());
+    assert_eq!(
+        configuration["delivery_methods_supported"],
+        serde_json::json!(["urn:ietf:rfc:8936"])
+    );
+    assert_eq!(
+        configuration["configuration_endpoint"],
+        format!("{}/ssf/streams", server.issuer)
+    );
+
+    // Anonymous, wrong secret, not a resource server: nothing.
+    let create = serde_json::json!({ "delivery": { "method": "urn:ietf:rfc:8936" } });
+    let (status, headers, body) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            None,
+            Some(create.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let wrong = (receiver.0.clone(), "not-the-secret".to_owned());
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&wrong),
+            Some(create.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&plain),
+            Some(create.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Push delivery is not offered.
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(serde_json::json!({ "delivery": { "method": "urn:ietf:rfc:8935" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The resource server's stream.
+    let (status, _, stream) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(create),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().unwrap().to_owned();
+    assert_eq!(stream["aud"], receiver.0.as_str());
+    assert_eq!(stream["iss"], server.issuer.as_str());
+    assert_eq!(stream["delivery"]["method"], "urn:ietf:rfc:8936");
+    assert_eq!(
+        stream["delivery"]["endpoint_url"],
+        format!("{}/ssf/poll/{stream_id}", server.issuer)
+    );
+    let (status, _, read) = server
+        .ssf(
+            reqwest::Method::GET,
+            &format!("/ssf/streams?stream_id={stream_id}"),
+            Some(&receiver),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["stream_id"], stream_id.as_str());
+
+    // Another receiver, or anyone else, cannot read, poll or delete it.
+    for (method, path) in [
+        (
+            reqwest::Method::GET,
+            format!("/ssf/streams?stream_id={stream_id}"),
+        ),
+        (reqwest::Method::POST, format!("/ssf/poll/{stream_id}")),
+        (
+            reqwest::Method::DELETE,
+            format!("/ssf/streams?stream_id={stream_id}"),
+        ),
+    ] {
+        let (status, _, _) = server
+            .ssf(method.clone(), &path, Some(&other_receiver), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        let (status, _, _) = server.ssf(method.clone(), &path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        let (status, _, _) = server.ssf(method.clone(), &path, Some(&plain), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    assert!(
+        server
+            .poll_stream(&stream_id, &receiver, &[])
+            .await
+            .is_empty()
+    );
+
+    // Deleted by its receiver: gone.
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::DELETE,
+            &format!("/ssf/streams?stream_id={stream_id}"),
+            Some(&receiver),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            &format!("/ssf/poll/{stream_id}"),
+            Some(&receiver),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_and_a_disabled_user_reach_the_stream_as_signed_events_until_acknowledged()
+{
+    let server = start().await;
+    let receiver = operator_client(&server, "MCP server", true).await;
+    let (_, _, stream) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(serde_json::json!({ "description": "the example MCP server" })),
+        )
+        .await;
+    let stream_id = stream["stream_id"].as_str().unwrap().to_owned();
+
+    // Alice signs in; the client logs out (RFC 7009 on the refresh token).
+    let (client_id, code) = server.fresh_code(&[]).await;
+    let tokens: Value = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client_id),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let grant_id = serde_json::from_slice::<Value>(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            access.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .split_once('.')
+        .unwrap()
+        .0
+        .to_owned();
+    let revoked = server
+        .http
+        .post(format!("{}/revoke", server.issuer))
+        .form(&[
+            ("token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+
+    let sets = server.poll_stream(&stream_id, &receiver, &[]).await;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let (jti, set) = sets.iter().next().unwrap();
+    let claims = verified_set(&server, set.as_str().unwrap()).await;
+    assert_eq!(claims["jti"], jti.as_str());
+    assert_eq!(claims["aud"], receiver.0.as_str());
+    let session_revoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+    assert!(
+        claims["events"][session_revoked]["event_timestamp"].is_u64(),
+        "{claims}"
+    );
+    assert_eq!(claims["sub_id"]["format"], "complex");
+    assert_eq!(claims["sub_id"]["session"]["id"], grant_id.as_str());
+    assert_eq!(claims["sub_id"]["application"]["id"], client_id.as_str());
+    assert_eq!(claims["sub_id"]["user"]["format"], "iss_sub");
+    // Not acknowledged: delivered again. Acknowledged: gone.
+    assert_eq!(
+        server.poll_stream(&stream_id, &receiver, &[]).await.len(),
+        1
+    );
+    assert!(
+        server
+            .poll_stream(&stream_id, &receiver, &[jti.clone()])
+            .await
+            .is_empty()
+    );
+
+    // The operator disables alice (from another process, on the same database).
+    let store = mcpauth_store_sql::SqlStore::connect(&format!(
+        "sqlite://{}",
+        server.dir.join("mcpauth.db").display()
+    ))
+    .await
+    .unwrap();
+    mcpauth_server::admin::disable_user(&store, "alice@example.com")
+        .await
+        .unwrap();
+    store.close().await;
+    let sets = server.poll_stream(&stream_id, &receiver, &[]).await;
+    let disabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+    let mut kinds = Vec::new();
+    for set in sets.values() {
+        let claims = verified_set(&server, set.as_str().unwrap()).await;
+        kinds.extend(claims["events"].as_object().unwrap().keys().cloned());
+        if claims["events"].get(disabled).is_some() {
+            assert_eq!(claims["sub_id"]["format"], "iss_sub");
+            assert_eq!(claims["sub_id"]["iss"], server.issuer.as_str());
+        }
+    }
+    assert_eq!(kinds, [disabled], "its grants were revoked already");
+}
