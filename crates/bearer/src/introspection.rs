@@ -83,6 +83,8 @@ pub fn verify_introspection(
         expires_at: exp,
         jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
         subject_type: SubjectType::from_claims(&claims),
+        issued_at: claims.get("iat").and_then(Value::as_u64),
+        key_id: None,
     })
 }
 

@@ -64,6 +64,10 @@ pub enum VerifyError {
     /// bearer token goes with the Bearer scheme.
     #[error("the access token is not bound to a key: present it with the Bearer scheme")]
     NotBound,
+    /// The authorization server said access ended (a Shared Signals event: the grant
+    /// revoked, the user disabled, the client or the signing key removed).
+    #[error("the access token has been revoked")]
+    Revoked,
     /// Presented with the DPoP scheme, the token is bound some way this verifier cannot check
     /// (a `cnf` other than `jkt` alone), or is not a JWT.
     #[error(
@@ -90,6 +94,10 @@ pub struct VerifiedToken {
     pub jti: Option<String>,
     /// Who stands behind the token: its `sub_type` claim (or introspection member).
     pub subject_type: SubjectType,
+    /// `iat`, if present: a revocation of a user or client ends the tokens issued before it.
+    pub issued_at: Option<u64>,
+    /// The `kid` of the key that signed it (a JWT's header; none for introspected tokens).
+    pub key_id: Option<String>,
 }
 
 /// Who stands behind an access token: a user who authorized it, or the client acting for
@@ -205,6 +213,12 @@ impl TokenVerifier {
             keyless: Vec::new(),
             shared: HashMap::new(),
         }
+    }
+
+    /// The issuer whose tokens this verifier takes.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Clock-skew leeway in seconds, capped at 60 (DESIGN §3b).
@@ -323,18 +337,16 @@ impl TokenVerifier {
         Ok((verified, jkt.to_owned()))
     }
 
-    /// Every check but the `cnf` one; the claims beside the token.
-    fn verify_claims(
+    /// The header and claims of `token` if its `typ` passes `typ_ok` and its signature verifies
+    /// with one of the keys held (by `kid`, or any key for a token without one), under the
+    /// algorithm allowed for that key. Nothing else is checked.
+    pub(crate) fn signed_claims(
         &self,
         token: &str,
-        now: UnixTime,
-    ) -> Result<(VerifiedToken, Value), VerifyError> {
-        let now = now.0;
+        typ_ok: impl Fn(&str) -> bool,
+    ) -> Result<(jsonwebtoken::Header, Value), VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
+        if !header.typ.as_deref().is_some_and(typ_ok) {
             return Err(VerifyError::WrongType);
         }
         let candidates: Vec<&VerificationKey> = match &header.kid {
@@ -378,6 +390,19 @@ impl TokenVerifier {
             }
         }
         let claims = claims.ok_or(last_error)?;
+        Ok((header, claims))
+    }
+
+    /// Every check but the `cnf` one; the claims beside the token.
+    fn verify_claims(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(VerifiedToken, Value), VerifyError> {
+        let now = now.0;
+        let (header, claims) = self.signed_claims(token, |typ| {
+            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+        })?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(VerifyError::WrongIssuer);
         }
@@ -415,6 +440,8 @@ impl TokenVerifier {
             expires_at: exp,
             jti: claims.get("jti").and_then(Value::as_str).map(str::to_owned),
             subject_type: SubjectType::from_claims(&claims),
+            issued_at: number(&claims, "iat")?,
+            key_id: header.kid,
         };
         Ok((verified, claims))
     }

@@ -26,6 +26,7 @@ mod request;
 mod response;
 mod scope;
 mod secret;
+pub mod security_events;
 mod time;
 
 pub use bearer::{BearerError, parse_bearer_authorization, parse_dpop_authorization};

@@ -27,24 +27,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mcpauth_oauth_types::security_events::{
+    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SIGNING_KEY_REMOVED,
+};
 use mcpauth_store_sql::{SecurityEvent, SecurityEventKind, SqlStore};
 use mcpauth_token_engine::{ClientRecord, Clock, ResourceServerRefusal, TokenEngine, random_token};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// RFC 8936's delivery method URN.
-pub const POLL_DELIVERY: &str = "urn:ietf:rfc:8936";
-/// CAEP: every token of a session (here: a grant, or all of a client's) ends.
-pub const SESSION_REVOKED: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
-/// CAEP: a user's credential changed.
-pub const CREDENTIAL_CHANGE: &str =
-    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
-/// RISC: a user's account was disabled.
-pub const ACCOUNT_DISABLED: &str =
-    "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
-/// mcpauth's own: a signing key was removed, and every token it signed ends.
-pub const SIGNING_KEY_REMOVED: &str = "urn:mcpauth:secevent:signing-key-removed";
 
 /// The most events one poll answers.
 const MAX_EVENTS_PER_POLL: u32 = 100;

@@ -114,7 +114,7 @@ pub use model::{
 pub use os::{KeyAlgorithm, OsRandom, SystemClock, now};
 pub use random::{RandomError, SecureRandom, random_token};
 pub use registration::RegisteredClient;
-pub use shared_signals::{ResourceServerRefusal, SECURITY_EVENT_TOKEN_TYPE, SetSigningError};
+pub use shared_signals::{ResourceServerRefusal, SetSigningError};
 pub use subject::SubjectStatus;
 
 /// The authorization-server engine over a model `M`.

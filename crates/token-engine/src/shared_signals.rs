@@ -13,8 +13,7 @@ use crate::model::{ClientRecord, OAuthServerModel, TokenEndpointAuthMethod};
 use crate::{TokenEngine, UnixTime};
 use mcpauth_oauth_types::BodyCredentials;
 
-/// The `typ` of a Security Event Token (RFC 8417 §2.3).
-pub const SECURITY_EVENT_TOKEN_TYPE: &str = "secevent+jwt";
+use mcpauth_oauth_types::security_events::SECURITY_EVENT_TOKEN_TYPE;
 
 /// Why a caller may not use an endpoint that serves resource servers only.
 #[derive(Debug)]
