@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `MCPAUTH_ISSUER` names the authorization server (default `http://127.0.0.1:8080`),
-//! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`). The server prints
+//! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`),
+//! `EXAMPLE_REVOCATION_CLIENT_ID` and `EXAMPLE_REVOCATION_CLIENT_SECRET` a resource-server
+//! client at the authorization server to receive its revocations with. The server prints
 //! `listening on <resource>` once it accepts connections.
 //!
 //! rmcp serves MCP as a tower service over `http` 1 types; actix-web has its own types (and
@@ -74,6 +76,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Revocations from the authorization server's Shared Signals stream, when configured
+    // (EXAMPLE_REVOCATION_CLIENT_ID and _SECRET); returns at once otherwise.
+    tokio::spawn(protection.clone().receive_revocations());
     // One rmcp service (and its sessions) shared by every actix worker.
     let service = web::Data::new(mcp_service(protection.clone(), &resource));
 

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `MCPAUTH_ISSUER` names the authorization server (default `http://127.0.0.1:8080`),
-//! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`). The server prints
+//! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`),
+//! `EXAMPLE_REVOCATION_CLIENT_ID` and `EXAMPLE_REVOCATION_CLIENT_SECRET` a resource-server
+//! client at the authorization server to receive its revocations with. The server prints
 //! `listening on <resource>` once it accepts connections.
 
 use std::process::ExitCode;
@@ -35,6 +37,9 @@ async fn main() -> ExitCode {
         }
     };
 
+    // Revocations from the authorization server's Shared Signals stream, when configured
+    // (EXAMPLE_REVOCATION_CLIENT_ID and _SECRET); returns at once otherwise.
+    tokio::spawn(protection.clone().receive_revocations());
     let app = axum::Router::new()
         // The MCP endpoint, behind the bearer layer: 401/403 challenges, tool scopes, limits.
         .nest_service("/mcp", mcp_service(protection.clone(), &resource))

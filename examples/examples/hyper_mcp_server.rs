@@ -32,6 +32,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Revocations from the authorization server's Shared Signals stream, when configured
+    // (EXAMPLE_REVOCATION_CLIENT_ID and _SECRET); returns at once otherwise.
+    tokio::spawn(protection.clone().receive_revocations());
     // The official Rust MCP SDK's streamable-HTTP service, called as a tower service.
     let service = mcp_service(protection.clone(), &resource);
     let mcp: Mcp = Arc::new(move |request| {

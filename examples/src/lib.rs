@@ -46,6 +46,11 @@ pub struct Settings {
     pub jwks_uri: Option<String>,
     /// Whether DPoP proofs must carry a nonce this server issued (RFC 9449 §9).
     pub dpop_nonces: bool,
+    /// This MCP server's client id and secret at the authorization server (a resource server
+    /// the operator added): with them it receives revocations from the authorization
+    /// server's Shared Signals stream (`EXAMPLE_REVOCATION_CLIENT_ID`,
+    /// `EXAMPLE_REVOCATION_CLIENT_SECRET`).
+    pub revocation_client: Option<(String, String)>,
 }
 
 /// How long the check at start waits for the authorization server's metadata.
@@ -65,6 +70,9 @@ impl Settings {
                     .iter()
                     .any(|on| v.trim().eq_ignore_ascii_case(on))
             }),
+            revocation_client: std::env::var("EXAMPLE_REVOCATION_CLIENT_ID")
+                .ok()
+                .zip(std::env::var("EXAMPLE_REVOCATION_CLIENT_SECRET").ok()),
         }
     }
 
@@ -185,11 +193,15 @@ pub fn listen(
     } else {
         None
     };
+    let revocation = settings.revocation_client.as_ref().map(|(id, secret)| {
+        mcpauth_http::RevocationStream::new(settings.issuer.trim_end_matches('/'), id, secret)
+    });
     let protection = protection_with_keys(
         &resource,
         &settings.issuer,
         settings.jwks_uri.clone(),
         nonces,
+        revocation,
     )
     .map_err(|e| e.to_string())?;
     Ok((listener, resource, Arc::new(protection)))
@@ -217,7 +229,7 @@ pub fn listen_tokio(
 ///
 /// When `resource` is not an https or loopback http URL.
 pub fn protection(resource: &str, issuer: &str) -> Result<ResourceServer, ResourceServerError> {
-    protection_with_keys(resource, issuer, None, None)
+    protection_with_keys(resource, issuer, None, None, None)
 }
 
 fn protection_with_keys(
@@ -225,6 +237,7 @@ fn protection_with_keys(
     issuer: &str,
     jwks_uri: Option<String>,
     dpop_nonces: Option<mcpauth_dpop::NonceSource>,
+    revocation: Option<mcpauth_http::RevocationStream>,
 ) -> Result<ResourceServer, ResourceServerError> {
     let issuer = issuer.trim_end_matches('/');
     let jwks_uri = jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks.json"));
@@ -235,6 +248,7 @@ fn protection_with_keys(
         .tool_requires_user("admin_report");
     config.required_scopes = vec![TOOLS_SCOPE.into()];
     config.dpop_nonces = dpop_nonces;
+    config.revocation_stream = revocation;
     config.scopes_supported = vec![TOOLS_SCOPE.into(), ADMIN_SCOPE.into()];
     config.resource_name = Some("mcpauth example MCP server".into());
     ResourceServer::new(config)

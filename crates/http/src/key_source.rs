@@ -35,6 +35,25 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
         client: &IntrospectionClient,
         token: &str,
     ) -> Result<Bytes, KeySourceError>;
+
+    /// A call of the revocation receiver to the authorization server's Shared Signals
+    /// transmitter (SSF 1.0, RFC 8936): `method` on `url`, as the client `credentials` (id and
+    /// secret, HTTP Basic) when given, with a JSON `body`. The answer's status and body, whatever
+    /// the status. By default the source does not make such calls.
+    ///
+    /// # Errors
+    ///
+    /// The transmitter could not be reached, or this source makes no such calls.
+    async fn shared_signals(
+        &self,
+        method: &str,
+        url: &str,
+        credentials: Option<(&str, &str)>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Bytes), KeySourceError> {
+        let _ = (method, url, credentials, body);
+        Err("this KeySource makes no Shared Signals calls: implement KeySource::shared_signals, or use HttpKeySource".into())
+    }
 }
 
 /// The default [`KeySource`] (the `reqwest` feature): HTTP with reqwest, redirects not followed (an authorization
@@ -97,5 +116,28 @@ impl KeySource for HttpKeySource {
             .await?
             .error_for_status()?;
         Ok(response.bytes().await?)
+    }
+
+    async fn shared_signals(
+        &self,
+        method: &str,
+        url: &str,
+        credentials: Option<(&str, &str)>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Bytes), KeySourceError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut request = self.http.request(method, url);
+        if let Some((id, secret)) = credentials {
+            // RFC 6749 §2.3.1: the credentials are form-encoded before Basic encoding.
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            request = request.basic_auth(encode(id), Some(encode(secret)));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.bytes().await?))
     }
 }

@@ -67,6 +67,11 @@ pub struct ResourceServerConfig {
     /// two periods), and, with a secret shared by every instance, a proof cannot outlive its
     /// nonce on any of them. Default none.
     pub dpop_nonces: Option<mcpauth_dpop::NonceSource>,
+    /// Revocation from the authorization server's Shared Signals stream: tokens whose grant,
+    /// user, client or key was revoked are refused within seconds. Run
+    /// [`ResourceServer::receive_revocations`](crate::ResourceServer::receive_revocations) in
+    /// the application's runtime. Default none (a JWT is accepted until its `exp`).
+    pub revocation_stream: Option<super::revocation::RevocationStream>,
 }
 
 /// How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1: it
@@ -114,6 +119,7 @@ impl ResourceServerConfig {
             bind_sessions: true,
             cors: true,
             dpop_nonces: None,
+            revocation_stream: None,
         }
     }
 
@@ -121,6 +127,14 @@ impl ResourceServerConfig {
     #[must_use]
     pub fn with_dpop_nonces(mut self, source: mcpauth_dpop::NonceSource) -> Self {
         self.dpop_nonces = Some(source);
+        self
+    }
+
+    /// Receives revocations from the authorization server's Shared Signals stream
+    /// ([`revocation_stream`](Self::revocation_stream)).
+    #[must_use]
+    pub fn with_revocation_stream(mut self, stream: super::revocation::RevocationStream) -> Self {
+        self.revocation_stream = Some(stream);
         self
     }
 

@@ -13,12 +13,14 @@ mod challenge;
 mod config;
 mod dpop_memory;
 mod metadata;
+mod revocation;
 mod verification;
 
 #[cfg(test)]
 mod dpop_tests;
 
 pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
+pub use revocation::{RevocationStream, WhenUnreachable};
 
 use std::sync::Arc;
 
@@ -93,6 +95,8 @@ pub struct ResourceServer {
     dpop_seen: std::sync::Mutex<dpop_memory::ProofMemory>,
     /// When the proof memory last warned that it was full (seconds).
     dpop_full_warned: std::sync::atomic::AtomicU64,
+    /// What the revocation stream said, and when it last answered.
+    revocations: revocation::Revocations,
 }
 
 impl std::fmt::Debug for ResourceServer {
@@ -170,6 +174,7 @@ impl ResourceServer {
                 DPOP_PROOFS_REMEMBERED,
             )),
             dpop_full_warned: std::sync::atomic::AtomicU64::new(0),
+            revocations: revocation::Revocations::default(),
         })
     }
 

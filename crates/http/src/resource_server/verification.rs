@@ -50,13 +50,16 @@ impl ResourceServer {
         token: &str,
         now: UnixTime,
     ) -> Result<VerifiedToken, Refusal> {
-        if let Some(client) = &self.config.introspection
+        let verified = if let Some(client) = &self.config.introspection
             && !looks_like_jwt(token)
         {
-            return self.introspect(client, token, now).await;
-        }
-        self.with_current_keys(now, |verifier| verifier.verify(token, now))
-            .await
+            self.introspect(client, token, now).await?
+        } else {
+            self.with_current_keys(now, |verifier| verifier.verify(token, now))
+                .await?
+        };
+        self.check_revocation(&verified, now)?;
+        Ok(verified)
     }
 
     /// As [`verify`](Self::verify), for a token presented with the DPoP scheme: a JWT bound to a
@@ -69,13 +72,16 @@ impl ResourceServer {
         if !looks_like_jwt(token) {
             return Err(Refusal::Invalid(VerifyError::UnsupportedBinding));
         }
-        self.with_current_keys(now, |verifier| verifier.verify_bound(token, now))
-            .await
+        let (verified, jkt) = self
+            .with_current_keys(now, |verifier| verifier.verify_bound(token, now))
+            .await?;
+        self.check_revocation(&verified, now)?;
+        Ok((verified, jkt))
     }
 
     /// Runs `check` with the keys held; if it names an unknown key, fetches the JWK Set (when
     /// due) and runs it again.
-    async fn with_current_keys<T>(
+    pub(super) async fn with_current_keys<T>(
         &self,
         now: UnixTime,
         check: impl Fn(&mcpauth_bearer::TokenVerifier) -> Result<T, VerifyError>,

@@ -1,0 +1,351 @@
+//! Revocation that reaches this resource server: a receiver of the authorization server's
+//! Shared Signals stream (SSF 1.0, RFC 8936 poll delivery), so a token whose grant, user,
+//! client or signing key was revoked is refused (`401 invalid_token`) within seconds, not at
+//! its `exp`.
+//!
+//! - [`ResourceServer::receive_revocations`] runs in the application's runtime (the protocol
+//!   crates stay sans-IO): it reads the transmitter's configuration, creates this instance's
+//!   stream, and polls it every [`RevocationStream::poll_interval`] seconds, verifying each
+//!   Security Event Token with the issuer's keys and acknowledging it once applied.
+//! - Every verified token is checked against the [`RevocationList`] by a few hash lookups.
+//! - When the stream has not answered for [`RevocationStream::max_silence`] seconds, what
+//!   [`WhenUnreachable`] says: by default tokens issued before the last successful poll plus
+//!   that bound are answered `503` (they may have been revoked meanwhile); before the first
+//!   successful poll, every token is.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mcpauth_bearer::{RevocationList, VerifiedToken, VerifyError};
+use mcpauth_oauth_types::UnixTime;
+use mcpauth_oauth_types::security_events::POLL_DELIVERY;
+use serde_json::{Value, json};
+
+use super::Refusal;
+use crate::ResourceServer;
+
+/// What to do with tokens while the stream cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhenUnreachable {
+    /// Refuse (`503`, try again) every token issued before the last successful poll plus
+    /// `max_silence`, and every token before the first poll: nothing revoked meanwhile is
+    /// accepted. The default.
+    FailClosed,
+    /// Keep accepting tokens, logging a warning: availability over prompt revocation.
+    KeepServing,
+}
+
+/// The authorization server's Shared Signals stream, as this resource server receives it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RevocationStream {
+    /// The transmitter's configuration document (SSF §7.1), e.g.
+    /// `https://auth.example.com/.well-known/ssf-configuration`.
+    pub configuration_url: String,
+    /// This resource server's client id at the authorization server (an operator-registered
+    /// resource server: `mcpauth-server client add --resource-server`).
+    pub client_id: String,
+    /// Its client secret (HTTP Basic).
+    pub client_secret: String,
+    /// Seconds between polls. Default 1.
+    pub poll_interval: u64,
+    /// Seconds without a successful poll after which [`when_unreachable`](Self::when_unreachable)
+    /// applies. Default 30.
+    pub max_silence: u64,
+    /// Default [`WhenUnreachable::FailClosed`].
+    pub when_unreachable: WhenUnreachable,
+    /// The longest access-token lifetime the authorization server issues, in seconds: how
+    /// long a revocation is remembered. Default 3600.
+    pub max_token_lifetime: u64,
+}
+
+impl std::fmt::Debug for RevocationStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationStream")
+            .field("configuration_url", &self.configuration_url)
+            .field("client_id", &self.client_id)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_silence", &self.max_silence)
+            .field("when_unreachable", &self.when_unreachable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationStream {
+    /// The stream of the authorization server `issuer` (its configuration at
+    /// `/.well-known/ssf-configuration`, after the issuer's path as SSF §7.2 says), received
+    /// as the resource server `client_id` with `client_secret`.
+    #[must_use]
+    pub fn new(issuer: &str, client_id: &str, client_secret: &str) -> Self {
+        let configuration_url = match url::Url::parse(issuer) {
+            Ok(url) => {
+                let path = url.path().trim_end_matches('/');
+                format!(
+                    "{}/.well-known/ssf-configuration{path}",
+                    url.origin().ascii_serialization()
+                )
+            }
+            Err(_) => format!(
+                "{}/.well-known/ssf-configuration",
+                issuer.trim_end_matches('/')
+            ),
+        };
+        Self {
+            configuration_url,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            poll_interval: 1,
+            max_silence: 30,
+            when_unreachable: WhenUnreachable::FailClosed,
+            max_token_lifetime: 3600,
+        }
+    }
+
+    /// What to do while the stream cannot be reached.
+    #[must_use]
+    pub fn when_unreachable(mut self, policy: WhenUnreachable) -> Self {
+        self.when_unreachable = policy;
+        self
+    }
+
+    /// Seconds between polls (at least one).
+    #[must_use]
+    pub fn poll_interval(mut self, seconds: u64) -> Self {
+        self.poll_interval = seconds.max(1);
+        self
+    }
+
+    /// Seconds without a successful poll before [`WhenUnreachable`] applies.
+    #[must_use]
+    pub fn max_silence(mut self, seconds: u64) -> Self {
+        self.max_silence = seconds;
+        self
+    }
+}
+
+/// What the receiver knows.
+#[derive(Debug, Default)]
+pub(super) struct Revocations {
+    list: std::sync::RwLock<RevocationList>,
+    /// When the stream last answered (Unix seconds; 0: never).
+    last_poll: AtomicU64,
+    /// When the silence was last warned about.
+    warned: AtomicU64,
+}
+
+impl ResourceServer {
+    /// Refuses `token` if the stream says it was revoked, or (failing closed) if the stream
+    /// has been silent too long to say.
+    pub(super) fn check_revocation(
+        &self,
+        token: &VerifiedToken,
+        now: UnixTime,
+    ) -> Result<(), Refusal> {
+        let Some(stream) = &self.config.revocation_stream else {
+            return Ok(());
+        };
+        if self
+            .revocations
+            .list
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .revokes(token)
+        {
+            return Err(Refusal::Invalid(VerifyError::Revoked));
+        }
+        let last = self.revocations.last_poll.load(Ordering::Relaxed);
+        if last != 0 && now.0.saturating_sub(last) <= stream.max_silence {
+            return Ok(());
+        }
+        let warned = self.revocations.warned.load(Ordering::Relaxed);
+        if now.0.saturating_sub(warned) >= 60 {
+            self.revocations.warned.store(now.0, Ordering::Relaxed);
+            tracing::warn!(
+                stream = %stream.configuration_url,
+                last_successful_poll = last,
+                policy = ?stream.when_unreachable,
+                "the revocation stream has not answered within max_silence"
+            );
+        }
+        match stream.when_unreachable {
+            WhenUnreachable::KeepServing => Ok(()),
+            WhenUnreachable::FailClosed
+                if last != 0
+                    && token.issued_at.unwrap_or(0) >= last.saturating_add(stream.max_silence) =>
+            {
+                Ok(())
+            }
+            _ => Err(Refusal::Unavailable),
+        }
+    }
+
+    /// How many revocations this resource server holds.
+    #[must_use]
+    pub fn revocations_held(&self) -> usize {
+        self.revocations
+            .list
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Receives the authorization server's revocations until the future is dropped: spawn
+    /// it on the application's runtime (`tokio::spawn(resource_server.clone()
+    /// .receive_revocations())`). Without a [`RevocationStream`] configured it returns at
+    /// once. Failures are logged and retried (after one second, doubling up to the silence
+    /// bound); a stream the transmitter dropped is created again.
+    pub async fn receive_revocations(self: std::sync::Arc<Self>) {
+        let Some(stream) = self.config.revocation_stream.clone() else {
+            return;
+        };
+        let mut backoff = 1;
+        loop {
+            match self.run_stream(&stream).await {
+                Ok(()) => backoff = 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, stream = %stream.configuration_url, "the revocation stream failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(backoff)).await;
+                    backoff = (backoff * 2).min(stream.max_silence.max(1));
+                }
+            }
+        }
+    }
+
+    /// One stream's life: create it, poll it until it is gone (`Ok`) or a call fails.
+    async fn run_stream(&self, stream: &RevocationStream) -> Result<(), String> {
+        let credentials = (stream.client_id.as_str(), stream.client_secret.as_str());
+        let (status, body) = self
+            .keys
+            .shared_signals("GET", &stream.configuration_url, None, None)
+            .await
+            .map_err(|e| format!("reading the transmitter configuration: {e}"))?;
+        let configuration: Value = json_of(status, &body, "the transmitter configuration")?;
+        let endpoint = same_origin(
+            &stream.configuration_url,
+            configuration["configuration_endpoint"].as_str(),
+        )?;
+        let (status, body) = self
+            .keys
+            .shared_signals(
+                "POST",
+                &endpoint,
+                Some(credentials),
+                Some(&json!({
+                    "delivery": { "method": POLL_DELIVERY },
+                    "description": format!("mcpauth resource server {}", self.config.resource),
+                })),
+            )
+            .await
+            .map_err(|e| format!("creating a stream: {e}"))?;
+        let created: Value = json_of(status, &body, "the new stream")?;
+        let poll_url = same_origin(
+            &stream.configuration_url,
+            created["delivery"]["endpoint_url"].as_str(),
+        )?;
+        tracing::info!(stream_id = %created["stream_id"], "receiving revocations");
+        let mut acknowledged: Vec<String> = Vec::new();
+        let mut refused = serde_json::Map::new();
+        loop {
+            let request = json!({
+                "ack": acknowledged,
+                "setErrs": refused,
+                "maxEvents": 100,
+                "returnImmediately": true,
+            });
+            let (status, body) = self
+                .keys
+                .shared_signals("POST", &poll_url, Some(credentials), Some(&request))
+                .await
+                .map_err(|e| format!("polling: {e}"))?;
+            if status == 404 {
+                // The transmitter dropped it (idle too long): a new one.
+                return Ok(());
+            }
+            let answer: Value = json_of(status, &body, "a poll answer")?;
+            acknowledged.clear();
+            refused.clear();
+            let now = mcpauth_oauth_types::now();
+            let sets = answer["sets"].as_object().cloned().unwrap_or_default();
+            for (jti, set) in &sets {
+                match self
+                    .read_security_event(set.as_str().unwrap_or_default(), &stream.client_id, now)
+                    .await
+                {
+                    Ok(event) => {
+                        let mut list = self
+                            .revocations
+                            .list
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for revocation in &event.revocations {
+                            list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
+                        }
+                        acknowledged.push(jti.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(%jti, error = %e, "a security event did not verify");
+                        refused.insert(
+                            jti.clone(),
+                            json!({ "err": "invalid_request", "description": e.to_string() }),
+                        );
+                    }
+                }
+            }
+            self.revocations
+                .list
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .forget_before(now.0);
+            self.revocations.last_poll.store(now.0, Ordering::Relaxed);
+            // More waiting: at once. Otherwise the acknowledgements go with the next poll.
+            if !answer["moreAvailable"].as_bool().unwrap_or(false) {
+                tokio::time::sleep(Duration::from_secs(stream.poll_interval)).await;
+            }
+        }
+    }
+
+    /// Verifies a Security Event Token with the issuer's keys, fetching them again for a key
+    /// it does not know yet.
+    async fn read_security_event(
+        &self,
+        set: &str,
+        receiver: &str,
+        now: UnixTime,
+    ) -> Result<mcpauth_bearer::SecurityEvent, Refusal> {
+        self.with_current_keys(now, |verifier| {
+            verifier.verify_security_event(set, receiver, now)
+        })
+        .await
+    }
+}
+
+/// The JSON body of a `2xx` answer.
+fn json_of(status: u16, body: &[u8], what: &str) -> Result<Value, String> {
+    if !(200..300).contains(&status) {
+        return Err(format!("{what}: the transmitter answered {status}"));
+    }
+    serde_json::from_slice(body).map_err(|_| format!("{what} is not JSON"))
+}
+
+/// `url` if it is on the origin of `configuration_url`: the transmitter's endpoints are the
+/// authorization server's own, never somewhere its answers point.
+fn same_origin(configuration_url: &str, url: Option<&str>) -> Result<String, String> {
+    let url = url.ok_or("the transmitter's answer names no endpoint")?;
+    let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+    match (origin(configuration_url), origin(url)) {
+        (Some(expected), Some(found)) if expected == found => Ok(url.to_owned()),
+        _ => Err(format!(
+            "the transmitter names an endpoint on another origin: {url}"
+        )),
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(e) => e.fmt(f),
+            Self::Unavailable => f.write_str("the issuer's keys could not be fetched"),
+        }
+    }
+}
