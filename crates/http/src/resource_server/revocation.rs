@@ -349,3 +349,133 @@ impl std::fmt::Display for Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::ResourceServerConfig;
+    use mcpauth_bearer::Revocation;
+
+    const NOW: u64 = 1_800_000_000;
+    const ISSUER: &str = "https://auth.example.com";
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+    fn protected(policy: WhenUnreachable) -> ResourceServer {
+        let config = ResourceServerConfig::new(RESOURCE, ISSUER, format!("{ISSUER}/jwks.json"))
+            .with_revocation_stream(
+                RevocationStream::new(ISSUER, "rs", "secret")
+                    .max_silence(30)
+                    .when_unreachable(policy),
+            );
+        ResourceServer::new(config).unwrap()
+    }
+
+    /// A token of grant `g1`, for alice through `c1`, issued at `iat`.
+    fn token(iat: u64) -> VerifiedToken {
+        mcpauth_bearer::verify_introspection(
+            json!({
+                "active": true, "iss": ISSUER, "aud": RESOURCE, "sub": "alice",
+                "client_id": "c1", "jti": "g1.x", "iat": iat, "exp": NOW + 3600,
+            })
+            .to_string()
+            .as_bytes(),
+            ISSUER,
+            RESOURCE,
+            UnixTime(NOW),
+        )
+        .unwrap()
+    }
+
+    fn refused(rs: &ResourceServer, token: &VerifiedToken, now: u64) -> Option<String> {
+        rs.check_revocation(token, UnixTime(now))
+            .err()
+            .map(|r| match r {
+                Refusal::Invalid(e) => format!("invalid: {e}"),
+                Refusal::Unavailable => "unavailable".to_owned(),
+            })
+    }
+
+    #[test]
+    fn the_configuration_document_is_at_the_issuers_well_known_path() {
+        assert_eq!(
+            RevocationStream::new("https://auth.example.com", "rs", "s").configuration_url,
+            "https://auth.example.com/.well-known/ssf-configuration"
+        );
+        assert_eq!(
+            RevocationStream::new("https://auth.example.com/tenant", "rs", "s").configuration_url,
+            "https://auth.example.com/.well-known/ssf-configuration/tenant"
+        );
+    }
+
+    #[test]
+    fn failing_closed_refuses_every_token_before_the_first_poll_and_old_ones_after_silence() {
+        let rs = protected(WhenUnreachable::FailClosed);
+        let old = token(NOW - 100);
+        assert_eq!(refused(&rs, &old, NOW).as_deref(), Some("unavailable"));
+        // A poll answered: accepted, for max_silence.
+        rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+        assert_eq!(refused(&rs, &old, NOW + 30), None);
+        // Silent past the bound: tokens issued before the last poll plus the bound are
+        // refused (one revoked meanwhile would pass); later ones are not.
+        assert_eq!(refused(&rs, &old, NOW + 31).as_deref(), Some("unavailable"));
+        assert_eq!(refused(&rs, &token(NOW + 30), NOW + 31), None);
+    }
+
+    #[test]
+    fn keeping_on_serving_accepts_tokens_while_the_stream_is_silent() {
+        let rs = protected(WhenUnreachable::KeepServing);
+        let old = token(NOW - 100);
+        assert_eq!(refused(&rs, &old, NOW), None);
+        rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+        assert_eq!(refused(&rs, &old, NOW + 3600), None);
+        // What the stream said is still enforced.
+        rs.revocations
+            .list
+            .write()
+            .unwrap()
+            .add(&Revocation::Grant("g1".into()), NOW + 3600);
+        assert_eq!(
+            refused(&rs, &old, NOW + 1).as_deref(),
+            Some("invalid: the access token has been revoked")
+        );
+    }
+
+    #[test]
+    fn a_revoked_grant_user_or_client_is_refused_as_an_invalid_token() {
+        for revocation in [
+            Revocation::Grant("g1".into()),
+            Revocation::User {
+                subject: "alice".into(),
+                before: NOW,
+            },
+            Revocation::Client {
+                client_id: "c1".into(),
+                before: NOW,
+            },
+        ] {
+            let rs = protected(WhenUnreachable::FailClosed);
+            rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+            rs.revocations
+                .list
+                .write()
+                .unwrap()
+                .add(&revocation, NOW + 3600);
+            assert_eq!(
+                refused(&rs, &token(NOW), NOW + 1).as_deref(),
+                Some("invalid: the access token has been revoked"),
+                "{revocation:?}"
+            );
+            assert_eq!(rs.revocations_held(), 1);
+        }
+        // Without a stream configured, nothing is checked.
+        let plain = ResourceServer::new(ResourceServerConfig::new(
+            RESOURCE,
+            ISSUER,
+            format!("{ISSUER}/jwks.json"),
+        ))
+        .unwrap();
+        assert_eq!(refused(&plain, &token(NOW), NOW), None);
+    }
+}
