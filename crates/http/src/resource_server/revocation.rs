@@ -37,6 +37,29 @@ pub enum WhenUnreachable {
 }
 
 /// The authorization server's Shared Signals stream, as this resource server receives it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use mcpauth_http::{ResourceServer, ResourceServerConfig, RevocationStream};
+///
+/// let config = ResourceServerConfig::new(
+///     "https://mcp.example.com/mcp",
+///     "https://auth.example.com",
+///     "https://auth.example.com/jwks.json",
+/// )
+/// // A resource server the operator added: mcpauth-server client add --resource-server
+/// .with_revocation_stream(RevocationStream::new(
+///     "https://auth.example.com",
+///     "mcp-server-client-id",
+///     "its-secret",
+/// ));
+/// let protection = Arc::new(ResourceServer::new(config)?);
+/// // In the application's runtime, for as long as it serves.
+/// tokio::spawn(protection.clone().receive_revocations());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RevocationStream {
@@ -395,6 +418,28 @@ mod tests {
                 Refusal::Invalid(e) => format!("invalid: {e}"),
                 Refusal::Unavailable => "unavailable".to_owned(),
             })
+    }
+
+    #[test]
+    fn the_transmitter_cannot_point_the_receiver_at_another_origin() {
+        let configuration = "https://auth.example.com/.well-known/ssf-configuration";
+        assert_eq!(
+            same_origin(configuration, Some("https://auth.example.com/ssf/poll/s1")).unwrap(),
+            "https://auth.example.com/ssf/poll/s1"
+        );
+        for elsewhere in [
+            "https://evil.example.com/ssf/poll/s1",
+            "http://auth.example.com/ssf/poll/s1",
+            "https://auth.example.com:8443/ssf/poll/s1",
+            "http://169.254.169.254/latest/meta-data",
+            "not a url",
+        ] {
+            assert!(
+                same_origin(configuration, Some(elsewhere)).is_err(),
+                "{elsewhere}"
+            );
+        }
+        assert!(same_origin(configuration, None).is_err());
     }
 
     #[test]
