@@ -144,8 +144,8 @@ impl Transmitter {
             "events_requested": delivered,
             "events_delivered": delivered,
         });
-        if let Some(description) = description {
-            configuration["description"] = description.into();
+        if let (Some(description), Value::Object(members)) = (description, &mut configuration) {
+            members.insert("description".into(), description.into());
         }
         configuration
     }
@@ -154,34 +154,40 @@ impl Transmitter {
     fn security_event_token(&self, event: &SecurityEvent, receiver: &str) -> Option<String> {
         let user = |sub: &str| json!({ "format": "iss_sub", "iss": self.issuer, "sub": sub });
         let opaque = |id: &str| json!({ "format": "opaque", "id": id });
-        let (sub_id, details) = match event.kind {
+        let (sub_id, mut details) = match event.kind {
             SecurityEventKind::GrantRevoked => {
-                let mut subject = json!({ "format": "complex" });
+                let mut subject = serde_json::Map::new();
+                subject.insert("format".into(), "complex".into());
                 if let Some(grant) = &event.grant_id {
-                    subject["session"] = opaque(grant);
+                    subject.insert("session".into(), opaque(grant));
                 }
                 if let Some(sub) = &event.subject {
-                    subject["user"] = user(sub);
+                    subject.insert("user".into(), user(sub));
                 }
                 if let Some(client) = &event.client_id {
-                    subject["application"] = opaque(client);
+                    subject.insert("application".into(), opaque(client));
                 }
-                (subject, json!({}))
+                (Value::Object(subject), serde_json::Map::new())
             }
             SecurityEventKind::ClientRemoved => (
                 json!({ "format": "complex", "application": opaque(event.client_id.as_deref()?) }),
-                json!({}),
+                serde_json::Map::new(),
             ),
-            SecurityEventKind::UserDisabled => (user(event.subject.as_deref()?), json!({})),
-            SecurityEventKind::CredentialChanged => (
-                user(event.subject.as_deref()?),
-                json!({ "credential_type": "password", "change_type": "update" }),
-            ),
-            SecurityEventKind::KeyRemoved => (opaque(event.kid.as_deref()?), json!({})),
+            SecurityEventKind::UserDisabled => {
+                (user(event.subject.as_deref()?), serde_json::Map::new())
+            }
+            SecurityEventKind::CredentialChanged => {
+                let mut details = serde_json::Map::new();
+                details.insert("credential_type".into(), "password".into());
+                details.insert("change_type".into(), "update".into());
+                (user(event.subject.as_deref()?), details)
+            }
+            SecurityEventKind::KeyRemoved => {
+                (opaque(event.kid.as_deref()?), serde_json::Map::new())
+            }
             _ => return None,
         };
-        let mut details = details;
-        details["event_timestamp"] = event.occurred_at.into();
+        details.insert("event_timestamp".into(), event.occurred_at.into());
         let claims = json!({
             "iss": self.issuer,
             "iat": self.clock.now().0,

@@ -848,6 +848,10 @@ async fn every_change_that_ends_access_is_an_event_each_stream_delivers_until_ac
     on_both_databases("security_events", security_events).await;
 }
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "a test: a wrong count fails it either way"
+)]
 async fn security_events(store: SqlStore, other_instance: SqlStore) {
     use mcpauth_store_sql::SecurityEventKind as Kind;
     // A receiver that was there before anything happened.

@@ -246,7 +246,9 @@ impl ResourceServer {
         let configuration: Value = json_of(status, &body, "the transmitter configuration")?;
         let endpoint = same_origin(
             &stream.configuration_url,
-            configuration["configuration_endpoint"].as_str(),
+            configuration
+                .get("configuration_endpoint")
+                .and_then(Value::as_str),
         )?;
         let (status, body) = self
             .keys
@@ -264,9 +266,15 @@ impl ResourceServer {
         let created: Value = json_of(status, &body, "the new stream")?;
         let poll_url = same_origin(
             &stream.configuration_url,
-            created["delivery"]["endpoint_url"].as_str(),
+            created
+                .pointer("/delivery/endpoint_url")
+                .and_then(Value::as_str),
         )?;
-        tracing::info!(stream_id = %created["stream_id"], "receiving revocations");
+        let stream_id = created
+            .get("stream_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        tracing::info!(stream_id, "receiving revocations");
         let mut acknowledged: Vec<String> = Vec::new();
         let mut refused = serde_json::Map::new();
         loop {
@@ -289,7 +297,15 @@ impl ResourceServer {
             acknowledged.clear();
             refused.clear();
             let now = mcpauth_oauth_types::now();
-            let sets = answer["sets"].as_object().cloned().unwrap_or_default();
+            let sets = answer
+                .get("sets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let more_available = answer
+                .get("moreAvailable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             for (jti, set) in &sets {
                 match self
                     .read_security_event(set.as_str().unwrap_or_default(), &stream.client_id, now)
@@ -322,7 +338,7 @@ impl ResourceServer {
                 .forget_before(now.0);
             self.revocations.last_poll.store(now.0, Ordering::Relaxed);
             // More waiting: at once. Otherwise the acknowledgements go with the next poll.
-            if !answer["moreAvailable"].as_bool().unwrap_or(false) {
+            if !more_available {
                 tokio::time::sleep(Duration::from_secs(stream.poll_interval)).await;
             }
         }

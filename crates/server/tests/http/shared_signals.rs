@@ -325,7 +325,7 @@ async fn a_revoked_grant_and_a_disabled_user_reach_the_stream_as_signed_events_u
     );
     assert!(
         server
-            .poll_stream(&stream_id, &receiver, &[jti.clone()])
+            .poll_stream(&stream_id, &receiver, std::slice::from_ref(jti))
             .await
             .is_empty()
     );
