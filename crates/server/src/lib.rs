@@ -101,8 +101,9 @@ pub(crate) const KEY_RELOAD_INTERVAL: u64 = 60;
 /// so retries at the window's edge and small clock differences between instances are safe.
 pub(crate) const SUCCESSOR_MARGIN: u64 = 5;
 /// A Shared Signals stream not polled for this long is deleted: its receiver is gone (a
-/// resource server polls every few seconds while it runs).
-pub(crate) const SSF_STREAM_IDLE: u64 = 24 * 3600;
+/// resource server polls every second or so while it runs; one that comes back creates a
+/// new stream, which starts with every event still kept, so nothing is missed).
+pub(crate) const SSF_STREAM_IDLE: u64 = 3600;
 
 impl Server {
     /// `user_id`'s upstream tokens at `provider`, kept since their last federated sign-in

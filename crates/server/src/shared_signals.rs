@@ -37,17 +37,20 @@ use serde_json::{Value, json};
 
 /// The most events one poll answers.
 const MAX_EVENTS_PER_POLL: u32 = 100;
-/// The most streams one receiver may hold (one per resource-server instance).
+/// The most streams one receiver may hold (one per resource-server instance); past it, its
+/// least recently polled stream is replaced.
 const MAX_STREAMS_PER_RECEIVER: usize = 64;
 
 /// The event type URIs of each kind, in [`SecurityEventKind::ALL`]'s order.
-fn event_type(kind: SecurityEventKind) -> &'static str {
-    match kind {
+fn event_type(kind: SecurityEventKind) -> Option<&'static str> {
+    Some(match kind {
+        SecurityEventKind::GrantRevoked | SecurityEventKind::ClientRemoved => SESSION_REVOKED,
         SecurityEventKind::UserDisabled => ACCOUNT_DISABLED,
         SecurityEventKind::CredentialChanged => CREDENTIAL_CHANGE,
         SecurityEventKind::KeyRemoved => SIGNING_KEY_REMOVED,
-        _ => SESSION_REVOKED,
-    }
+        // A kind of a newer store: not sent until this transmitter knows its type.
+        _ => return None,
+    })
 }
 
 /// The kinds a list of requested event types asks for (all, when it names none).
@@ -57,15 +60,15 @@ fn kinds_for(requested: &[String]) -> Vec<SecurityEventKind> {
     }
     SecurityEventKind::ALL
         .into_iter()
-        .filter(|kind| requested.iter().any(|r| r == event_type(*kind)))
+        .filter(|kind| event_type(*kind).is_some_and(|uri| requested.iter().any(|r| r == uri)))
         .collect()
 }
 
 fn supported_types() -> Vec<&'static str> {
     let mut types: Vec<&'static str> = Vec::new();
-    for kind in SecurityEventKind::ALL {
-        if !types.contains(&event_type(kind)) {
-            types.push(event_type(kind));
+    for uri in SecurityEventKind::ALL.into_iter().filter_map(event_type) {
+        if !types.contains(&uri) {
+            types.push(uri);
         }
     }
     types
@@ -127,9 +130,9 @@ impl Transmitter {
         description: Option<&str>,
     ) -> Value {
         let mut delivered: Vec<&str> = Vec::new();
-        for kind in kinds {
-            if !delivered.contains(&event_type(*kind)) {
-                delivered.push(event_type(*kind));
+        for uri in kinds.iter().copied().filter_map(event_type) {
+            if !delivered.contains(&uri) {
+                delivered.push(uri);
             }
         }
         let mut configuration = json!({
@@ -143,6 +146,8 @@ impl Transmitter {
             "events_supported": supported_types(),
             "events_requested": delivered,
             "events_delivered": delivered,
+            // SSF §8.1.1: a stream not polled for this long is deleted.
+            "inactivity_timeout": crate::SSF_STREAM_IDLE,
         });
         if let (Some(description), Value::Object(members)) = (description, &mut configuration) {
             members.insert("description".into(), description.into());
@@ -194,7 +199,7 @@ impl Transmitter {
             "jti": jti_of(event.event_id),
             "aud": receiver,
             "sub_id": sub_id,
-            "events": { event_type(event.kind): details },
+            "events": { event_type(event.kind)?: details },
         });
         match self.engine.sign_security_event_token(&claims) {
             Ok(token) => Some(token),
@@ -253,7 +258,7 @@ async fn configuration(State(t): State<Arc<Transmitter>>) -> Response {
     Json(json!({
         "spec_version": "1_0",
         "issuer": t.issuer,
-        "jwks_uri": t.url("/jwks.json"),
+        "jwks_uri": t.engine.metadata().jwks_uri,
         "delivery_methods_supported": [POLL_DELIVERY],
         "configuration_endpoint": t.url("/ssf/streams"),
         "authorization_schemes": [{ "spec_urn": "urn:ietf:rfc:7617" }],
@@ -322,18 +327,20 @@ async fn create_stream(
         )
         .into_response();
     }
-    match t.store.count_ssf_streams(receiver.client_id.as_str()).await {
-        Ok(held) if held >= MAX_STREAMS_PER_RECEIVER => {
-            return error(
-                StatusCode::CONFLICT,
-                "too_many_streams",
-                "this receiver holds the most streams allowed: delete one it no longer polls",
-            )
-            .into_response();
+    // At the most streams a receiver may hold, its least recently polled one goes (an
+    // instance that restarted without deleting its stream), never the new request.
+    match t.store.list_ssf_streams(receiver.client_id.as_str()).await {
+        Ok(held) if held.len() >= MAX_STREAMS_PER_RECEIVER => {
+            if let Some(stalest) = held.iter().min_by_key(|s| s.last_polled_at)
+                && let Err(e) = t.store.delete_ssf_stream(&stalest.stream_id).await
+            {
+                tracing::error!(error = %e, "deleting a receiver's stalest SSF stream failed");
+                return server_error();
+            }
         }
         Ok(_) => {}
         Err(e) => {
-            tracing::error!(error = %e, "counting SSF streams failed");
+            tracing::error!(error = %e, "listing SSF streams failed");
             return server_error();
         }
     }
@@ -406,6 +413,33 @@ async fn read_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Response {
+    // SSF §8.1.1.2: without `stream_id`, every stream of the receiver.
+    if query.stream_id.is_none() {
+        let receiver = match t.receiver(&headers).await {
+            Ok(receiver) => receiver,
+            Err(refused) => return refused,
+        };
+        return match t.store.list_ssf_streams(receiver.client_id.as_str()).await {
+            Ok(streams) => Json(
+                streams
+                    .iter()
+                    .map(|stream| {
+                        t.stream_configuration(
+                            &stream.stream_id,
+                            receiver.client_id.as_str(),
+                            &stream.kinds,
+                            stream.description.as_deref(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "listing SSF streams failed");
+                server_error()
+            }
+        };
+    }
     match own_stream(&t, &headers, query.stream_id.as_deref()).await {
         Ok((receiver, stream)) => Json(t.stream_configuration(
             &stream.stream_id,
@@ -478,13 +512,20 @@ async fn poll(
     };
     // RFC 8936 §2.4.4: an event the receiver could not process is acknowledged too (it is
     // not delivered again), and said in the log.
-    for (jti, failure) in &request.set_errs {
-        tracing::warn!(receiver = %receiver.client_id, %jti, %failure, "an SSF receiver refused an event");
+    if let Some((jti, failure)) = request.set_errs.iter().next() {
+        tracing::warn!(
+            receiver = %receiver.client_id,
+            refused = request.set_errs.len(),
+            first = %jti,
+            %failure,
+            "an SSF receiver could not process events"
+        );
     }
     let acknowledged: Vec<i64> = request
         .ack
         .iter()
         .chain(request.set_errs.keys())
+        .take(SqlStore::MAX_ACKNOWLEDGED)
         .filter_map(|jti| event_of(jti))
         .collect();
     let max_events = request
@@ -493,7 +534,7 @@ async fn poll(
         .min(MAX_EVENTS_PER_POLL);
     let polled = match t
         .store
-        .poll_ssf_stream(&stream.stream_id, &acknowledged, max_events, t.clock.now())
+        .poll_ssf_stream(&stream, &acknowledged, max_events, t.clock.now())
         .await
     {
         Ok(polled) => polled,

@@ -848,6 +848,10 @@ async fn every_change_that_ends_access_is_an_event_each_stream_delivers_until_ac
     on_both_databases("security_events", security_events).await;
 }
 
+async fn stream_named(store: &SqlStore, stream_id: &str) -> mcpauth_store_sql::SsfStream {
+    store.find_ssf_stream(stream_id).await.unwrap().unwrap()
+}
+
 #[allow(
     clippy::indexing_slicing,
     reason = "a test: a wrong count fails it either way"
@@ -920,7 +924,12 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     assert!(store.disable_user("u1", UnixTime(40)).await.unwrap());
 
     let polled = other_instance
-        .poll_ssf_stream("early", &[], 100, UnixTime(50))
+        .poll_ssf_stream(
+            &stream_named(&other_instance, "early").await,
+            &[],
+            100,
+            UnixTime(50),
+        )
         .await
         .unwrap();
     assert!(!polled.more_available);
@@ -955,7 +964,12 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     // Delivered again until acknowledged; a page at a time.
     let ids: Vec<i64> = polled.events.iter().map(|e| e.event_id).collect();
     let page = store
-        .poll_ssf_stream("early", &ids[..2], 3, UnixTime(51))
+        .poll_ssf_stream(
+            &stream_named(&store, "early").await,
+            &ids[..2],
+            3,
+            UnixTime(51),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -964,7 +978,12 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     );
     assert!(page.more_available);
     let rest = store
-        .poll_ssf_stream("early", &ids[2..5], 10, UnixTime(52))
+        .poll_ssf_stream(
+            &stream_named(&store, "early").await,
+            &ids[2..5],
+            10,
+            UnixTime(52),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -972,7 +991,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
         ids[5..]
     );
     let done = store
-        .poll_ssf_stream("early", &ids, 10, UnixTime(53))
+        .poll_ssf_stream(&stream_named(&store, "early").await, &ids, 10, UnixTime(53))
         .await
         .unwrap();
     assert!(done.events.is_empty() && !done.more_available);
@@ -1012,7 +1031,12 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
         .await
         .unwrap();
     let users_only = store
-        .poll_ssf_stream("users-only", &[], 100, UnixTime(61))
+        .poll_ssf_stream(
+            &stream_named(&store, "users-only").await,
+            &[],
+            100,
+            UnixTime(61),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1029,7 +1053,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
         [Kind::UserDisabled, Kind::CredentialChanged]
     );
     let late = store
-        .poll_ssf_stream("late", &[], 100, UnixTime(61))
+        .poll_ssf_stream(&stream_named(&store, "late").await, &[], 100, UnixTime(61))
         .await
         .unwrap();
     // The seven kept from before it started, and g4's since.
@@ -1053,7 +1077,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     assert!(removed > 0);
     assert!(store.find_ssf_stream("early").await.unwrap().is_none());
     let kept = store
-        .poll_ssf_stream("late", &[], 100, UnixTime(62))
+        .poll_ssf_stream(&stream_named(&store, "late").await, &[], 100, UnixTime(62))
         .await
         .unwrap();
     let kinds: Vec<_> = kept.events.iter().map(|e| e.kind).collect();

@@ -2,9 +2,10 @@
 //! delivery) built on this engine needs from it: to know its receivers, and to sign what it
 //! sends them.
 //!
-//! - Receivers are resource servers: clients with a secret (or key) that the operator marked
-//!   as resource servers (or listed as introspection clients), the same callers RFC 7662 §4
-//!   lets introspect. Anyone else learns nothing about who lost access.
+//! - Receivers are resource servers: clients with a secret that the operator marked as
+//!   resource servers (or listed as introspection clients), the same callers RFC 7662 §4 lets
+//!   introspect, authenticating with HTTP Basic. Anyone else learns nothing about who lost
+//!   access.
 //! - Security Event Tokens (RFC 8417 §2.2) are signed with the server's current key and
 //!   `typ: secevent+jwt` (§2.3), a type no access token, ID token or ID-JAG carries, so no
 //!   one of them passes for another.

@@ -11,7 +11,9 @@
 //! - When the stream has not answered for [`RevocationStream::max_silence`] seconds, what
 //!   [`WhenUnreachable`] says: by default tokens issued before the last successful poll plus
 //!   that bound are answered `503` (they may have been revoked meanwhile); before the first
-//!   successful poll, every token is.
+//!   successful poll, every token is. An event that cannot be verified yet (keys
+//!   unreachable, a key not yet published, a clock behind the transmitter's) is not
+//!   acknowledged, and the receiver counts as silent until it is applied.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,8 +31,9 @@ use crate::ResourceServer;
 #[non_exhaustive]
 pub enum WhenUnreachable {
     /// Refuse (`503`, try again) every token issued before the last successful poll plus
-    /// `max_silence`, and every token before the first poll: nothing revoked meanwhile is
-    /// accepted. The default.
+    /// `max_silence`, and every token before the first poll. A token issued after that
+    /// moment is accepted even if it was revoked during the silence (the rule: tokens
+    /// this receiver could have known about are the ones refused). The default.
     FailClosed,
     /// Keep accepting tokens, logging a warning: availability over prompt revocation.
     KeepServing,
@@ -145,6 +148,24 @@ impl RevocationStream {
         self.max_silence = seconds;
         self
     }
+
+    /// The authorization server's longest access-token lifetime (its `access_token_ttl`):
+    /// how long a revocation is remembered. Set it when the server's is above an hour.
+    #[must_use]
+    pub fn max_token_lifetime(mut self, seconds: u64) -> Self {
+        self.max_token_lifetime = seconds;
+        self
+    }
+}
+
+/// The receiver loop's own state: its stream, and what it acknowledges with the next poll.
+#[derive(Debug, Default)]
+struct Receiver {
+    poll_url: Option<String>,
+    acknowledged: Vec<String>,
+    refused: serde_json::Map<String, Value>,
+    /// When expired revocations were last forgotten.
+    forgotten_at: u64,
 }
 
 /// What the receiver knows.
@@ -168,6 +189,8 @@ impl ResourceServer {
         let Some(stream) = &self.config.revocation_stream else {
             return Ok(());
         };
+        // Read before the list: a poll publishes its list first, then its time.
+        let last = self.revocations.last_poll.load(Ordering::Acquire);
         if self
             .revocations
             .list
@@ -177,7 +200,6 @@ impl ResourceServer {
         {
             return Err(Refusal::Invalid(VerifyError::Revoked));
         }
-        let last = self.revocations.last_poll.load(Ordering::Relaxed);
         if last != 0 && now.0.saturating_sub(last) <= stream.max_silence {
             return Ok(());
         }
@@ -217,15 +239,22 @@ impl ResourceServer {
     /// it on the application's runtime (`tokio::spawn(resource_server.clone()
     /// .receive_revocations())`). Without a [`RevocationStream`] configured it returns at
     /// once. Failures are logged and retried (after one second, doubling up to the silence
-    /// bound); a stream the transmitter dropped is created again.
+    /// bound) on the same stream; a new stream is created only when the transmitter no
+    /// longer knows this one.
     pub async fn receive_revocations(self: std::sync::Arc<Self>) {
         let Some(stream) = self.config.revocation_stream.clone() else {
             return;
         };
+        let mut receiver = Receiver::default();
         let mut backoff = 1;
         loop {
-            match self.run_stream(&stream).await {
-                Ok(()) => backoff = 1,
+            match self.poll_once(&stream, &mut receiver).await {
+                Ok(wait) => {
+                    backoff = 1;
+                    if wait {
+                        tokio::time::sleep(Duration::from_secs(stream.poll_interval)).await;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, stream = %stream.configuration_url, "the revocation stream failed; retrying");
                     tokio::time::sleep(Duration::from_secs(backoff)).await;
@@ -235,9 +264,8 @@ impl ResourceServer {
         }
     }
 
-    /// One stream's life: create it, poll it until it is gone (`Ok`) or a call fails.
-    async fn run_stream(&self, stream: &RevocationStream) -> Result<(), String> {
-        let credentials = (stream.client_id.as_str(), stream.client_secret.as_str());
+    /// Creates this instance's stream at the transmitter (SSF §8.1.1.1): its poll URL.
+    async fn create_stream(&self, stream: &RevocationStream) -> Result<String, String> {
         let (status, body) = self
             .keys
             .shared_signals("GET", &stream.configuration_url, None, None)
@@ -255,7 +283,7 @@ impl ResourceServer {
             .shared_signals(
                 "POST",
                 &endpoint,
-                Some(credentials),
+                Some((stream.client_id.as_str(), stream.client_secret.as_str())),
                 Some(&json!({
                     "delivery": { "method": POLL_DELIVERY },
                     "description": format!("mcpauth resource server {}", self.config.resource),
@@ -275,73 +303,107 @@ impl ResourceServer {
             .and_then(Value::as_str)
             .unwrap_or_default();
         tracing::info!(stream_id, "receiving revocations");
-        let mut acknowledged: Vec<String> = Vec::new();
-        let mut refused = serde_json::Map::new();
-        loop {
-            let request = json!({
-                "ack": acknowledged,
-                "setErrs": refused,
-                "maxEvents": 100,
-                "returnImmediately": true,
-            });
-            let (status, body) = self
-                .keys
-                .shared_signals("POST", &poll_url, Some(credentials), Some(&request))
-                .await
-                .map_err(|e| format!("polling: {e}"))?;
-            if status == 404 {
-                // The transmitter dropped it (idle too long): a new one.
-                return Ok(());
+        Ok(poll_url)
+    }
+
+    /// One poll (creating the stream first if there is none): applies what verifies,
+    /// acknowledges it with the next poll, and says whether to wait before the next.
+    async fn poll_once(
+        &self,
+        stream: &RevocationStream,
+        receiver: &mut Receiver,
+    ) -> Result<bool, String> {
+        let poll_url = match &receiver.poll_url {
+            Some(url) => url.clone(),
+            None => {
+                let url = self.create_stream(stream).await?;
+                receiver.poll_url = Some(url.clone());
+                url
             }
-            let answer: Value = json_of(status, &body, "a poll answer")?;
-            acknowledged.clear();
-            refused.clear();
-            let now = mcpauth_oauth_types::now();
-            let sets = answer
-                .get("sets")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let more_available = answer
-                .get("moreAvailable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            for (jti, set) in &sets {
-                match self
-                    .read_security_event(set.as_str().unwrap_or_default(), &stream.client_id, now)
-                    .await
-                {
-                    Ok(event) => {
-                        let mut list = self
-                            .revocations
-                            .list
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        for revocation in &event.revocations {
-                            list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
-                        }
-                        acknowledged.push(jti.clone());
+        };
+        let request = json!({
+            "ack": receiver.acknowledged,
+            "setErrs": receiver.refused,
+            "maxEvents": 100,
+            "returnImmediately": true,
+        });
+        let (status, body) = self
+            .keys
+            .shared_signals(
+                "POST",
+                &poll_url,
+                Some((stream.client_id.as_str(), stream.client_secret.as_str())),
+                Some(&request),
+            )
+            .await
+            .map_err(|e| format!("polling: {e}"))?;
+        if status == 404 {
+            // The transmitter no longer knows it (idle too long, or replaced): a new one,
+            // which starts with every event still kept.
+            receiver.poll_url = None;
+            return Ok(false);
+        }
+        let answer: Value = json_of(status, &body, "a poll answer")?;
+        // Delivered: the acknowledgements sent are done with.
+        receiver.acknowledged.clear();
+        receiver.refused.clear();
+        let now = mcpauth_oauth_types::now();
+        let sets = answer
+            .get("sets")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let more_available = answer
+            .get("moreAvailable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mut complete = true;
+        for (jti, set) in &sets {
+            match self
+                .read_security_event(set.as_str().unwrap_or_default(), &stream.client_id, now)
+                .await
+            {
+                Ok(event) => {
+                    let mut list = self
+                        .revocations
+                        .list
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for revocation in &event.revocations {
+                        list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
                     }
-                    Err(e) => {
-                        tracing::warn!(%jti, error = %e, "a security event did not verify");
-                        refused.insert(
-                            jti.clone(),
-                            json!({ "err": "invalid_request", "description": e.to_string() }),
-                        );
-                    }
+                    receiver.acknowledged.push(jti.clone());
+                }
+                // The keys could not be fetched, or the event is signed by a key not yet
+                // known or dated ahead of this clock: it comes again, and until it is
+                // applied this receiver is not up to date.
+                Err(
+                    Refusal::Unavailable
+                    | Refusal::Invalid(VerifyError::UnknownKey | VerifyError::NotYetValid),
+                ) => complete = false,
+                Err(Refusal::Invalid(e)) => {
+                    tracing::warn!(%jti, error = %e, "a security event did not verify");
+                    receiver.refused.insert(
+                        jti.clone(),
+                        json!({ "err": "invalid_request", "description": e.to_string() }),
+                    );
                 }
             }
+        }
+        if now.0.saturating_sub(receiver.forgotten_at) >= 60 {
+            receiver.forgotten_at = now.0;
             self.revocations
                 .list
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .forget_before(now.0);
-            self.revocations.last_poll.store(now.0, Ordering::Relaxed);
-            // More waiting: at once. Otherwise the acknowledgements go with the next poll.
-            if !more_available {
-                tokio::time::sleep(Duration::from_secs(stream.poll_interval)).await;
-            }
         }
+        if !complete {
+            return Err("an event could not be verified yet".into());
+        }
+        // Published after the list: a request that sees this poll sees what it brought.
+        self.revocations.last_poll.store(now.0, Ordering::Release);
+        Ok(!more_available || sets.is_empty())
     }
 
     /// Verifies a Security Event Token with the issuer's keys, fetching them again for a key
@@ -476,7 +538,7 @@ mod tests {
         let old = token(NOW - 100);
         assert_eq!(refused(&rs, &old, NOW).as_deref(), Some("unavailable"));
         // A poll answered: accepted, for max_silence.
-        rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+        rs.revocations.last_poll.store(NOW, Ordering::Release);
         assert_eq!(refused(&rs, &old, NOW + 30), None);
         // Silent past the bound: tokens issued before the last poll plus the bound are
         // refused (one revoked meanwhile would pass); later ones are not.
@@ -489,7 +551,7 @@ mod tests {
         let rs = protected(WhenUnreachable::KeepServing);
         let old = token(NOW - 100);
         assert_eq!(refused(&rs, &old, NOW), None);
-        rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+        rs.revocations.last_poll.store(NOW, Ordering::Release);
         assert_eq!(refused(&rs, &old, NOW + 3600), None);
         // What the stream said is still enforced.
         rs.revocations
@@ -517,7 +579,7 @@ mod tests {
             },
         ] {
             let rs = protected(WhenUnreachable::FailClosed);
-            rs.revocations.last_poll.store(NOW, Ordering::Relaxed);
+            rs.revocations.last_poll.store(NOW, Ordering::Release);
             rs.revocations
                 .list
                 .write()

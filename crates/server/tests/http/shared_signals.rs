@@ -353,4 +353,86 @@ async fn a_revoked_grant_and_a_disabled_user_reach_the_stream_as_signed_events_u
         }
     }
     assert_eq!(kinds, [disabled], "its grants were revoked already");
+    // An event the receiver reports it could not process (RFC 8936 setErrs) is not sent again.
+    let jti = sets.keys().next().unwrap().clone();
+    let (status, _, body) = server
+        .ssf(
+            reqwest::Method::POST,
+            &format!("/ssf/poll/{stream_id}"),
+            Some(&receiver),
+            Some(serde_json::json!({
+                "setErrs": { jti: { "err": "invalid_request", "description": "test" } },
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["sets"].as_object().unwrap().is_empty(), "{body}");
+}
+
+#[tokio::test]
+async fn streams_deliver_what_was_asked_and_a_receiver_never_runs_out_of_streams() {
+    let server = start().await;
+    let receiver = operator_client(&server, "MCP server", true).await;
+    let disabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
+    let create = |body: Value| {
+        let server = &server;
+        let receiver = &receiver;
+        async move {
+            server
+                .ssf(
+                    reqwest::Method::POST,
+                    "/ssf/streams",
+                    Some(receiver),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    // Only what it asked for, of what is supported.
+    let (status, _, only_disabled) =
+        create(serde_json::json!({ "events_requested": [disabled] })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        only_disabled["events_delivered"],
+        serde_json::json!([disabled])
+    );
+    assert_eq!(only_disabled["inactivity_timeout"], 3600);
+    let (status, _, _) =
+        create(serde_json::json!({ "events_requested": ["https://example.com/nothing-we-send"] }))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = create(serde_json::json!({ "description": "d".repeat(257) })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = server
+        .ssf(reqwest::Method::POST, "/ssf/streams", Some(&receiver), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no JSON body");
+
+    // Listing (SSF §8.1.1.2, no stream_id): the receiver's streams.
+    let (status, _, listed) = server
+        .ssf(reqwest::Method::GET, "/ssf/streams", Some(&receiver), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // Instances that restart without deleting their streams: at 64 the stalest is replaced,
+    // never the new one refused.
+    let mut newest = String::new();
+    for _ in 0..64 {
+        let (status, _, created) = create(serde_json::json!({})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        newest = created["stream_id"].as_str().unwrap().to_owned();
+    }
+    let (_, _, listed) = server
+        .ssf(reqwest::Method::GET, "/ssf/streams", Some(&receiver), None)
+        .await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream_id"].as_str().unwrap())
+        .collect();
+    // (All were polled as long ago here: any of them may be the one replaced.)
+    assert_eq!(ids.len(), 64);
+    assert!(ids.contains(&newest.as_str()));
 }

@@ -168,8 +168,18 @@ impl SqlStore {
             list.push(',');
             list
         });
+        let postgres = matches!(self.backend(), crate::Backend::Postgres);
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // PostgreSQL: an event recorded by a transaction still running would be missed
+            // both by the copy below (not committed yet) and by its fan-out (this stream not
+            // committed yet). SHARE waits for those transactions and holds new ones until
+            // this commits. (SQLite writes one at a time.)
+            if postgres {
+                sqlx::query("LOCK TABLE security_events IN SHARE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO ssf_streams \
                  (stream_id, client_id, description, event_types, created_at, last_polled_at) \
@@ -211,23 +221,6 @@ impl SqlStore {
         })
     }
 
-    /// How many streams `client_id` holds.
-    ///
-    /// # Errors
-    ///
-    /// The database error.
-    pub async fn count_ssf_streams(&self, client_id: &str) -> Result<usize, StoreError> {
-        on_pool!(self, |pool| {
-            let count =
-                sqlx::query("SELECT COUNT(*) AS held FROM ssf_streams WHERE client_id = $1")
-                    .bind(client_id)
-                    .fetch_one(pool)
-                    .await?
-                    .integer("held")?;
-            Ok(usize::try_from(count).unwrap_or(usize::MAX))
-        })
-    }
-
     /// Deletes the stream and what was pending on it. Returns whether it existed.
     ///
     /// # Errors
@@ -250,45 +243,70 @@ impl SqlStore {
         })
     }
 
-    /// One poll of `stream_id` (RFC 8936 §2.4): forgets the `acknowledged` events, then answers
-    /// up to `max_events` of those still pending, oldest first. Acknowledging an event that
-    /// is not pending does nothing.
+    /// The most acknowledgements one poll applies (RFC 8936 §2.4 `ack` and `setErrs`
+    /// together): twice the most events one poll answers.
+    pub const MAX_ACKNOWLEDGED: usize = 200;
+
+    /// One poll of `stream_id` (RFC 8936 §2.4): forgets the `acknowledged` events (at most
+    /// [`MAX_ACKNOWLEDGED`](Self::MAX_ACKNOWLEDGED), in one statement), then answers up to
+    /// `max_events` of those still pending, oldest first. Acknowledging an event that is not
+    /// pending does nothing. The stream's `last_polled_at` is written only when it is a
+    /// minute old, so a poll with nothing to acknowledge writes nothing.
     ///
     /// # Errors
     ///
     /// The database error; nothing is acknowledged.
     pub async fn poll_ssf_stream(
         &self,
-        stream_id: &str,
+        stream: &SsfStream,
         acknowledged: &[i64],
         max_events: u32,
         now: UnixTime,
     ) -> Result<Polled, StoreError> {
+        let acknowledged = acknowledged
+            .get(..Self::MAX_ACKNOWLEDGED)
+            .unwrap_or(acknowledged);
+        let touch = now.0.saturating_sub(stream.last_polled_at) >= 60;
         let now = to_db(now.0)?;
+        if !acknowledged.is_empty() || touch {
+            on_pool_write!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                if !acknowledged.is_empty() {
+                    let placeholders = (0..acknowledged.len())
+                        .map(|i| format!("${}", i + 2))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id IN ({placeholders})"
+                    );
+                    // Only numbered placeholders are formatted in; the values are bound.
+                    let mut delete =
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&stream.stream_id);
+                    for event_id in acknowledged {
+                        delete = delete.bind(*event_id);
+                    }
+                    delete.execute(&mut *tx).await?;
+                }
+                if touch {
+                    sqlx::query("UPDATE ssf_streams SET last_polled_at = $2 WHERE stream_id = $1")
+                        .bind(&stream.stream_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            });
+        }
         let limit = i64::from(max_events) + 1;
-        on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for event_id in acknowledged {
-                sqlx::query("DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id = $2")
-                    .bind(stream_id)
-                    .bind(*event_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE ssf_streams SET last_polled_at = $2 WHERE stream_id = $1")
-                .bind(stream_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        on_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT e.* FROM ssf_pending p JOIN security_events e ON e.event_id = p.event_id \
                  WHERE p.stream_id = $1 ORDER BY e.event_id LIMIT $2",
             )
-            .bind(stream_id)
+            .bind(&stream.stream_id)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .fetch_all(pool)
             .await?;
-            tx.commit().await?;
             let mut events = rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?;
             let more_available = events.len() > max_events as usize;
             events.truncate(max_events as usize);
@@ -296,6 +314,25 @@ impl SqlStore {
                 events,
                 more_available,
             })
+        })
+    }
+
+    /// The streams `client_id` holds, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn list_ssf_streams(&self, client_id: &str) -> Result<Vec<SsfStream>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT * FROM ssf_streams WHERE client_id = $1 ORDER BY created_at, stream_id",
+            )
+            .bind(client_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(stream_from)
+            .collect()
         })
     }
 
