@@ -25,7 +25,7 @@ use aws_lc_rs::signature::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_lite_block_on::block_on;
-use mcpauth_bearer::{TokenVerifier, extract_bearer};
+use mcpauth_bearer::{Revocation, RevocationList, TokenVerifier, extract_bearer};
 use mcpauth_oauth_types::{ClientMetadata, FormParams};
 use mcpauth_token_engine::testing::SeededRandom;
 use mcpauth_token_engine::{EngineConfig, MemoryModel, SigningKey, TokenEngine, UnixTime};
@@ -82,6 +82,44 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let token = extract_bearer(black_box(&headers)).unwrap().unwrap();
             verifier.verify(token, NOW.plus(1)).unwrap()
+        })
+    });
+    // Issue 26: the same, with a resource server's revocation list checked as the receiver
+    // checks it (behind its lock), holding an hour of revocations of a busy server: ten
+    // thousand grants, a thousand users, a hundred clients, a few keys. The token is none of
+    // them, so every lookup is made.
+    let mut revocations = RevocationList::new();
+    for i in 0..10_000 {
+        revocations.add(&Revocation::Grant(format!("grant-{i}")), NOW.0 + 3600);
+    }
+    for i in 0..1_000 {
+        revocations.add(
+            &Revocation::User {
+                subject: format!("user-{i}"),
+                before: NOW.0,
+            },
+            NOW.0 + 3600,
+        );
+    }
+    for i in 0..100 {
+        revocations.add(
+            &Revocation::Client {
+                client_id: format!("client-{i}"),
+                before: NOW.0,
+            },
+            NOW.0 + 3600,
+        );
+    }
+    for i in 0..4 {
+        revocations.add(&Revocation::Key(format!("key-{i}")), NOW.0 + 3600);
+    }
+    let revocations = std::sync::RwLock::new(revocations);
+    group.bench_function("extract_verify_and_check_revocations", |b| {
+        b.iter(|| {
+            let token = extract_bearer(black_box(&headers)).unwrap().unwrap();
+            let verified = verifier.verify(token, NOW.plus(1)).unwrap();
+            assert!(!revocations.read().unwrap().revokes(&verified));
+            verified
         })
     });
 
