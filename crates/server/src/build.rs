@@ -319,6 +319,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
                 clock: clock.clone(),
                 issuer: issuer.clone(),
                 base: base.clone(),
+                metrics: metrics.clone(),
             },
         )))
         // Liveness: the process serves. Readiness: it can also reach the database and holds

@@ -180,6 +180,12 @@ pub(crate) struct Metrics {
     tokens_issued: [AtomicU64; GRANT_TYPES.len()],
     errors: Mutex<BTreeMap<(Endpoint, &'static str), u64>>,
     rate_limited: [AtomicU64; ENDPOINTS.len()],
+    /// Shared Signals: polls answered, events delivered, and the last poll's time (Unix
+    /// seconds) and lag (how long its oldest delivered event had waited, seconds).
+    ssf_polls: AtomicU64,
+    ssf_events_delivered: AtomicU64,
+    ssf_last_poll: AtomicU64,
+    ssf_lag: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -191,6 +197,10 @@ impl Default for Metrics {
             tokens_issued: Default::default(),
             errors: Mutex::new(BTreeMap::new()),
             rate_limited: Default::default(),
+            ssf_polls: AtomicU64::new(0),
+            ssf_events_delivered: AtomicU64::new(0),
+            ssf_last_poll: AtomicU64::new(0),
+            ssf_lag: AtomicU64::new(0),
         }
     }
 }
@@ -245,6 +255,21 @@ impl Metrics {
     pub(crate) fn rate_limited(&self, endpoint: Endpoint) {
         if let Some(slot) = self.rate_limited.get(endpoint.index()) {
             slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a Shared Signals poll at `now` that delivered `delivered` events, the oldest of
+    /// which occurred at `oldest` (Unix seconds).
+    pub(crate) fn ssf_polled(&self, delivered: usize, oldest: Option<u64>, now: u64) {
+        self.ssf_polls.fetch_add(1, Ordering::Relaxed);
+        self.ssf_events_delivered.fetch_add(
+            u64::try_from(delivered).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.ssf_last_poll.store(now, Ordering::Relaxed);
+        if let Some(oldest) = oldest {
+            self.ssf_lag
+                .store(now.saturating_sub(oldest), Ordering::Relaxed);
         }
     }
 
@@ -324,6 +349,14 @@ impl Metrics {
                 endpoint.label()
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_ssf_polls_total Shared Signals polls answered (RFC 8936).\n# TYPE mcpauth_ssf_polls_total counter\nmcpauth_ssf_polls_total {}\n# HELP mcpauth_ssf_events_delivered_total Security events delivered to receivers.\n# TYPE mcpauth_ssf_events_delivered_total counter\nmcpauth_ssf_events_delivered_total {}\n# HELP mcpauth_ssf_last_poll_timestamp_seconds When a receiver last polled this instance.\n# TYPE mcpauth_ssf_last_poll_timestamp_seconds gauge\nmcpauth_ssf_last_poll_timestamp_seconds {}\n# HELP mcpauth_ssf_delivery_lag_seconds How long the oldest event of the last poll that delivered any had waited.\n# TYPE mcpauth_ssf_delivery_lag_seconds gauge\nmcpauth_ssf_delivery_lag_seconds {}",
+            self.ssf_polls.load(Ordering::Relaxed),
+            self.ssf_events_delivered.load(Ordering::Relaxed),
+            self.ssf_last_poll.load(Ordering::Relaxed),
+            self.ssf_lag.load(Ordering::Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP mcpauth_rate_limited_total Requests refused by a per-address rate limit.\n# TYPE mcpauth_rate_limited_total counter"

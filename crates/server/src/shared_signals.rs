@@ -83,6 +83,8 @@ pub(crate) struct Transmitter {
     pub(crate) issuer: String,
     /// The issuer's path (empty, or `/tenant`), below which the endpoints are.
     pub(crate) base: String,
+    /// Polls, deliveries and lag, for `/metrics`.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Transmitter {
@@ -543,6 +545,12 @@ async fn poll(
             return server_error();
         }
     };
+    let now = t.clock.now().0;
+    t.metrics.ssf_polled(
+        polled.events.len(),
+        polled.events.iter().map(|e| e.occurred_at).min(),
+        now,
+    );
     let mut sets = serde_json::Map::new();
     for event in &polled.events {
         if let Some(token) = t.security_event_token(event, receiver.client_id.as_str()) {

@@ -225,6 +225,14 @@ impl ResourceServer {
         }
     }
 
+    /// When the revocation stream last answered a poll (Unix seconds), if it has: for an
+    /// operator's health check or metrics (the silence policy applies once it is older than
+    /// `max_silence`).
+    #[must_use]
+    pub fn last_revocation_poll(&self) -> Option<u64> {
+        Some(self.revocations.last_poll.load(Ordering::Acquire)).filter(|t| *t != 0)
+    }
+
     /// How many revocations this resource server holds.
     #[must_use]
     pub fn revocations_held(&self) -> usize {
@@ -536,9 +544,11 @@ mod tests {
     fn failing_closed_refuses_every_token_before_the_first_poll_and_old_ones_after_silence() {
         let rs = protected(WhenUnreachable::FailClosed);
         let old = token(NOW - 100);
+        assert_eq!(rs.last_revocation_poll(), None);
         assert_eq!(refused(&rs, &old, NOW).as_deref(), Some("unavailable"));
         // A poll answered: accepted, for max_silence.
         rs.revocations.last_poll.store(NOW, Ordering::Release);
+        assert_eq!(rs.last_revocation_poll(), Some(NOW));
         assert_eq!(refused(&rs, &old, NOW + 30), None);
         // Silent past the bound: tokens issued before the last poll plus the bound are
         // refused (one revoked meanwhile would pass); later ones are not.

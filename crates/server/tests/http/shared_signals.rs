@@ -367,6 +367,31 @@ async fn a_revoked_grant_and_a_disabled_user_reach_the_stream_as_signed_events_u
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["sets"].as_object().unwrap().is_empty(), "{body}");
+    // The operator sees the polls and deliveries in /metrics.
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert_eq!(value("mcpauth_ssf_polls_total"), 5);
+    assert_eq!(
+        value("mcpauth_ssf_events_delivered_total"),
+        3,
+        "the logout twice (not acknowledged the first time), then the disabling"
+    );
+    assert!(value("mcpauth_ssf_last_poll_timestamp_seconds") > 1_700_000_000);
+    value("mcpauth_ssf_delivery_lag_seconds");
 }
 
 #[tokio::test]
