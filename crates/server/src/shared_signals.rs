@@ -64,9 +64,10 @@ fn kinds_for(requested: &[String]) -> Vec<SecurityEventKind> {
         .collect()
 }
 
-fn supported_types() -> Vec<&'static str> {
+/// The event type URIs of `kinds`, each once (two kinds share `session-revoked`).
+fn event_types(kinds: &[SecurityEventKind]) -> Vec<&'static str> {
     let mut types: Vec<&'static str> = Vec::new();
-    for uri in SecurityEventKind::ALL.into_iter().filter_map(event_type) {
+    for uri in kinds.iter().copied().filter_map(event_type) {
         if !types.contains(&uri) {
             types.push(uri);
         }
@@ -131,12 +132,7 @@ impl Transmitter {
         kinds: &[SecurityEventKind],
         description: Option<&str>,
     ) -> Value {
-        let mut delivered: Vec<&str> = Vec::new();
-        for uri in kinds.iter().copied().filter_map(event_type) {
-            if !delivered.contains(&uri) {
-                delivered.push(uri);
-            }
-        }
+        let delivered = event_types(kinds);
         let mut configuration = json!({
             "stream_id": stream_id,
             "iss": self.issuer,
@@ -145,7 +141,7 @@ impl Transmitter {
                 "method": POLL_DELIVERY,
                 "endpoint_url": self.url(&format!("/ssf/poll/{stream_id}")),
             },
-            "events_supported": supported_types(),
+            "events_supported": event_types(&SecurityEventKind::ALL),
             "events_requested": delivered,
             "events_delivered": delivered,
             // SSF §8.1.1: a stream not polled for this long is deleted.

@@ -356,17 +356,17 @@ impl ResourceServer {
         receiver.acknowledged.clear();
         receiver.refused.clear();
         let now = mcpauth_oauth_types::now();
+        let no_sets = serde_json::Map::new();
         let sets = answer
             .get("sets")
             .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&no_sets);
         let more_available = answer
             .get("moreAvailable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let mut complete = true;
-        for (jti, set) in &sets {
+        for (jti, set) in sets {
             match self
                 .read_security_event(set.as_str().unwrap_or_default(), &stream.client_id, now)
                 .await
@@ -447,15 +447,6 @@ fn same_origin(configuration_url: &str, url: Option<&str>) -> Result<String, Str
         _ => Err(format!(
             "the transmitter names an endpoint on another origin: {url}"
         )),
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid(e) => e.fmt(f),
-            Self::Unavailable => f.write_str("the issuer's keys could not be fetched"),
-        }
     }
 }
 
