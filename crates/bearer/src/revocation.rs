@@ -12,6 +12,9 @@
 //!   issued before the event.
 //! - `urn:mcpauth:secevent:signing-key-removed` (a key id): every token that key signed.
 //!
+//! - SSF `verification`: ends nothing; its `state` is read (the receiver asked for it, to
+//!   learn that its stream delivers).
+//!
 //! Other events are read as ending nothing (a receiver acknowledges them all the same).
 
 use std::collections::HashMap;
@@ -21,8 +24,8 @@ use serde_json::Value;
 use crate::verify::{TokenVerifier, VerifiedToken, VerifyError, number};
 
 use mcpauth_oauth_types::security_events::{
-    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SECURITY_EVENT_TOKEN_TYPE, SESSION_REVOKED,
-    SIGNING_KEY_REMOVED,
+    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SECURITY_EVENT_TOKEN_MEDIA_TYPE,
+    SECURITY_EVENT_TOKEN_TYPE, SESSION_REVOKED, SIGNING_KEY_REMOVED, VERIFICATION,
 };
 
 /// One thing a security event ends.
@@ -57,6 +60,8 @@ pub struct SecurityEvent {
     pub jti: String,
     /// What it ends (empty for an event that ends nothing here).
     pub revocations: Vec<Revocation>,
+    /// For an SSF verification event, the `state` it carries (empty when it carries none).
+    pub verification: Option<String>,
 }
 
 fn subject_member<'a>(sub_id: &'a Value, member: &str) -> Option<&'a Value> {
@@ -90,7 +95,7 @@ impl TokenVerifier {
     ) -> Result<SecurityEvent, VerifyError> {
         let (_, claims) = self.signed_claims(set, |typ| {
             typ.eq_ignore_ascii_case(SECURITY_EVENT_TOKEN_TYPE)
-                || typ.eq_ignore_ascii_case("application/secevent+jwt")
+                || typ.eq_ignore_ascii_case(SECURITY_EVENT_TOKEN_MEDIA_TYPE)
         })?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
             return Err(VerifyError::WrongIssuer);
@@ -130,6 +135,7 @@ impl TokenVerifier {
             .flatten()
         };
         let mut revocations = Vec::new();
+        let mut verification = None;
         for (event_type, body) in events {
             // When it happened; without a time, when the token was issued.
             let at = body
@@ -171,10 +177,22 @@ impl TokenVerifier {
                         revocations.push(Revocation::Key(kid));
                     }
                 }
+                VERIFICATION => {
+                    verification = Some(
+                        body.get("state")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
                 _ => {}
             }
         }
-        Ok(SecurityEvent { jti, revocations })
+        Ok(SecurityEvent {
+            jti,
+            revocations,
+            verification,
+        })
     }
 }
 

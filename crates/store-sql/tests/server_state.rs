@@ -865,6 +865,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
             "rs",
             Some("the MCP server"),
             &Kind::ALL,
+            None,
             UnixTime(1),
         )
         .await
@@ -999,7 +1000,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     // A receiver that starts now learns every event still kept; acknowledgements are per
     // stream.
     store
-        .create_ssf_stream("late", "rs", None, &Kind::ALL, UnixTime(60))
+        .create_ssf_stream("late", "rs", None, &Kind::ALL, None, UnixTime(60))
         .await
         .unwrap();
     // One that asked for user events only gets those.
@@ -1009,6 +1010,7 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
             "rs",
             None,
             &[Kind::UserDisabled, Kind::CredentialChanged],
+            None,
             UnixTime(60),
         )
         .await
@@ -1085,4 +1087,143 @@ async fn security_events(store: SqlStore, other_instance: SqlStore) {
     assert!(kept.events.iter().all(|e| e.occurred_at >= 35), "{kinds:?}");
     assert!(store.delete_ssf_stream("late").await.unwrap());
     assert!(!store.delete_ssf_stream("late").await.unwrap());
+}
+
+// RFC 8935 push streams: one instance at a time delivers a stream (a lease), a failure waits
+// out its backoff, a delivery forgets what was delivered; SSF §8.1.4 verification events go
+// to the one stream that asked, one pending at a time; on both databases.
+#[tokio::test]
+async fn push_streams_are_claimed_by_one_instance_and_verification_reaches_one_stream() {
+    on_both_databases("ssf_push", ssf_push).await;
+}
+
+#[allow(clippy::indexing_slicing, reason = "a test")]
+async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
+    use mcpauth_store_sql::{PushEndpoint, SecurityEventKind as Kind};
+    let push = PushEndpoint::new("https://rs.example/ssf/push", Some("Bearer s3cret"));
+    assert!(
+        !format!("{push:?}").contains("s3cret"),
+        "Debug hides the receiver's credential"
+    );
+    store
+        .create_ssf_stream("pushed", "rs", None, &Kind::ALL, Some(&push), UnixTime(10))
+        .await
+        .unwrap();
+    store
+        .create_ssf_stream("polled", "rs", None, &Kind::ALL, None, UnixTime(10))
+        .await
+        .unwrap();
+    let pushed = stream_named(&store, "pushed").await;
+    assert_eq!(pushed.push, Some(push.clone()));
+    assert_eq!(stream_named(&store, "polled").await.push, None);
+    // Nothing pending: nothing due.
+    assert!(
+        store
+            .due_push_streams(UnixTime(11))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A verification for the pushed stream only, replacing one still pending.
+    store
+        .request_ssf_verification("pushed", Some("first"), UnixTime(11))
+        .await
+        .unwrap();
+    store
+        .request_ssf_verification("pushed", Some("second"), UnixTime(12))
+        .await
+        .unwrap();
+    let pending = store.pending_ssf_events("pushed", 10).await.unwrap();
+    assert_eq!(pending.events.len(), 1);
+    assert_eq!(pending.events[0].kind, Kind::Verification);
+    assert_eq!(pending.events[0].state.as_deref(), Some("second"));
+    assert!(
+        store
+            .pending_ssf_events("polled", 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty(),
+        "another stream gets no verification it did not ask for"
+    );
+    // Asking counts as the receiver's activity.
+    assert_eq!(stream_named(&store, "pushed").await.last_polled_at, 12);
+
+    // Due: one instance claims it, the other cannot until the lease lapses.
+    let due = other_instance.due_push_streams(UnixTime(13)).await.unwrap();
+    assert_eq!(
+        due.iter().map(|s| s.stream_id.as_str()).collect::<Vec<_>>(),
+        ["pushed"]
+    );
+    assert!(
+        store
+            .claim_push_stream("pushed", UnixTime(13), UnixTime(43))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !other_instance
+            .claim_push_stream("pushed", UnixTime(14), UnixTime(44))
+            .await
+            .unwrap()
+    );
+    assert!(
+        other_instance
+            .due_push_streams(UnixTime(14))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .claim_push_stream("polled", UnixTime(14), UnixTime(44))
+            .await
+            .unwrap(),
+        "a poll stream is never pushed"
+    );
+    // A failure: kept, due again at the retry time, counted.
+    store
+        .finish_push("pushed", &[], Some(UnixTime(20)), UnixTime(15))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_push_streams(UnixTime(19))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(stream_named(&store, "pushed").await.push_failures, 1);
+    let due = store.due_push_streams(UnixTime(20)).await.unwrap();
+    assert_eq!(due.len(), 1);
+    // Delivered: forgotten, failures reset, the receiver active, nothing due.
+    assert!(
+        other_instance
+            .claim_push_stream("pushed", UnixTime(20), UnixTime(50))
+            .await
+            .unwrap()
+    );
+    let event_id = pending.events[0].event_id;
+    other_instance
+        .finish_push("pushed", &[event_id], None, UnixTime(21))
+        .await
+        .unwrap();
+    let pushed = stream_named(&store, "pushed").await;
+    assert_eq!((pushed.push_failures, pushed.last_polled_at), (0, 21));
+    assert!(
+        store
+            .due_push_streams(UnixTime(22))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .pending_ssf_events("pushed", 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
 }

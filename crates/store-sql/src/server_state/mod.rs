@@ -12,6 +12,6 @@ mod users;
 
 pub use interactions::InteractionRow;
 pub use lockout::LockoutPolicy;
-pub use security_events::{Polled, SecurityEvent, SecurityEventKind, SsfStream};
+pub use security_events::{Polled, PushEndpoint, SecurityEvent, SecurityEventKind, SsfStream};
 pub use signing_keys::SigningKeyRow;
 pub use users::UserRow;

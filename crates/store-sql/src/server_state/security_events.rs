@@ -26,10 +26,14 @@ pub enum SecurityEventKind {
     ClientRemoved,
     /// A signing key was removed: every token it signed ends.
     KeyRemoved,
+    /// A receiver asked the transmitter to prove its stream delivers (SSF §8.1.4): for that
+    /// one stream, never fanned out, and not among [`ALL`](Self::ALL) (a stream cannot ask
+    /// for it; every stream may get it).
+    Verification,
 }
 
 impl SecurityEventKind {
-    /// Every kind, in this order.
+    /// Every kind a stream may ask for, in this order.
     pub const ALL: [Self; 5] = [
         Self::GrantRevoked,
         Self::UserDisabled,
@@ -47,6 +51,7 @@ impl SecurityEventKind {
             Self::CredentialChanged => "credential_changed",
             Self::ClientRemoved => "client_removed",
             Self::KeyRemoved => "key_removed",
+            Self::Verification => "verification",
         }
     }
 
@@ -62,6 +67,7 @@ impl SecurityEventKind {
             "credential_changed" => Self::CredentialChanged,
             "client_removed" => Self::ClientRemoved,
             "key_removed" => Self::KeyRemoved,
+            "verification" => Self::Verification,
             // Written by a newer version.
             _ => return Err(StoreError::UnknownState),
         })
@@ -86,6 +92,8 @@ pub struct SecurityEvent {
     pub kid: Option<String>,
     /// When it happened (Unix seconds).
     pub occurred_at: u64,
+    /// A verification event's `state`, as its receiver gave it.
+    pub state: Option<String>,
 }
 
 fn event_from(row: &impl Columns) -> Result<SecurityEvent, StoreError> {
@@ -98,7 +106,51 @@ fn event_from(row: &impl Columns) -> Result<SecurityEvent, StoreError> {
         kid: row.optional_text("kid")?,
         occurred_at: u64::try_from(row.integer("occurred_at")?)
             .map_err(|_| StoreError::TimeOutOfRange)?,
+        state: row.optional_text("state")?,
     })
+}
+
+/// Where a push stream's events go (RFC 8935; SSF §8.1.1 `delivery`).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushEndpoint {
+    /// The receiver's endpoint, which each Security Event Token is posted to.
+    pub url: String,
+    /// The `Authorization` header value to send with each (the receiver's credential).
+    pub authorization: Option<String>,
+}
+
+impl PushEndpoint {
+    /// Pushes to `url`, sending `authorization` as the `Authorization` header if given.
+    #[must_use]
+    pub fn new(url: &str, authorization: Option<&str>) -> Self {
+        Self {
+            url: url.to_owned(),
+            authorization: authorization.map(str::to_owned),
+        }
+    }
+}
+
+impl std::fmt::Debug for PushEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushEndpoint")
+            .field("url", &self.url)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// `DELETE` of `count` events pending on stream `$1` (the ids bound as `$2`…): only numbered
+/// placeholders are formatted in, the values are bound.
+fn forget_pending_sql(count: usize) -> String {
+    let placeholders = (0..count)
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id IN ({placeholders})")
 }
 
 /// A receiver's stream (Shared Signals Framework §8.1).
@@ -115,8 +167,12 @@ pub struct SsfStream {
     pub kinds: Vec<SecurityEventKind>,
     /// When it was created.
     pub created_at: u64,
-    /// When its receiver last polled.
+    /// When its receiver was last active (polled, asked for verification, or took a push).
     pub last_polled_at: u64,
+    /// Where its events are pushed; `None` for a poll stream.
+    pub push: Option<PushEndpoint>,
+    /// Pushes that failed in a row.
+    pub push_failures: u32,
 }
 
 fn stream_from(row: &impl Columns) -> Result<SsfStream, StoreError> {
@@ -134,6 +190,16 @@ fn stream_from(row: &impl Columns) -> Result<SsfStream, StoreError> {
             .map_err(|_| StoreError::TimeOutOfRange)?,
         last_polled_at: u64::try_from(row.integer("last_polled_at")?)
             .map_err(|_| StoreError::TimeOutOfRange)?,
+        push: row
+            .optional_text("push_url")?
+            .map(|url| -> Result<_, StoreError> {
+                Ok(PushEndpoint {
+                    url,
+                    authorization: row.optional_text("push_authorization")?,
+                })
+            })
+            .transpose()?,
+        push_failures: u32::try_from(row.integer("push_failures")?).unwrap_or(u32::MAX),
     })
 }
 
@@ -149,7 +215,7 @@ pub struct Polled {
 
 impl SqlStore {
     /// Creates the stream `stream_id` for the receiver `client_id`, for events of `kinds`,
-    /// with every such event still kept pending on it.
+    /// polled, or pushed to `push`, with every such event still kept pending on it.
     ///
     /// # Errors
     ///
@@ -160,6 +226,7 @@ impl SqlStore {
         client_id: &str,
         description: Option<&str>,
         kinds: &[SecurityEventKind],
+        push: Option<&PushEndpoint>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let now = to_db(now.0)?;
@@ -182,14 +249,16 @@ impl SqlStore {
             }
             sqlx::query(
                 "INSERT INTO ssf_streams \
-                 (stream_id, client_id, description, event_types, created_at, last_polled_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
+                 (stream_id, client_id, description, event_types, created_at, last_polled_at, \
+                 push_url, push_authorization) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
             )
             .bind(stream_id)
             .bind(client_id)
             .bind(description)
             .bind(&event_types)
             .bind(now)
+            .bind(push.map(|p| p.url.as_str()))
+            .bind(push.and_then(|p| p.authorization.as_deref()))
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -272,14 +341,7 @@ impl SqlStore {
             on_pool_write!(self, |pool| {
                 let mut tx = pool.begin().await?;
                 if !acknowledged.is_empty() {
-                    let placeholders = (0..acknowledged.len())
-                        .map(|i| format!("${}", i + 2))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let sql = format!(
-                        "DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id IN ({placeholders})"
-                    );
-                    // Only numbered placeholders are formatted in; the values are bound.
+                    let sql = forget_pending_sql(acknowledged.len());
                     let mut delete =
                         sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&stream.stream_id);
                     for event_id in acknowledged {
@@ -297,13 +359,26 @@ impl SqlStore {
                 tx.commit().await?;
             });
         }
+        self.pending_ssf_events(&stream.stream_id, max_events).await
+    }
+
+    /// Up to `max_events` of the events pending on `stream_id`, oldest first; writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn pending_ssf_events(
+        &self,
+        stream_id: &str,
+        max_events: u32,
+    ) -> Result<Polled, StoreError> {
         let limit = i64::from(max_events) + 1;
         on_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT e.* FROM ssf_pending p JOIN security_events e ON e.event_id = p.event_id \
                  WHERE p.stream_id = $1 ORDER BY e.event_id LIMIT $2",
             )
-            .bind(&stream.stream_id)
+            .bind(stream_id)
             .bind(limit)
             .fetch_all(pool)
             .await?;
@@ -314,6 +389,157 @@ impl SqlStore {
                 events,
                 more_available,
             })
+        })
+    }
+
+    /// Records a verification event for `stream_id` only (SSF §8.1.4), carrying the
+    /// receiver's `state`, in place of one still pending there, and counts the request as
+    /// the receiver's activity.
+    ///
+    /// # Errors
+    ///
+    /// The database error; nothing is recorded.
+    pub async fn request_ssf_verification(
+        &self,
+        stream_id: &str,
+        state: Option<&str>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let now = to_db(now.0)?;
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // One verification pending per stream, however often it is asked for.
+            sqlx::query(
+                "DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id IN \
+                 (SELECT event_id FROM security_events \
+                  WHERE event_type = 'verification' AND stream_id = $1)",
+            )
+            .bind(stream_id)
+            .execute(&mut *tx)
+            .await?;
+            let event_id: i64 = sqlx::query_scalar(
+                "INSERT INTO security_events (event_type, stream_id, state, occurred_at) \
+                 VALUES ('verification', $1, $2, $3) RETURNING event_id",
+            )
+            .bind(stream_id)
+            .bind(state)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO ssf_pending (stream_id, event_id) VALUES ($1, $2)")
+                .bind(stream_id)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE ssf_streams SET last_polled_at = $2 WHERE stream_id = $1")
+                .bind(stream_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Push streams with events pending whose next delivery is due at `now`.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn due_push_streams(&self, now: UnixTime) -> Result<Vec<SsfStream>, StoreError> {
+        let now = to_db(now.0)?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT * FROM ssf_streams s WHERE push_url IS NOT NULL AND push_due_at <= $1 \
+                 AND EXISTS (SELECT 1 FROM ssf_pending p WHERE p.stream_id = s.stream_id) \
+                 ORDER BY push_due_at, stream_id LIMIT 64",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(stream_from)
+            .collect()
+        })
+    }
+
+    /// Claims the push stream `stream_id` for delivery until `lease_until`, if it is due at
+    /// `now` and no other instance holds it: whether this caller now holds it. (Two
+    /// instances never deliver one stream at once; one that stops holding it mid-delivery
+    /// lets the lease lapse.)
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn claim_push_stream(
+        &self,
+        stream_id: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let now = to_db(now.0)?;
+        let lease_until = to_db(lease_until.0)?;
+        on_pool_write!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE ssf_streams SET push_due_at = $3 \
+                 WHERE stream_id = $1 AND push_url IS NOT NULL AND push_due_at <= $2",
+            )
+            .bind(stream_id)
+            .bind(now)
+            .bind(lease_until)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+
+    /// Ends a claimed delivery of `stream_id`: forgets the `delivered` events (at most
+    /// [`MAX_ACKNOWLEDGED`](Self::MAX_ACKNOWLEDGED)) and releases the stream, due again at
+    /// once (`retry_at` `None`: every push answered, and the receiver counts as active at
+    /// `now`) or at `retry_at` after a failure (counted in `push_failures`).
+    ///
+    /// # Errors
+    ///
+    /// The database error; nothing is forgotten.
+    pub async fn finish_push(
+        &self,
+        stream_id: &str,
+        delivered: &[i64],
+        retry_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let delivered = delivered.get(..Self::MAX_ACKNOWLEDGED).unwrap_or(delivered);
+        let now = to_db(now.0)?;
+        let retry_at = retry_at.map(|t| to_db(t.0)).transpose()?;
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if !delivered.is_empty() {
+                let sql = forget_pending_sql(delivered.len());
+                let mut delete = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(stream_id);
+                for event_id in delivered {
+                    delete = delete.bind(*event_id);
+                }
+                delete.execute(&mut *tx).await?;
+            }
+            match retry_at {
+                None => sqlx::query(
+                    "UPDATE ssf_streams SET push_due_at = 0, push_failures = 0, \
+                     last_polled_at = $2 WHERE stream_id = $1",
+                )
+                .bind(stream_id)
+                .bind(now),
+                Some(retry_at) => sqlx::query(
+                    "UPDATE ssf_streams SET push_due_at = $2, push_failures = push_failures + 1 \
+                     WHERE stream_id = $1",
+                )
+                .bind(stream_id)
+                .bind(retry_at),
+            }
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 
