@@ -42,6 +42,33 @@ pub async fn build(config: &Config) -> Result<Server, StartError> {
     build_with(config, BuildOptions::default()).await
 }
 
+/// `ssf_push_origins`, each an origin alone (`https://rs.internal:8443`).
+fn push_origins(listed: &[String]) -> Result<Vec<url::Origin>, StartError> {
+    listed
+        .iter()
+        .map(|origin| {
+            url::Url::parse(origin)
+                .ok()
+                .filter(|url| {
+                    matches!(url.scheme(), "https" | "http")
+                        && url.has_host()
+                        && url.path() == "/"
+                        && url.query().is_none()
+                        && url.fragment().is_none()
+                        && url.username().is_empty()
+                        && !origin.ends_with('/')
+                })
+                .map(|url| url.origin())
+                .ok_or_else(|| {
+                    StartError::config(format!(
+                        "ssf_push_origins: `{origin}` is not an origin; write scheme, host and \
+                         port only, like https://rs.internal:8443"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// What [`build_with`] takes besides the configuration: what tests and embedders replace.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -98,6 +125,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         },
     )
     .map_err(|e| StartError::config_caused("trusted_proxies", e))?;
+    let push_origins = push_origins(&config.ssf_push_origins)?;
     if !config.vouched_registration_grant_types.is_empty() && config.registration_token.is_none() {
         return Err(StartError::config(
             "vouched_registration_grant_types needs registration_token: only a registration \
@@ -308,20 +336,28 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     if let Some(fetcher) = fetcher {
         authorization_server = authorization_server.with_client_metadata_fetcher(fetcher);
     }
+    let push_client = if push_origins.is_empty() {
+        None
+    } else {
+        Some(crate::shared_signals::push_client().map_err(|e| {
+            StartError::config_caused("the HTTP client for Shared Signals push delivery", e)
+        })?)
+    };
+    let transmitter = Arc::new(crate::shared_signals::Transmitter {
+        engine: engine.clone(),
+        store: store.clone(),
+        clock: clock.clone(),
+        issuer: issuer.clone(),
+        base: base.clone(),
+        metrics: metrics.clone(),
+        push_origins,
+        push_client,
+    });
     let router = mcpauth_adapter_axum::router(Arc::new(authorization_server))
         // The authorization-server requests run to completion by themselves; the pages here.
         .merge(pages::routes(pages).layer(axum::middleware::from_fn(run_to_completion)))
         // Shared Signals (SSF 1.0, RFC 8936): resource servers poll for what ended access.
-        .merge(crate::shared_signals::routes(Arc::new(
-            crate::shared_signals::Transmitter {
-                engine: engine.clone(),
-                store: store.clone(),
-                clock: clock.clone(),
-                issuer: issuer.clone(),
-                base: base.clone(),
-                metrics: metrics.clone(),
-            },
-        )))
+        .merge(crate::shared_signals::routes(transmitter.clone()))
         // Liveness: the process serves. Readiness: it can also reach the database and holds
         // every stored signing key, so a load balancer stops sending it traffic while either
         // fails and resumes when both are back.
@@ -423,6 +459,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         // An event matters while a token it ends may live (an access token's lifetime),
         // plus a margin for clocks and receivers catching up.
         security_event_retention: config.access_token_ttl.saturating_add(300),
+        transmitter,
     })
 }
 
@@ -502,3 +539,41 @@ async fn dpop_policy(
 
 /// Seconds a DPoP nonce is current; it is accepted for up to twice as long.
 const DPOP_NONCE_PERIOD: u64 = 60;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    #[test]
+    fn ssf_push_origins_are_origins_alone() {
+        let origins = super::push_origins(&[
+            "https://rs.internal:8443".into(),
+            "http://127.0.0.1:3000".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            origins
+                .iter()
+                .map(url::Origin::ascii_serialization)
+                .collect::<Vec<_>>(),
+            ["https://rs.internal:8443", "http://127.0.0.1:3000"]
+        );
+        assert!(super::push_origins(&[]).unwrap().is_empty());
+        for wrong in [
+            "https://rs.internal/ssf/push",
+            "https://rs.internal/",
+            "https://rs.internal?x=1",
+            "https://user@rs.internal",
+            "ftp://rs.internal",
+            "rs.internal:8443",
+        ] {
+            let error = super::push_origins(&[wrong.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("ssf_push_origins") && error.contains(wrong),
+                "{wrong}: {error}"
+            );
+        }
+    }
+}

@@ -92,6 +92,8 @@ pub struct Server {
     pub(crate) clock: Arc<dyn Clock>,
     /// How long security events are kept for Shared Signals receivers, in seconds.
     pub(crate) security_event_retention: u64,
+    /// The Shared Signals transmitter, whose pushes [`serve_on`] delivers.
+    pub(crate) transmitter: Arc<shared_signals::Transmitter>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation

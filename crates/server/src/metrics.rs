@@ -186,6 +186,8 @@ pub(crate) struct Metrics {
     ssf_events_delivered: AtomicU64,
     ssf_last_poll: AtomicU64,
     ssf_lag: AtomicU64,
+    /// Pushes (RFC 8935) by outcome: delivered, refused by the receiver, failed (retried).
+    ssf_pushes: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -201,6 +203,7 @@ impl Default for Metrics {
             ssf_events_delivered: AtomicU64::new(0),
             ssf_last_poll: AtomicU64::new(0),
             ssf_lag: AtomicU64::new(0),
+            ssf_pushes: Default::default(),
         }
     }
 }
@@ -268,6 +271,30 @@ impl Metrics {
         );
         self.ssf_last_poll.store(now, Ordering::Relaxed);
         if let Some(oldest) = oldest {
+            self.ssf_lag
+                .store(now.saturating_sub(oldest), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one push delivery round at `now`: `delivered` events accepted (the oldest
+    /// having occurred at `oldest`), `refused` ones the receiver said it will never accept,
+    /// and whether it ended in a failure that is retried.
+    pub(crate) fn ssf_pushed(
+        &self,
+        delivered: usize,
+        refused: usize,
+        failed: bool,
+        oldest: Option<u64>,
+        now: u64,
+    ) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let [delivered_total, refused_total, failed_total] = &self.ssf_pushes;
+        delivered_total.fetch_add(count(delivered), Ordering::Relaxed);
+        refused_total.fetch_add(count(refused), Ordering::Relaxed);
+        failed_total.fetch_add(u64::from(failed), Ordering::Relaxed);
+        self.ssf_events_delivered
+            .fetch_add(count(delivered), Ordering::Relaxed);
+        if let Some(oldest) = oldest.filter(|_| delivered > 0) {
             self.ssf_lag
                 .store(now.saturating_sub(oldest), Ordering::Relaxed);
         }
@@ -351,12 +378,26 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP mcpauth_ssf_polls_total Shared Signals polls answered (RFC 8936).\n# TYPE mcpauth_ssf_polls_total counter\nmcpauth_ssf_polls_total {}\n# HELP mcpauth_ssf_events_delivered_total Security events delivered to receivers.\n# TYPE mcpauth_ssf_events_delivered_total counter\nmcpauth_ssf_events_delivered_total {}\n# HELP mcpauth_ssf_last_poll_timestamp_seconds When a receiver last polled this instance.\n# TYPE mcpauth_ssf_last_poll_timestamp_seconds gauge\nmcpauth_ssf_last_poll_timestamp_seconds {}\n# HELP mcpauth_ssf_delivery_lag_seconds How long the oldest event of the last poll that delivered any had waited.\n# TYPE mcpauth_ssf_delivery_lag_seconds gauge\nmcpauth_ssf_delivery_lag_seconds {}",
+            "# HELP mcpauth_ssf_polls_total Shared Signals polls answered (RFC 8936).\n# TYPE mcpauth_ssf_polls_total counter\nmcpauth_ssf_polls_total {}\n# HELP mcpauth_ssf_events_delivered_total Security events delivered to receivers.\n# TYPE mcpauth_ssf_events_delivered_total counter\nmcpauth_ssf_events_delivered_total {}\n# HELP mcpauth_ssf_last_poll_timestamp_seconds When a receiver last polled this instance.\n# TYPE mcpauth_ssf_last_poll_timestamp_seconds gauge\nmcpauth_ssf_last_poll_timestamp_seconds {}\n# HELP mcpauth_ssf_delivery_lag_seconds How long the oldest event of the last poll or push that delivered any had waited.\n# TYPE mcpauth_ssf_delivery_lag_seconds gauge\nmcpauth_ssf_delivery_lag_seconds {}",
             self.ssf_polls.load(Ordering::Relaxed),
             self.ssf_events_delivered.load(Ordering::Relaxed),
             self.ssf_last_poll.load(Ordering::Relaxed),
             self.ssf_lag.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_ssf_pushes_total Security events pushed to receivers (RFC 8935), by outcome (failed: a delivery round that will be retried).\n# TYPE mcpauth_ssf_pushes_total counter"
+        );
+        for (outcome, count) in ["delivered", "refused", "failed"]
+            .iter()
+            .zip(&self.ssf_pushes)
+        {
+            let _ = writeln!(
+                out,
+                "mcpauth_ssf_pushes_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP mcpauth_rate_limited_total Requests refused by a per-address rate limit.\n# TYPE mcpauth_rate_limited_total counter"

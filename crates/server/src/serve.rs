@@ -64,6 +64,8 @@ pub async fn serve_on(
             }
         }
     });
+    // Shared Signals push delivery (RFC 8935), where push origins are configured.
+    let pushes = tokio::spawn(server.transmitter.clone().deliver_pushes());
     // A rotated refresh token's successor is kept (sealed) for the reuse grace window only.
     let successors = tokio::spawn({
         let store = server.store.clone();
@@ -126,6 +128,7 @@ pub async fn serve_on(
     sweeper.abort();
     successors.abort();
     reloader.abort();
+    pushes.abort();
     result.map_err(|source| StartError::Io { addr, source })
 }
 

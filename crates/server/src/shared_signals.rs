@@ -9,6 +9,13 @@
 //!   and answers the events still pending, as Security Event Tokens (RFC 8417) signed with
 //!   the server's keys (`typ: secevent+jwt`). Answers at once (the RFC lets a transmitter hold
 //!   the request; receivers poll every second or so instead).
+//! - Push delivery (RFC 8935), where the operator lists the receivers' origins
+//!   (`ssf_push_origins`): a stream created with a push endpoint on one of them gets each
+//!   event posted there, oldest first, by whichever instance claims the stream
+//!   ([`Transmitter::deliver_pushes`]); a failure is retried after 1 s, doubling to a minute.
+//! - `POST /ssf/verify` (SSF §8.1.4): the receiver asks for a verification event carrying
+//!   its `state`, delivered on its stream after every event recorded before it: proof that
+//!   the stream delivers (a push receiver has no other way to tell silence from calm).
 //!
 //! Only resource servers (operator-marked clients, authenticating with HTTP Basic) may
 //! create, read, delete or poll streams, and each only its own: anyone else gets `401` or
@@ -28,9 +35,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mcpauth_oauth_types::security_events::{
-    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SIGNING_KEY_REMOVED,
+    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, PUSH_DELIVERY,
+    SECURITY_EVENT_TOKEN_MEDIA_TYPE, SESSION_REVOKED, SIGNING_KEY_REMOVED, VERIFICATION,
 };
-use mcpauth_store_sql::{SecurityEvent, SecurityEventKind, SqlStore};
+use mcpauth_store_sql::{PushEndpoint, SecurityEvent, SecurityEventKind, SqlStore, SsfStream};
 use mcpauth_token_engine::{ClientRecord, Clock, ResourceServerRefusal, TokenEngine, random_token};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,10 +48,17 @@ const MAX_EVENTS_PER_POLL: u32 = 100;
 /// The most streams one receiver may hold (one per resource-server instance); past it, its
 /// least recently polled stream is replaced.
 const MAX_STREAMS_PER_RECEIVER: usize = 64;
+/// How long one instance holds a push stream it delivers (the lease lapses if it stops).
+const PUSH_LEASE_SECONDS: u64 = 30;
+/// The longest wait before a failed push is retried.
+const MAX_PUSH_BACKOFF_SECONDS: u64 = 60;
+/// How often due push streams are looked for.
+const PUSH_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The event type URIs of each kind, in [`SecurityEventKind::ALL`]'s order.
 fn event_type(kind: SecurityEventKind) -> Option<&'static str> {
     Some(match kind {
+        SecurityEventKind::Verification => VERIFICATION,
         SecurityEventKind::GrantRevoked | SecurityEventKind::ClientRemoved => SESSION_REVOKED,
         SecurityEventKind::UserDisabled => ACCOUNT_DISABLED,
         SecurityEventKind::CredentialChanged => CREDENTIAL_CHANGE,
@@ -86,6 +101,87 @@ pub(crate) struct Transmitter {
     pub(crate) base: String,
     /// Polls, deliveries and lag, for `/metrics`.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The origins push streams may deliver to (`ssf_push_origins`); empty: poll only.
+    pub(crate) push_origins: Vec<url::Origin>,
+    /// What pushes go out with (no redirects, a time limit); built when `push_origins` is
+    /// not empty.
+    pub(crate) push_client: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for Transmitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transmitter")
+            .field("issuer", &self.issuer)
+            .field("push_origins", &self.push_origins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client pushes go out with: redirects are not followed (a receiver's answer
+/// cannot send a Security Event Token elsewhere), and each push has five seconds.
+pub(crate) fn push_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(5))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .user_agent("mcpauth-server")
+        .build()
+}
+
+/// Why a push stream's delivery request was refused (the `error_description`).
+fn push_endpoint_refusal(
+    origins: &[url::Origin],
+    delivery: &DeliveryRequest,
+) -> Result<PushEndpoint, &'static str> {
+    if origins.is_empty() {
+        return Err(
+            "push delivery (urn:ietf:rfc:8935) is not enabled on this server (its \
+                    operator lists receivers' origins in ssf_push_origins); poll instead",
+        );
+    }
+    let url = delivery
+        .endpoint_url
+        .as_deref()
+        .ok_or("push delivery needs delivery.endpoint_url")?;
+    let parsed = url::Url::parse(url).map_err(|_| "delivery.endpoint_url is not a URL")?;
+    if !matches!(parsed.scheme(), "https" | "http")
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.fragment().is_some()
+        || url.len() > 2048
+    {
+        return Err(
+            "delivery.endpoint_url must be an http(s) URL without credentials or a \
+                    fragment, of at most 2048 bytes",
+        );
+    }
+    if !origins.contains(&parsed.origin()) {
+        return Err(
+            "delivery.endpoint_url is not on an origin this server pushes to \
+                    (ssf_push_origins)",
+        );
+    }
+    let authorization = delivery.authorization_header.as_deref();
+    if authorization.is_some_and(|value| {
+        value.len() > 1024 || value.is_empty() || HeaderValue::from_str(value).is_err()
+    }) {
+        return Err(
+            "delivery.authorization_header must be a header value of 1 to 1024 \
+                    visible characters",
+        );
+    }
+    Ok(PushEndpoint::new(parsed.as_str(), authorization))
+}
+
+/// What a receiver answered one pushed event (RFC 8935 §2.2-§2.4).
+enum PushAnswer {
+    /// Accepted (`202`).
+    Accepted,
+    /// Refused for good (`400` with an `err`): not sent again.
+    Refused(String),
+    /// Anything else: the event stays pending and the stream is retried later.
+    Failed(String),
 }
 
 impl Transmitter {
@@ -124,37 +220,41 @@ impl Transmitter {
             })
     }
 
-    /// The stream configuration (SSF §8.1.1) of `stream_id` for `receiver`.
-    fn stream_configuration(
-        &self,
-        stream_id: &str,
-        receiver: &str,
-        kinds: &[SecurityEventKind],
-        description: Option<&str>,
-    ) -> Value {
-        let delivered = event_types(kinds);
+    /// The stream configuration (SSF §8.1.1) of `stream` (the push endpoint's
+    /// `authorization_header` is not repeated).
+    fn stream_configuration(&self, stream: &SsfStream) -> Value {
+        let stream_id = &stream.stream_id;
+        let delivered = event_types(&stream.kinds);
+        let delivery = match &stream.push {
+            Some(push) => json!({ "method": PUSH_DELIVERY, "endpoint_url": push.url }),
+            None => json!({
+                "method": POLL_DELIVERY,
+                "endpoint_url": self.url(&format!("/ssf/poll/{stream_id}")),
+            }),
+        };
         let mut configuration = json!({
             "stream_id": stream_id,
             "iss": self.issuer,
-            "aud": receiver,
-            "delivery": {
-                "method": POLL_DELIVERY,
-                "endpoint_url": self.url(&format!("/ssf/poll/{stream_id}")),
-            },
+            "aud": stream.client_id,
+            "delivery": delivery,
             "events_supported": event_types(&SecurityEventKind::ALL),
             "events_requested": delivered,
             "events_delivered": delivered,
             // SSF §8.1.1: a stream not polled for this long is deleted.
             "inactivity_timeout": crate::SSF_STREAM_IDLE,
+            "min_verification_interval": 1,
         });
-        if let (Some(description), Value::Object(members)) = (description, &mut configuration) {
+        if let (Some(description), Value::Object(members)) =
+            (stream.description.as_deref(), &mut configuration)
+        {
             members.insert("description".into(), description.into());
         }
         configuration
     }
 
-    /// The Security Event Token of `event` for `receiver` (RFC 8417 §2.2; SSF §4).
-    fn security_event_token(&self, event: &SecurityEvent, receiver: &str) -> Option<String> {
+    /// The Security Event Token of `event` on `stream` (RFC 8417 §2.2; SSF §4).
+    fn security_event_token(&self, event: &SecurityEvent, stream: &SsfStream) -> Option<String> {
+        let receiver = stream.client_id.as_str();
         let user = |sub: &str| json!({ "format": "iss_sub", "iss": self.issuer, "sub": sub });
         let opaque = |id: &str| json!({ "format": "opaque", "id": id });
         let (sub_id, mut details) = match event.kind {
@@ -188,9 +288,19 @@ impl Transmitter {
             SecurityEventKind::KeyRemoved => {
                 (opaque(event.kid.as_deref()?), serde_json::Map::new())
             }
+            // SSF §8.1.4: about the stream itself, with the receiver's state.
+            SecurityEventKind::Verification => {
+                let mut details = serde_json::Map::new();
+                if let Some(state) = &event.state {
+                    details.insert("state".into(), state.as_str().into());
+                }
+                (opaque(&stream.stream_id), details)
+            }
             _ => return None,
         };
-        details.insert("event_timestamp".into(), event.occurred_at.into());
+        if event.kind != SecurityEventKind::Verification {
+            details.insert("event_timestamp".into(), event.occurred_at.into());
+        }
         let claims = json!({
             "iss": self.issuer,
             "iat": self.clock.now().0,
@@ -248,17 +358,23 @@ pub(crate) fn routes(transmitter: Arc<Transmitter>) -> axum::Router {
             post(create_stream).get(read_stream).delete(delete_stream),
         )
         .route(&format!("{base}/ssf/poll/{{stream_id}}"), post(poll))
+        .route(&format!("{base}/ssf/verify"), post(verify))
         .with_state(transmitter)
 }
 
 /// SSF §7.1: the transmitter's configuration metadata.
 async fn configuration(State(t): State<Arc<Transmitter>>) -> Response {
+    let mut delivery_methods = vec![POLL_DELIVERY];
+    if !t.push_origins.is_empty() {
+        delivery_methods.push(PUSH_DELIVERY);
+    }
     Json(json!({
         "spec_version": "1_0",
         "issuer": t.issuer,
         "jwks_uri": t.engine.metadata().jwks_uri,
-        "delivery_methods_supported": [POLL_DELIVERY],
+        "delivery_methods_supported": delivery_methods,
         "configuration_endpoint": t.url("/ssf/streams"),
+        "verification_endpoint": t.url("/ssf/verify"),
         "authorization_schemes": [{ "spec_urn": "urn:ietf:rfc:7617" }],
         "default_subjects": "ALL",
     }))
@@ -279,6 +395,12 @@ struct StreamRequest {
 #[derive(Deserialize)]
 struct DeliveryRequest {
     method: String,
+    /// Push: where to post events.
+    #[serde(default)]
+    endpoint_url: Option<String>,
+    /// Push: the `Authorization` header to post them with.
+    #[serde(default)]
+    authorization_header: Option<String>,
 }
 
 async fn create_stream(
@@ -298,16 +420,25 @@ async fn create_stream(
         )
         .into_response();
     };
-    if let Some(delivery) = &request.delivery
-        && delivery.method != POLL_DELIVERY
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "only poll delivery (urn:ietf:rfc:8936) is supported",
-        )
-        .into_response();
-    }
+    let push = match &request.delivery {
+        Some(delivery) if delivery.method == PUSH_DELIVERY => {
+            match push_endpoint_refusal(&t.push_origins, delivery) {
+                Ok(push) => Some(push),
+                Err(why) => {
+                    return error(StatusCode::BAD_REQUEST, "invalid_request", why).into_response();
+                }
+            }
+        }
+        Some(delivery) if delivery.method != POLL_DELIVERY => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "delivery.method must be urn:ietf:rfc:8936 (poll) or urn:ietf:rfc:8935 (push)",
+            )
+            .into_response();
+        }
+        _ => None,
+    };
     if request.description.as_ref().is_some_and(|d| d.len() > 256) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -353,6 +484,7 @@ async fn create_stream(
             receiver.client_id.as_str(),
             request.description.as_deref(),
             &kinds,
+            push.as_ref(),
             t.clock.now(),
         )
         .await
@@ -360,17 +492,22 @@ async fn create_stream(
         tracing::error!(error = %e, "creating an SSF stream failed");
         return server_error();
     }
-    tracing::info!(receiver = %receiver.client_id, %stream_id, "SSF stream created");
-    (
-        StatusCode::CREATED,
-        Json(t.stream_configuration(
-            &stream_id,
-            receiver.client_id.as_str(),
-            &kinds,
-            request.description.as_deref(),
-        )),
-    )
-        .into_response()
+    tracing::info!(
+        receiver = %receiver.client_id,
+        %stream_id,
+        push = push.as_ref().map(|p| p.url.as_str()),
+        "SSF stream created"
+    );
+    match t.store.find_ssf_stream(&stream_id).await {
+        Ok(Some(stream)) => {
+            (StatusCode::CREATED, Json(t.stream_configuration(&stream))).into_response()
+        }
+        Ok(None) => server_error(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a new SSF stream failed");
+            server_error()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -421,14 +558,7 @@ async fn read_stream(
             Ok(streams) => Json(
                 streams
                     .iter()
-                    .map(|stream| {
-                        t.stream_configuration(
-                            &stream.stream_id,
-                            receiver.client_id.as_str(),
-                            &stream.kinds,
-                            stream.description.as_deref(),
-                        )
-                    })
+                    .map(|stream| t.stream_configuration(stream))
                     .collect::<Vec<_>>(),
             )
             .into_response(),
@@ -439,13 +569,7 @@ async fn read_stream(
         };
     }
     match own_stream(&t, &headers, query.stream_id.as_deref()).await {
-        Ok((receiver, stream)) => Json(t.stream_configuration(
-            &stream.stream_id,
-            receiver.client_id.as_str(),
-            &stream.kinds,
-            stream.description.as_deref(),
-        ))
-        .into_response(),
+        Ok((_, stream)) => Json(t.stream_configuration(&stream)).into_response(),
         Err(refused) => refused,
     }
 }
@@ -489,6 +613,14 @@ async fn poll(
         Ok(found) => found,
         Err(refused) => return refused,
     };
+    if stream.push.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "this stream's events are pushed (urn:ietf:rfc:8935), not polled",
+        )
+        .into_response();
+    }
     let request = if body.is_empty() {
         PollRequest {
             max_events: None,
@@ -549,7 +681,7 @@ async fn poll(
     );
     let mut sets = serde_json::Map::new();
     for event in &polled.events {
-        if let Some(token) = t.security_event_token(event, receiver.client_id.as_str()) {
+        if let Some(token) = t.security_event_token(event, &stream) {
             sets.insert(jti_of(event.event_id), token.into());
         }
     }
@@ -558,4 +690,201 @@ async fn poll(
         Json(json!({ "sets": sets, "moreAvailable": polled.more_available })),
     )
         .into_response()
+}
+
+/// SSF §8.1.4's verification request.
+#[derive(Deserialize)]
+struct VerificationRequest {
+    stream_id: String,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// SSF §8.1.4: queues a verification event on the receiver's own stream, after every event
+/// recorded before it; `204`.
+async fn verify(
+    State(t): State<Arc<Transmitter>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let request = serde_json::from_slice::<VerificationRequest>(&body).ok();
+    let (_, stream) =
+        match own_stream(&t, &headers, request.as_ref().map(|r| r.stream_id.as_str())).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+    if request
+        .as_ref()
+        .and_then(|r| r.state.as_ref())
+        .is_some_and(|state| state.len() > 256)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "state is longer than 256 bytes",
+        )
+        .into_response();
+    }
+    let state = request.as_ref().and_then(|r| r.state.as_deref());
+    match t
+        .store
+        .request_ssf_verification(&stream.stream_id, state, t.clock.now())
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "recording an SSF verification failed");
+            server_error()
+        }
+    }
+}
+
+impl Transmitter {
+    /// Pushes every push stream's pending events (RFC 8935) until the future is dropped:
+    /// every quarter second, the streams with events due are claimed (one instance each) and
+    /// delivered. Returns at once when no push origin is configured.
+    pub(crate) async fn deliver_pushes(self: Arc<Self>) {
+        let Some(client) = self.push_client.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(PUSH_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = self.clock.now();
+            let due = match self.store.due_push_streams(now).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "finding SSF push streams failed");
+                    continue;
+                }
+            };
+            for stream in due {
+                let lease = mcpauth_token_engine::UnixTime(now.0 + PUSH_LEASE_SECONDS);
+                match self
+                    .store
+                    .claim_push_stream(&stream.stream_id, now, lease)
+                    .await
+                {
+                    Ok(true) => {
+                        // Each stream on its own: a slow receiver holds up only itself.
+                        tokio::spawn(self.clone().push_stream(client.clone(), stream));
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming an SSF push stream failed"),
+                }
+            }
+        }
+    }
+
+    /// Delivers what is pending on the claimed `stream`, oldest first, stopping at the first
+    /// failure; then releases it.
+    async fn push_stream(self: Arc<Self>, client: reqwest::Client, stream: SsfStream) {
+        let Some(push) = &stream.push else {
+            return;
+        };
+        let pending = match self.store.pending_ssf_events(&stream.stream_id, 100).await {
+            Ok(pending) => pending.events,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an SSF push stream failed");
+                Vec::new()
+            }
+        };
+        let mut delivered = Vec::new();
+        let (mut accepted, mut refused) = (0, 0);
+        let mut failure = None;
+        for event in &pending {
+            let answer = match self.security_event_token(event, &stream) {
+                Some(set) => push_one(&client, push, set).await,
+                // A kind this transmitter cannot express: nothing to send, ever.
+                None => PushAnswer::Refused("not expressible as a security event token".into()),
+            };
+            match answer {
+                PushAnswer::Accepted => accepted += 1,
+                PushAnswer::Refused(why) => {
+                    refused += 1;
+                    tracing::warn!(
+                        receiver = %stream.client_id,
+                        stream_id = %stream.stream_id,
+                        jti = %jti_of(event.event_id),
+                        refusal = %why,
+                        "an SSF receiver refused a pushed event; it is not sent again"
+                    );
+                }
+                PushAnswer::Failed(why) => {
+                    failure = Some(why);
+                    break;
+                }
+            }
+            delivered.push(event.event_id);
+        }
+        let now = self.clock.now();
+        let retry_at = failure.as_ref().map(|why| {
+            let wait = 1u64
+                .checked_shl(stream.push_failures.min(6))
+                .unwrap_or(MAX_PUSH_BACKOFF_SECONDS)
+                .min(MAX_PUSH_BACKOFF_SECONDS);
+            tracing::warn!(
+                receiver = %stream.client_id,
+                endpoint = %push.url,
+                error = %why,
+                retry_in = wait,
+                "pushing SSF events failed"
+            );
+            mcpauth_token_engine::UnixTime(now.0 + wait)
+        });
+        self.metrics.ssf_pushed(
+            accepted,
+            refused,
+            failure.is_some(),
+            pending
+                .iter()
+                .take(accepted + refused)
+                .map(|e| e.occurred_at)
+                .min(),
+            now.0,
+        );
+        if let Err(e) = self
+            .store
+            .finish_push(&stream.stream_id, &delivered, retry_at, now)
+            .await
+        {
+            // The lease lapses; what was delivered may come again (receivers apply it twice
+            // harmlessly: a revocation is idempotent).
+            tracing::warn!(error = %e, "releasing an SSF push stream failed");
+        }
+    }
+}
+
+/// Posts one Security Event Token (RFC 8935 §2.1) and reads the answer (§2.2-§2.4).
+async fn push_one(client: &reqwest::Client, push: &PushEndpoint, set: String) -> PushAnswer {
+    let mut request = client
+        .post(&push.url)
+        .header(header::CONTENT_TYPE, SECURITY_EVENT_TOKEN_MEDIA_TYPE)
+        .header(header::ACCEPT, "application/json")
+        .body(set);
+    if let Some(authorization) = &push.authorization {
+        request = request.header(header::AUTHORIZATION, authorization);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return PushAnswer::Failed(format!("the receiver could not be reached: {e}")),
+    };
+    let status = response.status();
+    if status.is_success() {
+        return PushAnswer::Accepted;
+    }
+    if status == reqwest::StatusCode::BAD_REQUEST {
+        // §2.3: a SET the receiver will never accept says why in `err`.
+        let body = response.bytes().await.unwrap_or_default();
+        if let Some(err) = serde_json::from_slice::<Value>(body.get(..4096).unwrap_or(&body))
+            .ok()
+            .as_ref()
+            .and_then(|v| v.get("err"))
+            .and_then(Value::as_str)
+        {
+            return PushAnswer::Refused(err.chars().take(64).collect());
+        }
+    }
+    PushAnswer::Failed(format!("the receiver answered {status}"))
 }

@@ -150,6 +150,9 @@ impl Config {
         if let Some(v) = env("MCPAUTH_TRUSTED_PROXIES") {
             self.trusted_proxies = list(&v);
         }
+        if let Some(v) = env("MCPAUTH_SSF_PUSH_ORIGINS") {
+            self.ssf_push_origins = list(&v);
+        }
         if let Some(v) = env("MCPAUTH_FORWARDED_HEADER") {
             self.forwarded_header = match v.as_str() {
                 "x-forwarded-for" => ForwardedHeaderName::XForwardedFor,

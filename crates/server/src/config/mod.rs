@@ -130,6 +130,11 @@ pub struct Config {
     /// client: only requests from them are read for it, so every per-address limit counts the
     /// real client. Empty: the TCP peer is the client, whatever headers say.
     pub trusted_proxies: Vec<String>,
+    /// Origins (`https://rs.internal:8443`) that Shared Signals push streams may deliver to
+    /// (RFC 8935). A resource server asks for a push endpoint when it creates its stream;
+    /// the server posts only to origins listed here, so a receiver's credentials cannot point
+    /// it anywhere else. Empty (the default): push delivery is refused and receivers poll.
+    pub ssf_push_origins: Vec<String>,
     /// The header the trusted proxies write the client in: `x-forwarded-for` or `forwarded`
     /// (RFC 7239).
     pub forwarded_header: ForwardedHeaderName,
@@ -219,6 +224,7 @@ impl Default for Config {
             max_clients: None,
             registrations_per_ip_per_hour: 30,
             trusted_proxies: Vec::new(),
+            ssf_push_origins: Vec::new(),
             forwarded_header: ForwardedHeaderName::XForwardedFor,
             sign_in_attempts_per_ip_per_hour: 200,
             login_lockout_account_after: 100,
@@ -514,6 +520,10 @@ mod tests {
                 ("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", "true"),
                 ("MCPAUTH_STRICT_RESOURCE", "true"),
                 ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
+                (
+                    "MCPAUTH_SSF_PUSH_ORIGINS",
+                    "https://rs.internal:8443 http://127.0.0.1:3000",
+                ),
                 ("MCPAUTH_FORWARDED_HEADER", "forwarded"),
                 ("MCPAUTH_SIGN_IN_ATTEMPTS_PER_IP_PER_HOUR", "7"),
                 ("MCPAUTH_LOGIN_LOCKOUT_ACCOUNT_AFTER", "5"),
@@ -533,6 +543,11 @@ mod tests {
         assert!(set.legacy_assertion_audience);
         assert!(set.strict_resource);
         assert_eq!(set.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
+        assert!(defaults.ssf_push_origins.is_empty());
+        assert_eq!(
+            set.ssf_push_origins,
+            ["https://rs.internal:8443", "http://127.0.0.1:3000"]
+        );
         assert_eq!(set.forwarded_header, ForwardedHeaderName::Forwarded);
         assert_eq!(set.sign_in_attempts_per_ip_per_hour, 7);
         assert_eq!(set.login_lockout_account_after, 5);

@@ -461,3 +461,384 @@ async fn streams_deliver_what_was_asked_and_a_receiver_never_runs_out_of_streams
     assert_eq!(ids.len(), 64);
     assert!(ids.contains(&newest.as_str()));
 }
+
+/// A receiver's push endpoint (RFC 8935) for the tests: records each push (its
+/// `Authorization`, `Content-Type` and body) and answers with the status `answer` holds (400
+/// with an RFC 8935 §2.3 `err`).
+struct PushReceiver {
+    origin: String,
+    pushes: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Option<String>, String)>,
+    answer: Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl PushReceiver {
+    async fn start() -> Self {
+        let (sender, pushes) = tokio::sync::mpsc::unbounded_channel();
+        let answer = Arc::new(std::sync::atomic::AtomicU16::new(202));
+        let status = answer.clone();
+        let app = axum::Router::new().route(
+            "/ssf/push",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: String| async move {
+                    let header = |name| {
+                        headers
+                            .get(name)
+                            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    let _ = sender.send((header("authorization"), header("content-type"), body));
+                    let code = status.load(std::sync::atomic::Ordering::SeqCst);
+                    let body = if code == 400 {
+                        r#"{"err":"invalid_key","description":"not a key of ours"}"#
+                    } else {
+                        ""
+                    };
+                    (axum::http::StatusCode::from_u16(code).unwrap(), body)
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            origin,
+            pushes,
+            answer,
+        }
+    }
+
+    /// The next push, within five seconds.
+    async fn next(&mut self) -> (Option<String>, Option<String>, String) {
+        tokio::time::timeout(Duration::from_secs(5), self.pushes.recv())
+            .await
+            .expect("a push within five seconds")
+            .unwrap()
+    }
+
+    /// Whether a push arrives within `millis`.
+    async fn quiet_for(&mut self, millis: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(millis), self.pushes.recv())
+            .await
+            .is_err()
+    }
+}
+
+#[tokio::test]
+async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_taken() {
+    let mut receiver_endpoint = PushReceiver::start().await;
+    let push_url = format!("{}/ssf/push", receiver_endpoint.origin);
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let origins = vec![receiver_endpoint.origin.clone()];
+    let server = start_timed("", temp_dir("ssf-push"), clock.clone(), move |config| {
+        config.ssf_push_origins = origins;
+    })
+    .await;
+    let receiver = operator_client(&server, "MCP server", true).await;
+    let other_receiver = operator_client(&server, "Another MCP server", true).await;
+
+    let (_, _, configuration) = server
+        .ssf(
+            reqwest::Method::GET,
+            "/.well-known/ssf-configuration",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        configuration["delivery_methods_supported"],
+        serde_json::json!(["urn:ietf:rfc:8936", "urn:ietf:rfc:8935"])
+    );
+    assert_eq!(
+        configuration["verification_endpoint"],
+        format!("{}/ssf/verify", server.issuer)
+    );
+
+    // Where the operator did not list, nothing is pushed: not another port, not the cloud's
+    // metadata service, not a URL with credentials or without an endpoint.
+    let push = |delivery: Value| serde_json::json!({ "delivery": delivery });
+    for (delivery, why) in [
+        (
+            serde_json::json!({ "method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:1/ssf/push" }),
+            "ssf_push_origins",
+        ),
+        (
+            serde_json::json!({ "method": "urn:ietf:rfc:8935", "endpoint_url": "http://169.254.169.254/latest" }),
+            "ssf_push_origins",
+        ),
+        (
+            serde_json::json!({ "method": "urn:ietf:rfc:8935" }),
+            "endpoint_url",
+        ),
+        (
+            serde_json::json!({
+                "method": "urn:ietf:rfc:8935",
+                "endpoint_url": push_url.replace("http://", "http://user:pw@"),
+            }),
+            "credentials",
+        ),
+        (
+            serde_json::json!({
+                "method": "urn:ietf:rfc:8935",
+                "endpoint_url": push_url,
+                "authorization_header": "Bearer a\nb",
+            }),
+            "authorization_header",
+        ),
+        (
+            serde_json::json!({ "method": "urn:example:carrier-pigeon" }),
+            "delivery.method",
+        ),
+    ] {
+        let (status, _, body) = server
+            .ssf(
+                reqwest::Method::POST,
+                "/ssf/streams",
+                Some(&receiver),
+                Some(push(delivery)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    // Anonymous callers create nothing, push or not.
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            None,
+            Some(push(serde_json::json!({
+                "method": "urn:ietf:rfc:8935", "endpoint_url": push_url,
+            }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _, created) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(push(serde_json::json!({
+                "method": "urn:ietf:rfc:8935",
+                "endpoint_url": push_url,
+                "authorization_header": "Bearer push-credential",
+            }))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let stream_id = created["stream_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["delivery"],
+        serde_json::json!({ "method": "urn:ietf:rfc:8935", "endpoint_url": push_url })
+    );
+    assert!(
+        !created.to_string().contains("push-credential"),
+        "the receiver's credential is not repeated"
+    );
+    // A pushed stream is not polled.
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            &format!("/ssf/poll/{stream_id}"),
+            Some(&receiver),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Verification (SSF §8.1.4): only the stream's own receiver may ask.
+    let verify = |state: &str| serde_json::json!({ "stream_id": stream_id, "state": state });
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            None,
+            Some(verify("s0")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&other_receiver),
+            Some(verify("s0")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(receiver_endpoint.quiet_for(600).await, "nothing was pushed");
+
+    // Delivered: posted as a SET with the receiver's credential, once.
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&receiver),
+            Some(verify("s1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (authorization, content_type, set) = receiver_endpoint.next().await;
+    assert_eq!(authorization.as_deref(), Some("Bearer push-credential"));
+    assert_eq!(content_type.as_deref(), Some("application/secevent+jwt"));
+    let claims = verified_set(&server, &set).await;
+    assert_eq!(claims["aud"], receiver.0.as_str());
+    assert_eq!(
+        claims["sub_id"],
+        serde_json::json!({ "format": "opaque", "id": stream_id })
+    );
+    assert_eq!(
+        claims["events"]["https://schemas.openid.net/secevent/ssf/event-type/verification"],
+        serde_json::json!({ "state": "s1" })
+    );
+    assert!(receiver_endpoint.quiet_for(600).await, "delivered once");
+
+    // The receiver fails: the event waits out the backoff (the clock steps past it) and is
+    // posted again until taken.
+    receiver_endpoint
+        .answer
+        .store(503, std::sync::atomic::Ordering::SeqCst);
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&receiver),
+            Some(verify("s2")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, _, first_try) = receiver_endpoint.next().await;
+    assert!(
+        receiver_endpoint.quiet_for(600).await,
+        "not again before the backoff"
+    );
+    receiver_endpoint
+        .answer
+        .store(202, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(2);
+    let (_, _, second_try) = receiver_endpoint.next().await;
+    assert_eq!(
+        verified_set(&server, &first_try).await["jti"],
+        verified_set(&server, &second_try).await["jti"]
+    );
+    assert!(receiver_endpoint.quiet_for(600).await, "taken: not again");
+
+    // A receiver that refuses an event for good (400 with `err`) does not get it again; a
+    // real event (a client removed by the operator) goes out like the others.
+    receiver_endpoint
+        .answer
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&receiver),
+            Some(verify("s3")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    receiver_endpoint.next().await;
+    clock.advance(120);
+    assert!(receiver_endpoint.quiet_for(600).await, "refused: not again");
+    receiver_endpoint
+        .answer
+        .store(202, std::sync::atomic::Ordering::SeqCst);
+    let (machine, _) = operator_client(&server, "A machine client", false).await;
+    let mut config = mcpauth_server::Config::default();
+    config.issuer = Some(server.issuer.clone());
+    config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
+    let admin = mcpauth_server::build(&config).await.unwrap();
+    assert!(
+        mcpauth_server::admin::remove_client(&admin.engine, &machine)
+            .await
+            .unwrap()
+    );
+    admin.store.close().await;
+    let (_, _, removed) = receiver_endpoint.next().await;
+    let claims = verified_set(&server, &removed).await;
+    assert_eq!(
+        claims["sub_id"]["application"]["id"],
+        machine.as_str(),
+        "{claims}"
+    );
+
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, at_least) in [("delivered", 3), ("refused", 1), ("failed", 1)] {
+        let line = format!("mcpauth_ssf_pushes_total{{outcome=\"{outcome}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{line} missing:\n{metrics}"));
+        assert!(count >= at_least, "{outcome}: {count}");
+    }
+}
+
+#[tokio::test]
+async fn without_push_origins_push_delivery_is_refused_and_not_advertised() {
+    let server = start().await;
+    let receiver = operator_client(&server, "MCP server", true).await;
+    let (status, _, body) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(serde_json::json!({ "delivery": {
+                "method": "urn:ietf:rfc:8935",
+                "endpoint_url": "http://127.0.0.1:1/ssf/push",
+            } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not enabled on this server"),
+        "{body}"
+    );
+    // Verification on a polled stream arrives with the next poll.
+    let (_, _, created) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/streams",
+            Some(&receiver),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    let stream_id = created["stream_id"].as_str().unwrap();
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&receiver),
+            Some(serde_json::json!({ "stream_id": stream_id, "state": "polled" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let sets = server.poll_stream(stream_id, &receiver, &[]).await;
+    let verifications: Vec<Value> = futures::future::join_all(
+        sets.values()
+            .map(|set| verified_set(&server, set.as_str().unwrap())),
+    )
+    .await
+    .into_iter()
+    .filter_map(|claims| {
+        claims["events"]
+            .get("https://schemas.openid.net/secevent/ssf/event-type/verification")
+            .cloned()
+    })
+    .collect();
+    assert_eq!(verifications, [serde_json::json!({ "state": "polled" })]);
+}
