@@ -8,7 +8,8 @@
 //! `MCPAUTH_ISSUER` names the authorization server (default `http://127.0.0.1:8080`),
 //! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`),
 //! `EXAMPLE_REVOCATION_CLIENT_ID` and `EXAMPLE_REVOCATION_CLIENT_SECRET` a resource-server
-//! client at the authorization server to receive its revocations with. The server prints
+//! client at the authorization server to receive its revocations with (pushed to `/ssf/push`
+//! with `EXAMPLE_REVOCATION_PUSH=true`, else polled). The server prints
 //! `listening on <resource>` once it accepts connections.
 //!
 //! rmcp serves MCP as a tower service over `http` 1 types; actix-web has its own types (and
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use mcpauth_adapter_actix::{BearerGuard, protected_resource_metadata};
+use mcpauth_adapter_actix::{BearerGuard, protected_resource_metadata, revocation_push};
 use mcpauth_examples::{ExampleServer, Settings, listen, mcp_service};
 use mcpauth_http::VerifiedToken;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
@@ -86,6 +87,8 @@ async fn main() -> ExitCode {
         actix_web::App::new()
             // The RFC 9728 document MCP clients discover the authorization server from.
             .configure(protected_resource_metadata(protection.clone()))
+            // Where the authorization server pushes revocations, if it does.
+            .configure(revocation_push(protection.clone()))
             // The MCP endpoint, behind the guard: 401/403 challenges, tool scopes, limits.
             .service(
                 web::resource("/mcp")

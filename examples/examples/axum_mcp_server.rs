@@ -8,12 +8,13 @@
 //! `MCPAUTH_ISSUER` names the authorization server (default `http://127.0.0.1:8080`),
 //! `EXAMPLE_LISTEN` where to listen (default `127.0.0.1:3000`),
 //! `EXAMPLE_REVOCATION_CLIENT_ID` and `EXAMPLE_REVOCATION_CLIENT_SECRET` a resource-server
-//! client at the authorization server to receive its revocations with. The server prints
+//! client at the authorization server to receive its revocations with (pushed to `/ssf/push`
+//! with `EXAMPLE_REVOCATION_PUSH=true`, else polled). The server prints
 //! `listening on <resource>` once it accepts connections.
 
 use std::process::ExitCode;
 
-use mcpauth_adapter_axum::{BearerLayer, MetadataRouter};
+use mcpauth_adapter_axum::{BearerLayer, MetadataRouter, RevocationPushRouter};
 use mcpauth_examples::{Settings, listen_tokio, mcp_service};
 
 #[tokio::main]
@@ -45,7 +46,10 @@ async fn main() -> ExitCode {
         .nest_service("/mcp", mcp_service(protection.clone(), &resource))
         .layer(BearerLayer::new(protection.clone()))
         // The RFC 9728 document MCP clients discover the authorization server from; public.
-        .merge(protection.metadata_router());
+        .merge(protection.metadata_router())
+        // Where the authorization server pushes revocations, if it does; authenticated by the
+        // credential this server gave it.
+        .merge(protection.revocation_push_router());
 
     println!("listening on {resource}");
     tracing::info!(%resource, issuer = %settings.issuer, "axum MCP server is ready");

@@ -51,6 +51,20 @@ pub struct Settings {
     /// server's Shared Signals stream (`EXAMPLE_REVOCATION_CLIENT_ID`,
     /// `EXAMPLE_REVOCATION_CLIENT_SECRET`).
     pub revocation_client: Option<(String, String)>,
+    /// With a revocation client: have the authorization server push events to
+    /// `/ssf/push` on this server (RFC 8935) instead of polling for them
+    /// (`EXAMPLE_REVOCATION_PUSH=true`; the axum and actix examples serve the route; the
+    /// authorization server must list this server's origin in `ssf_push_origins`).
+    pub revocation_push: bool,
+}
+
+/// Whether the environment variable `name` says true, 1, yes or on.
+fn switched_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        ["true", "1", "yes", "on"]
+            .iter()
+            .any(|on| v.trim().eq_ignore_ascii_case(on))
+    })
 }
 
 /// How long the check at start waits for the authorization server's metadata.
@@ -65,14 +79,11 @@ impl Settings {
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             listen: std::env::var("EXAMPLE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
             jwks_uri: None,
-            dpop_nonces: std::env::var("EXAMPLE_DPOP_NONCES").is_ok_and(|v| {
-                ["true", "1", "yes", "on"]
-                    .iter()
-                    .any(|on| v.trim().eq_ignore_ascii_case(on))
-            }),
+            dpop_nonces: switched_on("EXAMPLE_DPOP_NONCES"),
             revocation_client: std::env::var("EXAMPLE_REVOCATION_CLIENT_ID")
                 .ok()
                 .zip(std::env::var("EXAMPLE_REVOCATION_CLIENT_SECRET").ok()),
+            revocation_push: switched_on("EXAMPLE_REVOCATION_PUSH"),
         }
     }
 
@@ -194,7 +205,13 @@ pub fn listen(
         None
     };
     let revocation = settings.revocation_client.as_ref().map(|(id, secret)| {
-        mcpauth_http::RevocationStream::new(settings.issuer.trim_end_matches('/'), id, secret)
+        let stream =
+            mcpauth_http::RevocationStream::new(settings.issuer.trim_end_matches('/'), id, secret);
+        if settings.revocation_push {
+            stream.push_to(&format!("http://{address}/ssf/push"))
+        } else {
+            stream
+        }
     });
     let protection = protection_with_keys(
         &resource,

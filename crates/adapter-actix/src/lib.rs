@@ -60,7 +60,7 @@ use mcpauth_token_engine::CallerKey;
 pub use mcpauth_http::Interaction;
 pub use mcpauth_http::{ResourceServer, ResourceServerConfig, now};
 pub use resource_server::{
-    Authenticated, BearerGuard, BearerGuardService, protected_resource_metadata,
+    Authenticated, BearerGuard, BearerGuardService, protected_resource_metadata, revocation_push,
 };
 
 #[cfg(feature = "authorization-server")]

@@ -78,6 +78,43 @@ pub fn protected_resource_metadata(
     }
 }
 
+/// The largest pushed Security Event Token read.
+const MAX_PUSHED_EVENT_BYTES: usize = 64 * 1024;
+
+/// Serves the route where the authorization server pushes revocations to a
+/// [`ResourceServer`] (RFC 8935;
+/// [`RevocationStream::push_to`](mcpauth_http::RevocationStream::push_to)), if one is
+/// configured; pass it to [`App::configure`](actix_web::App::configure), outside the
+/// [`BearerGuard`] (the transmitter authenticates with the credential the receiver gave it).
+pub fn revocation_push(resource: Arc<ResourceServer>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        let Some(path) = resource.revocation_push_path() else {
+            return;
+        };
+        config.route(
+            &path,
+            web::post().to(move |request: HttpRequest, body: web::Payload| {
+                let resource = resource.clone();
+                async move {
+                    let authorization = request
+                        .headers()
+                        .get(actix_web::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    match body.to_bytes_limited(MAX_PUSHED_EVENT_BYTES).await {
+                        Ok(Ok(body)) => into_actix(
+                            resource
+                                .receive_pushed_event(authorization.as_deref(), &body)
+                                .await,
+                        ),
+                        _ => actix_web::HttpResponse::PayloadTooLarge().finish(),
+                    }
+                }
+            }),
+        );
+    }
+}
+
 /// Middleware that lets a request through only with a valid bearer token carrying `scopes`
 /// (by default the resource's required scopes) and the scopes of the MCP tools it calls
 /// ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a body

@@ -48,4 +48,6 @@ pub use authorization_server::{router, show_error_page};
 #[cfg(feature = "authorization-server")]
 pub use mcpauth_http::{AuthorizationServer, Interaction};
 pub use mcpauth_http::{ResourceServer, ResourceServerConfig, ResourceServerError, now};
-pub use resource_server::{Authenticated, BearerLayer, BearerService, MetadataRouter};
+pub use resource_server::{
+    Authenticated, BearerLayer, BearerService, MetadataRouter, RevocationPushRouter,
+};

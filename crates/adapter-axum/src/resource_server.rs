@@ -67,6 +67,45 @@ impl MetadataRouter for Arc<ResourceServer> {
     }
 }
 
+/// The route where the authorization server pushes revocations to a [`ResourceServer`]
+/// (RFC 8935; [`RevocationStream::push_to`](mcpauth_http::RevocationStream::push_to)).
+pub trait RevocationPushRouter {
+    /// The route (none without a push endpoint configured); merge it into the app, outside
+    /// the [`BearerLayer`] (the transmitter authenticates with the credential the receiver
+    /// gave it, not a bearer token).
+    fn revocation_push_router(&self) -> Router;
+}
+
+/// The largest pushed Security Event Token read.
+const MAX_PUSHED_EVENT_BYTES: usize = 64 * 1024;
+
+impl RevocationPushRouter for Arc<ResourceServer> {
+    fn revocation_push_router(&self) -> Router {
+        let Some(path) = self.revocation_push_path() else {
+            return Router::new();
+        };
+        let resource = self.clone();
+        Router::new().route(
+            &path,
+            axum::routing::post(move |request: Request| async move {
+                let authorization = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match axum::body::to_bytes(request.into_body(), MAX_PUSHED_EVENT_BYTES).await {
+                    Ok(body) => into_axum(
+                        resource
+                            .receive_pushed_event(authorization.as_deref(), &body)
+                            .await,
+                    ),
+                    Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+                }
+            }),
+        )
+    }
+}
+
 /// A tower layer that lets a request through only with a valid bearer token carrying
 /// `scopes` (by default the resource's required scopes) and the scopes of the MCP tools it
 /// calls ([`ResourceServerConfig::tool_scopes`](mcpauth_http::ResourceServerConfig)), with a

@@ -28,16 +28,16 @@ const NOW: u64 = 1_800_000_000;
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const ISSUER: &str = "https://auth.example.com";
 
-struct Key {
-    encoding: EncodingKey,
-    jwk: Value,
+pub(super) struct Key {
+    pub(super) encoding: EncodingKey,
+    pub(super) jwk: Value,
 }
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn es256_key() -> Key {
+pub(super) fn es256_key() -> Key {
     let pkcs8 =
         EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
             .unwrap();
@@ -51,7 +51,7 @@ fn es256_key() -> Key {
 
 /// The authorization server's JWK Set, served to the resource server.
 #[derive(Debug)]
-struct StaticKeys(Bytes);
+pub(super) struct StaticKeys(pub(super) Bytes);
 
 #[async_trait::async_trait]
 impl KeySource for StaticKeys {

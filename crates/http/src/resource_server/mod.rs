@@ -18,6 +18,8 @@ mod verification;
 
 #[cfg(test)]
 mod dpop_tests;
+#[cfg(test)]
+mod revocation_push_tests;
 
 pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
 pub use revocation::{RevocationStream, WhenUnreachable};

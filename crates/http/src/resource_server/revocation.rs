@@ -7,6 +7,15 @@
 //!   crates stay sans-IO): it reads the transmitter's configuration, creates this instance's
 //!   stream, and polls it every [`RevocationStream::poll_interval`] seconds, verifying each
 //!   Security Event Token with the issuer's keys and acknowledging it once applied.
+//! - Or, with [`RevocationStream::push_to`], the transmitter posts each event to this
+//!   resource server (RFC 8935; the operator lists its origin in the authorization server's
+//!   `ssf_push_origins`), at the route the adapters mount for
+//!   [`ResourceServer::receive_pushed_event`]. Each push must carry the credential this
+//!   receiver gave the transmitter when it created the stream, and verify as a Security
+//!   Event Token for this receiver. To tell a calm stream from a broken one, the receiver
+//!   asks for a verification event (SSF §8.1.4) every [`RevocationStream::verification_interval`]
+//!   seconds; the stream counts as answering up to the moment of the last request whose
+//!   event arrived (everything recorded before it arrived first).
 //! - Every verified token is checked against the [`RevocationList`] by a few hash lookups.
 //! - When the stream has not answered for [`RevocationStream::max_silence`] seconds, what
 //!   [`WhenUnreachable`] says: by default tokens issued before the last successful poll plus
@@ -20,11 +29,23 @@ use std::time::Duration;
 
 use mcpauth_bearer::{RevocationList, VerifiedToken, VerifyError};
 use mcpauth_oauth_types::UnixTime;
-use mcpauth_oauth_types::security_events::POLL_DELIVERY;
+use mcpauth_oauth_types::security_events::{POLL_DELIVERY, PUSH_DELIVERY};
 use serde_json::{Value, json};
 
+use http::StatusCode;
+
 use super::Refusal;
-use crate::ResourceServer;
+use crate::{HttpResponse, ResourceServer};
+
+/// An RFC 8935 §2.3 error answer.
+fn push_error(status: StatusCode, err: &str, description: &str) -> HttpResponse {
+    let body = json!({ "err": err, "description": description });
+    crate::response::response(
+        status,
+        &[(http::header::CONTENT_TYPE, "application/json")],
+        bytes::Bytes::from(body.to_string()),
+    )
+}
 
 /// What to do with tokens while the stream cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +105,12 @@ pub struct RevocationStream {
     /// The longest access-token lifetime the authorization server issues, in seconds: how
     /// long a revocation is remembered. Default 3600.
     pub max_token_lifetime: u64,
+    /// Where the transmitter pushes events to this resource server (RFC 8935), if it does;
+    /// `None` (the default): this receiver polls.
+    pub push_endpoint: Option<String>,
+    /// Pushed: seconds between verification requests, which tell a calm stream from a
+    /// silent one. Default 10 (a third of `max_silence`).
+    pub verification_interval: u64,
 }
 
 impl std::fmt::Debug for RevocationStream {
@@ -94,6 +121,7 @@ impl std::fmt::Debug for RevocationStream {
             .field("poll_interval", &self.poll_interval)
             .field("max_silence", &self.max_silence)
             .field("when_unreachable", &self.when_unreachable)
+            .field("push_endpoint", &self.push_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -125,7 +153,28 @@ impl RevocationStream {
             max_silence: 30,
             when_unreachable: WhenUnreachable::FailClosed,
             max_token_lifetime: 3600,
+            push_endpoint: None,
+            verification_interval: 10,
         }
+    }
+
+    /// Has the transmitter push events to `endpoint_url` (RFC 8935): this resource server's
+    /// own URL where the adapter serves [`ResourceServer::receive_pushed_event`] (axum:
+    /// `RevocationPushRouter`; actix: `revocation_push`), on an origin the authorization
+    /// server's operator lists in `ssf_push_origins`. Events arrive as soon as they are
+    /// recorded instead of at the next poll; the stream's health is checked by
+    /// verification events.
+    #[must_use]
+    pub fn push_to(mut self, endpoint_url: &str) -> Self {
+        self.push_endpoint = Some(endpoint_url.to_owned());
+        self
+    }
+
+    /// Pushed: seconds between verification requests (at least one).
+    #[must_use]
+    pub fn verification_interval(mut self, seconds: u64) -> Self {
+        self.verification_interval = seconds.max(1);
+        self
     }
 
     /// What to do while the stream cannot be reached.
@@ -176,6 +225,42 @@ pub(super) struct Revocations {
     last_poll: AtomicU64,
     /// When the silence was last warned about.
     warned: AtomicU64,
+    /// Pushed: what the transmitter must send as `Authorization` (set when the stream is
+    /// created), and the verifications asked for and not yet received.
+    push: std::sync::Mutex<PushState>,
+}
+
+/// A push receiver's state, shared between its loop and the pushes it is sent.
+#[derive(Default)]
+pub(super) struct PushState {
+    /// `Bearer <random>`, given to the transmitter with the stream.
+    pub(super) authorization: Option<String>,
+    /// The states of outstanding verification requests, with when each was asked for.
+    pub(super) verifications: Vec<(String, u64)>,
+}
+
+impl std::fmt::Debug for PushState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushState")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("verifications", &self.verifications.len())
+            .finish()
+    }
+}
+
+/// The most verification requests remembered at once (older ones are forgotten: the
+/// transmitter keeps only the latest pending anyway).
+const OUTSTANDING_VERIFICATIONS: usize = 8;
+
+/// 32 random bytes, base64url: a push credential or a verification state.
+fn random_value() -> Result<String, String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "the OS random source failed".to_owned())?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 impl ResourceServer {
@@ -253,6 +338,9 @@ impl ResourceServer {
         let Some(stream) = self.config.revocation_stream.clone() else {
             return;
         };
+        if stream.push_endpoint.is_some() {
+            return self.receive_pushed_revocations(&stream).await;
+        }
         let mut receiver = Receiver::default();
         let mut backoff = 1;
         loop {
@@ -272,8 +360,19 @@ impl ResourceServer {
         }
     }
 
-    /// Creates this instance's stream at the transmitter (SSF §8.1.1.1): its poll URL.
+    /// Creates this instance's stream at the transmitter (SSF §8.1.1.1): its poll URL, or
+    /// for a pushed stream its id and the transmitter's verification endpoint.
     async fn create_stream(&self, stream: &RevocationStream) -> Result<String, String> {
+        self.create_stream_for(stream, None)
+            .await
+            .map(|(_, endpoint)| endpoint)
+    }
+
+    async fn create_stream_for(
+        &self,
+        stream: &RevocationStream,
+        push_authorization: Option<&str>,
+    ) -> Result<(String, String), String> {
         let (status, body) = self
             .keys
             .shared_signals("GET", &stream.configuration_url, None, None)
@@ -286,6 +385,14 @@ impl ResourceServer {
                 .get("configuration_endpoint")
                 .and_then(Value::as_str),
         )?;
+        let delivery = match (&stream.push_endpoint, push_authorization) {
+            (Some(url), Some(authorization)) => json!({
+                "method": PUSH_DELIVERY,
+                "endpoint_url": url,
+                "authorization_header": authorization,
+            }),
+            _ => json!({ "method": POLL_DELIVERY }),
+        };
         let (status, body) = self
             .keys
             .shared_signals(
@@ -293,25 +400,232 @@ impl ResourceServer {
                 &endpoint,
                 Some((stream.client_id.as_str(), stream.client_secret.as_str())),
                 Some(&json!({
-                    "delivery": { "method": POLL_DELIVERY },
+                    "delivery": delivery,
                     "description": format!("mcpauth resource server {}", self.config.resource),
                 })),
             )
             .await
             .map_err(|e| format!("creating a stream: {e}"))?;
         let created: Value = json_of(status, &body, "the new stream")?;
+        let stream_id = created
+            .get("stream_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        tracing::info!(%stream_id, push = stream.push_endpoint.is_some(), "receiving revocations");
+        if push_authorization.is_some() {
+            let verification = same_origin(
+                &stream.configuration_url,
+                configuration
+                    .get("verification_endpoint")
+                    .and_then(Value::as_str),
+            )?;
+            return Ok((stream_id, verification));
+        }
         let poll_url = same_origin(
             &stream.configuration_url,
             created
                 .pointer("/delivery/endpoint_url")
                 .and_then(Value::as_str),
         )?;
-        let stream_id = created
-            .get("stream_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        tracing::info!(stream_id, "receiving revocations");
-        Ok(poll_url)
+        Ok((stream_id, poll_url))
+    }
+
+    /// The push receiver's loop: creates the stream (giving the transmitter a fresh
+    /// credential to push with), then asks for a verification event every
+    /// `verification_interval` seconds; pushes themselves arrive at
+    /// [`receive_pushed_event`](Self::receive_pushed_event).
+    async fn receive_pushed_revocations(&self, stream: &RevocationStream) {
+        let mut created: Option<(String, String)> = None;
+        let mut backoff = 1;
+        loop {
+            let result = async {
+                let (stream_id, verify_url) = match &created {
+                    Some(found) => found.clone(),
+                    None => {
+                        let authorization = format!("Bearer {}", random_value()?);
+                        self.push_state().authorization = Some(authorization.clone());
+                        let found = self.create_stream_for(stream, Some(&authorization)).await?;
+                        created = Some(found.clone());
+                        found
+                    }
+                };
+                let state = random_value()?;
+                let asked_at = mcpauth_oauth_types::now().0;
+                {
+                    let mut push = self.push_state();
+                    if push.verifications.len() >= OUTSTANDING_VERIFICATIONS {
+                        push.verifications.remove(0);
+                    }
+                    push.verifications.push((state.clone(), asked_at));
+                }
+                let (status, _) = self
+                    .keys
+                    .shared_signals(
+                        "POST",
+                        &verify_url,
+                        Some((stream.client_id.as_str(), stream.client_secret.as_str())),
+                        Some(&json!({ "stream_id": stream_id, "state": state })),
+                    )
+                    .await
+                    .map_err(|e| format!("asking for verification: {e}"))?;
+                if status == 404 {
+                    // The transmitter no longer knows it: a new one, with a new credential.
+                    created = None;
+                    return Err("the stream is gone; creating another".to_owned());
+                }
+                if !(200..300).contains(&status) {
+                    return Err(format!(
+                        "asking for verification: the transmitter answered {status}"
+                    ));
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    backoff = 1;
+                    tokio::time::sleep(Duration::from_secs(stream.verification_interval)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, stream = %stream.configuration_url, "the revocation stream failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(backoff)).await;
+                    backoff = (backoff * 2).min(stream.max_silence.max(1));
+                }
+            }
+            self.forget_expired_revocations();
+        }
+    }
+
+    pub(super) fn push_state(&self) -> std::sync::MutexGuard<'_, PushState> {
+        self.revocations
+            .push
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds what `event` ends to the list, each entry kept for a token lifetime.
+    fn apply_security_event(
+        &self,
+        stream: &RevocationStream,
+        event: &mcpauth_bearer::SecurityEvent,
+        now: UnixTime,
+    ) {
+        let mut list = self
+            .revocations
+            .list
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for revocation in &event.revocations {
+            list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
+        }
+    }
+
+    fn forget_expired_revocations(&self) {
+        self.revocations
+            .list
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .forget_before(mcpauth_oauth_types::now().0);
+    }
+
+    /// The path [`receive_pushed_event`](Self::receive_pushed_event) is served at: the path
+    /// of [`RevocationStream::push_to`]'s URL, if one is configured.
+    #[must_use]
+    pub fn revocation_push_path(&self) -> Option<String> {
+        let url = self
+            .config
+            .revocation_stream
+            .as_ref()?
+            .push_endpoint
+            .as_deref()?;
+        url::Url::parse(url).ok().map(|u| u.path().to_owned())
+    }
+
+    /// One pushed Security Event Token (RFC 8935 §2): `202` once applied. Refused: `401`
+    /// (`authentication_failed`) without the credential this receiver gave the transmitter;
+    /// `400` with RFC 8935 §2.4's `err` for a token that is not the issuer's
+    /// (`invalid_issuer`), not for this receiver (`invalid_audience`), not signed by a
+    /// published key (`invalid_key`) or malformed (`invalid_request`), which the transmitter
+    /// does not send again; `503` while the issuer's keys cannot be fetched, which it does.
+    /// `404` where this resource server receives no pushes.
+    pub async fn receive_pushed_event(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> HttpResponse {
+        let Some(stream) = self
+            .config
+            .revocation_stream
+            .as_ref()
+            .filter(|s| s.push_endpoint.is_some())
+        else {
+            return push_error(StatusCode::NOT_FOUND, "invalid_request", "no pushes here");
+        };
+        let expected = self.push_state().authorization.clone();
+        let authenticated = match (expected, authorization) {
+            (Some(expected), Some(given)) => {
+                mcpauth_oauth_types::constant_time_eq(expected.as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        if !authenticated {
+            return push_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_failed",
+                "the push does not carry this receiver's credential",
+            );
+        }
+        let now = mcpauth_oauth_types::now();
+        let Ok(set) = std::str::from_utf8(body) else {
+            return push_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body is not a JWT",
+            );
+        };
+        let event = match self
+            .read_security_event(set.trim(), &stream.client_id, now)
+            .await
+        {
+            Ok(event) => event,
+            Err(Refusal::Unavailable | Refusal::Invalid(VerifyError::NotYetValid)) => {
+                return push_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "invalid_request",
+                    "the event cannot be verified yet; send it again",
+                );
+            }
+            Err(Refusal::Invalid(e)) => {
+                let err = match e {
+                    VerifyError::WrongIssuer => "invalid_issuer",
+                    VerifyError::WrongAudience => "invalid_audience",
+                    VerifyError::BadSignature | VerifyError::UnknownKey => "invalid_key",
+                    _ => "invalid_request",
+                };
+                tracing::warn!(error = %e, err, "a pushed security event was refused");
+                return push_error(StatusCode::BAD_REQUEST, err, &e.to_string());
+            }
+        };
+        self.apply_security_event(stream, &event, now);
+        if let Some(state) = &event.verification {
+            let mut push = self.push_state();
+            if let Some(at) = push
+                .verifications
+                .iter()
+                .position(|(asked, _)| asked == state)
+            {
+                let asked_at = push.verifications.get(at).map_or(0, |(_, t)| *t);
+                // This and every earlier request is answered.
+                push.verifications.drain(..=at);
+                // Published after the list: every event recorded before the request arrived
+                // before its verification.
+                self.revocations
+                    .last_poll
+                    .fetch_max(asked_at, Ordering::AcqRel);
+            }
+        }
+        crate::response::response(StatusCode::ACCEPTED, &[], bytes::Bytes::new())
     }
 
     /// One poll (creating the stream first if there is none): applies what verifies,
@@ -372,14 +686,7 @@ impl ResourceServer {
                 .await
             {
                 Ok(event) => {
-                    let mut list = self
-                        .revocations
-                        .list
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for revocation in &event.revocations {
-                        list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
-                    }
+                    self.apply_security_event(stream, &event, now);
                     receiver.acknowledged.push(jti.clone());
                 }
                 // The keys could not be fetched, or the event is signed by a key not yet
@@ -400,11 +707,7 @@ impl ResourceServer {
         }
         if now.0.saturating_sub(receiver.forgotten_at) >= 60 {
             receiver.forgotten_at = now.0;
-            self.revocations
-                .list
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .forget_before(now.0);
+            self.forget_expired_revocations();
         }
         if !complete {
             return Err("an event could not be verified yet".into());
