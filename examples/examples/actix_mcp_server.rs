@@ -89,6 +89,16 @@ async fn main() -> ExitCode {
             .configure(protected_resource_metadata(protection.clone()))
             // Where the authorization server pushes revocations, if it does.
             .configure(revocation_push(protection.clone()))
+            // The revocation receiver's metrics (Prometheus text); restrict it at your proxy.
+            .route("/metrics", {
+                let protection = protection.clone();
+                web::get().to(move || {
+                    let text = protection
+                        .revocation_metrics()
+                        .prometheus(mcpauth_adapter_actix::now().0);
+                    async move { text }
+                })
+            })
             // The MCP endpoint, behind the guard: 401/403 challenges, tool scopes, limits.
             .service(
                 web::resource("/mcp")

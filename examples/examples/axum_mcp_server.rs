@@ -49,7 +49,19 @@ async fn main() -> ExitCode {
         .merge(protection.metadata_router())
         // Where the authorization server pushes revocations, if it does; authenticated by the
         // credential this server gave it.
-        .merge(protection.revocation_push_router());
+        .merge(protection.revocation_push_router())
+        // The revocation receiver's metrics (Prometheus text); restrict it at your proxy.
+        .route(
+            "/metrics",
+            axum::routing::get({
+                let protection = protection.clone();
+                move || async move {
+                    protection
+                        .revocation_metrics()
+                        .prometheus(mcpauth_adapter_axum::now().0)
+                }
+            }),
+        );
 
     println!("listening on {resource}");
     tracing::info!(%resource, issuer = %settings.issuer, "axum MCP server is ready");

@@ -62,6 +62,8 @@ pub struct SecurityEvent {
     pub revocations: Vec<Revocation>,
     /// For an SSF verification event, the `state` it carries (empty when it carries none).
     pub verification: Option<String>,
+    /// When what it reports happened (its earliest `event_timestamp`, else its `iat`).
+    pub occurred_at: u64,
 }
 
 fn subject_member<'a>(sub_id: &'a Value, member: &str) -> Option<&'a Value> {
@@ -136,12 +138,14 @@ impl TokenVerifier {
         };
         let mut revocations = Vec::new();
         let mut verification = None;
+        let mut occurred_at = iat;
         for (event_type, body) in events {
             // When it happened; without a time, when the token was issued.
             let at = body
                 .get("event_timestamp")
                 .and_then(Value::as_u64)
                 .unwrap_or(iat);
+            occurred_at = occurred_at.min(at);
             match event_type.as_str() {
                 SESSION_REVOKED => {
                     if let Some(grant) = subject_member(sub_id, "session").and_then(opaque_id) {
@@ -192,6 +196,7 @@ impl TokenVerifier {
             jti,
             revocations,
             verification,
+            occurred_at,
         })
     }
 }

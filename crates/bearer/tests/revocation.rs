@@ -76,9 +76,14 @@ fn each_event_type_is_read_as_what_it_ends() {
         "application": { "format": "opaque", "id": "client-1" },
     });
     assert_eq!(
-        read(set(&engine, session, SESSION_REVOKED)),
+        read(set(&engine, session.clone(), SESSION_REVOKED)),
         [Revocation::Grant("grant-1".into())]
     );
+    // When it happened, for the receiver's lag: the event's time, not the token's.
+    let event = verifier
+        .verify_security_event(&set(&engine, session, SESSION_REVOKED), RECEIVER, NOW)
+        .unwrap();
+    assert_eq!((event.occurred_at, event.verification), (NOW.0 - 5, None));
     let application =
         json!({ "format": "complex", "application": { "format": "opaque", "id": "client-1" } });
     assert_eq!(

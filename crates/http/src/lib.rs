@@ -72,7 +72,7 @@ pub use mcpauth_bearer::{SubjectType, VerifiedToken};
 pub use mcpauth_oauth_types::now;
 pub use resource_server::{
     DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
-    ResourceServerError, RevocationStream, WhenUnreachable,
+    ResourceServerError, RevocationMetrics, RevocationStream, WhenUnreachable,
 };
 pub use response::{HttpResponse, body_too_large, endpoint_error};
 pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};

@@ -22,7 +22,7 @@ mod dpop_tests;
 mod revocation_push_tests;
 
 pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
-pub use revocation::{RevocationStream, WhenUnreachable};
+pub use revocation::{RevocationMetrics, RevocationStream, WhenUnreachable};
 
 use std::sync::Arc;
 

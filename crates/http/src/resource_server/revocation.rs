@@ -228,6 +228,74 @@ pub(super) struct Revocations {
     /// Pushed: what the transmitter must send as `Authorization` (set when the stream is
     /// created), and the verifications asked for and not yet received.
     push: std::sync::Mutex<PushState>,
+    /// Events applied.
+    events_applied: AtomicU64,
+    /// How old the last applied event was when it arrived (seconds).
+    last_lag: AtomicU64,
+    /// Tokens refused as revoked.
+    refused_revoked: AtomicU64,
+    /// Tokens refused (`503`) for the stream's silence.
+    refused_silent: AtomicU64,
+}
+
+/// What a resource server's revocation receiver has done, for an operator's metrics
+/// ([`ResourceServer::revocation_metrics`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevocationMetrics {
+    /// When the stream last answered (a poll, or a verification pushed back), Unix seconds.
+    pub last_answer: Option<u64>,
+    /// Revocations held.
+    pub revocations_held: usize,
+    /// Security events applied since start.
+    pub events_applied: u64,
+    /// How long the last applied event took from happening to being applied, in seconds
+    /// (whole seconds: event times are).
+    pub delivery_lag_seconds: u64,
+    /// Tokens refused because they were revoked.
+    pub tokens_refused_revoked: u64,
+    /// Tokens refused (`503`) because the stream was silent too long to tell.
+    pub tokens_refused_silent: u64,
+}
+
+impl RevocationMetrics {
+    /// The Prometheus text exposition at `now` (Unix seconds), for a resource server's own
+    /// `/metrics`.
+    #[must_use]
+    pub fn prometheus(&self, now: u64) -> String {
+        let last = self.last_answer.unwrap_or(0);
+        let silence = if last == 0 {
+            0
+        } else {
+            now.saturating_sub(last)
+        };
+        format!(
+            "# HELP mcpauth_rs_revocation_last_answer_timestamp_seconds When the revocation stream last answered (0: never).\n\
+             # TYPE mcpauth_rs_revocation_last_answer_timestamp_seconds gauge\n\
+             mcpauth_rs_revocation_last_answer_timestamp_seconds {last}\n\
+             # HELP mcpauth_rs_revocation_silence_seconds Seconds since the revocation stream last answered.\n\
+             # TYPE mcpauth_rs_revocation_silence_seconds gauge\n\
+             mcpauth_rs_revocation_silence_seconds {silence}\n\
+             # HELP mcpauth_rs_revocations_held Revocations held (grants, users, clients, keys).\n\
+             # TYPE mcpauth_rs_revocations_held gauge\n\
+             mcpauth_rs_revocations_held {}\n\
+             # HELP mcpauth_rs_revocation_events_total Security events applied.\n\
+             # TYPE mcpauth_rs_revocation_events_total counter\n\
+             mcpauth_rs_revocation_events_total {}\n\
+             # HELP mcpauth_rs_revocation_delivery_lag_seconds How long the last applied event took from happening to being applied.\n\
+             # TYPE mcpauth_rs_revocation_delivery_lag_seconds gauge\n\
+             mcpauth_rs_revocation_delivery_lag_seconds {}\n\
+             # HELP mcpauth_rs_tokens_refused_total Tokens refused by the revocation check, by reason.\n\
+             # TYPE mcpauth_rs_tokens_refused_total counter\n\
+             mcpauth_rs_tokens_refused_total{{reason=\"revoked\"}} {}\n\
+             mcpauth_rs_tokens_refused_total{{reason=\"stream_silent\"}} {}\n",
+            self.revocations_held,
+            self.events_applied,
+            self.delivery_lag_seconds,
+            self.tokens_refused_revoked,
+            self.tokens_refused_silent,
+        )
+    }
 }
 
 /// A push receiver's state, shared between its loop and the pushes it is sent.
@@ -283,6 +351,9 @@ impl ResourceServer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .revokes(token)
         {
+            self.revocations
+                .refused_revoked
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Invalid(VerifyError::Revoked));
         }
         if last != 0 && now.0.saturating_sub(last) <= stream.max_silence {
@@ -306,7 +377,26 @@ impl ResourceServer {
             {
                 Ok(())
             }
-            _ => Err(Refusal::Unavailable),
+            _ => {
+                self.revocations
+                    .refused_silent
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(Refusal::Unavailable)
+            }
+        }
+    }
+
+    /// What the revocation receiver has done: for the resource server's own `/metrics`
+    /// ([`RevocationMetrics::prometheus`]).
+    #[must_use]
+    pub fn revocation_metrics(&self) -> RevocationMetrics {
+        RevocationMetrics {
+            last_answer: self.last_revocation_poll(),
+            revocations_held: self.revocations_held(),
+            events_applied: self.revocations.events_applied.load(Ordering::Relaxed),
+            delivery_lag_seconds: self.revocations.last_lag.load(Ordering::Relaxed),
+            tokens_refused_revoked: self.revocations.refused_revoked.load(Ordering::Relaxed),
+            tokens_refused_silent: self.revocations.refused_silent.load(Ordering::Relaxed),
         }
     }
 
@@ -518,6 +608,15 @@ impl ResourceServer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for revocation in &event.revocations {
             list.add(revocation, now.0.saturating_add(stream.max_token_lifetime));
+        }
+        self.revocations
+            .events_applied
+            .fetch_add(1, Ordering::Relaxed);
+        // Verification events say how fast the stream is only for themselves.
+        if !event.revocations.is_empty() {
+            self.revocations
+                .last_lag
+                .store(now.0.saturating_sub(event.occurred_at), Ordering::Relaxed);
         }
     }
 

@@ -147,6 +147,21 @@ async fn a_genuine_push_is_applied_and_a_verification_marks_the_stream_answering
     assert_eq!(status, 202);
     assert_eq!(resource.last_revocation_poll(), Some(1_800_000_000));
     assert!(resource.push_state().verifications.is_empty());
+
+    // What an operator's /metrics shows.
+    let metrics = resource.revocation_metrics();
+    assert_eq!(metrics.events_applied, 4);
+    assert_eq!(metrics.revocations_held, 1);
+    let text = metrics.prometheus(1_800_000_005);
+    for line in [
+        "mcpauth_rs_revocation_last_answer_timestamp_seconds 1800000000",
+        "mcpauth_rs_revocation_silence_seconds 5",
+        "mcpauth_rs_revocations_held 1",
+        "mcpauth_rs_revocation_events_total 4",
+        "mcpauth_rs_tokens_refused_total{reason=\"revoked\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }
 
 #[tokio::test]
