@@ -1,11 +1,12 @@
 //! Revocation that reaches resource servers (issue 26): `mcpauth-server` as the Shared Signals
 //! transmitter, the axum and actix example MCP servers as receivers (their bearer layers poll
-//! the stream every second). For each event that ends access the revoked token is refused
-//! (`401 invalid_token`) by both MCP servers within seconds, measured here and printed: a
-//! hundred logouts (RFC 7009) for a 99th percentile, a password change, a removed client, a
-//! disabled user. Tokens of other grants, and tokens issued after a password change, keep
-//! working. On SQLite with one instance, and on PostgreSQL with two: the revocations are made
-//! at one instance, the MCP servers poll the other.
+//! the stream every second, or have events pushed to them). For each event that ends access
+//! the revoked token is refused (`401 invalid_token`) by both MCP servers within seconds,
+//! measured here and printed: a hundred logouts (RFC 7009) for a 99th percentile, a password
+//! change, a refresh token replayed, consent withdrawn, a removed client, a disabled user, a
+//! removed signing key. Tokens of other grants, and tokens issued after a password change,
+//! keep working. On SQLite with one instance, and on PostgreSQL with two: the revocations are
+//! made at one instance, the MCP servers poll the other (or both instances push).
 //!
 //! The clock is the real one: what is measured is the time a revocation takes to cross three
 //! processes (authorization server, database, MCP servers).
@@ -57,41 +58,69 @@ async fn status_with(http: &reqwest::Client, resource: &str, token: &str) -> u16
         .as_u16()
 }
 
-/// Whether every resource refuses `token` with `401` (a cheap request: the bearer layer
-/// answers before the MCP server reads it).
+/// Whether every resource refuses `token` with `401`. The bearer layer answers a refused
+/// token within milliseconds; a request still running after 100 ms got past it (the MCP
+/// server is answering), so it counts as accepted without waiting for the answer: the
+/// measurement is not held up by the MCP server.
 async fn refused_everywhere(http: &reqwest::Client, resources: &[String], token: &str) -> bool {
     let answers = futures::future::join_all(resources.iter().map(|resource| {
-        http.post(resource)
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            http.post(resource)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send(),
+        )
     }))
     .await;
     answers
         .into_iter()
-        .all(|answer| answer.is_ok_and(|a| a.status() == 401))
+        .all(|answer| answer.is_ok_and(|a| a.is_ok_and(|a| a.status() == 401)))
+}
+
+/// Waits until every resource refuses `token`; how long that took.
+async fn until_refused(http: &reqwest::Client, resources: &[String], token: &str) -> Duration {
+    let started = Instant::now();
+    while !refused_everywhere(http, resources, token).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the resource servers did not refuse the token within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    // Refused as an invalid token, not for want of anything else.
+    for resource in resources {
+        let answer = http.post(resource).bearer_auth(token).send().await.unwrap();
+        let challenge = answer
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    took
 }
 
 /// Waits until every resource answers `token` with `status`; how long that took.
-async fn until_status(
-    http: &reqwest::Client,
-    resources: &[String],
-    token: &str,
-    status: u16,
-) -> Duration {
+/// Waits until every resource accepts `token` (once its receiver has heard from the
+/// stream).
+async fn until_accepted(http: &reqwest::Client, resources: &[String], token: &str) {
     let started = Instant::now();
     loop {
-        let mut all = true;
+        let mut answers = Vec::new();
         for resource in resources {
-            all &= status_with(http, resource, token).await == status;
+            answers.push(status_with(http, resource, token).await);
         }
-        if all {
-            return started.elapsed();
+        if answers.iter().all(|status| *status == 200) {
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "the resource servers did not answer {status} within 30 s"
+            "the resource servers still answer {answers:?} after 30 s to {}",
+            token.get(..12).unwrap_or(token)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -101,7 +130,15 @@ async fn until_status(
 async fn every_event_that_ends_access_reaches_both_example_mcp_servers_within_seconds_on_sqlite() {
     let dir = tempdir("revocation");
     let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
-    every_event_reaches_both_mcp_servers(&url, false).await;
+    every_event_reaches_both_mcp_servers(&url, false, Delivery::Poll).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_every_event_that_ends_access_reaches_both_example_mcp_servers_on_sqlite() {
+    let dir = tempdir("revocation-push");
+    let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    every_event_reaches_both_mcp_servers(&url, false, Delivery::Push).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -109,12 +146,46 @@ async fn every_event_that_ends_access_reaches_both_example_mcp_servers_within_se
 async fn on_postgresql_a_revocation_at_one_instance_reaches_mcp_servers_polling_another() {
     let pg = mcpauth_test_postgres::TempPostgres::start().unwrap();
     let url = pg.create_database("revocation").unwrap();
-    every_event_reaches_both_mcp_servers(&url, true).await;
+    every_event_reaches_both_mcp_servers(&url, true, Delivery::Poll).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_two_instances_push_each_event_once_to_both_mcp_servers() {
+    let pg = mcpauth_test_postgres::TempPostgres::start().unwrap();
+    let url = pg.create_database("revocation_push").unwrap();
+    every_event_reaches_both_mcp_servers(&url, true, Delivery::Push).await;
+}
+
+/// How the MCP servers receive the events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// They poll (RFC 8936), every second.
+    Poll,
+    /// The authorization server pushes to them (RFC 8935).
+    Push,
+}
+
+/// An environment as the examples take it.
+fn as_pairs<'a>(env: &'a [(&'static str, String); 4]) -> [(&'static str, &'a str); 4] {
+    env.each_ref().map(|(k, v)| (*k, v.as_str()))
+}
+
+/// A free loopback port (closed again: the example binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The scenario on the database at `database_url`; with `two_instances`, a second
 /// authorization server instance on the same database makes the revocations.
-async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances: bool) {
+async fn every_event_reaches_both_mcp_servers(
+    database_url: &str,
+    two_instances: bool,
+    delivery: Delivery,
+) {
     // The instance the MCP servers poll (its address is the issuer both instances name).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
@@ -122,6 +193,18 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
     config.listen = listener.local_addr().unwrap();
     config.issuer = Some(issuer.clone());
     config.database_url = database_url.to_owned();
+    // A replayed refresh token revokes its grant at once (no grace for a retry).
+    config.refresh_reuse_grace = 0;
+    // A rotated key signs at once, so the first one can be retired and removed.
+    config.key_rotation_lead = 0;
+    // Pushed: the operator lists the MCP servers' origins (their ports chosen here).
+    let ports = [free_port(), free_port()];
+    if delivery == Delivery::Push {
+        config.ssf_push_origins = ports
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .collect();
+    }
     if two_instances {
         // PostgreSQL: the instances share their signing keys through the database, sealed.
         config.signing_key_encryption_key =
@@ -159,17 +242,38 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
     let machine = mcpauth_server::admin::add_client(&engine, machine)
         .await
         .unwrap();
+    let mut backup = mcpauth_server::admin::NewClient::new("Backup job");
+    backup.grant_types = vec!["client_credentials".into()];
+    let backup = mcpauth_server::admin::add_client(&engine, backup)
+        .await
+        .unwrap();
     let alice = mcpauth_server::add_user(&store, "alice@example.com", "correct horse battery")
         .await
         .unwrap();
 
     let receiver_secret = receiver.client_secret.clone().unwrap();
-    let env = [
-        ("EXAMPLE_REVOCATION_CLIENT_ID", receiver.client_id.as_str()),
-        ("EXAMPLE_REVOCATION_CLIENT_SECRET", receiver_secret.as_str()),
-    ];
-    let (mut axum, axum_resource) = Example::Axum.start_with(&issuer, &env).await;
-    let (mut actix, actix_resource) = Example::Actix.start_with(&issuer, &env).await;
+    let push = if delivery == Delivery::Push {
+        "true"
+    } else {
+        "false"
+    };
+    let listen = ports.map(|port| format!("127.0.0.1:{port}"));
+    let env = |listen: &str| {
+        [
+            ("EXAMPLE_REVOCATION_CLIENT_ID", receiver.client_id.clone()),
+            ("EXAMPLE_REVOCATION_CLIENT_SECRET", receiver_secret.clone()),
+            ("EXAMPLE_REVOCATION_PUSH", push.to_owned()),
+            ("EXAMPLE_LISTEN", listen.to_owned()),
+        ]
+    };
+    let axum_env = env(&listen[0]);
+    let actix_env = env(&listen[1]);
+    let (mut axum, axum_resource) = Example::Axum
+        .start_with(&issuer, &as_pairs(&axum_env))
+        .await;
+    let (mut actix, actix_resource) = Example::Actix
+        .start_with(&issuer, &as_pairs(&actix_env))
+        .await;
     let resources = [axum_resource.clone(), actix_resource.clone()];
 
     // Alice's sign-ins through two clients (two grants), each for both MCP servers.
@@ -228,31 +332,43 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
     }
     let (_, staying) = sign_in("Stays").await;
     let http = reqwest::Client::new();
-    let machine_token: serde_json::Value = {
-        let mut form = vec![
-            ("grant_type", "client_credentials".to_owned()),
-            ("scope", "mcp:tools".to_owned()),
-        ];
-        form.extend(resources.iter().map(|r| ("resource", r.clone())));
-        http.post(format!("{revoke_at}/token"))
-            .basic_auth(&machine.client_id, machine.client_secret.as_deref())
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+    let machine_token = |(client_id, secret): (String, Option<String>)| {
+        let http = http.clone();
+        let resources = resources.clone();
+        let revoke_at = revoke_at.clone();
+        async move {
+            let mut form = vec![
+                ("grant_type", "client_credentials".to_owned()),
+                ("scope", "mcp:tools".to_owned()),
+            ];
+            form.extend(resources.iter().map(|r| ("resource", r.clone())));
+            let answer: serde_json::Value = http
+                .post(format!("{revoke_at}/token"))
+                .basic_auth(&client_id, secret.as_deref())
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["access_token"].as_str().unwrap().to_owned()
+        }
     };
-    let machine_token = machine_token["access_token"].as_str().unwrap().to_owned();
+    let backup_token = machine_token((backup.client_id, backup.client_secret)).await;
+    let machine_client_id = machine.client_id.clone();
+    let machine_token = machine_token((machine.client_id, machine.client_secret)).await;
+    let (replayed_client, replayed) = sign_in("Replays its refresh token").await;
 
     // Both MCP servers take the tokens once their receivers have polled.
     for token in [
         &logouts[0].1.access_token,
         &staying.access_token,
         &machine_token,
+        &backup_token,
+        &replayed.access_token,
     ] {
-        until_status(&http, &resources, token, 200).await;
+        until_accepted(&http, &resources, token).await;
     }
 
     let mut latencies = Vec::new();
@@ -297,13 +413,13 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
             }
         }
         waiting = still;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     logout_latencies.sort();
     let p50 = logout_latencies[logout_latencies.len() / 2];
     let p99 = logout_latencies[(logout_latencies.len() * 99).div_ceil(100) - 1];
     println!(
-        "{} logouts: p50 {p50:?}, p99 {p99:?}, max {:?}",
+        "{delivery:?}: {} logouts: p50 {p50:?}, p99 {p99:?}, max {:?}",
         logout_latencies.len(),
         logout_latencies.last().unwrap()
     );
@@ -322,18 +438,54 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
     mcpauth_server::admin::change_password(&store, "alice@example.com", "a new horse battery")
         .await
         .unwrap();
-    until_status(&http, &resources, &staying.access_token, 401).await;
+    until_refused(&http, &resources, &staying.access_token).await;
     latencies.push(("password changed", changed.elapsed()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, staying) = sign_in("Signs in again").await;
-    until_status(&http, &resources, &staying.access_token, 200).await;
+    let (withdrawn_client, withdrawn) = sign_in("Loses its consent").await;
+    until_accepted(&http, &resources, &staying.access_token).await;
+    until_accepted(&http, &resources, &withdrawn.access_token).await;
+    // 1c. A refresh token used twice (RFC 9700 §4.14.2: reuse revokes the grant); the
+    //     token of its first use dies with it.
+    let refresh = |token: String| {
+        let engine = engine.clone();
+        let client_id = replayed_client.clone();
+        async move {
+            let form = FormParams::from_pairs([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &token),
+                ("client_id", &client_id),
+            ]);
+            engine.token(None, &form, mcpauth_token_engine::now()).await
+        }
+    };
+    let old_refresh = replayed.refresh_token.clone().unwrap();
+    let rotated = refresh(old_refresh.clone()).await.unwrap();
+    until_accepted(&http, &resources, &rotated.access_token).await;
+    let replayed_at = Instant::now();
+    assert!(refresh(old_refresh).await.is_err(), "a replay is refused");
+    until_refused(&http, &resources, &rotated.access_token).await;
+    latencies.push(("refresh token replayed", replayed_at.elapsed()));
+    // 1d. Alice withdraws her consent to a client (what /account does).
+    let withdrew = Instant::now();
+    store
+        .revoke_consent(&alice, &withdrawn_client, mcpauth_token_engine::now())
+        .await
+        .unwrap();
+    until_refused(&http, &resources, &withdrawn.access_token).await;
+    latencies.push(("consent withdrawn", withdrew.elapsed()));
+    assert_eq!(
+        status_with(&http, &axum_resource, &staying.access_token).await,
+        200,
+        "another grant's token keeps working"
+    );
     // 2. The operator removes the machine client.
     assert!(
-        mcpauth_server::admin::remove_client(&engine, &machine.client_id)
+        mcpauth_server::admin::remove_client(&engine, &machine_client_id)
             .await
             .unwrap()
     );
-    let took = until_status(&http, &resources, &machine_token, 401).await;
+    let took = until_refused(&http, &resources, &machine_token).await;
     latencies.push(("client removed", took));
     assert_eq!(
         status_with(&http, &axum_resource, &staying.access_token).await,
@@ -343,11 +495,51 @@ async fn every_event_reaches_both_mcp_servers(database_url: &str, two_instances:
     mcpauth_server::admin::disable_user(&store, "alice@example.com")
         .await
         .unwrap();
-    let took = until_status(&http, &resources, &staying.access_token, 401).await;
+    let took = until_refused(&http, &resources, &staying.access_token).await;
     latencies.push(("user disabled", took));
+    // 4. The operator rotates the signing key and removes the one every token so far was
+    //    signed with (what `mcpauth-server key rotate` and `key remove` do, from another
+    //    process): the backup job's token, untouched so far, is refused.
+    assert_eq!(
+        status_with(&http, &actix_resource, &backup_token).await,
+        200
+    );
+    let operator = mcpauth_server::build(&config).await.unwrap();
+    let first_key = operator.list_keys().await.unwrap()[0].0.kid.clone();
+    operator.rotate_key("ES256").await.unwrap();
+    let removed = Instant::now();
+    operator.remove_key(&first_key).await.unwrap();
+    until_refused(&http, &resources, &backup_token).await;
+    latencies.push(("signing key removed", removed.elapsed()));
+    operator.store.close().await;
 
+    // Each MCP server's own metrics show what its receiver did.
+    for resource in &resources {
+        let metrics = http
+            .get(resource.replace("/mcp", "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+        };
+        assert!(value("mcpauth_rs_revocation_events_total") >= 106, "{metrics}");
+        assert!(value("mcpauth_rs_revocations_held") >= 100, "{metrics}");
+        assert!(value("mcpauth_rs_revocation_silence_seconds") <= 30, "{metrics}");
+        assert!(
+            value("mcpauth_rs_tokens_refused_total{reason=\"revoked\"}") > 0,
+            "{metrics}"
+        );
+    }
     for (event, took) in &latencies {
-        println!("revocation reached both MCP servers: {event}: {took:?}");
+        println!("revocation reached both MCP servers ({delivery:?}): {event}: {took:?}");
         assert!(*took < TARGET, "{event} took {took:?}");
     }
     let _ = axum.kill().await;

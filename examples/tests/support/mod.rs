@@ -52,10 +52,11 @@ impl Example {
         env: &[(&str, &str)],
     ) -> (tokio::process::Child, String) {
         let mut child = tokio::process::Command::new(self.binary())
-            .envs(env.iter().copied())
-            .env("MCPAUTH_ISSUER", issuer)
             .env("EXAMPLE_LISTEN", "127.0.0.1:0")
             .env("MCPAUTH_LOG", "warn")
+            // Last, so a test may choose the port (EXAMPLE_LISTEN) or the log level.
+            .envs(env.iter().copied())
+            .env("MCPAUTH_ISSUER", issuer)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
