@@ -530,9 +530,15 @@ async fn every_event_reaches_both_mcp_servers(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
         };
-        assert!(value("mcpauth_rs_revocation_events_total") >= 106, "{metrics}");
+        assert!(
+            value("mcpauth_rs_revocation_events_total") >= 106,
+            "{metrics}"
+        );
         assert!(value("mcpauth_rs_revocations_held") >= 100, "{metrics}");
-        assert!(value("mcpauth_rs_revocation_silence_seconds") <= 30, "{metrics}");
+        assert!(
+            value("mcpauth_rs_revocation_silence_seconds") <= 30,
+            "{metrics}"
+        );
         assert!(
             value("mcpauth_rs_tokens_refused_total{reason=\"revoked\"}") > 0,
             "{metrics}"

@@ -1227,3 +1227,68 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
             .is_empty()
     );
 }
+
+// An event dated by the database's clock (a password change) is never dated after it
+// happened: a token issued in the next second must not count as issued before it. On
+// PostgreSQL a cast of the epoch rounded, half the time a second late; a few changes at
+// different fractions of a second catch that.
+#[tokio::test]
+async fn a_password_change_is_dated_in_whole_seconds_never_after_it_happened() {
+    on_both_databases("event_clock", event_clock).await;
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test: the database's clock is compared with the system's"
+)]
+async fn event_clock(store: SqlStore, _: SqlStore) {
+    use mcpauth_store_sql::SecurityEventKind as Kind;
+    store
+        .create_ssf_stream(
+            "clock",
+            "rs",
+            None,
+            &[Kind::CredentialChanged],
+            None,
+            UnixTime(1),
+        )
+        .await
+        .unwrap();
+    store
+        .create_user("u1", "one@example.com", "$argon2id$0", UnixTime(10))
+        .await
+        .unwrap();
+    for attempt in 1..=6 {
+        assert!(
+            store
+                .set_user_password("u1", &format!("$argon2id${attempt}"))
+                .await
+                .unwrap()
+        );
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let polled = store
+            .poll_ssf_stream(&stream_named(&store, "clock").await, &[], 100, UnixTime(20))
+            .await
+            .unwrap();
+        let event = polled.events.last().unwrap();
+        assert!(
+            event.occurred_at <= after,
+            "dated {} after it happened ({after})",
+            event.occurred_at - after
+        );
+        let acknowledged: Vec<i64> = polled.events.iter().map(|e| e.event_id).collect();
+        store
+            .poll_ssf_stream(
+                &stream_named(&store, "clock").await,
+                &acknowledged,
+                0,
+                UnixTime(20),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(170)).await;
+    }
+}

@@ -13,3 +13,27 @@ ALTER TABLE ssf_streams ADD COLUMN push_failures BIGINT NOT NULL DEFAULT 0;
 -- the receiver gave; the fan-out trigger never picks it (no stream lists its type).
 ALTER TABLE security_events ADD COLUMN stream_id TEXT;
 ALTER TABLE security_events ADD COLUMN state TEXT;
+
+-- The database's clock in whole seconds, truncated as every other time here is: a cast of
+-- EXTRACT(EPOCH …) alone rounds, dating a password change up to half a second late, so a
+-- token issued in the next second counted as issued before it and was refused.
+CREATE OR REPLACE FUNCTION mcpauth_credential_changed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, subject, occurred_at)
+    VALUES ('credential_changed', NEW.user_id, floor(EXTRACT(EPOCH FROM now()))::BIGINT);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION mcpauth_client_removed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, client_id, occurred_at)
+    VALUES ('client_removed', OLD.client_id, floor(EXTRACT(EPOCH FROM now()))::BIGINT);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION mcpauth_key_removed_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO security_events (event_type, kid, occurred_at)
+    VALUES ('key_removed', OLD.kid, floor(EXTRACT(EPOCH FROM now()))::BIGINT);
+    RETURN NULL;
+END $$;
