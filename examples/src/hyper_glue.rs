@@ -75,6 +75,28 @@ async fn answer(mount: &Mount, peer: IpAddr, request: Request<Incoming>) -> Resp
     if let Some(route) = mount.protected.iter().find(|r| r.path == path) {
         return protect(route, &mount.mcp, request).await;
     }
+    // Where the authorization server pushes revocations (RFC 8935), if it does.
+    if let Some(route) = mount
+        .protected
+        .iter()
+        .find(|r| r.resource.revocation_push_path().as_deref() == Some(path))
+        && request.method() == Method::POST
+    {
+        let authorization = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Ok(body) = Limited::new(request.into_body(), 64 * 1024).collect().await else {
+            return boxed(body_too_large());
+        };
+        return boxed(
+            route
+                .resource
+                .receive_pushed_event(authorization.as_deref(), &body.to_bytes())
+                .await,
+        );
+    }
     let Some(server) = &mount.authorization else {
         let mut not_found = HttpResponse::default();
         *not_found.status_mut() = StatusCode::NOT_FOUND;

@@ -53,8 +53,8 @@ pub struct Settings {
     pub revocation_client: Option<(String, String)>,
     /// With a revocation client: have the authorization server push events to
     /// `/ssf/push` on this server (RFC 8935) instead of polling for them
-    /// (`EXAMPLE_REVOCATION_PUSH=true`; the axum and actix examples serve the route; the
-    /// authorization server must list this server's origin in `ssf_push_origins`).
+    /// (`EXAMPLE_REVOCATION_PUSH=true`; the authorization server must list this server's
+    /// origin in `ssf_push_origins`).
     pub revocation_push: bool,
 }
 

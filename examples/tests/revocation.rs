@@ -1,7 +1,8 @@
 //! Revocation that reaches resource servers (issue 26): `mcpauth-server` as the Shared Signals
-//! transmitter, the axum and actix example MCP servers as receivers (their bearer layers poll
-//! the stream every second, or have events pushed to them). For each event that ends access
-//! the revoked token is refused (`401 invalid_token`) by both MCP servers within seconds,
+//! transmitter, the axum, actix and hyper example MCP servers as receivers (their bearer
+//! layers poll the stream every second, or have events pushed to them). For each event that
+//! ends access the revoked token is refused (`401 invalid_token`) by every MCP server within
+//! seconds,
 //! measured here and printed: a hundred logouts (RFC 7009) for a 99th percentile, a password
 //! change, a refresh token replayed, consent withdrawn, a removed client, a disabled user, a
 //! removed signing key. Tokens of other grants, and tokens issued after a password change,
@@ -127,18 +128,18 @@ async fn until_accepted(http: &reqwest::Client, resources: &[String], token: &st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_that_ends_access_reaches_both_example_mcp_servers_within_seconds_on_sqlite() {
+async fn every_event_that_ends_access_reaches_every_example_mcp_server_within_seconds_on_sqlite() {
     let dir = tempdir("revocation");
     let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
-    every_event_reaches_both_mcp_servers(&url, false, Delivery::Poll).await;
+    every_event_reaches_every_mcp_server(&url, false, Delivery::Poll).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushed_every_event_that_ends_access_reaches_both_example_mcp_servers_on_sqlite() {
+async fn pushed_every_event_that_ends_access_reaches_every_example_mcp_server_on_sqlite() {
     let dir = tempdir("revocation-push");
     let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
-    every_event_reaches_both_mcp_servers(&url, false, Delivery::Push).await;
+    every_event_reaches_every_mcp_server(&url, false, Delivery::Push).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -146,14 +147,14 @@ async fn pushed_every_event_that_ends_access_reaches_both_example_mcp_servers_on
 async fn on_postgresql_a_revocation_at_one_instance_reaches_mcp_servers_polling_another() {
     let pg = mcpauth_test_postgres::TempPostgres::start().unwrap();
     let url = pg.create_database("revocation").unwrap();
-    every_event_reaches_both_mcp_servers(&url, true, Delivery::Poll).await;
+    every_event_reaches_every_mcp_server(&url, true, Delivery::Poll).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgresql_two_instances_push_each_event_once_to_both_mcp_servers() {
+async fn on_postgresql_two_instances_push_every_event_to_every_mcp_server() {
     let pg = mcpauth_test_postgres::TempPostgres::start().unwrap();
     let url = pg.create_database("revocation_push").unwrap();
-    every_event_reaches_both_mcp_servers(&url, true, Delivery::Push).await;
+    every_event_reaches_every_mcp_server(&url, true, Delivery::Push).await;
 }
 
 /// How the MCP servers receive the events.
@@ -181,7 +182,7 @@ fn free_port() -> u16 {
 
 /// The scenario on the database at `database_url`; with `two_instances`, a second
 /// authorization server instance on the same database makes the revocations.
-async fn every_event_reaches_both_mcp_servers(
+async fn every_event_reaches_every_mcp_server(
     database_url: &str,
     two_instances: bool,
     delivery: Delivery,
@@ -198,7 +199,7 @@ async fn every_event_reaches_both_mcp_servers(
     // A rotated key signs at once, so the first one can be retired and removed.
     config.key_rotation_lead = 0;
     // Pushed: the operator lists the MCP servers' origins (their ports chosen here).
-    let ports = [free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port()];
     if delivery == Delivery::Push {
         config.ssf_push_origins = ports
             .iter()
@@ -268,13 +269,22 @@ async fn every_event_reaches_both_mcp_servers(
     };
     let axum_env = env(&listen[0]);
     let actix_env = env(&listen[1]);
+    let hyper_env = env(&listen[2]);
     let (mut axum, axum_resource) = Example::Axum
         .start_with(&issuer, &as_pairs(&axum_env))
         .await;
     let (mut actix, actix_resource) = Example::Actix
         .start_with(&issuer, &as_pairs(&actix_env))
         .await;
-    let resources = [axum_resource.clone(), actix_resource.clone()];
+    // The hyper example receives through the glue docs/embedding.md describes.
+    let (mut hyper, hyper_resource) = Example::Hyper
+        .start_with(&issuer, &as_pairs(&hyper_env))
+        .await;
+    let resources = [
+        axum_resource.clone(),
+        actix_resource.clone(),
+        hyper_resource,
+    ];
 
     // Alice's sign-ins through two clients (two grants), each for both MCP servers.
     let sign_in = |name: &'static str| {
@@ -513,8 +523,8 @@ async fn every_event_reaches_both_mcp_servers(
     latencies.push(("signing key removed", removed.elapsed()));
     operator.store.close().await;
 
-    // Each MCP server's own metrics show what its receiver did.
-    for resource in &resources {
+    // The axum and actix MCP servers' own metrics show what their receivers did.
+    for resource in &resources[..2] {
         let metrics = http
             .get(resource.replace("/mcp", "/metrics"))
             .send()
@@ -545,9 +555,10 @@ async fn every_event_reaches_both_mcp_servers(
         );
     }
     for (event, took) in &latencies {
-        println!("revocation reached both MCP servers ({delivery:?}): {event}: {took:?}");
+        println!("revocation reached every MCP server ({delivery:?}): {event}: {took:?}");
         assert!(*took < TARGET, "{event} took {took:?}");
     }
     let _ = axum.kill().await;
     let _ = actix.kill().await;
+    let _ = hyper.kill().await;
 }

@@ -50,7 +50,16 @@ fn push_origins(listed: &[String]) -> Result<Vec<url::Origin>, StartError> {
             url::Url::parse(origin)
                 .ok()
                 .filter(|url| {
-                    matches!(url.scheme(), "https" | "http")
+                    // Plain http only to this machine: elsewhere, someone on the path could
+                    // drop revocations and let verifications through.
+                    (url.scheme() == "https"
+                        || url.scheme() == "http"
+                            && match url.host() {
+                                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                                Some(url::Host::Domain(name)) => name == "localhost",
+                                None => false,
+                            })
                         && url.has_host()
                         && url.path() == "/"
                         && url.query().is_none()
@@ -61,8 +70,9 @@ fn push_origins(listed: &[String]) -> Result<Vec<url::Origin>, StartError> {
                 .map(|url| url.origin())
                 .ok_or_else(|| {
                     StartError::config(format!(
-                        "ssf_push_origins: `{origin}` is not an origin; write scheme, host and \
-                         port only, like https://rs.internal:8443"
+                        "ssf_push_origins: `{origin}` is not an https origin (http only for \
+                         loopback); write scheme, host and port only, like \
+                         https://rs.internal:8443"
                     ))
                 })
         })
@@ -549,6 +559,7 @@ mod tests {
         let origins = super::push_origins(&[
             "https://rs.internal:8443".into(),
             "http://127.0.0.1:3000".into(),
+            "http://localhost:3001".into(),
         ])
         .unwrap();
         assert_eq!(
@@ -556,7 +567,11 @@ mod tests {
                 .iter()
                 .map(url::Origin::ascii_serialization)
                 .collect::<Vec<_>>(),
-            ["https://rs.internal:8443", "http://127.0.0.1:3000"]
+            [
+                "https://rs.internal:8443",
+                "http://127.0.0.1:3000",
+                "http://localhost:3001"
+            ]
         );
         assert!(super::push_origins(&[]).unwrap().is_empty());
         for wrong in [
@@ -566,6 +581,8 @@ mod tests {
             "https://user@rs.internal",
             "ftp://rs.internal",
             "rs.internal:8443",
+            "http://rs.internal:8080",
+            "http://10.0.0.7",
         ] {
             let error = super::push_origins(&[wrong.into()])
                 .unwrap_err()

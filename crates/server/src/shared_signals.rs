@@ -50,8 +50,22 @@ const MAX_EVENTS_PER_POLL: u32 = 100;
 const MAX_STREAMS_PER_RECEIVER: usize = 64;
 /// How long one instance holds a push stream it delivers (the lease lapses if it stops).
 const PUSH_LEASE_SECONDS: u64 = 30;
-/// The longest wait before a failed push is retried.
-const MAX_PUSH_BACKOFF_SECONDS: u64 = 60;
+/// How long one delivery round starts new pushes: each may take five seconds, and the round
+/// must end within its lease.
+const PUSH_ROUND: std::time::Duration = std::time::Duration::from_secs(20);
+/// The longest wait before a failed push is retried: below a receiver's default 30 s of
+/// tolerated silence, so one that recovers is caught up before it fails closed.
+const MAX_PUSH_BACKOFF_SECONDS: u64 = 15;
+/// The most of a receiver's refusal (`400`) read for its `err`.
+const MAX_REFUSAL_BYTES: usize = 4096;
+
+/// The wait before retrying a stream whose pushes failed `failures` times in a row before
+/// this one: 1 s, doubling, at most [`MAX_PUSH_BACKOFF_SECONDS`].
+fn push_backoff(failures: u32) -> u64 {
+    1u64.checked_shl(failures.min(16))
+        .unwrap_or(MAX_PUSH_BACKOFF_SECONDS)
+        .min(MAX_PUSH_BACKOFF_SECONDS)
+}
 /// How often due push streams are looked for.
 const PUSH_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -242,7 +256,7 @@ impl Transmitter {
             "events_delivered": delivered,
             // SSF §8.1.1: a stream not polled for this long is deleted.
             "inactivity_timeout": crate::SSF_STREAM_IDLE,
-            "min_verification_interval": 1,
+            "min_verification_interval": SqlStore::MIN_VERIFICATION_INTERVAL,
         });
         if let (Some(description), Value::Object(members)) =
             (stream.description.as_deref(), &mut configuration)
@@ -253,7 +267,22 @@ impl Transmitter {
     }
 
     /// The Security Event Token of `event` on `stream` (RFC 8417 §2.2; SSF §4).
-    fn security_event_token(&self, event: &SecurityEvent, stream: &SsfStream) -> Option<String> {
+    fn security_event_token(
+        &self,
+        event: &SecurityEvent,
+        stream: &SsfStream,
+    ) -> Result<String, NoToken> {
+        let claims = self
+            .security_event_claims(event, stream)
+            .ok_or(NoToken::Inexpressible)?;
+        self.engine.sign_security_event_token(&claims).map_err(|e| {
+            tracing::error!(error = %e, "signing a security event token failed");
+            NoToken::SigningFailed
+        })
+    }
+
+    /// The claims of `event`'s SET on `stream`; `None` for an event that cannot be said.
+    fn security_event_claims(&self, event: &SecurityEvent, stream: &SsfStream) -> Option<Value> {
         let receiver = stream.client_id.as_str();
         let user = |sub: &str| json!({ "format": "iss_sub", "iss": self.issuer, "sub": sub });
         let opaque = |id: &str| json!({ "format": "opaque", "id": id });
@@ -309,14 +338,17 @@ impl Transmitter {
             "sub_id": sub_id,
             "events": { event_type(event.kind)?: details },
         });
-        match self.engine.sign_security_event_token(&claims) {
-            Ok(token) => Some(token),
-            Err(e) => {
-                tracing::error!(error = %e, "signing a security event token failed");
-                None
-            }
-        }
+        Some(claims)
     }
+}
+
+/// Why an event has no Security Event Token.
+enum NoToken {
+    /// It lacks what its type needs, or is of a kind this transmitter cannot say: it never
+    /// will have one.
+    Inexpressible,
+    /// Signing failed (logged): it may next time.
+    SigningFailed,
 }
 
 /// A SET's `jti`: the event's number, which the receiver acknowledges.
@@ -681,7 +713,7 @@ async fn poll(
     );
     let mut sets = serde_json::Map::new();
     for event in &polled.events {
-        if let Some(token) = t.security_event_token(event, &stream) {
+        if let Ok(token) = t.security_event_token(event, &stream) {
             sets.insert(jti_of(event.event_id), token.into());
         }
     }
@@ -731,7 +763,13 @@ async fn verify(
         .request_ssf_verification(&stream.stream_id, state, t.clock.now())
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            "at most one verification request per second (min_verification_interval)",
+        )
+        .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "recording an SSF verification failed");
             server_error()
@@ -760,15 +798,19 @@ impl Transmitter {
                 }
             };
             for stream in due {
-                let lease = mcpauth_token_engine::UnixTime(now.0 + PUSH_LEASE_SECONDS);
+                let Ok(lease) = random_token(&mcpauth_token_engine::OsRandom) else {
+                    tracing::error!("no randomness for an SSF push lease");
+                    continue;
+                };
+                let lease_until = mcpauth_token_engine::UnixTime(now.0 + PUSH_LEASE_SECONDS);
                 match self
                     .store
-                    .claim_push_stream(&stream.stream_id, now, lease)
+                    .claim_push_stream(&stream.stream_id, &lease, now, lease_until)
                     .await
                 {
                     Ok(true) => {
                         // Each stream on its own: a slow receiver holds up only itself.
-                        tokio::spawn(self.clone().push_stream(client.clone(), stream));
+                        tokio::spawn(self.clone().push_stream(client.clone(), stream, lease));
                     }
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "claiming an SSF push stream failed"),
@@ -777,27 +819,36 @@ impl Transmitter {
         }
     }
 
-    /// Delivers what is pending on the claimed `stream`, oldest first, stopping at the first
-    /// failure; then releases it.
-    async fn push_stream(self: Arc<Self>, client: reqwest::Client, stream: SsfStream) {
+    /// Delivers what is pending on `stream`, claimed under `lease`, oldest first, stopping
+    /// at the first failure or when the round's time is up; then releases it.
+    async fn push_stream(
+        self: Arc<Self>,
+        client: reqwest::Client,
+        stream: SsfStream,
+        lease: String,
+    ) {
         let Some(push) = &stream.push else {
             return;
         };
-        let pending = match self.store.pending_ssf_events(&stream.stream_id, 100).await {
-            Ok(pending) => pending.events,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading an SSF push stream failed");
-                Vec::new()
-            }
-        };
+        let started = tokio::time::Instant::now();
+        let (pending, mut failure) =
+            match self.store.pending_ssf_events(&stream.stream_id, 100).await {
+                Ok(pending) => (pending.events, None),
+                Err(e) => (Vec::new(), Some(format!("reading the stream failed: {e}"))),
+            };
         let mut delivered = Vec::new();
         let (mut accepted, mut refused) = (0, 0);
-        let mut failure = None;
         for event in &pending {
+            if started.elapsed() >= PUSH_ROUND {
+                // The rest goes in the next round (due at once), within a fresh lease.
+                break;
+            }
             let answer = match self.security_event_token(event, &stream) {
-                Some(set) => push_one(&client, push, set).await,
-                // A kind this transmitter cannot express: nothing to send, ever.
-                None => PushAnswer::Refused("not expressible as a security event token".into()),
+                Ok(set) => push_one(&client, push, set).await,
+                Err(NoToken::Inexpressible) => {
+                    PushAnswer::Refused("not expressible as a security event token".into())
+                }
+                Err(NoToken::SigningFailed) => PushAnswer::Failed("signing failed".into()),
             };
             match answer {
                 PushAnswer::Accepted => accepted += 1,
@@ -820,13 +871,13 @@ impl Transmitter {
         }
         let now = self.clock.now();
         let retry_at = failure.as_ref().map(|why| {
-            let wait = 1u64
-                .checked_shl(stream.push_failures.min(6))
-                .unwrap_or(MAX_PUSH_BACKOFF_SECONDS)
-                .min(MAX_PUSH_BACKOFF_SECONDS);
+            let wait = push_backoff(stream.push_failures);
             tracing::warn!(
                 receiver = %stream.client_id,
-                endpoint = %push.url,
+                // The origin only: a path or query may carry what the receiver put there.
+                endpoint = %url::Url::parse(&push.url)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default(),
                 error = %why,
                 retry_in = wait,
                 "pushing SSF events failed"
@@ -846,7 +897,7 @@ impl Transmitter {
         );
         if let Err(e) = self
             .store
-            .finish_push(&stream.stream_id, &delivered, retry_at, now)
+            .finish_push(&stream.stream_id, &lease, &delivered, retry_at, now)
             .await
         {
             // The lease lapses; what was delivered may come again (receivers apply it twice
@@ -875,9 +926,16 @@ async fn push_one(client: &reqwest::Client, push: &PushEndpoint, set: String) ->
         return PushAnswer::Accepted;
     }
     if status == reqwest::StatusCode::BAD_REQUEST {
-        // §2.3: a SET the receiver will never accept says why in `err`.
-        let body = response.bytes().await.unwrap_or_default();
-        if let Some(err) = serde_json::from_slice::<Value>(body.get(..4096).unwrap_or(&body))
+        // §2.3: a SET the receiver will never accept says why in `err` (read up to a bound).
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_REFUSAL_BYTES {
+                break;
+            }
+        }
+        if let Some(err) = serde_json::from_slice::<Value>(&body)
             .ok()
             .as_ref()
             .and_then(|v| v.get("err"))
@@ -887,4 +945,14 @@ async fn push_one(client: &reqwest::Client, push: &PushEndpoint, set: String) ->
         }
     }
     PushAnswer::Failed(format!("the receiver answered {status}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_failing_push_waits_one_second_doubling_to_fifteen() {
+        let waits: Vec<u64> = (0..8).map(super::push_backoff).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15]);
+        assert_eq!(super::push_backoff(u32::MAX), 15);
+    }
 }

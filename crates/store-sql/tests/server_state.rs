@@ -1125,15 +1125,26 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
             .is_empty()
     );
 
-    // A verification for the pushed stream only, replacing one still pending.
-    store
-        .request_ssf_verification("pushed", Some("first"), UnixTime(11))
-        .await
-        .unwrap();
-    store
-        .request_ssf_verification("pushed", Some("second"), UnixTime(12))
-        .await
-        .unwrap();
+    // A verification for the pushed stream only, replacing the stream's previous one; at
+    // most one request a second.
+    assert!(
+        store
+            .request_ssf_verification("pushed", Some("first"), UnixTime(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .request_ssf_verification("pushed", Some("too soon"), UnixTime(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .request_ssf_verification("pushed", Some("second"), UnixTime(12))
+            .await
+            .unwrap()
+    );
     let pending = store.pending_ssf_events("pushed", 10).await.unwrap();
     assert_eq!(pending.events.len(), 1);
     assert_eq!(pending.events[0].kind, Kind::Verification);
@@ -1158,13 +1169,13 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
     );
     assert!(
         store
-            .claim_push_stream("pushed", UnixTime(13), UnixTime(43))
+            .claim_push_stream("pushed", "lease-a", UnixTime(13), UnixTime(43))
             .await
             .unwrap()
     );
     assert!(
         !other_instance
-            .claim_push_stream("pushed", UnixTime(14), UnixTime(44))
+            .claim_push_stream("pushed", "lease-b", UnixTime(14), UnixTime(44))
             .await
             .unwrap()
     );
@@ -1177,14 +1188,14 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
     );
     assert!(
         !store
-            .claim_push_stream("polled", UnixTime(14), UnixTime(44))
+            .claim_push_stream("polled", "lease-c", UnixTime(14), UnixTime(44))
             .await
             .unwrap(),
         "a poll stream is never pushed"
     );
     // A failure: kept, due again at the retry time, counted.
     store
-        .finish_push("pushed", &[], Some(UnixTime(20)), UnixTime(15))
+        .finish_push("pushed", "lease-a", &[], Some(UnixTime(20)), UnixTime(15))
         .await
         .unwrap();
     assert!(
@@ -1197,23 +1208,43 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
     assert_eq!(stream_named(&store, "pushed").await.push_failures, 1);
     let due = store.due_push_streams(UnixTime(20)).await.unwrap();
     assert_eq!(due.len(), 1);
-    // Delivered: forgotten, failures reset, the receiver active, nothing due.
+    // A lease that lapsed: another instance claims the stream, and the late holder's finish
+    // releases nothing (its delivered events are forgotten all the same).
     assert!(
-        other_instance
-            .claim_push_stream("pushed", UnixTime(20), UnixTime(50))
+        store
+            .claim_push_stream("pushed", "lease-d", UnixTime(20), UnixTime(50))
             .await
             .unwrap()
     );
+    assert!(
+        other_instance
+            .claim_push_stream("pushed", "lease-e", UnixTime(50), UnixTime(80))
+            .await
+            .unwrap()
+    );
+    store
+        .finish_push("pushed", "lease-d", &[], None, UnixTime(51))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_push_streams(UnixTime(52))
+            .await
+            .unwrap()
+            .is_empty(),
+        "still held by lease-e"
+    );
+    // Delivered: forgotten, failures reset, the receiver active, nothing due.
     let event_id = pending.events[0].event_id;
     other_instance
-        .finish_push("pushed", &[event_id], None, UnixTime(21))
+        .finish_push("pushed", "lease-e", &[event_id], None, UnixTime(53))
         .await
         .unwrap();
     let pushed = stream_named(&store, "pushed").await;
-    assert_eq!((pushed.push_failures, pushed.last_polled_at), (0, 21));
+    assert_eq!((pushed.push_failures, pushed.last_polled_at), (0, 53));
     assert!(
         store
-            .due_push_streams(UnixTime(22))
+            .due_push_streams(UnixTime(54))
             .await
             .unwrap()
             .is_empty()
@@ -1226,6 +1257,26 @@ async fn ssf_push(store: SqlStore, other_instance: SqlStore) {
             .events
             .is_empty()
     );
+
+    // A receiver that asks for verification while its stream waits out a failure is up:
+    // the stream is due at once.
+    assert!(
+        store
+            .claim_push_stream("pushed", "lease-f", UnixTime(60), UnixTime(90))
+            .await
+            .unwrap()
+    );
+    store
+        .finish_push("pushed", "lease-f", &[], Some(UnixTime(75)), UnixTime(61))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .request_ssf_verification("pushed", Some("third"), UnixTime(62))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.due_push_streams(UnixTime(62)).await.unwrap().len(), 1);
 }
 
 // An event dated by the database's clock (a password change) is never dated after it

@@ -75,6 +75,9 @@ pub enum ResourceServerError {
     #[cfg(feature = "reqwest")]
     #[error("HTTP client")]
     Http(#[from] reqwest::Error),
+    /// The revocation stream's settings contradict each other or the routes.
+    #[error("revocation stream: {0}")]
+    RevocationStream(&'static str),
 }
 
 /// A protected resource: verifier, key cache, session bindings and metadata. Share it in an
@@ -157,6 +160,10 @@ impl ResourceServer {
     ) -> Result<Self, ResourceServerError> {
         let resource = url::Url::parse(&config.resource)?;
         let metadata_url = mcpauth_metadata::protected_resource_metadata_url(&resource)?;
+        if let Some(stream) = &config.revocation_stream {
+            revocation::check_stream(stream, &resource, metadata_url.path())
+                .map_err(ResourceServerError::RevocationStream)?;
+        }
         Ok(Self {
             metadata_path: metadata_url.path().to_owned(),
             metadata_url: metadata_url.into(),

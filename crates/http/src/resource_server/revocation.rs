@@ -163,7 +163,8 @@ impl RevocationStream {
     /// `RevocationPushRouter`; actix: `revocation_push`), on an origin the authorization
     /// server's operator lists in `ssf_push_origins`. Events arrive as soon as they are
     /// recorded instead of at the next poll; the stream's health is checked by
-    /// verification events.
+    /// verification events. The URL must reach this instance itself, not a load balancer
+    /// in front of several: each instance has its own stream and credential.
     #[must_use]
     pub fn push_to(mut self, endpoint_url: &str) -> Self {
         self.push_endpoint = Some(endpoint_url.to_owned());
@@ -205,6 +206,33 @@ impl RevocationStream {
         self.max_token_lifetime = seconds;
         self
     }
+}
+
+/// Why `stream` cannot work for the resource at `resource` (metadata at `metadata_path`).
+pub(super) fn check_stream(
+    stream: &RevocationStream,
+    resource: &url::Url,
+    metadata_path: &str,
+) -> Result<(), &'static str> {
+    let Some(push) = &stream.push_endpoint else {
+        return Ok(());
+    };
+    let push = url::Url::parse(push).map_err(|_| "push_to needs an absolute URL")?;
+    if !matches!(push.scheme(), "https" | "http") || push.query().is_some() {
+        return Err("push_to needs an http(s) URL without a query");
+    }
+    if push.path() == resource.path() || push.path() == metadata_path || push.path() == "/" {
+        return Err(
+            "push_to's path must be its own route, not the resource's, its metadata's or /",
+        );
+    }
+    if stream.verification_interval >= stream.max_silence {
+        return Err(
+            "verification_interval must be below max_silence: a pushed stream is known to \
+             answer only through verification, once every verification_interval",
+        );
+    }
+    Ok(())
 }
 
 /// The receiver loop's own state: its stream, and what it acknowledges with the next poll.
@@ -644,9 +672,10 @@ impl ResourceServer {
     /// One pushed Security Event Token (RFC 8935 §2): `202` once applied. Refused: `401`
     /// (`authentication_failed`) without the credential this receiver gave the transmitter;
     /// `400` with RFC 8935 §2.4's `err` for a token that is not the issuer's
-    /// (`invalid_issuer`), not for this receiver (`invalid_audience`), not signed by a
-    /// published key (`invalid_key`) or malformed (`invalid_request`), which the transmitter
-    /// does not send again; `503` while the issuer's keys cannot be fetched, which it does.
+    /// (`invalid_issuer`), not for this receiver (`invalid_audience`), badly signed
+    /// (`invalid_key`) or malformed (`invalid_request`), which the transmitter does not send
+    /// again; `503` while it cannot be verified yet (the issuer's keys unreachable, its key
+    /// not known yet), which it does.
     /// `404` where this resource server receives no pushes.
     pub async fn receive_pushed_event(
         &self,
@@ -688,7 +717,13 @@ impl ResourceServer {
             .await
         {
             Ok(event) => event,
-            Err(Refusal::Unavailable | Refusal::Invalid(VerifyError::NotYetValid)) => {
+            // The keys could not be fetched, a key not published yet (or not refetched yet:
+            // fetches are spaced), a clock behind the transmitter's: it may verify later, so
+            // the transmitter keeps it and sends it again.
+            Err(
+                Refusal::Unavailable
+                | Refusal::Invalid(VerifyError::NotYetValid | VerifyError::UnknownKey),
+            ) => {
                 return push_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "invalid_request",
@@ -699,7 +734,7 @@ impl ResourceServer {
                 let err = match e {
                     VerifyError::WrongIssuer => "invalid_issuer",
                     VerifyError::WrongAudience => "invalid_audience",
-                    VerifyError::BadSignature | VerifyError::UnknownKey => "invalid_key",
+                    VerifyError::BadSignature => "invalid_key",
                     _ => "invalid_request",
                 };
                 tracing::warn!(error = %e, err, "a pushed security event was refused");

@@ -165,6 +165,71 @@ async fn a_genuine_push_is_applied_and_a_verification_marks_the_stream_answering
 }
 
 #[tokio::test]
+async fn a_push_signed_by_a_key_not_known_yet_is_sent_again_not_dropped() {
+    let key = es256_key();
+    let resource = receiver(&key, true);
+    let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+    header.typ = Some("secevent+jwt".into());
+    header.kid = Some("rotated-in".into());
+    let claims = json!({
+        "iss": ISSUER, "aud": RECEIVER, "jti": "e1", "iat": mcpauth_oauth_types::now().0,
+        "sub_id": { "format": "complex", "session": { "format": "opaque", "id": "g1" } },
+        "events": { "https://schemas.openid.net/secevent/caep/event-type/session-revoked": {} },
+    });
+    let token = jsonwebtoken::encode(&header, &claims, &es256_key().encoding).unwrap();
+    // 503: the transmitter keeps it and pushes it again (a 400 would drop the revocation).
+    let (status, _) = push(&resource, Some(CREDENTIAL), &token).await;
+    assert_eq!(status, 503);
+    assert_eq!(resource.revocations_held(), 0);
+}
+
+#[test]
+fn a_push_stream_must_have_its_own_route_and_verify_within_the_silence_bound() {
+    let key = es256_key();
+    let make = |stream: RevocationStream| {
+        let config = ResourceServerConfig::new(RESOURCE, ISSUER, format!("{ISSUER}/jwks.json"))
+            .with_revocation_stream(stream);
+        let keys = Bytes::from(json!({ "keys": [key.jwk.clone()] }).to_string());
+        ResourceServer::with_key_source(config, Arc::new(StaticKeys(keys))).map(|_| ())
+    };
+    let stream = || RevocationStream::new(ISSUER, RECEIVER, "secret");
+    assert_eq!(stream().verification_interval, 10);
+    assert_eq!(stream().verification_interval(0).verification_interval, 1);
+    assert!(make(stream().push_to("https://mcp.example.com/ssf/push")).is_ok());
+    assert!(
+        make(
+            stream()
+                .push_to("https://mcp.example.com/ssf/push")
+                .verification_interval(29)
+        )
+        .is_ok()
+    );
+    for (wrong, why) in [
+        (stream().push_to(RESOURCE), "its own route"),
+        (
+            stream().push_to("https://mcp.example.com/.well-known/oauth-protected-resource/mcp"),
+            "its own route",
+        ),
+        (
+            stream().push_to("https://mcp.example.com/"),
+            "its own route",
+        ),
+        (stream().push_to("ssf/push"), "absolute URL"),
+        (
+            stream()
+                .push_to("https://mcp.example.com/ssf/push")
+                .verification_interval(30),
+            "below max_silence",
+        ),
+    ] {
+        let error = make(wrong).unwrap_err().to_string();
+        assert!(error.contains(why), "{error}");
+    }
+    // Polled, the verification interval is not used.
+    assert!(make(stream().verification_interval(60)).is_ok());
+}
+
+#[tokio::test]
 async fn a_resource_server_that_polls_takes_no_pushes() {
     let key = es256_key();
     let resource = receiver(&key, false);

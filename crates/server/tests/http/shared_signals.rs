@@ -463,18 +463,18 @@ async fn streams_deliver_what_was_asked_and_a_receiver_never_runs_out_of_streams
 }
 
 /// A receiver's push endpoint (RFC 8935) for the tests: records each push (its
-/// `Authorization`, `Content-Type` and body) and answers with the status `answer` holds (400
-/// with an RFC 8935 §2.3 `err`).
+/// `Authorization`, `Content-Type` and body) and answers with the status and body `answer`
+/// holds.
 struct PushReceiver {
     origin: String,
     pushes: tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Option<String>, String)>,
-    answer: Arc<std::sync::atomic::AtomicU16>,
+    answer: Arc<std::sync::Mutex<(u16, &'static str)>>,
 }
 
 impl PushReceiver {
     async fn start() -> Self {
         let (sender, pushes) = tokio::sync::mpsc::unbounded_channel();
-        let answer = Arc::new(std::sync::atomic::AtomicU16::new(202));
+        let answer = Arc::new(std::sync::Mutex::new((202, "")));
         let status = answer.clone();
         let app = axum::Router::new().route(
             "/ssf/push",
@@ -487,13 +487,19 @@ impl PushReceiver {
                             .map(str::to_owned)
                     };
                     let _ = sender.send((header("authorization"), header("content-type"), body));
-                    let code = status.load(std::sync::atomic::Ordering::SeqCst);
-                    let body = if code == 400 {
-                        r#"{"err":"invalid_key","description":"not a key of ours"}"#
-                    } else {
-                        ""
-                    };
-                    (axum::http::StatusCode::from_u16(code).unwrap(), body)
+                    let (code, body) = *status.lock().unwrap();
+                    let mut response = axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::from_u16(code).unwrap(),
+                        body,
+                    ));
+                    if code == 302 {
+                        // Back to this very endpoint: followed, it would be recorded again.
+                        response.headers_mut().insert(
+                            "location",
+                            axum::http::HeaderValue::from_static("/ssf/push"),
+                        );
+                    }
+                    response
                 },
             ),
         );
@@ -505,6 +511,11 @@ impl PushReceiver {
             pushes,
             answer,
         }
+    }
+
+    /// Answers the next pushes with `status` and `body`.
+    fn answer(&self, status: u16, body: &'static str) {
+        *self.answer.lock().unwrap() = (status, body);
     }
 
     /// The next push, within five seconds.
@@ -669,6 +680,16 @@ async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_t
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let plain = operator_client(&server, "Not a resource server", false).await;
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&plain),
+            Some(verify("s0")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(receiver_endpoint.quiet_for(600).await, "nothing was pushed");
 
     // Delivered: posted as a SET with the receiver's credential, once.
@@ -695,12 +716,22 @@ async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_t
         serde_json::json!({ "state": "s1" })
     );
     assert!(receiver_endpoint.quiet_for(600).await, "delivered once");
+    // At most one verification request a second (min_verification_interval).
+    let (status, _, _) = server
+        .ssf(
+            reqwest::Method::POST,
+            "/ssf/verify",
+            Some(&receiver),
+            Some(verify("again")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    clock.advance(1);
 
-    // The receiver fails: the event waits out the backoff (the clock steps past it) and is
+    // The receiver fails (a 503, a redirect, which is not followed, a 400 without `err`):
+    // the event waits out each backoff (1 s, 2 s, 4 s: the clock steps past them) and is
     // posted again until taken.
-    receiver_endpoint
-        .answer
-        .store(503, std::sync::atomic::Ordering::SeqCst);
+    receiver_endpoint.answer(503, "");
     let (status, _, _) = server
         .ssf(
             reqwest::Method::POST,
@@ -711,26 +742,33 @@ async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_t
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, _, first_try) = receiver_endpoint.next().await;
+    let jti = verified_set(&server, &first_try).await["jti"].clone();
     assert!(
         receiver_endpoint.quiet_for(600).await,
         "not again before the backoff"
     );
-    receiver_endpoint
-        .answer
-        .store(202, std::sync::atomic::Ordering::SeqCst);
-    clock.advance(2);
-    let (_, _, second_try) = receiver_endpoint.next().await;
-    assert_eq!(
-        verified_set(&server, &first_try).await["jti"],
-        verified_set(&server, &second_try).await["jti"]
-    );
-    assert!(receiver_endpoint.quiet_for(600).await, "taken: not again");
+    for (answer, body, wait) in [(302, "", 1), (400, "not json", 2), (202, "", 4)] {
+        receiver_endpoint.answer(answer, body);
+        clock.advance(wait - 1);
+        assert!(
+            receiver_endpoint.quiet_for(400).await,
+            "not before {wait} s"
+        );
+        clock.advance(1);
+        let (_, _, again) = receiver_endpoint.next().await;
+        assert_eq!(verified_set(&server, &again).await["jti"], jti);
+        assert!(
+            receiver_endpoint.quiet_for(600).await,
+            "{answer}: a redirect is not followed, and each try is one post"
+        );
+    }
 
     // A receiver that refuses an event for good (400 with `err`) does not get it again; a
     // real event (a client removed by the operator) goes out like the others.
-    receiver_endpoint
-        .answer
-        .store(400, std::sync::atomic::Ordering::SeqCst);
+    receiver_endpoint.answer(
+        400,
+        r#"{"err":"invalid_key","description":"not a key of ours"}"#,
+    );
     let (status, _, _) = server
         .ssf(
             reqwest::Method::POST,
@@ -743,9 +781,7 @@ async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_t
     receiver_endpoint.next().await;
     clock.advance(120);
     assert!(receiver_endpoint.quiet_for(600).await, "refused: not again");
-    receiver_endpoint
-        .answer
-        .store(202, std::sync::atomic::Ordering::SeqCst);
+    receiver_endpoint.answer(202, "");
     let (machine, _) = operator_client(&server, "A machine client", false).await;
     let mut config = mcpauth_server::Config::default();
     config.issuer = Some(server.issuer.clone());
@@ -774,7 +810,7 @@ async fn push_streams_reach_only_listed_origins_and_each_event_is_posted_until_t
         .text()
         .await
         .unwrap();
-    for (outcome, at_least) in [("delivered", 3), ("refused", 1), ("failed", 1)] {
+    for (outcome, at_least) in [("delivered", 3), ("refused", 1), ("failed", 3)] {
         let line = format!("mcpauth_ssf_pushes_total{{outcome=\"{outcome}\"}} ");
         let count: u64 = metrics
             .lines()

@@ -392,9 +392,16 @@ impl SqlStore {
         })
     }
 
+    /// The shortest time between two verification requests of one stream, in seconds (SSF
+    /// §8.1.1 `min_verification_interval`).
+    pub const MIN_VERIFICATION_INTERVAL: u64 = 1;
+
     /// Records a verification event for `stream_id` only (SSF §8.1.4), carrying the
-    /// receiver's `state`, in place of one still pending there, and counts the request as
-    /// the receiver's activity.
+    /// receiver's `state`, in place of the stream's previous one (so each stream keeps at
+    /// most one), and counts the request as the receiver's activity: a push stream waiting
+    /// out a failure is due again at once (its receiver is evidently up). Returns `false`,
+    /// recording nothing, when the previous request is less than
+    /// [`MIN_VERIFICATION_INTERVAL`](Self::MIN_VERIFICATION_INTERVAL) old.
     ///
     /// # Errors
     ///
@@ -404,15 +411,44 @@ impl SqlStore {
         stream_id: &str,
         state: Option<&str>,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let too_recent = to_db(now.0.saturating_sub(Self::MIN_VERIFICATION_INTERVAL))?;
         let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
-            // One verification pending per stream, however often it is asked for.
+            // First, so that on PostgreSQL concurrent requests for one stream take turns (the
+            // row's lock) and each stream keeps one verification.
+            sqlx::query(
+                "UPDATE ssf_streams SET last_polled_at = $2, \
+                 push_due_at = CASE WHEN push_lease IS NULL THEN 0 ELSE push_due_at END, \
+                 push_failures = CASE WHEN push_lease IS NULL THEN 0 ELSE push_failures END \
+                 WHERE stream_id = $1",
+            )
+            .bind(stream_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let previous: Option<i64> = sqlx::query_scalar(
+                "SELECT max(occurred_at) FROM security_events \
+                 WHERE stream_id = $1 AND event_type = 'verification'",
+            )
+            .bind(stream_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if previous.is_some_and(|at| at > too_recent) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             sqlx::query(
                 "DELETE FROM ssf_pending WHERE stream_id = $1 AND event_id IN \
                  (SELECT event_id FROM security_events \
-                  WHERE event_type = 'verification' AND stream_id = $1)",
+                  WHERE stream_id = $1 AND event_type = 'verification')",
+            )
+            .bind(stream_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM security_events WHERE stream_id = $1 AND event_type = 'verification'",
             )
             .bind(stream_id)
             .execute(&mut *tx)
@@ -431,13 +467,8 @@ impl SqlStore {
                 .bind(event_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE ssf_streams SET last_polled_at = $2 WHERE stream_id = $1")
-                .bind(stream_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -463,10 +494,12 @@ impl SqlStore {
         })
     }
 
-    /// Claims the push stream `stream_id` for delivery until `lease_until`, if it is due at
-    /// `now` and no other instance holds it: whether this caller now holds it. (Two
-    /// instances never deliver one stream at once; one that stops holding it mid-delivery
-    /// lets the lease lapse.)
+    /// Claims the push stream `stream_id` for delivery until `lease_until` under the lease
+    /// `lease` (a random value of the caller's), if it is due at `now` (no lease held, or
+    /// the last one lapsed): whether this caller now holds it. Two instances never hold one
+    /// stream at once; a holder that stops lets the lease lapse, and only the holder releases
+    /// it ([`finish_push`](Self::finish_push)). The holder must be done before
+    /// `lease_until`.
     ///
     /// # Errors
     ///
@@ -474,6 +507,7 @@ impl SqlStore {
     pub async fn claim_push_stream(
         &self,
         stream_id: &str,
+        lease: &str,
         now: UnixTime,
         lease_until: UnixTime,
     ) -> Result<bool, StoreError> {
@@ -481,12 +515,13 @@ impl SqlStore {
         let lease_until = to_db(lease_until.0)?;
         on_pool_write!(self, |pool| {
             Ok(sqlx::query(
-                "UPDATE ssf_streams SET push_due_at = $3 \
+                "UPDATE ssf_streams SET push_due_at = $3, push_lease = $4 \
                  WHERE stream_id = $1 AND push_url IS NOT NULL AND push_due_at <= $2",
             )
             .bind(stream_id)
             .bind(now)
             .bind(lease_until)
+            .bind(lease)
             .execute(pool)
             .await?
             .rows_affected()
@@ -494,8 +529,9 @@ impl SqlStore {
         })
     }
 
-    /// Ends a claimed delivery of `stream_id`: forgets the `delivered` events (at most
-    /// [`MAX_ACKNOWLEDGED`](Self::MAX_ACKNOWLEDGED)) and releases the stream, due again at
+    /// Ends the delivery of `stream_id` under `lease`: forgets the `delivered` events (at
+    /// most [`MAX_ACKNOWLEDGED`](Self::MAX_ACKNOWLEDGED)) and, if `lease` is still the
+    /// stream's (not lapsed and claimed by another instance since), releases it: due again at
     /// once (`retry_at` `None`: every push answered, and the receiver counts as active at
     /// `now`) or at `retry_at` after a failure (counted in `push_failures`).
     ///
@@ -505,6 +541,7 @@ impl SqlStore {
     pub async fn finish_push(
         &self,
         stream_id: &str,
+        lease: &str,
         delivered: &[i64],
         retry_at: Option<UnixTime>,
         now: UnixTime,
@@ -525,17 +562,18 @@ impl SqlStore {
             match retry_at {
                 None => sqlx::query(
                     "UPDATE ssf_streams SET push_due_at = 0, push_failures = 0, \
-                     last_polled_at = $2 WHERE stream_id = $1",
+                     push_lease = NULL, last_polled_at = $2 WHERE stream_id = $1 AND push_lease = $3",
                 )
                 .bind(stream_id)
                 .bind(now),
                 Some(retry_at) => sqlx::query(
-                    "UPDATE ssf_streams SET push_due_at = $2, push_failures = push_failures + 1 \
-                     WHERE stream_id = $1",
+                    "UPDATE ssf_streams SET push_due_at = $2, push_failures = push_failures + 1, \
+                     push_lease = NULL WHERE stream_id = $1 AND push_lease = $3",
                 )
                 .bind(stream_id)
                 .bind(retry_at),
             }
+            .bind(lease)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
