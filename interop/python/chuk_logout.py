@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 # The library keeps a registry at ~/.chuk_oauth/token_registry.json whatever token_dir says:
 # give it a scratch home (set before the library computes any path).
@@ -44,9 +44,9 @@ from chuk_mcp_client_oauth import (  # noqa: E402
 )
 from chuk_mcp_client_oauth import mcp_oauth, oauth_handler  # noqa: E402
 
+import client  # noqa: E402  (the user at mcpauth's pages, as the SDK scripts play it)
+
 MCP_URL = os.environ["MCP_URL"]
-EMAIL = os.environ["USER_EMAIL"]
-PASSWORD = os.environ["USER_PASSWORD"]
 SERVER_NAME = "mcpauth-example"
 
 
@@ -86,41 +86,15 @@ class Client(MCPOAuthClient):
 oauth_handler.MCPOAuthClient = Client
 
 
-def field(html: str, name: str) -> str:
-    match = re.search(r'name="%s" value="([^"]*)"' % re.escape(name), html)
-    if not match:
-        raise RuntimeError(f"no {name} in the page: {html[:400]}")
-    return match.group(1)
-
-
 async def play_the_user(url: str) -> None:
-    """Signs in and approves at mcpauth's pages, then delivers the redirect to the library's
-    callback server, as a browser would."""
+    """Signs in and approves at mcpauth's pages (client.py's user), then delivers the
+    redirect to the library's callback server, as a browser would."""
     try:
+        query = await client.play_the_user(url, REDIRECT_URI)
+        seen["consent_page"] = client.seen.get("consent_page")
+        seen["redirect_has_iss"] = "iss" in query
+        location = REDIRECT_URI + "?" + urlencode(query)
         async with httpx.AsyncClient(follow_redirects=False) as browser:
-            answer = await browser.get(url)
-            interaction = urljoin(url, answer.headers["location"])
-            page = await browser.get(interaction)
-            if 'name="password"' in page.text:
-                await browser.post(
-                    interaction + "/login",
-                    data={
-                        "csrf_token": field(page.text, "csrf_token"),
-                        "email": EMAIL,
-                        "password": PASSWORD,
-                    },
-                )
-                page = await browser.get(interaction)
-            seen["consent_page"] = "Authorize" in page.text
-            answer = await browser.post(
-                interaction + "/consent",
-                data={"csrf_token": field(page.text, "csrf_token"), "decision": "approve"},
-            )
-            location = answer.headers["location"]
-            if not location.startswith(REDIRECT_URI):
-                raise RuntimeError(f"not redirected to the client: {location}")
-            query = parse_qs(urlparse(location).query)
-            seen["redirect_has_iss"] = "iss" in query
             # The callback server starts right after webbrowser.open returns; retry briefly.
             for _ in range(50):
                 try:
@@ -132,9 +106,9 @@ async def play_the_user(url: str) -> None:
             raise RuntimeError("the library's callback server never listened")
     except Exception as e:
         # Stop the library waiting five minutes for a callback that will not come.
-        client = current.get("client")
-        if client is not None and client._auth_result is None:
-            client._auth_result = {"error": f"script browser failed: {e!r}"}
+        library_client = current.get("client")
+        if library_client is not None and library_client._auth_result is None:
+            library_client._auth_result = {"error": f"script browser failed: {e!r}"}
         raise
 
 

@@ -60,7 +60,7 @@ def field(html: str, name: str) -> str:
     return match.group(1)
 
 
-async def play_the_user(url: str) -> dict:
+async def play_the_user(url: str, redirect_uri: str = REDIRECT_URI) -> dict:
     """Signs in and approves at mcpauth's pages; returns the redirect's query parameters."""
     async with httpx2.AsyncClient(follow_redirects=False) as browser:
         answer = await browser.get(url)
@@ -82,12 +82,14 @@ async def play_the_user(url: str) -> dict:
             data={"csrf_token": field(page.text, "csrf_token"), "decision": "approve"},
         )
         location = answer.headers["location"]
-        if not location.startswith(REDIRECT_URI):
+        if not location.startswith(redirect_uri):
             raise RuntimeError(f"not redirected to the client: {location}")
         return {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
 
 
-async def main():
+def provider(client_name: str, storage: TokenStorage) -> OAuthClientProvider:
+    """The SDK's OAuth client for MCP_URL, a public client whose user is played by
+    play_the_user."""
     answer = {}
 
     async def redirect_handler(url: str) -> None:
@@ -99,19 +101,23 @@ async def main():
             code=answer["code"], state=answer.get("state"), iss=answer.get("iss")
         )
 
-    auth = OAuthClientProvider(
+    return OAuthClientProvider(
         server_url=MCP_URL,
         client_metadata=OAuthClientMetadata(
-            client_name="MCP Python SDK interop client",
+            client_name=client_name,
             redirect_uris=[REDIRECT_URI],
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
             token_endpoint_auth_method="none",
         ),
-        storage=MemoryStorage(),
+        storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
+
+
+async def main():
+    auth = provider("MCP Python SDK interop client", MemoryStorage())
     async with create_mcp_http_client(auth=auth) as http:
         async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
             async with ClientSession(read, write) as session:

@@ -19,12 +19,10 @@ import time
 
 import httpx2
 from mcp import ClientSession
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
-from client import MCP_URL, REDIRECT_URI, MemoryStorage, play_the_user
+from client import MCP_URL, MemoryStorage, provider
 
 
 async def refused_after(token: str, deadline_seconds: float = 10.0):
@@ -53,30 +51,8 @@ async def refused_after(token: str, deadline_seconds: float = 10.0):
 
 
 async def main():
-    answer = {}
     storage = MemoryStorage()
-
-    async def redirect_handler(url: str) -> None:
-        answer.update(await play_the_user(url))
-
-    async def callback_handler() -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(
-            code=answer["code"], state=answer.get("state"), iss=answer.get("iss")
-        )
-
-    auth = OAuthClientProvider(
-        server_url=MCP_URL,
-        client_metadata=OAuthClientMetadata(
-            client_name="MCP Python SDK logout",
-            redirect_uris=[REDIRECT_URI],
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=storage,
-        redirect_handler=redirect_handler,
-        callback_handler=callback_handler,
-    )
+    auth = provider("MCP Python SDK logout", storage)
     async with create_mcp_http_client(auth=auth) as http:
         async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
             async with ClientSession(read, write) as session:

@@ -12,7 +12,7 @@
 //! - Push delivery (RFC 8935), where the operator lists the receivers' origins
 //!   (`ssf_push_origins`): a stream created with a push endpoint on one of them gets each
 //!   event posted there, oldest first, by whichever instance claims the stream
-//!   ([`Transmitter::deliver_pushes`]); a failure is retried after 1 s, doubling to a minute.
+//!   (`Transmitter::deliver_pushes`); a failure is retried after 1 s, doubling to 15 s.
 //! - `POST /ssf/verify` (SSF §8.1.4): the receiver asks for a verification event carrying
 //!   its `state`, delivered on its stream after every event recorded before it: proof that
 //!   the stream delivers (a push receiver has no other way to tell silence from calm).
