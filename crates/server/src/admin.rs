@@ -16,7 +16,12 @@ pub async fn list_users(store: &SqlStore) -> Result<Vec<UserRow>, StartError> {
     Ok(store.list_users().await?)
 }
 
-async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartError> {
+/// The user with `email` (normalised), or [`StartError::User`] naming it.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown email, [`StartError::Store`].
+pub async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartError> {
     let normalized = users::normalize_email(email);
     if let Ok(email) = &normalized
         && let Some(user) = store.find_user_by_email(email).await?
@@ -55,7 +60,38 @@ async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, StartEr
 pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
     let user = user_by_email(store, email).await?;
     store.disable_user(&user.user_id, now()).await?;
+    audited(
+        store,
+        crate::audit::events::USER_DISABLED,
+        Some(&user.user_id),
+        None,
+        None,
+    )
+    .await;
     Ok(())
+}
+
+/// Audits one of the administrator's actions (the actor `admin`, no address).
+pub(crate) async fn audited(
+    store: &SqlStore,
+    event: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    detail: Option<&str>,
+) {
+    let mut record =
+        crate::audit::AuditRecord::new(event, crate::audit::AuditOutcome::Success, now())
+            .actor(crate::audit::ADMIN);
+    if let Some(user_id) = user_id {
+        record = record.user(user_id);
+    }
+    if let Some(client_id) = client_id {
+        record = record.client(client_id);
+    }
+    if let Some(detail) = detail {
+        record = record.detail(detail);
+    }
+    crate::audit::record(store, record).await;
 }
 
 /// Lets the disabled user with `email` sign in again (revoked grants stay revoked).
@@ -66,6 +102,14 @@ pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartErro
 pub async fn enable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
     let user = user_by_email(store, email).await?;
     store.enable_user(&user.user_id).await?;
+    audited(
+        store,
+        crate::audit::events::USER_ENABLED,
+        Some(&user.user_id),
+        None,
+        None,
+    )
+    .await;
     Ok(())
 }
 
@@ -85,6 +129,14 @@ pub async fn change_password(
     users::check_password_policy(password, &user.email)?;
     let hash = hash_off_thread(password).await?;
     store.set_user_password(&user.user_id, &hash).await?;
+    audited(
+        store,
+        crate::audit::events::PASSWORD_CHANGED,
+        Some(&user.user_id),
+        None,
+        None,
+    )
+    .await;
     Ok(())
 }
 
@@ -193,6 +245,14 @@ pub async fn add_client(
         record.resource_server = true;
         model.update_client(record).await?;
     }
+    audited(
+        engine.model(),
+        crate::audit::events::CLIENT_ADDED,
+        None,
+        Some(&registered.client_id),
+        client.resource_server.then_some("resource server"),
+    )
+    .await;
     Ok(registered)
 }
 
@@ -216,7 +276,18 @@ pub async fn remove_client(
     engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
     client_id: &str,
 ) -> Result<bool, StartError> {
-    Ok(engine
+    let removed = engine
         .remove_client(&mcpauth_token_engine::ClientId::from(client_id), now())
-        .await?)
+        .await?;
+    if removed {
+        audited(
+            engine.model(),
+            crate::audit::events::CLIENT_REMOVED,
+            None,
+            Some(client_id),
+            None,
+        )
+        .await;
+    }
+    Ok(removed)
 }

@@ -469,6 +469,8 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         // An event matters while a token it ends may live (an access token's lifetime),
         // plus a margin for clocks and receivers catching up.
         security_event_retention: config.access_token_ttl.saturating_add(300),
+        audit_retention: (config.audit_retention_days > 0)
+            .then(|| config.audit_retention_days.saturating_mul(86_400)),
         transmitter,
     })
 }

@@ -27,6 +27,7 @@
 
 pub mod admin;
 mod assertions;
+pub mod audit;
 mod build;
 mod config;
 mod error;
@@ -92,6 +93,8 @@ pub struct Server {
     pub(crate) clock: Arc<dyn Clock>,
     /// How long security events are kept for Shared Signals receivers, in seconds.
     pub(crate) security_event_retention: u64,
+    /// How long audit records are kept, in seconds (`None`: forever).
+    pub(crate) audit_retention: Option<u64>,
     /// The Shared Signals transmitter, whose pushes [`serve_on`] delivers.
     pub(crate) transmitter: Arc<shared_signals::Transmitter>,
 }
@@ -108,6 +111,23 @@ pub(crate) const SUCCESSOR_MARGIN: u64 = 5;
 pub(crate) const SSF_STREAM_IDLE: u64 = 3600;
 
 impl Server {
+    /// Runs one housekeeping pass now, as the running server does every ten minutes:
+    /// expired rows, security events no token can need, idle Shared Signals streams, audit
+    /// records past `audit_retention_days`, registrations never used.
+    pub async fn sweep_now(&self) {
+        self.housekeeping().sweep().await;
+    }
+
+    pub(crate) fn housekeeping(&self) -> serve::Housekeeping {
+        serve::Housekeeping {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            unused_registration_ttl: self.unused_registration_ttl,
+            security_event_retention: self.security_event_retention,
+            audit_retention: self.audit_retention,
+        }
+    }
+
     /// `user_id`'s upstream tokens at `provider`, kept since their last federated sign-in
     /// (`keep_upstream_tokens`) and refreshed first when they run out within a minute: for
     /// the application's own calls to the provider, never for MCP clients. `None`: the user
@@ -180,6 +200,14 @@ impl Server {
         )
         .await?;
         self.reload_keys().await?;
+        admin::audited(
+            &self.store,
+            audit::events::KEY_ROTATED,
+            None,
+            None,
+            Some(&kid),
+        )
+        .await;
         Ok(kid)
     }
 
@@ -208,6 +236,14 @@ impl Server {
             ))),
             Some((_, keys::KeyState::Retired)) => {
                 self.store.delete_signing_key(kid).await?;
+                admin::audited(
+                    &self.store,
+                    audit::events::KEY_REMOVED,
+                    None,
+                    None,
+                    Some(kid),
+                )
+                .await;
                 self.reload_keys().await
             }
             Some((_, state)) => Err(StartError::key(format!(
@@ -240,7 +276,10 @@ pub async fn add_user(store: &SqlStore, email: &str, password: &str) -> Result<S
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
     );
     match store.create_user(&user_id, &email, &hash, now()).await {
-        Ok(()) => Ok(user_id),
+        Ok(()) => {
+            admin::audited(store, audit::events::USER_ADDED, Some(&user_id), None, None).await;
+            Ok(user_id)
+        }
         // The email is the table's unique key: the database decides, races included.
         Err(e) if e.is_unique_violation() => Err(users::UserError::UserExists(email).into()),
         Err(e) => Err(e.into()),

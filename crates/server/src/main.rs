@@ -47,6 +47,33 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Show the audit trail, newest first: sign-ins, consent, and the administrator's
+    /// actions, with the caller's address.
+    Audit {
+        /// Only this user's (an email address or a subject identifier).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only from this address.
+        #[arg(long)]
+        address: Option<String>,
+        /// Only this event (sign_in, account_locked, consent, consent_withdrawn,
+        /// device_approval, user_added, user_disabled, user_enabled, password_changed,
+        /// client_added, client_removed, key_rotated, key_removed).
+        #[arg(long)]
+        event: Option<String>,
+        /// How many records at most (up to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only records older than this number (the `#` column): the next page.
+        #[arg(long)]
+        before: Option<i64>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,7 +228,98 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
         Command::User { command } => user_command(&config, command).await,
         Command::Client { command } => client_command(&config, command).await,
         Command::Key { command } => key_command(&config, command).await,
+        Command::Audit {
+            user,
+            client,
+            address,
+            event,
+            limit,
+            before,
+            json,
+        } => {
+            let mut filter = mcpauth_store_sql::AuditFilter::default();
+            filter.client_id = client;
+            filter.address = address;
+            filter.event = event;
+            filter.before = before;
+            audit_command(&config, user, filter, limit, json).await
+        }
     }
+}
+
+async fn audit_command(
+    config: &Config,
+    user: Option<String>,
+    mut filter: mcpauth_store_sql::AuditFilter,
+    limit: u32,
+    json: bool,
+) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let done = async {
+        filter.user_id = match user {
+            Some(user) if user.contains('@') => Some(
+                mcpauth_server::admin::user_by_email(&store, &user)
+                    .await
+                    .map_err(|e| said(&e))?
+                    .user_id,
+            ),
+            other => other,
+        };
+        let entries = store
+            .audit_events(&filter, limit)
+            .await
+            .map_err(|e| said(&e))?;
+        if json {
+            let list: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|entry| {
+                    let r = &entry.record;
+                    serde_json::json!({
+                        "id": entry.audit_id,
+                        "time": r.occurred_at,
+                        "event": r.event,
+                        "outcome": r.outcome.as_str(),
+                        "user": r.user_id,
+                        "client": r.client_id,
+                        "address": r.address,
+                        "actor": r.actor,
+                        "detail": r.detail,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+            );
+            return Ok(());
+        }
+        println!(
+            "{:<6} {:<19} {:<18} {:<7} {:<30} {:<24} {:<15} detail",
+            "#", "time (UTC)", "event", "outcome", "user", "client", "address"
+        );
+        for entry in &entries {
+            let r = &entry.record;
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            println!(
+                "{:<6} {:<19} {:<18} {:<7} {:<30} {:<24} {:<15} {}",
+                entry.audit_id,
+                format_time(r.occurred_at),
+                r.event,
+                r.outcome.as_str(),
+                dash(&r.user_id),
+                dash(&r.client_id),
+                r.address
+                    .clone()
+                    .or_else(|| r.actor.clone())
+                    .unwrap_or_else(|| "-".into()),
+                dash(&r.detail)
+            );
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    done
 }
 
 async fn open_store(config: &Config) -> Result<mcpauth_store_sql::SqlStore, String> {

@@ -8,6 +8,69 @@ use crate::{
     KEY_RELOAD_INTERVAL, SSF_STREAM_IDLE, SUCCESSOR_MARGIN, Server, StartError, build, said,
 };
 
+/// What the periodic sweep needs: the store, the clock and the retention settings.
+pub(crate) struct Housekeeping {
+    pub(crate) store: mcpauth_store_sql::SqlStore,
+    pub(crate) clock: Arc<dyn mcpauth_token_engine::Clock>,
+    pub(crate) unused_registration_ttl: Option<u64>,
+    pub(crate) security_event_retention: u64,
+    pub(crate) audit_retention: Option<u64>,
+}
+
+impl Housekeeping {
+    /// One pass: expired rows, old security events and idle streams, audit records past
+    /// their retention, registrations never used. Failures are logged; the next pass tries
+    /// again.
+    pub(crate) async fn sweep(&self) {
+        let (store, clock) = (&self.store, &self.clock);
+        match store.sweep_expired(clock.now()).await {
+            Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+        }
+        let now = clock.now().0;
+        match store
+            .sweep_security_events(
+                mcpauth_token_engine::UnixTime(now.saturating_sub(self.security_event_retention)),
+                mcpauth_token_engine::UnixTime(now.saturating_sub(SSF_STREAM_IDLE)),
+            )
+            .await
+        {
+            Ok(removed) if removed > 0 => {
+                tracing::debug!(removed, "swept old security events and idle streams")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping security events failed"),
+        }
+        if let Some(retention) = self.audit_retention {
+            match store
+                .sweep_audit_events(mcpauth_token_engine::UnixTime(
+                    now.saturating_sub(retention),
+                ))
+                .await
+            {
+                Ok(removed) if removed > 0 => {
+                    tracing::debug!(removed, "swept audit records past their retention")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping audit records failed"),
+            }
+        }
+        if let Some(ttl) = self.unused_registration_ttl {
+            match store
+                .delete_unused_registrations(now.saturating_sub(ttl))
+                .await
+            {
+                Ok(removed) if removed > 0 => {
+                    tracing::info!(removed, "deleted registrations that were never used")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping unused registrations failed"),
+            }
+        }
+    }
+}
+
 /// Serves `server` on `listener` until `shutdown` completes, sweeping expired rows every
 /// ten minutes.
 ///
@@ -23,45 +86,12 @@ pub async fn serve_on(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let store = server.store.clone();
-    let clock = server.clock.clone();
-    let unused_ttl = server.unused_registration_ttl;
-    let event_retention = server.security_event_retention;
+    let housekeeping = server.housekeeping();
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             interval.tick().await;
-            match store.sweep_expired(clock.now()).await {
-                Ok(removed) if removed > 0 => tracing::debug!(removed, "swept expired rows"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
-            }
-            let now = clock.now().0;
-            match store
-                .sweep_security_events(
-                    mcpauth_token_engine::UnixTime(now.saturating_sub(event_retention)),
-                    mcpauth_token_engine::UnixTime(now.saturating_sub(SSF_STREAM_IDLE)),
-                )
-                .await
-            {
-                Ok(removed) if removed > 0 => {
-                    tracing::debug!(removed, "swept old security events and idle streams")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping security events failed"),
-            }
-            if let Some(ttl) = unused_ttl {
-                match store
-                    .delete_unused_registrations(clock.now().0.saturating_sub(ttl))
-                    .await
-                {
-                    Ok(removed) if removed > 0 => {
-                        tracing::info!(removed, "deleted registrations that were never used")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "sweeping unused registrations failed"),
-                }
-            }
+            housekeeping.sweep().await;
         }
     });
     // Shared Signals push delivery (RFC 8935), where push origins are configured.

@@ -82,7 +82,7 @@ fn help_documents_every_subcommand() {
     let dir = temp_dir("help");
     let (ok, top, _) = run(&dir, &["--help"], "");
     assert!(ok);
-    for command in ["serve", "user", "client", "key"] {
+    for command in ["serve", "user", "client", "key", "audit"] {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
@@ -416,5 +416,110 @@ async fn a_pre_registered_client_works_until_removed() {
 
     let _ = stop.send(());
     let _ = serving.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// `mcpauth-server audit` shows the administrator's actions (and sign-ins), filtered by user
+// (email or subject), client and event, as a table or JSON; no password appears.
+#[test]
+fn the_administrators_actions_are_in_the_audit_trail() {
+    let dir = temp_dir("audit");
+    let (ok, out, err) = run(
+        &dir,
+        &["user", "add", "alice@example.com"],
+        "correct horse battery\n",
+    );
+    assert!(ok, "{err}");
+    let alice = out.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(run(&dir, &["user", "disable", "alice@example.com"], "").0);
+    assert!(
+        run(
+            &dir,
+            &["user", "passwd", "alice@example.com"],
+            "a new horse battery\n"
+        )
+        .0
+    );
+    let (ok, out, err) = run(&dir, &["client", "add", "--name", "Nightly job"], "");
+    assert!(ok, "{err}");
+    let client = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id:"))
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|| panic!("{out}"));
+
+    let (ok, json, err) = run(&dir, &["audit", "--json"], "");
+    assert!(ok, "{err}");
+    let trail: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let events: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "client_added",
+            "password_changed",
+            "user_disabled",
+            "user_added"
+        ],
+        "newest first"
+    );
+    for record in trail.as_array().unwrap() {
+        assert_eq!(record["actor"], "admin", "{record}");
+        assert_eq!(record["outcome"], "success", "{record}");
+    }
+    assert_eq!(trail[0]["client"], client.as_str());
+    assert_eq!(trail[3]["user"], alice.as_str());
+    assert!(!json.contains("horse"), "no password in the trail");
+
+    // Filters: by email or subject, by client, by event; the table names the columns.
+    for user in ["alice@example.com", alice.as_str()] {
+        let (ok, json, _) = run(&dir, &["audit", "--json", "--user", user], "");
+        assert!(ok);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+    let (_, json, _) = run(&dir, &["audit", "--json", "--client", &client], "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()[0]["event"],
+        "client_added"
+    );
+    let (_, json, _) = run(
+        &dir,
+        &[
+            "audit",
+            "--json",
+            "--event",
+            "user_disabled",
+            "--limit",
+            "5",
+        ],
+        "",
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (ok, table, _) = run(&dir, &["audit"], "");
+    assert!(ok);
+    assert!(
+        table.starts_with("#") && table.contains("user_disabled") && table.contains("admin"),
+        "{table}"
+    );
+    let (ok, _, err) = run(&dir, &["audit", "--user", "nobody@example.com"], "");
+    assert!(!ok && err.contains("nobody@example.com"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

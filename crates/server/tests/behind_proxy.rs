@@ -158,6 +158,7 @@ async fn sign_in(
 struct Setup {
     nginx: Nginx,
     server_port: u16,
+    store: mcpauth_store_sql::SqlStore,
     _server: tokio::task::JoinHandle<()>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -195,6 +196,7 @@ async fn start(tag: &str, trusted: &[&str], header: &str, writes: Writes) -> Set
     mcpauth_server::add_user(&server.store, BOB, PASSWORD)
         .await
         .unwrap();
+    let store = server.store.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = mcpauth_server::serve_on(listener, server, async {
@@ -205,6 +207,7 @@ async fn start(tag: &str, trusted: &[&str], header: &str, writes: Writes) -> Set
     Setup {
         nginx,
         server_port,
+        store,
         _server: server,
         _stop: stop,
     }
@@ -280,6 +283,34 @@ async fn behind_a_trusted_proxy_one_abusive_client_cannot_lock_anyone_else_out()
         sign_in(&alice, &setup.through_proxy(), ALICE, PASSWORD, None).await,
         StatusCode::SEE_OTHER,
         "the forged header changed nothing for alice"
+    );
+
+    // The audit trail names each caller's own address: the abuser's (never the host it
+    // claimed, nor nginx's), alice's, bob's, and the forger's (not what it forged).
+    let sign_ins = setup
+        .store
+        .audit_events(&mcpauth_store_sql::AuditFilter::default(), 1000)
+        .await
+        .unwrap();
+    let from = |address: &str| {
+        sign_ins
+            .iter()
+            .filter(|e| e.record.event == "sign_in" && e.record.address.as_deref() == Some(address))
+            .map(|e| e.record.outcome)
+            .collect::<Vec<_>>()
+    };
+    use mcpauth_store_sql::AuditOutcome::{Failure, Success};
+    assert!(from("127.0.0.2").len() >= 12 && from("127.0.0.2").iter().all(|o| *o == Failure));
+    assert_eq!(
+        from("127.0.0.3"),
+        [Success, Success],
+        "alice's two sign-ins"
+    );
+    assert_eq!(from("127.0.0.4"), [Success], "bob's");
+    assert!(from("127.0.0.5").len() == 12 && from("127.0.0.5").iter().all(|o| *o == Failure));
+    assert!(
+        from("127.0.0.1").is_empty(),
+        "nginx's address is never the caller's"
     );
 }
 

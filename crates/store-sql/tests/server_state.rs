@@ -1343,3 +1343,90 @@ async fn event_clock(store: SqlStore, _: SqlStore) {
         tokio::time::sleep(std::time::Duration::from_millis(170)).await;
     }
 }
+
+// The audit trail: records are kept in order, found by user, client, address and event, a
+// page at a time, and swept by age; on both databases.
+#[tokio::test]
+async fn audit_records_are_found_by_what_they_concern_and_swept_by_age() {
+    on_both_databases("audit", audit).await;
+}
+
+#[allow(clippy::indexing_slicing, reason = "a test")]
+async fn audit(store: SqlStore, other_instance: SqlStore) {
+    use mcpauth_store_sql::{AuditFilter, AuditOutcome, AuditRecord};
+    let address: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let records = [
+        AuditRecord::new("sign_in", AuditOutcome::Failure, UnixTime(10))
+            .address(Some(address))
+            .detail("unknown account"),
+        AuditRecord::new("sign_in", AuditOutcome::Success, UnixTime(11))
+            .user("u1")
+            .address(Some(address)),
+        AuditRecord::new("consent", AuditOutcome::Success, UnixTime(12))
+            .user("u1")
+            .client("c1")
+            .address(Some(address)),
+        AuditRecord::new("user_disabled", AuditOutcome::Success, UnixTime(20))
+            .user("u1")
+            .actor("admin"),
+    ];
+    store.record_audit(&records[..3]).await.unwrap();
+    other_instance.record_audit(&records[3..]).await.unwrap();
+    store.record_audit(&[]).await.unwrap();
+
+    let everything = store
+        .audit_events(&AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        everything
+            .iter()
+            .map(|e| e.record.clone())
+            .collect::<Vec<_>>(),
+        records.iter().rev().cloned().collect::<Vec<_>>(),
+        "newest first, as written"
+    );
+    let find = |filter: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_events(&filter, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.record.event)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut by_user = AuditFilter::default();
+    by_user.user_id = Some("u1".into());
+    assert_eq!(
+        find(by_user.clone()).await,
+        ["user_disabled", "consent", "sign_in"]
+    );
+    let mut by_client = AuditFilter::default();
+    by_client.client_id = Some("c1".into());
+    assert_eq!(find(by_client).await, ["consent"]);
+    let mut by_address = AuditFilter::default();
+    by_address.address = Some("192.0.2.7".into());
+    assert_eq!(find(by_address).await, ["consent", "sign_in", "sign_in"]);
+    let mut by_event = by_user.clone();
+    by_event.event = Some("sign_in".into());
+    assert_eq!(find(by_event).await, ["sign_in"]);
+    // Paging: the next page starts below the last number seen.
+    let first_page = store.audit_events(&by_user, 2).await.unwrap();
+    assert_eq!(first_page.len(), 2);
+    by_user.before = Some(first_page[1].audit_id);
+    assert_eq!(find(by_user).await, ["sign_in"]);
+
+    // The sweep forgets what is older than the retention.
+    assert_eq!(store.sweep_audit_events(UnixTime(12)).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .audit_events(&AuditFilter::default(), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -150,6 +150,9 @@ impl Config {
         if let Some(v) = env("MCPAUTH_TRUSTED_PROXIES") {
             self.trusted_proxies = list(&v);
         }
+        if let Some(v) = env("MCPAUTH_AUDIT_RETENTION_DAYS") {
+            self.audit_retention_days = number("MCPAUTH_AUDIT_RETENTION_DAYS", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_SSF_PUSH_ORIGINS") {
             self.ssf_push_origins = list(&v);
         }

@@ -150,6 +150,8 @@ pub struct Config {
     pub token_requests_per_ip_per_minute: u32,
     /// Device authorization requests allowed per IP address per minute (0: no limit).
     pub device_authorizations_per_ip_per_minute: u32,
+    /// Days audit records are kept (`audit_events`); 0 keeps them forever.
+    pub audit_retention_days: u64,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
     /// A bearer token `/metrics` requires (`Authorization: Bearer …`); none: open to anyone
@@ -231,6 +233,7 @@ impl Default for Config {
             user_code_attempts_per_ip_per_minute: 10,
             token_requests_per_ip_per_minute: 600,
             device_authorizations_per_ip_per_minute: 30,
+            audit_retention_days: 90,
             metrics: true,
             metrics_token: None,
             log_format: LogFormat::Text,
@@ -520,6 +523,7 @@ mod tests {
                 ("MCPAUTH_LEGACY_ASSERTION_AUDIENCE", "true"),
                 ("MCPAUTH_STRICT_RESOURCE", "true"),
                 ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
+                ("MCPAUTH_AUDIT_RETENTION_DAYS", "0"),
                 (
                     "MCPAUTH_SSF_PUSH_ORIGINS",
                     "https://rs.internal:8443 http://127.0.0.1:3000",
@@ -544,6 +548,10 @@ mod tests {
         assert!(set.strict_resource);
         assert_eq!(set.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
         assert!(defaults.ssf_push_origins.is_empty());
+        assert_eq!(
+            (defaults.audit_retention_days, set.audit_retention_days),
+            (90, 0)
+        );
         assert_eq!(
             set.ssf_push_origins,
             ["https://rs.internal:8443", "http://127.0.0.1:3000"]

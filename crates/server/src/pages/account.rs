@@ -97,6 +97,7 @@ pub(super) struct WithdrawForm {
 /// `POST {base}/account/withdraw`.
 pub(super) async fn withdraw(
     State(pages): State<Arc<Pages>>,
+    peer: super::sign_in::Peer,
     headers: HeaderMap,
     Form(form): Form<WithdrawForm>,
 ) -> Response {
@@ -114,6 +115,18 @@ pub(super) async fn withdraw(
     {
         Ok(_) => {
             tracing::info!(client_id = %form.client_id, "consent withdrawn; grants revoked");
+            crate::audit::record(
+                &pages.store,
+                crate::audit::AuditRecord::new(
+                    crate::audit::events::CONSENT_WITHDRAWN,
+                    crate::audit::AuditOutcome::Success,
+                    pages.now(),
+                )
+                .user(&user.id)
+                .client(&form.client_id)
+                .address(super::sign_in::peer_ip(peer)),
+            )
+            .await;
             see_other(&account)
         }
         Err(e) => pages.server_error(&e),

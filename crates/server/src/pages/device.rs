@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use super::sign_in::{Next, Peer, peer_ip, sign_in_page};
 use super::{Pages, ScopeLine, SessionBar, page, see_other};
+use crate::audit::{self, AuditOutcome, AuditRecord, events};
 
 #[derive(Template)]
 #[template(path = "device_entry.html")]
@@ -254,7 +255,21 @@ pub(super) async fn decide(
             return pages.device_code_refused(&e, bar, &form.user_code);
         }
     };
-    let decided = if form.decision == "approve" {
+    let approve = form.decision == "approve";
+    let record = AuditRecord::new(
+        events::DEVICE_APPROVAL,
+        if approve {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failure
+        },
+        pages.now(),
+    )
+    .user(&user.id)
+    .client(pending.client_id())
+    .address(peer_ip(peer))
+    .detail(if approve { "approved" } else { "denied" });
+    let decided = if approve {
         pages
             .engine
             .approve_device(pending, &user.id, pages.now())
@@ -262,6 +277,9 @@ pub(super) async fn decide(
     } else {
         pages.engine.deny_device(pending, pages.now()).await
     };
+    if decided.is_ok() {
+        audit::record(&pages.store, record).await;
+    }
     match decided {
         Ok(()) if form.decision == "approve" => {
             tracing::info!("device authorization approved");

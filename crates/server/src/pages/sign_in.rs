@@ -19,6 +19,7 @@ use mcpauth_token_engine::{RateLimitKey, RateLimitStore, SecretHash};
 use serde::Deserialize;
 
 use super::{LoginPage, Pages, ProviderButton, SESSION_COOKIE, page, random_token, see_other};
+use crate::audit::{self, AuditOutcome, AuditRecord, events};
 use crate::users;
 
 /// The window of the per-address sign-in limit (`sign_in_attempts_per_ip_per_hour`).
@@ -50,7 +51,13 @@ pub(super) async fn check_password(
     password: String,
 ) -> PasswordCheck {
     let email = users::normalize_email(email).unwrap_or_default();
+    let failed = |detail: &str| {
+        AuditRecord::new(events::SIGN_IN, AuditOutcome::Failure, pages.now())
+            .address(peer)
+            .detail(detail)
+    };
     if let Some(refusal) = throttle_address(pages, peer).await {
+        audit::record(&pages.store, failed("too many attempts from this address")).await;
         return PasswordCheck::Refused(refusal);
     }
     // A locked account is refused before its password is checked, so guessing stops for the
@@ -67,7 +74,10 @@ pub(super) async fn check_password(
     let whole_account = SecretHash::of(&format!("{email}\n*"));
     for key in [&account, &whole_account] {
         match pages.store.login_locked_until(key, pages.now()).await {
-            Ok(Some(until)) => return PasswordCheck::Refused(locked(pages, until)),
+            Ok(Some(until)) => {
+                audit::record(&pages.store, failed("account locked")).await;
+                return PasswordCheck::Refused(locked(pages, until));
+            }
             Ok(None) => {}
             Err(e) => return PasswordCheck::Refused(pages.server_error(&e)),
         }
@@ -98,10 +108,42 @@ pub(super) async fn check_password(
                     return PasswordCheck::Refused(pages.server_error(&e));
                 }
             }
+            audit::record(
+                &pages.store,
+                AuditRecord::new(events::SIGN_IN, AuditOutcome::Success, pages.now())
+                    .user(&user.user_id)
+                    .address(peer)
+                    .detail("password"),
+            )
+            .await;
             PasswordCheck::Accepted(user)
         }
         _ => {
             tracing::info!("failed sign-in attempt");
+            // Operators may learn which accounts exist; the caller never does.
+            let (why, concerned) = match &user {
+                None => ("unknown account", None),
+                Some(u) if u.disabled => ("account disabled", Some(u.user_id.as_str())),
+                Some(u) if u.password_hash == mcpauth_store_sql::NO_PASSWORD => {
+                    ("no password (signs in upstream)", Some(u.user_id.as_str()))
+                }
+                Some(u) => ("wrong password", Some(u.user_id.as_str())),
+            };
+            let mut record = failed(why);
+            if let Some(user_id) = concerned {
+                record = record.user(user_id);
+            }
+            audit::record(&pages.store, record).await;
+            let locked_now = |scope: &str| {
+                let record =
+                    AuditRecord::new(events::ACCOUNT_LOCKED, AuditOutcome::Failure, pages.now())
+                        .address(peer)
+                        .detail(scope);
+                match concerned {
+                    Some(user_id) => record.user(user_id),
+                    None => record,
+                }
+            };
             let now = pages.now().0;
             let here = pages
                 .store
@@ -115,12 +157,14 @@ pub(super) async fn check_password(
                 (Err(e), _) | (_, Err(e)) => PasswordCheck::Refused(pages.server_error(&e)),
                 (Ok(Some(until)), _) => {
                     tracing::warn!("account locked for one caller after repeated wrong passwords");
+                    audit::record(&pages.store, locked_now("for this caller")).await;
                     PasswordCheck::Refused(locked(pages, until))
                 }
                 (Ok(None), Ok(Some(until))) => {
                     tracing::warn!(
                         "account locked for everyone after repeated wrong passwords from many addresses"
                     );
+                    audit::record(&pages.store, locked_now("for everyone")).await;
                     PasswordCheck::Refused(locked(pages, until))
                 }
                 (Ok(None), Ok(None)) => PasswordCheck::Wrong(email),

@@ -471,6 +471,32 @@ async fn debug_logs_in_json_carry_no_passwords_codes_tokens_or_cookies() {
         let parsed: Result<Value, _> = serde_json::from_str(line);
         assert!(parsed.is_ok(), "not a JSON line: {line}");
     }
+    // The audit trail's lines: the wrong password, the sign-in and the consent, each with
+    // the caller's address.
+    let audit: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "mcpauth::audit")
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|f| {
+            (
+                f["event"].as_str().unwrap_or_default(),
+                f["outcome"].as_str().unwrap_or_default(),
+                f["address"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("sign_in", "failure", "127.0.0.1"),
+            ("sign_in", "success", "127.0.0.1"),
+            ("consent", "success", "127.0.0.1"),
+        ],
+        "{audit:?}"
+    );
     for (what, secret) in [
         ("the password", password),
         ("the wrong password", "wrong horse battery"),

@@ -2,6 +2,7 @@
 //! browser sessions, sign-in lockout, and the housekeeping (listing clients, sweeping expired
 //! rows). Ids of interactions and sessions are bearer secrets, stored hashed.
 
+mod audit;
 mod housekeeping;
 mod interactions;
 mod lockout;
@@ -10,6 +11,7 @@ mod shared_secrets;
 mod signing_keys;
 mod users;
 
+pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditRecord};
 pub use interactions::InteractionRow;
 pub use lockout::LockoutPolicy;
 pub use security_events::{Polled, PushEndpoint, SecurityEvent, SecurityEventKind, SsfStream};

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::render::{ConsentPage, describe_client};
 use super::{Decision, csrf_cookie};
+use crate::audit::{self, AuditOutcome, AuditRecord, events};
 use crate::pages::sign_in::{PasswordCheck, Peer, check_password, peer_ip, start_session};
 use crate::pages::{Pages, SessionBar, SignedIn, page, see_other};
 
@@ -170,6 +171,7 @@ pub(in crate::pages) struct ConsentForm {
 pub(in crate::pages) async fn consent(
     State(pages): State<Arc<Pages>>,
     Path(id): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
@@ -196,7 +198,28 @@ pub(in crate::pages) async fn consent(
         (true, false) => Decision::Approve,
         (true, true) => Decision::ApproveAndRemember,
     };
-    pages.decide(&id, pending, &user_id, decision).await
+    let record = AuditRecord::new(
+        events::CONSENT,
+        if approve {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failure
+        },
+        pages.now(),
+    )
+    .user(&user_id)
+    .client(pending.client_id())
+    .address(peer_ip(peer))
+    .detail(match decision {
+        Decision::Deny => "denied",
+        Decision::Approve => "approved",
+        _ => "approved and remembered",
+    });
+    let response = pages.decide(&id, pending, &user_id, decision).await;
+    if response.status().is_redirection() {
+        audit::record(&pages.store, record).await;
+    }
+    response
 }
 
 #[derive(Deserialize)]

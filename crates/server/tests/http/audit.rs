@@ -1,0 +1,196 @@
+//! The audit trail over HTTP: sign-ins (each failure with why), consent and its withdrawal
+//! are recorded with the user, the client and the caller's address; the administrator's
+//! actions with the actor; nothing a caller typed as a secret appears.
+
+use super::*;
+
+/// The audit trail of `server`'s database, oldest first, read as the operator would (another
+/// process on the same database).
+async fn audit_trail(server: &Running) -> Vec<mcpauth_store_sql::AuditRecord> {
+    let mut config = mcpauth_server::Config::default();
+    config.issuer = Some(server.issuer.clone());
+    config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
+    let admin = mcpauth_server::build(&config).await.unwrap();
+    let entries = admin
+        .store
+        .audit_events(&mcpauth_store_sql::AuditFilter::default(), 1000)
+        .await
+        .unwrap();
+    admin.store.close().await;
+    entries.into_iter().rev().map(|e| e.record).collect()
+}
+
+#[tokio::test]
+async fn sign_ins_consent_and_the_administrators_actions_are_audited_with_the_callers_address() {
+    let server = start().await;
+    let alice = {
+        let mut config = mcpauth_server::Config::default();
+        config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
+        let store = mcpauth_server::open_store(&config).await.unwrap();
+        let id = store
+            .find_user_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id;
+        store.close().await;
+        id
+    };
+    let form = server.login_form().await;
+    for (email, password) in [
+        ("nobody@example.com", "Secret-Guess-1"),
+        ("alice@example.com", "Secret-Guess-2"),
+    ] {
+        assert_eq!(
+            server
+                .attempt_sign_in(&form, email, password)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Signs in through the authorization flow and approves the client.
+    let (client_id, _) = server.fresh_code(&[]).await;
+    let mut config = mcpauth_server::Config::default();
+    config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
+    let store = mcpauth_server::open_store(&config).await.unwrap();
+    mcpauth_server::admin::disable_user(&store, "alice@example.com")
+        .await
+        .unwrap();
+    store.close().await;
+
+    let trail = audit_trail(&server).await;
+    let here = Some("127.0.0.1".to_owned());
+    let seen: Vec<_> = trail
+        .iter()
+        .map(|r| {
+            (
+                r.event.as_str(),
+                r.outcome,
+                r.user_id.as_deref(),
+                r.client_id.as_deref(),
+                r.detail.as_deref(),
+            )
+        })
+        .collect();
+    use mcpauth_store_sql::AuditOutcome::{Failure, Success};
+    assert_eq!(
+        seen,
+        [
+            ("user_added", Success, Some(alice.as_str()), None, None),
+            ("sign_in", Failure, None, None, Some("unknown account")),
+            (
+                "sign_in",
+                Failure,
+                Some(alice.as_str()),
+                None,
+                Some("wrong password")
+            ),
+            (
+                "sign_in",
+                Success,
+                Some(alice.as_str()),
+                None,
+                Some("password")
+            ),
+            (
+                "consent",
+                Success,
+                Some(alice.as_str()),
+                Some(client_id.as_str()),
+                Some("approved")
+            ),
+            ("user_disabled", Success, Some(alice.as_str()), None, None),
+        ]
+    );
+    // The caller's address on what a caller did; the actor on the administrator's actions.
+    for record in &trail {
+        if record.actor.is_some() {
+            assert_eq!(
+                (record.actor.as_deref(), &record.address),
+                (Some("admin"), &None)
+            );
+        } else {
+            assert_eq!(record.address, here, "{record:?}");
+        }
+    }
+    let everything = format!("{trail:?}");
+    for secret in ["Secret-Guess", "correct horse", "nobody@example.com"] {
+        assert!(!everything.contains(secret), "{secret} in the trail");
+    }
+}
+
+// An account locked after repeated wrong passwords is recorded once, then each refused try.
+#[tokio::test]
+async fn a_lockout_is_audited() {
+    let server = start_configured("", temp_dir("audit-lockout"), |config| {
+        config.login_lockout_after = 2;
+    })
+    .await;
+    let form = server.login_form().await;
+    for _ in 0..3 {
+        server
+            .attempt_sign_in(&form, "alice@example.com", "not it")
+            .await;
+    }
+    let trail = audit_trail(&server).await;
+    let events: Vec<(&str, Option<&str>)> = trail
+        .iter()
+        .filter(|r| r.event != "user_added")
+        .map(|r| (r.event.as_str(), r.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("sign_in", Some("wrong password")),
+            ("sign_in", Some("wrong password")),
+            ("account_locked", Some("for this caller")),
+            ("sign_in", Some("account locked")),
+        ]
+    );
+}
+
+// `audit_retention_days`: at 1, the sweep forgets records older than a day and keeps the
+// rest; at 0, it keeps everything.
+#[tokio::test]
+async fn audit_records_are_kept_for_the_retention_and_forever_at_zero() {
+    for (days, kept_after_two_days) in [(1, 1), (0, 2)] {
+        let dir = temp_dir(&format!("audit-retention-{days}"));
+        let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
+        let mut config = mcpauth_server::Config::default();
+        config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+        config.audit_retention_days = days;
+        let server = mcpauth_server::build_with(
+            &config,
+            mcpauth_server::BuildOptions::default().clock(clock.clone()),
+        )
+        .await
+        .unwrap();
+        let record = |at: u64| {
+            mcpauth_store_sql::AuditRecord::new(
+                "sign_in",
+                mcpauth_store_sql::AuditOutcome::Success,
+                UnixTime(at),
+            )
+        };
+        server
+            .store
+            .record_audit(&[record(1_800_000_000), record(1_800_000_000 + 2 * 86_400)])
+            .await
+            .unwrap();
+        clock.advance(2 * 86_400 + 10);
+        server.sweep_now().await;
+        let kept = server
+            .store
+            .audit_events(&mcpauth_store_sql::AuditFilter::default(), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.len(),
+            kept_after_two_days,
+            "audit_retention_days = {days}"
+        );
+        server.store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
