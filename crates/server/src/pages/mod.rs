@@ -101,6 +101,32 @@ struct MessagePage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    base: &'a str,
+    device_path: &'a str,
+    metadata: &'a str,
+}
+
+/// `GET {base}/`: what this server is, for a person who opens it in a browser.
+async fn home(axum::extract::State(pages): axum::extract::State<Arc<Pages>>) -> Response {
+    let metadata = url::Url::parse(&pages.engine.metadata().issuer)
+        .ok()
+        .and_then(|issuer| mcpauth_metadata::authorization_server_metadata_url(&issuer).ok())
+        .map(String::from)
+        .unwrap_or_default();
+    page(
+        StatusCode::OK,
+        HomePage {
+            base: &pages.base,
+            device_path: &pages.device_path,
+            metadata: &metadata,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     base: &'a str,
@@ -400,5 +426,6 @@ pub(crate) fn routes(pages: Arc<Pages>) -> Router {
         )
         .route(&at("/sign-out"), post(sign_in::sign_out))
         .route(&at("/static/mcpauth.css"), get(stylesheet))
+        .route(if base.is_empty() { "/" } else { &base }, get(home))
         .with_state(pages)
 }

@@ -696,3 +696,40 @@ async fn a_port_in_use_fails_before_the_database_is_created() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A person who opens the server in a browser learns what it is and where to go: the home page
+// at the issuer's path links to the account and device pages and the metadata.
+#[tokio::test]
+async fn the_home_page_says_what_the_server_is_and_links_to_the_account_and_device_pages() {
+    for path in ["", "/tenant"] {
+        let server = start_with(path, temp_dir("home")).await;
+        let home = server
+            .http
+            .get(format!(
+                "{}{}",
+                server.base,
+                if path.is_empty() { "/" } else { path }
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(home.status(), StatusCode::OK);
+        assert!(
+            home.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = home.text().await.unwrap();
+        for link in [
+            format!("href=\"{path}/account\""),
+            format!("href=\"{path}/device\""),
+            format!(
+                "{}/.well-known/oauth-authorization-server{path}",
+                server.base
+            ),
+        ] {
+            assert!(html.contains(&link), "{link} in {html}");
+        }
+    }
+}
