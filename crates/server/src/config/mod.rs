@@ -402,10 +402,17 @@ mod tests {
             ..Config::default()
         };
         let problems = config.production_problems(|_| true);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("issuer is not set"));
         assert!(problems[1].contains("database_url is the default"));
         assert!(problems[2].contains("signing_key_encryption_key is not set"));
+        assert!(problems[3].contains("metrics is on without metrics_token"));
+        // Metrics off, or behind a long enough token: nothing to say about them.
+        config.metrics = false;
+        assert_eq!(config.production_problems(|_| true).len(), 3);
+        config.metrics = true;
+        config.metrics_token = Some(Secret::new("m".repeat(40)));
+        assert_eq!(config.production_problems(|_| true).len(), 3);
 
         config.issuer = Some("http://as.example".into());
         config.database_url = "sqlite:///var/lib/mcpauth/mcpauth.db".into();

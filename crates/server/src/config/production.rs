@@ -88,6 +88,14 @@ impl Config {
             ),
             Some(_) => {}
         }
+        if self.metrics && self.metrics_token.is_none() {
+            problems.push(
+                "metrics is on without metrics_token: /metrics would tell anyone who can reach \
+                 it how the server is used; set metrics_token (`openssl rand -base64 32`) or \
+                 metrics = false"
+                    .to_owned(),
+            );
+        }
         for (name, secret) in [
             ("registration_token", &self.registration_token),
             ("metrics_token", &self.metrics_token),
