@@ -14,8 +14,10 @@ pub use mcpauth_store_sql::{AuditOutcome, AuditRecord};
 
 /// The events recorded, by name (`audit_events.event`).
 pub mod events {
-    /// A password or federated sign-in: success, or failure with why (`unknown account`,
-    /// `wrong password`, `account disabled`, `locked`, `too many attempts`).
+    /// A password or federated sign-in: success (once the session is stored), or failure
+    /// with why (`unknown account`, `wrong password`, `account disabled`, `no password
+    /// (signs in upstream)`, `account locked`, `too many attempts from this address` once
+    /// per address and hour, `through <provider>: <why>`).
     pub const SIGN_IN: &str = "sign_in";
     /// An account locked after repeated wrong passwords (for one caller, or for everyone).
     pub const ACCOUNT_LOCKED: &str = "account_locked";

@@ -307,6 +307,13 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     .await?;
     let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let base = engine_config_issuer_path(&issuer);
+    // The home page is served at the issuer's path: it must not be one of the server's own
+    // routes at the root.
+    if ["/health", "/ready", "/metrics", "/jwks.json", "/static"].contains(&base.as_str()) {
+        return Err(StartError::config(format!(
+            "issuer path `{base}` is one of the server's own routes: choose another path"
+        )));
+    }
     let metrics = Arc::new(metrics::Metrics::default());
     let pages = Arc::new(pages::Pages {
         clock: clock.clone(),

@@ -199,7 +199,7 @@ impl Server {
             self.clock.now(),
         )
         .await?;
-        self.reload_keys().await?;
+        // Stored: recorded, whatever the reload says.
         admin::audited(
             &self.store,
             audit::events::KEY_ROTATED,
@@ -208,6 +208,7 @@ impl Server {
             Some(&kid),
         )
         .await;
+        self.reload_keys().await?;
         Ok(kid)
     }
 

@@ -64,8 +64,8 @@ enum Command {
         /// client_added, client_removed, key_rotated, key_removed).
         #[arg(long)]
         event: Option<String>,
-        /// How many records at most (up to 1000).
-        #[arg(long, default_value_t = 50)]
+        /// How many records at most (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         /// Only records older than this number (the `#` column): the next page.
         #[arg(long)]
@@ -257,14 +257,20 @@ async fn audit_command(
     let store = open_store(config).await?;
     let done = async {
         filter.user_id = match user {
-            Some(user) if user.contains('@') => Some(
-                mcpauth_server::admin::user_by_email(&store, &user)
-                    .await
-                    .map_err(|e| said(&e))?
-                    .user_id,
-            ),
-            other => other,
+            // An email (or an upstream identity), else a subject identifier as given.
+            Some(user) => match mcpauth_server::admin::user_by_email(&store, &user).await {
+                Ok(found) => Some(found.user_id),
+                Err(e) if user.contains('@') => return Err(said(&e)),
+                Err(_) => Some(user),
+            },
+            None => None,
         };
+        // As recorded: an IPv4 address mapped into IPv6 is the IPv4 one.
+        if let Some(address) = &mut filter.address
+            && let Ok(parsed) = address.parse::<std::net::IpAddr>()
+        {
+            *address = parsed.to_canonical().to_string();
+        }
         let entries = store
             .audit_events(&filter, limit)
             .await
@@ -299,7 +305,11 @@ async fn audit_command(
         );
         for entry in &entries {
             let r = &entry.record;
-            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            // Stored text holds no control characters; escaped all the same.
+            let dash = |v: &Option<String>| {
+                v.as_deref()
+                    .map_or_else(|| "-".to_owned(), |v| v.escape_debug().to_string())
+            };
             println!(
                 "{:<6} {:<19} {:<18} {:<7} {:<30} {:<24} {:<15} {}",
                 entry.audit_id,
@@ -308,10 +318,8 @@ async fn audit_command(
                 r.outcome.as_str(),
                 dash(&r.user_id),
                 dash(&r.client_id),
-                r.address
-                    .clone()
-                    .or_else(|| r.actor.clone())
-                    .unwrap_or_else(|| "-".into()),
+                // The administrator's actions have an actor where callers have an address.
+                dash(&r.address.clone().or_else(|| r.actor.clone())),
                 dash(&r.detail)
             );
         }

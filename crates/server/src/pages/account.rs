@@ -113,7 +113,8 @@ pub(super) async fn withdraw(
         .revoke_consent(&user.id, &form.client_id, pages.now())
         .await
     {
-        Ok(_) => {
+        Ok(false) => see_other(&account),
+        Ok(true) => {
             tracing::info!(client_id = %form.client_id, "consent withdrawn; grants revoked");
             crate::audit::record(
                 &pages.store,

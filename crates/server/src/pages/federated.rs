@@ -11,33 +11,27 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use mcpauth_proxy::CallbackOutcome;
 
-use super::sign_in::{Peer, peer_ip, start_session};
+use super::sign_in::{Peer, peer_ip, start_session, throttle_address};
 use super::{Pages, see_other};
 use crate::audit::{self, AuditOutcome, AuditRecord, events};
 
-/// Audits a federated sign-in through `provider`: `user_id` when it succeeded, else why not.
-async fn federated_sign_in(
+/// Audits a federated sign-in through `provider` that failed, and why. Counted in the
+/// caller's sign-in window (a failed callback costs a caller two requests), so each address
+/// leaves at most that many records an hour.
+async fn federated_sign_in_failed(
     pages: &Pages,
     provider: &str,
-    user_id: Option<&str>,
     failure: Option<&str>,
     address: Option<std::net::IpAddr>,
 ) {
-    let record = match user_id {
-        Some(user_id) => AuditRecord::new(events::SIGN_IN, AuditOutcome::Success, pages.now())
-            .user(user_id)
-            .detail(&format!("through {provider}")),
-        None => {
-            AuditRecord::new(events::SIGN_IN, AuditOutcome::Failure, pages.now()).detail(&format!(
-                "through {provider}: {}",
-                failure
-                    .unwrap_or("refused")
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            ))
-        }
-    };
+    if let Some((_, first)) = throttle_address(pages, address).await
+        && !first
+    {
+        return;
+    }
+    let record = AuditRecord::new(events::SIGN_IN, AuditOutcome::Failure, pages.now()).detail(
+        &format!("through {provider}: {}", failure.unwrap_or("refused")),
+    );
     audit::record(&pages.store, record.address(address)).await;
 }
 
@@ -85,11 +79,17 @@ pub(super) async fn callback(
             match (failure, subject) {
                 (None, Some(user_id)) => {
                     tracing::info!(%provider, %user_id, "federated sign-in");
-                    federated_sign_in(&pages, &provider, Some(&user_id), None, peer_address).await;
-                    start_session(&pages, &user_id, response).await
+                    start_session(
+                        &pages,
+                        &user_id,
+                        &format!("through {provider}"),
+                        peer_address,
+                        response,
+                    )
+                    .await
                 }
                 (failure, _) => {
-                    federated_sign_in(&pages, &provider, None, failure.as_deref(), peer_address)
+                    federated_sign_in_failed(&pages, &provider, failure.as_deref(), peer_address)
                         .await;
                     // WARN: an upstream that refuses this server (a wrong client secret, a
                     // redirect URI it does not know) shows here first, and only here.
@@ -110,15 +110,21 @@ pub(super) async fn callback(
         } => match (subject, failure) {
             (Some(user_id), None) => {
                 tracing::info!(%provider, %user_id, "federated sign-in to a page");
-                federated_sign_in(&pages, &provider, Some(&user_id), None, peer_address).await;
                 let mut response = see_other(&return_to);
                 if let Ok(value) = HeaderValue::from_str(&clear_cookie) {
                     response.headers_mut().append(header::SET_COOKIE, value);
                 }
-                start_session(&pages, &user_id, response).await
+                start_session(
+                    &pages,
+                    &user_id,
+                    &format!("through {provider}"),
+                    peer_address,
+                    response,
+                )
+                .await
             }
             (_, failure) => {
-                federated_sign_in(&pages, &provider, None, failure.as_deref(), peer_address).await;
+                federated_sign_in_failed(&pages, &provider, failure.as_deref(), peer_address).await;
                 tracing::warn!(
                     %provider,
                     reason = failure.as_deref().unwrap_or("unknown"),

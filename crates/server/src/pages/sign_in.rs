@@ -56,8 +56,15 @@ pub(super) async fn check_password(
             .address(peer)
             .detail(detail)
     };
-    if let Some(refusal) = throttle_address(pages, peer).await {
-        audit::record(&pages.store, failed("too many attempts from this address")).await;
+    if let Some((refusal, first)) = throttle_address(pages, peer).await {
+        // One record per address and window: refused attempts cost nothing to send.
+        if first {
+            audit::record(
+                &pages.store,
+                failed("too many attempts from this address (the rest of the hour not recorded)"),
+            )
+            .await;
+        }
         return PasswordCheck::Refused(refusal);
     }
     // A locked account is refused before its password is checked, so guessing stops for the
@@ -108,14 +115,6 @@ pub(super) async fn check_password(
                     return PasswordCheck::Refused(pages.server_error(&e));
                 }
             }
-            audit::record(
-                &pages.store,
-                AuditRecord::new(events::SIGN_IN, AuditOutcome::Success, pages.now())
-                    .user(&user.user_id)
-                    .address(peer)
-                    .detail("password"),
-            )
-            .await;
             PasswordCheck::Accepted(user)
         }
         _ => {
@@ -187,30 +186,40 @@ fn locked(pages: &Pages, until: u64) -> Response {
 }
 
 /// Counts this attempt against the caller's address; `Some` refusal once it is over its
-/// limit, until the window ends.
-async fn throttle_address(pages: &Pages, peer: Option<IpAddr>) -> Option<Response> {
+/// limit, until the window ends, with whether it is the first refusal of the window.
+pub(super) async fn throttle_address(
+    pages: &Pages,
+    peer: Option<IpAddr>,
+) -> Option<(Response, bool)> {
     let peer = peer?;
     let now = pages.now();
     let key = RateLimitKey::new("login-address", &mcpauth_http::caller_key(peer));
     match pages.store.hit(&key, now, LOGIN_WINDOW).await {
         Ok(hits) if hits > pages.sign_in_attempts_per_hour => {
+            let first = hits == pages.sign_in_attempts_per_hour.saturating_add(1);
             tracing::warn!("sign-in attempts over the limit");
             let wait = LOGIN_WINDOW - now.0 % LOGIN_WINDOW;
-            Some(pages.too_many(
-                "Too many sign-in attempts",
-                &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
-                wait,
+            Some((
+                pages.too_many(
+                    "Too many sign-in attempts",
+                    &format!("Wait {} minutes, then try again.", wait.div_ceil(60).max(1)),
+                    wait,
+                ),
+                first,
             ))
         }
         Ok(_) => None,
-        Err(e) => Some(pages.server_error(&e)),
+        Err(e) => Some((pages.server_error(&e), false)),
     }
 }
 
-/// Starts a session for `user_id` and sets its cookie on `response`.
+/// Starts a session for `user_id`, who signed in `how` (audited once the session is
+/// stored) from `address`, and sets its cookie on `response`.
 pub(super) async fn start_session(
     pages: &Pages,
     user_id: &str,
+    how: &str,
+    address: Option<IpAddr>,
     mut response: Response,
 ) -> Response {
     let Some(session) = random_token() else {
@@ -229,6 +238,14 @@ pub(super) async fn start_session(
     {
         return pages.server_error(&e);
     }
+    audit::record(
+        &pages.store,
+        AuditRecord::new(events::SIGN_IN, AuditOutcome::Success, pages.now())
+            .user(user_id)
+            .address(address)
+            .detail(how),
+    )
+    .await;
     pages.set_cookie(
         &mut response,
         SESSION_COOKIE,
@@ -336,7 +353,14 @@ pub(super) async fn sign_in(
                 Next::Device => pages.device_page_url(user_code),
                 Next::Account => format!("{}/account", pages.base),
             };
-            start_session(&pages, &user.user_id, see_other(&next)).await
+            start_session(
+                &pages,
+                &user.user_id,
+                "password",
+                peer_ip(peer),
+                see_other(&next),
+            )
+            .await
         }
         PasswordCheck::Wrong(email) => sign_in_page(
             &pages,

@@ -194,3 +194,100 @@ async fn audit_records_are_kept_for_the_retention_and_forever_at_zero() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+// Refused for too many attempts from one address: one record for the window, not one per
+// refused attempt (they cost a caller nothing).
+#[tokio::test]
+async fn refusals_over_the_address_limit_leave_one_record_per_window() {
+    let hour = SystemClock.now().0 / 3600 * 3600;
+    let clock = Arc::new(ManualClock::new(UnixTime(hour + 600)));
+    let server = start_timed("", temp_dir("audit-throttle"), clock, |config| {
+        config.sign_in_attempts_per_ip_per_hour = 3;
+    })
+    .await;
+    let form = server.login_form().await;
+    for n in 0..10 {
+        server
+            .attempt_sign_in(&form, &format!("user{n}@example.com"), "wrong")
+            .await;
+    }
+    let details: Vec<String> = audit_trail(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.event == "sign_in")
+        .filter_map(|r| r.detail)
+        .collect();
+    assert_eq!(details.len(), 4, "{details:?}");
+    assert!(details[..3].iter().all(|d| d == "unknown account"));
+    assert!(details[3].starts_with("too many attempts from this address"));
+}
+
+// Withdrawing a client that holds no consent records nothing; withdrawing one that does is
+// recorded with the client.
+#[tokio::test]
+async fn only_a_withdrawal_that_withdrew_something_is_audited() {
+    let server = start().await;
+    // Alice approves a client and has the decision remembered.
+    let client_id = server.register().await;
+    let (first, cookie) = server
+        .start_authorization(&server.authorize_url(&client_id), "")
+        .await;
+    let interaction = format!("{}{}", server.base, location(&first));
+    let session = server.sign_in(&interaction, &cookie).await;
+    let html = server
+        .get(&interaction, &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let approved = server
+        .post_form(
+            &format!("{interaction}/consent"),
+            &session,
+            &[
+                ("csrf_token", field(&html, "csrf_token").as_str()),
+                ("decision", "approve"),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let account = server
+        .get(&format!("{}/account", server.base), &session)
+        .await;
+    let cookie = format!("{session}; {}", cookies(account.headers()));
+    let csrf = field(&account.text().await.unwrap(), "csrf_token");
+    for client in ["never-approved", "another"] {
+        let answer = server
+            .post_form(
+                &format!("{}/account/withdraw", server.base),
+                &cookie,
+                &[("csrf_token", csrf.as_str()), ("client_id", client)],
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    }
+    assert!(
+        audit_trail(&server)
+            .await
+            .iter()
+            .all(|r| r.event != "consent_withdrawn"),
+        "nothing was withdrawn"
+    );
+    let answer = server
+        .post_form(
+            &format!("{}/account/withdraw", server.base),
+            &cookie,
+            &[("csrf_token", csrf.as_str()), ("client_id", &client_id)],
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let withdrawn: Vec<_> = audit_trail(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.event == "consent_withdrawn")
+        .collect();
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!(withdrawn[0].client_id.as_deref(), Some(client_id.as_str()));
+    assert_eq!(withdrawn[0].address.as_deref(), Some("127.0.0.1"));
+}

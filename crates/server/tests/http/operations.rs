@@ -282,6 +282,10 @@ async fn production_mode_refuses_an_unsafe_configuration() {
     assert!(error.contains("does not exist"), "{error}");
     assert!(error.contains("signing_key_encryption_key"), "{error}");
     assert!(
+        error.contains("metrics is on without metrics_token"),
+        "{error}"
+    );
+    assert!(
         !dir.join("absent.db").exists(),
         "no empty database is created"
     );
@@ -732,4 +736,23 @@ async fn the_home_page_says_what_the_server_is_and_links_to_the_account_and_devi
             assert!(html.contains(&link), "{link} in {html}");
         }
     }
+}
+
+// The home page takes the issuer's path, so an issuer path that is one of the server's own
+// routes is refused at start, named.
+#[tokio::test]
+async fn an_issuer_path_that_is_one_of_the_servers_own_routes_is_refused() {
+    let dir = temp_dir("reserved-path");
+    let mut config = mcpauth_server::Config::default();
+    config.issuer = Some("http://127.0.0.1:9/health".into());
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let error = mcpauth_server::build(&config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("`/health` is one of the server's own routes"),
+        "{error}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

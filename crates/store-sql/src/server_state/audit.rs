@@ -1,7 +1,9 @@
 //! The audit trail (issue 27): who did what, from which address, with what outcome. Each
-//! record is one row of `audit_events`, written by `mcpauth-server` (sign-ins, consent,
-//! administrators' actions) and kept for the operator's retention
-//! ([`SqlStore::sweep_audit_events`]).
+//! record is one row of `audit_events`, written by `mcpauth-server` (sign-ins, consent, the
+//! administrator's actions) and kept for the operator's retention
+//! ([`SqlStore::sweep_audit_events`]). Text that may come from a caller (a client id, an
+//! upstream provider's error) is kept to [`AuditRecord::MAX_TEXT`] characters without
+//! control characters, so it cannot forge lines where the trail is printed.
 
 use crate::{Columns, SqlStore, StoreError, on_pool, on_pool_write, to_db};
 use mcpauth_token_engine::UnixTime;
@@ -41,7 +43,7 @@ impl AuditOutcome {
 pub struct AuditRecord {
     /// When (Unix seconds).
     pub occurred_at: u64,
-    /// What, as a short name (`sign_in`, `consent_granted`, `user_disabled`, …).
+    /// What, as a short name (`sign_in`, `consent`, `user_disabled`, …).
     pub event: String,
     /// How it ended.
     pub outcome: AuditOutcome,
@@ -57,14 +59,26 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// `text` without control characters (each shown as `?`), at most
+/// [`AuditRecord::MAX_TEXT`] characters.
+fn clean(text: &str) -> String {
+    text.chars()
+        .take(AuditRecord::MAX_TEXT)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 impl AuditRecord {
+    /// The most characters of any text field kept.
+    pub const MAX_TEXT: usize = 200;
+
     /// A record of `event` at `occurred_at` ending with `outcome`; add what it concerns with
     /// the builder methods.
     #[must_use]
     pub fn new(event: &str, outcome: AuditOutcome, occurred_at: UnixTime) -> Self {
         Self {
             occurred_at: occurred_at.0,
-            event: event.to_owned(),
+            event: clean(event),
             outcome,
             user_id: None,
             client_id: None,
@@ -77,35 +91,35 @@ impl AuditRecord {
     /// The user it concerns.
     #[must_use]
     pub fn user(mut self, user_id: &str) -> Self {
-        self.user_id = Some(user_id.to_owned());
+        self.user_id = Some(clean(user_id));
         self
     }
 
     /// The client it concerns.
     #[must_use]
     pub fn client(mut self, client_id: &str) -> Self {
-        self.client_id = Some(client_id.to_owned());
+        self.client_id = Some(clean(client_id));
         self
     }
 
-    /// The caller's address.
+    /// The caller's address (an IPv4 address mapped into IPv6 as the IPv4 one).
     #[must_use]
     pub fn address(mut self, address: Option<std::net::IpAddr>) -> Self {
-        self.address = address.map(|a| a.to_string());
+        self.address = address.map(|a| a.to_canonical().to_string());
         self
     }
 
     /// Who acted.
     #[must_use]
     pub fn actor(mut self, actor: &str) -> Self {
-        self.actor = Some(actor.to_owned());
+        self.actor = Some(clean(actor));
         self
     }
 
     /// A short, non-secret detail.
     #[must_use]
     pub fn detail(mut self, detail: &str) -> Self {
-        self.detail = Some(detail.to_owned());
+        self.detail = Some(clean(detail));
         self
     }
 }
@@ -155,36 +169,43 @@ pub struct AuditFilter {
 }
 
 impl SqlStore {
-    /// Writes `records` in one transaction.
+    /// Writes `records` in one transaction (one statement for one record).
     ///
     /// # Errors
     ///
     /// The database error; nothing is written.
     pub async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
+        const INSERT: &str = "INSERT INTO audit_events (occurred_at, event, outcome, user_id, \
+                              client_id, address, actor, detail) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        macro_rules! insert {
+            ($record:expr) => {
+                sqlx::query(INSERT)
+                    .bind(to_db($record.occurred_at)?)
+                    .bind(&$record.event)
+                    .bind($record.outcome.as_str())
+                    .bind(&$record.user_id)
+                    .bind(&$record.client_id)
+                    .bind(&$record.address)
+                    .bind(&$record.actor)
+                    .bind(&$record.detail)
+            };
         }
-        on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for record in records {
-                sqlx::query(
-                    "INSERT INTO audit_events (occurred_at, event, outcome, user_id, client_id, \
-                     address, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(to_db(record.occurred_at)?)
-                .bind(&record.event)
-                .bind(record.outcome.as_str())
-                .bind(&record.user_id)
-                .bind(&record.client_id)
-                .bind(&record.address)
-                .bind(&record.actor)
-                .bind(&record.detail)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        match records {
+            [] => Ok(()),
+            [record] => on_pool_write!(self, |pool| {
+                insert!(record).execute(pool).await?;
+                Ok(())
+            }),
+            _ => on_pool_write!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                for record in records {
+                    insert!(record).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }),
+        }
     }
 
     /// Up to `limit` (at most 1000) records matching `filter`, newest first.
@@ -264,5 +285,28 @@ impl SqlStore {
                 return Ok(removed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_text_is_kept_short_and_without_control_characters() {
+        let record = AuditRecord::new("sign_in", AuditOutcome::Failure, UnixTime(1))
+            .client("evil\u{1b}[2J\nforged row")
+            .detail(&"x".repeat(500))
+            .address(Some(
+                "::ffff:192.0.2.1"
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0; 4])),
+            ));
+        assert_eq!(record.client_id.as_deref(), Some("evil?[2J?forged row"));
+        assert_eq!(
+            record.detail.map(|d| d.chars().count()),
+            Some(AuditRecord::MAX_TEXT)
+        );
+        assert_eq!(record.address.as_deref(), Some("192.0.2.1"));
     }
 }

@@ -22,6 +22,7 @@ use crate::pages::{Pages, SessionBar, SignedIn, page, see_other};
 pub(in crate::pages) async fn show(
     State(pages): State<Arc<Pages>>,
     Path(id): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
     let (row, csrf) = match pages.load(&id, &headers).await {
@@ -75,9 +76,18 @@ pub(in crate::pages) async fn show(
         {
             Ok(true) => {
                 tracing::debug!(client_id = %pending.client_id(), "consent remembered: not asking again");
-                return pages
+                let record = AuditRecord::new(events::CONSENT, AuditOutcome::Success, pages.now())
+                    .user(&user.id)
+                    .client(pending.client_id())
+                    .address(peer_ip(peer))
+                    .detail("approved before (remembered)");
+                let response = pages
                     .decide(&id, pending, &user.id, Decision::Approve)
                     .await;
+                if response.status().is_redirection() {
+                    audit::record(&pages.store, record).await;
+                }
+                return response;
             }
             Ok(false) => {}
             Err(e) => return pages.server_error(&e),
@@ -154,6 +164,8 @@ pub(in crate::pages) async fn login(
     start_session(
         &pages,
         &user.user_id,
+        "password",
+        peer_ip(peer),
         see_other(&pages.interaction_path(&id)),
     )
     .await
