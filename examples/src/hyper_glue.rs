@@ -13,7 +13,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use mcpauth_http::{Admission, AuthorizationServer, HttpResponse, ResourceServer, RouteRules};
-use mcpauth_http::{MAX_BODY_BYTES, body_too_large, caller_key, now};
+use mcpauth_http::{MAX_BODY_BYTES, MAX_PUSHED_EVENT_BYTES, body_too_large, caller_key, now};
 use mcpauth_token_engine::CallerKey;
 
 /// A body as the MCP server reads and answers it (streamed, so SSE works).
@@ -87,7 +87,10 @@ async fn answer(mount: &Mount, peer: IpAddr, request: Request<Incoming>) -> Resp
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let Ok(body) = Limited::new(request.into_body(), 64 * 1024).collect().await else {
+        let Ok(body) = Limited::new(request.into_body(), MAX_PUSHED_EVENT_BYTES)
+            .collect()
+            .await
+        else {
             return boxed(body_too_large());
         };
         return boxed(

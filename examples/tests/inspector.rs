@@ -21,18 +21,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Example, REGISTRATION_TOKEN, machine_token, tempdir};
+use support::{Example, REGISTRATION_TOKEN, free_port, machine_token, tempdir};
 
 const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "a compiler for every language";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The Inspector's web server, stopped when dropped.
 struct Inspector(tokio::process::Child);

@@ -187,10 +187,7 @@ async fn after_a_python_clients_logout_the_mcp_server_refuses_its_access_token()
     config.issuer = Some(issuer.clone());
     config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
     // The MCP server's port, chosen here: the authorization server names its resource.
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     config.resources = vec![format!("http://{listen}/mcp")];
     let server = mcpauth_server::build(&config).await.unwrap();
     mcpauth_server::add_user(&server.store, EMAIL, PASSWORD)

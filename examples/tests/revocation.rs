@@ -31,7 +31,7 @@ use serde_json::json;
 
 /// How many logouts are measured for the 99th percentile.
 const LOGOUTS: usize = 100;
-use support::{Example, tempdir};
+use support::{Example, free_port, tempdir};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
@@ -169,15 +169,6 @@ enum Delivery {
 /// An environment as the examples take it.
 fn as_pairs<'a>(env: &'a [(&'static str, String); 4]) -> [(&'static str, &'a str); 4] {
     env.each_ref().map(|(k, v)| (*k, v.as_str()))
-}
-
-/// A free loopback port (closed again: the example binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The scenario on the database at `database_url`; with `two_instances`, a second

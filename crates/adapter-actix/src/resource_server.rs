@@ -13,7 +13,9 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::error::PayloadError;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use bytes::Bytes;
-use mcpauth_http::{Admission, HttpResponse, ResourceServer, RouteRules, VerifiedToken, now};
+use mcpauth_http::{
+    Admission, HttpResponse, MAX_PUSHED_EVENT_BYTES, ResourceServer, RouteRules, VerifiedToken, now,
+};
 
 use crate::{http_method, into_actix};
 
@@ -77,9 +79,6 @@ pub fn protected_resource_metadata(
         }
     }
 }
-
-/// The largest pushed Security Event Token read.
-const MAX_PUSHED_EVENT_BYTES: usize = 64 * 1024;
 
 /// Serves the route where the authorization server pushes revocations to a
 /// [`ResourceServer`] (RFC 8935;

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcpauth_http::{Admission, HttpResponse, ResourceServer, RouteRules, VerifiedToken, now};
+use mcpauth_http::{
+    Admission, HttpResponse, MAX_PUSHED_EVENT_BYTES, ResourceServer, RouteRules, VerifiedToken, now,
+};
 
 fn into_axum(response: HttpResponse) -> Response {
     response.map(axum::body::Body::from).into_response()
@@ -75,9 +77,6 @@ pub trait RevocationPushRouter {
     /// gave it, not a bearer token).
     fn revocation_push_router(&self) -> Router;
 }
-
-/// The largest pushed Security Event Token read.
-const MAX_PUSHED_EVENT_BYTES: usize = 64 * 1024;
 
 impl RevocationPushRouter for Arc<ResourceServer> {
     fn revocation_push_router(&self) -> Router {

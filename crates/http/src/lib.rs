@@ -71,8 +71,9 @@ pub use mcpauth_bearer::{SubjectType, VerifiedToken};
 /// The current time from the system clock (the lowest crate's; the edges read it).
 pub use mcpauth_oauth_types::now;
 pub use resource_server::{
-    DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServer, ResourceServerConfig,
-    ResourceServerError, RevocationMetrics, RevocationStream, WhenUnreachable,
+    DEFAULT_MAX_BODY_BYTES, IntrospectionClient, MAX_PUSHED_EVENT_BYTES, ResourceServer,
+    ResourceServerConfig, ResourceServerError, RevocationMetrics, RevocationStream,
+    WhenUnreachable,
 };
 pub use response::{HttpResponse, body_too_large, endpoint_error};
 pub use session_binding::{MAX_BOUND_SESSIONS, SESSION_HEADER};

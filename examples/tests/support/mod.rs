@@ -185,3 +185,12 @@ pub(crate) async fn serve_document_over_https(
     });
     (url, cert_der)
 }
+
+/// A free loopback port (closed again: the process under test binds it).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

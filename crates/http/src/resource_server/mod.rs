@@ -22,7 +22,9 @@ mod dpop_tests;
 mod revocation_push_tests;
 
 pub use config::{DEFAULT_MAX_BODY_BYTES, IntrospectionClient, ResourceServerConfig};
-pub use revocation::{RevocationMetrics, RevocationStream, WhenUnreachable};
+pub use revocation::{
+    MAX_PUSHED_EVENT_BYTES, RevocationMetrics, RevocationStream, WhenUnreachable,
+};
 
 use std::sync::Arc;
 

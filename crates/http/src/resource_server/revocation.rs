@@ -37,6 +37,10 @@ use http::StatusCode;
 use super::Refusal;
 use crate::{HttpResponse, ResourceServer};
 
+/// The largest pushed Security Event Token an adapter reads before calling
+/// [`ResourceServer::receive_pushed_event`] (a SET is a few hundred bytes).
+pub const MAX_PUSHED_EVENT_BYTES: usize = 64 * 1024;
+
 /// An RFC 8935 §2.3 error answer.
 fn push_error(status: StatusCode, err: &str, description: &str) -> HttpResponse {
     let body = json!({ "err": err, "description": description });
