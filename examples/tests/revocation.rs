@@ -372,6 +372,30 @@ async fn every_event_reaches_every_mcp_server(
         until_accepted(&http, &resources, token).await;
     }
 
+    // An anonymous or foreign caller's push, through each framework's route, is refused and
+    // changes nothing; where the MCP servers poll there is no push route at all.
+    for resource in &resources {
+        let push = resource.replace("/mcp", "/ssf/push");
+        for authorization in [None, Some("Bearer guessed")] {
+            let mut request = http
+                .post(&push)
+                .header("content-type", "application/secevent+jwt")
+                .body("eyJhbGciOiJub25lIn0.e30.");
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            let answer = request.send().await.unwrap();
+            if delivery == Delivery::Push {
+                assert_eq!(answer.status(), 401, "{push}");
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["err"], "authentication_failed", "{push}");
+            } else {
+                assert!(!answer.status().is_success(), "{push}: {}", answer.status());
+            }
+        }
+    }
+    until_accepted(&http, &resources, &logouts[0].1.access_token).await;
+
     let mut latencies = Vec::new();
     // 1. A hundred logouts (RFC 7009 on the refresh token), each timed from its revocation
     //    to both MCP servers refusing its access token.
