@@ -35,7 +35,15 @@ fn python_dir() -> PathBuf {
 }
 
 /// The virtual environment's Python, with the pinned SDK installed on first use.
+///
+/// The tests of this file run in parallel; the first to ask builds the environment and the
+/// others wait for it (two `venv --clear` at once fail with "File exists" on a clean clone).
 async fn python() -> PathBuf {
+    static PYTHON: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    PYTHON.get_or_init(install_python).await.clone()
+}
+
+async fn install_python() -> PathBuf {
     let dir = python_dir();
     let venv = dir.join(".venv");
     let python = venv.join("bin/python");

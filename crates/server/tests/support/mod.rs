@@ -41,7 +41,12 @@ fn driver_dir() -> PathBuf {
 }
 
 /// `npm ci` in `interop/{folder}` unless `package` is installed there already.
+///
+/// One install at a time: the tests of a file run in parallel, and a second `npm ci` in a
+/// folder being installed removes what the first is writing (as on a clean clone in CI).
 pub async fn ensure_npm(folder: &str, package: &str) {
+    static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = INSTALLING.lock().await;
     let dir = interop_dir(folder);
     if dir.join("node_modules").join(package).exists() {
         return;
