@@ -14,6 +14,7 @@ use mcpauth_oauth_types::{
 use crate::UnixTime;
 use crate::client_auth::ClientAuthError;
 use crate::error::{ClientAuthCodes, RegistrationError, internal};
+use crate::grant::Granted;
 use crate::grant::authorization_code::CodeRedemption;
 use crate::grant::id_jag_issuance::ID_JAG_TOKEN_TYPE;
 use crate::grant::jwt_bearer::JwtBearerRequest;
@@ -140,6 +141,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         form: &FormParams,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenEndpointError> {
+        self.token_granted(authorization, dpop, form, now)
+            .await
+            .map(|(granted, _)| granted.response)
+    }
+
+    /// [`token_with_proof`](Self::token_with_proof), with whom the tokens stand for and the
+    /// client they were issued to.
+    pub(crate) async fn token_granted(
+        &self,
+        authorization: Option<&str>,
+        dpop: &[&[u8]],
+        form: &FormParams,
+        now: UnixTime,
+    ) -> Result<(Granted, String), TokenEndpointError> {
         let request = TokenRequest::from_form(form).map_err(|e| {
             EndpointError::from(OAuthError::new(
                 TokenErrorCode::InvalidRequest,
@@ -195,7 +210,8 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     resource,
                     dpop_jkt: dpop_jkt.as_deref(),
                 };
-                self.jwt_bearer(&client, verified, bearer, now).await
+                let granted = self.jwt_bearer(&client, verified, bearer, now).await?;
+                Ok::<_, crate::TokenError>((granted, client.client_id.as_str().to_owned()))
             };
             return workload.await.map_err(EndpointError::from);
         }
@@ -320,7 +336,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             }
             _ => Err(unsupported().error),
         };
-        result.map_err(EndpointError::from)
+        result
+            .map(|granted| (granted, client.client_id.as_str().to_owned()))
+            .map_err(EndpointError::from)
     }
 
     /// The device authorization endpoint (RFC 8628 §3.1–§3.2) as a typed call: the
@@ -362,10 +380,23 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         form: &FormParams,
         now: UnixTime,
     ) -> Result<(), EndpointError<RevocationErrorCode>> {
+        self.revocation_by(authorization, form, now)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`revocation`](Self::revocation), answering which client revoked.
+    pub(crate) async fn revocation_by(
+        &self,
+        authorization: Option<&str>,
+        form: &FormParams,
+        now: UnixTime,
+    ) -> Result<String, EndpointError<RevocationErrorCode>> {
         let (client, request) = self.token_request(authorization, form, now).await?;
         self.revoke(&client, &request, now)
             .await
-            .map_err(EndpointError::from)
+            .map_err(EndpointError::from)?;
+        Ok(client.client_id.as_str().to_owned())
     }
 
     /// The introspection endpoint (RFC 7662 §2) as a typed call: the `Authorization` header

@@ -36,6 +36,95 @@ pub struct InternalError {
 #[non_exhaustive]
 pub struct IssuedForGrantType(pub String);
 
+/// What an endpoint did that an audit trail records (who was issued tokens, a replayed code
+/// or refresh token, a failed client authentication, a revocation, a registration and its
+/// refusal), attached to the answer's extensions for the layers around the engine. Never on
+/// the wire; carries no secret. Answers that are none of these (a pending device poll, a
+/// malformed request) carry none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointEvent {
+    /// What happened.
+    pub kind: EndpointEventKind,
+    /// The client: the one authenticated, or, for a failed authentication, the identifier
+    /// the caller claimed (their words, unverified).
+    pub client_id: Option<String>,
+    /// Whom issued tokens stand for (their `sub`): a user, or the client itself.
+    pub subject: Option<String>,
+    /// The `grant_type` of issued tokens, or the error code of a refusal.
+    pub detail: Option<String>,
+}
+
+/// The kinds of [`EndpointEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointEventKind {
+    /// The token endpoint issued tokens.
+    TokensIssued,
+    /// An authorization code came back after it was used: its grant is revoked.
+    CodeReplayed,
+    /// A rotated refresh token came back (outside the reuse grace): its grant is revoked.
+    RefreshReplayed,
+    /// A client failed to authenticate at the token or revocation endpoint.
+    ClientAuthenticationFailed,
+    /// The revocation endpoint answered `200` to an authenticated client (RFC 7009 §2.2: for
+    /// a token it revoked, or one that was not valid).
+    TokenRevoked,
+    /// A client registered itself (RFC 7591).
+    ClientRegistered,
+    /// A registration was refused.
+    RegistrationRefused,
+}
+
+impl EndpointEvent {
+    fn new(kind: EndpointEventKind) -> Self {
+        Self {
+            kind,
+            client_id: None,
+            subject: None,
+            detail: None,
+        }
+    }
+}
+
+/// The client identifier a request claims, from the form or the Basic credentials.
+fn claimed_client(authorization: Option<&str>, form: &FormParams) -> Option<String> {
+    form.get("client_id").map(str::to_owned).or_else(|| {
+        authorization
+            .and_then(|value| mcpauth_oauth_types::parse_basic_authorization(value).ok())
+            .flatten()
+            .map(|basic| basic.client_id.as_str().to_owned())
+    })
+}
+
+/// The event of a token or revocation endpoint's refusal, if it is one an audit records.
+fn refusal_event<C: ClientAuthCodes + PartialEq>(
+    failure: &EndpointError<C>,
+    authorization: Option<&str>,
+    form: &FormParams,
+    client_id: Option<&str>,
+) -> Option<EndpointEvent> {
+    let kind = if failure.error.code() == C::INVALID_CLIENT {
+        EndpointEventKind::ClientAuthenticationFailed
+    } else if failure.error.description() == crate::grant::refresh_token::REFRESH_REPLAYED {
+        EndpointEventKind::RefreshReplayed
+    } else if failure.error.description() == crate::grant::authorization_code::CODE_REPLAYED {
+        EndpointEventKind::CodeReplayed
+    } else {
+        return None;
+    };
+    let client_id = match kind {
+        EndpointEventKind::ClientAuthenticationFailed => claimed_client(authorization, form),
+        _ => client_id
+            .map(str::to_owned)
+            .or_else(|| claimed_client(authorization, form)),
+    };
+    Some(EndpointEvent {
+        client_id,
+        ..EndpointEvent::new(kind)
+    })
+}
+
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Bytes> {
     let bytes = serde_json::to_vec(body)
         .map(Bytes::from)
@@ -131,32 +220,39 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     /// The token endpoint over HTTP: POST, form-encoded body, and any `DPoP` header (RFC
     /// 9449): every answer carries a fresh `DPoP-Nonce` when the engine asks for nonces.
     pub async fn token_endpoint(&self, request: Request<Bytes>, now: UnixTime) -> Response<Bytes> {
-        let result = async {
-            let (authorization, form) = read_form(&request)?;
-            let proofs: Vec<&[u8]> = request
-                .headers()
-                .get_all(mcpauth_dpop::DPOP_HEADER)
-                .iter()
-                .map(HeaderValue::as_bytes)
-                .collect();
-            let tokens = self
-                .token_with_proof(authorization, &proofs, &form, now)
-                .await?;
-            Ok((
-                tokens,
-                form.get("grant_type").unwrap_or_default().to_owned(),
-            ))
-        }
-        .await;
-        let mut response = match result {
-            Ok((tokens, grant_type)) => {
-                let mut response = json_response(StatusCode::OK, &tokens);
-                response
-                    .extensions_mut()
-                    .insert(IssuedForGrantType(grant_type));
-                response
-            }
+        let mut response = match read_form::<TokenErrorCode>(&request) {
             Err(failure) => error_response(failure, "Basic realm=\"token\""),
+            Ok((authorization, form)) => {
+                let proofs: Vec<&[u8]> = request
+                    .headers()
+                    .get_all(mcpauth_dpop::DPOP_HEADER)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                let grant_type = form.get("grant_type").unwrap_or_default().to_owned();
+                match self.token_granted(authorization, &proofs, &form, now).await {
+                    Ok((granted, client_id)) => {
+                        let mut response = json_response(StatusCode::OK, &granted.response);
+                        let extensions = response.extensions_mut();
+                        extensions.insert(EndpointEvent {
+                            client_id: Some(client_id),
+                            subject: Some(granted.subject),
+                            detail: Some(grant_type.clone()),
+                            ..EndpointEvent::new(EndpointEventKind::TokensIssued)
+                        });
+                        extensions.insert(IssuedForGrantType(grant_type));
+                        response
+                    }
+                    Err(failure) => {
+                        let event = refusal_event(&failure, authorization, &form, None);
+                        let mut response = error_response(failure, "Basic realm=\"token\"");
+                        if let Some(event) = event {
+                            response.extensions_mut().insert(event);
+                        }
+                        response
+                    }
+                }
+            }
         };
         // RFC 9449 §8: a nonce for the client's next proof, on every answer.
         if let Some(nonce) = self
@@ -193,20 +289,31 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         request: Request<Bytes>,
         now: UnixTime,
     ) -> Response<Bytes> {
-        let result = async {
-            let (authorization, form) = read_form::<RevocationErrorCode>(&request)?;
-            self.revocation(authorization, &form, now).await
-        }
-        .await;
-        match result {
-            Ok(()) => {
+        let (authorization, form) = match read_form::<RevocationErrorCode>(&request) {
+            Ok(read) => read,
+            Err(failure) => return error_response(failure, "Basic realm=\"revocation\""),
+        };
+        match self.revocation_by(authorization, &form, now).await {
+            Ok(client_id) => {
                 let mut response = Response::new(Bytes::new());
                 response
                     .headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response.extensions_mut().insert(EndpointEvent {
+                    client_id: Some(client_id),
+                    detail: form.get("token_type_hint").map(str::to_owned),
+                    ..EndpointEvent::new(EndpointEventKind::TokenRevoked)
+                });
                 response
             }
-            Err(failure) => error_response(failure, "Basic realm=\"revocation\""),
+            Err(failure) => {
+                let event = refusal_event(&failure, authorization, &form, None);
+                let mut response = error_response(failure, "Basic realm=\"revocation\"");
+                if let Some(event) = event {
+                    response.extensions_mut().insert(event);
+                }
+                response
+            }
         }
     }
 
@@ -243,8 +350,19 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             && has_content_type(&request, "application/json"))
         .then(|| request.body().as_ref());
         let registration = RegistrationRequest::new(authorization, caller, body);
-        match self.registration(registration, now).await {
-            Ok(registered) => json_response(StatusCode::CREATED, &registered),
+        let refused = |code: &str| EndpointEvent {
+            detail: Some(code.to_owned()),
+            ..EndpointEvent::new(EndpointEventKind::RegistrationRefused)
+        };
+        let mut response = match self.registration(registration, now).await {
+            Ok(registered) => {
+                let mut response = json_response(StatusCode::CREATED, &registered);
+                response.extensions_mut().insert(EndpointEvent {
+                    client_id: Some(registered.client_id.clone()),
+                    ..EndpointEvent::new(EndpointEventKind::ClientRegistered)
+                });
+                return response;
+            }
             Err(RegistrationRefusal::InvalidInitialAccessToken) => {
                 let mut response = json_response(
                     StatusCode::UNAUTHORIZED,
@@ -267,9 +385,20 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 response
             }
             Err(RegistrationRefusal::Refused(error)) => {
-                plain_error_response(&error, error.code().http_status())
+                let mut response = plain_error_response(&error, error.code().http_status());
+                response
+                    .extensions_mut()
+                    .insert(refused(&error.code().to_string()));
+                return response;
             }
-        }
+        };
+        let code = if response.status() == StatusCode::UNAUTHORIZED {
+            "invalid_token"
+        } else {
+            "too_many_registrations"
+        };
+        response.extensions_mut().insert(refused(code));
+        response
     }
 
     /// The RFC 8414 metadata document.

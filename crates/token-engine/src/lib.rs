@@ -92,7 +92,7 @@ pub use grant::jwt_bearer::{
     WorkloadRule,
 };
 pub use grant::token_exchange::{ACCESS_TOKEN_TYPE, ExchangeRule, TOKEN_EXCHANGE_GRANT};
-pub use http_entry::{InternalError, IssuedForGrantType};
+pub use http_entry::{EndpointEvent, EndpointEventKind, InternalError, IssuedForGrantType};
 pub use id_token::OPENID_SCOPE;
 pub use introspection::Introspection;
 pub use keys::{KeyError, KeySet, SigningKey, jwk_set};

@@ -7,9 +7,7 @@
 //! consumed with no token to show for it. A second redemption revokes the grant and
 //! everything issued from it (RFC 6749 §4.1.2).
 
-use mcpauth_oauth_types::{
-    AuthorizationCode, CodeVerifier, GrantType, OAuthError, TokenErrorCode, TokenResponse,
-};
+use mcpauth_oauth_types::{AuthorizationCode, CodeVerifier, GrantType, OAuthError, TokenErrorCode};
 use mcpauth_pkce::CodeChallenge;
 
 use crate::UnixTime;
@@ -32,13 +30,18 @@ fn invalid_grant(description: &'static str) -> TokenError {
     OAuthError::new(TokenErrorCode::InvalidGrant, description)
 }
 
+/// The refusal of an authorization code presented again (its grant is revoked): the token
+/// endpoint's audit event tells it from other `invalid_grant`s by it.
+pub(crate) const CODE_REPLAYED: &str =
+    "the authorization code was already used; tokens issued from it are revoked";
+
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub(crate) async fn redeem_code(
         &self,
         client: &ClientRecord,
         request: CodeRedemption<'_>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         let code_hash = SecretHash::of(request.code.secret());
         let (record, grant_live) = self
             .model
@@ -127,7 +130,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .await
             .map_err(|e| internal("storage failure", e))?
         {
-            ConsumeCode::Fresh(_) => Ok(prepared.response),
+            ConsumeCode::Fresh(_) => Ok(super::Granted {
+                response: prepared.response,
+                subject: record.subject.clone(),
+            }),
             ConsumeCode::Reused(record) => {
                 // The code leaked or the client retried a used code: everything issued from it
                 // is suspect.
@@ -135,9 +141,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     .revoke_grant(&record.grant_id, now)
                     .await
                     .map_err(|e| internal("storage failure", e))?;
-                Err(invalid_grant(
-                    "the authorization code was already used; tokens issued from it are revoked",
-                ))
+                Err(invalid_grant(CODE_REPLAYED))
             }
             ConsumeCode::NotFound => Err(invalid_grant("the authorization code is invalid")),
         }

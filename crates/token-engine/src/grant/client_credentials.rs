@@ -11,7 +11,7 @@
 //! policy's [`vouched_scope`](crate::RegistrationPolicy::vouched_scope); never a scope the
 //! client registered for itself.
 
-use mcpauth_oauth_types::{GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse};
+use mcpauth_oauth_types::{GrantType, OAuthError, Scope, TokenErrorCode};
 
 use crate::TokenEngine;
 use crate::UnixTime;
@@ -27,7 +27,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         resource: &[String],
         dpop_jkt: Option<&str>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         if client.auth_method() == TokenEndpointAuthMethod::None {
             return Err(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,
@@ -56,7 +56,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("signing failure", e))?;
         let mut response = self.access_token_response(access_token, dpop_jkt.is_some());
         response.scope = (!scope.is_empty()).then_some(scope);
-        Ok(response)
+        Ok(super::Granted {
+            response,
+            subject: client.client_id.as_str().to_owned(),
+        })
     }
 }
 

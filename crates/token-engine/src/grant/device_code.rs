@@ -11,7 +11,6 @@
 
 use mcpauth_oauth_types::{
     DeviceAuthorizationRequest, DeviceCode, GrantType, OAuthError, Scope, TokenErrorCode,
-    TokenResponse,
 };
 use serde::Serialize;
 
@@ -266,7 +265,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         device_code: &DeviceCode,
         dpop_jkt: Option<&str>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         let device_hash = SecretHash::of(device_code.secret());
         let invalid =
             || OAuthError::new(TokenErrorCode::InvalidGrant, "the device code is invalid");
@@ -364,7 +363,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                         "the device code was already used",
                     ));
                 }
-                Ok(prepared.response)
+                Ok(super::Granted {
+                    response: prepared.response,
+                    subject: subject.to_owned(),
+                })
             }
         }
     }

@@ -158,7 +158,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         client: &ClientRecord,
         request: Exchange<'_>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         if !self.issues_identity_assertions() {
             return Err(error(
                 TokenErrorCode::InvalidRequest,
@@ -306,7 +306,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.token_type = "N_A".into();
         response.issued_token_type = Some(ID_JAG_TOKEN_TYPE.into());
         response.scope = (!scope_text.is_empty()).then_some(scope_text);
-        Ok(response)
+        Ok(super::Granted {
+            response,
+            subject: subject.to_string(),
+        })
     }
 
     /// The user of a refresh token from their sign-in, checked as a refresh checks it.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcpauth_oauth_types::{Assertion, GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse};
+use mcpauth_oauth_types::{Assertion, GrantType, OAuthError, Scope, TokenErrorCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -503,7 +503,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         verified: VerifiedAssertion<'_>,
         request: JwtBearerRequest<'_>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         let VerifiedAssertion {
             trust,
             issuer,
@@ -584,7 +584,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .map_err(|e| internal("signing failure", e))?;
         let mut response = self.access_token_response(access_token, request.dpop_jkt.is_some());
         response.scope = (!access_scope.is_empty()).then_some(access_scope);
-        Ok(response)
+        Ok(super::Granted { response, subject })
     }
 
     /// The grant an enterprise user's tokens for a client belong to: one per provider, user,

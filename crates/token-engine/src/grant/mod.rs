@@ -7,3 +7,12 @@ pub(crate) mod id_jag_issuance;
 pub(crate) mod jwt_bearer;
 pub(crate) mod refresh_token;
 pub(crate) mod token_exchange;
+
+use mcpauth_oauth_types::TokenResponse;
+
+/// A grant's answer and whom its tokens stand for (the `sub` of the access token), for the
+/// token endpoint's audit event.
+pub(crate) struct Granted {
+    pub(crate) response: TokenResponse,
+    pub(crate) subject: String,
+}

@@ -78,6 +78,11 @@ fn open_successor(token: &str, sealed: &str) -> Option<String> {
     String::from_utf8(plain.to_vec()).ok()
 }
 
+/// The refusal of a rotated refresh token presented again (its grant is revoked): the
+/// token endpoint's audit event tells it from other `invalid_grant`s by it.
+pub(crate) const REFRESH_REPLAYED: &str =
+    "the refresh token was already used; the grant is revoked and the user must authorize again";
+
 impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
     pub(crate) async fn refresh(
         &self,
@@ -87,7 +92,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         resource: &[String],
         dpop_jkt: Option<&str>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         let old_hash = SecretHash::of(token.secret());
         let (record, grant_live) = self
             .model
@@ -191,7 +196,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         answer: &Refreshed<'_>,
         refresh_token: String,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         let access_token = self
             .issue_access_token(
                 GrantType::RefreshToken,
@@ -220,7 +225,10 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                 now,
             )?;
         }
-        Ok(response)
+        Ok(super::Granted {
+            response,
+            subject: answer.record.subject.clone(),
+        })
     }
 
     /// `token` (whose `record` says it was rotated) came back. Inside the grace window, while
@@ -257,9 +265,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .revoke_grant(&record.grant_id, now)
             .await
             .map_err(|e| internal("storage failure", e))?;
-        Err(invalid_grant(
-            "the refresh token was already used; the grant is revoked and the user must authorize again",
-        ))
+        Err(invalid_grant(REFRESH_REPLAYED))
     }
 
     /// Prepares the tokens for a grant: the access token, and, when the client may refresh, a

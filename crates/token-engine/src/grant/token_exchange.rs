@@ -10,9 +10,7 @@
 //!   token, and belongs to the same grant (revoking the user's grant revokes it too).
 //! - `actor_token` is refused: the authenticated client is the actor.
 
-use mcpauth_oauth_types::{
-    AccessToken, GrantType, OAuthError, Scope, TokenErrorCode, TokenResponse,
-};
+use mcpauth_oauth_types::{AccessToken, GrantType, OAuthError, Scope, TokenErrorCode};
 
 use crate::TokenEngine;
 use crate::UnixTime;
@@ -52,7 +50,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         client: &ClientRecord,
         request: Exchange<'_>,
         now: UnixTime,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<super::Granted, TokenError> {
         if client.auth_method() == TokenEndpointAuthMethod::None {
             return Err(error(
                 TokenErrorCode::UnauthorizedClient,
@@ -181,6 +179,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         response.expires_in = expires_in;
         response.scope = (!scope.is_empty()).then_some(scope);
         response.issued_token_type = Some(ACCESS_TOKEN_TYPE.into());
-        Ok(response)
+        Ok(super::Granted {
+            response,
+            subject: subject.sub,
+        })
     }
 }
