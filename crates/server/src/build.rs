@@ -315,6 +315,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         )));
     }
     let metrics = Arc::new(metrics::Metrics::default());
+    let audit = crate::audit::AuditQueue::start(store.clone(), metrics.clone(), clock.clone());
     let pages = Arc::new(pages::Pages {
         clock: clock.clone(),
         store: store.clone(),
@@ -443,6 +444,12 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             Arc::new(metrics::Observed { metrics, base }),
             metrics::track,
         ))
+        // The token, revocation and registration endpoints' audit records, with the caller's
+        // address from the layer outside.
+        .layer(axum::middleware::from_fn_with_state(
+            audit.clone(),
+            crate::audit::endpoint_events,
+        ))
         // Outermost: every layer inside sees the client's real address.
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(trusted_proxies),
@@ -479,6 +486,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         audit_retention: (config.audit_retention_days > 0)
             .then(|| config.audit_retention_days.saturating_mul(86_400)),
         transmitter,
+        audit,
     })
 }
 

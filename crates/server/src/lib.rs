@@ -97,6 +97,9 @@ pub struct Server {
     pub(crate) audit_retention: Option<u64>,
     /// The Shared Signals transmitter, whose pushes [`serve_on`] delivers.
     pub(crate) transmitter: Arc<shared_signals::Transmitter>,
+    /// The queue to the writer of the token, revocation and registration endpoints' audit
+    /// records.
+    pub(crate) audit: audit::AuditQueue,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -116,6 +119,13 @@ impl Server {
     /// records past `audit_retention_days`, registrations never used.
     pub async fn sweep_now(&self) {
         self.housekeeping().sweep().await;
+    }
+
+    /// Waits until the audit records of the requests answered so far are stored. The token,
+    /// revocation and registration endpoints' records are written in batches by a task of
+    /// their own; [`serve_on`] waits for them as it stops.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
     }
 
     pub(crate) fn housekeeping(&self) -> serve::Housekeeping {

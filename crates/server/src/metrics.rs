@@ -188,6 +188,9 @@ pub(crate) struct Metrics {
     ssf_lag: AtomicU64,
     /// Pushes (RFC 8935) by outcome: delivered, refused by the receiver, failed (retried).
     ssf_pushes: [AtomicU64; 3],
+    /// Audit records written by the batch writer, and dropped because its queue was full.
+    audit_written: AtomicU64,
+    audit_dropped: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -204,6 +207,8 @@ impl Default for Metrics {
             ssf_last_poll: AtomicU64::new(0),
             ssf_lag: AtomicU64::new(0),
             ssf_pushes: Default::default(),
+            audit_written: AtomicU64::new(0),
+            audit_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -298,6 +303,19 @@ impl Metrics {
             self.ssf_lag
                 .store(now.saturating_sub(oldest), Ordering::Relaxed);
         }
+    }
+
+    /// Counts audit records the batch writer stored.
+    pub(crate) fn audit_written(&self, count: usize) {
+        self.audit_written.fetch_add(
+            u64::try_from(count).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts one audit record dropped (its queue full); answers whether it is the first.
+    pub(crate) fn audit_dropped(&self) -> bool {
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed) == 0
     }
 
     /// The Prometheus text exposition.
@@ -412,6 +430,12 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP mcpauth_audit_records_written_total Audit records of the token, revocation and registration endpoints stored by the batch writer.\n# TYPE mcpauth_audit_records_written_total counter\nmcpauth_audit_records_written_total {}\n# HELP mcpauth_audit_records_dropped_total Audit records dropped because the writer's queue was full (the database slower than the endpoints); alert on any.\n# TYPE mcpauth_audit_records_dropped_total counter\nmcpauth_audit_records_dropped_total {}",
+            self.audit_written.load(Ordering::Relaxed),
+            self.audit_dropped.load(Ordering::Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP mcpauth_uptime_seconds Seconds since this instance started.\n# TYPE mcpauth_uptime_seconds gauge\nmcpauth_uptime_seconds {}",

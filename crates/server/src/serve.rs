@@ -159,6 +159,8 @@ pub async fn serve_on(
     successors.abort();
     reloader.abort();
     pushes.abort();
+    // The audit records of the last requests answered, before the process exits.
+    server.audit.flush().await;
     result.map_err(|source| StartError::Io { addr, source })
 }
 

@@ -1429,4 +1429,23 @@ async fn audit(store: SqlStore, other_instance: SqlStore) {
             .len(),
         2
     );
+
+    // A batch larger than one statement holds (the token endpoint's writer): every record,
+    // in order, nothing else.
+    let batch: Vec<AuditRecord> = (0..600u64)
+        .map(|i| {
+            AuditRecord::new("token_issued", AuditOutcome::Success, UnixTime(100 + i))
+                .user(&format!("user-{i}"))
+                .client("batch-client")
+                .detail("client_credentials")
+        })
+        .collect();
+    store.record_audit(&batch).await.unwrap();
+    let mut by_batch_client = AuditFilter::default();
+    by_batch_client.client_id = Some("batch-client".into());
+    let stored = store.audit_events(&by_batch_client, 1000).await.unwrap();
+    assert_eq!(
+        stored.into_iter().map(|e| e.record).collect::<Vec<_>>(),
+        batch.into_iter().rev().collect::<Vec<_>>()
+    );
 }

@@ -77,7 +77,9 @@ pub enum EndpointEventKind {
 }
 
 impl EndpointEvent {
-    fn new(kind: EndpointEventKind) -> Self {
+    /// An event of `kind` concerning nothing yet (set the fields that apply).
+    #[must_use]
+    pub const fn new(kind: EndpointEventKind) -> Self {
         Self {
             kind,
             client_id: None,

@@ -4,9 +4,43 @@
 
 use super::*;
 
+/// The events of the token, revocation and registration endpoints, which a task of their own
+/// writes in batches (the others are written before the answer).
+const ENDPOINT_EVENTS: [&str; 7] = [
+    "token_issued",
+    "code_replayed",
+    "refresh_replayed",
+    "client_authentication_failed",
+    "token_revoked",
+    "client_registered",
+    "registration_refused",
+];
+
+/// The audit trail of `server`'s database, oldest first, without the endpoints' events.
+async fn audit_trail(server: &Running) -> Vec<mcpauth_store_sql::AuditRecord> {
+    let mut trail = whole_audit_trail(server).await;
+    trail.retain(|r| !ENDPOINT_EVENTS.contains(&r.event.as_str()));
+    trail
+}
+
+/// The endpoints' events, oldest first, once there are `expected` of them (their writer
+/// stores them moments after the answers; this waits up to ten seconds for it).
+async fn endpoint_trail(server: &Running, expected: usize) -> Vec<mcpauth_store_sql::AuditRecord> {
+    let mut trail = Vec::new();
+    for _ in 0..200 {
+        trail = whole_audit_trail(server).await;
+        trail.retain(|r| ENDPOINT_EVENTS.contains(&r.event.as_str()));
+        if trail.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    trail
+}
+
 /// The audit trail of `server`'s database, oldest first, read as the operator would (another
 /// process on the same database).
-async fn audit_trail(server: &Running) -> Vec<mcpauth_store_sql::AuditRecord> {
+async fn whole_audit_trail(server: &Running) -> Vec<mcpauth_store_sql::AuditRecord> {
     let mut config = mcpauth_server::Config::default();
     config.issuer = Some(server.issuer.clone());
     config.database_url = format!("sqlite://{}", server.dir.join("mcpauth.db").display());
@@ -290,4 +324,127 @@ async fn only_a_withdrawal_that_withdrew_something_is_audited() {
     assert_eq!(withdrawn.len(), 1);
     assert_eq!(withdrawn[0].client_id.as_deref(), Some(client_id.as_str()));
     assert_eq!(withdrawn[0].address.as_deref(), Some("127.0.0.1"));
+}
+
+// The token, revocation and registration endpoints: tokens issued (to whom, for which user,
+// by which grant), a replayed code, a failed client authentication, a revocation, a
+// registration and its refusal; each with the caller's address and no secret.
+#[tokio::test]
+async fn the_token_revocation_and_registration_endpoints_are_audited() {
+    let server = start().await;
+    let refused = server
+        .http
+        .post(format!("{}/register", server.issuer))
+        .json(&serde_json::json!({ "redirect_uris": ["javascript:alert(1)"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let (client_id, code) = server.fresh_code(&[]).await;
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client_id.as_str()),
+    ];
+    let token_url = format!("{}/token", server.issuer);
+    let tokens: Value = server
+        .http
+        .post(&token_url)
+        .form(&redeem)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let replayed = server.http.post(&token_url).form(&redeem).send().await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+    let revoked = server
+        .http
+        .post(format!("{}/revoke", server.issuer))
+        .form(&[
+            ("token", refresh_token.as_str()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let forged = server
+        .http
+        .post(&token_url)
+        .basic_auth("made-up-client", Some("Secret-Guess-3"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let trail = endpoint_trail(&server, 6).await;
+    let alice = audit_trail(&server)
+        .await
+        .into_iter()
+        .find(|r| r.event == "sign_in")
+        .and_then(|r| r.user_id)
+        .unwrap();
+    use mcpauth_store_sql::AuditOutcome::{Failure, Success};
+    let seen: Vec<_> = trail
+        .iter()
+        .map(|r| {
+            (
+                r.event.as_str(),
+                r.outcome,
+                r.user_id.as_deref(),
+                r.client_id.as_deref(),
+                r.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "registration_refused",
+                Failure,
+                None,
+                None,
+                Some("invalid_redirect_uri")
+            ),
+            ("client_registered", Success, None, Some(client_id.as_str()), None),
+            (
+                "token_issued",
+                Success,
+                Some(alice.as_str()),
+                Some(client_id.as_str()),
+                Some("authorization_code")
+            ),
+            ("code_replayed", Failure, None, Some(client_id.as_str()), None),
+            (
+                "token_revoked",
+                Success,
+                None,
+                Some(client_id.as_str()),
+                Some("refresh_token")
+            ),
+            (
+                "client_authentication_failed",
+                Failure,
+                None,
+                Some("made-up-client"),
+                None
+            ),
+        ]
+    );
+    for record in &trail {
+        assert_eq!(record.address.as_deref(), Some("127.0.0.1"), "{record:?}");
+        assert_eq!(record.actor, None);
+    }
+    let everything = format!("{trail:?}");
+    for secret in [refresh_token.as_str(), code.as_str(), "Secret-Guess-3", VERIFIER] {
+        assert!(!everything.contains(secret), "a secret in the trail");
+    }
 }

@@ -169,7 +169,7 @@ pub struct AuditFilter {
 }
 
 impl SqlStore {
-    /// Writes `records` in one transaction (one statement for one record).
+    /// Writes `records` in one transaction (one statement per 256 records).
     ///
     /// # Errors
     ///
@@ -197,14 +197,36 @@ impl SqlStore {
                 insert!(record).execute(pool).await?;
                 Ok(())
             }),
-            _ => on_pool_write!(self, |pool| {
-                let mut tx = pool.begin().await?;
+            _ => {
+                let mut rows = Vec::with_capacity(records.len());
                 for record in records {
-                    insert!(record).execute(&mut *tx).await?;
+                    rows.push((to_db(record.occurred_at)?, record));
                 }
-                tx.commit().await?;
-                Ok(())
-            }),
+                on_pool_write!(self, |pool| {
+                    // One statement per 256 records (8 values each: below both databases'
+                    // limits on bound values), all in one transaction.
+                    let mut tx = pool.begin().await?;
+                    for chunk in rows.chunks(256) {
+                        let mut insert = sqlx::QueryBuilder::new(
+                            "INSERT INTO audit_events (occurred_at, event, outcome, user_id, \
+                             client_id, address, actor, detail) ",
+                        );
+                        insert.push_values(chunk, |mut row, (occurred_at, record)| {
+                            row.push_bind(*occurred_at)
+                                .push_bind(&record.event)
+                                .push_bind(record.outcome.as_str())
+                                .push_bind(&record.user_id)
+                                .push_bind(&record.client_id)
+                                .push_bind(&record.address)
+                                .push_bind(&record.actor)
+                                .push_bind(&record.detail);
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                })
+            }
         }
     }
 
