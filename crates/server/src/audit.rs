@@ -100,6 +100,7 @@ fn log(record: &AuditRecord) {
         address = record.address.as_deref(),
         actor = record.actor.as_deref(),
         detail = record.detail.as_deref(),
+        repeated = record.repeated,
         "audit"
     );
 }
@@ -180,12 +181,13 @@ async fn write_batches(
         let mut flushes = Vec::new();
         for queued in received.drain(..) {
             match queued {
-                Queued::Record(record) => {
-                    log(&record);
-                    records.push(record);
-                }
+                Queued::Record(record) => records.push(record),
                 Queued::Flush(done) => flushes.push(done),
             }
+        }
+        let records = coalesce(records);
+        for record in &records {
+            log(record);
         }
         match store.record_audit(&records).await {
             Ok(()) => metrics.audit_written(records.len()),
@@ -199,6 +201,29 @@ async fn write_batches(
             let _ = done.send(());
         }
     }
+}
+
+/// `records` with identical ones of the same second (a machine client's thousands of tokens,
+/// a flood of failed authentications from one address) as one, `repeated` counting them; in
+/// the order each first appeared.
+fn coalesce(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
+    let mut first_of: std::collections::HashMap<AuditRecord, usize> =
+        std::collections::HashMap::with_capacity(records.len());
+    let mut kept: Vec<AuditRecord> = Vec::with_capacity(records.len());
+    for record in records {
+        match first_of.get(&record) {
+            Some(&at) => {
+                if let Some(first) = kept.get_mut(at) {
+                    first.repeated = first.repeated.saturating_add(record.repeated);
+                }
+            }
+            None => {
+                first_of.insert(record.clone(), kept.len());
+                kept.push(record);
+            }
+        }
+    }
+    kept
 }
 
 /// The record of an endpoint's event, from `address` at `now`.
@@ -280,6 +305,34 @@ mod tests {
             metrics
                 .render()
                 .contains("\nmcpauth_audit_records_dropped_total 2\n")
+        );
+    }
+
+    #[test]
+    fn identical_records_of_one_second_are_stored_once_with_their_count() {
+        let at = |second| {
+            AuditRecord::new(
+                events::TOKEN_ISSUED,
+                AuditOutcome::Success,
+                mcpauth_token_engine::UnixTime(second),
+            )
+            .client("machine")
+            .user("machine")
+            .detail("client_credentials")
+        };
+        let other = at(1).client("another");
+        let kept = coalesce(vec![at(1), at(1), other.clone(), at(1), at(2)]);
+        let shape: Vec<_> = kept
+            .iter()
+            .map(|r| (r.occurred_at, r.client_id.as_deref(), r.repeated))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (1, Some("machine"), 3),
+                (1, Some("another"), 1),
+                (2, Some("machine"), 1)
+            ]
         );
     }
 

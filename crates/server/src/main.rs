@@ -290,6 +290,7 @@ async fn audit_command(
                         "address": r.address,
                         "actor": r.actor,
                         "detail": r.detail,
+                        "repeated": r.repeated,
                     })
                 })
                 .collect();
@@ -320,7 +321,12 @@ async fn audit_command(
                 dash(&r.client_id),
                 // The administrator's actions have an actor where callers have an address.
                 dash(&r.address.clone().or_else(|| r.actor.clone())),
-                dash(&r.detail)
+                match (r.detail.as_deref(), r.repeated) {
+                    (detail, 1) => dash(&detail.map(str::to_owned)),
+                    // Identical records of one second, stored once.
+                    (Some(detail), n) => format!("{} (×{n})", detail.escape_debug()),
+                    (None, n) => format!("×{n}"),
+                }
             );
         }
         Ok(())

@@ -38,7 +38,7 @@ impl AuditOutcome {
 }
 
 /// One audited action.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct AuditRecord {
     /// When (Unix seconds).
@@ -57,6 +57,8 @@ pub struct AuditRecord {
     pub actor: Option<String>,
     /// A short, non-secret detail (why a sign-in failed, which key was rotated).
     pub detail: Option<String>,
+    /// How many identical records of the same second this one stands for (at least 1).
+    pub repeated: u64,
 }
 
 /// `text` without control characters (each shown as `?`), at most
@@ -85,6 +87,7 @@ impl AuditRecord {
             address: None,
             actor: None,
             detail: None,
+            repeated: 1,
         }
     }
 
@@ -147,6 +150,7 @@ fn entry_from(row: &impl Columns) -> Result<AuditEntry, StoreError> {
             address: row.optional_text("address")?,
             actor: row.optional_text("actor")?,
             detail: row.optional_text("detail")?,
+            repeated: u64::try_from(row.integer("repeated")?).unwrap_or(1),
         },
     })
 }
@@ -176,8 +180,8 @@ impl SqlStore {
     /// The database error; nothing is written.
     pub async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         const INSERT: &str = "INSERT INTO audit_events (occurred_at, event, outcome, user_id, \
-                              client_id, address, actor, detail) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                              client_id, address, actor, detail, repeated) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         macro_rules! insert {
             ($record:expr) => {
                 sqlx::query(INSERT)
@@ -189,6 +193,7 @@ impl SqlStore {
                     .bind(&$record.address)
                     .bind(&$record.actor)
                     .bind(&$record.detail)
+                    .bind(to_db($record.repeated)?)
             };
         }
         match records {
@@ -200,18 +205,24 @@ impl SqlStore {
             _ => {
                 let mut rows = Vec::with_capacity(records.len());
                 for record in records {
-                    rows.push((to_db(record.occurred_at)?, record));
+                    rows.push((to_db(record.occurred_at)?, to_db(record.repeated)?, record));
                 }
                 on_pool_write!(self, |pool| {
-                    // One statement per 256 records (8 values each: below both databases'
-                    // limits on bound values), all in one transaction.
+                    // Statements of 256, 128, …, 1 records (9 values each: below both
+                    // databases' limits on bound values), all in one transaction. Nine
+                    // shapes at most, so each connection prepares and caches nine
+                    // statements, not one per batch size.
                     let mut tx = pool.begin().await?;
-                    for chunk in rows.chunks(256) {
+                    let mut rest = rows.as_slice();
+                    while !rest.is_empty() {
+                        let size = 1 << rest.len().min(256).ilog2();
+                        let (chunk, tail) = rest.split_at(size);
+                        rest = tail;
                         let mut insert = sqlx::QueryBuilder::new(
                             "INSERT INTO audit_events (occurred_at, event, outcome, user_id, \
-                             client_id, address, actor, detail) ",
+                             client_id, address, actor, detail, repeated) ",
                         );
-                        insert.push_values(chunk, |mut row, (occurred_at, record)| {
+                        insert.push_values(chunk, |mut row, (occurred_at, repeated, record)| {
                             row.push_bind(*occurred_at)
                                 .push_bind(&record.event)
                                 .push_bind(record.outcome.as_str())
@@ -219,7 +230,8 @@ impl SqlStore {
                                 .push_bind(&record.client_id)
                                 .push_bind(&record.address)
                                 .push_bind(&record.actor)
-                                .push_bind(&record.detail);
+                                .push_bind(&record.detail)
+                                .push_bind(*repeated);
                         });
                         insert.build().execute(&mut *tx).await?;
                     }
