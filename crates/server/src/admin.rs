@@ -291,3 +291,44 @@ pub async fn remove_client(
     }
     Ok(removed)
 }
+
+/// Up to `limit` grants matching `filter` (newest first): which client holds what for whom.
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn list_grants(
+    store: &SqlStore,
+    filter: &mcpauth_store_sql::GrantFilter,
+    limit: u32,
+) -> Result<Vec<mcpauth_store_sql::GrantSummary>, StartError> {
+    Ok(store.list_grants(filter, limit).await?)
+}
+
+/// Revokes the grant `grant_id`: its refresh tokens and opaque access tokens stop working,
+/// and resource servers hear of it (Shared Signals). Answers whether a live grant was
+/// revoked (`false` for an unknown or already revoked one, which changes nothing).
+///
+/// # Errors
+///
+/// [`StartError::Store`].
+pub async fn revoke_grant(store: &SqlStore, grant_id: &str) -> Result<bool, StartError> {
+    use mcpauth_token_engine::GrantStore as _;
+    let id = mcpauth_token_engine::GrantId::from(grant_id);
+    let Some(grant) = store.find_grant(&id).await? else {
+        return Ok(false);
+    };
+    if grant.revoked_at.is_some() {
+        return Ok(false);
+    }
+    store.revoke_grant(&id, now()).await?;
+    audited(
+        store,
+        crate::audit::events::GRANT_REVOKED,
+        Some(&grant.subject),
+        Some(grant.client_id.as_str()),
+        Some(grant_id),
+    )
+    .await;
+    Ok(true)
+}

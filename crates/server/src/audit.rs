@@ -60,6 +60,8 @@ pub mod events {
     pub const KEY_ROTATED: &str = "key_rotated";
     /// The administrator removed a retired signing key.
     pub const KEY_REMOVED: &str = "key_removed";
+    /// The administrator revoked a grant (the detail is its id).
+    pub const GRANT_REVOKED: &str = "grant_revoked";
     /// The token endpoint issued tokens (the detail names the grant type; the user is whom
     /// they stand for, the client itself for `client_credentials`).
     pub const TOKEN_ISSUED: &str = "token_issued";
@@ -170,11 +172,7 @@ impl AuditQueue {
 
 /// The writer: takes what is queued, up to [`BATCH`] at once, logs each and stores them in
 /// one statement; answers the flushes among them once stored.
-async fn write_batches(
-    mut queue: mpsc::Receiver<Queued>,
-    store: SqlStore,
-    metrics: Arc<Metrics>,
-) {
+async fn write_batches(mut queue: mpsc::Receiver<Queued>, store: SqlStore, metrics: Arc<Metrics>) {
     let mut received = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut received, BATCH).await > 0 {
         let mut records = Vec::with_capacity(received.len());
@@ -342,7 +340,11 @@ mod tests {
         event.client_id = Some("c1".into());
         let record = record_of(
             event,
-            Some("::ffff:192.0.2.9".parse().unwrap_or(std::net::IpAddr::from([0; 4]))),
+            Some(
+                "::ffff:192.0.2.9"
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0; 4])),
+            ),
             mcpauth_token_engine::UnixTime(5),
         );
         assert_eq!(

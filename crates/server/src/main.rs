@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// See and revoke grants: which client holds access to what, for whom, since when.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
     /// Manage token-signing keys (rotation).
     Key {
         #[command(subcommand)]
@@ -123,6 +128,36 @@ enum UserCommand {
     Passwd {
         /// The user's email address.
         email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GrantCommand {
+    /// List grants, newest first: id, user, client, resources and scope, when given, when
+    /// last refreshed.
+    List {
+        /// Only this user's (an email address or a subject identifier).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this client's.
+        #[arg(long, allow_hyphen_values = true)]
+        client: Option<String>,
+        /// Revoked grants too.
+        #[arg(long)]
+        all: bool,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant: its refresh tokens stop working at once, and resource servers hear of
+    /// it.
+    Revoke {
+        /// The grant's id, as `grant list` shows it.
+        #[arg(allow_hyphen_values = true)]
+        grant_id: String,
     },
 }
 
@@ -228,6 +263,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
         Command::User { command } => user_command(&config, command).await,
         Command::Client { command } => client_command(&config, command).await,
         Command::Key { command } => key_command(&config, command).await,
+        Command::Grant { command } => grant_command(&config, command).await,
         Command::Audit {
             user,
             client,
@@ -385,6 +421,97 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
                 .map_err(|e| said(&e))
         }
     };
+    store.close().await;
+    done
+}
+
+async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let done = async {
+        match command {
+            GrantCommand::List {
+                user,
+                client,
+                all,
+                limit,
+                json,
+            } => {
+                let mut filter = mcpauth_store_sql::GrantFilter::default();
+                filter.subject = match user {
+                    Some(user) => Some(
+                        mcpauth_server::admin::user_by_email(&store, &user)
+                            .await
+                            .map_err(|e| said(&e))?
+                            .user_id,
+                    ),
+                    None => None,
+                };
+                filter.client_id = client;
+                filter.include_revoked = all;
+                let grants = mcpauth_server::admin::list_grants(&store, &filter, limit)
+                    .await
+                    .map_err(|e| said(&e))?;
+                if json {
+                    let list: Vec<_> = grants
+                        .iter()
+                        .map(|g| {
+                            serde_json::json!({
+                                "grant_id": g.grant_id,
+                                "user": g.subject,
+                                "client": g.client_id,
+                                "scope": g.scope,
+                                "resources": g.resources,
+                                "created_at": g.created_at,
+                                "revoked_at": g.revoked_at,
+                                "last_refreshed_at": g.last_refreshed_at,
+                            })
+                        })
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                    );
+                    return Ok(());
+                }
+                println!(
+                    "{:<24} {:<30} {:<24} {:<19} {:<19} resources / scope",
+                    "grant", "user", "client", "given (UTC)", "last refresh (UTC)"
+                );
+                for g in &grants {
+                    // Client ids of self-registered clients are the caller's words: escaped.
+                    println!(
+                        "{:<24} {:<30} {:<24} {:<19} {:<19} {} / {}{}",
+                        g.grant_id.escape_debug(),
+                        g.subject.escape_debug(),
+                        g.client_id.escape_debug(),
+                        format_time(g.created_at),
+                        g.last_refreshed_at
+                            .map_or_else(|| "-".to_owned(), format_time),
+                        g.resources.join(" ").escape_debug(),
+                        g.scope.escape_debug(),
+                        g.revoked_at
+                            .map(|at| format!(" (revoked {})", format_time(at)))
+                            .unwrap_or_default(),
+                    );
+                }
+                Ok(())
+            }
+            GrantCommand::Revoke { grant_id } => {
+                if mcpauth_server::admin::revoke_grant(&store, &grant_id)
+                    .await
+                    .map_err(|e| said(&e))?
+                {
+                    println!("revoked grant {grant_id}");
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no live grant {grant_id} (see mcpauth-server grant list --all)"
+                    ))
+                }
+            }
+        }
+    }
+    .await;
     store.close().await;
     done
 }

@@ -307,10 +307,8 @@ impl Metrics {
 
     /// Counts audit records the batch writer stored.
     pub(crate) fn audit_written(&self, count: usize) {
-        self.audit_written.fetch_add(
-            u64::try_from(count).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.audit_written
+            .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Counts one audit record dropped (its queue full); answers whether it is the first.

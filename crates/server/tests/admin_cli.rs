@@ -82,7 +82,7 @@ fn help_documents_every_subcommand() {
     let dir = temp_dir("help");
     let (ok, top, _) = run(&dir, &["--help"], "");
     assert!(ok);
-    for command in ["serve", "user", "client", "key", "audit"] {
+    for command in ["serve", "user", "client", "grant", "key", "audit"] {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
@@ -92,6 +92,10 @@ fn help_documents_every_subcommand() {
     let (_, client, _) = run(&dir, &["client", "--help"], "");
     for command in ["add", "list", "remove"] {
         assert!(client.contains(command), "{client}");
+    }
+    let (_, grant, _) = run(&dir, &["grant", "--help"], "");
+    for command in ["list", "revoke"] {
+        assert!(grant.contains(command), "{grant}");
     }
     let (_, key, _) = run(&dir, &["key", "--help"], "");
     for command in ["list", "rotate", "remove"] {

@@ -56,8 +56,9 @@ use sqlx::sqlite::{
 pub use consent::{ConsentRow, ResourceApproval, approvals_cover};
 pub use federated::{FederatedIdentityRow, NO_PASSWORD};
 pub use server_state::{
-    AuditEntry, AuditFilter, AuditOutcome, AuditRecord, InteractionRow, LockoutPolicy, Polled,
-    PushEndpoint, SecurityEvent, SecurityEventKind, SigningKeyRow, SsfStream, UserRow,
+    AuditEntry, AuditFilter, AuditOutcome, AuditRecord, GrantFilter, GrantSummary, InteractionRow,
+    LockoutPolicy, Polled, PushEndpoint, SecurityEvent, SecurityEventKind, SigningKeyRow,
+    SsfStream, UserRow,
 };
 
 /// A storage failure.

@@ -1449,3 +1449,102 @@ async fn audit(store: SqlStore, other_instance: SqlStore) {
         batch.into_iter().rev().collect::<Vec<_>>()
     );
 }
+
+// Who holds what: grants listed newest first by user or client, live ones unless asked, each
+// with when its latest refresh token was issued; on both databases.
+#[tokio::test]
+async fn grants_are_listed_by_user_and_client_with_their_last_refresh() {
+    on_both_databases("grants", list_grants).await;
+}
+
+#[allow(clippy::indexing_slicing, reason = "a test")]
+async fn list_grants(store: SqlStore, other_instance: SqlStore) {
+    use mcpauth_store_sql::GrantFilter;
+    use mcpauth_token_engine::{RefreshTokenRecord, RefreshTokenStore};
+    let grant = |id: &str, client: &str, subject: &str, at: u64| GrantRecord {
+        grant_id: id.into(),
+        client_id: client.into(),
+        subject: subject.into(),
+        scope: mcpauth_token_engine::Scope::parse("mcp:tools").unwrap(),
+        resources: vec!["https://mcp.example.com/mcp".into()],
+        created_at: UnixTime(at),
+        revoked_at: None,
+    };
+    for record in [
+        grant("g1", "c1", "alice", 10),
+        grant("g2", "c2", "alice", 20),
+        grant("g3", "c1", "bob", 30),
+    ] {
+        store.insert_grant(record).await.unwrap();
+    }
+    for (hash, issued_at) in [("r1", 11), ("r2", 15)] {
+        store
+            .insert_refresh(RefreshTokenRecord {
+                token_hash: SecretHash::of(hash),
+                grant_id: "g1".into(),
+                client_id: "c1".into(),
+                subject: "alice".into(),
+                scope: mcpauth_token_engine::Scope::parse("mcp:tools").unwrap(),
+                resources: vec!["https://mcp.example.com/mcp".into()],
+                issued_at: UnixTime(issued_at),
+                expires_at: UnixTime(10_000),
+                rotated_at: None,
+                sealed_successor: None,
+                dpop_jkt: None,
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .revoke_grant(&GrantId::from("g2"), UnixTime(25))
+        .await
+        .unwrap();
+
+    let ids = |grants: Vec<mcpauth_store_sql::GrantSummary>| {
+        grants.into_iter().map(|g| g.grant_id).collect::<Vec<_>>()
+    };
+    let everything = other_instance
+        .list_grants(&GrantFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(everything.clone()),
+        ["g3", "g1"],
+        "live ones, newest first"
+    );
+    let g1 = &everything[1];
+    assert_eq!(
+        (
+            g1.client_id.as_str(),
+            g1.subject.as_str(),
+            g1.scope.as_str(),
+            g1.resources.clone(),
+            g1.created_at,
+            g1.last_refreshed_at,
+            g1.revoked_at
+        ),
+        (
+            "c1",
+            "alice",
+            "mcp:tools",
+            vec!["https://mcp.example.com/mcp".to_owned()],
+            10,
+            Some(15),
+            None
+        )
+    );
+    assert_eq!(everything[0].last_refreshed_at, None);
+    let mut alices = GrantFilter::default();
+    alices.subject = Some("alice".into());
+    alices.include_revoked = true;
+    let listed = store.list_grants(&alices, 100).await.unwrap();
+    assert_eq!(ids(listed.clone()), ["g2", "g1"]);
+    assert_eq!(listed[0].revoked_at, Some(25));
+    let mut c1 = GrantFilter::default();
+    c1.client_id = Some("c1".into());
+    assert_eq!(
+        ids(store.list_grants(&c1, 100).await.unwrap()),
+        ["g3", "g1"]
+    );
+    assert_eq!(ids(store.list_grants(&c1, 1).await.unwrap()), ["g3"]);
+}

@@ -360,7 +360,13 @@ async fn the_token_revocation_and_registration_endpoints_are_audited() {
         .await
         .unwrap();
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let replayed = server.http.post(&token_url).form(&redeem).send().await.unwrap();
+    let replayed = server
+        .http
+        .post(&token_url)
+        .form(&redeem)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
     let revoked = server
         .http
@@ -414,7 +420,13 @@ async fn the_token_revocation_and_registration_endpoints_are_audited() {
                 None,
                 Some("invalid_redirect_uri")
             ),
-            ("client_registered", Success, None, Some(client_id.as_str()), None),
+            (
+                "client_registered",
+                Success,
+                None,
+                Some(client_id.as_str()),
+                None
+            ),
             (
                 "token_issued",
                 Success,
@@ -422,7 +434,13 @@ async fn the_token_revocation_and_registration_endpoints_are_audited() {
                 Some(client_id.as_str()),
                 Some("authorization_code")
             ),
-            ("code_replayed", Failure, None, Some(client_id.as_str()), None),
+            (
+                "code_replayed",
+                Failure,
+                None,
+                Some(client_id.as_str()),
+                None
+            ),
             (
                 "token_revoked",
                 Success,
@@ -444,7 +462,12 @@ async fn the_token_revocation_and_registration_endpoints_are_audited() {
         assert_eq!(record.actor, None);
     }
     let everything = format!("{trail:?}");
-    for secret in [refresh_token.as_str(), code.as_str(), "Secret-Guess-3", VERIFIER] {
+    for secret in [
+        refresh_token.as_str(),
+        code.as_str(),
+        "Secret-Guess-3",
+        VERIFIER,
+    ] {
         assert!(!everything.contains(secret), "a secret in the trail");
     }
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 mod audit;
 mod consent;
 mod endpoints;
+mod grants;
 mod operations;
 mod shared_signals;
 mod sign_in;

@@ -3,6 +3,7 @@
 //! rows). Ids of interactions and sessions are bearer secrets, stored hashed.
 
 mod audit;
+mod grants;
 mod housekeeping;
 mod interactions;
 mod lockout;
@@ -12,6 +13,7 @@ mod signing_keys;
 mod users;
 
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditRecord};
+pub use grants::{GrantFilter, GrantSummary};
 pub use interactions::InteractionRow;
 pub use lockout::LockoutPolicy;
 pub use security_events::{Polled, PushEndpoint, SecurityEvent, SecurityEventKind, SsfStream};
