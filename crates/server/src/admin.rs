@@ -58,10 +58,19 @@ pub async fn user_by_email(store: &SqlStore, email: &str) -> Result<UserRow, Sta
 ///
 /// [`StartError::User`] for an unknown email, [`StartError::Store`].
 pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    disable_user_by(store, email, &Actor::command_line()).await
+}
+
+pub(crate) async fn disable_user_by(
+    store: &SqlStore,
+    email: &str,
+    actor: &Actor,
+) -> Result<(), StartError> {
     let user = user_by_email(store, email).await?;
     store.disable_user(&user.user_id, now()).await?;
-    audited(
+    audited_by(
         store,
+        actor,
         crate::audit::events::USER_DISABLED,
         Some(&user.user_id),
         None,
@@ -69,6 +78,25 @@ pub async fn disable_user(store: &SqlStore, email: &str) -> Result<(), StartErro
     )
     .await;
     Ok(())
+}
+
+/// Who performs an administrator's action, as the audit trail names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Actor {
+    /// `admin` for `mcpauth-server`'s commands; the administrator's subject in the console.
+    pub(crate) name: String,
+    /// The console's caller address (after `trusted_proxies`); none on the command line.
+    pub(crate) address: Option<std::net::IpAddr>,
+}
+
+impl Actor {
+    /// `mcpauth-server`'s commands (and the functions of this module): `admin`, no address.
+    pub(crate) fn command_line() -> Self {
+        Self {
+            name: crate::audit::ADMIN.to_owned(),
+            address: None,
+        }
+    }
 }
 
 /// Audits one of the administrator's actions (the actor `admin`, no address).
@@ -79,9 +107,30 @@ pub(crate) async fn audited(
     client_id: Option<&str>,
     detail: Option<&str>,
 ) {
+    audited_by(
+        store,
+        &Actor::command_line(),
+        event,
+        user_id,
+        client_id,
+        detail,
+    )
+    .await;
+}
+
+/// Audits one of the administrator's actions by `actor`.
+pub(crate) async fn audited_by(
+    store: &SqlStore,
+    actor: &Actor,
+    event: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    detail: Option<&str>,
+) {
     let mut record =
         crate::audit::AuditRecord::new(event, crate::audit::AuditOutcome::Success, now())
-            .actor(crate::audit::ADMIN);
+            .actor(&actor.name)
+            .address(actor.address);
     if let Some(user_id) = user_id {
         record = record.user(user_id);
     }
@@ -100,10 +149,19 @@ pub(crate) async fn audited(
 ///
 /// [`StartError::User`] for an unknown email, [`StartError::Store`].
 pub async fn enable_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    enable_user_by(store, email, &Actor::command_line()).await
+}
+
+pub(crate) async fn enable_user_by(
+    store: &SqlStore,
+    email: &str,
+    actor: &Actor,
+) -> Result<(), StartError> {
     let user = user_by_email(store, email).await?;
     store.enable_user(&user.user_id).await?;
-    audited(
+    audited_by(
         store,
+        actor,
         crate::audit::events::USER_ENABLED,
         Some(&user.user_id),
         None,
@@ -276,12 +334,21 @@ pub async fn remove_client(
     engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
     client_id: &str,
 ) -> Result<bool, StartError> {
+    remove_client_by(engine, client_id, &Actor::command_line()).await
+}
+
+pub(crate) async fn remove_client_by(
+    engine: &mcpauth_token_engine::TokenEngine<SqlStore>,
+    client_id: &str,
+    actor: &Actor,
+) -> Result<bool, StartError> {
     let removed = engine
         .remove_client(&mcpauth_token_engine::ClientId::from(client_id), now())
         .await?;
     if removed {
-        audited(
+        audited_by(
             engine.model(),
+            actor,
             crate::audit::events::CLIENT_REMOVED,
             None,
             Some(client_id),
@@ -313,6 +380,14 @@ pub async fn list_grants(
 ///
 /// [`StartError::Store`].
 pub async fn revoke_grant(store: &SqlStore, grant_id: &str) -> Result<bool, StartError> {
+    revoke_grant_by(store, grant_id, &Actor::command_line()).await
+}
+
+pub(crate) async fn revoke_grant_by(
+    store: &SqlStore,
+    grant_id: &str,
+    actor: &Actor,
+) -> Result<bool, StartError> {
     use mcpauth_token_engine::GrantStore as _;
     let id = mcpauth_token_engine::GrantId::from(grant_id);
     let Some(grant) = store.find_grant(&id).await? else {
@@ -322,8 +397,9 @@ pub async fn revoke_grant(store: &SqlStore, grant_id: &str) -> Result<bool, Star
         return Ok(false);
     }
     store.revoke_grant(&id, now()).await?;
-    audited(
+    audited_by(
         store,
+        actor,
         crate::audit::events::GRANT_REVOKED,
         Some(&grant.subject),
         Some(grant.client_id.as_str()),
@@ -331,4 +407,91 @@ pub async fn revoke_grant(store: &SqlStore, grant_id: &str) -> Result<bool, Star
     )
     .await;
     Ok(true)
+}
+
+/// Lets the user `email` (or subject) use the admin console and its API, or no longer.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown user, [`StartError::Store`].
+pub async fn set_admin(store: &SqlStore, email: &str, admin: bool) -> Result<(), StartError> {
+    set_admin_by(store, email, admin, &Actor::command_line()).await
+}
+
+pub(crate) async fn set_admin_by(
+    store: &SqlStore,
+    email: &str,
+    admin: bool,
+    actor: &Actor,
+) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    store.set_user_admin(&user.user_id, admin).await?;
+    audited_by(
+        store,
+        actor,
+        if admin {
+            crate::audit::events::ADMIN_GRANTED
+        } else {
+            crate::audit::events::ADMIN_REVOKED
+        },
+        Some(&user.user_id),
+        None,
+        None,
+    )
+    .await;
+    Ok(())
+}
+
+/// The key under which wrong passwords lock `email`'s account for everyone (the sign-in
+/// page's `login_lockout_account_after`).
+pub(crate) fn whole_account_lock(email: &str) -> mcpauth_token_engine::SecretHash {
+    // No address is "*", so this key is the account's alone (the sign-in page's).
+    mcpauth_token_engine::SecretHash::of(&format!("{email}\n*"))
+}
+
+/// Ends the lock wrong passwords put on the user `email`'s account for everyone, and forgets
+/// the failures counted toward it. Locks of single addresses (which only lock out the
+/// address that guessed) run out by themselves.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown user, [`StartError::Store`].
+pub async fn reset_lockout(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    reset_lockout_by(store, email, &Actor::command_line()).await
+}
+
+pub(crate) async fn reset_lockout_by(
+    store: &SqlStore,
+    email: &str,
+    actor: &Actor,
+) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    store
+        .clear_login_failures(&whole_account_lock(&user.email))
+        .await?;
+    audited_by(
+        store,
+        actor,
+        crate::audit::events::LOCKOUT_RESET,
+        Some(&user.user_id),
+        None,
+        None,
+    )
+    .await;
+    Ok(())
+}
+
+/// How a client came to be registered: `metadata-doc` (a Client ID Metadata Document),
+/// `self-registered` (RFC 7591), `resource-server` or `pre-registered` (by the operator).
+#[must_use]
+pub fn client_kind(client: &ClientRecord) -> &'static str {
+    if client.document_expires_at.is_some() {
+        "metadata-doc"
+    } else if client.is_self_registered() {
+        "self-registered"
+    } else if client.resource_server {
+        "resource-server"
+    } else {
+        "pre-registered"
+    }
 }

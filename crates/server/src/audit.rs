@@ -62,6 +62,12 @@ pub mod events {
     pub const KEY_REMOVED: &str = "key_removed";
     /// The administrator revoked a grant (the detail is its id).
     pub const GRANT_REVOKED: &str = "grant_revoked";
+    /// The administrator let a user use the admin console.
+    pub const ADMIN_GRANTED: &str = "admin_granted";
+    /// The administrator took a user's use of the admin console away.
+    pub const ADMIN_REVOKED: &str = "admin_revoked";
+    /// The administrator ended the lock wrong passwords put on a user's account.
+    pub const LOCKOUT_RESET: &str = "lockout_reset";
     /// The token endpoint issued tokens (the detail names the grant type; the user is whom
     /// they stand for, the client itself for `client_credentials`).
     pub const TOKEN_ISSUED: &str = "token_issued";

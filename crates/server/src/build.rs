@@ -306,6 +306,14 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     )
     .await?;
     let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let key_ring = Arc::new(keys::KeyRing {
+        store: store.clone(),
+        engine: engine.clone(),
+        encryption: encryption.map(Arc::new),
+        rotation_lead: config.key_rotation_lead,
+        loaded: keys_loaded.clone(),
+        clock: clock.clone(),
+    });
     let base = engine_config_issuer_path(&issuer);
     // The home page is served at the issuer's path: it must not be one of the server's own
     // routes at the root.
@@ -317,6 +325,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     let metrics = Arc::new(metrics::Metrics::default());
     let audit = crate::audit::AuditQueue::start(store.clone(), metrics.clone(), clock.clone());
     let pages = Arc::new(pages::Pages {
+        keys: key_ring.clone(),
         clock: clock.clone(),
         store: store.clone(),
         engine: engine.clone(),
@@ -475,9 +484,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         store,
         engine,
         unused_registration_ttl: config.unused_registration_ttl.filter(|ttl| *ttl > 0),
-        key_encryption: encryption.map(Arc::new),
-        key_rotation_lead: config.key_rotation_lead,
-        keys_loaded,
+        keys: key_ring,
         federation,
         clock,
         // An event matters while a token it ends may live (an access token's lifetime),

@@ -313,3 +313,86 @@ mod tests {
         assert!(KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_ok());
     }
 }
+
+/// The stored signing keys as one instance uses them: reloaded from the database, rotated by
+/// the administrator (command line or console). Shared by [`crate::Server`] and the console.
+pub(crate) struct KeyRing {
+    pub(crate) store: SqlStore,
+    pub(crate) engine: std::sync::Arc<mcpauth_token_engine::TokenEngine<SqlStore>>,
+    pub(crate) encryption: Option<std::sync::Arc<KeyEncryption>>,
+    pub(crate) rotation_lead: u64,
+    /// Cleared when the stored keys could not be loaded: `/ready` then answers 503.
+    pub(crate) loaded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) clock: std::sync::Arc<dyn mcpauth_token_engine::Clock>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("encrypted", &self.encryption.is_some())
+            .field("rotation_lead", &self.rotation_lead)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Loads the stored keys again (see [`crate::Server::reload_keys`]).
+    pub(crate) async fn reload(&self) -> Result<(), StartError> {
+        use std::sync::atomic::Ordering;
+        match load_signing_keys(
+            &self.store,
+            self.encryption.as_deref(),
+            self.rotation_lead,
+            self.clock.now(),
+        )
+        .await
+        {
+            Ok(keys) => {
+                self.engine.replace_keys(keys);
+                self.loaded.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // A database outage is `/ready`'s other check; only a key problem is ours.
+                if matches!(e, StartError::Key { .. }) {
+                    self.loaded.store(false, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a new key of `algorithm` (audited as `actor`'s) and reloads.
+    pub(crate) async fn rotate(
+        &self,
+        algorithm: &str,
+        actor: &crate::admin::Actor,
+    ) -> Result<String, StartError> {
+        let kid = rotate_signing_key(
+            &self.store,
+            self.encryption.as_deref(),
+            algorithm,
+            self.clock.now(),
+        )
+        .await?;
+        // Stored: recorded, whatever the reload says.
+        crate::admin::audited_by(
+            &self.store,
+            actor,
+            crate::audit::events::KEY_ROTATED,
+            None,
+            None,
+            Some(&kid),
+        )
+        .await;
+        self.reload().await?;
+        Ok(kid)
+    }
+
+    /// Every stored key with its state now, newest first.
+    pub(crate) async fn list(
+        &self,
+    ) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, KeyState)>, StartError> {
+        list_signing_keys(&self.store, self.rotation_lead, self.clock.now().0).await
+    }
+}

@@ -83,12 +83,10 @@ pub struct Server {
     pub engine: Arc<TokenEngine<SqlStore>>,
     /// Age after which never-used dynamic registrations are swept.
     pub unused_registration_ttl: Option<u64>,
-    pub(crate) key_encryption: Option<Arc<keys::KeyEncryption>>,
-    pub(crate) key_rotation_lead: u64,
-    /// Cleared when the stored keys could not be loaded (a key this instance cannot decrypt
-    /// or parse): `/ready` then answers 503, as this instance no longer publishes every key
-    /// its peers may sign with.
-    pub(crate) keys_loaded: Arc<std::sync::atomic::AtomicBool>,
+    /// The stored signing keys: reloaded, rotated. Its `loaded` flag is cleared when they
+    /// could not be loaded (a key this instance cannot decrypt or parse): `/ready` then
+    /// answers 503, as this instance no longer publishes every key its peers may sign with.
+    pub(crate) keys: Arc<keys::KeyRing>,
     pub(crate) federation: Option<Arc<federation::Federation>>,
     pub(crate) clock: Arc<dyn Clock>,
     /// How long security events are kept for Shared Signals receivers, in seconds.
@@ -171,28 +169,7 @@ impl Server {
     ///
     /// [`StartError::Store`] or [`StartError::Key`]; the keys in use are kept.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
-        use std::sync::atomic::Ordering;
-        match keys::load_signing_keys(
-            &self.store,
-            self.key_encryption.as_deref(),
-            self.key_rotation_lead,
-            self.clock.now(),
-        )
-        .await
-        {
-            Ok(keys) => {
-                self.engine.replace_keys(keys);
-                self.keys_loaded.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                // A database outage is `/ready`'s other check; only a key problem is ours.
-                if matches!(e, StartError::Key { .. }) {
-                    self.keys_loaded.store(false, Ordering::Relaxed);
-                }
-                Err(e)
-            }
-        }
+        self.keys.reload().await
     }
 
     /// Stores a new signing key of `algorithm` (`ES256` or `EdDSA`) and returns its kid.
@@ -202,24 +179,9 @@ impl Server {
     ///
     /// [`StartError::Store`] or [`StartError::Key`].
     pub async fn rotate_key(&self, algorithm: &str) -> Result<String, StartError> {
-        let kid = keys::rotate_signing_key(
-            &self.store,
-            self.key_encryption.as_deref(),
-            algorithm,
-            self.clock.now(),
-        )
-        .await?;
-        // Stored: recorded, whatever the reload says.
-        admin::audited(
-            &self.store,
-            audit::events::KEY_ROTATED,
-            None,
-            None,
-            Some(&kid),
-        )
-        .await;
-        self.reload_keys().await?;
-        Ok(kid)
+        self.keys
+            .rotate(algorithm, &admin::Actor::command_line())
+            .await
     }
 
     /// Every stored key with its state now, newest first.
@@ -230,7 +192,7 @@ impl Server {
     pub async fn list_keys(
         &self,
     ) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, keys::KeyState)>, StartError> {
-        keys::list_signing_keys(&self.store, self.key_rotation_lead, self.clock.now().0).await
+        self.keys.list().await
     }
 
     /// Deletes retired key `kid`: it is no longer published, so tokens it signed stop

@@ -110,9 +110,28 @@ enum UserCommand {
     Add {
         /// The user's email address (case and surrounding spaces do not matter).
         email: String,
+        /// An administrator: may use the admin console (`/admin` below the issuer) and its
+        /// JSON API.
+        #[arg(long)]
+        admin: bool,
     },
-    /// List users: email, subject identifier, state, creation date.
+    /// List users: email, subject identifier, state, administrator or not, creation date.
     List,
+    /// Let a user use the admin console and its JSON API.
+    GrantAdmin {
+        /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
+        email: String,
+    },
+    /// Take a user's use of the admin console away.
+    RevokeAdmin {
+        /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
+        email: String,
+    },
+    /// End the lock repeated wrong passwords put on an account (for every address).
+    Unlock {
+        /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
+        email: String,
+    },
     /// Disable a user: it can no longer sign in, its sessions end, its grants are revoked.
     Disable {
         /// The user's email address, or its subject (`user_…`); federated users without an
@@ -382,29 +401,53 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
     use mcpauth_server::admin;
     let store = open_store(config).await?;
     let done = match command {
-        UserCommand::Add { email } => {
+        UserCommand::Add { email, admin } => {
             let password = read_password()?;
             let user_id = mcpauth_server::add_user(&store, &email, &password)
                 .await
                 .map_err(|e| said(&e))?;
+            if admin {
+                admin::set_admin(&store, &user_id, true)
+                    .await
+                    .map_err(|e| said(&e))?;
+            }
             let email = mcpauth_server::users::normalize_email(&email).unwrap_or(email);
-            println!("added {email} as {user_id}");
+            println!(
+                "added {email} as {user_id}{}",
+                if admin { ", an administrator" } else { "" }
+            );
             Ok(())
         }
         UserCommand::List => {
             let users = admin::list_users(&store).await.map_err(|e| said(&e))?;
-            println!("{:<40} {:<30} {:<9} created", "email", "subject", "state");
+            println!(
+                "{:<40} {:<30} {:<9} {:<6} created",
+                "email", "subject", "state", "admin"
+            );
             for user in users {
                 let state = if user.disabled { "disabled" } else { "active" };
                 println!(
-                    "{:<40} {:<30} {state:<9} {}",
+                    "{:<40} {:<30} {state:<9} {:<6} {}",
                     user.email,
                     user.user_id,
+                    if user.admin { "yes" } else { "-" },
                     format_date(user.created_at)
                 );
             }
             Ok(())
         }
+        UserCommand::GrantAdmin { email } => admin::set_admin(&store, &email, true)
+            .await
+            .map(|()| println!("{email} is an administrator"))
+            .map_err(|e| said(&e)),
+        UserCommand::RevokeAdmin { email } => admin::set_admin(&store, &email, false)
+            .await
+            .map(|()| println!("{email} is no longer an administrator"))
+            .map_err(|e| said(&e)),
+        UserCommand::Unlock { email } => admin::reset_lockout(&store, &email)
+            .await
+            .map(|()| println!("unlocked {email}"))
+            .map_err(|e| said(&e)),
         UserCommand::Disable { email } => admin::disable_user(&store, &email)
             .await
             .map(|()| println!("disabled {email}: signed out, grants revoked"))
@@ -555,15 +598,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
                 "client_id", "name", "kind"
             );
             for client in clients.map_err(|e| said(&e))? {
-                let kind = if client.document_expires_at.is_some() {
-                    "metadata-doc"
-                } else if client.is_self_registered() {
-                    "self-registered"
-                } else if client.resource_server {
-                    "resource-server"
-                } else {
-                    "pre-registered"
-                };
+                let kind = admin::client_kind(&client);
                 println!(
                     "{:<36} {:<30} {kind:<16} {}",
                     client.client_id,

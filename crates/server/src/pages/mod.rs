@@ -8,6 +8,7 @@
 //! CSRF token that must match a cookie only this site can set (`SameSite=Lax; HttpOnly`).
 
 mod account;
+mod admin;
 mod device;
 mod federated;
 mod interaction;
@@ -36,6 +37,8 @@ const STYLESHEET: &str = include_str!("../../static/mcpauth.css");
 
 /// Shared state of the pages.
 pub(crate) struct Pages {
+    /// The signing keys, which the admin console lists and rotates.
+    pub(crate) keys: Arc<crate::keys::KeyRing>,
     /// Where the time comes from (a `ManualClock` in tests).
     pub(crate) clock: Arc<dyn mcpauth_token_engine::Clock>,
     pub(crate) store: SqlStore,
@@ -292,6 +295,7 @@ impl Pages {
         (!user.disabled).then_some(SignedIn {
             id: user.user_id,
             email: user.email,
+            admin: user.admin,
         })
     }
 
@@ -375,6 +379,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 struct SignedIn {
     id: String,
     email: String,
+    /// Whether they may use the admin console.
+    admin: bool,
 }
 
 async fn stylesheet() -> Response {
@@ -419,6 +425,7 @@ pub(crate) fn routes(pages: Arc<Pages>) -> Router {
         )
         .route(&at("/account"), get(account::show))
         .route(&at("/account/withdraw"), post(account::withdraw))
+        .merge(admin::routes(&base))
         .route(&at("/sign-in"), post(sign_in::sign_in))
         .route(
             &at("/sign-in/upstream/{provider}"),

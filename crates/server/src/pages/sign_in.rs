@@ -77,8 +77,7 @@ pub(super) async fn check_password(
     // nothing to it, so no one address can lock an account for everyone.
     let caller = peer.map_or_else(|| "unknown".to_owned(), mcpauth_http::caller_key);
     let account = SecretHash::of(&format!("{email}\n{caller}"));
-    // No address is "*", so this key is the account's alone.
-    let whole_account = SecretHash::of(&format!("{email}\n*"));
+    let whole_account = crate::admin::whole_account_lock(&email);
     for key in [&account, &whole_account] {
         match pages.store.login_locked_until(key, pages.now()).await {
             Ok(Some(until)) => {
@@ -264,6 +263,8 @@ pub(super) enum Next {
     Device,
     /// The account page.
     Account,
+    /// The admin console.
+    Admin,
 }
 
 /// The sign-in form of the device and account pages.
@@ -281,6 +282,7 @@ pub(super) fn sign_in_page(
         match next {
             Next::Device => "device",
             Next::Account => "account",
+            Next::Admin => "admin",
         }
         .to_owned(),
     )];
@@ -310,6 +312,7 @@ pub(super) fn sign_in_page(
             purpose: match next {
                 Next::Device => "Sign in to connect a device to your account.",
                 Next::Account => "Sign in to see the applications you allowed.",
+                Next::Admin => "Sign in as an administrator to manage this server.",
             },
             action: format!("{}/sign-in", pages.base),
             csrf_token,
@@ -352,6 +355,7 @@ pub(super) async fn sign_in(
             let next = match form.next {
                 Next::Device => pages.device_page_url(user_code),
                 Next::Account => format!("{}/account", pages.base),
+                Next::Admin => format!("{}/admin", pages.base),
             };
             start_session(
                 &pages,
@@ -405,6 +409,7 @@ pub(super) async fn sign_in_upstream(
     let return_to = match form.next {
         Next::Device => pages.device_page_url(user_code),
         Next::Account => format!("{}/account", pages.base),
+        Next::Admin => format!("{}/admin", pages.base),
     };
     match federation
         .login

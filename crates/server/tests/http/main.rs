@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
+mod admin_console;
 mod audit;
 mod consent;
 mod endpoints;

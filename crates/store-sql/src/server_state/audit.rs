@@ -295,6 +295,25 @@ impl SqlStore {
         })
     }
 
+    /// When `client_id` last got tokens, as far as the trail (its retention) remembers: its
+    /// newest `token_issued` record.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn client_last_issued(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        on_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT occurred_at FROM audit_events WHERE client_id = $1 \
+                 AND event = 'token_issued' ORDER BY audit_id DESC LIMIT 1",
+            )
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| r.time("occurred_at")).transpose()
+        })
+    }
+
     /// Deletes records older than `before`, a batch at a time. Returns how many went.
     ///
     /// # Errors

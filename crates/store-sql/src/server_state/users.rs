@@ -18,6 +18,8 @@ pub struct UserRow {
     pub disabled: bool,
     /// When the account was created.
     pub created_at: u64,
+    /// Whether the user may use the admin console and its API.
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -36,6 +38,7 @@ fn user_from(r: &impl Columns) -> Result<UserRow, StoreError> {
         password_hash: r.text("password_hash")?,
         disabled: r.optional_integer("disabled_at")?.is_some(),
         created_at: u64::try_from(r.integer("created_at")?).unwrap_or_default(),
+        admin: r.boolean("is_admin")?,
     })
 }
 
@@ -75,7 +78,7 @@ impl SqlStore {
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         on_pool!(self, |pool| {
             let row = sqlx::query(
-                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE email = $1",
+                "SELECT user_id, email, password_hash, disabled_at, created_at, is_admin FROM users WHERE email = $1",
             )
             .bind(email)
             .fetch_optional(pool)
@@ -93,7 +96,7 @@ impl SqlStore {
         // Read on every code redemption (is the subject still active?): on SQLite by the grant
         // path's readers, without a hand-off.
         self.read_row(
-            "SELECT user_id, email, password_hash, disabled_at, created_at FROM users WHERE user_id = $1",
+            "SELECT user_id, email, password_hash, disabled_at, created_at, is_admin FROM users WHERE user_id = $1",
             crate::statement::params![user_id],
             |r| user_from(r),
             user_from,
@@ -109,7 +112,7 @@ impl SqlStore {
     pub async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT user_id, email, password_hash, disabled_at, created_at FROM users ORDER BY email",
+                "SELECT user_id, email, password_hash, disabled_at, created_at, is_admin FROM users ORDER BY email",
             )
             .fetch_all(pool)
             .await?;
@@ -157,6 +160,22 @@ impl SqlStore {
             .await?;
             tx.commit().await?;
             Ok(found)
+        })
+    }
+
+    /// Marks user `user_id` an administrator, or not. Returns whether the user exists.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn set_user_admin(&self, user_id: &str, admin: bool) -> Result<bool, StoreError> {
+        on_pool_write!(self, |pool| {
+            let done = sqlx::query("UPDATE users SET is_admin = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(admin)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
         })
     }
 

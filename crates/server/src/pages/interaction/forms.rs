@@ -43,6 +43,7 @@ pub(in crate::pages) async fn show(
             .map(|u| SignedIn {
                 id: u.user_id,
                 email: u.email,
+                admin: u.admin,
             }),
         None => pages.session_user(&headers).await,
     };

@@ -1,0 +1,1147 @@
+//! `{base}/admin`: the admin console (issue 27), for users the operator marked as
+//! administrators (`mcpauth-server user add --admin`, `user grant-admin`). Server-rendered
+//! pages without JavaScript, under the same headers as every page (CSP, no framing, no
+//! caching): users (disable, enable, end a lockout, their grants), clients (remove), grants
+//! (who holds what, since when, last refreshed; revoke), signing keys (rotate) and the audit
+//! trail (filtered by user, client, address, event).
+//!
+//! `{base}/admin/api/…` is the same as JSON, with the same authorization. The console's pages
+//! and the API read and act through the same functions ([`Console`]), so what one shows the
+//! other answers.
+//!
+//! Authorization: a browser session of an enabled administrator. Anyone else gets `403` on
+//! every route (a browser without a session gets the sign-in form on the pages it opens).
+//! Every action is a POST carrying the form CSRF token (a hidden field on the pages, the
+//! `X-CSRF-Token` header on the API: a cross-site form cannot set a header) and is audited
+//! with the administrator as actor and their address.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use mcpauth_store_sql::{AuditFilter, GrantFilter};
+use mcpauth_token_engine::ClientStore as _;
+use serde::{Deserialize, Serialize};
+
+use super::sign_in::{Next, Peer, peer_ip, sign_in_page};
+use super::{Pages, SessionBar, SignedIn, page, see_other};
+use crate::StartError;
+use crate::admin::{self, Actor};
+
+/// The header that carries the form CSRF token on the API's POSTs.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Every console and API route, below `base`.
+pub(super) fn routes(base: &str) -> Router<Arc<Pages>> {
+    let at = |path: &str| format!("{base}/admin{path}");
+    Router::new()
+        .route(&at(""), get(home))
+        .route(&at("/users"), get(users_page))
+        .route(&at("/clients"), get(clients_page))
+        .route(&at("/grants"), get(grants_page))
+        .route(&at("/keys"), get(keys_page))
+        .route(&at("/audit"), get(audit_page))
+        .route(&at("/users/{action}"), post(user_action))
+        .route(&at("/grants/revoke"), post(revoke_grant))
+        .route(&at("/clients/remove"), post(remove_client))
+        .route(&at("/keys/rotate"), post(rotate_key))
+        .route(&at("/api/users"), get(api_users))
+        .route(&at("/api/clients"), get(api_clients))
+        .route(&at("/api/grants"), get(api_grants))
+        .route(&at("/api/keys"), get(api_keys))
+        .route(&at("/api/audit"), get(api_audit))
+        .route(&at("/api/users/{user_id}/{action}"), post(api_user_action))
+        .route(&at("/api/grants/{grant_id}/revoke"), post(api_revoke_grant))
+        .route(
+            &at("/api/clients/{client_id}/remove"),
+            post(api_remove_client),
+        )
+        .route(&at("/api/keys/rotate"), post(api_rotate_key))
+}
+
+// ---------------------------------------------------------------------------------------
+// What the console shows and does, for the pages and the API alike.
+
+/// A user as the console lists it.
+#[derive(Serialize)]
+struct UserLine {
+    user_id: String,
+    email: String,
+    disabled: bool,
+    admin: bool,
+    created_at: u64,
+    /// Until when wrong passwords locked the account for everyone, if they do now.
+    locked_until: Option<u64>,
+}
+
+/// A client as the console lists it.
+#[derive(Serialize)]
+struct ClientLine {
+    client_id: String,
+    name: Option<String>,
+    kind: &'static str,
+    grant_types: Vec<String>,
+    /// When it last got tokens, as far as the audit trail remembers.
+    last_issued_at: Option<u64>,
+}
+
+/// A grant as the console lists it.
+#[derive(Serialize)]
+struct GrantLine {
+    grant_id: String,
+    user_id: String,
+    /// The user's email, when the user exists.
+    email: Option<String>,
+    client_id: String,
+    client_name: Option<String>,
+    scope: String,
+    resources: Vec<String>,
+    created_at: u64,
+    last_refreshed_at: Option<u64>,
+    revoked_at: Option<u64>,
+}
+
+/// A signing key as the console lists it.
+#[derive(Serialize)]
+struct KeyLine {
+    kid: String,
+    algorithm: String,
+    /// `next`, `signing` or `retired`.
+    state: &'static str,
+    created_at: u64,
+}
+
+/// An audit record as the console lists it.
+#[derive(Serialize)]
+struct AuditLine {
+    id: i64,
+    time: u64,
+    event: String,
+    outcome: &'static str,
+    user: Option<String>,
+    client: Option<String>,
+    address: Option<String>,
+    actor: Option<String>,
+    detail: Option<String>,
+    repeated: u64,
+}
+
+/// The grants list's filter, as the page's query and the API's take it.
+#[derive(Deserialize, Default)]
+struct GrantQuery {
+    /// A user's email, subject or `provider:upstream-id`.
+    user: Option<String>,
+    client: Option<String>,
+    /// `1`, `true` or `on`: revoked grants too.
+    all: Option<String>,
+}
+
+/// The audit trail's filter.
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    user: Option<String>,
+    client: Option<String>,
+    address: Option<String>,
+    event: Option<String>,
+    before: Option<i64>,
+}
+
+/// An empty query field is no filter (a submitted blank input).
+fn given(value: Option<&String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The console's reads and actions, for one request of the administrator `actor`.
+struct Console<'a> {
+    pages: &'a Pages,
+    actor: Actor,
+}
+
+impl Console<'_> {
+    async fn users(&self) -> Result<Vec<UserLine>, StartError> {
+        let now = self.pages.now();
+        let mut lines = Vec::new();
+        for user in admin::list_users(&self.pages.store).await? {
+            let locked_until = self
+                .pages
+                .store
+                .login_locked_until(&admin::whole_account_lock(&user.email), now)
+                .await?;
+            lines.push(UserLine {
+                user_id: user.user_id,
+                email: user.email,
+                disabled: user.disabled,
+                admin: user.admin,
+                created_at: user.created_at,
+                locked_until,
+            });
+        }
+        Ok(lines)
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientLine>, StartError> {
+        let mut lines = Vec::new();
+        for client in admin::list_clients(&self.pages.store).await? {
+            let last_issued_at = self
+                .pages
+                .store
+                .client_last_issued(client.client_id.as_str())
+                .await?;
+            lines.push(ClientLine {
+                client_id: client.client_id.as_str().to_owned(),
+                name: client.metadata.client_name.clone(),
+                kind: admin::client_kind(&client),
+                grant_types: client.metadata.grant_types.clone(),
+                last_issued_at,
+            });
+        }
+        Ok(lines)
+    }
+
+    async fn grants(&self, query: &GrantQuery) -> Result<Vec<GrantLine>, StartError> {
+        let store = &self.pages.store;
+        let mut filter = GrantFilter::default();
+        filter.subject = match given(query.user.as_ref()) {
+            Some(user) => Some(admin::user_by_email(store, &user).await?.user_id),
+            None => None,
+        };
+        filter.client_id = given(query.client.as_ref());
+        filter.include_revoked = query
+            .all
+            .as_deref()
+            .is_some_and(|v| matches!(v, "1" | "true" | "on"));
+        let mut lines = Vec::new();
+        for grant in admin::list_grants(store, &filter, 500).await? {
+            let email = store
+                .find_user_by_id(&grant.subject)
+                .await?
+                .map(|u| u.email);
+            let client_name = store
+                .find_client(&mcpauth_token_engine::ClientId::from(
+                    grant.client_id.as_str(),
+                ))
+                .await
+                .map_err(StartError::from)?
+                .and_then(|c| c.metadata.client_name);
+            lines.push(GrantLine {
+                grant_id: grant.grant_id,
+                user_id: grant.subject,
+                email,
+                client_id: grant.client_id,
+                client_name,
+                scope: grant.scope,
+                resources: grant.resources,
+                created_at: grant.created_at,
+                last_refreshed_at: grant.last_refreshed_at,
+                revoked_at: grant.revoked_at,
+            });
+        }
+        Ok(lines)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyLine>, StartError> {
+        Ok(self
+            .pages
+            .keys
+            .list()
+            .await?
+            .into_iter()
+            .map(|(row, state)| KeyLine {
+                kid: row.kid,
+                algorithm: row.algorithm,
+                state: match state {
+                    crate::keys::KeyState::Next => "next",
+                    crate::keys::KeyState::Signing => "signing",
+                    crate::keys::KeyState::Retired => "retired",
+                },
+                created_at: row.created_at,
+            })
+            .collect())
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditLine>, StartError> {
+        let store = &self.pages.store;
+        let mut filter = AuditFilter::default();
+        filter.user_id = match given(query.user.as_ref()) {
+            // An email (or an upstream identity), else a subject identifier as given.
+            Some(user) => match admin::user_by_email(store, &user).await {
+                Ok(found) => Some(found.user_id),
+                Err(_) => Some(user),
+            },
+            None => None,
+        };
+        filter.client_id = given(query.client.as_ref());
+        filter.address = given(query.address.as_ref()).map(|address| {
+            address
+                .parse::<std::net::IpAddr>()
+                .map_or(address, |a| a.to_canonical().to_string())
+        });
+        filter.event = given(query.event.as_ref());
+        filter.before = query.before;
+        Ok(store
+            .audit_events(&filter, 200)
+            .await?
+            .into_iter()
+            .map(|entry| {
+                let r = entry.record;
+                AuditLine {
+                    id: entry.audit_id,
+                    time: r.occurred_at,
+                    event: r.event,
+                    outcome: r.outcome.as_str(),
+                    user: r.user_id,
+                    client: r.client_id,
+                    address: r.address,
+                    actor: r.actor,
+                    detail: r.detail,
+                    repeated: r.repeated,
+                }
+            })
+            .collect())
+    }
+
+    /// Disables, enables or unlocks the user `user_id`, or makes them an administrator or
+    /// not. An administrator cannot disable themselves or take their own rights away (the
+    /// console would lock its last user out).
+    async fn user_action(&self, user_id: &str, action: &str) -> Result<(), ActionError> {
+        let store = &self.pages.store;
+        let user = admin::user_by_email(store, user_id)
+            .await
+            .map_err(|_| ActionError::NotFound("no such user"))?;
+        let myself = self.actor.name == user.user_id;
+        match action {
+            "disable" if myself => Err(ActionError::Refused(
+                "you cannot disable your own account here",
+            )),
+            "revoke-admin" if myself => Err(ActionError::Refused(
+                "you cannot take your own administrator rights away here",
+            )),
+            "disable" => Ok(admin::disable_user_by(store, &user.user_id, &self.actor).await?),
+            "enable" => Ok(admin::enable_user_by(store, &user.user_id, &self.actor).await?),
+            "unlock" => Ok(admin::reset_lockout_by(store, &user.user_id, &self.actor).await?),
+            "grant-admin" => {
+                Ok(admin::set_admin_by(store, &user.user_id, true, &self.actor).await?)
+            }
+            "revoke-admin" => {
+                Ok(admin::set_admin_by(store, &user.user_id, false, &self.actor).await?)
+            }
+            _ => Err(ActionError::NotFound("no such action")),
+        }
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> Result<(), ActionError> {
+        if admin::revoke_grant_by(&self.pages.store, grant_id, &self.actor).await? {
+            Ok(())
+        } else {
+            Err(ActionError::NotFound("no live grant has this id"))
+        }
+    }
+
+    async fn remove_client(&self, client_id: &str) -> Result<(), ActionError> {
+        if admin::remove_client_by(&self.pages.engine, client_id, &self.actor).await? {
+            Ok(())
+        } else {
+            Err(ActionError::NotFound("no client has this id"))
+        }
+    }
+
+    async fn rotate_key(&self, algorithm: Option<&str>) -> Result<String, ActionError> {
+        let algorithm = algorithm.unwrap_or("ES256");
+        if !matches!(algorithm, "ES256" | "EdDSA") {
+            return Err(ActionError::Refused("algorithm must be ES256 or EdDSA"));
+        }
+        Ok(self.pages.keys.rotate(algorithm, &self.actor).await?)
+    }
+}
+
+/// Why an action was not done.
+enum ActionError {
+    /// What it names does not exist (`404`).
+    NotFound(&'static str),
+    /// It is not allowed (`409`).
+    Refused(&'static str),
+    /// Storage or keys failed (`500`, logged).
+    Failed(StartError),
+}
+
+impl From<StartError> for ActionError {
+    fn from(e: StartError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorization.
+
+/// Who asked, if an administrator.
+enum Caller {
+    Administrator(SignedIn, Actor),
+    /// Signed in, not an administrator.
+    NotAdministrator,
+    /// No live session.
+    Anonymous,
+}
+
+async fn caller(pages: &Pages, headers: &HeaderMap, peer: Peer) -> Caller {
+    match pages.session_user(headers).await {
+        Some(user) if user.admin => {
+            let actor = Actor {
+                name: user.id.clone(),
+                address: peer_ip(peer),
+            };
+            Caller::Administrator(user, actor)
+        }
+        Some(_) => Caller::NotAdministrator,
+        None => Caller::Anonymous,
+    }
+}
+
+fn forbidden_page(pages: &Pages) -> Response {
+    pages.message(
+        StatusCode::FORBIDDEN,
+        "Administrators only",
+        "This account is not an administrator of this server. An operator makes one with `mcpauth-server user grant-admin EMAIL`.",
+    )
+}
+
+fn api_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+fn api_forbidden() -> Response {
+    api_error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "sign in as an administrator of this server (a browser session of a user marked with `mcpauth-server user grant-admin`)",
+    )
+}
+
+fn api_json(value: &impl Serialize) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(value),
+    )
+        .into_response()
+}
+
+fn api_failure(e: &ActionError) -> Response {
+    match e {
+        ActionError::NotFound(why) => api_error(StatusCode::NOT_FOUND, "not_found", why),
+        ActionError::Refused(why) => api_error(StatusCode::CONFLICT, "refused", why),
+        ActionError::Failed(e) => {
+            tracing::error!(error = %crate::said(e), "an admin action failed");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the action failed; see the server's log",
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The pages.
+
+/// The navigation and session bar of every console page.
+struct Frame<'a> {
+    base: &'a str,
+    /// Which page is shown: `users`, `clients`, `grants`, `keys`, `audit`.
+    current: &'static str,
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    frame: Frame<'a>,
+    users: Vec<UserLine>,
+    me: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_clients.html")]
+struct ClientsPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    frame: Frame<'a>,
+    clients: Vec<ClientLine>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_grants.html")]
+struct GrantsPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    frame: Frame<'a>,
+    grants: Vec<GrantLine>,
+    user: String,
+    client: String,
+    all: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_keys.html")]
+struct KeysPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    frame: Frame<'a>,
+    keys: Vec<KeyLine>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct AuditPage<'a> {
+    base: &'a str,
+    signed_in: SessionBar<'a>,
+    frame: Frame<'a>,
+    entries: Vec<AuditLine>,
+    query: AuditQuery,
+    /// The link to the next (older) page, when this one is full.
+    older: Option<String>,
+}
+
+impl UserLine {
+    fn created(&self) -> String {
+        when(&self.created_at)
+    }
+    fn locked(&self) -> String {
+        self.locked_until.as_ref().map(when).unwrap_or_default()
+    }
+}
+
+impl ClientLine {
+    fn last_issued(&self) -> String {
+        self.last_issued_at
+            .as_ref()
+            .map_or_else(|| "not recorded".to_owned(), when)
+    }
+}
+
+impl GrantLine {
+    fn given(&self) -> String {
+        when(&self.created_at)
+    }
+    fn refreshed(&self) -> String {
+        self.last_refreshed_at.as_ref().map_or_else(
+            || "no refresh token".to_owned(),
+            |at| format!("refreshed {}", when(at)),
+        )
+    }
+    fn revoked(&self) -> String {
+        self.revoked_at.as_ref().map(when).unwrap_or_default()
+    }
+}
+
+impl KeyLine {
+    fn created(&self) -> String {
+        when(&self.created_at)
+    }
+}
+
+impl AuditLine {
+    fn at(&self) -> String {
+        when(&self.time)
+    }
+}
+
+/// `2026-12-06 04:12` (UTC) for Unix seconds.
+fn when(unix: &u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let seconds = unix % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+/// Shows the console page `render` makes for an administrator; the sign-in form for a
+/// browser without a session; `403` for anyone else.
+async fn console_page<F, Fut>(
+    pages: Arc<Pages>,
+    headers: HeaderMap,
+    peer: Peer,
+    render: F,
+) -> Response
+where
+    F: FnOnce(Arc<Pages>, SignedIn, Actor, String) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let Some((csrf, new)) = pages.form_csrf(&headers) else {
+        return pages.server_error(&"no randomness");
+    };
+    let response = match caller(&pages, &headers, peer).await {
+        Caller::Administrator(user, actor) => {
+            render(pages.clone(), user, actor, csrf.clone()).await
+        }
+        Caller::NotAdministrator => forbidden_page(&pages),
+        Caller::Anonymous => {
+            sign_in_page(&pages, StatusCode::OK, &csrf, Next::Admin, None, "", None)
+        }
+    };
+    pages.with_form_csrf(response, &csrf, new)
+}
+
+fn frame<'a>(pages: &'a Pages, current: &'static str, csrf: &'a str) -> Frame<'a> {
+    Frame {
+        base: &pages.base,
+        current,
+        csrf_token: csrf,
+    }
+}
+
+/// `GET {base}/admin`: the users page.
+async fn home(State(pages): State<Arc<Pages>>) -> Response {
+    see_other(&format!("{}/admin/users", pages.base))
+}
+
+async fn users_page(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    console_page(
+        pages,
+        headers,
+        peer,
+        |pages, user, actor, csrf| async move {
+            let console = Console {
+                pages: &pages,
+                actor,
+            };
+            match console.users().await {
+                Ok(users) => page(
+                    StatusCode::OK,
+                    UsersPage {
+                        base: &pages.base,
+                        signed_in: pages.session_bar(&user.email, &csrf),
+                        frame: frame(&pages, "users", &csrf),
+                        users,
+                        me: &user.id,
+                    }
+                    .render(),
+                ),
+                Err(e) => pages.server_error(&crate::said(&e)),
+            }
+        },
+    )
+    .await
+}
+
+async fn clients_page(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    console_page(
+        pages,
+        headers,
+        peer,
+        |pages, user, actor, csrf| async move {
+            let console = Console {
+                pages: &pages,
+                actor,
+            };
+            match console.clients().await {
+                Ok(clients) => page(
+                    StatusCode::OK,
+                    ClientsPage {
+                        base: &pages.base,
+                        signed_in: pages.session_bar(&user.email, &csrf),
+                        frame: frame(&pages, "clients", &csrf),
+                        clients,
+                    }
+                    .render(),
+                ),
+                Err(e) => pages.server_error(&crate::said(&e)),
+            }
+        },
+    )
+    .await
+}
+
+async fn grants_page(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(query): Query<GrantQuery>,
+) -> Response {
+    console_page(
+        pages,
+        headers,
+        peer,
+        |pages, user, actor, csrf| async move {
+            let console = Console {
+                pages: &pages,
+                actor,
+            };
+            match console.grants(&query).await {
+                Ok(grants) => page(
+                    StatusCode::OK,
+                    GrantsPage {
+                        base: &pages.base,
+                        signed_in: pages.session_bar(&user.email, &csrf),
+                        frame: frame(&pages, "grants", &csrf),
+                        grants,
+                        user: query.user.clone().unwrap_or_default(),
+                        client: query.client.clone().unwrap_or_default(),
+                        all: query.all.is_some(),
+                    }
+                    .render(),
+                ),
+                Err(StartError::User(e)) => {
+                    pages.message(StatusCode::NOT_FOUND, "No such user", &e.to_string())
+                }
+                Err(e) => pages.server_error(&crate::said(&e)),
+            }
+        },
+    )
+    .await
+}
+
+async fn keys_page(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    console_page(
+        pages,
+        headers,
+        peer,
+        |pages, user, actor, csrf| async move {
+            let console = Console {
+                pages: &pages,
+                actor,
+            };
+            match console.keys().await {
+                Ok(keys) => page(
+                    StatusCode::OK,
+                    KeysPage {
+                        base: &pages.base,
+                        signed_in: pages.session_bar(&user.email, &csrf),
+                        frame: frame(&pages, "keys", &csrf),
+                        keys,
+                    }
+                    .render(),
+                ),
+                Err(e) => pages.server_error(&crate::said(&e)),
+            }
+        },
+    )
+    .await
+}
+
+async fn audit_page(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    console_page(
+        pages,
+        headers,
+        peer,
+        |pages, user, actor, csrf| async move {
+            let console = Console {
+                pages: &pages,
+                actor,
+            };
+            match console.audit(&query).await {
+                Ok(entries) => {
+                    let older = (entries.len() == 200)
+                        .then(|| entries.last().map(|e| e.id))
+                        .flatten()
+                        .map(|last| {
+                            let mut link = url::form_urlencoded::Serializer::new(String::new());
+                            for (name, value) in [
+                                ("user", &query.user),
+                                ("client", &query.client),
+                                ("address", &query.address),
+                                ("event", &query.event),
+                            ] {
+                                if let Some(value) = value {
+                                    link.append_pair(name, value);
+                                }
+                            }
+                            link.append_pair("before", &last.to_string());
+                            format!("{}/admin/audit?{}", pages.base, link.finish())
+                        });
+                    page(
+                        StatusCode::OK,
+                        AuditPage {
+                            base: &pages.base,
+                            signed_in: pages.session_bar(&user.email, &csrf),
+                            frame: frame(&pages, "audit", &csrf),
+                            entries,
+                            query,
+                            older,
+                        }
+                        .render(),
+                    )
+                }
+                Err(e) => pages.server_error(&crate::said(&e)),
+            }
+        },
+    )
+    .await
+}
+
+/// Runs a console form's action for an administrator whose form token matches, then returns
+/// to `back`; `403` for anyone else or a forged token.
+async fn console_action<F, Fut>(
+    pages: Arc<Pages>,
+    headers: HeaderMap,
+    peer: Peer,
+    csrf_token: &str,
+    back: String,
+    act: F,
+) -> Response
+where
+    F: FnOnce(Arc<Pages>, Actor) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ActionError>>,
+{
+    if !pages.form_csrf_matches(&headers, csrf_token) {
+        return pages.form_expired();
+    }
+    let actor = match caller(&pages, &headers, peer).await {
+        Caller::Administrator(_, actor) => actor,
+        Caller::NotAdministrator | Caller::Anonymous => return forbidden_page(&pages),
+    };
+    match act(pages.clone(), actor).await {
+        Ok(()) => see_other(&back),
+        Err(ActionError::NotFound(why)) => pages.message(StatusCode::NOT_FOUND, "Not found", why),
+        Err(ActionError::Refused(why)) => pages.message(StatusCode::CONFLICT, "Not done", why),
+        Err(ActionError::Failed(e)) => pages.server_error(&crate::said(&e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    csrf_token: String,
+    user_id: String,
+}
+
+/// `POST {base}/admin/users/{disable|enable|unlock|grant-admin|revoke-admin}`.
+async fn user_action(
+    State(pages): State<Arc<Pages>>,
+    Path(action): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<UserForm>,
+) -> Response {
+    let back = format!("{}/admin/users", pages.base);
+    console_action(
+        pages,
+        headers,
+        peer,
+        &form.csrf_token,
+        back,
+        |pages, actor| async move {
+            Console {
+                pages: &pages,
+                actor,
+            }
+            .user_action(&form.user_id, &action)
+            .await
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct GrantForm {
+    csrf_token: String,
+    grant_id: String,
+}
+
+/// `POST {base}/admin/grants/revoke`.
+async fn revoke_grant(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<GrantForm>,
+) -> Response {
+    let back = format!("{}/admin/grants", pages.base);
+    console_action(
+        pages,
+        headers,
+        peer,
+        &form.csrf_token,
+        back,
+        |pages, actor| async move {
+            Console {
+                pages: &pages,
+                actor,
+            }
+            .revoke_grant(&form.grant_id)
+            .await
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ClientForm {
+    csrf_token: String,
+    client_id: String,
+}
+
+/// `POST {base}/admin/clients/remove`.
+async fn remove_client(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<ClientForm>,
+) -> Response {
+    let back = format!("{}/admin/clients", pages.base);
+    console_action(
+        pages,
+        headers,
+        peer,
+        &form.csrf_token,
+        back,
+        |pages, actor| async move {
+            Console {
+                pages: &pages,
+                actor,
+            }
+            .remove_client(&form.client_id)
+            .await
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    csrf_token: String,
+    algorithm: Option<String>,
+}
+
+/// `POST {base}/admin/keys/rotate`.
+async fn rotate_key(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    let back = format!("{}/admin/keys", pages.base);
+    console_action(
+        pages,
+        headers,
+        peer,
+        &form.csrf_token,
+        back,
+        |pages, actor| async move {
+            Console {
+                pages: &pages,
+                actor,
+            }
+            .rotate_key(form.algorithm.as_deref())
+            .await
+            .map(|_| ())
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// The JSON API.
+
+/// The administrator of an API request; for a POST, only with the form CSRF token in
+/// `X-CSRF-Token`.
+async fn api_caller<'a>(
+    pages: &'a Pages,
+    headers: &HeaderMap,
+    peer: Peer,
+    post: bool,
+) -> Result<Console<'a>, Response> {
+    if post {
+        let token = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if token.is_empty() || !pages.form_csrf_matches(headers, token) {
+            return Err(api_error(
+                StatusCode::FORBIDDEN,
+                "invalid_csrf_token",
+                "send the form CSRF cookie's value in the X-CSRF-Token header",
+            ));
+        }
+    }
+    match caller(pages, headers, peer).await {
+        Caller::Administrator(_, actor) => Ok(Console { pages, actor }),
+        Caller::NotAdministrator | Caller::Anonymous => Err(api_forbidden()),
+    }
+}
+
+async fn api_users(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => match console.users().await {
+            Ok(users) => api_json(&users),
+            Err(e) => api_failure(&ActionError::Failed(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_clients(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => match console.clients().await {
+            Ok(clients) => api_json(&clients),
+            Err(e) => api_failure(&ActionError::Failed(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_grants(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(query): Query<GrantQuery>,
+) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => match console.grants(&query).await {
+            Ok(grants) => api_json(&grants),
+            Err(StartError::User(e)) => {
+                api_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+            }
+            Err(e) => api_failure(&ActionError::Failed(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_keys(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => match console.keys().await {
+            Ok(keys) => api_json(&keys),
+            Err(e) => api_failure(&ActionError::Failed(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_audit(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => match console.audit(&query).await {
+            Ok(entries) => api_json(&entries),
+            Err(e) => api_failure(&ActionError::Failed(e)),
+        },
+        Err(refused) => refused,
+    }
+}
+
+/// The answer of an API action that was done.
+fn done(what: &str) -> Response {
+    api_json(&serde_json::json!({ "done": what }))
+}
+
+async fn api_user_action(
+    State(pages): State<Arc<Pages>>,
+    Path((user_id, action)): Path<(String, String)>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    match api_caller(&pages, &headers, peer, true).await {
+        Ok(console) => match console.user_action(&user_id, &action).await {
+            Ok(()) => done(&action),
+            Err(e) => api_failure(&e),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_revoke_grant(
+    State(pages): State<Arc<Pages>>,
+    Path(grant_id): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    match api_caller(&pages, &headers, peer, true).await {
+        Ok(console) => match console.revoke_grant(&grant_id).await {
+            Ok(()) => done("revoked"),
+            Err(e) => api_failure(&e),
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_remove_client(
+    State(pages): State<Arc<Pages>>,
+    Path(client_id): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    match api_caller(&pages, &headers, peer, true).await {
+        Ok(console) => match console.remove_client(&client_id).await {
+            Ok(()) => done("removed"),
+            Err(e) => api_failure(&e),
+        },
+        Err(refused) => refused,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RotateRequest {
+    algorithm: Option<String>,
+}
+
+async fn api_rotate_key(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    // Who asks first: nobody else learns anything from how their body is read.
+    let console = match api_caller(&pages, &headers, peer, true).await {
+        Ok(console) => console,
+        Err(refused) => return refused,
+    };
+    let request: RotateRequest = if body.is_empty() {
+        RotateRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("the body must be JSON like {{\"algorithm\": \"ES256\"}}: {e}"),
+                );
+            }
+        }
+    };
+    match console.rotate_key(request.algorithm.as_deref()).await {
+        Ok(kid) => api_json(&serde_json::json!({ "done": "rotated", "kid": kid })),
+        Err(e) => api_failure(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(when(&0), "1970-01-01 00:00");
+        assert_eq!(when(&1_796_531_497), "2026-12-06 04:31");
+        assert_eq!(when(&951_825_600), "2000-02-29 12:00");
+    }
+}
