@@ -15,6 +15,9 @@
 //   node browser.mjs cross-origin '<json>'  a page of another origin calls an MCP server with
 //                                         fetch (CORS enforced by Chromium): without a token,
 //                                         with one, and its metadata document
+//   node browser.mjs admin '<json>'       the admin console as an administrator: sign in, revoke
+//                                         a user's grant for a client, disable a user, rotate
+//                                         a key, then read the audit trail
 //   node browser.mjs inspector '<json>'   the MCP Inspector's web UI: connect to the server
 //                                         it was started for, through its OAuth flow (sign in
 //                                         and consent at mcpauth), then list the tools
@@ -41,7 +44,7 @@ const context = await chromium.launchPersistentContext(input.profile, {
     "--disable-component-update",
     "--disable-sync",
   ],
-  viewport: { width: 720, height: 900 },
+  viewport: input.viewport ?? { width: 720, height: 900 },
 });
 
 const page = context.pages()[0] ?? (await context.newPage());
@@ -231,6 +234,48 @@ try {
         metadata: await call(metadata, { headers: { "mcp-protocol-version": "2025-06-18" } }),
       };
     }, input);
+  } else if (command === "admin") {
+    // Signed out, the console shows its sign-in form; signed in, the users page.
+    seen.signedIn = await signInIfAsked("admin-sign-in");
+    const go = async (path, name) => {
+      await page.goto(`${input.base}/admin${path}`);
+      await remember(name);
+    };
+    // Click `button` in the table row that mentions `text`; wait for the page it leads to.
+    const clickInRow = async (text, button) => {
+      const row = page.locator("tbody tr", { hasText: text });
+      await Promise.all([page.waitForLoadState("load"), row.getByRole("button", { name: button, exact: true }).click()]);
+    };
+    await remember("admin-users");
+    // The user's grants, found from the users page, and the one for the client revoked.
+    await Promise.all([
+      page.waitForLoadState("load"),
+      page.locator("tbody tr", { hasText: input.user }).getByRole("link", { name: "Grants" }).click(),
+    ]);
+    await remember("admin-grants");
+    seen.grants_text = await page.locator("main").innerText();
+    await clickInRow(input.client_id, "Revoke");
+    await go(`/grants?user=${encodeURIComponent(input.user)}&all=1`, "admin-grants-revoked");
+    seen.revoked_text = await page.locator("main").innerText();
+    // The user disabled.
+    await go("/users", "admin-users-before");
+    await clickInRow(input.user, "Disable");
+    await remember("admin-users-disabled");
+    seen.users_text = await page.locator("main").innerText();
+    // A key rotated.
+    await go("/keys", "admin-keys");
+    await page.getByLabel("Algorithm").selectOption("EdDSA");
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Rotate: add a new key" }).click()]);
+    await remember("admin-keys-rotated");
+    seen.keys_rows = await page.locator("tbody tr").count();
+    await go("/clients", "admin-clients");
+    // The trail, then filtered by the client.
+    await go("/audit", "admin-audit");
+    seen.audit_text = await page.locator("main").innerText();
+    await page.getByLabel("Client").fill(input.client_id);
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Filter" }).click()]);
+    await remember("admin-audit-filtered");
+    seen.filtered_text = await page.locator("main").innerText();
   } else if (command === "framed") {
     await page.locator("iframe").waitFor();
     const frame = page.frames().find((f) => f !== page.mainFrame());

@@ -264,3 +264,134 @@ async fn a_person_in_chromium_signs_in_consents_and_the_client_gets_its_code() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// The admin console in Chromium (issue 27): an administrator signs in, finds a user's grant
+// for a client and revokes it (the client's refresh then fails), disables the user, rotates
+// a key, and finds each action in the audit trail, filtered by the client too. Screenshots
+// of every page land in `target/tmp/admin-screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_in_chromium_revokes_a_grant_disables_a_user_and_rotates_a_key() {
+    const ROOT: &str = "root@example.com";
+    const ROOT_PASSWORD: &str = "operator's long passphrase";
+    let chromium = chromium();
+    ensure_npm("browser", "playwright-core").await;
+    let dir = temp_dir("admin-console");
+    let shots = screenshots("admin-screenshots");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = mcpauth_server::Config::default();
+    config.listen = addr;
+    config.issuer = Some(format!("http://{addr}"));
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    config.scopes_supported = vec!["mcp:tools".into()];
+    let built = mcpauth_server::build(&config).await.unwrap();
+    let store = built.store.clone();
+    mcpauth_server::add_user(&store, EMAIL, PASSWORD)
+        .await
+        .unwrap();
+    mcpauth_server::add_user(&store, ROOT, ROOT_PASSWORD)
+        .await
+        .unwrap();
+    mcpauth_server::admin::set_admin(&store, ROOT, true)
+        .await
+        .unwrap();
+    let server = serve(listener, built);
+
+    // Ada lets a client in (her own browser profile).
+    let (redirect_uri, mut callbacks) = callback_listener().await;
+    let client_id = server
+        .register(json!({
+            "client_name": "Agent Under Review",
+            "redirect_uris": [redirect_uri],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    browse(
+        "authorize",
+        json!({
+            "url": server.authorize_url(&client_id, &redirect_uri, "ada"),
+            "redirect_uri": redirect_uri, "approve": true, "remember": false,
+            "email": EMAIL, "password": PASSWORD, "profile": dir.join("ada"),
+            "chromium": chromium,
+        }),
+    )
+    .await;
+    let callback = callbacks.recv().await.unwrap();
+    let tokens = server
+        .redeem(&client_id, &redirect_uri, param(&callback, "code").unwrap())
+        .await;
+
+    // The administrator, in another browser.
+    let seen = browse(
+        "admin",
+        json!({
+            "url": format!("{}/admin", server.issuer), "base": server.issuer,
+            "email": ROOT, "password": ROOT_PASSWORD, "profile": dir.join("root"),
+            "chromium": chromium, "screenshots": shots,
+            "user": EMAIL, "client_id": client_id,
+            "viewport": { "width": 1280, "height": 900 },
+        }),
+    )
+    .await;
+    assert_eq!(seen["signedIn"], true, "{seen}");
+    let grants = seen["grants_text"].as_str().unwrap();
+    assert!(
+        grants.contains("Agent Under Review") && grants.contains(RESOURCE),
+        "{grants}"
+    );
+    assert!(seen["revoked_text"].as_str().unwrap().contains("revoked"));
+    assert!(
+        seen["users_text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{EMAIL}\n")),
+        "{seen}"
+    );
+    assert_eq!(seen["keys_rows"], 2, "{seen}");
+    let audit = seen["audit_text"].as_str().unwrap();
+    for event in ["grant_revoked", "user_disabled", "key_rotated", "sign_in"] {
+        assert!(audit.contains(event), "{event} not in {audit}");
+    }
+    let filtered = seen["filtered_text"].as_str().unwrap();
+    assert!(
+        filtered.contains("grant_revoked") && !filtered.contains("key_rotated"),
+        "{filtered}"
+    );
+    assert!(seen["console"].as_array().unwrap().is_empty(), "{seen}");
+    for page in [
+        "admin-sign-in",
+        "admin-users",
+        "admin-grants",
+        "admin-grants-revoked",
+        "admin-users-disabled",
+        "admin-keys",
+        "admin-keys-rotated",
+        "admin-clients",
+        "admin-audit",
+        "admin-audit-filtered",
+    ] {
+        assert_png(&shots.join(format!("{page}.png")));
+    }
+
+    // What the console did, done: the client's refresh fails, Ada is disabled.
+    let refreshed = server
+        .http
+        .post(format!("{}/token", server.issuer))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 400);
+    assert!(
+        store
+            .find_user_by_email(EMAIL)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+}
