@@ -86,7 +86,16 @@ fn help_documents_every_subcommand() {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
-    for command in ["add", "list", "disable", "enable", "passwd"] {
+    for command in [
+        "add",
+        "list",
+        "disable",
+        "enable",
+        "passwd",
+        "grant-admin",
+        "revoke-admin",
+        "unlock",
+    ] {
         assert!(user.contains(command), "{user}");
     }
     let (_, client, _) = run(&dir, &["client", "--help"], "");
@@ -525,5 +534,82 @@ fn the_administrators_actions_are_in_the_audit_trail() {
     );
     let (ok, _, err) = run(&dir, &["audit", "--user", "nobody@example.com"], "");
     assert!(!ok && err.contains("nobody@example.com"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Administrators: `user add --admin` and `user grant-admin` make one, `user revoke-admin` takes
+// it back; `user list` shows which; each is audited; an unknown user is named.
+#[test]
+fn administrators_are_added_granted_listed_and_revoked() {
+    let dir = temp_dir("administrators");
+    let (ok, out, err) = run(
+        &dir,
+        &["user", "add", "root@example.com", "--admin"],
+        "operator's long passphrase\n",
+    );
+    assert!(ok && out.contains("an administrator"), "{out}{err}");
+    let (ok, _, err) = run(
+        &dir,
+        &["user", "add", "alice@example.com"],
+        "a long passphrase of hers\n",
+    );
+    assert!(ok, "{err}");
+    let admin_column = |listing: &str, email: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(email))
+            .map(|l| l.split_whitespace().nth(3).unwrap_or_default().to_owned())
+            .unwrap()
+    };
+    let (_, listing, _) = run(&dir, &["user", "list"], "");
+    assert_eq!(
+        admin_column(&listing, "root@example.com"),
+        "yes",
+        "{listing}"
+    );
+    assert_eq!(
+        admin_column(&listing, "alice@example.com"),
+        "-",
+        "{listing}"
+    );
+    let (ok, _, err) = run(&dir, &["user", "grant-admin", "alice@example.com"], "");
+    assert!(ok, "{err}");
+    let (_, listing, _) = run(&dir, &["user", "list"], "");
+    assert_eq!(
+        admin_column(&listing, "alice@example.com"),
+        "yes",
+        "{listing}"
+    );
+    let (ok, _, err) = run(&dir, &["user", "revoke-admin", "alice@example.com"], "");
+    assert!(ok, "{err}");
+    let (_, listing, _) = run(&dir, &["user", "list"], "");
+    assert_eq!(
+        admin_column(&listing, "alice@example.com"),
+        "-",
+        "{listing}"
+    );
+    let (ok, out, err) = run(&dir, &["user", "unlock", "alice@example.com"], "");
+    assert!(ok && out.contains("unlocked"), "{out}{err}");
+    let (ok, _, err) = run(&dir, &["user", "grant-admin", "nobody@example.com"], "");
+    assert!(!ok && err.contains("nobody@example.com"), "{err}");
+    let (_, trail, _) = run(&dir, &["audit", "--json"], "");
+    let events: Vec<String> = serde_json::from_str::<serde_json::Value>(&trail)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "lockout_reset",
+            "admin_revoked",
+            "admin_granted",
+            "user_added",
+            "admin_granted",
+            "user_added"
+        ]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
