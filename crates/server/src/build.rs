@@ -173,6 +173,24 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         ));
     }
     let issuer = config.issuer();
+    let tls = match (&config.tls_certificate, &config.tls_private_key) {
+        (None, None) => None,
+        (Some(certificate), Some(private_key)) => {
+            if !issuer.starts_with("https://") {
+                return Err(StartError::config(format!(
+                    "native TLS is configured but the issuer `{issuer}` is not https: set \
+                     issuer to the https URL clients use"
+                )));
+            }
+            Some(crate::tls::TlsCertificates::load(certificate, private_key)?)
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(StartError::config(
+                "tls_certificate and tls_private_key go together: set both for native TLS, \
+                 or neither for plain HTTP behind a TLS proxy",
+            ));
+        }
+    };
     let issuer_url: url::Url = issuer
         .parse()
         .map_err(|e: url::ParseError| StartError::Issuer {
@@ -494,6 +512,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             .then(|| config.audit_retention_days.saturating_mul(86_400)),
         transmitter,
         audit,
+        tls,
     })
 }
 

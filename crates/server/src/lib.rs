@@ -38,11 +38,13 @@ mod pages;
 mod rate_limit;
 mod serve;
 pub mod shared_signals;
+mod tls;
 pub mod users;
 
 pub use build::{BuildOptions, build, build_with, open_store};
 pub use error::{StartError, said};
 pub use serve::{serve, serve_on};
+pub use tls::TlsCertificates;
 
 use std::sync::Arc;
 
@@ -98,6 +100,8 @@ pub struct Server {
     /// The queue to the writer of the token, revocation and registration endpoints' audit
     /// records.
     pub(crate) audit: audit::AuditQueue,
+    /// The certificate and key of native TLS, when configured.
+    pub(crate) tls: Option<tls::TlsCertificates>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation
@@ -117,6 +121,13 @@ impl Server {
     /// records past `audit_retention_days`, registrations never used.
     pub async fn sweep_now(&self) {
         self.housekeeping().sweep().await;
+    }
+
+    /// The certificate and key native TLS serves with (`tls_certificate`), when configured:
+    /// [`TlsCertificates::reload`] reads the files again now (the server does every 30 s).
+    #[must_use]
+    pub fn tls(&self) -> Option<TlsCertificates> {
+        self.tls.clone()
     }
 
     /// Waits until the audit records of the requests answered so far are stored. The token,

@@ -141,20 +141,60 @@ pub async fn serve_on(
             }
         }
     });
-    // Small responses go out at once: without TCP_NODELAY a response written in pieces can
-    // wait for the client's delayed ACK (40 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(
-        listener,
-        server
-            .router
-            .clone()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let (result, tls_reloader) = match server.tls.clone() {
+        None => {
+            let service = server
+                .router
+                .clone()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            // Small responses go out at once: without TCP_NODELAY a response written in
+            // pieces can wait for the client's delayed ACK (40 ms on Linux).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            (result, None)
+        }
+        Some(certificates) => {
+            let listener =
+                crate::tls::TlsListener::new(listener, &certificates).map_err(|source| {
+                    StartError::Io {
+                        addr: addr.clone(),
+                        source,
+                    }
+                })?;
+            // A renewed certificate is used without a restart.
+            let reloader = tokio::spawn(async move {
+                let mut interval = tokio::time::interval(crate::tls::RELOAD_INTERVAL);
+                interval.tick().await;
+                loop {
+                    interval.tick().await;
+                    match certificates.reload() {
+                        Ok(true) => tracing::info!("reloaded the TLS certificate and key"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(
+                            error = %said(&e),
+                            "the TLS certificate and key did not reload; serving the ones loaded before"
+                        ),
+                    }
+                }
+            });
+            let service = server
+                .router
+                .clone()
+                .layer(axum::middleware::from_fn(crate::tls::peer_address))
+                .into_make_service_with_connect_info::<crate::tls::TlsPeer>();
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            (result, Some(reloader))
+        }
+    };
+    if let Some(reloader) = tls_reloader {
+        reloader.abort();
+    }
     sweeper.abort();
     successors.abort();
     reloader.abort();

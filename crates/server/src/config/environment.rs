@@ -198,6 +198,12 @@ impl Config {
         if let Some(v) = env("MCPAUTH_METRICS") {
             self.metrics = boolean("MCPAUTH_METRICS", &v)?;
         }
+        if let Some(v) = env("MCPAUTH_TLS_CERTIFICATE") {
+            self.tls_certificate = Some(v.into());
+        }
+        if let Some(v) = env("MCPAUTH_TLS_PRIVATE_KEY") {
+            self.tls_private_key = Some(v.into());
+        }
         if let Some(v) = env("MCPAUTH_METRICS_TOKEN") {
             self.metrics_token = Some(Secret::new(v));
         }

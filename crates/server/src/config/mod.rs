@@ -152,6 +152,12 @@ pub struct Config {
     pub device_authorizations_per_ip_per_minute: u32,
     /// Days audit records are kept (`audit_events`); 0 keeps them forever.
     pub audit_retention_days: u64,
+    /// A PEM certificate chain (the server's certificate first): serve HTTPS natively, with
+    /// `tls_private_key`. Read again every 30 seconds, so a renewed certificate is used
+    /// without a restart. None: plain HTTP, for TLS at a reverse proxy.
+    pub tls_certificate: Option<std::path::PathBuf>,
+    /// The PEM private key of `tls_certificate` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_private_key: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
     /// A bearer token `/metrics` requires (`Authorization: Bearer …`); none: open to anyone
@@ -234,6 +240,8 @@ impl Default for Config {
             token_requests_per_ip_per_minute: 600,
             device_authorizations_per_ip_per_minute: 30,
             audit_retention_days: 90,
+            tls_certificate: None,
+            tls_private_key: None,
             metrics: true,
             metrics_token: None,
             log_format: LogFormat::Text,
@@ -334,12 +342,17 @@ impl Config {
         production::sqlite_path(&self.database_url)
     }
 
-    /// The issuer: configured, or `http://<listen>`.
+    /// The issuer: configured, or `http://<listen>` (`https://` with native TLS).
     #[must_use]
     pub fn issuer(&self) -> String {
-        self.issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+        self.issuer.clone().unwrap_or_else(|| {
+            let scheme = if self.tls_certificate.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.listen)
+        })
     }
 }
 
@@ -531,6 +544,8 @@ mod tests {
                 ("MCPAUTH_STRICT_RESOURCE", "true"),
                 ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
                 ("MCPAUTH_AUDIT_RETENTION_DAYS", "0"),
+                ("MCPAUTH_TLS_CERTIFICATE", "/etc/mcpauth/fullchain.pem"),
+                ("MCPAUTH_TLS_PRIVATE_KEY", "/etc/mcpauth/privkey.pem"),
                 (
                     "MCPAUTH_SSF_PUSH_ORIGINS",
                     "https://rs.internal:8443 http://127.0.0.1:3000",
@@ -559,6 +574,24 @@ mod tests {
             (defaults.audit_retention_days, set.audit_retention_days),
             (90, 0)
         );
+        assert_eq!(
+            (
+                defaults.tls_certificate.as_deref(),
+                defaults.tls_private_key.as_deref()
+            ),
+            (None, None)
+        );
+        assert_eq!(
+            (
+                set.tls_certificate.as_deref(),
+                set.tls_private_key.as_deref()
+            ),
+            (
+                Some(Path::new("/etc/mcpauth/fullchain.pem")),
+                Some(Path::new("/etc/mcpauth/privkey.pem"))
+            )
+        );
+        assert!(set.issuer().starts_with("https://") && defaults.issuer().starts_with("http://"));
         assert_eq!(
             set.ssf_push_origins,
             ["https://rs.internal:8443", "http://127.0.0.1:3000"]

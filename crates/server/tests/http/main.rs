@@ -25,6 +25,7 @@ mod grants;
 mod operations;
 mod shared_signals;
 mod sign_in;
+mod tls;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
