@@ -62,8 +62,21 @@ enum Writes {
     Forwarded,
 }
 
-fn start_nginx(dir: &Path, upstream: u16, writes: Writes) -> Nginx {
+/// nginx on a free port in front of `upstream`; with `tls` (certificate chain, key), HTTPS
+/// as docs/deployment.md configures it.
+fn start_nginx(dir: &Path, upstream: u16, writes: Writes, tls: Option<(&Path, &Path)>) -> Nginx {
     let port = free_port();
+    let (listen, tls) = match tls {
+        None => (format!("127.0.0.1:{port}"), String::new()),
+        Some((chain, key)) => (
+            format!("127.0.0.1:{port} ssl"),
+            format!(
+                "ssl_certificate {};\n        ssl_certificate_key {};\n        ssl_protocols TLSv1.2 TLSv1.3;",
+                chain.display(),
+                key.display()
+            ),
+        ),
+    };
     let forwarding = match writes {
         Writes::XForwardedFor => {
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;".to_owned()
@@ -88,10 +101,12 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
+        {tls}
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
             proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
             {forwarding}
         }}
     }}
@@ -177,7 +192,7 @@ async fn start(tag: &str, trusted: &[&str], header: &str, writes: Writes) -> Set
     let dir = temp_dir(&format!("proxy-{tag}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server_port = listener.local_addr().unwrap().port();
-    let nginx = start_nginx(&dir, server_port, writes);
+    let nginx = start_nginx(&dir, server_port, writes, None);
     let mut config = mcpauth_server::Config::load(None, |name| match name {
         "MCPAUTH_FORWARDED_HEADER" => Some(header.to_owned()),
         _ => None,
@@ -337,4 +352,130 @@ async fn the_forwarded_header_is_read_when_configured() {
         sign_in(&alice, &setup.through_proxy(), ALICE, PASSWORD, None).await,
         StatusCode::SEE_OTHER
     );
+}
+
+// TLS at the proxy, as docs/deployment.md sets it up: nginx terminates HTTPS with the
+// operator's certificate, and the server behind it speaks plain HTTP on loopback with the
+// https issuer and `trusted_proxies`. Clients get the https metadata and HSTS; the session
+// cookie is `__Host-` and `Secure`; the audit trail names each caller's own address, never
+// nginx's and never one a caller forged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_at_the_proxy_serves_the_https_issuer_and_the_audit_trail_names_each_caller() {
+    use support::certificates::{authority, leaf};
+    let dir = temp_dir("proxy-tls");
+    let (ca, ca_der) = authority();
+    let (chain, key, _) = leaf(&ca);
+    let (chain_path, key_path) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    std::fs::write(&chain_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nginx = start_nginx(
+        &dir,
+        listener.local_addr().unwrap().port(),
+        Writes::XForwardedFor,
+        Some((&chain_path, &key_path)),
+    );
+    let issuer = format!("https://127.0.0.1:{}", nginx.port);
+    let mut config = mcpauth_server::Config::default();
+    config.listen = listener.local_addr().unwrap();
+    config.issuer = Some(issuer.clone());
+    config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    config.trusted_proxies = vec!["127.0.0.1".into()];
+    let server = mcpauth_server::build(&config).await.unwrap();
+    let alice_id = mcpauth_server::add_user(&server.store, ALICE, PASSWORD)
+        .await
+        .unwrap();
+    let store = server.store.clone();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mcpauth_server::serve_on(listener, server, async {
+        let _ = stopped.await;
+    }));
+    let https_client_at = |address: &str| {
+        reqwest::Client::builder()
+            .local_address(address.parse::<IpAddr>().unwrap())
+            .add_root_certificate(reqwest::Certificate::from_der(&ca_der).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+
+    let metadata = https_client_at("127.0.0.4")
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), StatusCode::OK);
+    assert_eq!(
+        metadata.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let document: serde_json::Value = metadata.json().await.unwrap();
+    assert_eq!(document["issuer"], issuer.as_str());
+    assert_eq!(
+        document["token_endpoint"],
+        format!("{issuer}/token").as_str()
+    );
+
+    let sign_in_over_tls = |address: &'static str, password: &'static str| {
+        let client = https_client_at(address);
+        let issuer = issuer.clone();
+        async move {
+            client
+                .post(format!("{issuer}/sign-in"))
+                .header("cookie", format!("__Host-mcpauth_form={FORM_CSRF}"))
+                // What a caller forges is nginx's to overwrite, and the server's to ignore.
+                .header("x-forwarded-for", "127.0.0.9")
+                .form(&[
+                    ("csrf_token", FORM_CSRF),
+                    ("email", ALICE),
+                    ("password", password),
+                    ("next", "account"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let abuser = sign_in_over_tls("127.0.0.2", "not the password").await;
+    assert_eq!(abuser.status(), StatusCode::UNAUTHORIZED);
+    let alice = sign_in_over_tls("127.0.0.3", PASSWORD).await;
+    assert_eq!(alice.status(), StatusCode::SEE_OTHER);
+    let session = alice.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        session.starts_with("__Host-mcpauth_session=") && session.contains("; Secure"),
+        "{session}"
+    );
+
+    let mut filter = mcpauth_store_sql::AuditFilter::default();
+    filter.event = Some("sign_in".into());
+    let mut trail: Vec<(String, Option<String>, Option<String>)> = store
+        .audit_events(&filter, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.record.outcome.as_str().to_owned(),
+                e.record.address,
+                e.record.user_id,
+            )
+        })
+        .collect();
+    trail.reverse();
+    assert_eq!(
+        trail,
+        [
+            (
+                "failure".to_owned(),
+                Some("127.0.0.2".to_owned()),
+                Some(alice_id.clone())
+            ),
+            (
+                "success".to_owned(),
+                Some("127.0.0.3".to_owned()),
+                Some(alice_id)
+            ),
+        ]
+    );
+    drop(nginx);
 }

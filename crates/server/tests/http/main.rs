@@ -19,6 +19,8 @@ use serde_json::Value;
 
 mod admin_console;
 mod audit;
+#[path = "../support/certificates.rs"]
+mod certificates;
 mod consent;
 mod endpoints;
 mod grants;
