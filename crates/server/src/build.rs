@@ -117,16 +117,29 @@ impl BuildOptions {
     }
 }
 
-/// Like [`build`], with [`BuildOptions`].
+/// What [`check_config`] found valid, for the build to go on with.
+struct Checked {
+    trusted_proxies: mcpauth_http::TrustedProxies,
+    push_origins: Vec<url::Origin>,
+    issuer: String,
+    tls: Option<crate::tls::TlsCertificates>,
+    engine_config: EngineConfig,
+    encryption: Option<keys::KeyEncryption>,
+}
+
+/// Checks `config` as the server does before it opens the database: values, combinations,
+/// production mode, the issuer, native TLS's files, the signing-key encryption key. Touches
+/// nothing (`mcpauth-server config check`); what needs the database or the network (stored
+/// keys, upstream providers' discovery) is checked at start.
 ///
 /// # Errors
 ///
-/// [`StartError`] naming what failed.
-pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server, StartError> {
-    let BuildOptions {
-        fetch_policy,
-        clock,
-    } = options;
+/// The first problem, as [`StartError`] names it at start.
+pub fn check_config(config: &Config) -> Result<(), StartError> {
+    checked(config).map(|_| ())
+}
+
+fn checked(config: &Config) -> Result<Checked, StartError> {
     let trusted_proxies = mcpauth_http::TrustedProxies::new(
         &config.trusted_proxies,
         match config.forwarded_header {
@@ -269,6 +282,42 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         .as_ref()
         .map(|key| keys::KeyEncryption::from_base64(key.expose()))
         .transpose()?;
+    // The home page is served at the issuer's path: it must not be one of the server's own
+    // routes at the root.
+    let base = engine_config_issuer_path(&issuer);
+    if ["/health", "/ready", "/metrics", "/jwks.json", "/static"].contains(&base.as_str()) {
+        return Err(StartError::config(format!(
+            "issuer path `{base}` is one of the server's own routes: choose another path"
+        )));
+    }
+    Ok(Checked {
+        trusted_proxies,
+        push_origins,
+        issuer,
+        tls,
+        engine_config,
+        encryption,
+    })
+}
+
+/// Like [`build`], with [`BuildOptions`].
+///
+/// # Errors
+///
+/// [`StartError`] naming what failed.
+pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server, StartError> {
+    let BuildOptions {
+        fetch_policy,
+        clock,
+    } = options;
+    let Checked {
+        trusted_proxies,
+        push_origins,
+        issuer,
+        tls,
+        mut engine_config,
+        encryption,
+    } = checked(config)?;
     let store = open_store(config).await?;
     if store.backend() == Backend::Postgres && encryption.is_none() {
         return Err(StartError::key(
@@ -333,13 +382,6 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         clock: clock.clone(),
     });
     let base = engine_config_issuer_path(&issuer);
-    // The home page is served at the issuer's path: it must not be one of the server's own
-    // routes at the root.
-    if ["/health", "/ready", "/metrics", "/jwks.json", "/static"].contains(&base.as_str()) {
-        return Err(StartError::config(format!(
-            "issuer path `{base}` is one of the server's own routes: choose another path"
-        )));
-    }
     let metrics = Arc::new(metrics::Metrics::default());
     let audit = crate::audit::AuditQueue::start(store.clone(), metrics.clone(), clock.clone());
     let pages = Arc::new(pages::Pages {

@@ -77,6 +77,17 @@ pub enum StartError {
 }
 
 impl StartError {
+    /// Whether the configuration is at fault (a setting, a combination, production mode's
+    /// rules, the issuer, an upstream provider's settings): `mcpauth-server` exits with 78
+    /// (`EX_CONFIG`) for these, 1 for the others.
+    #[must_use]
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            Self::Issuer { .. } | Self::Production(_) | Self::Config { .. } | Self::Provider { .. }
+        )
+    }
+
     pub(crate) fn key(message: impl Into<String>) -> Self {
         Self::Key {
             message: message.into(),

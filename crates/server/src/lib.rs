@@ -41,7 +41,7 @@ pub mod shared_signals;
 mod tls;
 pub mod users;
 
-pub use build::{BuildOptions, build, build_with, open_store};
+pub use build::{BuildOptions, build, build_with, check_config, open_store};
 pub use error::{StartError, said};
 pub use serve::{serve, serve_on};
 pub use tls::TlsCertificates;

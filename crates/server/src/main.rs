@@ -52,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Check the configuration (the file, then the MCPAUTH_* variables) as the server does
+    /// before it opens its database, and print it with secrets redacted. Exits with 78 when
+    /// it is not valid.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Show the audit trail, newest first: sign-ins, consent, and the administrator's
     /// actions, with the caller's address.
     Audit {
@@ -148,6 +155,12 @@ enum UserCommand {
         /// The user's email address.
         email: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective one (secrets shown as `[redacted]`).
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,28 +274,73 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn run(cli: Cli, config: Config) -> Result<(), String> {
+/// The exit status of a configuration that is not valid (`EX_CONFIG`, sysexits.h): a service
+/// manager or a deployment script can tell it from a failure at run time (1).
+const EXIT_CONFIG: u8 = 78;
+
+/// Why a command failed, and the exit status that says so.
+struct Failure {
+    message: String,
+    status: u8,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { message, status: 1 }
+    }
+}
+
+impl Failure {
+    fn start(e: &mcpauth_server::StartError) -> Self {
+        Self {
+            message: said(e),
+            status: if e.is_configuration() { EXIT_CONFIG } else { 1 },
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = command
+    {
+        return match mcpauth_server::check_config(&config) {
+            Ok(()) => {
+                println!("{config:#?}");
+                eprintln!(
+                    "the configuration is valid (stored keys and upstream providers are checked at start)"
+                );
+                Ok(())
+            }
+            Err(e) => Err(Failure {
+                message: said(&e),
+                status: EXIT_CONFIG,
+            }),
+        };
+    }
     if !matches!(command, Command::Serve)
         && !cli.create
         && let Some(path) = config.sqlite_file()
         && !path.exists()
     {
-        return Err(format!(
+        return Err(Failure::from(format!(
             "no database at {}: the server creates it when it first starts. If your server \
              keeps its data elsewhere, pass its --config (or MCPAUTH_DATABASE_URL); to start \
              a new database here, add --create",
             path.display()
-        ));
+        )));
     }
     match command {
         Command::Serve => mcpauth_server::serve(config, shutdown_signal())
             .await
-            .map_err(|e| said(&e)),
-        Command::User { command } => user_command(&config, command).await,
-        Command::Client { command } => client_command(&config, command).await,
-        Command::Key { command } => key_command(&config, command).await,
-        Command::Grant { command } => grant_command(&config, command).await,
+            .map_err(|e| Failure::start(&e)),
+        // Answered above.
+        Command::Config { .. } => Ok(()),
+        Command::User { command } => Ok(user_command(&config, command).await?),
+        Command::Client { command } => Ok(client_command(&config, command).await?),
+        Command::Key { command } => Ok(key_command(&config, command).await?),
+        Command::Grant { command } => Ok(grant_command(&config, command).await?),
         Command::Audit {
             user,
             client,
@@ -297,7 +355,7 @@ async fn run(cli: Cli, config: Config) -> Result<(), String> {
             filter.address = address;
             filter.event = event;
             filter.before = before;
-            audit_command(&config, user, filter, limit, json).await
+            Ok(audit_command(&config, user, filter, limit, json).await?)
         }
     }
 }
@@ -708,7 +766,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     init_logging(config.log_format);
@@ -733,9 +791,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.status)
         }
     }
 }

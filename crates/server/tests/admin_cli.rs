@@ -82,7 +82,7 @@ fn help_documents_every_subcommand() {
     let dir = temp_dir("help");
     let (ok, top, _) = run(&dir, &["--help"], "");
     assert!(ok);
-    for command in ["serve", "user", "client", "grant", "key", "audit"] {
+    for command in ["serve", "user", "client", "grant", "key", "config", "audit"] {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
@@ -611,5 +611,73 @@ fn administrators_are_added_granted_listed_and_revoked() {
             "user_added"
         ]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `mcpauth-server ARGS` with `vars` set; returns (exit status, stdout, stderr).
+fn run_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+        .args(args)
+        .env(
+            "MCPAUTH_DATABASE_URL",
+            format!("sqlite://{}", dir.join("mcpauth.db").display()),
+        )
+        .env("MCPAUTH_LOG", "warn")
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// `config check` validates as the server does at start, prints the effective configuration
+// with secrets redacted, creates nothing, and exits 78 (EX_CONFIG) on a broken file or a
+// setting the server would refuse, naming it; a server refused for its configuration exits
+// 78 too, other failures 1.
+#[test]
+fn config_check_prints_the_effective_configuration_and_exits_78_when_broken() {
+    let dir = temp_dir("config-check");
+    let token = "a-registration-token-of-forty-characters-x";
+    let file = dir.join("mcpauth.toml");
+    std::fs::write(
+        &file,
+        format!("issuer = \"https://auth.example.com\"\nregistration_token = \"{token}\"\n"),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let (status, out, err) = run_with(&dir, &["--config", config, "config", "check"], &[]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("https://auth.example.com"), "{out}");
+    assert!(out.contains("[redacted]") && !out.contains(token), "{out}");
+    assert!(err.contains("valid"), "{err}");
+    assert!(
+        !dir.join("mcpauth.db").exists(),
+        "checking creates no database"
+    );
+
+    std::fs::write(&file, "isuer = \"https://auth.example.com\"\n").unwrap();
+    let (status, _, err) = run_with(&dir, &["--config", config, "config", "check"], &[]);
+    assert_eq!(status, 78, "{err}");
+    assert!(err.contains("isuer"), "{err}");
+
+    std::fs::write(&file, "").unwrap();
+    let refused = [
+        ("MCPAUTH_TLS_CERTIFICATE", "/nonexistent/fullchain.pem"),
+        ("MCPAUTH_ISSUER", "https://auth.example.com"),
+    ];
+    let (status, _, err) = run_with(&dir, &["--config", config, "config", "check"], &refused);
+    assert_eq!(status, 78, "{err}");
+    assert!(err.contains("tls_private_key"), "{err}");
+    let production = [("MCPAUTH_PRODUCTION", "true")];
+    let (status, _, err) = run_with(&dir, &["--config", config, "config", "check"], &production);
+    assert_eq!(status, 78, "{err}");
+    assert!(err.contains("production mode refuses"), "{err}");
+    // Serving with that configuration stops the same way, with the same status.
+    let serving = [refused[0], refused[1], ("MCPAUTH_LISTEN", "127.0.0.1:0")];
+    let (status, _, err) = run_with(&dir, &["--config", config, "serve"], &serving);
+    assert_eq!(status, 78, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
