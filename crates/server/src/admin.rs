@@ -393,10 +393,9 @@ pub(crate) async fn revoke_grant_by(
     let Some(grant) = store.find_grant(&id).await? else {
         return Ok(false);
     };
-    if grant.revoked_at.is_some() {
+    if !store.revoke_live_grant(grant_id, now()).await? {
         return Ok(false);
     }
-    store.revoke_grant(&id, now()).await?;
     audited_by(
         store,
         actor,

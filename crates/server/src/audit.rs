@@ -155,15 +155,22 @@ impl AuditQueue {
         }
     }
 
-    /// Queues `record`, or drops and counts it when the queue is full.
+    /// Queues `record`, or drops and counts it when the queue is full (or the writer is
+    /// gone).
     pub(crate) fn push(&self, record: AuditRecord) {
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.sender.try_send(Queued::Record(record))
-            && self.metrics.audit_dropped()
-        {
+        if self.sender.try_send(Queued::Record(record)).is_err() && self.metrics.audit_dropped() {
             tracing::error!(
-                "audit records are being dropped: the database does not keep up with the token endpoint (see mcpauth_audit_records_dropped_total)"
+                "audit records are being dropped: the database does not keep up with the endpoints (see mcpauth_audit_records_dropped_total)"
             );
+        }
+    }
+
+    /// Queues `record`, waiting for room: for the rare records that must not be lost to a
+    /// flood of others (a replayed code or refresh token is a theft in progress). The request
+    /// that caused it waits, never the others.
+    pub(crate) async fn push_waiting(&self, record: AuditRecord) {
+        if self.sender.send(Queued::Record(record)).await.is_err() && self.metrics.audit_dropped() {
+            tracing::error!("the audit writer is gone: audit records are being dropped");
         }
     }
 
@@ -176,58 +183,114 @@ impl AuditQueue {
     }
 }
 
-/// The writer: takes what is queued, up to [`BATCH`] at once, logs each and stores them in
-/// one statement; answers the flushes among them once stored.
-async fn write_batches(mut queue: mpsc::Receiver<Queued>, store: SqlStore, metrics: Arc<Metrics>) {
-    let mut received = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut received, BATCH).await > 0 {
-        let mut records = Vec::with_capacity(received.len());
-        let mut flushes = Vec::new();
-        for queued in received.drain(..) {
-            match queued {
-                Queued::Record(record) => records.push(record),
-                Queued::Flush(done) => flushes.push(done),
-            }
-        }
-        let records = coalesce(records);
-        for record in &records {
-            log(record);
-        }
-        match store.record_audit(&records).await {
-            Ok(()) => metrics.audit_written(records.len()),
-            Err(e) => tracing::error!(
-                error = %e,
-                records = records.len(),
-                "writing audit records failed (their log lines were written)"
-            ),
-        }
-        for done in flushes {
-            let _ = done.send(());
-        }
-    }
+/// Records waiting for their second to end, identical ones counted as one.
+#[derive(Default)]
+struct Pending {
+    first_of: std::collections::HashMap<AuditRecord, usize>,
+    records: Vec<AuditRecord>,
+    /// The latest second among the records received.
+    newest: u64,
 }
 
-/// `records` with identical ones of the same second (a machine client's thousands of tokens,
-/// a flood of failed authentications from one address) as one, `repeated` counting them; in
-/// the order each first appeared.
-fn coalesce(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
-    let mut first_of: std::collections::HashMap<AuditRecord, usize> =
-        std::collections::HashMap::with_capacity(records.len());
-    let mut kept: Vec<AuditRecord> = Vec::with_capacity(records.len());
-    for record in records {
-        match first_of.get(&record) {
+impl Pending {
+    /// What makes two records identical: all but their count.
+    fn key(record: &AuditRecord) -> AuditRecord {
+        let mut key = record.clone();
+        key.repeated = 1;
+        key
+    }
+
+    fn add(&mut self, record: AuditRecord) {
+        self.newest = self.newest.max(record.occurred_at);
+        match self.first_of.get(&Self::key(&record)) {
             Some(&at) => {
-                if let Some(first) = kept.get_mut(at) {
+                if let Some(first) = self.records.get_mut(at) {
                     first.repeated = first.repeated.saturating_add(record.repeated);
                 }
             }
             None => {
-                first_of.insert(record.clone(), kept.len());
-                kept.push(record);
+                self.first_of.insert(Self::key(&record), self.records.len());
+                self.records.push(record);
             }
         }
     }
-    kept
+
+    /// The records of seconds before the newest (no identical record can join them any
+    /// more), or all of them; in the order each first arrived.
+    fn take(&mut self, all: bool) -> Vec<AuditRecord> {
+        let newest = self.newest;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.records)
+            .into_iter()
+            .partition(|r| all || r.occurred_at < newest);
+        self.first_of.clear();
+        for (at, record) in waiting.iter().enumerate() {
+            self.first_of.insert(Self::key(record), at);
+        }
+        self.records = waiting;
+        done
+    }
+}
+
+/// Logs and stores `records`.
+async fn write(store: &SqlStore, metrics: &Metrics, records: &[AuditRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    for record in records {
+        log(record);
+    }
+    match store.record_audit(records).await {
+        Ok(()) => metrics.audit_written(records.len()),
+        Err(e) => tracing::error!(
+            error = %e,
+            records = records.len(),
+            "writing audit records failed (their log lines were written)"
+        ),
+    }
+}
+
+/// The writer: takes what is queued, up to [`BATCH`] at once; identical records of one second
+/// become one (a machine client's thousands of tokens a second, a flood of failed
+/// authentications from one address), stored once their second has passed (at most a second
+/// later); answers a flush once everything before it is stored.
+async fn write_batches(mut queue: mpsc::Receiver<Queued>, store: SqlStore, metrics: Arc<Metrics>) {
+    let mut received = Vec::with_capacity(BATCH);
+    let mut pending = Pending::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            count = queue.recv_many(&mut received, BATCH) => {
+                if count == 0 {
+                    write(&store, &metrics, &pending.take(true)).await;
+                    return;
+                }
+                let mut flushes = Vec::new();
+                for queued in received.drain(..) {
+                    match queued {
+                        Queued::Record(record) => pending.add(record),
+                        Queued::Flush(done) => flushes.push(done),
+                    }
+                }
+                write(&store, &metrics, &pending.take(!flushes.is_empty())).await;
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+            _ = tick.tick() => write(&store, &metrics, &pending.take(true)).await,
+        }
+    }
+}
+
+/// `records` with identical ones of the same second as one, `repeated` counting them; in the
+/// order each first appeared.
+#[cfg(test)]
+fn coalesce(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
+    let mut pending = Pending::default();
+    for record in records {
+        pending.add(record);
+    }
+    pending.take(true)
 }
 
 /// The record of an endpoint's event, from `address` at `now`.
@@ -274,10 +337,18 @@ pub(crate) async fn endpoint_events(
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
     let mut response = next.run(request).await;
-    if let Some(event) = response.extensions_mut().remove::<EndpointEvent>()
-        && let Some(record) = record_of(event, address, queue.clock.now())
-    {
-        queue.push(record);
+    if let Some(event) = response.extensions_mut().remove::<EndpointEvent>() {
+        let rare = matches!(
+            event.kind,
+            EndpointEventKind::CodeReplayed | EndpointEventKind::RefreshReplayed
+        );
+        if let Some(record) = record_of(event, address, queue.clock.now()) {
+            if rare {
+                queue.push_waiting(record).await;
+            } else {
+                queue.push(record);
+            }
+        }
     }
     response
 }
@@ -337,6 +408,38 @@ mod tests {
                 (1, Some("another"), 1),
                 (2, Some("machine"), 1)
             ]
+        );
+    }
+
+    #[test]
+    fn a_second_still_running_keeps_counting_across_batches() {
+        let at = |second| {
+            AuditRecord::new(
+                events::CLIENT_AUTHENTICATION_FAILED,
+                AuditOutcome::Failure,
+                mcpauth_token_engine::UnixTime(second),
+            )
+            .client("guess")
+        };
+        let mut pending = Pending::default();
+        pending.add(at(1));
+        pending.add(at(2));
+        pending.add(at(2));
+        // Second 1 is over (a record of second 2 arrived); second 2 keeps waiting.
+        let done = pending.take(false);
+        assert_eq!(
+            done.iter()
+                .map(|r| (r.occurred_at, r.repeated))
+                .collect::<Vec<_>>(),
+            [(1, 1)]
+        );
+        pending.add(at(2));
+        let rest = pending.take(true);
+        assert_eq!(
+            rest.iter()
+                .map(|r| (r.occurred_at, r.repeated))
+                .collect::<Vec<_>>(),
+            [(2, 3)]
         );
     }
 

@@ -432,8 +432,11 @@ async fn audit_command(
                 r.outcome.as_str(),
                 dash(&r.user_id),
                 dash(&r.client_id),
-                // The administrator's actions have an actor where callers have an address.
-                dash(&r.address.clone().or_else(|| r.actor.clone())),
+                // An address, an actor (`admin` on the command line), or both (the console).
+                dash(&match (&r.address, &r.actor) {
+                    (Some(address), Some(actor)) => Some(format!("{address} by {actor}")),
+                    (address, actor) => address.clone().or_else(|| actor.clone()),
+                }),
                 match (r.detail.as_deref(), r.repeated) {
                     (detail, 1) => dash(&detail.map(str::to_owned)),
                     // Identical records of one second, stored once.
@@ -558,8 +561,8 @@ async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), Str
                         .map(|g| {
                             serde_json::json!({
                                 "grant_id": g.grant_id,
-                                "user": g.subject,
-                                "client": g.client_id,
+                                "user_id": g.subject,
+                                "client_id": g.client_id,
                                 "scope": g.scope,
                                 "resources": g.resources,
                                 "created_at": g.created_at,

@@ -191,6 +191,8 @@ pub(crate) struct Metrics {
     /// Audit records written by the batch writer, and dropped because its queue was full.
     audit_written: AtomicU64,
     audit_dropped: AtomicU64,
+    /// The minute (since start, from 1) a drop was last logged in.
+    audit_drop_logged: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -209,6 +211,7 @@ impl Default for Metrics {
             ssf_pushes: Default::default(),
             audit_written: AtomicU64::new(0),
             audit_dropped: AtomicU64::new(0),
+            audit_drop_logged: AtomicU64::new(0),
         }
     }
 }
@@ -311,9 +314,12 @@ impl Metrics {
             .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// Counts one audit record dropped (its queue full); answers whether it is the first.
+    /// Counts one audit record dropped (its queue full); answers whether to log it: the first,
+    /// then at most once a minute.
     pub(crate) fn audit_dropped(&self) -> bool {
-        self.audit_dropped.fetch_add(1, Ordering::Relaxed) == 0
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed);
+        let minute = self.started.elapsed().as_secs() / 60 + 1;
+        self.audit_drop_logged.swap(minute, Ordering::Relaxed) != minute
     }
 
     /// The Prometheus text exposition.

@@ -198,6 +198,9 @@ impl RateLimiter {
     fn limit(&self, endpoint: Endpoint) -> Option<(u32, &'static str, &'static str)> {
         let (limit, name, bucket) = match endpoint {
             Endpoint::Token => (self.limits.token, "token", "token-address"),
+            // Revocation authenticates a client too: without a limit, failed authentications
+            // (each an audit record) would cost an attacker nothing.
+            Endpoint::Revoke => (self.limits.token, "revocation", "revocation-address"),
             Endpoint::DeviceAuthorization => (
                 self.limits.device_authorization,
                 "device_authorization",

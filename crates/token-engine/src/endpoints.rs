@@ -144,16 +144,31 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
         self.token_granted(authorization, dpop, form, now)
             .await
             .map(|(granted, _)| granted.response)
+            .map_err(|(error, _)| error)
     }
 
     /// [`token_with_proof`](Self::token_with_proof), with whom the tokens stand for and the
-    /// client they were issued to.
+    /// client they were issued to; a refusal with the client, when it had authenticated.
     pub(crate) async fn token_granted(
         &self,
         authorization: Option<&str>,
         dpop: &[&[u8]],
         form: &FormParams,
         now: UnixTime,
+    ) -> Result<(Granted, String), (TokenEndpointError, Option<String>)> {
+        let mut authenticated = None;
+        self.token_for_client(authorization, dpop, form, now, &mut authenticated)
+            .await
+            .map_err(|error| (error, authenticated))
+    }
+
+    async fn token_for_client(
+        &self,
+        authorization: Option<&str>,
+        dpop: &[&[u8]],
+        form: &FormParams,
+        now: UnixTime,
+        authenticated: &mut Option<String>,
     ) -> Result<(Granted, String), TokenEndpointError> {
         let request = TokenRequest::from_form(form).map_err(|e| {
             EndpointError::from(OAuthError::new(
@@ -204,6 +219,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             let workload = async {
                 let verified = self.verified_assertion(assertion, now).await?;
                 let client = self.workload_client(&verified).await?;
+                *authenticated = Some(client.client_id.as_str().to_owned());
                 let dpop_jkt = self.token_request_proof(Some(&client), dpop, now).await?;
                 let bearer = JwtBearerRequest {
                     scope: scope.as_ref(),
@@ -219,6 +235,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             .authenticate_client(authorization, credentials, now)
             .await
             .map_err(auth_failure)?;
+        *authenticated = Some(client.client_id.as_str().to_owned());
         if !client.allows_grant(grant_type) {
             return Err(EndpointError::from(OAuthError::new(
                 TokenErrorCode::UnauthorizedClient,

@@ -245,8 +245,9 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                         extensions.insert(IssuedForGrantType(grant_type));
                         response
                     }
-                    Err(failure) => {
-                        let event = refusal_event(&failure, authorization, &form, None);
+                    Err((failure, client_id)) => {
+                        let event =
+                            refusal_event(&failure, authorization, &form, client_id.as_deref());
                         let mut response = error_response(failure, "Basic realm=\"token\"");
                         if let Some(event) = event {
                             response.extensions_mut().insert(event);
@@ -303,7 +304,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response.extensions_mut().insert(EndpointEvent {
                     client_id: Some(client_id),
-                    detail: form.get("token_type_hint").map(str::to_owned),
+                    // The caller's words: only the two hints RFC 7009 §2.1 defines.
+                    detail: form.get("token_type_hint").map(|hint| {
+                        match hint {
+                            "access_token" | "refresh_token" => hint,
+                            _ => "other",
+                        }
+                        .to_owned()
+                    }),
                     ..EndpointEvent::new(EndpointEventKind::TokenRevoked)
                 });
                 response
@@ -356,14 +364,14 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
             detail: Some(code.to_owned()),
             ..EndpointEvent::new(EndpointEventKind::RegistrationRefused)
         };
-        let mut response = match self.registration(registration, now).await {
+        match self.registration(registration, now).await {
             Ok(registered) => {
                 let mut response = json_response(StatusCode::CREATED, &registered);
                 response.extensions_mut().insert(EndpointEvent {
                     client_id: Some(registered.client_id.clone()),
                     ..EndpointEvent::new(EndpointEventKind::ClientRegistered)
                 });
-                return response;
+                response
             }
             Err(RegistrationRefusal::InvalidInitialAccessToken) => {
                 let mut response = json_response(
@@ -374,6 +382,7 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
+                response.extensions_mut().insert(refused("invalid_token"));
                 response
             }
             Err(RegistrationRefusal::TooManyRegistrations { retry_after }) => {
@@ -385,22 +394,21 @@ impl<M: OAuthServerModel + ?Sized> TokenEngine<M> {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 response
+                    .extensions_mut()
+                    .insert(refused("too_many_registrations"));
+                response
             }
             Err(RegistrationRefusal::Refused(error)) => {
                 let mut response = plain_error_response(&error, error.code().http_status());
+                // A failure of the server's own is no refusal of the caller's request.
+                if error.code() != mcpauth_oauth_types::RegistrationErrorCode::ServerError {
+                    response
+                        .extensions_mut()
+                        .insert(refused(&error.code().to_string()));
+                }
                 response
-                    .extensions_mut()
-                    .insert(refused(&error.code().to_string()));
-                return response;
             }
-        };
-        let code = if response.status() == StatusCode::UNAUTHORIZED {
-            "invalid_token"
-        } else {
-            "too_many_registrations"
-        };
-        response.extensions_mut().insert(refused(code));
-        response
+        }
     }
 
     /// The RFC 8414 metadata document.

@@ -146,7 +146,8 @@ pub struct Config {
     pub login_lockout_account_after: u32,
     /// Wrong device user codes allowed per IP address (an IPv6 /64) per minute (RFC 8628 §5.1).
     pub user_code_attempts_per_ip_per_minute: u32,
-    /// Token requests allowed per IP address per minute (0: no limit).
+    /// Token requests allowed per IP address per minute, and as many revocation requests
+    /// (0: no limit).
     pub token_requests_per_ip_per_minute: u32,
     /// Device authorization requests allowed per IP address per minute (0: no limit).
     pub device_authorizations_per_ip_per_minute: u32,

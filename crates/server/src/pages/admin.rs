@@ -18,11 +18,12 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use mcpauth_store_sql::{AuditFilter, GrantFilter};
 use mcpauth_token_engine::ClientStore as _;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,8 @@ pub(super) fn routes(base: &str) -> Router<Arc<Pages>> {
             post(api_remove_client),
         )
         .route(&at("/api/keys/rotate"), post(api_rotate_key))
+        // The console's forms and the API's bodies are a few fields.
+        .layer(DefaultBodyLimit::max(16 * 1024))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -130,8 +133,20 @@ struct AuditLine {
     repeated: u64,
 }
 
+/// The fields of a form or query string (the first of each name), read only once the caller
+/// is known to be an administrator: nobody else learns how a request is read.
+fn fields(raw: Option<&[u8]>) -> std::collections::HashMap<String, String> {
+    let mut fields = std::collections::HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default()) {
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    fields
+}
+
 /// The grants list's filter, as the page's query and the API's take it.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct GrantQuery {
     /// A user's email, subject or `provider:upstream-id`.
     user: Option<String>,
@@ -140,14 +155,53 @@ struct GrantQuery {
     all: Option<String>,
 }
 
+impl GrantQuery {
+    fn read(raw: Option<&str>) -> Self {
+        let mut fields = fields(raw.map(str::as_bytes));
+        Self {
+            user: fields.remove("user"),
+            client: fields.remove("client"),
+            all: fields.remove("all"),
+        }
+    }
+
+    fn include_revoked(&self) -> bool {
+        self.all
+            .as_deref()
+            .is_some_and(|v| matches!(v, "1" | "true" | "on"))
+    }
+}
+
 /// The audit trail's filter.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct AuditQuery {
     user: Option<String>,
     client: Option<String>,
     address: Option<String>,
     event: Option<String>,
     before: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The filter; an error when `before` is not a record number.
+    fn read(raw: Option<&str>) -> Result<Self, &'static str> {
+        let mut fields = fields(raw.map(str::as_bytes));
+        let before = match fields.remove("before").filter(|v| !v.is_empty()) {
+            Some(before) => Some(
+                before
+                    .parse()
+                    .map_err(|_| "before must be a record number (the # of the last one seen)")?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            user: fields.remove("user"),
+            client: fields.remove("client"),
+            address: fields.remove("address"),
+            event: fields.remove("event"),
+            before,
+        })
+    }
 }
 
 /// An empty query field is no filter (a submitted blank input).
@@ -210,23 +264,39 @@ impl Console<'_> {
             None => None,
         };
         filter.client_id = given(query.client.as_ref());
-        filter.include_revoked = query
-            .all
-            .as_deref()
-            .is_some_and(|v| matches!(v, "1" | "true" | "on"));
+        filter.include_revoked = query.include_revoked();
         let mut lines = Vec::new();
+        // Each user and client looked up once, however many grants name them.
+        let mut emails: std::collections::HashMap<String, Option<String>> =
+            std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<String, Option<String>> =
+            std::collections::HashMap::new();
         for grant in admin::list_grants(store, &filter, 500).await? {
-            let email = store
-                .find_user_by_id(&grant.subject)
-                .await?
-                .map(|u| u.email);
-            let client_name = store
-                .find_client(&mcpauth_token_engine::ClientId::from(
-                    grant.client_id.as_str(),
-                ))
-                .await
-                .map_err(StartError::from)?
-                .and_then(|c| c.metadata.client_name);
+            let email = match emails.get(&grant.subject) {
+                Some(email) => email.clone(),
+                None => {
+                    let email = store
+                        .find_user_by_id(&grant.subject)
+                        .await?
+                        .map(|u| u.email);
+                    emails.insert(grant.subject.clone(), email.clone());
+                    email
+                }
+            };
+            let client_name = match names.get(&grant.client_id) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = store
+                        .find_client(&mcpauth_token_engine::ClientId::from(
+                            grant.client_id.as_str(),
+                        ))
+                        .await
+                        .map_err(StartError::from)?
+                        .and_then(|c| c.metadata.client_name);
+                    names.insert(grant.client_id.clone(), name.clone());
+                    name
+                }
+            };
             lines.push(GrantLine {
                 grant_id: grant.grant_id,
                 user_id: grant.subject,
@@ -270,7 +340,9 @@ impl Console<'_> {
             // An email (or an upstream identity), else a subject identifier as given.
             Some(user) => match admin::user_by_email(store, &user).await {
                 Ok(found) => Some(found.user_id),
-                Err(_) => Some(user),
+                // Not a user (any more): a subject as recorded.
+                Err(StartError::User(_)) => Some(user),
+                Err(e) => return Err(e),
             },
             None => None,
         };
@@ -364,6 +436,8 @@ enum ActionError {
     NotFound(&'static str),
     /// It is not allowed (`409`).
     Refused(&'static str),
+    /// The form lacks this field (`400`).
+    Missing(&'static str),
     /// Storage or keys failed (`500`, logged).
     Failed(StartError),
 }
@@ -438,6 +512,11 @@ fn api_failure(e: &ActionError) -> Response {
     match e {
         ActionError::NotFound(why) => api_error(StatusCode::NOT_FOUND, "not_found", why),
         ActionError::Refused(why) => api_error(StatusCode::CONFLICT, "refused", why),
+        ActionError::Missing(field) => api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("{field} is missing"),
+        ),
         ActionError::Failed(e) => {
             tracing::error!(error = %crate::said(e), "an admin action failed");
             api_error(
@@ -678,8 +757,9 @@ async fn grants_page(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Query(query): Query<GrantQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let query = GrantQuery::read(query.as_deref());
     console_page(
         pages,
         headers,
@@ -699,7 +779,7 @@ async fn grants_page(
                         grants,
                         user: query.user.clone().unwrap_or_default(),
                         client: query.client.clone().unwrap_or_default(),
-                        all: query.all.is_some(),
+                        all: query.include_revoked(),
                     }
                     .render(),
                 ),
@@ -745,13 +825,19 @@ async fn audit_page(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Query(query): Query<AuditQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
     console_page(
         pages,
         headers,
         peer,
         |pages, user, actor, csrf| async move {
+            let query = match AuditQuery::read(raw.as_deref()) {
+                Ok(query) => query,
+                Err(why) => {
+                    return pages.message(StatusCode::BAD_REQUEST, "Not a valid filter", why);
+                }
+            };
             let console = Console {
                 pages: &pages,
                 actor,
@@ -797,157 +883,155 @@ async fn audit_page(
 }
 
 /// Runs a console form's action for an administrator whose form token matches, then returns
-/// to `back`; `403` for anyone else or a forged token.
+/// to `back`; `403` for anyone else or a forged token. The form is read only then.
 async fn console_action<F, Fut>(
     pages: Arc<Pages>,
     headers: HeaderMap,
     peer: Peer,
-    csrf_token: &str,
+    form: &[u8],
     back: String,
     act: F,
 ) -> Response
 where
-    F: FnOnce(Arc<Pages>, Actor) -> Fut,
+    F: FnOnce(Arc<Pages>, Actor, std::collections::HashMap<String, String>) -> Fut,
     Fut: std::future::Future<Output = Result<(), ActionError>>,
 {
-    if !pages.form_csrf_matches(&headers, csrf_token) {
-        return pages.form_expired();
-    }
     let actor = match caller(&pages, &headers, peer).await {
         Caller::Administrator(_, actor) => actor,
         Caller::NotAdministrator | Caller::Anonymous => return forbidden_page(&pages),
     };
-    match act(pages.clone(), actor).await {
+    let mut fields = fields(Some(form));
+    let token = fields.remove("csrf_token").unwrap_or_default();
+    if !pages.form_csrf_matches(&headers, &token) {
+        return pages.form_expired();
+    }
+    match act(pages.clone(), actor, fields).await {
         Ok(()) => see_other(&back),
         Err(ActionError::NotFound(why)) => pages.message(StatusCode::NOT_FOUND, "Not found", why),
         Err(ActionError::Refused(why)) => pages.message(StatusCode::CONFLICT, "Not done", why),
+        Err(ActionError::Missing(field)) => pages.message(
+            StatusCode::BAD_REQUEST,
+            "Incomplete form",
+            &format!("the form has no {field}"),
+        ),
         Err(ActionError::Failed(e)) => pages.server_error(&crate::said(&e)),
     }
 }
 
-#[derive(Deserialize)]
-struct UserForm {
-    csrf_token: String,
-    user_id: String,
+/// A field the form must have.
+fn required(
+    fields: &mut std::collections::HashMap<String, String>,
+    name: &'static str,
+) -> Result<String, ActionError> {
+    fields
+        .remove(name)
+        .filter(|v| !v.is_empty())
+        .ok_or(ActionError::Missing(name))
 }
 
-/// `POST {base}/admin/users/{disable|enable|unlock|grant-admin|revoke-admin}`.
+/// `POST {base}/admin/users/{disable|enable|unlock|grant-admin|revoke-admin}`, with
+/// `user_id`.
 async fn user_action(
     State(pages): State<Arc<Pages>>,
     Path(action): Path<String>,
     peer: Peer,
     headers: HeaderMap,
-    Form(form): Form<UserForm>,
+    form: axum::body::Bytes,
 ) -> Response {
     let back = format!("{}/admin/users", pages.base);
     console_action(
         pages,
         headers,
         peer,
-        &form.csrf_token,
+        &form,
         back,
-        |pages, actor| async move {
+        |pages, actor, mut fields| async move {
+            let user_id = required(&mut fields, "user_id")?;
             Console {
                 pages: &pages,
                 actor,
             }
-            .user_action(&form.user_id, &action)
+            .user_action(&user_id, &action)
             .await
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-struct GrantForm {
-    csrf_token: String,
-    grant_id: String,
-}
-
-/// `POST {base}/admin/grants/revoke`.
+/// `POST {base}/admin/grants/revoke`, with `grant_id`.
 async fn revoke_grant(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Form(form): Form<GrantForm>,
+    form: axum::body::Bytes,
 ) -> Response {
     let back = format!("{}/admin/grants", pages.base);
     console_action(
         pages,
         headers,
         peer,
-        &form.csrf_token,
+        &form,
         back,
-        |pages, actor| async move {
+        |pages, actor, mut fields| async move {
+            let grant_id = required(&mut fields, "grant_id")?;
             Console {
                 pages: &pages,
                 actor,
             }
-            .revoke_grant(&form.grant_id)
+            .revoke_grant(&grant_id)
             .await
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-struct ClientForm {
-    csrf_token: String,
-    client_id: String,
-}
-
-/// `POST {base}/admin/clients/remove`.
+/// `POST {base}/admin/clients/remove`, with `client_id`.
 async fn remove_client(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Form(form): Form<ClientForm>,
+    form: axum::body::Bytes,
 ) -> Response {
     let back = format!("{}/admin/clients", pages.base);
     console_action(
         pages,
         headers,
         peer,
-        &form.csrf_token,
+        &form,
         back,
-        |pages, actor| async move {
+        |pages, actor, mut fields| async move {
+            let client_id = required(&mut fields, "client_id")?;
             Console {
                 pages: &pages,
                 actor,
             }
-            .remove_client(&form.client_id)
+            .remove_client(&client_id)
             .await
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-struct KeyForm {
-    csrf_token: String,
-    algorithm: Option<String>,
-}
-
-/// `POST {base}/admin/keys/rotate`.
+/// `POST {base}/admin/keys/rotate`, with `algorithm` (`ES256` when absent).
 async fn rotate_key(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Form(form): Form<KeyForm>,
+    form: axum::body::Bytes,
 ) -> Response {
     let back = format!("{}/admin/keys", pages.base);
     console_action(
         pages,
         headers,
         peer,
-        &form.csrf_token,
+        &form,
         back,
-        |pages, actor| async move {
+        |pages, actor, mut fields| async move {
             Console {
                 pages: &pages,
                 actor,
             }
-            .rotate_key(form.algorithm.as_deref())
+            .rotate_key(fields.remove("algorithm").as_deref())
             .await
             .map(|_| ())
         },
@@ -1009,10 +1093,10 @@ async fn api_grants(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Query(query): Query<GrantQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.grants(&query).await {
+        Ok(console) => match console.grants(&GrantQuery::read(query.as_deref())).await {
             Ok(grants) => api_json(&grants),
             Err(StartError::User(e)) => {
                 api_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
@@ -1037,12 +1121,15 @@ async fn api_audit(
     State(pages): State<Arc<Pages>>,
     peer: Peer,
     headers: HeaderMap,
-    Query(query): Query<AuditQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.audit(&query).await {
-            Ok(entries) => api_json(&entries),
-            Err(e) => api_failure(&ActionError::Failed(e)),
+        Ok(console) => match AuditQuery::read(query.as_deref()) {
+            Err(why) => api_error(StatusCode::BAD_REQUEST, "invalid_request", why),
+            Ok(query) => match console.audit(&query).await {
+                Ok(entries) => api_json(&entries),
+                Err(e) => api_failure(&ActionError::Failed(e)),
+            },
         },
         Err(refused) => refused,
     }

@@ -327,8 +327,10 @@ impl Pages {
 
     /// Whether a posted form's token matches this browser's form CSRF cookie.
     fn form_csrf_matches(&self, headers: &HeaderMap, submitted: &str) -> bool {
+        // Only a token of the shape this server mints: a cookie someone else planted (on a
+        // development http issuer, without the `__Host-` prefix) is no token.
         cookie(headers, &self.cookie_name(FORM_CSRF_COOKIE)).is_some_and(|expected| {
-            !expected.is_empty()
+            expected.len() == 43
                 && mcpauth_oauth_types::constant_time_eq(expected.as_bytes(), submitted.as_bytes())
         })
     }

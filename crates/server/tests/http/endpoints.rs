@@ -368,8 +368,8 @@ async fn the_device_page_signs_in_and_approves_a_device_code() {
     assert!(tokens["access_token"].is_string(), "{tokens}");
 }
 
-// Per-address limits on the token and device-authorization endpoints, counted in the
-// database: over the limit, 429 with Retry-After and an RFC 6749-shaped JSON error.
+// Per-address limits on the token, revocation and device-authorization endpoints, counted in
+// the database: over the limit, 429 with Retry-After and an RFC 6749-shaped JSON error.
 #[tokio::test]
 async fn token_and_device_requests_are_limited_per_address() {
     let server = start_configured("", temp_dir("limits"), |config| {
@@ -416,6 +416,22 @@ async fn token_and_device_requests_are_limited_per_address() {
     assert_eq!(limited.headers()["cache-control"], "no-store");
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
+
+    // Revocation authenticates clients too: its own count, the same limit.
+    let revoke = || {
+        server
+            .http
+            .post(format!("{}/revoke", server.issuer))
+            .form(&[("token", "t"), ("client_id", "nobody")])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(revoke().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        revoke().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
     let device = || {
         server

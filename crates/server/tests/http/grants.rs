@@ -54,8 +54,8 @@ async fn the_operator_lists_a_users_grants_and_revoking_one_ends_its_refresh_tok
     let grants = listed.as_array().unwrap();
     assert_eq!(grants.len(), 1, "{listed}");
     let grant = &grants[0];
-    assert_eq!(grant["client"], client_id.as_str());
-    assert!(grant["user"].as_str().unwrap().starts_with("user_"));
+    assert_eq!(grant["client_id"], client_id.as_str());
+    assert!(grant["user_id"].as_str().unwrap().starts_with("user_"));
     assert!(grant["scope"].is_string(), "{grant}");
     assert_eq!(grant["resources"][0].as_str(), Some(RESOURCE), "{grant}");
     assert!(grant["created_at"].as_u64().is_some());

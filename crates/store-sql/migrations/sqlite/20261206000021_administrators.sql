@@ -6,3 +6,5 @@ ALTER TABLE users ADD COLUMN is_admin BOOLEAN NOT NULL DEFAULT 0;
 -- record of the client, found from the end of this index.
 CREATE INDEX audit_events_by_client_event ON audit_events (client_id, event, audit_id)
     WHERE client_id IS NOT NULL;
+-- It serves the trail's filter by client too: the one it replaces is one write less per record.
+DROP INDEX audit_events_by_client;

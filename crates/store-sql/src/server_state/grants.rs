@@ -1,7 +1,9 @@
 //! Who holds what: the grants users gave clients, for the operator (`mcpauth-server grant
 //! list`, issue 27), with when each was given and when its latest refresh token was issued.
 
-use crate::{Columns, SqlStore, StoreError, from_db, on_pool};
+use crate::statement::params;
+use crate::{Columns, SqlStore, StoreError, from_db, on_pool, to_db};
+use mcpauth_token_engine::UnixTime;
 
 /// One grant as the operator sees it: never a token or a hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +61,27 @@ fn summary_from(row: &impl Columns) -> Result<GrantSummary, StoreError> {
 }
 
 impl SqlStore {
+    /// Revokes grant `grant_id` if it is live (as `GrantStore::revoke_grant` does), and
+    /// answers whether this call revoked it: of two administrators revoking it at once, one
+    /// hears `true`.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn revoke_live_grant(
+        &self,
+        grant_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+                params![to_db(now.0)?, grant_id],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
     /// Up to `limit` (at most 1000) grants matching `filter`, newest first.
     ///
     /// # Errors
