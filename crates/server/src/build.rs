@@ -29,7 +29,8 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
         .max_connections(config.database_max_connections)
         .acquire_timeout(timeout)
         .statement_timeout(timeout)
-        .client_cache_ttl(std::time::Duration::from_secs(config.client_cache_ttl));
+        .client_cache_ttl(std::time::Duration::from_secs(config.client_cache_ttl))
+        .migrate(config.migrate);
     Ok(SqlStore::connect_with(&config.database_url, &options).await?)
 }
 

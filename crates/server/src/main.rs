@@ -24,6 +24,10 @@ struct Cli {
     /// database is likely elsewhere: pass its --config).
     #[arg(long, global = true)]
     create: bool,
+    /// Apply no database migration: refuse a database that lacks any this version needs
+    /// (run `mcpauth-server migrate` first). The same as `migrate = false`.
+    #[arg(long, global = true)]
+    no_migrate: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -51,6 +55,22 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Apply the database migrations this version has that the database lacks, and say where
+    /// it stands. Servers do this at start unless `migrate = false` (`--no-migrate`).
+    Migrate,
+    /// Write a consistent copy of the SQLite database to FILE while the server runs (online:
+    /// requests go on). PostgreSQL: use pg_dump (docs/deployment.md).
+    Backup {
+        /// The copy to write; must not exist.
+        file: PathBuf,
+    },
+    /// Restore a backup: check FILE is a whole mcpauth database and copy it to where the
+    /// configuration's SQLite database goes, which must not exist (stop the server and move
+    /// the old database away first).
+    Restore {
+        /// The backup `mcpauth-server backup` wrote.
+        file: PathBuf,
     },
     /// Check the configuration (the file, then the MCPAUTH_* variables) as the server does
     /// before it opens its database, and print it with secrets redacted. Exits with 78 when
@@ -299,8 +319,11 @@ impl Failure {
     }
 }
 
-async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
+async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve);
+    if cli.no_migrate {
+        config.migrate = false;
+    }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = command
@@ -319,6 +342,9 @@ async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
             }),
         };
     }
+    if let Command::Restore { file } = &command {
+        return Ok(restore_command(&config, file).await?);
+    }
     if !matches!(command, Command::Serve)
         && !cli.create
         && let Some(path) = config.sqlite_file()
@@ -336,7 +362,12 @@ async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::start(&e)),
         // Answered above.
-        Command::Config { .. } => Ok(()),
+        Command::Config { .. } | Command::Restore { .. } => Ok(()),
+        Command::Migrate => Ok(migrate_command(&config).await?),
+        Command::Backup { file } => mcpauth_store_sql::backup_sqlite(&config.database_url, &file)
+            .await
+            .map(|()| println!("wrote a backup of the database to {}", file.display()))
+            .map_err(|e| Failure::from(format!("backup: {}", said(&e)))),
         Command::User { command } => Ok(user_command(&config, command).await?),
         Command::Client { command } => Ok(client_command(&config, command).await?),
         Command::Key { command } => Ok(key_command(&config, command).await?),
@@ -527,6 +558,56 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
     };
     store.close().await;
     done
+}
+
+async fn migrate_command(config: &Config) -> Result<(), String> {
+    let mut migrating = config.clone();
+    migrating.migrate = true;
+    let store = open_store(&migrating).await?;
+    let versions = store.schema_versions().await.map_err(|e| said(&e));
+    store.close().await;
+    let versions = versions?;
+    println!(
+        "the database has all {} migrations of this version (the latest: {})",
+        versions.len(),
+        versions.last().copied().unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn restore_command(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let Some(target) = config.sqlite_file() else {
+        return Err(
+            "restore is for SQLite databases (database_url = sqlite://PATH): restore \
+             PostgreSQL with pg_restore (docs/deployment.md)"
+                .into(),
+        );
+    };
+    if target.exists() {
+        return Err(format!(
+            "{} exists: stop the server and move it (and any -wal and -shm files) away first; \
+             restore never overwrites a database",
+            target.display()
+        ));
+    }
+    let versions = mcpauth_store_sql::check_sqlite_backup(file)
+        .await
+        .map_err(|e| format!("{}: {}", file.display(), said(&e)))?;
+    // Copied beside the target, then renamed: a restore cut short leaves no half database.
+    let partial = target.with_extension("restoring");
+    std::fs::copy(file, &partial)
+        .and_then(|_| std::fs::rename(&partial, target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            format!("copying {} to {}: {e}", file.display(), target.display())
+        })?;
+    println!(
+        "restored {} to {} ({} migrations; a newer mcpauth-server applies its own at start)",
+        file.display(),
+        target.display(),
+        versions.len()
+    );
+    Ok(())
 }
 
 async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), String> {

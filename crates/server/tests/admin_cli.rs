@@ -9,6 +9,9 @@
     reason = "tests"
 )]
 
+mod support;
+use support::free_port;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -679,5 +682,151 @@ fn config_check_prints_the_effective_configuration_and_exits_78_when_broken() {
     let serving = [refused[0], refused[1], ("MCPAUTH_LISTEN", "127.0.0.1:0")];
     let (status, _, err) = run_with(&dir, &["--config", config, "serve"], &serving);
     assert_eq!(status, 78, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The workspace's `deploy/` folder.
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// The `- name: MCPAUTH_…` / `value: "…"` pairs of a Kubernetes manifest's `env:`.
+fn manifest_env(manifest: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut lines = manifest.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("- name: MCPAUTH_") {
+            let value = lines
+                .next()
+                .and_then(|l| l.strip_prefix("value: "))
+                .unwrap()
+                .trim_matches('"');
+            pairs.push((format!("MCPAUTH_{name}"), value.to_owned()));
+        }
+    }
+    pairs
+}
+
+/// `GET path` on 127.0.0.1:`port`; the status code, once the server answers (10 s at most).
+fn status_of(port: u16, path: &str) -> u16 {
+    use std::io::Read as _;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            return answer
+                .split_whitespace()
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// The deployment files in deploy/ (docs/deployment.md): the systemd unit passes
+// `systemd-analyze verify` without a word; the production configuration passes `config check`
+// with its secrets set; the Kubernetes manifest's environment is a configuration the server
+// accepts, and its probes name routes that answer 200 on a running server.
+#[test]
+fn the_deployment_files_check_out() {
+    let dir = temp_dir("deploy");
+    let unit = std::fs::read_to_string(deploy_dir().join("systemd/mcpauth-server.service"))
+        .unwrap()
+        .replace(
+            "/usr/local/bin/mcpauth-server",
+            env!("CARGO_BIN_EXE_mcpauth-server"),
+        );
+    let unit_path = dir.join("mcpauth-server.service");
+    std::fs::write(&unit_path, unit).unwrap();
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd; scripts/test installs it)");
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        verified.status.success() && said.trim().is_empty(),
+        "{said}"
+    );
+
+    // Production mode starts only on an existing database: the first administrator makes it.
+    let (ok, _, err) = run(
+        &dir,
+        &["user", "add", "root@example.com", "--admin"],
+        "operator's long passphrase\n",
+    );
+    assert!(ok, "{err}");
+    let database = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let secrets = [
+        (
+            "MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY",
+            "q4J8yH0r2vKx5nT1wE7bZcL9mP3sA6dF0gU8iO2jRkQ=",
+        ),
+        (
+            "MCPAUTH_METRICS_TOKEN",
+            "metrics-token-of-more-than-thirty-two-characters",
+        ),
+        ("MCPAUTH_DATABASE_URL", database.as_str()),
+    ];
+    let config = deploy_dir().join("mcpauth.toml");
+    let (status, out, err) = run_with(
+        &dir,
+        &["--config", config.to_str().unwrap(), "config", "check"],
+        &secrets,
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("production: true"), "{out}");
+    // Without its secrets, production mode refuses it.
+    let (status, _, err) = run_with(
+        &dir,
+        &["--config", config.to_str().unwrap(), "config", "check"],
+        &secrets[2..],
+    );
+    assert_eq!(status, 78, "{err}");
+
+    let manifest =
+        std::fs::read_to_string(deploy_dir().join("kubernetes/mcpauth-server.yaml")).unwrap();
+    let port = free_port();
+    let mut env = manifest_env(&manifest);
+    assert!(
+        env.iter().any(|(name, _)| name == "MCPAUTH_PRODUCTION"),
+        "{env:?}"
+    );
+    // On loopback here, on the test's database; the rest as the manifest has it.
+    for (name, value) in &mut env {
+        match name.as_str() {
+            "MCPAUTH_LISTEN" => *value = format!("127.0.0.1:{port}"),
+            "MCPAUTH_DATABASE_URL" => value.clone_from(&database),
+            _ => {}
+        }
+    }
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(&secrets[..2]);
+    let (status, _, err) = run_with(&dir, &["config", "check"], &vars);
+    assert_eq!(status, 0, "{err}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+        .arg("serve")
+        .env("MCPAUTH_LOG", "warn")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let probes: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("path: "))
+        .collect();
+    assert_eq!(probes, ["/health", "/ready"]);
+    for path in probes {
+        assert_eq!(status_of(port, path), 200, "{path}");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

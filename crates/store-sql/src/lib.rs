@@ -61,6 +61,91 @@ pub use server_state::{
     SsfStream, UserRow,
 };
 
+/// Writes a consistent copy of the SQLite database at `database_url` to `destination` (a new
+/// file) while servers use it: `VACUUM INTO` reads one snapshot and takes no write lock, so
+/// requests go on. The copy is a complete database; restore it by starting a server on it
+/// (after [`check_sqlite_backup`]). Opens the database read-only, running no migration: a
+/// newer binary can back up the database an older server still uses, before upgrading it.
+///
+/// # Errors
+///
+/// [`StoreError::BackupUnsupported`] for a PostgreSQL URL; the database error (no database
+/// there, `destination` exists or cannot be written).
+pub async fn backup_sqlite(
+    database_url: &str,
+    destination: &std::path::Path,
+) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    if !database_url.starts_with("sqlite:") {
+        return Err(StoreError::BackupUnsupported);
+    }
+    let options = SqliteConnectOptions::from_str(database_url)?
+        .read_only(true)
+        .create_if_missing(false);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(destination.to_string_lossy().into_owned())
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(())
+}
+
+/// Checks that the file at `path` is a whole mcpauth SQLite database (SQLite's
+/// `integrity_check` passes, and it has mcpauth's migrations), before it is restored; answers
+/// the migrations it has.
+///
+/// # Errors
+///
+/// The database error (not a database, not readable), or [`StoreError::NotABackup`] naming
+/// what is wrong.
+pub async fn check_sqlite_backup(path: &std::path::Path) -> Result<Vec<i64>, StoreError> {
+    use sqlx::Connection as _;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut connection)
+        .await?;
+    if integrity != "ok" {
+        return Err(StoreError::NotABackup(format!(
+            "SQLite's integrity check fails: {}",
+            integrity.chars().take(200).collect::<String>()
+        )));
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&mut connection)
+            .await
+            .map_err(|_| StoreError::NotABackup("it has no mcpauth migrations".to_owned()))?;
+    connection.close().await?;
+    if versions.is_empty() {
+        return Err(StoreError::NotABackup(
+            "it has no mcpauth migrations".to_owned(),
+        ));
+    }
+    Ok(versions)
+}
+
+/// The versions `migrator` has that `applied` lacks, as [`StoreError::SchemaBehind`].
+fn pending_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Result<(), StoreError> {
+    let pending: Vec<i64> = migrator
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::SchemaBehind(pending))
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -84,6 +169,22 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// Migrations are off ([`StoreOptions::migrate`]) and the database lacks some this version
+    /// needs.
+    #[error(
+        "the database lacks {} migration(s) this version needs (the first: {}): run `mcpauth-server migrate`, or start with migrations on",
+        .0.len(),
+        .0.first().copied().unwrap_or_default()
+    )]
+    SchemaBehind(Vec<i64>),
+    /// An online backup is for SQLite; PostgreSQL has its own tools.
+    #[error(
+        "online backup is for SQLite databases: back PostgreSQL up with pg_dump or your provider's snapshots (docs/deployment.md)"
+    )]
+    BackupUnsupported,
+    /// A file to restore is not a whole mcpauth database.
+    #[error("not an mcpauth backup: {0}")]
+    NotABackup(String),
     /// A stored JSON column does not parse.
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
@@ -177,6 +278,10 @@ pub struct StoreOptions {
     /// the database every time). Changes made through this store are seen at once; changes
     /// made by another instance (a client removed, a secret rotated) within this time.
     pub client_cache_ttl: Duration,
+    /// Whether connecting applies the migrations this version has that the database lacks
+    /// (default). Without, connecting refuses a database that lacks any
+    /// ([`StoreError::SchemaBehind`]): for deployments that migrate as a separate step.
+    pub migrate: bool,
 }
 
 impl Default for StoreOptions {
@@ -186,11 +291,19 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             client_cache_ttl: Duration::from_secs(5),
+            migrate: true,
         }
     }
 }
 
 impl StoreOptions {
+    /// Sets [`migrate`](Self::migrate).
+    #[must_use]
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
     /// Sets [`max_connections`](Self::max_connections) (at least 1).
     #[must_use]
     pub fn max_connections(mut self, max: u32) -> Self {
@@ -314,7 +427,17 @@ impl SqlStore {
                     .test_before_acquire(false)
                     .connect_with(connect.clone())
                     .await?;
-                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                let migrator = sqlx::migrate!("./migrations/sqlite");
+                if options.migrate {
+                    migrator.run(&pool).await?;
+                } else {
+                    let applied: Vec<i64> =
+                        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap_or_default();
+                    pending_migrations(&migrator, &applied)?;
+                }
                 let grants = sqlite::Sqlite::open(
                     connect.get_filename(),
                     options.statement_timeout,
@@ -363,7 +486,17 @@ impl SqlStore {
                     })
                     .connect_with(connect.clone())
                     .await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                let migrator = sqlx::migrate!("./migrations/postgres");
+                if options.migrate {
+                    migrator.run(&pool).await?;
+                } else {
+                    let applied: Vec<i64> =
+                        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap_or_default();
+                    pending_migrations(&migrator, &applied)?;
+                }
                 let grants =
                     postgres::Connections::new(connect, grant_connections, options.acquire_timeout);
                 Pool::Postgres(pool, std::sync::Arc::new(grants))
@@ -374,6 +507,21 @@ impl SqlStore {
             pool,
             clients: std::sync::Arc::new(client_cache::ClientCache::new(options.client_cache_ttl)),
             sqlite_writer,
+        })
+    }
+
+    /// The migrations applied to this database, oldest first (their versions).
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn schema_versions(&self) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(pool)
+            .await?)
         })
     }
 

@@ -1548,3 +1548,41 @@ async fn list_grants(store: SqlStore, other_instance: SqlStore) {
     );
     assert_eq!(ids(store.list_grants(&c1, 1).await.unwrap()), ["g3"]);
 }
+
+// `StoreOptions::migrate(false)`: a database that lacks migrations is refused, naming them,
+// and changed in nothing; once migrated it is accepted. On both databases.
+#[tokio::test]
+async fn without_migrations_a_database_that_lacks_them_is_refused() {
+    use mcpauth_store_sql::{StoreError, StoreOptions};
+    let check = |url: String| async move {
+        let without = StoreOptions::default().migrate(false);
+        match SqlStore::connect_with(&url, &without).await {
+            Err(StoreError::SchemaBehind(pending)) => assert!(!pending.is_empty()),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a database without migrations was accepted"),
+        }
+        let migrated = SqlStore::connect(&url).await.unwrap();
+        let versions = migrated.schema_versions().await.unwrap();
+        migrated.close().await;
+        let accepted = SqlStore::connect_with(&url, &without).await.unwrap();
+        assert_eq!(accepted.schema_versions().await.unwrap(), versions);
+        accepted.close().await;
+    };
+    let dir = std::env::temp_dir().join(format!("mcpauth-no-migrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    check(format!("sqlite://{}", dir.join("state.db").display())).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let pg = TempPostgres::start().unwrap();
+    check(pg.create_database("no_migrate").unwrap()).await;
+}
+
+// An online backup is SQLite's: PostgreSQL is named with its own tools, and nothing is made.
+#[tokio::test]
+async fn a_postgres_backup_is_refused_with_where_to_turn() {
+    let destination = std::env::temp_dir().join(format!("mcpauth-pg-{}.db", std::process::id()));
+    let refused = mcpauth_store_sql::backup_sqlite("postgres://u@127.0.0.1/db", &destination)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("pg_dump"), "{refused}");
+    assert!(!destination.exists());
+}

@@ -198,6 +198,9 @@ impl Config {
         if let Some(v) = env("MCPAUTH_METRICS") {
             self.metrics = boolean("MCPAUTH_METRICS", &v)?;
         }
+        if let Some(v) = env("MCPAUTH_MIGRATE") {
+            self.migrate = boolean("MCPAUTH_MIGRATE", &v)?;
+        }
         if let Some(v) = env("MCPAUTH_TLS_CERTIFICATE") {
             self.tls_certificate = Some(v.into());
         }

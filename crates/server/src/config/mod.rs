@@ -153,6 +153,10 @@ pub struct Config {
     pub device_authorizations_per_ip_per_minute: u32,
     /// Days audit records are kept (`audit_events`); 0 keeps them forever.
     pub audit_retention_days: u64,
+    /// Apply the database migrations this version has at start (default). Off
+    /// (`mcpauth-server --no-migrate`): refuse a database that lacks any, for deployments that
+    /// run `mcpauth-server migrate` as a step of their own.
+    pub migrate: bool,
     /// A PEM certificate chain (the server's certificate first): serve HTTPS natively, with
     /// `tls_private_key`. Read again every 30 seconds, so a renewed certificate is used
     /// without a restart. None: plain HTTP, for TLS at a reverse proxy.
@@ -241,6 +245,7 @@ impl Default for Config {
             token_requests_per_ip_per_minute: 600,
             device_authorizations_per_ip_per_minute: 30,
             audit_retention_days: 90,
+            migrate: true,
             tls_certificate: None,
             tls_private_key: None,
             metrics: true,

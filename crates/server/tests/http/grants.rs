@@ -4,24 +4,6 @@
 
 use super::*;
 
-/// Runs `mcpauth-server ARGS` on `server`'s database, as the operator would.
-fn cli(server: &Running, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
-        .args(args)
-        .env(
-            "MCPAUTH_DATABASE_URL",
-            format!("sqlite://{}", server.dir.join("mcpauth.db").display()),
-        )
-        .env("MCPAUTH_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn the_operator_lists_a_users_grants_and_revoking_one_ends_its_refresh_tokens() {
     let server = start().await;

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 mod admin_console;
 mod audit;
+mod backup;
 #[path = "../support/certificates.rs"]
 mod certificates;
 mod consent;
@@ -425,4 +426,22 @@ fn es256_jwt(der: &[u8], kid: &str, claims: &Value) -> String {
         .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
         .unwrap();
     format!("{input}.{}", b64(signature.as_ref()))
+}
+
+/// Runs `mcpauth-server ARGS` on `server`'s database, as the operator would.
+fn cli(server: &Running, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
+        .args(args)
+        .env(
+            "MCPAUTH_DATABASE_URL",
+            format!("sqlite://{}", server.dir.join("mcpauth.db").display()),
+        )
+        .env("MCPAUTH_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
