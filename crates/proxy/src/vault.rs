@@ -150,8 +150,12 @@ pub enum VaultError {
     Unreadable,
 }
 
-/// Seals kept tokens with AES-256-GCM under one 32-byte key.
-pub struct TokenVault(LessSafeKey);
+/// Seals kept tokens with AES-256-GCM under one 32-byte key, and opens what it or a previous
+/// key sealed (while the operator rotates the key).
+pub struct TokenVault {
+    key: LessSafeKey,
+    previous: Vec<LessSafeKey>,
+}
 
 impl std::fmt::Debug for TokenVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,15 +163,31 @@ impl std::fmt::Debug for TokenVault {
     }
 }
 
+fn aes_key(key: &[u8; 32]) -> LessSafeKey {
+    // AES-256 takes any 32 bytes: the only error of `UnboundKey::new` is a wrong length,
+    // which the type rules out.
+    #[allow(clippy::expect_used, reason = "a 32-byte key is always accepted")]
+    let key = UnboundKey::new(&AES_256_GCM, key).expect("AES-256-GCM takes 32-byte keys");
+    LessSafeKey::new(key)
+}
+
 impl TokenVault {
     /// A vault sealing under `key` (32 random bytes, kept outside the database).
     #[must_use]
     pub fn new(key: &[u8; 32]) -> Self {
-        // AES-256 takes any 32 bytes: the only error of `UnboundKey::new` is a wrong length,
-        // which the type rules out.
-        #[allow(clippy::expect_used, reason = "a 32-byte key is always accepted")]
-        let key = UnboundKey::new(&AES_256_GCM, key).expect("AES-256-GCM takes 32-byte keys");
-        Self(LessSafeKey::new(key))
+        Self {
+            key: aes_key(key),
+            previous: Vec::new(),
+        }
+    }
+
+    /// This vault, also opening what `previous` keys sealed (it seals under its own only):
+    /// tokens kept before a key rotation stay readable, and are sealed under the new key the
+    /// next time they are stored.
+    #[must_use]
+    pub fn with_previous(mut self, previous: &[[u8; 32]]) -> Self {
+        self.previous.extend(previous.iter().map(aes_key));
+        self
     }
 
     /// Seals `tokens` for the account named by `binding` (for example `provider\nsubject`),
@@ -185,7 +205,7 @@ impl TokenVault {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce).map_err(|_| VaultError::Random)?;
         let mut in_out = serde_json::to_vec(tokens).map_err(|_| VaultError::Unreadable)?;
-        self.0
+        self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(binding.as_bytes()),
@@ -211,12 +231,15 @@ impl TokenVault {
         let (nonce, ciphertext) = body
             .split_at_checked(NONCE_LEN)
             .ok_or(VaultError::Unreadable)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Unreadable)?;
-        let mut in_out = ciphertext.to_vec();
-        let plain = self
-            .0
-            .open_in_place(nonce, Aad::from(binding.as_bytes()), &mut in_out)
-            .map_err(|_| VaultError::Unreadable)?;
-        serde_json::from_slice(plain).map_err(|_| VaultError::Unreadable)
+        for key in std::iter::once(&self.key).chain(&self.previous) {
+            let nonce =
+                Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Unreadable)?;
+            let mut in_out = ciphertext.to_vec();
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(binding.as_bytes()), &mut in_out)
+            {
+                return serde_json::from_slice(plain).map_err(|_| VaultError::Unreadable);
+            }
+        }
+        Err(VaultError::Unreadable)
     }
 }

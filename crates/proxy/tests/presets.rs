@@ -1245,3 +1245,28 @@ fn sealed_tokens_open_only_with_their_key_and_account() {
         "Debug redacts"
     );
 }
+
+// A key rotation: the new vault, told the previous key, opens what the old one sealed and
+// seals under the new key only.
+#[test]
+fn a_vault_opens_what_a_previous_key_sealed_and_seals_under_its_own() {
+    use mcpauth_proxy::{KeptTokens, TokenVault};
+    let tokens = KeptTokens::new("access", None, Some(60), None, UnixTime(NOW));
+    let before = TokenVault::new(&[1; 32])
+        .seal(&tokens, "github\n1", &Counting::default())
+        .unwrap();
+    let rotated = TokenVault::new(&[2; 32]).with_previous(&[[1; 32]]);
+    assert_eq!(rotated.open(&before, "github\n1").unwrap(), tokens);
+    assert!(
+        rotated.open(&before, "github\n2").is_err(),
+        "still its account only"
+    );
+    let after = rotated
+        .seal(&tokens, "github\n1", &Counting::default())
+        .unwrap();
+    assert!(TokenVault::new(&[1; 32]).open(&after, "github\n1").is_err());
+    assert_eq!(
+        TokenVault::new(&[2; 32]).open(&after, "github\n1").unwrap(),
+        tokens
+    );
+}

@@ -281,8 +281,22 @@ fn checked(config: &Config) -> Result<Checked, StartError> {
     let encryption = config
         .signing_key_encryption_key
         .as_ref()
-        .map(|key| keys::KeyEncryption::from_base64(key.expose()))
+        .map(|key| {
+            keys::KeyEncryption::from_base64(key.expose())?.with_previous(
+                &config
+                    .previous_signing_key_encryption_keys
+                    .iter()
+                    .map(Secret::expose)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .transpose()?;
+    if encryption.is_none() && !config.previous_signing_key_encryption_keys.is_empty() {
+        return Err(StartError::key(
+            "previous_signing_key_encryption_keys is set without signing_key_encryption_key: \
+             set the new key there, and keep the old ones as previous until every instance has it",
+        ));
+    }
     // The home page is served at the issuer's path: it must not be one of the server's own
     // routes at the root.
     let base = engine_config_issuer_path(&issuer);
@@ -370,6 +384,11 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
             .as_ref()
             .map(|key| keys::key_bytes(key.expose()))
             .transpose()?,
+        &config
+            .previous_signing_key_encryption_keys
+            .iter()
+            .map(|key| keys::key_bytes(key.expose()))
+            .collect::<Result<Vec<_>, _>>()?,
         clock.clone(),
     )
     .await?;

@@ -100,6 +100,7 @@ pub(crate) async fn build(
     engine: Arc<TokenEngine<SqlStore>>,
     store: &SqlStore,
     encryption_key: Option<[u8; 32]>,
+    previous_encryption_keys: &[[u8; 32]],
     clock: Arc<dyn mcpauth_token_engine::Clock>,
 ) -> Result<Option<Arc<Federation>>, StartError> {
     if config.providers.is_empty() {
@@ -142,7 +143,13 @@ pub(crate) async fn build(
             StartError::provider("keep_upstream_tokens needs signing_key_encryption_key \
                  (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY): upstream tokens are never stored in plain text")
         })?;
-        Some(Arc::new(TokenVault::new(&upstream_token_key(&key))))
+        let previous: Vec<[u8; 32]> = previous_encryption_keys
+            .iter()
+            .map(upstream_token_key)
+            .collect();
+        Some(Arc::new(
+            TokenVault::new(&upstream_token_key(&key)).with_previous(&previous),
+        ))
     } else {
         None
     };

@@ -16,8 +16,12 @@ use crate::StartError;
 
 const SEALED_PREFIX: &[u8] = b"mcpauth-sealed-key-v1:";
 
-/// The AES-256-GCM key that seals signing keys at rest.
-pub struct KeyEncryption(LessSafeKey);
+/// The AES-256-GCM key that seals signing keys at rest, and the previous ones that still open
+/// what they sealed while the operator rotates it.
+pub struct KeyEncryption {
+    current: LessSafeKey,
+    previous: Vec<LessSafeKey>,
+}
 
 impl std::fmt::Debug for KeyEncryption {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,17 +52,31 @@ pub(crate) fn key_bytes(text: &str) -> Result<[u8; 32], StartError> {
 impl KeyEncryption {
     /// Reads 32 bytes of base64 (standard or URL-safe, padded or not).
     pub(crate) fn from_base64(text: &str) -> Result<Self, StartError> {
-        let bytes = key_bytes(text)?;
-        let key = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| StartError::key("signing_key_encryption_key is unusable"))?;
-        Ok(Self(LessSafeKey::new(key)))
+        Ok(Self {
+            current: aes_key(text)?,
+            previous: Vec::new(),
+        })
+    }
+
+    /// Also opens what the `previous` keys (base64, as the current one) sealed; seals under
+    /// the current one only.
+    pub(crate) fn with_previous(mut self, previous: &[&str]) -> Result<Self, StartError> {
+        for text in previous {
+            self.previous.push(aes_key(text).map_err(|_| {
+                StartError::key(
+                    "each of previous_signing_key_encryption_keys must be 32 random bytes in \
+                     base64, as signing_key_encryption_key",
+                )
+            })?);
+        }
+        Ok(self)
     }
 
     fn seal(&self, kid: &str, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, StartError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| StartError::key("no randomness"))?;
         let mut in_out = der.to_vec();
-        self.0
+        self.current
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(associated_data(kid, algorithm).as_slice()),
@@ -72,27 +90,45 @@ impl KeyEncryption {
         Ok(sealed)
     }
 
-    fn open(&self, kid: &str, algorithm: &str, sealed: &[u8]) -> Result<Vec<u8>, StartError> {
+    /// The DER of a sealed key, and whether a previous key opened it (it is to be sealed
+    /// again under the current one).
+    fn open(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        sealed: &[u8],
+    ) -> Result<(Vec<u8>, bool), StartError> {
         let wrong = || {
             StartError::key(format!(
-                "cannot decrypt stored signing key {kid}: signing_key_encryption_key is not the \
-                 key it was encrypted with"
+                "cannot decrypt stored signing key {kid}: neither signing_key_encryption_key \
+                 nor any of previous_signing_key_encryption_keys is the key it was encrypted with"
             ))
         };
         let body = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(wrong)?;
         let (nonce, ciphertext) = body.split_at_checked(NONCE_LEN).ok_or_else(wrong)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
-        let mut in_out = ciphertext.to_vec();
-        let plain = self
-            .0
-            .open_in_place(
+        for (at, key) in std::iter::once(&self.current)
+            .chain(&self.previous)
+            .enumerate()
+        {
+            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+            let mut in_out = ciphertext.to_vec();
+            if let Ok(plain) = key.open_in_place(
                 nonce,
                 Aad::from(associated_data(kid, algorithm).as_slice()),
                 &mut in_out,
-            )
-            .map_err(|_| wrong())?;
-        Ok(plain.to_vec())
+            ) {
+                return Ok((plain.to_vec(), at > 0));
+            }
+        }
+        Err(wrong())
     }
+}
+
+fn aes_key(text: &str) -> Result<LessSafeKey, StartError> {
+    let bytes = key_bytes(text)?;
+    let key = UnboundKey::new(&AES_256_GCM, &bytes)
+        .map_err(|_| StartError::key("signing_key_encryption_key is unusable"))?;
+    Ok(LessSafeKey::new(key))
 }
 
 fn parse(algorithm: &str, der: &[u8]) -> Result<SigningKey, StartError> {
@@ -228,7 +264,19 @@ pub(crate) async fn load_signing_keys(
                      (MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY) to the key they were encrypted with",
                 )
             })?;
-            encryption.open(&row.kid, &row.algorithm, &row.material)?
+            let (der, with_previous) = encryption.open(&row.kid, &row.algorithm, &row.material)?;
+            if with_previous {
+                // A rotation of the encryption key: from now on under the current one.
+                let sealed = encryption.seal(&row.kid, &row.algorithm, &der)?;
+                store
+                    .replace_signing_key_material(&row.kid, &sealed)
+                    .await?;
+                tracing::info!(
+                    kid = %row.kid,
+                    "sealed a signing key again under the current signing_key_encryption_key"
+                );
+            }
+            der
         } else {
             if let Some(encryption) = encryption {
                 let sealed = encryption.seal(&row.kid, &row.algorithm, &row.material)?;
@@ -266,7 +314,7 @@ mod tests {
         assert!(!sealed.windows(6).any(|w| w == b"0\x82der"));
         assert_eq!(
             encryption.open("kid-1", "ES256", &sealed).unwrap(),
-            b"0\x82der"
+            (b"0\x82der".to_vec(), false)
         );
         assert!(encryption.open("kid-2", "ES256", &sealed).is_err());
         assert!(encryption.open("kid-1", "EdDSA", &sealed).is_err());

@@ -60,6 +60,12 @@ impl Config {
         if let Some(v) = env("MCPAUTH_SIGNING_KEY_ENCRYPTION_KEY") {
             self.signing_key_encryption_key = Some(Secret::new(v));
         }
+        if let Some(v) = env("MCPAUTH_PREVIOUS_SIGNING_KEY_ENCRYPTION_KEYS") {
+            self.previous_signing_key_encryption_keys = v
+                .split_ascii_whitespace()
+                .map(|key| Secret::new(key.to_owned()))
+                .collect();
+        }
         if let Some(v) = env("MCPAUTH_KEY_ROTATION_LEAD") {
             self.key_rotation_lead = number("MCPAUTH_KEY_ROTATION_LEAD", &v)?;
         }

@@ -44,6 +44,11 @@ pub struct Config {
     /// database. Required with PostgreSQL (the keys then sit on a shared server); optional with
     /// SQLite. Keys stored in plain text are encrypted at the next start once it is set.
     pub signing_key_encryption_key: Option<Secret>,
+    /// Keys `signing_key_encryption_key` replaces: what they sealed (signing keys, kept
+    /// upstream tokens) still opens, and stored signing keys are sealed again under the
+    /// current key at start. Drop them once every instance runs with the new key
+    /// (docs/deployment.md, "Rotating the encryption key").
+    pub previous_signing_key_encryption_keys: Vec<Secret>,
     /// Seconds a rotated-in signing key is published before it signs, so every instance and
     /// every resource server's JWKS cache knows it first.
     pub key_rotation_lead: u64,
@@ -204,6 +209,7 @@ impl Default for Config {
             database_timeout: 5,
             client_cache_ttl: 5,
             signing_key_encryption_key: None,
+            previous_signing_key_encryption_keys: Vec::new(),
             key_rotation_lead: 600,
             access_token_ttl: 3600,
             refresh_token_ttl: 14 * 24 * 3600,
@@ -551,6 +557,8 @@ mod tests {
                 ("MCPAUTH_TRUSTED_PROXIES", "127.0.0.1 10.0.0.0/8"),
                 ("MCPAUTH_AUDIT_RETENTION_DAYS", "0"),
                 ("MCPAUTH_TLS_CERTIFICATE", "/etc/mcpauth/fullchain.pem"),
+                ("MCPAUTH_PREVIOUS_SIGNING_KEY_ENCRYPTION_KEYS", "a= b="),
+                ("MCPAUTH_MIGRATE", "false"),
                 ("MCPAUTH_TLS_PRIVATE_KEY", "/etc/mcpauth/privkey.pem"),
                 (
                     "MCPAUTH_SSF_PUSH_ORIGINS",
@@ -598,6 +606,15 @@ mod tests {
             )
         );
         assert!(set.issuer().starts_with("https://") && defaults.issuer().starts_with("http://"));
+        assert!(defaults.previous_signing_key_encryption_keys.is_empty());
+        assert_eq!(
+            set.previous_signing_key_encryption_keys
+                .iter()
+                .map(Secret::expose)
+                .collect::<Vec<_>>(),
+            ["a=", "b="]
+        );
+        assert!(defaults.migrate && !set.migrate);
         assert_eq!(
             set.ssf_push_origins,
             ["https://rs.internal:8443", "http://127.0.0.1:3000"]

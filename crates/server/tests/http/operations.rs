@@ -80,6 +80,58 @@ async fn stored_signing_keys_are_encrypted_once_an_encryption_key_is_set() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// Rotating `signing_key_encryption_key` without downtime: with the old key among
+// `previous_signing_key_encryption_keys`, the stored keys open and are sealed again under the
+// new one at start; the old key then opens nothing, the new one alone everything; a previous
+// key without a current one is refused.
+#[tokio::test]
+async fn the_encryption_key_rotates_with_the_old_one_kept_as_previous() {
+    let dir = temp_dir("rekey");
+    let url = format!("sqlite://{}", dir.join("mcpauth.db").display());
+    let (old, new) = (
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=",
+    );
+    let config = |current: Option<&str>, previous: &[&str]| {
+        let mut config = mcpauth_server::Config::default();
+        config.database_url = url.clone();
+        config.signing_key_encryption_key = current.map(Into::into);
+        config.previous_signing_key_encryption_keys =
+            previous.iter().map(|key| (*key).into()).collect();
+        config
+    };
+    let build = |config: mcpauth_server::Config| async move {
+        match mcpauth_server::build(&config).await {
+            Ok(server) => {
+                let kids: Vec<String> = server.engine.jwks()["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                    .collect();
+                server.store.close().await;
+                Ok(kids)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let kids = build(config(Some(old), &[])).await.unwrap();
+    assert_eq!(build(config(Some(new), &[old])).await.unwrap(), kids);
+    assert_eq!(
+        build(config(Some(new), &[])).await.unwrap(),
+        kids,
+        "sealed again under the new key"
+    );
+    let refused = build(config(Some(old), &[])).await.unwrap_err();
+    assert!(refused.contains("cannot decrypt"), "{refused}");
+    let refused = build(config(None, &[new])).await.unwrap_err();
+    assert!(
+        refused.contains("previous_signing_key_encryption_keys is set without"),
+        "{refused}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // `mcpauth-server user add <email>` reads the password from stdin when it is not a terminal.
 #[tokio::test]
 async fn user_add_reads_the_password_from_stdin() {
