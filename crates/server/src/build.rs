@@ -91,6 +91,10 @@ pub struct BuildOptions {
     /// [`ManualClock`](mcpauth_token_engine::ManualClock) past locks, polling intervals and
     /// expiries instead of sleeping.
     pub clock: Arc<dyn Clock>,
+    /// Whether upstream identity providers are resolved (their discovery documents fetched)
+    /// and federated sign-in set up (default). The operator's commands build without: they
+    /// never sign anyone in, and must work while a provider is unreachable.
+    pub federation: bool,
 }
 
 impl Default for BuildOptions {
@@ -98,6 +102,7 @@ impl Default for BuildOptions {
         Self {
             fetch_policy: mcpauth_fetch::FetchPolicy::default(),
             clock: Arc::new(SystemClock),
+            federation: true,
         }
     }
 }
@@ -114,6 +119,14 @@ impl BuildOptions {
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Builds without contacting upstream identity providers (for the operator's commands):
+    /// no federated sign-in.
+    #[must_use]
+    pub fn without_federation(mut self) -> Self {
+        self.federation = false;
         self
     }
 }
@@ -324,6 +337,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     let BuildOptions {
         fetch_policy,
         clock,
+        federation: with_federation,
     } = options;
     let Checked {
         trusted_proxies,
@@ -375,23 +389,27 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         keys,
         Arc::new(OsRandom),
     ));
-    let federation = federation::build(
-        config,
-        engine.clone(),
-        &store,
-        config
-            .signing_key_encryption_key
-            .as_ref()
-            .map(|key| keys::key_bytes(key.expose()))
-            .transpose()?,
-        &config
-            .previous_signing_key_encryption_keys
-            .iter()
-            .map(|key| keys::key_bytes(key.expose()))
-            .collect::<Result<Vec<_>, _>>()?,
-        clock.clone(),
-    )
-    .await?;
+    let federation = if with_federation {
+        federation::build(
+            config,
+            engine.clone(),
+            &store,
+            config
+                .signing_key_encryption_key
+                .as_ref()
+                .map(|key| keys::key_bytes(key.expose()))
+                .transpose()?,
+            &config
+                .previous_signing_key_encryption_keys
+                .iter()
+                .map(|key| keys::key_bytes(key.expose()))
+                .collect::<Result<Vec<_>, _>>()?,
+            clock.clone(),
+        )
+        .await?
+    } else {
+        None
+    };
     let keys_loaded = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let key_ring = Arc::new(keys::KeyRing {
         store: store.clone(),

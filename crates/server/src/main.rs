@@ -560,6 +560,17 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
     done
 }
 
+/// The server as the operator's commands need it: its store, engine and keys, without
+/// contacting upstream identity providers.
+async fn admin_server(config: &Config) -> Result<mcpauth_server::Server, String> {
+    mcpauth_server::build_with(
+        config,
+        mcpauth_server::BuildOptions::default().without_federation(),
+    )
+    .await
+    .map_err(|e| said(&e))
+}
+
 async fn migrate_command(config: &Config) -> Result<(), String> {
     let mut migrating = config.clone();
     migrating.migrate = true;
@@ -713,7 +724,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             scope,
             resource_server,
         } => {
-            let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
+            let server = admin_server(config).await?;
             let mut client = admin::NewClient::new(name);
             client.redirect_uris = redirect_uris;
             client.public = public;
@@ -751,7 +762,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             Ok(())
         }
         ClientCommand::Remove { client_id } => {
-            let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
+            let server = admin_server(config).await?;
             let removed = admin::remove_client(&server.engine, &client_id).await;
             server.store.close().await;
             if removed.map_err(|e| said(&e))? {
@@ -768,7 +779,7 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
 
 async fn key_command(config: &Config, command: KeyCommand) -> Result<(), String> {
     use mcpauth_server::keys::KeyState;
-    let server = mcpauth_server::build(config).await.map_err(|e| said(&e))?;
+    let server = admin_server(config).await?;
     let done = match command {
         KeyCommand::List => server.list_keys().await.map(|keys| {
             println!("{:<45} {:<9} {:<20} state", "kid", "algorithm", "created");

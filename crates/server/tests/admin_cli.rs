@@ -830,3 +830,28 @@ fn the_deployment_files_check_out() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// The operator's commands never contact upstream identity providers: with a provider that
+// cannot be reached configured, keys and clients are still managed (the server itself would
+// not start until the provider answers).
+#[test]
+fn admin_commands_work_while_an_upstream_provider_is_unreachable() {
+    let dir = temp_dir("offline-provider");
+    let file = dir.join("mcpauth.toml");
+    std::fs::write(
+        &file,
+        "[[providers]]\nid = \"corp\"\npreset = \"oidc\"\nissuer = \"https://127.0.0.1:9/\"\n\
+         client_id = \"mcpauth\"\nclient_secret = \"upstream-secret\"\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let (ok, out, err) = run(&dir, &["--config", config, "key", "list"], "");
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(
+        &dir,
+        &["--config", config, "client", "add", "--name", "Robot"],
+        "",
+    );
+    assert!(ok && out.contains("client_id:"), "{out}{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
