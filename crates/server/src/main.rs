@@ -28,6 +28,10 @@ struct Cli {
     /// (run `mcpauth-server migrate` first). The same as `migrate = false`.
     #[arg(long, global = true)]
     no_migrate: bool,
+    /// Lists and additions as JSON on standard output, for scripts (`user list`, `user add`,
+    /// `client list`, `client add`, `key list`, `key rotate`, `grant list`, `audit`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -102,9 +106,6 @@ enum Command {
         /// Only records older than this number (the `#` column): the next page.
         #[arg(long)]
         before: Option<i64>,
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -200,9 +201,6 @@ enum GrantCommand {
         /// At most this many (1 to 1000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke a grant: its refresh tokens stop working at once, and resource servers hear of
     /// it.
@@ -321,6 +319,7 @@ impl Failure {
 
 async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve);
+    let json = cli.json;
     if cli.no_migrate {
         config.migrate = false;
     }
@@ -368,10 +367,10 @@ async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
             .await
             .map(|()| println!("wrote a backup of the database to {}", file.display()))
             .map_err(|e| Failure::from(format!("backup: {}", said(&e)))),
-        Command::User { command } => Ok(user_command(&config, command).await?),
-        Command::Client { command } => Ok(client_command(&config, command).await?),
-        Command::Key { command } => Ok(key_command(&config, command).await?),
-        Command::Grant { command } => Ok(grant_command(&config, command).await?),
+        Command::User { command } => Ok(user_command(&config, command, json).await?),
+        Command::Client { command } => Ok(client_command(&config, command, json).await?),
+        Command::Key { command } => Ok(key_command(&config, command, json).await?),
+        Command::Grant { command } => Ok(grant_command(&config, command, json).await?),
         Command::Audit {
             user,
             client,
@@ -379,7 +378,6 @@ async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
             event,
             limit,
             before,
-            json,
         } => {
             let mut filter = mcpauth_store_sql::AuditFilter::default();
             filter.client_id = client;
@@ -489,73 +487,100 @@ async fn open_store(config: &Config) -> Result<mcpauth_store_sql::SqlStore, Stri
         .map_err(|e| said(&e))
 }
 
-async fn user_command(config: &Config, command: UserCommand) -> Result<(), String> {
+async fn user_command(config: &Config, command: UserCommand, json: bool) -> Result<(), String> {
     use mcpauth_server::admin;
     let store = open_store(config).await?;
-    let done = match command {
-        UserCommand::Add { email, admin } => {
-            let password = read_password()?;
-            let user_id = mcpauth_server::add_user(&store, &email, &password)
-                .await
-                .map_err(|e| said(&e))?;
-            if admin {
-                admin::set_admin(&store, &user_id, true)
+    // Inside a block, so an early error still closes the store.
+    let done = async {
+        match command {
+            UserCommand::Add { email, admin } => {
+                let password = read_password()?;
+                let user_id = mcpauth_server::add_user(&store, &email, &password)
                     .await
                     .map_err(|e| said(&e))?;
-            }
-            let email = mcpauth_server::users::normalize_email(&email).unwrap_or(email);
-            println!(
-                "added {email} as {user_id}{}",
-                if admin { ", an administrator" } else { "" }
-            );
-            Ok(())
-        }
-        UserCommand::List => {
-            let users = admin::list_users(&store).await.map_err(|e| said(&e))?;
-            println!(
-                "{:<40} {:<30} {:<9} {:<6} created",
-                "email", "subject", "state", "admin"
-            );
-            for user in users {
-                let state = if user.disabled { "disabled" } else { "active" };
+                if admin {
+                    admin::set_admin(&store, &user_id, true)
+                        .await
+                        .map_err(|e| said(&e))?;
+                }
+                let email = mcpauth_server::users::normalize_email(&email).unwrap_or(email);
+                if json {
+                    return print_json(&serde_json::json!({
+                        "user_id": user_id,
+                        "email": email,
+                        "admin": admin,
+                    }));
+                }
                 println!(
-                    "{:<40} {:<30} {state:<9} {:<6} {}",
-                    user.email,
-                    user.user_id,
-                    if user.admin { "yes" } else { "-" },
-                    format_date(user.created_at)
+                    "added {email} as {user_id}{}",
+                    if admin { ", an administrator" } else { "" }
                 );
+                Ok(())
             }
-            Ok(())
-        }
-        UserCommand::GrantAdmin { email } => admin::set_admin(&store, &email, true)
-            .await
-            .map(|()| println!("{email} is an administrator"))
-            .map_err(|e| said(&e)),
-        UserCommand::RevokeAdmin { email } => admin::set_admin(&store, &email, false)
-            .await
-            .map(|()| println!("{email} is no longer an administrator"))
-            .map_err(|e| said(&e)),
-        UserCommand::Unlock { email } => admin::reset_lockout(&store, &email)
-            .await
-            .map(|()| println!("unlocked {email}"))
-            .map_err(|e| said(&e)),
-        UserCommand::Disable { email } => admin::disable_user(&store, &email)
-            .await
-            .map(|()| println!("disabled {email}: signed out, grants revoked"))
-            .map_err(|e| said(&e)),
-        UserCommand::Enable { email } => admin::enable_user(&store, &email)
-            .await
-            .map(|()| println!("enabled {email}"))
-            .map_err(|e| said(&e)),
-        UserCommand::Passwd { email } => {
-            let password = read_password()?;
-            admin::change_password(&store, &email, &password)
+            UserCommand::List => {
+                let users = admin::list_users(&store).await.map_err(|e| said(&e))?;
+                if json {
+                    return print_json(&serde_json::Value::Array(
+                        users
+                            .iter()
+                            .map(|user| {
+                                serde_json::json!({
+                                    "user_id": user.user_id,
+                                    "email": user.email,
+                                    "disabled": user.disabled,
+                                    "admin": user.admin,
+                                    "created_at": user.created_at,
+                                })
+                            })
+                            .collect(),
+                    ));
+                }
+                println!(
+                    "{:<40} {:<30} {:<9} {:<6} created",
+                    "email", "subject", "state", "admin"
+                );
+                for user in users {
+                    let state = if user.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<40} {:<30} {state:<9} {:<6} {}",
+                        user.email,
+                        user.user_id,
+                        if user.admin { "yes" } else { "-" },
+                        format_date(user.created_at)
+                    );
+                }
+                Ok(())
+            }
+            UserCommand::GrantAdmin { email } => admin::set_admin(&store, &email, true)
                 .await
-                .map(|()| println!("changed the password of {email}; its sessions ended"))
-                .map_err(|e| said(&e))
+                .map(|()| println!("{email} is an administrator"))
+                .map_err(|e| said(&e)),
+            UserCommand::RevokeAdmin { email } => admin::set_admin(&store, &email, false)
+                .await
+                .map(|()| println!("{email} is no longer an administrator"))
+                .map_err(|e| said(&e)),
+            UserCommand::Unlock { email } => admin::reset_lockout(&store, &email)
+                .await
+                .map(|()| println!("unlocked {email}"))
+                .map_err(|e| said(&e)),
+            UserCommand::Disable { email } => admin::disable_user(&store, &email)
+                .await
+                .map(|()| println!("disabled {email}: signed out, grants revoked"))
+                .map_err(|e| said(&e)),
+            UserCommand::Enable { email } => admin::enable_user(&store, &email)
+                .await
+                .map(|()| println!("enabled {email}"))
+                .map_err(|e| said(&e)),
+            UserCommand::Passwd { email } => {
+                let password = read_password()?;
+                admin::change_password(&store, &email, &password)
+                    .await
+                    .map(|()| println!("changed the password of {email}; its sessions ended"))
+                    .map_err(|e| said(&e))
+            }
         }
-    };
+    }
+    .await;
     store.close().await;
     done
 }
@@ -621,7 +646,7 @@ async fn restore_command(config: &Config, file: &std::path::Path) -> Result<(), 
     Ok(())
 }
 
-async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), String> {
+async fn grant_command(config: &Config, command: GrantCommand, json: bool) -> Result<(), String> {
     let store = open_store(config).await?;
     let done = async {
         match command {
@@ -630,7 +655,6 @@ async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), Str
                 client,
                 all,
                 limit,
-                json,
             } => {
                 let mut filter = mcpauth_store_sql::GrantFilter::default();
                 filter.subject = match user {
@@ -712,7 +736,16 @@ async fn grant_command(config: &Config, command: GrantCommand) -> Result<(), Str
     done
 }
 
-async fn client_command(config: &Config, command: ClientCommand) -> Result<(), String> {
+/// `value` as pretty JSON on standard output.
+fn print_json(value: &serde_json::Value) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+async fn client_command(config: &Config, command: ClientCommand, json: bool) -> Result<(), String> {
     use mcpauth_server::admin;
     match command {
         ClientCommand::Add {
@@ -735,6 +768,13 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             let registered = admin::add_client(&server.engine, client).await;
             server.store.close().await;
             let registered = registered.map_err(|e| said(&e))?;
+            if json {
+                // The secret is shown only now, as in the table.
+                return print_json(&serde_json::json!({
+                    "client_id": registered.client_id,
+                    "client_secret": registered.client_secret,
+                }));
+            }
             println!("client_id:     {}", registered.client_id);
             if let Some(secret) = &registered.client_secret {
                 println!("client_secret: {secret}");
@@ -746,11 +786,27 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
             let store = open_store(config).await?;
             let clients = admin::list_clients(&store).await;
             store.close().await;
+            let clients = clients.map_err(|e| said(&e))?;
+            if json {
+                return print_json(&serde_json::Value::Array(
+                    clients
+                        .iter()
+                        .map(|client| {
+                            serde_json::json!({
+                                "client_id": client.client_id.as_str(),
+                                "name": client.metadata.client_name,
+                                "kind": admin::client_kind(client),
+                                "grant_types": client.metadata.grant_types,
+                            })
+                        })
+                        .collect(),
+                ));
+            }
             println!(
                 "{:<36} {:<30} {:<16} grant types",
                 "client_id", "name", "kind"
             );
-            for client in clients.map_err(|e| said(&e))? {
+            for client in clients {
                 let kind = admin::client_kind(&client);
                 println!(
                     "{:<36} {:<30} {kind:<16} {}",
@@ -777,10 +833,37 @@ async fn client_command(config: &Config, command: ClientCommand) -> Result<(), S
     }
 }
 
-async fn key_command(config: &Config, command: KeyCommand) -> Result<(), String> {
+async fn key_command(config: &Config, command: KeyCommand, json: bool) -> Result<(), String> {
     use mcpauth_server::keys::KeyState;
     let server = admin_server(config).await?;
     let done = match command {
+        KeyCommand::List if json => server.list_keys().await.map(|keys| {
+            let list: Vec<_> = keys
+                .into_iter()
+                .map(|(row, state)| {
+                    serde_json::json!({
+                        "kid": row.kid,
+                        "algorithm": row.algorithm,
+                        "created_at": row.created_at,
+                        "state": match state {
+                            KeyState::Next => "next",
+                            KeyState::Signing => "signing",
+                            KeyState::Retired => "retired",
+                        },
+                    })
+                })
+                .collect();
+            let _ = print_json(&serde_json::Value::Array(list));
+        }),
+        KeyCommand::Rotate { algorithm } if json => {
+            server.rotate_key(&algorithm).await.map(|kid| {
+                let _ = print_json(&serde_json::json!({
+                    "kid": kid,
+                    "algorithm": algorithm,
+                    "signs_after_seconds": config.key_rotation_lead,
+                }));
+            })
+        }
         KeyCommand::List => server.list_keys().await.map(|keys| {
             println!("{:<45} {:<9} {:<20} state", "kid", "algorithm", "created");
             for (row, state) in keys {

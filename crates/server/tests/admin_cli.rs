@@ -855,3 +855,38 @@ fn admin_commands_work_while_an_upstream_provider_is_unreachable() {
     assert!(ok && out.contains("client_id:"), "{out}{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// `--json` on every list and addition: scripts read users, clients and keys without parsing
+// tables.
+#[test]
+fn lists_and_additions_speak_json() {
+    let dir = temp_dir("json");
+    let parse = |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap();
+    let (ok, out, err) = run(
+        &dir,
+        &["user", "add", "dana@example.com", "--json"],
+        "a long passphrase of hers\n",
+    );
+    assert!(ok, "{err}");
+    let added = parse(&out);
+    assert_eq!(added["email"], "dana@example.com");
+    assert!(added["user_id"].as_str().unwrap().starts_with("user_"));
+    let (_, out, _) = run(&dir, &["--json", "user", "list"], "");
+    assert_eq!(parse(&out)[0]["user_id"], added["user_id"]);
+    let (ok, out, err) = run(&dir, &["client", "add", "--name", "Robot", "--json"], "");
+    assert!(ok, "{err}");
+    let client = parse(&out);
+    assert!(client["client_secret"].is_string(), "{client}");
+    let (_, out, _) = run(&dir, &["client", "list", "--json"], "");
+    let clients = parse(&out);
+    assert_eq!(clients[0]["client_id"], client["client_id"]);
+    assert_eq!(clients[0]["kind"], "pre-registered");
+    assert!(!out.contains(client["client_secret"].as_str().unwrap()));
+    let (_, out, _) = run(&dir, &["key", "rotate", "--json"], "");
+    let rotated = parse(&out);
+    let (_, out, _) = run(&dir, &["key", "list", "--json"], "");
+    let keys = parse(&out);
+    assert_eq!(keys[0]["kid"], rotated["kid"]);
+    assert_eq!(keys[0]["state"], "next");
+    let _ = std::fs::remove_dir_all(&dir);
+}
