@@ -494,3 +494,25 @@ pub fn client_kind(client: &ClientRecord) -> &'static str {
         "pre-registered"
     }
 }
+
+/// Removes the user `email` (or subject, or `provider:upstream-id`) for good: signed out,
+/// every grant revoked (resource servers hear it), remembered consent and upstream links
+/// deleted, then the account. The audit trail keeps its subject.
+///
+/// # Errors
+///
+/// [`StartError::User`] for an unknown user, [`StartError::Store`].
+pub async fn remove_user(store: &SqlStore, email: &str) -> Result<(), StartError> {
+    let user = user_by_email(store, email).await?;
+    if store.remove_user(&user.user_id, now()).await? {
+        audited(
+            store,
+            crate::audit::events::USER_REMOVED,
+            Some(&user.user_id),
+            None,
+            None,
+        )
+        .await;
+    }
+    Ok(())
+}

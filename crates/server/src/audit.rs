@@ -48,6 +48,8 @@ pub mod events {
     pub const USER_ADDED: &str = "user_added";
     /// The administrator disabled a user.
     pub const USER_DISABLED: &str = "user_disabled";
+    /// The administrator removed a user for good (the record keeps its subject).
+    pub const USER_REMOVED: &str = "user_removed";
     /// The administrator enabled a user again.
     pub const USER_ENABLED: &str = "user_enabled";
     /// The administrator set a user's password.

@@ -166,6 +166,13 @@ enum UserCommand {
         /// email of their own are also named `provider:upstream-id`.
         email: String,
     },
+    /// Remove a user for good: signed out, grants revoked, remembered consent and upstream
+    /// links deleted, then the account (the audit trail keeps its subject). To keep the
+    /// account but stop it, use `disable`.
+    Remove {
+        /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
+        email: String,
+    },
     /// Let a disabled user sign in again (revoked grants stay revoked).
     Enable {
         /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
@@ -558,6 +565,10 @@ async fn user_command(config: &Config, command: UserCommand, json: bool) -> Resu
             UserCommand::RevokeAdmin { email } => admin::set_admin(&store, &email, false)
                 .await
                 .map(|()| println!("{email} is no longer an administrator"))
+                .map_err(|e| said(&e)),
+            UserCommand::Remove { email } => admin::remove_user(&store, &email)
+                .await
+                .map(|()| println!("removed {email}: signed out, grants revoked, account deleted"))
                 .map_err(|e| said(&e)),
             UserCommand::Unlock { email } => admin::reset_lockout(&store, &email)
                 .await

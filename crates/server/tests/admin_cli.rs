@@ -890,3 +890,34 @@ fn lists_and_additions_speak_json() {
     assert_eq!(keys[0]["state"], "next");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// `user remove` deletes the account for good (audited, by subject); the email is free again;
+// removing it twice names the unknown user.
+#[test]
+fn a_removed_user_is_gone_and_its_email_free_again() {
+    let dir = temp_dir("remove-user");
+    let add = || {
+        run(
+            &dir,
+            &["user", "add", "erin@example.com", "--json"],
+            "a long passphrase of hers\n",
+        )
+    };
+    let (ok, out, err) = add();
+    assert!(ok, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = run(&dir, &["user", "remove", "erin@example.com"], "");
+    assert!(ok && out.contains("removed"), "{out}{err}");
+    let (_, listing, _) = run(&dir, &["user", "list"], "");
+    assert!(!listing.contains("erin@example.com"), "{listing}");
+    let (ok, _, err) = run(&dir, &["user", "remove", "erin@example.com"], "");
+    assert!(!ok && err.contains("erin@example.com"), "{err}");
+    let (ok, out, err) = add();
+    assert!(ok, "{err}");
+    let second: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(first["user_id"], second["user_id"], "a new account");
+    let (_, trail, _) = run(&dir, &["audit", "--event", "user_removed", "--json"], "");
+    let trail: serde_json::Value = serde_json::from_str(&trail).unwrap();
+    assert_eq!(trail[0]["user"], first["user_id"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1586,3 +1586,58 @@ async fn a_postgres_backup_is_refused_with_where_to_turn() {
     assert!(refused.to_string().contains("pg_dump"), "{refused}");
     assert!(!destination.exists());
 }
+
+// Removing a user: its sessions end, its grants are revoked, the account and its remembered
+// consent are deleted; another user keeps everything. On both databases.
+#[tokio::test]
+async fn removing_a_user_revokes_its_grants_and_deletes_the_account() {
+    on_both_databases("remove", |store, _| async move {
+        for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
+            store
+                .create_user(id, email, "$argon2id$x", UnixTime(10))
+                .await
+                .unwrap();
+            store
+                .insert_session(&SecretHash::of(&format!("s-{id}")), id, UnixTime(10), 1_000)
+                .await
+                .unwrap();
+            store
+                .insert_grant(GrantRecord {
+                    grant_id: format!("g-{id}").into(),
+                    client_id: "c".into(),
+                    subject: id.into(),
+                    scope: mcpauth_token_engine::Scope::from_tokens(["mcp"]),
+                    resources: vec![],
+                    created_at: UnixTime(10),
+                    revoked_at: None,
+                })
+                .await
+                .unwrap();
+        }
+        assert!(store.remove_user("u1", UnixTime(20)).await.unwrap());
+        assert!(!store.remove_user("u1", UnixTime(21)).await.unwrap());
+        assert!(store.find_user_by_id("u1").await.unwrap().is_none());
+        assert!(store.find_user_by_id("u2").await.unwrap().is_some());
+        assert_eq!(
+            store
+                .session_user(&SecretHash::of("s-u1"), UnixTime(30))
+                .await
+                .unwrap(),
+            None
+        );
+        let revoked = |id: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .find_grant(&GrantId::from(id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at
+            }
+        };
+        assert_eq!(revoked("g-u1").await, Some(UnixTime(20)));
+        assert_eq!(revoked("g-u2").await, None);
+    })
+    .await;
+}

@@ -163,6 +163,53 @@ impl SqlStore {
         })
     }
 
+    /// Removes user `user_id` for good, in one transaction: first disabled as
+    /// [`disable_user`](Self::disable_user) does (sessions and sign-ins in progress end, every
+    /// grant is revoked, resource servers hear it), then its remembered consent, its links to
+    /// upstream identities and the account itself are deleted. The audit trail keeps its
+    /// subject. Returns whether the user existed.
+    ///
+    /// # Errors
+    ///
+    /// The database error; nothing is changed.
+    pub async fn remove_user(&self, user_id: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let now = to_db(now.0)?;
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Disabled first, so the trigger records the event resource servers receive.
+            let found = sqlx::query(
+                "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            sqlx::query(
+                "UPDATE grants SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for statement in [
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM interactions WHERE user_id = $1",
+                "DELETE FROM consent_approvals WHERE user_id = $1",
+                "DELETE FROM federated_identities WHERE user_id = $1",
+                "DELETE FROM users WHERE user_id = $1",
+            ] {
+                sqlx::query(statement)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(found)
+        })
+    }
+
     /// Marks user `user_id` an administrator, or not. Returns whether the user exists.
     ///
     /// # Errors
