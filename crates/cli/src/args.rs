@@ -19,8 +19,39 @@ pub(crate) struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Colours: `auto` (on a terminal, unless NO_COLOR is set), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// When to colour what is printed for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but the empty string).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    /// Whether to colour a stream that is (`terminal`) a terminal.
+    pub(crate) fn applies(self, terminal: bool) -> bool {
+        self.applies_with(terminal, std::env::var_os("NO_COLOR").as_deref())
+    }
+
+    /// [`applies`](Self::applies), with the value of `NO_COLOR` given (no-color.org: set to
+    /// anything but the empty string, it turns automatic colours off).
+    pub(crate) fn applies_with(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 /// Where tokens are kept.
@@ -177,6 +208,18 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
+
+    #[test]
+    fn automatic_colours_follow_the_terminal_and_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(Color::Auto.applies_with(true, None));
+        assert!(Color::Auto.applies_with(true, empty));
+        assert!(!Color::Auto.applies_with(true, set));
+        assert!(!Color::Auto.applies_with(false, None));
+        assert!(Color::Always.applies_with(false, set));
+        assert!(!Color::Never.applies_with(true, None));
+    }
 
     // Server-made client ids and secrets are random base64url, so about one in 32 begins
     // with `-`; it is a value, not a flag.

@@ -317,7 +317,10 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         Command::Get { name, show } => {
             let entry = registry.get(name)?;
             let client = authorized_client(name, entry, store.clone()).await?;
-            let token = client.get_valid_token().await.map_err(|e| said(&e))?;
+            let token = match valid_token(&client, name, &entry.url, out).await? {
+                Ok(token) => token,
+                Err(status) => return Ok(status),
+            };
             let tokens = client
                 .held_tokens()
                 .await
@@ -348,7 +351,10 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         Command::Test { name } => {
             let entry = registry.get(name)?;
             let client = authorized_client(name, entry, store.clone()).await?;
-            let token = client.get_valid_token().await.map_err(|e| said(&e))?;
+            let token = match valid_token(&client, name, &entry.url, out).await? {
+                Ok(token) => token,
+                Err(status) => return Ok(status),
+            };
             let answer = probe(&entry.url, Some((&client, &token))).await?;
             let server = answer.server_name();
             match answer.status {
@@ -370,12 +376,15 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
                     entry.url,
                     answer.described()
                 )),
-                401 | 403 => Err(format!(
-                    "{name} refused the token with HTTP {} ({}); `mcpauth auth {name} {}` \
-                     authorizes again",
-                    answer.status,
-                    answer.refusal(),
-                    entry.url
+                401 | 403 => Ok(out.fail_with(
+                    &format!(
+                        "{name} refused the token with HTTP {} ({}); `mcpauth auth {name} {}` \
+                         authorizes again",
+                        answer.status,
+                        answer.refusal(),
+                        entry.url
+                    ),
+                    crate::output::EXIT_AUTHORIZATION_NEEDED,
                 )),
                 _ => Err(format!(
                     "{name} ({}) answered {} to an authorized MCP request",
@@ -455,5 +464,26 @@ pub(crate) async fn run(cli: &Cli, out: &Output) -> Result<ExitCode, String> {
         }
         // Answered before any store is opened (they need none); never reached here.
         Command::Conformance { .. } | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A valid access token for `name` (refreshed when needed); when the user must authorize
+/// again, that reported with its exit status.
+async fn valid_token(
+    client: &mcpauth_client::OAuthClient,
+    name: &str,
+    url: &str,
+    out: &Output,
+) -> Result<Result<String, ExitCode>, String> {
+    match client.get_valid_token().await {
+        Ok(token) => Ok(Ok(token)),
+        Err(
+            e @ (mcpauth_client::Error::Refresh { .. }
+            | mcpauth_client::Error::NotAuthorized { .. }),
+        ) => Ok(Err(out.fail_with(
+            &format!("{}; `mcpauth auth {name} {url}` authorizes again", said(&e)),
+            crate::output::EXIT_AUTHORIZATION_NEEDED,
+        ))),
+        Err(e) => Err(said(&e)),
     }
 }

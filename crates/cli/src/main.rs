@@ -61,7 +61,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output {
         json: cli.json,
-        color: std::io::stdout().is_terminal(),
+        color: cli.color.applies(std::io::stdout().is_terminal()),
+        color_errors: cli.color.applies(std::io::stderr().is_terminal()),
     };
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(

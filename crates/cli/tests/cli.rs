@@ -156,6 +156,44 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
             .any(|w| token.as_bytes().starts_with(w))
     );
 
+    // A name whose tokens are gone (the registry alone, in another store): `get` says to
+    // authorize again and exits 77, so a script can tell it from other failures; colours
+    // follow --color, and NO_COLOR in auto.
+    let bare = dir.join("bare-store");
+    std::fs::create_dir_all(&bare).unwrap();
+    // A store's folder is its owner's alone, as the CLI makes it.
+    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .unwrap();
+    std::fs::copy(store_dir.join("servers.json"), bare.join("servers.json")).unwrap();
+    let unauthorized = |extra: &'static [&'static str], no_color: bool| {
+        let mut command = mcpauth(&bare);
+        command.args(extra).args(["get", "work"]);
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        command.output()
+    };
+    let output = unauthorized(&[], false).await.unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("mcpauth auth work") && !stderr.contains('\x1b'),
+        "not a terminal: no colour ({stderr})"
+    );
+    let output = unauthorized(&["--color", "always"], false).await.unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("\x1b[31merror:"));
+    let output = unauthorized(&["--color", "never"], false).await.unwrap();
+    assert!(!String::from_utf8_lossy(&output.stderr).contains('\x1b'));
+    let output = unauthorized(&["--json"], true).await.unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["exit_status"], 77);
+
     // test: an authorized initialize.
     let (ok, stdout, stderr) = run(&store_dir, &["test", "work"]).await;
     assert!(

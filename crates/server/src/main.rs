@@ -32,6 +32,10 @@ struct Cli {
     /// `client list`, `client add`, `key list`, `key rotate`, `grant list`, `audit`).
     #[arg(long, global = true)]
     json: bool,
+    /// Colours in the text logs: `auto` (on a terminal, unless NO_COLOR is set), `always` or
+    /// `never`.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -936,8 +940,41 @@ fn format_date(unix: u64) -> String {
 
 /// Logs to standard error, as text or JSON lines; `MCPAUTH_LOG` filters (default `info`).
 /// Nothing secret is logged: tokens, codes, secrets and passwords never reach a log call.
-fn init_logging(format: mcpauth_server::LogFormat) {
+/// When to colour what is written for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but the empty string).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    /// Whether to colour standard error.
+    fn on_stderr(self) -> bool {
+        self.applies(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        )
+    }
+
+    /// Whether to colour a stream that is (`terminal`) a terminal, `NO_COLOR` being
+    /// `no_color` (no-color.org: set to anything but the empty string, it turns automatic
+    /// colours off).
+    fn applies(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+fn init_logging(format: mcpauth_server::LogFormat, color: Color) {
     let builder = tracing_subscriber::fmt()
+        .with_ansi(color.on_stderr())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MCPAUTH_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -958,7 +995,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_logging(config.log_format);
+    init_logging(config.log_format, cli.color);
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();
@@ -992,6 +1029,17 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
+
+    #[test]
+    fn automatic_colours_follow_the_terminal_and_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        assert!(Color::Auto.applies(true, None));
+        assert!(Color::Auto.applies(true, Some(std::ffi::OsStr::new(""))));
+        assert!(!Color::Auto.applies(true, set));
+        assert!(!Color::Auto.applies(false, None));
+        assert!(Color::Always.applies(false, set));
+        assert!(!Color::Never.applies(true, None));
+    }
 
     // Generated client ids and key ids are base64url, so one in 32 starts with `-`: the
     // commands that take them must not read it as an option.
