@@ -162,8 +162,7 @@ async fn the_cli_authorizes_lists_gets_tests_logs_out_and_clears() {
     let bare = dir.join("bare-store");
     std::fs::create_dir_all(&bare).unwrap();
     // A store's folder is its owner's alone, as the CLI makes it.
-    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .unwrap();
+    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     std::fs::copy(store_dir.join("servers.json"), bare.join("servers.json")).unwrap();
     let unauthorized = |extra: &'static [&'static str], no_color: bool| {
         let mut command = mcpauth(&bare);

@@ -64,6 +64,12 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Print a shell completion script (`mcpauth-server completions bash >
+    /// /etc/bash_completion.d/mcpauth-server`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Apply the database migrations this version has that the database lacks, and say where
     /// it stands. Servers do this at start unless `migrate = false` (`--no-migrate`).
     Migrate,
@@ -331,6 +337,16 @@ impl Failure {
 async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve);
     let json = cli.json;
+    if let Command::Completions { shell } = command {
+        use clap::CommandFactory as _;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "mcpauth-server",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     if cli.no_migrate {
         config.migrate = false;
     }
@@ -372,7 +388,7 @@ async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::start(&e)),
         // Answered above.
-        Command::Config { .. } | Command::Restore { .. } => Ok(()),
+        Command::Config { .. } | Command::Restore { .. } | Command::Completions { .. } => Ok(()),
         Command::Migrate => Ok(migrate_command(&config).await?),
         Command::Backup { file } => mcpauth_store_sql::backup_sqlite(&config.database_url, &file)
             .await

@@ -85,7 +85,19 @@ fn help_documents_every_subcommand() {
     let dir = temp_dir("help");
     let (ok, top, _) = run(&dir, &["--help"], "");
     assert!(ok);
-    for command in ["serve", "user", "client", "grant", "key", "config", "audit"] {
+    for command in [
+        "serve",
+        "user",
+        "client",
+        "grant",
+        "key",
+        "config",
+        "audit",
+        "backup",
+        "restore",
+        "migrate",
+        "completions",
+    ] {
         assert!(top.contains(command), "{top}");
     }
     let (_, user, _) = run(&dir, &["user", "--help"], "");
@@ -104,6 +116,11 @@ fn help_documents_every_subcommand() {
     let (_, client, _) = run(&dir, &["client", "--help"], "");
     for command in ["add", "list", "remove"] {
         assert!(client.contains(command), "{client}");
+    }
+    // A completion script for each shell, naming the commands; no database needed.
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, script, err) = run_as(&dir, &["completions", shell], "");
+        assert!(ok && script.contains("grant-admin"), "{shell}: {err}");
     }
     let (_, grant, _) = run(&dir, &["grant", "--help"], "");
     for command in ["list", "revoke"] {
