@@ -515,21 +515,23 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
                 }
             }),
         );
-    let router = if config.metrics {
-        router.route(
-            "/metrics",
-            get({
+    let metrics_route = axum::Router::new().route(
+        "/metrics",
+        get({
+            let metrics = metrics.clone();
+            let token = config.metrics_token.clone();
+            move |headers: axum::http::HeaderMap| {
                 let metrics = metrics.clone();
-                let token = config.metrics_token.clone();
-                move |headers: axum::http::HeaderMap| {
-                    let metrics = metrics.clone();
-                    let token = token.clone();
-                    async move { serve_metrics(&metrics, token.as_ref(), &headers) }
-                }
-            }),
-        )
-    } else {
-        router
+                let token = token.clone();
+                async move { serve_metrics(&metrics, token.as_ref(), &headers) }
+            }
+        }),
+    );
+    // Beside the OAuth endpoints, or on an address of its own (`metrics_listen`).
+    let (router, metrics_listener) = match (config.metrics, config.metrics_listen) {
+        (false, _) => (router, None),
+        (true, None) => (router.merge(metrics_route), None),
+        (true, Some(address)) => (router, Some((address, metrics_route))),
     };
     let router = router
         .layer(axum::middleware::from_fn_with_state(
@@ -593,6 +595,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         transmitter,
         audit,
         tls,
+        metrics_listener,
     })
 }
 

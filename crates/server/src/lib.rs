@@ -102,6 +102,8 @@ pub struct Server {
     pub(crate) audit: audit::AuditQueue,
     /// The certificate and key of native TLS, when configured.
     pub(crate) tls: Option<tls::TlsCertificates>,
+    /// `/metrics` on an address of its own (`metrics_listen`), which [`serve_on`] binds.
+    pub(crate) metrics_listener: Option<(std::net::SocketAddr, Router)>,
 }
 
 /// How often a running server reloads its signing keys from the database, so a rotation

@@ -174,6 +174,8 @@ const ERROR_CODES: [&str; 20] = [
 /// The server's counters.
 pub(crate) struct Metrics {
     started: Instant,
+    /// When this instance started (Unix seconds), for `process_start_time_seconds`.
+    started_at: u64,
     /// Requests per endpoint and status class (1xx..5xx).
     requests: [[AtomicU64; 5]; ENDPOINTS.len()],
     latency: [Histogram; ENDPOINTS.len()],
@@ -199,6 +201,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             started: Instant::now(),
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             requests: Default::default(),
             latency: Default::default(),
             tokens_issued: Default::default(),
@@ -442,6 +447,12 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP mcpauth_build_info The running version.\n# TYPE mcpauth_build_info gauge\nmcpauth_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        process_metrics(&mut out, self.started_at);
+        let _ = writeln!(
+            out,
             "# HELP mcpauth_uptime_seconds Seconds since this instance started.\n# TYPE mcpauth_uptime_seconds gauge\nmcpauth_uptime_seconds {}",
             self.started.elapsed().as_secs()
         );
@@ -508,6 +519,60 @@ pub(crate) async fn track(
         .metrics
         .observe(endpoint, status, started.elapsed());
     response
+}
+
+/// The standard process metrics (Prometheus client conventions), from `/proc/self` on Linux;
+/// only the start time elsewhere.
+fn process_metrics(out: &mut String, started_at: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {started_at}"
+    );
+    #[cfg(target_os = "linux")]
+    {
+        // utime and stime (fields 14 and 15, after the parenthesised command name), in the
+        // kernel's USER_HZ: 100 a second on every Linux architecture's user ABI.
+        let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| {
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let ticks =
+                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some(ticks as f64 / 100.0)
+            });
+        if let Some(seconds) = cpu_seconds {
+            let _ = writeln!(
+                out,
+                "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {seconds}"
+            );
+        }
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let kib = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?;
+                Some(kib * 1024)
+            });
+        if let Some(bytes) = resident_bytes {
+            let _ = writeln!(
+                out,
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {bytes}"
+            );
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let _ = writeln!(
+                out,
+                "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}",
+                fds.count()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,22 @@ pub async fn serve_on(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    // `/metrics` on its own address first: a port another program holds fails the start.
+    let metrics_server = match &server.metrics_listener {
+        None => None,
+        Some((address, router)) => {
+            let metrics_tcp = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| StartError::Io {
+                    addr: address.to_string(),
+                    source,
+                })?;
+            tracing::info!(listen = %address, "serving /metrics on its own address");
+            Some(tokio::spawn(
+                axum::serve(metrics_tcp, router.clone()).into_future(),
+            ))
+        }
+    };
     let housekeeping = server.housekeeping();
     let sweeper = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -194,6 +210,9 @@ pub async fn serve_on(
     };
     if let Some(reloader) = tls_reloader {
         reloader.abort();
+    }
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
     }
     sweeper.abort();
     successors.abort();

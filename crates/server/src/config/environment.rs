@@ -213,6 +213,12 @@ impl Config {
         if let Some(v) = env("MCPAUTH_TLS_PRIVATE_KEY") {
             self.tls_private_key = Some(v.into());
         }
+        if let Some(v) = env("MCPAUTH_METRICS_LISTEN") {
+            self.metrics_listen = Some(v.parse().map_err(|_| ConfigError::Env {
+                name: "MCPAUTH_METRICS_LISTEN",
+                reason: format!("`{v}` is not an address like 127.0.0.1:9090"),
+            })?);
+        }
         if let Some(v) = env("MCPAUTH_METRICS_TOKEN") {
             self.metrics_token = Some(Secret::new(v));
         }

@@ -173,6 +173,10 @@ pub struct Config {
     /// A bearer token `/metrics` requires (`Authorization: Bearer …`); none: open to anyone
     /// who can reach it (restrict it at your proxy).
     pub metrics_token: Option<Secret>,
+    /// Serve `/metrics` on this address of its own instead of beside the OAuth endpoints (a
+    /// private interface the scraper reaches and clients do not). Production mode accepts it
+    /// without `metrics_token`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Log format on standard error: `text` (human) or `json` (one object per line).
     pub log_format: LogFormat,
     /// Production mode: refuse to start with a non-https issuer, a default database location,
@@ -256,6 +260,7 @@ impl Default for Config {
             tls_private_key: None,
             metrics: true,
             metrics_token: None,
+            metrics_listen: None,
             log_format: LogFormat::Text,
             production: false,
             client_secret_ttl: None,
@@ -559,6 +564,7 @@ mod tests {
                 ("MCPAUTH_TLS_CERTIFICATE", "/etc/mcpauth/fullchain.pem"),
                 ("MCPAUTH_PREVIOUS_SIGNING_KEY_ENCRYPTION_KEYS", "a= b="),
                 ("MCPAUTH_MIGRATE", "false"),
+                ("MCPAUTH_METRICS_LISTEN", "127.0.0.1:9090"),
                 ("MCPAUTH_TLS_PRIVATE_KEY", "/etc/mcpauth/privkey.pem"),
                 (
                     "MCPAUTH_SSF_PUSH_ORIGINS",
@@ -615,6 +621,8 @@ mod tests {
             ["a=", "b="]
         );
         assert!(defaults.migrate && !set.migrate);
+        assert_eq!(defaults.metrics_listen, None);
+        assert_eq!(set.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(
             set.ssf_push_origins,
             ["https://rs.internal:8443", "http://127.0.0.1:3000"]

@@ -88,11 +88,11 @@ impl Config {
             ),
             Some(_) => {}
         }
-        if self.metrics && self.metrics_token.is_none() {
+        if self.metrics && self.metrics_token.is_none() && self.metrics_listen.is_none() {
             problems.push(
                 "metrics is on without metrics_token: /metrics would tell anyone who can reach \
-                 it how the server is used; set metrics_token (`openssl rand -base64 32`) or \
-                 metrics = false"
+                 it how the server is used; set metrics_token (`openssl rand -base64 32`), serve \
+                 it on a private address of its own (metrics_listen), or metrics = false"
                     .to_owned(),
             );
         }

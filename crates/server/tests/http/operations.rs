@@ -239,6 +239,59 @@ async fn https_issuers_send_strict_transport_security() {
 
 // /metrics: requests and latencies per endpoint, tokens issued per grant type, OAuth errors
 // per error code; behind a bearer token when one is configured.
+// `metrics_listen`: /metrics on an address of its own, not beside the OAuth endpoints, with
+// the process and build metrics; production mode accepts it without a token there.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_address_when_asked() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = start_configured("", temp_dir("metrics-listen"), |config| {
+        config.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    })
+    .await;
+    let beside = server.get(&format!("{}/metrics", server.base), "").await;
+    assert_eq!(
+        beside.status(),
+        StatusCode::NOT_FOUND,
+        "not beside the OAuth endpoints"
+    );
+    let text = server
+        .get(&format!("http://127.0.0.1:{port}/metrics"), "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "mcpauth_http_requests_total{endpoint=\"metrics\",status=\"4xx\"} 1",
+        "mcpauth_build_info{version=\"",
+        "process_start_time_seconds ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    let mut production = mcpauth_server::Config::default();
+    production.production = true;
+    production.metrics_listen = Some("127.0.0.1:9090".parse().unwrap());
+    let problems = production.production_problems(|_| true);
+    assert!(
+        !problems.iter().any(|p| p.contains("metrics")),
+        "{problems:?}"
+    );
+    production.metrics_listen = None;
+    assert!(
+        production
+            .production_problems(|_| true)
+            .iter()
+            .any(|p| p.contains("metrics_listen")),
+        "the refusal names the way out"
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_requests_grants_and_errors() {
     let server = start_configured("", temp_dir("metrics"), |config| {
