@@ -1,45 +1,5 @@
-//! actix-web glue for mcpauth: the authorization-server routes over
-//! [`TokenEngine`](mcpauth_token_engine::TokenEngine), mounted from the framework-neutral
-//! [`AuthorizationServer`], and a [`BearerGuard`] middleware protecting an MCP server with the
-//! framework-neutral [`ResourceServer`]. Each request is converted to an
-//! `http::Request<Bytes>`, answered by the service, and converted back; the protocol lives in
-//! the engine.
-//!
-//! Mount it at the root of the app: the routes sit below the issuer's path, and the RFC 8414
-//! metadata at `/.well-known/oauth-authorization-server{issuer path}` (RFC 8414 §3.1), so an
-//! issuer with a path is served correctly without a scope.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use actix_web::{App, test};
-//! use mcpauth_adapter_actix::authorization_server;
-//! use mcpauth_http::{AuthorizationServer, HttpResponse, Interaction, OsRandom};
-//! use mcpauth_token_engine::{EngineConfig, KeyAlgorithm, MemoryModel, PendingAuthorization, SigningKey, TokenEngine};
-//!
-//! struct ConsentPage;
-//!
-//! #[async_trait::async_trait]
-//! impl Interaction for ConsentPage {
-//!     async fn begin(&self, _: PendingAuthorization, _: &http::request::Parts) -> HttpResponse {
-//!         http::Response::new(bytes::Bytes::from_static(b"sign in"))
-//!     }
-//! }
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
-//! let key = SigningKey::generate(KeyAlgorithm::Es256)?;
-//! let engine = Arc::new(TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom)));
-//! let server = Arc::new(AuthorizationServer::new(engine, Arc::new(ConsentPage)));
-//!
-//! actix_web::rt::System::new().block_on(async move {
-//!     // In production: HttpServer::new(move || App::new().configure(authorization_server(server.clone())))
-//!     let app = test::init_service(App::new().configure(authorization_server(server))).await;
-//!     let request = test::TestRequest::get().uri("/.well-known/oauth-authorization-server").to_request();
-//!     let response = test::call_service(&app, request).await;
-//!     assert!(response.status().is_success());
-//! });
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod resource_server;
 

@@ -1,21 +1,4 @@
-//! Dynamic client registration, sans-IO: RFC 7591 §2 client-metadata validation with the
-//! server's defaults, RFC 7591 §3.2.2 error codes, and the redirect-URI policy of RFC 6749
-//! §3.1.2 and RFC 8252 §7.
-//!
-//! This crate decides whether metadata is acceptable; it stores nothing and fetches nothing
-//! (no `jwks_uri`, no software-statement keys).
-//!
-//! ```
-//! use mcpauth_dcr::{RegistrationRules, validate_client_metadata};
-//! use mcpauth_oauth_types::ClientMetadata;
-//!
-//! let metadata = ClientMetadata::from_json(br#"{"redirect_uris": ["http://127.0.0.1:3000/callback"]}"#)?;
-//! let (method, registered) = validate_client_metadata(metadata, &RegistrationRules::default())
-//!     .map_err(|e| e.description().to_owned())?;
-//! assert_eq!(method.as_str(), "none");
-//! assert_eq!(registered.grant_types, ["authorization_code", "refresh_token"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod auth_method;
 mod redirect_uri;

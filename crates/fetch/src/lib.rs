@@ -1,31 +1,4 @@
-//! The one place mcpauth fetches a URL that a peer handed it (a Client ID Metadata Document,
-//! a `jwks_uri`, discovery documents): SSRF-safe by construction.
-//!
-//! - `https` only (plain `http` only to loopback hosts, and only when the policy allows it,
-//!   for tests and development).
-//! - Host names are resolved first and every address is checked; private, loopback,
-//!   link-local, unique-local, CGNAT, multicast, unspecified and reserved ranges are refused.
-//!   The connection goes to a checked address (the resolver hands reqwest only those), so a
-//!   second DNS answer cannot switch it (no DNS rebinding).
-//! - Redirects are never followed.
-//! - The body is size-capped while it streams, and the whole exchange has a time limit.
-//!
-//! ```
-//! use mcpauth_fetch::{FetchError, FetchPolicy, SafeFetcher};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), FetchError> {
-//! let fetcher = SafeFetcher::new(FetchPolicy::default())?;
-//! // A URL a peer handed us that points inside the network is refused before any connection:
-//! for inside in ["https://127.0.0.1/client.json", "https://169.254.169.254/latest/meta-data", "http://app.example.com/x"] {
-//!     let url = url::Url::parse(inside).map_err(|_| FetchError::BadUrl)?;
-//!     assert!(fetcher.fetch(&url).await.is_err(), "{inside}");
-//! }
-//! // A public https URL is fetched, capped in size and time, without following redirects:
-//! // let fetched = fetcher.fetch(&url::Url::parse("https://app.example.com/client.json")?).await?;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

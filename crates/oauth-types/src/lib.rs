@@ -1,20 +1,5 @@
-//! OAuth 2.1 wire types for mcpauth: strict parsers, typed requests, secret newtypes and
-//! one error-code enum per endpoint.
-//!
-//! This crate does no I/O: it never opens a socket, reads a file, the clock or a random
-//! source (its `os` feature's `now` and `SystemClock` aside, there for the edges). It turns untrusted bytes (a form body, a query string, a JSON document, an
-//! `Authorization` header value) into typed values, or into an error that names the RFC
-//! error code and says what was wrong. Every parser is a fuzz target and never panics.
-//!
-//! ```
-//! use mcpauth_oauth_types::{FormParams, TokenRequest, GrantType};
-//!
-//! let body = b"grant_type=authorization_code&code=abc&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&code_verifier=v";
-//! let form = FormParams::parse(body)?;
-//! let request = TokenRequest::from_form(&form)?;
-//! assert_eq!(request.grant_type(), Some(GrantType::AuthorizationCode));
-//! # Ok::<(), mcpauth_oauth_types::ParseError>(())
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
 mod client_auth;

@@ -1,19 +1,4 @@
-//! RFC 7636 Proof Key for Code Exchange, `S256` only.
-//!
-//! OAuth 2.1 and the MCP authorization specification require PKCE with `S256`; `plain` gives
-//! no protection against a leaked authorization request and is refused. This crate does no
-//! I/O: it hashes and compares.
-//!
-//! ```
-//! use mcpauth_oauth_types::CodeVerifier;
-//! use mcpauth_pkce::{CodeChallenge, challenge_for};
-//!
-//! let verifier = CodeVerifier::new("dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
-//! let challenge = CodeChallenge::parse("ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc", Some("S256"))?;
-//! assert!(challenge.verify(&verifier).is_ok());
-//! assert_eq!(challenge_for(&verifier)?.as_str(), challenge.as_str());
-//! # Ok::<(), mcpauth_pkce::PkceError>(())
-//! ```
+#![doc = include_str!("../README.md")]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

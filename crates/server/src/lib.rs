@@ -1,29 +1,4 @@
-//! `mcpauth-server`: a runnable OAuth 2.1 authorization server for MCP.
-//!
-//! It wires the [`TokenEngine`] to SQL storage ([`SqlStore`]: SQLite, or PostgreSQL for several
-//! instances), the axum adapter, and built-in login and consent pages for local users
-//! (argon2id passwords). It generates and persists its ES256 signing key on first start.
-//!
-//! ```
-//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = std::env::temp_dir().join(format!("mcpauth-server-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir)?;
-//! let mut config = mcpauth_server::Config::default(); // what `mcpauth-server` runs with no file
-//! config.listen = "127.0.0.1:0".parse()?;
-//! config.database_url = format!("sqlite://{}", dir.join("mcpauth.db").display());
-//! config.issuer = Some("http://127.0.0.1:8080".into());
-//! let server = mcpauth_server::build(&config).await?; // migrations, signing key, engine, routes
-//! assert_eq!(
-//!     server.engine.metadata().token_endpoint.as_deref(),
-//!     Some("http://127.0.0.1:8080/token")
-//! );
-//! // Then: mcpauth_server::serve_on(listener, server, shutdown_signal).await?
-//! # drop(server);
-//! # std::fs::remove_dir_all(&dir)?;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 pub mod admin;
 mod assertions;

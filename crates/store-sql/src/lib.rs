@@ -1,37 +1,4 @@
-//! SQL storage for mcpauth: an [`OAuthServerModel`](mcpauth_token_engine::OAuthServerModel) on
-//! SQLite (the embedded default) or PostgreSQL (for several server instances on one database),
-//! with embedded migrations per database, plus the state of the `mcpauth-server` binary (users,
-//! signing keys, login interactions, sessions).
-//!
-//! Every atomic model call is one conditional statement or one transaction, so races, between
-//! tasks or between server instances, are decided by the database, never by process memory:
-//! `UPDATE … SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL RETURNING …`.
-//! The SQL text is shared by both databases (`$n` placeholders, `ON CONFLICT`, `RETURNING`);
-//! the few statements that differ say so where they branch.
-//!
-//! ```
-//! use mcpauth_store_sql::{SqlStore, StoreOptions};
-//! use mcpauth_token_engine::ClientStore as _;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = std::env::temp_dir().join(format!("mcpauth-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir)?;
-//! # let path = dir.join("mcpauth.db");
-//! // SQLite, the file created and migrated on first use (`sqlite://mcpauth.db` in a deployment):
-//! let store = SqlStore::connect(&format!("sqlite://{}", path.display())).await?;
-//! assert!(store.find_client(&"nobody".into()).await?.is_none());
-//! // PostgreSQL, shared by every instance, with a larger pool:
-//! let options = StoreOptions::default().max_connections(32);
-//! # if false {
-//! let shared = SqlStore::connect_with("postgres://mcpauth@db/mcpauth", &options).await?;
-//! # let _ = shared;
-//! # }
-//! # drop(store);
-//! # std::fs::remove_dir_all(&dir)?;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod client_cache;
 mod consent;

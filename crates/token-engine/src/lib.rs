@@ -1,34 +1,5 @@
-//! A sans-IO OAuth 2.1 authorization-server engine for MCP.
-//!
-//! The engine implements the protocol: the authorization endpoint (RFC 6749 §4.1 with PKCE
-//! S256, RFC 8707 resources and RFC 9207 `iss`, Client ID Metadata Documents); the token
-//! endpoint with every grant (authorization code, refresh token with rotation and reuse
-//! detection, client credentials, device code per RFC 8628, token exchange per RFC 8693),
-//! client authentication (`client_secret_basic`/`post`, RFC 7523 `private_key_jwt`);
-//! dynamic client registration and its management (RFC 7591, RFC 7592); revocation
-//! (RFC 7009); introspection (RFC 7662); RFC 9068 JWT access tokens (ES256, EdDSA, RS256) with
-//! their JWK Set, or opaque tokens; RFC 8414 metadata. Storage is the [`OAuthServerModel`]
-//! trait; [`MemoryModel`] is in-memory, and [`testing`] (feature `testing`) is the kit every
-//! model must pass.
-//!
-//! It does no I/O of its own: no sockets, no files, no clock, no OS RNG (each protocol crate's
-//! `clippy.toml` forbids them, so the compiler checks the promise). Every call takes `now`,
-//! randomness comes from the [`SecureRandom`] the caller plugs in, and the only awaits are
-//! model calls. The `os` feature (on by default) is where a caller finds the OS's clock
-//! ([`now`]), random source ([`OsRandom`]) and new keys ([`SigningKey::generate`]). Web
-//! adapters call its `http`-level entries ([`TokenEngine::token_endpoint`] and friends) and
-//! stay a few lines of glue.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use mcpauth_token_engine::{EngineConfig, KeyAlgorithm, MemoryModel, OsRandom, SigningKey, TokenEngine};
-//!
-//! let config = EngineConfig::new("https://auth.example.com".parse()?)?;
-//! let key = SigningKey::generate(KeyAlgorithm::Es256)?;
-//! let engine = TokenEngine::new(config, Arc::new(MemoryModel::new()), key, Arc::new(OsRandom));
-//! assert_eq!(engine.metadata().token_endpoint.as_deref(), Some("https://auth.example.com/token"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
 mod authorize;
