@@ -298,70 +298,6 @@ pub(crate) async fn load_signing_keys(
         .fold(KeySet::new(current), KeySet::with_retired))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encryption() -> KeyEncryption {
-        KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
-    }
-
-    #[test]
-    fn sealed_keys_open_only_for_their_own_row() {
-        let encryption = encryption();
-        let sealed = encryption.seal("kid-1", "ES256", b"0\x82der").unwrap();
-        assert!(sealed.starts_with(SEALED_PREFIX));
-        assert!(!sealed.windows(6).any(|w| w == b"0\x82der"));
-        assert_eq!(
-            encryption.open("kid-1", "ES256", &sealed).unwrap(),
-            (b"0\x82der".to_vec(), false)
-        );
-        assert!(encryption.open("kid-2", "ES256", &sealed).is_err());
-        assert!(encryption.open("kid-1", "EdDSA", &sealed).is_err());
-        let other = KeyEncryption::from_base64(&"A".repeat(43)).unwrap();
-        assert!(other.open("kid-1", "ES256", &sealed).is_err());
-        assert!(encryption.open("kid-1", "ES256", SEALED_PREFIX).is_err());
-    }
-
-    fn row(kid: &str, created_at: u64) -> mcpauth_store_sql::SigningKeyRow {
-        let mut row = mcpauth_store_sql::SigningKeyRow::default();
-        row.kid = kid.into();
-        row.created_at = created_at;
-        row
-    }
-
-    #[test]
-    fn a_new_key_signs_only_after_the_rotation_lead() {
-        // Newest first.
-        let rows = [row("new", 1_000), row("old", 100)];
-        assert_eq!(
-            signer_index(&rows, 600, 1_200),
-            1,
-            "published, not signing yet"
-        );
-        assert_eq!(
-            signer_index(&rows, 600, 1_600),
-            0,
-            "lead over: the new key signs"
-        );
-        assert_eq!(signer_index(&rows, 0, 1_000), 0);
-        // The deployment's first key signs at once.
-        assert_eq!(signer_index(&[row("first", 1_000)], 600, 1_000), 0);
-        // Two keys both within the lead: the older one still signs.
-        let rows = [row("c", 1_100), row("b", 1_000), row("a", 0)];
-        assert_eq!(signer_index(&rows, 600, 1_200), 2);
-        assert_eq!(signer_index(&rows, 600, 1_650), 1);
-    }
-
-    #[test]
-    fn the_encryption_key_must_be_32_bytes_of_base64() {
-        assert!(KeyEncryption::from_base64("c2hvcnQ=").is_err());
-        assert!(KeyEncryption::from_base64("not base64 at all!").is_err());
-        // URL-safe without padding is accepted too.
-        assert!(KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_ok());
-    }
-}
-
 /// The stored signing keys as one instance uses them: reloaded from the database, rotated by
 /// the administrator (command line or console). Shared by [`crate::Server`] and the console.
 pub(crate) struct KeyRing {
@@ -442,5 +378,69 @@ impl KeyRing {
         &self,
     ) -> Result<Vec<(mcpauth_store_sql::SigningKeyRow, KeyState)>, StartError> {
         list_signing_keys(&self.store, self.rotation_lead, self.clock.now().0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encryption() -> KeyEncryption {
+        KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_for_their_own_row() {
+        let encryption = encryption();
+        let sealed = encryption.seal("kid-1", "ES256", b"0\x82der").unwrap();
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert!(!sealed.windows(6).any(|w| w == b"0\x82der"));
+        assert_eq!(
+            encryption.open("kid-1", "ES256", &sealed).unwrap(),
+            (b"0\x82der".to_vec(), false)
+        );
+        assert!(encryption.open("kid-2", "ES256", &sealed).is_err());
+        assert!(encryption.open("kid-1", "EdDSA", &sealed).is_err());
+        let other = KeyEncryption::from_base64(&"A".repeat(43)).unwrap();
+        assert!(other.open("kid-1", "ES256", &sealed).is_err());
+        assert!(encryption.open("kid-1", "ES256", SEALED_PREFIX).is_err());
+    }
+
+    fn row(kid: &str, created_at: u64) -> mcpauth_store_sql::SigningKeyRow {
+        let mut row = mcpauth_store_sql::SigningKeyRow::default();
+        row.kid = kid.into();
+        row.created_at = created_at;
+        row
+    }
+
+    #[test]
+    fn a_new_key_signs_only_after_the_rotation_lead() {
+        // Newest first.
+        let rows = [row("new", 1_000), row("old", 100)];
+        assert_eq!(
+            signer_index(&rows, 600, 1_200),
+            1,
+            "published, not signing yet"
+        );
+        assert_eq!(
+            signer_index(&rows, 600, 1_600),
+            0,
+            "lead over: the new key signs"
+        );
+        assert_eq!(signer_index(&rows, 0, 1_000), 0);
+        // The deployment's first key signs at once.
+        assert_eq!(signer_index(&[row("first", 1_000)], 600, 1_000), 0);
+        // Two keys both within the lead: the older one still signs.
+        let rows = [row("c", 1_100), row("b", 1_000), row("a", 0)];
+        assert_eq!(signer_index(&rows, 600, 1_200), 2);
+        assert_eq!(signer_index(&rows, 600, 1_650), 1);
+    }
+
+    #[test]
+    fn the_encryption_key_must_be_32_bytes_of_base64() {
+        assert!(KeyEncryption::from_base64("c2hvcnQ=").is_err());
+        assert!(KeyEncryption::from_base64("not base64 at all!").is_err());
+        // URL-safe without padding is accepted too.
+        assert!(KeyEncryption::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_ok());
     }
 }

@@ -15,6 +15,8 @@
     reason = "tests"
 )]
 
+#[path = "support/certificates.rs"]
+mod certificates;
 mod support;
 
 use support::{free_port, temp_dir};
@@ -361,7 +363,7 @@ async fn the_forwarded_header_is_read_when_configured() {
 // nginx's and never one a caller forged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_at_the_proxy_serves_the_https_issuer_and_the_audit_trail_names_each_caller() {
-    use support::certificates::{authority, leaf};
+    use certificates::{authority, leaf};
     let dir = temp_dir("proxy-tls");
     let (ca, ca_der) = authority();
     let (chain, key, _) = leaf(&ca);

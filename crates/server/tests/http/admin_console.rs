@@ -59,13 +59,11 @@ async fn console_session(server: &Running, email: &str, password: &str) -> (Stri
     )
 }
 
+/// A console action: its URL and the form fields besides the CSRF token.
+type Action = (String, Vec<(&'static str, &'static str)>);
+
 /// Every page, API read and action of the console.
-fn routes(
-    server: &Running,
-) -> (
-    Vec<String>,
-    Vec<(String, Vec<(&'static str, &'static str)>)>,
-) {
+fn routes(server: &Running) -> (Vec<String>, Vec<Action>) {
     let at = |path: &str| format!("{}/admin{path}", server.base);
     let reads = [
         "/users",

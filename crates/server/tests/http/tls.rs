@@ -156,7 +156,8 @@ async fn a_native_tls_misconfiguration_is_refused_at_start_by_name() {
                 .to_string()
         }
     };
-    let cases: Vec<(Box<dyn Fn(&mut mcpauth_server::Config)>, &str)> = vec![
+    type Configure<'a> = Box<dyn Fn(&mut mcpauth_server::Config) + 'a>;
+    let cases: Vec<(Configure<'_>, &str)> = vec![
         (
             Box::new(|c| c.tls_certificate = Some(chain_path.clone())),
             "go together",

@@ -4,8 +4,6 @@
 //! directories and ports for servers the tests start as processes.
 #![allow(dead_code, unreachable_pub, reason = "each test file uses part of it")]
 
-pub mod certificates;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
