@@ -477,10 +477,7 @@ async fn valid_token(
 ) -> Result<Result<String, ExitCode>, String> {
     match client.get_valid_token().await {
         Ok(token) => Ok(Ok(token)),
-        Err(
-            e @ (mcpauth_client::Error::Refresh { .. }
-            | mcpauth_client::Error::NotAuthorized { .. }),
-        ) => Ok(Err(out.fail_with(
+        Err(e) if e.needs_authorization() => Ok(Err(out.fail_with(
             &format!("{}; `mcpauth auth {name} {url}` authorizes again", said(&e)),
             crate::output::EXIT_AUTHORIZATION_NEEDED,
         ))),

@@ -114,6 +114,24 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the user must authorize again: no usable tokens are held, or the
+    /// authorization server refused the refresh token itself (`invalid_grant`, or no refresh
+    /// token to try). A refusal for any other reason (`server_error`,
+    /// `temporarily_unavailable`, a rate limit) is passing: the tokens are kept.
+    #[must_use]
+    pub fn needs_authorization(&self) -> bool {
+        match self {
+            Self::NotAuthorized { .. } => true,
+            Self::Refresh { error, .. } => matches!(
+                error,
+                None | Some(ErrorCode::Token(TokenErrorCode::InvalidGrant))
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// An OAuth error code a server answered with: one this client knows, typed by the endpoint
 /// that sent it, or another (an extension, or a server out of spec).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,5 +197,38 @@ impl Error {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Network { .. })
+    }
+}
+
+#[cfg(test)]
+mod needs_authorization_tests {
+    use super::*;
+
+    fn refused(error: Option<ErrorCode>) -> Error {
+        Error::Refresh {
+            url: "https://as.example/token".into(),
+            error,
+            description: None,
+        }
+    }
+
+    // Only a refresh token the server refused itself (or none to try) sends the user back to
+    // authorize; a passing refusal keeps the tokens for the next try.
+    #[test]
+    fn only_a_dead_refresh_token_needs_a_new_authorization() {
+        assert!(
+            refused(Some(ErrorCode::Token(TokenErrorCode::InvalidGrant))).needs_authorization()
+        );
+        assert!(refused(None).needs_authorization());
+        assert!(
+            Error::NotAuthorized {
+                server: "https://mcp.example/mcp".into()
+            }
+            .needs_authorization()
+        );
+        for passing in [TokenErrorCode::ServerError, TokenErrorCode::InvalidClient] {
+            assert!(!refused(Some(ErrorCode::Token(passing))).needs_authorization());
+        }
+        assert!(!refused(Some(ErrorCode::other("temporarily_unavailable"))).needs_authorization());
     }
 }

@@ -91,10 +91,12 @@ pub struct BuildOptions {
     /// [`ManualClock`](mcpauth_token_engine::ManualClock) past locks, polling intervals and
     /// expiries instead of sleeping.
     pub clock: Arc<dyn Clock>,
-    /// Whether upstream identity providers are resolved (their discovery documents fetched)
-    /// and federated sign-in set up (default). The operator's commands build without: they
-    /// never sign anyone in, and must work while a provider is unreachable.
-    pub federation: bool,
+    /// Whether this build serves (default): upstream identity providers are resolved (their
+    /// discovery documents fetched) and native TLS's files read. The operator's commands
+    /// build without ([`for_commands`](Self::for_commands)): they sign nobody in and serve
+    /// nothing, and must work while a provider is unreachable or the certificate is the
+    /// service's alone (systemd's `LoadCredential=`).
+    pub serving: bool,
 }
 
 impl Default for BuildOptions {
@@ -102,7 +104,7 @@ impl Default for BuildOptions {
         Self {
             fetch_policy: mcpauth_fetch::FetchPolicy::default(),
             clock: Arc::new(SystemClock),
-            federation: true,
+            serving: true,
         }
     }
 }
@@ -122,11 +124,11 @@ impl BuildOptions {
         self
     }
 
-    /// Builds without contacting upstream identity providers (for the operator's commands):
-    /// no federated sign-in.
+    /// A build for the operator's commands: no upstream identity provider contacted (no
+    /// federated sign-in), no TLS file read.
     #[must_use]
-    pub fn without_federation(mut self) -> Self {
-        self.federation = false;
+    pub fn for_commands(mut self) -> Self {
+        self.serving = false;
         self
     }
 }
@@ -150,10 +152,12 @@ struct Checked {
 ///
 /// The first problem, as [`StartError`] names it at start.
 pub fn check_config(config: &Config) -> Result<(), StartError> {
-    checked(config).map(|_| ())
+    checked(config, true).map(|_| ())
 }
 
-fn checked(config: &Config) -> Result<Checked, StartError> {
+/// [`check_config`]'s work; with `read_tls` off (the operator's commands), native TLS's files
+/// are not read.
+fn checked(config: &Config, read_tls: bool) -> Result<Checked, StartError> {
     let trusted_proxies = mcpauth_http::TrustedProxies::new(
         &config.trusted_proxies,
         match config.forwarded_header {
@@ -209,7 +213,11 @@ fn checked(config: &Config) -> Result<Checked, StartError> {
                      issuer to the https URL clients use"
                 )));
             }
-            Some(crate::tls::TlsCertificates::load(certificate, private_key)?)
+            if read_tls {
+                Some(crate::tls::TlsCertificates::load(certificate, private_key)?)
+            } else {
+                None
+            }
         }
         (Some(_), None) | (None, Some(_)) => {
             return Err(StartError::config(
@@ -337,7 +345,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
     let BuildOptions {
         fetch_policy,
         clock,
-        federation: with_federation,
+        serving,
     } = options;
     let Checked {
         trusted_proxies,
@@ -346,7 +354,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         tls,
         mut engine_config,
         encryption,
-    } = checked(config)?;
+    } = checked(config, serving)?;
     let store = open_store(config).await?;
     if store.backend() == Backend::Postgres && encryption.is_none() {
         return Err(StartError::key(
@@ -389,7 +397,7 @@ pub async fn build_with(config: &Config, options: BuildOptions) -> Result<Server
         keys,
         Arc::new(OsRandom),
     ));
-    let federation = if with_federation {
+    let federation = if serving {
         federation::build(
             config,
             engine.clone(),

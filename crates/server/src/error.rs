@@ -65,6 +65,16 @@ pub enum StartError {
         #[source]
         source: Option<Cause>,
     },
+    /// An upstream identity provider could not be reached, or answered what cannot be used
+    /// (its discovery document): not the configuration's fault, and worth trying again.
+    #[error("upstream provider: {message}")]
+    Upstream {
+        /// What failed.
+        message: String,
+        /// The error behind it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A setting is not valid.
     #[error("configuration: {message}")]
     Config {

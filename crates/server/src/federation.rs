@@ -129,6 +129,14 @@ pub(crate) async fn build(
                     crate::provider_secret_variable(&provider.id)
                 )));
             }
+            // Unreachable, or a discovery document that cannot be used: the provider's
+            // problem, and a restart may succeed (exit 1, not the configuration's 78).
+            Err(e @ mcpauth_proxy::ProviderError::Discovery { .. }) => {
+                return Err(StartError::Upstream {
+                    message: format!("provider `{}`", provider.id),
+                    source: Some(e.into()),
+                });
+            }
             Err(e) => {
                 return Err(StartError::provider_caused(
                     format!("provider `{}`", provider.id),

@@ -356,7 +356,7 @@ async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
     {
         return match mcpauth_server::check_config(&config) {
             Ok(()) => {
-                println!("{config:#?}");
+                println!("{:#?}", config.redacted());
                 eprintln!(
                     "the configuration is valid (stored keys and upstream providers are checked at start)"
                 );
@@ -621,7 +621,7 @@ async fn user_command(config: &Config, command: UserCommand, json: bool) -> Resu
 async fn admin_server(config: &Config) -> Result<mcpauth_server::Server, String> {
     mcpauth_server::build_with(
         config,
-        mcpauth_server::BuildOptions::default().without_federation(),
+        mcpauth_server::BuildOptions::default().for_commands(),
     )
     .await
     .map_err(|e| said(&e))

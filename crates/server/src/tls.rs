@@ -5,9 +5,11 @@
 //! cert-manager needs nothing else); a pair that does not load is logged and the one in use
 //! kept.
 //!
-//! Handshakes run in tasks of their own, at most [`MAX_HANDSHAKES`] at once and each for at
-//! most [`HANDSHAKE_TIMEOUT`], so a client that opens connections and never completes one
-//! holds up no other.
+//! Handshakes run in tasks of their own, at most [`MAX_HANDSHAKES`] at once, at most
+//! [`MAX_HANDSHAKES_PER_ADDRESS`] from one address (an IPv6 /64), and each for at most
+//! [`HANDSHAKE_TIMEOUT`], so a client that opens connections and never completes one holds
+//! up no other. A connection that moves no byte either way for [`IDLE_TIMEOUT`] is closed,
+//! so idle ones cannot pile up.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshakes in progress at once; further connections wait to be accepted.
 const MAX_HANDSHAKES: usize = 1024;
+
+/// Handshakes in progress at once from one address; more are closed at once.
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 16;
+
+/// How long a connection may move no byte, either way, before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The certificate chain and key in use, and the files they come from. Clones share them.
 #[derive(Clone)]
@@ -162,9 +170,134 @@ impl rustls::server::ResolvesServerCert for TlsCertificates {
     }
 }
 
+/// A connection closed after [`IDLE_TIMEOUT`] without progress.
+pub(crate) type Connection = Idle<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// A stream that fails with `TimedOut` once it has moved no byte for [`IDLE_TIMEOUT`] while
+/// someone waits on it (hyper always does, between requests too).
+pub(crate) struct Idle<S> {
+    inner: S,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Idle<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+        }
+    }
+
+    fn moved(&mut self) {
+        self.deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    }
+
+    /// Pending, unless the connection has been idle too long.
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Error> {
+        self.deadline
+            .as_mut()
+            .poll(cx)
+            .map(|()| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection closed"))
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Idle<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.expired(cx).map(Err),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Idle<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(written) if written > 0) {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.expired(cx).map(Err),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Handshakes in progress per address (an IPv6 /64), released when each ends.
+#[derive(Default)]
+struct PerAddress(Mutex<std::collections::HashMap<String, usize>>);
+
+impl PerAddress {
+    /// One more from `address`, unless it has [`MAX_HANDSHAKES_PER_ADDRESS`] already.
+    fn admit(self: &Arc<Self>, address: std::net::IpAddr) -> Option<AddressSlot> {
+        let key = mcpauth_http::caller_key(address);
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(key.clone()).or_insert(0);
+        if *count >= MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+/// A handshake's place in its address's count, given back when dropped.
+struct AddressSlot {
+    counts: Arc<PerAddress>,
+    key: String,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Connections whose TLS handshake completed, as `axum::serve` takes them.
 pub(crate) struct TlsListener {
-    handshaken: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    handshaken: mpsc::Receiver<(Connection, SocketAddr)>,
     local: SocketAddr,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -182,6 +315,7 @@ impl TlsListener {
         let acceptor = certificates.acceptor();
         let (sender, handshaken) = mpsc::channel(64);
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let per_address = Arc::new(PerAddress::default());
         let accepting = tokio::spawn(async move {
             loop {
                 let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -199,14 +333,22 @@ impl TlsListener {
                 if sender.is_closed() {
                     return;
                 }
+                // One address may not hold every handshake slot.
+                let Some(slot) = per_address.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "too many TLS handshakes from this address");
+                    continue;
+                };
                 // Small responses go out at once (see serve_on).
                 let _ = stream.set_nodelay(true);
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    // The slots go back with the handshake, not with the connection.
+                    drop((permit, slot));
+                    match handshake {
                         Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, peer)).await;
+                            let _ = sender.send((Idle::new(tls), peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -223,7 +365,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Io = Connection;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -264,4 +406,48 @@ pub(crate) async fn peer_address(
         request.extensions_mut().insert(ConnectInfo(peer));
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_moves_nothing_for_the_idle_timeout_is_closed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = Idle::new(server);
+        let mut client = client;
+        // A byte resets the clock.
+        tokio::time::advance(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+        client.write_all(b"x").await.unwrap_or_default();
+        let mut byte = [0u8; 1];
+        assert_eq!(server.read(&mut byte).await.ok(), Some(1));
+        // Then nothing for the whole timeout: the read fails, TimedOut.
+        let reading = tokio::spawn(async move { server.read(&mut byte).await });
+        tokio::time::advance(IDLE_TIMEOUT + Duration::from_secs(1)).await;
+        let failed = reading.await.ok().and_then(Result::err);
+        assert_eq!(failed.map(|e| e.kind()), Some(std::io::ErrorKind::TimedOut));
+        drop(client);
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_handshakes() {
+        let counts = Arc::new(PerAddress::default());
+        let address: std::net::IpAddr = [192, 0, 2, 1].into();
+        let held: Vec<_> = (0..MAX_HANDSHAKES_PER_ADDRESS)
+            .filter_map(|_| counts.admit(address))
+            .collect();
+        assert_eq!(held.len(), MAX_HANDSHAKES_PER_ADDRESS);
+        assert!(counts.admit(address).is_none(), "over its share");
+        assert!(
+            counts.admit([192, 0, 2, 2].into()).is_some(),
+            "others unaffected"
+        );
+        drop(held);
+        assert!(
+            counts.admit(address).is_some(),
+            "given back when the handshakes end"
+        );
+    }
 }

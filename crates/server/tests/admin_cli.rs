@@ -870,6 +870,19 @@ fn admin_commands_work_while_an_upstream_provider_is_unreachable() {
         "",
     );
     assert!(ok && out.contains("client_id:"), "{out}{err}");
+    // The server itself does not start, and says it is the provider, not the configuration:
+    // exit 1, which a service manager retries (78 it does not).
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (status, _, err) = run_with(
+        &dir,
+        &["--config", config, "serve"],
+        &[("MCPAUTH_LISTEN", listen.as_str())],
+    );
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("upstream provider") && err.contains("corp"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

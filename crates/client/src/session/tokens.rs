@@ -126,8 +126,9 @@ impl OAuthClient {
             Some(tokens) if tokens.refresh_token.is_some() => {
                 match self.refresh_locked(&discovered, &tokens).await {
                     Ok(fresh) => return Ok(Some(fresh.access_token)),
-                    Err(Error::Refresh { .. }) => {
-                        // The refresh token is dead: forget it and ask the user again.
+                    Err(e) if e.needs_authorization() => {
+                        // The refresh token is dead: forget it and ask the user again. A
+                        // passing refusal (a server error, a rate limit) keeps it.
                         self.store
                             .delete_tokens(&issuer, &discovered.resource)
                             .await?;

@@ -353,6 +353,42 @@ impl Config {
             .collect()
     }
 
+    /// This configuration with no secret left in it for printing (`config check`): the
+    /// secret settings print as `[redacted]` already; here the database URL's password (in
+    /// its userinfo, or a `password` / `sslpassword` parameter) becomes `REDACTED`.
+    #[must_use]
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        if let Ok(mut url) = url::Url::parse(&self.database_url) {
+            let mut changed = false;
+            if url.password().is_some() {
+                changed |= url.set_password(Some("REDACTED")).is_ok();
+            }
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(name, value)| {
+                    let secret = matches!(name.as_ref(), "password" | "sslpassword");
+                    changed |= secret;
+                    (
+                        name.into_owned(),
+                        if secret {
+                            "REDACTED".to_owned()
+                        } else {
+                            value.into_owned()
+                        },
+                    )
+                })
+                .collect();
+            if changed {
+                if !pairs.is_empty() {
+                    url.query_pairs_mut().clear().extend_pairs(&pairs);
+                }
+                copy.database_url = url.to_string();
+            }
+        }
+        copy
+    }
+
     /// The SQLite database's file, when the database is SQLite on a file.
     #[must_use]
     pub fn sqlite_file(&self) -> Option<&Path> {
@@ -639,6 +675,23 @@ mod tests {
             "an unknown header is refused by name"
         );
         Ok(())
+    }
+
+    // `config check` prints the configuration: the database password never.
+    #[test]
+    fn the_printed_configuration_has_no_database_password() {
+        let mut config = Config::default();
+        for url in [
+            "postgres://mcpauth:s3cret-pass@db.internal/mcpauth",
+            "postgres://mcpauth@db.internal/mcpauth?password=s3cret-pass&sslmode=require",
+        ] {
+            config.database_url = url.into();
+            let printed = format!("{:#?}", config.redacted());
+            assert!(!printed.contains("s3cret-pass"), "{printed}");
+            assert!(printed.contains("db.internal") && printed.contains("REDACTED"));
+        }
+        config.database_url = "sqlite:///var/lib/mcpauth/mcpauth.db".into();
+        assert_eq!(config.redacted().database_url, config.database_url);
     }
 
     #[test]
