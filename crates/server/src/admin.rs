@@ -495,9 +495,10 @@ pub fn client_kind(client: &ClientRecord) -> &'static str {
     }
 }
 
-/// Removes the user `email` (or subject, or `provider:upstream-id`) for good: signed out,
-/// every grant revoked (resource servers hear it), remembered consent and upstream links
-/// deleted, then the account. The audit trail keeps its subject.
+/// Removes the user `email` (or subject, or `provider:upstream-id`): signed out, every grant
+/// revoked (resource servers hear it), remembered consent and upstream links deleted, then
+/// the account. The audit trail keeps its subject. A federated user who signs in upstream
+/// again gets a new account: [`disable_user`] keeps someone out.
 ///
 /// # Errors
 ///

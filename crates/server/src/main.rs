@@ -176,9 +176,9 @@ enum UserCommand {
         /// email of their own are also named `provider:upstream-id`.
         email: String,
     },
-    /// Remove a user for good: signed out, grants revoked, remembered consent and upstream
-    /// links deleted, then the account (the audit trail keeps its subject). To keep the
-    /// account but stop it, use `disable`.
+    /// Remove a user: signed out, grants revoked, remembered consent and upstream links
+    /// deleted, then the account (the audit trail keeps its subject). A federated user who
+    /// signs in upstream again gets a new account: to keep someone out, use `disable`.
     Remove {
         /// The user's email address, subject (`user_…`) or `provider:upstream-id`.
         email: String,
@@ -390,10 +390,7 @@ async fn run(cli: Cli, mut config: Config) -> Result<(), Failure> {
         // Answered above.
         Command::Config { .. } | Command::Restore { .. } | Command::Completions { .. } => Ok(()),
         Command::Migrate => Ok(migrate_command(&config).await?),
-        Command::Backup { file } => mcpauth_store_sql::backup_sqlite(&config.database_url, &file)
-            .await
-            .map(|()| println!("wrote a backup of the database to {}", file.display()))
-            .map_err(|e| Failure::from(format!("backup: {}", said(&e)))),
+        Command::Backup { file } => Ok(backup_command(&config, &file).await?),
         Command::User { command } => Ok(user_command(&config, command, json).await?),
         Command::Client { command } => Ok(client_command(&config, command, json).await?),
         Command::Key { command } => Ok(key_command(&config, command, json).await?),
@@ -627,6 +624,31 @@ async fn admin_server(config: &Config) -> Result<mcpauth_server::Server, String>
     .map_err(|e| said(&e))
 }
 
+async fn backup_command(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    // Created first, empty and readable by its owner only: the copy holds password hashes and
+    // the sealed signing keys (`VACUUM INTO` fills an empty file).
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(file).map_err(|e| {
+        format!(
+            "backup: {}: {e} (backups never overwrite a file)",
+            file.display()
+        )
+    })?;
+    match mcpauth_store_sql::backup_sqlite(&config.database_url, file).await {
+        Ok(()) => {
+            println!("wrote a backup of the database to {}", file.display());
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(file);
+            Err(format!("backup: {}", said(&e)))
+        }
+    }
+}
+
 async fn migrate_command(config: &Config) -> Result<(), String> {
     let mut migrating = config.clone();
     migrating.migrate = true;
@@ -650,30 +672,66 @@ async fn restore_command(config: &Config, file: &std::path::Path) -> Result<(), 
                 .into(),
         );
     };
-    if target.exists() {
-        return Err(format!(
-            "{} exists: stop the server and move it (and any -wal and -shm files) away first; \
-             restore never overwrites a database",
-            target.display()
-        ));
+    // The database, and any file SQLite would read as part of it (a write-ahead log left
+    // behind would be replayed onto the restored copy).
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = target.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        if path.symlink_metadata().is_ok() {
+            return Err(format!(
+                "{} exists: stop the server and move the database and its -wal and -shm \
+                 files away first; restore never overwrites a database",
+                path.display()
+            ));
+        }
     }
     let versions = mcpauth_store_sql::check_sqlite_backup(file)
         .await
         .map_err(|e| format!("{}: {}", file.display(), said(&e)))?;
-    // Copied beside the target, then renamed: a restore cut short leaves no half database.
-    let partial = target.with_extension("restoring");
-    std::fs::copy(file, &partial)
-        .and_then(|_| std::fs::rename(&partial, target))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            format!("copying {} to {}: {e}", file.display(), target.display())
-        })?;
+    let known = mcpauth_store_sql::sqlite_migration_versions();
+    if let Some(newer) = versions.iter().find(|v| !known.contains(v)) {
+        return Err(format!(
+            "{} was made by a newer mcpauth-server (migration {newer} is unknown to this \
+             version): restore it with that version or newer",
+            file.display()
+        ));
+    }
+    copy_new(file, target)
+        .map_err(|e| format!("restoring {} to {}: {e}", file.display(), target.display()))?;
     println!(
-        "restored {} to {} ({} migrations; a newer mcpauth-server applies its own at start)",
+        "restored {} to {} ({} migrations; this version applies its own at start)",
         file.display(),
         target.display(),
         versions.len()
     );
+    Ok(())
+}
+
+/// Copies `from` to `to`, which must not exist: into a new file beside it (readable by its
+/// owner only, synced), then linked into place, which fails rather than replace anything
+/// that appeared meanwhile. A copy cut short leaves no half database at `to`.
+fn copy_new(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut partial_name = to.as_os_str().to_owned();
+    partial_name.push(format!(".restoring-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(partial_name);
+    let copied = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut out = options.open(&partial)?;
+        std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
+        out.flush()?;
+        out.sync_all()?;
+        std::fs::hard_link(&partial, to)
+    })();
+    let _ = std::fs::remove_file(&partial);
+    copied?;
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -58,6 +58,16 @@ pub async fn backup_sqlite(
     Ok(())
 }
 
+/// The versions of the SQLite migrations this version has, oldest first: a backup with one
+/// it does not know was made by a newer version.
+#[must_use]
+pub fn sqlite_migration_versions() -> Vec<i64> {
+    sqlx::migrate!("./migrations/sqlite")
+        .iter()
+        .map(|m| m.version)
+        .collect()
+}
+
 /// Checks that the file at `path` is a whole mcpauth SQLite database (SQLite's
 /// `integrity_check` passes, and it has mcpauth's migrations), before it is restored; answers
 /// the migrations it has.
@@ -94,6 +104,21 @@ pub async fn check_sqlite_backup(path: &std::path::Path) -> Result<Vec<i64>, Sto
         ));
     }
     Ok(versions)
+}
+
+/// The applied migrations read from `_sqlx_migrations`: none when the table does not exist
+/// yet (a database no migration has touched), the error otherwise.
+fn applied_migrations(read: Result<Vec<i64>, sqlx::Error>) -> Result<Vec<i64>, StoreError> {
+    match read {
+        Ok(applied) => Ok(applied),
+        Err(sqlx::Error::Database(e))
+            // PostgreSQL's undefined_table; SQLite's message.
+            if e.code().as_deref() == Some("42P01") || e.message().contains("no such table") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The versions `migrator` has that `applied` lacks, as [`StoreError::SchemaBehind`].
@@ -398,11 +423,11 @@ impl SqlStore {
                 if options.migrate {
                     migrator.run(&pool).await?;
                 } else {
-                    let applied: Vec<i64> =
+                    let applied = applied_migrations(
                         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                             .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
+                            .await,
+                    )?;
                     pending_migrations(&migrator, &applied)?;
                 }
                 let grants = sqlite::Sqlite::open(
@@ -457,11 +482,11 @@ impl SqlStore {
                 if options.migrate {
                     migrator.run(&pool).await?;
                 } else {
-                    let applied: Vec<i64> =
+                    let applied = applied_migrations(
                         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                             .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
+                            .await,
+                    )?;
                     pending_migrations(&migrator, &applied)?;
                 }
                 let grants =

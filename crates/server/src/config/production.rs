@@ -88,11 +88,19 @@ impl Config {
             ),
             Some(_) => {}
         }
-        if self.metrics && self.metrics_token.is_none() && self.metrics_listen.is_none() {
+        // On an address of its own, private to the host or its network, /metrics may be
+        // open; anywhere else it needs its token.
+        let private_listener = self
+            .metrics_listen
+            .is_some_and(|address| match address.ip() {
+                std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+                std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
+            });
+        if self.metrics && self.metrics_token.is_none() && !private_listener {
             problems.push(
                 "metrics is on without metrics_token: /metrics would tell anyone who can reach \
                  it how the server is used; set metrics_token (`openssl rand -base64 32`), serve \
-                 it on a private address of its own (metrics_listen), or metrics = false"
+                 it on a loopback or private address of its own (metrics_listen), or metrics = false"
                     .to_owned(),
             );
         }

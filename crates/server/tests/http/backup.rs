@@ -47,6 +47,12 @@ async fn a_backup_taken_while_serving_restores_into_a_new_instance_with_its_clie
     // While the first instance serves.
     let (ok, out, err) = cli(&first, &["backup", backup.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
+    // It holds password hashes and the sealed keys: its owner's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let after_the_backup = first.register().await;
     // It refuses to overwrite a file.
     let (ok, _, err) = cli(&first, &["backup", backup.to_str().unwrap()]);
@@ -65,6 +71,12 @@ async fn a_backup_taken_while_serving_restores_into_a_new_instance_with_its_clie
         !second_dir.join("mcpauth.db").exists(),
         "nothing half restored"
     );
+    // A write-ahead log left where the database goes would be replayed onto the copy.
+    let stale_wal = second_dir.join("mcpauth.db-wal");
+    std::fs::write(&stale_wal, b"left behind").unwrap();
+    let (ok, _, err) = cli_on(&url, &["restore", backup.to_str().unwrap()]);
+    assert!(!ok && err.contains("mcpauth.db-wal"), "{err}");
+    std::fs::remove_file(&stale_wal).unwrap();
     let (ok, out, err) = cli_on(&url, &["restore", backup.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     let (ok, _, err) = cli_on(&url, &["restore", backup.to_str().unwrap()]);

@@ -282,6 +282,15 @@ async fn metrics_are_served_on_their_own_address_when_asked() {
         !problems.iter().any(|p| p.contains("metrics")),
         "{problems:?}"
     );
+    // A public address of its own still needs the token.
+    production.metrics_listen = Some("0.0.0.0:9090".parse().unwrap());
+    assert!(
+        production
+            .production_problems(|_| true)
+            .iter()
+            .any(|p| p.contains("metrics_listen")),
+        "{problems:?}"
+    );
     production.metrics_listen = None;
     assert!(
         production

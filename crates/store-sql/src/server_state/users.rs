@@ -163,7 +163,7 @@ impl SqlStore {
         })
     }
 
-    /// Removes user `user_id` for good, in one transaction: first disabled as
+    /// Removes user `user_id`, in one transaction: first disabled as
     /// [`disable_user`](Self::disable_user) does (sessions and sign-ins in progress end, every
     /// grant is revoked, resource servers hear it), then its remembered consent, its links to
     /// upstream identities and the account itself are deleted. The audit trail keeps its
