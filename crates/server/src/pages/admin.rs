@@ -49,12 +49,18 @@ pub(super) fn routes(base: &str) -> Router<Arc<Pages>> {
         .route(&at("/users/{action}"), post(user_action))
         .route(&at("/grants/revoke"), post(revoke_grant))
         .route(&at("/clients/remove"), post(remove_client))
+        .route(&at("/consents/withdraw"), post(withdraw_consent))
         .route(&at("/keys/rotate"), post(rotate_key))
         .route(&at("/api/users"), get(api_users))
         .route(&at("/api/clients"), get(api_clients))
         .route(&at("/api/grants"), get(api_grants))
         .route(&at("/api/keys"), get(api_keys))
         .route(&at("/api/audit"), get(api_audit))
+        .route(&at("/api/consents"), get(api_consents))
+        .route(
+            &at("/api/users/{user_id}/consents/{client_id}/withdraw"),
+            post(api_withdraw_consent),
+        )
         .route(&at("/api/users/{user_id}/{action}"), post(api_user_action))
         .route(&at("/api/grants/{grant_id}/revoke"), post(api_revoke_grant))
         .route(
@@ -106,6 +112,24 @@ struct GrantLine {
     created_at: u64,
     last_refreshed_at: Option<u64>,
     revoked_at: Option<u64>,
+}
+
+/// A remembered approval (the consent page is skipped for it) as the console lists it.
+#[derive(Serialize)]
+struct ConsentLine {
+    client_id: String,
+    client_name: Option<String>,
+    /// Per resource, the scope approved.
+    approvals: Vec<ApprovalLine>,
+    created_at: u64,
+    updated_at: u64,
+}
+
+/// What a remembered approval covers at one resource.
+#[derive(Serialize)]
+struct ApprovalLine {
+    resource: String,
+    scope: String,
 }
 
 /// A signing key as the console lists it.
@@ -311,6 +335,65 @@ impl Console<'_> {
             });
         }
         Ok(lines)
+    }
+
+    /// The user's remembered approvals.
+    async fn consents(&self, user: &str) -> Result<(String, Vec<ConsentLine>), StartError> {
+        let store = &self.pages.store;
+        let user = admin::user_by_email(store, user).await?;
+        let mut lines = Vec::new();
+        for row in store.list_consents(&user.user_id).await? {
+            let client_name = store
+                .find_client(&mcpauth_token_engine::ClientId::from(
+                    row.client_id.as_str(),
+                ))
+                .await
+                .map_err(StartError::from)?
+                .and_then(|c| c.metadata.client_name);
+            lines.push(ConsentLine {
+                client_id: row.client_id,
+                client_name,
+                approvals: row
+                    .approvals
+                    .into_iter()
+                    .map(|a| ApprovalLine {
+                        resource: a.resource,
+                        scope: a.scope,
+                    })
+                    .collect(),
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            });
+        }
+        Ok((user.user_id, lines))
+    }
+
+    /// Forgets the user's remembered approval of `client_id` and revokes the grants it holds
+    /// for them, as the user's own Withdraw on `/account` does.
+    async fn withdraw_consent(&self, user: &str, client_id: &str) -> Result<(), ActionError> {
+        let store = &self.pages.store;
+        let user = admin::user_by_email(store, user)
+            .await
+            .map_err(|_| ActionError::NotFound("no such user"))?;
+        if !store
+            .revoke_consent(&user.user_id, client_id, self.pages.now())
+            .await
+            .map_err(StartError::from)?
+        {
+            return Err(ActionError::NotFound(
+                "this user has no remembered approval for this client",
+            ));
+        }
+        admin::audited_by(
+            store,
+            &self.actor,
+            crate::audit::events::CONSENT_WITHDRAWN,
+            Some(&user.user_id),
+            Some(client_id),
+            Some("by an administrator"),
+        )
+        .await;
+        Ok(())
     }
 
     async fn keys(&self) -> Result<Vec<KeyLine>, StartError> {
@@ -565,6 +648,8 @@ struct GrantsPage<'a> {
     signed_in: SessionBar<'a>,
     frame: Frame<'a>,
     grants: Vec<GrantLine>,
+    /// With a user filter: the user's subject and remembered approvals.
+    consents: Option<(String, Vec<ConsentLine>)>,
     user: String,
     client: String,
     all: bool,
@@ -620,6 +705,12 @@ impl GrantLine {
     }
     fn revoked(&self) -> String {
         self.revoked_at.as_ref().map(when).unwrap_or_default()
+    }
+}
+
+impl ConsentLine {
+    fn since(&self) -> String {
+        when(&self.created_at)
     }
 }
 
@@ -769,6 +860,20 @@ async fn grants_page(
                 pages: &pages,
                 actor,
             };
+            let consents = match given(query.user.as_ref()) {
+                Some(user) => match console.consents(&user).await {
+                    Ok(consents) => Some(consents),
+                    Err(StartError::User(e)) => {
+                        return pages.message(
+                            StatusCode::NOT_FOUND,
+                            "No such user",
+                            &e.to_string(),
+                        );
+                    }
+                    Err(e) => return pages.server_error(&crate::said(&e)),
+                },
+                None => None,
+            };
             match console.grants(&query).await {
                 Ok(grants) => page(
                     StatusCode::OK,
@@ -777,6 +882,7 @@ async fn grants_page(
                         signed_in: pages.session_bar(&user.email, &csrf),
                         frame: frame(&pages, "grants", &csrf),
                         grants,
+                        consents,
                         user: query.user.clone().unwrap_or_default(),
                         client: query.client.clone().unwrap_or_default(),
                         all: query.include_revoked(),
@@ -958,6 +1064,34 @@ async fn user_action(
     .await
 }
 
+/// `POST {base}/admin/consents/withdraw`, with `user_id` and `client_id`.
+async fn withdraw_consent(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    form: axum::body::Bytes,
+) -> Response {
+    let base = pages.base.clone();
+    console_action(
+        pages,
+        headers,
+        peer,
+        &form,
+        format!("{base}/admin/grants"),
+        |pages, actor, mut fields| async move {
+            let user_id = required(&mut fields, "user_id")?;
+            let client_id = required(&mut fields, "client_id")?;
+            Console {
+                pages: &pages,
+                actor,
+            }
+            .withdraw_consent(&user_id, &client_id)
+            .await
+        },
+    )
+    .await
+}
+
 /// `POST {base}/admin/grants/revoke`, with `grant_id`.
 async fn revoke_grant(
     State(pages): State<Arc<Pages>>,
@@ -1130,6 +1264,51 @@ async fn api_audit(
                 Ok(entries) => api_json(&entries),
                 Err(e) => api_failure(&ActionError::Failed(e)),
             },
+        },
+        Err(refused) => refused,
+    }
+}
+
+async fn api_consents(
+    State(pages): State<Arc<Pages>>,
+    peer: Peer,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => {
+            let Some(user) = fields(query.as_deref().map(str::as_bytes))
+                .remove("user")
+                .filter(|u| !u.is_empty())
+            else {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "name the user: ?user=EMAIL or subject",
+                );
+            };
+            match console.consents(&user).await {
+                Ok((_, consents)) => api_json(&consents),
+                Err(StartError::User(e)) => {
+                    api_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+                }
+                Err(e) => api_failure(&ActionError::Failed(e)),
+            }
+        }
+        Err(refused) => refused,
+    }
+}
+
+async fn api_withdraw_consent(
+    State(pages): State<Arc<Pages>>,
+    Path((user_id, client_id)): Path<(String, String)>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    match api_caller(&pages, &headers, peer, true).await {
+        Ok(console) => match console.withdraw_consent(&user_id, &client_id).await {
+            Ok(()) => done("withdrawn"),
+            Err(e) => api_failure(&e),
         },
         Err(refused) => refused,
     }

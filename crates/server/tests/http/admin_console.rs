@@ -76,6 +76,7 @@ fn routes(server: &Running) -> (Vec<String>, Vec<Action>) {
         "/api/grants",
         "/api/keys",
         "/api/audit",
+        "/api/consents?user=alice@example.com",
     ]
     .iter()
     .map(|p| at(p))
@@ -95,6 +96,14 @@ fn routes(server: &Running) -> (Vec<String>, Vec<Action>) {
         (at("/grants/revoke"), vec![("grant_id", "any")]),
         (at("/clients/remove"), vec![("client_id", "any")]),
         (at("/keys/rotate"), vec![("algorithm", "ES256")]),
+        (
+            at("/consents/withdraw"),
+            vec![("user_id", "alice@example.com"), ("client_id", "any")],
+        ),
+        (
+            at("/api/users/alice@example.com/consents/any/withdraw"),
+            vec![],
+        ),
         (at("/api/users/alice@example.com/disable"), vec![]),
         (at("/api/users/alice@example.com/grant-admin"), vec![]),
         (at("/api/grants/any/revoke"), vec![]),
@@ -531,4 +540,104 @@ async fn the_user_actions_unlock_and_administrator_rights_work_and_refuse_onesel
             ("lockout_reset".to_owned(), Some(root)),
         ]
     );
+}
+
+// A user's remembered approvals: listed with their grants, withdrawn by the administrator
+// (forgotten, the client's grants for the user revoked), audited with the administrator.
+#[tokio::test]
+async fn an_administrator_sees_and_withdraws_a_users_remembered_approvals() {
+    let server = start().await;
+    let root = add_administrator(&server).await;
+    let store = operator_store(&server).await;
+    let alice = store
+        .find_user_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    store
+        .remember_consent(
+            &alice,
+            "remembered-client",
+            "https://app.example/cb",
+            "mcp:tools",
+            &[RESOURCE.to_owned()],
+            UnixTime(1_800_000_000),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let (cookie, csrf) = console_session(&server, ROOT_EMAIL, ROOT_PASSWORD).await;
+    let consents: Value = server
+        .get(
+            &format!("{}/admin/api/consents?user=alice@example.com", server.base),
+            &cookie,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(consents[0]["client_id"], "remembered-client", "{consents}");
+    assert_eq!(consents[0]["approvals"][0]["resource"], RESOURCE);
+    assert_eq!(consents[0]["approvals"][0]["scope"], "mcp:tools");
+    let page = server
+        .get(
+            &format!("{}/admin/grants?user=alice@example.com", server.base),
+            &cookie,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Remembered approvals") && page.contains("remembered-client"),
+        "{page}"
+    );
+    let withdrawn = server
+        .post_form(
+            &format!("{}/admin/consents/withdraw", server.base),
+            &cookie,
+            &[
+                ("csrf_token", &csrf),
+                ("user_id", &alice),
+                ("client_id", "remembered-client"),
+            ],
+        )
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+    let consents: Value = server
+        .get(
+            &format!("{}/admin/api/consents?user={alice}", server.base),
+            &cookie,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(consents, serde_json::json!([]));
+    // Again, through the API: nothing left, 404.
+    let again = server
+        .http
+        .post(format!(
+            "{}/admin/api/users/{alice}/consents/remembered-client/withdraw",
+            server.base
+        ))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let trail: Value = server
+        .get(
+            &format!("{}/admin/api/audit?event=consent_withdrawn", server.base),
+            &cookie,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trail[0]["actor"], root.as_str());
+    assert_eq!(trail[0]["user"], alice.as_str());
+    assert_eq!(trail[0]["client"], "remembered-client");
 }
