@@ -244,7 +244,8 @@ async fn disabling_a_user_ends_its_sessions_and_revokes_its_grants() {
     on_both_databases("disable", |store, _| disable_user(store)).await;
 }
 
-async fn disable_user(store: SqlStore) {
+/// Users `u1` and `u2`, each signed in (`s-u1`, `s-u2`) and holding a grant (`g-u1`, `g-u2`).
+async fn two_users_with_a_session_and_a_grant(store: &SqlStore) {
     for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
         store
             .create_user(id, email, "$argon2id$x", UnixTime(10))
@@ -267,6 +268,10 @@ async fn disable_user(store: SqlStore) {
             .await
             .unwrap();
     }
+}
+
+async fn disable_user(store: SqlStore) {
+    two_users_with_a_session_and_a_grant(&store).await;
     assert!(store.disable_user("u1", UnixTime(20)).await.unwrap());
     assert!(!store.disable_user("nobody", UnixTime(20)).await.unwrap());
     let users = store.list_users().await.unwrap();
@@ -1592,28 +1597,7 @@ async fn a_postgres_backup_is_refused_with_where_to_turn() {
 #[tokio::test]
 async fn removing_a_user_revokes_its_grants_and_deletes_the_account() {
     on_both_databases("remove", |store, _| async move {
-        for (id, email) in [("u1", "one@example.com"), ("u2", "two@example.com")] {
-            store
-                .create_user(id, email, "$argon2id$x", UnixTime(10))
-                .await
-                .unwrap();
-            store
-                .insert_session(&SecretHash::of(&format!("s-{id}")), id, UnixTime(10), 1_000)
-                .await
-                .unwrap();
-            store
-                .insert_grant(GrantRecord {
-                    grant_id: format!("g-{id}").into(),
-                    client_id: "c".into(),
-                    subject: id.into(),
-                    scope: mcpauth_token_engine::Scope::from_tokens(["mcp"]),
-                    resources: vec![],
-                    created_at: UnixTime(10),
-                    revoked_at: None,
-                })
-                .await
-                .unwrap();
-        }
+        two_users_with_a_session_and_a_grant(&store).await;
         assert!(store.remove_user("u1", UnixTime(20)).await.unwrap());
         assert!(!store.remove_user("u1", UnixTime(21)).await.unwrap());
         assert!(store.find_user_by_id("u1").await.unwrap().is_none());

@@ -46,17 +46,8 @@ pub(super) fn routes(base: &str) -> Router<Arc<Pages>> {
         .route(&at("/grants"), get(grants_page))
         .route(&at("/keys"), get(keys_page))
         .route(&at("/audit"), get(audit_page))
-        .route(&at("/users/{action}"), post(user_action))
-        .route(&at("/grants/revoke"), post(revoke_grant))
-        .route(&at("/clients/remove"), post(remove_client))
-        .route(&at("/consents/withdraw"), post(withdraw_consent))
-        .route(&at("/keys/rotate"), post(rotate_key))
-        .route(&at("/api/users"), get(api_users))
-        .route(&at("/api/clients"), get(api_clients))
-        .route(&at("/api/grants"), get(api_grants))
-        .route(&at("/api/keys"), get(api_keys))
-        .route(&at("/api/audit"), get(api_audit))
-        .route(&at("/api/consents"), get(api_consents))
+        .route(&at("/{section}/{action}"), post(console_post))
+        .route(&at("/api/{list}"), get(api_read))
         .route(
             &at("/api/users/{user_id}/consents/{client_id}/withdraw"),
             post(api_withdraw_consent),
@@ -1035,16 +1026,26 @@ fn required(
         .ok_or(ActionError::Missing(name))
 }
 
-/// `POST {base}/admin/users/{disable|enable|unlock|grant-admin|revoke-admin}`, with
-/// `user_id`.
-async fn user_action(
+/// `POST {base}/admin/{section}/{action}`: every form of the console, back to its page.
+///
+/// - `users/{disable,enable,unlock,grant-admin,revoke-admin}`, with `user_id`;
+/// - `grants/revoke`, with `grant_id`;
+/// - `consents/withdraw`, with `user_id` and `client_id` (back to the grants page);
+/// - `clients/remove`, with `client_id`;
+/// - `keys/rotate`, with `algorithm` (`ES256` when absent).
+async fn console_post(
     State(pages): State<Arc<Pages>>,
-    Path(action): Path<String>,
+    Path((section, action)): Path<(String, String)>,
     peer: Peer,
     headers: HeaderMap,
     form: axum::body::Bytes,
 ) -> Response {
-    let back = format!("{}/admin/users", pages.base);
+    let page = if section == "consents" {
+        "grants"
+    } else {
+        section.as_str()
+    };
+    let back = format!("{}/admin/{page}", pages.base);
     console_action(
         pages,
         headers,
@@ -1052,122 +1053,34 @@ async fn user_action(
         &form,
         back,
         |pages, actor, mut fields| async move {
-            let user_id = required(&mut fields, "user_id")?;
-            Console {
+            let console = Console {
                 pages: &pages,
                 actor,
+            };
+            match (section.as_str(), action.as_str()) {
+                ("users", action) => {
+                    let user_id = required(&mut fields, "user_id")?;
+                    console.user_action(&user_id, action).await
+                }
+                ("grants", "revoke") => {
+                    let grant_id = required(&mut fields, "grant_id")?;
+                    console.revoke_grant(&grant_id).await
+                }
+                ("consents", "withdraw") => {
+                    let user_id = required(&mut fields, "user_id")?;
+                    let client_id = required(&mut fields, "client_id")?;
+                    console.withdraw_consent(&user_id, &client_id).await
+                }
+                ("clients", "remove") => {
+                    let client_id = required(&mut fields, "client_id")?;
+                    console.remove_client(&client_id).await
+                }
+                ("keys", "rotate") => console
+                    .rotate_key(fields.remove("algorithm").as_deref())
+                    .await
+                    .map(|_| ()),
+                _ => Err(ActionError::NotFound("no such action")),
             }
-            .user_action(&user_id, &action)
-            .await
-        },
-    )
-    .await
-}
-
-/// `POST {base}/admin/consents/withdraw`, with `user_id` and `client_id`.
-async fn withdraw_consent(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    form: axum::body::Bytes,
-) -> Response {
-    let base = pages.base.clone();
-    console_action(
-        pages,
-        headers,
-        peer,
-        &form,
-        format!("{base}/admin/grants"),
-        |pages, actor, mut fields| async move {
-            let user_id = required(&mut fields, "user_id")?;
-            let client_id = required(&mut fields, "client_id")?;
-            Console {
-                pages: &pages,
-                actor,
-            }
-            .withdraw_consent(&user_id, &client_id)
-            .await
-        },
-    )
-    .await
-}
-
-/// `POST {base}/admin/grants/revoke`, with `grant_id`.
-async fn revoke_grant(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    form: axum::body::Bytes,
-) -> Response {
-    let back = format!("{}/admin/grants", pages.base);
-    console_action(
-        pages,
-        headers,
-        peer,
-        &form,
-        back,
-        |pages, actor, mut fields| async move {
-            let grant_id = required(&mut fields, "grant_id")?;
-            Console {
-                pages: &pages,
-                actor,
-            }
-            .revoke_grant(&grant_id)
-            .await
-        },
-    )
-    .await
-}
-
-/// `POST {base}/admin/clients/remove`, with `client_id`.
-async fn remove_client(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    form: axum::body::Bytes,
-) -> Response {
-    let back = format!("{}/admin/clients", pages.base);
-    console_action(
-        pages,
-        headers,
-        peer,
-        &form,
-        back,
-        |pages, actor, mut fields| async move {
-            let client_id = required(&mut fields, "client_id")?;
-            Console {
-                pages: &pages,
-                actor,
-            }
-            .remove_client(&client_id)
-            .await
-        },
-    )
-    .await
-}
-
-/// `POST {base}/admin/keys/rotate`, with `algorithm` (`ES256` when absent).
-async fn rotate_key(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    form: axum::body::Bytes,
-) -> Response {
-    let back = format!("{}/admin/keys", pages.base);
-    console_action(
-        pages,
-        headers,
-        peer,
-        &form,
-        back,
-        |pages, actor, mut fields| async move {
-            Console {
-                pages: &pages,
-                actor,
-            }
-            .rotate_key(fields.remove("algorithm").as_deref())
-            .await
-            .map(|_| ())
         },
     )
     .await
@@ -1203,100 +1116,57 @@ async fn api_caller<'a>(
     }
 }
 
-async fn api_users(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.users().await {
-            Ok(users) => api_json(&users),
-            Err(e) => api_failure(&ActionError::Failed(e)),
-        },
-        Err(refused) => refused,
-    }
-}
-
-async fn api_clients(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.clients().await {
-            Ok(clients) => api_json(&clients),
-            Err(e) => api_failure(&ActionError::Failed(e)),
-        },
-        Err(refused) => refused,
-    }
-}
-
-async fn api_grants(
+/// `GET {base}/admin/api/{users,clients,grants,keys,audit,consents}`: the console's lists as
+/// JSON (`grants`: `?user=&client=&all=1`; `audit`: `?user=&client=&address=&event=&before=`;
+/// `consents`: `?user=`).
+async fn api_read(
     State(pages): State<Arc<Pages>>,
+    Path(list): Path<String>,
     peer: Peer,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.grants(&GrantQuery::read(query.as_deref())).await {
-            Ok(grants) => api_json(&grants),
+    let console = match api_caller(&pages, &headers, peer, false).await {
+        Ok(console) => console,
+        Err(refused) => return refused,
+    };
+    fn answer<T: Serialize>(read: Result<T, StartError>) -> Response {
+        match read {
+            Ok(value) => api_json(&value),
             Err(StartError::User(e)) => {
                 api_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
             }
             Err(e) => api_failure(&ActionError::Failed(e)),
-        },
-        Err(refused) => refused,
-    }
-}
-
-async fn api_keys(State(pages): State<Arc<Pages>>, peer: Peer, headers: HeaderMap) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match console.keys().await {
-            Ok(keys) => api_json(&keys),
-            Err(e) => api_failure(&ActionError::Failed(e)),
-        },
-        Err(refused) => refused,
-    }
-}
-
-async fn api_audit(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => match AuditQuery::read(query.as_deref()) {
-            Err(why) => api_error(StatusCode::BAD_REQUEST, "invalid_request", why),
-            Ok(query) => match console.audit(&query).await {
-                Ok(entries) => api_json(&entries),
-                Err(e) => api_failure(&ActionError::Failed(e)),
-            },
-        },
-        Err(refused) => refused,
-    }
-}
-
-async fn api_consents(
-    State(pages): State<Arc<Pages>>,
-    peer: Peer,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    match api_caller(&pages, &headers, peer, false).await {
-        Ok(console) => {
-            let Some(user) = fields(query.as_deref().map(str::as_bytes))
-                .remove("user")
-                .filter(|u| !u.is_empty())
-            else {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "name the user: ?user=EMAIL or subject",
-                );
-            };
-            match console.consents(&user).await {
-                Ok((_, consents)) => api_json(&consents),
-                Err(StartError::User(e)) => {
-                    api_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
-                }
-                Err(e) => api_failure(&ActionError::Failed(e)),
-            }
         }
-        Err(refused) => refused,
     }
+    let query = query.as_deref();
+    match list.as_str() {
+        "users" => answer(console.users().await),
+        "clients" => answer(console.clients().await),
+        "grants" => answer(console.grants(&GrantQuery::read(query)).await),
+        "keys" => answer(console.keys().await),
+        "audit" => match AuditQuery::read(query) {
+            Ok(filter) => answer(console.audit(&filter).await),
+            Err(why) => api_error(StatusCode::BAD_REQUEST, "invalid_request", why),
+        },
+        "consents" => match fields(query.map(str::as_bytes))
+            .remove("user")
+            .filter(|u| !u.is_empty())
+        {
+            Some(user) => answer(console.consents(&user).await.map(|(_, lines)| lines)),
+            None => api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "name the user: ?user=EMAIL or subject",
+            ),
+        },
+        _ => api_error(StatusCode::NOT_FOUND, "not_found", "no such list"),
+    }
+}
+
+/// The answer of an API action that was done.
+fn done(what: &str) -> Response {
+    api_json(&serde_json::json!({ "done": what }))
 }
 
 async fn api_withdraw_consent(
@@ -1312,11 +1182,6 @@ async fn api_withdraw_consent(
         },
         Err(refused) => refused,
     }
-}
-
-/// The answer of an API action that was done.
-fn done(what: &str) -> Response {
-    api_json(&serde_json::json!({ "done": what }))
 }
 
 async fn api_user_action(

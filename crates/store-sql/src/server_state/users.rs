@@ -130,6 +130,19 @@ impl SqlStore {
     ///
     /// The database error; nothing is changed.
     pub async fn disable_user(&self, user_id: &str, now: UnixTime) -> Result<bool, StoreError> {
+        self.cut_off(user_id, now, &[]).await
+    }
+
+    /// In one transaction: marks `user_id` disabled at `now` (the trigger records the event
+    /// resource servers receive), ends its sessions and sign-ins in progress, revokes its
+    /// grants, then runs `then` (statements binding the user id). Returns whether the user
+    /// existed.
+    async fn cut_off(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        then: &[&'static str],
+    ) -> Result<bool, StoreError> {
         let now = to_db(now.0)?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -142,15 +155,6 @@ impl SqlStore {
             .await?
             .rows_affected()
                 > 0;
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            // Sign-ins in progress end too: no consent page left open can approve.
-            sqlx::query("DELETE FROM interactions WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(
                 "UPDATE grants SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL",
             )
@@ -158,6 +162,19 @@ impl SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            // Sign-ins in progress end too: no consent page left open can approve.
+            for statement in [
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM interactions WHERE user_id = $1",
+            ]
+            .iter()
+            .chain(then)
+            {
+                sqlx::query(*statement)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(found)
         })
@@ -173,41 +190,16 @@ impl SqlStore {
     ///
     /// The database error; nothing is changed.
     pub async fn remove_user(&self, user_id: &str, now: UnixTime) -> Result<bool, StoreError> {
-        let now = to_db(now.0)?;
-        on_pool_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            // Disabled first, so the trigger records the event resource servers receive.
-            let found = sqlx::query(
-                "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            sqlx::query(
-                "UPDATE grants SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            for statement in [
-                "DELETE FROM sessions WHERE user_id = $1",
-                "DELETE FROM interactions WHERE user_id = $1",
+        self.cut_off(
+            user_id,
+            now,
+            &[
                 "DELETE FROM consent_approvals WHERE user_id = $1",
                 "DELETE FROM federated_identities WHERE user_id = $1",
                 "DELETE FROM users WHERE user_id = $1",
-            ] {
-                sqlx::query(statement)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(found)
-        })
+            ],
+        )
+        .await
     }
 
     /// Marks user `user_id` an administrator, or not. Returns whether the user exists.
