@@ -460,11 +460,7 @@ async fn audit_command(
                     })
                 })
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
-            );
-            return Ok(());
+            return print_json(&serde_json::Value::Array(list));
         }
         println!(
             "{:<6} {:<19} {:<18} {:<7} {:<30} {:<24} {:<15} detail",
@@ -776,11 +772,7 @@ async fn grant_command(config: &Config, command: GrantCommand, json: bool) -> Re
                             })
                         })
                         .collect();
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
-                    );
-                    return Ok(());
+                    return print_json(&serde_json::Value::Array(list));
                 }
                 println!(
                     "{:<24} {:<30} {:<24} {:<19} {:<19} resources / scope",

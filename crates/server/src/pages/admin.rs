@@ -719,23 +719,13 @@ impl AuditLine {
 
 /// `2026-12-06 04:12` (UTC) for Unix seconds.
 fn when(unix: &u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let seconds = unix % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        seconds / 3600,
-        seconds % 3600 / 60
-    )
+    i64::try_from(*unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or_else(
+            || unix.to_string(),
+            |t| format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute()),
+        )
 }
 
 /// Shows the console page `render` makes for an administrator; the sign-in form for a

@@ -189,22 +189,7 @@ async fn an_administrators_actions_are_done_and_audited_with_them_as_actor() {
     let root = add_administrator(&server).await;
     // alice gives a client a grant.
     let (client_id, code) = server.fresh_code(&[]).await;
-    let tokens: Value = server
-        .http
-        .post(format!("{}/token", server.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = server.redeem_code(&client_id, &code).await;
     let (cookie, csrf) = console_session(&server, ROOT_EMAIL, ROOT_PASSWORD).await;
 
     // The API lists the grant with alice's email and the client's name.
@@ -244,16 +229,8 @@ async fn an_administrators_actions_are_done_and_audited_with_them_as_actor() {
         .await;
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     let refreshed = server
-        .http
-        .post(format!("{}/token", server.issuer))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .refresh(&client_id, tokens["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
     // Again: nothing left to revoke, 404.
     let again = server

@@ -6,41 +6,11 @@
 
 use super::*;
 
-/// Runs `mcpauth-server ARGS` on the database `url`.
-fn cli_on(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
-        .args(args)
-        .env("MCPAUTH_DATABASE_URL", url)
-        .env("MCPAUTH_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_into_a_new_instance_with_its_clients_and_tokens() {
     let first = start().await;
     let (client_id, code) = first.fresh_code(&[]).await;
-    let tokens: Value = first
-        .http
-        .post(format!("{}/token", first.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = first.redeem_code(&client_id, &code).await;
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
     let elsewhere = temp_dir("backup-copies");
     let backup = elsewhere.join("mcpauth-backup.db");

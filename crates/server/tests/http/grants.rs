@@ -8,23 +8,7 @@ use super::*;
 async fn the_operator_lists_a_users_grants_and_revoking_one_ends_its_refresh_tokens() {
     let server = start().await;
     let (client_id, code) = server.fresh_code(&[]).await;
-    let token_url = format!("{}/token", server.issuer);
-    let tokens: Value = server
-        .http
-        .post(&token_url)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = server.redeem_code(&client_id, &code).await;
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
 
     let (ok, listed, err) = cli(
@@ -54,17 +38,7 @@ async fn the_operator_lists_a_users_grants_and_revoking_one_ends_its_refresh_tok
 
     let (ok, out, err) = cli(&server, &["grant", "revoke", &grant_id]);
     assert!(ok && out.contains(&grant_id), "{out}{err}");
-    let refreshed = server
-        .http
-        .post(&token_url)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let refreshed = server.refresh(&client_id, refresh_token).await;
     assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         refreshed.json::<Value>().await.unwrap()["error"],

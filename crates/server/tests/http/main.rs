@@ -430,12 +430,17 @@ fn es256_jwt(der: &[u8], kid: &str, claims: &Value) -> String {
 
 /// Runs `mcpauth-server ARGS` on `server`'s database, as the operator would.
 fn cli(server: &Running, args: &[&str]) -> (bool, String, String) {
+    cli_on(
+        &format!("sqlite://{}", server.dir.join("mcpauth.db").display()),
+        args,
+    )
+}
+
+/// Runs `mcpauth-server ARGS` on the database `url`.
+fn cli_on(url: &str, args: &[&str]) -> (bool, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpauth-server"))
         .args(args)
-        .env(
-            "MCPAUTH_DATABASE_URL",
-            format!("sqlite://{}", server.dir.join("mcpauth.db").display()),
-        )
+        .env("MCPAUTH_DATABASE_URL", url)
         .env("MCPAUTH_LOG", "warn")
         .output()
         .unwrap();
@@ -444,4 +449,39 @@ fn cli(server: &Running, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+impl Running {
+    /// The tokens `client_id` (a public client) gets for `code` from [`Running::fresh_code`].
+    async fn redeem_code(&self, client_id: &str, code: &str) -> Value {
+        self.http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `client_id` (a public client) refreshes with `refresh_token`.
+    async fn refresh(&self, client_id: &str, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
 }

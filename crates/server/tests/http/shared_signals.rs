@@ -260,22 +260,7 @@ async fn a_revoked_grant_and_a_disabled_user_reach_the_stream_as_signed_events_u
 
     // Alice signs in; the client logs out (RFC 7009 on the refresh token).
     let (client_id, code) = server.fresh_code(&[]).await;
-    let tokens: Value = server
-        .http
-        .post(format!("{}/token", server.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = server.redeem_code(&client_id, &code).await;
     let access = tokens["access_token"].as_str().unwrap();
     let grant_id = serde_json::from_slice::<Value>(
         &base64::Engine::decode(
